@@ -1,0 +1,814 @@
+//! The broker: a data dir of topics, their partitions' logs, admin operations, and the
+//! background retention and compaction thread.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::error::{BrokerError, Result};
+use crate::log::{AppendInfo, CleanStats, Log};
+use crate::record::{NewRecord, ProducerFields, RecordBatch};
+
+/// The file that holds the data dir's exclusive lock.
+const LOCK_FILE: &str = ".lock";
+/// Where topic metadata lives inside the data dir.
+const META_DIR: &str = "meta/topics";
+/// The version of the topic metadata file layout.
+const META_FORMAT_VERSION: u32 = 1;
+
+/// A topic to create: name, partition count and configs by Kafka's names
+/// (Kafka's `NewTopic`).
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition count; `None` uses the broker's `num.partitions`.
+    pub partitions: Option<u32>,
+    /// Configs as `(key, value)`, applied over the broker's defaults.
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    /// A topic with `partitions` partitions and default configs.
+    pub fn new(name: impl Into<String>, partitions: u32) -> Self {
+        NewTopic {
+            name: name.into(),
+            partitions: Some(partitions),
+            configs: Vec::new(),
+        }
+    }
+
+    /// Adds one config, e.g. `("cleanup.policy", "compact")`.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configs.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// One partition as `describe` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// Partition index.
+    pub partition: u32,
+    /// The first offset still in the log.
+    pub log_start_offset: u64,
+    /// The offset the next record will get.
+    pub log_end_offset: u64,
+    /// Bytes of segment files on disk.
+    pub size_bytes: u64,
+    /// Number of segment files.
+    pub segment_count: usize,
+}
+
+/// A topic as `describe` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition offsets and sizes.
+    pub partitions: Vec<PartitionDescription>,
+    /// The topic's configs.
+    pub config: TopicConfig,
+}
+
+/// One partition: its log behind a lock that is never held across an `.await`.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    log: Mutex<Log>,
+}
+
+impl Partition {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave the log half-written: every append
+        // writes whole batches and recovery truncates a torn tail, so the guard is reused.
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: String,
+    pub(crate) partitions: Vec<Partition>,
+}
+
+#[derive(Debug)]
+struct Background {
+    stop: mpsc::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    dir: PathBuf,
+    /// Holds the lock for as long as the broker lives.
+    _lock: Option<File>,
+    /// Keeps an in-memory broker's temporary dir alive.
+    _temp: Option<tempfile::TempDir>,
+    pub(crate) config: BrokerConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Woken on every append, so waiting consumers fetch again.
+    pub(crate) data_arrived: Notify,
+    background: Mutex<Option<Background>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// An embedded broker. Cheap to clone: clones share one broker.
+///
+/// `Send + Sync`; many producers and consumers can use one broker at once.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Checks a topic name against Kafka's rules.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(BrokerError::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("the name is empty");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if name.len() > 249 {
+        return bad("longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    dir.join(format!("{topic}-{partition}"))
+}
+
+fn meta_file(dir: &Path, topic: &str) -> PathBuf {
+    dir.join(META_DIR).join(format!("{topic}.properties"))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| BrokerError::io(dir, e))
+}
+
+/// Writes a file atomically: temp file, fsync, rename, fsync of the dir.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(|e| BrokerError::io(&tmp, e))?;
+    file.write_all(contents)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| BrokerError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| BrokerError::io(path, e))?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Renders a topic's metadata file: a version line, the partition count, then the configs.
+fn render_meta(partitions: u32, config: &TopicConfig) -> String {
+    let mut out = format!("format.version={META_FORMAT_VERSION}\npartitions={partitions}\n");
+    for (key, value) in config.to_pairs() {
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&value);
+        out.push('\n');
+    }
+    out
+}
+
+fn parse_meta(file: &Path, text: &str) -> Result<(u32, TopicConfig)> {
+    let corrupt = |reason: String| BrokerError::CorruptMetadata {
+        file: file.to_owned(),
+        reason,
+    };
+    let mut version = None;
+    let mut partitions = None;
+    let mut config = TopicConfig::default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| corrupt(format!("line {}: expected key=value", n + 1)))?;
+        match key {
+            "format.version" => {
+                version = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| corrupt(format!("bad format.version {value:?}")))?,
+                )
+            }
+            "partitions" => {
+                partitions = Some(
+                    value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| corrupt(format!("bad partition count {value:?}")))?,
+                )
+            }
+            _ => config
+                .set(key, value)
+                .map_err(|e| corrupt(format!("line {}: {e}", n + 1)))?,
+        }
+    }
+    match version {
+        Some(META_FORMAT_VERSION) => {}
+        Some(v) => return Err(corrupt(format!("unsupported format.version {v}"))),
+        None => return Err(corrupt("missing format.version".to_owned())),
+    }
+    let partitions = partitions.ok_or_else(|| corrupt("missing partitions".to_owned()))?;
+    Ok((partitions, config))
+}
+
+impl Broker {
+    /// Opens or creates a broker in `dir`, taking an exclusive lock on it, and recovers every
+    /// partition's log (a torn tail is truncated with a warning).
+    ///
+    /// A second opener of the same dir, in this process or another, gets
+    /// [`BrokerError::DirLocked`].
+    pub async fn open(dir: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
+        Self::open_inner(dir.as_ref().to_owned(), None, config)
+    }
+
+    /// A broker in a fresh temporary dir that is removed when the broker is dropped: for
+    /// tests and examples. It behaves exactly like a persistent one.
+    pub async fn in_memory() -> Result<Broker> {
+        Self::in_memory_with(BrokerConfig::default()).await
+    }
+
+    /// [`Broker::in_memory`] with a config (a mock clock, say).
+    pub async fn in_memory_with(config: BrokerConfig) -> Result<Broker> {
+        let temp = tempfile::Builder::new()
+            .prefix("broker-")
+            .tempdir()
+            .map_err(|e| BrokerError::io(std::env::temp_dir(), e))?;
+        let dir = temp.path().to_owned();
+        Self::open_inner(dir, Some(temp), config)
+    }
+
+    fn open_inner(
+        dir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        config: BrokerConfig,
+    ) -> Result<Broker> {
+        fs::create_dir_all(dir.join(META_DIR)).map_err(|e| BrokerError::io(&dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| BrokerError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(BrokerError::DirLocked {
+                    dir,
+                    lock_file: lock_path,
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(BrokerError::io(&lock_path, e)),
+        }
+
+        let mut topics = BTreeMap::new();
+        let meta_dir = dir.join(META_DIR);
+        let entries = fs::read_dir(&meta_dir).map_err(|e| BrokerError::io(&meta_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| BrokerError::io(&meta_dir, e))?;
+            let path = entry.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".properties"))
+            else {
+                continue;
+            };
+            let name = name.to_owned();
+            let text = fs::read_to_string(&path).map_err(|e| BrokerError::io(&path, e))?;
+            let (partitions, topic_config) = parse_meta(&path, &text)?;
+            let topic = Self::open_topic(&dir, &name, partitions, topic_config, &config)?;
+            topics.insert(name, Arc::new(topic));
+        }
+        info!(dir = %dir.display(), topics = topics.len(), "broker opened");
+
+        let inner = Arc::new(Inner {
+            dir,
+            _lock: Some(lock),
+            _temp: temp,
+            config,
+            topics: RwLock::new(topics),
+            data_arrived: Notify::new(),
+            background: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let broker = Broker { inner };
+        broker.start_background();
+        Ok(broker)
+    }
+
+    fn open_topic(
+        dir: &Path,
+        name: &str,
+        partitions: u32,
+        topic_config: TopicConfig,
+        config: &BrokerConfig,
+    ) -> Result<Topic> {
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            let log = Log::open(
+                &partition_dir(dir, name, p),
+                name,
+                p,
+                topic_config.clone(),
+                config.flush_policy,
+                config.time.clone(),
+            )?;
+            parts.push(Partition {
+                log: Mutex::new(log),
+            });
+        }
+        Ok(Topic {
+            name: name.to_owned(),
+            partitions: parts,
+        })
+    }
+
+    fn start_background(&self) {
+        let interval = match self.inner.config.retention_check_interval_ms {
+            Some(ms) => ms.min(self.inner.config.cleaner_backoff_ms).max(10),
+            None => return,
+        };
+        let (stop, stopped) = mpsc::channel::<()>();
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let handle = std::thread::Builder::new()
+            .name("log-cleaner".to_owned())
+            .spawn(move || loop {
+                match stopped.recv_timeout(Duration::from_millis(interval)) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let broker = Broker { inner };
+                if let Err(e) = broker.run_retention() {
+                    warn!(error = %e, "retention pass failed");
+                }
+                if let Err(e) = broker.run_cleaner() {
+                    warn!(error = %e, "cleaner pass failed");
+                }
+            });
+        match handle {
+            Ok(handle) => {
+                *self
+                    .inner
+                    .background
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(Background { stop, handle });
+            }
+            Err(e) => warn!(error = %e, "could not start the log cleaner thread"),
+        }
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The broker's config.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(BrokerError::Closed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.check_open()?;
+        self.inner
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownTopic {
+                topic: name.to_owned(),
+            })
+    }
+
+    pub(crate) fn partition(&self, topic: &str, partition: u32) -> Result<(Arc<Topic>, usize)> {
+        let t = self.topic(topic)?;
+        if partition as usize >= t.partitions.len() {
+            return Err(BrokerError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+                partitions: t.partitions.len() as u32,
+            });
+        }
+        Ok((t, partition as usize))
+    }
+
+    /// Creates a topic. A bad name, a duplicate, a zero partition count or a bad config is a
+    /// typed error and creates nothing.
+    pub async fn create_topic(&self, new: NewTopic) -> Result<()> {
+        self.check_open()?;
+        validate_topic_name(&new.name)?;
+        let partitions = new.partitions.unwrap_or(self.inner.config.num_partitions);
+        if partitions == 0 {
+            return Err(BrokerError::InvalidConfig {
+                key: "partitions".to_owned(),
+                value: "0".to_owned(),
+                reason: "a topic needs at least one partition".to_owned(),
+            });
+        }
+        let mut config = self.inner.config.default_topic_config.clone();
+        for (key, value) in &new.configs {
+            config.set(key, value)?;
+        }
+        let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
+        if topics.contains_key(&new.name) {
+            return Err(BrokerError::TopicExists { topic: new.name });
+        }
+        // Leftovers of a deleted topic of the same name must not come back to life.
+        for p in 0..partitions {
+            let pdir = partition_dir(&self.inner.dir, &new.name, p);
+            if pdir.exists() {
+                warn!(dir = %pdir.display(), "removing a stale partition dir of a deleted topic");
+                fs::remove_dir_all(&pdir).map_err(|e| BrokerError::io(&pdir, e))?;
+            }
+        }
+        let topic = Self::open_topic(
+            &self.inner.dir,
+            &new.name,
+            partitions,
+            config.clone(),
+            &self.inner.config,
+        )?;
+        write_atomically(
+            &meta_file(&self.inner.dir, &new.name),
+            render_meta(partitions, &config).as_bytes(),
+        )?;
+        info!(topic = %new.name, partitions, "topic created");
+        topics.insert(new.name, Arc::new(topic));
+        Ok(())
+    }
+
+    /// Creates a topic unless it exists (with any partition count). Returns whether it was
+    /// created.
+    pub async fn ensure_topic(&self, new: NewTopic) -> Result<bool> {
+        match self.create_topic(new).await {
+            Ok(()) => Ok(true),
+            Err(BrokerError::TopicExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        self.check_open()?;
+        let topic = {
+            let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
+            let topic = topics.remove(name).ok_or_else(|| BrokerError::UnknownTopic {
+                topic: name.to_owned(),
+            })?;
+            // The metadata goes first: a crash after this leaves only orphan dirs, which a
+            // later create of the same name removes.
+            let meta = meta_file(&self.inner.dir, name);
+            fs::remove_file(&meta).map_err(|e| BrokerError::io(&meta, e))?;
+            sync_dir(&self.inner.dir.join(META_DIR))?;
+            topic
+        };
+        for (p, _) in topic.partitions.iter().enumerate() {
+            let pdir = partition_dir(&self.inner.dir, name, p as u32);
+            if let Err(e) = fs::remove_dir_all(&pdir) {
+                warn!(dir = %pdir.display(), error = %e, "could not remove a deleted topic's dir");
+            }
+        }
+        info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Names of all topics, sorted.
+    pub async fn list_topics(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        Ok(self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect())
+    }
+
+    /// Per-partition offsets and sizes, and the topic's configs.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let topic = self.topic(name)?;
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        let mut config = None;
+        for (p, part) in topic.partitions.iter().enumerate() {
+            let log = part.lock();
+            partitions.push(PartitionDescription {
+                partition: p as u32,
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                size_bytes: log.size_bytes(),
+                segment_count: log.segment_count(),
+            });
+            if config.is_none() {
+                config = Some(log.config().clone());
+            }
+        }
+        Ok(TopicDescription {
+            name: topic.name.clone(),
+            partitions,
+            config: config.unwrap_or_default(),
+        })
+    }
+
+    /// The number of partitions of a topic.
+    pub async fn partition_count(&self, topic: &str) -> Result<u32> {
+        Ok(self.topic(topic)?.partitions.len() as u32)
+    }
+
+    /// Changes configs of an existing topic (Kafka's `alterConfigs`); unchanged keys keep
+    /// their values.
+    pub async fn alter_topic_config(&self, name: &str, changes: &[(&str, &str)]) -> Result<()> {
+        let topic = self.topic(name)?;
+        let mut config = match topic.partitions.first() {
+            Some(p) => p.lock().config().clone(),
+            None => TopicConfig::default(),
+        };
+        for (key, value) in changes {
+            config.set(key, value)?;
+        }
+        write_atomically(
+            &meta_file(&self.inner.dir, name),
+            render_meta(topic.partitions.len() as u32, &config).as_bytes(),
+        )?;
+        for part in &topic.partitions {
+            part.lock().set_config(config.clone());
+        }
+        Ok(())
+    }
+
+    /// Appends records to one partition as one batch (or several, if they pass
+    /// `max.message.bytes`), and wakes waiting consumers.
+    pub async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[NewRecord],
+        producer: ProducerFields,
+    ) -> Result<AppendInfo> {
+        let (t, p) = self.partition(topic, partition)?;
+        let info = t.partitions[p].lock().append(records, producer)?;
+        self.inner.data_arrived.notify_waiters();
+        Ok(info)
+    }
+
+    /// Reads whole batches of one partition starting at the batch that holds `offset`, about
+    /// `max_bytes` of them (at least one batch), stopping before `max_offset`.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: Option<u64>,
+    ) -> Result<Vec<RecordBatch>> {
+        let (t, p) = self.partition(topic, partition)?;
+        let log = t.partitions[p].lock();
+        log.read(offset, max_bytes, max_offset.unwrap_or(u64::MAX))
+    }
+
+    /// `(log start offset, log end offset)` of a partition.
+    pub async fn offsets(&self, topic: &str, partition: u32) -> Result<(u64, u64)> {
+        let (t, p) = self.partition(topic, partition)?;
+        let log = t.partitions[p].lock();
+        Ok((log.log_start_offset(), log.log_end_offset()))
+    }
+
+    /// The earliest offset whose timestamp is at least `timestamp`, with that timestamp
+    /// (Kafka's `offsetsForTimes`); `None` if every record is older.
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp: i64,
+    ) -> Result<Option<(u64, i64)>> {
+        let (t, p) = self.partition(topic, partition)?;
+        let log = t.partitions[p].lock();
+        log.offset_for_timestamp(timestamp)
+    }
+
+    /// A commit point for the given partitions: fsyncs them unless `log.flush.policy` is
+    /// `close`.
+    pub async fn commit_point(&self, partitions: &[(String, u32)]) -> Result<()> {
+        for (topic, partition) in partitions {
+            let (t, p) = self.partition(topic, *partition)?;
+            t.partitions[p].lock().commit_point()?;
+        }
+        Ok(())
+    }
+
+    fn all_topics(&self) -> Vec<Arc<Topic>> {
+        self.inner
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Fsyncs every partition.
+    pub async fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        for topic in self.all_topics() {
+            for part in &topic.partitions {
+                part.lock().flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `retention.ms` and `retention.bytes` to every topic with the `delete` policy
+    /// now; returns the number of segments deleted. The background thread does this every
+    /// `log.retention.check.interval.ms`.
+    pub fn run_retention(&self) -> Result<usize> {
+        self.check_open()?;
+        let mut deleted = 0;
+        for topic in self.all_topics() {
+            for part in &topic.partitions {
+                deleted += part.lock().enforce_retention()?;
+            }
+        }
+        if deleted > 0 {
+            debug!(deleted, "retention deleted segments");
+        }
+        Ok(deleted)
+    }
+
+    /// One background cleaner pass: compacts each partition of a compacted topic whose dirty
+    /// ratio reached `min.cleanable.dirty.ratio`.
+    pub fn run_cleaner(&self) -> Result<CleanStats> {
+        self.check_open()?;
+        let mut total = CleanStats::default();
+        for topic in self.all_topics() {
+            for part in &topic.partitions {
+                let mut log = part.lock();
+                if log.config().cleanup_policy.compact {
+                    add_stats(&mut total, log.clean(false)?);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Compacts every partition of `topic` now, whatever its dirty ratio (the active segment
+    /// and records younger than `min.compaction.lag.ms` are still left alone).
+    pub async fn compact_topic(&self, topic: &str) -> Result<CleanStats> {
+        let t = self.topic(topic)?;
+        let mut total = CleanStats::default();
+        for part in &t.partitions {
+            let mut log = part.lock();
+            if !log.config().cleanup_policy.compact {
+                return Err(BrokerError::InvalidConfig {
+                    key: "cleanup.policy".to_owned(),
+                    value: log.config().cleanup_policy.to_string(),
+                    reason: format!("topic {topic} is not compacted"),
+                });
+            }
+            add_stats(&mut total, log.clean(true)?);
+        }
+        Ok(total)
+    }
+
+    /// Stops the background thread and flushes and closes every log. Later calls on any clone
+    /// of this broker return [`BrokerError::Closed`].
+    pub async fn close(&self) -> Result<()> {
+        self.inner.shutdown()
+    }
+}
+
+fn add_stats(total: &mut CleanStats, s: CleanStats) {
+    total.segments_cleaned += s.segments_cleaned;
+    total.records_read += s.records_read;
+    total.records_removed += s.records_removed;
+    total.bytes_before += s.bytes_before;
+    total.bytes_after += s.bytes_after;
+}
+
+impl Inner {
+    fn shutdown(&self) -> Result<()> {
+        if self
+            .closed
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        let background = self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(bg) = background {
+            // The thread may be the one dropping the last handle: never join ourselves.
+            let _ = bg.stop.send(());
+            if bg.handle.thread().id() != std::thread::current().id() {
+                let _ = bg.handle.join();
+            }
+        }
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        let mut first_error = None;
+        for topic in topics.values() {
+            for part in &topic.partitions {
+                let mut log = part.log.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = log.close() {
+                    warn!(error = %e, "closing a log failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.data_arrived.notify_waiters();
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            warn!(error = %e, "broker shutdown on drop failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("text-lines").is_ok());
+        assert!(validate_topic_name("app.store_1-changelog").is_ok());
+        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
+        for bad in ["", ".", "..", "a b", "a/b", "ü"] {
+            assert!(
+                matches!(
+                    validate_topic_name(bad),
+                    Err(BrokerError::InvalidTopicName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn metadata_round_trips_and_rejects_garbage() {
+        let config = TopicConfig::from_pairs([("cleanup.policy", "compact")]).unwrap();
+        let text = render_meta(3, &config);
+        let (p, c) = parse_meta(Path::new("t.properties"), &text).unwrap();
+        assert_eq!(p, 3);
+        assert_eq!(c, config);
+        for bad in [
+            "",
+            "partitions=3\n",
+            "format.version=9\npartitions=3\n",
+            "format.version=1\npartitions=0\n",
+            "format.version=1\npartitions=2\nretention.ms=x\n",
+            "format.version=1\ngarbage\n",
+        ] {
+            let err = parse_meta(Path::new("t.properties"), bad).unwrap_err();
+            assert!(err.to_string().contains("t.properties"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the embedded broker.
+///
+/// Fail-stop errors (I/O, corruption, a failed fsync) are kept apart from
+/// expected outcomes (an unknown topic, an offset out of range): see
+/// [`BrokerError::is_fatal`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// Another broker (in this or another process) holds the data dir.
+    #[error("data dir {dir} is locked by another broker (lock file {lock_file})")]
+    DirLocked {
+        /// The data dir.
+        dir: PathBuf,
+        /// The lock file that could not be taken.
+        lock_file: PathBuf,
+    },
+
+    /// An I/O operation on a file or directory failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A batch failed its checks (CRC, length, offsets) when it was read.
+    #[error("partition {topic}-{partition}: corrupt batch at offset {offset} in {file}: {reason}")]
+    CorruptBatch {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The offset (or expected base offset) of the corrupt batch.
+        offset: u64,
+        /// The segment file holding it.
+        file: PathBuf,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A metadata or checkpoint file could not be parsed.
+    #[error("corrupt metadata file {file}: {reason}")]
+    CorruptMetadata {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A topic name breaks Kafka's naming rules.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A topic with this name exists already.
+    #[error("topic {topic} already exists")]
+    TopicExists {
+        /// Topic name.
+        topic: String,
+    },
+
+    /// No topic with this name exists.
+    #[error("unknown topic {topic}")]
+    UnknownTopic {
+        /// Topic name.
+        topic: String,
+    },
+
+    /// The topic exists but has no such partition.
+    #[error("topic {topic} has {partitions} partitions; partition {partition} does not exist")]
+    UnknownPartition {
+        /// Topic name.
+        topic: String,
+        /// The requested partition.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+
+    /// A fetch asked for an offset outside `[log start, log end]`.
+    #[error(
+        "partition {topic}-{partition}: offset {offset} is out of range [{log_start_offset}, {log_end_offset}]"
+    )]
+    OffsetOutOfRange {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The requested offset.
+        offset: u64,
+        /// The first offset still in the log.
+        log_start_offset: u64,
+        /// The offset the next record will get.
+        log_end_offset: u64,
+    },
+
+    /// A consumer has no position for a partition and `auto.offset.reset` is `none`.
+    #[error("partition {topic}-{partition}: no offset to start from and auto.offset.reset is none")]
+    NoOffsetForPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+    },
+
+    /// A configuration key or value is not valid.
+    #[error("invalid config {key}={value:?}: {reason}")]
+    InvalidConfig {
+        /// The config key, with Kafka's name.
+        key: String,
+        /// The rejected value.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A record was refused by the broker (too large, no key for a compacted topic, ...).
+    #[error("topic {topic}: record rejected: {reason}")]
+    InvalidRecord {
+        /// Topic name.
+        topic: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// An fsync failed earlier: the partition refuses further writes, because retrying an
+    /// fsync can silently lose data.
+    #[error("partition {topic}-{partition} is poisoned after a failed fsync; reopen the broker")]
+    LogPoisoned {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+    },
+
+    /// The broker was closed.
+    #[error("the broker is closed")]
+    Closed,
+}
+
+impl BrokerError {
+    /// True for fail-stop errors (I/O, corruption, poisoning) as opposed to expected outcomes
+    /// that a caller can handle (unknown topic, offset out of range, invalid input).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            BrokerError::Io { .. }
+                | BrokerError::CorruptBatch { .. }
+                | BrokerError::CorruptMetadata { .. }
+                | BrokerError::LogPoisoned { .. }
+        )
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        BrokerError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

@@ -1,0 +1,51 @@
+//! An embedded, persistent, partitioned log broker with Kafka's semantics.
+//!
+//! Topics are split into partitions; each partition is an append-only log of record batches
+//! in segment files, in Kafka's record-batch v2 layout. Producers append with Kafka's default
+//! partitioner (murmur2 of the key); consumers fetch from any offset and wait for new data.
+//! Old data goes by retention (time or size) or by log compaction (latest value per key).
+
+pub mod batch;
+pub mod broker;
+pub mod config;
+pub mod consumer;
+pub mod error;
+mod log;
+pub mod partitioner;
+pub mod producer;
+pub mod record;
+pub mod time;
+
+pub use crate::log::{AppendInfo, CleanStats};
+pub use broker::{validate_topic_name, Broker, NewTopic, PartitionDescription, TopicDescription};
+pub use config::{BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicConfig};
+pub use consumer::{AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord};
+pub use error::{BrokerError, Result};
+pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch};
+pub use time::{MockTime, SystemTime, Time};
+
+/// A topic name and partition index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    /// A topic-partition.
+    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit, property, integration and
+# crash tests, then doc tests. Installs what it needs; relies on nothing left on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is not installed (install Rust with rustup first)" >&2
+    exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest from crates.io" >&2
+    cargo install cargo-nextest --locked
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo nextest (unit, property, integration and crash tests)"
+cargo nextest run --workspace --locked --no-fail-fast
+echo "== doc tests"
+cargo test --workspace --doc --locked

@@ -1,0 +1,324 @@
+//! The embedded broker through its public API: topics, producer and consumer, partitioning,
+//! offsets reset, seeks, waiting polls, the data dir lock, and reopening.
+
+use std::time::Duration;
+
+use broker_embedded::partitioner::partition_for_key;
+use broker_embedded::{
+    AutoOffsetReset, Broker, BrokerConfig, BrokerError, Consumer, ConsumerConfig, MockTime,
+    NewTopic, Producer, ProducerRecord, TopicPartition,
+};
+
+fn earliest() -> ConsumerConfig {
+    ConsumerConfig {
+        auto_offset_reset: AutoOffsetReset::Earliest,
+        ..ConsumerConfig::default()
+    }
+}
+
+async fn drain(consumer: &mut Consumer) -> Vec<broker_embedded::ConsumerRecord> {
+    let mut out = Vec::new();
+    loop {
+        let batch = consumer
+            .poll_up_to(1000, Duration::from_millis(50))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
+    }
+}
+
+#[tokio::test]
+async fn produce_consume_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap();
+        broker
+            .create_topic(NewTopic::new("lines", 3).config("segment.bytes", "1024"))
+            .await
+            .unwrap();
+        let producer = Producer::new(&broker);
+        let records: Vec<_> = (0..500)
+            .map(|i| {
+                ProducerRecord::new("lines", format!("value-{i}"))
+                    .key(format!("key-{}", i % 37))
+                    .timestamp(1_000 + i)
+                    .header("n", i.to_string())
+            })
+            .collect();
+        let metas = producer.send_batch(records).await.unwrap();
+        assert_eq!(metas.len(), 500);
+        for (i, m) in metas.iter().enumerate() {
+            let key = format!("key-{}", i % 37);
+            assert_eq!(m.partition, partition_for_key(key.as_bytes(), 3));
+            assert_eq!(m.timestamp, 1_000 + i as i64);
+        }
+        broker.close().await.unwrap();
+        assert!(matches!(
+            broker.list_topics().await,
+            Err(BrokerError::Closed)
+        ));
+    }
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap();
+    assert_eq!(broker.list_topics().await.unwrap(), vec!["lines".to_owned()]);
+    let description = broker.describe_topic("lines").await.unwrap();
+    assert_eq!(description.config.segment_bytes, 1024);
+    let total: u64 = description.partitions.iter().map(|p| p.log_end_offset).sum();
+    assert_eq!(total, 500);
+    assert!(description.partitions.iter().any(|p| p.segment_count > 1));
+
+    let mut consumer = Consumer::new(&broker, earliest());
+    consumer.assign_topic("lines").await.unwrap();
+    let mut got = drain(&mut consumer).await;
+    assert_eq!(got.len(), 500);
+    got.sort_by_key(|r| r.timestamp);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.value.as_deref(), Some(format!("value-{i}").as_bytes()));
+        assert_eq!(r.key.as_deref(), Some(format!("key-{}", i % 37).as_bytes()));
+        assert_eq!(r.headers[0].value.as_deref(), Some(i.to_string().as_bytes()));
+    }
+    // Within a partition, offsets are dense and in order.
+    for p in 0..3 {
+        let offsets: Vec<u64> = {
+            let mut v: Vec<_> = got.iter().filter(|r| r.partition == p).map(|r| r.offset).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn second_opener_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _broker = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap();
+    let err = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap_err();
+    assert!(matches!(err, BrokerError::DirLocked { .. }), "{err:?}");
+    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn admin_errors_are_typed() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+    assert!(matches!(
+        broker.create_topic(NewTopic::new("t", 2)).await,
+        Err(BrokerError::TopicExists { .. })
+    ));
+    assert!(matches!(
+        broker.create_topic(NewTopic::new("bad name", 1)).await,
+        Err(BrokerError::InvalidTopicName { .. })
+    ));
+    assert!(matches!(
+        broker.create_topic(NewTopic::new("u", 1).config("retention.ms", "x")).await,
+        Err(BrokerError::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        broker.describe_topic("missing").await,
+        Err(BrokerError::UnknownTopic { .. })
+    ));
+    let producer = Producer::new(&broker);
+    assert!(matches!(
+        producer.send(ProducerRecord::new("t", "v").partition(5)).await,
+        Err(BrokerError::UnknownPartition { .. })
+    ));
+    assert!(matches!(
+        producer.send(ProducerRecord::new("missing", "v")).await,
+        Err(BrokerError::UnknownTopic { .. })
+    ));
+    broker.delete_topic("t").await.unwrap();
+    assert!(broker.list_topics().await.unwrap().is_empty());
+    // A re-created topic starts empty.
+    broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+    assert_eq!(broker.offsets("t", 0).await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn compacted_topics_refuse_null_keys() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker
+        .create_topic(NewTopic::new("c", 1).config("cleanup.policy", "compact"))
+        .await
+        .unwrap();
+    let producer = Producer::new(&broker);
+    let err = producer.send(ProducerRecord::new("c", "v")).await.unwrap_err();
+    assert!(matches!(err, BrokerError::InvalidRecord { .. }), "{err:?}");
+    producer
+        .send(ProducerRecord::new("c", "v").key("k"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn null_keys_spread_over_partitions() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("spread", 4)).await.unwrap();
+    let producer = Producer::new(&broker);
+    for _ in 0..50 {
+        let batch = (0..100)
+            .map(|i| ProducerRecord::new("spread", format!("{i:0100}")))
+            .collect();
+        producer.send_batch(batch).await.unwrap();
+    }
+    let mut used = 0;
+    for p in 0..4 {
+        let (_, end) = broker.offsets("spread", p).await.unwrap();
+        if end > 0 {
+            used += 1;
+        }
+    }
+    assert_eq!(used, 4, "null-key records should reach every partition");
+}
+
+#[tokio::test]
+async fn auto_offset_reset_and_seeks() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let producer = Producer::new(&broker);
+    let batch = (0..10)
+        .map(|i| ProducerRecord::new("t", format!("v{i}")).timestamp(100 * i))
+        .collect();
+    producer.send_batch(batch).await.unwrap();
+    let tp = TopicPartition::new("t", 0);
+
+    let mut latest = Consumer::new(&broker, ConsumerConfig::default());
+    latest.assign(vec![tp.clone()]).await.unwrap();
+    assert!(drain(&mut latest).await.is_empty());
+    assert_eq!(latest.position(&tp), Some(10));
+
+    let mut none = Consumer::new(
+        &broker,
+        ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::None,
+            ..ConsumerConfig::default()
+        },
+    );
+    none.assign(vec![tp.clone()]).await.unwrap();
+    assert!(matches!(
+        none.poll(Duration::from_millis(10)).await,
+        Err(BrokerError::NoOffsetForPartition { .. })
+    ));
+    none.seek(&tp, 50).unwrap();
+    assert!(matches!(
+        none.poll(Duration::from_millis(10)).await,
+        Err(BrokerError::OffsetOutOfRange { .. })
+    ));
+
+    let mut c = Consumer::new(&broker, earliest());
+    c.assign(vec![tp.clone()]).await.unwrap();
+    c.seek(&tp, 50).unwrap();
+    // Out of range: reset to earliest.
+    let got = drain(&mut c).await;
+    assert_eq!(got.first().map(|r| r.offset), Some(0));
+    c.seek_to_timestamp(&tp, 450).await.unwrap();
+    let got = drain(&mut c).await;
+    assert_eq!(got.first().map(|r| r.offset), Some(5));
+    assert_eq!(got.first().map(|r| r.timestamp), Some(500));
+    c.seek_to_timestamp(&tp, 10_000).await.unwrap();
+    assert!(drain(&mut c).await.is_empty());
+    c.seek(&tp, 7).unwrap();
+    let got = drain(&mut c).await;
+    assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![7, 8, 9]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn poll_wakes_when_data_arrives() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+    let mut consumer = Consumer::new(&broker, ConsumerConfig::default());
+    consumer.assign_topic("t").await.unwrap();
+    // Resolve positions (latest) before anything is written.
+    assert!(consumer
+        .poll(Duration::from_millis(1))
+        .await
+        .unwrap()
+        .is_empty());
+    let producer = Producer::new(&broker);
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        producer
+            .send(ProducerRecord::new("t", "hello").partition(1))
+            .await
+            .unwrap();
+    });
+    let start = tokio::time::Instant::now();
+    let got = consumer.poll(Duration::from_secs(3600)).await.unwrap();
+    let waited = start.elapsed();
+    sender.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value.as_deref(), Some(&b"hello"[..]));
+    // Woken by the append at 5 s, not by the hour-long timeout.
+    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(60), "{waited:?}");
+}
+
+#[tokio::test]
+async fn log_append_time_replaces_producer_timestamps() {
+    let time = MockTime::new(1_700_000_000_000);
+    let broker = Broker::in_memory_with(BrokerConfig {
+        time: time.clone(),
+        retention_check_interval_ms: None,
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    broker
+        .create_topic(NewTopic::new("t", 1).config("message.timestamp.type", "LogAppendTime"))
+        .await
+        .unwrap();
+    let producer = Producer::new(&broker);
+    let m = producer
+        .send(ProducerRecord::new("t", "v").timestamp(5))
+        .await
+        .unwrap();
+    assert_eq!(m.timestamp, 1_700_000_000_000);
+    let mut c = Consumer::new(&broker, earliest());
+    c.assign_topic("t").await.unwrap();
+    let got = drain(&mut c).await;
+    assert_eq!(got[0].timestamp, 1_700_000_000_000);
+    assert_eq!(
+        got[0].timestamp_type,
+        broker_embedded::TimestampType::LogAppendTime
+    );
+}
+
+#[tokio::test]
+async fn retention_through_the_broker() {
+    let time = MockTime::new(1_000_000);
+    let broker = Broker::in_memory_with(BrokerConfig {
+        time: time.clone(),
+        retention_check_interval_ms: None,
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    broker
+        .create_topic(
+            NewTopic::new("r", 1)
+                .config("segment.bytes", "1000")
+                .config("retention.ms", "60000"),
+        )
+        .await
+        .unwrap();
+    let producer = Producer::new(&broker);
+    for i in 0..100 {
+        producer
+            .send(ProducerRecord::new("r", format!("{i:050}")).timestamp(1_000_000 + i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(broker.run_retention().unwrap(), 0);
+    time.advance(120_000);
+    producer
+        .send(ProducerRecord::new("r", "new").timestamp(broker_embedded::Time::now_ms(&*time)))
+        .await
+        .unwrap();
+    assert!(broker.run_retention().unwrap() > 0);
+    let (start, end) = broker.offsets("r", 0).await.unwrap();
+    assert!(start > 0 && end == 101, "start {start}, end {end}");
+    let mut c = Consumer::new(&broker, earliest());
+    c.assign_topic("r").await.unwrap();
+    let got = drain(&mut c).await;
+    assert_eq!(got.first().map(|r| r.offset), Some(start));
+}
