@@ -1,0 +1,607 @@
+//! The record cache layer (`cache.max.bytes.buffering`).
+
+use std::cmp::Ordering;
+use std::collections::btree_map;
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::store::{empty_iter, KeyValueStore, KvIter};
+
+/// Bytes counted per cache entry on top of its key and value, for the map
+/// nodes and bookkeeping. An entry costs
+/// `key.len() + value.len() + CACHE_ENTRY_OVERHEAD_BYTES`.
+pub const CACHE_ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// An update that leaves the cache for the inner store, to be forwarded
+/// downstream: the key, its new value and the value the inner store held
+/// before (what downstream saw last). `None` means absent / tombstone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The key.
+    pub key: Bytes,
+    /// The value written to the inner store (`None`: deleted).
+    pub new_value: Option<Bytes>,
+    /// The inner store's value before the write.
+    pub old_value: Option<Bytes>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    value: Option<Bytes>,
+    /// Position in the recency order; also the key's position in the dirty
+    /// order while it is dirty.
+    seq: u64,
+    dirty: bool,
+}
+
+fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
+    key.len() + value.as_ref().map_or(0, Bytes::len) + CACHE_ENTRY_OVERHEAD_BYTES
+}
+
+/// The cache proper, apart from the inner store so that both can be
+/// borrowed at once.
+#[derive(Debug)]
+struct Cache {
+    max_bytes: usize,
+    bytes: usize,
+    entries: BTreeMap<Bytes, Slot>,
+    /// Every entry by recency of its last write, least recent first.
+    lru: BTreeMap<u64, Bytes>,
+    /// Dirty entries by their last write, oldest first: the flush order.
+    dirty: BTreeMap<u64, Bytes>,
+    next_seq: u64,
+    evictions: u64,
+}
+
+/// Writes one dirty entry to `inner` and builds the entry to forward.
+fn write_through<S: KeyValueStore>(
+    inner: &mut S,
+    key: &Bytes,
+    value: &Option<Bytes>,
+) -> Result<CacheEntry> {
+    let old_value = match value {
+        Some(v) => {
+            let old = inner.get(key)?;
+            inner.put(key.clone(), v.clone())?;
+            old
+        }
+        None => inner.delete(key.clone())?,
+    };
+    Ok(CacheEntry {
+        key: key.clone(),
+        new_value: value.clone(),
+        old_value,
+    })
+}
+
+/// Forwards `entry` unless it deletes a key that was already absent (as
+/// Kafka Streams does).
+fn emit(entry: CacheEntry, forward: &mut impl FnMut(CacheEntry)) {
+    if entry.new_value.is_some() || entry.old_value.is_some() {
+        forward(entry);
+    }
+}
+
+impl Cache {
+    fn insert_dirty(&mut self, key: Bytes, value: Option<Bytes>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += entry_size(&key, &value);
+        match self.entries.get_mut(&key) {
+            Some(slot) => {
+                self.bytes -= entry_size(&key, &slot.value);
+                self.lru.remove(&slot.seq);
+                if slot.dirty {
+                    self.dirty.remove(&slot.seq);
+                }
+                *slot = Slot {
+                    value,
+                    seq,
+                    dirty: true,
+                };
+            }
+            None => {
+                self.entries.insert(
+                    key.clone(),
+                    Slot {
+                        value,
+                        seq,
+                        dirty: true,
+                    },
+                );
+            }
+        }
+        self.lru.insert(seq, key.clone());
+        self.dirty.insert(seq, key);
+    }
+
+    fn write<S: KeyValueStore>(
+        &mut self,
+        inner: &mut S,
+        key: Bytes,
+        value: Option<Bytes>,
+        forward: &mut impl FnMut(CacheEntry),
+    ) -> Result<()> {
+        self.insert_dirty(key, value);
+        self.evict(inner, forward)
+    }
+
+    /// Evicts least recently written entries until the cache fits its bound;
+    /// dirty ones are written through and forwarded first.
+    fn evict<S: KeyValueStore>(
+        &mut self,
+        inner: &mut S,
+        forward: &mut impl FnMut(CacheEntry),
+    ) -> Result<()> {
+        while self.bytes > self.max_bytes {
+            let Some((&seq, key)) = self.lru.first_key_value() else {
+                break;
+            };
+            let key = key.clone();
+            let Some(slot) = self.entries.get(&key) else {
+                self.lru.remove(&seq);
+                continue;
+            };
+            let entry = if slot.dirty {
+                Some(write_through(inner, &key, &slot.value)?)
+            } else {
+                None
+            };
+            self.lru.remove(&seq);
+            self.dirty.remove(&seq);
+            if let Some(slot) = self.entries.remove(&key) {
+                self.bytes -= entry_size(&key, &slot.value);
+            }
+            self.evictions += 1;
+            if let Some(entry) = entry {
+                tracing::trace!(store = %inner.name(), key_len = key.len(), "evicted dirty cache entry");
+                emit(entry, forward);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every dirty entry through, in the order of their last write.
+    /// Entries stay cached, clean.
+    fn flush<S: KeyValueStore>(
+        &mut self,
+        inner: &mut S,
+        forward: &mut impl FnMut(CacheEntry),
+    ) -> Result<()> {
+        let mut written = 0usize;
+        while let Some((&seq, key)) = self.dirty.first_key_value() {
+            let key = key.clone();
+            if let Some(slot) = self.entries.get_mut(&key) {
+                let entry = write_through(inner, &key, &slot.value)?;
+                slot.dirty = false;
+                emit(entry, forward);
+                written += 1;
+            }
+            self.dirty.remove(&seq);
+        }
+        if written > 0 {
+            tracing::debug!(store = %inner.name(), written, "flushed record cache");
+        }
+        Ok(())
+    }
+}
+
+/// A record cache over a store (usually a [`crate::ChangeLoggingStore`]),
+/// bounded by bytes, with Kafka Streams' `cache.max.bytes.buffering`
+/// semantics:
+///
+/// - Writes go to the cache; consecutive updates of a key between flushes
+///   are deduplicated, so the inner store, its changelog and downstream see
+///   only the latest.
+/// - Reads see cached values (including cached deletes) before the inner
+///   store's.
+/// - [`CachingStore::flush_with`] writes the dirty entries to the inner
+///   store in the order of their last update, then flushes the inner store,
+///   and hands each write to the caller as a [`CacheEntry`] to forward.
+/// - When the cache exceeds its bound, the least recently written entries
+///   are evicted; a dirty one is written through and handed over the same
+///   way. A bound of 0 writes every update through at once.
+///
+/// Two ways to receive the [`CacheEntry`]s: the `*_with` methods call a
+/// closure; the [`KeyValueStore`] methods (for code that holds a
+/// `dyn KeyValueStore`) queue them, to be taken with
+/// [`CachingStore::take_forwarded`].
+///
+/// Reads do not populate the cache and do not refresh an entry's recency:
+/// recency is that of the last write.
+#[derive(Debug)]
+pub struct CachingStore<S> {
+    inner: S,
+    cache: Cache,
+    forwarded: Vec<CacheEntry>,
+}
+
+impl<S: KeyValueStore> CachingStore<S> {
+    /// Wraps `inner` with a cache of at most `max_bytes`.
+    pub fn new(inner: S, max_bytes: usize) -> Self {
+        Self {
+            inner,
+            cache: Cache {
+                max_bytes,
+                bytes: 0,
+                entries: BTreeMap::new(),
+                lru: BTreeMap::new(),
+                dirty: BTreeMap::new(),
+                next_seq: 0,
+                evictions: 0,
+            },
+            forwarded: Vec::new(),
+        }
+    }
+
+    /// Puts `key`, calling `forward` for every entry evicted as a result.
+    pub fn put_with(
+        &mut self,
+        key: Bytes,
+        value: Bytes,
+        mut forward: impl FnMut(CacheEntry),
+    ) -> Result<()> {
+        self.cache
+            .write(&mut self.inner, key, Some(value), &mut forward)
+    }
+
+    /// Deletes `key` (caches a tombstone), calling `forward` for every entry
+    /// evicted as a result; returns the value `key` had.
+    pub fn delete_with(
+        &mut self,
+        key: Bytes,
+        mut forward: impl FnMut(CacheEntry),
+    ) -> Result<Option<Bytes>> {
+        let old = self.get(&key)?;
+        self.cache.write(&mut self.inner, key, None, &mut forward)?;
+        Ok(old)
+    }
+
+    /// Writes every dirty entry to the inner store in the order of their
+    /// last update, calling `forward` for each, then flushes the inner store.
+    pub fn flush_with(&mut self, mut forward: impl FnMut(CacheEntry)) -> Result<()> {
+        self.cache.flush(&mut self.inner, &mut forward)?;
+        self.inner.flush()
+    }
+
+    /// Takes the entries queued by the [`KeyValueStore`] methods (`put`,
+    /// `delete`, `flush`, `close`, ...), oldest first.
+    pub fn take_forwarded(&mut self) -> Vec<CacheEntry> {
+        std::mem::take(&mut self.forwarded)
+    }
+
+    /// The inner store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner store, mutably. Writing to it behind the cache's back is
+    /// only safe while the cache is empty (before first use, for
+    /// restoration).
+    pub fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps into the inner store, dropping cached entries (flush first).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The byte bound.
+    pub fn max_bytes(&self) -> usize {
+        self.cache.max_bytes
+    }
+
+    /// The bytes currently accounted to cached entries.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.bytes
+    }
+
+    /// The number of cached entries, clean and dirty.
+    pub fn cached_entries(&self) -> usize {
+        self.cache.entries.len()
+    }
+
+    /// The number of dirty entries (not yet written to the inner store).
+    pub fn dirty_entries(&self) -> usize {
+        self.cache.dirty.len()
+    }
+
+    /// The number of entries evicted since creation.
+    pub fn evictions(&self) -> u64 {
+        self.cache.evictions
+    }
+}
+
+fn merged<'a>(cache: btree_map::Range<'a, Bytes, Slot>, inner: KvIter<'a>) -> KvIter<'a> {
+    Box::new(Merge {
+        cache: cache.peekable(),
+        inner: inner.peekable(),
+    })
+}
+
+/// Merges the cache's entries over the inner store's, in key order; a
+/// cached entry replaces the inner one and a cached tombstone hides it.
+struct Merge<'a> {
+    cache: Peekable<btree_map::Range<'a, Bytes, Slot>>,
+    inner: Peekable<KvIter<'a>>,
+}
+
+impl Iterator for Merge<'_> {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_cache = match (self.cache.peek(), self.inner.peek()) {
+                (None, None) => return None,
+                (None, Some(_)) | (Some(_), Some(Err(_))) => return self.inner.next(),
+                (Some(_), None) => true,
+                (Some((ck, _)), Some(Ok((ik, _)))) => match ck.as_ref().cmp(ik.as_ref()) {
+                    Ordering::Less => true,
+                    Ordering::Equal => {
+                        self.inner.next();
+                        true
+                    }
+                    Ordering::Greater => false,
+                },
+            };
+            if !take_cache {
+                return self.inner.next();
+            }
+            if let Some((key, slot)) = self.cache.next() {
+                if let Some(value) = &slot.value {
+                    return Some(Ok((key.clone(), value.clone())));
+                }
+            }
+        }
+    }
+}
+
+impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn persistent(&self) -> bool {
+        self.inner.persistent()
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        match self.cache.entries.get(key) {
+            Some(slot) => Ok(slot.value.clone()),
+            None => self.inner.get(key),
+        }
+    }
+
+    fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
+        let forwarded = &mut self.forwarded;
+        self.cache
+            .write(&mut self.inner, key, Some(value), &mut |e| {
+                forwarded.push(e)
+            })
+    }
+
+    fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>> {
+        let old = self.get(&key)?;
+        let forwarded = &mut self.forwarded;
+        self.cache
+            .write(&mut self.inner, key, None, &mut |e| forwarded.push(e))?;
+        Ok(old)
+    }
+
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
+        let inner = self.inner.range(from, to)?;
+        if from >= to {
+            return Ok(empty_iter());
+        }
+        let cache = self
+            .cache
+            .entries
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));
+        Ok(merged(cache, inner))
+    }
+
+    fn all(&self) -> Result<KvIter<'_>> {
+        let inner = self.inner.all()?;
+        Ok(merged(self.cache.entries.range::<[u8], _>(..), inner))
+    }
+
+    /// The inner store's count: cached entries not yet written are not
+    /// counted.
+    fn approximate_num_entries(&self) -> Result<u64> {
+        self.inner.approximate_num_entries()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let forwarded = &mut self.forwarded;
+        self.cache
+            .flush(&mut self.inner, &mut |e| forwarded.push(e))?;
+        self.inner.flush()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        // The inner store flushes itself on close (and closing twice is a
+        // no-op there), so only the dirty entries are written here.
+        let forwarded = &mut self.forwarded;
+        self.cache
+            .flush(&mut self.inner, &mut |e| forwarded.push(e))?;
+        self.cache.entries.clear();
+        self.cache.lru.clear();
+        self.cache.bytes = 0;
+        self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChangeLoggingStore, InMemoryStore};
+
+    type Logged = ChangeLoggingStore<InMemoryStore, Vec<(Bytes, Option<Bytes>)>>;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn store(max_bytes: usize) -> CachingStore<Logged> {
+        CachingStore::new(
+            ChangeLoggingStore::new(InMemoryStore::new("c"), Vec::new()),
+            max_bytes,
+        )
+    }
+
+    /// The size of an entry with a 1-byte key and a 1-byte value.
+    const SMALL: usize = 2 + CACHE_ENTRY_OVERHEAD_BYTES;
+
+    fn entry(key: &str, new: Option<&str>, old: Option<&str>) -> CacheEntry {
+        CacheEntry {
+            key: b(key),
+            new_value: new.map(b),
+            old_value: old.map(b),
+        }
+    }
+
+    #[test]
+    fn consecutive_updates_are_deduplicated_until_flush() {
+        let mut s = store(10_000);
+        for v in ["1", "2", "3"] {
+            s.put_with(b("k"), b(v), |_| panic!("nothing should be evicted"))
+                .unwrap();
+        }
+        assert_eq!(s.get(b"k").unwrap(), Some(b("3")));
+        assert!(
+            s.inner().sink().is_empty(),
+            "nothing logged before the flush"
+        );
+        assert_eq!(s.inner().inner().get(b"k").unwrap(), None);
+
+        let mut out = Vec::new();
+        s.flush_with(|e| out.push(e)).unwrap();
+        assert_eq!(out, vec![entry("k", Some("3"), None)]);
+        assert_eq!(s.inner().sink(), &vec![(b("k"), Some(b("3")))]);
+
+        // A second round forwards the previous value as the old value.
+        s.put_with(b("k"), b("4"), |_| {}).unwrap();
+        s.put_with(b("k"), b("5"), |_| {}).unwrap();
+        out.clear();
+        s.flush_with(|e| out.push(e)).unwrap();
+        assert_eq!(out, vec![entry("k", Some("5"), Some("3"))]);
+        assert_eq!(s.inner().sink().len(), 2);
+    }
+
+    #[test]
+    fn flush_writes_in_the_order_of_last_update() {
+        let mut s = store(10_000);
+        for (k, v) in [("a", "1"), ("b", "1"), ("c", "1"), ("a", "2")] {
+            s.put(b(k), b(v)).unwrap();
+        }
+        s.flush().unwrap();
+        let keys: Vec<_> = s.take_forwarded().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, vec![b("b"), b("c"), b("a")]);
+        assert!(s.take_forwarded().is_empty());
+        assert_eq!(s.dirty_entries(), 0);
+        assert_eq!(s.cached_entries(), 3, "flushed entries stay cached, clean");
+    }
+
+    #[test]
+    fn eviction_writes_through_the_least_recently_written_entry() {
+        // Room for exactly two small entries.
+        let mut s = store(2 * SMALL);
+        let mut out = Vec::new();
+        s.put_with(b("a"), b("1"), |e| out.push(e)).unwrap();
+        s.put_with(b("b"), b("1"), |e| out.push(e)).unwrap();
+        assert!(out.is_empty());
+        s.put_with(b("c"), b("1"), |e| out.push(e)).unwrap();
+        assert_eq!(out, vec![entry("a", Some("1"), None)]);
+        assert_eq!(s.inner().sink(), &vec![(b("a"), Some(b("1")))]);
+
+        // Rewriting b makes c the least recent.
+        s.put_with(b("b"), b("2"), |e| out.push(e)).unwrap();
+        s.put_with(b("d"), b("1"), |e| out.push(e)).unwrap();
+        assert_eq!(out[1..], [entry("c", Some("1"), None)]);
+        assert_eq!(s.evictions(), 2);
+        assert!(s.cached_bytes() <= s.max_bytes());
+
+        // Reads see cached and evicted values alike.
+        for (k, v) in [("a", "1"), ("b", "2"), ("c", "1"), ("d", "1")] {
+            assert_eq!(s.get(k.as_bytes()).unwrap(), Some(b(v)), "{k}");
+        }
+    }
+
+    #[test]
+    fn clean_entries_are_evicted_without_forwarding() {
+        let mut s = store(2 * SMALL);
+        s.put(b("a"), b("1")).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.take_forwarded().len(), 1);
+        s.put(b("b"), b("1")).unwrap();
+        s.put(b("c"), b("1")).unwrap();
+        assert!(
+            s.take_forwarded().is_empty(),
+            "evicting clean a forwards nothing"
+        );
+        assert_eq!(s.inner().sink().len(), 1);
+        assert_eq!(s.get(b"a").unwrap(), Some(b("1")));
+    }
+
+    #[test]
+    fn a_zero_bound_writes_every_update_through() {
+        let mut s = store(0);
+        let mut out = Vec::new();
+        s.put_with(b("a"), b("1"), |e| out.push(e)).unwrap();
+        s.put_with(b("a"), b("2"), |e| out.push(e)).unwrap();
+        s.delete_with(b("a"), |e| out.push(e)).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                entry("a", Some("1"), None),
+                entry("a", Some("2"), Some("1")),
+                entry("a", None, Some("2")),
+            ]
+        );
+        assert_eq!(s.cached_entries(), 0);
+        assert_eq!(s.inner().sink().len(), 3);
+    }
+
+    #[test]
+    fn a_cached_delete_hides_the_inner_value_and_is_forwarded_once() {
+        let mut s = store(10_000);
+        s.inner_mut().inner_mut().put(b("a"), b("old")).unwrap();
+        s.inner_mut().inner_mut().put(b("b"), b("kept")).unwrap();
+        assert_eq!(s.delete(b("a")).unwrap(), Some(b("old")));
+        assert_eq!(s.get(b"a").unwrap(), None);
+        let all: Vec<_> = s.all().unwrap().map(Result::unwrap).collect();
+        assert_eq!(all, vec![(b("b"), b("kept"))]);
+        let ranged: Vec<_> = s.range(b"a", b"z").unwrap().map(Result::unwrap).collect();
+        assert_eq!(ranged, all);
+        s.flush().unwrap();
+        assert_eq!(s.take_forwarded(), vec![entry("a", None, Some("old"))]);
+        assert_eq!(s.inner().inner().get(b"a").unwrap(), None);
+    }
+
+    #[test]
+    fn deleting_an_absent_key_is_not_forwarded() {
+        let mut s = store(10_000);
+        s.put(b("a"), b("1")).unwrap();
+        s.delete(b("a")).unwrap();
+        s.delete(b("never")).unwrap();
+        s.flush().unwrap();
+        assert!(s.take_forwarded().is_empty());
+        // The inner store still receives the deletes (and logs tombstones).
+        assert_eq!(s.inner().sink(), &vec![(b("a"), None), (b("never"), None)]);
+    }
+
+    #[test]
+    fn close_flushes_dirty_entries_and_queues_them() {
+        let mut s = store(10_000);
+        s.put(b("a"), b("1")).unwrap();
+        s.close().unwrap();
+        assert_eq!(s.take_forwarded(), vec![entry("a", Some("1"), None)]);
+        assert!(matches!(s.get(b"a"), Err(crate::StoreError::Closed { .. })));
+        s.close().unwrap();
+    }
+}

@@ -1,0 +1,79 @@
+//! Key-value state stores for stream processing, in the manner of Kafka
+//! Streams' state stores.
+//!
+//! - [`KeyValueStore`]: bytes to bytes, ordered lexicographically, with
+//!   three backends: [`InMemoryStore`] (`BTreeMap`), [`SledStore`] (`sled`
+//!   0.34) and [`RedbStore`] (`redb` 4), chosen with [`StoreBackend`] and
+//!   opened by name with [`open_store`].
+//! - Layers: [`ChangeLoggingStore`] sends every update to a
+//!   [`ChangelogSink`]; [`CachingStore`] deduplicates updates between
+//!   flushes within a byte bound and hands out the [`CacheEntry`]s to
+//!   forward.
+//! - Recovery: [`restore`] / [`Restorer`] replay a changelog into a store,
+//!   [`Checkpoint`] records the changelog offsets a store reflects, and
+//!   [`wipe`] removes a store that returned [`StoreError::Corrupt`].
+//! - [`WindowStore`] and [`SessionStore`]: traits only, for now.
+//!
+//! The changelog is the source of truth: a local store that fails to open or
+//! fails a check is wiped and restored, never trusted.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use state_store::{CachingStore, ChangeLoggingStore, InMemoryStore, KeyValueStore};
+//!
+//! # fn main() -> state_store::Result<()> {
+//! let logged = ChangeLoggingStore::new(InMemoryStore::new("counts"), Vec::new());
+//! let mut store = CachingStore::new(logged, 10 * 1024 * 1024);
+//!
+//! store.put(Bytes::from("apple"), Bytes::from("1"))?;
+//! store.put(Bytes::from("apple"), Bytes::from("2"))?;
+//! assert_eq!(store.get(b"apple")?, Some(Bytes::from("2")));
+//!
+//! // Nothing reached the changelog yet; a flush writes the latest value once.
+//! let mut forwarded = Vec::new();
+//! store.flush_with(|entry| forwarded.push(entry))?;
+//! assert_eq!(forwarded.len(), 1);
+//! assert_eq!(forwarded[0].new_value, Some(Bytes::from("2")));
+//! assert_eq!(store.inner().sink(), &vec![(Bytes::from("apple"), Some(Bytes::from("2")))]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod cache;
+mod changelog;
+mod checkpoint;
+mod error;
+mod fsutil;
+mod layout;
+mod memory;
+mod redb_store;
+mod restore;
+mod sled_store;
+mod store;
+mod windowed;
+
+/// The guide's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/state-stores.md")]
+mod guide {}
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod persistent_tests;
+
+pub use backend::{open_or_wipe, open_store, StoreBackend, UnknownBackend};
+pub use cache::{CacheEntry, CachingStore, CACHE_ENTRY_OVERHEAD_BYTES};
+pub use changelog::{ChangeLoggingStore, ChangelogSink};
+pub use checkpoint::{Checkpoint, CheckpointDecodeError, CHECKPOINT_FORMAT_VERSION};
+pub use error::{BoxError, Result, StoreError};
+pub use layout::{store_dir, wipe};
+pub use memory::InMemoryStore;
+pub use redb_store::{RedbOptions, RedbStore};
+pub use restore::{restore, Restorer, DEFAULT_RESTORE_BATCH_SIZE};
+pub use sled_store::{SledOptions, SledStore};
+pub use store::{BatchWrite, KeyValueStore, KvIter};
+pub use windowed::{
+    SessionIter, SessionKey, SessionStore, WindowIter, WindowStore, WindowedKey, WindowedKvIter,
+};

@@ -1,0 +1,131 @@
+//! The [`KeyValueStore`] trait shared by every backend and layer.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// An iterator over `(key, value)` pairs in ascending key order.
+///
+/// Items are results because a persistent backend can fail part-way through
+/// a scan. The iterator borrows the store, so the store cannot be written
+/// while it is alive.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + 'a>;
+
+/// One write of a batch: a value to put, or `None` to delete the key.
+pub type BatchWrite = (Bytes, Option<Bytes>);
+
+/// A key-value store over bytes, ordered lexicographically by key.
+///
+/// Implemented by the backends ([`crate::InMemoryStore`],
+/// [`crate::SledStore`], [`crate::RedbStore`]) and by the layers that wrap
+/// them ([`crate::ChangeLoggingStore`], [`crate::CachingStore`]).
+///
+/// Writes become durable at [`KeyValueStore::flush`]; the changelog, not the
+/// local store, is the source of truth.
+pub trait KeyValueStore: Send + fmt::Debug {
+    /// The store's name (also its directory name under the state dir).
+    fn name(&self) -> &str;
+
+    /// Whether the store keeps its data on disk across restarts.
+    fn persistent(&self) -> bool;
+
+    /// The value of `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+
+    /// Sets `key` to `value`.
+    fn put(&mut self, key: Bytes, value: Bytes) -> Result<()>;
+
+    /// Sets `key` to `value` only if `key` has no value; returns the existing
+    /// value when there is one (and then writes nothing).
+    fn put_if_absent(&mut self, key: Bytes, value: Bytes) -> Result<Option<Bytes>> {
+        match self.get(&key)? {
+            Some(existing) => Ok(Some(existing)),
+            None => {
+                self.put(key, value)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Removes `key`; returns the value it had.
+    fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>>;
+
+    /// Applies a batch of writes in order (`None` deletes). Used by
+    /// restoration; backends override it to amortise per-write costs.
+    fn write_batch(&mut self, batch: &[BatchWrite]) -> Result<()> {
+        for (key, value) in batch {
+            match value {
+                Some(value) => self.put(key.clone(), value.clone())?,
+                None => {
+                    self.delete(key.clone())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries with `from <= key < to`, in key order. Empty when
+    /// `from >= to`.
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>>;
+
+    /// Every entry, in key order.
+    fn all(&self) -> Result<KvIter<'_>>;
+
+    /// An estimate of the number of entries (exact for the built-in
+    /// backends, approximate for the caching layer).
+    fn approximate_num_entries(&self) -> Result<u64>;
+
+    /// Makes every write so far durable (a commit for redb, a flush for sled)
+    /// and, for the caching layer, writes the dirty cache entries through.
+    fn flush(&mut self) -> Result<()>;
+
+    /// Flushes and releases the store's resources. Every later call returns
+    /// [`crate::StoreError::Closed`]. Closing twice is a no-op.
+    fn close(&mut self) -> Result<()>;
+}
+
+impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn persistent(&self) -> bool {
+        (**self).persistent()
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        (**self).get(key)
+    }
+    fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
+        (**self).put(key, value)
+    }
+    fn put_if_absent(&mut self, key: Bytes, value: Bytes) -> Result<Option<Bytes>> {
+        (**self).put_if_absent(key, value)
+    }
+    fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>> {
+        (**self).delete(key)
+    }
+    fn write_batch(&mut self, batch: &[BatchWrite]) -> Result<()> {
+        (**self).write_batch(batch)
+    }
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
+        (**self).range(from, to)
+    }
+    fn all(&self) -> Result<KvIter<'_>> {
+        (**self).all()
+    }
+    fn approximate_num_entries(&self) -> Result<u64> {
+        (**self).approximate_num_entries()
+    }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
+    fn close(&mut self) -> Result<()> {
+        (**self).close()
+    }
+}
+
+/// An empty iterator, for `from >= to` and similar.
+pub(crate) fn empty_iter<'a>() -> KvIter<'a> {
+    Box::new(std::iter::empty())
+}
