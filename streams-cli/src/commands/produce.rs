@@ -1,0 +1,420 @@
+//! `streams produce`: lines from stdin become records, as with kafka-console-producer.
+
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use broker_embedded::{Broker, BrokerError, NewTopic, Producer, ProducerRecord};
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{ctrl_c, with_broker, write_out, DirMode, Outcome};
+use crate::args::ProduceArgs;
+use crate::formats::{self, Format};
+
+/// Splits a line into key and value and encodes both.
+#[derive(Debug, Clone)]
+pub(crate) struct LineParser {
+    /// Where the key ends; `None`: the whole line is the value and the key is null.
+    pub(crate) key_separator: Option<Vec<u8>>,
+    /// A key or value equal to this is null.
+    pub(crate) null_marker: Option<Vec<u8>>,
+    /// How keys are written.
+    pub(crate) key_format: Format,
+    /// How values are written.
+    pub(crate) value_format: Format,
+}
+
+/// A record's key and value, `None` for null.
+type KeyValue = (Option<Bytes>, Option<Bytes>);
+
+impl LineParser {
+    /// The parser the flags of `produce` ask for.
+    pub(crate) fn from_args(args: &ProduceArgs) -> Self {
+        LineParser {
+            key_separator: args.key_separator.as_ref().map(|s| s.as_bytes().to_vec()),
+            null_marker: args.null_marker.as_ref().map(|s| s.as_bytes().to_vec()),
+            key_format: args.key_format,
+            value_format: args.value_format,
+        }
+    }
+
+    /// Parses one line (without its line ending) into key and value.
+    pub(crate) fn parse(&self, line: &[u8]) -> Result<KeyValue, String> {
+        let (key, value) = match &self.key_separator {
+            None => (None, line),
+            Some(sep) => match find(line, sep) {
+                Some(at) => (Some(&line[..at]), &line[at + sep.len()..]),
+                None => {
+                    return Err(format!(
+                        "no key separator {:?} in {:?}",
+                        String::from_utf8_lossy(sep),
+                        String::from_utf8_lossy(line)
+                    ))
+                }
+            },
+        };
+        let key = match key {
+            Some(k) => self.field("key", self.key_format, k)?,
+            None => None,
+        };
+        let value = self.field("value", self.value_format, value)?;
+        Ok((key, value))
+    }
+
+    fn field(&self, what: &str, format: Format, text: &[u8]) -> Result<Option<Bytes>, String> {
+        if self.null_marker.as_deref() == Some(text) {
+            return Ok(None);
+        }
+        formats::encode(format, text)
+            .map(Some)
+            .map_err(|e| format!("{what} is not valid {format}: {e}"))
+    }
+}
+
+/// The first position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Removes a trailing `\n` or `\r\n`.
+fn strip_line_ending(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+}
+
+/// Reads lines on a thread of its own, so that a blocked read never holds up Ctrl-C. The
+/// thread ends at end of input, on a read error (sent on), or when the receiver is gone.
+fn spawn_reader(
+    mut input: impl BufRead + Send + 'static,
+    capacity: usize,
+) -> Result<mpsc::Receiver<std::io::Result<Vec<u8>>>> {
+    let (tx, rx) = mpsc::channel(capacity);
+    std::thread::Builder::new()
+        .name("stdin-reader".to_owned())
+        .spawn(move || loop {
+            let mut line = Vec::new();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    strip_line_ending(&mut line);
+                    if tx.blocking_send(Ok(line)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        })
+        .context("starting the stdin reader thread")?;
+    Ok(rx)
+}
+
+/// Clears the spinner however the command ends, so that an error line stands alone.
+#[derive(Debug)]
+struct ClearOnDrop(ProgressBar);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// A spinner with the count and rate, on stderr, only when stdout is a terminal.
+fn progress_bar(show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {human_pos} records, {rate} records/s")
+    {
+        bar.set_style(
+            style.with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+                let _ = write!(w, "{:.0}", state.per_sec());
+            }),
+        );
+    }
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Runs `produce`: reads `input` to its end (or Ctrl-C), then prints `wrote N records to T`.
+pub(crate) async fn run(
+    dir: &Path,
+    args: ProduceArgs,
+    input: impl BufRead + Send + 'static,
+    show_progress: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let topic = args.topic.clone();
+    let (written, outcome) = with_broker(dir, DirMode::Create, |broker| {
+        produce(broker, args, input, show_progress)
+    })
+    .await?;
+    write_out(out, &format!("wrote {written} records to {topic}\n"))?;
+    Ok(outcome)
+}
+
+async fn ensure_topic(broker: &Broker, topic: &str, partitions: Option<u32>) -> Result<()> {
+    match partitions {
+        Some(n) => {
+            if broker.ensure_topic(NewTopic::new(topic, n)).await? {
+                info!(topic, partitions = n, "topic created");
+            } else {
+                let existing = broker.partition_count(topic).await?;
+                if existing != n {
+                    warn!(
+                        topic,
+                        partitions = existing,
+                        "the topic exists with another partition count; --partitions {n} is ignored"
+                    );
+                }
+            }
+            Ok(())
+        }
+        None => match broker.partition_count(topic).await {
+            Ok(_) => Ok(()),
+            Err(BrokerError::UnknownTopic { .. }) => Err(anyhow!(
+                "unknown topic {topic}; create it with 'streams topics create --topic {topic}' \
+                 or pass --partitions N"
+            )),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+async fn produce(
+    broker: Broker,
+    args: ProduceArgs,
+    input: impl BufRead + Send + 'static,
+    show_progress: bool,
+) -> Result<(u64, Outcome)> {
+    let topic = args.topic.clone();
+    ensure_topic(&broker, &topic, args.partitions).await?;
+    let parser = LineParser::from_args(&args);
+    let batch_size = args.batch_size as usize;
+    let producer = Producer::new(&broker);
+    let mut lines_in = spawn_reader(input, (batch_size * 4).min(1 << 16))?;
+    let bar = ClearOnDrop(progress_bar(show_progress));
+
+    let interrupt = ctrl_c();
+    tokio::pin!(interrupt);
+    let mut outcome = Outcome::Done;
+    let mut lines = Vec::with_capacity(batch_size);
+    let mut line_no: u64 = 0;
+    let mut written: u64 = 0;
+    let mut failure = None;
+    while failure.is_none() {
+        lines.clear();
+        let received = if outcome == Outcome::Interrupted {
+            lines_in.recv_many(&mut lines, batch_size).await
+        } else {
+            tokio::select! {
+                biased;
+                () = &mut interrupt => {
+                    // Keep what was read already: take what is queued, then stop.
+                    outcome = Outcome::Interrupted;
+                    lines_in.close();
+                    continue;
+                }
+                n = lines_in.recv_many(&mut lines, batch_size) => n,
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        let first_line = line_no + 1;
+        let mut records = Vec::with_capacity(received);
+        for line in lines.drain(..) {
+            line_no += 1;
+            let parsed = match line {
+                Ok(line) => parser
+                    .parse(&line)
+                    .map_err(|e| format!("line {line_no}: {e}")),
+                Err(e) => Err(format!("reading stdin after line {}: {e}", line_no - 1)),
+            };
+            match parsed {
+                Ok((key, value)) => records.push(ProducerRecord {
+                    topic: topic.clone(),
+                    partition: None,
+                    key,
+                    value,
+                    headers: Vec::new(),
+                    timestamp: None,
+                }),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let count = records.len() as u64;
+        let last_line = first_line + count - 1;
+        producer.send_batch(records).await.with_context(|| {
+            if count == 1 {
+                format!("sending line {first_line} to {topic}")
+            } else {
+                format!("sending lines {first_line}-{last_line} to {topic}")
+            }
+        })?;
+        written += count;
+        bar.0.inc(count);
+    }
+    drop(bar);
+    producer
+        .flush(&[topic.as_str()])
+        .await
+        .with_context(|| format!("flushing {topic}"))?;
+    match failure {
+        Some(e) => Err(anyhow!("{e} ({})", written_before(written, &topic))),
+        None => Ok((written, outcome)),
+    }
+}
+
+/// What was kept of the input before a bad line.
+fn written_before(written: u64, topic: &str) -> String {
+    match written {
+        0 => format!("nothing was written to {topic}"),
+        1 => format!("the 1 record before it was written to {topic}"),
+        n => format!("the {n} records before it were written to {topic}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser(sep: Option<&str>) -> LineParser {
+        LineParser {
+            key_separator: sep.map(|s| s.as_bytes().to_vec()),
+            null_marker: None,
+            key_format: Format::String,
+            value_format: Format::String,
+        }
+    }
+
+    fn kv(key: Option<&str>, value: Option<&str>) -> KeyValue {
+        (
+            key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+        )
+    }
+
+    #[test]
+    fn without_a_separator_the_line_is_the_value() {
+        let p = parser(None);
+        assert_eq!(p.parse(b"a:b"), Ok(kv(None, Some("a:b"))));
+        assert_eq!(p.parse(b""), Ok(kv(None, Some(""))));
+    }
+
+    #[test]
+    fn the_key_ends_at_the_first_separator() {
+        let p = parser(Some(":"));
+        assert_eq!(p.parse(b"k:v"), Ok(kv(Some("k"), Some("v"))));
+        assert_eq!(p.parse(b"k:v:w"), Ok(kv(Some("k"), Some("v:w"))));
+        assert_eq!(p.parse(b":v"), Ok(kv(Some(""), Some("v"))));
+        assert_eq!(p.parse(b"k:"), Ok(kv(Some("k"), Some(""))));
+        let p = parser(Some("::"));
+        assert_eq!(p.parse(b"a:b::c::d"), Ok(kv(Some("a:b"), Some("c::d"))));
+    }
+
+    #[test]
+    fn a_line_without_the_separator_is_an_error() {
+        let err = parser(Some(":")).parse(b"no key here").unwrap_err();
+        assert_eq!(err, r#"no key separator ":" in "no key here""#);
+        assert!(parser(Some("::")).parse(b"a:b").is_err());
+        assert!(parser(Some(":")).parse(b"").is_err());
+    }
+
+    #[test]
+    fn the_null_marker_makes_nulls() {
+        let mut p = parser(Some(","));
+        p.null_marker = Some(b"NULL".to_vec());
+        assert_eq!(p.parse(b"k,NULL"), Ok(kv(Some("k"), None)));
+        assert_eq!(p.parse(b"NULL,v"), Ok(kv(None, Some("v"))));
+        assert_eq!(p.parse(b"k,NULLS"), Ok(kv(Some("k"), Some("NULLS"))));
+    }
+
+    #[test]
+    fn keys_and_values_are_encoded_by_their_formats() {
+        let p = LineParser {
+            key_separator: Some(b"=".to_vec()),
+            null_marker: Some(b"-".to_vec()),
+            key_format: Format::I64,
+            value_format: Format::Hex,
+        };
+        let (key, value) = p.parse(b"258=00ff").unwrap();
+        assert_eq!(key.as_deref(), Some(&[0, 0, 0, 0, 0, 0, 1, 2][..]));
+        assert_eq!(value.as_deref(), Some(&[0, 0xff][..]));
+        assert_eq!(p.parse(b"1=-").unwrap().1, None);
+        let err = p.parse(b"x=00").unwrap_err();
+        assert!(err.starts_with("key is not valid i64: "), "{err}");
+        let err = p.parse(b"1=0").unwrap_err();
+        assert!(err.starts_with("value is not valid hex: "), "{err}");
+    }
+
+    #[test]
+    fn line_endings_are_stripped() {
+        for (raw, want) in [
+            (&b"a\n"[..], &b"a"[..]),
+            (b"a\r\n", b"a"),
+            (b"a", b"a"),
+            (b"a\r", b"a\r"),
+            (b"\n", b""),
+        ] {
+            let mut line = raw.to_vec();
+            strip_line_ending(&mut line);
+            assert_eq!(line, want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_error_says_what_was_written() {
+        assert_eq!(written_before(0, "t"), "nothing was written to t");
+        assert_eq!(
+            written_before(1, "t"),
+            "the 1 record before it was written to t"
+        );
+        assert_eq!(
+            written_before(5, "t"),
+            "the 5 records before it were written to t"
+        );
+    }
+
+    #[test]
+    fn find_finds_the_first_occurrence() {
+        assert_eq!(find(b"abcabc", b"bc"), Some(1));
+        assert_eq!(find(b"abc", b"abcd"), None);
+        assert_eq!(find(b"abc", b""), None);
+        assert_eq!(find(b"abc", b"x"), None);
+    }
+
+    #[tokio::test]
+    async fn the_reader_sends_every_line_then_ends() {
+        let input = std::io::Cursor::new(b"one\r\ntwo\n\nlast".to_vec());
+        let mut rx = spawn_reader(input, 2).unwrap();
+        let mut got = Vec::new();
+        while let Some(line) = rx.recv().await {
+            got.push(line.unwrap());
+        }
+        assert_eq!(got, [&b"one"[..], b"two", b"", b"last"]);
+    }
+}

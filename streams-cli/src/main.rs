@@ -1,0 +1,219 @@
+//! `streams`: manage topics and produce and consume records in an embedded broker's data dir,
+//! with the commands and flags of Kafka's console tools.
+//!
+//! Exit status: 0 on success, 1 on a failure, 2 on a usage error, 130 after Ctrl-C. A failure
+//! prints exactly one line on stderr, `error: ` followed by the causes joined by `: `.
+
+use std::io::{BufReader, IsTerminal as _};
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser as _;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::EnvFilter;
+
+mod args;
+mod commands;
+mod formats;
+
+use args::{Cli, Command};
+use commands::Outcome;
+
+/// Exit status of a usage error (as clap's).
+const EXIT_USAGE: u8 = 2;
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+/// Buffer for reading stdin.
+const STDIN_BUFFER_BYTES: usize = 64 * 1024;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown cause");
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error (a bug, please report it): {}{location}",
+            one_line(message)
+        );
+    }));
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    init_logging();
+
+    let Some(data_dir) = cli.data_dir.filter(|d| !d.as_os_str().is_empty()) else {
+        eprintln!("error: --data-dir DIR is required (or set STREAMS_DATA_DIR)");
+        return ExitCode::from(EXIT_USAGE);
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!(
+                "error: starting the async runtime: {}",
+                one_line(&e.to_string())
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let mut stdout = std::io::stdout().lock();
+        match cli.command {
+            Command::Topics { command } => {
+                commands::topics::run(&data_dir, command, &mut stdout).await
+            }
+            Command::Produce(args) => {
+                let input = BufReader::with_capacity(STDIN_BUFFER_BYTES, std::io::stdin());
+                let show_progress = std::io::stdout().is_terminal();
+                commands::produce::run(&data_dir, args, input, show_progress, &mut stdout).await
+            }
+            Command::Consume(args) => commands::consume::run(&data_dir, args, &mut stdout).await,
+        }
+    });
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; the level comes from `RUST_LOG`, `warn` by default.
+fn init_logging() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Newlines and runs of spaces in a message become single spaces.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `error: ` and the cause chain joined by `: `, on one line. A cause whose text its parent
+/// already quotes (as an I/O error inside the broker's message) is not repeated.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = one_line(&cause.to_string());
+        if text.is_empty() || parts.last().is_some_and(|last| last.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    format!("error: {}", parts.join(": "))
+}
+
+/// Prints help or the version as clap does; any other parse error as one line.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Only fails if stdout is closed, and then there is no one to tell.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{}", clap_error_line(&e.render().to_string()));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Folds clap's rendered error (message, tips, usage) into one line: the message and tips,
+/// then a pointer to `--help`.
+fn clap_error_line(rendered: &str) -> String {
+    let mut line = String::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(if part.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(part);
+    }
+    if !line.starts_with("error:") {
+        line.insert_str(0, "error: ");
+    }
+    line.push_str(" (see --help)");
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn error_line_joins_causes_without_repeating_them() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let broker = broker_embedded::BrokerError::Io {
+            path: "/d/x".into(),
+            source: io,
+        };
+        let err = Err::<(), _>(broker)
+            .context("opening\nthe dir")
+            .unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: opening the dir: I/O error on /d/x: denied"
+        );
+        let err = anyhow::anyhow!("plain");
+        assert_eq!(error_line(&err), "error: plain");
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        for args in [
+            &["streams", "topics", "create"][..],
+            &["streams", "produce", "--topic", "t", "--bogus"],
+            &["streams", "consume", "--topic", "t", "--offset", "3"],
+            &[
+                "streams", "topics", "create", "--topic", "t", "--config", "x",
+            ],
+            &["streams", "nope"],
+            &["streams"],
+            &["streams", "topics"],
+        ] {
+            let Err(e) = Cli::command().try_get_matches_from(args) else {
+                panic!("{args:?} parsed");
+            };
+            let line = clap_error_line(&e.render().to_string());
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.starts_with("error: "), "{line}");
+            assert!(line.ends_with("(see --help)"), "{line}");
+            assert!(
+                line.len() > "error:  (see --help)".len() + 5,
+                "{args:?}: {line}"
+            );
+        }
+        let Err(e) = Cli::command().try_get_matches_from(["streams", "topics", "create"]) else {
+            panic!("parsed");
+        };
+        let line = clap_error_line(&e.render().to_string());
+        assert!(line.contains("--topic <TOPIC>"), "{line}");
+    }
+}
