@@ -34,7 +34,9 @@ async fn drain(consumer: &mut Consumer) -> Vec<broker_embedded::ConsumerRecord> 
 async fn produce_consume_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let broker = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap();
+        let broker = Broker::open(dir.path(), BrokerConfig::default())
+            .await
+            .unwrap();
         broker
             .create_topic(NewTopic::new("lines", 3).config("segment.bytes", "1024"))
             .await
@@ -48,7 +50,11 @@ async fn produce_consume_and_reopen() {
                     .header("n", i.to_string())
             })
             .collect();
-        let metas = producer.send_batch(records).await.unwrap();
+        // Several batches, so that 1 KiB segments roll.
+        let mut metas = Vec::new();
+        for chunk in records.chunks(10) {
+            metas.extend(producer.send_batch(chunk.to_vec()).await.unwrap());
+        }
         assert_eq!(metas.len(), 500);
         for (i, m) in metas.iter().enumerate() {
             let key = format!("key-{}", i % 37);
@@ -61,11 +67,20 @@ async fn produce_consume_and_reopen() {
             Err(BrokerError::Closed)
         ));
     }
-    let broker = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap();
-    assert_eq!(broker.list_topics().await.unwrap(), vec!["lines".to_owned()]);
+    let broker = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.list_topics().await.unwrap(),
+        vec!["lines".to_owned()]
+    );
     let description = broker.describe_topic("lines").await.unwrap();
     assert_eq!(description.config.segment_bytes, 1024);
-    let total: u64 = description.partitions.iter().map(|p| p.log_end_offset).sum();
+    let total: u64 = description
+        .partitions
+        .iter()
+        .map(|p| p.log_end_offset)
+        .sum();
     assert_eq!(total, 500);
     assert!(description.partitions.iter().any(|p| p.segment_count > 1));
 
@@ -77,12 +92,19 @@ async fn produce_consume_and_reopen() {
     for (i, r) in got.iter().enumerate() {
         assert_eq!(r.value.as_deref(), Some(format!("value-{i}").as_bytes()));
         assert_eq!(r.key.as_deref(), Some(format!("key-{}", i % 37).as_bytes()));
-        assert_eq!(r.headers[0].value.as_deref(), Some(i.to_string().as_bytes()));
+        assert_eq!(
+            r.headers[0].value.as_deref(),
+            Some(i.to_string().as_bytes())
+        );
     }
     // Within a partition, offsets are dense and in order.
     for p in 0..3 {
         let offsets: Vec<u64> = {
-            let mut v: Vec<_> = got.iter().filter(|r| r.partition == p).map(|r| r.offset).collect();
+            let mut v: Vec<_> = got
+                .iter()
+                .filter(|r| r.partition == p)
+                .map(|r| r.offset)
+                .collect();
             v.sort();
             v
         };
@@ -93,10 +115,17 @@ async fn produce_consume_and_reopen() {
 #[tokio::test]
 async fn second_opener_gets_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let _broker = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap();
-    let err = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap_err();
+    let _broker = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    let err = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, BrokerError::DirLocked { .. }), "{err:?}");
-    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +141,9 @@ async fn admin_errors_are_typed() {
         Err(BrokerError::InvalidTopicName { .. })
     ));
     assert!(matches!(
-        broker.create_topic(NewTopic::new("u", 1).config("retention.ms", "x")).await,
+        broker
+            .create_topic(NewTopic::new("u", 1).config("retention.ms", "x"))
+            .await,
         Err(BrokerError::InvalidConfig { .. })
     ));
     assert!(matches!(
@@ -121,7 +152,9 @@ async fn admin_errors_are_typed() {
     ));
     let producer = Producer::new(&broker);
     assert!(matches!(
-        producer.send(ProducerRecord::new("t", "v").partition(5)).await,
+        producer
+            .send(ProducerRecord::new("t", "v").partition(5))
+            .await,
         Err(BrokerError::UnknownPartition { .. })
     ));
     assert!(matches!(
@@ -143,7 +176,10 @@ async fn compacted_topics_refuse_null_keys() {
         .await
         .unwrap();
     let producer = Producer::new(&broker);
-    let err = producer.send(ProducerRecord::new("c", "v")).await.unwrap_err();
+    let err = producer
+        .send(ProducerRecord::new("c", "v"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, BrokerError::InvalidRecord { .. }), "{err:?}");
     producer
         .send(ProducerRecord::new("c", "v").key("k"))
@@ -154,7 +190,10 @@ async fn compacted_topics_refuse_null_keys() {
 #[tokio::test]
 async fn null_keys_spread_over_partitions() {
     let broker = Broker::in_memory().await.unwrap();
-    broker.create_topic(NewTopic::new("spread", 4)).await.unwrap();
+    broker
+        .create_topic(NewTopic::new("spread", 4))
+        .await
+        .unwrap();
     let producer = Producer::new(&broker);
     for _ in 0..50 {
         let batch = (0..100)
@@ -220,7 +259,10 @@ async fn auto_offset_reset_and_seeks() {
     assert!(drain(&mut c).await.is_empty());
     c.seek(&tp, 7).unwrap();
     let got = drain(&mut c).await;
-    assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![7, 8, 9]);
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![7, 8, 9]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -250,7 +292,10 @@ async fn poll_wakes_when_data_arrives() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].value.as_deref(), Some(&b"hello"[..]));
     // Woken by the append at 5 s, not by the hour-long timeout.
-    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(60), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(60),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use broker_embedded::{
-    Broker, BrokerConfig, Consumer, ConsumerConfig, AutoOffsetReset, NewTopic, Producer,
+    AutoOffsetReset, Broker, BrokerConfig, Consumer, ConsumerConfig, NewTopic, Producer,
     ProducerRecord,
 };
 use bytes::Bytes;
@@ -64,7 +64,9 @@ async fn child(dir: &Path) {
         for (s, m) in seqs.iter().zip(&metas) {
             lines.push_str(&format!("{s} {} {}\n", m.partition, m.offset));
         }
-        acked.write_all(lines.as_bytes()).expect("child: side file write");
+        acked
+            .write_all(lines.as_bytes())
+            .expect("child: side file write");
     }
 }
 
@@ -77,7 +79,7 @@ async fn acknowledged_records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let side = dir.path().join("acked.txt");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let kills = 5;
+    let kills = 8;
     for round in 0..kills {
         let before = std::fs::read_to_string(&side)
             .map(|t| t.lines().count())
@@ -92,7 +94,7 @@ async fn acknowledged_records_survive_sigkill() {
             wait_for_lines(&side, before + 1, Duration::from_secs(60)),
             "round {round}: the child never acknowledged a record"
         );
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..400)));
         kill_9(&mut child).unwrap();
     }
 
@@ -113,7 +115,15 @@ async fn acknowledged_records_survive_sigkill() {
             "offset {p}/{o} acknowledged twice: an acknowledged record was lost and its offset reused"
         );
     }
-    assert!(expected.len() > 100, "too few acknowledged records: {}", expected.len());
+    assert!(
+        expected.len() > 100,
+        "too few acknowledged records: {}",
+        expected.len()
+    );
+    eprintln!(
+        "{kills} kills, {} acknowledged records checked",
+        expected.len()
+    );
 
     let broker = Broker::open(dir.path().join("data"), BrokerConfig::default())
         .await

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{BrokerError, Result};
+use crate::group::GroupCoordinator;
 use crate::log::{AppendInfo, CleanStats, Log};
 use crate::record::{NewRecord, ProducerFields, RecordBatch};
 
@@ -90,7 +91,9 @@ impl Partition {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Log> {
         // A panic while holding the lock cannot leave the log half-written: every append
         // writes whole batches and recovery truncates a torn tail, so the guard is reused.
-        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -119,6 +122,8 @@ pub(crate) struct Inner {
     pub(crate) data_arrived: Notify,
     background: Mutex<Option<Background>>,
     closed: std::sync::atomic::AtomicBool,
+    /// The consumer group coordinator, shared by every consumer of this broker.
+    pub(crate) groups: GroupCoordinator,
 }
 
 /// An embedded broker. Cheap to clone: clones share one broker.
@@ -153,6 +158,11 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
+}
+
+/// Kafka's internal topics, hidden from [`Broker::list_topics`].
+pub(crate) fn is_internal_topic(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
 }
 
 fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
@@ -249,7 +259,9 @@ impl Broker {
     /// A second opener of the same dir, in this process or another, gets
     /// [`BrokerError::DirLocked`].
     pub async fn open(dir: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
-        Self::open_inner(dir.as_ref().to_owned(), None, config)
+        let broker = Self::open_inner(dir.as_ref().to_owned(), None, config)?;
+        broker.start_groups().await?;
+        Ok(broker)
     }
 
     /// A broker in a fresh temporary dir that is removed when the broker is dropped: for
@@ -265,7 +277,9 @@ impl Broker {
             .tempdir()
             .map_err(|e| BrokerError::io(std::env::temp_dir(), e))?;
         let dir = temp.path().to_owned();
-        Self::open_inner(dir, Some(temp), config)
+        let broker = Self::open_inner(dir, Some(temp), config)?;
+        broker.start_groups().await?;
+        Ok(broker)
     }
 
     fn open_inner(
@@ -322,6 +336,7 @@ impl Broker {
             data_arrived: Notify::new(),
             background: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
+            groups: GroupCoordinator::new(),
         });
         let broker = Broker { inner };
         broker.start_background();
@@ -400,7 +415,7 @@ impl Broker {
         &self.inner.config
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(BrokerError::Closed);
         }
@@ -492,9 +507,11 @@ impl Broker {
         self.check_open()?;
         let topic = {
             let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
-            let topic = topics.remove(name).ok_or_else(|| BrokerError::UnknownTopic {
-                topic: name.to_owned(),
-            })?;
+            let topic = topics
+                .remove(name)
+                .ok_or_else(|| BrokerError::UnknownTopic {
+                    topic: name.to_owned(),
+                })?;
             // The metadata goes first: a crash after this leaves only orphan dirs, which a
             // later create of the same name removes.
             let meta = meta_file(&self.inner.dir, name);
@@ -512,7 +529,9 @@ impl Broker {
         Ok(())
     }
 
-    /// Names of all topics, sorted.
+    /// Names of all topics, sorted. Internal topics (`__consumer_offsets`,
+    /// `__transaction_state`) are left out, as Kafka's `listTopics` does by default; they can
+    /// still be described and read by name.
     pub async fn list_topics(&self) -> Result<Vec<String>> {
         self.check_open()?;
         Ok(self
@@ -521,6 +540,7 @@ impl Broker {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
+            .filter(|name| !is_internal_topic(name))
             .cloned()
             .collect())
     }
@@ -726,12 +746,10 @@ fn add_stats(total: &mut CleanStats, s: CleanStats) {
 
 impl Inner {
     fn shutdown(&self) -> Result<()> {
-        if self
-            .closed
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return Ok(());
         }
+        self.groups.shutdown();
         let background = self
             .background
             .lock()

@@ -169,7 +169,11 @@ fn parse_optional(key: &str, value: &str) -> Result<Option<i64>> {
     match parse_i64(key, value)? {
         -1 => Ok(None),
         n if n >= 0 => Ok(Some(n)),
-        _ => Err(invalid(key, value, "must be -1 (unlimited) or non-negative")),
+        _ => Err(invalid(
+            key,
+            value,
+            "must be -1 (unlimited) or non-negative",
+        )),
     }
 }
 
@@ -178,8 +182,9 @@ impl TopicConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "cleanup.policy" => {
-                self.cleanup_policy = CleanupPolicy::parse(value)
-                    .ok_or_else(|| invalid(key, value, "expected delete, compact or compact,delete"))?
+                self.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| {
+                    invalid(key, value, "expected delete, compact or compact,delete")
+                })?
             }
             "retention.ms" => self.retention_ms = parse_optional(key, value)?,
             "retention.bytes" => {
@@ -214,7 +219,10 @@ impl TopicConfig {
                 return Err(invalid(
                     key,
                     value,
-                    format!("unknown topic config; known: {}", TOPIC_CONFIG_KEYS.join(", ")),
+                    format!(
+                        "unknown topic config; known: {}",
+                        TOPIC_CONFIG_KEYS.join(", ")
+                    ),
                 ))
             }
         }
@@ -236,11 +244,20 @@ impl TopicConfig {
         let mut m = BTreeMap::new();
         m.insert("cleanup.policy", self.cleanup_policy.to_string());
         m.insert("retention.ms", opt(self.retention_ms));
-        m.insert("retention.bytes", opt(self.retention_bytes.map(|n| n as i64)));
+        m.insert(
+            "retention.bytes",
+            opt(self.retention_bytes.map(|n| n as i64)),
+        );
         m.insert("segment.bytes", self.segment_bytes.to_string());
         m.insert("segment.ms", self.segment_ms.to_string());
-        m.insert("index.interval.bytes", self.index_interval_bytes.to_string());
-        m.insert("min.compaction.lag.ms", self.min_compaction_lag_ms.to_string());
+        m.insert(
+            "index.interval.bytes",
+            self.index_interval_bytes.to_string(),
+        );
+        m.insert(
+            "min.compaction.lag.ms",
+            self.min_compaction_lag_ms.to_string(),
+        );
         m.insert(
             "min.cleanable.dirty.ratio",
             self.min_cleanable_dirty_ratio.to_string(),
@@ -335,8 +352,7 @@ mod tests {
         assert_eq!(c.retention_ms, None);
         assert_eq!(c.segment_bytes, 1024);
         let pairs = c.to_pairs();
-        let again =
-            TopicConfig::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+        let again = TopicConfig::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         assert_eq!(again, c);
     }
 

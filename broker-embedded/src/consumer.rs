@@ -1,15 +1,53 @@
-//! The consumer: assign partitions, seek, and poll with a timeout that wakes as soon as data
-//! arrives.
+//! The consumer: assign partitions, or subscribe to topics as a member of a consumer group;
+//! seek; poll with a timeout that wakes as soon as data arrives; commit offsets.
+//!
+//! # Consumer groups
+//!
+//! With a `group.id` ([`ConsumerConfig::group_id`]), [`Consumer::subscribe`] makes the
+//! consumer a member of the group: the broker's group coordinator spreads the partitions of
+//! the subscribed topics over the members with the `partition.assignment.strategy`, and
+//! rebalances when members come and go. Everything happens inside [`Consumer::poll`]:
+//!
+//! - **Heartbeats.** Every poll heartbeats, and a poll that waits for data wakes every
+//!   `heartbeat.interval.ms` to heartbeat again; there is no background thread. A member that
+//!   stops calling poll is removed after `session.timeout.ms` (or `max.poll.interval.ms`,
+//!   whichever is shorter), and its partitions go to the others: so the time spent between
+//!   two polls must stay below both.
+//! - **Rebalances.** With `range` (eager protocol) a member commits (with auto-commit),
+//!   calls [`ConsumerRebalanceListener::on_partitions_revoked`] for all its partitions and
+//!   rejoins; once every member has rejoined, each gets its new partitions through
+//!   [`ConsumerRebalanceListener::on_partitions_assigned`]. With `cooperative-sticky`
+//!   (incremental protocol) members keep consuming their partitions during a rebalance; only
+//!   the partitions that move are revoked, and they are assigned to their new member in a
+//!   second rebalance right after. A member removed from the group (after a timeout) learns
+//!   it at its next poll, gets [`ConsumerRebalanceListener::on_partitions_lost`] (no commit)
+//!   and rejoins as a new member.
+//! - **Offsets.** A newly assigned partition starts at the group's committed offset, or at
+//!   `auto.offset.reset` if there is none. With `enable.auto.commit` the positions are
+//!   committed every `auto.commit.interval.ms` during poll, before partitions are revoked,
+//!   and on close. [`Consumer::commit_sync`] and [`Consumer::commit_async`] commit explicitly;
+//!   a member whose generation is stale gets [`BrokerError::CommitFailed`] and rejoins on its
+//!   next poll.
+//! - **Leaving.** [`Consumer::close`] commits (with auto-commit), revokes and leaves the
+//!   group; [`Consumer::unsubscribe`] does the same and keeps the consumer usable; dropping a
+//!   subscribed consumer leaves the group without committing. Either way the others
+//!   rebalance at once.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::config::TimestampType;
 use crate::error::{BrokerError, Result};
+use crate::group::{
+    offsets_commit_point, validate_group_id, AssignmentStrategy, ConsumerGroupMetadata, Heartbeat,
+    JoinRequest, OffsetAndMetadata, CONSUMER_OFFSETS_TOPIC,
+};
 use crate::record::Header;
 use crate::TopicPartition;
 
@@ -46,12 +84,32 @@ impl AutoOffsetReset {
 /// Consumer settings, with Kafka's names.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// `auto.offset.reset`, default `latest`.
+    /// `auto.offset.reset`, default `latest`: used when a partition has no position and (with
+    /// a group) no committed offset.
     pub auto_offset_reset: AutoOffsetReset,
     /// `max.poll.records`, default 500.
     pub max_poll_records: usize,
     /// `max.partition.fetch.bytes`, default 1 MiB: how much one fetch reads from a partition.
     pub max_partition_fetch_bytes: usize,
+    /// `group.id`, default none: needed for [`Consumer::subscribe`] and for committing
+    /// offsets.
+    pub group_id: Option<String>,
+    /// `session.timeout.ms`, default 45000: a member not heard from for this long is removed
+    /// from the group.
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms`, default 3000: how often a poll that waits for data wakes to
+    /// heartbeat. Must be below `session.timeout.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `max.poll.interval.ms`, default 300000: a member that does not poll for this long is
+    /// removed from the group; also the time members get to rejoin during a rebalance.
+    pub max_poll_interval_ms: u64,
+    /// `enable.auto.commit`, default true: commit positions during poll, before partitions
+    /// are revoked, and on close. Needs a `group.id`.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms`, default 5000.
+    pub auto_commit_interval_ms: u64,
+    /// `partition.assignment.strategy`, default `range`.
+    pub partition_assignment_strategy: AssignmentStrategy,
 }
 
 impl Default for ConsumerConfig {
@@ -60,7 +118,44 @@ impl Default for ConsumerConfig {
             auto_offset_reset: AutoOffsetReset::Latest,
             max_poll_records: 500,
             max_partition_fetch_bytes: 1024 * 1024,
+            group_id: None,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 3_000,
+            max_poll_interval_ms: 300_000,
+            enable_auto_commit: true,
+            auto_commit_interval_ms: 5_000,
+            partition_assignment_strategy: AssignmentStrategy::Range,
         }
+    }
+}
+
+impl ConsumerConfig {
+    fn check_group_settings(&self) -> Result<()> {
+        let bad = |key: &str, value: u64, reason: &str| {
+            Err(BrokerError::InvalidConfig {
+                key: key.to_owned(),
+                value: value.to_string(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.session_timeout_ms == 0 {
+            return bad("session.timeout.ms", 0, "must be positive");
+        }
+        if self.max_poll_interval_ms == 0 {
+            return bad("max.poll.interval.ms", 0, "must be positive");
+        }
+        if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms >= self.session_timeout_ms
+        {
+            return bad(
+                "heartbeat.interval.ms",
+                self.heartbeat_interval_ms,
+                "must be positive and lower than session.timeout.ms",
+            );
+        }
+        if self.enable_auto_commit && self.auto_commit_interval_ms == 0 {
+            return bad("auto.commit.interval.ms", 0, "must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -85,11 +180,113 @@ pub struct ConsumerRecord {
     pub headers: Vec<Header>,
 }
 
+/// Callbacks for partitions coming and going in a group (Kafka's
+/// `ConsumerRebalanceListener`). They run inside [`Consumer::poll`] (and `close` /
+/// `unsubscribe`), on the polling task, with a [`RebalanceContext`] to read positions, seek
+/// and commit.
+pub trait ConsumerRebalanceListener: Send {
+    /// Partitions this consumer gives up in a rebalance, called before they go: the place to
+    /// commit what was processed of them. Under the eager protocol (`range`) these are all
+    /// its partitions, at the start of every rebalance; under the cooperative protocol only
+    /// those that move to another member. Not called with an empty list.
+    fn on_partitions_revoked(
+        &mut self,
+        partitions: &[TopicPartition],
+        consumer: &mut RebalanceContext<'_>,
+    );
+
+    /// Partitions added to this consumer by a completed rebalance (all of them under the
+    /// eager protocol; only the new ones under the cooperative protocol). Called after every
+    /// rebalance the consumer takes part in, even with an empty list.
+    fn on_partitions_assigned(
+        &mut self,
+        partitions: &[TopicPartition],
+        consumer: &mut RebalanceContext<'_>,
+    );
+
+    /// Partitions this consumer lost without a chance to commit: it was removed from the
+    /// group (it did not poll within the session or poll timeout), so other members may own
+    /// them already. Commits are refused at this point. Defaults to
+    /// [`on_partitions_revoked`](ConsumerRebalanceListener::on_partitions_revoked), as in
+    /// Kafka.
+    fn on_partitions_lost(
+        &mut self,
+        partitions: &[TopicPartition],
+        consumer: &mut RebalanceContext<'_>,
+    ) {
+        self.on_partitions_revoked(partitions, consumer);
+    }
+}
+
+/// A listener that does nothing (Kafka's `NoOpConsumerRebalanceListener`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOpConsumerRebalanceListener;
+
+impl ConsumerRebalanceListener for NoOpConsumerRebalanceListener {
+    fn on_partitions_revoked(&mut self, _: &[TopicPartition], _: &mut RebalanceContext<'_>) {}
+    fn on_partitions_assigned(&mut self, _: &[TopicPartition], _: &mut RebalanceContext<'_>) {}
+}
+
+/// What a rebalance listener may do with its consumer while it is called.
+#[derive(Debug)]
+pub struct RebalanceContext<'a> {
+    consumer: &'a mut Consumer,
+}
+
+impl RebalanceContext<'_> {
+    /// The consumer's partitions right now (revoked partitions are still in it during
+    /// `on_partitions_revoked`; added ones are in it during `on_partitions_assigned`).
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.consumer.assignment()
+    }
+
+    /// The next offset the consumer will return for `tp`, if known yet: `None` for a newly
+    /// assigned partition until the next poll resolves it from the committed offset or
+    /// `auto.offset.reset`.
+    pub fn position(&self, tp: &TopicPartition) -> Option<u64> {
+        self.consumer.position(tp)
+    }
+
+    /// Sets the next offset to read from an assigned partition.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
+        self.consumer.seek(tp, offset)
+    }
+
+    /// The group's committed offsets for `tps` (absent where there is none).
+    pub fn committed(&self, tps: &[TopicPartition]) -> HashMap<TopicPartition, OffsetAndMetadata> {
+        self.consumer.committed_now(tps)
+    }
+
+    /// Commits `offsets`, or the current positions of all assigned partitions with `None`,
+    /// and waits for the commit point, as [`Consumer::commit_sync`].
+    pub fn commit_sync(
+        &mut self,
+        offsets: Option<HashMap<TopicPartition, OffsetAndMetadata>>,
+    ) -> Result<()> {
+        let offsets = self.consumer.offsets_to_commit(offsets);
+        if let Some(partition) = self.consumer.commit_now(&offsets)? {
+            offsets_commit_point(&self.consumer.broker, partition)?;
+        }
+        Ok(())
+    }
+
+    /// The consumer's group identity.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+}
+
+/// Called when an asynchronous commit completes, with the offsets it committed (Kafka's
+/// `OffsetCommitCallback`). It runs on a tokio task, not on the polling task.
+pub type OffsetCommitCallback =
+    Box<dyn FnOnce(&HashMap<TopicPartition, OffsetAndMetadata>, Result<()>) + Send + 'static>;
+
 #[derive(Debug)]
 struct Assigned {
     tp: TopicPartition,
     topic_name: Arc<str>,
-    /// The next offset to hand to the user; `None` until resolved by `auto.offset.reset`.
+    /// The next offset to hand to the user; `None` until resolved from the committed offset
+    /// or by `auto.offset.reset`.
     position: Option<u64>,
     /// Fetched records not yet handed out, all at or after `position`.
     buffer: VecDeque<ConsumerRecord>,
@@ -97,7 +294,38 @@ struct Assigned {
     fetch_offset: u64,
 }
 
-/// A consumer of assigned partitions of an embedded broker.
+/// The consumer's side of its group membership.
+#[derive(Debug)]
+struct Membership {
+    group_id: String,
+    topics: BTreeSet<String>,
+    /// Set once the coordinator accepted a join.
+    member_id: Option<String>,
+    /// The generation of the current assignment; -1 before the first.
+    generation: i32,
+    /// Join (again) at the next step: after a cooperative revocation or a subscription
+    /// change.
+    rejoin_needed: bool,
+}
+
+/// The rebalance listener, boxed; behind a mutex only so that the consumer stays `Sync`.
+struct ListenerSlot(Mutex<Box<dyn ConsumerRebalanceListener>>);
+
+impl std::fmt::Debug for ListenerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConsumerRebalanceListener")
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ListenerCall {
+    Revoked,
+    Assigned,
+    Lost,
+}
+
+/// A consumer of an embedded broker: of partitions it is assigned ([`Consumer::assign`]), or
+/// of the partitions its group gives it ([`Consumer::subscribe`]).
 #[derive(Debug)]
 pub struct Consumer {
     broker: Broker,
@@ -106,6 +334,18 @@ pub struct Consumer {
     index: HashMap<TopicPartition, usize>,
     /// Round-robin start for fairness across partitions.
     next: usize,
+    /// Whether partitions were assigned by hand (`assign`), which excludes `subscribe`.
+    manual: bool,
+    /// Group membership, while subscribed.
+    membership: Option<Membership>,
+    listener: Option<ListenerSlot>,
+    /// The offset last committed (or read as committed) per partition, so that auto-commit
+    /// skips partitions without progress.
+    last_committed: HashMap<TopicPartition, u64>,
+    /// When auto-commit is next due.
+    next_auto_commit: Option<tokio::time::Instant>,
+    /// Commit points of asynchronous commits still running.
+    pending_commits: Vec<JoinHandle<()>>,
 }
 
 impl Consumer {
@@ -117,12 +357,24 @@ impl Consumer {
             assigned: Vec::new(),
             index: HashMap::new(),
             next: 0,
+            manual: false,
+            membership: None,
+            listener: None,
+            last_committed: HashMap::new(),
+            next_auto_commit: None,
+            pending_commits: Vec::new(),
         }
     }
 
     /// Replaces the assignment. Unknown topics or partitions are an error and change nothing.
-    /// Positions of partitions kept in the assignment are kept.
+    /// Positions of partitions kept in the assignment are kept. Refused with
+    /// [`BrokerError::IllegalState`] while subscribed.
     pub async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
+        if self.membership.is_some() {
+            return Err(BrokerError::IllegalState {
+                reason: "assign() while subscribed to topics; call unsubscribe() first".to_owned(),
+            });
+        }
         for tp in &partitions {
             let n = self.broker.partition_count(&tp.topic).await?;
             if tp.partition >= n {
@@ -133,11 +385,15 @@ impl Consumer {
                 });
             }
         }
-        let mut old: HashMap<TopicPartition, Assigned> = self
-            .assigned
-            .drain(..)
-            .map(|a| (a.tp.clone(), a))
-            .collect();
+        self.manual = !partitions.is_empty();
+        self.set_assignment(partitions);
+        Ok(())
+    }
+
+    /// Replaces the assignment with `partitions`, keeping the positions of partitions kept.
+    fn set_assignment(&mut self, partitions: Vec<TopicPartition>) {
+        let mut old: HashMap<TopicPartition, Assigned> =
+            self.assigned.drain(..).map(|a| (a.tp.clone(), a)).collect();
         self.index.clear();
         for tp in partitions {
             if self.index.contains_key(&tp) {
@@ -153,7 +409,14 @@ impl Consumer {
             self.index.insert(tp, self.assigned.len());
             self.assigned.push(a);
         }
-        Ok(())
+        for tp in old.keys() {
+            self.last_committed.remove(tp);
+        }
+        if self.assigned.is_empty() {
+            self.next = 0;
+        } else {
+            self.next %= self.assigned.len();
+        }
     }
 
     /// Assigns every partition of `topic`.
@@ -167,6 +430,131 @@ impl Consumer {
     /// The assigned partitions.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.assigned.iter().map(|a| a.tp.clone()).collect()
+    }
+
+    /// Subscribes to `topics` as a member of the consumer's group (Kafka's
+    /// `subscribe(topics, listener)`); the group is joined by the next [`Consumer::poll`].
+    /// The listener is told about partitions assigned and revoked by rebalances; pass
+    /// [`NoOpConsumerRebalanceListener`] for none. Subscribing again replaces the topics and
+    /// the listener (and rejoins if the topics changed); an empty list unsubscribes.
+    ///
+    /// Needs [`ConsumerConfig::group_id`]; refused with [`BrokerError::IllegalState`] while
+    /// partitions are assigned by hand. Topics that do not exist yet are assigned once they
+    /// are created.
+    pub async fn subscribe<I, S>(
+        &mut self,
+        topics: I,
+        listener: impl ConsumerRebalanceListener + 'static,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let group_id = self.config.group_id.clone().unwrap_or_default();
+        validate_group_id(&group_id)?;
+        self.config.check_group_settings()?;
+        if self.manual {
+            return Err(BrokerError::IllegalState {
+                reason: "subscribe() while partitions are assigned with assign(); call \
+                         unsubscribe() first"
+                    .to_owned(),
+            });
+        }
+        let topics: BTreeSet<String> = topics.into_iter().map(Into::into).collect();
+        if topics.is_empty() {
+            return self.unsubscribe().await;
+        }
+        self.listener = Some(ListenerSlot(Mutex::new(Box::new(listener))));
+        match &mut self.membership {
+            Some(m) => {
+                if m.topics != topics {
+                    m.topics = topics;
+                    m.rejoin_needed = true;
+                }
+            }
+            None => {
+                self.membership = Some(Membership {
+                    group_id,
+                    topics,
+                    member_id: None,
+                    generation: -1,
+                    rejoin_needed: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The subscribed topics, sorted; empty when not subscribed.
+    pub fn subscription(&self) -> Vec<String> {
+        self.membership
+            .as_ref()
+            .map(|m| m.topics.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The consumer's group identity (Kafka's `groupMetadata()`), `None` without a
+    /// `group.id`.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group_id = self.config.group_id.clone()?;
+        let (member_id, generation_id) = match &self.membership {
+            Some(m) => (m.member_id.clone().unwrap_or_default(), m.generation),
+            None => (String::new(), -1),
+        };
+        Some(ConsumerGroupMetadata {
+            group_id,
+            generation_id,
+            member_id,
+        })
+    }
+
+    /// Leaves the group: commits positions (with auto-commit), calls
+    /// `on_partitions_revoked` for the partitions held, and leaves, so that the other members
+    /// rebalance at once. Also drops a manual assignment. The consumer can subscribe or
+    /// assign again afterwards.
+    pub async fn unsubscribe(&mut self) -> Result<()> {
+        let result = self.leave_group().await;
+        self.manual = false;
+        self.set_assignment(Vec::new());
+        result
+    }
+
+    /// Closes the consumer: commits positions (with auto-commit), revokes its partitions,
+    /// leaves the group, and waits for pending asynchronous commits.
+    pub async fn close(mut self) -> Result<()> {
+        let result = self.leave_group().await;
+        self.wait_pending_commits().await;
+        result
+    }
+
+    async fn leave_group(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        if self.config.enable_auto_commit && self.config.group_id.is_some() {
+            if let Err(e) = self.commit_sync(None).await {
+                warn!(error = %e, "auto-commit before leaving failed");
+                if e.is_fatal() {
+                    result = Err(e);
+                }
+            }
+        }
+        let Some(member_id) = self.membership.as_ref().map(|m| m.member_id.clone()) else {
+            return result;
+        };
+        let owned = self.assignment();
+        if !owned.is_empty() {
+            self.call_listener(ListenerCall::Revoked, &owned);
+        }
+        self.set_assignment(Vec::new());
+        if let Some(m) = self.membership.take() {
+            if let Some(id) = member_id {
+                self.broker
+                    .inner
+                    .groups
+                    .leave(&self.broker, &m.group_id, &id);
+                info!(group = %m.group_id, member = %id, "left the group");
+            }
+        }
+        result
     }
 
     fn slot(&mut self, tp: &TopicPartition) -> Result<&mut Assigned> {
@@ -228,6 +616,10 @@ impl Consumer {
 
     /// Polls up to `max_records` records, waiting up to `timeout` for the first one. The wait
     /// ends as soon as any assigned partition gets data; it does not spin.
+    ///
+    /// When subscribed, the poll also heartbeats, takes part in rebalances (calling the
+    /// rebalance listener) and auto-commits; while it waits it wakes every
+    /// `heartbeat.interval.ms` to heartbeat, and at once when the group changes.
     pub async fn poll_up_to(
         &mut self,
         max_records: usize,
@@ -235,19 +627,441 @@ impl Consumer {
     ) -> Result<Vec<ConsumerRecord>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let inner = self.broker.inner.clone();
+        self.reap_pending_commits();
+        let mut auto_commit_checked = false;
         loop {
-            // Register for a wake-up before looking, so an append in between is not missed.
+            // Register for wake-ups before looking, so a change in between is not missed.
             let notified = inner.data_arrived.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let group_changed = inner.groups.changed().notified();
+            tokio::pin!(group_changed);
+            group_changed.as_mut().enable();
 
+            let subscribed = self.membership.is_some();
+            if subscribed {
+                self.group_step()?;
+            }
+            if !auto_commit_checked {
+                auto_commit_checked = true;
+                self.maybe_auto_commit()?;
+            }
             let records = self.collect(max_records).await?;
             if !records.is_empty() || max_records == 0 {
                 return Ok(records);
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(Vec::new());
             }
+            let wake = if subscribed {
+                deadline.min(now + Duration::from_millis(self.config.heartbeat_interval_ms))
+            } else {
+                deadline
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = &mut group_changed, if subscribed => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    /// One round of group work: heartbeat, join, apply an assignment, recover from removal.
+    /// Never waits: a rebalance that needs other members completes over later polls.
+    fn group_step(&mut self) -> Result<()> {
+        // Each pass either ends or moves the membership forward (join, then assignment, then
+        // at most one cooperative rejoin), so a handful of passes always suffice.
+        for _ in 0..8 {
+            let Some(m) = &self.membership else {
+                return Ok(());
+            };
+            let status = match (&m.member_id, m.rejoin_needed) {
+                (Some(id), false) => self.broker.inner.groups.heartbeat(
+                    &self.broker,
+                    &m.group_id,
+                    id,
+                    m.generation,
+                    true,
+                )?,
+                _ => Heartbeat::RejoinNeeded,
+            };
+            match status {
+                Heartbeat::Stable | Heartbeat::Pending => return Ok(()),
+                Heartbeat::RejoinNeeded => self.join_group()?,
+                Heartbeat::Assignment {
+                    generation,
+                    partitions,
+                } => self.complete_join(generation, partitions),
+                Heartbeat::UnknownMember => self.lose_membership(),
+            }
+        }
+        Ok(())
+    }
+
+    /// Kafka's `onJoinPrepare` and `JoinGroup`: commit (with auto-commit), revoke everything
+    /// under the eager protocol, and join.
+    fn join_group(&mut self) -> Result<()> {
+        let strategy = self.config.partition_assignment_strategy;
+        let was_member = self
+            .membership
+            .as_ref()
+            .is_some_and(|m| m.member_id.is_some());
+        if was_member {
+            if self.config.enable_auto_commit {
+                self.auto_commit_blocking(None);
+            }
+            if !strategy.is_cooperative() {
+                let owned = self.assignment();
+                if !owned.is_empty() {
+                    self.call_listener(ListenerCall::Revoked, &owned);
+                    self.set_assignment(Vec::new());
+                }
+            }
+        }
+        let owned = if strategy.is_cooperative() {
+            self.assignment()
+        } else {
+            Vec::new()
+        };
+        let Some(m) = &mut self.membership else {
+            return Ok(());
+        };
+        let request = JoinRequest {
+            topics: m.topics.clone(),
+            strategy,
+            owned,
+            session_timeout_ms: i64::try_from(self.config.session_timeout_ms).unwrap_or(i64::MAX),
+            max_poll_interval_ms: i64::try_from(self.config.max_poll_interval_ms)
+                .unwrap_or(i64::MAX),
+        };
+        let id = self.broker.inner.groups.join(
+            &self.broker,
+            &m.group_id,
+            m.member_id.as_deref(),
+            request,
+        )?;
+        debug!(group = %m.group_id, member = %id, "joined");
+        m.member_id = Some(id);
+        m.rejoin_needed = false;
+        Ok(())
+    }
+
+    /// A rebalance completed: revoke what moved away, take the new partitions.
+    fn complete_join(&mut self, generation: i32, partitions: Vec<TopicPartition>) {
+        let owned = self.assignment();
+        let new: BTreeSet<&TopicPartition> = partitions.iter().collect();
+        let old: BTreeSet<&TopicPartition> = owned.iter().collect();
+        let revoked: Vec<TopicPartition> = owned
+            .iter()
+            .filter(|tp| !new.contains(tp))
+            .cloned()
+            .collect();
+        let added: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|tp| !old.contains(tp))
+            .cloned()
+            .collect();
+        if let Some(m) = &mut self.membership {
+            m.generation = generation;
+            info!(
+                group = %m.group_id,
+                member = m.member_id.as_deref().unwrap_or(""),
+                generation,
+                partitions = partitions.len(),
+                added = added.len(),
+                revoked = revoked.len(),
+                "rebalance completed"
+            );
+        }
+        if !revoked.is_empty() {
+            if self.config.enable_auto_commit {
+                self.auto_commit_blocking(Some(&revoked));
+            }
+            self.call_listener(ListenerCall::Revoked, &revoked);
+            // Cooperative protocol: rejoin so the revoked partitions can be given out.
+            if let Some(m) = &mut self.membership {
+                m.rejoin_needed = true;
+            }
+        }
+        self.set_assignment(partitions);
+        self.call_listener(ListenerCall::Assigned, &added);
+    }
+
+    /// The coordinator does not know this member any more: its partitions are lost.
+    fn lose_membership(&mut self) {
+        let owned = self.assignment();
+        if let Some(m) = &self.membership {
+            warn!(
+                group = %m.group_id,
+                member = m.member_id.as_deref().unwrap_or(""),
+                partitions = owned.len(),
+                "removed from the group (session or poll timeout); partitions lost, rejoining"
+            );
+        }
+        if !owned.is_empty() {
+            self.call_listener(ListenerCall::Lost, &owned);
+        }
+        self.set_assignment(Vec::new());
+        if let Some(m) = &mut self.membership {
+            m.member_id = None;
+            m.generation = -1;
+            m.rejoin_needed = true;
+        }
+    }
+
+    fn call_listener(&mut self, call: ListenerCall, partitions: &[TopicPartition]) {
+        let Some(slot) = self.listener.take() else {
+            return;
+        };
+        let mut listener = slot.0.into_inner().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut ctx = RebalanceContext { consumer: self };
+            match call {
+                ListenerCall::Revoked => listener.on_partitions_revoked(partitions, &mut ctx),
+                ListenerCall::Assigned => listener.on_partitions_assigned(partitions, &mut ctx),
+                ListenerCall::Lost => listener.on_partitions_lost(partitions, &mut ctx),
+            }
+        }
+        // A listener that subscribed again from inside the callback cannot happen (the
+        // context does not allow it), so the slot is still free.
+        self.listener = Some(ListenerSlot(Mutex::new(listener)));
+    }
+
+    /// The group id, or the error Kafka gives for group operations without one.
+    fn group_id(&self) -> Result<&str> {
+        match self.config.group_id.as_deref() {
+            Some(g) if !g.is_empty() => Ok(g),
+            _ => Err(BrokerError::InvalidConfig {
+                key: "group.id".to_owned(),
+                value: String::new(),
+                reason: "committing offsets needs a group.id".to_owned(),
+            }),
+        }
+    }
+
+    /// The given offsets, or the positions of all assigned partitions.
+    fn offsets_to_commit(
+        &self,
+        offsets: Option<HashMap<TopicPartition, OffsetAndMetadata>>,
+    ) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        match offsets {
+            Some(map) => {
+                let mut v: Vec<_> = map.into_iter().collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            }
+            None => self
+                .assigned
+                .iter()
+                .filter_map(|a| {
+                    a.position
+                        .map(|p| (a.tp.clone(), OffsetAndMetadata::new(p)))
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks and appends a commit (no fsync); returns the `__consumer_offsets` partition to
+    /// make a commit point of.
+    fn commit_now(
+        &mut self,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<Option<u32>> {
+        let group = self.group_id()?.to_owned();
+        let (member_id, generation) = match &self.membership {
+            Some(m) => (m.member_id.clone().unwrap_or_default(), m.generation),
+            None => (String::new(), -1),
+        };
+        let written = self.broker.inner.groups.commit(
+            &self.broker,
+            &group,
+            &member_id,
+            generation,
+            offsets,
+        )?;
+        for (tp, om) in offsets {
+            if self.index.contains_key(tp) {
+                self.last_committed.insert(tp.clone(), om.offset);
+            }
+        }
+        Ok(written)
+    }
+
+    /// Commits `offsets`, or with `None` the positions of all assigned partitions (the
+    /// offsets after the records returned so far), and waits until the commit is written and
+    /// made a commit point (fsynced under the default `log.flush.policy`). Earlier
+    /// asynchronous commits complete first.
+    ///
+    /// A consumer that is no longer part of the group's current generation gets
+    /// [`BrokerError::CommitFailed`]; it rejoins on its next poll.
+    pub async fn commit_sync(
+        &mut self,
+        offsets: Option<HashMap<TopicPartition, OffsetAndMetadata>>,
+    ) -> Result<()> {
+        self.wait_pending_commits().await;
+        let offsets = self.offsets_to_commit(offsets);
+        if let Some(partition) = self.commit_now(&offsets)? {
+            self.broker
+                .commit_point(&[(CONSUMER_OFFSETS_TOPIC.to_owned(), partition)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Commits `offsets` (or the positions, with `None`) without waiting for the commit
+    /// point. The commit is checked and written before this returns, so commits keep their
+    /// order and [`Consumer::committed`] sees it at once; the fsync runs on a tokio task,
+    /// which then calls `callback` (or logs a failure). A refused commit calls `callback`
+    /// with the error before this returns.
+    pub fn commit_async(
+        &mut self,
+        offsets: Option<HashMap<TopicPartition, OffsetAndMetadata>>,
+        callback: Option<OffsetCommitCallback>,
+    ) {
+        let offsets = self.offsets_to_commit(offsets);
+        let result = self.commit_now(&offsets);
+        let report = move |result: Result<()>| {
+            if let Err(e) = &result {
+                warn!(error = %e, "asynchronous offset commit failed");
+            }
+            if let Some(callback) = callback {
+                let map: HashMap<TopicPartition, OffsetAndMetadata> = offsets.into_iter().collect();
+                callback(&map, result);
+            }
+        };
+        match result {
+            Err(e) => report(Err(e)),
+            Ok(None) => report(Ok(())),
+            Ok(Some(partition)) => match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    let broker = self.broker.clone();
+                    let task = handle.spawn(async move {
+                        let r = broker
+                            .commit_point(&[(CONSUMER_OFFSETS_TOPIC.to_owned(), partition)])
+                            .await;
+                        report(r);
+                    });
+                    self.pending_commits.push(task);
+                }
+                Err(_) => report(offsets_commit_point(&self.broker, partition)),
+            },
+        }
+    }
+
+    fn reap_pending_commits(&mut self) {
+        self.pending_commits.retain(|h| !h.is_finished());
+    }
+
+    async fn wait_pending_commits(&mut self) {
+        for handle in self.pending_commits.drain(..) {
+            if let Err(e) = handle.await {
+                warn!(error = %e, "an asynchronous commit task failed");
+            }
+        }
+    }
+
+    /// The group's committed offsets for `tps` (Kafka's `committed`); partitions without a
+    /// committed offset are absent from the map.
+    pub async fn committed(
+        &self,
+        tps: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, OffsetAndMetadata>> {
+        self.group_id()?;
+        self.broker.check_open()?;
+        Ok(self.committed_now(tps))
+    }
+
+    fn committed_now(&self, tps: &[TopicPartition]) -> HashMap<TopicPartition, OffsetAndMetadata> {
+        match self.config.group_id.as_deref() {
+            Some(group) => self
+                .broker
+                .inner
+                .groups
+                .committed(group, tps)
+                .into_iter()
+                .collect(),
+            None => HashMap::new(),
+        }
+    }
+
+    /// Positions that moved since they were last committed, among `only` (or all).
+    fn progressed(
+        &self,
+        only: Option<&[TopicPartition]>,
+    ) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        self.assigned
+            .iter()
+            .filter(|a| only.is_none_or(|o| o.contains(&a.tp)))
+            .filter_map(|a| {
+                let p = a.position?;
+                (self.last_committed.get(&a.tp) != Some(&p))
+                    .then(|| (a.tp.clone(), OffsetAndMetadata::new(p)))
+            })
+            .collect()
+    }
+
+    /// Auto-commit inside a rebalance step: written and made a commit point before the
+    /// partitions go. Failures are logged, as Kafka does.
+    fn auto_commit_blocking(&mut self, only: Option<&[TopicPartition]>) {
+        if self.config.group_id.is_none() {
+            return;
+        }
+        let offsets = self.progressed(only);
+        if offsets.is_empty() {
+            return;
+        }
+        let result = self
+            .commit_now(&offsets)
+            .and_then(|p| p.map_or(Ok(()), |p| offsets_commit_point(&self.broker, p)));
+        match result {
+            Ok(()) => debug!(
+                partitions = offsets.len(),
+                "auto-committed before a rebalance"
+            ),
+            Err(e) => warn!(error = %e, "auto-commit before a rebalance failed"),
+        }
+    }
+
+    /// Auto-commit during poll, every `auto.commit.interval.ms`: the positions as of the
+    /// start of this poll, that is after every record returned before. Refusals are logged;
+    /// fail-stop errors are returned.
+    fn maybe_auto_commit(&mut self) -> Result<()> {
+        if !self.config.enable_auto_commit || self.config.group_id.is_none() {
+            return Ok(());
+        }
+        let now = tokio::time::Instant::now();
+        let interval = Duration::from_millis(self.config.auto_commit_interval_ms);
+        match self.next_auto_commit {
+            None => {
+                self.next_auto_commit = Some(now + interval);
+                return Ok(());
+            }
+            Some(due) if now < due => return Ok(()),
+            Some(_) => self.next_auto_commit = Some(now + interval),
+        }
+        let offsets = self.progressed(None);
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let map: HashMap<TopicPartition, OffsetAndMetadata> = offsets.into_iter().collect();
+        let fatal: Arc<Mutex<Option<BrokerError>>> = Arc::default();
+        let slot = fatal.clone();
+        self.commit_async(
+            Some(map),
+            Some(Box::new(move |_, result| {
+                if let Err(e) = result {
+                    if e.is_fatal() {
+                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                }
+            })),
+        );
+        // A refusal was reported synchronously; only a fail-stop error stops the poll.
+        let err = fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -256,6 +1070,22 @@ impl Consumer {
             return Ok(p);
         }
         let tp = self.assigned[i].tp.clone();
+        // A group's committed offset comes first.
+        if let Some(group) = self.config.group_id.as_deref() {
+            let committed = self
+                .broker
+                .inner
+                .groups
+                .committed(group, std::iter::once(&tp));
+            if let Some((_, om)) = committed.into_iter().next() {
+                debug!(partition = %tp, offset = om.offset, "starting at the committed offset");
+                self.last_committed.insert(tp, om.offset);
+                let a = &mut self.assigned[i];
+                a.position = Some(om.offset);
+                a.fetch_offset = om.offset;
+                return Ok(om.offset);
+            }
+        }
         let (start, end) = self.broker.offsets(&tp.topic, tp.partition).await?;
         let p = match self.config.auto_offset_reset {
             AutoOffsetReset::Earliest => start,
@@ -364,5 +1194,49 @@ impl Consumer {
             a.fetch_offset = a.fetch_offset.max(next);
         }
         Ok(())
+    }
+}
+
+impl Drop for Consumer {
+    /// Leaves the group (without committing: that needs `close`), so that the other members
+    /// rebalance at once instead of waiting for the session timeout.
+    fn drop(&mut self) {
+        if let Some(m) = self.membership.take() {
+            if let Some(id) = m.member_id {
+                self.broker
+                    .inner
+                    .groups
+                    .leave(&self.broker, &m.group_id, &id);
+                debug!(group = %m.group_id, member = %id, "left the group on drop");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_is_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Consumer>();
+        send_sync::<ConsumerConfig>();
+    }
+
+    #[test]
+    fn group_settings_are_checked() {
+        assert!(ConsumerConfig::default().check_group_settings().is_ok());
+        let bad = ConsumerConfig {
+            heartbeat_interval_ms: 45_000,
+            ..ConsumerConfig::default()
+        };
+        let err = bad.check_group_settings().unwrap_err();
+        assert!(err.to_string().contains("heartbeat.interval.ms"), "{err}");
+        let bad = ConsumerConfig {
+            session_timeout_ms: 0,
+            ..ConsumerConfig::default()
+        };
+        assert!(bad.check_group_settings().is_err());
     }
 }

@@ -105,7 +105,9 @@ pub enum BrokerError {
     },
 
     /// A consumer has no position for a partition and `auto.offset.reset` is `none`.
-    #[error("partition {topic}-{partition}: no offset to start from and auto.offset.reset is none")]
+    #[error(
+        "partition {topic}-{partition}: no offset to start from and auto.offset.reset is none"
+    )]
     NoOffsetForPartition {
         /// Topic name.
         topic: String,
@@ -143,6 +145,110 @@ pub enum BrokerError {
         partition: u32,
     },
 
+    /// An offset commit was refused because the committer is no longer part of the group's
+    /// current generation (Kafka's `CommitFailedException`: illegal generation or unknown
+    /// member). The group has rebalanced; the consumer rejoins on its next poll.
+    #[error(
+        "group {group}: offset commit by member {member_id:?} of generation {generation} \
+         failed: {reason}; the group has rebalanced and the partitions may belong to another \
+         member now; poll again to rejoin"
+    )]
+    CommitFailed {
+        /// The group.
+        group: String,
+        /// The committing member (empty outside group management).
+        member_id: String,
+        /// The generation the commit was made with.
+        generation: i32,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// An admin operation that needs an inactive group found members in it.
+    #[error(
+        "group {group} has {members} active member(s) (state {state}); offsets can only be \
+         changed while the group is inactive: stop its consumers first"
+    )]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// Its state.
+        state: String,
+        /// How many members it has.
+        members: usize,
+    },
+
+    /// No group with this id is known (no members, no committed offsets).
+    #[error("consumer group {group} does not exist")]
+    GroupIdNotFound {
+        /// The group.
+        group: String,
+    },
+
+    /// A member asked for an assignment strategy other than the one the group uses.
+    #[error(
+        "group {group}: partition.assignment.strategy {strategy} is not the group's strategy \
+         {group_strategy}; all members of a group must use the same strategy"
+    )]
+    InconsistentGroupProtocol {
+        /// The group.
+        group: String,
+        /// The strategy the joining member asked for.
+        strategy: String,
+        /// The strategy the group's members use.
+        group_strategy: String,
+    },
+
+    /// A call does not fit the consumer's state (Kafka's `IllegalStateException`), such as
+    /// `assign` while subscribed.
+    #[error("illegal consumer state: {reason}")]
+    IllegalState {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The metadata string of a commit is longer than `offset.metadata.max.bytes`.
+    #[error(
+        "group {group}: metadata for {topic}-{partition} is {size} bytes, more than \
+         offset.metadata.max.bytes ({max})"
+    )]
+    OffsetMetadataTooLarge {
+        /// The group.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// The metadata's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A relative offset reset found no committed offset to start from.
+    #[error("group {group} has no committed offset for {topic}-{partition} to shift from")]
+    NoCommittedOffset {
+        /// The group.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+    },
+
+    /// A record of `__consumer_offsets` passed the log's checks but cannot be decoded.
+    #[error(
+        "__consumer_offsets-{partition}: record at offset {offset} cannot be decoded: {reason}"
+    )]
+    CorruptOffsetsRecord {
+        /// The `__consumer_offsets` partition.
+        partition: u32,
+        /// The record's offset.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The broker was closed.
     #[error("the broker is closed")]
     Closed,
@@ -158,6 +264,7 @@ impl BrokerError {
                 | BrokerError::CorruptBatch { .. }
                 | BrokerError::CorruptMetadata { .. }
                 | BrokerError::LogPoisoned { .. }
+                | BrokerError::CorruptOffsetsRecord { .. }
         )
     }
 

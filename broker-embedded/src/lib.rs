@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod group;
 mod log;
 pub mod partitioner;
 pub mod producer;
@@ -19,8 +20,15 @@ pub mod time;
 pub use crate::log::{AppendInfo, CleanStats};
 pub use broker::{validate_topic_name, Broker, NewTopic, PartitionDescription, TopicDescription};
 pub use config::{BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicConfig};
-pub use consumer::{AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord};
+pub use consumer::{
+    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
+    NoOpConsumerRebalanceListener, OffsetCommitCallback, RebalanceContext,
+};
 pub use error::{BrokerError, Result};
+pub use group::{
+    AssignmentStrategy, ConsumerGroupMetadata, GroupDescription, GroupListing,
+    GroupPartitionDescription, GroupState, MemberDescription, OffsetAndMetadata, OffsetResetSpec,
+};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch};
 pub use time::{MockTime, SystemTime, Time};

@@ -1,7 +1,7 @@
 //! The producer: Kafka's default partitioner, single and batch sends.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -75,8 +75,8 @@ impl ProducerRecord {
 /// Where a record was written (Kafka's `RecordMetadata`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared, not copied per record).
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: u32,
     /// Offset.
@@ -97,6 +97,37 @@ impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig { batch_size: 16_384 }
     }
+}
+
+/// The records of one send bound for one partition.
+#[derive(Debug)]
+struct Group {
+    topic: Arc<str>,
+    partition: u32,
+    /// Where each record stood in the caller's list.
+    indexes: Vec<usize>,
+    records: Vec<NewRecord>,
+}
+
+/// How many of `records` fit in one batch under `max_bytes` (at least one: a record too
+/// large on its own is refused by the log with a clear error). Counts 61 bytes of batch
+/// header and about 20 bytes of framing per record.
+fn batch_len(records: &[NewRecord], max_bytes: usize) -> usize {
+    let mut size = 61;
+    for (n, r) in records.iter().enumerate() {
+        let s = 20
+            + r.key.as_ref().map_or(0, Bytes::len)
+            + r.value.as_ref().map_or(0, Bytes::len)
+            + r.headers
+                .iter()
+                .map(|h| 10 + h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
+                .sum::<usize>();
+        if n > 0 && size + s > max_bytes {
+            return n;
+        }
+        size += s;
+    }
+    records.len()
 }
 
 #[derive(Debug, Default)]
@@ -159,10 +190,12 @@ impl Producer {
             return Ok(partition_for_key(key, partitions));
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
-        let state = sticky.entry(record.topic.clone()).or_insert_with(|| Sticky {
-            partition: (self.broker.config().time.now_ms() as u64 % partitions as u64) as u32,
-            bytes: 0,
-        });
+        let state = sticky
+            .entry(record.topic.clone())
+            .or_insert_with(|| Sticky {
+                partition: (self.broker.config().time.now_ms() as u64 % partitions as u64) as u32,
+                bytes: 0,
+            });
         if state.bytes >= self.config.batch_size {
             state.partition = (state.partition + 1) % partitions;
             state.bytes = 0;
@@ -185,28 +218,40 @@ impl Producer {
     /// appended stay appended; the error names what failed.
     pub async fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
         let now = self.broker.config().time.now_ms();
-        // (topic, partition) -> (indexes into `records`, new records), in first-seen order.
-        let mut order: Vec<(String, u32)> = Vec::new();
-        let mut groups: HashMap<(String, u32), (Vec<usize>, Vec<NewRecord>)> = HashMap::new();
-        let mut partition_counts: HashMap<String, u32> = HashMap::new();
         let total = records.len();
+        // One group per (topic, partition), in first-seen order. A batch usually targets one
+        // topic and few partitions, so a linear search beats hashing the topic per record.
+        let mut groups: Vec<Group> = Vec::new();
+        let mut last_topic: Option<(Arc<str>, u32)> = None;
         for (i, record) in records.into_iter().enumerate() {
-            let partitions = match partition_counts.get(&record.topic) {
-                Some(n) => *n,
-                None => {
+            let (topic, partitions) = match &last_topic {
+                Some((t, n)) if **t == *record.topic => (t.clone(), *n),
+                _ => {
                     let n = self.broker.partition_count(&record.topic).await?;
-                    partition_counts.insert(record.topic.clone(), n);
-                    n
+                    let t: Arc<str> = Arc::from(record.topic.as_str());
+                    last_topic = Some((t.clone(), n));
+                    (t, n)
                 }
             };
             let partition = self.choose_partition(&record, partitions)?;
-            let key = (record.topic, partition);
-            let group = groups.entry(key.clone()).or_insert_with(|| {
-                order.push(key.clone());
-                (Vec::new(), Vec::new())
-            });
-            group.0.push(i);
-            group.1.push(NewRecord {
+            let group = match groups
+                .iter()
+                .rposition(|g| g.partition == partition && *g.topic == *topic)
+            {
+                Some(g) => &mut groups[g],
+                None => {
+                    groups.push(Group {
+                        topic,
+                        partition,
+                        indexes: Vec::new(),
+                        records: Vec::new(),
+                    });
+                    let last = groups.len() - 1;
+                    &mut groups[last]
+                }
+            };
+            group.indexes.push(i);
+            group.records.push(NewRecord {
                 timestamp: record.timestamp.unwrap_or(now),
                 key: record.key,
                 value: record.value,
@@ -215,46 +260,27 @@ impl Producer {
         }
 
         let mut out: Vec<Option<RecordMetadata>> = vec![None; total];
-        for key in order {
-            let Some((indexes, new_records)) = groups.remove(&key) else {
-                continue;
-            };
-            let (topic, partition) = key;
+        for group in groups {
             let max_bytes = {
-                let t = self.broker.topic(&topic)?;
-                let max = t.partitions[partition as usize].lock().config().max_message_bytes;
+                let t = self.broker.topic(&group.topic)?;
+                let max = t.partitions[group.partition as usize]
+                    .lock()
+                    .config()
+                    .max_message_bytes;
                 max as usize
             };
             let mut start = 0;
-            while start < new_records.len() {
-                // Split so each batch stays under max.message.bytes (61 bytes of batch header,
-                // about 20 bytes of record framing each).
-                let mut end = start;
-                let mut size = 61;
-                while end < new_records.len() {
-                    let r = &new_records[end];
-                    let s = 20
-                        + r.key.as_ref().map_or(0, Bytes::len)
-                        + r.value.as_ref().map_or(0, Bytes::len)
-                        + r.headers
-                            .iter()
-                            .map(|h| 10 + h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
-                            .sum::<usize>();
-                    if end > start && size + s > max_bytes {
-                        break;
-                    }
-                    size += s;
-                    end += 1;
-                }
-                let chunk = &new_records[start..end];
+            while start < group.records.len() {
+                let end = start + batch_len(&group.records[start..], max_bytes);
+                let chunk = &group.records[start..end];
                 let info = self
                     .broker
-                    .append(&topic, partition, chunk, ProducerFields::NONE)
+                    .append(&group.topic, group.partition, chunk, ProducerFields::NONE)
                     .await?;
                 for (j, record) in chunk.iter().enumerate() {
-                    out[indexes[start + j]] = Some(RecordMetadata {
-                        topic: topic.clone(),
-                        partition,
+                    out[group.indexes[start + j]] = Some(RecordMetadata {
+                        topic: group.topic.clone(),
+                        partition: group.partition,
                         offset: info.base_offset + j as u64,
                         timestamp: info.log_append_time.unwrap_or(record.timestamp),
                     });

@@ -1,0 +1,651 @@
+//! The group coordinator bound to a broker: the state machine behind a lock, offset commits
+//! written to `__consumer_offsets`, wake-ups for waiting members, and a timer thread that
+//! expires silent members even when nobody else talks to the coordinator.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use super::codec::{OffsetKey, OffsetValue};
+use super::state::{CommittedOffset, Groups, Heartbeat, JoinRequest, TopicMetadata};
+use super::{
+    offsets_partition_for, GroupState, OffsetAndMetadata, CONSUMER_OFFSETS_TOPIC,
+    OFFSET_METADATA_MAX_BYTES,
+};
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::record::{NewRecord, ProducerFields};
+use crate::TopicPartition;
+
+/// The longest the timer thread sleeps, so that a clock that jumps (a mock clock in tests)
+/// is noticed within this much real time.
+const MAX_TIMER_SLEEP_MS: i64 = 1000;
+
+impl TopicMetadata for Broker {
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topic(topic).ok().map(|t| t.partitions.len() as u32)
+    }
+}
+
+#[derive(Debug)]
+enum TimerMsg {
+    /// Recompute the next deadline (a member joined with maybe shorter timeouts).
+    Wake,
+    /// The broker is closing.
+    Stop,
+}
+
+#[derive(Debug)]
+struct Timer {
+    tx: mpsc::Sender<TimerMsg>,
+    handle: JoinHandle<()>,
+}
+
+/// A snapshot of one group for `describe_group`.
+#[derive(Debug)]
+pub(crate) struct GroupSnapshot {
+    pub(crate) state: GroupState,
+    pub(crate) generation: i32,
+    pub(crate) protocol: Option<super::AssignmentStrategy>,
+    pub(crate) leader: Option<String>,
+    /// `(member id, generation, assignment, subscription)`.
+    pub(crate) members: Vec<(String, i32, Vec<TopicPartition>, Vec<String>)>,
+    pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
+}
+
+/// The coordinator of every group of one broker.
+#[derive(Debug)]
+pub(crate) struct GroupCoordinator {
+    groups: Mutex<Groups>,
+    /// Woken on every membership or generation change, so members waiting in `poll` act on
+    /// it at once.
+    changed: Notify,
+    timer: Mutex<Option<Timer>>,
+}
+
+impl Default for GroupCoordinator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GroupCoordinator {
+    pub(crate) fn new() -> Self {
+        GroupCoordinator {
+            groups: Mutex::new(Groups::default()),
+            changed: Notify::new(),
+            timer: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Groups> {
+        // Every transition completes before it returns; a panic elsewhere while the guard
+        // was held leaves a consistent state, so the guard is reused.
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Releases the lock and wakes waiting members if anything changed.
+    fn finish(&self, mut groups: MutexGuard<'_, Groups>) {
+        let changed = std::mem::take(&mut groups.changed);
+        drop(groups);
+        if changed {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Woken whenever a group changes (a rebalance starts or completes, a member expires).
+    pub(crate) fn changed(&self) -> &Notify {
+        &self.changed
+    }
+
+    fn now(broker: &Broker) -> i64 {
+        broker.config().time.now_ms()
+    }
+
+    /// Joins or rejoins a group; returns the member id.
+    pub(crate) fn join(
+        &self,
+        broker: &Broker,
+        group: &str,
+        member_id: Option<&str>,
+        request: JoinRequest,
+    ) -> Result<String> {
+        broker.check_open()?;
+        let mut groups = self.lock();
+        let result = groups.join(group, member_id, request, Self::now(broker), broker);
+        self.finish(groups);
+        self.wake_timer();
+        result
+    }
+
+    /// A heartbeat of a member; `from_poll` marks it as polling.
+    pub(crate) fn heartbeat(
+        &self,
+        broker: &Broker,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        from_poll: bool,
+    ) -> Result<Heartbeat> {
+        broker.check_open()?;
+        let mut groups = self.lock();
+        let result = groups.heartbeat(
+            group,
+            member_id,
+            generation,
+            from_poll,
+            Self::now(broker),
+            broker,
+        );
+        self.finish(groups);
+        Ok(result)
+    }
+
+    /// A member leaves its group.
+    pub(crate) fn leave(&self, broker: &Broker, group: &str, member_id: &str) {
+        let mut groups = self.lock();
+        groups.leave(group, member_id, Self::now(broker), broker);
+        self.finish(groups);
+    }
+
+    /// Expires silent members of every group.
+    pub(crate) fn expire(&self, broker: &Broker) {
+        let mut groups = self.lock();
+        groups.expire(Self::now(broker), broker);
+        self.finish(groups);
+    }
+
+    /// Committed offsets of `group` for `tps` (absent where there is none).
+    pub(crate) fn committed<'a>(
+        &self,
+        group: &str,
+        tps: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        self.lock().committed(group, tps)
+    }
+
+    /// Every committed offset of `group`.
+    pub(crate) fn all_committed(&self, group: &str) -> BTreeMap<TopicPartition, CommittedOffset> {
+        self.lock()
+            .groups
+            .get(group)
+            .map(|g| g.offsets.clone())
+            .unwrap_or_default()
+    }
+
+    /// Commits offsets for `member_id` at `generation` (or, with generation -1 and an empty
+    /// member id, for a consumer outside group management). The check, the append to
+    /// `__consumer_offsets` and the cache update happen under one lock, so a commit can never
+    /// land after a rebalance fenced it, and the cache follows the log's order. Returns the
+    /// `__consumer_offsets` partition written, for the caller's commit point.
+    pub(crate) fn commit(
+        &self,
+        broker: &Broker,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<Option<u32>> {
+        broker.check_open()?;
+        if offsets.is_empty() {
+            return Ok(None);
+        }
+        for (tp, om) in offsets {
+            if om.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                return Err(BrokerError::OffsetMetadataTooLarge {
+                    group: group.to_owned(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    size: om.metadata.len(),
+                    max: OFFSET_METADATA_MAX_BYTES,
+                });
+            }
+            broker.partition(&tp.topic, tp.partition)?;
+        }
+        let now = Self::now(broker);
+        let entries: Vec<(TopicPartition, Option<CommittedOffset>)> = offsets
+            .iter()
+            .map(|(tp, om)| {
+                (
+                    tp.clone(),
+                    Some(CommittedOffset {
+                        offset: om.offset,
+                        metadata: om.metadata.clone(),
+                        commit_timestamp: now,
+                    }),
+                )
+            })
+            .collect();
+        let mut groups = self.lock();
+        let result = groups
+            .check_commit(group, member_id, generation, now, broker)
+            .and_then(|()| Self::write(broker, &mut groups, group, entries, now));
+        self.finish(groups);
+        result.map(Some)
+    }
+
+    /// Writes offsets (or tombstones) of a group that has no members; refused with
+    /// `GroupNotEmpty` otherwise. With `require_known`, an unknown group is `GroupIdNotFound`
+    /// and every offset it has is tombstoned (a group delete).
+    pub(crate) fn write_if_inactive(
+        &self,
+        broker: &Broker,
+        group: &str,
+        offsets: Option<&[(TopicPartition, OffsetAndMetadata)]>,
+    ) -> Result<Option<u32>> {
+        broker.check_open()?;
+        let now = Self::now(broker);
+        let mut groups = self.lock();
+        groups.expire(now, broker);
+        let result = (|| {
+            let existing = groups.groups.get(group);
+            if let Some(g) = existing {
+                if !g.members.is_empty() {
+                    return Err(BrokerError::GroupNotEmpty {
+                        group: group.to_owned(),
+                        state: g.state.to_string(),
+                        members: g.members.len(),
+                    });
+                }
+            }
+            let entries: Vec<(TopicPartition, Option<CommittedOffset>)> = match offsets {
+                Some(offsets) => offsets
+                    .iter()
+                    .map(|(tp, om)| {
+                        (
+                            tp.clone(),
+                            Some(CommittedOffset {
+                                offset: om.offset,
+                                metadata: om.metadata.clone(),
+                                commit_timestamp: now,
+                            }),
+                        )
+                    })
+                    .collect(),
+                None => match existing {
+                    Some(g) => g.offsets.keys().map(|tp| (tp.clone(), None)).collect(),
+                    None => {
+                        return Err(BrokerError::GroupIdNotFound {
+                            group: group.to_owned(),
+                        })
+                    }
+                },
+            };
+            if entries.is_empty() {
+                // A delete of a group with no offsets: nothing to write.
+                groups.groups.remove(group);
+                return Ok(None);
+            }
+            Self::write(broker, &mut groups, group, entries, now).map(Some)
+        })();
+        self.finish(groups);
+        result
+    }
+
+    /// Appends offset records (a `None` offset is a tombstone) to the group's
+    /// `__consumer_offsets` partition and applies them to the cache. Called with the lock
+    /// held; the append does not fsync (the caller's commit point does).
+    fn write(
+        broker: &Broker,
+        groups: &mut Groups,
+        group: &str,
+        entries: Vec<(TopicPartition, Option<CommittedOffset>)>,
+        now: i64,
+    ) -> Result<u32> {
+        let (topic, _) = broker.partition(CONSUMER_OFFSETS_TOPIC, 0)?;
+        let partition = offsets_partition_for(group, topic.partitions.len() as u32);
+        let mut records = Vec::with_capacity(entries.len());
+        for (tp, value) in &entries {
+            let key = OffsetKey {
+                group: group.to_owned(),
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            }
+            .encode()
+            .map_err(|e| BrokerError::InvalidConfig {
+                key: "group.id".to_owned(),
+                value: group.chars().take(64).collect(),
+                reason: e.to_string(),
+            })?;
+            let value = match value {
+                Some(c) => Some(
+                    OffsetValue {
+                        offset: c.offset,
+                        metadata: c.metadata.clone(),
+                        commit_timestamp: c.commit_timestamp,
+                    }
+                    .encode()
+                    .map_err(|e| BrokerError::InvalidRecord {
+                        topic: CONSUMER_OFFSETS_TOPIC.to_owned(),
+                        reason: e.to_string(),
+                    })?,
+                ),
+                None => None,
+            };
+            records.push(NewRecord {
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Vec::new(),
+            });
+        }
+        // The append is synchronous (no `.await`), so it can run under the coordinator lock.
+        topic.partitions[partition as usize]
+            .lock()
+            .append(&records, ProducerFields::NONE)?;
+        broker.inner.data_arrived.notify_waiters();
+        for (tp, value) in entries {
+            match value {
+                Some(c) => groups.apply_offsets(group, [(tp, c)]),
+                None => groups.remove_offset(group, &tp),
+            }
+        }
+        debug!(group, partition, records = records.len(), "offsets written");
+        Ok(partition)
+    }
+
+    /// Loads offsets read from `__consumer_offsets` when the broker opens.
+    pub(crate) fn load(&self, entries: Vec<(String, TopicPartition, Option<CommittedOffset>)>) {
+        let mut groups = self.lock();
+        for (group, tp, value) in entries {
+            match value {
+                Some(c) => groups.apply_offsets(&group, [(tp, c)]),
+                None => groups.remove_offset(&group, &tp),
+            }
+        }
+        groups.changed = false;
+    }
+
+    /// Every known group: `(id, state, members)`.
+    pub(crate) fn list(&self, broker: &Broker) -> Vec<(String, GroupState, usize)> {
+        let mut groups = self.lock();
+        groups.expire(Self::now(broker), broker);
+        let out = groups
+            .groups
+            .iter()
+            .map(|(id, g)| (id.clone(), g.state, g.members.len()))
+            .collect();
+        self.finish(groups);
+        out
+    }
+
+    /// One group's state, members and offsets; `None` if the group is unknown.
+    pub(crate) fn snapshot(&self, broker: &Broker, group: &str) -> Option<GroupSnapshot> {
+        let mut groups = self.lock();
+        groups.expire(Self::now(broker), broker);
+        let out = groups.groups.get(group).map(|g| GroupSnapshot {
+            state: g.state,
+            generation: g.generation,
+            protocol: g.protocol,
+            leader: g.leader.clone(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    (
+                        id.clone(),
+                        m.generation,
+                        m.assignment.clone(),
+                        m.topics.iter().cloned().collect(),
+                    )
+                })
+                .collect(),
+            offsets: g.offsets.clone(),
+        });
+        self.finish(groups);
+        out
+    }
+
+    /// Starts the timer thread that expires silent members. It holds the broker weakly and
+    /// sleeps until the next member deadline (at most [`MAX_TIMER_SLEEP_MS`]).
+    pub(crate) fn start_timer(&self, broker: &Broker) {
+        let (tx, rx) = mpsc::channel::<TimerMsg>();
+        let weak = Arc::downgrade(&broker.inner);
+        let spawned = std::thread::Builder::new()
+            .name("group-coordinator".to_owned())
+            .spawn(move || loop {
+                let wait_ms = {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let now = inner.config.time.now_ms();
+                    let next = inner.groups.lock().next_deadline();
+                    next.map_or(MAX_TIMER_SLEEP_MS, |t| {
+                        t.saturating_sub(now).clamp(1, MAX_TIMER_SLEEP_MS)
+                    })
+                };
+                match rx.recv_timeout(Duration::from_millis(wait_ms as u64)) {
+                    Ok(TimerMsg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+                    Ok(TimerMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let broker = Broker { inner };
+                if broker.check_open().is_err() {
+                    return;
+                }
+                broker.inner.groups.expire(&broker);
+            });
+        match spawned {
+            Ok(handle) => {
+                *self.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Timer { tx, handle });
+            }
+            Err(e) => warn!(
+                error = %e,
+                "could not start the group coordinator timer; silent members expire only when \
+                 another member talks to the coordinator"
+            ),
+        }
+    }
+
+    fn wake_timer(&self) {
+        if let Some(timer) = self
+            .timer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = timer.tx.send(TimerMsg::Wake);
+        }
+    }
+
+    /// Stops the timer thread and wakes every waiting member (the broker is closing).
+    pub(crate) fn shutdown(&self) {
+        let timer = self.timer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(timer) = timer {
+            let _ = timer.tx.send(TimerMsg::Stop);
+            // The timer thread may be the one dropping the last broker handle.
+            if timer.handle.thread().id() != std::thread::current().id() {
+                let _ = timer.handle.join();
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// A commit point of one `__consumer_offsets` partition, for callers that cannot `.await`
+/// (a rebalance listener, the rebalance steps inside `poll`). Same effect as
+/// [`Broker::commit_point`]: an fsync unless `log.flush.policy` is `close`.
+pub(crate) fn offsets_commit_point(broker: &Broker, partition: u32) -> Result<()> {
+    let (topic, p) = broker.partition(CONSUMER_OFFSETS_TOPIC, partition)?;
+    let result = topic.partitions[p].lock().commit_point();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::broker::NewTopic;
+    use crate::group::AssignmentStrategy;
+
+    fn request(session_timeout_ms: i64) -> JoinRequest {
+        JoinRequest {
+            topics: BTreeSet::from(["t".to_owned()]),
+            strategy: AssignmentStrategy::Range,
+            owned: Vec::new(),
+            session_timeout_ms,
+            max_poll_interval_ms: 60_000,
+        }
+    }
+
+    /// A member that never calls again is removed by the timer thread alone, and waiting
+    /// members are woken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_timer_expires_silent_members_without_any_call() {
+        let broker = Broker::in_memory().await.unwrap();
+        broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+        let coordinator = &broker.inner.groups;
+        let member = coordinator.join(&broker, "g", None, request(150)).unwrap();
+        let changed = coordinator.changed().notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let start = Instant::now();
+        // Only look at the state: nothing here expires members.
+        let members = || {
+            coordinator
+                .lock()
+                .groups
+                .get("g")
+                .map_or(0, |g| g.members.len())
+        };
+        assert_eq!(members(), 1);
+        tokio::time::timeout(Duration::from_secs(10), changed)
+            .await
+            .expect("waiting members were not woken");
+        while members() != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "member never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert!(matches!(
+            coordinator
+                .heartbeat(&broker, "g", &member, 1, true)
+                .unwrap(),
+            Heartbeat::UnknownMember
+        ));
+    }
+
+    #[tokio::test]
+    async fn commits_are_written_to_the_groups_partition_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("t", 1);
+        let partition;
+        {
+            let broker = Broker::open(dir.path(), crate::BrokerConfig::default())
+                .await
+                .unwrap();
+            broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+            partition = broker
+                .inner
+                .groups
+                .commit(
+                    &broker,
+                    "my-group",
+                    "",
+                    -1,
+                    &[(tp.clone(), OffsetAndMetadata::with_metadata(42, "m"))],
+                )
+                .unwrap();
+            assert_eq!(
+                partition,
+                Some(offsets_partition_for(
+                    "my-group",
+                    super::super::OFFSETS_TOPIC_PARTITIONS
+                ))
+            );
+            let (_, end) = broker
+                .offsets(CONSUMER_OFFSETS_TOPIC, partition.unwrap_or(0))
+                .await
+                .unwrap();
+            assert_eq!(end, 1);
+            broker.close().await.unwrap();
+        }
+        let broker = Broker::open(dir.path(), crate::BrokerConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            broker.inner.groups.committed("my-group", [&tp]),
+            vec![(tp.clone(), OffsetAndMetadata::with_metadata(42, "m"))]
+        );
+        // Unknown partitions are refused before anything is written.
+        let err = broker
+            .inner
+            .groups
+            .commit(
+                &broker,
+                "my-group",
+                "",
+                -1,
+                &[(TopicPartition::new("t", 9), OffsetAndMetadata::new(1))],
+            )
+            .unwrap_err();
+        assert!(matches!(err, BrokerError::UnknownPartition { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_offsets_record_fails_the_open_and_unknown_kinds_are_skipped() {
+        use crate::producer::{Producer, ProducerRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let key = OffsetKey {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+        }
+        .encode()
+        .unwrap();
+        {
+            let broker = Broker::open(dir.path(), crate::BrokerConfig::default())
+                .await
+                .unwrap();
+            let producer = Producer::new(&broker);
+            // A record kind of a later version: skipped.
+            producer
+                .send(
+                    ProducerRecord::new(CONSUMER_OFFSETS_TOPIC, vec![1u8, 2, 3])
+                        .key(vec![9u8, 0, 0])
+                        .partition(0),
+                )
+                .await
+                .unwrap();
+            broker.close().await.unwrap();
+        }
+        {
+            let broker = Broker::open(dir.path(), crate::BrokerConfig::default())
+                .await
+                .unwrap();
+            // A known key with a value nobody can read.
+            Producer::new(&broker)
+                .send(
+                    ProducerRecord::new(CONSUMER_OFFSETS_TOPIC, vec![1u8, 0, 0])
+                        .key(key)
+                        .partition(0),
+                )
+                .await
+                .unwrap();
+            broker.close().await.unwrap();
+        }
+        let err = Broker::open(dir.path(), crate::BrokerConfig::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BrokerError::CorruptOffsetsRecord {
+                    partition: 0,
+                    offset: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_fatal());
+    }
+}

@@ -1,0 +1,767 @@
+//! One partition's log: segment files of record batches, indexes, recovery, retention and
+//! compaction.
+//!
+//! A partition directory holds segments `<20-digit base offset>.log`, each with a sparse
+//! offset index `.index` and a time index `.timeindex`, and the cleaner's checkpoint
+//! `cleaner-offset-checkpoint`. The last segment is the active one: appends go there, and on
+//! open it is checked batch by batch and truncated at the first torn or corrupt batch.
+//! Earlier segments are sealed: immutable, except that the cleaner may replace one with a
+//! compacted copy and retention may delete the oldest. The byte layouts are in
+//! `docs/format.md`.
+
+mod cleaner;
+mod index;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{debug, error, warn};
+
+use self::segment::{parse_file_name, sync_dir, Scanned, Segment};
+use crate::batch::{self, BatchHeader, DecodeError, BATCH_HEADER_LEN};
+use crate::config::{FlushPolicy, TimestampType, TopicConfig};
+use crate::error::{BrokerError, Result};
+use crate::record::{NewRecord, ProducerFields, RecordBatch};
+use crate::time::Time;
+
+/// A read may read this many bytes beyond its budget to skip the batches between the index
+/// entry it starts from and the requested offset.
+const MAX_READ_SLACK: u64 = 64 * 1024;
+
+/// What an append produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first appended record.
+    pub base_offset: u64,
+    /// Offset of the last appended record.
+    pub last_offset: u64,
+    /// Timestamp the broker stored: the append time under `LogAppendTime`, else the batch's max.
+    pub timestamp: i64,
+    /// `Some(now)` under `LogAppendTime`.
+    pub log_append_time: Option<i64>,
+}
+
+/// What a compaction pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    /// Segments rewritten.
+    pub segments_cleaned: usize,
+    /// Records read by the cleaner.
+    pub records_read: u64,
+    /// Records removed (superseded values and expired tombstones).
+    pub records_removed: u64,
+    /// Bytes before and after.
+    pub bytes_before: u64,
+    /// Bytes after cleaning.
+    pub bytes_after: u64,
+}
+
+/// One partition's log.
+///
+/// Not internally synchronized: appends, retention and cleaning take `&mut self`, reads take
+/// `&self`; the owner puts the log behind a lock.
+#[derive(Debug)]
+pub(crate) struct Log {
+    dir: PathBuf,
+    topic: String,
+    partition: u32,
+    /// `topic-partition`, for log messages.
+    label: String,
+    config: TopicConfig,
+    flush_policy: FlushPolicy,
+    time: Arc<dyn Time>,
+    /// Sealed segments by base offset, oldest first.
+    sealed: BTreeMap<u64, Segment>,
+    /// The segment appends go to; its base offset is above every sealed one's.
+    active: Segment,
+    /// Offsets below this were compacted by the last cleaner pass.
+    cleaner_checkpoint: u64,
+    /// Set after a failed fsync or write: the log refuses further writes.
+    poisoned: bool,
+    /// Reused for encoding appended batches.
+    encode_buf: Vec<u8>,
+    /// Makes the next fsync fail, to test poisoning.
+    #[cfg(test)]
+    fail_next_sync: bool,
+    /// Sealed segments whose index files could not be used on open.
+    #[cfg(test)]
+    rebuilt_at_open: usize,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering the active segment's tail.
+    ///
+    /// Leftovers of interrupted work are removed first: `.log.cleaned` files of an
+    /// interrupted compaction (the original segment is intact), temporary `.tmp` files, and
+    /// index files without a segment. Sealed segments use their index files if these match;
+    /// otherwise they are scanned. The last segment is always scanned in full and truncated
+    /// at its first torn or corrupt batch.
+    pub(crate) fn open(
+        dir: &Path,
+        topic: &str,
+        partition: u32,
+        config: TopicConfig,
+        flush_policy: FlushPolicy,
+        time: Arc<dyn Time>,
+    ) -> Result<Log> {
+        let label = format!("{topic}-{partition}");
+        let io_err = |e| BrokerError::io(dir, e);
+        fs::create_dir_all(dir).map_err(io_err)?;
+
+        let mut logs = Vec::new();
+        let mut index_files = Vec::new();
+        let mut removed_any = false;
+        for entry in fs::read_dir(dir).map_err(io_err)? {
+            let entry = entry.map_err(io_err)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            let leftover = if is_own_temp_file(name) {
+                true
+            } else if name.ends_with(segment::CLEANED_SUFFIX) {
+                warn!(file = %path.display(), "{label}: removing {} left by an interrupted compaction; the segment it was to replace is intact", path.display());
+                true
+            } else {
+                false
+            };
+            if leftover {
+                fs::remove_file(&path).map_err(|e| BrokerError::io(&path, e))?;
+                removed_any = true;
+                continue;
+            }
+            match parse_file_name(name) {
+                Some((base, segment::LOG_SUFFIX)) => logs.push(base),
+                Some((base, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX)) => {
+                    index_files.push((base, path))
+                }
+                _ => {}
+            }
+        }
+        logs.sort_unstable();
+        for (base, path) in index_files {
+            if logs.binary_search(&base).is_err() {
+                warn!(file = %path.display(), "{label}: removing index file {} that has no segment", path.display());
+                fs::remove_file(&path).map_err(|e| BrokerError::io(&path, e))?;
+                removed_any = true;
+            }
+        }
+
+        let interval = config.index_interval_bytes;
+        let mut sealed = BTreeMap::new();
+        let active = match logs.split_last() {
+            None => {
+                removed_any = true;
+                Segment::create(dir, 0).map_err(io_err)?
+            }
+            Some((&last, earlier)) => {
+                let mut previous: Option<(u64, PathBuf)> = None;
+                for &base in earlier {
+                    let segment = Segment::open_sealed(dir, base, &label, interval)?;
+                    check_order(previous.as_ref(), &segment)?;
+                    previous = Some((segment.next_offset(), segment.path().to_path_buf()));
+                    sealed.insert(base, segment);
+                }
+                let active = Segment::recover(dir, last, &label, interval)?;
+                check_order(previous.as_ref(), &active)?;
+                active
+            }
+        };
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            topic: topic.to_owned(),
+            partition,
+            label,
+            config,
+            flush_policy,
+            time,
+            sealed,
+            active,
+            cleaner_checkpoint: 0,
+            poisoned: false,
+            encode_buf: Vec::new(),
+            #[cfg(test)]
+            fail_next_sync: false,
+            #[cfg(test)]
+            rebuilt_at_open: 0,
+        };
+        // Sealed segments whose indexes were rebuilt get their index files back now.
+        for segment in log.sealed.values_mut() {
+            if segment.indexes_dirty() {
+                #[cfg(test)]
+                {
+                    log.rebuilt_at_open += 1;
+                }
+                if let Err(e) = segment.write_indexes() {
+                    warn!(file = %segment.path().display(), "{}: cannot write rebuilt index files: {e}", log.label);
+                }
+                removed_any = true;
+            }
+        }
+        if removed_any {
+            sync_dir(dir).map_err(io_err)?;
+        }
+        log.cleaner_checkpoint = cleaner::read_checkpoint(&log.dir, &log.label)
+            .unwrap_or(0)
+            .max(log.log_start_offset());
+        debug!(
+            "{}: opened with {} segments, offsets {}..{}",
+            log.label,
+            log.segment_count(),
+            log.log_start_offset(),
+            log.log_end_offset()
+        );
+        Ok(log)
+    }
+
+    /// The partition directory.
+    #[allow(dead_code, reason = "part of the log's interface for its owner")]
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `records` as one batch at the log end offset and returns where they went.
+    ///
+    /// Refused with `InvalidRecord`: an empty slice, a batch larger than
+    /// `max.message.bytes`, and a null key in a topic whose `cleanup.policy` includes
+    /// `compact`. The active segment rolls first if the batch would push it past
+    /// `segment.bytes` or it is older than `segment.ms`. Under [`FlushPolicy::EveryAppend`]
+    /// the batch is fsynced before this returns. After a failed write or fsync the log is
+    /// poisoned and every append returns `LogPoisoned`.
+    pub(crate) fn append(
+        &mut self,
+        records: &[NewRecord],
+        producer: ProducerFields,
+    ) -> Result<AppendInfo> {
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        if records.is_empty() {
+            return Err(self.invalid_record("a batch needs at least one record".into()));
+        }
+        if self.config.cleanup_policy.compact && records.iter().any(|r| r.key.is_none()) {
+            return Err(self.invalid_record("compacted topic requires a key".into()));
+        }
+        let now = self.time.now_ms();
+        let log_append_time = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => Some(now),
+            TimestampType::CreateTime => None,
+        };
+        let base_offset = self.log_end_offset();
+        let mut buf = std::mem::take(&mut self.encode_buf);
+        buf.clear();
+        let result = self.append_encoded(
+            &mut buf,
+            records,
+            base_offset,
+            producer,
+            now,
+            log_append_time,
+        );
+        self.encode_buf = buf;
+        result
+    }
+
+    fn append_encoded(
+        &mut self,
+        buf: &mut Vec<u8>,
+        records: &[NewRecord],
+        base_offset: u64,
+        producer: ProducerFields,
+        now: i64,
+        log_append_time: Option<i64>,
+    ) -> Result<AppendInfo> {
+        let info = batch::encode_batch(buf, records, base_offset, producer, log_append_time)
+            .map_err(|e| self.invalid_record(e.to_string()))?;
+        let size = buf.len() as u64;
+        if size > self.config.max_message_bytes {
+            return Err(self.invalid_record(format!(
+                "batch of {size} bytes is larger than max.message.bytes ({})",
+                self.config.max_message_bytes
+            )));
+        }
+        let header = BatchHeader::parse(buf).map_err(|e| self.invalid_record(e.to_string()))?;
+        if self.should_roll(size, info.last_offset, now) {
+            self.roll()?;
+        }
+        if let Err(e) = self
+            .active
+            .append(buf, &header, self.config.index_interval_bytes)
+        {
+            // What reached the file is unknown: refuse further writes until a reopen
+            // recovers the segment.
+            self.poisoned = true;
+            error!(file = %self.active.path().display(), "{}: write failed, refusing further writes: {e}", self.label);
+            return Err(BrokerError::io(self.active.path(), e));
+        }
+        self.active.first_append_ms.get_or_insert(now);
+        if self.flush_policy == FlushPolicy::EveryAppend {
+            self.sync_active()?;
+        }
+        Ok(AppendInfo {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            timestamp: info.max_timestamp,
+            log_append_time,
+        })
+    }
+
+    fn should_roll(&self, batch_size: u64, last_offset: u64, now: i64) -> bool {
+        let active = &self.active;
+        if active.is_empty() {
+            return false;
+        }
+        let too_big = active.size() + batch_size > self.config.segment_bytes
+            // Positions in the index are 32-bit.
+            || active.size() > u64::from(u32::MAX)
+            // So are offsets relative to the base offset.
+            || last_offset - active.base_offset() > u64::from(u32::MAX);
+        let too_old = active
+            .first_append_ms
+            .is_some_and(|first| now.saturating_sub(first) > self.config.segment_ms);
+        too_big || too_old
+    }
+
+    /// Seals the active segment (final time index entry, index files, fsync) and starts a new
+    /// one at the log end offset.
+    fn roll(&mut self) -> Result<()> {
+        self.sync_active()?;
+        self.active.seal();
+        if let Err(e) = self.active.write_indexes() {
+            return Err(self.poison(self.active.path().to_path_buf(), e));
+        }
+        let next = Segment::create(&self.dir, self.log_end_offset())
+            .map_err(|e| BrokerError::io(&self.dir, e))?;
+        if let Err(e) = sync_dir(&self.dir) {
+            return Err(self.poison(self.dir.clone(), e));
+        }
+        let old = std::mem::replace(&mut self.active, next);
+        debug!(
+            "{}: rolled segment {} ({} bytes), new segment at offset {}",
+            self.label,
+            old.path().display(),
+            old.size(),
+            self.active.base_offset()
+        );
+        self.sealed.insert(old.base_offset(), old);
+        Ok(())
+    }
+
+    /// Fsyncs the active segment; a failure poisons the log.
+    fn sync_active(&mut self) -> Result<()> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_sync) {
+            let path = self.active.path().to_path_buf();
+            return Err(self.poison(path, std::io::Error::other("injected fsync failure")));
+        }
+        match self.active.sync_data() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison(self.active.path().to_path_buf(), e)),
+        }
+    }
+
+    fn poison(&mut self, path: PathBuf, e: std::io::Error) -> BrokerError {
+        self.poisoned = true;
+        error!(file = %path.display(), "{}: fsync failed, refusing further writes: {e}", self.label);
+        BrokerError::io(path, e)
+    }
+
+    fn poisoned_error(&self) -> BrokerError {
+        BrokerError::LogPoisoned {
+            topic: self.topic.clone(),
+            partition: self.partition,
+        }
+    }
+
+    fn invalid_record(&self, reason: String) -> BrokerError {
+        BrokerError::InvalidRecord {
+            topic: self.topic.clone(),
+            reason,
+        }
+    }
+
+    fn corrupt(&self, segment: &Segment, offset: u64, reason: String) -> BrokerError {
+        BrokerError::CorruptBatch {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset,
+            file: segment.path().to_path_buf(),
+            reason,
+        }
+    }
+
+    /// All segments, oldest first.
+    fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed.values().chain(std::iter::once(&self.active))
+    }
+
+    /// Reads batches from `offset`: whole batches, in order, about `max_bytes` of them (at
+    /// least one whole batch, however large, as Kafka does), none whose base offset is
+    /// `max_offset` or above. Records below `offset` in the first batch are left out, so
+    /// every returned batch holds at least one record at or after `offset`.
+    ///
+    /// `offset == log end` returns nothing; an offset below the log start or above the log
+    /// end is `OffsetOutOfRange`. A batch that fails its checks is `CorruptBatch`.
+    pub(crate) fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Vec<RecordBatch>> {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < start || offset > end {
+            return Err(BrokerError::OffsetOutOfRange {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        let mut out = Vec::new();
+        if offset == end || offset >= max_offset {
+            return Ok(out);
+        }
+        let floor = if self.active.base_offset() <= offset {
+            self.active.base_offset()
+        } else {
+            self.sealed
+                .range(..=offset)
+                .next_back()
+                .map_or(start, |(&base, _)| base)
+        };
+        let mut segments = self
+            .segments()
+            .skip_while(|s| s.base_offset() < floor)
+            .peekable();
+        while let Some(segment) = segments.next() {
+            let limit = segments.peek().map_or(end, |next| next.base_offset());
+            let done =
+                self.read_segment(segment, limit, offset, max_bytes, max_offset, &mut out)?;
+            // One segment per read, unless it had nothing at or after `offset` (compaction
+            // can leave a segment's tail, or a whole segment, empty).
+            if done || !out.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads from one segment whose batches must lie below `limit`. Returns true when the
+    /// read is complete (the byte budget is used or `max_offset` is reached).
+    fn read_segment(
+        &self,
+        segment: &Segment,
+        limit: u64,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<bool> {
+        let end = segment.size();
+        let mut position = segment.floor_position(offset);
+        let mut collected = 0usize;
+        let mut min_len = 0usize;
+        let mut expected_min = segment.base_offset();
+        let slack = self.config.index_interval_bytes.min(MAX_READ_SLACK) as usize;
+        while position < end {
+            let mut want = max_bytes
+                .saturating_sub(collected)
+                .max(min_len)
+                .max(BATCH_HEADER_LEN);
+            if collected == 0 {
+                want = want.saturating_add(slack);
+            }
+            let len = (want as u64).min(end - position) as usize;
+            let buf = segment
+                .read_at(position, len)
+                .map_err(|e| BrokerError::io(segment.path(), e))?;
+            min_len = 0;
+            let mut p = 0usize;
+            loop {
+                let at = position + p as u64;
+                if at >= end {
+                    return Ok(false);
+                }
+                if p + BATCH_HEADER_LEN > buf.len() {
+                    if end - at < BATCH_HEADER_LEN as u64 {
+                        let e = DecodeError::Truncated {
+                            needed: BATCH_HEADER_LEN,
+                            available: (end - at) as usize,
+                        };
+                        return Err(self.corrupt(
+                            segment,
+                            expected_min,
+                            format!("at byte {at}: {e}"),
+                        ));
+                    }
+                    break;
+                }
+                let header = BatchHeader::parse(&buf[p..]).map_err(|e| {
+                    self.corrupt(segment, expected_min, format!("at byte {at}: {e}"))
+                })?;
+                let size = header.size();
+                if at + size as u64 > end {
+                    return Err(self.corrupt(
+                        segment,
+                        header.base_offset,
+                        format!("at byte {at}: batch of {size} bytes runs past the end of the segment ({end} bytes)"),
+                    ));
+                }
+                if header.base_offset < expected_min || header.last_offset() >= limit {
+                    return Err(self.corrupt(
+                        segment,
+                        header.base_offset,
+                        format!(
+                            "at byte {at}: batch offsets {}..={} outside the expected range {expected_min}..{limit}",
+                            header.base_offset,
+                            header.last_offset()
+                        ),
+                    ));
+                }
+                if header.last_offset() < offset {
+                    expected_min = header.next_offset();
+                    p += size;
+                    if p > buf.len() {
+                        break;
+                    }
+                    continue;
+                }
+                if header.base_offset >= max_offset {
+                    return Ok(true);
+                }
+                if collected > 0 && collected + size > max_bytes {
+                    return Ok(true);
+                }
+                if p + size > buf.len() {
+                    min_len = size;
+                    break;
+                }
+                let (batch, _) = batch::decode_batch_at(&buf, p, offset).map_err(|e| {
+                    self.corrupt(segment, header.base_offset, format!("at byte {at}: {e}"))
+                })?;
+                out.push(batch);
+                expected_min = header.next_offset();
+                collected += size;
+                p += size;
+                if collected >= max_bytes {
+                    return Ok(true);
+                }
+            }
+            position += p as u64;
+        }
+        Ok(false)
+    }
+
+    /// The first offset still in the log (the first segment's base offset).
+    pub(crate) fn log_start_offset(&self) -> u64 {
+        self.sealed
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or_else(|| self.active.base_offset())
+    }
+
+    /// The offset the next appended record gets.
+    pub(crate) fn log_end_offset(&self) -> u64 {
+        self.active.next_offset()
+    }
+
+    /// Bytes of all segments.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.segments().map(Segment::size).sum()
+    }
+
+    /// Number of segments, the active one included.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// The earliest offset whose record timestamp is at least `timestamp`, with that
+    /// timestamp (Kafka's ListOffsets by timestamp); `None` if every record is older.
+    /// Control batches are skipped.
+    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        for segment in self.segments() {
+            // Every record of a segment whose max timestamp is below the target is older.
+            if segment.max_timestamp().is_none_or(|max| max < timestamp) {
+                continue;
+            }
+            let mut scanner = segment.scanner(segment.position_for_timestamp(timestamp));
+            loop {
+                let scanned = scanner
+                    .next(false)
+                    .map_err(|e| BrokerError::io(segment.path(), e))?;
+                match scanned {
+                    Scanned::End => break,
+                    Scanned::Invalid { position, error } => {
+                        return Err(self.corrupt(
+                            segment,
+                            segment.base_offset(),
+                            format!("at byte {position}: {error}"),
+                        ))
+                    }
+                    Scanned::Batch {
+                        position,
+                        header,
+                        bytes,
+                    } => {
+                        if header.max_timestamp < timestamp || header.is_control() {
+                            continue;
+                        }
+                        let (batch, _) = batch::decode_batch(&bytes).map_err(|e| {
+                            self.corrupt(
+                                segment,
+                                header.base_offset,
+                                format!("at byte {position}: {e}"),
+                            )
+                        })?;
+                        if let Some(r) = batch.records.iter().find(|r| r.timestamp >= timestamp) {
+                            return Ok(Some((r.offset, r.timestamp)));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Fsyncs the active segment. The active segment's indexes live in memory (it is always
+    /// scanned on open), so they are written on roll and close rather than here.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        self.sync_active()
+    }
+
+    /// A commit point (a producer flush, a transaction or offset commit): flushes unless the
+    /// flush policy is [`FlushPolicy::OnClose`].
+    pub(crate) fn commit_point(&mut self) -> Result<()> {
+        match self.flush_policy {
+            FlushPolicy::OnClose => Ok(()),
+            FlushPolicy::EveryAppend | FlushPolicy::CommitPoints => self.flush(),
+        }
+    }
+
+    /// With a `cleanup.policy` that includes `delete`: deletes whole sealed segments, oldest
+    /// first, while `retention.bytes` is exceeded without them (Kafka's rule: total size minus
+    /// the segment's size is still at least the limit) or their largest timestamp is older
+    /// than `retention.ms`. The active segment is never deleted. The log start offset moves
+    /// to the new first segment's base offset. Returns how many segments went.
+    pub(crate) fn enforce_retention(&mut self) -> Result<usize> {
+        if !self.config.cleanup_policy.delete {
+            return Ok(0);
+        }
+        let now = self.time.now_ms();
+        let mut total = self.size_bytes();
+        let mut deleted = 0;
+        while let Some(entry) = self.sealed.first_entry() {
+            let segment = entry.get();
+            let by_size = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| total - segment.size() >= limit);
+            let by_time = self.config.retention_ms.is_some_and(|ms| {
+                segment
+                    .max_timestamp()
+                    .is_none_or(|max| max < now.saturating_sub(ms))
+            });
+            if !by_size && !by_time {
+                break;
+            }
+            let segment = entry.remove();
+            total -= segment.size();
+            segment
+                .remove_files()
+                .map_err(|e| BrokerError::io(segment.path(), e))?;
+            deleted += 1;
+            debug!(
+                "{}: retention deleted segment {} ({} bytes, by {})",
+                self.label,
+                segment.path().display(),
+                segment.size(),
+                if by_time { "time" } else { "size" }
+            );
+        }
+        if deleted > 0 {
+            sync_dir(&self.dir).map_err(|e| BrokerError::io(&self.dir, e))?;
+        }
+        Ok(deleted)
+    }
+
+    /// Log compaction, when `cleanup.policy` includes `compact`; see the `cleaner` module.
+    /// Unless `force`, it runs only when the dirty ratio reaches
+    /// `min.cleanable.dirty.ratio`.
+    pub(crate) fn clean(&mut self, force: bool) -> Result<CleanStats> {
+        self.clean_segments(force)
+    }
+
+    /// Replaces the topic config; it applies from the next append, roll, retention or
+    /// cleaning on.
+    pub(crate) fn set_config(&mut self, config: TopicConfig) {
+        self.config = config;
+    }
+
+    /// The topic config.
+    pub(crate) fn config(&self) -> &TopicConfig {
+        &self.config
+    }
+
+    /// Flushes the active segment and writes the index files that are behind memory.
+    pub(crate) fn close(&mut self) -> Result<()> {
+        self.flush()?;
+        let mut wrote = false;
+        for segment in self
+            .sealed
+            .values_mut()
+            .chain(std::iter::once(&mut self.active))
+        {
+            if segment.indexes_dirty() {
+                segment
+                    .write_indexes()
+                    .map_err(|e| BrokerError::io(segment.path(), e))?;
+                wrote = true;
+            }
+        }
+        if wrote {
+            sync_dir(&self.dir).map_err(|e| BrokerError::io(&self.dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is a temporary file this module writes (an index file or the cleaner
+/// checkpoint before its rename); other files in the directory are left alone.
+fn is_own_temp_file(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    stem == cleaner::CHECKPOINT_FILE
+        || matches!(
+            parse_file_name(stem),
+            Some((_, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX))
+        )
+}
+
+/// Segments must not overlap: each starts at or after the previous one's next offset
+/// (`previous` is that offset and the previous segment's file).
+fn check_order(previous: Option<&(u64, PathBuf)>, next: &Segment) -> Result<()> {
+    match previous {
+        Some((previous_next, previous_path)) if next.base_offset() < *previous_next => {
+            Err(BrokerError::CorruptMetadata {
+                file: next.path().to_path_buf(),
+                reason: format!(
+                    "segment starts at offset {} but the previous segment {} ends at offset {}",
+                    next.base_offset(),
+                    previous_path.display(),
+                    previous_next.saturating_sub(1)
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,633 @@
+//! One segment: a `<base offset>.log` file of consecutive record batches with its sparse
+//! offset index and time index, recovery of its tail, and a sequential batch scanner.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::index::{self, OffsetIndex, SegmentSummary, TimeIndex};
+use crate::batch::{self, BatchHeader, DecodeError, BATCH_HEADER_LEN};
+use crate::error::{BrokerError, Result};
+
+/// Suffix of segment files.
+pub(super) const LOG_SUFFIX: &str = ".log";
+/// Suffix of offset index files.
+pub(super) const INDEX_SUFFIX: &str = ".index";
+/// Suffix of time index files.
+pub(super) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Suffix of a segment being rewritten by the cleaner.
+pub(super) const CLEANED_SUFFIX: &str = ".log.cleaned";
+
+/// How much a sequential scan reads at a time.
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// The file name of the segment file (or index file) with `base_offset` and `suffix`.
+pub(super) fn file_name(base_offset: u64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// Splits `<20 digits><suffix>` into the base offset and the suffix.
+pub(super) fn parse_file_name(name: &str) -> Option<(u64, &str)> {
+    let digits = name.get(..20)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, &name[20..]))
+}
+
+/// Fsyncs a directory, so that file creations, renames and deletions in it are durable.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What a segment's batches add up to, maintained batch by batch: size, next offset, max
+/// timestamp and the two sparse indexes.
+#[derive(Debug, Clone)]
+struct Contents {
+    base_offset: u64,
+    size: u64,
+    next_offset: u64,
+    max_timestamp: Option<i64>,
+    offset_of_max_timestamp: u64,
+    bytes_since_index_entry: u64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+}
+
+impl Contents {
+    fn new(base_offset: u64) -> Self {
+        Contents {
+            base_offset,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: None,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_index_entry: 0,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+        }
+    }
+
+    fn relative(&self, offset: u64) -> u32 {
+        // Appends roll before a relative offset would pass u32::MAX, and recovery stops there.
+        u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX)
+    }
+
+    /// Accounts for the batch `header` written at `position`: an index entry once at least
+    /// `interval` bytes were written since the last one, then size, offsets and timestamps.
+    fn note_batch(&mut self, position: u64, header: &BatchHeader, interval: u64) {
+        if self.bytes_since_index_entry >= interval && position <= u64::from(u32::MAX) {
+            self.index
+                .push(self.relative(header.base_offset), position as u32);
+            if let Some(max) = self.max_timestamp {
+                self.time_index
+                    .maybe_push(max, self.relative(self.offset_of_max_timestamp));
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        let size = header.size() as u64;
+        self.bytes_since_index_entry += size;
+        if self.max_timestamp.is_none_or(|m| header.max_timestamp > m) {
+            self.max_timestamp = Some(header.max_timestamp);
+            self.offset_of_max_timestamp = header.base_offset;
+        }
+        self.next_offset = header.next_offset();
+        self.size = position + size;
+    }
+
+    /// Adds the final time index entry: the segment's max timestamp.
+    fn seal(&mut self) {
+        if let Some(max) = self.max_timestamp {
+            let offset = self.relative(self.offset_of_max_timestamp);
+            self.time_index.maybe_push(max, offset);
+        }
+    }
+
+    fn summary(&self) -> SegmentSummary {
+        SegmentSummary {
+            base_offset: self.base_offset,
+            log_size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+        }
+    }
+}
+
+/// One segment file and its indexes.
+#[derive(Debug)]
+pub(super) struct Segment {
+    dir: PathBuf,
+    path: PathBuf,
+    file: File,
+    contents: Contents,
+    /// When the first batch was appended (by the log's clock), for `segment.ms`. After a
+    /// reopen, the first batch's max timestamp (Kafka's rule).
+    pub(super) first_append_ms: Option<i64>,
+    /// The in-memory indexes differ from the index files.
+    indexes_dirty: bool,
+}
+
+/// The result of one step of a [`Scanner`].
+#[derive(Debug)]
+pub(super) enum Scanned {
+    /// A batch whose header (and, when asked, CRC and records) checked out.
+    Batch {
+        /// Its position in the file.
+        position: u64,
+        /// Its header.
+        header: BatchHeader,
+        /// All its bytes.
+        bytes: Bytes,
+    },
+    /// The scanned range ends here.
+    End,
+    /// The bytes at `position` are not a valid batch.
+    Invalid {
+        /// Where the bad batch starts.
+        position: u64,
+        /// What is wrong.
+        error: DecodeError,
+    },
+}
+
+/// Reads the batches of a byte range of a segment file in order, a chunk at a time.
+#[derive(Debug)]
+pub(super) struct Scanner<'a> {
+    file: &'a File,
+    next: u64,
+    end: u64,
+    buf: Bytes,
+    buf_start: u64,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(file: &'a File, from: u64, end: u64) -> Self {
+        Scanner {
+            file,
+            next: from,
+            end,
+            buf: Bytes::new(),
+            buf_start: from,
+        }
+    }
+
+    /// Makes `buf` hold `len` bytes from `position`.
+    fn ensure(&mut self, position: u64, len: usize) -> io::Result<()> {
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if position >= self.buf_start && position + len as u64 <= buf_end {
+            return Ok(());
+        }
+        let want = (len.max(SCAN_CHUNK) as u64).min(self.end - position) as usize;
+        let mut buf = vec![0u8; want];
+        self.file.read_exact_at(&mut buf, position)?;
+        self.buf = Bytes::from(buf);
+        self.buf_start = position;
+        Ok(())
+    }
+
+    /// The next batch. With `validate`, its CRC and records are checked too; the header is
+    /// always checked.
+    pub(super) fn next(&mut self, validate: bool) -> io::Result<Scanned> {
+        let position = self.next;
+        if position >= self.end {
+            return Ok(Scanned::End);
+        }
+        let remaining = self.end - position;
+        let invalid = |error| Ok(Scanned::Invalid { position, error });
+        if remaining < BATCH_HEADER_LEN as u64 {
+            return invalid(DecodeError::Truncated {
+                needed: BATCH_HEADER_LEN,
+                available: remaining as usize,
+            });
+        }
+        self.ensure(position, BATCH_HEADER_LEN)?;
+        let at = (position - self.buf_start) as usize;
+        let header = match BatchHeader::parse(&self.buf[at..]) {
+            Ok(header) => header,
+            Err(error) => return invalid(error),
+        };
+        let size = header.size();
+        if size as u64 > remaining {
+            return invalid(DecodeError::Truncated {
+                needed: size,
+                available: remaining as usize,
+            });
+        }
+        self.ensure(position, size)?;
+        let at = (position - self.buf_start) as usize;
+        let bytes = self.buf.slice(at..at + size);
+        if validate {
+            if let Err(error) = batch::validate_batch(&bytes) {
+                return invalid(error);
+            }
+        }
+        self.next = position + size as u64;
+        Ok(Scanned::Batch {
+            position,
+            header,
+            bytes,
+        })
+    }
+}
+
+impl Segment {
+    fn with_file(dir: &Path, path: PathBuf, file: File, contents: Contents) -> Segment {
+        Segment {
+            dir: dir.to_path_buf(),
+            path,
+            file,
+            contents,
+            first_append_ms: None,
+            indexes_dirty: true,
+        }
+    }
+
+    /// Creates a new, empty segment file at `base_offset`.
+    pub(super) fn create(dir: &Path, base_offset: u64) -> io::Result<Segment> {
+        let path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(Segment::with_file(
+            dir,
+            path,
+            file,
+            Contents::new(base_offset),
+        ))
+    }
+
+    /// Creates the `.log.cleaned` file into which the cleaner rewrites the segment at
+    /// `base_offset` (replacing a leftover one).
+    pub(super) fn create_cleaned(dir: &Path, base_offset: u64) -> io::Result<Segment> {
+        let path = dir.join(file_name(base_offset, CLEANED_SUFFIX));
+        remove_if_present(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(Segment::with_file(
+            dir,
+            path,
+            file,
+            Contents::new(base_offset),
+        ))
+    }
+
+    /// Opens the active (last) segment: every batch is checked (header, CRC, records, and
+    /// its base offset is the expected next offset); the file is truncated at the first batch
+    /// that fails, with a warning naming the file, the byte position and the offset.
+    pub(super) fn recover(
+        dir: &Path,
+        base_offset: u64,
+        label: &str,
+        index_interval: u64,
+    ) -> Result<Segment> {
+        let path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let io_err = |e| BrokerError::io(&path, e);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let mut contents = Contents::new(base_offset);
+        let mut first_timestamp = None;
+        let mut torn = None;
+        let mut scanner = Scanner::new(&file, 0, len);
+        loop {
+            match scanner.next(true).map_err(io_err)? {
+                Scanned::End => break,
+                Scanned::Invalid { position, error } => {
+                    torn = Some((position, error.to_string()));
+                    break;
+                }
+                Scanned::Batch {
+                    position, header, ..
+                } => {
+                    if header.base_offset != contents.next_offset {
+                        torn = Some((
+                            position,
+                            format!(
+                                "batch base offset {} where {} was expected",
+                                header.base_offset, contents.next_offset
+                            ),
+                        ));
+                        break;
+                    }
+                    if position > u64::from(u32::MAX)
+                        || header.last_offset() - base_offset > u64::from(u32::MAX)
+                    {
+                        torn = Some((position, "segment outgrows its 32-bit index".into()));
+                        break;
+                    }
+                    first_timestamp.get_or_insert(header.max_timestamp);
+                    contents.note_batch(position, &header, index_interval);
+                }
+            }
+        }
+        if let Some((position, reason)) = torn {
+            warn!(
+                file = %path.display(),
+                position,
+                offset = contents.next_offset,
+                "{label}: truncating the active segment {} at byte {position} (offset {}), \
+                 dropping {} bytes: {reason}",
+                path.display(),
+                contents.next_offset,
+                len - position,
+            );
+            file.set_len(position).map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+        }
+        let mut segment = Segment::with_file(dir, path, file, contents);
+        segment.first_append_ms = first_timestamp;
+        Ok(segment)
+    }
+
+    /// Opens a sealed segment, with its index files when they are present and match the log;
+    /// otherwise (with a warning) by scanning it. A sealed segment is never truncated: if a
+    /// batch in it is corrupt, the scan stops there and reads reaching it fail.
+    pub(super) fn open_sealed(
+        dir: &Path,
+        base_offset: u64,
+        label: &str,
+        index_interval: u64,
+    ) -> Result<Segment> {
+        let path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let io_err = |e| BrokerError::io(&path, e);
+        let file = File::open(&path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let index_path = dir.join(file_name(base_offset, INDEX_SUFFIX));
+        let time_index_path = dir.join(file_name(base_offset, TIME_INDEX_SUFFIX));
+        match index::load(&index_path, &time_index_path, base_offset, len) {
+            Ok((summary, index, time_index)) => {
+                let mut contents = Contents::new(base_offset);
+                contents.size = summary.log_size;
+                contents.next_offset = summary.next_offset;
+                contents.max_timestamp = summary.max_timestamp;
+                contents.index = index;
+                contents.time_index = time_index;
+                let mut segment = Segment::with_file(dir, path, file, contents);
+                segment.indexes_dirty = false;
+                Ok(segment)
+            }
+            Err(reason) => {
+                if len > 0 {
+                    warn!(
+                        file = %path.display(),
+                        "{label}: rebuilding the indexes of {} by scanning it: {reason}",
+                        path.display()
+                    );
+                }
+                let contents =
+                    Self::scan_sealed(&file, &path, base_offset, len, label, index_interval)?;
+                Ok(Segment::with_file(dir, path, file, contents))
+            }
+        }
+    }
+
+    fn scan_sealed(
+        file: &File,
+        path: &Path,
+        base_offset: u64,
+        len: u64,
+        label: &str,
+        index_interval: u64,
+    ) -> Result<Contents> {
+        let mut contents = Contents::new(base_offset);
+        let mut scanner = Scanner::new(file, 0, len);
+        loop {
+            let bad = match scanner.next(true).map_err(|e| BrokerError::io(path, e))? {
+                Scanned::End => break,
+                Scanned::Invalid { position, error } => Some((position, error.to_string())),
+                Scanned::Batch {
+                    position, header, ..
+                } => {
+                    if header.base_offset < contents.next_offset {
+                        Some((
+                            position,
+                            format!(
+                                "batch base offset {} is below {}",
+                                header.base_offset, contents.next_offset
+                            ),
+                        ))
+                    } else if position > u64::from(u32::MAX)
+                        || header.last_offset() - base_offset > u64::from(u32::MAX)
+                    {
+                        Some((position, "segment outgrows its 32-bit index".into()))
+                    } else {
+                        contents.note_batch(position, &header, index_interval);
+                        None
+                    }
+                }
+            };
+            if let Some((position, reason)) = bad {
+                warn!(
+                    file = %path.display(),
+                    position,
+                    offset = contents.next_offset,
+                    "{label}: sealed segment {} is corrupt at byte {position} (after offset {}): \
+                     {reason}; reads reaching it will fail",
+                    path.display(),
+                    contents.next_offset.saturating_sub(1),
+                );
+                break;
+            }
+        }
+        contents.seal();
+        // The whole file stays: what follows a corrupt batch is not silently dropped.
+        contents.size = len;
+        Ok(contents)
+    }
+
+    /// The segment's base offset.
+    pub(super) fn base_offset(&self) -> u64 {
+        self.contents.base_offset
+    }
+
+    /// Bytes of batches in the segment.
+    pub(super) fn size(&self) -> u64 {
+        self.contents.size
+    }
+
+    /// True when the segment holds no bytes.
+    pub(super) fn is_empty(&self) -> bool {
+        self.contents.size == 0
+    }
+
+    /// The offset after the segment's last batch.
+    pub(super) fn next_offset(&self) -> u64 {
+        self.contents.next_offset
+    }
+
+    /// The largest batch max timestamp in the segment, `None` when it is empty.
+    pub(super) fn max_timestamp(&self) -> Option<i64> {
+        self.contents.max_timestamp
+    }
+
+    /// The segment file.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.dir.join(file_name(self.base_offset(), INDEX_SUFFIX))
+    }
+
+    fn time_index_path(&self) -> PathBuf {
+        self.dir
+            .join(file_name(self.base_offset(), TIME_INDEX_SUFFIX))
+    }
+
+    /// Accounts for a batch written (or about to be written) at `position`.
+    pub(super) fn note_batch(&mut self, position: u64, header: &BatchHeader, interval: u64) {
+        self.contents.note_batch(position, header, interval);
+        self.indexes_dirty = true;
+    }
+
+    /// Writes `bytes` at `position` of the file.
+    pub(super) fn write_at(&self, bytes: &[u8], position: u64) -> io::Result<()> {
+        self.file.write_all_at(bytes, position)
+    }
+
+    /// Appends one encoded batch.
+    pub(super) fn append(
+        &mut self,
+        bytes: &[u8],
+        header: &BatchHeader,
+        interval: u64,
+    ) -> io::Result<()> {
+        let position = self.size();
+        self.file.write_all_at(bytes, position)?;
+        self.note_batch(position, header, interval);
+        Ok(())
+    }
+
+    /// The position of the last indexed batch at or before `offset` (0 if none): reading
+    /// from there finds the batch holding `offset`.
+    pub(super) fn floor_position(&self, offset: u64) -> u64 {
+        u64::from(
+            self.contents
+                .index
+                .floor_position(self.contents.relative(offset)),
+        )
+    }
+
+    /// A position from which a scan finds the first record with a timestamp of at least
+    /// `timestamp`.
+    pub(super) fn position_for_timestamp(&self, timestamp: i64) -> u64 {
+        match self.contents.time_index.last_below(timestamp) {
+            Some(relative) => u64::from(self.contents.index.floor_position(relative)),
+            None => 0,
+        }
+    }
+
+    /// Reads `len` bytes at `position` with one positional read.
+    pub(super) fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, position)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// A scanner over the segment's batches from `position`.
+    pub(super) fn scanner(&self, position: u64) -> Scanner<'_> {
+        Scanner::new(&self.file, position, self.size())
+    }
+
+    /// Marks the segment as complete: adds the final time index entry (its max timestamp).
+    pub(super) fn seal(&mut self) {
+        self.contents.seal();
+        self.indexes_dirty = true;
+    }
+
+    /// Writes the index files if they differ from memory (each written to a temporary file,
+    /// fsynced, and renamed into place). The caller fsyncs the directory.
+    pub(super) fn write_indexes(&mut self) -> io::Result<()> {
+        if !self.indexes_dirty {
+            return Ok(());
+        }
+        let summary = self.contents.summary();
+        let offsets = index::encode_offset_index(&summary, &self.contents.index);
+        index::write_file_atomically(&self.index_path(), &offsets)?;
+        let times = index::encode_time_index(&summary, &self.contents.time_index);
+        index::write_file_atomically(&self.time_index_path(), &times)?;
+        self.indexes_dirty = false;
+        Ok(())
+    }
+
+    /// Records that the index files must be written again.
+    pub(super) fn mark_indexes_dirty(&mut self) {
+        self.indexes_dirty = true;
+    }
+
+    /// Whether the index files are behind memory.
+    pub(super) fn indexes_dirty(&self) -> bool {
+        self.indexes_dirty
+    }
+
+    /// Fsyncs the file's data.
+    pub(super) fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Removes the index files (before the log file is replaced).
+    pub(super) fn remove_index_files(&self) -> io::Result<()> {
+        remove_if_present(&self.index_path())?;
+        remove_if_present(&self.time_index_path())
+    }
+
+    /// Removes the segment's files.
+    pub(super) fn remove_files(&self) -> io::Result<()> {
+        remove_if_present(&self.path)?;
+        self.remove_index_files()
+    }
+
+    /// Moves a `.log.cleaned` file over the segment file of the same base offset.
+    pub(super) fn install_cleaned(&mut self) -> io::Result<()> {
+        let target = self.dir.join(file_name(self.base_offset(), LOG_SUFFIX));
+        fs::rename(&self.path, &target)?;
+        self.path = target;
+        Ok(())
+    }
+
+    /// Number of offset index and time index entries.
+    #[cfg(test)]
+    pub(super) fn index_entries(&self) -> (usize, usize) {
+        (self.contents.index.len(), self.contents.time_index.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(file_name(42, LOG_SUFFIX), "00000000000000000042.log");
+        assert_eq!(
+            parse_file_name("00000000000000000042.timeindex"),
+            Some((42, ".timeindex"))
+        );
+        assert_eq!(
+            parse_file_name(&file_name(u64::MAX, CLEANED_SUFFIX)),
+            Some((u64::MAX, CLEANED_SUFFIX))
+        );
+        assert_eq!(parse_file_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_file_name("short.log"), None);
+        assert_eq!(parse_file_name("99999999999999999999.log"), None);
+    }
+}
