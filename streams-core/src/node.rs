@@ -1,0 +1,141 @@
+//! The typed nodes behind [`crate::task::ErasedNode`]: sources, processors
+//! and sinks.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use state_store::CacheEntry;
+
+use crate::error::Result;
+use crate::processor::{Processor, ProcessorContext, TypesMarker};
+use crate::record::Record;
+use crate::serdes::Serde;
+use crate::task::{forward_from, take_record, ErasedNode, Exec, RawRecord};
+
+/// Deserializes input records and forwards them.
+pub(crate) struct SourceNode<K, V> {
+    pub(crate) key_serde: Arc<dyn Serde<K>>,
+    pub(crate) value_serde: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> ErasedNode for SourceNode<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
+        // A source has no parents; this only happens if a sink loops back
+        // inside a task, which the topology builder rules out.
+        let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
+        let mut exec = exec;
+        forward_from(&mut exec, node, record)
+    }
+
+    fn deliver(&mut self, mut exec: Exec<'_>, node: usize, raw: RawRecord) -> Result<()> {
+        let topic = match &exec.state.current {
+            Some(m) => m.topic.clone(),
+            None => Arc::from(""),
+        };
+        let key = match self
+            .key_serde
+            .deserialize_nullable(&topic, raw.key.as_ref())
+        {
+            Ok(key) => key,
+            Err(e) => return exec.state.deserialization_failed(e, "key", raw),
+        };
+        let value = match self
+            .value_serde
+            .deserialize_nullable(&topic, raw.value.as_ref())
+        {
+            Ok(value) => value,
+            Err(e) => return exec.state.deserialization_failed(e, "value", raw),
+        };
+        exec.state.advance_stream_time(raw.timestamp);
+        let record = Record {
+            key,
+            value,
+            timestamp: raw.timestamp,
+            headers: raw.headers,
+        };
+        forward_from(&mut exec, node, record)
+    }
+}
+
+/// Runs a user [`Processor`].
+pub(crate) struct ProcessorNode<P, KIn, VIn, KOut, VOut> {
+    processor: P,
+    _types: TypesMarker<KIn, VIn, KOut, VOut>,
+}
+
+impl<P, KIn, VIn, KOut, VOut> ProcessorNode<P, KIn, VIn, KOut, VOut> {
+    pub(crate) fn new(processor: P) -> Self {
+        Self {
+            processor,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<P, KIn, VIn, KOut, VOut> ErasedNode for ProcessorNode<P, KIn, VIn, KOut, VOut>
+where
+    P: Processor<KIn, VIn, KOut, VOut>,
+    KIn: 'static,
+    VIn: 'static,
+    KOut: 'static,
+    VOut: 'static,
+{
+    fn init(&mut self, exec: Exec<'_>, node: usize) -> Result<()> {
+        self.processor.init(&mut ProcessorContext::new(exec, node))
+    }
+
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
+        let record = take_record::<KIn, VIn>(record, &exec.plan.nodes[node].name)?;
+        self.processor
+            .process(&mut ProcessorContext::new(exec, node), record)
+    }
+
+    fn flushed(
+        &mut self,
+        exec: Exec<'_>,
+        node: usize,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        self.processor
+            .flushed(&mut ProcessorContext::new(exec, node), store, entry)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.processor.close()
+    }
+}
+
+/// Serializes records for a topic.
+pub(crate) struct SinkNode<K, V> {
+    pub(crate) topic: Arc<str>,
+    pub(crate) key_serde: Arc<dyn Serde<K>>,
+    pub(crate) value_serde: Arc<dyn Serde<V>>,
+}
+
+impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
+        let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
+        let key = self
+            .key_serde
+            .serialize_nullable(&self.topic, record.key.as_ref())?;
+        let value = self
+            .value_serde
+            .serialize_nullable(&self.topic, record.value.as_ref())?;
+        exec.state.output.push((
+            self.topic.clone(),
+            RawRecord {
+                key,
+                value,
+                timestamp: record.timestamp,
+                headers: record.headers,
+            },
+        ));
+        Ok(())
+    }
+}

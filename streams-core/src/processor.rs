@@ -1,0 +1,349 @@
+//! The Processor API: [`Processor`] and the [`ProcessorContext`] it works
+//! through.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use state_store::CacheEntry;
+
+use crate::error::{Result, StreamsError};
+use crate::punctuation::{Cancellable, PunctuationType, PunctuatorFn, Schedule};
+use crate::record::{Record, RecordMetadata};
+use crate::store::TypedKeyValueStore;
+use crate::task::{forward_from, process_at, Exec, TaskId};
+
+/// A node of a topology that processes records one at a time, as Kafka's
+/// `org.apache.kafka.streams.processor.api.Processor`.
+///
+/// Takes records with keys `KIn` and values `VIn`; forwards records with
+/// keys `KOut` and values `VOut` through the [`ProcessorContext`]. A task
+/// creates one instance per processor node from the supplier given to
+/// [`crate::Topology::add_processor`].
+///
+/// ```
+/// use streams_core::{Processor, ProcessorContext, Record, Result};
+///
+/// /// Splits lines into lowercase words.
+/// struct SplitWords;
+///
+/// impl Processor<String, String, String, String> for SplitWords {
+///     fn process(
+///         &mut self,
+///         ctx: &mut ProcessorContext<'_, String, String>,
+///         record: Record<String, String>,
+///     ) -> Result<()> {
+///         let Some(line) = &record.value else { return Ok(()) };
+///         for word in line.to_lowercase().split_whitespace() {
+///             ctx.forward(Record::from_parts(record.key.clone(), Some(word.to_owned()), record.timestamp))?;
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Processor<KIn, VIn, KOut, VOut>: Send + 'static {
+    /// Called once before the first record: open stores, schedule
+    /// punctuators, register flush listeners.
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, KOut, VOut>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Processes one record.
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        record: Record<KIn, VIn>,
+    ) -> Result<()>;
+
+    /// Receives an update that left the record cache of `store` (at a
+    /// commit, or evicted when the cache is full), after this processor
+    /// registered with [`ProcessorContext::set_flush_listener`]. Decode it
+    /// with [`TypedKeyValueStore::decode`]. Record metadata is absent here.
+    ///
+    /// Entries evicted while a processor runs are delivered as soon as that
+    /// processor's `process` (or punctuator) returns; entries flushed by a
+    /// commit are delivered in the order of their last update.
+    fn flushed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        let _ = (ctx, store, entry);
+        Ok(())
+    }
+
+    /// Called once when the task closes, after its last commit.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Marks the record types of a processor without owning any.
+pub(crate) type TypesMarker<KIn, VIn, KOut, VOut> = PhantomData<fn(KIn, VIn) -> (KOut, VOut)>;
+
+/// A [`Processor`] from a closure; see [`processor_fn`].
+pub struct FnProcessor<F, KIn, VIn, KOut, VOut> {
+    f: F,
+    _types: TypesMarker<KIn, VIn, KOut, VOut>,
+}
+
+impl<F, KIn, VIn, KOut, VOut> fmt::Debug for FnProcessor<F, KIn, VIn, KOut, VOut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnProcessor").finish_non_exhaustive()
+    }
+}
+
+/// A stateless [`Processor`] whose `process` is `f`.
+///
+/// ```
+/// use streams_core::{processor_fn, ProcessorContext, Record, Serdes, Topology};
+///
+/// let mut topology = Topology::new();
+/// topology
+///     .add_source("in", Serdes::string(), Serdes::string(), &["input"])?
+///     .add_processor(
+///         "upper",
+///         || processor_fn(|ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+///             let value = r.value.as_ref().map(|v| v.to_uppercase());
+///             ctx.forward(r.with_value(value))
+///         }),
+///         &["in"],
+///     )?;
+/// # Ok::<(), streams_core::StreamsError>(())
+/// ```
+pub fn processor_fn<KIn, VIn, KOut, VOut, F>(f: F) -> FnProcessor<F, KIn, VIn, KOut, VOut>
+where
+    F: FnMut(&mut ProcessorContext<'_, KOut, VOut>, Record<KIn, VIn>) -> Result<()>
+        + Send
+        + 'static,
+{
+    FnProcessor {
+        f,
+        _types: PhantomData,
+    }
+}
+
+impl<F, KIn, VIn, KOut, VOut> Processor<KIn, VIn, KOut, VOut>
+    for FnProcessor<F, KIn, VIn, KOut, VOut>
+where
+    F: FnMut(&mut ProcessorContext<'_, KOut, VOut>, Record<KIn, VIn>) -> Result<()>
+        + Send
+        + 'static,
+    KIn: 'static,
+    VIn: 'static,
+    KOut: 'static,
+    VOut: 'static,
+{
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        record: Record<KIn, VIn>,
+    ) -> Result<()> {
+        (self.f)(ctx, record)
+    }
+}
+
+/// What a [`Processor`] works through: forwarding, stores, record metadata,
+/// punctuation and commit requests, as Kafka's `ProcessorContext`.
+///
+/// A context lives for one call (`init`, `process`, a punctuator, a flush)
+/// and borrows the task; a store view borrows the context, so drop it
+/// before forwarding.
+pub struct ProcessorContext<'a, KOut, VOut> {
+    exec: Exec<'a>,
+    node: usize,
+    _out: PhantomData<fn(KOut, VOut)>,
+}
+
+impl<KOut, VOut> fmt::Debug for ProcessorContext<'_, KOut, VOut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessorContext")
+            .field("task_id", &self.exec.plan.task_id)
+            .field("node", &self.node_name())
+            .field("record", &self.exec.state.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
+    pub(crate) fn new(exec: Exec<'a>, node: usize) -> Self {
+        Self {
+            exec,
+            node,
+            _out: PhantomData,
+        }
+    }
+
+    /// Sends `record` to every child of this node, depth first: when this
+    /// returns, the children (and theirs) have processed it. A record sent
+    /// to several children is cloned for all but the last.
+    pub fn forward(&mut self, record: Record<KOut, VOut>) -> Result<()>
+    where
+        KOut: Clone + 'static,
+        VOut: Clone + 'static,
+    {
+        forward_from(&mut self.exec, self.node, record)
+    }
+
+    /// Sends `record` to the child named `child` only.
+    pub fn forward_to(&mut self, child: &str, record: Record<KOut, VOut>) -> Result<()>
+    where
+        KOut: 'static,
+        VOut: 'static,
+    {
+        let plan = self.exec.plan;
+        let Some(&target) = plan.nodes[self.node]
+            .children
+            .iter()
+            .find(|&&c| plan.nodes[c].name == child)
+        else {
+            return Err(StreamsError::UnknownChild {
+                node: self.node_name().to_owned(),
+                child: child.to_owned(),
+            });
+        };
+        process_at(&mut self.exec, target, record)
+    }
+
+    /// The name of this node.
+    pub fn node_name(&self) -> &str {
+        &self.exec.plan.nodes[self.node].name
+    }
+
+    /// The names of this node's children, in the order records reach them.
+    pub fn child_names(&self) -> impl Iterator<Item = &str> {
+        let plan = self.exec.plan;
+        plan.nodes[self.node]
+            .children
+            .iter()
+            .map(move |&c| plan.nodes[c].name.as_str())
+    }
+
+    /// The task running this node.
+    pub fn task_id(&self) -> TaskId {
+        self.exec.plan.task_id
+    }
+
+    /// `application.id`.
+    pub fn application_id(&self) -> &str {
+        &self.exec.plan.application_id
+    }
+
+    /// Where the record being processed came from; `None` in `init`, in
+    /// punctuators and in [`Processor::flushed`].
+    pub fn record_metadata(&self) -> Option<&RecordMetadata> {
+        self.exec.state.current.as_ref()
+    }
+
+    /// The task's stream time: the largest record timestamp seen, the
+    /// current record included; `None` before the first record.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.exec.state.stream_time
+    }
+
+    /// The wall-clock time in epoch milliseconds (the test driver's mock
+    /// clock in tests).
+    pub fn wall_clock_time(&self) -> i64 {
+        self.exec.state.wall_clock
+    }
+
+    /// Asks for a commit as soon as possible (after the current record).
+    pub fn commit(&mut self) {
+        self.exec.state.commit_requested = true;
+    }
+
+    fn store_index(&self, name: &str) -> Result<usize> {
+        let plan = self.exec.plan;
+        plan.nodes[self.node]
+            .stores
+            .iter()
+            .copied()
+            .find(|&s| self.exec.state.stores[s].name == name)
+            .ok_or_else(|| StreamsError::StoreNotConnected {
+                processor: self.node_name().to_owned(),
+                store: name.to_owned(),
+            })
+    }
+
+    /// A typed view of store `name`, which must be connected to this node
+    /// and hold `K` to `V`.
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedKeyValueStore<'_, K, V>> {
+        let index = self.store_index(name)?;
+        self.exec.state.stores[index].typed()
+    }
+
+    /// Whether store `name` (connected to this node) has a record cache.
+    pub fn caching_enabled(&self, name: &str) -> Result<bool> {
+        let index = self.store_index(name)?;
+        Ok(self.exec.state.stores[index].caching)
+    }
+
+    /// Registers this node to receive the updates leaving store `name`'s
+    /// record cache, through [`Processor::flushed`]. A no-op for a store
+    /// without a cache: its writes are final at once, so forward them
+    /// directly (check with [`ProcessorContext::caching_enabled`]).
+    pub fn set_flush_listener(&mut self, name: &str) -> Result<()> {
+        let index = self.store_index(name)?;
+        let listeners = &mut self.exec.state.stores[index].listeners;
+        if !listeners.contains(&self.node) {
+            listeners.push(self.node);
+        }
+        Ok(())
+    }
+
+    /// Schedules `callback` every `interval` of `kind` time, with Kafka's
+    /// rules (see [`crate::punctuation`]): a stream-time schedule fires as
+    /// soon as data arrives, then at each multiple of `interval`; a
+    /// wall-clock schedule first fires at `now + interval`. The callback
+    /// receives the current time of that clock. The minimum interval is
+    /// 1 ms.
+    pub fn schedule<F>(
+        &mut self,
+        interval: Duration,
+        kind: PunctuationType,
+        mut callback: F,
+    ) -> Result<Cancellable>
+    where
+        F: FnMut(&mut ProcessorContext<'_, KOut, VOut>, i64) -> Result<()> + Send + 'static,
+        KOut: 'static,
+        VOut: 'static,
+    {
+        let millis = interval.as_millis();
+        let interval = match i64::try_from(millis) {
+            Ok(ms) if ms >= 1 => ms,
+            _ => {
+                return Err(StreamsError::InvalidInterval {
+                    interval_ms: millis,
+                })
+            }
+        };
+        let first = match kind {
+            PunctuationType::StreamTime => 0,
+            PunctuationType::WallClockTime => self.exec.state.wall_clock.saturating_add(interval),
+        };
+        let erased: PunctuatorFn = Box::new(move |exec: Exec<'_>, node: usize, now: i64| {
+            let mut ctx = ProcessorContext::<KOut, VOut>::new(exec, node);
+            callback(&mut ctx, now)
+        });
+        let handle = Cancellable::default();
+        let state = &mut *self.exec.state;
+        let id = state.next_schedule_id;
+        state.next_schedule_id += 1;
+        state.schedules.push(Schedule {
+            id,
+            node: self.node,
+            kind,
+            interval,
+            next: first,
+            handle: handle.clone(),
+            callback: Some(erased),
+        });
+        tracing::debug!(node = %self.node_name(), ?kind, interval, first, "scheduled punctuator");
+        Ok(handle)
+    }
+}

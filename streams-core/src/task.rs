@@ -1,0 +1,688 @@
+//! The execution engine of one task: a sub-topology's nodes and stores, run
+//! over one input partition. The test driver owns tasks today; the broker
+//! runtime will own them the same way (it feeds records in, drains the
+//! output and changelog records, and commits).
+//!
+//! Records travel between nodes as typed values behind a `&mut dyn Any`;
+//! the crate documentation explains the design.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use state_store::{CacheEntry, StoreBackend};
+
+use crate::config::DeserializationHandler;
+use crate::error::{Result, StreamsError};
+use crate::punctuation::{next_slot, PunctuationType, Schedule};
+use crate::record::{Headers, Record, RecordMetadata};
+use crate::serdes::SerdeError;
+use crate::store::StoreSlot;
+use crate::topology::{SubTopology, Topology};
+
+/// Identifies a task: a sub-topology and an input partition, written
+/// `<subtopology>_<partition>` as in Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The sub-topology id.
+    pub subtopology: u32,
+    /// The input partition.
+    pub partition: u32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// A record as bytes, as read from or written to a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawRecord {
+    pub(crate) key: Option<Bytes>,
+    pub(crate) value: Option<Bytes>,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Headers,
+}
+
+/// A node of a running task, with its types erased.
+pub(crate) trait ErasedNode: Send {
+    /// Calls the processor's `init`.
+    fn init(&mut self, _exec: Exec<'_>, _node: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Processes a typed record: `record` is an `Option<Record<K, V>>` of
+    /// the node's input types.
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()>;
+
+    /// Deserializes and forwards an input record (sources only).
+    fn deliver(&mut self, exec: Exec<'_>, node: usize, _raw: RawRecord) -> Result<()> {
+        Err(StreamsError::Internal(format!(
+            "node '{}' is not a source but was given an input record",
+            exec.plan.nodes[node].name
+        )))
+    }
+
+    /// Hands over an entry flushed from a cached store.
+    fn flushed(
+        &mut self,
+        _exec: Exec<'_>,
+        _node: usize,
+        _store: &str,
+        _entry: CacheEntry,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Calls the processor's `close`.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Takes the record of an erased call.
+pub(crate) fn take_record<K: 'static, V: 'static>(
+    slot: &mut dyn Any,
+    node: &str,
+) -> Result<Record<K, V>> {
+    slot.downcast_mut::<Option<Record<K, V>>>()
+        .and_then(Option::take)
+        .ok_or_else(|| {
+            StreamsError::Internal(format!(
+                "node '{node}' was given a record that is not a Record<{}, {}>",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ))
+        })
+}
+
+/// The static shape of a task's node.
+#[derive(Debug)]
+pub(crate) struct NodePlan {
+    pub(crate) name: String,
+    pub(crate) children: Vec<usize>,
+    /// Indexes into the task's stores.
+    pub(crate) stores: Vec<usize>,
+}
+
+/// The static shape of a task.
+#[derive(Debug)]
+pub(crate) struct TaskPlan {
+    pub(crate) task_id: TaskId,
+    pub(crate) application_id: String,
+    pub(crate) nodes: Vec<NodePlan>,
+    /// Input topic to (source node, shared topic name).
+    pub(crate) sources: HashMap<String, (usize, Arc<str>)>,
+}
+
+/// The mutable state of a task, apart from its nodes.
+#[derive(Debug)]
+pub(crate) struct TaskState {
+    pub(crate) stores: Vec<StoreSlot>,
+    pub(crate) schedules: Vec<Schedule>,
+    pub(crate) next_schedule_id: u64,
+    /// The largest timestamp seen; `None` before the first record.
+    pub(crate) stream_time: Option<i64>,
+    pub(crate) wall_clock: i64,
+    /// The input record being processed.
+    pub(crate) current: Option<RecordMetadata>,
+    pub(crate) commit_requested: bool,
+    /// Records for topics (sinks, changelogs, dead letters), in order.
+    pub(crate) output: Vec<(Arc<str>, RawRecord)>,
+    pub(crate) handler: DeserializationHandler,
+    pub(crate) dead_letter_topic: Option<Arc<str>>,
+    pub(crate) dropped_records: u64,
+}
+
+impl TaskState {
+    pub(crate) fn advance_stream_time(&mut self, timestamp: i64) {
+        self.stream_time = Some(self.stream_time.map_or(timestamp, |t| t.max(timestamp)));
+    }
+
+    /// Applies the deserialization exception handler to an input record.
+    pub(crate) fn deserialization_failed(
+        &mut self,
+        error: SerdeError,
+        part: &'static str,
+        raw: RawRecord,
+    ) -> Result<()> {
+        let (topic, partition, offset) = match &self.current {
+            Some(m) => (m.topic.to_string(), m.partition, m.offset),
+            None => (error.topic.clone(), 0, 0),
+        };
+        let dead_letter = match (self.handler, &self.dead_letter_topic) {
+            (DeserializationHandler::Fail, _) => {
+                return Err(StreamsError::Deserialization {
+                    topic,
+                    partition,
+                    offset,
+                    part,
+                    source: error,
+                })
+            }
+            (DeserializationHandler::DeadLetterTopic, Some(dlq)) => Some(dlq.clone()),
+            _ => None,
+        };
+        self.dropped_records += 1;
+        tracing::warn!(
+            %topic, partition, offset, part, error = %error,
+            dead_letter_topic = dead_letter.as_deref(),
+            "skipping record that cannot be deserialized"
+        );
+        if let Some(dlq) = dead_letter {
+            let mut headers = raw.headers;
+            headers
+                .add(
+                    "__streams.errors.exception",
+                    Some(Bytes::from_static(b"SerdeError")),
+                )
+                .add(
+                    "__streams.errors.message",
+                    Some(Bytes::from(error.to_string())),
+                )
+                .add("__streams.errors.topic", Some(Bytes::from(topic)))
+                .add(
+                    "__streams.errors.partition",
+                    Some(Bytes::from(partition.to_string())),
+                )
+                .add(
+                    "__streams.errors.offset",
+                    Some(Bytes::from(offset.to_string())),
+                );
+            self.output.push((
+                dlq,
+                RawRecord {
+                    key: raw.key,
+                    value: raw.value,
+                    timestamp: raw.timestamp,
+                    headers,
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A running task's parts, borrowed for one call into its nodes.
+pub(crate) struct Exec<'a> {
+    pub(crate) plan: &'a TaskPlan,
+    pub(crate) nodes: &'a mut [Option<Box<dyn ErasedNode>>],
+    pub(crate) state: &'a mut TaskState,
+}
+
+impl fmt::Debug for Exec<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exec")
+            .field("task_id", &self.plan.task_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exec<'_> {
+    pub(crate) fn reborrow(&mut self) -> Exec<'_> {
+        Exec {
+            plan: self.plan,
+            nodes: &mut *self.nodes,
+            state: &mut *self.state,
+        }
+    }
+}
+
+/// Runs `f` on node `node`, taken out of its slot meanwhile.
+fn call_node<R>(
+    exec: &mut Exec<'_>,
+    node: usize,
+    f: impl FnOnce(&mut dyn ErasedNode, Exec<'_>) -> Result<R>,
+) -> Result<R> {
+    let Some(mut taken) = exec.nodes.get_mut(node).and_then(Option::take) else {
+        return Err(StreamsError::Internal(format!(
+            "node #{node} called while it is already running"
+        )));
+    };
+    let result = f(taken.as_mut(), exec.reborrow());
+    exec.nodes[node] = Some(taken);
+    result
+}
+
+/// Forwards `record` from `node` to each of its children, depth first.
+pub(crate) fn forward_from<K, V>(
+    exec: &mut Exec<'_>,
+    node: usize,
+    record: Record<K, V>,
+) -> Result<()>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+{
+    let plan = exec.plan;
+    match plan.nodes[node].children.split_last() {
+        None => Ok(()),
+        Some((&last, rest)) => {
+            for &child in rest {
+                process_at(exec, child, record.clone())?;
+            }
+            process_at(exec, last, record)
+        }
+    }
+}
+
+/// Has node `node` process `record`, then delivers what its stores' caches
+/// evicted meanwhile.
+pub(crate) fn process_at<K: 'static, V: 'static>(
+    exec: &mut Exec<'_>,
+    node: usize,
+    record: Record<K, V>,
+) -> Result<()> {
+    let mut slot = Some(record);
+    call_node(exec, node, |n, ex| n.process(ex, node, &mut slot))?;
+    deliver_evictions(exec, node)
+}
+
+/// Delivers the entries that the caches of `node`'s stores evicted.
+pub(crate) fn deliver_evictions(exec: &mut Exec<'_>, node: usize) -> Result<()> {
+    let plan = exec.plan;
+    for &store in &plan.nodes[node].stores {
+        let entries = exec.state.stores[store].stack.take_forwarded();
+        if !entries.is_empty() {
+            deliver_flushed(exec, store, entries)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands flushed cache entries of `store` to its flush listeners.
+fn deliver_flushed(exec: &mut Exec<'_>, store: usize, entries: Vec<CacheEntry>) -> Result<()> {
+    if exec.state.stores[store].listeners.is_empty() {
+        return Ok(());
+    }
+    let listeners = exec.state.stores[store].listeners.clone();
+    let name = exec.state.stores[store].name.clone();
+    let saved = exec.state.current.take();
+    let result = (|| {
+        for entry in entries {
+            for &listener in &listeners {
+                let entry = entry.clone();
+                call_node(exec, listener, |n, ex| {
+                    n.flushed(ex, listener, &name, entry)
+                })?;
+                deliver_evictions(exec, listener)?;
+            }
+        }
+        Ok(())
+    })();
+    exec.state.current = saved;
+    result
+}
+
+/// What a task needs besides its sub-topology.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskOptions<'a> {
+    pub(crate) application_id: &'a str,
+    pub(crate) partition: u32,
+    /// Overrides every store's backend (the test driver's in-memory mode).
+    pub(crate) backend: Option<StoreBackend>,
+    pub(crate) state_dir: &'a Path,
+    pub(crate) cache_bytes_per_store: usize,
+    pub(crate) handler: DeserializationHandler,
+    pub(crate) dead_letter_topic: Option<&'a str>,
+    pub(crate) wall_clock: i64,
+}
+
+/// A sub-topology instantiated over one partition.
+pub(crate) struct Task {
+    plan: TaskPlan,
+    nodes: Vec<Option<Box<dyn ErasedNode>>>,
+    state: TaskState,
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("plan", &self.plan)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Task {
+    /// Creates the nodes (one processor per node, from its supplier) and
+    /// opens the stores of sub-topology `sub`.
+    pub(crate) fn new(
+        topology: &Topology,
+        sub: &SubTopology,
+        options: &TaskOptions<'_>,
+    ) -> Result<Self> {
+        let task_id = TaskId {
+            subtopology: sub.id,
+            partition: options.partition,
+        };
+        let local_node: HashMap<usize, usize> =
+            sub.nodes.iter().enumerate().map(|(i, &g)| (g, i)).collect();
+        let local_store: HashMap<usize, usize> = sub
+            .stores
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g, i))
+            .collect();
+
+        let mut plan_nodes = Vec::with_capacity(sub.nodes.len());
+        let mut nodes = Vec::with_capacity(sub.nodes.len());
+        let mut sources = HashMap::new();
+        for (local, &global) in sub.nodes.iter().enumerate() {
+            let def = topology.node(global);
+            let children = def
+                .children
+                .iter()
+                .filter_map(|c| local_node.get(c).copied())
+                .collect();
+            let stores = def
+                .stores
+                .iter()
+                .filter_map(|s| local_store.get(s).copied())
+                .collect();
+            for topic in def.source_topics() {
+                sources.insert(topic.clone(), (local, Arc::<str>::from(topic.as_str())));
+            }
+            plan_nodes.push(NodePlan {
+                name: def.name.clone(),
+                children,
+                stores,
+            });
+            nodes.push(Some((def.factory)()));
+        }
+
+        let task_dir = options.state_dir.join(task_id.to_string());
+        let mut stores = Vec::with_capacity(sub.stores.len());
+        for &global in &sub.stores {
+            stores.push(StoreSlot::open(
+                topology.store_builder(global),
+                options.application_id,
+                options.backend,
+                &task_dir,
+                options.cache_bytes_per_store,
+            )?);
+        }
+
+        Ok(Self {
+            plan: TaskPlan {
+                task_id,
+                application_id: options.application_id.to_owned(),
+                nodes: plan_nodes,
+                sources,
+            },
+            nodes,
+            state: TaskState {
+                stores,
+                schedules: Vec::new(),
+                next_schedule_id: 0,
+                stream_time: None,
+                wall_clock: options.wall_clock,
+                current: None,
+                commit_requested: false,
+                output: Vec::new(),
+                handler: options.handler,
+                dead_letter_topic: options.dead_letter_topic.map(Arc::from),
+                dropped_records: 0,
+            },
+        })
+    }
+
+    fn exec(&mut self) -> Exec<'_> {
+        Exec {
+            plan: &self.plan,
+            nodes: &mut self.nodes,
+            state: &mut self.state,
+        }
+    }
+
+    /// The topics this task reads.
+    pub(crate) fn source_topics(&self) -> impl Iterator<Item = &str> {
+        self.plan.sources.keys().map(String::as_str)
+    }
+
+    /// Initializes every node, in the order they were added.
+    pub(crate) fn init(&mut self) -> Result<()> {
+        let mut exec = self.exec();
+        for node in 0..exec.nodes.len() {
+            call_node(&mut exec, node, |n, ex| n.init(ex, node))?;
+        }
+        tracing::debug!(task = %self.plan.task_id, nodes = self.nodes.len(), "initialized task");
+        Ok(())
+    }
+
+    /// Processes one input record of `topic`.
+    pub(crate) fn process(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        raw: RawRecord,
+    ) -> Result<()> {
+        let Some((source, topic_name)) = self.plan.sources.get(topic) else {
+            return Err(StreamsError::UnknownTopic {
+                topic: topic.to_owned(),
+            });
+        };
+        let (source, topic_name) = (*source, topic_name.clone());
+        if raw.timestamp < 0 {
+            return Err(StreamsError::InvalidTimestamp {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+                timestamp: raw.timestamp,
+            });
+        }
+        self.state.current = Some(RecordMetadata {
+            topic: topic_name,
+            partition,
+            offset,
+            timestamp: raw.timestamp,
+            headers: raw.headers.clone(),
+        });
+        let mut exec = self.exec();
+        let result = call_node(&mut exec, source, |n, ex| n.deliver(ex, source, raw));
+        self.drain_changelogs();
+        result
+    }
+
+    /// Runs the stream-time punctuators that are due; returns whether any
+    /// fired.
+    pub(crate) fn maybe_punctuate_stream_time(&mut self) -> Result<bool> {
+        match self.state.stream_time {
+            Some(now) => self.punctuate(PunctuationType::StreamTime, now),
+            None => Ok(false),
+        }
+    }
+
+    /// Moves the wall clock to `now` and runs the wall-clock punctuators
+    /// that are due; returns whether any fired.
+    pub(crate) fn punctuate_wall_clock(&mut self, now: i64) -> Result<bool> {
+        self.state.wall_clock = now;
+        self.punctuate(PunctuationType::WallClockTime, now)
+    }
+
+    fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool> {
+        let saved = self.state.current.take();
+        let result = self.run_due(kind, now);
+        self.state.current = saved;
+        self.drain_changelogs();
+        result
+    }
+
+    fn run_due(&mut self, kind: PunctuationType, now: i64) -> Result<bool> {
+        let mut fired = false;
+        loop {
+            self.state
+                .schedules
+                .retain(|s| s.callback.is_none() || !s.handle.is_cancelled());
+            let due = self
+                .state
+                .schedules
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.kind == kind && s.callback.is_some() && s.next <= now)
+                .min_by_key(|(_, s)| (s.next, s.id))
+                .map(|(i, _)| i);
+            let Some(index) = due else {
+                return Ok(fired);
+            };
+            let schedule = &mut self.state.schedules[index];
+            let (id, node, slot) = (schedule.id, schedule.node, schedule.next);
+            let Some(mut callback) = schedule.callback.take() else {
+                return Ok(fired);
+            };
+            tracing::trace!(task = %self.plan.task_id, node = %self.plan.nodes[node].name, ?kind, now, slot, "punctuating");
+            let mut exec = self.exec();
+            let result = callback(exec.reborrow(), node, now)
+                .and_then(|()| deliver_evictions(&mut exec, node));
+            if let Some(s) = self.state.schedules.iter_mut().find(|s| s.id == id) {
+                s.next = next_slot(slot, s.interval, now);
+                s.callback = Some(callback);
+            }
+            fired = true;
+            result?;
+        }
+    }
+
+    /// Flushes the caches (delivering their entries to flush listeners,
+    /// whose forwards may fill other caches, flushed in turn) and the
+    /// stores, and moves changelog records to the output.
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        let saved = self.state.current.take();
+        let result = self.flush_stores();
+        self.state.current = saved;
+        self.drain_changelogs();
+        result?;
+        self.state.commit_requested = false;
+        tracing::trace!(task = %self.plan.task_id, "committed task");
+        Ok(())
+    }
+
+    fn flush_stores(&mut self) -> Result<()> {
+        let count = self.state.stores.len();
+        for _pass in 0..=count {
+            let mut flushed_any = false;
+            for store in 0..count {
+                let slot = &mut self.state.stores[store];
+                if slot.stack.dirty_entries() == 0 {
+                    continue;
+                }
+                slot.stack.as_dyn_mut().flush()?;
+                let entries = slot.stack.take_forwarded();
+                flushed_any = true;
+                let mut exec = self.exec();
+                deliver_flushed(&mut exec, store, entries)?;
+            }
+            if !flushed_any {
+                break;
+            }
+        }
+        for slot in &mut self.state.stores {
+            slot.stack.as_dyn_mut().flush()?;
+        }
+        Ok(())
+    }
+
+    fn drain_changelogs(&mut self) {
+        let TaskState {
+            stores,
+            output,
+            current,
+            stream_time,
+            wall_clock,
+            ..
+        } = &mut self.state;
+        let timestamp = current
+            .as_ref()
+            .map(|m| m.timestamp)
+            .or(*stream_time)
+            .unwrap_or(*wall_clock);
+        for slot in stores.iter() {
+            if let Some(buffer) = &slot.changelog {
+                for (key, value) in buffer.take() {
+                    output.push((
+                        slot.changelog_topic.clone(),
+                        RawRecord {
+                            key: Some(key),
+                            value,
+                            timestamp,
+                            headers: Headers::new(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Takes the records written since the last call.
+    pub(crate) fn take_output(&mut self) -> Vec<(Arc<str>, RawRecord)> {
+        std::mem::take(&mut self.state.output)
+    }
+
+    /// Whether a processor asked for a commit since the last one.
+    pub(crate) fn commit_requested(&self) -> bool {
+        self.state.commit_requested
+    }
+
+    /// The task's stream time.
+    pub(crate) fn stream_time(&self) -> Option<i64> {
+        self.state.stream_time
+    }
+
+    /// Records dropped by the deserialization exception handler.
+    pub(crate) fn dropped_records(&self) -> u64 {
+        self.state.dropped_records
+    }
+
+    /// The index of store `name`, if the task has it.
+    pub(crate) fn store_index(&self, name: &str) -> Option<usize> {
+        self.state.stores.iter().position(|s| s.name == name)
+    }
+
+    /// Runs `f` on store `index`, then delivers what its cache evicted.
+    pub(crate) fn with_store<R>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut StoreSlot) -> Result<R>,
+    ) -> Result<R> {
+        let slot = self
+            .state
+            .stores
+            .get_mut(index)
+            .ok_or_else(|| StreamsError::Internal(format!("no store #{index}")))?;
+        let result = f(slot)?;
+        let entries = slot.stack.take_forwarded();
+        if !entries.is_empty() {
+            let mut exec = self.exec();
+            deliver_flushed(&mut exec, index, entries)?;
+        }
+        self.drain_changelogs();
+        Ok(result)
+    }
+
+    /// Commits, closes every processor and every store. Every step runs
+    /// even if an earlier one fails; the first error is returned.
+    pub(crate) fn close(&mut self) -> Result<()> {
+        let mut first = self.commit().err();
+        for (node, slot) in self.nodes.iter_mut().enumerate() {
+            if let Some(n) = slot.as_mut() {
+                if let Err(e) = n.close() {
+                    tracing::warn!(task = %self.plan.task_id, node = %self.plan.nodes[node].name, error = %e, "processor failed to close");
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        for store in &mut self.state.stores {
+            if let Err(e) = store.stack.as_dyn_mut().close() {
+                tracing::warn!(task = %self.plan.task_id, store = %store.name, error = %e, "store failed to close");
+                first.get_or_insert(e.into());
+            }
+        }
+        self.drain_changelogs();
+        first.map_or(Ok(()), Err)
+    }
+}

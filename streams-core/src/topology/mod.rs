@@ -1,0 +1,621 @@
+//! [`Topology`]: the graph of sources, processors and sinks, with the
+//! stores attached to processors, as Kafka's `Topology`.
+
+mod describe;
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use state_store::{open_store, StoreBackend};
+
+pub use describe::{
+    NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
+};
+
+use crate::error::{Result, StreamsError};
+use crate::node::{ProcessorNode, SinkNode, SourceNode};
+use crate::processor::Processor;
+use crate::serdes::Serde;
+use crate::store::StoreBuilder;
+use crate::task::ErasedNode;
+
+/// A Rust type, for checking that connected nodes agree on record types.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TypeInfo {
+    pub(crate) id: TypeId,
+    pub(crate) name: &'static str,
+}
+
+impl TypeInfo {
+    pub(crate) fn of<T: 'static>() -> Self {
+        Self {
+            id: TypeId::of::<T>(),
+            name: std::any::type_name::<T>(),
+        }
+    }
+}
+
+impl fmt::Debug for TypeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Key and value types of the records a node takes or forwards.
+type RecordTypes = (TypeInfo, TypeInfo);
+
+fn types_name((k, v): RecordTypes) -> String {
+    format!("{}, {}", k.name, v.name)
+}
+
+/// Creates a node's runtime instance (one per task).
+pub(crate) type NodeFactory = Arc<dyn Fn() -> Box<dyn ErasedNode> + Send + Sync>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Source { topics: Vec<String> },
+    Processor,
+    Sink { topic: String },
+}
+
+#[derive(Clone)]
+pub(crate) struct NodeDef {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) parents: Vec<usize>,
+    pub(crate) children: Vec<usize>,
+    /// Indexes of the stores connected to this node.
+    pub(crate) stores: Vec<usize>,
+    /// The types forwarded to children; `None` for sinks.
+    output: Option<RecordTypes>,
+    pub(crate) factory: NodeFactory,
+}
+
+impl fmt::Debug for NodeDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeDef")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("parents", &self.parents)
+            .field("children", &self.children)
+            .field("stores", &self.stores)
+            .field("output", &self.output)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeDef {
+    pub(crate) fn source_topics(&self) -> &[String] {
+        match &self.kind {
+            NodeKind::Source { topics } => topics,
+            _ => &[],
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            NodeKind::Source { .. } => "source",
+            NodeKind::Processor => "processor",
+            NodeKind::Sink { .. } => "sink",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct StoreDef {
+    builder: StoreBuilder,
+    /// Processors connected to the store.
+    users: Vec<usize>,
+}
+
+/// A connected component of the topology: nodes linked by parent edges or
+/// by a shared store. It runs as one task per input partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SubTopology {
+    pub(crate) id: u32,
+    /// Node indexes, in the order they were added.
+    pub(crate) nodes: Vec<usize>,
+    /// Store indexes, in the order they were added.
+    pub(crate) stores: Vec<usize>,
+}
+
+/// The processing graph of an application, as Kafka's `Topology`: source
+/// nodes read topics, processor nodes transform records and use state
+/// stores, sink nodes write topics.
+///
+/// Each `add_*` call checks its arguments at once (names unique, parents
+/// known and able to have children, record types matching the parent's)
+/// and returns a [`StreamsError`] saying what to fix; on error the topology
+/// is left unchanged.
+///
+/// ```
+/// use streams_core::{processor_fn, ProcessorContext, Record, Serdes, Topology};
+///
+/// let mut topology = Topology::new();
+/// topology
+///     .add_source("Source", Serdes::string(), Serdes::string(), &["input"])?
+///     .add_processor(
+///         "Upper",
+///         || processor_fn(|ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+///             let upper = r.value.as_ref().map(|v| v.to_uppercase());
+///             ctx.forward(r.with_value(upper))
+///         }),
+///         &["Source"],
+///     )?
+///     .add_sink("Sink", "output", Serdes::string(), Serdes::string(), &["Upper"])?;
+///
+/// assert_eq!(
+///     topology.describe().to_string(),
+///     "Topologies:\n   Sub-topology: 0\n    Source: Source (topics: [input])\n      --> Upper\n    \
+///      Processor: Upper (stores: [])\n      --> Sink\n      <-- Source\n    \
+///      Sink: Sink (topic: output)\n      <-- Upper\n\n"
+/// );
+/// # Ok::<(), streams_core::StreamsError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Topology {
+    nodes: Vec<NodeDef>,
+    node_index: HashMap<String, usize>,
+    stores: Vec<StoreDef>,
+    store_index: HashMap<String, usize>,
+    topic_index: HashMap<String, usize>,
+}
+
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topology")
+            .field("nodes", &self.nodes)
+            .field("stores", &self.stores)
+            .finish()
+    }
+}
+
+impl Topology {
+    /// An empty topology.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        if name.is_empty() {
+            return Err(StreamsError::invalid_topology(
+                "node names must not be empty",
+            ));
+        }
+        if self.node_index.contains_key(name) {
+            return Err(StreamsError::DuplicateName {
+                kind: "node",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolves and checks the parents of a new node taking `input` types.
+    fn resolve_parents(
+        &self,
+        node: &str,
+        parents: &[&str],
+        input: RecordTypes,
+    ) -> Result<Vec<usize>> {
+        if parents.is_empty() {
+            return Err(StreamsError::NoParents {
+                node: node.to_owned(),
+            });
+        }
+        let mut resolved = Vec::with_capacity(parents.len());
+        for &parent in parents {
+            let Some(&index) = self.node_index.get(parent) else {
+                return Err(StreamsError::UnknownParent {
+                    node: node.to_owned(),
+                    parent: parent.to_owned(),
+                });
+            };
+            let def = &self.nodes[index];
+            let Some(output) = def.output else {
+                return Err(StreamsError::InvalidParent {
+                    node: node.to_owned(),
+                    parent: parent.to_owned(),
+                    reason: "a sink has no children",
+                });
+            };
+            if resolved.contains(&index) {
+                return Err(StreamsError::InvalidParent {
+                    node: node.to_owned(),
+                    parent: parent.to_owned(),
+                    reason: "it is listed twice",
+                });
+            }
+            if output.0.id != input.0.id || output.1.id != input.1.id {
+                return Err(StreamsError::TypeMismatch {
+                    node: node.to_owned(),
+                    parent: parent.to_owned(),
+                    expected: types_name(input),
+                    found: types_name(output),
+                });
+            }
+            resolved.push(index);
+        }
+        Ok(resolved)
+    }
+
+    fn push_node(&mut self, def: NodeDef) {
+        let index = self.nodes.len();
+        for &parent in &def.parents {
+            self.nodes[parent].children.push(index);
+        }
+        for topic in def.source_topics() {
+            self.topic_index.insert(topic.clone(), index);
+        }
+        self.node_index.insert(def.name.clone(), index);
+        tracing::trace!(node = %def.name, kind = def.kind_name(), "added node");
+        self.nodes.push(def);
+    }
+
+    /// Adds a source node `name` reading `topics`, deserializing keys and
+    /// values with the given serdes (Kafka's `addSource`).
+    pub fn add_source<K, V>(
+        &mut self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        topics: &[&str],
+    ) -> Result<&mut Self>
+    where
+        K: Clone + Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        self.check_new_name(name)?;
+        if topics.is_empty() {
+            return Err(StreamsError::invalid_topology(format!(
+                "source '{name}' must read at least one topic"
+            )));
+        }
+        for (i, &topic) in topics.iter().enumerate() {
+            if topic.is_empty() {
+                return Err(StreamsError::invalid_topology(format!(
+                    "source '{name}' names an empty topic"
+                )));
+            }
+            let existing = self
+                .topic_index
+                .get(topic)
+                .map(|&n| self.nodes[n].name.clone())
+                .or_else(|| topics[..i].contains(&topic).then(|| name.to_owned()));
+            if let Some(existing) = existing {
+                return Err(StreamsError::TopicAlreadySubscribed {
+                    topic: topic.to_owned(),
+                    source_node: name.to_owned(),
+                    existing,
+                });
+            }
+        }
+        let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
+        let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let factory: NodeFactory = Arc::new(move || {
+            Box::new(SourceNode {
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            }) as Box<dyn ErasedNode>
+        });
+        self.push_node(NodeDef {
+            name: name.to_owned(),
+            kind: NodeKind::Source {
+                topics: topics.iter().map(|&t| t.to_owned()).collect(),
+            },
+            parents: Vec::new(),
+            children: Vec::new(),
+            stores: Vec::new(),
+            output: Some((TypeInfo::of::<K>(), TypeInfo::of::<V>())),
+            factory,
+        });
+        Ok(self)
+    }
+
+    /// Adds a processor node `name` fed by `parents`; `supplier` creates
+    /// one [`Processor`] per task (Kafka's `addProcessor`). Every parent
+    /// must forward `KIn`/`VIn` records.
+    pub fn add_processor<KIn, VIn, KOut, VOut, P, F>(
+        &mut self,
+        name: &str,
+        supplier: F,
+        parents: &[&str],
+    ) -> Result<&mut Self>
+    where
+        P: Processor<KIn, VIn, KOut, VOut>,
+        F: Fn() -> P + Send + Sync + 'static,
+        KIn: 'static,
+        VIn: 'static,
+        KOut: 'static,
+        VOut: 'static,
+    {
+        self.check_new_name(name)?;
+        let input = (TypeInfo::of::<KIn>(), TypeInfo::of::<VIn>());
+        let parents = self.resolve_parents(name, parents, input)?;
+        let factory: NodeFactory = Arc::new(move || {
+            Box::new(ProcessorNode::<P, KIn, VIn, KOut, VOut>::new(supplier()))
+                as Box<dyn ErasedNode>
+        });
+        self.push_node(NodeDef {
+            name: name.to_owned(),
+            kind: NodeKind::Processor,
+            parents,
+            children: Vec::new(),
+            stores: Vec::new(),
+            output: Some((TypeInfo::of::<KOut>(), TypeInfo::of::<VOut>())),
+            factory,
+        });
+        Ok(self)
+    }
+
+    /// Adds a sink node `name` writing the records of `parents` to `topic`
+    /// with the given serdes (Kafka's `addSink`).
+    pub fn add_sink<K, V>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        parents: &[&str],
+    ) -> Result<&mut Self>
+    where
+        K: 'static,
+        V: 'static,
+    {
+        self.check_new_name(name)?;
+        if topic.is_empty() {
+            return Err(StreamsError::invalid_topology(format!(
+                "sink '{name}' names an empty topic"
+            )));
+        }
+        let parents =
+            self.resolve_parents(name, parents, (TypeInfo::of::<K>(), TypeInfo::of::<V>()))?;
+        let topic_name: Arc<str> = Arc::from(topic);
+        let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
+        let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let factory: NodeFactory = Arc::new(move || {
+            Box::new(SinkNode {
+                topic: topic_name.clone(),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            }) as Box<dyn ErasedNode>
+        });
+        self.push_node(NodeDef {
+            name: name.to_owned(),
+            kind: NodeKind::Sink {
+                topic: topic.to_owned(),
+            },
+            parents,
+            children: Vec::new(),
+            stores: Vec::new(),
+            output: None,
+            factory,
+        });
+        Ok(self)
+    }
+
+    /// Checks that `processor` is a processor node; returns its index.
+    fn processor_index(&self, store: &str, processor: &str) -> Result<usize> {
+        let Some(&index) = self.node_index.get(processor) else {
+            return Err(StreamsError::UnknownProcessor {
+                store: store.to_owned(),
+                processor: processor.to_owned(),
+            });
+        };
+        let def = &self.nodes[index];
+        if def.kind != NodeKind::Processor {
+            return Err(StreamsError::NotAProcessor {
+                store: store.to_owned(),
+                node: processor.to_owned(),
+                kind: def.kind_name(),
+            });
+        }
+        Ok(index)
+    }
+
+    fn connect(&mut self, node: usize, store: usize) {
+        if !self.nodes[node].stores.contains(&store) {
+            self.nodes[node].stores.push(store);
+            self.stores[store].users.push(node);
+        }
+    }
+
+    /// Adds the store declared by `builder` and connects it to
+    /// `processors` (Kafka's `addStateStore`).
+    pub fn add_state_store(
+        &mut self,
+        builder: StoreBuilder,
+        processors: &[&str],
+    ) -> Result<&mut Self> {
+        let name = builder.name();
+        if self.store_index.contains_key(name) {
+            return Err(StreamsError::DuplicateName {
+                kind: "state store",
+                name: name.to_owned(),
+            });
+        }
+        // The state-store crate's name rules (it becomes a directory name).
+        open_store(StoreBackend::InMemory, Path::new(""), name)?;
+        let users = processors
+            .iter()
+            .map(|p| self.processor_index(name, p))
+            .collect::<Result<Vec<_>>>()?;
+        let index = self.stores.len();
+        self.store_index.insert(name.to_owned(), index);
+        tracing::trace!(store = %name, "added state store");
+        self.stores.push(StoreDef {
+            builder,
+            users: Vec::new(),
+        });
+        for node in users {
+            self.connect(node, index);
+        }
+        Ok(self)
+    }
+
+    /// Connects `processor` to stores already added (Kafka's
+    /// `connectProcessorAndStateStores`).
+    pub fn connect_processor_and_state_stores(
+        &mut self,
+        processor: &str,
+        stores: &[&str],
+    ) -> Result<&mut Self> {
+        let mut resolved = Vec::with_capacity(stores.len());
+        for &store in stores {
+            let Some(&index) = self.store_index.get(store) else {
+                return Err(StreamsError::UnknownStore {
+                    processor: processor.to_owned(),
+                    store: store.to_owned(),
+                });
+            };
+            resolved.push((index, self.processor_index(store, processor)?));
+        }
+        for (store, node) in resolved {
+            self.connect(node, store);
+        }
+        Ok(self)
+    }
+
+    /// Checks that the topology can run: at least one source.
+    pub fn validate(&self) -> Result<()> {
+        if self.topic_index.is_empty() {
+            return Err(StreamsError::invalid_topology(
+                "the topology has no source; add one with Topology::add_source",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The topics read by sources, in the order they were added.
+    pub fn source_topics(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.source_topics().iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The topics written by sinks, in the order they were added (once
+    /// each).
+    pub fn sink_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = Vec::new();
+        for node in &self.nodes {
+            if let NodeKind::Sink { topic } = &node.kind {
+                if !topics.contains(&topic.as_str()) {
+                    topics.push(topic);
+                }
+            }
+        }
+        topics
+    }
+
+    /// The node names, in the order they were added.
+    pub fn node_names(&self) -> Vec<&str> {
+        self.nodes.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    /// The store builders, in the order they were added.
+    pub fn state_stores(&self) -> impl Iterator<Item = &StoreBuilder> {
+        self.stores.iter().map(|s| &s.builder)
+    }
+
+    /// The description of the topology, printed as Kafka Streams'
+    /// `TopologyDescription`.
+    pub fn describe(&self) -> TopologyDescription {
+        describe::describe(self)
+    }
+
+    /// The topology in Graphviz DOT; see [`TopologyDescription::to_dot`].
+    pub fn to_dot(&self) -> String {
+        self.describe().to_dot()
+    }
+
+    /// The topology as a Mermaid flowchart; see
+    /// [`TopologyDescription::to_mermaid`].
+    pub fn to_mermaid(&self) -> String {
+        self.describe().to_mermaid()
+    }
+
+    pub(crate) fn node(&self, index: usize) -> &NodeDef {
+        &self.nodes[index]
+    }
+
+    pub(crate) fn store_builder(&self, index: usize) -> &StoreBuilder {
+        &self.stores[index].builder
+    }
+
+    /// The connected components, numbered in the order of their first node
+    /// (upstream sub-topologies first, as current Kafka Streams does).
+    /// Stores connected to no processor belong to none.
+    pub(crate) fn sub_topologies(&self) -> Vec<SubTopology> {
+        let mut uf = UnionFind::new(self.nodes.len());
+        for (index, node) in self.nodes.iter().enumerate() {
+            for &parent in &node.parents {
+                uf.union(index, parent);
+            }
+        }
+        for store in &self.stores {
+            if let Some((&first, rest)) = store.users.split_first() {
+                for &user in rest {
+                    uf.union(first, user);
+                }
+            }
+        }
+        let mut group_of_root: HashMap<usize, usize> = HashMap::new();
+        let mut groups: Vec<SubTopology> = Vec::new();
+        let mut group_of_node = vec![0usize; self.nodes.len()];
+        for (index, node_group) in group_of_node.iter_mut().enumerate() {
+            let root = uf.find(index);
+            let group = *group_of_root.entry(root).or_insert_with(|| {
+                groups.push(SubTopology {
+                    id: groups.len() as u32,
+                    nodes: Vec::new(),
+                    stores: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[group].nodes.push(index);
+            *node_group = group;
+        }
+        for (index, store) in self.stores.iter().enumerate() {
+            if let Some(&user) = store.users.first() {
+                groups[group_of_node[user]].stores.push(index);
+            }
+        }
+        groups
+    }
+}
+
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n).collect(),
+        }
+    }
+
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            // The smaller index stays the root: deterministic.
+            let (root, child) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.parent[child] = root;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
