@@ -262,6 +262,69 @@ pub enum StreamsError {
     #[error("processor error: {0}")]
     User(#[source] BoxError),
 
+    /// The broker refused or failed an operation.
+    #[error("broker error: {0}")]
+    Broker(#[from] broker_embedded::BrokerError),
+
+    /// Sources that share a task read topics with different partition
+    /// counts.
+    #[error(
+        "sub-topology {subtopology} reads topics that must be co-partitioned but have different \
+         partition counts: {topics}; give them the same number of partitions"
+    )]
+    CoPartitioning {
+        /// The sub-topology.
+        subtopology: u32,
+        /// Each topic with its partition count, e.g. `orders (3), customers (4)`.
+        topics: String,
+    },
+
+    /// A topic the topology reads does not exist.
+    #[error("source topic '{topic}' does not exist; create it before starting the application")]
+    MissingSourceTopic {
+        /// The topic.
+        topic: String,
+    },
+
+    /// An existing internal topic has the wrong number of partitions.
+    #[error(
+        "internal topic '{topic}' has {actual} partitions but needs {expected}; delete it or \
+         reset the application"
+    )]
+    InternalTopicMismatch {
+        /// The topic.
+        topic: String,
+        /// Its partition count.
+        actual: u32,
+        /// The count it needs.
+        expected: u32,
+    },
+
+    /// A `StreamsApp` call that its current state does not allow.
+    #[error("cannot {operation} a streams application in state {state}")]
+    IllegalState {
+        /// What was attempted.
+        operation: &'static str,
+        /// The state it was in.
+        state: String,
+    },
+
+    /// A feature that is not available yet.
+    #[error("{feature} is not supported yet")]
+    Unsupported {
+        /// What was asked for.
+        feature: String,
+    },
+
+    /// User code panicked while a task processed or punctuated.
+    #[error("task {task} panicked: {message}")]
+    Panicked {
+        /// The task.
+        task: String,
+        /// The panic message.
+        message: String,
+    },
+
     /// A broken internal invariant.
     #[error("internal error: {0}; this is a bug, please report it")]
     Internal(String),

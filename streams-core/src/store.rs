@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use state_store::{
-    open_store, CacheEntry, CachingStore, ChangeLoggingStore, ChangelogSink, KeyValueStore, KvIter,
-    StoreBackend,
+    open_or_wipe, CacheEntry, CachingStore, ChangeLoggingStore, ChangelogSink, KeyValueStore,
+    KvIter, StoreBackend,
 };
 
 use crate::error::{Result, StreamsError};
@@ -232,6 +232,11 @@ pub(crate) struct StoreSlot {
     pub(crate) changelog: Option<ChangelogBuffer>,
     /// Nodes that receive this store's cache flushes.
     pub(crate) listeners: Vec<usize>,
+    /// Whether the store keeps its data on disk across restarts.
+    pub(crate) persistent: bool,
+    /// Whether the local store failed to open and was wiped (it must be
+    /// restored from the start of its changelog).
+    pub(crate) wiped: bool,
     key_type: TypeInfo,
     value_type: TypeInfo,
     key_serde: ErasedSerdeDebug,
@@ -260,7 +265,8 @@ impl StoreSlot {
         cache_max_bytes: usize,
     ) -> Result<Self> {
         let backend = backend.unwrap_or(builder.backend);
-        let base = open_store(backend, state_dir, &builder.name)?;
+        let (base, wiped) = open_or_wipe(backend, state_dir, &builder.name)?;
+        let persistent = backend.is_persistent();
         let (base, changelog) = if builder.logging {
             let buffer = ChangelogBuffer::default();
             let logged: Box<dyn KeyValueStore> =
@@ -282,11 +288,31 @@ impl StoreSlot {
             caching: builder.caching,
             changelog,
             listeners: Vec::new(),
+            persistent,
+            wiped,
             key_type: builder.key_type,
             value_type: builder.value_type,
             key_serde: ErasedSerdeDebug(builder.key_serde.clone()),
             value_serde: ErasedSerdeDebug(builder.value_serde.clone()),
         })
+    }
+
+    /// The layers below the record cache, for restoration. Writes to it
+    /// still reach the changelog buffer: drop them with
+    /// [`StoreSlot::discard_changelog`].
+    pub(crate) fn restore_target(&mut self) -> &mut dyn KeyValueStore {
+        match &mut self.stack {
+            StoreStack::Direct(store) => store.as_mut(),
+            StoreStack::Cached(store) => store.inner_mut().as_mut(),
+        }
+    }
+
+    /// Drops the changelog updates buffered so far (those of a restoration,
+    /// which are in the changelog already).
+    pub(crate) fn discard_changelog(&self) {
+        if let Some(buffer) = &self.changelog {
+            drop(buffer.take());
+        }
     }
 
     /// A typed view, if `K` and `V` are the store's types.

@@ -439,6 +439,11 @@ impl Task {
         }
     }
 
+    /// The task's stores.
+    pub(crate) fn stores_mut(&mut self) -> &mut [StoreSlot] {
+        &mut self.state.stores
+    }
+
     /// The topics this task reads.
     pub(crate) fn source_topics(&self) -> impl Iterator<Item = &str> {
         self.plan.sources.keys().map(String::as_str)

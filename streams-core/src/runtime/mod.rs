@@ -1,0 +1,458 @@
+//! [`StreamsApp`]: runs a [`Topology`] on the embedded broker, as Kafka's
+//! `KafkaStreams`.
+//!
+//! The app creates the internal topics, then starts `num.stream.threads`
+//! stream threads. Each is a member of the consumer group
+//! `application.id`, subscribed to every source topic; it owns one task per
+//! sub-topology and assigned input partition, restores the task's stores
+//! from their changelogs, processes records (lowest timestamp first within
+//! a task) and commits every `commit.interval.ms`: flush the caches, send
+//! outputs and changelog records, make them durable, commit the consumed
+//! offsets, write the checkpoint files
+//! (`<state.dir>/<application.id>/<task id>/.checkpoint`).
+//!
+//! Only `at_least_once` runs today.
+
+mod setup;
+mod thread;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use broker_embedded::Broker;
+
+use crate::config::{ProcessingGuarantee, StreamsConfig};
+use crate::error::{Result, StreamsError};
+use crate::task::TaskId;
+use crate::topology::Topology;
+
+use self::thread::ThreadHandle;
+
+/// The lifecycle of a [`StreamsApp`], as Kafka's `KafkaStreams.State`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AppState {
+    /// Built, not started.
+    Created,
+    /// Some stream thread is joining the group or restoring state.
+    Rebalancing,
+    /// Every stream thread processes its tasks.
+    Running,
+    /// `close` was called; the threads are committing and stopping.
+    PendingShutdown,
+    /// Closed cleanly.
+    NotRunning,
+    /// A stream thread failed; see [`StreamsApp::error`].
+    Error,
+}
+
+impl fmt::Display for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Created => "CREATED",
+            Self::Rebalancing => "REBALANCING",
+            Self::Running => "RUNNING",
+            Self::PendingShutdown => "PENDING_SHUTDOWN",
+            Self::NotRunning => "NOT_RUNNING",
+            Self::Error => "ERROR",
+        })
+    }
+}
+
+/// Called with `(new, old)` on every state change, as Kafka's
+/// `KafkaStreams.StateListener`. It runs on the thread that made the
+/// change: keep it short.
+pub type StateListener = Arc<dyn Fn(AppState, AppState) + Send + Sync>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the app and its stream threads share.
+pub(crate) struct Shared {
+    state: Mutex<AppState>,
+    listener: Mutex<Option<StateListener>>,
+    shutdown: AtomicBool,
+    error: Mutex<Option<String>>,
+    restored: AtomicU64,
+    rebalancing: Mutex<Vec<bool>>,
+    cores: Mutex<Vec<Arc<Mutex<thread::Core>>>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("state", &*lock(&self.state))
+            .field("error", &*lock(&self.error))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(AppState::Created),
+            listener: Mutex::new(None),
+            shutdown: AtomicBool::new(false),
+            error: Mutex::new(None),
+            restored: AtomicU64::new(0),
+            rebalancing: Mutex::new(Vec::new()),
+            cores: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn state(&self) -> AppState {
+        *lock(&self.state)
+    }
+
+    /// Moves to `new` unless `allowed(old)` says no; calls the listener
+    /// after the change, outside the lock.
+    fn transition(&self, new: AppState, allowed: impl FnOnce(AppState) -> bool) -> bool {
+        let old = {
+            let mut state = lock(&self.state);
+            let old = *state;
+            if old == new || !allowed(old) {
+                return false;
+            }
+            *state = new;
+            old
+        };
+        tracing::info!(from = %old, to = %new, "streams application state changed");
+        let listener = lock(&self.listener).clone();
+        if let Some(listener) = listener {
+            listener(new, old);
+        }
+        true
+    }
+
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn add_restored(&self, records: u64) {
+        self.restored.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Records whether stream thread `index` is in a rebalance, and moves
+    /// the app between `Rebalancing` and `Running`.
+    pub(crate) fn set_thread_rebalancing(&self, index: usize, rebalancing: bool) {
+        let any = {
+            let mut threads = lock(&self.rebalancing);
+            match threads.get_mut(index) {
+                Some(slot) if *slot == rebalancing => return,
+                Some(slot) => *slot = rebalancing,
+                None => return,
+            }
+            threads.iter().any(|r| *r)
+        };
+        let new = if any {
+            AppState::Rebalancing
+        } else {
+            AppState::Running
+        };
+        self.transition(new, |old| {
+            matches!(old, AppState::Rebalancing | AppState::Running)
+        });
+    }
+
+    /// A stream thread failed: the app goes to `Error` and every thread
+    /// stops.
+    pub(crate) fn fail(&self, error: StreamsError) {
+        {
+            let mut slot = lock(&self.error);
+            if slot.is_none() {
+                *slot = Some(error.to_string());
+            }
+        }
+        self.shutdown.store(true, Ordering::Release);
+        self.transition(AppState::Error, |_| true);
+    }
+}
+
+/// Runs a [`Topology`] against an embedded [`Broker`], as Kafka's
+/// `KafkaStreams`.
+///
+/// ```no_run
+/// # async fn example(topology: streams_core::Topology) -> streams_core::Result<()> {
+/// use broker_embedded::Broker;
+/// use streams_core::{StreamsApp, StreamsConfig};
+///
+/// let broker = Broker::in_memory().await?;
+/// let config = StreamsConfig::new("word-count").with_num_stream_threads(2);
+/// let mut app = StreamsApp::new(topology, config, broker);
+/// app.start().await?;
+/// // ...
+/// app.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct StreamsApp {
+    topology: Option<Topology>,
+    config: StreamsConfig,
+    broker: Broker,
+    shared: Arc<Shared>,
+    threads: Vec<ThreadHandle>,
+}
+
+impl fmt::Debug for StreamsApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamsApp")
+            .field("application_id", &self.config.application_id())
+            .field("state", &self.shared.state())
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamsApp {
+    /// An app that will run `topology` with `config` on `broker`.
+    pub fn new(topology: Topology, config: StreamsConfig, broker: Broker) -> Self {
+        Self {
+            topology: Some(topology),
+            config,
+            broker,
+            shared: Arc::new(Shared::new()),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Sets the state listener (before or after `start`).
+    pub fn set_state_listener(
+        &self,
+        listener: impl Fn(AppState, AppState) + Send + Sync + 'static,
+    ) {
+        *lock(&self.shared.listener) = Some(Arc::new(listener));
+    }
+
+    /// The current state.
+    pub fn state(&self) -> AppState {
+        self.shared.state()
+    }
+
+    /// Why the app is in [`AppState::Error`], if it is.
+    pub fn error(&self) -> Option<String> {
+        lock(&self.shared.error).clone()
+    }
+
+    /// The number of changelog records replayed into stores so far.
+    pub fn restored_records(&self) -> u64 {
+        self.shared.restored.load(Ordering::Relaxed)
+    }
+
+    /// The tasks this instance owns now, sorted.
+    pub fn local_tasks(&self) -> Vec<TaskId> {
+        let cores = lock(&self.shared.cores).clone();
+        let mut ids: Vec<TaskId> = cores
+            .iter()
+            .flat_map(|core| lock(core).tasks.keys().copied().collect::<Vec<_>>())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Checks the topology, creates the internal topics (changelogs,
+    /// repartition topics) and starts the stream threads. Fails before
+    /// starting anything if sources that share a task are not
+    /// co-partitioned or a source topic is missing.
+    pub async fn start(&mut self) -> Result<()> {
+        let state = self.shared.state();
+        let Some(topology) = self.topology.clone().filter(|_| state == AppState::Created) else {
+            return Err(StreamsError::IllegalState {
+                operation: "start",
+                state: state.to_string(),
+            });
+        };
+        if self.config.processing_guarantee() == ProcessingGuarantee::ExactlyOnceV2 {
+            return Err(StreamsError::Unsupported {
+                feature: "processing.guarantee=exactly_once_v2 in StreamsApp".to_owned(),
+            });
+        }
+        let plan = Arc::new(setup::prepare(topology, self.config.clone(), &self.broker).await?);
+        let threads = usize::try_from(self.config.num_stream_threads())
+            .unwrap_or(1)
+            .max(1);
+        *lock(&self.shared.rebalancing) = vec![true; threads];
+        self.shared
+            .transition(AppState::Rebalancing, |old| old == AppState::Created);
+        for index in 0..threads {
+            let handle = match thread::spawn(
+                index,
+                plan.clone(),
+                self.broker.clone(),
+                self.shared.clone(),
+            ) {
+                Ok(handle) => handle,
+                Err(e) => {
+                    self.shared.fail(StreamsError::Internal(e.to_string()));
+                    return Err(e);
+                }
+            };
+            lock(&self.shared.cores).push(handle.core.clone());
+            self.threads.push(handle);
+        }
+        tracing::info!(
+            application_id = self.config.application_id(),
+            threads,
+            "streams application started"
+        );
+        Ok(())
+    }
+
+    /// Stops cleanly: each thread flushes its caches, sends pending
+    /// output, commits offsets, writes checkpoints and leaves the group.
+    /// Returns the error that put the app in [`AppState::Error`], if any.
+    pub async fn close(&mut self) -> Result<()> {
+        self.shared.transition(AppState::PendingShutdown, |old| {
+            matches!(old, AppState::Rebalancing | AppState::Running)
+        });
+        self.shared.shutdown.store(true, Ordering::Release);
+        for handle in &mut self.threads {
+            if let Some(done) = handle.done.take() {
+                // An error means the thread is gone already.
+                drop(done.await);
+            }
+            if let Some(join) = handle.join.take() {
+                if join.join().is_err() {
+                    self.shared.fail(StreamsError::Internal(
+                        "a stream thread panicked".to_owned(),
+                    ));
+                }
+            }
+        }
+        self.threads.clear();
+        lock(&self.shared.cores).clear();
+        let moved = self.shared.transition(AppState::NotRunning, |old| {
+            matches!(old, AppState::PendingShutdown | AppState::Created)
+        });
+        match self.error() {
+            Some(message) if !moved => Err(StreamsError::Internal(format!(
+                "the streams application failed: {message}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Read-only access to key-value store `name` across the tasks this
+    /// instance owns (Kafka's interactive queries). Tasks still restoring
+    /// are left out.
+    pub fn store<K: 'static, V: 'static>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
+        let known = self
+            .topology
+            .as_ref()
+            .is_some_and(|t| t.state_stores().any(|s| s.name() == name));
+        if !known {
+            return Err(StreamsError::NoSuchStore {
+                store: name.to_owned(),
+            });
+        }
+        Ok(ReadOnlyKeyValueStore {
+            shared: self.shared.clone(),
+            name: name.to_owned(),
+            _types: PhantomData,
+        })
+    }
+}
+
+impl Drop for StreamsApp {
+    fn drop(&mut self) {
+        // Threads still running stop at their next loop, committing and
+        // leaving the group on the way out; a dropped app does not wait.
+        self.shared.shutdown.store(true, Ordering::Release);
+    }
+}
+
+/// A read-only view of a key-value store over the tasks of one
+/// [`StreamsApp`]; see [`StreamsApp::store`].
+pub struct ReadOnlyKeyValueStore<K, V> {
+    shared: Arc<Shared>,
+    name: String,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> fmt::Debug for ReadOnlyKeyValueStore<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadOnlyKeyValueStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> {
+    /// Runs `f` on the store of every running task that has it.
+    fn each(
+        &self,
+        mut f: impl FnMut(&mut crate::store::TypedKeyValueStore<'_, K, V>) -> Result<bool>,
+    ) -> Result<()> {
+        let cores = lock(&self.shared.cores).clone();
+        for core in cores {
+            let mut core = lock(&core);
+            for entry in core.tasks.values_mut() {
+                if !entry.running() {
+                    continue;
+                }
+                let Some(index) = entry.task.store_index(&self.name) else {
+                    continue;
+                };
+                let stop = entry
+                    .task
+                    .with_store(index, |slot| f(&mut slot.typed::<K, V>()?))?;
+                if stop {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value of `key`, from the task that holds it.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        let mut found = None;
+        self.each(|store| {
+            found = store.get(key)?;
+            Ok(found.is_some())
+        })?;
+        Ok(found)
+    }
+
+    /// The entries with `from <= key <= to`, task by task, each task's in
+    /// key order.
+    pub fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        self.each(|store| {
+            for item in store.range(from, to)? {
+                out.push(item?);
+            }
+            Ok(false)
+        })?;
+        Ok(out)
+    }
+
+    /// Every entry, task by task, each task's in key order.
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        self.each(|store| {
+            for item in store.all()? {
+                out.push(item?);
+            }
+            Ok(false)
+        })?;
+        Ok(out)
+    }
+
+    /// An estimate of the number of entries.
+    pub fn approximate_num_entries(&self) -> Result<u64> {
+        let mut total = 0u64;
+        self.each(|store| {
+            total = total.saturating_add(store.approximate_num_entries()?);
+            Ok(false)
+        })?;
+        Ok(total)
+    }
+}

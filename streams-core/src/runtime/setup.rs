@@ -1,0 +1,302 @@
+//! What the runtime works out from the topology before it starts: which
+//! topics are internal, their partition counts, the co-partitioning check,
+//! and the warnings about generated names.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use broker_embedded::{Broker, NewTopic};
+
+use crate::config::StreamsConfig;
+use crate::error::{Result, StreamsError};
+use crate::store::changelog_topic;
+use crate::topology::{SubTopology, Topology};
+
+/// The immutable plan that every stream thread shares.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) topology: Topology,
+    pub(crate) config: StreamsConfig,
+    pub(crate) subs: Vec<SubTopology>,
+    /// Physical topic read by a source to (sub-topology id, topic name in
+    /// the topology).
+    pub(crate) source_of: HashMap<String, (u32, Arc<str>)>,
+    /// Topic names of the topology that the runtime renames (repartition
+    /// topics, prefixed with the application id).
+    pub(crate) physical: HashMap<String, String>,
+    /// Changelog topics, by their physical names.
+    pub(crate) changelogs: HashSet<String>,
+    /// `<state.dir>/<application.id>`.
+    pub(crate) app_dir: PathBuf,
+    /// The record cache of each cached store, in bytes.
+    pub(crate) cache_bytes_per_store: usize,
+}
+
+impl Plan {
+    /// The physical name of topic `name` of the topology.
+    pub(crate) fn physical<'a>(&'a self, name: &'a str) -> &'a str {
+        self.physical.get(name).map_or(name, String::as_str)
+    }
+
+    /// Every physical topic the application subscribes to, sorted.
+    pub(crate) fn subscription(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.source_of.keys().cloned().collect();
+        topics.sort();
+        topics
+    }
+}
+
+/// Whether a name was generated (`KSTREAM-MAP-0000000003`,
+/// `KSTREAM-AGGREGATE-STATE-STORE-0000000002`) rather than given.
+pub(crate) fn is_generated_name(name: &str) -> bool {
+    let base = name.strip_suffix("-repartition").unwrap_or(name);
+    let base = base.strip_suffix("-changelog").unwrap_or(base);
+    let digits = base.rsplit('-').next().unwrap_or("");
+    (base.starts_with("KSTREAM-") || base.starts_with("KTABLE-") || base.contains("-STATE-STORE-"))
+        && digits.len() == 10
+        && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Topics of the topology that are written by a sink and read by a source
+/// and named `<name>-repartition`: the runtime creates them.
+fn repartition_topics(topology: &Topology) -> Vec<String> {
+    let sinks: HashSet<&str> = topology.sink_topics().into_iter().collect();
+    topology
+        .source_topics()
+        .into_iter()
+        .filter(|t| sinks.contains(t) && t.ends_with("-repartition"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Logs a warning for each stateful processor, store and repartition topic
+/// left with a generated name.
+fn warn_generated_names(topology: &Topology, subs: &[SubTopology], repartition: &[String]) {
+    for store in topology.state_stores() {
+        if is_generated_name(store.name()) {
+            tracing::warn!(
+                store = store.name(),
+                "state store has a generated name; the name (and its changelog topic) changes \
+                 when the topology changes, which breaks a rolling upgrade: name it"
+            );
+        }
+    }
+    for sub in subs {
+        for &node in &sub.nodes {
+            let def = topology.node(node);
+            if !def.stores.is_empty() && is_generated_name(&def.name) {
+                tracing::warn!(
+                    processor = %def.name,
+                    "stateful processor has a generated name; name it so that a topology change \
+                     does not rename it"
+                );
+            }
+        }
+    }
+    for topic in repartition {
+        if is_generated_name(topic) {
+            tracing::warn!(
+                %topic,
+                "repartition topic has a generated name; name the operation so that a topology \
+                 change does not rename it"
+            );
+        }
+    }
+}
+
+/// Checks the topology and the configuration, checks co-partitioning, and
+/// creates the internal topics.
+pub(crate) async fn prepare(
+    topology: Topology,
+    config: StreamsConfig,
+    broker: &Broker,
+) -> Result<Plan> {
+    topology.validate()?;
+    config.validate()?;
+    let app = config.application_id().to_owned();
+    let subs = topology.sub_topologies();
+    let repartition = repartition_topics(&topology);
+    warn_generated_names(&topology, &subs, &repartition);
+
+    let mut physical = HashMap::new();
+    for topic in &repartition {
+        let name = if topic.starts_with(&format!("{app}-")) {
+            topic.clone()
+        } else {
+            format!("{app}-{topic}")
+        };
+        physical.insert(topic.clone(), name);
+    }
+
+    // Partition counts of the user's source topics.
+    let mut partitions: HashMap<String, u32> = HashMap::new();
+    for topic in topology.source_topics() {
+        if physical.contains_key(topic) {
+            continue;
+        }
+        match broker.partition_count(topic).await {
+            Ok(n) => {
+                partitions.insert(topic.to_owned(), n);
+            }
+            Err(broker_embedded::BrokerError::UnknownTopic { .. }) => {
+                return Err(StreamsError::MissingSourceTopic {
+                    topic: topic.to_owned(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    // Repartition topics take the partition count of the sub-topology that
+    // writes them. Sub-topologies are numbered upstream first; a few passes
+    // settle chains of repartitions.
+    let sub_sources = |sub: &SubTopology| -> Vec<String> {
+        sub.nodes
+            .iter()
+            .flat_map(|&n| topology.node(n).source_topics().to_vec())
+            .collect()
+    };
+    let sub_sinks = |sub: &SubTopology| -> Vec<String> {
+        sub.nodes
+            .iter()
+            .filter_map(|&n| match &topology.node(n).kind {
+                crate::topology::NodeKind::Sink { topic } => Some(topic.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..=subs.len() {
+        for sub in &subs {
+            let count = sub_sources(sub)
+                .iter()
+                .filter_map(|t| partitions.get(t).copied())
+                .max();
+            if let Some(count) = count {
+                for sink in sub_sinks(sub) {
+                    if physical.contains_key(&sink) {
+                        let entry = partitions.entry(sink).or_insert(count);
+                        *entry = (*entry).max(count);
+                    }
+                }
+            }
+        }
+    }
+
+    // Co-partitioning, and the partition count of each sub-topology.
+    let mut sub_partitions: BTreeMap<u32, u32> = BTreeMap::new();
+    for sub in &subs {
+        let topics = sub_sources(sub);
+        let counts: Vec<(String, u32)> = topics
+            .iter()
+            .map(|t| (t.clone(), partitions.get(t).copied().unwrap_or(1)))
+            .collect();
+        if counts.windows(2).any(|w| w[0].1 != w[1].1) {
+            let topics = counts
+                .iter()
+                .map(|(t, n)| format!("{} ({n})", plan_name(&physical, t)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(StreamsError::CoPartitioning {
+                subtopology: sub.id,
+                topics,
+            });
+        }
+        if let Some((_, n)) = counts.first() {
+            sub_partitions.insert(sub.id, *n);
+        }
+    }
+
+    for topic in &repartition {
+        let n = partitions.get(topic).copied().unwrap_or(1);
+        ensure_internal(broker, NewTopic::new(plan_name(&physical, topic), n), n).await?;
+    }
+    let mut changelogs = HashSet::new();
+    for sub in &subs {
+        let n = sub_partitions.get(&sub.id).copied().unwrap_or(1);
+        for &store in &sub.stores {
+            let builder = topology.store_builder(store);
+            if !builder.logging_enabled() {
+                continue;
+            }
+            let name = changelog_topic(&app, builder.name());
+            let mut new = NewTopic::new(name.clone(), n).config("cleanup.policy", "compact");
+            for (key, value) in builder.log_config() {
+                new = new.config(key.clone(), value.clone());
+            }
+            ensure_internal(broker, new, n).await?;
+            changelogs.insert(name);
+        }
+    }
+    if let Some(dlq) = config.dead_letter_topic() {
+        if broker.ensure_topic(NewTopic::new(dlq, 1)).await? {
+            tracing::info!(topic = dlq, "created the dead letter topic");
+        }
+    }
+
+    let mut source_of = HashMap::new();
+    for sub in &subs {
+        for topic in sub_sources(sub) {
+            let name = plan_name(&physical, &topic).to_owned();
+            source_of.insert(name, (sub.id, Arc::<str>::from(topic.as_str())));
+        }
+    }
+    let cached = topology
+        .state_stores()
+        .filter(|s| s.caching_enabled())
+        .count();
+    let cache_bytes_per_store =
+        usize::try_from(config.cache_max_bytes_buffering()).unwrap_or(usize::MAX) / cached.max(1);
+    let app_dir = config.state_dir().join(&app);
+    Ok(Plan {
+        topology,
+        config,
+        subs,
+        source_of,
+        physical,
+        changelogs,
+        app_dir,
+        cache_bytes_per_store,
+    })
+}
+
+fn plan_name<'a>(physical: &'a HashMap<String, String>, topic: &'a str) -> &'a str {
+    physical.get(topic).map_or(topic, String::as_str)
+}
+
+/// Creates an internal topic, or checks the partition count of an existing
+/// one.
+async fn ensure_internal(broker: &Broker, new: NewTopic, partitions: u32) -> Result<()> {
+    let name = new.name.clone();
+    if broker.ensure_topic(new).await? {
+        tracing::info!(topic = %name, partitions, "created internal topic");
+        return Ok(());
+    }
+    let actual = broker.partition_count(&name).await?;
+    if actual != partitions {
+        return Err(StreamsError::InternalTopicMismatch {
+            topic: name,
+            actual,
+            expected: partitions,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names_are_recognised() {
+        assert!(is_generated_name(
+            "KSTREAM-AGGREGATE-STATE-STORE-0000000002"
+        ));
+        assert!(is_generated_name("KSTREAM-AGGREGATE-0000000003"));
+        assert!(is_generated_name(
+            "KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition"
+        ));
+        assert!(!is_generated_name("counts"));
+        assert!(!is_generated_name("KSTREAM-AGGREGATE-12"));
+    }
+}

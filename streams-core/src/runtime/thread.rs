@@ -1,0 +1,865 @@
+//! A stream thread: one group member that owns the tasks of the partitions
+//! it is assigned, restores their stores, processes their records and
+//! commits.
+//!
+//! Each stream thread is an OS thread running a single-threaded tokio
+//! runtime. User processors are synchronous and may be CPU-bound, so they
+//! get a thread of their own rather than a worker of a shared runtime; the
+//! runtime is there for the consumer's waits (poll, heartbeats).
+//!
+//! The thread's tasks live in a [`Core`] behind a std mutex, shared with
+//! the rebalance listener (which the consumer calls inside `poll`) and with
+//! interactive queries. The mutex is never held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use broker_embedded::{
+    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
+    OffsetAndMetadata, Producer, ProducerRecord, RebalanceContext, RecordMetadata, TopicPartition,
+};
+use state_store::Checkpoint;
+
+use crate::error::{Result, StreamsError};
+use crate::record::Headers;
+use crate::task::{RawRecord, Task, TaskId, TaskOptions};
+
+use super::setup::Plan;
+use super::Shared;
+
+/// Input offsets to commit.
+type Offsets = HashMap<TopicPartition, OffsetAndMetadata>;
+
+/// Records to send, per task.
+type Outgoing = Vec<(TaskId, Vec<ProducerRecord>)>;
+
+/// Sends each task's records; returns their metadata per task.
+async fn send(
+    producer: &Producer,
+    outgoing: Outgoing,
+) -> Result<Vec<(TaskId, Vec<RecordMetadata>)>> {
+    let mut sent = Vec::with_capacity(outgoing.len());
+    for (id, records) in outgoing {
+        sent.push((id, producer.send_batch(records).await?));
+    }
+    Ok(sent)
+}
+
+/// Makes what was sent to `topics` durable (a commit point).
+async fn flush(producer: &Producer, topics: &[String]) -> Result<()> {
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    Ok(producer.flush(&names).await?)
+}
+
+/// How long a poll waits for data before the loop checks for shutdown,
+/// commits and wall-clock punctuation.
+const POLL_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// The checkpoint file of a task directory.
+const CHECKPOINT_FILE: &str = ".checkpoint";
+
+/// Runs a broker call that completes without waiting.
+///
+/// The embedded broker's calls run in the caller and complete at their
+/// first poll; the rebalance listener, which is synchronous, relies on
+/// that. A call that would wait is reported instead of blocking the thread.
+fn now<F: Future>(fut: F) -> Result<F::Output> {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => Ok(out),
+        Poll::Pending => Err(StreamsError::Internal(
+            "a broker call from the stream thread did not complete at once".to_owned(),
+        )),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Runs user code of task `task`, turning a panic into an error.
+fn guarded<R>(task: TaskId, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => Err(StreamsError::Panicked {
+            task: task.to_string(),
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+/// A store being restored: where its changelog is read from and to.
+#[derive(Debug, Clone)]
+struct Restoring {
+    store: usize,
+    changelog: TopicPartition,
+    start: u64,
+}
+
+/// A task owned by a stream thread, with its input buffers and offsets.
+#[derive(Debug)]
+pub(crate) struct TaskEntry {
+    pub(crate) task: Task,
+    dir: PathBuf,
+    /// Buffered input per partition.
+    buffers: BTreeMap<TopicPartition, VecDeque<ConsumerRecord>>,
+    /// The next offset to commit per input partition (processed + 1).
+    consumed: HashMap<TopicPartition, u64>,
+    /// The changelog offset each logged store reflects, by changelog
+    /// partition.
+    changelog_offsets: BTreeMap<TopicPartition, u64>,
+    /// Stores still to restore; `None` once the task runs.
+    restoring: Option<Vec<Restoring>>,
+}
+
+impl TaskEntry {
+    /// Whether the task has restored its stores and processes records.
+    pub(crate) fn running(&self) -> bool {
+        self.restoring.is_none()
+    }
+
+    /// The buffer whose next record has the lowest timestamp.
+    fn next_partition(&self) -> Option<TopicPartition> {
+        self.buffers
+            .iter()
+            .filter_map(|(tp, buf)| buf.front().map(|r| (r.timestamp, tp)))
+            .min_by_key(|(ts, _)| *ts)
+            .map(|(_, tp)| tp.clone())
+    }
+}
+
+/// A stream thread's tasks and producer.
+#[derive(Debug)]
+pub(crate) struct Core {
+    index: usize,
+    plan: Arc<Plan>,
+    /// Sends outputs and changelog records. A transactional producer (for
+    /// exactly-once) takes its place here: the commit sequence (flush the
+    /// caches, send, flush, commit the offsets) is already the one a
+    /// transaction needs.
+    producer: Arc<Producer>,
+    pub(crate) tasks: BTreeMap<TaskId, TaskEntry>,
+    /// An error raised inside the rebalance listener, for the loop to act on.
+    fatal: Option<StreamsError>,
+    /// Between a revocation (or the start) and the next assignment.
+    awaiting_assignment: bool,
+}
+
+impl Core {
+    fn new(index: usize, plan: Arc<Plan>, broker: &Broker) -> Self {
+        Self {
+            index,
+            plan,
+            producer: Arc::new(Producer::new(broker)),
+            tasks: BTreeMap::new(),
+            fatal: None,
+            awaiting_assignment: true,
+        }
+    }
+
+    /// Creates the tasks of newly assigned partitions; their stores are
+    /// restored by the loop before they process anything.
+    fn create_tasks(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let mut wanted: BTreeMap<TaskId, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in partitions {
+            if let Some((sub, _)) = self.plan.source_of.get(&tp.topic) {
+                wanted
+                    .entry(TaskId {
+                        subtopology: *sub,
+                        partition: tp.partition,
+                    })
+                    .or_default()
+                    .push(tp.clone());
+            }
+        }
+        for (id, tps) in wanted {
+            if let Some(entry) = self.tasks.get_mut(&id) {
+                for tp in tps {
+                    entry.buffers.entry(tp).or_default();
+                }
+                continue;
+            }
+            let entry = self.create_task(id, tps)?;
+            self.tasks.insert(id, entry);
+        }
+        Ok(())
+    }
+
+    fn create_task(&self, id: TaskId, tps: Vec<TopicPartition>) -> Result<TaskEntry> {
+        let plan = &*self.plan;
+        let Some(sub) = plan.subs.iter().find(|s| s.id == id.subtopology) else {
+            return Err(StreamsError::Internal(format!(
+                "no sub-topology {}",
+                id.subtopology
+            )));
+        };
+        let dir = plan.app_dir.join(id.to_string());
+        let checkpoint_path = dir.join(CHECKPOINT_FILE);
+        let checkpoint = match Checkpoint::read(&checkpoint_path) {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(task = %id, error = %e, "ignoring unreadable checkpoint; restoring from the start");
+                Checkpoint::new()
+            }
+        };
+        // A persistent store without a checkpoint entry holds data of an
+        // unknown offset: wipe it and restore it from the start.
+        for &store in &sub.stores {
+            let builder = plan.topology.store_builder(store);
+            let changelog =
+                crate::store::changelog_topic(plan.config.application_id(), builder.name());
+            if builder.logging_enabled()
+                && builder.backend().is_persistent()
+                && checkpoint.get(&changelog, id.partition).is_none()
+                && dir.join(builder.name()).exists()
+            {
+                tracing::info!(task = %id, store = builder.name(), "wiping local store without a checkpoint");
+                state_store::wipe(&dir, builder.name())?;
+            }
+        }
+        let options = TaskOptions {
+            application_id: plan.config.application_id(),
+            partition: id.partition,
+            backend: None,
+            state_dir: &plan.app_dir,
+            cache_bytes_per_store: plan.cache_bytes_per_store,
+            handler: plan.config.deserialization_handler(),
+            dead_letter_topic: plan.config.dead_letter_topic(),
+            wall_clock: wall_clock_ms(),
+        };
+        let mut task = guarded(id, || Task::new(&plan.topology, sub, &options))?;
+        let mut restoring = Vec::new();
+        for (index, slot) in task.stores_mut().iter_mut().enumerate() {
+            if slot.changelog.is_none() {
+                continue;
+            }
+            let topic = slot.changelog_topic.to_string();
+            let start = if slot.persistent && !slot.wiped {
+                checkpoint.get(&topic, id.partition).unwrap_or(0)
+            } else {
+                0
+            };
+            restoring.push(Restoring {
+                store: index,
+                changelog: TopicPartition::new(topic, id.partition),
+                start,
+            });
+        }
+        tracing::info!(thread = self.index, task = %id, partitions = tps.len(), stores = restoring.len(), "created task");
+        Ok(TaskEntry {
+            task,
+            dir,
+            buffers: tps.into_iter().map(|tp| (tp, VecDeque::new())).collect(),
+            consumed: HashMap::new(),
+            changelog_offsets: BTreeMap::new(),
+            restoring: Some(restoring),
+        })
+    }
+
+    /// Hands polled records to their tasks' buffers.
+    fn buffer(&mut self, records: Vec<ConsumerRecord>) {
+        for record in records {
+            let Some((sub, _)) = self.plan.source_of.get(&*record.topic) else {
+                continue;
+            };
+            let id = TaskId {
+                subtopology: *sub,
+                partition: record.partition,
+            };
+            let tp = TopicPartition::new(record.topic.to_string(), record.partition);
+            match self.tasks.get_mut(&id) {
+                Some(entry) => entry.buffers.entry(tp).or_default().push_back(record),
+                None => {
+                    tracing::warn!(task = %id, topic = %tp, "dropping a record of a task this thread does not own")
+                }
+            }
+        }
+    }
+
+    /// Processes every buffered record of the running tasks, lowest
+    /// timestamp first within a task.
+    fn process(&mut self) -> Result<usize> {
+        let mut processed = 0;
+        let plan = self.plan.clone();
+        for (id, entry) in self.tasks.iter_mut() {
+            if !entry.running() {
+                continue;
+            }
+            while let Some(tp) = entry.next_partition() {
+                let Some(record) = entry.buffers.get_mut(&tp).and_then(VecDeque::pop_front) else {
+                    break;
+                };
+                let Some((_, logical)) = plan.source_of.get(&tp.topic) else {
+                    continue;
+                };
+                let offset = record.offset;
+                let raw = RawRecord {
+                    key: record.key,
+                    value: record.value,
+                    timestamp: record.timestamp,
+                    headers: to_headers(record.headers),
+                };
+                let task = &mut entry.task;
+                guarded(*id, || {
+                    task.process(logical, tp.partition, offset, raw)?;
+                    task.maybe_punctuate_stream_time().map(|_| ())
+                })?;
+                entry.consumed.insert(tp, offset + 1);
+                processed += 1;
+            }
+        }
+        Ok(processed)
+    }
+
+    /// Runs the wall-clock punctuators that are due.
+    fn punctuate_wall_clock(&mut self) -> Result<()> {
+        let now = wall_clock_ms();
+        for (id, entry) in self.tasks.iter_mut() {
+            if entry.running() {
+                let task = &mut entry.task;
+                guarded(*id, || task.punctuate_wall_clock(now).map(|_| ()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_requested(&self) -> bool {
+        self.tasks.values().any(|e| e.task.commit_requested())
+    }
+
+    /// Takes the output of every task (sinks, changelogs, dead letters) as
+    /// records to send, changelog records pinned to the task's partition.
+    fn take_outputs(&mut self) -> Outgoing {
+        let plan = self.plan.clone();
+        let mut outgoing = Vec::new();
+        for (id, entry) in self.tasks.iter_mut() {
+            let output = entry.task.take_output();
+            if output.is_empty() {
+                continue;
+            }
+            let mut records = Vec::with_capacity(output.len());
+            for (topic, raw) in output {
+                let name = plan.physical(&topic);
+                let partition = plan.changelogs.contains(name).then_some(id.partition);
+                records.push(ProducerRecord {
+                    topic: name.to_owned(),
+                    partition,
+                    key: raw.key,
+                    value: raw.value,
+                    headers: raw
+                        .headers
+                        .iter()
+                        .map(|h| broker_embedded::Header {
+                            key: h.key.clone(),
+                            value: h.value.clone(),
+                        })
+                        .collect(),
+                    timestamp: Some(raw.timestamp),
+                });
+            }
+            outgoing.push((*id, records));
+        }
+        outgoing
+    }
+
+    /// Notes the changelog offsets that sent records reached.
+    fn record_sent(&mut self, sent: Vec<(TaskId, Vec<RecordMetadata>)>) {
+        for (id, metadata) in sent {
+            let Some(entry) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            for md in metadata {
+                if self.plan.changelogs.contains(&*md.topic) {
+                    let tp = TopicPartition::new(md.topic.to_string(), md.partition);
+                    let next = entry.changelog_offsets.entry(tp).or_insert(0);
+                    *next = (*next).max(md.offset + 1);
+                }
+            }
+        }
+    }
+
+    /// Flushes the caches of the tasks `ids` (closing the tasks if
+    /// `close`), which moves their pending updates to the output.
+    fn flush_tasks(&mut self, ids: &[TaskId], close: bool) -> Result<()> {
+        for id in ids {
+            if let Some(entry) = self.tasks.get_mut(id) {
+                if !entry.running() {
+                    continue;
+                }
+                let task = &mut entry.task;
+                if close {
+                    guarded(*id, || task.close())?;
+                } else {
+                    guarded(*id, || task.commit())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The input offsets to commit for the tasks `ids`, and the changelog
+    /// topics they write.
+    fn offsets(&self, ids: &[TaskId]) -> (Offsets, Vec<String>) {
+        let mut topics: Vec<String> = Vec::new();
+        let mut offsets = HashMap::new();
+        for id in ids {
+            if let Some(entry) = self.tasks.get(id) {
+                for (tp, offset) in &entry.consumed {
+                    offsets.insert(tp.clone(), OffsetAndMetadata::new(*offset));
+                }
+                topics.extend(entry.changelog_offsets.keys().map(|tp| tp.topic.clone()));
+            }
+        }
+        topics.sort();
+        topics.dedup();
+        (offsets, topics)
+    }
+
+    /// The last step of a commit: writes the checkpoint of each task.
+    fn write_checkpoints(&self, ids: &[TaskId]) -> Result<()> {
+        for id in ids {
+            let Some(entry) = self.tasks.get(id) else {
+                continue;
+            };
+            if !entry.running() {
+                continue;
+            }
+            let mut checkpoint = Checkpoint::new();
+            for (tp, offset) in &entry.changelog_offsets {
+                checkpoint.set(tp.topic.clone(), tp.partition, *offset)?;
+            }
+            std::fs::create_dir_all(&entry.dir).map_err(|source| {
+                StreamsError::Store(state_store::StoreError::CheckpointIo {
+                    path: entry.dir.clone(),
+                    source,
+                })
+            })?;
+            checkpoint.write(&entry.dir.join(CHECKPOINT_FILE))?;
+        }
+        Ok(())
+    }
+
+    fn task_ids(&self) -> Vec<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
+    /// The tasks reading any of `partitions`.
+    fn tasks_of(&self, partitions: &[TopicPartition]) -> Vec<TaskId> {
+        self.tasks
+            .iter()
+            .filter(|(_, e)| partitions.iter().any(|tp| e.buffers.contains_key(tp)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Commits and closes the tasks of revoked partitions.
+    fn revoke(
+        &mut self,
+        partitions: &[TopicPartition],
+        commit: impl FnOnce(Offsets) -> Result<()>,
+    ) -> Result<()> {
+        let ids = self.tasks_of(partitions);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.flush_tasks(&ids, true)?;
+        let outgoing = self.take_outputs();
+        let sent = now(send(&self.producer, outgoing))??;
+        self.record_sent(sent);
+        let (offsets, topics) = self.offsets(&ids);
+        now(flush(&self.producer, &topics))??;
+        if !offsets.is_empty() {
+            match commit(offsets) {
+                Ok(()) => {}
+                // The group moved on (a new generation): the next owner
+                // redoes the work since the last commit, as at-least-once
+                // allows.
+                Err(StreamsError::Broker(e)) if !e.is_fatal() => {
+                    tracing::warn!(thread = self.index, error = %e, "offset commit of revoked tasks refused");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.write_checkpoints(&ids)?;
+        for id in &ids {
+            self.tasks.remove(id);
+        }
+        tracing::info!(
+            thread = self.index,
+            tasks = ids.len(),
+            "closed tasks of revoked partitions"
+        );
+        Ok(())
+    }
+}
+
+fn to_headers(headers: Vec<broker_embedded::Header>) -> Headers {
+    let mut out = Headers::new();
+    for h in headers {
+        out.add(h.key, h.value);
+    }
+    out
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The consumer's rebalance callbacks: commit and close revoked tasks,
+/// create assigned ones.
+struct Listener {
+    core: Arc<Mutex<Core>>,
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl ConsumerRebalanceListener for Listener {
+    fn on_partitions_revoked(
+        &mut self,
+        partitions: &[TopicPartition],
+        consumer: &mut RebalanceContext<'_>,
+    ) {
+        self.shared.set_thread_rebalancing(self.index, true);
+        let mut core = lock(&self.core);
+        core.awaiting_assignment = true;
+        if core.fatal.is_some() {
+            return;
+        }
+        let result = core.revoke(partitions, |offsets| {
+            consumer
+                .commit_sync(Some(offsets))
+                .map_err(StreamsError::from)
+        });
+        if let Err(e) = result {
+            core.fatal = Some(e);
+        }
+    }
+
+    fn on_partitions_assigned(
+        &mut self,
+        partitions: &[TopicPartition],
+        consumer: &mut RebalanceContext<'_>,
+    ) {
+        self.shared.set_thread_rebalancing(self.index, true);
+        // Resume from the committed offsets: records fetched but not
+        // processed before a revocation are read again.
+        let committed = consumer.committed(partitions);
+        for tp in partitions {
+            let offset = committed.get(tp).map_or(0, |o| o.offset);
+            if let Err(e) = consumer.seek(tp, offset) {
+                tracing::warn!(partition = %tp, error = %e, "cannot seek to the committed offset");
+            }
+        }
+        let mut core = lock(&self.core);
+        core.awaiting_assignment = false;
+        if core.fatal.is_some() {
+            return;
+        }
+        if let Err(e) = core.create_tasks(partitions) {
+            core.fatal = Some(e);
+        }
+    }
+
+    fn on_partitions_lost(
+        &mut self,
+        partitions: &[TopicPartition],
+        _consumer: &mut RebalanceContext<'_>,
+    ) {
+        self.shared.set_thread_rebalancing(self.index, true);
+        let mut core = lock(&self.core);
+        core.awaiting_assignment = true;
+        let ids = core.tasks_of(partitions);
+        for id in ids {
+            tracing::warn!(task = %id, "task lost without a commit; its uncommitted work is redone by its next owner");
+            core.tasks.remove(&id);
+        }
+    }
+}
+
+/// A handle on a running stream thread.
+#[derive(Debug)]
+pub(crate) struct ThreadHandle {
+    pub(crate) core: Arc<Mutex<Core>>,
+    pub(crate) join: Option<std::thread::JoinHandle<()>>,
+    pub(crate) done: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// Starts stream thread `index`.
+pub(crate) fn spawn(
+    index: usize,
+    plan: Arc<Plan>,
+    broker: Broker,
+    shared: Arc<Shared>,
+) -> Result<ThreadHandle> {
+    let core = Arc::new(Mutex::new(Core::new(index, plan.clone(), &broker)));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread_core = core.clone();
+    let name = format!(
+        "{}-StreamThread-{}",
+        plan.config.application_id(),
+        index + 1
+    );
+    let join = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(|e| {
+                    StreamsError::Internal(format!("cannot build the thread runtime: {e}"))
+                })
+                .and_then(|rt| rt.block_on(run(index, plan, broker, shared.clone(), thread_core)));
+            if let Err(e) = result {
+                tracing::error!(thread = index, error = %e, "stream thread failed");
+                shared.fail(e);
+            }
+            shared.set_thread_rebalancing(index, false);
+            if tx.send(()).is_err() {
+                tracing::debug!(thread = index, "the app stopped waiting for this thread");
+            }
+        })
+        .map_err(|e| StreamsError::Internal(format!("cannot start a stream thread: {e}")))?;
+    Ok(ThreadHandle {
+        core,
+        join: Some(join),
+        done: Some(rx),
+    })
+}
+
+async fn run(
+    index: usize,
+    plan: Arc<Plan>,
+    broker: Broker,
+    shared: Arc<Shared>,
+    core: Arc<Mutex<Core>>,
+) -> Result<()> {
+    let mut consumer = Consumer::new(
+        &broker,
+        ConsumerConfig {
+            group_id: Some(plan.config.application_id().to_owned()),
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            enable_auto_commit: false,
+            ..ConsumerConfig::default()
+        },
+    );
+    consumer
+        .subscribe(
+            plan.subscription(),
+            Listener {
+                core: core.clone(),
+                shared: shared.clone(),
+                index,
+            },
+        )
+        .await?;
+    let interval = Duration::from_millis(plan.config.commit_interval_ms());
+    let producer = lock(&core).producer.clone();
+    let mut last_commit = Instant::now();
+    let result: Result<()> = async {
+        while !shared.shutting_down() {
+            let records = consumer.poll(POLL_TIMEOUT).await?;
+            let restore = {
+                let mut core = lock(&core);
+                if let Some(e) = core.fatal.take() {
+                    return Err(e);
+                }
+                core.buffer(records);
+                core.tasks.values().any(|e| !e.running())
+            };
+            if restore {
+                restore_tasks(&core, &broker, &shared).await?;
+            }
+            let (outgoing, commit) = {
+                let mut core = lock(&core);
+                let rebalancing =
+                    core.awaiting_assignment || !core.tasks.values().all(TaskEntry::running);
+                shared.set_thread_rebalancing(index, rebalancing);
+                core.process()?;
+                core.punctuate_wall_clock()?;
+                let commit = (last_commit.elapsed() >= interval || core.commit_requested())
+                    .then(|| core.task_ids());
+                if let Some(ids) = &commit {
+                    core.flush_tasks(ids, false)?;
+                }
+                (core.take_outputs(), commit)
+            };
+            let sent = send(&producer, outgoing).await?;
+            let offsets = {
+                let mut core = lock(&core);
+                core.record_sent(sent);
+                commit.map(|ids| {
+                    let (offsets, topics) = core.offsets(&ids);
+                    (ids, offsets, topics)
+                })
+            };
+            if let Some((ids, offsets, topics)) = offsets {
+                flush(&producer, &topics).await?;
+                if !offsets.is_empty() {
+                    if let Err(e) = consumer.commit_sync(Some(offsets)).await {
+                        if e.is_fatal() {
+                            return Err(e.into());
+                        }
+                        tracing::warn!(thread = index, error = %e, "offset commit refused; the next poll rejoins the group");
+                        continue;
+                    }
+                }
+                lock(&core).write_checkpoints(&ids)?;
+                last_commit = Instant::now();
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            // A clean shutdown: leaving the group revokes every partition,
+            // and the listener commits and closes the tasks.
+            consumer.close().await?;
+            let mut core = lock(&core);
+            if let Some(e) = core.fatal.take() {
+                return Err(e);
+            }
+            tracing::info!(thread = index, "stream thread stopped");
+            Ok(())
+        }
+        Err(e) => {
+            // Nothing more is committed: the tasks are dropped and their
+            // uncommitted work is redone from the last commit.
+            lock(&core).tasks.clear();
+            drop(consumer);
+            Err(e)
+        }
+    }
+}
+
+/// Restores the stores of the thread's new tasks from their changelogs,
+/// then initializes the tasks.
+async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared) -> Result<()> {
+    // (changelog partition) -> (task, store, end offset)
+    let mut targets: HashMap<TopicPartition, (TaskId, usize, u64)> = HashMap::new();
+    let mut starts = Vec::new();
+    let pending: Vec<(TaskId, Vec<Restoring>)> = {
+        let core = lock(core);
+        core.tasks
+            .iter()
+            .filter_map(|(id, e)| e.restoring.clone().map(|r| (*id, r)))
+            .collect()
+    };
+    for (id, stores) in &pending {
+        for Restoring {
+            store,
+            changelog: tp,
+            start,
+        } in stores
+        {
+            let (log_start, end) = broker.offsets(&tp.topic, tp.partition).await?;
+            let start = (*start).max(log_start);
+            if start < end {
+                targets.insert(tp.clone(), (*id, *store, end));
+                starts.push((tp.clone(), start));
+            } else {
+                let mut core = lock(core);
+                if let Some(entry) = core.tasks.get_mut(id) {
+                    entry.changelog_offsets.insert(tp.clone(), end);
+                }
+            }
+        }
+    }
+    let mut restored: HashMap<TopicPartition, u64> = HashMap::new();
+    if !targets.is_empty() {
+        let mut consumer = Consumer::new(
+            broker,
+            ConsumerConfig {
+                auto_offset_reset: AutoOffsetReset::Earliest,
+                enable_auto_commit: false,
+                max_poll_records: 5_000,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign(targets.keys().cloned().collect()).await?;
+        for (tp, start) in &starts {
+            consumer.seek(tp, *start)?;
+        }
+        loop {
+            let unfinished = targets
+                .iter()
+                .any(|(tp, (_, _, end))| consumer.position(tp).is_none_or(|p| p < *end));
+            if !unfinished || shared.shutting_down() {
+                break;
+            }
+            let records = consumer.poll(POLL_TIMEOUT).await?;
+            if records.is_empty() {
+                // The changelogs are in-process: a poll that finds nothing
+                // means the rest was compacted away.
+                break;
+            }
+            let mut core = lock(core);
+            let mut batches: HashMap<TopicPartition, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
+                HashMap::new();
+            for record in records {
+                let tp = TopicPartition::new(record.topic.to_string(), record.partition);
+                let Some((_, _, end)) = targets.get(&tp) else {
+                    continue;
+                };
+                if record.offset >= *end {
+                    continue;
+                }
+                if let Some(key) = record.key {
+                    batches.entry(tp).or_default().push((key, record.value));
+                }
+            }
+            for (tp, batch) in batches {
+                let Some((id, store, _)) = targets.get(&tp) else {
+                    continue;
+                };
+                let Some(entry) = core.tasks.get_mut(id) else {
+                    continue;
+                };
+                let slot = &mut entry.task.stores_mut()[*store];
+                slot.restore_target().write_batch(&batch)?;
+                slot.discard_changelog();
+                *restored.entry(tp).or_insert(0) += batch.len() as u64;
+            }
+        }
+    }
+    let mut core = lock(core);
+    for (tp, (id, store, end)) in &targets {
+        if let Some(entry) = core.tasks.get_mut(id) {
+            let slot = &mut entry.task.stores_mut()[*store];
+            slot.restore_target().flush()?;
+            slot.discard_changelog();
+            entry.changelog_offsets.insert(tp.clone(), *end);
+            let count = restored.get(tp).copied().unwrap_or(0);
+            shared.add_restored(count);
+            tracing::info!(task = %id, changelog = %tp, records = count, end_offset = end, "restored state store");
+        }
+    }
+    if shared.shutting_down() {
+        return Ok(());
+    }
+    for (id, _) in pending {
+        if let Some(entry) = core.tasks.get_mut(&id) {
+            let task = &mut entry.task;
+            guarded(id, || task.init())?;
+            entry.restoring = None;
+        }
+    }
+    Ok(())
+}
