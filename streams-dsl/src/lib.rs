@@ -1,3 +1,61 @@
-//! The fluent DSL (`StreamsBuilder`, `KStream`, `KTable`) that builds topologies.
+//! The fluent DSL of the stream processor, in the manner of Kafka Streams'
+//! `StreamsBuilder`: [`KStream`], [`KTable`], [`KGroupedStream`] and
+//! [`KGroupedTable`], configured with [`Consumed`], [`Produced`],
+//! [`Grouped`], [`Materialized`], [`Named`], [`Branched`] and
+//! [`Repartitioned`]. [`StreamsBuilder::build`] yields a
+//! [`streams_core::Topology`].
 //!
-//! This crate is in its first stage: the DSL lands with the streams issue.
+//! Word count:
+//!
+//! ```
+//! use streams_core::{Serdes, TopologyTestDriver};
+//! use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream::<String, String>("text-lines", Consumed::with(Serdes::string(), Serdes::string()))
+//!     .flat_map_values(|line| line.to_lowercase().split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+//!     .group_by(|_key, word| word.clone(), Grouped::with(Serdes::string(), Serdes::string()))
+//!     .count(Materialized::as_("word-counts"))
+//!     .to_stream()
+//!     .to("word-counts-output", Produced::with(Serdes::string(), Serdes::i64()));
+//!
+//! let driver = TopologyTestDriver::new(builder.build()?)?;
+//! let lines = driver.create_input_topic("text-lines", Serdes::string(), Serdes::string());
+//! let counts = driver.create_output_topic("word-counts-output", Serdes::string(), Serdes::i64());
+//! lines.pipe_value("the cat and the hat".to_owned())?;
+//! let latest = counts.read_key_values_to_map()?;
+//! assert_eq!(latest.get("the"), Some(&Some(2)));
+//! assert_eq!(latest.get("hat"), Some(&Some(1)));
+//! # Ok::<(), streams_core::StreamsError>(())
+//! ```
+//!
+//! Names: operators get `KSTREAM-<OPERATION>-<10-digit index>` (or
+//! `KTABLE-...`) from one counter per builder, so the same program builds
+//! the same names; [`Named`] and the names in the option objects replace
+//! them. See `docs/dsl.md`.
+
+// `StreamsError` is streams-core's error, returned by every `Processor`
+// and `Topology` call; its size is that crate's choice, so this lint
+// would flag every processor closure here.
+#![allow(clippy::result_large_err)]
+
+mod builder;
+mod change;
+mod grouped;
+mod kstream;
+mod ktable;
+mod options;
+mod processors;
+
+/// The guide, `docs/dsl.md`: its examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/dsl.md")]
+struct DslGuide;
+
+pub use builder::{DslMetrics, StreamsBuilder};
+pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde};
+pub use grouped::KGroupedStream;
+pub use kstream::{BranchedKStream, KStream};
+pub use ktable::{KGroupedTable, KTable};
+pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};

@@ -1,0 +1,172 @@
+//! [`KGroupedStream`]: a stream grouped by key, ready to aggregate.
+
+use std::fmt;
+use std::sync::Arc;
+
+use streams_core::Serdes;
+
+use crate::builder::{store_builder, Handle};
+use crate::ktable::KTable;
+use crate::options::{Materialized, SerdeArc};
+use crate::processors::{AddFn, StreamAggregate};
+
+/// A stream grouped by key (Kafka's `KGroupedStream`): `count`, `reduce`
+/// and `aggregate` turn it into a [`KTable`].
+///
+/// Records with a null key are dropped and records with a null value are
+/// ignored (logged at debug, counted in
+/// [`crate::DslMetrics::dropped_records`]). The aggregate's timestamp is
+/// the largest timestamp of the records that made it.
+///
+/// If the grouping needs a repartition, the aggregation writes the
+/// records to `<name>-repartition` (the [`crate::Grouped`] name, else the
+/// store name) through a null-key filter and a sink, and reads them back
+/// with a source: a second sub-topology.
+pub struct KGroupedStream<K, V> {
+    builder: Handle,
+    node: String,
+    repartition_required: bool,
+    key_serde: Option<SerdeArc<K>>,
+    value_serde: Option<SerdeArc<V>>,
+    name: Option<String>,
+}
+
+impl<K, V> fmt::Debug for KGroupedStream<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KGroupedStream")
+            .field("node", &self.node)
+            .field("repartition_required", &self.repartition_required)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> KGroupedStream<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    pub(crate) fn new(
+        builder: Handle,
+        node: String,
+        repartition_required: bool,
+        key_serde: Option<SerdeArc<K>>,
+        value_serde: Option<SerdeArc<V>>,
+        name: Option<String>,
+    ) -> Self {
+        Self {
+            builder,
+            node,
+            repartition_required,
+            key_serde,
+            value_serde,
+            name,
+        }
+    }
+
+    /// Counts the records per key (`KSTREAM-AGGREGATE`); the store holds
+    /// `i64` counts (by default with [`Serdes::i64`]).
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        self.do_aggregate(
+            "KSTREAM-AGGREGATE-",
+            "AGGREGATE",
+            materialized,
+            Some(Arc::new(Serdes::i64())),
+            add,
+        )
+    }
+
+    /// Combines the values per key with `reducer(aggregate, value)`
+    /// (`KSTREAM-REDUCE`); the first value is the initial aggregate.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<K, V>
+    where
+        F: Fn(V, &V) -> V + Send + Sync + 'static,
+    {
+        let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
+            None => value.clone(),
+            Some(agg) => reducer(agg, value),
+        });
+        let value_serde = self.value_serde.clone();
+        self.do_aggregate("KSTREAM-REDUCE-", "REDUCE", materialized, value_serde, add)
+    }
+
+    /// Folds the values per key with `aggregator(key, value, aggregate)`,
+    /// starting from `initializer()` (`KSTREAM-AGGREGATE`). The store's
+    /// value serde must be given in `materialized`.
+    pub fn aggregate<VA, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA>
+    where
+        VA: Clone + Send + 'static,
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+    {
+        let add: AddFn<K, V, VA> = Arc::new(move |key, value, agg| {
+            aggregator(key, value, agg.unwrap_or_else(&initializer))
+        });
+        self.do_aggregate("KSTREAM-AGGREGATE-", "AGGREGATE", materialized, None, add)
+    }
+
+    fn do_aggregate<VA>(
+        &self,
+        store_prefix: &str,
+        operation: &str,
+        materialized: Materialized<K, VA>,
+        default_value_serde: Option<SerdeArc<VA>>,
+        add: AddFn<K, V, VA>,
+    ) -> KTable<K, VA>
+    where
+        VA: Clone + Send + 'static,
+    {
+        let builder = &self.builder;
+        let store = match &materialized.name {
+            Some(name) => name.clone(),
+            None => builder.store_name(store_prefix),
+        };
+        let name = builder.kstream_name(None, operation);
+        let parent = if self.repartition_required {
+            let base = self.name.clone().unwrap_or_else(|| store.clone());
+            match (&self.key_serde, &self.value_serde) {
+                (Some(ks), Some(vs)) => {
+                    builder.add_repartition(&self.node, &base, ks.clone(), vs.clone(), true)
+                }
+                _ => {
+                    builder.fail(format!(
+                        "aggregation '{name}' repartitions through '{base}-repartition' but the grouped stream's serdes are unknown; give them with Grouped::with"
+                    ));
+                    self.node.clone()
+                }
+            }
+        } else {
+            self.node.clone()
+        };
+        let key_serde = materialized
+            .key_serde
+            .clone()
+            .or_else(|| self.key_serde.clone());
+        let value_serde = materialized.value_serde.clone().or(default_value_serde);
+        let (Some(ks), Some(vs)) = (key_serde, value_serde) else {
+            builder.fail(format!(
+                "store '{store}' of '{name}': no key or value serde; give them with Materialized::with"
+            ));
+            return KTable::new(builder.clone(), name, None, None, Some(store));
+        };
+        let metrics = builder.metrics();
+        let store_for = store.clone();
+        builder.add_processor(
+            &name,
+            move || StreamAggregate::new(store_for.clone(), add.clone(), metrics.clone()),
+            &[&parent],
+        );
+        let store_builder = store_builder(&store, ks.clone(), vs.clone(), &materialized);
+        builder.apply(|t| {
+            t.add_state_store(store_builder, &[&name])?;
+            Ok(())
+        });
+        KTable::new(builder.clone(), name, Some(ks), Some(vs), Some(store))
+    }
+}

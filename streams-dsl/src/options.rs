@@ -1,0 +1,390 @@
+//! The option objects of the DSL, as Kafka's: [`Named`], [`Consumed`],
+//! [`Produced`], [`Grouped`], [`Materialized`], [`Branched`] and
+//! [`Repartitioned`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use streams_core::{Serde, StoreBackend};
+
+/// A shared, type-erased serde.
+pub(crate) type SerdeArc<T> = Arc<dyn Serde<T>>;
+
+fn serde_arc<T>(serde: impl Serde<T>) -> SerdeArc<T> {
+    Arc::new(serde)
+}
+
+/// The name of an operator, replacing the generated
+/// `KSTREAM-<OPERATION>-<index>` name (Kafka's `Named`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub(crate) name: String,
+}
+
+impl Named {
+    /// Names the operator `name`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How a source topic is read: its key and value serdes and, optionally,
+/// the source node's name (Kafka's `Consumed`).
+pub struct Consumed<K, V> {
+    pub(crate) key_serde: SerdeArc<K>,
+    pub(crate) value_serde: SerdeArc<V>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V> fmt::Debug for Consumed<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumed")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Consumed<K, V> {
+    /// Reads keys with `key_serde` and values with `value_serde`.
+    pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        Self {
+            key_serde: serde_arc(key_serde),
+            value_serde: serde_arc(value_serde),
+            name: None,
+        }
+    }
+
+    /// Names the source node.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// How a stream is written to a topic: serdes and, optionally, the sink
+/// node's name (Kafka's `Produced`). Serdes left out are taken from
+/// upstream when known.
+pub struct Produced<K, V> {
+    pub(crate) key_serde: Option<SerdeArc<K>>,
+    pub(crate) value_serde: Option<SerdeArc<V>>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V> fmt::Debug for Produced<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Produced")
+            .field("name", &self.name)
+            .field("key_serde", &self.key_serde.is_some())
+            .field("value_serde", &self.value_serde.is_some())
+            .finish()
+    }
+}
+
+impl<K, V> Default for Produced<K, V> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V> Produced<K, V> {
+    /// Writes keys with `key_serde` and values with `value_serde`.
+    pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        Self {
+            key_serde: Some(serde_arc(key_serde)),
+            value_serde: Some(serde_arc(value_serde)),
+            name: None,
+        }
+    }
+
+    /// Names the sink node; the serdes come from upstream.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self::default().with_name(name)
+    }
+
+    /// Names the sink node.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// How a stream is grouped: the serdes of the repartition topic and the
+/// name that prefixes it (Kafka's `Grouped`).
+pub struct Grouped<K, V> {
+    pub(crate) key_serde: Option<SerdeArc<K>>,
+    pub(crate) value_serde: Option<SerdeArc<V>>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V> fmt::Debug for Grouped<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grouped")
+            .field("name", &self.name)
+            .field("key_serde", &self.key_serde.is_some())
+            .field("value_serde", &self.value_serde.is_some())
+            .finish()
+    }
+}
+
+impl<K, V> Default for Grouped<K, V> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V> Grouped<K, V> {
+    /// Groups with these serdes.
+    pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        Self {
+            key_serde: Some(serde_arc(key_serde)),
+            value_serde: Some(serde_arc(value_serde)),
+            name: None,
+        }
+    }
+
+    /// Names the grouping: the repartition topic becomes
+    /// `<name>-repartition`; the serdes come from upstream.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self::default().with_name(name)
+    }
+
+    /// Names the grouping.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// How an aggregation or a table is stored (Kafka's `Materialized`): store
+/// name, serdes, backend, caching and changelogging.
+///
+/// Defaults follow Kafka's DSL: a generated name, caching and logging
+/// enabled, the default backend.
+pub struct Materialized<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) key_serde: Option<SerdeArc<K>>,
+    pub(crate) value_serde: Option<SerdeArc<V>>,
+    pub(crate) backend: Option<StoreBackend>,
+    pub(crate) caching: bool,
+    pub(crate) logging: bool,
+    pub(crate) log_config: BTreeMap<String, String>,
+}
+
+impl<K, V> fmt::Debug for Materialized<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Materialized")
+            .field("name", &self.name)
+            .field("key_serde", &self.key_serde.is_some())
+            .field("value_serde", &self.value_serde.is_some())
+            .field("backend", &self.backend)
+            .field("caching", &self.caching)
+            .field("logging", &self.logging)
+            .field("log_config", &self.log_config)
+            .finish()
+    }
+}
+
+impl<K, V> Default for Materialized<K, V> {
+    fn default() -> Self {
+        Self {
+            name: None,
+            key_serde: None,
+            value_serde: None,
+            backend: None,
+            caching: true,
+            logging: true,
+            log_config: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K, V> Materialized<K, V> {
+    /// A store with a generated name and serdes taken from upstream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store named `store_name`: queryable, and its changelog is
+    /// `<application.id>-<store_name>-changelog`.
+    pub fn as_(store_name: impl Into<String>) -> Self {
+        Self {
+            name: Some(store_name.into()),
+            ..Self::default()
+        }
+    }
+
+    /// A store with a generated name and these serdes.
+    pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        Self::default()
+            .with_key_serde(key_serde)
+            .with_value_serde(value_serde)
+    }
+
+    /// Sets the key serde.
+    pub fn with_key_serde(mut self, key_serde: impl Serde<K>) -> Self {
+        self.key_serde = Some(serde_arc(key_serde));
+        self
+    }
+
+    /// Sets the value serde.
+    pub fn with_value_serde(mut self, value_serde: impl Serde<V>) -> Self {
+        self.value_serde = Some(serde_arc(value_serde));
+        self
+    }
+
+    /// Chooses the storage engine.
+    pub fn with_backend(mut self, backend: StoreBackend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Puts a record cache in front of the store (the default): updates
+    /// of a key between commits are deduplicated before going downstream.
+    pub fn with_caching_enabled(mut self) -> Self {
+        self.caching = true;
+        self
+    }
+
+    /// Every update goes downstream at once.
+    pub fn with_caching_disabled(mut self) -> Self {
+        self.caching = false;
+        self
+    }
+
+    /// Changelogs the store (the default), with extra configs for the
+    /// changelog topic.
+    pub fn with_logging_enabled<I, CK, CV>(mut self, topic_config: I) -> Self
+    where
+        I: IntoIterator<Item = (CK, CV)>,
+        CK: Into<String>,
+        CV: Into<String>,
+    {
+        self.logging = true;
+        self.log_config = topic_config
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
+    /// No changelog: the store is not restored after a failure.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self.log_config.clear();
+        self
+    }
+
+    /// The store name, if given.
+    pub fn store_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// Names a branch of [`crate::KStream::split`] (Kafka's `Branched`). The
+/// branch's name is the split's name followed by this one; an unnamed
+/// branch takes its position (from 1; the default branch is 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Branched {
+    pub(crate) name: Option<String>,
+}
+
+impl Branched {
+    /// An unnamed branch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A branch named `name`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+        }
+    }
+}
+
+/// How [`crate::KStream::repartition`] writes its topic: its name prefix
+/// and serdes (Kafka's `Repartitioned`).
+pub struct Repartitioned<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) key_serde: Option<SerdeArc<K>>,
+    pub(crate) value_serde: Option<SerdeArc<V>>,
+    pub(crate) partitions: Option<u32>,
+}
+
+impl<K, V> fmt::Debug for Repartitioned<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repartitioned")
+            .field("name", &self.name)
+            .field("key_serde", &self.key_serde.is_some())
+            .field("value_serde", &self.value_serde.is_some())
+            .field("partitions", &self.partitions)
+            .finish()
+    }
+}
+
+impl<K, V> Default for Repartitioned<K, V> {
+    fn default() -> Self {
+        Self {
+            name: None,
+            key_serde: None,
+            value_serde: None,
+            partitions: None,
+        }
+    }
+}
+
+impl<K, V> Repartitioned<K, V> {
+    /// A generated name and serdes from upstream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The topic becomes `<name>-repartition`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Writes the topic with these serdes.
+    pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        Self {
+            key_serde: Some(serde_arc(key_serde)),
+            value_serde: Some(serde_arc(value_serde)),
+            ..Self::default()
+        }
+    }
+
+    /// Names the topic (see [`Repartitioned::as_`]).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The number of partitions the runtime should create the topic with
+    /// (by default, that of the input).
+    pub fn with_number_of_partitions(mut self, partitions: u32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+
+    /// The requested number of partitions.
+    pub fn number_of_partitions(&self) -> Option<u32> {
+        self.partitions
+    }
+}

@@ -1,0 +1,377 @@
+//! The stateful processors of the DSL: table sources and aggregations.
+//! Stateless operations are closures (`streams_core::processor_fn`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use streams_core::{CacheEntry, Processor, ProcessorContext, Record, Result};
+
+use crate::builder::DslMetrics;
+use crate::change::{Change, ValueAndTimestamp};
+use crate::options::SerdeArc;
+
+/// Adds a value to an aggregate (`None`: the group has none yet).
+pub(crate) type AddFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
+/// Removes a value from an aggregate.
+pub(crate) type SubFn<K, V, VA> = Arc<dyn Fn(&K, &V, VA) -> VA + Send + Sync>;
+
+/// Registers for cache flushes if the store is cached; returns whether it
+/// is.
+fn listen_if_cached<K, V>(ctx: &mut ProcessorContext<'_, K, V>, store: &str) -> Result<bool> {
+    let cached = ctx.caching_enabled(store)?;
+    if cached {
+        ctx.set_flush_listener(store)?;
+    }
+    Ok(cached)
+}
+
+/// The timestamps of deletes waiting in a store's cache: a delete leaves
+/// no value to carry its timestamp, so it is kept here, by key bytes,
+/// until the cache flushes it.
+struct DeleteTimes<K> {
+    key_serde: SerdeArc<K>,
+    store: String,
+    times: HashMap<Bytes, i64>,
+}
+
+impl<K: 'static> DeleteTimes<K> {
+    fn new(key_serde: SerdeArc<K>, store: &str) -> Self {
+        Self {
+            key_serde,
+            store: store.to_owned(),
+            times: HashMap::new(),
+        }
+    }
+
+    fn deleted(&mut self, key: &K, timestamp: i64) -> Result<()> {
+        let bytes = self.key_serde.serialize(&self.store, key)?;
+        self.times.insert(bytes, timestamp);
+        Ok(())
+    }
+
+    /// The timestamp of the delete `entry` carries, if it is one.
+    fn flushed(&mut self, entry: &CacheEntry) -> Option<i64> {
+        let time = self.times.remove(&entry.key);
+        entry.new_value.is_none().then_some(time).flatten()
+    }
+}
+
+/// Forwards an update that left the cache of `store` as a [`Change`], with
+/// the new value's timestamp, or `delete_time` for a delete.
+fn forward_flushed<K, V>(
+    ctx: &mut ProcessorContext<'_, K, Change<V>>,
+    store: &str,
+    entry: &CacheEntry,
+    delete_time: Option<i64>,
+) -> Result<()>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+{
+    let change = ctx
+        .key_value_store::<K, ValueAndTimestamp<V>>(store)?
+        .decode(entry)?;
+    let timestamp = match (&change.new_value, delete_time) {
+        (Some(new), _) => new.timestamp,
+        (None, Some(time)) => time,
+        (None, None) => change.old_value.as_ref().map_or(0, |v| v.timestamp),
+    };
+    ctx.forward(Record::from_parts(
+        Some(change.key),
+        Some(Change {
+            new: change.new_value.map(|v| v.value),
+            old: change.old_value.map(|v| v.value),
+        }),
+        timestamp,
+    ))
+}
+
+/// Materializes a table from its topic (Kafka's `KTableSource`): a null
+/// value deletes the row; each update goes downstream as a [`Change`].
+pub(crate) struct TableSource<K, V> {
+    store: String,
+    cached: bool,
+    metrics: DslMetrics,
+    deletes: DeleteTimes<K>,
+    _types: PhantomData<fn() -> V>,
+}
+
+impl<K, V> fmt::Debug for TableSource<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableSource")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V> TableSource<K, V> {
+    pub(crate) fn new(store: String, key_serde: SerdeArc<K>, metrics: DslMetrics) -> Self {
+        Self {
+            deletes: DeleteTimes::new(key_serde, &store),
+            store,
+            cached: false,
+            metrics,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Processor<K, V, K, Change<V>> for TableSource<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
+        self.cached = listen_if_cached(ctx, &self.store)?;
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let Some(key) = record.key else {
+            tracing::debug!(store = %self.store, timestamp = record.timestamp, "skipping table record with a null key");
+            self.metrics.record_dropped();
+            return Ok(());
+        };
+        let old = {
+            let mut store = ctx.key_value_store::<K, ValueAndTimestamp<V>>(&self.store)?;
+            let old = store.get(&key)?;
+            match &record.value {
+                Some(value) => store.put(
+                    &key,
+                    &ValueAndTimestamp::make(value.clone(), record.timestamp),
+                )?,
+                None => {
+                    store.delete(&key)?;
+                }
+            }
+            old
+        };
+        if self.cached {
+            if record.value.is_none() {
+                self.deletes.deleted(&key, record.timestamp)?;
+            }
+            return Ok(());
+        }
+        ctx.forward(Record {
+            key: Some(key),
+            value: Some(Change {
+                new: record.value,
+                old: old.map(|o| o.value),
+            }),
+            timestamp: record.timestamp,
+            headers: record.headers,
+        })
+    }
+
+    fn flushed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        let delete_time = self.deletes.flushed(&entry);
+        forward_flushed(ctx, store, &entry, delete_time)
+    }
+}
+
+/// Aggregates a grouped stream (Kafka's `KStreamAggregate` and
+/// `KStreamReduce`): null keys and null values are skipped; the aggregate's
+/// timestamp is the largest of its records'.
+pub(crate) struct StreamAggregate<K, V, VA> {
+    store: String,
+    add: AddFn<K, V, VA>,
+    cached: bool,
+    metrics: DslMetrics,
+}
+
+impl<K, V, VA> fmt::Debug for StreamAggregate<K, V, VA> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamAggregate")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, VA> StreamAggregate<K, V, VA> {
+    pub(crate) fn new(store: String, add: AddFn<K, V, VA>, metrics: DslMetrics) -> Self {
+        Self {
+            store,
+            add,
+            cached: false,
+            metrics,
+        }
+    }
+}
+
+impl<K, V, VA> Processor<K, V, K, Change<VA>> for StreamAggregate<K, V, VA>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+    VA: Clone + Send + 'static,
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
+        self.cached = listen_if_cached(ctx, &self.store)?;
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<VA>>,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let (Some(key), Some(value)) = (&record.key, &record.value) else {
+            tracing::debug!(
+                processor = %ctx.node_name(),
+                null_key = record.key.is_none(),
+                null_value = record.value.is_none(),
+                timestamp = record.timestamp,
+                "skipping record with a null key or value: aggregations ignore them"
+            );
+            self.metrics.record_dropped();
+            return Ok(());
+        };
+        let (old, new, timestamp) = {
+            let mut store = ctx.key_value_store::<K, ValueAndTimestamp<VA>>(&self.store)?;
+            let old = store.get(key)?;
+            let timestamp = old
+                .as_ref()
+                .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+            let new = (self.add)(key, value, old.as_ref().map(|o| o.value.clone()));
+            store.put(key, &ValueAndTimestamp::make(new.clone(), timestamp))?;
+            (old.map(|o| o.value), new, timestamp)
+        };
+        if self.cached {
+            return Ok(());
+        }
+        ctx.forward(Record {
+            key: record.key,
+            value: Some(Change {
+                new: Some(new),
+                old,
+            }),
+            timestamp,
+            headers: record.headers,
+        })
+    }
+
+    fn flushed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<VA>>,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        forward_flushed(ctx, store, &entry, None)
+    }
+}
+
+/// Aggregates a grouped table (Kafka's `KTableAggregate` and
+/// `KTableReduce`): an update subtracts its old value then adds its new
+/// value, and emits once.
+pub(crate) struct TableAggregate<K, V, VA> {
+    store: String,
+    add: AddFn<K, V, VA>,
+    sub: SubFn<K, V, VA>,
+    cached: bool,
+    deletes: DeleteTimes<K>,
+}
+
+impl<K, V, VA> fmt::Debug for TableAggregate<K, V, VA> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableAggregate")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V, VA> TableAggregate<K, V, VA> {
+    pub(crate) fn new(
+        store: String,
+        key_serde: SerdeArc<K>,
+        add: AddFn<K, V, VA>,
+        sub: SubFn<K, V, VA>,
+    ) -> Self {
+        Self {
+            deletes: DeleteTimes::new(key_serde, &store),
+            store,
+            add,
+            sub,
+            cached: false,
+        }
+    }
+}
+
+impl<K, V, VA> Processor<K, Change<V>, K, Change<VA>> for TableAggregate<K, V, VA>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+    VA: Clone + Send + 'static,
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
+        self.cached = listen_if_cached(ctx, &self.store)?;
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<VA>>,
+        record: Record<K, Change<V>>,
+    ) -> Result<()> {
+        let (Some(key), Some(change)) = (&record.key, &record.value) else {
+            tracing::debug!(processor = %ctx.node_name(), timestamp = record.timestamp, "skipping table update with a null key");
+            return Ok(());
+        };
+        let (old, new, timestamp) = {
+            let mut store = ctx.key_value_store::<K, ValueAndTimestamp<VA>>(&self.store)?;
+            let old = store.get(key)?;
+            let timestamp = old
+                .as_ref()
+                .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+            let mut agg = old.as_ref().map(|o| o.value.clone());
+            if let Some(old_value) = &change.old {
+                agg = agg.map(|a| (self.sub)(key, old_value, a));
+            }
+            if let Some(new_value) = &change.new {
+                agg = Some((self.add)(key, new_value, agg));
+            }
+            match &agg {
+                Some(agg) => store.put(key, &ValueAndTimestamp::make(agg.clone(), timestamp))?,
+                None => {
+                    store.delete(key)?;
+                }
+            }
+            (old.map(|o| o.value), agg, timestamp)
+        };
+        if self.cached {
+            if new.is_none() {
+                self.deletes.deleted(key, timestamp)?;
+            }
+            return Ok(());
+        }
+        if old.is_none() && new.is_none() {
+            return Ok(());
+        }
+        ctx.forward(Record {
+            key: record.key,
+            value: Some(Change { new, old }),
+            timestamp,
+            headers: record.headers,
+        })
+    }
+
+    fn flushed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<VA>>,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        let delete_time = self.deletes.flushed(&entry);
+        forward_flushed(ctx, store, &entry, delete_time)
+    }
+}

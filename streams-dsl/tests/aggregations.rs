@@ -1,0 +1,282 @@
+//! KGroupedStream: count, reduce, aggregate, null rules, repartitioning
+//! and store options.
+
+// The tests return streams-core's error, whose size is that crate's choice.
+#![allow(clippy::result_large_err)]
+
+use streams_core::{Result, Serdes, StoreBackend, TestRecord, TopologyTestDriver};
+use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder, ValueAndTimestamp};
+
+fn strings() -> Consumed<String, String> {
+    Consumed::with(Serdes::string(), Serdes::string())
+}
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+fn rec(k: Option<&str>, v: Option<&str>, ts: i64) -> TestRecord<String, String> {
+    TestRecord::from_parts(k.map(s), v.map(s), ts)
+}
+
+#[test]
+fn group_by_key_without_key_change_does_not_repartition() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", strings())
+        .map_values(|v| v.clone())
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    let topology = builder.build()?;
+    let text = topology.describe().to_string();
+    assert!(!text.contains("Sub-topology: 1"), "{text}");
+    assert!(!text.contains("repartition"), "{text}");
+    let driver = TopologyTestDriver::new(topology)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input(s("a"), s("x"))?;
+    input.pipe_input(s("a"), s("y"))?;
+    input.pipe_input(s("b"), s("z"))?;
+    let output = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    assert_eq!(
+        output.read_key_values_to_list()?,
+        [
+            (Some(s("a")), Some(1)),
+            (Some(s("a")), Some(2)),
+            (Some(s("b")), Some(1))
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn group_by_key_after_select_key_repartitions_with_generated_names() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", strings())
+        .select_key(|_, v| v.clone())
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .count(Materialized::new())
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    let topology = builder.build()?;
+    let text = topology.describe().to_string();
+    // source 0, key-select 1, store 2, aggregate 3, sink 4, filter 5,
+    // source 6: a generated prefix keeps generated node names.
+    for line in [
+        "Sink: KSTREAM-SINK-0000000004 (topic: KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition)",
+        "Processor: KSTREAM-FILTER-0000000005 (stores: [])",
+        "Source: KSTREAM-SOURCE-0000000006 (topics: [KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition])",
+        "Processor: KSTREAM-AGGREGATE-0000000003 (stores: [KSTREAM-AGGREGATE-STATE-STORE-0000000002])",
+        "Sub-topology: 1",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    let driver = TopologyTestDriver::new(topology)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input(s("k1"), s("v"))?;
+    input.pipe_input(s("k2"), s("v"))?;
+    let output = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    assert_eq!(
+        output.read_key_values_to_list()?,
+        [(Some(s("v")), Some(1)), (Some(s("v")), Some(2))]
+    );
+    Ok(())
+}
+
+#[test]
+fn grouped_name_names_the_repartition_topic() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", strings())
+        .group_by(
+            |_, v| v.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()).with_name("by-value"),
+        )
+        .count(Materialized::as_("counts"));
+    let text = builder.build()?.describe().to_string();
+    for line in [
+        "Processor: by-value (stores: [])",
+        "Sink: by-value-repartition-sink (topic: by-value-repartition)",
+        "Source: by-value-repartition-source (topics: [by-value-repartition])",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    Ok(())
+}
+
+#[test]
+fn grouping_drops_null_keys_and_aggregations_ignore_null_values() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    let metrics = builder.metrics();
+    let grouped = builder
+        .stream::<String, String>("in", strings())
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()));
+    grouped
+        .count(Materialized::as_("count"))
+        .to_stream()
+        .to("count-out", Produced::with(Serdes::string(), Serdes::i64()));
+    grouped
+        .reduce(|a, v| format!("{a}+{v}"), Materialized::as_("reduce"))
+        .to_stream()
+        .to(
+            "reduce-out",
+            Produced::with(Serdes::string(), Serdes::string()),
+        );
+    grouped
+        .aggregate(
+            || 0i64,
+            |_, v, agg| agg + v.len() as i64,
+            Materialized::as_("aggregate").with_value_serde(Serdes::i64()),
+        )
+        .to_stream()
+        .to(
+            "aggregate-out",
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_record(rec(Some("k"), Some("ab"), 1))?;
+    input.pipe_record(rec(None, Some("lost"), 2))?;
+    input.pipe_record(rec(Some("k"), None, 3))?;
+    input.pipe_record(rec(Some("k"), Some("c"), 4))?;
+    let count = driver.create_output_topic("count-out", Serdes::string(), Serdes::i64());
+    assert_eq!(count.read_values_to_list()?, [Some(1), Some(2)]);
+    let reduce = driver.create_output_topic("reduce-out", Serdes::string(), Serdes::string());
+    assert_eq!(
+        reduce.read_values_to_list()?,
+        [Some(s("ab")), Some(s("ab+c"))]
+    );
+    let aggregate = driver.create_output_topic("aggregate-out", Serdes::string(), Serdes::i64());
+    let records = aggregate.read_records_to_list()?;
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.value, r.timestamp))
+            .collect::<Vec<_>>(),
+        [(Some(2), 1), (Some(3), 4)]
+    );
+    // Two records skipped by each of the three aggregations.
+    assert_eq!(metrics.dropped_records(), 6);
+    Ok(())
+}
+
+#[test]
+fn group_by_drops_null_values_before_the_repartition() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    let metrics = builder.metrics();
+    builder
+        .stream::<String, String>("in", strings())
+        .group_by(
+            |_, v| v.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()),
+        )
+        .count(Materialized::as_("counts"));
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_record(rec(Some("k"), None, 0))?;
+    input.pipe_record(rec(None, Some("v"), 0))?;
+    assert_eq!(metrics.dropped_records(), 1);
+    let repartition =
+        driver.create_output_topic("counts-repartition", Serdes::string(), Serdes::string());
+    assert_eq!(
+        repartition.read_key_values_to_list()?,
+        [(Some(s("v")), Some(s("v")))]
+    );
+    let store = driver.get_key_value_store::<String, ValueAndTimestamp<i64>>("counts")?;
+    assert_eq!(store.all()?, [(s("v"), ValueAndTimestamp::make(1, 0))]);
+    Ok(())
+}
+
+#[test]
+fn store_options_reach_the_store() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    let grouped = builder
+        .stream::<String, String>("in", strings())
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()));
+    grouped.count(
+        Materialized::as_("logged")
+            .with_backend(StoreBackend::InMemory)
+            .with_caching_disabled(),
+    );
+    grouped.count(Materialized::as_("unlogged").with_logging_disabled());
+    let topology = builder.build()?;
+    let stores: Vec<_> = topology
+        .state_stores()
+        .map(|s| {
+            (
+                s.name().to_owned(),
+                s.caching_enabled(),
+                s.logging_enabled(),
+                s.backend(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stores[0],
+        (s("logged"), false, true, StoreBackend::InMemory)
+    );
+    assert_eq!((stores[1].1, stores[1].2), (true, false));
+    let driver = TopologyTestDriver::new(topology)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input(s("k"), s("v"))?;
+    let produced = driver.produced_topic_names();
+    assert!(
+        produced.contains(&s("test-driver-logged-changelog")),
+        "{produced:?}"
+    );
+    assert!(
+        !produced.contains(&s("test-driver-unlogged-changelog")),
+        "{produced:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn caching_deduplicates_between_commits() -> Result<()> {
+    use std::time::Duration;
+    use streams_core::TestDriverConfig;
+
+    let build = |materialized: Materialized<String, i64>| -> Result<TopologyTestDriver> {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in", strings())
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .count(materialized)
+            .to_stream()
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+        TopologyTestDriver::with_config(
+            builder.build()?,
+            TestDriverConfig::new().with_production_caching(),
+        )
+    };
+    for (materialized, expected) in [
+        (Materialized::as_("c"), vec![Some(3)]),
+        (
+            Materialized::as_("c").with_caching_disabled(),
+            vec![Some(1), Some(2), Some(3)],
+        ),
+    ] {
+        let driver = build(materialized)?;
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for _ in 0..3 {
+            input.pipe_input(s("k"), s("v"))?;
+        }
+        driver.advance_wall_clock_time(Duration::from_secs(60))?;
+        let output = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+        assert_eq!(output.read_values_to_list()?, expected);
+    }
+    Ok(())
+}
+
+#[test]
+fn aggregate_without_a_value_serde_is_an_error() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", strings())
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .aggregate(Vec::<u8>::new, |_, _, agg| agg, Materialized::as_("agg"));
+    let error = builder.build().err().map(|e| e.to_string());
+    assert!(error.is_some_and(|e| e.contains("store 'agg'")));
+}
