@@ -18,6 +18,8 @@ use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::log::{AppendInfo, CleanStats, Log};
 use crate::record::{NewRecord, ProducerFields, RecordBatch};
+use crate::transaction::TransactionCoordinator;
+use crate::IsolationLevel;
 
 /// The file that holds the data dir's exclusive lock.
 const LOCK_FILE: &str = ".lock";
@@ -124,6 +126,8 @@ pub(crate) struct Inner {
     closed: std::sync::atomic::AtomicBool,
     /// The consumer group coordinator, shared by every consumer of this broker.
     pub(crate) groups: GroupCoordinator,
+    /// The transaction coordinator, shared by every producer of this broker.
+    pub(crate) transactions: TransactionCoordinator,
 }
 
 /// An embedded broker. Cheap to clone: clones share one broker.
@@ -261,6 +265,7 @@ impl Broker {
     pub async fn open(dir: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
         let broker = Self::open_inner(dir.as_ref().to_owned(), None, config)?;
         broker.start_groups().await?;
+        broker.inner.transactions.start(&broker).await?;
         Ok(broker)
     }
 
@@ -279,6 +284,7 @@ impl Broker {
         let dir = temp.path().to_owned();
         let broker = Self::open_inner(dir, Some(temp), config)?;
         broker.start_groups().await?;
+        broker.inner.transactions.start(&broker).await?;
         Ok(broker)
     }
 
@@ -337,6 +343,7 @@ impl Broker {
             background: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
             groups: GroupCoordinator::new(),
+            transactions: TransactionCoordinator::default(),
         });
         let broker = Broker { inner };
         broker.start_background();
@@ -596,9 +603,27 @@ impl Broker {
         Ok(())
     }
 
-    /// Appends records to one partition as one batch (or several, if they pass
-    /// `max.message.bytes`), and wakes waiting consumers.
+    /// Appends records to one partition as one batch, and wakes waiting consumers.
+    ///
+    /// With a producer id (`producer.producer_id >= 0`) the partition checks the batch
+    /// against the producer's state, as Kafka does: a batch with the same epoch and sequence
+    /// range as one of the producer's last 5 batches is a duplicate, acknowledged with the
+    /// original offsets and not written again; a sequence that does not follow the last one
+    /// is [`BrokerError::OutOfOrderSequence`]; an epoch older than the partition's is
+    /// [`BrokerError::InvalidProducerEpoch`]. A transactional batch here bypasses the
+    /// transaction coordinator: use a transactional [`Producer`](crate::Producer).
     pub async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[NewRecord],
+        producer: ProducerFields,
+    ) -> Result<AppendInfo> {
+        self.append_sync(topic, partition, records, producer)
+    }
+
+    /// [`Broker::append`] without `.await`, for callers holding a std lock.
+    pub(crate) fn append_sync(
         &self,
         topic: &str,
         partition: u32,
@@ -624,6 +649,36 @@ impl Broker {
         let (t, p) = self.partition(topic, partition)?;
         let log = t.partitions[p].lock();
         log.read(offset, max_bytes, max_offset.unwrap_or(u64::MAX))
+    }
+
+    /// [`Broker::fetch`] with an isolation level: under
+    /// [`IsolationLevel::ReadCommitted`] the read stops at the last stable offset, and the
+    /// batches of aborted transactions come back with no records (their offsets still let
+    /// the reader move past them). Control batches are returned as they are, for the reader
+    /// to skip.
+    pub async fn fetch_with_isolation(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+        isolation: IsolationLevel,
+    ) -> Result<Vec<RecordBatch>> {
+        let (t, p) = self.partition(topic, partition)?;
+        let log = t.partitions[p].lock();
+        match isolation {
+            IsolationLevel::ReadUncommitted => log.read(offset, max_bytes, u64::MAX),
+            IsolationLevel::ReadCommitted => log.read_committed(offset, max_bytes, u64::MAX),
+        }
+    }
+
+    /// The last stable offset of a partition: the first offset of its earliest open
+    /// transaction, or its log end offset if none is open. A `read_committed` consumer reads
+    /// only below it.
+    pub async fn last_stable_offset(&self, topic: &str, partition: u32) -> Result<u64> {
+        let (t, p) = self.partition(topic, partition)?;
+        let log = t.partitions[p].lock();
+        Ok(log.last_stable_offset())
     }
 
     /// `(log start offset, log end offset)` of a partition.
@@ -656,7 +711,7 @@ impl Broker {
         Ok(())
     }
 
-    fn all_topics(&self) -> Vec<Arc<Topic>> {
+    pub(crate) fn all_topics(&self) -> Vec<Arc<Topic>> {
         self.inner
             .topics
             .read()

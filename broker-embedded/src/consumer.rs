@@ -81,6 +81,16 @@ impl AutoOffsetReset {
     }
 }
 
+/// `isolation.level`: which records of transactions a consumer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Every data record, of open and aborted transactions too (Kafka's default).
+    #[default]
+    ReadUncommitted,
+    /// Only records below the last stable offset, without those of aborted transactions.
+    ReadCommitted,
+}
+
 /// Consumer settings, with Kafka's names.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -110,6 +120,8 @@ pub struct ConsumerConfig {
     pub auto_commit_interval_ms: u64,
     /// `partition.assignment.strategy`, default `range`.
     pub partition_assignment_strategy: AssignmentStrategy,
+    /// `isolation.level`, default `read_uncommitted`.
+    pub isolation_level: IsolationLevel,
 }
 
 impl Default for ConsumerConfig {
@@ -125,6 +137,7 @@ impl Default for ConsumerConfig {
             enable_auto_commit: true,
             auto_commit_interval_ms: 5_000,
             partition_assignment_strategy: AssignmentStrategy::Range,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -584,10 +597,25 @@ impl Consumer {
         self.seek(tp, start)
     }
 
-    /// Seeks to the log end offset: only records appended from now on are read.
+    /// Seeks to the end: the log end offset, or the last stable offset under
+    /// `read_committed` (as Kafka's `seekToEnd`); only records after it are read.
     pub async fn seek_to_end(&mut self, tp: &TopicPartition) -> Result<()> {
-        let (_, end) = self.broker.offsets(&tp.topic, tp.partition).await?;
+        let end = self.end_offset(tp).await?;
         self.seek(tp, end)
+    }
+
+    /// The log end offset, or the last stable offset under `read_committed`.
+    async fn end_offset(&self, tp: &TopicPartition) -> Result<u64> {
+        match self.config.isolation_level {
+            IsolationLevel::ReadUncommitted => {
+                Ok(self.broker.offsets(&tp.topic, tp.partition).await?.1)
+            }
+            IsolationLevel::ReadCommitted => {
+                self.broker
+                    .last_stable_offset(&tp.topic, tp.partition)
+                    .await
+            }
+        }
     }
 
     /// Seeks to the earliest record whose timestamp is at least `timestamp`, or to the end if
@@ -1086,10 +1114,9 @@ impl Consumer {
                 return Ok(om.offset);
             }
         }
-        let (start, end) = self.broker.offsets(&tp.topic, tp.partition).await?;
         let p = match self.config.auto_offset_reset {
-            AutoOffsetReset::Earliest => start,
-            AutoOffsetReset::Latest => end,
+            AutoOffsetReset::Earliest => self.broker.offsets(&tp.topic, tp.partition).await?.0,
+            AutoOffsetReset::Latest => self.end_offset(&tp).await?,
             AutoOffsetReset::None => {
                 return Err(BrokerError::NoOffsetForPartition {
                     topic: tp.topic,
@@ -1140,12 +1167,12 @@ impl Consumer {
         };
         let batches = match self
             .broker
-            .fetch(
+            .fetch_with_isolation(
                 &tp.topic,
                 tp.partition,
                 offset,
                 self.config.max_partition_fetch_bytes,
-                None,
+                self.config.isolation_level,
             )
             .await
         {

@@ -249,6 +249,86 @@ pub enum BrokerError {
         reason: String,
     },
 
+    /// A batch of an idempotent producer does not follow its last sequence number in the
+    /// partition (a batch was lost in between): Kafka's `OutOfOrderSequenceException`.
+    #[error(
+        "partition {topic}-{partition}: out of order sequence from producer {producer_id}: \
+         expected {expected}, got {received}"
+    )]
+    OutOfOrderSequence {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the partition expected.
+        expected: i32,
+        /// The batch's base sequence.
+        received: i32,
+    },
+
+    /// A batch carries an older producer epoch than the partition has seen: a newer producer
+    /// with the same id (or transactional id) exists. Kafka's `InvalidProducerEpochException`.
+    #[error(
+        "partition {topic}-{partition}: producer {producer_id} epoch {epoch} is older than \
+         the current epoch {current_epoch}; the producer was fenced"
+    )]
+    InvalidProducerEpoch {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The partition's epoch for the producer.
+        current_epoch: i16,
+    },
+
+    /// Another producer with the same `transactional.id` called `init_transactions`, or the
+    /// broker aborted this producer's transaction after `transaction.timeout.ms`: this
+    /// producer can do nothing more (Kafka's `ProducerFencedException`). Close it.
+    #[error(
+        "transactional producer {transactional_id:?} (producer id {producer_id}, epoch \
+         {epoch}) is fenced: {reason}"
+    )]
+    ProducerFenced {
+        /// The `transactional.id`.
+        transactional_id: String,
+        /// The producer id.
+        producer_id: i64,
+        /// The producer's epoch.
+        epoch: i16,
+        /// Why.
+        reason: String,
+    },
+
+    /// A transactional call does not fit the producer's state (Kafka's
+    /// `IllegalStateException` / `INVALID_TXN_STATE`), such as `send` before
+    /// `begin_transaction`.
+    #[error("transactional producer {transactional_id:?}: invalid transaction state: {reason}")]
+    InvalidTxnState {
+        /// The `transactional.id` (empty for a producer without one).
+        transactional_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A record of `__transaction_state` passed the log's checks but cannot be decoded.
+    #[error(
+        "__transaction_state-{partition}: record at offset {offset} cannot be decoded: {reason}"
+    )]
+    CorruptTransactionRecord {
+        /// The `__transaction_state` partition.
+        partition: u32,
+        /// The record's offset.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The broker was closed.
     #[error("the broker is closed")]
     Closed,
@@ -265,6 +345,7 @@ impl BrokerError {
                 | BrokerError::CorruptMetadata { .. }
                 | BrokerError::LogPoisoned { .. }
                 | BrokerError::CorruptOffsetsRecord { .. }
+                | BrokerError::CorruptTransactionRecord { .. }
         )
     }
 

@@ -16,13 +16,14 @@ pub mod partitioner;
 pub mod producer;
 pub mod record;
 pub mod time;
+mod transaction;
 
 pub use crate::log::{AppendInfo, CleanStats};
 pub use broker::{validate_topic_name, Broker, NewTopic, PartitionDescription, TopicDescription};
 pub use config::{BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicConfig};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
-    NoOpConsumerRebalanceListener, OffsetCommitCallback, RebalanceContext,
+    IsolationLevel, NoOpConsumerRebalanceListener, OffsetCommitCallback, RebalanceContext,
 };
 pub use error::{BrokerError, Result};
 pub use group::{
@@ -32,6 +33,7 @@ pub use group::{
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch};
 pub use time::{MockTime, SystemTime, Time};
+pub use transaction::{TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC};
 
 /// A topic name and partition index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

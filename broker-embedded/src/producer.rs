@@ -1,14 +1,64 @@
-//! The producer: Kafka's default partitioner, single and batch sends.
+//! The producer: Kafka's default partitioner, single and batch sends, idempotence and
+//! transactions.
+//!
+//! # Idempotence
+//!
+//! With `enable.idempotence` (the default) the broker gives the producer a producer id, and
+//! the producer numbers the records it sends to each partition. Every batch carries the
+//! producer id, epoch and the sequence of its first record; a partition writes a batch it
+//! has already written (the same sequences, one of the producer's last 5 batches) only once
+//! and acknowledges it with the original offsets, and refuses a batch that skips sequence
+//! numbers with [`BrokerError::OutOfOrderSequence`].
+//!
+//! # Transactions
+//!
+//! A producer with a `transactional.id` writes in transactions, as Kafka's:
+//!
+//! ```
+//! # use broker_embedded::{Broker, NewTopic, Producer, ProducerConfig, ProducerRecord};
+//! # async fn demo() -> broker_embedded::Result<()> {
+//! let broker = Broker::in_memory().await?;
+//! broker.create_topic(NewTopic::new("out", 3)).await?;
+//! let producer = Producer::with_config(
+//!     &broker,
+//!     ProducerConfig {
+//!         transactional_id: Some("app-0".to_owned()),
+//!         ..ProducerConfig::default()
+//!     },
+//! );
+//! producer.init_transactions().await?; // fences an older producer with the same id
+//! producer.begin_transaction()?;
+//! producer.send(ProducerRecord::new("out", "a").key("k")).await?;
+//! producer.commit_transaction().await?; // visible to read_committed consumers at once
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+//! #     .block_on(demo()).unwrap();
+//! ```
+//!
+//! Records sent in a transaction are in the log at once, but a `read_committed` consumer
+//! ([`IsolationLevel::ReadCommitted`](crate::IsolationLevel::ReadCommitted)) sees them only
+//! after the commit, and never after an abort. Offsets given to
+//! [`Producer::send_offsets_to_transaction`] become the group's committed offsets at the
+//! commit. A second producer calling `init_transactions` with the same id fences the first
+//! (its calls fail with [`BrokerError::ProducerFenced`]) and aborts its open transaction; so
+//! does the broker for a transaction open longer than `transaction.timeout.ms`, and for
+//! every transaction left open when the broker reopens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
+use crate::group::{
+    offsets_partition_for, ConsumerGroupMetadata, OffsetAndMetadata, CONSUMER_OFFSETS_TOPIC,
+};
+use crate::log::AppendInfo;
 use crate::partitioner::partition_for_key;
 use crate::record::{Header, NewRecord, ProducerFields};
+use crate::TopicPartition;
 
 /// A record to send (Kafka's `ProducerRecord`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +141,47 @@ pub struct ProducerConfig {
     /// `batch.size`, default 16384: after this many bytes the sticky partition for null keys
     /// moves on (Kafka's uniform sticky partitioner).
     pub batch_size: usize,
+    /// `enable.idempotence`, default true: the producer gets a producer id from the broker
+    /// and numbers its batches per partition, so that a batch sent twice is written once.
+    /// A producer with a `transactional.id` is always idempotent.
+    pub enable_idempotence: bool,
+    /// `transactional.id`, default none: enables transactions
+    /// ([`Producer::init_transactions`] and the rest). One live producer per id: a new one
+    /// fences the previous one.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`, default 60000: the broker aborts a transaction open longer
+    /// than this, and fences its producer.
+    pub transaction_timeout_ms: u64,
 }
 
 impl Default for ProducerConfig {
     fn default() -> Self {
-        ProducerConfig { batch_size: 16_384 }
+        ProducerConfig {
+            batch_size: 16_384,
+            enable_idempotence: true,
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
+        }
     }
+}
+
+/// The producer's identity and transaction progress.
+#[derive(Debug, Default)]
+struct IdState {
+    /// -1 without idempotence, or before `init_transactions`.
+    producer_id: i64,
+    epoch: i16,
+    /// The next sequence per partition.
+    sequences: HashMap<(Arc<str>, u32), i32>,
+    in_transaction: bool,
+    /// Partitions already added to the open transaction.
+    txn_partitions: HashSet<TopicPartition>,
+    /// Set once the producer is fenced: every later call fails.
+    fenced: Option<String>,
+}
+
+fn next_sequence(seq: i32, count: usize) -> i32 {
+    ((i64::from(seq) + count as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// The records of one send bound for one partition.
@@ -142,6 +227,8 @@ pub struct Producer {
     broker: Broker,
     config: ProducerConfig,
     sticky: Mutex<HashMap<String, Sticky>>,
+    /// Held across sequence assignment and the (synchronous) append, never across `.await`.
+    id: Mutex<IdState>,
 }
 
 fn record_size(r: &ProducerRecord) -> usize {
@@ -162,10 +249,257 @@ impl Producer {
 
     /// A producer with settings.
     pub fn with_config(broker: &Broker, config: ProducerConfig) -> Self {
+        let producer_id = if config.enable_idempotence && config.transactional_id.is_none() {
+            broker.inner.transactions.allocate_producer_id()
+        } else {
+            -1
+        };
         Producer {
             broker: broker.clone(),
             config,
             sticky: Mutex::new(HashMap::new()),
+            id: Mutex::new(IdState {
+                producer_id,
+                ..IdState::default()
+            }),
+        }
+    }
+
+    fn id_state(&self) -> std::sync::MutexGuard<'_, IdState> {
+        // Every update is a plain field write; a panic cannot leave it half-done.
+        self.id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The producer id and epoch the broker gave this producer: `(-1, 0)` without
+    /// idempotence, or before [`Producer::init_transactions`].
+    pub fn producer_id_and_epoch(&self) -> (i64, i16) {
+        let st = self.id_state();
+        (st.producer_id, st.epoch)
+    }
+
+    fn txn_id(&self) -> &str {
+        self.config.transactional_id.as_deref().unwrap_or("")
+    }
+
+    fn invalid_state(&self, reason: &str) -> BrokerError {
+        BrokerError::InvalidTxnState {
+            transactional_id: self.txn_id().to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Checks that a transactional call may go ahead: initialized, not fenced, and (with
+    /// `in_txn`) inside a transaction.
+    fn check_txn(&self, st: &IdState, in_txn: bool) -> Result<()> {
+        if self.config.transactional_id.is_none() {
+            return Err(self.invalid_state("the producer has no transactional.id"));
+        }
+        if let Some(reason) = &st.fenced {
+            return Err(BrokerError::ProducerFenced {
+                transactional_id: self.txn_id().to_owned(),
+                producer_id: st.producer_id,
+                epoch: st.epoch,
+                reason: reason.clone(),
+            });
+        }
+        if st.producer_id < 0 {
+            return Err(self.invalid_state("call init_transactions first"));
+        }
+        if in_txn && !st.in_transaction {
+            return Err(self.invalid_state("no transaction is open; call begin_transaction first"));
+        }
+        Ok(())
+    }
+
+    /// Remembers a fenced error so that every later call fails the same way; turns a stale
+    /// epoch seen by a partition into [`BrokerError::ProducerFenced`].
+    fn note_error(&self, st: &mut IdState, e: BrokerError) -> BrokerError {
+        let e = match e {
+            BrokerError::InvalidProducerEpoch {
+                topic,
+                partition,
+                current_epoch,
+                ..
+            } if self.config.transactional_id.is_some() => BrokerError::ProducerFenced {
+                transactional_id: self.txn_id().to_owned(),
+                producer_id: st.producer_id,
+                epoch: st.epoch,
+                reason: format!(
+                    "partition {topic}-{partition} has seen epoch {current_epoch} of this \
+                     producer id"
+                ),
+            },
+            e => e,
+        };
+        if let BrokerError::ProducerFenced { reason, .. } = &e {
+            st.fenced = Some(reason.clone());
+        }
+        e
+    }
+
+    /// Kafka's `initTransactions`: registers the `transactional.id` with the broker, which
+    /// bumps its epoch (fencing any earlier producer with the same id) and aborts the
+    /// transaction such a producer left open. Call once before the first transaction.
+    pub async fn init_transactions(&self) -> Result<()> {
+        let Some(id) = self.config.transactional_id.as_deref() else {
+            return Err(self.invalid_state("the producer has no transactional.id"));
+        };
+        let timeout = i32::try_from(self.config.transaction_timeout_ms).unwrap_or(i32::MAX);
+        let mut st = self.id_state();
+        let (pid, epoch) =
+            self.broker
+                .inner
+                .transactions
+                .init_producer_id(&self.broker, id, timeout)?;
+        st.producer_id = pid;
+        st.epoch = epoch;
+        st.sequences.clear();
+        st.in_transaction = false;
+        st.txn_partitions.clear();
+        st.fenced = None;
+        Ok(())
+    }
+
+    /// Kafka's `beginTransaction`: the sends that follow, and
+    /// [`Producer::send_offsets_to_transaction`], belong to one transaction until
+    /// [`Producer::commit_transaction`] or [`Producer::abort_transaction`].
+    pub fn begin_transaction(&self) -> Result<()> {
+        let mut st = self.id_state();
+        self.check_txn(&st, false)?;
+        if st.in_transaction {
+            return Err(self.invalid_state("a transaction is already open"));
+        }
+        st.in_transaction = true;
+        st.txn_partitions.clear();
+        Ok(())
+    }
+
+    /// Adds a partition to the open transaction unless it is in it already.
+    fn add_partition(&self, st: &mut IdState, tp: TopicPartition) -> Result<()> {
+        if st.txn_partitions.contains(&tp) {
+            return Ok(());
+        }
+        let added = self.broker.inner.transactions.add_partitions(
+            &self.broker,
+            self.txn_id(),
+            st.producer_id,
+            st.epoch,
+            std::slice::from_ref(&tp),
+        );
+        if let Err(e) = added {
+            return Err(self.note_error(st, e));
+        }
+        st.txn_partitions.insert(tp);
+        Ok(())
+    }
+
+    /// Kafka's `sendOffsetsToTransaction`: commits consumer offsets as part of the open
+    /// transaction. They are written to `__consumer_offsets` now, checked against the
+    /// group's generation (a consumer that is no longer a member gets
+    /// [`BrokerError::CommitFailed`]), and become the group's committed offsets only when
+    /// the transaction commits; an abort drops them.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &HashMap<TopicPartition, OffsetAndMetadata>,
+        group_metadata: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        let mut st = self.id_state();
+        self.check_txn(&st, true)?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let partitions = self.broker.topic(CONSUMER_OFFSETS_TOPIC)?.partitions.len() as u32;
+        let tp = TopicPartition::new(
+            CONSUMER_OFFSETS_TOPIC,
+            offsets_partition_for(&group_metadata.group_id, partitions),
+        );
+        self.add_partition(&mut st, tp)?;
+        let mut list: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
+            .iter()
+            .map(|(tp, o)| (tp.clone(), o.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        let result = self.broker.inner.groups.txn_commit(
+            &self.broker,
+            group_metadata,
+            st.producer_id,
+            st.epoch,
+            &list,
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.note_error(&mut st, e)),
+        }
+    }
+
+    /// Kafka's `commitTransaction`: makes every record sent and every offset committed in
+    /// the transaction visible to `read_committed` consumers, at once. When this returns the
+    /// commit is durable (per `log.flush.policy`). A fenced producer gets
+    /// [`BrokerError::ProducerFenced`] and its transaction is not committed.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        self.end_transaction(true)
+    }
+
+    /// Kafka's `abortTransaction`: discards the transaction's records and offsets;
+    /// `read_committed` consumers never see them.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        self.end_transaction(false)
+    }
+
+    fn end_transaction(&self, commit: bool) -> Result<()> {
+        let mut st = self.id_state();
+        self.check_txn(&st, true)?;
+        let result = self.broker.inner.transactions.end_txn(
+            &self.broker,
+            self.txn_id(),
+            st.producer_id,
+            st.epoch,
+            commit,
+        );
+        match result {
+            Ok(()) => {
+                st.in_transaction = false;
+                st.txn_partitions.clear();
+                Ok(())
+            }
+            Err(e) => Err(self.note_error(&mut st, e)),
+        }
+    }
+
+    /// Appends one batch with this producer's id, epoch and next sequence (inside the open
+    /// transaction for a transactional producer).
+    fn append_chunk(
+        &self,
+        topic: &Arc<str>,
+        partition: u32,
+        chunk: &[NewRecord],
+    ) -> Result<AppendInfo> {
+        let transactional = self.config.transactional_id.is_some();
+        let mut st = self.id_state();
+        if transactional {
+            self.check_txn(&st, true)?;
+            self.add_partition(&mut st, TopicPartition::new(topic.to_string(), partition))?;
+        } else if st.producer_id < 0 {
+            drop(st);
+            return self
+                .broker
+                .append_sync(topic, partition, chunk, ProducerFields::NONE);
+        }
+        let key = (topic.clone(), partition);
+        let seq = st.sequences.get(&key).copied().unwrap_or(0);
+        let fields = ProducerFields {
+            producer_id: st.producer_id,
+            producer_epoch: st.epoch,
+            base_sequence: seq,
+            transactional,
+            control: false,
+        };
+        match self.broker.append_sync(topic, partition, chunk, fields) {
+            Ok(info) => {
+                st.sequences.insert(key, next_sequence(seq, chunk.len()));
+                Ok(info)
+            }
+            Err(e) => Err(self.note_error(&mut st, e)),
         }
     }
 
@@ -215,7 +549,9 @@ impl Producer {
     /// `max.message.bytes`), and returns their metadata in the order given.
     ///
     /// Records to one partition keep their relative order. On an error, batches already
-    /// appended stay appended; the error names what failed.
+    /// appended stay appended; the error names what failed. A transactional producer must
+    /// be inside a transaction ([`Producer::begin_transaction`]); its batches join it, and
+    /// each partition is added to the transaction before its first batch.
     pub async fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
         let now = self.broker.config().time.now_ms();
         let total = records.len();
@@ -273,10 +609,7 @@ impl Producer {
             while start < group.records.len() {
                 let end = start + batch_len(&group.records[start..], max_bytes);
                 let chunk = &group.records[start..end];
-                let info = self
-                    .broker
-                    .append(&group.topic, group.partition, chunk, ProducerFields::NONE)
-                    .await?;
+                let info = self.append_chunk(&group.topic, group.partition, chunk)?;
                 for (j, record) in chunk.iter().enumerate() {
                     out[group.indexes[start + j]] = Some(RecordMetadata {
                         topic: group.topic.clone(),

@@ -62,6 +62,12 @@ impl Broker {
     async fn load_offsets(&self) -> Result<()> {
         let partitions = self.partition_count(CONSUMER_OFFSETS_TOPIC).await?;
         let mut entries = Vec::new();
+        // Transactional offsets by producer id, until their transaction's marker.
+        #[allow(clippy::type_complexity, reason = "a plain map of lists")]
+        let mut pending: std::collections::HashMap<
+            i64,
+            Vec<(String, TopicPartition, super::state::CommittedOffset)>,
+        > = std::collections::HashMap::new();
         let mut skipped = 0usize;
         for p in 0..partitions {
             let corrupt = |offset: u64, reason: String| BrokerError::CorruptOffsetsRecord {
@@ -86,7 +92,17 @@ impl Broker {
                 }
                 for batch in batches {
                     next = next.max(batch.info.last_offset + 1);
+                    let pid = batch.info.producer_id;
                     if batch.info.control {
+                        let commit = batch
+                            .records
+                            .first()
+                            .and_then(|r| r.key.as_deref())
+                            .and_then(crate::log::control_is_commit);
+                        let done = pending.remove(&pid).unwrap_or_default();
+                        if commit == Some(true) {
+                            entries.extend(done.into_iter().map(|(g, tp, c)| (g, tp, Some(c))));
+                        }
                         continue;
                     }
                     for record in batch.records {
@@ -118,11 +134,13 @@ impl Broker {
                                 Err(e) => return Err(corrupt(record.offset, e.to_string())),
                             },
                         };
-                        entries.push((
-                            key.group,
-                            TopicPartition::new(key.topic, key.partition),
-                            value,
-                        ));
+                        let tp = TopicPartition::new(key.topic, key.partition);
+                        match value {
+                            Some(c) if batch.info.transactional => {
+                                pending.entry(pid).or_default().push((key.group, tp, c))
+                            }
+                            value => entries.push((key.group, tp, value)),
+                        }
                     }
                 }
             }
@@ -132,6 +150,7 @@ impl Broker {
             skipped, "loaded committed offsets from the offsets topic"
         );
         self.inner.groups.load(entries);
+        self.inner.groups.load_pending(pending);
         Ok(())
     }
 

@@ -14,8 +14,8 @@ use tracing::{debug, warn};
 use super::codec::{OffsetKey, OffsetValue};
 use super::state::{CommittedOffset, Groups, Heartbeat, JoinRequest, TopicMetadata};
 use super::{
-    offsets_partition_for, GroupState, OffsetAndMetadata, CONSUMER_OFFSETS_TOPIC,
-    OFFSET_METADATA_MAX_BYTES,
+    offsets_partition_for, ConsumerGroupMetadata, GroupState, OffsetAndMetadata,
+    CONSUMER_OFFSETS_TOPIC, OFFSET_METADATA_MAX_BYTES,
 };
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
@@ -66,6 +66,10 @@ pub(crate) struct GroupCoordinator {
     /// it at once.
     changed: Notify,
     timer: Mutex<Option<Timer>>,
+    /// Offsets committed inside transactions that have no marker yet, by producer id.
+    #[allow(clippy::type_complexity, reason = "a plain map of lists")]
+    pending_txn:
+        Mutex<std::collections::HashMap<i64, Vec<(String, TopicPartition, CommittedOffset)>>>,
 }
 
 impl Default for GroupCoordinator {
@@ -80,6 +84,7 @@ impl GroupCoordinator {
             groups: Mutex::new(Groups::default()),
             changed: Notify::new(),
             timer: Mutex::new(None),
+            pending_txn: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -297,10 +302,29 @@ impl GroupCoordinator {
         entries: Vec<(TopicPartition, Option<CommittedOffset>)>,
         now: i64,
     ) -> Result<u32> {
+        let partition = Self::append_offsets(broker, group, &entries, now, ProducerFields::NONE)?;
+        for (tp, value) in entries {
+            match value {
+                Some(c) => groups.apply_offsets(group, [(tp, c)]),
+                None => groups.remove_offset(group, &tp),
+            }
+        }
+        Ok(partition)
+    }
+
+    /// Encodes offset records and appends them as one batch with `fields` to the group's
+    /// `__consumer_offsets` partition; returns the partition.
+    fn append_offsets(
+        broker: &Broker,
+        group: &str,
+        entries: &[(TopicPartition, Option<CommittedOffset>)],
+        now: i64,
+        fields: ProducerFields,
+    ) -> Result<u32> {
         let (topic, _) = broker.partition(CONSUMER_OFFSETS_TOPIC, 0)?;
         let partition = offsets_partition_for(group, topic.partitions.len() as u32);
         let mut records = Vec::with_capacity(entries.len());
-        for (tp, value) in &entries {
+        for (tp, value) in entries {
             let key = OffsetKey {
                 group: group.to_owned(),
                 topic: tp.topic.clone(),
@@ -337,16 +361,119 @@ impl GroupCoordinator {
         // The append is synchronous (no `.await`), so it can run under the coordinator lock.
         topic.partitions[partition as usize]
             .lock()
-            .append(&records, ProducerFields::NONE)?;
+            .append(&records, fields)?;
         broker.inner.data_arrived.notify_waiters();
-        for (tp, value) in entries {
-            match value {
-                Some(c) => groups.apply_offsets(group, [(tp, c)]),
-                None => groups.remove_offset(group, &tp),
+        debug!(
+            group,
+            partition,
+            records = records.len(),
+            transactional = fields.transactional,
+            "offsets written"
+        );
+        Ok(partition)
+    }
+
+    /// Kafka's `TxnOffsetCommit`: checks the group generation as a commit does, appends the
+    /// offsets to the group's `__consumer_offsets` partition as transactional records of the
+    /// producer, and keeps them aside until the transaction's marker: they become the
+    /// group's committed offsets only when it commits. Returns the partition written.
+    pub(crate) fn txn_commit(
+        &self,
+        broker: &Broker,
+        metadata: &ConsumerGroupMetadata,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<Option<u32>> {
+        broker.check_open()?;
+        if offsets.is_empty() {
+            return Ok(None);
+        }
+        let group = metadata.group_id.as_str();
+        for (tp, om) in offsets {
+            if om.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                return Err(BrokerError::OffsetMetadataTooLarge {
+                    group: group.to_owned(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    size: om.metadata.len(),
+                    max: OFFSET_METADATA_MAX_BYTES,
+                });
+            }
+            broker.partition(&tp.topic, tp.partition)?;
+        }
+        let now = Self::now(broker);
+        let entries: Vec<(TopicPartition, Option<CommittedOffset>)> = offsets
+            .iter()
+            .map(|(tp, om)| {
+                (
+                    tp.clone(),
+                    Some(CommittedOffset {
+                        offset: om.offset,
+                        metadata: om.metadata.clone(),
+                        commit_timestamp: now,
+                    }),
+                )
+            })
+            .collect();
+        let fields = ProducerFields {
+            producer_id,
+            producer_epoch,
+            base_sequence: -1,
+            transactional: true,
+            control: false,
+        };
+        let mut groups = self.lock();
+        let result = groups
+            .check_commit(
+                group,
+                &metadata.member_id,
+                metadata.generation_id,
+                now,
+                broker,
+            )
+            .and_then(|()| Self::append_offsets(broker, group, &entries, now, fields));
+        if result.is_ok() {
+            let mut pending = self.pending_txn.lock().unwrap_or_else(|p| p.into_inner());
+            let list = pending.entry(producer_id).or_default();
+            for (tp, value) in entries {
+                if let Some(c) = value {
+                    list.push((group.to_owned(), tp, c));
+                }
             }
         }
-        debug!(group, partition, records = records.len(), "offsets written");
-        Ok(partition)
+        self.finish(groups);
+        result.map(Some)
+    }
+
+    /// A transaction marker of `producer_id` reached `__consumer_offsets`: its offsets become
+    /// committed (commit) or are dropped (abort).
+    pub(crate) fn complete_txn(&self, producer_id: i64, commit: bool) {
+        let mut groups = self.lock();
+        let entries = self
+            .pending_txn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&producer_id)
+            .unwrap_or_default();
+        if commit {
+            for (group, tp, c) in entries {
+                groups.apply_offsets(&group, [(tp, c)]);
+            }
+        }
+        self.finish(groups);
+    }
+
+    /// Loads transactional offsets read from `__consumer_offsets` on open whose transaction
+    /// has no marker yet.
+    pub(crate) fn load_pending(
+        &self,
+        pending: std::collections::HashMap<i64, Vec<(String, TopicPartition, CommittedOffset)>>,
+    ) {
+        let mut map = self.pending_txn.lock().unwrap_or_else(|p| p.into_inner());
+        for (pid, entries) in pending {
+            map.entry(pid).or_default().extend(entries);
+        }
     }
 
     /// Loads offsets read from `__consumer_offsets` when the broker opens.
@@ -427,6 +554,7 @@ impl GroupCoordinator {
                     return;
                 }
                 broker.inner.groups.expire(&broker);
+                broker.inner.transactions.abort_expired(&broker);
             });
         match spawned {
             Ok(handle) => {
@@ -500,11 +628,12 @@ mod tests {
         let broker = Broker::in_memory().await.unwrap();
         broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
         let coordinator = &broker.inner.groups;
+        // Taken before the join: the session deadline counts from the join.
+        let start = Instant::now();
         let member = coordinator.join(&broker, "g", None, request(150)).unwrap();
         let changed = coordinator.changed().notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let start = Instant::now();
         // Only look at the state: nothing here expires members.
         let members = || {
             coordinator
@@ -524,7 +653,8 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(start.elapsed() >= Duration::from_millis(150));
+        // The coordinator's clock has millisecond resolution: allow for one tick.
+        assert!(start.elapsed() >= Duration::from_millis(149));
         assert!(matches!(
             coordinator
                 .heartbeat(&broker, "g", &member, 1, true)

@@ -151,6 +151,15 @@ impl Log {
         }
     }
 
+    /// Whether a data batch belongs to an aborted transaction.
+    fn is_aborted_batch(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self
+                .producers
+                .is_aborted(header.producer_id, header.base_offset)
+    }
+
     fn decode(&self, segment: &Segment, bytes: &Bytes) -> Result<crate::record::RecordBatch> {
         batch::decode_batch(bytes)
             .map(|(batch, _)| batch)
@@ -172,10 +181,13 @@ impl Log {
         }
         let now = self.time.now_ms();
         let horizon = now.saturating_sub(self.config.min_compaction_lag_ms);
+        let lso = self.last_stable_offset();
         let cleanable: Vec<u64> = self
             .sealed
             .values()
             .take_while(|s| s.max_timestamp().is_none_or(|t| t <= horizon))
+            // Only below the last stable offset: an open transaction may still abort.
+            .take_while(|s| s.next_offset() <= lso)
             .map(Segment::base_offset)
             .collect();
         let Some(&last) = cleanable.last() else {
@@ -205,7 +217,9 @@ impl Log {
         let mut latest: HashMap<Vec<u8>, u64> = HashMap::new();
         for segment in self.sealed.range(..=last).map(|(_, s)| s) {
             self.for_each_batch(segment, |header, bytes| {
-                if header.is_control() {
+                // Records of aborted transactions never count as a key's latest value; pass
+                // 2 removes them.
+                if header.is_control() || self.is_aborted_batch(&header) {
                     return Ok(());
                 }
                 for record in self.decode(segment, &bytes)?.records {
@@ -278,9 +292,14 @@ impl Log {
             if header.is_control() {
                 return out.push(&header, &bytes).map_err(io_err);
             }
+            let aborted = self.is_aborted_batch(&header);
             let batch = self.decode(segment, &bytes)?;
             let count = batch.records.len();
-            let kept: Vec<Record> = batch.records.into_iter().filter(|r| keep(r)).collect();
+            let kept: Vec<Record> = batch
+                .records
+                .into_iter()
+                .filter(|r| !aborted && keep(r))
+                .collect();
             stats.records_read += count as u64;
             removed += (count - kept.len()) as u64;
             if kept.len() == count {

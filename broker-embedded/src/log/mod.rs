@@ -8,9 +8,14 @@
 //! Earlier segments are sealed: immutable, except that the cleaner may replace one with a
 //! compacted copy and retention may delete the oldest. The byte layouts are in
 //! `docs/format.md`.
+//!
+//! Each log also keeps its producer state (idempotent producers' last batches, open and
+//! aborted transactions, the last stable offset), rebuilt on open from the batch headers;
+//! see the `producers` module.
 
 mod cleaner;
 mod index;
+mod producers;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -22,12 +27,15 @@ use std::sync::Arc;
 
 use tracing::{debug, error, warn};
 
+use self::producers::{ProducerCheck, ProducerStates};
 use self::segment::{parse_file_name, sync_dir, Scanned, Segment};
 use crate::batch::{self, BatchHeader, DecodeError, BATCH_HEADER_LEN};
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::record::{NewRecord, ProducerFields, RecordBatch};
 use crate::time::Time;
+
+pub(crate) use self::producers::{control_is_commit, control_key, control_value};
 
 /// A read may read this many bytes beyond its budget to skip the batches between the index
 /// entry it starts from and the requested offset.
@@ -85,6 +93,8 @@ pub(crate) struct Log {
     poisoned: bool,
     /// Reused for encoding appended batches.
     encode_buf: Vec<u8>,
+    /// Idempotent producers, open transactions and aborted transactions of this partition.
+    producers: ProducerStates,
     /// Makes the next fsync fail, to test poisoning.
     #[cfg(test)]
     fail_next_sync: bool,
@@ -184,6 +194,7 @@ impl Log {
             cleaner_checkpoint: 0,
             poisoned: false,
             encode_buf: Vec::new(),
+            producers: ProducerStates::default(),
             #[cfg(test)]
             fail_next_sync: false,
             #[cfg(test)]
@@ -205,6 +216,7 @@ impl Log {
         if removed_any {
             sync_dir(dir).map_err(io_err)?;
         }
+        log.rebuild_producer_state()?;
         log.cleaner_checkpoint = cleaner::read_checkpoint(&log.dir, &log.label)
             .unwrap_or(0)
             .max(log.log_start_offset());
@@ -246,6 +258,49 @@ impl Log {
         if self.config.cleanup_policy.compact && records.iter().any(|r| r.key.is_none()) {
             return Err(self.invalid_record("compacted topic requires a key".into()));
         }
+        if producer.producer_id >= 0 && !producer.control {
+            match self.producers.check(
+                producer.producer_id,
+                producer.producer_epoch,
+                producer.base_sequence,
+                records.len() as u32,
+            ) {
+                ProducerCheck::Append => {}
+                ProducerCheck::Duplicate(b) => {
+                    debug!(
+                        "{}: duplicate batch of producer {} (sequence {}..={}) acknowledged with its offsets {}..={}",
+                        self.label, producer.producer_id, b.first_seq, b.last_seq, b.base_offset, b.last_offset
+                    );
+                    return Ok(AppendInfo {
+                        base_offset: b.base_offset,
+                        last_offset: b.last_offset,
+                        timestamp: b.timestamp,
+                        log_append_time: match self.config.message_timestamp_type {
+                            TimestampType::LogAppendTime => Some(b.timestamp),
+                            TimestampType::CreateTime => None,
+                        },
+                    });
+                }
+                ProducerCheck::StaleEpoch { current } => {
+                    return Err(BrokerError::InvalidProducerEpoch {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        producer_id: producer.producer_id,
+                        epoch: producer.producer_epoch,
+                        current_epoch: current,
+                    })
+                }
+                ProducerCheck::OutOfOrder { expected } => {
+                    return Err(BrokerError::OutOfOrderSequence {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        producer_id: producer.producer_id,
+                        expected,
+                        received: producer.base_sequence,
+                    })
+                }
+            }
+        }
         let now = self.time.now_ms();
         let log_append_time = match self.config.message_timestamp_type {
             TimestampType::LogAppendTime => Some(now),
@@ -263,7 +318,189 @@ impl Log {
             log_append_time,
         );
         self.encode_buf = buf;
+        if let Ok(info) = &result {
+            if producer.control {
+                if let Some(commit) = records
+                    .first()
+                    .and_then(|r| r.key.as_deref())
+                    .and_then(control_is_commit)
+                {
+                    self.producers.on_marker(
+                        producer.producer_id,
+                        producer.producer_epoch,
+                        commit,
+                        info.base_offset,
+                    );
+                }
+            } else {
+                self.producers.on_batch(
+                    producer.producer_id,
+                    producer.producer_epoch,
+                    producer.base_sequence,
+                    records.len() as u32,
+                    producer.transactional,
+                    info.base_offset,
+                    info.last_offset,
+                    info.timestamp,
+                );
+            }
+        }
         result
+    }
+
+    /// Appends a transaction marker (a control batch of one control record: commit or abort)
+    /// for `producer_id` and closes its open transaction in this partition. A marker for a
+    /// producer without an open transaction here is written all the same (harmless, as in
+    /// Kafka: recovery may write a marker twice); one with an older epoch than the
+    /// partition's is refused.
+    pub(crate) fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo> {
+        if let Some(current) = self.producers.epoch(producer_id) {
+            if producer_epoch < current {
+                return Err(BrokerError::InvalidProducerEpoch {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    producer_id,
+                    epoch: producer_epoch,
+                    current_epoch: current,
+                });
+            }
+        }
+        let record = NewRecord {
+            timestamp: self.time.now_ms(),
+            key: Some(control_key(commit)),
+            value: Some(control_value(coordinator_epoch)),
+            headers: Vec::new(),
+        };
+        // Control batches carry no sequence: they are never deduplicated.
+        let fields = ProducerFields {
+            producer_id,
+            producer_epoch,
+            base_sequence: -1,
+            transactional: true,
+            control: true,
+        };
+        // A compacted topic's null-key check does not apply: the marker has a key.
+        self.append(std::slice::from_ref(&record), fields)
+    }
+
+    /// The last stable offset: the first offset of the earliest open transaction, else the
+    /// log end offset. `read_committed` fetches stop here.
+    pub(crate) fn last_stable_offset(&self) -> u64 {
+        self.producers
+            .first_unstable_offset()
+            .unwrap_or_else(|| self.log_end_offset())
+    }
+
+    /// Producers with a transaction open in this partition, with their epochs.
+    pub(crate) fn open_transactions(&self) -> Vec<(i64, i16)> {
+        self.producers.open_transactions()
+    }
+
+    /// The largest producer id of any batch in the log.
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
+        self.producers.max_producer_id()
+    }
+
+    /// [`Log::read`] for a `read_committed` consumer: stops at the last stable offset, and
+    /// empties the records of batches of aborted transactions (the batches stay, so the
+    /// reader can move past them).
+    pub(crate) fn read_committed(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Vec<RecordBatch>> {
+        let lso = self.last_stable_offset();
+        let mut batches = self.read(offset, max_bytes, max_offset.min(lso))?;
+        for b in &mut batches {
+            if b.info.transactional
+                && !b.info.control
+                && self
+                    .producers
+                    .is_aborted(b.info.producer_id, b.info.base_offset)
+            {
+                b.records.clear();
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Rebuilds the producer state by scanning every batch header of every segment, oldest
+    /// first; control batches are decoded to tell commits from aborts.
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        let mut states = ProducerStates::default();
+        for segment in self.segments() {
+            let mut scanner = segment.scanner(0);
+            loop {
+                let scanned = scanner
+                    .next(false)
+                    .map_err(|e| BrokerError::io(segment.path(), e))?;
+                match scanned {
+                    Scanned::End => break,
+                    Scanned::Invalid { position, error } => {
+                        return Err(self.corrupt(
+                            segment,
+                            segment.base_offset(),
+                            format!("at byte {position}: {error}"),
+                        ))
+                    }
+                    Scanned::Batch {
+                        position,
+                        header,
+                        bytes,
+                    } => {
+                        if header.producer_id < 0 {
+                            continue;
+                        }
+                        if header.is_control() {
+                            let (batch, _) = batch::decode_batch(&bytes).map_err(|e| {
+                                self.corrupt(
+                                    segment,
+                                    header.base_offset,
+                                    format!("at byte {position}: {e}"),
+                                )
+                            })?;
+                            let commit = batch
+                                .records
+                                .first()
+                                .and_then(|r| r.key.as_deref())
+                                .and_then(control_is_commit);
+                            match commit {
+                                Some(commit) => states.on_marker(
+                                    header.producer_id,
+                                    header.producer_epoch,
+                                    commit,
+                                    header.base_offset,
+                                ),
+                                None => warn!(
+                                    "{}: skipping a control batch of an unknown kind at offset {}",
+                                    self.label, header.base_offset
+                                ),
+                            }
+                        } else {
+                            states.on_batch(
+                                header.producer_id,
+                                header.producer_epoch,
+                                header.base_sequence,
+                                header.record_count.max(0) as u32,
+                                header.is_transactional(),
+                                header.base_offset,
+                                header.last_offset(),
+                                header.max_timestamp,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        self.producers = states;
+        Ok(())
     }
 
     fn append_encoded(
@@ -689,6 +926,8 @@ impl Log {
         }
         if deleted > 0 {
             sync_dir(&self.dir).map_err(|e| BrokerError::io(&self.dir, e))?;
+            let start = self.log_start_offset();
+            self.producers.prune_aborted_below(start);
         }
         Ok(deleted)
     }

@@ -616,7 +616,8 @@ fn control_batches_and_producer_fields_survive_compaction() {
         base_sequence: -1,
         ..producer
     };
-    log.append(&[rec(T0, Some("\0\0\0\0"), Some("marker"))], marker)
+    // A commit marker (control key version 0, type 1): the transaction's records stay.
+    log.append(&[rec(T0, Some("\0\0\0\u{1}"), Some("marker"))], marker)
         .unwrap();
     log.append(&[rec(T0, Some("a"), Some("2"))], ProducerFields::NONE)
         .unwrap();
@@ -635,6 +636,61 @@ fn control_batches_and_producer_fields_survive_compaction() {
     let marker_batch = &batches[1];
     assert!(marker_batch.info.control);
     assert_eq!(marker_batch.records[0].offset, 3);
+}
+
+#[test]
+fn compaction_removes_aborted_records_and_keeps_the_committed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = MockTime::new(T0);
+    let config = TopicConfig {
+        segment_bytes: 1,
+        ..compact_config()
+    };
+    let mut log = open_with(dir.path(), config, &time);
+    let txn = |epoch| ProducerFields {
+        producer_id: 9,
+        producer_epoch: epoch,
+        base_sequence: -1,
+        transactional: true,
+        control: false,
+    };
+    // Committed "k" = 1, then an aborted "k" = 2, then an open "k" = 3 of another producer.
+    log.append(&[rec(T0, Some("k"), Some("1"))], txn(0))
+        .unwrap();
+    log.append_marker(9, 0, true, 0).unwrap();
+    log.append(&[rec(T0, Some("k"), Some("2"))], txn(0))
+        .unwrap();
+    log.append_marker(9, 0, false, 0).unwrap();
+    let open = ProducerFields {
+        producer_id: 10,
+        ..txn(0)
+    };
+    log.append(&[rec(T0, Some("k"), Some("3"))], open).unwrap();
+    log.append(&[rec(T0, Some("z"), Some("active"))], ProducerFields::NONE)
+        .unwrap();
+    assert_eq!(log.last_stable_offset(), 4);
+    log.clean(true).unwrap();
+    let values: Vec<(u64, Option<Bytes>)> = read_all_batches(&log)
+        .into_iter()
+        .filter(|b| !b.info.control)
+        .flat_map(|b| b.records)
+        .map(|r| (r.offset, r.value))
+        .collect();
+    // The aborted record is gone; the committed one stays; nothing at or after the LSO was
+    // compacted.
+    assert_eq!(
+        values,
+        vec![
+            (0, Some(Bytes::from("1"))),
+            (4, Some(Bytes::from("3"))),
+            (5, Some(Bytes::from("active"))),
+        ]
+    );
+    // The producer state rebuilt on open agrees.
+    drop(log);
+    let log = open_with(dir.path(), compact_config(), &time);
+    assert_eq!(log.last_stable_offset(), 4);
+    assert_eq!(log.producers.aborted().len(), 0);
 }
 
 // ---------------------------------------------------------------------------------------
