@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+use broker_embedded::OffsetResetSpec;
 
 use crate::formats::Format;
 
-/// Manage topics and produce and consume records in an embedded broker's data dir.
+/// Manage topics and consumer groups, and produce and consume records in an embedded broker's
+/// data dir.
 #[derive(Debug, Parser)]
 #[command(
     name = "streams",
@@ -40,6 +43,85 @@ pub(crate) enum Command {
     Produce(ProduceArgs),
     /// Print records to stdout (like kafka-console-consumer).
     Consume(ConsumeArgs),
+    /// List, describe, reset the offsets of and delete consumer groups (like
+    /// kafka-consumer-groups).
+    #[command(subcommand_required = true, arg_required_else_help = false)]
+    Groups {
+        /// The group command.
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+}
+
+/// `streams groups ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupsCommand {
+    /// List group ids, one per line.
+    List,
+    /// Show a group's state and, per partition, its committed offset, log end offset, lag and
+    /// member.
+    Describe {
+        /// The group id.
+        #[arg(long, value_parser = parse_non_empty)]
+        group: String,
+    },
+    /// Move a group's committed offsets for every partition of a topic (the group must have
+    /// no active member).
+    ResetOffsets(ResetOffsetsArgs),
+    /// Delete a group and its committed offsets (the group must have no active member).
+    Delete {
+        /// The group id.
+        #[arg(long, value_parser = parse_non_empty)]
+        group: String,
+    },
+}
+
+/// `streams groups reset-offsets`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("target")
+        .required(true)
+        .args(["to_earliest", "to_latest", "to_offset", "shift_by"])
+))]
+pub(crate) struct ResetOffsetsArgs {
+    /// The group id.
+    #[arg(long, value_parser = parse_non_empty)]
+    pub(crate) group: String,
+    /// The topic whose partitions are reset (all of them).
+    #[arg(long, value_parser = parse_topic)]
+    pub(crate) topic: String,
+    /// To the log start offset of each partition.
+    #[arg(long)]
+    pub(crate) to_earliest: bool,
+    /// To the log end offset of each partition.
+    #[arg(long)]
+    pub(crate) to_latest: bool,
+    /// To offset N in each partition (clamped to the partition's log start and end).
+    #[arg(long, value_name = "N")]
+    pub(crate) to_offset: Option<u64>,
+    /// By N from the committed offset of each partition, negative to go back (clamped to the
+    /// partition's log start and end).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) shift_by: Option<i64>,
+    /// Only print the new offsets; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+impl ResetOffsetsArgs {
+    /// The reset the flags ask for.
+    pub(crate) fn spec(&self) -> OffsetResetSpec {
+        if let Some(n) = self.to_offset {
+            OffsetResetSpec::ToOffset(n)
+        } else if let Some(n) = self.shift_by {
+            OffsetResetSpec::ShiftBy(n)
+        } else if self.to_latest {
+            OffsetResetSpec::ToLatest
+        } else {
+            // clap makes one of the four flags required; this is --to-earliest.
+            OffsetResetSpec::ToEarliest
+        }
+    }
 }
 
 /// `streams topics ...`.
@@ -119,7 +201,8 @@ pub(crate) struct ConsumeArgs {
     /// Topic to read.
     #[arg(long, value_parser = parse_topic)]
     pub(crate) topic: String,
-    /// Start at the earliest record instead of the end (only new records).
+    /// Start at the earliest record instead of the end (only new records); with --group, only
+    /// in partitions the group has no committed offset for.
     #[arg(long, conflicts_with = "offset")]
     pub(crate) from_beginning: bool,
     /// Read only this partition.
@@ -128,6 +211,14 @@ pub(crate) struct ConsumeArgs {
     /// Where to start in --partition: an offset, earliest or latest.
     #[arg(long, value_name = "O", requires = "partition")]
     pub(crate) offset: Option<StartOffset>,
+    /// Consume as a member of consumer group G: start at the group's committed offsets and
+    /// commit the offsets after the printed records before exiting.
+    #[arg(long, value_name = "G", value_parser = parse_non_empty,
+          conflicts_with_all = ["partition", "offset"])]
+    pub(crate) group: Option<String>,
+    /// Which records of transactions to read.
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = IsolationLevel::ReadUncommitted)]
+    pub(crate) isolation_level: IsolationLevel,
     /// Exit after printing N records.
     #[arg(long, value_name = "N")]
     pub(crate) max_messages: Option<u64>,
@@ -153,6 +244,27 @@ pub(crate) struct ConsumeArgs {
     /// How values are shown.
     #[arg(long, value_enum, default_value_t = Format::String)]
     pub(crate) value_format: Format,
+}
+
+/// `consume --isolation-level`, with Kafka's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IsolationLevel {
+    /// Every record, including those of open and aborted transactions (Kafka's default).
+    #[value(name = "read_uncommitted")]
+    ReadUncommitted,
+    /// Only records below the last stable offset (the start of the earliest open
+    /// transaction), without those of aborted transactions.
+    #[value(name = "read_committed")]
+    ReadCommitted,
+}
+
+impl From<IsolationLevel> for broker_embedded::IsolationLevel {
+    fn from(level: IsolationLevel) -> Self {
+        match level {
+            IsolationLevel::ReadUncommitted => broker_embedded::IsolationLevel::ReadUncommitted,
+            IsolationLevel::ReadCommitted => broker_embedded::IsolationLevel::ReadCommitted,
+        }
+    }
 }
 
 /// Where `consume --offset` starts.
@@ -428,5 +540,154 @@ mod tests {
                 "{bad:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn consume_group_and_isolation_level() {
+        let cli = ok(&[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+        ]);
+        let Command::Consume(c) = cli.command else {
+            panic!("not consume");
+        };
+        assert_eq!(c.group.as_deref(), Some("g"));
+        assert!(c.from_beginning);
+        assert_eq!(c.isolation_level, IsolationLevel::ReadUncommitted);
+        for (text, want) in [
+            ("read_committed", IsolationLevel::ReadCommitted),
+            ("read_uncommitted", IsolationLevel::ReadUncommitted),
+        ] {
+            let cli = ok(&["consume", "--topic", "t", "--isolation-level", text]);
+            let Command::Consume(c) = cli.command else {
+                panic!("not consume");
+            };
+            assert_eq!(c.isolation_level, want);
+        }
+        let e = err(&[
+            "consume",
+            "--topic",
+            "t",
+            "--isolation-level",
+            "read-committed",
+        ]);
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        let e = err(&[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--partition",
+            "0",
+        ]);
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+        let e = err(&[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--partition",
+            "0",
+            "--offset",
+            "1",
+        ]);
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+        let e = err(&["consume", "--topic", "t", "--group", ""]);
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn groups_commands() {
+        let cli = ok(&["groups", "list"]);
+        assert!(matches!(
+            cli.command,
+            Command::Groups {
+                command: GroupsCommand::List
+            }
+        ));
+        let cli = ok(&["groups", "describe", "--group", "g"]);
+        let Command::Groups {
+            command: GroupsCommand::Describe { group },
+        } = cli.command
+        else {
+            panic!("not describe");
+        };
+        assert_eq!(group, "g");
+        let e = err(&["groups", "describe"]);
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = err(&["groups", "delete"]);
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = err(&["groups"]);
+        assert_eq!(e.kind(), ErrorKind::MissingSubcommand);
+    }
+
+    #[test]
+    fn reset_offsets_takes_exactly_one_target() {
+        let base = ["groups", "reset-offsets", "--group", "g", "--topic", "t"];
+        let spec = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            let cli = ok(&args);
+            let Command::Groups {
+                command: GroupsCommand::ResetOffsets(r),
+            } = cli.command
+            else {
+                panic!("not reset-offsets");
+            };
+            (r.spec(), r.dry_run)
+        };
+        assert_eq!(
+            spec(&["--to-earliest"]),
+            (OffsetResetSpec::ToEarliest, false)
+        );
+        assert_eq!(
+            spec(&["--to-latest", "--dry-run"]),
+            (OffsetResetSpec::ToLatest, true)
+        );
+        assert_eq!(
+            spec(&["--to-offset", "7"]),
+            (OffsetResetSpec::ToOffset(7), false)
+        );
+        assert_eq!(
+            spec(&["--shift-by", "-3"]),
+            (OffsetResetSpec::ShiftBy(-3), false)
+        );
+        assert_eq!(
+            spec(&["--shift-by=-3"]),
+            (OffsetResetSpec::ShiftBy(-3), false)
+        );
+        assert_eq!(
+            spec(&["--shift-by", "2"]),
+            (OffsetResetSpec::ShiftBy(2), false)
+        );
+
+        let with = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            err(&args)
+        };
+        assert_eq!(with(&[]).kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            with(&["--to-earliest", "--to-latest"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            with(&["--to-offset", "1", "--shift-by", "1"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            with(&["--to-offset", "-1"]).kind(),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            with(&["--shift-by", "x"]).kind(),
+            ErrorKind::ValueValidation
+        );
+        let e = err(&["groups", "reset-offsets", "--topic", "t", "--to-latest"]);
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
     }
 }

@@ -1,5 +1,5 @@
-//! `streams`: manage topics and produce and consume records in an embedded broker's data dir,
-//! with the commands and flags of Kafka's console tools.
+//! `streams`: manage topics and consumer groups and produce and consume records in an embedded
+//! broker's data dir, with the commands and flags of Kafka's console tools.
 //!
 //! Exit status: 0 on success, 1 on a failure, 2 on a usage error, 130 after Ctrl-C. A failure
 //! prints exactly one line on stderr, `error: ` followed by the causes joined by `: `.
@@ -80,6 +80,9 @@ fn main() -> ExitCode {
                 commands::produce::run(&data_dir, args, input, show_progress, &mut stdout).await
             }
             Command::Consume(args) => commands::consume::run(&data_dir, args, &mut stdout).await,
+            Command::Groups { command } => {
+                commands::groups::run(&data_dir, command, &mut stdout).await
+            }
         }
     });
     match result {

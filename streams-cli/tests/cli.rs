@@ -917,3 +917,641 @@ fn ctrl_c_ends_a_consume_with_its_summary() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert_eq!(stderr, "Processed a total of 1 messages\n");
 }
+
+/// `groups describe`: the state line, and the table's rows split into cells (header first).
+fn describe_group(dir: &Path, group: &str) -> (String, Vec<Vec<String>>) {
+    let text = ok(dir, &["groups", "describe", "--group", group], "");
+    let mut lines = text.lines();
+    let state = lines.next().unwrap_or_default().to_owned();
+    let rows = lines
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    (state, rows)
+}
+
+/// Checks the describe rows of a group that has no members: one per partition of `topic`,
+/// with the committed offsets `current`, the log end offsets `ends`, and lag = end - current.
+fn assert_group_offsets(dir: &Path, group: &str, topic: &str, current: &[u64], ends: &[u64]) {
+    let (state, rows) = describe_group(dir, group);
+    assert_eq!(state, format!("Group: {group}  State: Empty  Members: 0"));
+    assert_eq!(
+        rows[0],
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID"
+        ]
+    );
+    let want: Vec<Vec<String>> = current
+        .iter()
+        .zip(ends)
+        .enumerate()
+        .map(|(p, (c, e))| {
+            vec![
+                group.to_owned(),
+                topic.to_owned(),
+                p.to_string(),
+                c.to_string(),
+                e.to_string(),
+                (e - c).to_string(),
+                "-".to_owned(),
+            ]
+        })
+        .collect();
+    assert_eq!(rows[1..], want, "{group}");
+}
+
+/// The rows `groups reset-offsets` prints for `offsets` (one per partition).
+fn reset_table(group: &str, topic: &str, offsets: &[u64]) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "GROUP".to_owned(),
+        "TOPIC".to_owned(),
+        "PARTITION".to_owned(),
+        "NEW-OFFSET".to_owned(),
+    ]];
+    for (p, o) in offsets.iter().enumerate() {
+        rows.push(vec![
+            group.to_owned(),
+            topic.to_owned(),
+            p.to_string(),
+            o.to_string(),
+        ]);
+    }
+    rows
+}
+
+fn reset(dir: &Path, group: &str, topic: &str, how: &[&str]) -> Vec<Vec<String>> {
+    let mut args = vec![
+        "groups",
+        "reset-offsets",
+        "--group",
+        group,
+        "--topic",
+        topic,
+    ];
+    args.extend_from_slice(how);
+    ok(dir, &args, "")
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn a_group_consume_commits_what_it_printed_and_the_next_one_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    produce(dir, "t", &["--partitions", "1"], "a\nb\nc\nd\ne\n");
+    assert_eq!(ok(dir, &["groups", "list"], ""), "");
+
+    let group = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["--topic", "t", "--group", "g"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect()
+    };
+    let run_group = |extra: &[&str], n: usize| {
+        let args = group(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        consume(dir, &args, n)
+    };
+
+    assert_eq!(
+        run_group(&["--from-beginning", "--max-messages", "2"], 2),
+        "a\nb\n"
+    );
+    assert_eq!(ok(dir, &["groups", "list"], ""), "g\n");
+    assert_group_offsets(dir, "g", "t", &[2], &[5]);
+
+    // The committed offset wins over --from-beginning.
+    assert_eq!(
+        run_group(&["--from-beginning", "--timeout-ms", "300"], 3),
+        "c\nd\ne\n"
+    );
+    assert_group_offsets(dir, "g", "t", &[5], &[5]);
+    assert_eq!(run_group(&["--timeout-ms", "200"], 0), "");
+
+    // ... and over latest: records written while no consumer ran are read.
+    produce(dir, "t", &[], "f\n");
+    assert_group_offsets(dir, "g", "t", &[5], &[6]);
+    assert_eq!(run_group(&["--timeout-ms", "300"], 1), "f\n");
+    assert_group_offsets(dir, "g", "t", &[6], &[6]);
+
+    // A new group without --from-beginning starts at the end, and commits that.
+    let fresh = consume(
+        dir,
+        &["--topic", "t", "--group", "fresh", "--timeout-ms", "200"],
+        0,
+    );
+    assert_eq!(fresh, "");
+    assert_group_offsets(dir, "fresh", "t", &[6], &[6]);
+    produce(dir, "t", &[], "g\n");
+    assert_group_offsets(dir, "fresh", "t", &[6], &[7]);
+    let fresh = consume(
+        dir,
+        &["--topic", "t", "--group", "fresh", "--max-messages", "1"],
+        1,
+    );
+    assert_eq!(fresh, "g\n");
+    assert_eq!(ok(dir, &["groups", "list"], ""), "fresh\ng\n");
+
+    // A consume without a group commits nothing.
+    consume(
+        dir,
+        &["--topic", "t", "--from-beginning", "--timeout-ms", "200"],
+        7,
+    );
+    assert_eq!(ok(dir, &["groups", "list"], ""), "fresh\ng\n");
+    // The offsets topic stays hidden.
+    assert_eq!(ok(dir, &["topics", "list"], ""), "t\n");
+}
+
+#[test]
+fn a_group_spreads_over_every_partition_and_lag_is_end_minus_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let partitions = 3u32;
+    let keys: Vec<String> = (0..30).map(|i| format!("k{}", i % 11)).collect();
+    let input: String = keys.iter().map(|k| format!("{k}:v\n")).collect();
+    produce(
+        dir,
+        "multi",
+        &["--key-separator", ":", "--partitions", "3"],
+        &input,
+    );
+    let mut ends = vec![0u64; partitions as usize];
+    for key in &keys {
+        ends[partition_for_key(key.as_bytes(), partitions) as usize] += 1;
+    }
+    assert!(ends.iter().all(|e| *e > 0), "{ends:?}");
+
+    consume(
+        dir,
+        &[
+            "--topic",
+            "multi",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-messages",
+            "7",
+        ],
+        7,
+    );
+    let (_, rows) = describe_group(dir, "g");
+    let mut committed_total = 0;
+    for row in &rows[1..] {
+        let p: usize = row[2].parse().unwrap();
+        let current: u64 = row[3].parse().unwrap();
+        let end: u64 = row[4].parse().unwrap();
+        let lag: u64 = row[5].parse().unwrap();
+        assert_eq!(end, ends[p], "{rows:?}");
+        assert_eq!(lag, end - current, "{rows:?}");
+        committed_total += current;
+    }
+    assert_eq!(committed_total, 7, "{rows:?}");
+
+    consume(
+        dir,
+        &["--topic", "multi", "--group", "g", "--timeout-ms", "300"],
+        23,
+    );
+    assert_group_offsets(dir, "g", "multi", &ends, &ends);
+}
+
+#[test]
+fn reset_offsets_moves_the_committed_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input: String = (0..4).map(|i| format!("v{i}\n")).collect();
+    ok(
+        dir,
+        &["topics", "create", "--topic", "r", "--partitions", "2"],
+        "",
+    );
+    for p in 0..2 {
+        // Each partition gets 4 records, under a key that Kafka's partitioner sends there.
+        let key = (0..)
+            .map(|i| format!("key{i}"))
+            .find(|k| partition_for_key(k.as_bytes(), 2) == p)
+            .unwrap();
+        let lines: String = input.lines().map(|v| format!("{key}:{v}\n")).collect();
+        produce(dir, "r", &["--key-separator", ":"], &lines);
+    }
+    let ends = [4u64, 4];
+    consume(
+        dir,
+        &[
+            "--topic",
+            "r",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--timeout-ms",
+            "300",
+        ],
+        8,
+    );
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+
+    assert_eq!(
+        reset(dir, "g", "r", &["--to-earliest"]),
+        reset_table("g", "r", &[0, 0])
+    );
+    assert_group_offsets(dir, "g", "r", &[0, 0], &ends);
+    consume(
+        dir,
+        &["--topic", "r", "--group", "g", "--timeout-ms", "300"],
+        8,
+    );
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+
+    assert_eq!(
+        reset(dir, "g", "r", &["--to-offset", "1"]),
+        reset_table("g", "r", &[1, 1])
+    );
+    assert_group_offsets(dir, "g", "r", &[1, 1], &ends);
+    assert_eq!(
+        reset(dir, "g", "r", &["--shift-by", "2"]),
+        reset_table("g", "r", &[3, 3])
+    );
+    assert_eq!(
+        reset(dir, "g", "r", &["--shift-by", "-1"]),
+        reset_table("g", "r", &[2, 2])
+    );
+    assert_group_offsets(dir, "g", "r", &[2, 2], &ends);
+    let out = consume(
+        dir,
+        &["--topic", "r", "--group", "g", "--timeout-ms", "300"],
+        4,
+    );
+    let mut values: Vec<&str> = out.lines().collect();
+    values.sort_unstable();
+    assert_eq!(values, ["v2", "v2", "v3", "v3"]);
+
+    // Out of range targets are clamped to the log.
+    assert_eq!(
+        reset(dir, "g", "r", &["--shift-by=-100"]),
+        reset_table("g", "r", &[0, 0])
+    );
+    assert_eq!(
+        reset(dir, "g", "r", &["--to-offset", "1000"]),
+        reset_table("g", "r", &ends)
+    );
+    assert_eq!(
+        reset(dir, "g", "r", &["--to-earliest"]),
+        reset_table("g", "r", &[0, 0])
+    );
+    assert_eq!(
+        reset(dir, "g", "r", &["--to-latest"]),
+        reset_table("g", "r", &ends)
+    );
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+
+    // A dry run prints the same and changes nothing.
+    assert_eq!(
+        reset(dir, "g", "r", &["--to-earliest", "--dry-run"]),
+        reset_table("g", "r", &[0, 0])
+    );
+    assert_eq!(
+        reset(dir, "g", "r", &["--shift-by", "-3", "--dry-run"]),
+        reset_table("g", "r", &[1, 1])
+    );
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+
+    // A reset can create a group; a shift needs committed offsets.
+    assert_eq!(
+        reset(dir, "new", "r", &["--to-offset", "3"]),
+        reset_table("new", "r", &[3, 3])
+    );
+    assert_group_offsets(dir, "new", "r", &[3, 3], &ends);
+    assert_eq!(ok(dir, &["groups", "list"], ""), "g\nnew\n");
+    for dry_run in [&[][..], &["--dry-run"]] {
+        let mut args = vec![
+            "groups",
+            "reset-offsets",
+            "--group",
+            "other",
+            "--topic",
+            "r",
+            "--shift-by",
+            "1",
+        ];
+        args.extend_from_slice(dry_run);
+        assert_eq!(
+            fails(dir, &args, ""),
+            "error: group other has no committed offset for r-0 to shift from"
+        );
+    }
+    assert_eq!(
+        fails(
+            dir,
+            &[
+                "groups",
+                "reset-offsets",
+                "--group",
+                "g",
+                "--topic",
+                "nope",
+                "--to-latest"
+            ],
+            ""
+        ),
+        "error: unknown topic nope"
+    );
+    assert_eq!(ok(dir, &["groups", "list"], ""), "g\nnew\n");
+}
+
+#[test]
+fn delete_forgets_a_group_and_its_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    produce(dir, "t", &["--partitions", "1"], "a\nb\n");
+    consume(
+        dir,
+        &[
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+        ],
+        1,
+    );
+    consume(
+        dir,
+        &[
+            "--topic",
+            "t",
+            "--group",
+            "h",
+            "--from-beginning",
+            "--timeout-ms",
+            "200",
+        ],
+        2,
+    );
+    assert_eq!(ok(dir, &["groups", "list"], ""), "g\nh\n");
+    assert_eq!(
+        ok(dir, &["groups", "delete", "--group", "g"], ""),
+        "Deleted consumer group g.\n"
+    );
+    assert_eq!(ok(dir, &["groups", "list"], ""), "h\n");
+    assert_eq!(
+        fails(dir, &["groups", "describe", "--group", "g"], ""),
+        "error: consumer group g does not exist"
+    );
+    assert_eq!(
+        fails(dir, &["groups", "delete", "--group", "g"], ""),
+        "error: consumer group g does not exist"
+    );
+    assert_group_offsets(dir, "h", "t", &[2], &[2]);
+    // A deleted group starts over: from the beginning, as asked.
+    let out = consume(
+        dir,
+        &[
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--timeout-ms",
+            "200",
+        ],
+        2,
+    );
+    assert_eq!(out, "a\nb\n");
+}
+
+#[test]
+fn group_errors_are_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    produce(dir, "t", &["--partitions", "1"], "a\n");
+
+    for args in [
+        &["groups", "describe", "--group", "nope"][..],
+        &["groups", "delete", "--group", "nope"],
+    ] {
+        assert_eq!(
+            fails(dir, args, ""),
+            "error: consumer group nope does not exist",
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        fails(
+            dir,
+            &[
+                "consume",
+                "--topic",
+                "nope",
+                "--group",
+                "g",
+                "--timeout-ms",
+                "100"
+            ],
+            ""
+        ),
+        "error: unknown topic nope"
+    );
+    assert_eq!(ok(dir, &["groups", "list"], ""), "", "nothing was created");
+
+    for args in [
+        &[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--partition",
+            "0",
+        ][..],
+        &[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--partition",
+            "0",
+            "--offset",
+            "0",
+        ],
+        &["consume", "--topic", "t", "--group", ""],
+        &["groups", "reset-offsets", "--group", "g", "--topic", "t"],
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+            "--to-latest",
+        ],
+        &["groups", "describe"],
+        &["groups"],
+    ] {
+        let r = run(dir, args, "");
+        let line = expect_one_error_line(&r, &format!("streams {args:?}"));
+        assert_eq!(r.code, Some(2), "{args:?}: {r:?}");
+        assert!(line.ends_with("(see --help)"), "{line}");
+    }
+
+    for level in ["read_committed", "read_uncommitted"] {
+        consume(
+            dir,
+            &[
+                "--topic",
+                "t",
+                "--from-beginning",
+                "--isolation-level",
+                level,
+                "--timeout-ms",
+                "100",
+            ],
+            1,
+        );
+    }
+    let r = run(
+        dir,
+        &["consume", "--topic", "t", "--isolation-level", "committed"],
+        "",
+    );
+    let line = expect_one_error_line(&r, "bad isolation level");
+    assert_eq!(r.code, Some(2));
+    assert!(line.contains("read_committed"), "{line}");
+
+    let missing = dir.join("missing");
+    assert_eq!(
+        fails(&missing, &["groups", "list"], ""),
+        format!("error: data dir {} does not exist", missing.display())
+    );
+    assert!(!missing.exists());
+}
+
+#[test]
+fn ctrl_c_ends_a_group_consume_after_committing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    produce(dir, "t", &["--partitions", "1"], "first\nsecond\n");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streams"))
+        .env_remove("RUST_LOG")
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = (lines.next(), lines.next());
+        let _ = tx.send(first);
+        lines.count()
+    });
+    let lines = match rx.recv_timeout(RUN_LIMIT) {
+        Ok((Some(Ok(a)), Some(Ok(b)))) => (a, b),
+        other => {
+            let _ = child.kill();
+            panic!("no two lines: {other:?}");
+        }
+    };
+    assert_eq!(lines, ("first".to_owned(), "second".to_owned()));
+
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("consume did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(stderr, "Processed a total of 2 messages\n");
+    assert_group_offsets(dir, "g", "t", &[2], &[2]);
+}
+
+#[test]
+fn a_group_consume_that_fails_commits_only_what_it_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    produce(
+        dir,
+        "n",
+        &["--partitions", "1", "--value-format", "i64"],
+        "1\n2\n",
+    );
+    produce(dir, "n", &[], "not a number\n");
+    produce(dir, "n", &["--value-format", "i64"], "3\n");
+    let args = [
+        "consume",
+        "--topic",
+        "n",
+        "--group",
+        "g",
+        "--from-beginning",
+        "--value-format",
+        "i64",
+        "--timeout-ms",
+        "300",
+    ];
+    // The second run starts at the bad record, and fails on it again.
+    for want_stdout in ["1\n2\n", ""] {
+        let r = run(dir, &args, "");
+        let line = expect_one_error_line(&r, "undecodable record");
+        assert!(
+            line.starts_with("error: partition n-0 offset 2: "),
+            "{line}"
+        );
+        assert_eq!(r.stdout, want_stdout);
+        assert_group_offsets(dir, "g", "n", &[2], &[4]);
+    }
+    assert_eq!(
+        reset(dir, "g", "n", &["--shift-by", "1"]),
+        reset_table("g", "n", &[3])
+    );
+    assert_eq!(
+        consume(
+            dir,
+            &[
+                "--topic",
+                "n",
+                "--group",
+                "g",
+                "--value-format",
+                "i64",
+                "--timeout-ms",
+                "300"
+            ],
+            1
+        ),
+        "3\n"
+    );
+}

@@ -1,13 +1,19 @@
 //! `streams consume`: records to stdout, as with kafka-console-consumer.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io::Write;
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use broker_embedded::{
-    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRecord, TopicPartition,
+    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
+    OffsetAndMetadata, RebalanceContext, TopicPartition,
 };
+use tokio::time::Instant;
 
 use super::{ctrl_c, with_broker, write_out, DirMode, Outcome};
 use crate::args::{ConsumeArgs, StartOffset};
@@ -15,8 +21,13 @@ use crate::formats::{self, Format};
 
 /// Most records taken by one poll.
 const MAX_POLL_RECORDS: u64 = 500;
-/// How long one poll waits when there is no `--timeout-ms`; the loop polls again after it.
-const IDLE_POLL: Duration = Duration::from_secs(3600);
+/// Longest one poll waits before the loop looks for Ctrl-C again. Polls are never cancelled
+/// half-way, so every record a poll hands out is either printed or sought back to, and a group
+/// commits exactly what was printed.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+/// How often a group consumer commits what it printed while it runs (Kafka's default
+/// `auto.commit.interval.ms`).
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Which fields are printed before the value, and how keys and values are shown.
 #[derive(Debug, Clone, Copy)]
@@ -95,10 +106,31 @@ pub(crate) fn format_record(
 /// Runs `consume`, printing records to `out` and the `Processed a total of N messages`
 /// summary to stderr.
 pub(crate) async fn run(dir: &Path, args: ConsumeArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let (count, outcome) =
-        with_broker(dir, DirMode::MustExist, |broker| consume(broker, args, out)).await?;
+    let config = consumer_config(&args);
+    let (count, outcome) = with_broker(dir, DirMode::MustExist, |broker| {
+        consume(broker, config, args, out)
+    })
+    .await?;
     eprintln!("Processed a total of {count} messages");
     Ok(outcome)
+}
+
+/// The consumer settings the flags ask for.
+fn consumer_config(args: &ConsumeArgs) -> ConsumerConfig {
+    ConsumerConfig {
+        auto_offset_reset: if args.from_beginning {
+            AutoOffsetReset::Earliest
+        } else {
+            AutoOffsetReset::Latest
+        },
+        group_id: args.group.clone(),
+        // A group commits what was printed, explicitly (`commit_printed`): a commit of the
+        // positions at an arbitrary poll could count records that a failed write never
+        // printed.
+        enable_auto_commit: false,
+        isolation_level: args.isolation_level.into(),
+        ..ConsumerConfig::default()
+    }
 }
 
 /// Positions a consumer on the partitions to read.
@@ -136,47 +168,107 @@ async fn assign(broker: &Broker, consumer: &mut Consumer, args: &ConsumeArgs) ->
     Ok(())
 }
 
-async fn consume(broker: Broker, args: ConsumeArgs, out: &mut dyn Write) -> Result<(u64, Outcome)> {
+/// Reads and prints; as a group member, commits what was printed before returning, whatever
+/// ended the reading. The error of the reading wins over an error of the commit.
+async fn consume(
+    broker: Broker,
+    config: ConsumerConfig,
+    args: ConsumeArgs,
+    out: &mut dyn Write,
+) -> Result<(u64, Outcome)> {
     let options = PrintOptions::from_args(&args);
-    let config = ConsumerConfig {
-        auto_offset_reset: if args.from_beginning {
-            AutoOffsetReset::Earliest
-        } else {
-            AutoOffsetReset::Latest
-        },
-        ..ConsumerConfig::default()
-    };
     let mut consumer = Consumer::new(&broker, config);
-    assign(&broker, &mut consumer, &args).await?;
+    let Some(group) = args.group.clone() else {
+        assign(&broker, &mut consumer, &args).await?;
+        return print_records(&broker, &mut consumer, &args, &options, false, out).await;
+    };
+    // An unknown topic is an error, as without a group, rather than a wait for its creation.
+    broker.partition_count(&args.topic).await?;
+    consumer
+        .subscribe([args.topic.clone()], CommitOnRevoke)
+        .await?;
+    let result = print_records(&broker, &mut consumer, &args, &options, true, out).await;
+    let committed = commit_printed(&mut consumer)
+        .await
+        .with_context(|| format!("committing the offsets of group {group}"));
+    let closed = consumer
+        .close()
+        .await
+        .with_context(|| format!("leaving group {group}"));
+    let finished = committed.and(closed);
+    match (result, finished) {
+        (Err(e), Err(finish)) => {
+            tracing::warn!(error = %format!("{finish:#}"), "finishing the group consumer after an error failed");
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Ok(_), Err(finish)) => Err(finish),
+        (Ok(done), Ok(())) => Ok(done),
+    }
+}
 
-    let wait = args.timeout_ms.map_or(IDLE_POLL, Duration::from_millis);
+/// Whether `future` has completed, polled once without waiting. The first call also starts
+/// it (for Ctrl-C: installs the handler). Not to be called again once it returned `true`.
+fn poll_once(future: Pin<&mut impl Future<Output = ()>>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    future.poll(&mut cx).is_ready()
+}
+
+/// Polls and prints until `--max-messages`, `--timeout-ms`, Ctrl-C, a closed stdout or an
+/// error. Returns how many records were printed. Records a poll handed out but that were not
+/// printed (after a record that cannot be shown, or when stdout fails) are sought back to, so
+/// that the consumer's positions are always just past the printed records. A group member
+/// also commits them every [`COMMIT_INTERVAL`].
+async fn print_records(
+    broker: &Broker,
+    consumer: &mut Consumer,
+    args: &ConsumeArgs,
+    options: &PrintOptions,
+    in_group: bool,
+    out: &mut dyn Write,
+) -> Result<(u64, Outcome)> {
     let interrupt = ctrl_c();
     tokio::pin!(interrupt);
+    // Installs the Ctrl-C handler before anything is printed.
+    let interrupted = poll_once(interrupt.as_mut());
+    let idle_limit = args.timeout_ms.map(Duration::from_millis);
+    let mut last_record = Instant::now();
+    let mut next_commit = Instant::now() + COMMIT_INTERVAL;
     let mut count: u64 = 0;
     let mut text = String::new();
     loop {
+        if interrupted || poll_once(interrupt.as_mut()) {
+            return Ok((count, Outcome::Interrupted));
+        }
         let want = match args.max_messages {
             Some(max) if count >= max => return Ok((count, Outcome::Done)),
             Some(max) => (max - count).min(MAX_POLL_RECORDS),
             None => MAX_POLL_RECORDS,
         };
-        let records = tokio::select! {
-            biased;
-            () = &mut interrupt => return Ok((count, Outcome::Interrupted)),
-            polled = consumer.poll_up_to(want as usize, wait) => polled?,
+        // A limit too far in the future to represent is no limit.
+        let wait = match idle_limit.and_then(|limit| last_record.checked_add(limit)) {
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .min(POLL_SLICE),
+            None => POLL_SLICE,
         };
+        let records = consumer.poll_up_to(want as usize, wait).await?;
+        if in_group {
+            resolve_positions(broker, consumer, args.from_beginning).await?;
+        }
         if records.is_empty() {
-            if args.timeout_ms.is_some() {
+            if idle_limit.is_some_and(|limit| last_record.elapsed() >= limit) {
                 return Ok((count, Outcome::Done));
             }
             continue;
         }
+        last_record = Instant::now();
         text.clear();
         let mut result = Ok(());
         let mut formatted = 0;
         for record in &records {
             let len = text.len();
-            result = format_record(record, &options, &mut text);
+            result = format_record(record, options, &mut text);
             if result.is_err() {
                 text.truncate(len);
                 break;
@@ -184,12 +276,140 @@ async fn consume(broker: Broker, args: ConsumeArgs, out: &mut dyn Write) -> Resu
             formatted += 1;
         }
         // The records before a bad one are printed before the error is reported.
-        if !write_out(out, &text)? {
+        let written = write_out(out, &text);
+        let printed = if matches!(written, Ok(true)) {
+            formatted
+        } else {
+            0
+        };
+        seek_back(consumer, &records[printed..])?;
+        if !written? {
             // The reader went away (`consume | head`): stop quietly, as a pipeline expects.
             return Ok((count, Outcome::Done));
         }
-        count += formatted;
+        count += printed as u64;
         result?;
+        if in_group && Instant::now() >= next_commit {
+            match commit_printed(consumer).await {
+                Ok(()) => {}
+                Err(e) if e.is_fatal() => return Err(e.into()),
+                Err(e) => tracing::warn!(error = %e, "committing the printed offsets failed"),
+            }
+            next_commit = Instant::now() + COMMIT_INTERVAL;
+        }
+        // Lets the runtime see a Ctrl-C while records keep coming.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Moves each partition of `unprinted` back to its first record there.
+fn seek_back(consumer: &mut Consumer, unprinted: &[ConsumerRecord]) -> Result<()> {
+    let mut first: HashMap<TopicPartition, u64> = HashMap::new();
+    for record in unprinted {
+        first
+            .entry(TopicPartition::new(&*record.topic, record.partition))
+            .or_insert(record.offset);
+    }
+    for (tp, offset) in &first {
+        consumer.seek(tp, *offset)?;
+    }
+    Ok(())
+}
+
+/// Gives every assigned partition that has no position yet the one the consumer would
+/// resolve when it first reads from it: the group's committed offset, else the log start
+/// (`from_beginning`) or end. A poll that stops at its record limit may not have reached
+/// every partition, and the commit then covers those too, so that a later consume of the
+/// group starts where this one did rather than at a later end of the log.
+async fn resolve_positions(
+    broker: &Broker,
+    consumer: &mut Consumer,
+    from_beginning: bool,
+) -> Result<()> {
+    let unresolved: Vec<TopicPartition> = consumer
+        .assignment()
+        .into_iter()
+        .filter(|tp| consumer.position(tp).is_none())
+        .collect();
+    if unresolved.is_empty() {
+        return Ok(());
+    }
+    let committed = consumer.committed(&unresolved).await?;
+    for tp in &unresolved {
+        let offset = match committed.get(tp) {
+            Some(c) => c.offset,
+            None => {
+                let (start, end) = broker.offsets(&tp.topic, tp.partition).await?;
+                if from_beginning {
+                    start
+                } else {
+                    end
+                }
+            }
+        };
+        consumer.seek(tp, offset)?;
+    }
+    Ok(())
+}
+
+/// The positions among `partitions` that differ from the group's committed offsets.
+fn moved_positions(
+    partitions: &[TopicPartition],
+    position: impl Fn(&TopicPartition) -> Option<u64>,
+    committed: &HashMap<TopicPartition, OffsetAndMetadata>,
+) -> HashMap<TopicPartition, OffsetAndMetadata> {
+    partitions
+        .iter()
+        .filter_map(|tp| {
+            let p = position(tp)?;
+            (committed.get(tp).map(|c| c.offset) != Some(p))
+                .then(|| (tp.clone(), OffsetAndMetadata::new(p)))
+        })
+        .collect()
+}
+
+/// Commits the positions of the consumer's partitions (just past the printed records, or
+/// where reading starts for a partition with none printed) where they moved.
+async fn commit_printed(consumer: &mut Consumer) -> broker_embedded::Result<()> {
+    let partitions = consumer.assignment();
+    let committed = consumer.committed(&partitions).await?;
+    let offsets = moved_positions(&partitions, |tp| consumer.position(tp), &committed);
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    consumer.commit_sync(Some(offsets)).await
+}
+
+/// Commits what was printed of the partitions a rebalance takes away, so that their next
+/// owner continues after it.
+#[derive(Debug, Clone, Copy)]
+struct CommitOnRevoke;
+
+impl ConsumerRebalanceListener for CommitOnRevoke {
+    fn on_partitions_revoked(
+        &mut self,
+        partitions: &[TopicPartition],
+        consumer: &mut RebalanceContext<'_>,
+    ) {
+        let committed = consumer.committed(partitions);
+        let offsets = moved_positions(partitions, |tp| consumer.position(tp), &committed);
+        if offsets.is_empty() {
+            return;
+        }
+        if let Err(e) = consumer.commit_sync(Some(offsets)) {
+            tracing::warn!(error = %e, "committing the printed offsets of revoked partitions failed");
+        }
+    }
+
+    fn on_partitions_assigned(&mut self, _: &[TopicPartition], _: &mut RebalanceContext<'_>) {}
+
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition], _: &mut RebalanceContext<'_>) {
+        // Another member may own them already: committing now would be refused.
+        tracing::warn!(
+            partitions = partitions.len(),
+            "partitions lost to a rebalance; what was printed of them since the last commit \
+             may be printed again"
+        );
     }
 }
 
@@ -304,5 +524,82 @@ mod tests {
             "partition t-2 offset 17: key is not valid i64: an i64 is 8 bytes big-endian, \
              this is 3 bytes"
         );
+    }
+
+    /// `consume` run in-process on `broker` with the given flags; returns what it printed.
+    async fn consume_lines(broker: &Broker, flags: &[&str]) -> (String, u64) {
+        use clap::Parser as _;
+        let argv = ["streams", "consume"].iter().chain(flags).copied();
+        let cli = crate::args::Cli::try_parse_from(argv).unwrap();
+        let crate::args::Command::Consume(args) = cli.command else {
+            panic!("not consume");
+        };
+        let config = consumer_config(&args);
+        let mut out = Vec::new();
+        let (count, outcome) = consume(broker.clone(), config, args, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        (String::from_utf8(out).unwrap(), count)
+    }
+
+    #[tokio::test]
+    async fn the_isolation_level_decides_whether_transactions_are_seen_before_their_end() {
+        use broker_embedded::{NewTopic, Producer, ProducerConfig, ProducerRecord};
+        let broker = Broker::in_memory().await.unwrap();
+        broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
+        let plain = Producer::new(&broker);
+        plain.send(ProducerRecord::new("t", "plain")).await.unwrap();
+        let producer = Producer::with_config(
+            &broker,
+            ProducerConfig {
+                transactional_id: Some("tx".to_owned()),
+                ..ProducerConfig::default()
+            },
+        );
+        producer.init_transactions().await.unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(ProducerRecord::new("t", "committed"))
+            .await
+            .unwrap();
+        producer.commit_transaction().await.unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(ProducerRecord::new("t", "aborted"))
+            .await
+            .unwrap();
+        producer.abort_transaction().await.unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(ProducerRecord::new("t", "open"))
+            .await
+            .unwrap();
+
+        let read = ["--topic", "t", "--from-beginning", "--timeout-ms", "50"];
+        let (text, count) = consume_lines(&broker, &read).await;
+        assert_eq!(text, "plain\ncommitted\naborted\nopen\n");
+        assert_eq!(count, 4);
+        let uncommitted: Vec<&str> = read
+            .iter()
+            .copied()
+            .chain(["--isolation-level", "read_uncommitted"])
+            .collect();
+        assert_eq!(consume_lines(&broker, &uncommitted).await.0, text);
+        let committed: Vec<&str> = read
+            .iter()
+            .copied()
+            .chain(["--isolation-level", "read_committed"])
+            .collect();
+        assert_eq!(
+            consume_lines(&broker, &committed).await,
+            ("plain\ncommitted\n".to_owned(), 2)
+        );
+        producer.commit_transaction().await.unwrap();
+        assert_eq!(
+            consume_lines(&broker, &committed).await,
+            ("plain\ncommitted\nopen\n".to_owned(), 3)
+        );
+        broker.close().await.unwrap();
     }
 }

@@ -8,6 +8,7 @@ use anyhow::{bail, Context as _, Result};
 use broker_embedded::{Broker, BrokerConfig};
 
 pub(crate) mod consume;
+pub(crate) mod groups;
 pub(crate) mod produce;
 pub(crate) mod topics;
 
@@ -73,5 +74,74 @@ where
         (Err(e), Ok(())) => Err(e),
         (Ok(_), Err(close)) => Err(close),
         (Ok(value), Ok(())) => Ok(value),
+    }
+}
+
+/// How the rows of a column line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    /// Padded on the right.
+    Left,
+    /// Padded on the left.
+    Right,
+}
+
+/// Renders rows under headers in columns two spaces apart, without trailing spaces.
+pub(crate) fn render_table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|(h, _)| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    let header_row: Vec<String> = headers.iter().map(|(h, _)| (*h).to_owned()).collect();
+    for row in std::iter::once(&header_row).chain(rows) {
+        let mut line = String::new();
+        for (i, ((_, align), cell)) in headers.iter().zip(row).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            match align {
+                Align::Left => {
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                Align::Right => {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(cell);
+                }
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_without_trailing_spaces() {
+        let text = render_table(
+            &[
+                ("NAME", Align::Left),
+                ("N", Align::Right),
+                ("LAST", Align::Left),
+            ],
+            &[
+                vec!["a".into(), "1000".into(), "x".into()],
+                vec!["longer".into(), "7".into(), "".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "NAME       N  LAST\n\
+             a       1000  x\n\
+             longer     7\n"
+        );
     }
 }

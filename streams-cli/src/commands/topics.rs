@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use broker_embedded::{Broker, BrokerError, CleanStats, NewTopic, TopicConfig, TopicDescription};
 
-use super::{with_broker, write_out, DirMode, Outcome};
+use super::{render_table, with_broker, write_out, Align, DirMode, Outcome};
 use crate::args::TopicsCommand;
 
 /// Runs one `topics` command, writing its report to `out`.
@@ -81,47 +81,6 @@ async fn execute(broker: Broker, command: TopicsCommand) -> Result<String> {
             Ok(render_clean_stats(&topic, &stats))
         }
     }
-}
-
-/// How the rows of a column line up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Align {
-    Left,
-    Right,
-}
-
-/// Renders rows under headers in columns two spaces apart, without trailing spaces.
-fn render_table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|(h, _)| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    let header_row: Vec<String> = headers.iter().map(|(h, _)| (*h).to_owned()).collect();
-    for row in std::iter::once(&header_row).chain(rows) {
-        let mut line = String::new();
-        for (i, ((_, align), cell)) in headers.iter().zip(row).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            match align {
-                Align::Left => {
-                    line.push_str(cell);
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-                Align::Right => {
-                    line.extend(std::iter::repeat_n(' ', pad));
-                    line.push_str(cell);
-                }
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
 }
 
 /// A topic's partitions and configs as aligned tables. A config's source is `default` when
@@ -203,27 +162,6 @@ fn render_clean_stats(topic: &str, stats: &CleanStats) -> String {
 mod tests {
     use super::*;
     use broker_embedded::PartitionDescription;
-
-    #[test]
-    fn tables_align_columns_without_trailing_spaces() {
-        let text = render_table(
-            &[
-                ("NAME", Align::Left),
-                ("N", Align::Right),
-                ("LAST", Align::Left),
-            ],
-            &[
-                vec!["a".into(), "1000".into(), "x".into()],
-                vec!["longer".into(), "7".into(), "".into()],
-            ],
-        );
-        assert_eq!(
-            text,
-            "NAME       N  LAST\n\
-             a       1000  x\n\
-             longer     7\n"
-        );
-    }
 
     #[test]
     fn describe_shows_partitions_and_config_sources() {
