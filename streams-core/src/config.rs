@@ -438,7 +438,11 @@ impl StreamsConfig {
     }
 
     /// Keys this type does not interpret (client settings such as
-    /// `producer.linger.ms`), as given.
+    /// `producer.linger.ms`), as given. The runtime reads these of them:
+    /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
+    /// (or their `main.consumer.` forms) for the stream threads' group
+    /// membership, and `producer.transaction.timeout.ms` (default 10000)
+    /// for the transactional producers of `exactly_once_v2`.
     pub fn extra(&self) -> &BTreeMap<String, String> {
         &self.extra
     }

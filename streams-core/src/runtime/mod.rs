@@ -11,7 +11,10 @@
 //! offsets, write the checkpoint files
 //! (`<state.dir>/<application.id>/<task id>/.checkpoint`).
 //!
-//! Only `at_least_once` runs today.
+//! Under `processing.guarantee = exactly_once_v2` each stream thread writes
+//! through its own transactional producer and a commit is a transaction:
+//! outputs, changelog records and the consumed offsets commit together or
+//! not at all. `docs/exactly-once.md` describes the protocol.
 
 mod setup;
 mod thread;
@@ -19,11 +22,11 @@ mod thread;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use broker_embedded::Broker;
 
-use crate::config::{ProcessingGuarantee, StreamsConfig};
+use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::task::TaskId;
 use crate::topology::Topology;
@@ -61,6 +64,18 @@ impl fmt::Display for AppState {
     }
 }
 
+/// Where [`StreamsApp::pause_for_tests`] stops the stream threads.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePoint {
+    /// Before a commit starts (under exactly-once, with the transaction
+    /// open and outputs sent).
+    BeforeCommit,
+    /// Under exactly-once, inside a commit: after the offsets were sent
+    /// into the transaction, before it commits.
+    InsideCommit,
+}
+
 /// Called with `(new, old)` on every state change, as Kafka's
 /// `KafkaStreams.StateListener`. It runs on the thread that made the
 /// change: keep it short.
@@ -75,8 +90,17 @@ pub(crate) struct Shared {
     state: Mutex<AppState>,
     listener: Mutex<Option<StateListener>>,
     shutdown: AtomicBool,
+    /// Set by [`StreamsApp::kill_for_tests`]: threads stop with no commit.
+    killed: AtomicBool,
+    /// Set by [`StreamsApp::pause_for_tests`]: where threads block until
+    /// it is cleared.
+    paused: Mutex<Option<PausePoint>>,
+    resumed: Condvar,
     error: Mutex<Option<String>>,
     restored: AtomicU64,
+    /// How many times a stream thread closed its tasks dirty after a
+    /// failed or lost transaction.
+    dirty_closes: Arc<AtomicU64>,
     rebalancing: Mutex<Vec<bool>>,
     cores: Mutex<Vec<Arc<Mutex<thread::Core>>>>,
 }
@@ -96,8 +120,12 @@ impl Shared {
             state: Mutex::new(AppState::Created),
             listener: Mutex::new(None),
             shutdown: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            paused: Mutex::new(None),
+            resumed: Condvar::new(),
             error: Mutex::new(None),
             restored: AtomicU64::new(0),
+            dirty_closes: Arc::new(AtomicU64::new(0)),
             rebalancing: Mutex::new(Vec::new()),
             cores: Mutex::new(Vec::new()),
         }
@@ -129,6 +157,22 @@ impl Shared {
 
     pub(crate) fn shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// Blocks the calling stream thread, at `point`, while the app is
+    /// paused there.
+    pub(crate) fn wait_while_paused(&self, point: PausePoint) {
+        let mut paused = lock(&self.paused);
+        while *paused == Some(point) && !self.killed() {
+            paused = self
+                .resumed
+                .wait(paused)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
     }
 
     pub(crate) fn add_restored(&self, records: u64) {
@@ -241,6 +285,14 @@ impl StreamsApp {
         self.shared.restored.load(Ordering::Relaxed)
     }
 
+    /// How many times a stream thread of this instance closed its tasks
+    /// dirty because its transaction failed (a fenced producer, a refused
+    /// offset commit) or its partitions were lost.
+    #[doc(hidden)]
+    pub fn dirty_closes_for_tests(&self) -> u64 {
+        self.shared.dirty_closes.load(Ordering::Relaxed)
+    }
+
     /// The tasks this instance owns now, sorted.
     pub fn local_tasks(&self) -> Vec<TaskId> {
         let cores = lock(&self.shared.cores).clone();
@@ -264,11 +316,6 @@ impl StreamsApp {
                 state: state.to_string(),
             });
         };
-        if self.config.processing_guarantee() == ProcessingGuarantee::ExactlyOnceV2 {
-            return Err(StreamsError::Unsupported {
-                feature: "processing.guarantee=exactly_once_v2 in StreamsApp".to_owned(),
-            });
-        }
         let plan = Arc::new(setup::prepare(topology, self.config.clone(), &self.broker).await?);
         let threads = usize::try_from(self.config.num_stream_threads())
             .unwrap_or(1)
@@ -308,6 +355,7 @@ impl StreamsApp {
             matches!(old, AppState::Rebalancing | AppState::Running)
         });
         self.shared.shutdown.store(true, Ordering::Release);
+        self.resume_for_tests();
         for handle in &mut self.threads {
             if let Some(done) = handle.done.take() {
                 // An error means the thread is gone already.
@@ -332,6 +380,44 @@ impl StreamsApp {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// Stops the stream threads as a crash would, for tests of failure
+    /// handling: no flush, no commit, no checkpoint, no leave-group. The
+    /// group keeps the instance's members until their session times out,
+    /// and an open transaction stays open until the broker aborts it.
+    #[doc(hidden)]
+    pub async fn kill_for_tests(&mut self) {
+        self.shared.killed.store(true, Ordering::Release);
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.resume_for_tests();
+        for handle in &mut self.threads {
+            if let Some(done) = handle.done.take() {
+                drop(done.await);
+            }
+            if let Some(join) = handle.join.take() {
+                drop(join.join());
+            }
+        }
+        self.threads.clear();
+        lock(&self.shared.cores).clear();
+        self.shared.transition(AppState::NotRunning, |_| true);
+    }
+
+    /// Blocks every stream thread at `point` of its next commit until
+    /// [`StreamsApp::resume_for_tests`], as a long pause of the process
+    /// would (for tests of zombie fencing). A paused thread neither polls
+    /// nor heartbeats.
+    #[doc(hidden)]
+    pub fn pause_for_tests(&self, point: PausePoint) {
+        *lock(&self.shared.paused) = Some(point);
+    }
+
+    /// Lets the threads blocked by [`StreamsApp::pause_for_tests`] go on.
+    #[doc(hidden)]
+    pub fn resume_for_tests(&self) {
+        *lock(&self.shared.paused) = None;
+        self.shared.resumed.notify_all();
     }
 
     /// Read-only access to key-value store `name` across the tasks this
@@ -360,6 +446,8 @@ impl Drop for StreamsApp {
         // Threads still running stop at their next loop, committing and
         // leaving the group on the way out; a dropped app does not wait.
         self.shared.shutdown.store(true, Ordering::Release);
+        *lock(&self.shared.paused) = None;
+        self.shared.resumed.notify_all();
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use broker_embedded::{Broker, NewTopic};
 
-use crate::config::StreamsConfig;
+use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::store::changelog_topic;
 use crate::topology::{SubTopology, Topology};
@@ -31,6 +31,132 @@ pub(crate) struct Plan {
     pub(crate) app_dir: PathBuf,
     /// The record cache of each cached store, in bytes.
     pub(crate) cache_bytes_per_store: usize,
+    /// The settings of the clients each stream thread creates.
+    pub(crate) clients: ClientSettings,
+    /// Under exactly-once: this instance's stable id, which names the
+    /// transactional ids of its stream threads.
+    pub(crate) process_id: Option<String>,
+}
+
+/// Client settings taken from `consumer.*`, `main.consumer.*` and
+/// `producer.*` keys of the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientSettings {
+    /// `session.timeout.ms` of the main consumer.
+    pub(crate) session_timeout_ms: u64,
+    /// `heartbeat.interval.ms` of the main consumer.
+    pub(crate) heartbeat_interval_ms: u64,
+    /// `transaction.timeout.ms` of the transactional producers.
+    pub(crate) transaction_timeout_ms: u64,
+}
+
+impl ClientSettings {
+    /// Kafka Streams' defaults: the consumer's 45 s session and 3 s
+    /// heartbeat, and a 10 s transaction timeout.
+    const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
+    const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 3_000;
+    const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
+
+    fn from_config(config: &StreamsConfig) -> Result<Self> {
+        let setting = |keys: &[&str], default: u64| -> Result<u64> {
+            for key in keys {
+                if let Some(value) = config.extra().get(*key) {
+                    return match value.parse::<u64>() {
+                        Ok(n) if n > 0 => Ok(n),
+                        _ => Err(StreamsError::invalid_config(
+                            *key,
+                            value,
+                            "expected a positive integer",
+                        )),
+                    };
+                }
+            }
+            Ok(default)
+        };
+        let session_timeout_ms = setting(
+            &[
+                "main.consumer.session.timeout.ms",
+                "consumer.session.timeout.ms",
+            ],
+            Self::DEFAULT_SESSION_TIMEOUT_MS,
+        )?;
+        let heartbeat_interval_ms = setting(
+            &[
+                "main.consumer.heartbeat.interval.ms",
+                "consumer.heartbeat.interval.ms",
+            ],
+            Self::DEFAULT_HEARTBEAT_INTERVAL_MS
+                .min(session_timeout_ms / 3)
+                .max(1),
+        )?;
+        let transaction_timeout_ms = setting(
+            &["producer.transaction.timeout.ms"],
+            Self::DEFAULT_TRANSACTION_TIMEOUT_MS,
+        )?;
+        Ok(Self {
+            session_timeout_ms,
+            heartbeat_interval_ms,
+            transaction_timeout_ms,
+        })
+    }
+}
+
+/// The file in `<state.dir>/<application.id>` that keeps the instance's
+/// process id across restarts.
+const PROCESS_ID_FILE: &str = ".process-id";
+
+/// Version byte of the process id file; the id follows as ASCII hex.
+const PROCESS_ID_VERSION: u8 = 1;
+
+/// The process id stored in `app_dir`, or a new one written there.
+///
+/// The id is stable across restarts of an instance on the same state
+/// directory, so that the transactional ids of a restarted instance are
+/// those of its previous incarnation, which they fence.
+fn process_id(app_dir: &std::path::Path) -> Result<String> {
+    use std::hash::{BuildHasher, Hasher};
+
+    let path = app_dir.join(PROCESS_ID_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => match bytes.split_first() {
+            Some((&PROCESS_ID_VERSION, id))
+                if !id.is_empty() && id.iter().all(u8::is_ascii_hexdigit) =>
+            {
+                return Ok(String::from_utf8_lossy(id).into_owned());
+            }
+            _ => {
+                tracing::warn!(file = %path.display(), "unreadable process id file; writing a new id")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(StreamsError::Store(state_store::StoreError::CheckpointIo {
+                path,
+                source,
+            }))
+        }
+    }
+    // RandomState is seeded from the OS's random source.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    let id = format!("{:016x}", hasher.finish());
+    let io = |source| {
+        StreamsError::Store(state_store::StoreError::CheckpointIo {
+            path: path.clone(),
+            source,
+        })
+    };
+    std::fs::create_dir_all(app_dir).map_err(io)?;
+    let tmp = app_dir.join(format!("{PROCESS_ID_FILE}.tmp"));
+    let mut bytes = vec![PROCESS_ID_VERSION];
+    bytes.extend_from_slice(id.as_bytes());
+    std::fs::write(&tmp, &bytes).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    tracing::info!(process_id = %id, dir = %app_dir.display(), "created the instance's process id");
+    Ok(id)
 }
 
 impl Plan {
@@ -248,6 +374,11 @@ pub(crate) async fn prepare(
     let cache_bytes_per_store =
         usize::try_from(config.cache_max_bytes_buffering()).unwrap_or(usize::MAX) / cached.max(1);
     let app_dir = config.state_dir().join(&app);
+    let clients = ClientSettings::from_config(&config)?;
+    let process_id = match config.processing_guarantee() {
+        ProcessingGuarantee::ExactlyOnceV2 => Some(process_id(&app_dir)?),
+        ProcessingGuarantee::AtLeastOnce => None,
+    };
     Ok(Plan {
         topology,
         config,
@@ -257,6 +388,8 @@ pub(crate) async fn prepare(
         changelogs,
         app_dir,
         cache_bytes_per_store,
+        clients,
+        process_id,
     })
 }
 
@@ -298,5 +431,56 @@ mod tests {
         ));
         assert!(!is_generated_name("counts"));
         assert!(!is_generated_name("KSTREAM-AGGREGATE-12"));
+    }
+
+    #[test]
+    fn the_process_id_is_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let app_dir = dir.path().join("app");
+        let id = process_id(&app_dir).unwrap();
+        assert_eq!(id.len(), 16);
+        assert_eq!(process_id(&app_dir).unwrap(), id);
+        let file = app_dir.join(PROCESS_ID_FILE);
+        let bytes = std::fs::read(&file).unwrap();
+        assert_eq!(bytes[0], PROCESS_ID_VERSION);
+        assert_eq!(&bytes[1..], id.as_bytes());
+        // A damaged file is replaced by a new id.
+        std::fs::write(&file, [9u8, b'x']).unwrap();
+        let other = process_id(&app_dir).unwrap();
+        assert_eq!(other.len(), 16);
+        assert_eq!(process_id(&app_dir).unwrap(), other);
+        // Another state directory, another id.
+        assert_ne!(process_id(&dir.path().join("other")).unwrap(), other);
+    }
+
+    #[test]
+    fn client_settings_come_from_prefixed_keys() {
+        let config = StreamsConfig::new("app");
+        let clients = ClientSettings::from_config(&config).unwrap();
+        assert_eq!(clients.session_timeout_ms, 45_000);
+        assert_eq!(clients.heartbeat_interval_ms, 3_000);
+        assert_eq!(clients.transaction_timeout_ms, 10_000);
+
+        let config = StreamsConfig::from_pairs([
+            ("application.id", "app"),
+            ("consumer.session.timeout.ms", "3000"),
+            ("main.consumer.session.timeout.ms", "6000"),
+            ("producer.transaction.timeout.ms", "5000"),
+        ])
+        .unwrap();
+        let clients = ClientSettings::from_config(&config).unwrap();
+        assert_eq!(clients.session_timeout_ms, 6_000);
+        assert_eq!(clients.heartbeat_interval_ms, 2_000);
+        assert_eq!(clients.transaction_timeout_ms, 5_000);
+
+        let config = StreamsConfig::from_pairs([
+            ("application.id", "app"),
+            ("producer.transaction.timeout.ms", "soon"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            ClientSettings::from_config(&config),
+            Err(StreamsError::InvalidConfig { .. })
+        ));
     }
 }

@@ -10,19 +10,31 @@
 //! The thread's tasks live in a [`Core`] behind a std mutex, shared with
 //! the rebalance listener (which the consumer calls inside `poll`) and with
 //! interactive queries. The mutex is never held across an `.await`.
+//!
+//! Under exactly-once the thread's producer is transactional. A transaction
+//! begins with the first output after a commit; a commit sends the
+//! consumed offsets into it with the consumer's group metadata and commits
+//! it, both in the loop and in the revocation callback (the embedded
+//! broker's transactional calls complete at their first poll, like its
+//! offset commits). A failed transaction closes every task dirty (stores
+//! wiped, checkpoints deleted), replaces the producer and rejoins the
+//! group. Checkpoints are written only on a clean close.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use broker_embedded::group::{offsets_partition_for, CONSUMER_OFFSETS_TOPIC};
 use broker_embedded::{
-    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
-    OffsetAndMetadata, Producer, ProducerRecord, RebalanceContext, RecordMetadata, TopicPartition,
+    AutoOffsetReset, Broker, BrokerError, Consumer, ConsumerConfig, ConsumerGroupMetadata,
+    ConsumerRebalanceListener, ConsumerRecord, IsolationLevel, OffsetAndMetadata, Producer,
+    ProducerConfig, ProducerRecord, RebalanceContext, RecordMetadata, TopicPartition,
 };
 use state_store::Checkpoint;
 
@@ -31,7 +43,7 @@ use crate::record::Headers;
 use crate::task::{RawRecord, Task, TaskId, TaskOptions};
 
 use super::setup::Plan;
-use super::Shared;
+use super::{PausePoint, Shared};
 
 /// Input offsets to commit.
 type Offsets = HashMap<TopicPartition, OffsetAndMetadata>;
@@ -143,32 +155,172 @@ impl TaskEntry {
     }
 }
 
+/// The thread's producer: transactional (and idempotent) with a
+/// transactional id, idempotent without.
+fn make_producer(broker: &Broker, transactional_id: Option<&str>, plan: &Plan) -> Arc<Producer> {
+    match transactional_id {
+        Some(id) => Arc::new(Producer::with_config(
+            broker,
+            ProducerConfig {
+                transactional_id: Some(id.to_owned()),
+                enable_idempotence: true,
+                transaction_timeout_ms: plan.clients.transaction_timeout_ms,
+                ..ProducerConfig::default()
+            },
+        )),
+        None => Arc::new(Producer::new(broker)),
+    }
+}
+
+/// Whether a failed transactional call means "the tasks moved or the
+/// producer was fenced" (abort, close the tasks dirty, rejoin, go on), as
+/// Kafka Streams' `TaskMigratedException`, rather than an error that stops
+/// the thread (an unknown topic, a record too large, I/O).
+fn task_migrated(error: &StreamsError) -> bool {
+    matches!(
+        error,
+        StreamsError::Broker(
+            BrokerError::ProducerFenced { .. }
+                | BrokerError::InvalidProducerEpoch { .. }
+                | BrokerError::CommitFailed { .. }
+                | BrokerError::InvalidTxnState { .. }
+                | BrokerError::OutOfOrderSequence { .. }
+        )
+    )
+}
+
 /// A stream thread's tasks and producer.
 #[derive(Debug)]
 pub(crate) struct Core {
     index: usize,
     plan: Arc<Plan>,
-    /// Sends outputs and changelog records. A transactional producer (for
-    /// exactly-once) takes its place here: the commit sequence (flush the
-    /// caches, send, flush, commit the offsets) is already the one a
-    /// transaction needs.
+    broker: Broker,
+    /// Sends outputs and changelog records: an idempotent producer under
+    /// at-least-once, a transactional one (`transactional.id =
+    /// <application.id>-<process id>-<thread index>`) under exactly-once.
     producer: Arc<Producer>,
+    /// Under exactly-once: the producer's transactional id.
+    transactional_id: Option<String>,
+    /// Whether a transaction is open (exactly-once).
+    in_txn: bool,
+    /// A transaction failed inside the rebalance listener and the tasks were
+    /// closed dirty: the loop gives the thread a new producer.
+    reinit_producer: bool,
+    /// Partitions assigned under exactly-once whose committed offsets are to
+    /// be read again once no transaction holds pending offsets of the
+    /// group.
+    unstable: Vec<TopicPartition>,
+    /// Since when restoration waits for the changelogs' open transactions
+    /// to end.
+    restore_blocked_since: Option<Instant>,
     pub(crate) tasks: BTreeMap<TaskId, TaskEntry>,
     /// An error raised inside the rebalance listener, for the loop to act on.
     fatal: Option<StreamsError>,
     /// Between a revocation (or the start) and the next assignment.
     awaiting_assignment: bool,
+    /// Counts [`Core::close_all_dirty`] calls, for the app.
+    dirty_closes: Arc<AtomicU64>,
 }
 
 impl Core {
-    fn new(index: usize, plan: Arc<Plan>, broker: &Broker) -> Self {
+    fn new(index: usize, plan: Arc<Plan>, broker: &Broker, dirty_closes: Arc<AtomicU64>) -> Self {
+        let transactional_id = plan
+            .process_id
+            .as_ref()
+            // The thread index as in the thread's name
+            // (`<application.id>-StreamThread-<n>`), from 1.
+            .map(|process| format!("{}-{process}-{}", plan.config.application_id(), index + 1));
+        let producer = make_producer(broker, transactional_id.as_deref(), &plan);
         Self {
             index,
             plan,
-            producer: Arc::new(Producer::new(broker)),
+            broker: broker.clone(),
+            producer,
+            transactional_id,
+            in_txn: false,
+            reinit_producer: false,
+            unstable: Vec::new(),
+            restore_blocked_since: None,
             tasks: BTreeMap::new(),
             fatal: None,
             awaiting_assignment: true,
+            dirty_closes,
+        }
+    }
+
+    fn eos(&self) -> bool {
+        self.transactional_id.is_some()
+    }
+
+    fn new_producer(&self) -> Arc<Producer> {
+        make_producer(&self.broker, self.transactional_id.as_deref(), &self.plan)
+    }
+
+    /// Opens a transaction unless one is open (exactly-once only).
+    fn begin_if_needed(&mut self) -> Result<()> {
+        if self.eos() && !self.in_txn {
+            self.producer.begin_transaction()?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    /// Aborts the open transaction, if any; a failure (a fenced producer)
+    /// is only logged: the broker aborts the transaction anyway.
+    fn abort_if_open(&mut self) {
+        if !self.in_txn {
+            return;
+        }
+        self.in_txn = false;
+        match now(self.producer.abort_transaction()) {
+            Ok(Ok(())) => tracing::info!(thread = self.index, "aborted the open transaction"),
+            Ok(Err(e)) => {
+                tracing::warn!(thread = self.index, error = %e, "cannot abort the open transaction; the broker aborts it")
+            }
+            Err(e) => {
+                tracing::warn!(thread = self.index, error = %e, "cannot abort the open transaction")
+            }
+        }
+    }
+
+    /// Closes task `id` without committing. Under exactly-once its local
+    /// stores may hold writes of the aborted transaction: persistent ones
+    /// are wiped and the checkpoint deleted, so that the next owner
+    /// restores them from the changelog.
+    fn close_dirty(&mut self, id: TaskId) {
+        let Some(entry) = self.tasks.remove(&id) else {
+            return;
+        };
+        let dir = entry.dir.clone();
+        drop(entry);
+        if !self.eos() {
+            return;
+        }
+        if let Err(e) = remove_checkpoint(&dir) {
+            tracing::warn!(task = %id, error = %e, "cannot delete the checkpoint of a dirty task");
+        }
+        let Some(sub) = self.plan.subs.iter().find(|s| s.id == id.subtopology) else {
+            return;
+        };
+        for &store in &sub.stores {
+            let builder = self.plan.topology.store_builder(store);
+            if builder.backend().is_persistent() && dir.join(builder.name()).exists() {
+                if let Err(e) = state_store::wipe(&dir, builder.name()) {
+                    tracing::warn!(task = %id, store = builder.name(), error = %e, "cannot wipe a dirty store; it is wiped when next opened without a checkpoint");
+                }
+            }
+        }
+    }
+
+    /// After a failed transaction: aborts it if possible and closes every
+    /// task dirty (the transaction held the uncommitted work of all of
+    /// them).
+    fn close_all_dirty(&mut self) {
+        self.dirty_closes.fetch_add(1, Ordering::Relaxed);
+        self.abort_if_open();
+        for id in self.task_ids() {
+            tracing::warn!(thread = self.index, task = %id, "closing task dirty; its next owner resumes from the last committed transaction");
+            self.close_dirty(id);
         }
     }
 
@@ -217,6 +369,13 @@ impl Core {
                 Checkpoint::new()
             }
         };
+        if self.eos() {
+            // Under exactly-once the stores take uncommitted writes from
+            // now on: no checkpoint may vouch for them until a clean close
+            // writes one after a committed transaction. After a crash the
+            // stores are found without a checkpoint and wiped.
+            remove_checkpoint(&dir)?;
+        }
         // A persistent store without a checkpoint entry holds data of an
         // unknown offset: wipe it and restore it from the start.
         for &store in &sub.stores {
@@ -467,6 +626,74 @@ impl Core {
             .collect()
     }
 
+    /// Under exactly-once, commits the open transaction (with the offsets
+    /// of every task: the transaction holds the output of all of them), then
+    /// closes the tasks of revoked partitions and writes their checkpoints.
+    /// A failed transaction closes every task dirty instead.
+    fn revoke_eos(
+        &mut self,
+        partitions: &[TopicPartition],
+        group: Option<ConsumerGroupMetadata>,
+    ) -> Result<()> {
+        let revoked = self.tasks_of(partitions);
+        if revoked.is_empty() && !self.in_txn {
+            return Ok(());
+        }
+        let kept: Vec<TaskId> = self
+            .task_ids()
+            .into_iter()
+            .filter(|id| !revoked.contains(id))
+            .collect();
+        let result = (|| -> Result<()> {
+            self.flush_tasks(&revoked, true)?;
+            self.flush_tasks(&kept, false)?;
+            let outgoing = self.take_outputs();
+            if !outgoing.is_empty() {
+                self.begin_if_needed()?;
+            }
+            let sent = now(send(&self.producer, outgoing))??;
+            self.record_sent(sent);
+            let (offsets, _) = self.offsets(&self.task_ids());
+            if !offsets.is_empty() {
+                self.begin_if_needed()?;
+            }
+            if self.in_txn {
+                if !offsets.is_empty() {
+                    let Some(group) = &group else {
+                        return Err(StreamsError::Internal(
+                            "the consumer has no group metadata".to_owned(),
+                        ));
+                    };
+                    now(self.producer.send_offsets_to_transaction(&offsets, group))??;
+                }
+                now(self.producer.commit_transaction())??;
+                self.in_txn = false;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.write_checkpoints(&revoked)?;
+                for id in &revoked {
+                    self.tasks.remove(id);
+                }
+                tracing::info!(
+                    thread = self.index,
+                    tasks = revoked.len(),
+                    "committed and closed tasks of revoked partitions"
+                );
+                Ok(())
+            }
+            Err(e) if task_migrated(&e) => {
+                tracing::warn!(thread = self.index, error = %e, "the transaction of the revocation failed; closing every task dirty");
+                self.close_all_dirty();
+                self.reinit_producer = true;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Commits and closes the tasks of revoked partitions.
     fn revoke(
         &mut self,
@@ -508,6 +735,27 @@ impl Core {
     }
 }
 
+/// Deletes the checkpoint file of task directory `dir`, if there is one.
+fn remove_checkpoint(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let io = |source| {
+        StreamsError::Store(state_store::StoreError::CheckpointIo {
+            path: path.clone(),
+            source,
+        })
+    };
+    match std::fs::remove_file(&path) {
+        // Make the removal durable before the stores take uncommitted
+        // writes: a checkpoint that comes back after a power loss would
+        // vouch for them.
+        Ok(()) => std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io(source)),
+    }
+}
+
 fn to_headers(headers: Vec<broker_embedded::Header>) -> Headers {
     let mut out = Headers::new();
     for h in headers {
@@ -542,11 +790,15 @@ impl ConsumerRebalanceListener for Listener {
         if core.fatal.is_some() {
             return;
         }
-        let result = core.revoke(partitions, |offsets| {
-            consumer
-                .commit_sync(Some(offsets))
-                .map_err(StreamsError::from)
-        });
+        let result = if core.eos() {
+            core.revoke_eos(partitions, consumer.group_metadata())
+        } else {
+            core.revoke(partitions, |offsets| {
+                consumer
+                    .commit_sync(Some(offsets))
+                    .map_err(StreamsError::from)
+            })
+        };
         if let Err(e) = result {
             core.fatal = Some(e);
         }
@@ -572,6 +824,13 @@ impl ConsumerRebalanceListener for Listener {
         if core.fatal.is_some() {
             return;
         }
+        if core.eos() {
+            // A zombie may hold pending offsets of these partitions in an
+            // open transaction: the loop reads the committed offsets again
+            // once the group's offsets are stable.
+            core.unstable.extend(partitions.iter().cloned());
+            core.restore_blocked_since = None;
+        }
         if let Err(e) = core.create_tasks(partitions) {
             core.fatal = Some(e);
         }
@@ -585,6 +844,17 @@ impl ConsumerRebalanceListener for Listener {
         self.shared.set_thread_rebalancing(self.index, true);
         let mut core = lock(&self.core);
         core.awaiting_assignment = true;
+        if core.eos() {
+            // The open transaction holds the work of every task: abort it
+            // and close them all dirty.
+            tracing::warn!(
+                thread = self.index,
+                "partitions lost; aborting any open transaction and closing every task dirty"
+            );
+            core.close_all_dirty();
+            core.reinit_producer = true;
+            return;
+        }
         let ids = core.tasks_of(partitions);
         for id in ids {
             tracing::warn!(task = %id, "task lost without a commit; its uncommitted work is redone by its next owner");
@@ -608,7 +878,12 @@ pub(crate) fn spawn(
     broker: Broker,
     shared: Arc<Shared>,
 ) -> Result<ThreadHandle> {
-    let core = Arc::new(Mutex::new(Core::new(index, plan.clone(), &broker)));
+    let core = Arc::new(Mutex::new(Core::new(
+        index,
+        plan.clone(),
+        &broker,
+        shared.dirty_closes.clone(),
+    )));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let thread_core = core.clone();
     let name = format!(
@@ -643,6 +918,141 @@ pub(crate) fn spawn(
     })
 }
 
+fn consumer_config(plan: &Plan, group: bool) -> ConsumerConfig {
+    let eos = plan.process_id.is_some();
+    ConsumerConfig {
+        group_id: group.then(|| plan.config.application_id().to_owned()),
+        auto_offset_reset: AutoOffsetReset::Earliest,
+        enable_auto_commit: false,
+        session_timeout_ms: plan.clients.session_timeout_ms,
+        heartbeat_interval_ms: plan.clients.heartbeat_interval_ms,
+        max_poll_records: if group { 500 } else { 5_000 },
+        isolation_level: if eos {
+            IsolationLevel::ReadCommitted
+        } else {
+            IsolationLevel::ReadUncommitted
+        },
+        ..ConsumerConfig::default()
+    }
+}
+
+/// Gives the thread a new transactional producer: `init_transactions`
+/// fences the old one and aborts whatever transaction it left open.
+async fn reinit_producer(core: &Arc<Mutex<Core>>) -> Result<()> {
+    let producer = {
+        let mut core = lock(core);
+        core.reinit_producer = false;
+        core.in_txn = false;
+        core.new_producer()
+    };
+    producer.init_transactions().await?;
+    lock(core).producer = producer;
+    Ok(())
+}
+
+/// After a failed transaction in the loop: closes every task dirty, takes
+/// a new producer, and rejoins the group, which assigns the tasks again
+/// from the committed offsets.
+async fn recover_from_failed_transaction(
+    error: &StreamsError,
+    core: &Arc<Mutex<Core>>,
+    consumer: &mut Consumer,
+    listener: impl FnOnce() -> Listener,
+) -> Result<()> {
+    let (index, topics) = {
+        let mut core = lock(core);
+        tracing::warn!(thread = core.index, error = %error, "transaction failed; closing every task dirty and rejoining the group");
+        core.close_all_dirty();
+        (core.index, core.plan.subscription())
+    };
+    reinit_producer(core).await?;
+    consumer.unsubscribe().await?;
+    consumer.subscribe(topics, listener()).await?;
+    tracing::info!(
+        thread = index,
+        "rejoining the group after a failed transaction"
+    );
+    Ok(())
+}
+
+/// Whether no transaction holds pending offsets of `group`: the group's
+/// `__consumer_offsets` partition has no open transaction.
+async fn group_offsets_stable(broker: &Broker, group: &str) -> Result<bool> {
+    let partitions = broker.partition_count(CONSUMER_OFFSETS_TOPIC).await?;
+    let partition = offsets_partition_for(group, partitions);
+    let stable = broker
+        .last_stable_offset(CONSUMER_OFFSETS_TOPIC, partition)
+        .await?;
+    let (_, end) = broker.offsets(CONSUMER_OFFSETS_TOPIC, partition).await?;
+    Ok(stable >= end)
+}
+
+/// Under exactly-once, after an assignment: once no transaction holds
+/// pending offsets of the group (a zombie's transaction commits or is
+/// aborted), reads the committed offsets of the newly assigned partitions
+/// again and seeks to them. Returns whether the partitions are settled.
+async fn settle_assigned(
+    core: &Arc<Mutex<Core>>,
+    consumer: &mut Consumer,
+    broker: &Broker,
+    group: &str,
+) -> Result<bool> {
+    let unstable = std::mem::take(&mut lock(core).unstable);
+    if unstable.is_empty() {
+        return Ok(true);
+    }
+    if !group_offsets_stable(broker, group).await? {
+        lock(core).unstable.extend(unstable);
+        return Ok(false);
+    }
+    let assigned = consumer.assignment();
+    let unstable: Vec<TopicPartition> = unstable
+        .into_iter()
+        .filter(|tp| assigned.contains(tp))
+        .collect();
+    let committed = consumer.committed(&unstable).await?;
+    let mut core = lock(core);
+    for tp in &unstable {
+        let offset = committed.get(tp).map_or(0, |o| o.offset);
+        if let Err(e) = consumer.seek(tp, offset) {
+            tracing::warn!(partition = %tp, error = %e, "cannot seek to the committed offset");
+            continue;
+        }
+        for entry in core.tasks.values_mut() {
+            if entry.running() {
+                continue;
+            }
+            if let Some(buffer) = entry.buffers.get_mut(tp) {
+                buffer.clear();
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The commit of a transaction: the consumed offsets go into it with the
+/// consumer's group metadata, then it commits.
+async fn commit_transaction(
+    producer: &Producer,
+    consumer: &Consumer,
+    offsets: &Offsets,
+    shared: &Shared,
+) -> Result<()> {
+    if !offsets.is_empty() {
+        let Some(group) = consumer.group_metadata() else {
+            return Err(StreamsError::Internal(
+                "the main consumer has no group metadata".to_owned(),
+            ));
+        };
+        producer
+            .send_offsets_to_transaction(offsets, &group)
+            .await?;
+        shared.wait_while_paused(PausePoint::InsideCommit);
+    }
+    producer.commit_transaction().await?;
+    Ok(())
+}
+
 async fn run(
     index: usize,
     plan: Arc<Plan>,
@@ -650,43 +1060,45 @@ async fn run(
     shared: Arc<Shared>,
     core: Arc<Mutex<Core>>,
 ) -> Result<()> {
-    let mut consumer = Consumer::new(
-        &broker,
-        ConsumerConfig {
-            group_id: Some(plan.config.application_id().to_owned()),
-            auto_offset_reset: AutoOffsetReset::Earliest,
-            enable_auto_commit: false,
-            ..ConsumerConfig::default()
-        },
-    );
-    consumer
-        .subscribe(
-            plan.subscription(),
-            Listener {
-                core: core.clone(),
-                shared: shared.clone(),
-                index,
-            },
-        )
-        .await?;
+    let eos = plan.process_id.is_some();
+    let group = plan.config.application_id().to_owned();
+    let mut consumer = Consumer::new(&broker, consumer_config(&plan, true));
+    let listener = || Listener {
+        core: core.clone(),
+        shared: shared.clone(),
+        index,
+    };
+    if eos {
+        // Fences the previous incarnation of this thread and aborts the
+        // transaction it left open.
+        reinit_producer(&core).await?;
+    }
+    consumer.subscribe(plan.subscription(), listener()).await?;
     let interval = Duration::from_millis(plan.config.commit_interval_ms());
-    let producer = lock(&core).producer.clone();
     let mut last_commit = Instant::now();
     let result: Result<()> = async {
         while !shared.shutting_down() {
             let records = consumer.poll(POLL_TIMEOUT).await?;
-            let restore = {
+            let (restore, reinit) = {
                 let mut core = lock(&core);
                 if let Some(e) = core.fatal.take() {
                     return Err(e);
                 }
                 core.buffer(records);
-                core.tasks.values().any(|e| !e.running())
+                (
+                    core.tasks.values().any(|e| !e.running()),
+                    core.reinit_producer,
+                )
             };
-            if restore {
+            if reinit {
+                reinit_producer(&core).await?;
+            }
+            if restore
+                && (!eos || settle_assigned(&core, &mut consumer, &broker, &group).await?)
+            {
                 restore_tasks(&core, &broker, &shared).await?;
             }
-            let (outgoing, commit) = {
+            let (outgoing, commit, producer) = {
                 let mut core = lock(&core);
                 let rebalancing =
                     core.awaiting_assignment || !core.tasks.values().all(TaskEntry::running);
@@ -698,9 +1110,27 @@ async fn run(
                 if let Some(ids) = &commit {
                     core.flush_tasks(ids, false)?;
                 }
-                (core.take_outputs(), commit)
+                let outgoing = core.take_outputs();
+                // A transaction begins with the first output after a commit.
+                let begun = if outgoing.is_empty() {
+                    Ok(())
+                } else {
+                    core.begin_if_needed()
+                };
+                (begun.map(|()| outgoing), commit, core.producer.clone())
             };
-            let sent = send(&producer, outgoing).await?;
+            let sent = match outgoing {
+                Ok(outgoing) => send(&producer, outgoing).await,
+                Err(e) => Err(e),
+            };
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(e) if eos && task_migrated(&e) => {
+                    recover_from_failed_transaction(&e, &core, &mut consumer, listener).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let offsets = {
                 let mut core = lock(&core);
                 core.record_sent(sent);
@@ -709,24 +1139,66 @@ async fn run(
                     (ids, offsets, topics)
                 })
             };
-            if let Some((ids, offsets, topics)) = offsets {
-                flush(&producer, &topics).await?;
-                if !offsets.is_empty() {
-                    if let Err(e) = consumer.commit_sync(Some(offsets)).await {
-                        if e.is_fatal() {
-                            return Err(e.into());
-                        }
-                        tracing::warn!(thread = index, error = %e, "offset commit refused; the next poll rejoins the group");
+            let Some((ids, offsets, topics)) = offsets else {
+                continue;
+            };
+            shared.wait_while_paused(PausePoint::BeforeCommit);
+            if shared.killed() {
+                break;
+            }
+            if eos {
+                let open = {
+                    let mut core = lock(&core);
+                    if !offsets.is_empty() {
+                        core.begin_if_needed().map(|()| true)
+                    } else {
+                        Ok(core.in_txn)
+                    }
+                };
+                let committed = match open {
+                    Ok(true) => commit_transaction(&producer, &consumer, &offsets, &shared).await,
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                match committed {
+                    Ok(()) => lock(&core).in_txn = false,
+                    Err(e) if task_migrated(&e) => {
+                        recover_from_failed_transaction(&e, &core, &mut consumer, listener)
+                            .await?;
                         continue;
                     }
+                    Err(e) => return Err(e),
                 }
-                lock(&core).write_checkpoints(&ids)?;
+                // No checkpoint while running: the stores keep taking
+                // uncommitted writes.
                 last_commit = Instant::now();
+                continue;
             }
+            flush(&producer, &topics).await?;
+            if !offsets.is_empty() {
+                if let Err(e) = consumer.commit_sync(Some(offsets)).await {
+                    if e.is_fatal() {
+                        return Err(e.into());
+                    }
+                    tracing::warn!(thread = index, error = %e, "offset commit refused; the next poll rejoins the group");
+                    continue;
+                }
+            }
+            lock(&core).write_checkpoints(&ids)?;
+            last_commit = Instant::now();
         }
         Ok(())
     }
     .await;
+    if shared.killed() {
+        // As a crash: no commit, no close, no leave-group; the group
+        // removes the members when their session times out, and the broker
+        // aborts the open transaction when it times out.
+        lock(&core).tasks.clear();
+        std::mem::forget(consumer);
+        tracing::warn!(thread = index, "stream thread killed");
+        return result;
+    }
     match result {
         Ok(()) => {
             // A clean shutdown: leaving the group revokes every partition,
@@ -742,7 +1214,10 @@ async fn run(
         Err(e) => {
             // Nothing more is committed: the tasks are dropped and their
             // uncommitted work is redone from the last commit.
-            lock(&core).tasks.clear();
+            let mut core = lock(&core);
+            core.abort_if_open();
+            core.tasks.clear();
+            drop(core);
             drop(consumer);
             Err(e)
         }
@@ -755,13 +1230,50 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
     // (changelog partition) -> (task, store, end offset)
     let mut targets: HashMap<TopicPartition, (TaskId, usize, u64)> = HashMap::new();
     let mut starts = Vec::new();
-    let pending: Vec<(TaskId, Vec<Restoring>)> = {
+    let (pending, plan): (Vec<(TaskId, Vec<Restoring>)>, Arc<Plan>) = {
         let core = lock(core);
-        core.tasks
+        let pending = core
+            .tasks
             .iter()
             .filter_map(|(id, e)| e.restoring.clone().map(|r| (*id, r)))
-            .collect()
+            .collect();
+        (pending, core.plan.clone())
     };
+    let eos = plan.process_id.is_some();
+    if eos {
+        // Under exactly-once, restoration reads committed data only, up to
+        // the last stable offset. A transaction still open on a changelog
+        // (of a zombie, or of an owner that crashed) would hide whatever
+        // was committed after its start: wait for it to commit or to be
+        // aborted, up to the transaction timeout and a little more.
+        let mut open = None;
+        for (_, stores) in &pending {
+            for Restoring { changelog: tp, .. } in stores {
+                let stable = broker.last_stable_offset(&tp.topic, tp.partition).await?;
+                let (_, end) = broker.offsets(&tp.topic, tp.partition).await?;
+                if stable < end {
+                    open = Some(tp.clone());
+                }
+            }
+        }
+        let limit =
+            Duration::from_millis(plan.clients.transaction_timeout_ms) + Duration::from_secs(2);
+        let mut core_guard = lock(core);
+        match open {
+            Some(tp) => {
+                let since = *core_guard
+                    .restore_blocked_since
+                    .get_or_insert_with(Instant::now);
+                if since.elapsed() < limit {
+                    tracing::debug!(changelog = %tp, "waiting for an open transaction on a changelog to end before restoring");
+                    return Ok(());
+                }
+                tracing::warn!(changelog = %tp, "a transaction on the changelog stayed open; restoring up to its start");
+                core_guard.restore_blocked_since = None;
+            }
+            None => core_guard.restore_blocked_since = None,
+        }
+    }
     for (id, stores) in &pending {
         for Restoring {
             store,
@@ -769,7 +1281,10 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
             start,
         } in stores
         {
-            let (log_start, end) = broker.offsets(&tp.topic, tp.partition).await?;
+            let (log_start, mut end) = broker.offsets(&tp.topic, tp.partition).await?;
+            if eos {
+                end = broker.last_stable_offset(&tp.topic, tp.partition).await?;
+            }
             let start = (*start).max(log_start);
             if start < end {
                 targets.insert(tp.clone(), (*id, *store, end));
@@ -784,15 +1299,7 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
     }
     let mut restored: HashMap<TopicPartition, u64> = HashMap::new();
     if !targets.is_empty() {
-        let mut consumer = Consumer::new(
-            broker,
-            ConsumerConfig {
-                auto_offset_reset: AutoOffsetReset::Earliest,
-                enable_auto_commit: false,
-                max_poll_records: 5_000,
-                ..ConsumerConfig::default()
-            },
-        );
+        let mut consumer = Consumer::new(broker, consumer_config(&plan, false));
         consumer.assign(targets.keys().cloned().collect()).await?;
         for (tp, start) in &starts {
             consumer.seek(tp, *start)?;
