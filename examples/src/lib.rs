@@ -1,1 +1,683 @@
 //! Runnable examples and benchmarks.
+//!
+//! The binaries in `src/bin/` (`wordcount`, `vendor_rides`,
+//! `table_stream_duality`), the word-count benchmark and the end-to-end
+//! word-count test share what is here: the word-count topology written with
+//! the DSL ([`word_count_topology`]), its plain `HashMap` twin
+//! ([`count_words`]), a deterministic text generator ([`corpus`]), and the
+//! helpers that run an application on the embedded broker until every input
+//! record is processed and committed ([`wait_until_idle`]).
+
+// `StreamsError` is streams-core's error; its size is that crate's choice.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use broker_embedded::{Broker, BrokerError, NewTopic, Producer, ProducerRecord};
+use streams_core::{AppState, NodeKindDescription, Serdes, StoreBackend, StreamsApp, Topology};
+use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+
+/// The word count's input topic: one line of text per record.
+pub const TEXT_LINES_TOPIC: &str = "text-lines";
+/// The word count's output topic: word → count (`i64`, big-endian).
+pub const WORD_COUNTS_TOPIC: &str = "word-counts";
+/// The word count's state store (and, with `-repartition`, the name of its
+/// repartition topic).
+pub const WORD_COUNTS_STORE: &str = "word-counts";
+
+/// The words of `line` under the word count's rule: lowercase the line, then
+/// split it on Unicode whitespace.
+pub fn words(line: &str) -> Vec<String> {
+    line.to_lowercase()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The word count of `docs/dsl.md`: lines of `text-lines` are lowercased and
+/// split on whitespace, regrouped by word (through the repartition topic
+/// `word-counts-repartition`), counted in the store `word-counts`, and each
+/// new count goes to the topic `word-counts` (key: the word as UTF-8, value:
+/// the count as a big-endian `i64`).
+///
+/// `backend` chooses the store's engine; `None` takes the default
+/// ([`StoreBackend::default`]).
+///
+/// ```
+/// let topology = examples::word_count_topology(None)?;
+/// let text = topology.describe().to_string();
+/// assert!(text.contains("(topic: word-counts-repartition)"));
+/// assert!(text.contains("(stores: [word-counts])"));
+/// # Ok::<(), streams_core::StreamsError>(())
+/// ```
+pub fn word_count_topology(backend: Option<StoreBackend>) -> streams_core::Result<Topology> {
+    let builder = StreamsBuilder::new();
+    let mut store = Materialized::as_(WORD_COUNTS_STORE);
+    if let Some(backend) = backend {
+        store = store.with_backend(backend);
+    }
+    builder
+        .stream::<String, String>(
+            TEXT_LINES_TOPIC,
+            Consumed::with(Serdes::string(), Serdes::string()),
+        )
+        .flat_map_values(|line| words(line))
+        .group_by(
+            |_key, word| word.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()),
+        )
+        .count(store)
+        .to_stream()
+        .to(
+            WORD_COUNTS_TOPIC,
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    builder.build()
+}
+
+/// A plain single-threaded count of `lines` with the same rule as
+/// [`word_count_topology`] (see [`words`]).
+pub fn count_words<'a>(lines: impl IntoIterator<Item = &'a String>) -> HashMap<String, u64> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for line in lines {
+        let lower = line.to_lowercase();
+        for word in lower.split_whitespace() {
+            match counts.get_mut(word) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(word.to_owned(), 1);
+                }
+            }
+        }
+    }
+    counts
+}
+
+/// The vocabulary of [`corpus`], most frequent first.
+const VOCABULARY: &[&str] = &[
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "that",
+    "it",
+    "was",
+    "he",
+    "I",
+    "his",
+    "with",
+    "as",
+    "had",
+    "for",
+    "you",
+    "her",
+    "she",
+    "not",
+    "at",
+    "be",
+    "on",
+    "is",
+    "but",
+    "him",
+    "my",
+    "all",
+    "said",
+    "have",
+    "they",
+    "from",
+    "which",
+    "so",
+    "by",
+    "this",
+    "were",
+    "one",
+    "me",
+    "no",
+    "what",
+    "an",
+    "there",
+    "would",
+    "then",
+    "if",
+    "them",
+    "we",
+    "been",
+    "could",
+    "into",
+    "when",
+    "their",
+    "upon",
+    "more",
+    "out",
+    "up",
+    "old",
+    "man",
+    "sea",
+    "whale",
+    "ship",
+    "boat",
+    "captain",
+    "water",
+    "deck",
+    "harpoon",
+    "crew",
+    "voyage",
+    "ocean",
+    "wind",
+    "sail",
+    "mast",
+    "night",
+    "day",
+    "long",
+    "great",
+    "white",
+    "little",
+    "time",
+    "now",
+    "like",
+    "some",
+    "see",
+    "over",
+    "only",
+    "down",
+    "again",
+    "never",
+    "still",
+    "first",
+    "last",
+    "ever",
+    "here",
+    "thought",
+    "heart",
+    "eyes",
+    "head",
+    "hand",
+    "face",
+    "world",
+    "life",
+    "death",
+    "land",
+    "shore",
+    "harbour",
+    "island",
+    "storm",
+    "wave",
+    "waves",
+    "tide",
+    "morning",
+    "evening",
+    "light",
+    "dark",
+    "deep",
+    "wild",
+    "strange",
+    "silent",
+    "whole",
+    "cold",
+    "warm",
+    "blue",
+    "green",
+    "grey",
+    "black",
+    "red",
+    "golden",
+    "ancient",
+    "young",
+    "poor",
+    "rich",
+    "brave",
+    "weary",
+    "lonely",
+    "quiet",
+    "stood",
+    "looked",
+    "turned",
+    "came",
+    "went",
+    "saw",
+    "heard",
+    "knew",
+    "found",
+    "told",
+    "asked",
+    "cried",
+    "laughed",
+    "watched",
+    "waited",
+    "followed",
+    "sailed",
+    "rowed",
+    "struck",
+    "pulled",
+    "rose",
+    "fell",
+    "Ahab",
+    "Ishmael",
+    "Queequeg",
+    "Starbuck",
+    "Stubb",
+    "Flask",
+    "Pequod",
+    "Nantucket",
+    "Leviathan",
+    "Jonah",
+    "oil",
+    "rope",
+    "line",
+    "timber",
+    "plank",
+    "anchor",
+    "compass",
+    "lantern",
+    "chart",
+    "bell",
+    "cabin",
+    "forecastle",
+    "hold",
+    "barrel",
+    "spout",
+    "fin",
+    "flukes",
+    "jaw",
+    "bone",
+    "ivory",
+    "leg",
+    "chase",
+    "hunt",
+    "fortune",
+    "fate",
+    "madness",
+    "vengeance",
+    "prayer",
+    "sermon",
+    "chapel",
+    "inn",
+    "bed",
+    "fire",
+    "smoke",
+    "pipe",
+    "coffin",
+    "mystery",
+    "wonder",
+    "silence",
+    "thunder",
+    "lightning",
+    "fog",
+    "ice",
+    "gale",
+    "calm",
+    "Monday",
+    "October",
+    "Massachusetts",
+];
+
+/// A deterministic English-like text of `lines` lines, 3 to 14 words each,
+/// words drawn from a fixed vocabulary with Zipf-like frequencies, mixed
+/// case (the first word of a line is capitalised) so that lowercasing
+/// matters. The same `(lines, seed)` always gives the same text.
+pub fn corpus(lines: usize, seed: u64) -> Vec<String> {
+    corpus_with_line_words(lines, seed, 3, 14)
+}
+
+/// [`corpus`] with lines of `min_words` to `max_words` words (both at least
+/// 1).
+pub fn corpus_with_line_words(
+    lines: usize,
+    seed: u64,
+    min_words: u64,
+    max_words: u64,
+) -> Vec<String> {
+    let min_words = min_words.max(1);
+    let spread = max_words.max(min_words) - min_words + 1;
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Cumulative weights 1 / (rank + 1), scaled to integers.
+    let mut cumulative = Vec::with_capacity(VOCABULARY.len());
+    let mut total = 0u64;
+    for rank in 0..VOCABULARY.len() as u64 {
+        total += 1_000_000 / (rank + 1);
+        cumulative.push(total);
+    }
+    (0..lines)
+        .map(|_| {
+            let count = min_words + next() % spread;
+            let mut line = String::new();
+            for i in 0..count {
+                let pick = next() % total;
+                let index = cumulative.partition_point(|&c| c <= pick);
+                let word = VOCABULARY[index.min(VOCABULARY.len() - 1)];
+                if i > 0 {
+                    line.push(' ');
+                }
+                if i == 0 {
+                    let mut chars = word.chars();
+                    if let Some(first) = chars.next() {
+                        line.extend(first.to_uppercase());
+                        line.push_str(chars.as_str());
+                    }
+                } else {
+                    line.push_str(word);
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+/// The text the `wordcount` binary runs on when no `--input` is given:
+/// [`corpus`] of 100,000 lines (about 5 MB).
+pub fn bundled_text() -> Vec<String> {
+    corpus(100_000, 0x005e_ed0f_1851)
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists; returns
+/// its partition count.
+pub async fn ensure_topic(broker: &Broker, topic: &str, partitions: u32) -> anyhow::Result<u32> {
+    broker
+        .ensure_topic(NewTopic::new(topic, partitions))
+        .await
+        .with_context(|| format!("cannot create topic {topic}"))?;
+    broker
+        .partition_count(topic)
+        .await
+        .with_context(|| format!("cannot describe topic {topic}"))
+}
+
+/// Produces `values` (no key) to `topic` in batches of 5,000, with
+/// increasing timestamps from `first_timestamp`.
+pub async fn produce_values<V: AsRef<[u8]>>(
+    broker: &Broker,
+    topic: &str,
+    values: &[V],
+    first_timestamp: i64,
+) -> anyhow::Result<()> {
+    let producer = Producer::new(broker);
+    let mut timestamp = first_timestamp;
+    for chunk in values.chunks(5_000) {
+        let batch = chunk
+            .iter()
+            .map(|v| {
+                timestamp += 1;
+                ProducerRecord::new(topic, v.as_ref().to_vec()).timestamp(timestamp)
+            })
+            .collect();
+        producer
+            .send_batch(batch)
+            .await
+            .with_context(|| format!("cannot produce to {topic}"))?;
+    }
+    producer
+        .flush(&[topic])
+        .await
+        .with_context(|| format!("cannot flush {topic}"))?;
+    Ok(())
+}
+
+/// The topics the application `application_id` reads on the broker: the
+/// topology's source topics, with repartition topics under their physical
+/// name `<application.id>-<name>-repartition`.
+pub fn physical_source_topics(topology: &Topology, application_id: &str) -> Vec<String> {
+    let sinks: Vec<String> = topology
+        .sink_topics()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut topics: Vec<String> = topology
+        .describe()
+        .subtopologies
+        .iter()
+        .flat_map(|sub| sub.nodes.iter())
+        .filter_map(|node| match &node.kind {
+            NodeKindDescription::Source { topics } => Some(topics.clone()),
+            _ => None,
+        })
+        .flatten()
+        .map(|topic| {
+            let internal = topic.ends_with("-repartition") && sinks.contains(&topic);
+            if internal && !topic.starts_with(&format!("{application_id}-")) {
+                format!("{application_id}-{topic}")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+/// How far consumer group `group` is through `topics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupProgress {
+    /// Sum over the partitions of `topics` of the committed offsets (0 for
+    /// a partition with no commit).
+    pub committed: u64,
+    /// Records of `topics` not yet committed: the log end offset minus the
+    /// committed offset, summed.
+    pub remaining: u64,
+    /// The sum of the committed offsets of each topic.
+    pub committed_per_topic: HashMap<String, u64>,
+}
+
+/// The committed position and lag of `group` over every partition of
+/// `topics`. A group the broker does not know yet has committed nothing.
+pub async fn group_progress(
+    broker: &Broker,
+    group: &str,
+    topics: &[String],
+) -> anyhow::Result<GroupProgress> {
+    let committed: HashMap<(String, u32), u64> = match broker.describe_group(group).await {
+        Ok(description) => description
+            .partitions
+            .into_iter()
+            .filter_map(|p| Some(((p.topic, p.partition), p.committed_offset?)))
+            .collect(),
+        Err(BrokerError::GroupIdNotFound { .. }) => HashMap::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot describe group {group}")),
+    };
+    let mut progress = GroupProgress::default();
+    for topic in topics {
+        let partitions = match broker.partition_count(topic).await {
+            Ok(n) => n,
+            // Internal topics appear when the application starts.
+            Err(BrokerError::UnknownTopic { .. }) => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot describe topic {topic}")),
+        };
+        for partition in 0..partitions {
+            let (_, end) = broker
+                .offsets(topic, partition)
+                .await
+                .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
+            let done = committed
+                .get(&(topic.clone(), partition))
+                .copied()
+                .unwrap_or(0);
+            progress.committed += done;
+            *progress
+                .committed_per_topic
+                .entry(topic.clone())
+                .or_insert(0) += done;
+            progress.remaining += pending_records(broker, topic, partition, done, end).await?;
+        }
+    }
+    Ok(progress)
+}
+
+/// The records of `topic`-`partition` in `[from, end)` that a consumer
+/// still has to process. Under exactly-once a transaction's commit marker
+/// takes an offset after its last record, so a group that has processed
+/// everything can sit one offset short of the log end: a short gap is read
+/// (`read_committed`) and only data records are counted.
+async fn pending_records(
+    broker: &Broker,
+    topic: &str,
+    partition: u32,
+    from: u64,
+    end: u64,
+) -> anyhow::Result<u64> {
+    const INSPECT_BELOW: u64 = 64;
+    let gap = end.saturating_sub(from);
+    if gap == 0 || gap > INSPECT_BELOW {
+        return Ok(gap);
+    }
+    let batches = broker
+        .fetch_with_isolation(
+            topic,
+            partition,
+            from,
+            1 << 20,
+            broker_embedded::IsolationLevel::ReadCommitted,
+        )
+        .await
+        .with_context(|| format!("cannot read {topic}-{partition}"))?;
+    let mut pending = 0;
+    let mut covered = from;
+    for batch in &batches {
+        covered = covered.max(batch.info.last_offset + 1);
+        if batch.info.control {
+            continue;
+        }
+        pending += batch
+            .records
+            .iter()
+            .filter(|r| r.offset >= from && r.offset < end)
+            .count() as u64;
+    }
+    // What the read did not reach (an open transaction) is pending too.
+    Ok(pending + end.saturating_sub(covered))
+}
+
+/// Waits until `app` is [`AppState::Running`] and its consumer group (the
+/// application id) has committed every record of `topics` (its source and
+/// repartition topics: see [`physical_source_topics`]). Since a stream
+/// thread commits only after its outputs are sent and made durable, every
+/// output of those records is then on the broker.
+///
+/// `on_progress` gets the group's progress after each check (every 50 ms).
+/// Fails if the app stops with an error, or at `deadline` if one is given.
+pub async fn wait_until_idle(
+    app: &StreamsApp,
+    broker: &Broker,
+    group: &str,
+    topics: &[String],
+    deadline: Option<Duration>,
+    mut on_progress: impl FnMut(&GroupProgress),
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        match app.state() {
+            AppState::Error => bail!(
+                "the streams application failed: {}",
+                app.error()
+                    .unwrap_or_else(|| "no cause recorded".to_owned())
+            ),
+            AppState::NotRunning | AppState::PendingShutdown => {
+                bail!("the streams application stopped before processing its input")
+            }
+            _ => {}
+        }
+        let progress = group_progress(broker, group, topics).await?;
+        on_progress(&progress);
+        if progress.remaining == 0 && app.state() == AppState::Running {
+            return Ok(());
+        }
+        if let Some(limit) = deadline {
+            if started.elapsed() > limit {
+                bail!(
+                    "the application did not catch up within {limit:?}: {} records not yet committed",
+                    progress.remaining
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The process's peak resident set size in KiB (`VmHWM` of
+/// `/proc/self/status`), where the platform has it.
+pub fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `println!` that returns the write's `std::io::Result` instead of
+/// panicking when stdout is closed (`wordcount | head`).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        ::std::writeln!(::std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// Whether `error` comes from writing to a closed pipe: the reader (`head`,
+/// say) has what it wanted, which is not a failure.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default:
+/// warnings, except the runtime's advice to name stateful processors, which
+/// the DSL cannot do yet for aggregations).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,streams_core::runtime::setup=error")
+    });
+    // A second initialisation (a test calling this twice) keeps the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corpus_is_deterministic_and_mixed_case() {
+        let a = corpus(1_000, 3);
+        assert_eq!(a, corpus(1_000, 3));
+        assert_ne!(a, corpus(1_000, 4));
+        assert!(a.iter().any(|l| l.chars().any(char::is_uppercase)));
+        let counts = count_words(&a);
+        assert!(counts.keys().all(|w| *w == w.to_lowercase()));
+        let total: u64 = counts.values().sum();
+        let expected: usize = a.iter().map(|l| words(l).len()).sum();
+        assert_eq!(total, expected as u64);
+    }
+
+    #[test]
+    fn the_topology_has_two_sub_topologies() -> streams_core::Result<()> {
+        let topology = word_count_topology(Some(StoreBackend::InMemory))?;
+        assert_eq!(topology.describe().subtopologies.len(), 2);
+        assert_eq!(
+            physical_source_topics(&topology, "wc"),
+            ["text-lines", "wc-word-counts-repartition"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn peak_memory_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_memory_kib().is_some_and(|kib| kib > 0));
+        }
+    }
+}

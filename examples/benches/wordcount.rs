@@ -1,0 +1,188 @@
+//! Word count end to end over the embedded broker, per store backend, next
+//! to a plain single-threaded `HashMap<String, u64>` count of the same lines
+//! measured in the same run. Run with
+//! `cargo bench -p examples --bench wordcount`.
+//!
+//! Each backend runs in a child process (this program re-executed), so that
+//! its peak resident memory (`VmHWM`) is its own: the child opens a broker
+//! in a fresh dir, produces the corpus (200,000 lines, 3 partitions), then
+//! runs [`examples::word_count_topology`] with one stream thread and
+//! `at_least_once` until every line and every repartitioned word is
+//! committed. Words per second is the corpus's word count over the time
+//! from `start()` to that point (the produce is timed apart).
+//!
+//! The last line printed, for the in-memory store, is
+//! `words_per_sec=<N> baseline_words_per_sec=<M> ratio=<N/M>`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use broker_embedded::{Broker, BrokerConfig};
+use examples::{
+    corpus, count_words, ensure_topic, peak_memory_kib, physical_source_topics, produce_values,
+    wait_until_idle, word_count_topology, words, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
+};
+use streams_core::{StoreBackend, StreamsApp, StreamsConfig};
+
+const LINES: usize = 200_000;
+const SEED: u64 = 0x00c0_ffee;
+const PARTITIONS: u32 = 3;
+/// `commit.interval.ms`: each commit flushes the store's cache downstream
+/// and to the changelog, and the run ends at the first commit after the
+/// last record, so the interval bounds the time lost at the end.
+const COMMIT_INTERVAL_MS: &str = "500";
+const BASELINE_ROUNDS: usize = 5;
+/// The child's environment variable naming its backend.
+const CHILD_ENV: &str = "WORDCOUNT_BENCH_BACKEND";
+const DEADLINE: Duration = Duration::from_secs(600);
+
+fn backend_name(backend: StoreBackend) -> &'static str {
+    match backend {
+        StoreBackend::InMemory => "in_memory",
+        StoreBackend::Sled => "sled",
+        _ => "redb",
+    }
+}
+
+fn parse_backend(name: &str) -> anyhow::Result<StoreBackend> {
+    Ok(match name {
+        "in_memory" => StoreBackend::InMemory,
+        "sled" => StoreBackend::Sled,
+        "redb" => StoreBackend::Redb,
+        other => bail!("unknown backend {other}"),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    if let Ok(name) = std::env::var(CHILD_ENV) {
+        let backend = parse_backend(&name)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        return runtime.block_on(child(backend));
+    }
+    parent()
+}
+
+/// The baseline, then one child per backend, in-memory last.
+fn parent() -> anyhow::Result<()> {
+    let lines = corpus(LINES, SEED);
+    let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
+    let mut rounds = Vec::with_capacity(BASELINE_ROUNDS);
+    let mut distinct = 0;
+    for _ in 0..BASELINE_ROUNDS {
+        let start = Instant::now();
+        let counts = count_words(&lines);
+        rounds.push(start.elapsed());
+        distinct = std::hint::black_box(counts).len();
+    }
+    rounds.sort();
+    let baseline = rounds[rounds.len() / 2];
+    let baseline_wps = word_total as f64 / baseline.as_secs_f64();
+    println!(
+        "corpus lines={LINES} words={word_total} distinct={distinct} partitions={PARTITIONS} \
+         threads=1 guarantee=at_least_once commit_interval_ms={COMMIT_INTERVAL_MS}"
+    );
+    println!(
+        "baseline HashMap count: median of {BASELINE_ROUNDS} rounds {:.3} s, words_per_sec={baseline_wps:.0}",
+        baseline.as_secs_f64()
+    );
+    drop(lines);
+
+    let exe = std::env::current_exe().context("cannot find the benchmark's executable")?;
+    let mut in_memory_wps = None;
+    for backend in [
+        StoreBackend::Sled,
+        StoreBackend::Redb,
+        StoreBackend::InMemory,
+    ] {
+        let name = backend_name(backend);
+        let output = Command::new(&exe)
+            .env(CHILD_ENV, name)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run the {name} child"))?;
+        if !output.status.success() {
+            bail!("the {name} run failed ({})", output.status);
+        }
+        let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let wps: f64 = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("words_per_sec="))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("the {name} run printed no words_per_sec: {line}"))?;
+        println!("{line} ratio={:.4}", wps / baseline_wps);
+        if backend == StoreBackend::InMemory {
+            in_memory_wps = Some(wps);
+        }
+    }
+    let Some(wps) = in_memory_wps else {
+        bail!("no in-memory run");
+    };
+    println!(
+        "words_per_sec={wps:.0} baseline_words_per_sec={baseline_wps:.0} ratio={:.4}",
+        wps / baseline_wps
+    );
+    Ok(())
+}
+
+/// One backend end to end; prints one line.
+async fn child(backend: StoreBackend) -> anyhow::Result<()> {
+    let name = backend_name(backend);
+    let lines = corpus(LINES, SEED);
+    let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
+    let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base)?;
+    let dir = tempfile::tempdir_in(&base)?;
+    let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default()).await?;
+    ensure_topic(&broker, TEXT_LINES_TOPIC, PARTITIONS).await?;
+    ensure_topic(&broker, WORD_COUNTS_TOPIC, PARTITIONS).await?;
+
+    let produce_start = Instant::now();
+    produce_values(&broker, TEXT_LINES_TOPIC, &lines, 1_700_000_000_000).await?;
+    let produce = produce_start.elapsed();
+    drop(lines);
+
+    let application_id = format!("wordcount-bench-{name}");
+    let topology = word_count_topology(Some(backend))?;
+    let sources = physical_source_topics(&topology, &application_id);
+    let state_dir = dir.path().join("state");
+    let config = StreamsConfig::from_pairs([
+        ("application.id", application_id.as_str()),
+        ("num.stream.threads", "1"),
+        ("processing.guarantee", "at_least_once"),
+        ("commit.interval.ms", COMMIT_INTERVAL_MS),
+        ("state.dir", &*state_dir.to_string_lossy()),
+    ])?;
+    let mut app = StreamsApp::new(topology, config, broker.clone());
+    let start = Instant::now();
+    app.start().await?;
+    wait_until_idle(
+        &app,
+        &broker,
+        &application_id,
+        &sources,
+        Some(DEADLINE),
+        |_| {},
+    )
+    .await?;
+    let elapsed = start.elapsed();
+    let close_start = Instant::now();
+    app.close().await?;
+    let close = close_start.elapsed();
+    broker.close().await?;
+
+    let seconds = elapsed.as_secs_f64();
+    let peak_mib = peak_memory_kib().map_or(-1.0, |kib| kib as f64 / 1024.0);
+    println!(
+        "backend={name} words_per_sec={:.0} lines_per_sec={:.0} seconds={seconds:.3} \
+         produce_seconds={:.3} close_seconds={:.3} peak_rss_mib={peak_mib:.1}",
+        word_total as f64 / seconds,
+        LINES as f64 / seconds,
+        produce.as_secs_f64(),
+        close.as_secs_f64(),
+    );
+    Ok(())
+}

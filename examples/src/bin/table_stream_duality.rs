@@ -1,0 +1,223 @@
+//! The stream–table duality: a stream of account updates (account →
+//! balance, a null balance closing the account) is read as a table with
+//! `builder.table`, and the table's changes are read back as a stream with
+//! `to_stream`. Each update is sent on its own; the program waits for the
+//! change it causes and prints, side by side, the update, the table's state
+//! (queried from its store) and the change emitted. Exits after the last
+//! update.
+//!
+//! ```text
+//! cargo run -p examples --bin table_stream_duality
+//! ```
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use broker_embedded::{
+    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerRecord,
+};
+use examples::outln;
+use examples::{ensure_topic, wait_until_idle};
+use streams_core::{AppState, Serdes, StreamsApp, StreamsConfig, Topology};
+use streams_dsl::{Consumed, Materialized, Produced, StreamsBuilder, ValueAndTimestamp};
+
+const UPDATES_TOPIC: &str = "account-updates";
+const CHANGES_TOPIC: &str = "balance-changes";
+const BALANCES_STORE: &str = "balances";
+const APPLICATION_ID: &str = "table-stream-duality";
+/// How long one update may take to come out as a change.
+const STEP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The updates, in order: `None` is a tombstone (the account is closed).
+const UPDATES: &[(&str, Option<i64>)] = &[
+    ("alice", Some(100)),
+    ("bob", Some(50)),
+    ("alice", Some(80)),
+    ("carol", Some(300)),
+    ("bob", Some(75)),
+    ("alice", None),
+    ("carol", Some(250)),
+    ("alice", Some(10)),
+];
+
+fn topology() -> anyhow::Result<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            UPDATES_TOPIC,
+            Consumed::with(Serdes::string(), Serdes::i64()),
+            // Without a cache every update is a change downstream at once.
+            Materialized::as_(BALANCES_STORE).with_caching_disabled(),
+        )
+        .to_stream()
+        .to(
+            CHANGES_TOPIC,
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    Ok(builder.build()?)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    examples::init_tracing();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout (`| head`) closed it: nothing went wrong.
+        Err(e) if examples::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("cannot create a temporary dir")?;
+    let broker = Broker::open(dir.path().join("broker"), Default::default())
+        .await
+        .context("cannot open the broker")?;
+    let result = duality(&broker, dir.path()).await;
+    let closed = broker.close().await.context("cannot close the broker");
+    result.and(closed)
+}
+
+fn show_balance(balance: Option<i64>) -> String {
+    balance.map_or_else(|| "null".to_owned(), |b| b.to_string())
+}
+
+fn decode(record: &ConsumerRecord) -> anyhow::Result<(String, Option<i64>)> {
+    let key = record
+        .key
+        .as_deref()
+        .context("a change without a key")
+        .and_then(|k| String::from_utf8(k.to_vec()).context("a key that is not UTF-8"))?;
+    let value = match record.value.as_deref() {
+        None => None,
+        Some(bytes) => Some(i64::from_be_bytes(
+            bytes.try_into().context("a balance that is not 8 bytes")?,
+        )),
+    };
+    Ok((key, value))
+}
+
+async fn duality(broker: &Broker, dir: &std::path::Path) -> anyhow::Result<()> {
+    // One partition: the changes come out in the order of the updates.
+    ensure_topic(broker, UPDATES_TOPIC, 1).await?;
+    ensure_topic(broker, CHANGES_TOPIC, 1).await?;
+    let config = StreamsConfig::new(APPLICATION_ID)
+        .with_commit_interval_ms(100)
+        .with_state_dir(dir.join("state"));
+    let mut app = StreamsApp::new(
+        topology().context("cannot build the topology")?,
+        config,
+        broker.clone(),
+    );
+    app.start()
+        .await
+        .context("cannot start the streams application")?;
+    let result = steps(&app, broker).await;
+    let closed = app
+        .close()
+        .await
+        .context("the streams application did not close cleanly");
+    result.and(closed)
+}
+
+async fn steps(app: &StreamsApp, broker: &Broker) -> anyhow::Result<()> {
+    // Wait for the app to own its task before the first update.
+    wait_until_idle(
+        app,
+        broker,
+        APPLICATION_ID,
+        &[UPDATES_TOPIC.to_owned()],
+        Some(STEP_DEADLINE),
+        |_| {},
+    )
+    .await?;
+    let producer = Producer::new(broker);
+    let mut changes = Consumer::new(
+        broker,
+        ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            enable_auto_commit: false,
+            ..ConsumerConfig::default()
+        },
+    );
+    changes
+        .assign_topic(CHANGES_TOPIC)
+        .await
+        .context("cannot read the changes topic")?;
+    let store = app
+        .store::<String, ValueAndTimestamp<i64>>(BALANCES_STORE)
+        .context("cannot query the balances store")?;
+
+    outln!(
+        "{:<22} | {:<36} | change emitted",
+        "input update",
+        "table state"
+    )?;
+    outln!("{:-<22}-+-{:-<36}-+-{:-<22}", "", "", "")?;
+    for (step, (account, balance)) in UPDATES.iter().enumerate() {
+        let record = ProducerRecord::new(
+            UPDATES_TOPIC,
+            balance
+                .map(|b| b.to_be_bytes().to_vec())
+                .unwrap_or_default(),
+        )
+        .key(account.as_bytes().to_vec())
+        .timestamp(1_700_000_000_000 + step as i64);
+        let record = if balance.is_none() {
+            record.tombstone()
+        } else {
+            record
+        };
+        producer
+            .send(record)
+            .await
+            .context("cannot send an update")?;
+
+        let deadline = Instant::now() + STEP_DEADLINE;
+        let change = loop {
+            if app.state() == AppState::Error {
+                bail!(
+                    "the streams application failed: {}",
+                    app.error().unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("no change came out for update {account} → {balance:?} within {STEP_DEADLINE:?}");
+            }
+            let mut polled = changes
+                .poll(Duration::from_millis(100))
+                .await
+                .context("cannot read the changes topic")?;
+            if polled.len() > 1 {
+                bail!("one update came out as {} changes", polled.len());
+            }
+            if let Some(record) = polled.pop() {
+                break decode(&record)?;
+            }
+        };
+        let table: BTreeMap<String, i64> = store
+            .all()
+            .context("cannot read the balances store")?
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect();
+        let state = table
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let update = format!("{account} → {}", show_balance(*balance));
+        let state = format!("{{{state}}}");
+        outln!(
+            "{update:<22} | {state:<36} | {} → {}",
+            change.0,
+            show_balance(change.1)
+        )?;
+    }
+    Ok(())
+}
