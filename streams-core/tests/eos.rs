@@ -13,114 +13,14 @@ use broker_embedded::{
     AutoOffsetReset, Broker, BrokerConfig, Consumer, ConsumerConfig, IsolationLevel, NewTopic,
     Producer, ProducerRecord, TopicPartition,
 };
-use streams_core::{
-    CacheEntry, PausePoint, ProcessingGuarantee, Processor, ProcessorContext, Record, Result,
-    Serdes, StoreBuilder, StreamsApp, StreamsConfig, Topology,
-};
+use streams_core::{PausePoint, ProcessingGuarantee, StreamsApp, StreamsConfig};
 use tokio::time::Instant;
 
-const INPUT: &str = "text-lines";
-const OUTPUT: &str = "word-counts";
+mod common;
+
+use common::{word_count, INPUT, OUTPUT};
+
 const PARTITIONS: u32 = 3;
-
-/// Splits lines into words, keyed by word.
-struct Split;
-
-impl Processor<String, String, String, String> for Split {
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, String, String>,
-        record: Record<String, String>,
-    ) -> Result<()> {
-        let Some(line) = record.value else {
-            return Ok(());
-        };
-        for word in line.split_whitespace() {
-            ctx.forward(Record::new(
-                word.to_owned(),
-                word.to_owned(),
-                record.timestamp,
-            ))?;
-        }
-        Ok(())
-    }
-}
-
-/// Counts words in store `counts`; forwards the counts the cache flushes.
-struct Count;
-
-impl Processor<String, String, String, i64> for Count {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
-        ctx.set_flush_listener("counts")
-    }
-
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, String, i64>,
-        record: Record<String, String>,
-    ) -> Result<()> {
-        let Some(word) = record.key else {
-            return Ok(());
-        };
-        let mut counts = ctx.key_value_store::<String, i64>("counts")?;
-        let count = counts.get(&word)?.unwrap_or(0) + 1;
-        counts.put(&word, &count)?;
-        Ok(())
-    }
-
-    fn flushed(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, String, i64>,
-        _store: &str,
-        entry: CacheEntry,
-    ) -> Result<()> {
-        let change = ctx
-            .key_value_store::<String, i64>("counts")?
-            .decode(&entry)?;
-        ctx.forward(Record::from_parts(
-            Some(change.key),
-            change.new_value,
-            ctx.stream_time().unwrap_or(0),
-        ))
-    }
-}
-
-/// The word count of `streams_app.rs`: split, repartition by word, count
-/// in a cached, logged, persistent (redb) store.
-fn word_count() -> Topology {
-    let mut topology = Topology::new();
-    topology
-        .add_source("lines", Serdes::string(), Serdes::string(), &[INPUT])
-        .unwrap()
-        .add_processor("split", || Split, &["lines"])
-        .unwrap()
-        .add_sink(
-            "to-words",
-            "words-repartition",
-            Serdes::string(),
-            Serdes::string(),
-            &["split"],
-        )
-        .unwrap()
-        .add_source(
-            "words",
-            Serdes::string(),
-            Serdes::string(),
-            &["words-repartition"],
-        )
-        .unwrap()
-        .add_processor("count", || Count, &["words"])
-        .unwrap()
-        .add_state_store(
-            StoreBuilder::key_value("counts", Serdes::string(), Serdes::i64())
-                .with_caching_enabled(),
-            &["count"],
-        )
-        .unwrap()
-        .add_sink("out", OUTPUT, Serdes::string(), Serdes::i64(), &["count"])
-        .unwrap();
-    topology
-}
 
 /// A deterministic corpus: `lines` lines of 1 to 8 words out of 300.
 fn corpus(lines: usize, seed: u64) -> Vec<String> {

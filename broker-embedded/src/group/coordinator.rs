@@ -183,6 +183,39 @@ impl GroupCoordinator {
             .unwrap_or_default()
     }
 
+    /// Checks offsets to commit (metadata size, known partitions) and turns them into the
+    /// entries written to `__consumer_offsets`, stamped `now`.
+    fn offset_entries(
+        broker: &Broker,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+        now: i64,
+    ) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>> {
+        offsets
+            .iter()
+            .map(|(tp, om)| {
+                if om.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                    return Err(BrokerError::OffsetMetadataTooLarge {
+                        group: group.to_owned(),
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        size: om.metadata.len(),
+                        max: OFFSET_METADATA_MAX_BYTES,
+                    });
+                }
+                broker.partition(&tp.topic, tp.partition)?;
+                Ok((
+                    tp.clone(),
+                    Some(CommittedOffset {
+                        offset: om.offset,
+                        metadata: om.metadata.clone(),
+                        commit_timestamp: now,
+                    }),
+                ))
+            })
+            .collect()
+    }
+
     /// Commits offsets for `member_id` at `generation` (or, with generation -1 and an empty
     /// member id, for a consumer outside group management). The check, the append to
     /// `__consumer_offsets` and the cache update happen under one lock, so a commit can never
@@ -200,32 +233,8 @@ impl GroupCoordinator {
         if offsets.is_empty() {
             return Ok(None);
         }
-        for (tp, om) in offsets {
-            if om.metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                return Err(BrokerError::OffsetMetadataTooLarge {
-                    group: group.to_owned(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    size: om.metadata.len(),
-                    max: OFFSET_METADATA_MAX_BYTES,
-                });
-            }
-            broker.partition(&tp.topic, tp.partition)?;
-        }
         let now = Self::now(broker);
-        let entries: Vec<(TopicPartition, Option<CommittedOffset>)> = offsets
-            .iter()
-            .map(|(tp, om)| {
-                (
-                    tp.clone(),
-                    Some(CommittedOffset {
-                        offset: om.offset,
-                        metadata: om.metadata.clone(),
-                        commit_timestamp: now,
-                    }),
-                )
-            })
-            .collect();
+        let entries = Self::offset_entries(broker, group, offsets, now)?;
         let mut groups = self.lock();
         let result = groups
             .check_commit(group, member_id, generation, now, broker)
@@ -390,32 +399,8 @@ impl GroupCoordinator {
             return Ok(None);
         }
         let group = metadata.group_id.as_str();
-        for (tp, om) in offsets {
-            if om.metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                return Err(BrokerError::OffsetMetadataTooLarge {
-                    group: group.to_owned(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    size: om.metadata.len(),
-                    max: OFFSET_METADATA_MAX_BYTES,
-                });
-            }
-            broker.partition(&tp.topic, tp.partition)?;
-        }
         let now = Self::now(broker);
-        let entries: Vec<(TopicPartition, Option<CommittedOffset>)> = offsets
-            .iter()
-            .map(|(tp, om)| {
-                (
-                    tp.clone(),
-                    Some(CommittedOffset {
-                        offset: om.offset,
-                        metadata: om.metadata.clone(),
-                        commit_timestamp: now,
-                    }),
-                )
-            })
-            .collect();
+        let entries = Self::offset_entries(broker, group, offsets, now)?;
         let fields = ProducerFields {
             producer_id,
             producer_epoch,
