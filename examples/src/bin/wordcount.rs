@@ -11,8 +11,10 @@
 //! dir removed at exit, and the program exits once every line is processed
 //! and committed. With `--data-dir` it runs until Ctrl-C unless
 //! `--exit-when-idle` is given. Without `--input` it produces a bundled
-//! text of 100,000 lines first. It ends by printing the ten most frequent
-//! words and the throughput.
+//! text of 100,000 lines first. The lines are produced only if `text-lines`
+//! holds fewer records than there are lines: a restart over the same data
+//! dir (after a crash, say) does not produce them again. It ends by
+//! printing the ten most frequent words and the throughput.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ use examples::{
     words, GroupProgress, TEXT_LINES_TOPIC, WORD_COUNTS_STORE, WORD_COUNTS_TOPIC,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use streams_core::{AppState, StreamsApp, StreamsConfig, StreamsError};
+use streams_core::{AppState, StoreBackend, StreamsApp, StreamsConfig, StreamsError};
 use streams_dsl::ValueAndTimestamp;
 
 /// The application id, hence the consumer group and the prefix of the
@@ -54,6 +56,28 @@ impl Guarantee {
     }
 }
 
+/// The engine of the `word-counts` store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum Store {
+    /// In memory, restored from the changelog at each start.
+    InMemory,
+    /// `sled`, on disk under the state dir.
+    Sled,
+    /// `redb`, on disk under the state dir.
+    Redb,
+}
+
+impl Store {
+    fn backend(self) -> StoreBackend {
+        match self {
+            Self::InMemory => StoreBackend::InMemory,
+            Self::Sled => StoreBackend::Sled,
+            Self::Redb => StoreBackend::Redb,
+        }
+    }
+}
+
 /// Counts the words of a text with a streams application on the embedded
 /// broker.
 #[derive(Debug, Parser)]
@@ -64,7 +88,8 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Produce the lines of FILE into `text-lines` first (default: a bundled
-    /// text of 100,000 lines).
+    /// text of 100,000 lines); skipped when `text-lines` already holds at
+    /// least as many records as there are lines.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// `num.stream.threads`.
@@ -77,6 +102,10 @@ struct Args {
     /// sent downstream, the store's cache flushed).
     #[arg(long, value_name = "MS", default_value_t = 200)]
     commit_interval_ms: u64,
+    /// The engine of the `word-counts` store (default: the runtime's
+    /// default, redb).
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    store: Option<Store>,
     /// Exit once every input record is processed and committed (always so
     /// without `--data-dir`).
     #[arg(long)]
@@ -219,16 +248,25 @@ async fn count(
     let partitions = ensure_topic(broker, TEXT_LINES_TOPIC, 3).await?;
     ensure_topic(broker, WORD_COUNTS_TOPIC, partitions).await?;
 
-    let started = Instant::now();
-    produce_values(broker, TEXT_LINES_TOPIC, lines, 1_700_000_000_000).await?;
-    outln!(
-        "produced {} lines ({} words) to {TEXT_LINES_TOPIC} ({partitions} partitions) in {:.2} s",
-        lines.len(),
-        word_total,
-        started.elapsed().as_secs_f64()
-    )?;
+    let held = records_in(broker, TEXT_LINES_TOPIC, partitions).await?;
+    if held >= lines.len() as u64 {
+        outln!(
+            "{TEXT_LINES_TOPIC} already holds {held} records, at least the {} lines of the input: nothing produced",
+            lines.len()
+        )?;
+    } else {
+        let started = Instant::now();
+        produce_values(broker, TEXT_LINES_TOPIC, lines, 1_700_000_000_000).await?;
+        outln!(
+            "produced {} lines ({} words) to {TEXT_LINES_TOPIC} ({partitions} partitions) in {:.2} s",
+            lines.len(),
+            word_total,
+            started.elapsed().as_secs_f64()
+        )?;
+    }
 
-    let topology = word_count_topology(None).context("cannot build the topology")?;
+    let topology =
+        word_count_topology(args.store.map(Store::backend)).context("cannot build the topology")?;
     let sources = physical_source_topics(&topology, APPLICATION_ID);
     let state_dir = data_dir.join("state");
     let threads = args.threads.to_string();
@@ -319,6 +357,21 @@ async fn count(
         outln!("{:>3}. {word:<16} {count:>9}", rank + 1)?;
     }
     Ok(())
+}
+
+/// The number of records ever appended to `topic` (written without
+/// transactions, so the sum of its partitions' log end offsets; records
+/// removed by retention still count).
+async fn records_in(broker: &Broker, topic: &str, partitions: u32) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for partition in 0..partitions {
+        let (_, end) = broker
+            .offsets(topic, partition)
+            .await
+            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
+        total += end;
+    }
+    Ok(total)
 }
 
 /// Reports progress until Ctrl-C; fails if the application fails.

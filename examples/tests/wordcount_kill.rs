@@ -1,0 +1,371 @@
+//! The `wordcount` binary killed with SIGKILL again and again over one data
+//! dir, restarted each time, then left to finish with `--exit-when-idle`.
+//!
+//! Under `exactly_once_v2`, read with `read_committed`, `word-counts` holds
+//! every count once: per word, the committed counts strictly increase and
+//! the last one equals a plain count of the corpus (with the in-memory
+//! store and with the persistent sled store). Under `at_least_once` the
+//! test reports how far the counts overshoot.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use broker_embedded::{
+    AutoOffsetReset, Broker, BrokerConfig, Consumer, ConsumerConfig, IsolationLevel,
+};
+use examples::{
+    corpus_with_line_words, count_words, group_progress, physical_source_topics,
+    word_count_topology, WORD_COUNTS_TOPIC,
+};
+
+/// The binary's application id (its consumer group).
+const APPLICATION_ID: &str = "wordcount";
+/// At least 200,000 lines; one or two words each keeps a debug build's run
+/// short (about 300,000 words).
+const LINES: usize = 200_000;
+const SEED: u64 = 0x0bad_5eed;
+const KILLS: usize = 10;
+/// How long a run may take to open the broker and produce (or skip) the
+/// input.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the last run may take to finish the work.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed | 1;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+/// What a kill loop leaves: every committed count per word, in offset
+/// order, and the exact counts.
+struct Outcome {
+    history: HashMap<String, Vec<i64>>,
+    expected: HashMap<String, i64>,
+}
+
+impl Outcome {
+    fn latest(&self) -> HashMap<String, i64> {
+        self.history
+            .iter()
+            .filter_map(|(k, v)| v.last().map(|last| (k.clone(), *last)))
+            .collect()
+    }
+
+    /// Words whose committed counts do not strictly increase.
+    fn not_increasing(&self) -> Vec<(String, Vec<i64>)> {
+        self.history
+            .iter()
+            .filter(|(_, counts)| counts.windows(2).any(|w| w[1] <= w[0]))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Words whose last count is not the exact one: (word, expected, last).
+    fn wrong(&self) -> Vec<(String, i64, Option<i64>)> {
+        let latest = self.latest();
+        let mut wrong: Vec<_> = self
+            .expected
+            .iter()
+            .filter(|(k, v)| latest.get(*k) != Some(v))
+            .map(|(k, v)| (k.clone(), *v, latest.get(k).copied()))
+            .collect();
+        wrong.extend(
+            latest
+                .iter()
+                .filter(|(k, _)| !self.expected.contains_key(*k))
+                .map(|(k, v)| (k.clone(), 0, Some(*v))),
+        );
+        wrong
+    }
+
+    /// How far the last counts exceed the exact ones: (the sum over words,
+    /// the largest for one word).
+    fn overshoot(&self) -> (i64, i64) {
+        let latest = self.latest();
+        self.expected
+            .iter()
+            .map(|(k, v)| latest.get(k).copied().unwrap_or(0) - v)
+            .filter(|d| *d > 0)
+            .fold((0, 0), |(sum, max), d| (sum + d, max.max(d)))
+    }
+
+    fn assert_exact(&self) {
+        let bad = self.not_increasing();
+        assert!(
+            bad.is_empty(),
+            "{} words have a duplicated or regressed committed count, e.g. {:?}",
+            bad.len(),
+            bad.first()
+        );
+        let wrong = self.wrong();
+        assert!(
+            wrong.is_empty(),
+            "{} of {} words end with a wrong count (word, expected, committed): {:?}",
+            wrong.len(),
+            self.expected.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+    }
+}
+
+/// One run of the binary, its stdout read line by line on a thread.
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: PathBuf,
+}
+
+impl Run {
+    fn spawn(dir: &Path, input: &Path, guarantee: &str, store: &str, index: usize) -> Self {
+        let log = dir.join(format!("run-{index}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wordcount"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--input")
+            .arg(input)
+            .args([
+                "--guarantee",
+                guarantee,
+                "--store",
+                store,
+                "--threads",
+                "1",
+                "--commit-interval-ms",
+                "100",
+                "--exit-when-idle",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, log }
+    }
+
+    /// Waits until the run has produced its input or found it already
+    /// there; `false` if it exited first.
+    fn wait_for_input(&mut self) -> bool {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) if line.contains("produced") => return true,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        panic!("{}", self.failure("did not start within the timeout"));
+    }
+
+    fn failure(&self, what: &str) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        format!(
+            "the wordcount run {what}; the end of its stderr ({}):\n{}",
+            self.log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+/// The group's committed input lines and its records still to process,
+/// read with the binary dead (the data dir is its while it runs).
+fn progress(runtime: &tokio::runtime::Runtime, dir: &Path) -> (u64, u64) {
+    runtime.block_on(async {
+        let broker = Broker::open(dir.join("data").join("broker"), BrokerConfig::default())
+            .await
+            .unwrap();
+        let sources = physical_source_topics(&word_count_topology(None).unwrap(), APPLICATION_ID);
+        let progress = group_progress(&broker, APPLICATION_ID, &sources)
+            .await
+            .unwrap();
+        broker.close().await.unwrap();
+        let lines = progress
+            .committed_per_topic
+            .get(examples::TEXT_LINES_TOPIC)
+            .copied()
+            .unwrap_or(0);
+        (lines, progress.remaining)
+    })
+}
+
+/// Every committed record of `word-counts`, read with `read_committed`.
+fn committed_counts(runtime: &tokio::runtime::Runtime, dir: &Path) -> HashMap<String, Vec<i64>> {
+    runtime.block_on(async {
+        let broker = Broker::open(dir.join("data").join("broker"), BrokerConfig::default())
+            .await
+            .unwrap();
+        let mut consumer = Consumer::new(
+            &broker,
+            ConsumerConfig {
+                auto_offset_reset: AutoOffsetReset::Earliest,
+                enable_auto_commit: false,
+                max_poll_records: 10_000,
+                isolation_level: IsolationLevel::ReadCommitted,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign_topic(WORD_COUNTS_TOPIC).await.unwrap();
+        let mut history: HashMap<String, Vec<i64>> = HashMap::new();
+        loop {
+            let records = consumer.poll(Duration::from_millis(300)).await.unwrap();
+            if records.is_empty() {
+                break;
+            }
+            for record in records {
+                let key = String::from_utf8(record.key.unwrap().to_vec()).unwrap();
+                let value = record.value.unwrap();
+                let count = i64::from_be_bytes(value.as_ref().try_into().unwrap());
+                history.entry(key).or_default().push(count);
+            }
+        }
+        drop(consumer);
+        broker.close().await.unwrap();
+        history
+    })
+}
+
+/// Generates the corpus into a file, runs the binary `KILLS` times, each
+/// killed with SIGKILL after a random delay, then once more to the end;
+/// returns what `word-counts` committed.
+fn kill_loop(test: &str, guarantee: &str, store: &str) -> Outcome {
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = corpus_with_line_words(LINES, SEED, 1, 2);
+    let input = dir.path().join("corpus.txt");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let expected = count_words(&lines)
+        .into_iter()
+        .map(|(k, v)| (k, v as i64))
+        .collect();
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    println!("{test}: kill seed {seed}");
+    let mut next = xorshift(seed);
+    let mut last_committed = 0;
+    // Added to the delay after a run that committed nothing, so that the
+    // loop keeps moving on a slow machine.
+    let mut extra = 0;
+    let mut mid_stream = 0;
+    for kill in 0..KILLS {
+        let mut run = Run::spawn(dir.path(), &input, guarantee, store, kill);
+        if run.wait_for_input() {
+            std::thread::sleep(Duration::from_millis(200 + next() % 1_300 + extra));
+        }
+        if let Some(status) = run.child.try_wait().unwrap() {
+            // Done before its kill: the work is finished.
+            assert!(status.success(), "{}", run.failure("failed"));
+            println!("{test}: run {kill} finished before its kill");
+            continue;
+        }
+        // Child::kill sends SIGKILL.
+        run.child.kill().unwrap();
+        run.child.wait().unwrap();
+        let (committed, remaining) = progress(&runtime, dir.path());
+        println!(
+            "{test}: killed run {kill}: {committed} lines committed, {remaining} records pending"
+        );
+        if remaining > 0 {
+            mid_stream += 1;
+        }
+        extra = if committed > last_committed {
+            0
+        } else {
+            extra + 500
+        };
+        last_committed = committed;
+    }
+
+    let mut run = Run::spawn(dir.path(), &input, guarantee, store, KILLS);
+    let deadline = Instant::now() + FINISH_TIMEOUT;
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            run.child.kill().unwrap();
+            run.child.wait().unwrap();
+            panic!("{}", run.failure("did not finish within the timeout"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{}", run.failure("failed"));
+    let history = committed_counts(&runtime, dir.path());
+    println!(
+        "{test}: {mid_stream} of {KILLS} kills interrupted unfinished work; {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+    Outcome { history, expected }
+}
+
+#[test]
+fn exactly_once_v2_in_memory_store_survives_sigkills() {
+    kill_loop(
+        "exactly_once_v2_in_memory_store_survives_sigkills",
+        "exactly_once_v2",
+        "in_memory",
+    )
+    .assert_exact();
+}
+
+#[test]
+fn exactly_once_v2_sled_store_survives_sigkills() {
+    kill_loop(
+        "exactly_once_v2_sled_store_survives_sigkills",
+        "exactly_once_v2",
+        "sled",
+    )
+    .assert_exact();
+}
+
+#[test]
+fn at_least_once_reports_its_overshoot_after_sigkills() {
+    let outcome = kill_loop(
+        "at_least_once_reports_its_overshoot_after_sigkills",
+        "at_least_once",
+        "in_memory",
+    );
+    let (sum, max) = outcome.overshoot();
+    let total: i64 = outcome.expected.values().sum();
+    println!(
+        "at_least_once after {KILLS} SIGKILLs: final counts overshoot by {sum} words in all \
+         ({:.2}% of {total}), at most {max} for one word; {} of {} words saw a duplicated or \
+         regressed count",
+        100.0 * sum as f64 / total as f64,
+        outcome.not_increasing().len(),
+        outcome.expected.len()
+    );
+    // Nothing is lost under at-least-once.
+    let latest = outcome.latest();
+    for (word, count) in &outcome.expected {
+        assert!(
+            latest.get(word).copied().unwrap_or(0) >= *count,
+            "{word}: {:?} < {count}",
+            latest.get(word)
+        );
+    }
+}
