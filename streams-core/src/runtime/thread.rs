@@ -430,8 +430,12 @@ impl Core {
         })
     }
 
-    /// Hands polled records to their tasks' buffers.
-    fn buffer(&mut self, records: Vec<ConsumerRecord>) {
+    /// Hands polled records to their tasks' buffers. Returns, per partition,
+    /// the first offset of records that no task of this thread owns yet:
+    /// the consumer must read them again, or a later commit of the same
+    /// partition would skip them.
+    fn buffer(&mut self, records: Vec<ConsumerRecord>) -> HashMap<TopicPartition, u64> {
+        let mut unowned: HashMap<TopicPartition, u64> = HashMap::new();
         for record in records {
             let Some((sub, _)) = self.plan.source_of.get(&*record.topic) else {
                 continue;
@@ -444,10 +448,12 @@ impl Core {
             match self.tasks.get_mut(&id) {
                 Some(entry) => entry.buffers.entry(tp).or_default().push_back(record),
                 None => {
-                    tracing::warn!(task = %id, topic = %tp, "dropping a record of a task this thread does not own")
+                    let first = unowned.entry(tp).or_insert(record.offset);
+                    *first = (*first).min(record.offset);
                 }
             }
         }
+        unowned
     }
 
     /// Processes every buffered record of the running tasks, lowest
@@ -1079,17 +1085,29 @@ async fn run(
     let result: Result<()> = async {
         while !shared.shutting_down() {
             let records = consumer.poll(POLL_TIMEOUT).await?;
-            let (restore, reinit) = {
+            let (restore, reinit, unowned) = {
                 let mut core = lock(&core);
                 if let Some(e) = core.fatal.take() {
                     return Err(e);
                 }
-                core.buffer(records);
+                let unowned = core.buffer(records);
                 (
                     core.tasks.values().any(|e| !e.running()),
                     core.reinit_producer,
+                    unowned,
                 )
             };
+            // Records of a partition whose task does not exist (yet) are read
+            // again from the first of them once it does.
+            if !unowned.is_empty() {
+                let assigned = consumer.assignment();
+                for (tp, offset) in unowned {
+                    if assigned.contains(&tp) {
+                        tracing::debug!(thread = index, partition = %tp, offset, "records of a task not created yet are read again");
+                        consumer.seek(&tp, offset)?;
+                    }
+                }
+            }
             if reinit {
                 reinit_producer(&core).await?;
             }
