@@ -86,6 +86,19 @@ pub enum StoreError {
         store: String,
     },
 
+    /// A key given to a window store's key-value view is too short to hold
+    /// a window start and sequence number (12 bytes).
+    #[error(
+        "window store '{store}': key of {len} bytes is not a windowed key \
+         (record key + 8-byte window start + 4-byte sequence number)"
+    )]
+    InvalidWindowedKey {
+        /// The store name.
+        store: String,
+        /// The length of the rejected key.
+        len: usize,
+    },
+
     /// A store name that cannot be used as a directory name.
     #[error("invalid state store name {name:?}: {reason}")]
     InvalidName {

@@ -12,7 +12,11 @@
 //! - Recovery: [`restore`] / [`Restorer`] replay a changelog into a store,
 //!   [`Checkpoint`] records the changelog offsets a store reflects, and
 //!   [`wipe`] removes a store that returned [`StoreError::Corrupt`].
-//! - [`WindowStore`] and [`SessionStore`]: traits only, for now.
+//! - [`WindowStore`]: values per (key, window start) with segment-wise
+//!   retention, in memory ([`InMemoryWindowStore`]); [`WindowedKvStore`]
+//!   views one as a [`KeyValueStore`] over Kafka's windowed key layout, so
+//!   it is changelogged and restored like any other store.
+//! - [`SessionStore`]: a trait only, for now.
 //!
 //! The changelog is the source of truth: a local store that fails to open or
 //! fails a check is wiped and restored, never trusted.
@@ -47,6 +51,7 @@ mod error;
 mod fsutil;
 mod layout;
 mod memory;
+mod memory_window;
 mod redb_store;
 mod restore;
 mod sled_store;
@@ -70,6 +75,10 @@ pub use checkpoint::{Checkpoint, CheckpointDecodeError, CHECKPOINT_FORMAT_VERSIO
 pub use error::{BoxError, Result, StoreError};
 pub use layout::{store_dir, wipe};
 pub use memory::InMemoryStore;
+pub use memory_window::{
+    decode_windowed_key, encode_windowed_key, InMemoryWindowStore, WindowedKvStore,
+    DEFAULT_WINDOW_SEGMENTS, WINDOWED_KEY_SUFFIX_LEN,
+};
 pub use redb_store::{RedbOptions, RedbStore};
 pub use restore::{restore, Restorer, DEFAULT_RESTORE_BATCH_SIZE};
 pub use sled_store::{SledOptions, SledStore};

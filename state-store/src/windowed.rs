@@ -1,5 +1,5 @@
-//! Traits for window and session stores. No implementation yet: the
-//! key-value stores come first (see `docs/state-stores.md`).
+//! Traits for window and session stores. Window stores are implemented in
+//! memory ([`crate::InMemoryWindowStore`]); session stores are not yet.
 //!
 //! Times are epoch milliseconds. Keys and values are bytes, as in
 //! [`crate::KeyValueStore`].

@@ -208,6 +208,17 @@ pub enum StreamsError {
         requested: String,
     },
 
+    /// A key-value store was accessed as a window store, or the reverse.
+    #[error("state store '{store}' is a {actual} store, not a {requested} store")]
+    StoreKindMismatch {
+        /// The store.
+        store: String,
+        /// The store's kind.
+        actual: &'static str,
+        /// The kind asked for.
+        requested: &'static str,
+    },
+
     /// No store of that name exists.
     #[error("no state store named '{store}' in the topology")]
     NoSuchStore {

@@ -10,7 +10,7 @@ use state_store::CacheEntry;
 use crate::error::{Result, StreamsError};
 use crate::punctuation::{Cancellable, PunctuationType, PunctuatorFn, Schedule};
 use crate::record::{Record, RecordMetadata};
-use crate::store::TypedKeyValueStore;
+use crate::store::{TypedKeyValueStore, TypedWindowStore};
 use crate::task::{forward_from, process_at, Exec, TaskId};
 
 /// A node of a topology that processes records one at a time, as Kafka's
@@ -275,6 +275,24 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     ) -> Result<TypedKeyValueStore<'_, K, V>> {
         let index = self.store_index(name)?;
         self.exec.state.stores[index].typed()
+    }
+
+    /// A typed view of window store `name` (declared with
+    /// [`crate::StoreBuilder::window`]), which must be connected to this
+    /// node and hold `K` to `V`.
+    pub fn window_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedWindowStore<'_, K, V>> {
+        let index = self.store_index(name)?;
+        self.exec.state.stores[index].typed_window()
+    }
+
+    /// Counts a record this processor dropped (a late record, say) in the
+    /// task's `dropped-records` metric, which
+    /// [`crate::TopologyTestDriver::dropped_records`] reports.
+    pub fn record_dropped(&mut self) {
+        self.exec.state.dropped_records += 1;
     }
 
     /// Whether store `name` (connected to this node) has a record cache.

@@ -8,16 +8,21 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use state_store::{
-    open_or_wipe, CacheEntry, CachingStore, ChangeLoggingStore, ChangelogSink, KeyValueStore,
-    KvIter, StoreBackend,
+    decode_windowed_key, encode_windowed_key, open_or_wipe, CacheEntry, CachingStore,
+    ChangeLoggingStore, ChangelogSink, InMemoryWindowStore, KeyValueStore, KvIter, StoreBackend,
+    WindowedKvStore,
 };
 
 use crate::error::{Result, StreamsError};
-use crate::serdes::Serde;
+use crate::serdes::{Serde, Window, Windowed};
 use crate::topology::TypeInfo;
+
+/// The key and value serdes of a store.
+type SerdePair<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
 
 /// A serde with its type erased: an `Arc<dyn Serde<T>>` in an `Any`.
 pub(crate) type ErasedSerde = Arc<dyn Any + Send + Sync>;
@@ -46,6 +51,7 @@ pub struct StoreBuilder {
     caching: bool,
     logging: bool,
     log_config: BTreeMap<String, String>,
+    window: Option<WindowStoreSpec>,
     pub(crate) key_type: TypeInfo,
     pub(crate) value_type: TypeInfo,
     pub(crate) key_serde: ErasedSerde,
@@ -60,6 +66,7 @@ impl fmt::Debug for StoreBuilder {
             .field("caching", &self.caching)
             .field("logging", &self.logging)
             .field("log_config", &self.log_config)
+            .field("window", &self.window)
             .field("key_type", &self.key_type.name)
             .field("value_type", &self.value_type.name)
             .finish()
@@ -82,6 +89,7 @@ impl StoreBuilder {
             caching: false,
             logging: true,
             log_config: BTreeMap::new(),
+            window: None,
             key_type: TypeInfo::of::<K>(),
             value_type: TypeInfo::of::<V>(),
             key_serde: Arc::new(key_serde),
@@ -89,9 +97,85 @@ impl StoreBuilder {
         }
     }
 
-    /// Chooses the storage engine.
+    /// A window store named `name` holding values `V` per key `K` and
+    /// window start, as Kafka's `Stores.windowStoreBuilder(..)`: windows of
+    /// `window_size`, kept for `retention` after their start (see
+    /// [`state_store::InMemoryWindowStore`]). Access it with
+    /// [`crate::ProcessorContext::window_store`].
+    ///
+    /// Window stores live in memory whatever the backend, and are restored
+    /// from their changelog on start. The changelog key is Kafka's windowed
+    /// key layout, record key bytes then the 8-byte big-endian window start
+    /// then a 4-byte sequence number (always 0), see
+    /// [`state_store::encode_windowed_key`]; the topic gets
+    /// `cleanup.policy=compact,delete` and `retention.ms` = retention + 1
+    /// day. Window starts are expected to be non-negative.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams_core::{Serdes, StoreBuilder};
+    ///
+    /// let counts = StoreBuilder::window(
+    ///     "counts",
+    ///     Serdes::string(),
+    ///     Serdes::i64(),
+    ///     Duration::from_secs(3600),
+    ///     Duration::from_secs(60),
+    /// );
+    /// assert_eq!(counts.window_size_ms(), Some(60_000));
+    /// assert_eq!(counts.log_config()["cleanup.policy"], "compact,delete");
+    /// ```
+    pub fn window<K: 'static, V: 'static>(
+        name: impl Into<String>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        retention: Duration,
+        window_size: Duration,
+    ) -> Self {
+        let mut builder = Self::key_value(name, key_serde, value_serde);
+        builder.backend = StoreBackend::InMemory;
+        builder.window = Some(WindowStoreSpec {
+            retention_ms: duration_ms(retention),
+            window_size_ms: duration_ms(window_size),
+        });
+        builder.add_window_log_defaults();
+        builder
+    }
+
+    fn add_window_log_defaults(&mut self) {
+        if let Some(spec) = self.window {
+            self.log_config
+                .entry("cleanup.policy".to_owned())
+                .or_insert_with(|| "compact,delete".to_owned());
+            self.log_config
+                .entry("retention.ms".to_owned())
+                .or_insert_with(|| spec.retention_ms.saturating_add(DAY_MS).to_string());
+        }
+    }
+
+    /// The retention period of a window store, milliseconds; `None` for a
+    /// key-value store.
+    pub fn retention_ms(&self) -> Option<i64> {
+        self.window.map(|w| w.retention_ms)
+    }
+
+    /// The window size of a window store, milliseconds; `None` for a
+    /// key-value store.
+    pub fn window_size_ms(&self) -> Option<i64> {
+        self.window.map(|w| w.window_size_ms)
+    }
+
+    /// Whether this declares a window store.
+    pub fn is_window_store(&self) -> bool {
+        self.window.is_some()
+    }
+
+    /// Chooses the storage engine. Ignored by window stores, which live
+    /// in memory.
     pub fn with_backend(mut self, backend: StoreBackend) -> Self {
-        self.backend = backend;
+        if self.window.is_none() {
+            self.backend = backend;
+        }
         self
     }
 
@@ -125,6 +209,7 @@ impl StoreBuilder {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
+        self.add_window_log_defaults();
         self
     }
 
@@ -159,6 +244,21 @@ impl StoreBuilder {
     pub fn log_config(&self) -> &BTreeMap<String, String> {
         &self.log_config
     }
+}
+
+/// Milliseconds of one day.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// `d` in milliseconds, saturating at `i64::MAX`.
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The shape of a window store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WindowStoreSpec {
+    retention_ms: i64,
+    window_size_ms: i64,
 }
 
 /// The changelog topic of store `store` in application `application_id`.
@@ -237,6 +337,8 @@ pub(crate) struct StoreSlot {
     /// Whether the local store failed to open and was wiped (it must be
     /// restored from the start of its changelog).
     pub(crate) wiped: bool,
+    /// The window size of a window store.
+    window_size: Option<i64>,
     key_type: TypeInfo,
     value_type: TypeInfo,
     key_serde: ErasedSerdeDebug,
@@ -264,8 +366,18 @@ impl StoreSlot {
         state_dir: &Path,
         cache_max_bytes: usize,
     ) -> Result<Self> {
-        let backend = backend.unwrap_or(builder.backend);
-        let (base, wiped) = open_or_wipe(backend, state_dir, &builder.name)?;
+        let (backend, base, wiped) = match builder.window {
+            Some(spec) => {
+                let store = InMemoryWindowStore::new(builder.name.clone(), spec.retention_ms);
+                let base: Box<dyn KeyValueStore> = Box::new(WindowedKvStore::new(store));
+                (StoreBackend::InMemory, base, false)
+            }
+            None => {
+                let backend = backend.unwrap_or(builder.backend);
+                let (base, wiped) = open_or_wipe(backend, state_dir, &builder.name)?;
+                (backend, base, wiped)
+            }
+        };
         let persistent = backend.is_persistent();
         let (base, changelog) = if builder.logging {
             let buffer = ChangelogBuffer::default();
@@ -290,6 +402,7 @@ impl StoreSlot {
             listeners: Vec::new(),
             persistent,
             wiped,
+            window_size: builder.window.map(|w| w.window_size_ms),
             key_type: builder.key_type,
             value_type: builder.value_type,
             key_serde: ErasedSerdeDebug(builder.key_serde.clone()),
@@ -315,8 +428,8 @@ impl StoreSlot {
         }
     }
 
-    /// A typed view, if `K` and `V` are the store's types.
-    pub(crate) fn typed<K: 'static, V: 'static>(&mut self) -> Result<TypedKeyValueStore<'_, K, V>> {
+    /// The store's serdes, if `K` and `V` are the store's types.
+    fn serdes<K: 'static, V: 'static>(&self) -> Result<SerdePair<K, V>> {
         let mismatch = || StreamsError::StoreTypeMismatch {
             store: self.name.clone(),
             actual: format!("{}, {}", self.key_type.name, self.value_type.name),
@@ -336,12 +449,48 @@ impl StoreSlot {
             .0
             .downcast_ref::<Arc<dyn Serde<V>>>()
             .ok_or_else(mismatch)?;
+        Ok((key_serde.clone(), value_serde.clone()))
+    }
+
+    /// A typed view, if `K` and `V` are the store's types.
+    pub(crate) fn typed<K: 'static, V: 'static>(&mut self) -> Result<TypedKeyValueStore<'_, K, V>> {
+        if self.window_size.is_some() {
+            return Err(StreamsError::StoreKindMismatch {
+                store: self.name.clone(),
+                actual: "window",
+                requested: "key-value",
+            });
+        }
+        let (key_serde, value_serde) = self.serdes::<K, V>()?;
         Ok(TypedKeyValueStore {
             store: self.stack.as_dyn_mut(),
             name: &self.name,
             topic: &self.changelog_topic,
-            key_serde: key_serde.as_ref(),
-            value_serde: value_serde.as_ref(),
+            key_serde,
+            value_serde,
+        })
+    }
+
+    /// A typed window-store view, if this is a window store holding `K`
+    /// to `V`.
+    pub(crate) fn typed_window<K: 'static, V: 'static>(
+        &mut self,
+    ) -> Result<TypedWindowStore<'_, K, V>> {
+        let Some(window_size) = self.window_size else {
+            return Err(StreamsError::StoreKindMismatch {
+                store: self.name.clone(),
+                actual: "key-value",
+                requested: "window",
+            });
+        };
+        let (key_serde, value_serde) = self.serdes::<K, V>()?;
+        Ok(TypedWindowStore {
+            store: self.stack.as_dyn_mut(),
+            name: &self.name,
+            topic: &self.changelog_topic,
+            window_size,
+            key_serde,
+            value_serde,
         })
     }
 }
@@ -371,8 +520,8 @@ pub struct TypedKeyValueStore<'a, K, V> {
     store: &'a mut dyn KeyValueStore,
     name: &'a str,
     topic: &'a str,
-    key_serde: &'a dyn Serde<K>,
-    value_serde: &'a dyn Serde<V>,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
 }
 
 impl<K, V> fmt::Debug for TypedKeyValueStore<'_, K, V> {
@@ -458,8 +607,8 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         KeyValueIterator {
             inner,
             topic: self.topic,
-            key_serde: self.key_serde,
-            value_serde: self.value_serde,
+            key_serde: self.key_serde.as_ref(),
+            value_serde: self.value_serde.as_ref(),
             _types: PhantomData,
         }
     }
@@ -507,5 +656,233 @@ impl<K: 'static, V: 'static> Iterator for KeyValueIterator<'_, K, V> {
                 self.value_serde.deserialize(self.topic, &v)?,
             ))
         }))
+    }
+}
+
+/// A typed view over a task's window store, as Kafka's
+/// `WindowStore<K, V>`: values per key and window start, keys and values
+/// written with the store's serdes.
+///
+/// Obtained from [`crate::ProcessorContext::window_store`]; it borrows the
+/// context, so drop it before forwarding.
+pub struct TypedWindowStore<'a, K, V> {
+    store: &'a mut dyn KeyValueStore,
+    name: &'a str,
+    topic: &'a str,
+    window_size: i64,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> fmt::Debug for TypedWindowStore<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedWindowStore")
+            .field("name", &self.name)
+            .field("window_size", &self.window_size)
+            .field("key_type", &std::any::type_name::<K>())
+            .field("value_type", &std::any::type_name::<V>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
+    /// The store name.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// The size of the store's windows, milliseconds.
+    pub fn window_size_ms(&self) -> i64 {
+        self.window_size
+    }
+
+    fn key_bytes(&self, key: &K) -> Result<Bytes> {
+        Ok(self.key_serde.serialize(self.topic, key)?)
+    }
+
+    /// Sets the value of `key` in the window starting at `window_start`;
+    /// `None` removes it. A window past the store's retention is ignored.
+    pub fn put(&mut self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
+        let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
+        match value {
+            Some(value) => {
+                let value = self.value_serde.serialize(self.topic, value)?;
+                self.store.put(key, value)?;
+            }
+            None => {
+                self.store.delete(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
+        let bytes = self.store.get(&key)?;
+        Ok(self
+            .value_serde
+            .deserialize_nullable(self.topic, bytes.as_ref())?)
+    }
+
+    /// The windows of `key` with `time_from <= start <= time_to` (both
+    /// inclusive), by ascending start. Negative starts are never found:
+    /// window starts are non-negative.
+    pub fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        let key = self.key_bytes(key)?;
+        let time_from = time_from.max(0);
+        if time_to < time_from {
+            return Ok(Vec::new());
+        }
+        // Non-negative big-endian starts sort numerically, so this key's
+        // windows in range lie between these bounds; longer keys sharing
+        // the prefix may too, and are filtered out.
+        let from = encode_windowed_key(&key, time_from);
+        let mut to = encode_windowed_key(&key, time_to).to_vec();
+        to.push(0);
+        let mut out = Vec::new();
+        for item in self.store.range(&from, &to)? {
+            let (windowed, value) = item?;
+            match decode_windowed_key(&windowed) {
+                Some((k, start)) if k == key && (time_from..=time_to).contains(&start) => {
+                    out.push((start, self.value_serde.deserialize(self.topic, &value)?));
+                }
+                _ => {}
+            }
+        }
+        out.sort_by_key(|(start, _)| *start);
+        Ok(out)
+    }
+
+    /// Every window of every key with `time_from <= start <= time_to`, by
+    /// ascending window start, then key bytes.
+    pub fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<K>, V)>> {
+        let mut raw = self.raw_range(time_from, time_to)?;
+        raw.sort_by(|a, b| (a.0.window.start, &a.0.key).cmp(&(b.0.window.start, &b.0.key)));
+        raw.into_iter()
+            .map(|(windowed, value)| {
+                Ok((
+                    Windowed::new(
+                        self.key_serde.deserialize(self.topic, &windowed.key)?,
+                        windowed.window,
+                    ),
+                    self.value_serde.deserialize(self.topic, &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn raw_range(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<Bytes>, Bytes)>> {
+        let mut out = Vec::new();
+        for item in self.store.all()? {
+            let (key, value) = item?;
+            let Some((key, start)) = decode_windowed_key(&key) else {
+                continue;
+            };
+            if (time_from..=time_to).contains(&start) {
+                let end = start.saturating_add(self.window_size);
+                out.push((Windowed::new(key, Window::new(start, end)), value));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::serdes::Serdes;
+
+    fn window_builder() -> StoreBuilder {
+        StoreBuilder::window(
+            "w",
+            Serdes::string(),
+            Serdes::i64(),
+            Duration::from_millis(1_000),
+            Duration::from_millis(100),
+        )
+    }
+
+    fn open(builder: &StoreBuilder) -> StoreSlot {
+        StoreSlot::open(builder, "app", None, Path::new("unused"), 0).unwrap()
+    }
+
+    #[test]
+    fn window_store_is_changelogged_with_windowed_keys_and_restored() {
+        let builder = window_builder();
+        assert_eq!(builder.retention_ms(), Some(1_000));
+        assert_eq!(builder.log_config()["retention.ms"], "86401000");
+        let mut slot = open(&builder);
+        {
+            let mut store = slot.typed_window::<String, i64>().unwrap();
+            store.put(&"a".to_owned(), 100, Some(&1)).unwrap();
+            store.put(&"a".to_owned(), 0, Some(&2)).unwrap();
+            store.put(&"b".to_owned(), 100, Some(&3)).unwrap();
+            store.put(&"b".to_owned(), 100, None).unwrap();
+            assert_eq!(
+                store.fetch_range(&"a".to_owned(), 0, 200).unwrap(),
+                [(0, 2), (100, 1)]
+            );
+        }
+        let changelog = slot.changelog.as_ref().unwrap().take();
+        assert_eq!(changelog.len(), 4);
+        let mut expected_key = b"a".to_vec();
+        expected_key.extend_from_slice(&100i64.to_be_bytes());
+        expected_key.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(changelog[0].0.as_ref(), expected_key.as_slice());
+        assert_eq!(changelog[3].1, None);
+
+        // A fresh store restored from the changelog holds the same windows.
+        let mut restored = open(&builder);
+        restored.restore_target().write_batch(&changelog).unwrap();
+        restored.discard_changelog();
+        let store = restored.typed_window::<String, i64>().unwrap();
+        let all = store.fetch_all(0, i64::MAX).unwrap();
+        assert_eq!(
+            all,
+            [
+                (Windowed::new("a".to_owned(), Window::new(0, 100)), 2),
+                (Windowed::new("a".to_owned(), Window::new(100, 200)), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn fetch_range_skips_longer_keys_sharing_the_prefix() {
+        let mut slot = open(&window_builder());
+        let mut store = slot.typed_window::<String, i64>().unwrap();
+        // "a", then bytes that read as window start 3 and sequence 0.
+        let mut longer = "a".to_owned();
+        longer.push_str("\0\0\0\0\0\0\0\u{3}\0\0\0\0");
+        store.put(&longer, 0, Some(&9)).unwrap();
+        store.put(&"a".to_owned(), 5, Some(&1)).unwrap();
+        assert_eq!(store.fetch_range(&"a".to_owned(), 0, 10).unwrap(), [(5, 1)]);
+        assert_eq!(store.fetch_range(&longer, -5, 10).unwrap(), [(0, 9)]);
+        assert!(store
+            .fetch_range(&"a".to_owned(), 10, 0)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn kinds_are_checked() {
+        let mut slot = open(&window_builder());
+        assert!(matches!(
+            slot.typed::<String, i64>(),
+            Err(StreamsError::StoreKindMismatch { .. })
+        ));
+        assert!(matches!(
+            slot.typed_window::<String, String>(),
+            Err(StreamsError::StoreTypeMismatch { .. })
+        ));
+        let kv = StoreBuilder::key_value("kv", Serdes::string(), Serdes::i64())
+            .with_backend(StoreBackend::InMemory);
+        let mut slot = open(&kv);
+        assert!(matches!(
+            slot.typed_window::<String, i64>(),
+            Err(StreamsError::StoreKindMismatch { .. })
+        ));
     }
 }

@@ -17,7 +17,7 @@ use state_store::StoreBackend;
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::record::Headers;
-use crate::serdes::Serde;
+use crate::serdes::{Serde, Windowed};
 use crate::task::{RawRecord, Task, TaskOptions};
 use crate::topology::Topology;
 
@@ -513,6 +513,27 @@ impl TopologyTestDriver {
         })
     }
 
+    /// Typed access to window store `name` (declared with
+    /// [`crate::StoreBuilder::window`]). Writes go through the store's
+    /// cache and changelog like a processor's.
+    pub fn get_window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<DriverWindowStore<K, V>> {
+        let (task, store) = with_inner(&self.inner, |inner| {
+            let (task, store) = inner.find_store(name)?;
+            inner.tasks[task].with_store(store, |slot| slot.typed_window::<K, V>().map(|_| ()))?;
+            Ok((task, store))
+        })?;
+        Ok(DriverWindowStore {
+            inner: self.inner.clone(),
+            name: name.to_owned(),
+            task,
+            store,
+            _types: PhantomData,
+        })
+    }
+
     /// The stream time of the task reading `topic`: the largest timestamp
     /// it has seen; `None` before its first record.
     pub fn stream_time(&self, topic: &str) -> Result<Option<i64>> {
@@ -526,7 +547,9 @@ impl TopologyTestDriver {
         Ok(inner.tasks[*index].stream_time())
     }
 
-    /// Records skipped by the deserialization exception handler.
+    /// The `dropped-records` metric summed over tasks: records skipped by
+    /// the deserialization exception handler and records processors
+    /// dropped (late records of windowed aggregations, for one).
     pub fn dropped_records(&self) -> u64 {
         self.inner
             .borrow()
@@ -874,6 +897,67 @@ impl<K: 'static, V: 'static> DriverKeyValueStore<K, V> {
     /// An estimate of the number of entries.
     pub fn approximate_num_entries(&self) -> Result<u64> {
         self.with(|s| s.approximate_num_entries())
+    }
+}
+
+/// A window store of a [`TopologyTestDriver`], as Kafka's
+/// `getWindowStore`.
+pub struct DriverWindowStore<K, V> {
+    inner: Rc<RefCell<DriverInner>>,
+    name: String,
+    task: usize,
+    store: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> fmt::Debug for DriverWindowStore<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverWindowStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V: 'static> DriverWindowStore<K, V> {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut crate::store::TypedWindowStore<'_, K, V>) -> Result<R>,
+    ) -> Result<R> {
+        with_inner(&self.inner, |inner| {
+            inner.check_open()?;
+            let result = inner.tasks[self.task]
+                .with_store(self.store, |slot| f(&mut slot.typed_window()?))?;
+            inner.capture();
+            inner.run()?;
+            Ok(result)
+        })
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        self.with(|s| s.fetch(key, window_start))
+    }
+
+    /// The windows of `key` with `time_from <= start <= time_to`, by
+    /// ascending start.
+    pub fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        self.with(|s| s.fetch_range(key, time_from, time_to))
+    }
+
+    /// Every window with `time_from <= start <= time_to`, by ascending
+    /// start.
+    pub fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<K>, V)>> {
+        self.with(|s| s.fetch_all(time_from, time_to))
+    }
+
+    /// Sets the value of `key` in the window starting at `window_start`.
+    pub fn put(&self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
+        self.with(|s| s.put(key, window_start, value))
     }
 }
 

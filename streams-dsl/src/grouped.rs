@@ -9,6 +9,7 @@ use crate::builder::{store_builder, Handle};
 use crate::ktable::KTable;
 use crate::options::{Materialized, SerdeArc};
 use crate::processors::{AddFn, StreamAggregate};
+use crate::windows::{TimeWindowedKStream, TimeWindows};
 
 /// A stream grouped by key (Kafka's `KGroupedStream`): `count`, `reduce`
 /// and `aggregate` turn it into a [`KTable`].
@@ -111,6 +112,60 @@ where
         self.do_aggregate("KSTREAM-AGGREGATE-", "AGGREGATE", materialized, None, add)
     }
 
+    /// Windows the grouped stream by time (Kafka's
+    /// `windowedBy(TimeWindows)`): tumbling or hopping windows, aggregated
+    /// per key and window.
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream::new(self.clone_parts(), windows)
+    }
+
+    fn clone_parts(&self) -> Self {
+        Self {
+            builder: self.builder.clone(),
+            node: self.node.clone(),
+            repartition_required: self.repartition_required,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// The builder.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.builder
+    }
+
+    /// The key serde of the grouping, if known.
+    pub(crate) fn key_serde(&self) -> Option<&SerdeArc<K>> {
+        self.key_serde.as_ref()
+    }
+
+    /// The value serde of the grouping, if known.
+    pub(crate) fn value_serde(&self) -> Option<&SerdeArc<V>> {
+        self.value_serde.as_ref()
+    }
+
+    /// The node an aggregation `name` with store `store` reads from: the
+    /// grouped node, or the source of a repartition topic written from it.
+    pub(crate) fn aggregation_parent(&self, store: &str, name: &str) -> String {
+        let builder = &self.builder;
+        if !self.repartition_required {
+            return self.node.clone();
+        }
+        let base = self.name.clone().unwrap_or_else(|| store.to_owned());
+        match (&self.key_serde, &self.value_serde) {
+            (Some(ks), Some(vs)) => {
+                builder.add_repartition(&self.node, &base, ks.clone(), vs.clone(), true)
+            }
+            _ => {
+                builder.fail(format!(
+                    "aggregation '{name}' repartitions through '{base}-repartition' but the grouped stream's serdes are unknown; give them with Grouped::with"
+                ));
+                self.node.clone()
+            }
+        }
+    }
+
     fn do_aggregate<VA>(
         &self,
         store_prefix: &str,
@@ -128,22 +183,7 @@ where
             None => builder.store_name(store_prefix),
         };
         let name = builder.kstream_name(None, operation);
-        let parent = if self.repartition_required {
-            let base = self.name.clone().unwrap_or_else(|| store.clone());
-            match (&self.key_serde, &self.value_serde) {
-                (Some(ks), Some(vs)) => {
-                    builder.add_repartition(&self.node, &base, ks.clone(), vs.clone(), true)
-                }
-                _ => {
-                    builder.fail(format!(
-                        "aggregation '{name}' repartitions through '{base}-repartition' but the grouped stream's serdes are unknown; give them with Grouped::with"
-                    ));
-                    self.node.clone()
-                }
-            }
-        } else {
-            self.node.clone()
-        };
+        let parent = self.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde
             .clone()

@@ -23,6 +23,8 @@ pub struct KTable<K, V> {
     key_serde: Option<SerdeArc<K>>,
     value_serde: Option<SerdeArc<V>>,
     store: Option<String>,
+    /// The grace period of the windowed aggregation producing this table.
+    window_grace: Option<i64>,
 }
 
 impl<K, V> fmt::Debug for KTable<K, V> {
@@ -42,6 +44,7 @@ impl<K, V> Clone for KTable<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
             store: self.store.clone(),
+            window_grace: self.window_grace,
         }
     }
 }
@@ -64,7 +67,28 @@ where
             key_serde,
             value_serde,
             store,
+            window_grace: None,
         }
+    }
+
+    /// Marks the table as the output of a windowed aggregation with this
+    /// grace period.
+    pub(crate) fn with_window_grace(mut self, grace_ms: i64) -> Self {
+        self.window_grace = Some(grace_ms);
+        self
+    }
+
+    /// The grace period of the windowed aggregation producing this table.
+    pub(crate) fn window_grace(&self) -> Option<i64> {
+        self.window_grace
+    }
+
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.builder
+    }
+
+    pub(crate) fn serdes(&self) -> (Option<SerdeArc<K>>, Option<SerdeArc<V>>) {
+        (self.key_serde.clone(), self.value_serde.clone())
     }
 
     /// The name of the node that produces this table.

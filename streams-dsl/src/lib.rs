@@ -1,6 +1,7 @@
 //! The fluent DSL of the stream processor, in the manner of Kafka Streams'
 //! `StreamsBuilder`: [`KStream`], [`KTable`], [`KGroupedStream`] and
-//! [`KGroupedTable`], configured with [`Consumed`], [`Produced`],
+//! [`KGroupedTable`], windowed with [`TimeWindows`] into a
+//! [`TimeWindowedKStream`], configured with [`Consumed`], [`Produced`],
 //! [`Grouped`], [`Materialized`], [`Named`], [`Branched`] and
 //! [`Repartitioned`]. [`StreamsBuilder::build`] yields a
 //! [`streams_core::Topology`].
@@ -47,11 +48,19 @@ mod kstream;
 mod ktable;
 mod options;
 mod processors;
+mod suppress;
+mod windows;
 
 /// The guide, `docs/dsl.md`: its examples run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/dsl.md")]
 struct DslGuide;
+
+/// The windowing chapter, `docs/windowing.md`: its examples run as
+/// doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/windowing.md")]
+struct WindowingGuide;
 
 pub use builder::{DslMetrics, StreamsBuilder};
 pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde};
@@ -59,3 +68,5 @@ pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::{KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
+pub use suppress::{StrictBufferConfig, Suppressed};
+pub use windows::{TimeWindowedKStream, TimeWindows};

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use streams_core::{Serde, StoreBackend};
 
@@ -182,6 +183,7 @@ pub struct Materialized<K, V> {
     pub(crate) caching: bool,
     pub(crate) logging: bool,
     pub(crate) log_config: BTreeMap<String, String>,
+    pub(crate) retention: Option<Duration>,
 }
 
 impl<K, V> fmt::Debug for Materialized<K, V> {
@@ -194,6 +196,7 @@ impl<K, V> fmt::Debug for Materialized<K, V> {
             .field("caching", &self.caching)
             .field("logging", &self.logging)
             .field("log_config", &self.log_config)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -208,6 +211,7 @@ impl<K, V> Default for Materialized<K, V> {
             caching: true,
             logging: true,
             log_config: BTreeMap::new(),
+            retention: None,
         }
     }
 }
@@ -286,6 +290,20 @@ impl<K, V> Materialized<K, V> {
         self.logging = false;
         self.log_config.clear();
         self
+    }
+
+    /// How long a window store keeps a window after its start (Kafka's
+    /// `Materialized.withRetention`). Only windowed aggregations use it;
+    /// it must be at least the window size plus the grace period. The
+    /// default is one day, or size plus grace if that is larger.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// The retention of a window store, if given.
+    pub fn retention(&self) -> Option<Duration> {
+        self.retention
     }
 
     /// The store name, if given.

@@ -1,0 +1,536 @@
+//! The in-memory [`WindowStore`], with segment-wise retention, and
+//! [`WindowedKvStore`], which exposes a window store as a
+//! [`KeyValueStore`] over Kafka's windowed key layout so that the
+//! changelogging, caching and restoration layers apply to it unchanged.
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{Result, StoreError};
+use crate::store::{BatchWrite, KeyValueStore, KvIter};
+use crate::windowed::{WindowIter, WindowStore, WindowedKey, WindowedKvIter};
+
+/// The number of segments a retention period is split into by default.
+pub const DEFAULT_WINDOW_SEGMENTS: u32 = 3;
+
+/// Bytes after the record key in a windowed store key: an 8-byte window
+/// start and a 4-byte sequence number, both big-endian.
+pub const WINDOWED_KEY_SUFFIX_LEN: usize = 12;
+
+/// Encodes a windowed key in Kafka's `WindowKeySchema` layout:
+///
+/// ```text
+/// +-----------------+----------------------------+-----------------------+
+/// | key (n bytes)   | window start (i64, BE, 8)  | sequence (i32, BE, 4) |
+/// +-----------------+----------------------------+-----------------------+
+/// ```
+///
+/// The sequence number is always 0: duplicates are not retained. There is
+/// no version byte, so that the changelog stays byte-compatible with Kafka
+/// Streams' window-store changelogs.
+pub fn encode_windowed_key(key: &[u8], window_start: i64) -> Bytes {
+    let mut buf = BytesMut::with_capacity(key.len() + WINDOWED_KEY_SUFFIX_LEN);
+    buf.put_slice(key);
+    buf.put_i64(window_start);
+    buf.put_i32(0);
+    buf.freeze()
+}
+
+/// Decodes a key written by [`encode_windowed_key`]; `None` if it is too
+/// short to hold the window start and sequence number.
+pub fn decode_windowed_key(bytes: &[u8]) -> Option<(Bytes, i64)> {
+    let key_len = bytes.len().checked_sub(WINDOWED_KEY_SUFFIX_LEN)?;
+    let (key, suffix) = bytes.split_at(key_len);
+    let start: [u8; 8] = suffix.get(..8)?.try_into().ok()?;
+    Some((Bytes::copy_from_slice(key), i64::from_be_bytes(start)))
+}
+
+/// One segment: values by (key, window start).
+type Segment = BTreeMap<(Bytes, i64), Bytes>;
+
+/// Segments by id.
+type Segments = BTreeMap<i64, Segment>;
+
+/// A [`WindowStore`] held in memory, split into time segments.
+///
+/// The store's stream time is the largest window start put so far. A
+/// window start `s` lies in segment `s / segment_interval` (floor), with
+/// `segment_interval = max(1, retention / segments)`. Every segment below
+/// the one holding `stream_time - retention + 1` is expired: it is dropped
+/// whole as stream time advances, and a put into it is ignored. A window
+/// therefore lives at least `retention` after its start, and at most one
+/// segment interval longer.
+#[derive(Debug)]
+pub struct InMemoryWindowStore {
+    name: String,
+    retention: i64,
+    segment_interval: i64,
+    observed_stream_time: Option<i64>,
+    segments: Option<Segments>,
+}
+
+impl InMemoryWindowStore {
+    /// An empty store keeping windows for `retention_ms`, in
+    /// [`DEFAULT_WINDOW_SEGMENTS`] segments.
+    pub fn new(name: impl Into<String>, retention_ms: i64) -> Self {
+        Self::with_segments(name, retention_ms, DEFAULT_WINDOW_SEGMENTS)
+    }
+
+    /// An empty store keeping windows for `retention_ms` (at least 0),
+    /// split into `segments` (at least 1) segments.
+    pub fn with_segments(name: impl Into<String>, retention_ms: i64, segments: u32) -> Self {
+        let retention = retention_ms.max(0);
+        let segment_interval = (retention / i64::from(segments.max(1))).max(1);
+        Self {
+            name: name.into(),
+            retention,
+            segment_interval,
+            observed_stream_time: None,
+            segments: Some(BTreeMap::new()),
+        }
+    }
+
+    /// The retention period, milliseconds.
+    pub fn retention(&self) -> i64 {
+        self.retention
+    }
+
+    /// The length of a segment, milliseconds.
+    pub fn segment_interval(&self) -> i64 {
+        self.segment_interval
+    }
+
+    /// The largest window start put so far.
+    pub fn observed_stream_time(&self) -> Option<i64> {
+        self.observed_stream_time
+    }
+
+    /// The segment holding window start `time`.
+    pub fn segment_id(&self, time: i64) -> i64 {
+        time.div_euclid(self.segment_interval)
+    }
+
+    /// The lowest segment still live; `None` before the first put.
+    pub fn min_live_segment(&self) -> Option<i64> {
+        self.observed_stream_time
+            .map(|t| self.segment_id(t.saturating_sub(self.retention).saturating_add(1)))
+    }
+
+    /// The number of segments held.
+    pub fn segment_count(&self) -> usize {
+        self.segments.as_ref().map_or(0, BTreeMap::len)
+    }
+
+    fn segments(&self) -> Result<&Segments> {
+        self.segments
+            .as_ref()
+            .ok_or_else(|| StoreError::closed(&self.name))
+    }
+
+    fn entries_in(&self, time_from: i64, time_to: i64) -> Result<Vec<(WindowedKey, Bytes)>> {
+        let segments = self.segments()?;
+        if time_from > time_to {
+            return Ok(Vec::new());
+        }
+        let from = self.segment_id(time_from);
+        let to = self.segment_id(time_to);
+        let mut out: Vec<(WindowedKey, Bytes)> = segments
+            .range(from..=to)
+            .flat_map(|(_, segment)| segment.iter())
+            .filter(|((_, start), _)| (time_from..=time_to).contains(start))
+            .map(|((key, start), value)| {
+                (
+                    WindowedKey {
+                        key: key.clone(),
+                        window_start: *start,
+                    },
+                    value.clone(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+impl WindowStore for InMemoryWindowStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn put(&mut self, key: Bytes, value: Option<Bytes>, window_start: i64) -> Result<()> {
+        if self.segments.is_none() {
+            return Err(StoreError::closed(&self.name));
+        }
+        let observed = self
+            .observed_stream_time
+            .map_or(window_start, |t| t.max(window_start));
+        self.observed_stream_time = Some(observed);
+        let min_live = self.min_live_segment().unwrap_or(i64::MIN);
+        let segment_id = self.segment_id(window_start);
+        let Some(segments) = self.segments.as_mut() else {
+            return Err(StoreError::closed(&self.name));
+        };
+        // Drops every expired segment whole.
+        let live = segments.split_off(&min_live);
+        let expired = std::mem::replace(segments, live);
+        if !expired.is_empty() {
+            tracing::trace!(store = %self.name, segments = expired.len(), min_live_segment = min_live, "dropped expired window segments");
+        }
+        if segment_id < min_live {
+            tracing::debug!(store = %self.name, window_start, stream_time = observed, "skipping put into an expired window segment");
+            return Ok(());
+        }
+        match value {
+            Some(value) => {
+                segments
+                    .entry(segment_id)
+                    .or_default()
+                    .insert((key, window_start), value);
+            }
+            None => {
+                if let Some(segment) = segments.get_mut(&segment_id) {
+                    segment.remove(&(key, window_start));
+                    if segment.is_empty() {
+                        segments.remove(&segment_id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>> {
+        let segments = self.segments()?;
+        let segment_id = self.segment_id(window_start);
+        Ok(segments.get(&segment_id).and_then(|segment| {
+            segment
+                .get(&(Bytes::copy_from_slice(key), window_start))
+                .cloned()
+        }))
+    }
+
+    fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>> {
+        let segments = self.segments()?;
+        let mut out = Vec::new();
+        if time_from <= time_to {
+            let owned = Bytes::copy_from_slice(key);
+            let from = self.segment_id(time_from);
+            let to = self.segment_id(time_to);
+            for segment in segments.range(from..=to).map(|(_, s)| s) {
+                let range = segment.range((owned.clone(), time_from)..=(owned.clone(), time_to));
+                out.extend(range.map(|((_, start), value)| (*start, value.clone())));
+            }
+        }
+        Ok(Box::new(out.into_iter().map(Ok)))
+    }
+
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedKvIter<'_>> {
+        let out = self.entries_in(time_from, time_to)?;
+        Ok(Box::new(out.into_iter().map(Ok)))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.segments().map(|_| ())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.segments.take().is_some() {
+            tracing::debug!(store = %self.name, "closed in-memory window store");
+        }
+        Ok(())
+    }
+}
+
+/// A [`WindowStore`] seen as a [`KeyValueStore`] whose keys are windowed
+/// keys in the layout of [`encode_windowed_key`], ordered by those bytes.
+///
+/// Wrapping it in [`crate::ChangeLoggingStore`] gives a changelog with
+/// Kafka's window-store keys, and [`crate::restore`] into it replays one.
+/// A key too short to hold a window start is rejected with
+/// [`StoreError::InvalidWindowedKey`].
+#[derive(Debug)]
+pub struct WindowedKvStore<W> {
+    inner: W,
+}
+
+impl<W: WindowStore> WindowedKvStore<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self { inner }
+    }
+
+    /// The window store.
+    pub fn inner(&self) -> &W {
+        &self.inner
+    }
+
+    /// The window store, mutably.
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    fn decode(&self, key: &[u8]) -> Result<(Bytes, i64)> {
+        decode_windowed_key(key).ok_or_else(|| StoreError::InvalidWindowedKey {
+            store: self.inner.name().to_owned(),
+            len: key.len(),
+        })
+    }
+
+    fn encoded_all(&self) -> Result<Vec<(Bytes, Bytes)>> {
+        let mut out = Vec::new();
+        for item in self.inner.fetch_all(i64::MIN, i64::MAX)? {
+            let (wk, value) = item?;
+            out.push((encode_windowed_key(&wk.key, wk.window_start), value));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let (key, start) = self.decode(key)?;
+        self.inner.fetch(&key, start)
+    }
+
+    fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
+        let (key, start) = self.decode(&key)?;
+        self.inner.put(key, Some(value), start)
+    }
+
+    fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>> {
+        let (key, start) = self.decode(&key)?;
+        let old = self.inner.fetch(&key, start)?;
+        if old.is_some() {
+            self.inner.put(key, None, start)?;
+        }
+        Ok(old)
+    }
+
+    fn write_batch(&mut self, batch: &[BatchWrite]) -> Result<()> {
+        for (key, value) in batch {
+            let (key, start) = self.decode(key)?;
+            self.inner.put(key, value.clone(), start)?;
+        }
+        Ok(())
+    }
+
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
+        let entries = self.encoded_all()?;
+        Ok(Box::new(
+            entries
+                .into_iter()
+                .filter(move |(k, _)| k.as_ref() >= from && k.as_ref() < to)
+                .map(Ok)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        ))
+    }
+
+    fn all(&self) -> Result<KvIter<'_>> {
+        Ok(Box::new(self.encoded_all()?.into_iter().map(Ok)))
+    }
+
+    fn approximate_num_entries(&self) -> Result<u64> {
+        Ok(self.inner.fetch_all(i64::MIN, i64::MAX)?.count() as u64)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The brute-force model: every put kept, liveness decided at read time
+    /// from the same segment rule.
+    #[derive(Debug, Default)]
+    struct Model {
+        map: BTreeMap<(Bytes, i64), Bytes>,
+        observed: Option<i64>,
+    }
+
+    impl Model {
+        fn live(&self, retention: i64, interval: i64, start: i64) -> bool {
+            match self.observed {
+                None => true,
+                Some(t) => start.div_euclid(interval) >= (t - retention + 1).div_euclid(interval),
+            }
+        }
+
+        fn put(
+            &mut self,
+            retention: i64,
+            interval: i64,
+            key: Bytes,
+            value: Option<Bytes>,
+            start: i64,
+        ) {
+            self.observed = Some(self.observed.map_or(start, |t| t.max(start)));
+            if !self.live(retention, interval, start) {
+                return;
+            }
+            match value {
+                Some(v) => {
+                    self.map.insert((key, start), v);
+                }
+                None => {
+                    self.map.remove(&(key, start));
+                }
+            }
+        }
+
+        fn fetch_all(
+            &self,
+            retention: i64,
+            interval: i64,
+            from: i64,
+            to: i64,
+        ) -> Vec<(Bytes, i64, Bytes)> {
+            self.map
+                .iter()
+                .filter(|((_, s), _)| *s >= from && *s <= to && self.live(retention, interval, *s))
+                .map(|((k, s), v)| (k.clone(), *s, v.clone()))
+                .collect()
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u8, i64, Option<u8>),
+        FetchKey(u8, i64, i64),
+        FetchAll(i64, i64),
+        Get(u8, i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..4, 0i64..400, proptest::option::weighted(0.8, any::<u8>()))
+                .prop_map(|(k, s, v)| Op::Put(k, s, v)),
+            1 => (0u8..4, 0i64..400, 0i64..400).prop_map(|(k, a, b)| Op::FetchKey(k, a, b)),
+            1 => (0i64..400, 0i64..400).prop_map(|(a, b)| Op::FetchAll(a, b)),
+            1 => (0u8..4, 0i64..400).prop_map(|(k, s)| Op::Get(k, s)),
+        ]
+    }
+
+    fn key(k: u8) -> Bytes {
+        Bytes::from(vec![b'k'; usize::from(k)])
+    }
+
+    proptest! {
+        #[test]
+        fn matches_brute_force_model(
+            retention in 1i64..200,
+            segments in 1u32..5,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            let mut store = InMemoryWindowStore::with_segments("w", retention, segments);
+            let interval = store.segment_interval();
+            let mut model = Model::default();
+            for op in ops {
+                match op {
+                    Op::Put(k, s, v) => {
+                        let v = v.map(|b| Bytes::from(vec![b]));
+                        store.put(key(k), v.clone(), s).unwrap();
+                        model.put(retention, interval, key(k), v, s);
+                    }
+                    Op::FetchKey(k, a, b) => {
+                        let got: Vec<(i64, Bytes)> =
+                            store.fetch_key_range(&key(k), a, b).unwrap().map(Result::unwrap).collect();
+                        let want: Vec<(i64, Bytes)> = model
+                            .fetch_all(retention, interval, a, b)
+                            .into_iter()
+                            .filter(|(mk, _, _)| *mk == key(k))
+                            .map(|(_, s, v)| (s, v))
+                            .collect();
+                        prop_assert_eq!(got, want);
+                    }
+                    Op::FetchAll(a, b) => {
+                        let got: Vec<(Bytes, i64, Bytes)> = store
+                            .fetch_all(a, b)
+                            .unwrap()
+                            .map(Result::unwrap)
+                            .map(|(wk, v)| (wk.key, wk.window_start, v))
+                            .collect();
+                        prop_assert_eq!(got, model.fetch_all(retention, interval, a, b));
+                    }
+                    Op::Get(k, s) => {
+                        let want = model
+                            .fetch_all(retention, interval, s, s)
+                            .into_iter()
+                            .find(|(mk, _, _)| *mk == key(k))
+                            .map(|(_, _, v)| v);
+                        prop_assert_eq!(store.fetch(&key(k), s).unwrap(), want);
+                    }
+                }
+                // Expired segments are dropped whole: at most the live ones remain.
+                if let Some(min) = store.min_live_segment() {
+                    let max = store.segment_id(store.observed_stream_time().unwrap());
+                    prop_assert!(store.segment_count() as i64 <= max - min + 1);
+                }
+            }
+        }
+
+        #[test]
+        fn windowed_key_round_trips(k in proptest::collection::vec(any::<u8>(), 0..20), start in any::<i64>()) {
+            let encoded = encode_windowed_key(&k, start);
+            prop_assert_eq!(encoded.len(), k.len() + WINDOWED_KEY_SUFFIX_LEN);
+            prop_assert_eq!(decode_windowed_key(&encoded), Some((Bytes::from(k), start)));
+        }
+    }
+
+    #[test]
+    fn put_into_expired_segment_is_ignored() {
+        let mut store = InMemoryWindowStore::with_segments("w", 100, 2);
+        store
+            .put(Bytes::from("a"), Some(Bytes::from("1")), 0)
+            .unwrap();
+        store
+            .put(Bytes::from("a"), Some(Bytes::from("2")), 500)
+            .unwrap();
+        assert_eq!(store.fetch(b"a", 0).unwrap(), None);
+        store
+            .put(Bytes::from("a"), Some(Bytes::from("3")), 10)
+            .unwrap();
+        assert_eq!(store.fetch(b"a", 10).unwrap(), None);
+        assert_eq!(store.segment_count(), 1);
+    }
+
+    #[test]
+    fn kv_view_uses_windowed_key_layout() {
+        let mut kv = WindowedKvStore::new(InMemoryWindowStore::new("w", 1_000));
+        kv.put(encode_windowed_key(b"b", 5), Bytes::from("x"))
+            .unwrap();
+        kv.put(encode_windowed_key(b"a", 7), Bytes::from("y"))
+            .unwrap();
+        assert_eq!(kv.inner().fetch(b"b", 5).unwrap(), Some(Bytes::from("x")));
+        let all: Vec<_> = kv.all().unwrap().map(Result::unwrap).collect();
+        assert_eq!(all[0].0, encode_windowed_key(b"a", 7));
+        assert!(kv.put(Bytes::from("short"), Bytes::from("z")).is_err());
+        assert_eq!(
+            kv.delete(encode_windowed_key(b"a", 7)).unwrap(),
+            Some(Bytes::from("y"))
+        );
+        assert_eq!(kv.approximate_num_entries().unwrap(), 1);
+    }
+}

@@ -1,0 +1,492 @@
+//! Time windows: [`TimeWindows`] (tumbling and hopping) and
+//! [`TimeWindowedKStream`], the aggregations over them.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streams_core::{
+    Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
+};
+
+use crate::builder::DslMetrics;
+use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
+use crate::grouped::KGroupedStream;
+use crate::ktable::KTable;
+use crate::options::{Materialized, SerdeArc};
+use crate::processors::AddFn;
+
+/// Milliseconds of one day: the least default retention of a window store.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Fixed-size time windows aligned to the epoch (Kafka's `TimeWindows`):
+/// tumbling when the advance equals the size, hopping when it is smaller.
+///
+/// Windows are half-open, `[start, start + size)`. A record at `ts` belongs
+/// to every window whose start is a non-negative multiple of the advance
+/// with `start <= ts < start + size`. A window accepts records until stream
+/// time reaches its end plus the grace period.
+///
+/// ```
+/// use std::time::Duration;
+/// use streams_core::Window;
+/// use streams_dsl::TimeWindows;
+///
+/// let hopping = TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+///     .advance_by(Duration::from_millis(5));
+/// assert!(hopping.validate().is_ok());
+/// assert_eq!(
+///     hopping.windows_for(12),
+///     [Window::new(5, 15), Window::new(10, 20)]
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindows {
+    size_ms: i64,
+    advance_ms: i64,
+    grace_ms: i64,
+}
+
+impl TimeWindows {
+    /// Tumbling windows of `size`, closing as soon as stream time reaches
+    /// their end.
+    pub fn of_size_with_no_grace(size: Duration) -> Self {
+        Self::of_size_and_grace(size, Duration::ZERO)
+    }
+
+    /// Tumbling windows of `size` that accept out-of-order records until
+    /// stream time reaches their end plus `grace`.
+    pub fn of_size_and_grace(size: Duration, grace: Duration) -> Self {
+        let size_ms = millis(size);
+        Self {
+            size_ms,
+            advance_ms: size_ms,
+            grace_ms: millis(grace),
+        }
+    }
+
+    /// Hopping windows: a new window starts every `advance`, which must be
+    /// more than zero and at most the size (checked by
+    /// [`TimeWindows::validate`], and when the topology is built).
+    pub fn advance_by(mut self, advance: Duration) -> Self {
+        self.advance_ms = millis(advance);
+        self
+    }
+
+    /// The window size, milliseconds.
+    pub fn size_ms(&self) -> i64 {
+        self.size_ms
+    }
+
+    /// The advance, milliseconds.
+    pub fn advance_ms(&self) -> i64 {
+        self.advance_ms
+    }
+
+    /// The grace period, milliseconds.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace_ms
+    }
+
+    /// Checks that the size is more than zero and that
+    /// `0 < advance <= size`.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.size_ms <= 0 {
+            return Err(format!(
+                "window size must be more than zero, got {} ms",
+                self.size_ms
+            ));
+        }
+        if self.advance_ms <= 0 || self.advance_ms > self.size_ms {
+            return Err(format!(
+                "window advance must be more than zero and at most the size ({} ms), got {} ms",
+                self.size_ms, self.advance_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The windows a record at `timestamp` belongs to, by ascending start:
+    /// every `[s, s + size)` with `s` a multiple of the advance, `s >= 0`
+    /// and `s <= timestamp < s + size`. Empty for a negative timestamp or
+    /// invalid windows.
+    pub fn windows_for(&self, timestamp: i64) -> Vec<Window> {
+        let mut out = Vec::new();
+        if timestamp < 0 || self.validate().is_err() {
+            return out;
+        }
+        // The lowest start with start + size > timestamp, rounded up to a
+        // multiple of the advance.
+        let lowest = (timestamp - self.size_ms + 1).max(0);
+        let rem = lowest % self.advance_ms;
+        let mut start = if rem == 0 {
+            Some(lowest)
+        } else {
+            (lowest - rem).checked_add(self.advance_ms)
+        };
+        while let Some(s) = start.filter(|s| *s <= timestamp) {
+            out.push(Window::new(s, s.saturating_add(self.size_ms)));
+            start = s.checked_add(self.advance_ms);
+        }
+        out
+    }
+}
+
+/// A grouped stream windowed by [`TimeWindows`] (Kafka's
+/// `TimeWindowedKStream`): `count`, `reduce` and `aggregate` per key and
+/// window give a [`KTable`] keyed by [`Windowed`] keys.
+///
+/// Each record updates every window it falls into, in ascending window
+/// start, and each update goes downstream at once (the window store has no
+/// record cache, whatever the [`Materialized`] says). A window's aggregate
+/// has the largest timestamp of its records. A record is dropped for a
+/// window whose end plus grace is at or before stream time: logged at
+/// debug ("skipping record for expired window") and counted in
+/// [`crate::DslMetrics::dropped_records`] and the task's `dropped-records`
+/// ([`streams_core::TopologyTestDriver::dropped_records`]), once per
+/// window. Records with a null key or value, or a negative timestamp, are
+/// skipped and counted in the DSL metric.
+///
+/// The table's key serde is [`Serdes::time_windowed`] over the grouping's
+/// key serde, so `to_stream().to(..)` needs no serdes for the key.
+pub struct TimeWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: TimeWindows,
+}
+
+impl<K, V> fmt::Debug for TimeWindowedKStream<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeWindowedKStream")
+            .field("grouped", &self.grouped)
+            .field("windows", &self.windows)
+            .finish()
+    }
+}
+
+impl<K, V> TimeWindowedKStream<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    pub(crate) fn new(grouped: KGroupedStream<K, V>, windows: TimeWindows) -> Self {
+        Self { grouped, windows }
+    }
+
+    /// The windows.
+    pub fn windows(&self) -> TimeWindows {
+        self.windows
+    }
+
+    /// Counts the records per key and window (`KSTREAM-AGGREGATE`).
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        self.do_aggregate(
+            "KSTREAM-AGGREGATE-",
+            "AGGREGATE",
+            materialized,
+            Some(Arc::new(Serdes::i64())),
+            add,
+        )
+    }
+
+    /// Combines the values per key and window with
+    /// `reducer(aggregate, value)` (`KSTREAM-REDUCE`); a window's first
+    /// value is its initial aggregate.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, &V) -> V + Send + Sync + 'static,
+    {
+        let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
+            None => value.clone(),
+            Some(agg) => reducer(agg, value),
+        });
+        let value_serde = self.grouped.value_serde().cloned();
+        self.do_aggregate("KSTREAM-REDUCE-", "REDUCE", materialized, value_serde, add)
+    }
+
+    /// Folds the values per key and window with
+    /// `aggregator(key, value, aggregate)`, each window starting from
+    /// `initializer()` (`KSTREAM-AGGREGATE`). The store's value serde must
+    /// be given in `materialized`.
+    pub fn aggregate<VA, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        VA: Clone + Send + 'static,
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+    {
+        let add: AddFn<K, V, VA> = Arc::new(move |key, value, agg| {
+            aggregator(key, value, agg.unwrap_or_else(&initializer))
+        });
+        self.do_aggregate("KSTREAM-AGGREGATE-", "AGGREGATE", materialized, None, add)
+    }
+
+    fn do_aggregate<VA>(
+        &self,
+        store_prefix: &str,
+        operation: &str,
+        materialized: Materialized<K, VA>,
+        default_value_serde: Option<SerdeArc<VA>>,
+        add: AddFn<K, V, VA>,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        VA: Clone + Send + 'static,
+    {
+        let builder = self.grouped.handle().clone();
+        let windows = self.windows;
+        let store = match &materialized.name {
+            Some(name) => name.clone(),
+            None => builder.store_name(store_prefix),
+        };
+        let name = builder.kstream_name(None, operation);
+        if let Err(reason) = windows.validate() {
+            builder.fail(format!("windowed aggregation '{name}': {reason}"));
+            return KTable::new(builder.clone(), name, None, None, Some(store));
+        }
+        let min_retention = windows.size_ms.saturating_add(windows.grace_ms);
+        let retention = match materialized.retention {
+            Some(retention) => millis(retention),
+            None => min_retention.max(DAY_MS),
+        };
+        if retention < min_retention {
+            builder.fail(format!(
+                "store '{store}' of '{name}': retention {retention} ms is less than window size plus grace ({min_retention} ms)"
+            ));
+            return KTable::new(builder.clone(), name, None, None, Some(store));
+        }
+        let parent = self.grouped.aggregation_parent(&store, &name);
+        let key_serde = materialized
+            .key_serde
+            .clone()
+            .or_else(|| self.grouped.key_serde().cloned());
+        let value_serde = materialized.value_serde.clone().or(default_value_serde);
+        let (Some(ks), Some(vs)) = (key_serde, value_serde) else {
+            builder.fail(format!(
+                "store '{store}' of '{name}': no key or value serde; give them with Materialized::with"
+            ));
+            return KTable::new(builder.clone(), name, None, None, Some(store));
+        };
+        let metrics = builder.metrics();
+        let store_for = store.clone();
+        builder.add_processor(
+            &name,
+            move || {
+                WindowedAggregate::new(store_for.clone(), windows, add.clone(), metrics.clone())
+            },
+            &[&parent],
+        );
+        let mut store_builder = StoreBuilder::window(
+            &store,
+            ks.clone(),
+            ValueAndTimestampSerde::new(vs.clone()),
+            Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
+            Duration::from_millis(u64::try_from(windows.size_ms).unwrap_or(u64::MAX)),
+        )
+        .with_caching_disabled();
+        store_builder = if materialized.logging {
+            store_builder.with_logging_enabled(materialized.log_config.clone())
+        } else {
+            store_builder.with_logging_disabled()
+        };
+        builder.apply(|t| {
+            t.add_state_store(store_builder, &[&name])?;
+            Ok(())
+        });
+        let windowed_serde: SerdeArc<Windowed<K>> =
+            Arc::new(Serdes::time_windowed(ks, windows.size_ms));
+        KTable::new(
+            builder.clone(),
+            name,
+            Some(windowed_serde),
+            Some(vs),
+            Some(store),
+        )
+        .with_window_grace(windows.grace_ms)
+    }
+}
+
+/// Aggregates a grouped stream per key and time window (Kafka's
+/// `KStreamWindowAggregate`).
+pub(crate) struct WindowedAggregate<K, V, VA> {
+    store: String,
+    windows: TimeWindows,
+    add: AddFn<K, V, VA>,
+    metrics: DslMetrics,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V, VA> fmt::Debug for WindowedAggregate<K, V, VA> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowedAggregate")
+            .field("store", &self.store)
+            .field("windows", &self.windows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, VA> WindowedAggregate<K, V, VA> {
+    pub(crate) fn new(
+        store: String,
+        windows: TimeWindows,
+        add: AddFn<K, V, VA>,
+        metrics: DslMetrics,
+    ) -> Self {
+        Self {
+            store,
+            windows,
+            add,
+            metrics,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, VA> Processor<K, V, Windowed<K>, Change<VA>> for WindowedAggregate<K, V, VA>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+    VA: Clone + Send + 'static,
+{
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let (Some(key), Some(value)) = (&record.key, &record.value) else {
+            tracing::debug!(
+                processor = %ctx.node_name(),
+                null_key = record.key.is_none(),
+                null_value = record.value.is_none(),
+                timestamp = record.timestamp,
+                "skipping record with a null key or value: aggregations ignore them"
+            );
+            self.metrics.record_dropped();
+            return Ok(());
+        };
+        if record.timestamp < 0 {
+            tracing::debug!(processor = %ctx.node_name(), timestamp = record.timestamp, "skipping record with a negative timestamp: it belongs to no time window");
+            self.metrics.record_dropped();
+            return Ok(());
+        }
+        let stream_time = ctx
+            .stream_time()
+            .map_or(record.timestamp, |t| t.max(record.timestamp));
+        let close_time = stream_time.saturating_sub(self.windows.grace_ms);
+        for window in self.windows.windows_for(record.timestamp) {
+            if window.end <= close_time {
+                tracing::debug!(
+                    processor = %ctx.node_name(),
+                    window_start = window.start,
+                    window_end = window.end,
+                    expiration = window.end.saturating_add(self.windows.grace_ms),
+                    stream_time,
+                    timestamp = record.timestamp,
+                    "skipping record for expired window"
+                );
+                self.metrics.record_dropped();
+                ctx.record_dropped();
+                continue;
+            }
+            let (old, new, timestamp) = {
+                let mut store = ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?;
+                let old = store.fetch(key, window.start)?;
+                let timestamp = old
+                    .as_ref()
+                    .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+                let new = (self.add)(key, value, old.as_ref().map(|o| o.value.clone()));
+                store.put(
+                    key,
+                    window.start,
+                    Some(&ValueAndTimestamp::make(new.clone(), timestamp)),
+                )?;
+                (old.map(|o| o.value), new, timestamp)
+            };
+            ctx.forward(Record {
+                key: Some(Windowed::new(key.clone(), window)),
+                value: Some(Change {
+                    new: Some(new),
+                    old,
+                }),
+                timestamp,
+                headers: record.headers.clone(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Every window start from 0 to `ts`, checked one by one.
+    fn brute_force(size: i64, advance: i64, ts: i64) -> Vec<Window> {
+        (0..=ts)
+            .filter(|s| s % advance == 0 && *s <= ts && ts < s + size)
+            .map(|s| Window::new(s, s + size))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn windows_for_matches_brute_force(
+            size in 1u64..50,
+            advance_frac in 0.0f64..1.0,
+            ts in 0i64..500,
+        ) {
+            // 1 <= advance <= size.
+            let advance = 1 + ((size - 1) as f64 * advance_frac) as u64;
+            let windows = TimeWindows::of_size_with_no_grace(ms(size)).advance_by(ms(advance));
+            prop_assert!(windows.validate().is_ok());
+            prop_assert_eq!(
+                windows.windows_for(ts),
+                brute_force(size as i64, advance as i64, ts)
+            );
+        }
+    }
+
+    #[test]
+    fn tumbling_window_end_belongs_to_the_next_window() {
+        let windows = TimeWindows::of_size_with_no_grace(ms(10));
+        assert_eq!(windows.windows_for(9), [Window::new(0, 10)]);
+        assert_eq!(windows.windows_for(10), [Window::new(10, 20)]);
+        assert!(windows.windows_for(-1).is_empty());
+    }
+
+    #[test]
+    fn advance_is_validated() {
+        let size = TimeWindows::of_size_with_no_grace(ms(10));
+        assert!(size.advance_by(ms(0)).validate().is_err());
+        assert!(size.advance_by(ms(11)).validate().is_err());
+        assert!(size.advance_by(ms(10)).validate().is_ok());
+        assert!(TimeWindows::of_size_with_no_grace(ms(0))
+            .validate()
+            .is_err());
+        assert!(size.advance_by(ms(11)).windows_for(5).is_empty());
+    }
+
+    #[test]
+    fn large_timestamps_do_not_overflow() {
+        let windows = TimeWindows::of_size_with_no_grace(ms(10)).advance_by(ms(3));
+        let got = windows.windows_for(i64::MAX);
+        assert!(!got.is_empty());
+        assert!(got
+            .iter()
+            .all(|w| w.start > i64::MAX - 10 && w.end == i64::MAX));
+    }
+}
