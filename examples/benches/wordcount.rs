@@ -56,6 +56,7 @@ fn parse_backend(name: &str) -> anyhow::Result<StoreBackend> {
 
 fn main() -> anyhow::Result<()> {
     if let Ok(name) = std::env::var(CHILD_ENV) {
+        examples::init_tracing();
         let backend = parse_backend(&name)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -1,12 +1,13 @@
 //! The record cache layer (`cache.max.bytes.buffering`).
 
 use std::cmp::Ordering;
-use std::collections::btree_map;
-use std::collections::BTreeMap;
+use std::collections::btree_set;
+use std::collections::BTreeSet;
 use std::iter::Peekable;
 use std::ops::Bound;
 
 use bytes::Bytes;
+use hashlink::{LinkedHashMap, LinkedHashSet};
 
 use crate::error::Result;
 use crate::store::{empty_iter, KeyValueStore, KvIter};
@@ -32,9 +33,6 @@ pub struct CacheEntry {
 #[derive(Debug)]
 struct Slot {
     value: Option<Bytes>,
-    /// Position in the recency order; also the key's position in the dirty
-    /// order while it is dirty.
-    seq: u64,
     dirty: bool,
 }
 
@@ -44,16 +42,19 @@ fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
 
 /// The cache proper, apart from the inner store so that both can be
 /// borrowed at once.
+///
+/// An update of a cached key costs two hash lookups and two relinks: the
+/// entries are kept in a linked hash map in the order of their last write
+/// (least recent first, the eviction order) and the dirty keys in a linked
+/// hash set in the same order (the flush order). The sorted key set, for
+/// range scans, changes only when a key enters or leaves the cache.
 #[derive(Debug)]
 struct Cache {
     max_bytes: usize,
     bytes: usize,
-    entries: BTreeMap<Bytes, Slot>,
-    /// Every entry by recency of its last write, least recent first.
-    lru: BTreeMap<u64, Bytes>,
-    /// Dirty entries by their last write, oldest first: the flush order.
-    dirty: BTreeMap<u64, Bytes>,
-    next_seq: u64,
+    entries: LinkedHashMap<Bytes, Slot>,
+    dirty: LinkedHashSet<Bytes>,
+    sorted: BTreeSet<Bytes>,
     evictions: u64,
 }
 
@@ -87,36 +88,36 @@ fn emit(entry: CacheEntry, forward: &mut impl FnMut(CacheEntry)) {
 }
 
 impl Cache {
+    fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            bytes: 0,
+            entries: LinkedHashMap::new(),
+            dirty: LinkedHashSet::new(),
+            sorted: BTreeSet::new(),
+            evictions: 0,
+        }
+    }
+
     fn insert_dirty(&mut self, key: Bytes, value: Option<Bytes>) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.bytes += entry_size(&key, &value);
-        match self.entries.get_mut(&key) {
+        match self.entries.to_back(&key[..]) {
             Some(slot) => {
                 self.bytes -= entry_size(&key, &slot.value);
-                self.lru.remove(&slot.seq);
+                slot.value = value;
                 if slot.dirty {
-                    self.dirty.remove(&slot.seq);
+                    self.dirty.to_back(&key[..]);
+                } else {
+                    slot.dirty = true;
+                    self.dirty.insert(key);
                 }
-                *slot = Slot {
-                    value,
-                    seq,
-                    dirty: true,
-                };
             }
             None => {
-                self.entries.insert(
-                    key.clone(),
-                    Slot {
-                        value,
-                        seq,
-                        dirty: true,
-                    },
-                );
+                self.sorted.insert(key.clone());
+                self.dirty.insert(key.clone());
+                self.entries.insert(key, Slot { value, dirty: true });
             }
         }
-        self.lru.insert(seq, key.clone());
-        self.dirty.insert(seq, key);
     }
 
     fn write<S: KeyValueStore>(
@@ -138,24 +139,24 @@ impl Cache {
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
         while self.bytes > self.max_bytes {
-            let Some((&seq, key)) = self.lru.first_key_value() else {
+            let Some((key, slot)) = self.entries.front() else {
                 break;
             };
-            let key = key.clone();
-            let Some(slot) = self.entries.get(&key) else {
-                self.lru.remove(&seq);
-                continue;
-            };
+            // Written through before anything is removed, so that a failed
+            // write leaves the entry cached and dirty.
             let entry = if slot.dirty {
-                Some(write_through(inner, &key, &slot.value)?)
+                Some(write_through(inner, key, &slot.value)?)
             } else {
                 None
             };
-            self.lru.remove(&seq);
-            self.dirty.remove(&seq);
-            if let Some(slot) = self.entries.remove(&key) {
-                self.bytes -= entry_size(&key, &slot.value);
+            let Some((key, slot)) = self.entries.pop_front() else {
+                break;
+            };
+            if slot.dirty {
+                self.dirty.remove(&key[..]);
             }
+            self.sorted.remove(&key[..]);
+            self.bytes -= entry_size(&key, &slot.value);
             self.evictions += 1;
             if let Some(entry) = entry {
                 tracing::trace!(store = %inner.name(), key_len = key.len(), "evicted dirty cache entry");
@@ -173,20 +174,26 @@ impl Cache {
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
         let mut written = 0usize;
-        while let Some((&seq, key)) = self.dirty.first_key_value() {
-            let key = key.clone();
-            if let Some(slot) = self.entries.get_mut(&key) {
-                let entry = write_through(inner, &key, &slot.value)?;
+        while let Some(key) = self.dirty.front() {
+            if let Some(slot) = self.entries.get_mut(&key[..]) {
+                let entry = write_through(inner, key, &slot.value)?;
                 slot.dirty = false;
                 emit(entry, forward);
                 written += 1;
             }
-            self.dirty.remove(&seq);
+            self.dirty.pop_front();
         }
         if written > 0 {
             tracing::debug!(store = %inner.name(), written, "flushed record cache");
         }
         Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.dirty.clear();
+        self.sorted.clear();
+        self.bytes = 0;
     }
 }
 
@@ -225,15 +232,7 @@ impl<S: KeyValueStore> CachingStore<S> {
     pub fn new(inner: S, max_bytes: usize) -> Self {
         Self {
             inner,
-            cache: Cache {
-                max_bytes,
-                bytes: 0,
-                entries: BTreeMap::new(),
-                lru: BTreeMap::new(),
-                dirty: BTreeMap::new(),
-                next_seq: 0,
-                evictions: 0,
-            },
+            cache: Cache::new(max_bytes),
             forwarded: Vec::new(),
         }
     }
@@ -317,17 +316,26 @@ impl<S: KeyValueStore> CachingStore<S> {
     }
 }
 
-fn merged<'a>(cache: btree_map::Range<'a, Bytes, Slot>, inner: KvIter<'a>) -> KvIter<'a> {
+fn merged<'a>(
+    keys: btree_set::Range<'a, Bytes>,
+    entries: &'a LinkedHashMap<Bytes, Slot>,
+    inner: KvIter<'a>,
+) -> KvIter<'a> {
+    let cache: CachedRange<'a> =
+        Box::new(keys.filter_map(move |k| entries.get(&k[..]).map(|slot| (k, slot))));
     Box::new(Merge {
         cache: cache.peekable(),
         inner: inner.peekable(),
     })
 }
 
+/// The cached entries of a key range, in key order.
+type CachedRange<'a> = Box<dyn Iterator<Item = (&'a Bytes, &'a Slot)> + 'a>;
+
 /// Merges the cache's entries over the inner store's, in key order; a
 /// cached entry replaces the inner one and a cached tombstone hides it.
 struct Merge<'a> {
-    cache: Peekable<btree_map::Range<'a, Bytes, Slot>>,
+    cache: Peekable<CachedRange<'a>>,
     inner: Peekable<KvIter<'a>>,
 }
 
@@ -398,16 +406,20 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         if from >= to {
             return Ok(empty_iter());
         }
-        let cache = self
+        let keys = self
             .cache
-            .entries
+            .sorted
             .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));
-        Ok(merged(cache, inner))
+        Ok(merged(keys, &self.cache.entries, inner))
     }
 
     fn all(&self) -> Result<KvIter<'_>> {
         let inner = self.inner.all()?;
-        Ok(merged(self.cache.entries.range::<[u8], _>(..), inner))
+        Ok(merged(
+            self.cache.sorted.range::<[u8], _>(..),
+            &self.cache.entries,
+            inner,
+        ))
     }
 
     /// The inner store's count: cached entries not yet written are not
@@ -429,9 +441,7 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         let forwarded = &mut self.forwarded;
         self.cache
             .flush(&mut self.inner, &mut |e| forwarded.push(e))?;
-        self.cache.entries.clear();
-        self.cache.lru.clear();
-        self.cache.bytes = 0;
+        self.cache.clear();
         self.inner.close()
     }
 }

@@ -8,6 +8,8 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -116,7 +118,7 @@ pub(crate) struct TaskPlan {
     pub(crate) application_id: String,
     pub(crate) nodes: Vec<NodePlan>,
     /// Input topic to (source node, shared topic name).
-    pub(crate) sources: HashMap<String, (usize, Arc<str>)>,
+    pub(crate) sources: FxHashMap<String, (usize, Arc<str>)>,
 }
 
 /// The mutable state of a task, apart from its nodes.
@@ -371,7 +373,7 @@ impl Task {
 
         let mut plan_nodes = Vec::with_capacity(sub.nodes.len());
         let mut nodes = Vec::with_capacity(sub.nodes.len());
-        let mut sources = HashMap::new();
+        let mut sources = FxHashMap::default();
         for (local, &global) in sub.nodes.iter().enumerate() {
             let def = topology.node(global);
             let children = def

@@ -3,6 +3,8 @@
 //! and the warnings about generated names.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,12 +23,12 @@ pub(crate) struct Plan {
     pub(crate) subs: Vec<SubTopology>,
     /// Physical topic read by a source to (sub-topology id, topic name in
     /// the topology).
-    pub(crate) source_of: HashMap<String, (u32, Arc<str>)>,
+    pub(crate) source_of: FxHashMap<String, (u32, Arc<str>)>,
     /// Topic names of the topology that the runtime renames (repartition
     /// topics, prefixed with the application id).
-    pub(crate) physical: HashMap<String, String>,
+    pub(crate) physical: FxHashMap<String, String>,
     /// Changelog topics, by their physical names.
-    pub(crate) changelogs: HashSet<String>,
+    pub(crate) changelogs: FxHashSet<String>,
     /// `<state.dir>/<application.id>`.
     pub(crate) app_dir: PathBuf,
     /// The record cache of each cached store, in bytes.
@@ -245,7 +247,7 @@ pub(crate) async fn prepare(
     let repartition = repartition_topics(&topology);
     warn_generated_names(&topology, &subs, &repartition);
 
-    let mut physical = HashMap::new();
+    let mut physical = FxHashMap::default();
     for topic in &repartition {
         let name = if topic.starts_with(&format!("{app}-")) {
             topic.clone()
@@ -337,7 +339,7 @@ pub(crate) async fn prepare(
         let n = partitions.get(topic).copied().unwrap_or(1);
         ensure_internal(broker, NewTopic::new(plan_name(&physical, topic), n), n).await?;
     }
-    let mut changelogs = HashSet::new();
+    let mut changelogs = FxHashSet::default();
     for sub in &subs {
         let n = sub_partitions.get(&sub.id).copied().unwrap_or(1);
         for &store in &sub.stores {
@@ -360,7 +362,7 @@ pub(crate) async fn prepare(
         }
     }
 
-    let mut source_of = HashMap::new();
+    let mut source_of = FxHashMap::default();
     for sub in &subs {
         for topic in sub_sources(sub) {
             let name = plan_name(&physical, &topic).to_owned();
@@ -393,7 +395,7 @@ pub(crate) async fn prepare(
     })
 }
 
-fn plan_name<'a>(physical: &'a HashMap<String, String>, topic: &'a str) -> &'a str {
+fn plan_name<'a>(physical: &'a FxHashMap<String, String>, topic: &'a str) -> &'a str {
     physical.get(topic).map_or(topic, String::as_str)
 }
 

@@ -36,6 +36,7 @@ use broker_embedded::{
     ConsumerRebalanceListener, ConsumerRecord, IsolationLevel, OffsetAndMetadata, Producer,
     ProducerConfig, ProducerRecord, RebalanceContext, RecordMetadata, TopicPartition,
 };
+use rustc_hash::FxHashMap;
 use state_store::Checkpoint;
 
 use crate::error::{Result, StreamsError};
@@ -131,7 +132,7 @@ pub(crate) struct TaskEntry {
     /// Buffered input per partition.
     buffers: BTreeMap<TopicPartition, VecDeque<ConsumerRecord>>,
     /// The next offset to commit per input partition (processed + 1).
-    consumed: HashMap<TopicPartition, u64>,
+    consumed: FxHashMap<TopicPartition, u64>,
     /// The changelog offset each logged store reflects, by changelog
     /// partition.
     changelog_offsets: BTreeMap<TopicPartition, u64>,
@@ -143,15 +144,6 @@ impl TaskEntry {
     /// Whether the task has restored its stores and processes records.
     pub(crate) fn running(&self) -> bool {
         self.restoring.is_none()
-    }
-
-    /// The buffer whose next record has the lowest timestamp.
-    fn next_partition(&self) -> Option<TopicPartition> {
-        self.buffers
-            .iter()
-            .filter_map(|(tp, buf)| buf.front().map(|r| (r.timestamp, tp)))
-            .min_by_key(|(ts, _)| *ts)
-            .map(|(_, tp)| tp.clone())
     }
 }
 
@@ -424,7 +416,7 @@ impl Core {
             task,
             dir,
             buffers: tps.into_iter().map(|tp| (tp, VecDeque::new())).collect(),
-            consumed: HashMap::new(),
+            consumed: FxHashMap::default(),
             changelog_offsets: BTreeMap::new(),
             restoring: Some(restoring),
         })
@@ -465,27 +457,69 @@ impl Core {
             if !entry.running() {
                 continue;
             }
-            while let Some(tp) = entry.next_partition() {
-                let Some(record) = entry.buffers.get_mut(&tp).and_then(VecDeque::pop_front) else {
+            let TaskEntry {
+                task,
+                buffers,
+                consumed,
+                ..
+            } = entry;
+            loop {
+                // The partition whose next record has the lowest timestamp,
+                // and how far it may run before another partition's next
+                // record comes first (ties go to the first partition).
+                let mut next: Option<(i64, &TopicPartition)> = None;
+                for (tp, buffer) in buffers.iter() {
+                    if let Some(r) = buffer.front() {
+                        if next.is_none_or(|(ts, _)| r.timestamp < ts) {
+                            next = Some((r.timestamp, tp));
+                        }
+                    }
+                }
+                let Some((_, tp)) = next else {
+                    break;
+                };
+                let tp = tp.clone();
+                let bound = buffers
+                    .iter()
+                    .filter(|(other, _)| **other != tp)
+                    .filter_map(|(_, b)| b.front().map(|r| r.timestamp))
+                    .min();
+                let Some(buffer) = buffers.get_mut(&tp) else {
                     break;
                 };
                 let Some((_, logical)) = plan.source_of.get(&tp.topic) else {
+                    buffer.clear();
                     continue;
                 };
-                let offset = record.offset;
-                let raw = RawRecord {
-                    key: record.key,
-                    value: record.value,
-                    timestamp: record.timestamp,
-                    headers: to_headers(record.headers),
-                };
-                let task = &mut entry.task;
-                guarded(*id, || {
-                    task.process(logical, tp.partition, offset, raw)?;
-                    task.maybe_punctuate_stream_time().map(|_| ())
-                })?;
-                entry.consumed.insert(tp, offset + 1);
-                processed += 1;
+                let mut last = None;
+                let result = (|| -> Result<()> {
+                    while let Some(record) = buffer.front() {
+                        if bound.is_some_and(|b| record.timestamp > b) {
+                            break;
+                        }
+                        let Some(record) = buffer.pop_front() else {
+                            break;
+                        };
+                        let offset = record.offset;
+                        let raw = RawRecord {
+                            key: record.key,
+                            value: record.value,
+                            timestamp: record.timestamp,
+                            headers: to_headers(record.headers),
+                        };
+                        guarded(*id, || {
+                            task.process(logical, tp.partition, offset, raw)?;
+                            task.maybe_punctuate_stream_time().map(|_| ())
+                        })?;
+                        last = Some(offset);
+                        processed += 1;
+                    }
+                    Ok(())
+                })();
+                if let Some(offset) = last {
+                    consumed.insert(tp, offset + 1);
+                }
+                result?;
             }
         }
         Ok(processed)
@@ -518,11 +552,24 @@ impl Core {
                 continue;
             }
             let mut records = Vec::with_capacity(output.len());
+            // Outputs come in runs of one topic: its physical name and
+            // partition rule are looked up once per run.
+            let mut last: Option<(Arc<str>, String, Option<u32>)> = None;
             for (topic, raw) in output {
-                let name = plan.physical(&topic);
-                let partition = plan.changelogs.contains(name).then_some(id.partition);
+                let same = last
+                    .as_ref()
+                    .is_some_and(|(t, _, _)| Arc::ptr_eq(t, &topic) || **t == *topic);
+                if !same {
+                    let name = plan.physical(&topic).to_owned();
+                    let partition = plan.changelogs.contains(&name).then_some(id.partition);
+                    last = Some((topic, name, partition));
+                }
+                let Some((_, name, partition)) = &last else {
+                    continue;
+                };
+                let partition = *partition;
                 records.push(ProducerRecord {
-                    topic: name.to_owned(),
+                    topic: name.clone(),
                     partition,
                     key: raw.key,
                     value: raw.value,
@@ -548,8 +595,19 @@ impl Core {
             let Some(entry) = self.tasks.get_mut(&id) else {
                 continue;
             };
+            // Whether the topic of the previous record is a changelog: sent
+            // records come in runs of one topic.
+            let mut last: Option<(Arc<str>, bool)> = None;
             for md in metadata {
-                if self.plan.changelogs.contains(&*md.topic) {
+                let changelog = match &last {
+                    Some((topic, changelog)) if Arc::ptr_eq(topic, &md.topic) => *changelog,
+                    _ => {
+                        let changelog = self.plan.changelogs.contains(&*md.topic);
+                        last = Some((md.topic.clone(), changelog));
+                        changelog
+                    }
+                };
+                if changelog {
                     let tp = TopicPartition::new(md.topic.to_string(), md.partition);
                     let next = entry.changelog_offsets.entry(tp).or_insert(0);
                     *next = (*next).max(md.offset + 1);
