@@ -59,10 +59,11 @@ pub type InMemorySessionStore = KvSessionStore<InMemoryStore>;
 /// Sessions are stored under their changelog key ([`encode_session_key`])
 /// with a time index by session end (the layout is drawn in
 /// `docs/format.md`). The store's stream time is the largest session end
-/// put so far, kept in the backend. A session expires once its end is at
-/// or before `stream_time - retention`: it is deleted as stream time
-/// advances, and a put of an expired session is ignored (as Kafka's
-/// session stores do). Session bounds are expected to be non-negative:
+/// put so far, kept in the backend. A session expires once its end is
+/// before `stream_time - retention`: it is deleted as stream time advances,
+/// and a put of an expired session is ignored. (A session aggregation
+/// with retention `gap + grace` thus keeps every session that is still
+/// open, `end >= stream_time - gap - grace`.) Session bounds are expected to be non-negative:
 /// range fetches rely on big-endian order.
 ///
 /// ```
@@ -90,7 +91,7 @@ impl InMemorySessionStore {
     /// their end.
     pub fn in_memory(name: impl Into<String>, retention_ms: i64) -> Self {
         Self {
-            data: TimeIndexed::new_empty(InMemoryStore::new(name), retention_ms),
+            data: TimeIndexed::new_empty(InMemoryStore::new(name), retention_ms, true),
         }
     }
 }
@@ -101,7 +102,7 @@ impl<S: KeyValueStore> KvSessionStore<S> {
     /// [`StoreError::CorruptEntry`].
     pub fn new(backend: S, retention_ms: i64) -> Result<Self> {
         Ok(Self {
-            data: TimeIndexed::open(backend, retention_ms)?,
+            data: TimeIndexed::open(backend, retention_ms, true)?,
         })
     }
 
@@ -322,14 +323,14 @@ mod tests {
     #[test]
     fn expired_sessions_are_dropped_and_not_put() {
         let mut store = InMemorySessionStore::in_memory("s", 100);
-        SessionStore::put(&mut store, session("a", 0, 10), Bytes::from("1")).unwrap();
+        SessionStore::put(&mut store, session("a", 0, 9), Bytes::from("1")).unwrap();
         SessionStore::put(&mut store, session("a", 60, 110), Bytes::from("2")).unwrap();
-        // Stream time 110, retention 100: ends <= 10 have expired.
+        // Stream time 110, retention 100: ends before 10 have expired.
         assert_eq!(found(&store, "a", 0, 1_000), [(60, 110)]);
-        SessionStore::put(&mut store, session("b", 5, 10), Bytes::from("3")).unwrap();
+        SessionStore::put(&mut store, session("b", 5, 9), Bytes::from("3")).unwrap();
         assert_eq!(found(&store, "b", 0, 1_000), []);
-        SessionStore::put(&mut store, session("b", 5, 11), Bytes::from("4")).unwrap();
-        assert_eq!(found(&store, "b", 0, 1_000), [(5, 11)]);
+        SessionStore::put(&mut store, session("b", 5, 10), Bytes::from("4")).unwrap();
+        assert_eq!(found(&store, "b", 0, 1_000), [(5, 10)]);
         assert_eq!(store.approximate_num_entries().unwrap(), 2);
     }
 
@@ -397,8 +398,8 @@ mod tests {
         assert!(!wiped);
         assert_eq!(store.observed_stream_time(), Some(40));
         assert_eq!(found(&store, "a", 0, 100), [(0, 10), (30, 40)]);
-        // Stream time 120 expires the session ending at 10 on disk too.
-        SessionStore::put(&mut store, session("b", 120, 120), Bytes::from("3")).unwrap();
+        // Stream time 121 expires the session ending at 10 on disk too.
+        SessionStore::put(&mut store, session("b", 121, 121), Bytes::from("3")).unwrap();
         assert_eq!(found(&store, "a", 0, 100), [(30, 40)]);
         SessionStore::close(&mut store).unwrap();
     }
@@ -449,9 +450,9 @@ mod tests {
                     Op::Put(k, s, e, v) => {
                         SessionStore::put(&mut store, SessionKey { key: key(k), start: s, end: e }, Bytes::from(vec![v])).unwrap();
                         observed = Some(observed.map_or(e, |t| t.max(e)));
-                        let cutoff = observed.unwrap_or(i64::MIN) - retention;
-                        model.retain(|(_, _, end), _| *end > cutoff);
-                        if e > cutoff {
+                        let bound = observed.unwrap_or(i64::MIN) - retention;
+                        model.retain(|(_, _, end), _| *end >= bound);
+                        if e >= bound {
                             model.insert((key(k), s, e), Bytes::from(vec![v]));
                         }
                     }

@@ -18,8 +18,10 @@
 //! The time of an entry is its window start (window stores) or its session
 //! end (session stores). Flipping the sign bit makes the index sort by
 //! time for negative times too. An entry expires once its time is at or
-//! before `stream_time - retention`: expired entries are deleted as stream
-//! time advances, and a put of an expired entry is ignored.
+//! before `stream_time - retention` (window stores), or before it (session
+//! stores, whose sessions stay open up to that bound): expired entries are
+//! deleted as stream time advances, and a put of an expired entry is
+//! ignored.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -67,12 +69,14 @@ fn key_of_index(index: &[u8]) -> Option<Bytes> {
 pub(crate) struct TimeIndexed<S> {
     backend: S,
     retention: i64,
+    /// Whether an entry exactly at `stream_time - retention` is kept.
+    keep_boundary: bool,
     observed: Option<i64>,
 }
 
 impl<S: KeyValueStore> TimeIndexed<S> {
     /// Opens the layout in `backend`, reading its stream time.
-    pub(crate) fn open(backend: S, retention: i64) -> Result<Self> {
+    pub(crate) fn open(backend: S, retention: i64, keep_boundary: bool) -> Result<Self> {
         let observed = match backend.get(META_KEY)? {
             None => None,
             Some(meta) => Some(decode_meta(backend.name(), &meta)?),
@@ -80,15 +84,17 @@ impl<S: KeyValueStore> TimeIndexed<S> {
         Ok(Self {
             backend,
             retention: retention.max(0),
+            keep_boundary,
             observed,
         })
     }
 
     /// The layout in a backend known to be empty.
-    pub(crate) fn new_empty(backend: S, retention: i64) -> Self {
+    pub(crate) fn new_empty(backend: S, retention: i64, keep_boundary: bool) -> Self {
         Self {
             backend,
             retention: retention.max(0),
+            keep_boundary,
             observed: None,
         }
     }
@@ -113,10 +119,19 @@ impl<S: KeyValueStore> TimeIndexed<S> {
         self.observed
     }
 
+    /// The largest expired time at stream time `observed`.
+    fn cutoff(&self, observed: i64) -> i64 {
+        let bound = observed.saturating_sub(self.retention);
+        if self.keep_boundary {
+            bound.saturating_sub(1)
+        } else {
+            bound
+        }
+    }
+
     /// Whether an entry of time `time` has expired.
     pub(crate) fn is_expired(&self, time: i64) -> bool {
-        self.observed
-            .is_some_and(|t| time <= t.saturating_sub(self.retention))
+        self.observed.is_some_and(|t| time <= self.cutoff(t))
     }
 
     /// Advances stream time to `time` (if later) and deletes the entries
@@ -133,7 +148,7 @@ impl<S: KeyValueStore> TimeIndexed<S> {
             .put(Bytes::from_static(META_KEY), Bytes::copy_from_slice(&meta))?;
         // Entries with time <= cutoff have expired: the index keys below the
         // first possible key of time cutoff + 1.
-        let cutoff = time.saturating_sub(self.retention);
+        let cutoff = self.cutoff(time);
         let Some(bound) = cutoff.checked_add(1) else {
             return Ok(());
         };
@@ -268,7 +283,7 @@ mod tests {
 
     #[test]
     fn expiry_drops_data_and_index() {
-        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10).unwrap();
+        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, false).unwrap();
         t.advance(0).unwrap();
         t.put(b"a", 0, Bytes::from("1")).unwrap();
         t.put(b"b", 6, Bytes::from("2")).unwrap();
@@ -281,12 +296,24 @@ mod tests {
     }
 
     #[test]
+    fn keeping_the_boundary_keeps_one_more_millisecond() {
+        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, true).unwrap();
+        t.put(b"a", 4, Bytes::from("1")).unwrap();
+        t.put(b"b", 5, Bytes::from("2")).unwrap();
+        t.advance(15).unwrap();
+        assert_eq!(t.get(b"a").unwrap(), None);
+        assert_eq!(t.get(b"b").unwrap(), Some(Bytes::from("2")));
+        assert!(t.is_expired(4));
+        assert!(!t.is_expired(5));
+    }
+
+    #[test]
     fn bad_meta_is_a_typed_error() {
         let mut backend = InMemoryStore::new("t");
         backend
             .put(Bytes::from_static(META_KEY), Bytes::from_static(&[9, 0]))
             .unwrap();
-        let err = TimeIndexed::open(backend, 10).unwrap_err();
+        let err = TimeIndexed::open(backend, 10, false).unwrap_err();
         assert!(matches!(err, StoreError::CorruptEntry { .. }));
         assert!(err.requires_restore());
         let mut backend = InMemoryStore::new("t");
@@ -294,16 +321,16 @@ mod tests {
             .put(Bytes::from_static(META_KEY), Bytes::from_static(&[1, 0]))
             .unwrap();
         assert!(matches!(
-            TimeIndexed::open(backend, 10),
+            TimeIndexed::open(backend, 10, false),
             Err(StoreError::CorruptEntry { .. })
         ));
     }
 
     #[test]
     fn stream_time_survives_reopen() {
-        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10).unwrap();
+        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, false).unwrap();
         t.advance(42).unwrap();
-        let t = TimeIndexed::open(t.backend, 10).unwrap();
+        let t = TimeIndexed::open(t.backend, 10, false).unwrap();
         assert_eq!(t.observed(), Some(42));
     }
 }
