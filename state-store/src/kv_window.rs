@@ -19,7 +19,7 @@ use crate::windowed::{WindowIter, WindowStore, WindowedKey, WindowedKvIter};
 ///
 /// Windows are stored under their changelog key
 /// ([`encode_windowed_key`]) with a time index by window start (the layout
-/// is drawn in `docs/format.md`). The store's stream time is the largest
+/// is drawn in `docs/state-stores.md`). The store's stream time is the largest
 /// window start put so far, kept in the backend. A window expires once its
 /// start is at or before `stream_time - retention`: it is deleted as
 /// stream time advances, and a put into it is ignored. (The in-memory

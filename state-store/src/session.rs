@@ -58,7 +58,7 @@ pub type InMemorySessionStore = KvSessionStore<InMemoryStore>;
 ///
 /// Sessions are stored under their changelog key ([`encode_session_key`])
 /// with a time index by session end (the layout is drawn in
-/// `docs/format.md`). The store's stream time is the largest session end
+/// `docs/state-stores.md`). The store's stream time is the largest session end
 /// put so far, kept in the backend. A session expires once its end is
 /// before `stream_time - retention`: it is deleted as stream time advances,
 /// and a put of an expired session is ignored. (A session aggregation

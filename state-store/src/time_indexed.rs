@@ -327,6 +327,27 @@ mod tests {
     }
 
     #[test]
+    fn backend_layout_is_pinned() {
+        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, false).unwrap();
+        t.advance(-2).unwrap();
+        t.put(b"k", 7, Bytes::from("v")).unwrap();
+        let raw: Vec<(Bytes, Bytes)> = t.backend.all().unwrap().map(Result::unwrap).collect();
+        let mut index = vec![0x02, 0x80, 0, 0, 0, 0, 0, 0, 7];
+        index.push(b'k');
+        assert_eq!(
+            raw,
+            [
+                (
+                    Bytes::from_static(&[0x00]),
+                    Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])
+                ),
+                (Bytes::from_static(&[0x01, b'k']), Bytes::from("v")),
+                (Bytes::from(index), Bytes::new()),
+            ]
+        );
+    }
+
+    #[test]
     fn stream_time_survives_reopen() {
         let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, false).unwrap();
         t.advance(42).unwrap();
