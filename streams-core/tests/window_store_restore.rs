@@ -10,8 +10,8 @@ use broker_embedded::{
     AutoOffsetReset, Broker, Consumer, ConsumerConfig, NewTopic, Producer, ProducerRecord,
 };
 use streams_core::{
-    Processor, ProcessorContext, Record, Result, Serdes, StoreBackend, StoreBuilder, StreamsApp,
-    StreamsConfig, Topology, Window, Windowed,
+    ProcessingGuarantee, Processor, ProcessorContext, Record, Result, Serdes, StoreBackend,
+    StoreBuilder, StreamsApp, StreamsConfig, Topology, Window, Windowed,
 };
 use tokio::time::Instant;
 
@@ -104,7 +104,7 @@ fn topology(backend: StoreBackend) -> Topology {
     topology
 }
 
-fn session_topology() -> Topology {
+fn session_topology(backend: StoreBackend) -> Topology {
     let mut topology = Topology::new();
     topology
         .add_source("in", Serdes::string(), Serdes::string(), &[INPUT])
@@ -117,7 +117,8 @@ fn session_topology() -> Topology {
                 Serdes::string(),
                 Serdes::i64(),
                 Duration::from_secs(3600),
-            ),
+            )
+            .with_backend(backend),
             &["count"],
         )
         .unwrap()
@@ -222,7 +223,7 @@ async fn session_store_is_restored_from_its_changelog() {
         .collect();
 
     let mut app = StreamsApp::new(
-        session_topology(),
+        session_topology(StoreBackend::InMemory),
         config("sessions-restart", dir.path()),
         broker.clone(),
     );
@@ -234,7 +235,7 @@ async fn session_store_is_restored_from_its_changelog() {
     // The second run extends the sessions of the first: their counts go on
     // from the restored sessions.
     let mut app = StreamsApp::new(
-        session_topology(),
+        session_topology(StoreBackend::InMemory),
         config("sessions-restart", dir.path()),
         broker.clone(),
     );
@@ -339,4 +340,64 @@ async fn window_store_is_restored_from_its_changelog() {
         "the window store was not restored"
     );
     app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_session_store_killed_under_exactly_once_is_restored_without_double_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, mut consumer) = setup().await;
+    let mut latest = HashMap::new();
+    let all: Vec<(String, i64)> = (0..300)
+        .map(|i| (format!("k{}", i % 3), i + (i / 100) * 50))
+        .collect();
+    // The killed instance never leaves its group: short session and
+    // transaction timeouts let the next one take over quickly.
+    let config = || {
+        let mut config = config("sessions-eos", dir.path())
+            .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2);
+        for (key, value) in [
+            ("consumer.session.timeout.ms", "2000"),
+            ("consumer.heartbeat.interval.ms", "300"),
+            ("producer.transaction.timeout.ms", "4000"),
+        ] {
+            config.set(key, value).unwrap();
+        }
+        config
+    };
+
+    let mut first = StreamsApp::new(
+        session_topology(StoreBackend::Sled),
+        config(),
+        broker.clone(),
+    );
+    first.start().await.unwrap();
+    produce(&broker, &all[..150]).await;
+    // Some output is read, then the instance dies: no commit, no close.
+    let deadline = Instant::now() + DEADLINE;
+    while latest.is_empty() {
+        assert!(Instant::now() < deadline, "no output was produced");
+        for record in consumer.poll(Duration::from_millis(50)).await.unwrap() {
+            if let (Some(key), Some(value)) = (record.key, record.value) {
+                let value: [u8; 8] = value.as_ref().try_into().unwrap();
+                latest.insert(
+                    String::from_utf8(key.to_vec()).unwrap(),
+                    i64::from_be_bytes(value),
+                );
+            }
+        }
+    }
+    first.kill_for_tests().await;
+
+    // The next instance finds the store without a checkpoint, wipes it and
+    // restores the committed sessions, which the second half extends: the
+    // last session counts are exact, not counted twice.
+    let mut second = StreamsApp::new(
+        session_topology(StoreBackend::Sled),
+        config(),
+        broker.clone(),
+    );
+    second.start().await.unwrap();
+    produce(&broker, &all[150..]).await;
+    wait_for(&mut consumer, &mut latest, &expected_sessions(&all)).await;
+    second.close().await.unwrap();
 }

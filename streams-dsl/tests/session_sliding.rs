@@ -375,6 +375,44 @@ fn out_of_order_sliding_records_within_grace_update_every_window_they_fall_in() 
 }
 
 #[test]
+fn a_sled_sliding_store_gives_the_same_output_as_an_in_memory_one() -> Result<()> {
+    let run = |backend: StoreBackend| -> Result<Vec<Row>> {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(ms(10), ms(5)))
+            .count(Materialized::as_("sliding").with_backend(backend))
+            .to_stream()
+            .to(
+                "out",
+                Produced::with(Serdes::time_windowed(Serdes::string(), 10), Serdes::i64()),
+            );
+        let config = TestDriverConfig::new().with_declared_store_backends();
+        let driver = TopologyTestDriver::with_config(builder.build()?, config)?;
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (k, t) in [
+            ("a", 3),
+            ("a", 12),
+            ("b", 12),
+            ("a", 9),
+            ("a", 30),
+            ("a", 26),
+            ("b", 1),
+        ] {
+            input.pipe_input_with_timestamp(s(k), s("x"), t)?;
+        }
+        let rows = read(&sliding_output(&driver, 10))?;
+        driver.close()?;
+        Ok(rows)
+    };
+    let in_memory = run(StoreBackend::InMemory)?;
+    assert!(!in_memory.is_empty());
+    assert_eq!(run(StoreBackend::Sled)?, in_memory);
+    Ok(())
+}
+
+#[test]
 fn windowed_stores_follow_the_materialized_backend() -> Result<()> {
     let builder = StreamsBuilder::new();
     builder
