@@ -99,6 +99,33 @@ pub enum StoreError {
         len: usize,
     },
 
+    /// A key given to a session store's key-value view is too short to hold
+    /// a session end and start (16 bytes).
+    #[error(
+        "session store '{store}': key of {len} bytes is not a session key \
+         (record key + 8-byte session end + 8-byte session start)"
+    )]
+    InvalidSessionKey {
+        /// The store name.
+        store: String,
+        /// The length of the rejected key.
+        len: usize,
+    },
+
+    /// A window or session store read an internal record it cannot decode
+    /// (an unknown format version, a truncated entry). Its local data
+    /// cannot be trusted: wipe it and restore it from its changelog.
+    #[error(
+        "state store '{store}': {reason}; wipe it (state_store::wipe) and restore it \
+         from its changelog"
+    )]
+    CorruptEntry {
+        /// The store name.
+        store: String,
+        /// What could not be decoded.
+        reason: String,
+    },
+
     /// A store name that cannot be used as a directory name.
     #[error("invalid state store name {name:?}: {reason}")]
     InvalidName {
@@ -170,9 +197,13 @@ pub enum StoreError {
 
 impl StoreError {
     /// True when the store's local data must be wiped and restored from the
-    /// changelog: [`StoreError::Corrupt`] and [`StoreError::Poisoned`].
+    /// changelog: [`StoreError::Corrupt`], [`StoreError::CorruptEntry`] and
+    /// [`StoreError::Poisoned`].
     pub fn requires_restore(&self) -> bool {
-        matches!(self, Self::Corrupt { .. } | Self::Poisoned { .. })
+        matches!(
+            self,
+            Self::Corrupt { .. } | Self::Poisoned { .. } | Self::CorruptEntry { .. }
+        )
     }
 
     pub(crate) fn io(store: &str, path: impl Into<PathBuf>, source: io::Error) -> Self {

@@ -16,7 +16,14 @@
 //!   retention, in memory ([`InMemoryWindowStore`]); [`WindowedKvStore`]
 //!   views one as a [`KeyValueStore`] over Kafka's windowed key layout, so
 //!   it is changelogged and restored like any other store.
-//! - [`SessionStore`]: a trait only, for now.
+//!   [`KvWindowStore`] keeps windows on any key-value backend (sled, redb)
+//!   and is itself a [`KeyValueStore`] over the same layout; open one with
+//!   [`open_window_store`].
+//! - [`SessionStore`]: session aggregates per (key, start, end) with
+//!   time-based retention and `find_sessions` range fetches, on any
+//!   key-value backend ([`KvSessionStore`], [`InMemorySessionStore`],
+//!   [`open_session_store`]); a [`KeyValueStore`] over Kafka's session key
+//!   layout, so it is changelogged and restored like any other store.
 //!
 //! The changelog is the source of truth: a local store that fails to open or
 //! fails a check is wiped and restored, never trusted.
@@ -49,13 +56,16 @@ mod changelog;
 mod checkpoint;
 mod error;
 mod fsutil;
+mod kv_window;
 mod layout;
 mod memory;
 mod memory_window;
 mod redb_store;
 mod restore;
+mod session;
 mod sled_store;
 mod store;
+mod time_indexed;
 mod windowed;
 
 /// The guide's code blocks, compiled and run as doctests.
@@ -73,6 +83,7 @@ pub use cache::{CacheEntry, CachingStore, CACHE_ENTRY_OVERHEAD_BYTES};
 pub use changelog::{ChangeLoggingStore, ChangelogSink};
 pub use checkpoint::{Checkpoint, CheckpointDecodeError, CHECKPOINT_FORMAT_VERSION};
 pub use error::{BoxError, Result, StoreError};
+pub use kv_window::{open_window_store, KvWindowStore};
 pub use layout::{store_dir, wipe};
 pub use memory::InMemoryStore;
 pub use memory_window::{
@@ -81,6 +92,10 @@ pub use memory_window::{
 };
 pub use redb_store::{RedbOptions, RedbStore};
 pub use restore::{restore, Restorer, DEFAULT_RESTORE_BATCH_SIZE};
+pub use session::{
+    decode_session_key, encode_session_key, open_session_store, InMemorySessionStore,
+    KvSessionStore, SESSION_KEY_SUFFIX_LEN,
+};
 pub use sled_store::{SledOptions, SledStore};
 pub use store::{BatchWrite, KeyValueStore, KvIter};
 pub use windowed::{

@@ -295,7 +295,7 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
     }
 
     fn persistent(&self) -> bool {
-        false
+        self.inner.persistent()
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {

@@ -1,5 +1,8 @@
 //! Traits for window and session stores. Window stores are implemented in
-//! memory ([`crate::InMemoryWindowStore`]); session stores are not yet.
+//! memory ([`crate::InMemoryWindowStore`]) and on any key-value backend
+//! ([`crate::KvWindowStore`]); session stores on any key-value backend
+//! ([`crate::KvSessionStore`], in memory as
+//! [`crate::InMemorySessionStore`]).
 //!
 //! Times are epoch milliseconds. Keys and values are bytes, as in
 //! [`crate::KeyValueStore`].
@@ -50,6 +53,11 @@ pub trait WindowStore: Send + fmt::Debug {
     /// key then start.
     fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedKvIter<'_>>;
 
+    /// Whether the store keeps its data on disk across restarts.
+    fn persistent(&self) -> bool {
+        false
+    }
+
     /// Makes the writes so far durable.
     fn flush(&mut self) -> Result<()>;
 
@@ -79,7 +87,7 @@ pub trait SessionStore: Send + fmt::Debug {
     /// The sessions of `key` with `end >= earliest_session_end` and
     /// `start <= latest_session_start`: the ones a record at `t` merges
     /// with, for `earliest_session_end = t - gap` and
-    /// `latest_session_start = t + gap`. By ascending start.
+    /// `latest_session_start = t + gap`. By ascending start, then end.
     fn find_sessions(
         &self,
         key: &[u8],

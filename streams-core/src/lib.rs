@@ -115,11 +115,13 @@ pub use serdes::{
     I64Serde, JsonSerde, Serde, SerdeError, SerdeOperation, Serdes, SessionWindowedSerde,
     StringSerde, TimeWindowedSerde, U16Serde, U32Serde, U64Serde, Window, Windowed,
 };
-pub use store::{Change, KeyValueIterator, StoreBuilder, TypedKeyValueStore, TypedWindowStore};
+pub use store::{
+    Change, KeyValueIterator, StoreBuilder, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
+};
 pub use task::TaskId;
 pub use test_driver::{
-    CommitMode, DriverKeyValueStore, DriverWindowStore, TestDriverConfig, TestInputTopic,
-    TestOutputTopic, TestRecord, TopologyTestDriver,
+    CommitMode, DriverKeyValueStore, DriverSessionStore, DriverWindowStore, TestDriverConfig,
+    TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver,
 };
 pub use topology::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, Topology, TopologyDescription,

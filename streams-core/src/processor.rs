@@ -10,7 +10,7 @@ use state_store::CacheEntry;
 use crate::error::{Result, StreamsError};
 use crate::punctuation::{Cancellable, PunctuationType, PunctuatorFn, Schedule};
 use crate::record::{Record, RecordMetadata};
-use crate::store::{TypedKeyValueStore, TypedWindowStore};
+use crate::store::{TypedKeyValueStore, TypedSessionStore, TypedWindowStore};
 use crate::task::{forward_from, process_at, Exec, TaskId};
 
 /// A node of a topology that processes records one at a time, as Kafka's
@@ -286,6 +286,17 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     ) -> Result<TypedWindowStore<'_, K, V>> {
         let index = self.store_index(name)?;
         self.exec.state.stores[index].typed_window()
+    }
+
+    /// A typed view of session store `name` (declared with
+    /// [`crate::StoreBuilder::session`]), which must be connected to this
+    /// node and hold `K` to `V`.
+    pub fn session_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedSessionStore<'_, K, V>> {
+        let index = self.store_index(name)?;
+        self.exec.state.stores[index].typed_session()
     }
 
     /// Counts a record this processor dropped (a late record, say) in the

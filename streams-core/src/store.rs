@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use state_store::{
-    decode_windowed_key, encode_windowed_key, open_or_wipe, CacheEntry, CachingStore,
-    ChangeLoggingStore, ChangelogSink, InMemoryWindowStore, KeyValueStore, KvIter, StoreBackend,
+    decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
+    open_session_store, open_window_store, CacheEntry, CachingStore, ChangeLoggingStore,
+    ChangelogSink, InMemorySessionStore, InMemoryWindowStore, KeyValueStore, KvIter, StoreBackend,
     WindowedKvStore,
 };
 
@@ -52,6 +53,8 @@ pub struct StoreBuilder {
     logging: bool,
     log_config: BTreeMap<String, String>,
     window: Option<WindowStoreSpec>,
+    /// The retention of a session store, milliseconds.
+    session: Option<i64>,
     pub(crate) key_type: TypeInfo,
     pub(crate) value_type: TypeInfo,
     pub(crate) key_serde: ErasedSerde,
@@ -67,6 +70,7 @@ impl fmt::Debug for StoreBuilder {
             .field("logging", &self.logging)
             .field("log_config", &self.log_config)
             .field("window", &self.window)
+            .field("session", &self.session)
             .field("key_type", &self.key_type.name)
             .field("value_type", &self.value_type.name)
             .finish()
@@ -90,6 +94,7 @@ impl StoreBuilder {
             logging: true,
             log_config: BTreeMap::new(),
             window: None,
+            session: None,
             key_type: TypeInfo::of::<K>(),
             value_type: TypeInfo::of::<V>(),
             key_serde: Arc::new(key_serde),
@@ -103,8 +108,11 @@ impl StoreBuilder {
     /// [`state_store::InMemoryWindowStore`]). Access it with
     /// [`crate::ProcessorContext::window_store`].
     ///
-    /// Window stores live in memory whatever the backend, and are restored
-    /// from their changelog on start. The changelog key is Kafka's windowed
+    /// Window stores live in memory by default
+    /// ([`state_store::InMemoryWindowStore`], restored from the changelog
+    /// on start); [`StoreBuilder::with_backend`] with a persistent backend
+    /// keeps them on disk ([`state_store::KvWindowStore`], restored from
+    /// its checkpoint like a key-value store). The changelog key is Kafka's windowed
     /// key layout, record key bytes then the 8-byte big-endian window start
     /// then a 4-byte sequence number (always 0), see
     /// [`state_store::encode_windowed_key`]; the topic gets
@@ -142,21 +150,62 @@ impl StoreBuilder {
         builder
     }
 
+    /// A session store named `name` holding session aggregates `V` per key
+    /// `K` and session `[start, end]`, as Kafka's
+    /// `Stores.sessionStoreBuilder(..)`: sessions are kept for `retention`
+    /// after their end (see [`state_store::KvSessionStore`]). Access it
+    /// with [`crate::ProcessorContext::session_store`].
+    ///
+    /// Session stores live in memory by default; [`StoreBuilder::with_backend`]
+    /// with a persistent backend keeps them on disk. The changelog key is
+    /// Kafka's session key layout, record key bytes then the 8-byte
+    /// big-endian session end then the 8-byte big-endian start (see
+    /// [`state_store::encode_session_key`]); the topic gets
+    /// `cleanup.policy=compact,delete` and `retention.ms` = retention + 1
+    /// day. Session bounds are expected to be non-negative.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams_core::{Serdes, StoreBuilder};
+    ///
+    /// let sessions = StoreBuilder::session(
+    ///     "sessions",
+    ///     Serdes::string(),
+    ///     Serdes::i64(),
+    ///     Duration::from_secs(3600),
+    /// );
+    /// assert!(sessions.is_session_store());
+    /// assert_eq!(sessions.retention_ms(), Some(3_600_000));
+    /// assert_eq!(sessions.log_config()["cleanup.policy"], "compact,delete");
+    /// ```
+    pub fn session<K: 'static, V: 'static>(
+        name: impl Into<String>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        retention: Duration,
+    ) -> Self {
+        let mut builder = Self::key_value(name, key_serde, value_serde);
+        builder.backend = StoreBackend::InMemory;
+        builder.session = Some(duration_ms(retention));
+        builder.add_window_log_defaults();
+        builder
+    }
+
     fn add_window_log_defaults(&mut self) {
-        if let Some(spec) = self.window {
+        if let Some(retention_ms) = self.retention_ms() {
             self.log_config
                 .entry("cleanup.policy".to_owned())
                 .or_insert_with(|| "compact,delete".to_owned());
             self.log_config
                 .entry("retention.ms".to_owned())
-                .or_insert_with(|| spec.retention_ms.saturating_add(DAY_MS).to_string());
+                .or_insert_with(|| retention_ms.saturating_add(DAY_MS).to_string());
         }
     }
 
-    /// The retention period of a window store, milliseconds; `None` for a
-    /// key-value store.
+    /// The retention period of a window or session store, milliseconds;
+    /// `None` for a key-value store.
     pub fn retention_ms(&self) -> Option<i64> {
-        self.window.map(|w| w.retention_ms)
+        self.window.map(|w| w.retention_ms).or(self.session)
     }
 
     /// The window size of a window store, milliseconds; `None` for a
@@ -170,12 +219,16 @@ impl StoreBuilder {
         self.window.is_some()
     }
 
-    /// Chooses the storage engine. Ignored by window stores, which live
-    /// in memory.
+    /// Whether this declares a session store.
+    pub fn is_session_store(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Chooses the storage engine. Window and session stores default to
+    /// [`StoreBackend::InMemory`], key-value stores to
+    /// [`StoreBackend::default`].
     pub fn with_backend(mut self, backend: StoreBackend) -> Self {
-        if self.window.is_none() {
-            self.backend = backend;
-        }
+        self.backend = backend;
         self
     }
 
@@ -339,6 +392,8 @@ pub(crate) struct StoreSlot {
     pub(crate) wiped: bool,
     /// The window size of a window store.
     window_size: Option<i64>,
+    /// Whether this is a session store.
+    session: bool,
     key_type: TypeInfo,
     value_type: TypeInfo,
     key_serde: ErasedSerdeDebug,
@@ -366,17 +421,28 @@ impl StoreSlot {
         state_dir: &Path,
         cache_max_bytes: usize,
     ) -> Result<Self> {
-        let (backend, base, wiped) = match builder.window {
-            Some(spec) => {
-                let store = InMemoryWindowStore::new(builder.name.clone(), spec.retention_ms);
-                let base: Box<dyn KeyValueStore> = Box::new(WindowedKvStore::new(store));
-                (StoreBackend::InMemory, base, false)
+        let backend = backend.unwrap_or(builder.backend);
+        let name = &builder.name;
+        let (base, wiped): (Box<dyn KeyValueStore>, bool) = match (builder.window, builder.session)
+        {
+            (Some(spec), _) if backend.is_persistent() => {
+                let (store, wiped) =
+                    open_window_store(backend, state_dir, name, spec.retention_ms)?;
+                (Box::new(store), wiped)
             }
-            None => {
-                let backend = backend.unwrap_or(builder.backend);
-                let (base, wiped) = open_or_wipe(backend, state_dir, &builder.name)?;
-                (backend, base, wiped)
+            (Some(spec), _) => {
+                let store = InMemoryWindowStore::new(name.clone(), spec.retention_ms);
+                (Box::new(WindowedKvStore::new(store)), false)
             }
+            (None, Some(retention_ms)) if backend.is_persistent() => {
+                let (store, wiped) = open_session_store(backend, state_dir, name, retention_ms)?;
+                (Box::new(store), wiped)
+            }
+            (None, Some(retention_ms)) => (
+                Box::new(InMemorySessionStore::in_memory(name.clone(), retention_ms)),
+                false,
+            ),
+            (None, None) => open_or_wipe(backend, state_dir, name)?,
         };
         let persistent = backend.is_persistent();
         let (base, changelog) = if builder.logging {
@@ -403,6 +469,7 @@ impl StoreSlot {
             persistent,
             wiped,
             window_size: builder.window.map(|w| w.window_size_ms),
+            session: builder.session.is_some(),
             key_type: builder.key_type,
             value_type: builder.value_type,
             key_serde: ErasedSerdeDebug(builder.key_serde.clone()),
@@ -454,10 +521,10 @@ impl StoreSlot {
 
     /// A typed view, if `K` and `V` are the store's types.
     pub(crate) fn typed<K: 'static, V: 'static>(&mut self) -> Result<TypedKeyValueStore<'_, K, V>> {
-        if self.window_size.is_some() {
+        if self.window_size.is_some() || self.session {
             return Err(StreamsError::StoreKindMismatch {
                 store: self.name.clone(),
-                actual: "window",
+                actual: self.kind(),
                 requested: "key-value",
             });
         }
@@ -479,7 +546,7 @@ impl StoreSlot {
         let Some(window_size) = self.window_size else {
             return Err(StreamsError::StoreKindMismatch {
                 store: self.name.clone(),
-                actual: "key-value",
+                actual: self.kind(),
                 requested: "window",
             });
         };
@@ -489,6 +556,41 @@ impl StoreSlot {
             name: &self.name,
             topic: &self.changelog_topic,
             window_size,
+            key_serde,
+            value_serde,
+        })
+    }
+}
+
+impl StoreSlot {
+    /// The kind of store, as error messages name it.
+    fn kind(&self) -> &'static str {
+        if self.session {
+            "session"
+        } else if self.window_size.is_some() {
+            "window"
+        } else {
+            "key-value"
+        }
+    }
+
+    /// A typed session-store view, if this is a session store holding `K`
+    /// to `V`.
+    pub(crate) fn typed_session<K: 'static, V: 'static>(
+        &mut self,
+    ) -> Result<TypedSessionStore<'_, K, V>> {
+        if !self.session {
+            return Err(StreamsError::StoreKindMismatch {
+                store: self.name.clone(),
+                actual: self.kind(),
+                requested: "session",
+            });
+        }
+        let (key_serde, value_serde) = self.serdes::<K, V>()?;
+        Ok(TypedSessionStore {
+            store: self.stack.as_dyn_mut(),
+            name: &self.name,
+            topic: &self.changelog_topic,
             key_serde,
             value_serde,
         })
@@ -788,6 +890,144 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     }
 }
 
+/// A typed view over a task's session store, as Kafka's
+/// `SessionStore<K, V>`: aggregates per key and session `[start, end]`
+/// (both inclusive), keys and values written with the store's serdes.
+///
+/// Obtained from [`crate::ProcessorContext::session_store`]; it borrows the
+/// context, so drop it before forwarding.
+pub struct TypedSessionStore<'a, K, V> {
+    store: &'a mut dyn KeyValueStore,
+    name: &'a str,
+    topic: &'a str,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> fmt::Debug for TypedSessionStore<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedSessionStore")
+            .field("name", &self.name)
+            .field("key_type", &std::any::type_name::<K>())
+            .field("value_type", &std::any::type_name::<V>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
+    /// The store name.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    fn key_bytes(&self, key: &K) -> Result<Bytes> {
+        Ok(self.key_serde.serialize(self.topic, key)?)
+    }
+
+    fn session_key(&self, session: &Windowed<K>) -> Result<Bytes> {
+        let key = self.key_bytes(&session.key)?;
+        Ok(encode_session_key(
+            &key,
+            session.window.start,
+            session.window.end,
+        ))
+    }
+
+    /// The sessions of `key` with `end >= earliest_session_end` and
+    /// `start <= latest_session_start` (Kafka's `findSessions`): for a
+    /// record at `t` and an inactivity gap `gap`, the sessions it merges
+    /// with are `find_sessions(key, t - gap, t + gap)`. By ascending start,
+    /// then end.
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>> {
+        let key_bytes = self.key_bytes(key)?;
+        // Non-negative big-endian ends sort numerically, so this key's
+        // sessions ending at or after `earliest_session_end` lie between
+        // these bounds; longer keys sharing the prefix may too, and are
+        // filtered out.
+        let from = encode_session_key(&key_bytes, 0, earliest_session_end.max(0));
+        let mut to = encode_session_key(&key_bytes, i64::MAX, i64::MAX).to_vec();
+        to.push(0);
+        let mut found = Vec::new();
+        for item in self.store.range(&from, &to)? {
+            let (raw, value) = item?;
+            let Some(session) = decode_session_key(&raw) else {
+                continue;
+            };
+            if session.key == key_bytes
+                && session.end >= earliest_session_end
+                && session.start <= latest_session_start
+            {
+                found.push((session.start, session.end, value));
+            }
+        }
+        found.sort_by_key(|(start, end, _)| (*start, *end));
+        found
+            .into_iter()
+            .map(|(start, end, value)| {
+                Ok((
+                    Windowed::new(
+                        self.key_serde.deserialize(self.topic, &key_bytes)?,
+                        Window::new(start, end),
+                    ),
+                    self.value_serde.deserialize(self.topic, &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Every session of `key`, by ascending start.
+    pub fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>> {
+        self.find_sessions(key, 0, i64::MAX)
+    }
+
+    /// The aggregate of exactly the session `session`.
+    pub fn fetch_session(&self, session: &Windowed<K>) -> Result<Option<V>> {
+        let bytes = self.store.get(&self.session_key(session)?)?;
+        Ok(self
+            .value_serde
+            .deserialize_nullable(self.topic, bytes.as_ref())?)
+    }
+
+    /// Stores `value` for `session`. A session past the store's retention
+    /// is ignored.
+    pub fn put(&mut self, session: &Windowed<K>, value: &V) -> Result<()> {
+        let key = self.session_key(session)?;
+        let value = self.value_serde.serialize(self.topic, value)?;
+        Ok(self.store.put(key, value)?)
+    }
+
+    /// Removes `session` (a tombstone goes to the changelog).
+    pub fn remove(&mut self, session: &Windowed<K>) -> Result<()> {
+        let key = self.session_key(session)?;
+        self.store.delete(key)?;
+        Ok(())
+    }
+
+    /// Every session of every key, by key bytes, then end, then start.
+    pub fn fetch_all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        let mut out = Vec::new();
+        for item in self.store.all()? {
+            let (raw, value) = item?;
+            let Some(session) = decode_session_key(&raw) else {
+                continue;
+            };
+            out.push((
+                Windowed::new(
+                    self.key_serde.deserialize(self.topic, &session.key)?,
+                    Window::new(session.start, session.end),
+                ),
+                self.value_serde.deserialize(self.topic, &value)?,
+            ));
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod window_tests {
     use std::time::Duration;
@@ -864,6 +1104,56 @@ mod window_tests {
             .fetch_range(&"a".to_owned(), 10, 0)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn session_store_is_changelogged_with_session_keys_and_restored() {
+        let builder = StoreBuilder::session(
+            "s",
+            Serdes::string(),
+            Serdes::i64(),
+            Duration::from_millis(1_000),
+        );
+        assert_eq!(builder.log_config()["retention.ms"], "86401000");
+        let mut slot = open(&builder);
+        let session = |start, end| Windowed::new("a".to_owned(), Window::new(start, end));
+        {
+            let mut store = slot.typed_session::<String, i64>().unwrap();
+            store.put(&session(0, 5), &2).unwrap();
+            store.put(&session(20, 20), &1).unwrap();
+            assert_eq!(
+                store.find_sessions(&"a".to_owned(), 5, 15).unwrap(),
+                [(session(0, 5), 2)]
+            );
+            store.remove(&session(0, 5)).unwrap();
+            store.remove(&session(20, 20)).unwrap();
+            store.put(&session(0, 20), &4).unwrap();
+            assert_eq!(store.fetch_session(&session(0, 20)).unwrap(), Some(4));
+        }
+        let changelog = slot.changelog.as_ref().unwrap().take();
+        assert_eq!(changelog.len(), 5);
+        let mut expected_key = b"a".to_vec();
+        expected_key.extend_from_slice(&5i64.to_be_bytes());
+        expected_key.extend_from_slice(&0i64.to_be_bytes());
+        assert_eq!(changelog[0].0.as_ref(), expected_key.as_slice());
+        assert_eq!(changelog[2].1, None);
+
+        let mut restored = open(&builder);
+        restored.restore_target().write_batch(&changelog).unwrap();
+        restored.discard_changelog();
+        let store = restored.typed_session::<String, i64>().unwrap();
+        assert_eq!(store.fetch_all().unwrap(), [(session(0, 20), 4)]);
+        assert!(matches!(
+            restored.typed_window::<String, i64>(),
+            Err(StreamsError::StoreKindMismatch {
+                actual: "session",
+                ..
+            })
+        ));
+        assert!(matches!(
+            restored.typed::<String, i64>(),
+            Err(StreamsError::StoreKindMismatch { .. })
+        ));
     }
 
     #[test]

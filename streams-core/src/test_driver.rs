@@ -513,6 +513,27 @@ impl TopologyTestDriver {
         })
     }
 
+    /// Typed access to session store `name` (declared with
+    /// [`crate::StoreBuilder::session`]). Writes go through the store's
+    /// changelog like a processor's.
+    pub fn get_session_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<DriverSessionStore<K, V>> {
+        let (task, store) = with_inner(&self.inner, |inner| {
+            let (task, store) = inner.find_store(name)?;
+            inner.tasks[task].with_store(store, |slot| slot.typed_session::<K, V>().map(|_| ()))?;
+            Ok((task, store))
+        })?;
+        Ok(DriverSessionStore {
+            inner: self.inner.clone(),
+            name: name.to_owned(),
+            task,
+            store,
+            _types: PhantomData,
+        })
+    }
+
     /// Typed access to window store `name` (declared with
     /// [`crate::StoreBuilder::window`]). Writes go through the store's
     /// cache and changelog like a processor's.
@@ -958,6 +979,71 @@ impl<K: 'static, V: 'static> DriverWindowStore<K, V> {
     /// Sets the value of `key` in the window starting at `window_start`.
     pub fn put(&self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
         self.with(|s| s.put(key, window_start, value))
+    }
+}
+
+/// A session store of a [`TopologyTestDriver`], as Kafka's
+/// `getSessionStore`.
+pub struct DriverSessionStore<K, V> {
+    inner: Rc<RefCell<DriverInner>>,
+    name: String,
+    task: usize,
+    store: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> fmt::Debug for DriverSessionStore<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverSessionStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V: 'static> DriverSessionStore<K, V> {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut crate::store::TypedSessionStore<'_, K, V>) -> Result<R>,
+    ) -> Result<R> {
+        with_inner(&self.inner, |inner| {
+            inner.check_open()?;
+            let result = inner.tasks[self.task]
+                .with_store(self.store, |slot| f(&mut slot.typed_session()?))?;
+            inner.capture();
+            inner.run()?;
+            Ok(result)
+        })
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every session of `key`, by ascending start.
+    pub fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>> {
+        self.with(|s| s.fetch(key))
+    }
+
+    /// The sessions of `key` with `end >= earliest_session_end` and
+    /// `start <= latest_session_start`, by ascending start.
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>> {
+        self.with(|s| s.find_sessions(key, earliest_session_end, latest_session_start))
+    }
+
+    /// The aggregate of exactly `session`.
+    pub fn fetch_session(&self, session: &Windowed<K>) -> Result<Option<V>> {
+        self.with(|s| s.fetch_session(session))
+    }
+
+    /// Every session of every key.
+    pub fn fetch_all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        self.with(|s| s.fetch_all())
     }
 }
 

@@ -9,6 +9,8 @@ use crate::builder::{store_builder, Handle};
 use crate::ktable::KTable;
 use crate::options::{Materialized, SerdeArc};
 use crate::processors::{AddFn, StreamAggregate};
+use crate::session_windows::{SessionWindowedKStream, SessionWindows};
+use crate::sliding_windows::{SlidingWindowedKStream, SlidingWindows};
 use crate::windows::{TimeWindowedKStream, TimeWindows};
 
 /// A stream grouped by key (Kafka's `KGroupedStream`): `count`, `reduce`
@@ -117,6 +119,20 @@ where
     /// per key and window.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
         TimeWindowedKStream::new(self.clone_parts(), windows)
+    }
+
+    /// Windows the grouped stream by sessions of activity (Kafka's
+    /// `windowedBy(SessionWindows)`): each key's records are aggregated per
+    /// session, sessions merging when a record bridges them.
+    pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
+        SessionWindowedKStream::new(self.clone_parts(), windows)
+    }
+
+    /// Windows the grouped stream by sliding windows (Kafka's
+    /// `windowedBy(SlidingWindows)`): windows defined by the records'
+    /// timestamps, both bounds inclusive.
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
+        SlidingWindowedKStream::new(self.clone_parts(), windows)
     }
 
     fn clone_parts(&self) -> Self {

@@ -1,7 +1,9 @@
 //! The fluent DSL of the stream processor, in the manner of Kafka Streams'
 //! `StreamsBuilder`: [`KStream`], [`KTable`], [`KGroupedStream`] and
 //! [`KGroupedTable`], windowed with [`TimeWindows`] into a
-//! [`TimeWindowedKStream`], configured with [`Consumed`], [`Produced`],
+//! [`TimeWindowedKStream`], with [`SessionWindows`] into a
+//! [`SessionWindowedKStream`] or with [`SlidingWindows`] into a
+//! [`SlidingWindowedKStream`], configured with [`Consumed`], [`Produced`],
 //! [`Grouped`], [`Materialized`], [`Named`], [`Branched`] and
 //! [`Repartitioned`]. [`StreamsBuilder::build`] yields a
 //! [`streams_core::Topology`].
@@ -48,6 +50,8 @@ mod kstream;
 mod ktable;
 mod options;
 mod processors;
+mod session_windows;
+mod sliding_windows;
 mod suppress;
 mod windows;
 
@@ -68,5 +72,7 @@ pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::{KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
+pub use session_windows::{SessionWindowedKStream, SessionWindows};
+pub use sliding_windows::{SlidingWindowedKStream, SlidingWindows};
 pub use suppress::{StrictBufferConfig, Suppressed};
 pub use windows::{TimeWindowedKStream, TimeWindows};

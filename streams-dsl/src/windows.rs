@@ -292,6 +292,9 @@ where
             Duration::from_millis(u64::try_from(windows.size_ms).unwrap_or(u64::MAX)),
         )
         .with_caching_disabled();
+        if let Some(backend) = materialized.backend {
+            store_builder = store_builder.with_backend(backend);
+        }
         store_builder = if materialized.logging {
             store_builder.with_logging_enabled(materialized.log_config.clone())
         } else {

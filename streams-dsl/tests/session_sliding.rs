@@ -1,0 +1,578 @@
+//! Session and sliding windows through the test driver: session merging
+//! with retraction tombstones, gap boundaries, late records, sliding-window
+//! assignment at the boundaries, out-of-order records within grace, and
+//! model checks of both against brute force.
+
+// The tests return streams-core's error, whose size is that crate's choice.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use streams_core::{
+    Result, Serde, Serdes, StoreBackend, TestDriverConfig, TestOutputTopic, TopologyTestDriver,
+    Window, Windowed,
+};
+use streams_dsl::{
+    Consumed, DslMetrics, Grouped, Materialized, Produced, SessionWindows, SlidingWindows,
+    StreamsBuilder, StrictBufferConfig, Suppressed, ValueAndTimestamp,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+fn w(key: &str, start: i64, end: i64) -> Windowed<String> {
+    Windowed::new(s(key), Window::new(start, end))
+}
+
+type Row = (Windowed<String>, Option<i64>, i64);
+
+/// `(key, value, timestamp)` of every record written to `out`, tombstones
+/// included.
+fn read(out: &TestOutputTopic<Windowed<String>, i64>) -> Result<Vec<Row>> {
+    Ok(out
+        .read_records_to_list()?
+        .into_iter()
+        .filter_map(|r| Some((r.key?, r.value, r.timestamp)))
+        .collect())
+}
+
+/// `in` grouped by key, counted per session in store `sessions` (on
+/// `backend`), written to `out`.
+fn session_counting(
+    windows: SessionWindows,
+    backend: StoreBackend,
+) -> Result<(TopologyTestDriver, DslMetrics)> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_session(windows)
+        .count(Materialized::as_("sessions").with_backend(backend))
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::i64()),
+        );
+    let metrics = builder.metrics();
+    let config = TestDriverConfig::new().with_declared_store_backends();
+    Ok((
+        TopologyTestDriver::with_config(builder.build()?, config)?,
+        metrics,
+    ))
+}
+
+fn session_output(driver: &TopologyTestDriver) -> TestOutputTopic<Windowed<String>, i64> {
+    driver.create_output_topic(
+        "out",
+        Serdes::session_windowed(Serdes::string()),
+        Serdes::i64(),
+    )
+}
+
+/// `in` grouped by key, counted per sliding window in store `sliding`,
+/// written to `out`.
+fn sliding_counting(windows: SlidingWindows) -> Result<(TopologyTestDriver, DslMetrics)> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_sliding(windows)
+        .count(Materialized::as_("sliding"))
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(
+                Serdes::time_windowed(Serdes::string(), windows.time_difference_ms()),
+                Serdes::i64(),
+            ),
+        );
+    let metrics = builder.metrics();
+    Ok((TopologyTestDriver::new(builder.build()?)?, metrics))
+}
+
+fn sliding_output(driver: &TopologyTestDriver, d: i64) -> TestOutputTopic<Windowed<String>, i64> {
+    driver.create_output_topic(
+        "out",
+        Serdes::time_windowed(Serdes::string(), d),
+        Serdes::i64(),
+    )
+}
+
+#[test]
+fn a_bridging_record_retracts_both_sessions_then_emits_the_merged_one() -> Result<()> {
+    for backend in [StoreBackend::InMemory, StoreBackend::Sled] {
+        // The grace keeps [0, 0] open at stream time 20.
+        let (driver, metrics) = session_counting(
+            SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(20)),
+            backend,
+        )?;
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        let out = session_output(&driver);
+        input.pipe_input_with_timestamp(s("a"), s("x"), 0)?;
+        input.pipe_input_with_timestamp(s("a"), s("x"), 20)?;
+        assert_eq!(
+            read(&out)?,
+            [(w("a", 0, 0), Some(1), 0), (w("a", 20, 20), Some(1), 20)]
+        );
+        // 10 is within the gap of both: one session [0, 20] of 3 records.
+        input.pipe_input_with_timestamp(s("a"), s("x"), 10)?;
+        assert_eq!(
+            read(&out)?,
+            [
+                (w("a", 0, 0), None, 0),
+                (w("a", 20, 20), None, 20),
+                (w("a", 0, 20), Some(3), 20),
+            ],
+            "backend {backend}"
+        );
+        let store = driver.get_session_store::<String, i64>("sessions")?;
+        assert_eq!(store.fetch(&s("a"))?, [(w("a", 0, 20), 3)]);
+        assert_eq!(metrics.dropped_records(), 0);
+        driver.close()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_record_exactly_one_gap_away_joins_the_session_and_one_more_does_not() -> Result<()> {
+    let (driver, _) = session_counting(
+        SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(20)),
+        StoreBackend::InMemory,
+    )?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = session_output(&driver);
+    input.pipe_input_with_timestamp(s("a"), s("x"), 0)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 10)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 21)?;
+    // Another key never merges.
+    input.pipe_input_with_timestamp(s("b"), s("x"), 21)?;
+    assert_eq!(
+        read(&out)?,
+        [
+            (w("a", 0, 0), Some(1), 0),
+            (w("a", 0, 0), None, 0),
+            (w("a", 0, 10), Some(2), 10),
+            (w("a", 21, 21), Some(1), 21),
+            (w("b", 21, 21), Some(1), 21),
+        ]
+    );
+    // A record inside an existing session updates it in place.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 5)?;
+    assert_eq!(
+        read(&out)?,
+        [(w("a", 0, 10), None, 10), (w("a", 0, 10), Some(3), 10)]
+    );
+    Ok(())
+}
+
+#[test]
+fn late_session_records_are_dropped_after_gap_and_grace_and_counted() -> Result<()> {
+    let (driver, metrics) = session_counting(
+        SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(5)),
+        StoreBackend::InMemory,
+    )?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = session_output(&driver);
+    input.pipe_input_with_timestamp(s("a"), s("x"), 0)?;
+    input.pipe_input_with_timestamp(s("b"), s("x"), 100)?;
+    drop(read(&out)?);
+    // Stream time 100: sessions ending before 100 - 10 - 5 = 85 are closed.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 3)?;
+    input.pipe_input_with_timestamp(s("c"), s("x"), 84)?;
+    assert_eq!(read(&out)?, []);
+    assert_eq!(metrics.dropped_records(), 2);
+    assert_eq!(driver.dropped_records(), 2);
+    // A session ending exactly at 85 is still open, and an out-of-order
+    // record may extend an open session backwards.
+    input.pipe_input_with_timestamp(s("c"), s("x"), 85)?;
+    input.pipe_input_with_timestamp(s("b"), s("x"), 92)?;
+    assert_eq!(
+        read(&out)?,
+        [
+            (w("c", 85, 85), Some(1), 85),
+            (w("b", 100, 100), None, 100),
+            (w("b", 92, 100), Some(2), 100),
+        ]
+    );
+    assert_eq!(metrics.dropped_records(), 2);
+    Ok(())
+}
+
+#[test]
+fn session_aggregate_merges_with_the_merger_and_reduce_with_the_reducer() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    let grouped = builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(
+            ms(10),
+            ms(20),
+        ));
+    grouped
+        .aggregate(
+            || s("<"),
+            |_, v: &String, agg: String| agg + v,
+            |_, a: String, b: String| format!("{a}|{b}"),
+            Materialized::with(Serdes::string(), Serdes::string()),
+        )
+        .to_stream()
+        .to(
+            "agg",
+            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::string()),
+        );
+    grouped
+        .reduce(
+            |a, b| format!("{a}+{b}"),
+            Materialized::with(Serdes::string(), Serdes::string()),
+        )
+        .to_stream()
+        .to(
+            "reduced",
+            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::string()),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input_with_timestamp(s("a"), s("x"), 0)?;
+    input.pipe_input_with_timestamp(s("a"), s("y"), 20)?;
+    input.pipe_input_with_timestamp(s("a"), s("z"), 10)?;
+    let latest = |topic: &str| -> Result<HashMap<Windowed<String>, Option<String>>> {
+        driver
+            .create_output_topic(
+                topic,
+                Serdes::session_windowed(Serdes::string()),
+                Serdes::string(),
+            )
+            .read_key_values_to_map()
+    };
+    let agg = latest("agg")?;
+    // Merging starts from the initializer: "<" | "<x" | "<y", then z.
+    assert_eq!(agg.get(&w("a", 0, 20)), Some(&Some(s("<|<x|<yz"))));
+    assert_eq!(agg.get(&w("a", 0, 0)), Some(&None));
+    let reduced = latest("reduced")?;
+    assert_eq!(reduced.get(&w("a", 0, 20)), Some(&Some(s("x+y+z"))));
+    Ok(())
+}
+
+#[test]
+fn suppressed_sessions_close_at_end_plus_gap_plus_grace() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(5)))
+        .count(Materialized::as_("sessions"))
+        .suppress(Suppressed::until_window_closes(
+            StrictBufferConfig::unbounded(),
+        ))
+        .to_stream()
+        .to(
+            "final",
+            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::i64()),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let finals = driver.create_output_topic(
+        "final",
+        Serdes::session_windowed(Serdes::string()),
+        Serdes::i64(),
+    );
+    input.pipe_input_with_timestamp(s("a"), s("x"), 0)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 5)?;
+    // [0, 5] closes at 5 + 10 + 5 = 20.
+    input.pipe_input_with_timestamp(s("b"), s("x"), 19)?;
+    let got: Vec<_> = read(&finals)?
+        .into_iter()
+        .filter(|(k, _, _)| k.key == "a")
+        .collect();
+    assert_eq!(got, []);
+    input.pipe_input_with_timestamp(s("b"), s("x"), 20)?;
+    let got: Vec<_> = read(&finals)?
+        .into_iter()
+        .filter(|(_, v, _)| v.is_some())
+        .collect();
+    assert_eq!(got, [(w("a", 0, 5), Some(2), 5)]);
+    Ok(())
+}
+
+#[test]
+fn sliding_windows_are_inclusive_at_both_ends() -> Result<()> {
+    let (driver, metrics) =
+        sliding_counting(SlidingWindows::of_time_difference_with_no_grace(ms(10)))?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = sliding_output(&driver, 10);
+    input.pipe_input_with_timestamp(s("a"), s("x"), 10)?;
+    assert_eq!(read(&out)?, [(w("a", 0, 10), Some(1), 10)]);
+    // 20 - 10 = the time difference: both records share the window
+    // [10, 20]; the right window of 10 is created for 20.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 20)?;
+    assert_eq!(
+        read(&out)?,
+        [(w("a", 11, 21), Some(1), 20), (w("a", 10, 20), Some(2), 20)]
+    );
+    // 31 - 20 = 11: no common window; the left window of 31 holds it alone.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 31)?;
+    assert_eq!(read(&out)?, [(w("a", 21, 31), Some(1), 31)]);
+    assert_eq!(metrics.dropped_records(), 0);
+    let store = driver.get_window_store::<String, ValueAndTimestamp<i64>>("sliding")?;
+    assert_eq!(
+        store.fetch(&s("a"), 10)?,
+        Some(ValueAndTimestamp::make(2, 20))
+    );
+    Ok(())
+}
+
+#[test]
+fn early_sliding_records_share_the_first_window() -> Result<()> {
+    let (driver, _) = sliding_counting(SlidingWindows::of_time_difference_with_no_grace(ms(10)))?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = sliding_output(&driver, 10);
+    input.pipe_input_with_timestamp(s("a"), s("x"), 2)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 5)?;
+    assert_eq!(
+        read(&out)?,
+        [
+            (w("a", 0, 10), Some(1), 2),
+            (w("a", 3, 13), Some(1), 5),
+            (w("a", 0, 10), Some(2), 5),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn out_of_order_sliding_records_within_grace_update_every_window_they_fall_in() -> Result<()> {
+    let (driver, metrics) =
+        sliding_counting(SlidingWindows::of_time_difference_and_grace(ms(10), ms(5)))?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = sliding_output(&driver, 10);
+    input.pipe_input_with_timestamp(s("a"), s("x"), 10)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 20)?;
+    drop(read(&out)?);
+    // Stream time 20, grace 5: windows ending at 15 or later are open.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 15)?;
+    assert_eq!(
+        read(&out)?,
+        [
+            (w("a", 10, 20), Some(3), 20),
+            (w("a", 11, 21), Some(2), 20),
+            (w("a", 5, 15), Some(2), 15),
+            (w("a", 16, 26), Some(1), 20),
+        ]
+    );
+    // 3 + 1 + 10 = 14 < 15: even its right window is closed.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 3)?;
+    assert_eq!(read(&out)?, []);
+    assert_eq!(metrics.dropped_records(), 1);
+    assert_eq!(driver.dropped_records(), 1);
+    Ok(())
+}
+
+#[test]
+fn a_sled_sliding_store_gives_the_same_output_as_an_in_memory_one() -> Result<()> {
+    let run = |backend: StoreBackend| -> Result<Vec<Row>> {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(ms(10), ms(5)))
+            .count(Materialized::as_("sliding").with_backend(backend))
+            .to_stream()
+            .to(
+                "out",
+                Produced::with(Serdes::time_windowed(Serdes::string(), 10), Serdes::i64()),
+            );
+        let config = TestDriverConfig::new().with_declared_store_backends();
+        let driver = TopologyTestDriver::with_config(builder.build()?, config)?;
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (k, t) in [
+            ("a", 3),
+            ("a", 12),
+            ("b", 12),
+            ("a", 9),
+            ("a", 30),
+            ("a", 26),
+            ("b", 1),
+        ] {
+            input.pipe_input_with_timestamp(s(k), s("x"), t)?;
+        }
+        let rows = read(&sliding_output(&driver, 10))?;
+        driver.close()?;
+        Ok(rows)
+    };
+    let in_memory = run(StoreBackend::InMemory)?;
+    assert!(!in_memory.is_empty());
+    assert_eq!(run(StoreBackend::Sled)?, in_memory);
+    Ok(())
+}
+
+#[test]
+fn windowed_stores_follow_the_materialized_backend() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_sliding(SlidingWindows::of_time_difference_with_no_grace(ms(10)))
+        .count(Materialized::as_("sliding").with_backend(StoreBackend::Sled));
+    let topology = builder.build()?;
+    let store = topology
+        .state_stores()
+        .find(|b| b.name() == "sliding")
+        .map(|b| (b.backend(), b.is_window_store()));
+    assert_eq!(store, Some((StoreBackend::Sled, true)));
+    Ok(())
+}
+
+/// Sessions of sorted timestamps with inactivity gap `gap`, brute force:
+/// `(start, end, count)`.
+fn sessionize(timestamps: &[i64], gap: i64) -> Vec<(i64, i64, i64)> {
+    let mut out: Vec<(i64, i64, i64)> = Vec::new();
+    for &t in timestamps {
+        match out.last_mut() {
+            Some(last) if t - last.1 <= gap => {
+                last.1 = t;
+                last.2 += 1;
+            }
+            _ => out.push((t, t, 1)),
+        }
+    }
+    out
+}
+
+/// The table a stream of updates leaves: the latest value per key,
+/// tombstones deleting.
+fn table(rows: Vec<Row>) -> BTreeMap<(String, i64, i64), i64> {
+    let mut table = BTreeMap::new();
+    for (k, v, _) in rows {
+        let key = (k.key, k.window.start, k.window.end);
+        match v {
+            Some(v) => {
+                table.insert(key, v);
+            }
+            None => {
+                table.remove(&key);
+            }
+        }
+    }
+    table
+}
+
+fn timestamps() -> impl Strategy<Value = Vec<(u8, i64)>> {
+    proptest::collection::vec((0u8..3, 0i64..15), 1..40).prop_map(|steps| {
+        // In-order timestamps from random increments, on up to 3 keys.
+        let mut t = 0;
+        steps
+            .into_iter()
+            .map(|(k, inc)| {
+                t += inc;
+                (k, t)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn session_counts_match_brute_force_sessionization(records in timestamps(), gap in 1i64..12) {
+        let (driver, metrics) = session_counting(
+            SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_millis(gap as u64)),
+            StoreBackend::InMemory,
+        ).unwrap();
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (k, t) in &records {
+            input.pipe_input_with_timestamp(format!("k{k}"), s("x"), *t).unwrap();
+        }
+        let got = table(read(&session_output(&driver)).unwrap());
+        let mut want = BTreeMap::new();
+        for k in 0u8..3 {
+            let ts: Vec<i64> = records.iter().filter(|(rk, _)| *rk == k).map(|(_, t)| *t).collect();
+            for (start, end, count) in sessionize(&ts, gap) {
+                want.insert((format!("k{k}"), start, end), count);
+            }
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(metrics.dropped_records(), 0);
+    }
+
+    #[test]
+    fn sliding_counts_match_brute_force(records in timestamps(), d in 0i64..12) {
+        let (driver, metrics) = sliding_counting(
+            SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(d as u64)),
+        ).unwrap();
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (k, t) in &records {
+            input.pipe_input_with_timestamp(format!("k{k}"), s("x"), *t).unwrap();
+        }
+        let got = table(read(&sliding_output(&driver, d)).unwrap());
+        // Every window holds exactly the records within its inclusive bounds.
+        for ((key, start, end), count) in &got {
+            prop_assert_eq!(*end, start + d);
+            let want = records
+                .iter()
+                .filter(|(k, t)| format!("k{k}") == *key && (*start..=*end).contains(t))
+                .count() as i64;
+            prop_assert_eq!(*count, want, "window {}@[{}, {}]", key, start, end);
+        }
+        // Every record has its left window ([0, d] for early records).
+        for (k, t) in &records {
+            let start = (t - d).max(0);
+            let key = format!("k{k}");
+            prop_assert!(got.contains_key(&(key, start, start + d)));
+        }
+        prop_assert_eq!(metrics.dropped_records(), 0);
+    }
+}
+
+#[test]
+fn session_windowed_keys_use_kafkas_layout() -> Result<()> {
+    let serde = Serdes::session_windowed(Serdes::string());
+    let bytes = serde.serialize("t", &w("a", 1, 2))?;
+    let mut want = b"a".to_vec();
+    want.extend_from_slice(&2i64.to_be_bytes());
+    want.extend_from_slice(&1i64.to_be_bytes());
+    assert_eq!(bytes.as_ref(), want.as_slice());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn out_of_order_sliding_counts_within_grace_match_brute_force(
+        records in proptest::collection::vec((0u8..2, 0i64..60), 1..30),
+        d in 0i64..12,
+    ) {
+        // A grace longer than the whole input: nothing is late.
+        let (driver, metrics) = sliding_counting(SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(d as u64),
+            Duration::from_millis(1_000),
+        ))
+        .unwrap();
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (k, t) in &records {
+            input.pipe_input_with_timestamp(format!("k{k}"), s("x"), *t).unwrap();
+        }
+        let got = table(read(&sliding_output(&driver, d)).unwrap());
+        for ((key, start, end), count) in &got {
+            let want = records
+                .iter()
+                .filter(|(k, t)| format!("k{k}") == *key && (*start..=*end).contains(t))
+                .count() as i64;
+            prop_assert_eq!(*count, want, "window {}@[{}, {}]", key, start, end);
+        }
+        for (k, t) in &records {
+            let start = (t - d).max(0);
+            let key = format!("k{k}");
+            prop_assert!(got.contains_key(&(key, start, start + d)));
+        }
+        prop_assert_eq!(metrics.dropped_records(), 0);
+    }
+}
