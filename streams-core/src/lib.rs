@@ -101,6 +101,7 @@ mod serdes;
 mod store;
 mod task;
 mod test_driver;
+pub mod timestamp;
 mod topology;
 
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
@@ -116,10 +117,15 @@ pub use serdes::{
     StringSerde, TimeWindowedSerde, U16Serde, U32Serde, U64Serde, Window, Windowed,
 };
 pub use store::{Change, KeyValueIterator, StoreBuilder, TypedKeyValueStore, TypedWindowStore};
-pub use task::TaskId;
+pub use task::{DroppedRecordsMetric, TaskId};
 pub use test_driver::{
     CommitMode, DriverKeyValueStore, DriverWindowStore, TestDriverConfig, TestInputTopic,
     TestOutputTopic, TestRecord, TopologyTestDriver,
+};
+pub use timestamp::{
+    BuiltinTimestampExtractor, ConsumedRecord, FailOnInvalidTimestamp,
+    LogAndSkipOnInvalidTimestamp, RecordTimestampExtractor, SharedTimestampExtractor,
+    TimestampExtractor, UsePreviousOnInvalidTimestamp, WallClockTimestampExtractor,
 };
 pub use topology::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, Topology, TopologyDescription,
