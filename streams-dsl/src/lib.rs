@@ -68,5 +68,5 @@ pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::{KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
-pub use suppress::{StrictBufferConfig, Suppressed};
-pub use windows::{TimeWindowedKStream, TimeWindows};
+pub use suppress::{BufferConfig, StrictBufferConfig, Suppressed};
+pub use windows::{LateRecords, TimeWindowedKStream, TimeWindows};
