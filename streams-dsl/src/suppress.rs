@@ -682,6 +682,34 @@ mod tests {
         }
     }
 
+    /// Version-1 fixtures: a buffered `i64` 42 (timestamp 1000, buffer
+    /// time 900), and a buffered delete.
+    #[test]
+    fn version_1_fixtures_read() {
+        let serde = BufferedSerde::new(Arc::new(Serdes::i64()));
+        let value =
+            Bytes::from_static(include_bytes!("../tests/fixtures/suppress-buffered-v1.bin"));
+        assert_eq!(
+            serde.deserialize("t", &value).unwrap(),
+            Buffered {
+                value: Some(42),
+                timestamp: 1000,
+                buffer_time: 900
+            }
+        );
+        let tombstone = Bytes::from_static(include_bytes!(
+            "../tests/fixtures/suppress-buffered-tombstone-v1.bin"
+        ));
+        assert_eq!(
+            serde.deserialize("t", &tombstone).unwrap(),
+            Buffered {
+                value: None,
+                timestamp: 1000,
+                buffer_time: 900
+            }
+        );
+    }
+
     #[test]
     fn corrupt_buffered_values_are_errors() {
         let serde = BufferedSerde::new(Arc::new(Serdes::i64()));
