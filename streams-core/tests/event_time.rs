@@ -2,7 +2,8 @@
 //! extractor stops the application with its message, skipped records show
 //! in the app's `dropped-records`, and `max.task.idle.ms` makes a task
 //! wait for an empty input partition so that it processes in timestamp
-//! order across its inputs.
+//! order across its inputs, and `task.idle.wall.clock.advance.ms` moves the
+//! stream time of an idle task with the wall clock.
 
 // Closures here return the crate's `Result`, whose error size is the
 // crate's choice.
@@ -179,5 +180,59 @@ async fn max_task_idle_waits_for_an_empty_input_then_processes_in_timestamp_orde
     app.start().await.unwrap();
     send(&broker, "ta", &[("a10", 10), ("a30", 30)]).await;
     assert_eq!(read_out(&broker, 2).await, ["a10", "a30"]);
+    app.close().await.unwrap();
+}
+
+/// Forwards `tick@<stream time>` at each stream-time punctuation (every
+/// second of stream time) and nothing for records.
+struct Ticks;
+
+impl streams_core::Processor<String, String, String, String> for Ticks {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+        ctx.schedule(
+            Duration::from_secs(1),
+            streams_core::PunctuationType::StreamTime,
+            |ctx: &mut ProcessorContext<'_, String, String>, now| {
+                ctx.forward(Record::new("t".to_owned(), format!("tick@{now}"), now))
+            },
+        )?;
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_, String, String>,
+        _record: Record<String, String>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_input_advances_stream_time_with_the_wall_clock_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker_with(&["ta", "out"]).await;
+    let mut topology = Topology::new();
+    topology
+        .add_source("sa", Serdes::string(), Serdes::string(), &["ta"])
+        .unwrap()
+        .add_processor("ticks", || Ticks, &["sa"])
+        .unwrap()
+        .add_sink("out", "out", Serdes::string(), Serdes::string(), &["ticks"])
+        .unwrap();
+    let mut app = StreamsApp::new(
+        topology,
+        config("idle-advance", dir.path()).with_task_idle_wall_clock_advance_ms(Some(100)),
+        broker.clone(),
+    );
+    app.start().await.unwrap();
+    send(&broker, "ta", &[("x", 10)]).await;
+    // The first record fires the schedule at stream time 10; with no more
+    // input, stream time then follows the wall clock from 10 and passes
+    // 1000 about a second later, firing it again.
+    let ticks = read_out(&broker, 2).await;
+    assert_eq!(ticks[0], "tick@10");
+    let second: i64 = ticks[1].strip_prefix("tick@").unwrap().parse().unwrap();
+    assert!(second >= 1_000, "{ticks:?}");
     app.close().await.unwrap();
 }
