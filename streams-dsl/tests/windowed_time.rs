@@ -305,3 +305,36 @@ fn idle_inputs_close_suppressed_windows_only_when_configured() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn until_time_limit_on_a_table_emits_a_deleted_key_as_a_tombstone() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "in",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::as_("latest"),
+        )
+        .suppress(Suppressed::until_time_limit(
+            ms(10),
+            BufferConfig::unbounded(),
+        ))
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+    input.pipe_input_with_timestamp(s("a"), s("1"), 100)?;
+    input.pipe_record(TestRecord::from_parts(Some(s("a")), None, 105))?;
+    input.pipe_input_with_timestamp(s("b"), s("2"), 109)?;
+    assert!(out.is_empty());
+    input.pipe_input_with_timestamp(s("c"), s("3"), 110)?;
+    let records = out.read_records_to_list()?;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].key.as_deref(), records[0].value.as_deref()),
+        (Some("a"), None)
+    );
+    assert_eq!(records[0].timestamp, 105);
+    Ok(())
+}
