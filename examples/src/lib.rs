@@ -1,15 +1,18 @@
 //! Runnable examples and benchmarks.
 //!
-//! The binaries in `src/bin/` (`wordcount`, `vendor_rides`,
+//! The binaries in `src/bin/` (`wordcount`, `vendor_rides`, `pageviews`,
 //! `table_stream_duality`), the word-count benchmark and the end-to-end
 //! word-count test share what is here: the word-count topology written with
 //! the DSL ([`word_count_topology`]), its plain `HashMap` twin
 //! ([`count_words`]), a deterministic text generator ([`corpus`]), and the
 //! helpers that run an application on the embedded broker until every input
-//! record is processed and committed ([`wait_until_idle`]).
+//! record is processed and committed ([`wait_until_idle`]). [`windowed`]
+//! holds the page-view topology of the `pageviews` binary and its model.
 
 // `StreamsError` is streams-core's error; its size is that crate's choice.
 #![allow(clippy::result_large_err)]
+
+pub mod windowed;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

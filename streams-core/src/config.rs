@@ -5,8 +5,38 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{Result, StreamsError};
+use crate::timestamp::{BuiltinTimestampExtractor, SharedTimestampExtractor, TimestampExtractor};
+
+/// `default.timestamp.extractor`: a built-in by name, or one given in code.
+#[derive(Clone)]
+enum ExtractorSetting {
+    Builtin(BuiltinTimestampExtractor),
+    Custom(SharedTimestampExtractor),
+}
+
+impl fmt::Debug for ExtractorSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Builtin(b) => write!(f, "{b}"),
+            Self::Custom(c) => write!(f, "{}", c.name()),
+        }
+    }
+}
+
+impl PartialEq for ExtractorSetting {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Builtin(a), Self::Builtin(b)) => a == b,
+            (Self::Custom(a), Self::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ExtractorSetting {}
 
 /// `processing.guarantee`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -135,6 +165,8 @@ pub struct StreamsConfig {
     deserialization_handler: DeserializationHandler,
     dead_letter_topic: Option<String>,
     max_task_idle_ms: i64,
+    task_idle_wall_clock_advance_ms: Option<u64>,
+    timestamp_extractor: ExtractorSetting,
     extra: BTreeMap<String, String>,
 }
 
@@ -168,6 +200,17 @@ impl StreamsConfig {
     /// `max.task.idle.ms` (default 0; -1 never waits for empty partitions).
     pub const MAX_TASK_IDLE_MS: &'static str = "max.task.idle.ms";
 
+    /// `default.timestamp.extractor`: `record-timestamp` (default),
+    /// `fail-on-invalid`, `log-and-skip-on-invalid`,
+    /// `use-previous-on-invalid` or `wall-clock` (Kafka's class names are
+    /// accepted too); see [`crate::timestamp`].
+    pub const DEFAULT_TIMESTAMP_EXTRACTOR: &'static str = "default.timestamp.extractor";
+    /// `task.idle.wall.clock.advance.ms` (off by default): once every input
+    /// partition of a task has been empty for this long, the task's stream
+    /// time advances with the wall clock, so that windows close and
+    /// `suppress` emits on a quiet topic. See `docs/windowing.md`.
+    pub const TASK_IDLE_WALL_CLOCK_ADVANCE_MS: &'static str = "task.idle.wall.clock.advance.ms";
+
     /// The default `commit.interval.ms` under at-least-once.
     pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 30_000;
     /// The default `commit.interval.ms` under exactly-once.
@@ -191,6 +234,8 @@ impl StreamsConfig {
             deserialization_handler: DeserializationHandler::Fail,
             dead_letter_topic: None,
             max_task_idle_ms: 0,
+            task_idle_wall_clock_advance_ms: None,
+            timestamp_extractor: ExtractorSetting::Builtin(BuiltinTimestampExtractor::default()),
             extra: BTreeMap::new(),
         }
     }
@@ -268,6 +313,16 @@ impl StreamsConfig {
                     ));
                 }
                 self.max_task_idle_ms = ms;
+            }
+            Self::TASK_IDLE_WALL_CLOCK_ADVANCE_MS => {
+                self.task_idle_wall_clock_advance_ms = if value.is_empty() || value == "-1" {
+                    None
+                } else {
+                    Some(parse_number(key, value, "an integer >= 0, or -1 for off")?)
+                };
+            }
+            Self::DEFAULT_TIMESTAMP_EXTRACTOR => {
+                self.timestamp_extractor = ExtractorSetting::Builtin(value.parse()?)
             }
             other => {
                 const CLIENT_PREFIXES: [&str; 5] = [
@@ -382,6 +437,43 @@ impl StreamsConfig {
         self
     }
 
+    /// Sets `task.idle.wall.clock.advance.ms`; `None` turns it off.
+    pub fn with_task_idle_wall_clock_advance_ms(mut self, ms: Option<u64>) -> Self {
+        self.task_idle_wall_clock_advance_ms = ms;
+        self
+    }
+
+    /// Sets `default.timestamp.extractor` to a built-in.
+    pub fn with_default_timestamp_extractor_builtin(
+        mut self,
+        extractor: BuiltinTimestampExtractor,
+    ) -> Self {
+        self.timestamp_extractor = ExtractorSetting::Builtin(extractor);
+        self
+    }
+
+    /// Sets `default.timestamp.extractor` to `extractor` (a closure
+    /// `Fn(&ConsumedRecord<'_>, Option<i64>) -> Result<i64>` or a type of
+    /// one's own).
+    pub fn with_default_timestamp_extractor(mut self, extractor: impl TimestampExtractor) -> Self {
+        self.timestamp_extractor = ExtractorSetting::Custom(Arc::new(extractor));
+        self
+    }
+
+    /// `default.timestamp.extractor`: the extractor of sources that do not
+    /// name their own.
+    pub fn default_timestamp_extractor(&self) -> SharedTimestampExtractor {
+        match &self.timestamp_extractor {
+            ExtractorSetting::Builtin(b) => b.extractor(),
+            ExtractorSetting::Custom(c) => c.clone(),
+        }
+    }
+
+    /// `task.idle.wall.clock.advance.ms`, if on.
+    pub fn task_idle_wall_clock_advance_ms(&self) -> Option<u64> {
+        self.task_idle_wall_clock_advance_ms
+    }
+
     /// `application.id`.
     pub fn application_id(&self) -> &str {
         &self.application_id
@@ -468,6 +560,8 @@ mod tests {
         assert_eq!(c.cache_max_bytes_buffering(), 10 * 1024 * 1024);
         assert_eq!(c.deserialization_handler(), DeserializationHandler::Fail);
         assert_eq!(c.max_task_idle_ms(), 0);
+        assert_eq!(c.task_idle_wall_clock_advance_ms(), None);
+        assert_eq!(c.default_timestamp_extractor().name(), "record-timestamp");
         assert_eq!(c.bootstrap_servers(), None);
     }
 
@@ -502,6 +596,8 @@ mod tests {
             ),
             ("errors.dead.letter.queue.topic.name", "dlq"),
             ("max.task.idle.ms", "-1"),
+            ("default.timestamp.extractor", "use-previous-on-invalid"),
+            ("task.idle.wall.clock.advance.ms", "2000"),
             ("producer.linger.ms", "5"),
         ])
         .unwrap();
@@ -515,6 +611,11 @@ mod tests {
         );
         assert_eq!(c.dead_letter_topic(), Some("dlq"));
         assert_eq!(c.max_task_idle_ms(), -1);
+        assert_eq!(
+            c.default_timestamp_extractor().name(),
+            "use-previous-on-invalid"
+        );
+        assert_eq!(c.task_idle_wall_clock_advance_ms(), Some(2000));
         assert_eq!(
             c.extra().get("producer.linger.ms").map(String::as_str),
             Some("5")
@@ -545,7 +646,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (
+                &[
+                    ("application.id", "a"),
+                    ("default.timestamp.extractor", "x"),
+                ],
+                "default.timestamp.extractor",
+            ),
             (&[], "application.id"),
             (&[("application.id", "")], "application.id"),
             (&[("application.id", "has space")], "application.id"),

@@ -165,10 +165,12 @@ pub enum StreamsError {
         source: SerdeError,
     },
 
-    /// An input record has a negative timestamp.
+    /// An input record has a negative timestamp and the timestamp
+    /// extractor fails on invalid timestamps (the default).
     #[error(
         "record at {topic}-{partition}@{offset} has invalid timestamp {timestamp}; \
-         timestamps must be epoch milliseconds >= 0"
+         timestamps must be epoch milliseconds >= 0; set default.timestamp.extractor (or the \
+         source's extractor) to log-and-skip-on-invalid or use-previous-on-invalid to go on"
     )]
     InvalidTimestamp {
         /// The input topic.
@@ -334,6 +336,21 @@ pub enum StreamsError {
         task: String,
         /// The panic message.
         message: String,
+    },
+
+    /// A strict suppression buffer is full: the application stops rather
+    /// than emit a result early (Kafka's `shutDownWhenFull`).
+    #[error(
+        "suppression buffer '{store}' of '{processor}' is full ({limit}); raise the limit of \
+         its StrictBufferConfig, or use a BufferConfig that emits early when full"
+    )]
+    SuppressionBufferFull {
+        /// The suppression processor.
+        processor: String,
+        /// The buffer's store.
+        store: String,
+        /// The limit reached, e.g. `max_records = 100`.
+        limit: String,
     },
 
     /// A broken internal invariant.

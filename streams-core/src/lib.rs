@@ -101,6 +101,7 @@ mod serdes;
 mod store;
 mod task;
 mod test_driver;
+pub mod timestamp;
 mod topology;
 
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
@@ -118,10 +119,15 @@ pub use serdes::{
 pub use store::{
     Change, KeyValueIterator, StoreBuilder, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
 };
-pub use task::TaskId;
+pub use task::{DroppedRecordsMetric, TaskId};
 pub use test_driver::{
     CommitMode, DriverKeyValueStore, DriverSessionStore, DriverWindowStore, TestDriverConfig,
     TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver,
+};
+pub use timestamp::{
+    BuiltinTimestampExtractor, ConsumedRecord, FailOnInvalidTimestamp,
+    LogAndSkipOnInvalidTimestamp, RecordTimestampExtractor, SharedTimestampExtractor,
+    TimestampExtractor, UsePreviousOnInvalidTimestamp, WallClockTimestampExtractor,
 };
 pub use topology::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, Topology, TopologyDescription,

@@ -42,14 +42,14 @@ where
             .deserialize_nullable(&topic, raw.key.as_ref())
         {
             Ok(key) => key,
-            Err(e) => return exec.state.deserialization_failed(e, "key", raw),
+            Err(e) => return exec.state.deserialization_failed(node, e, "key", raw),
         };
         let value = match self
             .value_serde
             .deserialize_nullable(&topic, raw.value.as_ref())
         {
             Ok(value) => value,
-            Err(e) => return exec.state.deserialization_failed(e, "value", raw),
+            Err(e) => return exec.state.deserialization_failed(node, e, "value", raw),
         };
         exec.state.advance_stream_time(raw.timestamp);
         let record = Record {

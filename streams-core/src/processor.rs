@@ -3,15 +3,17 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use state_store::CacheEntry;
 
 use crate::error::{Result, StreamsError};
 use crate::punctuation::{Cancellable, PunctuationType, PunctuatorFn, Schedule};
-use crate::record::{Record, RecordMetadata};
+use crate::record::{Headers, Record, RecordMetadata};
 use crate::store::{TypedKeyValueStore, TypedSessionStore, TypedWindowStore};
-use crate::task::{forward_from, process_at, Exec, TaskId};
+use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId};
 
 /// A node of a topology that processes records one at a time, as Kafka's
 /// `org.apache.kafka.streams.processor.api.Processor`.
@@ -300,10 +302,48 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     }
 
     /// Counts a record this processor dropped (a late record, say) in the
-    /// task's `dropped-records` metric, which
-    /// [`crate::TopologyTestDriver::dropped_records`] reports.
+    /// task's `dropped-records` metric and this processor's share of it,
+    /// which [`crate::TopologyTestDriver::dropped_records`],
+    /// [`crate::TopologyTestDriver::dropped_records_metrics`] and
+    /// [`crate::StreamsApp::dropped_records_metrics`] report.
     pub fn record_dropped(&mut self) {
-        self.exec.state.dropped_records += 1;
+        self.exec.state.record_dropped(self.node);
+    }
+
+    /// The key and value bytes of the input record being processed, as read
+    /// from the task's input topic (a source topic or a repartition topic);
+    /// `None` outside `process` or when no input record is being processed
+    /// (punctuators, flushes).
+    pub fn input_bytes(&self) -> Option<(Option<&Bytes>, Option<&Bytes>)> {
+        self.exec
+            .state
+            .current_bytes
+            .as_ref()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    /// Writes a record of bytes to `topic`, outside the topology's sinks
+    /// (a dead-letter topic, say): it goes out with the task's other output
+    /// (in the same transaction under exactly-once), partitioned by its
+    /// key. Declare the topic with [`crate::Topology::add_output_topic`]
+    /// so that the runtime creates it.
+    pub fn send_bytes(
+        &mut self,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        timestamp: i64,
+        headers: Headers,
+    ) {
+        self.exec.state.output.push((
+            Arc::from(topic),
+            RawRecord {
+                key,
+                value,
+                timestamp,
+                headers,
+            },
+        ));
     }
 
     /// Whether store `name` (connected to this node) has a record cache.

@@ -23,6 +23,7 @@ use crate::punctuation::{next_slot, PunctuationType, Schedule};
 use crate::record::{Headers, Record, RecordMetadata};
 use crate::serdes::SerdeError;
 use crate::store::StoreSlot;
+use crate::timestamp::{extract, ConsumedRecord, Extracted, SharedTimestampExtractor};
 use crate::topology::{SubTopology, Topology};
 
 /// Identifies a task: a sub-topology and an input partition, written
@@ -39,6 +40,20 @@ impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}_{}", self.subtopology, self.partition)
     }
+}
+
+/// One node's share of a task's `dropped-records` metric: the records it
+/// skipped (a source: invalid timestamps and undeserializable records; a
+/// windowed aggregation: late records; any processor that calls
+/// [`crate::ProcessorContext::record_dropped`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DroppedRecordsMetric {
+    /// The task.
+    pub task: TaskId,
+    /// The node (processor or source) that dropped them.
+    pub processor: String,
+    /// How many, since the task was created in this instance.
+    pub count: u64,
 }
 
 /// A record as bytes, as read from or written to a topic.
@@ -117,8 +132,21 @@ pub(crate) struct TaskPlan {
     pub(crate) task_id: TaskId,
     pub(crate) application_id: String,
     pub(crate) nodes: Vec<NodePlan>,
-    /// Input topic to (source node, shared topic name).
-    pub(crate) sources: FxHashMap<String, (usize, Arc<str>)>,
+    /// Input topic to its source.
+    pub(crate) sources: FxHashMap<String, SourcePlan>,
+}
+
+/// How a task reads one input topic.
+#[derive(Debug)]
+pub(crate) struct SourcePlan {
+    /// The source node.
+    node: usize,
+    /// The topic name, shared with record metadata.
+    topic: Arc<str>,
+    /// The source's timestamp extractor, or the default one.
+    extractor: SharedTimestampExtractor,
+    /// Index into [`TaskState::partition_time`].
+    slot: usize,
 }
 
 /// The mutable state of a task, apart from its nodes.
@@ -137,7 +165,16 @@ pub(crate) struct TaskState {
     pub(crate) output: Vec<(Arc<str>, RawRecord)>,
     pub(crate) handler: DeserializationHandler,
     pub(crate) dead_letter_topic: Option<Arc<str>>,
+    /// The `dropped-records` metric of the task.
     pub(crate) dropped_records: u64,
+    /// The `dropped-records` metric per node (the share of the task's that
+    /// each node dropped).
+    pub(crate) dropped_by_node: Vec<u64>,
+    /// The largest timestamp extracted per input partition (by
+    /// [`SourcePlan::slot`]).
+    pub(crate) partition_time: Vec<Option<i64>>,
+    /// The key and value bytes of the input record being processed.
+    pub(crate) current_bytes: Option<(Option<Bytes>, Option<Bytes>)>,
 }
 
 impl TaskState {
@@ -145,9 +182,19 @@ impl TaskState {
         self.stream_time = Some(self.stream_time.map_or(timestamp, |t| t.max(timestamp)));
     }
 
-    /// Applies the deserialization exception handler to an input record.
+    /// Counts a record dropped by node `node` in `dropped-records`.
+    pub(crate) fn record_dropped(&mut self, node: usize) {
+        self.dropped_records += 1;
+        if let Some(count) = self.dropped_by_node.get_mut(node) {
+            *count += 1;
+        }
+    }
+
+    /// Applies the deserialization exception handler to an input record
+    /// of source `node`.
     pub(crate) fn deserialization_failed(
         &mut self,
+        node: usize,
         error: SerdeError,
         part: &'static str,
         raw: RawRecord,
@@ -169,7 +216,7 @@ impl TaskState {
             (DeserializationHandler::DeadLetterTopic, Some(dlq)) => Some(dlq.clone()),
             _ => None,
         };
-        self.dropped_records += 1;
+        self.record_dropped(node);
         tracing::warn!(
             %topic, partition, offset, part, error = %error,
             dead_letter_topic = dead_letter.as_deref(),
@@ -332,6 +379,8 @@ pub(crate) struct TaskOptions<'a> {
     pub(crate) handler: DeserializationHandler,
     pub(crate) dead_letter_topic: Option<&'a str>,
     pub(crate) wall_clock: i64,
+    /// `default.timestamp.extractor`.
+    pub(crate) timestamp_extractor: SharedTimestampExtractor,
 }
 
 /// A sub-topology instantiated over one partition.
@@ -387,7 +436,19 @@ impl Task {
                 .filter_map(|s| local_store.get(s).copied())
                 .collect();
             for topic in def.source_topics() {
-                sources.insert(topic.clone(), (local, Arc::<str>::from(topic.as_str())));
+                let slot = sources.len();
+                sources.insert(
+                    topic.clone(),
+                    SourcePlan {
+                        node: local,
+                        topic: Arc::<str>::from(topic.as_str()),
+                        extractor: def
+                            .timestamp_extractor
+                            .clone()
+                            .unwrap_or_else(|| options.timestamp_extractor.clone()),
+                        slot,
+                    },
+                );
             }
             plan_nodes.push(NodePlan {
                 name: def.name.clone(),
@@ -409,6 +470,8 @@ impl Task {
             )?);
         }
 
+        let node_count = plan_nodes.len();
+        let source_count = sources.len();
         Ok(Self {
             plan: TaskPlan {
                 task_id,
@@ -429,6 +492,9 @@ impl Task {
                 handler: options.handler,
                 dead_letter_topic: options.dead_letter_topic.map(Arc::from),
                 dropped_records: 0,
+                dropped_by_node: vec![0; node_count],
+                partition_time: vec![None; source_count],
+                current_bytes: None,
             },
         })
     }
@@ -467,22 +533,46 @@ impl Task {
         topic: &str,
         partition: u32,
         offset: u64,
-        raw: RawRecord,
+        mut raw: RawRecord,
     ) -> Result<()> {
-        let Some((source, topic_name)) = self.plan.sources.get(topic) else {
+        let Some(plan) = self.plan.sources.get(topic) else {
             return Err(StreamsError::UnknownTopic {
                 topic: topic.to_owned(),
             });
         };
-        let (source, topic_name) = (*source, topic_name.clone());
-        if raw.timestamp < 0 {
-            return Err(StreamsError::InvalidTimestamp {
-                topic: topic.to_owned(),
-                partition,
-                offset,
-                timestamp: raw.timestamp,
-            });
+        let (source, topic_name) = (plan.node, plan.topic.clone());
+        let consumed = ConsumedRecord {
+            topic,
+            partition,
+            offset,
+            timestamp: raw.timestamp,
+            key: raw.key.as_ref(),
+            value: raw.value.as_ref(),
+            headers: &raw.headers,
+            wall_clock: self.state.wall_clock,
+        };
+        let previous = self.state.partition_time[plan.slot];
+        match extract(&*plan.extractor, &consumed, previous)? {
+            Extracted::Timestamp(ts) => {
+                raw.timestamp = ts;
+                self.state.partition_time[plan.slot] = Some(previous.map_or(ts, |p| p.max(ts)));
+            }
+            Extracted::Skip(ts) => {
+                tracing::warn!(
+                    task = %self.plan.task_id,
+                    %topic,
+                    partition,
+                    offset,
+                    timestamp = raw.timestamp,
+                    extracted = ts,
+                    extractor = plan.extractor.name(),
+                    "skipping record due to negative extracted timestamp"
+                );
+                self.state.record_dropped(source);
+                return Ok(());
+            }
         }
+        self.state.current_bytes = Some((raw.key.clone(), raw.value.clone()));
         self.state.current = Some(RecordMetadata {
             topic: topic_name,
             partition,
@@ -492,8 +582,22 @@ impl Task {
         });
         let mut exec = self.exec();
         let result = call_node(&mut exec, source, |n, ex| n.deliver(ex, source, raw));
+        self.state.current_bytes = None;
         self.drain_changelogs();
         result
+    }
+
+    /// Moves stream time forward to `timestamp` (if later) with no record,
+    /// and runs the stream-time punctuators then due: the idle-input
+    /// advance of `task.idle.wall.clock.advance.ms`. Returns whether any
+    /// fired.
+    pub(crate) fn advance_stream_time_idle(&mut self, timestamp: i64) -> Result<bool> {
+        if self.state.stream_time.is_some_and(|t| t >= timestamp) {
+            return Ok(false);
+        }
+        tracing::debug!(task = %self.plan.task_id, from = ?self.state.stream_time, to = timestamp, "advancing stream time of idle inputs");
+        self.state.advance_stream_time(timestamp);
+        self.maybe_punctuate_stream_time()
     }
 
     /// Runs the stream-time punctuators that are due; returns whether any
@@ -640,9 +744,27 @@ impl Task {
         self.state.stream_time
     }
 
-    /// Records dropped by the deserialization exception handler.
+    /// The task's `dropped-records`: records skipped for an invalid
+    /// timestamp or by the deserialization exception handler, and records
+    /// processors dropped (late records, for one).
     pub(crate) fn dropped_records(&self) -> u64 {
         self.state.dropped_records
+    }
+
+    /// `dropped-records` per node, for the nodes that dropped any.
+    pub(crate) fn dropped_records_metrics(
+        &self,
+    ) -> impl Iterator<Item = DroppedRecordsMetric> + '_ {
+        self.plan
+            .nodes
+            .iter()
+            .zip(&self.state.dropped_by_node)
+            .filter(|(_, count)| **count > 0)
+            .map(|(node, count)| DroppedRecordsMetric {
+                task: self.plan.task_id,
+                processor: node.name.clone(),
+                count: *count,
+            })
     }
 
     /// The index of store `name`, if the task has it.

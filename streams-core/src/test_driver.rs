@@ -18,7 +18,7 @@ use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::record::Headers;
 use crate::serdes::{Serde, Windowed};
-use crate::task::{RawRecord, Task, TaskOptions};
+use crate::task::{DroppedRecordsMetric, RawRecord, Task, TaskOptions};
 use crate::topology::Topology;
 
 /// When the test driver commits (flushing record caches downstream).
@@ -128,6 +128,11 @@ struct DriverInner {
     /// A state directory the driver created (removed on close).
     state_dir: Option<PathBuf>,
     closed: bool,
+    /// `task.idle.wall.clock.advance.ms`.
+    idle_advance_ms: Option<i64>,
+    /// Per task: the wall clock when it last processed a record, and its
+    /// stream time then.
+    last_record: Vec<Option<(i64, i64)>>,
 }
 
 static DRIVER_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -180,6 +185,7 @@ impl DriverInner {
             let task = &mut self.tasks[index];
             task.process(&topic, 0, offset, raw)?;
             task.maybe_punctuate_stream_time()?;
+            self.last_record[index] = task.stream_time().map(|t| (self.wall_clock, t));
             match self.commit_mode {
                 CommitMode::EveryRecord => task.commit()?,
                 CommitMode::Interval => {
@@ -238,8 +244,15 @@ impl DriverInner {
         let millis = i64::try_from(advance.as_millis()).unwrap_or(i64::MAX);
         self.wall_clock = self.wall_clock.saturating_add(millis);
         let now = self.wall_clock;
-        for task in &mut self.tasks {
+        for (index, task) in self.tasks.iter_mut().enumerate() {
             task.punctuate_wall_clock(now)?;
+            if let (Some(after), Some((at, base))) = (self.idle_advance_ms, self.last_record[index])
+            {
+                let idle = now.saturating_sub(at);
+                if idle >= after {
+                    task.advance_stream_time_idle(base.saturating_add(idle))?;
+                }
+            }
         }
         self.capture();
         match self.commit_mode {
@@ -399,6 +412,7 @@ impl TopologyTestDriver {
                 handler: streams.deserialization_handler(),
                 dead_letter_topic: streams.dead_letter_topic(),
                 wall_clock: config.initial_wall_clock_ms,
+                timestamp_extractor: streams.default_timestamp_extractor(),
             };
             let task = Task::new(&topology, sub, &options)?;
             for topic in task.source_topics() {
@@ -418,7 +432,12 @@ impl TopologyTestDriver {
             commit_interval_ms: i64::try_from(streams.commit_interval_ms()).unwrap_or(i64::MAX),
             state_dir: created_dir,
             closed: false,
+            idle_advance_ms: streams
+                .task_idle_wall_clock_advance_ms()
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+            last_record: Vec::new(),
         };
+        inner.last_record = vec![None; inner.tasks.len()];
         for task in &mut inner.tasks {
             task.init()?;
         }
@@ -483,6 +502,12 @@ impl TopologyTestDriver {
     /// Advances the mock wall clock, runs the wall-clock punctuators that
     /// are due, and commits (every time by default; in interval mode once
     /// `commit.interval.ms` has passed since the last commit).
+    ///
+    /// With `task.idle.wall.clock.advance.ms` set, a task whose last record
+    /// is at least that old on the mock clock gets its stream time moved
+    /// to its stream time at that record plus the mock time since, as the
+    /// runtime does for idle inputs (the driver's inputs are always empty
+    /// between pipes).
     pub fn advance_wall_clock_time(&self, advance: Duration) -> Result<()> {
         with_inner(&self.inner, |inner| inner.advance_wall_clock(advance))
     }
@@ -568,9 +593,10 @@ impl TopologyTestDriver {
         Ok(inner.tasks[*index].stream_time())
     }
 
-    /// The `dropped-records` metric summed over tasks: records skipped by
-    /// the deserialization exception handler and records processors
-    /// dropped (late records of windowed aggregations, for one).
+    /// The `dropped-records` metric summed over tasks: records skipped for
+    /// a negative extracted timestamp or by the deserialization exception
+    /// handler, and records processors dropped (late records of windowed
+    /// aggregations, for one).
     pub fn dropped_records(&self) -> u64 {
         self.inner
             .borrow()
@@ -578,6 +604,20 @@ impl TopologyTestDriver {
             .iter()
             .map(Task::dropped_records)
             .sum()
+    }
+
+    /// The `dropped-records` metric per task and node, for the nodes that
+    /// dropped any, sorted.
+    pub fn dropped_records_metrics(&self) -> Vec<DroppedRecordsMetric> {
+        let mut metrics: Vec<DroppedRecordsMetric> = self
+            .inner
+            .borrow()
+            .tasks
+            .iter()
+            .flat_map(Task::dropped_records_metrics)
+            .collect();
+        metrics.sort();
+        metrics
     }
 
     /// The topics written so far, sorted.

@@ -308,8 +308,15 @@ impl StreamsBuilder {
             .handle
             .kstream_name(consumed.name.map(Named::as_), "SOURCE");
         let (ks, vs) = (consumed.key_serde, consumed.value_serde);
+        let extractor = consumed.timestamp_extractor;
         self.handle.apply(|t| {
-            t.add_source(&name, ks.clone(), vs.clone(), &[topic])?;
+            t.add_source_with_timestamp_extractor(
+                &name,
+                extractor.clone(),
+                ks.clone(),
+                vs.clone(),
+                &[topic],
+            )?;
             Ok(())
         });
         KStream::new(self.handle.clone(), name, false, Some(ks), Some(vs))
@@ -345,8 +352,15 @@ impl StreamsBuilder {
             .value_serde
             .clone()
             .unwrap_or(consumed.value_serde);
+        let extractor = consumed.timestamp_extractor;
         self.handle.apply(|t| {
-            t.add_source(&source, ks.clone(), vs.clone(), &[topic])?;
+            t.add_source_with_timestamp_extractor(
+                &source,
+                extractor.clone(),
+                ks.clone(),
+                vs.clone(),
+                &[topic],
+            )?;
             Ok(())
         });
         let metrics = self.handle.metrics();

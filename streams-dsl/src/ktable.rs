@@ -11,6 +11,7 @@ use crate::change::{Change, ChangeSerde};
 use crate::kstream::KStream;
 use crate::options::{Grouped, Materialized, Named, SerdeArc};
 use crate::processors::{AddFn, SubFn, TableAggregate};
+use crate::suppress::WindowEndFn;
 
 /// A table: the latest value per key (Kafka's `KTable`).
 ///
@@ -23,8 +24,9 @@ pub struct KTable<K, V> {
     key_serde: Option<SerdeArc<K>>,
     value_serde: Option<SerdeArc<V>>,
     store: Option<String>,
-    /// The grace period of the windowed aggregation producing this table.
-    window_grace: Option<i64>,
+    /// The grace period of the windowed aggregation producing this table,
+    /// and the window end of a key.
+    window: Option<(i64, WindowEndFn<K>)>,
 }
 
 impl<K, V> fmt::Debug for KTable<K, V> {
@@ -44,7 +46,7 @@ impl<K, V> Clone for KTable<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
             store: self.store.clone(),
-            window_grace: self.window_grace,
+            window: self.window.clone(),
         }
     }
 }
@@ -67,20 +69,21 @@ where
             key_serde,
             value_serde,
             store,
-            window_grace: None,
+            window: None,
         }
     }
 
     /// Marks the table as the output of a windowed aggregation with this
-    /// grace period.
-    pub(crate) fn with_window_grace(mut self, grace_ms: i64) -> Self {
-        self.window_grace = Some(grace_ms);
+    /// grace period, whose keys' windows end at `end(key)`.
+    pub(crate) fn with_window(mut self, grace_ms: i64, end: WindowEndFn<K>) -> Self {
+        self.window = Some((grace_ms, end));
         self
     }
 
-    /// The grace period of the windowed aggregation producing this table.
-    pub(crate) fn window_grace(&self) -> Option<i64> {
-        self.window_grace
+    /// The grace period and window-end function of the windowed
+    /// aggregation producing this table.
+    pub(crate) fn window(&self) -> Option<(i64, WindowEndFn<K>)> {
+        self.window.clone()
     }
 
     pub(crate) fn handle(&self) -> &Handle {

@@ -74,5 +74,5 @@ pub use ktable::{KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
 pub use session_windows::{SessionWindowedKStream, SessionWindows};
 pub use sliding_windows::{SlidingWindowedKStream, SlidingWindows};
-pub use suppress::{StrictBufferConfig, Suppressed};
-pub use windows::{TimeWindowedKStream, TimeWindows};
+pub use suppress::{BufferConfig, StrictBufferConfig, Suppressed};
+pub use windows::{LateRecords, TimeWindowedKStream, TimeWindows};

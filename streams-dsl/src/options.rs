@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use streams_core::{Serde, StoreBackend};
+use streams_core::{Serde, SharedTimestampExtractor, StoreBackend, TimestampExtractor};
 
 /// A shared, type-erased serde.
 pub(crate) type SerdeArc<T> = Arc<dyn Serde<T>>;
@@ -36,17 +36,20 @@ impl Named {
 }
 
 /// How a source topic is read: its key and value serdes and, optionally,
-/// the source node's name (Kafka's `Consumed`).
+/// the source node's name and its timestamp extractor (Kafka's
+/// `Consumed`).
 pub struct Consumed<K, V> {
     pub(crate) key_serde: SerdeArc<K>,
     pub(crate) value_serde: SerdeArc<V>,
     pub(crate) name: Option<String>,
+    pub(crate) timestamp_extractor: Option<SharedTimestampExtractor>,
 }
 
 impl<K, V> fmt::Debug for Consumed<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumed")
             .field("name", &self.name)
+            .field("timestamp_extractor", &self.timestamp_extractor)
             .finish_non_exhaustive()
     }
 }
@@ -58,12 +61,21 @@ impl<K, V> Consumed<K, V> {
             key_serde: serde_arc(key_serde),
             value_serde: serde_arc(value_serde),
             name: None,
+            timestamp_extractor: None,
         }
     }
 
     /// Names the source node.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Gives the source's records their timestamps with `extractor`
+    /// instead of `default.timestamp.extractor` (see
+    /// [`streams_core::timestamp`]).
+    pub fn with_timestamp_extractor(mut self, extractor: impl TimestampExtractor) -> Self {
+        self.timestamp_extractor = Some(Arc::new(extractor));
         self
     }
 }

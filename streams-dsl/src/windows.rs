@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use streams_core::{
     Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
 };
@@ -137,6 +138,51 @@ impl TimeWindows {
     }
 }
 
+/// What a windowed aggregation does with the records it drops as late:
+/// only count and log them ([`LateRecords::drop`], the default), or also
+/// send each to a dead-letter topic ([`LateRecords::to_topic`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LateRecords {
+    topic: Option<String>,
+}
+
+impl LateRecords {
+    /// The header holding how late a routed record was: stream time minus
+    /// its timestamp, in milliseconds, as decimal ASCII.
+    pub const LATE_BY_MS_HEADER: &'static str = "late.by.ms";
+    /// The header holding the start of the window the record was dropped
+    /// for, as decimal ASCII.
+    pub const WINDOW_START_HEADER: &'static str = "late.window.start";
+    /// The header holding the end of the window the record was dropped
+    /// for, as decimal ASCII.
+    pub const WINDOW_END_HEADER: &'static str = "late.window.end";
+
+    /// Late records are counted and logged, nothing more (the default).
+    pub fn drop() -> Self {
+        Self { topic: None }
+    }
+
+    /// Each late record also goes to `topic`, once per window it is
+    /// dropped for: its key and value bytes as the aggregation's task read
+    /// them (from the source topic, or from the repartition topic after a
+    /// key change), its timestamp and headers, plus the headers
+    /// [`LateRecords::LATE_BY_MS_HEADER`],
+    /// [`LateRecords::WINDOW_START_HEADER`] and
+    /// [`LateRecords::WINDOW_END_HEADER`]. The runtime creates the topic
+    /// (one partition) if it does not exist; under exactly-once the routed
+    /// records are part of the task's transaction.
+    pub fn to_topic(topic: impl Into<String>) -> Self {
+        Self {
+            topic: Some(topic.into()),
+        }
+    }
+
+    /// The dead-letter topic, if any.
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+}
+
 /// A grouped stream windowed by [`TimeWindows`] (Kafka's
 /// `TimeWindowedKStream`): `count`, `reduce` and `aggregate` per key and
 /// window give a [`KTable`] keyed by [`Windowed`] keys.
@@ -152,11 +198,15 @@ impl TimeWindows {
 /// window. Records with a null key or value, or a negative timestamp, are
 /// skipped and counted in the DSL metric.
 ///
+/// [`TimeWindowedKStream::with_late_records`] also routes late records to
+/// a dead-letter topic.
+///
 /// The table's key serde is [`Serdes::time_windowed`] over the grouping's
 /// key serde, so `to_stream().to(..)` needs no serdes for the key.
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: TimeWindows,
+    late: LateRecords,
 }
 
 impl<K, V> fmt::Debug for TimeWindowedKStream<K, V> {
@@ -164,6 +214,7 @@ impl<K, V> fmt::Debug for TimeWindowedKStream<K, V> {
         f.debug_struct("TimeWindowedKStream")
             .field("grouped", &self.grouped)
             .field("windows", &self.windows)
+            .field("late", &self.late)
             .finish()
     }
 }
@@ -174,7 +225,18 @@ where
     V: Clone + Send + 'static,
 {
     pub(crate) fn new(grouped: KGroupedStream<K, V>, windows: TimeWindows) -> Self {
-        Self { grouped, windows }
+        Self {
+            grouped,
+            windows,
+            late: LateRecords::default(),
+        }
+    }
+
+    /// What the aggregations built from here do with late records, besides
+    /// counting and logging them; see [`LateRecords`].
+    pub fn with_late_records(mut self, late: LateRecords) -> Self {
+        self.late = late;
+        self
     }
 
     /// The windows.
@@ -277,10 +339,18 @@ where
         };
         let metrics = builder.metrics();
         let store_for = store.clone();
+        let late_topic: Option<Arc<str>> = self.late.topic().map(Arc::from);
+        if let Some(topic) = self.late.topic() {
+            builder.apply(|t| {
+                t.add_output_topic(topic)?;
+                Ok(())
+            });
+        }
         builder.add_processor(
             &name,
             move || {
                 WindowedAggregate::new(store_for.clone(), windows, add.clone(), metrics.clone())
+                    .with_late_topic(late_topic.clone())
             },
             &[&parent],
         );
@@ -324,6 +394,8 @@ pub(crate) struct WindowedAggregate<K, V, VA> {
     windows: TimeWindows,
     add: AddFn<K, V, VA>,
     metrics: DslMetrics,
+    /// The dead-letter topic of late records.
+    late_topic: Option<Arc<str>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -348,8 +420,14 @@ impl<K, V, VA> WindowedAggregate<K, V, VA> {
             windows,
             add,
             metrics,
+            late_topic: None,
             _types: PhantomData,
         }
+    }
+
+    pub(crate) fn with_late_topic(mut self, topic: Option<Arc<str>>) -> Self {
+        self.late_topic = topic;
+        self
     }
 }
 
@@ -397,6 +475,29 @@ where
                 );
                 self.metrics.record_dropped();
                 ctx.record_dropped();
+                if let Some(topic) = &self.late_topic {
+                    let (key_bytes, value_bytes) = ctx
+                        .input_bytes()
+                        .map(|(k, v)| (k.cloned(), v.cloned()))
+                        .unwrap_or_default();
+                    let mut headers = record.headers.clone();
+                    headers
+                        .add(
+                            LateRecords::LATE_BY_MS_HEADER,
+                            Some(Bytes::from(
+                                stream_time.saturating_sub(record.timestamp).to_string(),
+                            )),
+                        )
+                        .add(
+                            LateRecords::WINDOW_START_HEADER,
+                            Some(Bytes::from(window.start.to_string())),
+                        )
+                        .add(
+                            LateRecords::WINDOW_END_HEADER,
+                            Some(Bytes::from(window.end.to_string())),
+                        );
+                    ctx.send_bytes(topic, key_bytes, value_bytes, record.timestamp, headers);
+                }
                 continue;
             }
             let (old, new, timestamp) = {

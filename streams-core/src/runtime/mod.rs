@@ -293,6 +293,28 @@ impl StreamsApp {
         self.shared.dirty_closes.load(Ordering::Relaxed)
     }
 
+    /// The `dropped-records` metric of the tasks this instance owns now,
+    /// per task and node (for the nodes that dropped any), sorted: records
+    /// skipped for an invalid timestamp or by the deserialization exception
+    /// handler, and records processors dropped (late records of windowed
+    /// aggregations). A task's counts start at zero when this instance
+    /// creates it, as Kafka's task-level metrics.
+    pub fn dropped_records_metrics(&self) -> Vec<crate::task::DroppedRecordsMetric> {
+        let cores = lock(&self.shared.cores).clone();
+        let mut metrics: Vec<_> = cores
+            .iter()
+            .flat_map(|core| {
+                lock(core)
+                    .tasks
+                    .values()
+                    .flat_map(|e| e.task.dropped_records_metrics())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        metrics.sort();
+        metrics
+    }
+
     /// The tasks this instance owns now, sorted.
     pub fn local_tasks(&self) -> Vec<TaskId> {
         let cores = lock(&self.shared.cores).clone();

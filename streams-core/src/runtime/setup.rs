@@ -361,6 +361,11 @@ pub(crate) async fn prepare(
             tracing::info!(topic = dlq, "created the dead letter topic");
         }
     }
+    for topic in topology.output_topics() {
+        if broker.ensure_topic(NewTopic::new(topic, 1)).await? {
+            tracing::info!(topic, "created an output topic of the topology");
+        }
+    }
 
     let mut source_of = FxHashMap::default();
     for sub in &subs {

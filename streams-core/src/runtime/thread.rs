@@ -138,6 +138,12 @@ pub(crate) struct TaskEntry {
     changelog_offsets: BTreeMap<TopicPartition, u64>,
     /// Stores still to restore; `None` once the task runs.
     restoring: Option<Vec<Restoring>>,
+    /// Since when the task waits for an empty input partition while others
+    /// have data (`max.task.idle.ms`).
+    idle_wait_since: Option<Instant>,
+    /// When the task last processed a record, and its stream time then
+    /// (`task.idle.wall.clock.advance.ms`).
+    last_record: Option<(Instant, i64)>,
 }
 
 impl TaskEntry {
@@ -392,6 +398,7 @@ impl Core {
             handler: plan.config.deserialization_handler(),
             dead_letter_topic: plan.config.dead_letter_topic(),
             wall_clock: wall_clock_ms(),
+            timestamp_extractor: plan.config.default_timestamp_extractor(),
         };
         let mut task = guarded(id, || Task::new(&plan.topology, sub, &options))?;
         let mut restoring = Vec::new();
@@ -419,6 +426,8 @@ impl Core {
             consumed: FxHashMap::default(),
             changelog_offsets: BTreeMap::new(),
             restoring: Some(restoring),
+            idle_wait_since: None,
+            last_record: None,
         })
     }
 
@@ -450,23 +459,49 @@ impl Core {
 
     /// Processes every buffered record of the running tasks, lowest
     /// timestamp first within a task.
+    ///
+    /// With `max.task.idle.ms > 0`, a task that has data on some input
+    /// partitions and none on others waits up to that long for the empty
+    /// ones before it processes the others (Kafka's enforced processing).
     fn process(&mut self) -> Result<usize> {
         let mut processed = 0;
         let plan = self.plan.clone();
+        let max_idle = u64::try_from(plan.config.max_task_idle_ms())
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
         for (id, entry) in self.tasks.iter_mut() {
             if !entry.running() {
                 continue;
             }
+            let before = processed;
             let TaskEntry {
                 task,
                 buffers,
                 consumed,
+                idle_wait_since,
+                last_record,
                 ..
             } = entry;
             loop {
+                if let (Some(limit), true) = (max_idle, buffers.len() > 1) {
+                    let empty = buffers.values().any(VecDeque::is_empty);
+                    let any = buffers.values().any(|b| !b.is_empty());
+                    if empty && any {
+                        let since = *idle_wait_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < limit {
+                            break;
+                        }
+                        tracing::trace!(task = %id, "max.task.idle.ms passed; processing with empty input partitions");
+                    } else if !empty {
+                        *idle_wait_since = None;
+                    }
+                }
                 // The partition whose next record has the lowest timestamp,
                 // and how far it may run before another partition's next
-                // record comes first (ties go to the first partition).
+                // record comes first (ties go to the first partition). The
+                // other buffers do not change during the run, and an empty
+                // one stops nothing: the idle check above has let it be.
                 let mut next: Option<(i64, &TopicPartition)> = None;
                 for (tp, buffer) in buffers.iter() {
                     if let Some(r) = buffer.front() {
@@ -521,17 +556,40 @@ impl Core {
                 }
                 result?;
             }
+            if processed > before {
+                *last_record = task.stream_time().map(|t| (Instant::now(), t));
+            }
         }
         Ok(processed)
     }
 
-    /// Runs the wall-clock punctuators that are due.
+    /// Runs the wall-clock punctuators that are due, then, with
+    /// `task.idle.wall.clock.advance.ms`, moves the stream time of tasks
+    /// whose inputs have all been empty that long: to their stream time at
+    /// their last record plus the wall-clock time since.
     fn punctuate_wall_clock(&mut self) -> Result<()> {
         let now = wall_clock_ms();
+        let idle_advance = self
+            .plan
+            .config
+            .task_idle_wall_clock_advance_ms()
+            .map(Duration::from_millis);
         for (id, entry) in self.tasks.iter_mut() {
             if entry.running() {
                 let task = &mut entry.task;
                 guarded(*id, || task.punctuate_wall_clock(now).map(|_| ()))?;
+                let Some(after) = idle_advance else {
+                    continue;
+                };
+                let Some((at, base)) = entry.last_record else {
+                    continue;
+                };
+                let idle = at.elapsed();
+                if idle >= after && entry.buffers.values().all(VecDeque::is_empty) {
+                    let target =
+                        base.saturating_add(i64::try_from(idle.as_millis()).unwrap_or(i64::MAX));
+                    guarded(*id, || task.advance_stream_time_idle(target).map(|_| ()))?;
+                }
             }
         }
         Ok(())

@@ -21,6 +21,7 @@ use crate::processor::Processor;
 use crate::serdes::Serde;
 use crate::store::StoreBuilder;
 use crate::task::ErasedNode;
+use crate::timestamp::SharedTimestampExtractor;
 
 /// A Rust type, for checking that connected nodes agree on record types.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,9 @@ pub(crate) struct NodeDef {
     /// The types forwarded to children; `None` for sinks.
     output: Option<RecordTypes>,
     pub(crate) factory: NodeFactory,
+    /// A source's own timestamp extractor; `None` uses
+    /// `default.timestamp.extractor`.
+    pub(crate) timestamp_extractor: Option<SharedTimestampExtractor>,
 }
 
 impl fmt::Debug for NodeDef {
@@ -83,6 +87,7 @@ impl fmt::Debug for NodeDef {
             .field("children", &self.children)
             .field("stores", &self.stores)
             .field("output", &self.output)
+            .field("timestamp_extractor", &self.timestamp_extractor)
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +167,9 @@ pub struct Topology {
     stores: Vec<StoreDef>,
     store_index: HashMap<String, usize>,
     topic_index: HashMap<String, usize>,
+    /// Topics written outside the sinks (dead-letter topics of late
+    /// records), sorted.
+    output_topics: Vec<String>,
 }
 
 impl fmt::Debug for Topology {
@@ -256,10 +264,29 @@ impl Topology {
     }
 
     /// Adds a source node `name` reading `topics`, deserializing keys and
-    /// values with the given serdes (Kafka's `addSource`).
+    /// values with the given serdes (Kafka's `addSource`). Its records'
+    /// timestamps come from `default.timestamp.extractor`.
     pub fn add_source<K, V>(
         &mut self,
         name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        topics: &[&str],
+    ) -> Result<&mut Self>
+    where
+        K: Clone + Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        self.add_source_with_timestamp_extractor(name, None, key_serde, value_serde, topics)
+    }
+
+    /// Adds a source node as [`Topology::add_source`], whose records get
+    /// their timestamps from `extractor` (Kafka's `addSource` with a
+    /// `TimestampExtractor`); `None` uses `default.timestamp.extractor`.
+    pub fn add_source_with_timestamp_extractor<K, V>(
+        &mut self,
+        name: &str,
+        extractor: Option<SharedTimestampExtractor>,
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
         topics: &[&str],
@@ -311,6 +338,7 @@ impl Topology {
             stores: Vec::new(),
             output: Some((TypeInfo::of::<K>(), TypeInfo::of::<V>())),
             factory,
+            timestamp_extractor: extractor,
         });
         Ok(self)
     }
@@ -347,6 +375,7 @@ impl Topology {
             stores: Vec::new(),
             output: Some((TypeInfo::of::<KOut>(), TypeInfo::of::<VOut>())),
             factory,
+            timestamp_extractor: None,
         });
         Ok(self)
     }
@@ -393,6 +422,7 @@ impl Topology {
             stores: Vec::new(),
             output: None,
             factory,
+            timestamp_extractor: None,
         });
         Ok(self)
     }
@@ -509,6 +539,30 @@ impl Topology {
             }
         }
         topics
+    }
+
+    /// Declares `topic` as written by a processor outside the sinks (with
+    /// [`crate::ProcessorContext::send_bytes`]), such as a dead-letter
+    /// topic of late records. The runtime creates it (one partition) if it
+    /// does not exist.
+    pub fn add_output_topic(&mut self, topic: &str) -> Result<&mut Self> {
+        if topic.is_empty() {
+            return Err(StreamsError::invalid_topology(
+                "an output topic name must not be empty",
+            ));
+        }
+        if let Err(i) = self
+            .output_topics
+            .binary_search_by(|t| t.as_str().cmp(topic))
+        {
+            self.output_topics.insert(i, topic.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// The topics declared with [`Topology::add_output_topic`], sorted.
+    pub fn output_topics(&self) -> Vec<&str> {
+        self.output_topics.iter().map(String::as_str).collect()
     }
 
     /// The node names, in the order they were added.

@@ -1,0 +1,163 @@
+//! A tumbling-window count against a plain count of the same events, in
+//! the same run: `examples::windowed::count_topology`, 1-minute windows
+//! (no grace, every update written downstream) against a count per key
+//! (record cache on, as by default), over `EVENTS` events of `KEYS` keys
+//! with in-order timestamps in a 3-partition `pageviews` on the embedded
+//! broker (default config), one stream thread, at-least-once,
+//! `commit.interval.ms = 100`, in-memory stores.
+//!
+//! Each run is a child process of its own (a fresh broker and state dir);
+//! the two alternate for `ROUNDS` rounds and the medians are compared. The
+//! last line printed is
+//! `windowed_events_per_sec=<N> baseline_events_per_sec=<M> ratio=<N/M>`.
+//!
+//! ```text
+//! cargo bench -p examples --bench windowed
+//! ```
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use broker_embedded::{Broker, BrokerConfig};
+use examples::windowed::{count_topology, produce_pageviews, PageView, PAGEVIEWS_TOPIC};
+use examples::{ensure_topic, physical_source_topics, wait_until_idle};
+use streams_core::{StreamsApp, StreamsConfig};
+
+const EVENTS: usize = 300_000;
+const KEYS: usize = 10_000;
+/// Milliseconds between consecutive events: 300,000 events span 50 minutes.
+const STEP_MS: i64 = 10;
+const PARTITIONS: u32 = 3;
+const ROUNDS: usize = 3;
+/// The child's environment variable naming its side.
+const CHILD_ENV: &str = "WINDOWED_BENCH_SIDE";
+const DEADLINE: Duration = Duration::from_secs(600);
+const SIDES: [&str; 2] = ["baseline", "windowed"];
+
+fn main() -> anyhow::Result<()> {
+    if let Ok(side) = std::env::var(CHILD_ENV) {
+        if !SIDES.contains(&side.as_str()) {
+            bail!("unknown side {side}");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        return runtime.block_on(child(&side));
+    }
+    parent()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Alternates the two sides, one child per run.
+fn parent() -> anyhow::Result<()> {
+    println!(
+        "events={EVENTS} keys={KEYS} step_ms={STEP_MS} window=1min partitions={PARTITIONS} \
+         threads=1 guarantee=at_least_once store=in_memory commit_interval_ms=100 rounds={ROUNDS}"
+    );
+    let exe = std::env::current_exe().context("cannot find the benchmark's executable")?;
+    let mut windowed = Vec::with_capacity(ROUNDS);
+    let mut baseline = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        for side in SIDES {
+            let output = Command::new(&exe)
+                .env(CHILD_ENV, side)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .with_context(|| format!("cannot run the {side} child"))?;
+            if !output.status.success() {
+                bail!("the {side} run failed ({})", output.status);
+            }
+            let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            let eps: f64 = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("events_per_sec="))
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("the {side} run printed no events_per_sec: {line}"))?;
+            println!("round={round} {line}");
+            if side == "windowed" {
+                windowed.push(eps);
+            } else {
+                baseline.push(eps);
+            }
+        }
+    }
+    let windowed = median(&mut windowed);
+    let baseline = median(&mut baseline);
+    println!(
+        "windowed_events_per_sec={windowed:.0} baseline_events_per_sec={baseline:.0} ratio={:.4}",
+        windowed / baseline
+    );
+    Ok(())
+}
+
+/// `EVENTS` events of `KEYS` keys, in order, `STEP_MS` apart.
+fn events() -> Vec<PageView> {
+    let mut state: u64 = 0x00c0_ffee;
+    (0..EVENTS)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            PageView {
+                user: format!("key-{}", state % KEYS as u64),
+                page: "/".to_owned(),
+                timestamp: 1_700_000_040_000 + i as i64 * STEP_MS,
+            }
+        })
+        .collect()
+}
+
+/// One side end to end; prints one line.
+async fn child(side: &str) -> anyhow::Result<()> {
+    let events = events();
+    let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base)?;
+    let dir = tempfile::tempdir_in(&base)?;
+    let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default()).await?;
+    let windowed = side == "windowed";
+    let output = if windowed { "window-counts" } else { "counts" };
+    ensure_topic(&broker, PAGEVIEWS_TOPIC, PARTITIONS).await?;
+    ensure_topic(&broker, output, PARTITIONS).await?;
+    produce_pageviews(&broker, PAGEVIEWS_TOPIC, &events).await?;
+    drop(events);
+
+    let application_id = format!("windowed-bench-{side}");
+    let topology = count_topology(windowed)?;
+    let sources = physical_source_topics(&topology, &application_id);
+    let state_dir = dir.path().join("state");
+    let config = StreamsConfig::from_pairs([
+        ("application.id", application_id.as_str()),
+        ("num.stream.threads", "1"),
+        ("commit.interval.ms", "100"),
+        ("state.dir", &*state_dir.to_string_lossy()),
+    ])?;
+    let mut app = StreamsApp::new(topology, config, broker.clone());
+    let start = Instant::now();
+    app.start().await?;
+    wait_until_idle(
+        &app,
+        &broker,
+        &application_id,
+        &sources,
+        Some(DEADLINE),
+        |_| {},
+    )
+    .await?;
+    let elapsed = start.elapsed();
+    app.close().await?;
+    let (_, written) = broker.offsets(output, 0).await?;
+    broker.close().await?;
+
+    let seconds = elapsed.as_secs_f64();
+    println!(
+        "side={side} events_per_sec={:.0} seconds={seconds:.3} output_records_partition0={written}",
+        EVENTS as f64 / seconds,
+    );
+    Ok(())
+}
