@@ -740,6 +740,28 @@ impl Task {
     }
 
     /// The task's stream time.
+    /// The partition time of input `topic` (its largest extracted
+    /// timestamp), committed with the offsets so that a restart resumes
+    /// stream time where it was.
+    pub(crate) fn partition_time(&self, topic: &str) -> Option<i64> {
+        let plan = self.plan.sources.get(topic)?;
+        self.state.partition_time.get(plan.slot).copied().flatten()
+    }
+
+    /// Resumes the partition time of input `topic` from a committed offset's
+    /// metadata (before any record is processed), and stream time with it,
+    /// as Kafka Streams does on task initialization: a record that was late
+    /// before a restart is late after it too.
+    pub(crate) fn resume_partition_time(&mut self, topic: &str, time: i64) {
+        let Some(plan) = self.plan.sources.get(topic) else {
+            return;
+        };
+        if let Some(slot) = self.state.partition_time.get_mut(plan.slot) {
+            *slot = Some(slot.map_or(time, |t| t.max(time)));
+            self.state.advance_stream_time(time);
+        }
+    }
+
     pub(crate) fn stream_time(&self) -> Option<i64> {
         self.state.stream_time
     }

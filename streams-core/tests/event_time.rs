@@ -236,3 +236,70 @@ async fn idle_input_advances_stream_time_with_the_wall_clock_when_configured() {
     assert!(second >= 1_000, "{ticks:?}");
     app.close().await.unwrap();
 }
+
+/// Source `in` to `out`, each value written as `<value>@<stream time>`.
+fn stamp_stream_time() -> Topology {
+    let mut topology = Topology::new();
+    topology
+        .add_source("in", Serdes::string(), Serdes::string(), &["ta"])
+        .unwrap()
+        .add_processor(
+            "stamp",
+            || {
+                processor_fn(
+                    |ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+                        let time = ctx.stream_time().unwrap_or(-1);
+                        let value = r.value.clone().map(|v| format!("{v}@{time}"));
+                        ctx.forward(Record { value, ..r })
+                    },
+                )
+            },
+            &["in"],
+        )
+        .unwrap()
+        .add_sink("out", "out", Serdes::string(), Serdes::string(), &["stamp"])
+        .unwrap();
+    topology
+}
+
+/// Stream time survives a restart: the partition time is committed with
+/// the offsets (in Kafka's metadata encoding) and resumed by the next
+/// owner, so a record older than what came before the restart does not
+/// move stream time back (a late record stays late).
+async fn stream_time_survives_a_restart(guarantee: streams_core::ProcessingGuarantee) {
+    let broker = broker_with(&["ta", "out"]).await;
+    let app_id = format!("resume-{}", guarantee.as_str().replace('_', "-"));
+    send(&broker, "ta", &[("a", 1_000), ("b", 5_000)]).await;
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut first = StreamsApp::new(
+        stamp_stream_time(),
+        config(&app_id, first_dir.path()).with_processing_guarantee(guarantee),
+        broker.clone(),
+    );
+    first.start().await.unwrap();
+    assert_eq!(read_out(&broker, 2).await, ["a@1000", "b@5000"]);
+    first.close().await.unwrap();
+
+    // A new instance with no local state: stream time comes from the
+    // committed offset's metadata only.
+    send(&broker, "ta", &[("c", 2_000)]).await;
+    let second_dir = tempfile::tempdir().unwrap();
+    let mut second = StreamsApp::new(
+        stamp_stream_time(),
+        config(&app_id, second_dir.path()).with_processing_guarantee(guarantee),
+        broker.clone(),
+    );
+    second.start().await.unwrap();
+    assert_eq!(read_out(&broker, 3).await[2], "c@5000");
+    second.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_time_survives_a_restart_at_least_once() {
+    stream_time_survives_a_restart(streams_core::ProcessingGuarantee::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_time_survives_a_restart_exactly_once() {
+    stream_time_survives_a_restart(streams_core::ProcessingGuarantee::ExactlyOnceV2).await;
+}

@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use broker_embedded::group::{offsets_partition_for, CONSUMER_OFFSETS_TOPIC};
 use broker_embedded::{
     AutoOffsetReset, Broker, BrokerError, Consumer, ConsumerConfig, ConsumerGroupMetadata,
@@ -68,6 +70,43 @@ async fn send(
 async fn flush(producer: &Producer, topics: &[String]) -> Result<()> {
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     Ok(producer.flush(&names).await?)
+}
+
+/// The version byte of the partition time in committed offset metadata.
+const PARTITION_TIME_MAGIC: u8 = 1;
+
+/// Encodes a partition time as committed offset metadata, as Kafka Streams
+/// does: base64 of a version byte (1) and the time (i64, big-endian).
+fn encode_partition_time(time: i64) -> String {
+    let mut bytes = Vec::with_capacity(9);
+    bytes.push(PARTITION_TIME_MAGIC);
+    bytes.extend_from_slice(&time.to_be_bytes());
+    BASE64.encode(bytes)
+}
+
+/// Decodes the partition time committed with `tp`'s offset; `None` for
+/// empty metadata, and, with a warning, for metadata that is not a
+/// partition time (another client's, or damaged): stream time then starts
+/// from the records.
+fn decode_partition_time(tp: &TopicPartition, metadata: &str) -> Option<i64> {
+    if metadata.is_empty() {
+        return None;
+    }
+    let decoded = BASE64
+        .decode(metadata)
+        .ok()
+        .and_then(|bytes| match bytes.split_first() {
+            Some((&PARTITION_TIME_MAGIC, rest)) if rest.len() >= 8 => {
+                let mut time = [0u8; 8];
+                time.copy_from_slice(&rest[..8]);
+                Some(i64::from_be_bytes(time))
+            }
+            _ => None,
+        });
+    if decoded.is_none() {
+        tracing::warn!(partition = %tp, metadata, "committed offset metadata is not a partition time; ignoring it");
+    }
+    decoded
 }
 
 /// How long a poll waits for data before the loop checks for shutdown,
@@ -348,6 +387,27 @@ impl Core {
             self.tasks.insert(id, entry);
         }
         Ok(())
+    }
+
+    /// Resumes the partition times of the tasks reading `committed`'s
+    /// partitions from the committed offsets' metadata.
+    fn resume_partition_times(&mut self, committed: &HashMap<TopicPartition, OffsetAndMetadata>) {
+        let plan = self.plan.clone();
+        for (tp, offset) in committed {
+            let Some((sub, logical)) = plan.source_of.get(&tp.topic) else {
+                continue;
+            };
+            let Some(time) = decode_partition_time(tp, &offset.metadata) else {
+                continue;
+            };
+            let id = TaskId {
+                subtopology: *sub,
+                partition: tp.partition,
+            };
+            if let Some(entry) = self.tasks.get_mut(&id) {
+                entry.task.resume_partition_time(logical, time);
+            }
+        }
     }
 
     fn create_task(&self, id: TaskId, tps: Vec<TopicPartition>) -> Result<TaskEntry> {
@@ -701,7 +761,19 @@ impl Core {
         for id in ids {
             if let Some(entry) = self.tasks.get(id) {
                 for (tp, offset) in &entry.consumed {
-                    offsets.insert(tp.clone(), OffsetAndMetadata::new(*offset));
+                    let time = self
+                        .plan
+                        .source_of
+                        .get(&tp.topic)
+                        .and_then(|(_, logical)| entry.task.partition_time(logical));
+                    let metadata = time.map(encode_partition_time).unwrap_or_default();
+                    offsets.insert(
+                        tp.clone(),
+                        OffsetAndMetadata {
+                            offset: *offset,
+                            metadata,
+                        },
+                    );
                 }
                 topics.extend(entry.changelog_offsets.keys().map(|tp| tp.topic.clone()));
             }
@@ -955,7 +1027,9 @@ impl ConsumerRebalanceListener for Listener {
         }
         if let Err(e) = core.create_tasks(partitions) {
             core.fatal = Some(e);
+            return;
         }
+        core.resume_partition_times(&committed);
     }
 
     fn on_partitions_lost(
@@ -1134,6 +1208,7 @@ async fn settle_assigned(
         .collect();
     let committed = consumer.committed(&unstable).await?;
     let mut core = lock(core);
+    core.resume_partition_times(&committed);
     for tp in &unstable {
         let offset = committed.get(tp).map_or(0, |o| o.offset);
         if let Err(e) = consumer.seek(tp, offset) {
@@ -1503,4 +1578,40 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn partition_time_metadata_is_kafkas_encoding() {
+        // Version 1, then 1_000 as a big-endian i64.
+        assert_eq!(encode_partition_time(1_000), "AQAAAAAAAAPo");
+        let tp = TopicPartition::new("t", 0);
+        assert_eq!(decode_partition_time(&tp, "AQAAAAAAAAPo"), Some(1_000));
+    }
+
+    #[test]
+    fn other_metadata_is_no_partition_time() {
+        let tp = TopicPartition::new("t", 0);
+        for metadata in [
+            "",
+            "not base64!",
+            "AgAAAAAAAAPo",
+            "AQAA",
+            "printed by the CLI",
+        ] {
+            assert_eq!(decode_partition_time(&tp, metadata), None, "{metadata}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn partition_time_round_trips(time in any::<i64>()) {
+            let tp = TopicPartition::new("t", 0);
+            prop_assert_eq!(decode_partition_time(&tp, &encode_partition_time(time)), Some(time));
+        }
+    }
 }
