@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use broker_embedded::{Broker, BrokerError, NewTopic, Producer, ProducerRecord};
 use streams_core::{AppState, NodeKindDescription, Serdes, StoreBackend, StreamsApp, Topology};
-use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+use streams_dsl::{Consumed, Grouped, Materialized, Named, Produced, StreamsBuilder};
 
 /// The word count's input topic: one line of text per record.
 pub const TEXT_LINES_TOPIC: &str = "text-lines";
@@ -71,7 +71,7 @@ pub fn word_count_topology(backend: Option<StoreBackend>) -> streams_core::Resul
             |_key, word| word.clone(),
             Grouped::with(Serdes::string(), Serdes::string()),
         )
-        .count(store)
+        .count_named(Named::as_("count-words"), store)
         .to_stream()
         .to(
             WORD_COUNTS_TOPIC,
@@ -636,12 +636,10 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default:
-/// warnings, except the runtime's advice to name stateful processors, which
-/// the DSL cannot do yet for aggregations).
+/// warnings).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,streams_core::runtime::setup=error")
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // A second initialisation (a test calling this twice) keeps the first.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

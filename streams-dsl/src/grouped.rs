@@ -7,7 +7,7 @@ use streams_core::Serdes;
 
 use crate::builder::{store_builder, Handle};
 use crate::ktable::KTable;
-use crate::options::{Materialized, SerdeArc};
+use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::{AddFn, StreamAggregate};
 use crate::session_windows::{SessionWindowedKStream, SessionWindows};
 use crate::sliding_windows::{SlidingWindowedKStream, SlidingWindows};
@@ -70,10 +70,21 @@ where
     /// Counts the records per key (`KSTREAM-AGGREGATE`); the store holds
     /// `i64` counts (by default with [`Serdes::i64`]).
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        self.do_count(None, materialized)
+    }
+
+    /// [`KGroupedStream::count`] with the processor named `named`, so that
+    /// a topology change does not rename it.
+    pub fn count_named(&self, named: Named, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        self.do_count(Some(named), materialized)
+    }
+
+    fn do_count(&self, named: Option<Named>, materialized: Materialized<K, i64>) -> KTable<K, i64> {
         let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
         self.do_aggregate(
             "KSTREAM-AGGREGATE-",
             "AGGREGATE",
+            named,
             materialized,
             Some(Arc::new(Serdes::i64())),
             add,
@@ -86,12 +97,44 @@ where
     where
         F: Fn(V, &V) -> V + Send + Sync + 'static,
     {
+        self.do_reduce(reducer, None, materialized)
+    }
+
+    /// [`KGroupedStream::reduce`] with the processor named `named`.
+    pub fn reduce_named<F>(
+        &self,
+        reducer: F,
+        named: Named,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        F: Fn(V, &V) -> V + Send + Sync + 'static,
+    {
+        self.do_reduce(reducer, Some(named), materialized)
+    }
+
+    fn do_reduce<F>(
+        &self,
+        reducer: F,
+        named: Option<Named>,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        F: Fn(V, &V) -> V + Send + Sync + 'static,
+    {
         let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
             None => value.clone(),
             Some(agg) => reducer(agg, value),
         });
         let value_serde = self.value_serde.clone();
-        self.do_aggregate("KSTREAM-REDUCE-", "REDUCE", materialized, value_serde, add)
+        self.do_aggregate(
+            "KSTREAM-REDUCE-",
+            "REDUCE",
+            named,
+            materialized,
+            value_serde,
+            add,
+        )
     }
 
     /// Folds the values per key with `aggregator(key, value, aggregate)`,
@@ -108,10 +151,48 @@ where
         I: Fn() -> VA + Send + Sync + 'static,
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
+        self.do_fold(initializer, aggregator, None, materialized)
+    }
+
+    /// [`KGroupedStream::aggregate`] with the processor named `named`.
+    pub fn aggregate_named<VA, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        named: Named,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA>
+    where
+        VA: Clone + Send + 'static,
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+    {
+        self.do_fold(initializer, aggregator, Some(named), materialized)
+    }
+
+    fn do_fold<VA, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        named: Option<Named>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA>
+    where
+        VA: Clone + Send + 'static,
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+    {
         let add: AddFn<K, V, VA> = Arc::new(move |key, value, agg| {
             aggregator(key, value, agg.unwrap_or_else(&initializer))
         });
-        self.do_aggregate("KSTREAM-AGGREGATE-", "AGGREGATE", materialized, None, add)
+        self.do_aggregate(
+            "KSTREAM-AGGREGATE-",
+            "AGGREGATE",
+            named,
+            materialized,
+            None,
+            add,
+        )
     }
 
     /// Windows the grouped stream by time (Kafka's
@@ -186,6 +267,7 @@ where
         &self,
         store_prefix: &str,
         operation: &str,
+        named: Option<Named>,
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeArc<VA>>,
         add: AddFn<K, V, VA>,
@@ -198,7 +280,7 @@ where
             Some(name) => name.clone(),
             None => builder.store_name(store_prefix),
         };
-        let name = builder.kstream_name(None, operation);
+        let name = builder.kstream_name(named, operation);
         let parent = self.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde

@@ -368,15 +368,25 @@ where
 {
     /// Counts the rows per group (`KTABLE-AGGREGATE`).
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        self.do_count(None, materialized)
+    }
+
+    /// [`KGroupedTable::count`] with the processor named `named`, so that a
+    /// topology change does not rename it.
+    pub fn count_named(&self, named: Named, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        self.do_count(Some(named), materialized)
+    }
+
+    fn do_count(&self, named: Option<Named>, materialized: Materialized<K, i64>) -> KTable<K, i64> {
         let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
         let sub: SubFn<K, V, i64> = Arc::new(|_, _, count| count - 1);
         self.do_aggregate(
             "KTABLE-AGGREGATE-",
             "AGGREGATE",
+            named,
             materialized,
             Some(Arc::new(Serdes::i64())),
-            add,
-            sub,
+            (add, sub),
         )
     }
 
@@ -393,6 +403,35 @@ where
         A: Fn(V, &V) -> V + Send + Sync + 'static,
         S: Fn(V, &V) -> V + Send + Sync + 'static,
     {
+        self.do_reduce(adder, subtractor, None, materialized)
+    }
+
+    /// [`KGroupedTable::reduce`] with the processor named `named`.
+    pub fn reduce_named<A, S>(
+        &self,
+        adder: A,
+        subtractor: S,
+        named: Named,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        A: Fn(V, &V) -> V + Send + Sync + 'static,
+        S: Fn(V, &V) -> V + Send + Sync + 'static,
+    {
+        self.do_reduce(adder, subtractor, Some(named), materialized)
+    }
+
+    fn do_reduce<A, S>(
+        &self,
+        adder: A,
+        subtractor: S,
+        named: Option<Named>,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        A: Fn(V, &V) -> V + Send + Sync + 'static,
+        S: Fn(V, &V) -> V + Send + Sync + 'static,
+    {
         let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
             None => value.clone(),
             Some(agg) => adder(agg, value),
@@ -402,10 +441,10 @@ where
         self.do_aggregate(
             "KTABLE-REDUCE-",
             "REDUCE",
+            named,
             materialized,
             value_serde,
-            add,
-            sub,
+            (add, sub),
         )
     }
 
@@ -426,16 +465,51 @@ where
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
         S: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
+        self.do_fold(initializer, adder, subtractor, None, materialized)
+    }
+
+    /// [`KGroupedTable::aggregate`] with the processor named `named`.
+    pub fn aggregate_named<VA, I, A, S>(
+        &self,
+        initializer: I,
+        adder: A,
+        subtractor: S,
+        named: Named,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA>
+    where
+        VA: Clone + Send + 'static,
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+        S: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+    {
+        self.do_fold(initializer, adder, subtractor, Some(named), materialized)
+    }
+
+    fn do_fold<VA, I, A, S>(
+        &self,
+        initializer: I,
+        adder: A,
+        subtractor: S,
+        named: Option<Named>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA>
+    where
+        VA: Clone + Send + 'static,
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+        S: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+    {
         let add: AddFn<K, V, VA> =
             Arc::new(move |key, value, agg| adder(key, value, agg.unwrap_or_else(&initializer)));
         let sub: SubFn<K, V, VA> = Arc::new(subtractor);
         self.do_aggregate(
             "KTABLE-AGGREGATE-",
             "AGGREGATE",
+            named,
             materialized,
             None,
-            add,
-            sub,
+            (add, sub),
         )
     }
 
@@ -443,10 +517,10 @@ where
         &self,
         store_prefix: &str,
         operation: &str,
+        named: Option<Named>,
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeArc<VA>>,
-        add: AddFn<K, V, VA>,
-        sub: SubFn<K, V, VA>,
+        (add, sub): (AddFn<K, V, VA>, SubFn<K, V, VA>),
     ) -> KTable<K, VA>
     where
         VA: Clone + Send + 'static,
@@ -458,7 +532,7 @@ where
         };
         let sink = builder.kstream_name(None, "SINK");
         let source = builder.kstream_name(None, "SOURCE");
-        let name = builder.ktable_name(None, operation);
+        let name = builder.ktable_name(named, operation);
         let topic = builder.repartition_topic(self.name.as_deref().unwrap_or(&store));
         let key_serde = materialized
             .key_serde

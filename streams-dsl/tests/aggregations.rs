@@ -280,3 +280,85 @@ fn aggregate_without_a_value_serde_is_an_error() {
     let error = builder.build().err().map(|e| e.to_string());
     assert!(error.is_some_and(|e| e.contains("store 'agg'")));
 }
+
+#[test]
+fn aggregations_can_be_named() -> Result<()> {
+    use streams_dsl::Named;
+    let builder = StreamsBuilder::new();
+    let grouped = builder
+        .stream::<String, String>("in", strings())
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()));
+    grouped
+        .count_named(Named::as_("count-words"), Materialized::as_("counts"))
+        .to_stream()
+        .to(
+            "counts-out",
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    grouped
+        .reduce_named(
+            |a, b| format!("{a}{b}"),
+            Named::as_("concat-words"),
+            Materialized::as_("concat"),
+        )
+        .to_stream()
+        .to(
+            "concat-out",
+            Produced::with(Serdes::string(), Serdes::string()),
+        );
+    grouped
+        .aggregate_named(
+            || 0_i64,
+            |_, v, n| n + v.len() as i64,
+            Named::as_("sum-lengths"),
+            Materialized::as_("lengths").with_value_serde(Serdes::i64()),
+        )
+        .to_stream()
+        .to(
+            "lengths-out",
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    builder
+        .table::<String, String>("users", strings(), Materialized::as_("users-table"))
+        .group_by(
+            |_, v| (v.clone(), v.clone()),
+            Grouped::with(Serdes::string(), Serdes::string()),
+        )
+        .count_named(Named::as_("count-regions"), Materialized::as_("regions"))
+        .to_stream()
+        .to(
+            "regions-out",
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    let topology = builder.build()?;
+    let text = topology.describe().to_string();
+    for name in [
+        "count-words",
+        "concat-words",
+        "sum-lengths",
+        "count-regions",
+    ] {
+        assert!(
+            text.contains(&format!("Processor: {name} ")),
+            "{name} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("KSTREAM-AGGREGATE"), "{text}");
+    assert!(!text.contains("KSTREAM-REDUCE"), "{text}");
+    assert!(!text.contains("KTABLE-AGGREGATE"), "{text}");
+
+    let driver = TopologyTestDriver::new(topology)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input(s("k"), s("ab"))?;
+    input.pipe_input(s("k"), s("c"))?;
+    let counts = driver.create_output_topic("counts-out", Serdes::string(), Serdes::i64());
+    assert_eq!(counts.read_values_to_list()?, vec![Some(1), Some(2)]);
+    let concat = driver.create_output_topic("concat-out", Serdes::string(), Serdes::string());
+    assert_eq!(
+        concat.read_values_to_list()?,
+        vec![Some(s("ab")), Some(s("abc"))]
+    );
+    let lengths = driver.create_output_topic("lengths-out", Serdes::string(), Serdes::i64());
+    assert_eq!(lengths.read_values_to_list()?, vec![Some(2), Some(3)]);
+    Ok(())
+}
