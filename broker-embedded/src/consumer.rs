@@ -1132,7 +1132,8 @@ impl Consumer {
 
     /// Fetches into the buffers if needed and hands out up to `max` records.
     async fn collect(&mut self, max: usize) -> Result<Vec<ConsumerRecord>> {
-        let mut out = Vec::new();
+        let buffered: usize = self.assigned.iter().map(|a| a.buffer.len()).sum();
+        let mut out = Vec::with_capacity(buffered.min(max));
         let n = self.assigned.len();
         if n == 0 {
             return Ok(out);

@@ -665,6 +665,30 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         Ok(self.store.put(key, value)?)
     }
 
+    /// Reads `key`, hands its value to `update`, and writes the value that
+    /// `update` returns (`None` deletes the key): a read-modify-write that
+    /// serializes the key once. Returns what `update` returned beside the
+    /// value.
+    pub fn update<R>(
+        &mut self,
+        key: &K,
+        update: impl FnOnce(Option<V>) -> (Option<V>, R),
+    ) -> Result<R> {
+        let key = self.key_bytes(key)?;
+        let old = self.value(self.store.get(&key)?)?;
+        let (new, out) = update(old);
+        match new {
+            Some(value) => {
+                let value = self.value_serde.serialize(self.topic, &value)?;
+                self.store.put(key, value)?;
+            }
+            None => {
+                self.store.delete(key)?;
+            }
+        }
+        Ok(out)
+    }
+
     /// Sets `key` to `value` unless it has a value; returns the existing
     /// value.
     pub fn put_if_absent(&mut self, key: &K, value: &V) -> Result<Option<V>> {

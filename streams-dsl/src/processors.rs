@@ -239,13 +239,17 @@ where
         };
         let (old, new, timestamp) = {
             let mut store = ctx.key_value_store::<K, ValueAndTimestamp<VA>>(&self.store)?;
-            let old = store.get(key)?;
-            let timestamp = old
-                .as_ref()
-                .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
-            let new = (self.add)(key, value, old.as_ref().map(|o| o.value.clone()));
-            store.put(key, &ValueAndTimestamp::make(new.clone(), timestamp))?;
-            (old.map(|o| o.value), new, timestamp)
+            store.update(key, |old| {
+                let timestamp = old
+                    .as_ref()
+                    .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+                let old = old.map(|o| o.value);
+                let new = (self.add)(key, value, old.clone());
+                (
+                    Some(ValueAndTimestamp::make(new.clone(), timestamp)),
+                    (old, new, timestamp),
+                )
+            })?
         };
         if self.cached {
             return Ok(());

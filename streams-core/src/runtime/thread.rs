@@ -497,19 +497,39 @@ impl Core {
     /// partition would skip them.
     fn buffer(&mut self, records: Vec<ConsumerRecord>) -> HashMap<TopicPartition, u64> {
         let mut unowned: HashMap<TopicPartition, u64> = HashMap::new();
+        // Polled records come in runs of one partition: its task and name
+        // are worked out once per run.
+        let mut run: Option<(Arc<str>, u32, TaskId, TopicPartition)> = None;
         for record in records {
-            let Some((sub, _)) = self.plan.source_of.get(&*record.topic) else {
+            let same = run.as_ref().is_some_and(|(topic, partition, _, _)| {
+                *partition == record.partition && Arc::ptr_eq(topic, &record.topic)
+            });
+            if !same {
+                let Some((sub, _)) = self.plan.source_of.get(&*record.topic) else {
+                    run = None;
+                    continue;
+                };
+                let id = TaskId {
+                    subtopology: *sub,
+                    partition: record.partition,
+                };
+                let tp = TopicPartition::new(record.topic.to_string(), record.partition);
+                run = Some((record.topic.clone(), record.partition, id, tp));
+            }
+            let Some((_, _, id, tp)) = &run else {
                 continue;
             };
-            let id = TaskId {
-                subtopology: *sub,
-                partition: record.partition,
-            };
-            let tp = TopicPartition::new(record.topic.to_string(), record.partition);
-            match self.tasks.get_mut(&id) {
-                Some(entry) => entry.buffers.entry(tp).or_default().push_back(record),
+            match self.tasks.get_mut(id) {
+                Some(entry) => match entry.buffers.get_mut(tp) {
+                    Some(buffer) => buffer.push_back(record),
+                    None => entry
+                        .buffers
+                        .entry(tp.clone())
+                        .or_default()
+                        .push_back(record),
+                },
                 None => {
-                    let first = unowned.entry(tp).or_insert(record.offset);
+                    let first = unowned.entry(tp.clone()).or_insert(record.offset);
                     *first = (*first).min(record.offset);
                 }
             }

@@ -993,3 +993,49 @@ fn closing_the_driver_closes_processors() {
     drop(driver);
     assert!(*closed.lock().unwrap());
 }
+
+/// `update` reads, changes and writes a key in one call; `None` deletes it.
+#[test]
+fn update_is_a_read_modify_write_and_none_deletes() {
+    let mut t = Topology::new();
+    t.add_source("in", Serdes::string(), Serdes::string(), &["in"])
+        .unwrap()
+        .add_processor(
+            "tally",
+            || {
+                processor_fn(
+                    |ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, String>| {
+                        let (Some(key), Some(value)) = (r.key, r.value) else {
+                            return Ok(());
+                        };
+                        let mut store = ctx.key_value_store::<String, i64>("tally")?;
+                        let before = store.update(&key, |old| {
+                            let next = (value != "reset").then(|| old.unwrap_or(0) + 1);
+                            (next, old)
+                        })?;
+                        assert_eq!(before.is_some(), value != "first", "{key}: {value}");
+                        Ok(())
+                    },
+                )
+            },
+            &["in"],
+        )
+        .unwrap()
+        .add_state_store(
+            StoreBuilder::key_value("tally", Serdes::string(), Serdes::i64()),
+            &["tally"],
+        )
+        .unwrap();
+    let driver = TopologyTestDriver::new(t).unwrap();
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    for (k, v) in [("a", "first"), ("a", "x"), ("b", "first"), ("a", "x")] {
+        input.pipe_input(s(k), s(v)).unwrap();
+    }
+    let store = driver.get_key_value_store::<String, i64>("tally").unwrap();
+    assert_eq!(store.get(&s("a")).unwrap(), Some(3));
+    assert_eq!(store.get(&s("b")).unwrap(), Some(1));
+    input.pipe_input(s("a"), s("reset")).unwrap();
+    let store = driver.get_key_value_store::<String, i64>("tally").unwrap();
+    assert_eq!(store.get(&s("a")).unwrap(), None);
+    assert_eq!(store.get(&s("b")).unwrap(), Some(1));
+}
