@@ -15,8 +15,8 @@ use broker_embedded::{
 };
 use streams_core::{Serdes, Topology};
 use streams_dsl::{
-    Consumed, Grouped, LateRecords, Materialized, Produced, StreamsBuilder, StrictBufferConfig,
-    Suppressed, TimeWindows,
+    Consumed, Grouped, LateRecords, Materialized, Named, Produced, StreamsBuilder,
+    StrictBufferConfig, Suppressed, TimeWindows,
 };
 
 /// The input topic: user → page, timestamped with the view's time.
@@ -69,6 +69,7 @@ pub fn pageviews_topology(hopping: bool) -> streams_core::Result<Topology> {
             grace,
         ))
         .with_late_records(LateRecords::to_topic(LATE_TOPIC))
+        .named(Named::as_("count-views-per-minute"))
         .count(Materialized::as_(PER_MINUTE_STORE))
         .suppress(
             Suppressed::until_window_closes(StrictBufferConfig::unbounded())
@@ -91,6 +92,7 @@ pub fn pageviews_topology(hopping: bool) -> streams_core::Result<Topology> {
                 )
                 .advance_by(Duration::from_millis(MINUTE_MS as u64)),
             )
+            .named(Named::as_("count-views-per-5-minutes"))
             .count(Materialized::as_("pageviews-per-5-minutes"))
             .to_stream()
             .to(
@@ -120,6 +122,7 @@ pub fn count_topology(windowed: bool) -> streams_core::Result<Topology> {
             .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
                 MINUTE_MS as u64,
             )))
+            .named(Named::as_("count-per-window"))
             .count(Materialized::as_("window-counts"))
             .to_stream()
             .to(
@@ -131,7 +134,7 @@ pub fn count_topology(windowed: bool) -> streams_core::Result<Topology> {
             );
     } else {
         grouped
-            .count(Materialized::as_("counts"))
+            .count_named(Named::as_("count"), Materialized::as_("counts"))
             .to_stream()
             .to("counts", Produced::with(Serdes::string(), Serdes::i64()));
     }

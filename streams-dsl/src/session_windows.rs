@@ -14,7 +14,7 @@ use crate::builder::DslMetrics;
 use crate::change::Change;
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
-use crate::options::{Materialized, SerdeArc};
+use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::AddFn;
 
 fn millis(d: Duration) -> i64 {
@@ -116,6 +116,7 @@ impl SessionWindows {
 pub struct SessionWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SessionWindows,
+    named: Option<Named>,
 }
 
 impl<K, V> fmt::Debug for SessionWindowedKStream<K, V> {
@@ -123,6 +124,7 @@ impl<K, V> fmt::Debug for SessionWindowedKStream<K, V> {
         f.debug_struct("SessionWindowedKStream")
             .field("grouped", &self.grouped)
             .field("windows", &self.windows)
+            .field("named", &self.named)
             .finish()
     }
 }
@@ -133,7 +135,19 @@ where
     V: Clone + Send + 'static,
 {
     pub(crate) fn new(grouped: KGroupedStream<K, V>, windows: SessionWindows) -> Self {
-        Self { grouped, windows }
+        Self {
+            grouped,
+            windows,
+            named: None,
+        }
+    }
+
+    /// Names the aggregation processor built from here (Kafka's
+    /// `count(Named, Materialized)` and its kin), so that a topology change
+    /// does not rename it; the store is named with [`Materialized::as_`].
+    pub fn named(mut self, named: Named) -> Self {
+        self.named = Some(named);
+        self
     }
 
     /// The session windows.
@@ -237,7 +251,7 @@ where
             Some(name) => name.clone(),
             None => builder.store_name(store_prefix),
         };
-        let name = builder.kstream_name(None, operation);
+        let name = builder.kstream_name(self.named.clone(), operation);
         if let Err(reason) = windows.validate() {
             builder.fail(format!("session-windowed aggregation '{name}': {reason}"));
             return KTable::new(builder.clone(), name, None, None, Some(store));

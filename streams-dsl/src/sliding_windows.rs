@@ -15,7 +15,7 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
-use crate::options::{Materialized, SerdeArc};
+use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::AddFn;
 
 /// Milliseconds of one day: the least default retention of the store.
@@ -104,6 +104,7 @@ impl SlidingWindows {
 pub struct SlidingWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SlidingWindows,
+    named: Option<Named>,
 }
 
 impl<K, V> fmt::Debug for SlidingWindowedKStream<K, V> {
@@ -111,6 +112,7 @@ impl<K, V> fmt::Debug for SlidingWindowedKStream<K, V> {
         f.debug_struct("SlidingWindowedKStream")
             .field("grouped", &self.grouped)
             .field("windows", &self.windows)
+            .field("named", &self.named)
             .finish()
     }
 }
@@ -121,7 +123,19 @@ where
     V: Clone + Send + 'static,
 {
     pub(crate) fn new(grouped: KGroupedStream<K, V>, windows: SlidingWindows) -> Self {
-        Self { grouped, windows }
+        Self {
+            grouped,
+            windows,
+            named: None,
+        }
+    }
+
+    /// Names the aggregation processor built from here (Kafka's
+    /// `count(Named, Materialized)` and its kin), so that a topology change
+    /// does not rename it; the store is named with [`Materialized::as_`].
+    pub fn named(mut self, named: Named) -> Self {
+        self.named = Some(named);
+        self
     }
 
     /// The sliding windows.
@@ -194,7 +208,7 @@ where
             Some(name) => name.clone(),
             None => builder.store_name(store_prefix),
         };
-        let name = builder.kstream_name(None, operation);
+        let name = builder.kstream_name(self.named.clone(), operation);
         let min_retention = windows
             .difference_ms
             .saturating_mul(2)

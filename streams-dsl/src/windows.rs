@@ -15,7 +15,7 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
-use crate::options::{Materialized, SerdeArc};
+use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::AddFn;
 
 /// Milliseconds of one day: the least default retention of a window store.
@@ -207,6 +207,7 @@ pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: TimeWindows,
     late: LateRecords,
+    named: Option<Named>,
 }
 
 impl<K, V> fmt::Debug for TimeWindowedKStream<K, V> {
@@ -215,6 +216,7 @@ impl<K, V> fmt::Debug for TimeWindowedKStream<K, V> {
             .field("grouped", &self.grouped)
             .field("windows", &self.windows)
             .field("late", &self.late)
+            .field("named", &self.named)
             .finish()
     }
 }
@@ -229,7 +231,16 @@ where
             grouped,
             windows,
             late: LateRecords::default(),
+            named: None,
         }
+    }
+
+    /// Names the aggregation processor built from here (Kafka's
+    /// `count(Named, Materialized)` and its kin), so that a topology change
+    /// does not rename it; the store is named with [`Materialized::as_`].
+    pub fn named(mut self, named: Named) -> Self {
+        self.named = Some(named);
+        self
     }
 
     /// What the aggregations built from here do with late records, besides
@@ -309,7 +320,7 @@ where
             Some(name) => name.clone(),
             None => builder.store_name(store_prefix),
         };
-        let name = builder.kstream_name(None, operation);
+        let name = builder.kstream_name(self.named.clone(), operation);
         if let Err(reason) = windows.validate() {
             builder.fail(format!("windowed aggregation '{name}': {reason}"));
             return KTable::new(builder.clone(), name, None, None, Some(store));

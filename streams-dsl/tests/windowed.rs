@@ -435,3 +435,37 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn windowed_aggregations_can_be_named() -> Result<()> {
+    use streams_dsl::{
+        Consumed, Grouped, Materialized, Named, SessionWindows, SlidingWindows, StreamsBuilder,
+        TimeWindows,
+    };
+    let builder = StreamsBuilder::new();
+    let grouped = builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()));
+    let minute = Duration::from_secs(60);
+    grouped
+        .windowed_by(TimeWindows::of_size_with_no_grace(minute))
+        .named(Named::as_("per-minute"))
+        .count(Materialized::as_("per-minute-store"));
+    grouped
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(minute))
+        .named(Named::as_("per-session"))
+        .count(Materialized::as_("per-session-store"));
+    grouped
+        .windowed_by_sliding(SlidingWindows::of_time_difference_with_no_grace(minute))
+        .named(Named::as_("sliding"))
+        .count(Materialized::as_("sliding-store"));
+    let text = builder.build()?.describe().to_string();
+    for name in ["per-minute", "per-session", "sliding"] {
+        assert!(
+            text.contains(&format!("Processor: {name} (stores: [{name}-store])")),
+            "{name} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("KSTREAM-AGGREGATE"), "{text}");
+    Ok(())
+}
