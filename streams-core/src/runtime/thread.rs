@@ -733,22 +733,30 @@ impl Core {
             let Some(entry) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            // Whether the topic of the previous record is a changelog: sent
-            // records come in runs of one topic.
-            let mut last: Option<(Arc<str>, bool)> = None;
+            // Sent records come in runs of one partition: whether it is a
+            // changelog partition is worked out once per run.
+            let mut run: Option<(Arc<str>, u32, Option<TopicPartition>)> = None;
             for md in metadata {
-                let changelog = match &last {
-                    Some((topic, changelog)) if Arc::ptr_eq(topic, &md.topic) => *changelog,
-                    _ => {
-                        let changelog = self.plan.changelogs.contains(&*md.topic);
-                        last = Some((md.topic.clone(), changelog));
-                        changelog
-                    }
+                let same = run.as_ref().is_some_and(|(topic, partition, _)| {
+                    *partition == md.partition && Arc::ptr_eq(topic, &md.topic)
+                });
+                if !same {
+                    let changelog = self
+                        .plan
+                        .changelogs
+                        .contains(&*md.topic)
+                        .then(|| TopicPartition::new(md.topic.to_string(), md.partition));
+                    run = Some((md.topic.clone(), md.partition, changelog));
+                }
+                let Some((_, _, Some(tp))) = &run else {
+                    continue;
                 };
-                if changelog {
-                    let tp = TopicPartition::new(md.topic.to_string(), md.partition);
-                    let next = entry.changelog_offsets.entry(tp).or_insert(0);
-                    *next = (*next).max(md.offset + 1);
+                let next = md.offset + 1;
+                match entry.changelog_offsets.get_mut(tp) {
+                    Some(offset) => *offset = (*offset).max(next),
+                    None => {
+                        entry.changelog_offsets.insert(tp.clone(), next);
+                    }
                 }
             }
         }
