@@ -8,7 +8,7 @@ use streams_core::Serdes;
 use crate::builder::{store_builder, Handle};
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{AddFn, StreamAggregate};
+use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn, StreamAggregate};
 use crate::session_windows::{SessionWindowedKStream, SessionWindows};
 use crate::sliding_windows::{SlidingWindowedKStream, SlidingWindows};
 use crate::windows::{TimeWindowedKStream, TimeWindows};
@@ -80,7 +80,7 @@ where
     }
 
     fn do_count(&self, named: Option<Named>, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let add = count_adder();
         self.do_aggregate(
             "KSTREAM-AGGREGATE-",
             "AGGREGATE",
@@ -122,10 +122,7 @@ where
     where
         F: Fn(V, &V) -> V + Send + Sync + 'static,
     {
-        let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            None => value.clone(),
-            Some(agg) => reducer(agg, value),
-        });
+        let add = reduce_adder(reducer);
         let value_serde = self.value_serde.clone();
         self.do_aggregate(
             "KSTREAM-REDUCE-",
@@ -182,9 +179,7 @@ where
         I: Fn() -> VA + Send + Sync + 'static,
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
-        let add: AddFn<K, V, VA> = Arc::new(move |key, value, agg| {
-            aggregator(key, value, agg.unwrap_or_else(&initializer))
-        });
+        let add = fold_adder(initializer, aggregator);
         self.do_aggregate(
             "KSTREAM-AGGREGATE-",
             "AGGREGATE",

@@ -10,7 +10,7 @@ use crate::builder::{store_builder, Handle};
 use crate::change::{Change, ChangeSerde};
 use crate::kstream::KStream;
 use crate::options::{Grouped, Materialized, Named, SerdeArc};
-use crate::processors::{AddFn, SubFn, TableAggregate};
+use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn, SubFn, TableAggregate};
 use crate::suppress::WindowEndFn;
 
 /// A table: the latest value per key (Kafka's `KTable`).
@@ -378,7 +378,7 @@ where
     }
 
     fn do_count(&self, named: Option<Named>, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let add = count_adder();
         let sub: SubFn<K, V, i64> = Arc::new(|_, _, count| count - 1);
         self.do_aggregate(
             "KTABLE-AGGREGATE-",
@@ -432,10 +432,7 @@ where
         A: Fn(V, &V) -> V + Send + Sync + 'static,
         S: Fn(V, &V) -> V + Send + Sync + 'static,
     {
-        let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            None => value.clone(),
-            Some(agg) => adder(agg, value),
-        });
+        let add = reduce_adder(adder);
         let sub: SubFn<K, V, V> = Arc::new(move |_, value, agg| subtractor(agg, value));
         let value_serde = self.value_serde.clone();
         self.do_aggregate(
@@ -500,8 +497,7 @@ where
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
         S: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
-        let add: AddFn<K, V, VA> =
-            Arc::new(move |key, value, agg| adder(key, value, agg.unwrap_or_else(&initializer)));
+        let add = fold_adder(initializer, adder);
         let sub: SubFn<K, V, VA> = Arc::new(subtractor);
         self.do_aggregate(
             "KTABLE-AGGREGATE-",

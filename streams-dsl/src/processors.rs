@@ -18,6 +18,33 @@ pub(crate) type AddFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + 
 /// Removes a value from an aggregate.
 pub(crate) type SubFn<K, V, VA> = Arc<dyn Fn(&K, &V, VA) -> VA + Send + Sync>;
 
+/// The adder of `count`: one more per record.
+pub(crate) fn count_adder<K, V>() -> AddFn<K, V, i64> {
+    Arc::new(|_, _, count| count.unwrap_or(0) + 1)
+}
+
+/// The adder of `reduce`: the first value, then `reducer(aggregate, value)`.
+pub(crate) fn reduce_adder<K, V, F>(reducer: F) -> AddFn<K, V, V>
+where
+    V: Clone,
+    F: Fn(V, &V) -> V + Send + Sync + 'static,
+{
+    Arc::new(move |_, value, agg| match agg {
+        None => value.clone(),
+        Some(agg) => reducer(agg, value),
+    })
+}
+
+/// The adder of `aggregate`: `aggregator(key, value, aggregate)`, the
+/// aggregate starting from `initializer()`.
+pub(crate) fn fold_adder<K, V, VA, I, A>(initializer: I, aggregator: A) -> AddFn<K, V, VA>
+where
+    I: Fn() -> VA + Send + Sync + 'static,
+    A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+{
+    Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)))
+}
+
 /// Registers for cache flushes if the store is cached; returns whether it
 /// is.
 fn listen_if_cached<K, V>(ctx: &mut ProcessorContext<'_, K, V>, store: &str) -> Result<bool> {

@@ -15,7 +15,7 @@ use crate::change::Change;
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::AddFn;
+use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -157,7 +157,7 @@ where
 
     /// Counts the records per key and session (`KSTREAM-AGGREGATE`).
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let add = count_adder();
         let merge: MergeFn<K, i64> = Arc::new(|_, a, b| a.unwrap_or(0) + b);
         self.do_aggregate(
             "KSTREAM-AGGREGATE-",
@@ -178,10 +178,7 @@ where
     {
         let reducer = Arc::new(reducer);
         let for_add = reducer.clone();
-        let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            None => value.clone(),
-            Some(agg) => for_add(agg, value),
-        });
+        let add = reduce_adder(move |agg, value: &V| for_add(agg, value));
         let merge: MergeFn<K, V> = Arc::new(move |_, a, b| match a {
             None => b,
             Some(a) => reducer(a, &b),
@@ -218,9 +215,7 @@ where
     {
         let initializer = Arc::new(initializer);
         let for_add = initializer.clone();
-        let add: AddFn<K, V, VA> = Arc::new(move |key, value, agg| {
-            aggregator(key, value, agg.unwrap_or_else(|| for_add()))
-        });
+        let add = fold_adder(move || for_add(), aggregator);
         let merge: MergeFn<K, VA> =
             Arc::new(move |key, a, b| merger(key, a.unwrap_or_else(|| initializer()), b));
         self.do_aggregate(

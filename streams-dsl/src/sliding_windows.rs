@@ -16,7 +16,7 @@ use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::AddFn;
+use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn};
 
 /// Milliseconds of one day: the least default retention of the store.
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -145,7 +145,7 @@ where
 
     /// Counts the records per key and window (`KSTREAM-AGGREGATE`).
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let add: AddFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let add = count_adder();
         self.do_aggregate(
             "KSTREAM-AGGREGATE-",
             "AGGREGATE",
@@ -162,10 +162,7 @@ where
     where
         F: Fn(V, &V) -> V + Send + Sync + 'static,
     {
-        let add: AddFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            None => value.clone(),
-            Some(agg) => reducer(agg, value),
-        });
+        let add = reduce_adder(reducer);
         let value_serde = self.grouped.value_serde().cloned();
         self.do_aggregate("KSTREAM-REDUCE-", "REDUCE", materialized, value_serde, add)
     }
@@ -185,9 +182,7 @@ where
         I: Fn() -> VA + Send + Sync + 'static,
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
-        let add: AddFn<K, V, VA> = Arc::new(move |key, value, agg| {
-            aggregator(key, value, agg.unwrap_or_else(&initializer))
-        });
+        let add = fold_adder(initializer, aggregator);
         self.do_aggregate("KSTREAM-AGGREGATE-", "AGGREGATE", materialized, None, add)
     }
 
