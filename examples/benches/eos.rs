@@ -13,11 +13,11 @@
 //! cargo bench -p examples --bench eos
 //! ```
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use broker_embedded::{Broker, BrokerConfig};
+use examples::bench::alternate;
 use examples::{
     corpus, ensure_topic, physical_source_topics, produce_values, wait_until_idle,
     word_count_topology, words, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
@@ -48,11 +48,6 @@ fn main() -> anyhow::Result<()> {
     parent()
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Alternates the two guarantees, one child per run.
 fn parent() -> anyhow::Result<()> {
     let lines = corpus(LINES, SEED);
@@ -62,35 +57,7 @@ fn parent() -> anyhow::Result<()> {
         "corpus lines={LINES} words={word_total} partitions={PARTITIONS} threads=1 \
          store=in_memory commit_interval_ms={COMMIT_INTERVAL_MS} rounds={ROUNDS}"
     );
-    let exe = std::env::current_exe().context("cannot find the benchmark's executable")?;
-    let mut alos = Vec::with_capacity(ROUNDS);
-    let mut eos = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
-        for guarantee in GUARANTEES {
-            let output = Command::new(&exe)
-                .env(CHILD_ENV, guarantee)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .with_context(|| format!("cannot run the {guarantee} child"))?;
-            if !output.status.success() {
-                bail!("the {guarantee} run failed ({})", output.status);
-            }
-            let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            let wps: f64 = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("words_per_sec="))
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("the {guarantee} run printed no words_per_sec: {line}"))?;
-            println!("round={round} {line}");
-            if guarantee == "exactly_once_v2" {
-                eos.push(wps);
-            } else {
-                alos.push(wps);
-            }
-        }
-    }
-    let eos = median(&mut eos);
-    let alos = median(&mut alos);
+    let [alos, eos] = alternate(CHILD_ENV, GUARANTEES, "words_per_sec", ROUNDS)?;
     println!(
         "eos_words_per_sec={eos:.0} alos_words_per_sec={alos:.0} ratio={:.4}",
         eos / alos

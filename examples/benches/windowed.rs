@@ -15,11 +15,11 @@
 //! cargo bench -p examples --bench windowed
 //! ```
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use broker_embedded::{Broker, BrokerConfig};
+use examples::bench::alternate;
 use examples::windowed::{count_topology, produce_pageviews, PageView, PAGEVIEWS_TOPIC};
 use examples::{ensure_topic, physical_source_topics, wait_until_idle};
 use streams_core::{StreamsApp, StreamsConfig};
@@ -49,46 +49,13 @@ fn main() -> anyhow::Result<()> {
     parent()
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Alternates the two sides, one child per run.
 fn parent() -> anyhow::Result<()> {
     println!(
         "events={EVENTS} keys={KEYS} step_ms={STEP_MS} window=1min partitions={PARTITIONS} \
          threads=1 guarantee=at_least_once store=in_memory commit_interval_ms=100 rounds={ROUNDS}"
     );
-    let exe = std::env::current_exe().context("cannot find the benchmark's executable")?;
-    let mut windowed = Vec::with_capacity(ROUNDS);
-    let mut baseline = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
-        for side in SIDES {
-            let output = Command::new(&exe)
-                .env(CHILD_ENV, side)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .with_context(|| format!("cannot run the {side} child"))?;
-            if !output.status.success() {
-                bail!("the {side} run failed ({})", output.status);
-            }
-            let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            let eps: f64 = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("events_per_sec="))
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("the {side} run printed no events_per_sec: {line}"))?;
-            println!("round={round} {line}");
-            if side == "windowed" {
-                windowed.push(eps);
-            } else {
-                baseline.push(eps);
-            }
-        }
-    }
-    let windowed = median(&mut windowed);
-    let baseline = median(&mut baseline);
+    let [baseline, windowed] = alternate(CHILD_ENV, SIDES, "events_per_sec", ROUNDS)?;
     println!(
         "windowed_events_per_sec={windowed:.0} baseline_events_per_sec={baseline:.0} ratio={:.4}",
         windowed / baseline

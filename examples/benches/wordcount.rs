@@ -14,11 +14,11 @@
 //! The last line printed, for the in-memory store, is
 //! `words_per_sec=<N> baseline_words_per_sec=<M> ratio=<N/M>`.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use broker_embedded::{Broker, BrokerConfig};
+use examples::bench::run_child;
 use examples::{
     corpus, count_words, ensure_topic, peak_memory_kib, physical_source_topics, produce_values,
     wait_until_idle, word_count_topology, words, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
@@ -92,28 +92,13 @@ fn parent() -> anyhow::Result<()> {
     );
     drop(lines);
 
-    let exe = std::env::current_exe().context("cannot find the benchmark's executable")?;
     let mut in_memory_wps = None;
     for backend in [
         StoreBackend::Sled,
         StoreBackend::Redb,
         StoreBackend::InMemory,
     ] {
-        let name = backend_name(backend);
-        let output = Command::new(&exe)
-            .env(CHILD_ENV, name)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("cannot run the {name} child"))?;
-        if !output.status.success() {
-            bail!("the {name} run failed ({})", output.status);
-        }
-        let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        let wps: f64 = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("words_per_sec="))
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("the {name} run printed no words_per_sec: {line}"))?;
+        let (line, wps) = run_child(CHILD_ENV, backend_name(backend), "words_per_sec")?;
         println!("{line} ratio={:.4}", wps / baseline_wps);
         if backend == StoreBackend::InMemory {
             in_memory_wps = Some(wps);

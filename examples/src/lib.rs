@@ -12,6 +12,7 @@
 // `StreamsError` is streams-core's error; its size is that crate's choice.
 #![allow(clippy::result_large_err)]
 
+pub mod bench;
 pub mod windowed;
 
 use std::collections::HashMap;
