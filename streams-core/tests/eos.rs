@@ -473,26 +473,30 @@ async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_dropped_mid_stream_leaves_exact_counts() {
+/// Two instances of one application over a fresh in-memory broker, with
+/// the tasks split between them and a corpus being processed.
+struct Pair {
+    a: StreamsApp,
+    b: StreamsApp,
+    /// The committed output, read up to the first record.
+    committed: Committed,
+    expected: HashMap<String, i64>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// Starts two instances of `app` (with `transaction_timeout_ms`), waits
+/// until each owns tasks, produces the corpus of `seed`, and returns once
+/// some output is committed.
+async fn start_pair(app: &str, transaction_timeout_ms: u64, seed: u64) -> Pair {
     init_logs();
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let broker = Broker::in_memory().await.unwrap();
     create_topics(&broker).await;
-    let lines = corpus(30_000, 13);
+    let lines = corpus(30_000, seed);
     let expected = count_words(&lines);
-
-    let mut a = StreamsApp::new(
-        word_count(),
-        shared_config("drop", dir_a.path()),
-        broker.clone(),
-    );
-    let mut b = StreamsApp::new(
-        word_count(),
-        shared_config("drop", dir_b.path()),
-        broker.clone(),
-    );
+    let config = |dir: &Path| shared_config_with(app, dir, transaction_timeout_ms);
+    let mut a = StreamsApp::new(word_count(), config(dirs.0.path()), broker.clone());
+    let mut b = StreamsApp::new(word_count(), config(dirs.1.path()), broker.clone());
     a.start().await.unwrap();
     b.start().await.unwrap();
     wait_until("the tasks to be split", Duration::from_secs(15), || {
@@ -500,14 +504,31 @@ async fn an_instance_dropped_mid_stream_leaves_exact_counts() {
     })
     .await;
     produce(&broker, &lines).await;
-
-    // Some output is committed, then A dies: no commit, no leave-group.
     let mut committed = Committed::new(&broker).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while committed.history.is_empty() {
         assert!(Instant::now() < deadline, "no output was committed");
         committed.read(Duration::from_millis(50)).await;
     }
+    Pair {
+        a,
+        b,
+        committed,
+        expected,
+        _dirs: dirs,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_dropped_mid_stream_leaves_exact_counts() {
+    // Some output is committed, then A dies: no commit, no leave-group.
+    let Pair {
+        mut a,
+        mut b,
+        mut committed,
+        expected,
+        _dirs,
+    } = start_pair("drop", 4_000, 13).await;
     a.kill_for_tests().await;
 
     committed.wait_for(&expected, Duration::from_secs(30)).await;
@@ -523,38 +544,13 @@ async fn an_instance_dropped_mid_stream_leaves_exact_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_resumed_after_its_tasks_moved_is_fenced() {
-    init_logs();
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let broker = Broker::in_memory().await.unwrap();
-    create_topics(&broker).await;
-    let lines = corpus(30_000, 29);
-    let expected = count_words(&lines);
-
-    let mut a = StreamsApp::new(
-        word_count(),
-        shared_config("zombie", dir_a.path()),
-        broker.clone(),
-    );
-    let mut b = StreamsApp::new(
-        word_count(),
-        shared_config("zombie", dir_b.path()),
-        broker.clone(),
-    );
-    a.start().await.unwrap();
-    b.start().await.unwrap();
-    wait_until("the tasks to be split", Duration::from_secs(15), || {
-        !a.local_tasks().is_empty() && !b.local_tasks().is_empty()
-    })
-    .await;
-    produce(&broker, &lines).await;
-
-    let mut committed = Committed::new(&broker).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while committed.history.is_empty() {
-        assert!(Instant::now() < deadline, "no output was committed");
-        committed.read(Duration::from_millis(50)).await;
-    }
+    let Pair {
+        mut a,
+        mut b,
+        mut committed,
+        expected,
+        _dirs,
+    } = start_pair("zombie", 4_000, 29).await;
     // A stops between processing and committing, with its transaction open,
     // past its session timeout: B takes every task, and finishes the work
     // once the broker has aborted A's transaction (transaction timeout).
@@ -671,33 +667,15 @@ async fn only_a_clean_close_leaves_a_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_paused_inside_its_commit_commits_before_the_new_owner_starts() {
-    init_logs();
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let broker = Broker::in_memory().await.unwrap();
-    create_topics(&broker).await;
-    let lines = corpus(30_000, 37);
-    let expected = count_words(&lines);
     // A transaction timeout well past the pause: the zombie's transaction
     // is still open, with its offsets in it, when it wakes up.
-    let config = |dir: &Path| shared_config_with("unstable", dir, 30_000);
-
-    let mut a = StreamsApp::new(word_count(), config(dir_a.path()), broker.clone());
-    let mut b = StreamsApp::new(word_count(), config(dir_b.path()), broker.clone());
-    a.start().await.unwrap();
-    b.start().await.unwrap();
-    wait_until("the tasks to be split", Duration::from_secs(15), || {
-        !a.local_tasks().is_empty() && !b.local_tasks().is_empty()
-    })
-    .await;
-    produce(&broker, &lines).await;
-
-    let mut committed = Committed::new(&broker).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while committed.history.is_empty() {
-        assert!(Instant::now() < deadline, "no output was committed");
-        committed.read(Duration::from_millis(50)).await;
-    }
+    let Pair {
+        mut a,
+        mut b,
+        mut committed,
+        expected,
+        _dirs,
+    } = start_pair("unstable", 30_000, 37).await;
     // A stops after sending its offsets into its transaction, before
     // committing it, past its session timeout. B takes every task, but must
     // not start from the committed offsets while A's are pending: A's
