@@ -5,6 +5,7 @@ use std::collections::btree_set;
 use std::collections::BTreeSet;
 use std::iter::Peekable;
 use std::ops::Bound;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hashlink::{LinkedHashMap, LinkedHashSet};
@@ -47,14 +48,17 @@ fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
 /// entries are kept in a linked hash map in the order of their last write
 /// (least recent first, the eviction order) and the dirty keys in a linked
 /// hash set in the same order (the flush order). The sorted key set, for
-/// range scans, changes only when a key enters or leaves the cache.
+/// range scans, is built at the first scan and from then on changes only
+/// when a key enters or leaves the cache.
 #[derive(Debug)]
 struct Cache {
     max_bytes: usize,
     bytes: usize,
     entries: LinkedHashMap<Bytes, Slot>,
     dirty: LinkedHashSet<Bytes>,
-    sorted: BTreeSet<Bytes>,
+    /// Built by the first range scan and kept from then on: a store only
+    /// read by key never pays for it.
+    sorted: OnceLock<BTreeSet<Bytes>>,
     evictions: u64,
 }
 
@@ -94,7 +98,7 @@ impl Cache {
             bytes: 0,
             entries: LinkedHashMap::new(),
             dirty: LinkedHashSet::new(),
-            sorted: BTreeSet::new(),
+            sorted: OnceLock::new(),
             evictions: 0,
         }
     }
@@ -113,7 +117,9 @@ impl Cache {
                 }
             }
             None => {
-                self.sorted.insert(key.clone());
+                if let Some(sorted) = self.sorted.get_mut() {
+                    sorted.insert(key.clone());
+                }
                 self.dirty.insert(key.clone());
                 self.entries.insert(key, Slot { value, dirty: true });
             }
@@ -155,7 +161,9 @@ impl Cache {
             if slot.dirty {
                 self.dirty.remove(&key[..]);
             }
-            self.sorted.remove(&key[..]);
+            if let Some(sorted) = self.sorted.get_mut() {
+                sorted.remove(&key[..]);
+            }
             self.bytes -= entry_size(&key, &slot.value);
             self.evictions += 1;
             if let Some(entry) = entry {
@@ -189,10 +197,16 @@ impl Cache {
         Ok(())
     }
 
+    /// The cached keys in order.
+    fn sorted(&self) -> &BTreeSet<Bytes> {
+        self.sorted
+            .get_or_init(|| self.entries.keys().cloned().collect())
+    }
+
     fn clear(&mut self) {
         self.entries.clear();
         self.dirty.clear();
-        self.sorted.clear();
+        self.sorted = OnceLock::new();
         self.bytes = 0;
     }
 }
@@ -408,7 +422,7 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         }
         let keys = self
             .cache
-            .sorted
+            .sorted()
             .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));
         Ok(merged(keys, &self.cache.entries, inner))
     }
@@ -416,7 +430,7 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
     fn all(&self) -> Result<KvIter<'_>> {
         let inner = self.inner.all()?;
         Ok(merged(
-            self.cache.sorted.range::<[u8], _>(..),
+            self.cache.sorted().range::<[u8], _>(..),
             &self.cache.entries,
             inner,
         ))

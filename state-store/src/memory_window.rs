@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use hashbrown::HashMap;
 
 use crate::error::{Result, StoreError};
 use crate::store::{BatchWrite, KeyValueStore, KvIter};
@@ -40,14 +41,23 @@ pub fn encode_windowed_key(key: &[u8], window_start: i64) -> Bytes {
 /// Decodes a key written by [`encode_windowed_key`]; `None` if it is too
 /// short to hold the window start and sequence number.
 pub fn decode_windowed_key(bytes: &[u8]) -> Option<(Bytes, i64)> {
+    split_windowed_key(bytes).map(|(key, start)| (Bytes::copy_from_slice(key), start))
+}
+
+/// [`decode_windowed_key`] without copying: the record key borrowed from
+/// `bytes`, and the window start.
+pub fn split_windowed_key(bytes: &[u8]) -> Option<(&[u8], i64)> {
     let key_len = bytes.len().checked_sub(WINDOWED_KEY_SUFFIX_LEN)?;
     let (key, suffix) = bytes.split_at(key_len);
     let start: [u8; 8] = suffix.get(..8)?.try_into().ok()?;
-    Some((Bytes::copy_from_slice(key), i64::from_be_bytes(start)))
+    Some((key, i64::from_be_bytes(start)))
 }
 
-/// One segment: values by (key, window start).
-type Segment = BTreeMap<(Bytes, i64), Bytes>;
+/// One segment: values by window start, then by key. A point lookup or
+/// update (the aggregation's read-modify-write of one window) is a tree
+/// step among the segment's few window starts and one hash lookup, with no
+/// key comparison by bytes; scans sort what they collect.
+type Segment = BTreeMap<i64, HashMap<Bytes, Bytes>>;
 
 /// Segments by id.
 type Segments = BTreeMap<i64, Segment>;
@@ -137,16 +147,17 @@ impl InMemoryWindowStore {
         let to = self.segment_id(time_to);
         let mut out: Vec<(WindowedKey, Bytes)> = segments
             .range(from..=to)
-            .flat_map(|(_, segment)| segment.iter())
-            .filter(|((_, start), _)| (time_from..=time_to).contains(start))
-            .map(|((key, start), value)| {
-                (
-                    WindowedKey {
-                        key: key.clone(),
-                        window_start: *start,
-                    },
-                    value.clone(),
-                )
+            .flat_map(|(_, segment)| segment.range(time_from..=time_to))
+            .flat_map(|(start, keys)| {
+                keys.iter().map(|(key, value)| {
+                    (
+                        WindowedKey {
+                            key: key.clone(),
+                            window_start: *start,
+                        },
+                        value.clone(),
+                    )
+                })
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -173,10 +184,12 @@ impl WindowStore for InMemoryWindowStore {
             return Err(StoreError::closed(&self.name));
         };
         // Drops every expired segment whole.
-        let live = segments.split_off(&min_live);
-        let expired = std::mem::replace(segments, live);
-        if !expired.is_empty() {
-            tracing::trace!(store = %self.name, segments = expired.len(), min_live_segment = min_live, "dropped expired window segments");
+        while let Some(entry) = segments.first_entry() {
+            if *entry.key() >= min_live {
+                break;
+            }
+            let (id, _) = entry.remove_entry();
+            tracing::trace!(store = %self.name, segment = id, min_live_segment = min_live, "dropped expired window segment");
         }
         if segment_id < min_live {
             tracing::debug!(store = %self.name, window_start, stream_time = observed, "skipping put into an expired window segment");
@@ -187,11 +200,18 @@ impl WindowStore for InMemoryWindowStore {
                 segments
                     .entry(segment_id)
                     .or_default()
-                    .insert((key, window_start), value);
+                    .entry(window_start)
+                    .or_default()
+                    .insert(key, value);
             }
             None => {
                 if let Some(segment) = segments.get_mut(&segment_id) {
-                    segment.remove(&(key, window_start));
+                    if let Some(keys) = segment.get_mut(&window_start) {
+                        keys.remove(&key[..]);
+                        if keys.is_empty() {
+                            segment.remove(&window_start);
+                        }
+                    }
                     if segment.is_empty() {
                         segments.remove(&segment_id);
                     }
@@ -204,23 +224,25 @@ impl WindowStore for InMemoryWindowStore {
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>> {
         let segments = self.segments()?;
         let segment_id = self.segment_id(window_start);
-        Ok(segments.get(&segment_id).and_then(|segment| {
-            segment
-                .get(&(Bytes::copy_from_slice(key), window_start))
-                .cloned()
-        }))
+        Ok(segments
+            .get(&segment_id)
+            .and_then(|segment| segment.get(&window_start))
+            .and_then(|keys| keys.get(key))
+            .cloned())
     }
 
     fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>> {
         let segments = self.segments()?;
         let mut out = Vec::new();
         if time_from <= time_to {
-            let owned = Bytes::copy_from_slice(key);
             let from = self.segment_id(time_from);
             let to = self.segment_id(time_to);
             for segment in segments.range(from..=to).map(|(_, s)| s) {
-                let range = segment.range((owned.clone(), time_from)..=(owned.clone(), time_to));
-                out.extend(range.map(|((_, start), value)| (*start, value.clone())));
+                for (start, keys) in segment.range(time_from..=time_to) {
+                    if let Some(value) = keys.get(key) {
+                        out.push((*start, value.clone()));
+                    }
+                }
             }
         }
         Ok(Box::new(out.into_iter().map(Ok)))
@@ -271,11 +293,17 @@ impl<W: WindowStore> WindowedKvStore<W> {
         &mut self.inner
     }
 
-    fn decode(&self, key: &[u8]) -> Result<(Bytes, i64)> {
-        decode_windowed_key(key).ok_or_else(|| StoreError::InvalidWindowedKey {
+    fn invalid(&self, key: &[u8]) -> StoreError {
+        StoreError::InvalidWindowedKey {
             store: self.inner.name().to_owned(),
             len: key.len(),
-        })
+        }
+    }
+
+    /// The record key (sharing `key`'s buffer) and the window start.
+    fn decode(&self, key: &Bytes) -> Result<(Bytes, i64)> {
+        let (record_key, start) = split_windowed_key(key).ok_or_else(|| self.invalid(key))?;
+        Ok((key.slice(..record_key.len()), start))
     }
 
     fn encoded_all(&self) -> Result<Vec<(Bytes, Bytes)>> {
@@ -299,8 +327,8 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        let (key, start) = self.decode(key)?;
-        self.inner.fetch(&key, start)
+        let (key, start) = split_windowed_key(key).ok_or_else(|| self.invalid(key))?;
+        self.inner.fetch(key, start)
     }
 
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
