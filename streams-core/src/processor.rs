@@ -245,6 +245,17 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         self.exec.state.stream_time
     }
 
+    /// The task's stream time when its record caches were last flushed (at
+    /// a commit, or before an idle-input advance of stream time): every
+    /// update that the records up to this time made to a cached store has
+    /// been handed downstream. [`ProcessorContext::stream_time`] may run
+    /// ahead of updates still waiting in a cache; a processor downstream of
+    /// a cache that decides by time that a result is final (as `suppress`
+    /// does) can rely on this one. `None` before the first flush.
+    pub fn flushed_stream_time(&self) -> Option<i64> {
+        self.exec.state.flushed_stream_time
+    }
+
     /// The wall-clock time in epoch milliseconds (the test driver's mock
     /// clock in tests).
     pub fn wall_clock_time(&self) -> i64 {

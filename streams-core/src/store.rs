@@ -19,7 +19,7 @@ use state_store::{
 };
 
 use crate::error::{Result, StreamsError};
-use crate::serdes::{Serde, Window, Windowed};
+use crate::serdes::{Serde, SerdeError, Window, Windowed};
 use crate::topology::TypeInfo;
 
 /// The key and value serdes of a store.
@@ -896,6 +896,32 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
                 ))
             })
             .collect()
+    }
+
+    /// Decodes an entry of this store handed to [`crate::Processor::flushed`]:
+    /// the window's key and bounds, its value now and the value before.
+    pub fn decode(&self, entry: &CacheEntry) -> Result<Change<Windowed<K>, V>> {
+        let Some((key, start)) = decode_windowed_key(&entry.key) else {
+            return Err(StreamsError::Serde(SerdeError::deserialize::<Windowed<K>>(
+                self.topic,
+                format!(
+                    "a key of window store '{}' is {} bytes, shorter than its 8-byte window start",
+                    self.name,
+                    entry.key.len()
+                ),
+            )));
+        };
+        let value = |bytes: Option<&Bytes>| -> Result<Option<V>> {
+            Ok(self.value_serde.deserialize_nullable(self.topic, bytes)?)
+        };
+        Ok(Change {
+            key: Windowed::new(
+                self.key_serde.deserialize(self.topic, &key)?,
+                Window::new(start, start.saturating_add(self.window_size)),
+            ),
+            new_value: value(entry.new_value.as_ref())?,
+            old_value: value(entry.old_value.as_ref())?,
+        })
     }
 
     fn raw_range(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<Bytes>, Bytes)>> {

@@ -157,6 +157,8 @@ pub(crate) struct TaskState {
     pub(crate) next_schedule_id: u64,
     /// The largest timestamp seen; `None` before the first record.
     pub(crate) stream_time: Option<i64>,
+    /// The stream time when the record caches were last flushed.
+    pub(crate) flushed_stream_time: Option<i64>,
     pub(crate) wall_clock: i64,
     /// The input record being processed.
     pub(crate) current: Option<RecordMetadata>,
@@ -485,6 +487,7 @@ impl Task {
                 schedules: Vec::new(),
                 next_schedule_id: 0,
                 stream_time: None,
+                flushed_stream_time: None,
                 wall_clock: options.wall_clock,
                 current: None,
                 commit_requested: false,
@@ -596,7 +599,15 @@ impl Task {
             return Ok(false);
         }
         tracing::debug!(task = %self.plan.task_id, from = ?self.state.stream_time, to = timestamp, "advancing stream time of idle inputs");
+        // Every update still in a cache leaves it first, so that what runs
+        // at the new time (suppress's final results) has seen them all.
+        let saved = self.state.current.take();
+        let flushed = self.flush_caches();
+        self.state.current = saved;
+        self.drain_changelogs();
+        flushed?;
         self.state.advance_stream_time(timestamp);
+        self.state.flushed_stream_time = self.state.stream_time;
         self.maybe_punctuate_stream_time()
     }
 
@@ -674,6 +685,18 @@ impl Task {
     }
 
     fn flush_stores(&mut self) -> Result<()> {
+        self.flush_caches()?;
+        for slot in &mut self.state.stores {
+            slot.stack.as_dyn_mut().flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the record caches, delivering their entries to the flush
+    /// listeners, whose forwards may fill other caches, flushed in turn.
+    /// Afterwards every update made by the records processed so far has
+    /// left the caches: the flushed stream time catches up.
+    fn flush_caches(&mut self) -> Result<()> {
         let count = self.state.stores.len();
         for _pass in 0..=count {
             let mut flushed_any = false;
@@ -692,9 +715,7 @@ impl Task {
                 break;
             }
         }
-        for slot in &mut self.state.stores {
-            slot.stack.as_dyn_mut().flush()?;
-        }
+        self.state.flushed_stream_time = self.state.stream_time;
         Ok(())
     }
 

@@ -47,7 +47,10 @@ where
 
 /// Registers for cache flushes if the store is cached; returns whether it
 /// is.
-fn listen_if_cached<K, V>(ctx: &mut ProcessorContext<'_, K, V>, store: &str) -> Result<bool> {
+pub(crate) fn listen_if_cached<K, V>(
+    ctx: &mut ProcessorContext<'_, K, V>,
+    store: &str,
+) -> Result<bool> {
     let cached = ctx.caching_enabled(store)?;
     if cached {
         ctx.set_flush_listener(store)?;

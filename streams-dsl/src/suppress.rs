@@ -438,6 +438,7 @@ impl<K, V> Suppress<K, V> {
                 index: BTreeSet::new(),
                 entries: HashMap::new(),
                 bytes: 0,
+                observed: None,
             })),
         }
     }
@@ -454,6 +455,8 @@ struct SuppressState<K, V> {
     /// Per buffered key: its due time and its size in bytes.
     entries: HashMap<Bytes, (i64, usize)>,
     bytes: u64,
+    /// The largest timestamp of the updates received.
+    observed: Option<i64>,
 }
 
 impl<K, V> SuppressState<K, V>
@@ -529,6 +532,22 @@ where
         Ok(())
     }
 
+    /// Emits every entry due at the time this node can trust: the largest
+    /// timestamp it has received (Kafka's observed stream time), or the
+    /// task's stream time at its last cache flush if later. Not the task's
+    /// stream time itself: with a record cache upstream, a window's last
+    /// update can still sit in the cache when stream time passes its end.
+    fn emit_due_now(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
+        let now = match (self.observed, ctx.flushed_stream_time()) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return Ok(()),
+            },
+        };
+        self.emit_due(ctx, now)
+    }
+
     /// Emits every entry due at `stream_time`.
     fn emit_due(
         &mut self,
@@ -587,14 +606,15 @@ where
         }
         drop(state);
         // Emits what becomes due when stream time moves with no record
-        // reaching this node (records of another input of the task, or idle
-        // inputs with `task.idle.wall.clock.advance.ms`).
+        // reaching this node, once the task's caches have been flushed up to
+        // that time: at a commit, and when `task.idle.wall.clock.advance.ms`
+        // moves the stream time of idle inputs (which flushes them first).
         let shared = self.state.clone();
         ctx.schedule(
             Duration::from_millis(1),
             PunctuationType::StreamTime,
-            move |ctx: &mut ProcessorContext<'_, K, Change<V>>, now| {
-                lock(&shared).emit_due(ctx, now)
+            move |ctx: &mut ProcessorContext<'_, K, Change<V>>, _now| {
+                lock(&shared).emit_due_now(ctx)
             },
         )?;
         Ok(())
@@ -652,10 +672,11 @@ where
                 self.track(bytes, due, size);
             }
         }
-        let stream_time = ctx
-            .stream_time()
-            .map_or(record.timestamp, |t| t.max(record.timestamp));
-        self.emit_due(ctx, stream_time)?;
+        self.observed = Some(
+            self.observed
+                .map_or(record.timestamp, |t| t.max(record.timestamp)),
+        );
+        self.emit_due_now(ctx)?;
         self.enforce_limits(ctx)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streams_core::{
-    Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
+    CacheEntry, Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
 };
 
 use crate::builder::DslMetrics;
@@ -16,7 +16,7 @@ use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn};
+use crate::processors::{count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn};
 
 /// Milliseconds of one day: the least default retention of a window store.
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -366,8 +366,12 @@ where
             ValueAndTimestampSerde::new(vs.clone()),
             Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
             Duration::from_millis(u64::try_from(windows.size_ms).unwrap_or(u64::MAX)),
-        )
-        .with_caching_disabled();
+        );
+        store_builder = if materialized.caching {
+            store_builder.with_caching_enabled()
+        } else {
+            store_builder.with_caching_disabled()
+        };
         if let Some(backend) = materialized.backend {
             store_builder = store_builder.with_backend(backend);
         }
@@ -402,6 +406,9 @@ pub(crate) struct WindowedAggregate<K, V, VA> {
     metrics: DslMetrics,
     /// The dead-letter topic of late records.
     late_topic: Option<Arc<str>>,
+    /// Whether the store has a record cache: updates then go downstream
+    /// when they leave it.
+    cached: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -427,6 +434,7 @@ impl<K, V, VA> WindowedAggregate<K, V, VA> {
             add,
             metrics,
             late_topic: None,
+            cached: false,
             _types: PhantomData,
         }
     }
@@ -443,6 +451,11 @@ where
     V: Clone + Send + 'static,
     VA: Clone + Send + 'static,
 {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
+        self.cached = listen_if_cached(ctx, &self.store)?;
+        Ok(())
+    }
+
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
@@ -520,6 +533,9 @@ where
                 )?;
                 (old.map(|o| o.value), new, timestamp)
             };
+            if self.cached {
+                continue;
+            }
             ctx.forward(Record {
                 key: Some(Windowed::new(key.clone(), window)),
                 value: Some(Change {
@@ -531,6 +547,30 @@ where
             })?;
         }
         Ok(())
+    }
+
+    fn flushed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        let change = ctx
+            .window_store::<K, ValueAndTimestamp<VA>>(store)?
+            .decode(&entry)?;
+        // A window leaves the store by expiry only, never by a delete that
+        // goes downstream: a flushed entry without a value carries no time.
+        let Some(new) = change.new_value else {
+            return Ok(());
+        };
+        ctx.forward(Record::from_parts(
+            Some(change.key),
+            Some(Change {
+                new: Some(new.value),
+                old: change.old_value.map(|v| v.value),
+            }),
+            new.timestamp,
+        ))
     }
 }
 

@@ -338,3 +338,77 @@ fn until_time_limit_on_a_table_emits_a_deleted_key_as_a_tombstone() -> Result<()
     assert_eq!(records[0].timestamp, 105);
     Ok(())
 }
+
+/// [`suppressed_counts`]'s topology with the production record cache and a
+/// 100 ms commit interval, or, with no suppression, the windowed counts
+/// themselves.
+fn cached_counts(suppressed: Option<Suppressed>) -> Result<TopologyTestDriver> {
+    let builder = StreamsBuilder::new();
+    let counts = builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(TimeWindows::of_size_with_no_grace(ms(10)))
+        .count(Materialized::as_("counts"));
+    let counts = match suppressed {
+        Some(suppressed) => counts.suppress(suppressed),
+        None => counts,
+    };
+    counts.to_stream().to(
+        "out",
+        Produced::with(Serdes::time_windowed(Serdes::string(), 10), Serdes::i64()),
+    );
+    TopologyTestDriver::with_config(
+        builder.build()?,
+        TestDriverConfig::new()
+            .with_streams_config(StreamsConfig::new("cached").with_commit_interval_ms(100))
+            .with_production_caching(),
+    )
+}
+
+#[test]
+fn the_window_cache_sends_one_update_per_window_and_commit() -> Result<()> {
+    let driver = cached_counts(None)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    // The last record is late: its window closed at stream time 12.
+    for (key, ts) in [("a", 1), ("b", 5), ("a", 4), ("a", 12), ("a", 8)] {
+        input.pipe_input_with_timestamp(s(key), s("x"), ts)?;
+    }
+    // Nothing leaves the cache before the commit interval has passed.
+    assert!(read_windowed(&driver, 10)?.is_empty());
+    driver.advance_wall_clock_time(ms(100))?;
+    // Then each window once, with its latest count and timestamp, in the
+    // order of their last update.
+    assert_eq!(
+        read_windowed(&driver, 10)?,
+        [
+            (w("b", 0, 10), 1, 5),
+            (w("a", 0, 10), 2, 4),
+            (w("a", 10, 20), 1, 12),
+        ]
+    );
+    assert_eq!(driver.dropped_records(), 1);
+    Ok(())
+}
+
+#[test]
+fn suppress_behind_a_window_cache_emits_each_final_count_once() -> Result<()> {
+    let driver = cached_counts(Some(Suppressed::until_window_closes(
+        StrictBufferConfig::unbounded(),
+    )))?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input_with_timestamp(s("a"), s("x"), 1)?;
+    driver.advance_wall_clock_time(ms(100))?;
+    // a's first count has reached the buffer; its second update waits in
+    // the cache when b's record moves stream time past a's window.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 5)?;
+    input.pipe_input_with_timestamp(s("b"), s("x"), 12)?;
+    // Stream time alone does not close a's window: its last update is still
+    // in the cache.
+    assert!(read_windowed(&driver, 10)?.is_empty());
+    driver.advance_wall_clock_time(ms(100))?;
+    assert_eq!(read_windowed(&driver, 10)?, [(w("a", 0, 10), 2, 5)]);
+    input.pipe_input_with_timestamp(s("c"), s("x"), 25)?;
+    driver.advance_wall_clock_time(ms(100))?;
+    assert_eq!(read_windowed(&driver, 10)?, [(w("b", 10, 20), 1, 12)]);
+    Ok(())
+}
