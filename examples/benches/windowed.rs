@@ -1,7 +1,7 @@
 //! A tumbling-window count against a plain count of the same events, in
 //! the same run: `examples::windowed::count_topology`, 1-minute windows
-//! (no grace, every update written downstream) against a count per key
-//! (record cache on, as by default), over `EVENTS` events of `KEYS` keys
+//! (no grace) against a count per key, both with the record cache on as
+//! by default, over `EVENTS` events of `KEYS` keys
 //! with in-order timestamps in a 3-partition `pageviews` on the embedded
 //! broker (default config), one stream thread, at-least-once,
 //! `commit.interval.ms = 100`, in-memory stores.
