@@ -63,8 +63,9 @@ use crate::TopicPartition;
 /// A record to send (Kafka's `ProducerRecord`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// Target topic.
-    pub topic: String,
+    /// Target topic (shared: a batch to one topic need not copy its name
+    /// per record).
+    pub topic: Arc<str>,
     /// Target partition; `None` lets the partitioner choose (murmur2 of the key, or sticky for
     /// a null key).
     pub partition: Option<u32>,
@@ -80,7 +81,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with a value and no key.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,
@@ -513,7 +514,7 @@ impl Producer {
         if let Some(p) = record.partition {
             if p >= partitions {
                 return Err(BrokerError::UnknownPartition {
-                    topic: record.topic.clone(),
+                    topic: record.topic.to_string(),
                     partition: p,
                     partitions,
                 });
@@ -525,7 +526,7 @@ impl Producer {
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
         let state = sticky
-            .entry(record.topic.clone())
+            .entry(record.topic.to_string())
             .or_insert_with(|| Sticky {
                 partition: (self.broker.config().time.now_ms() as u64 % partitions as u64) as u32,
                 bytes: 0,
@@ -561,10 +562,12 @@ impl Producer {
         let mut last_topic: Option<(Arc<str>, u32)> = None;
         for (i, record) in records.into_iter().enumerate() {
             let (topic, partitions) = match &last_topic {
-                Some((t, n)) if **t == *record.topic => (t.clone(), *n),
+                Some((t, n)) if Arc::ptr_eq(t, &record.topic) || **t == *record.topic => {
+                    (t.clone(), *n)
+                }
                 _ => {
                     let n = self.broker.partition_count(&record.topic).await?;
-                    let t: Arc<str> = Arc::from(record.topic.as_str());
+                    let t = record.topic.clone();
                     last_topic = Some((t.clone(), n));
                     (t, n)
                 }

@@ -121,12 +121,15 @@ pub(crate) struct SinkNode<K, V> {
 impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
     fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
         let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
-        let key = self
-            .key_serde
-            .serialize_nullable(&self.topic, record.key.as_ref())?;
-        let value = self
-            .value_serde
-            .serialize_nullable(&self.topic, record.value.as_ref())?;
+        // The record is the sink's own: serdes may take its buffers.
+        let key = record
+            .key
+            .map(|k| self.key_serde.serialize_owned(&self.topic, k))
+            .transpose()?;
+        let value = record
+            .value
+            .map(|v| self.value_serde.serialize_owned(&self.topic, v))
+            .transpose()?;
         exec.state.output.push((
             self.topic.clone(),
             RawRecord {

@@ -93,6 +93,13 @@ pub trait Serde<T>: Send + Sync + 'static {
     /// Reads a value from `bytes`.
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<T, SerdeError>;
 
+    /// Writes `value`, which the caller gives up: a serde whose bytes are
+    /// the value's own buffer (strings, byte vectors) takes it without a
+    /// copy. By default, [`Serde::serialize`].
+    fn serialize_owned(&self, topic: &str, value: T) -> Result<Bytes, SerdeError> {
+        self.serialize(topic, &value)
+    }
+
     /// Writes an optional value: `None` is a null.
     fn serialize_nullable(
         &self,
@@ -116,6 +123,9 @@ impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
     }
+    fn serialize_owned(&self, topic: &str, value: T) -> Result<Bytes, SerdeError> {
+        (**self).serialize_owned(topic, value)
+    }
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<T, SerdeError> {
         (**self).deserialize(topic, bytes)
     }
@@ -124,6 +134,9 @@ impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Box<S> {
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
+    }
+    fn serialize_owned(&self, topic: &str, value: T) -> Result<Bytes, SerdeError> {
+        (**self).serialize_owned(topic, value)
     }
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<T, SerdeError> {
         (**self).deserialize(topic, bytes)
@@ -238,6 +251,9 @@ impl Serde<Bytes> for BytesSerde {
     fn serialize(&self, _topic: &str, value: &Bytes) -> Result<Bytes, SerdeError> {
         Ok(value.clone())
     }
+    fn serialize_owned(&self, _topic: &str, value: Bytes) -> Result<Bytes, SerdeError> {
+        Ok(value)
+    }
     fn deserialize(&self, _topic: &str, bytes: &Bytes) -> Result<Bytes, SerdeError> {
         Ok(bytes.clone())
     }
@@ -251,6 +267,9 @@ impl Serde<Vec<u8>> for ByteVecSerde {
     fn serialize(&self, _topic: &str, value: &Vec<u8>) -> Result<Bytes, SerdeError> {
         Ok(Bytes::copy_from_slice(value))
     }
+    fn serialize_owned(&self, _topic: &str, value: Vec<u8>) -> Result<Bytes, SerdeError> {
+        Ok(Bytes::from(value))
+    }
     fn deserialize(&self, _topic: &str, bytes: &Bytes) -> Result<Vec<u8>, SerdeError> {
         Ok(bytes.to_vec())
     }
@@ -263,6 +282,9 @@ pub struct StringSerde;
 impl Serde<String> for StringSerde {
     fn serialize(&self, _topic: &str, value: &String) -> Result<Bytes, SerdeError> {
         Ok(Bytes::copy_from_slice(value.as_bytes()))
+    }
+    fn serialize_owned(&self, _topic: &str, value: String) -> Result<Bytes, SerdeError> {
+        Ok(Bytes::from(value))
     }
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<String, SerdeError> {
         std::str::from_utf8(bytes)

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
@@ -204,7 +205,7 @@ async fn produce(
     input: impl BufRead + Send + 'static,
     show_progress: bool,
 ) -> Result<(u64, Outcome)> {
-    let topic = args.topic.clone();
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
     ensure_topic(&broker, &topic, args.partitions).await?;
     let parser = LineParser::from_args(&args);
     let batch_size = args.batch_size as usize;
@@ -280,7 +281,7 @@ async fn produce(
     }
     drop(bar);
     producer
-        .flush(&[topic.as_str()])
+        .flush(&[&*topic])
         .await
         .with_context(|| format!("flushing {topic}"))?;
     match failure {

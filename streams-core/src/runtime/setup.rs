@@ -50,14 +50,18 @@ pub(crate) struct ClientSettings {
     pub(crate) heartbeat_interval_ms: u64,
     /// `transaction.timeout.ms` of the transactional producers.
     pub(crate) transaction_timeout_ms: u64,
+    /// `max.poll.records` of the main consumer.
+    pub(crate) max_poll_records: u64,
 }
 
 impl ClientSettings {
     /// Kafka Streams' defaults: the consumer's 45 s session and 3 s
-    /// heartbeat, and a 10 s transaction timeout.
+    /// heartbeat, 1000 records per poll (Kafka Streams' override of the
+    /// consumer's 500), and a 10 s transaction timeout.
     const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
     const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 3_000;
     const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
+    const DEFAULT_MAX_POLL_RECORDS: u64 = 1_000;
 
     fn from_config(config: &StreamsConfig) -> Result<Self> {
         let setting = |keys: &[&str], default: u64| -> Result<u64> {
@@ -95,10 +99,18 @@ impl ClientSettings {
             &["producer.transaction.timeout.ms"],
             Self::DEFAULT_TRANSACTION_TIMEOUT_MS,
         )?;
+        let max_poll_records = setting(
+            &[
+                "main.consumer.max.poll.records",
+                "consumer.max.poll.records",
+            ],
+            Self::DEFAULT_MAX_POLL_RECORDS,
+        )?;
         Ok(Self {
             session_timeout_ms,
             heartbeat_interval_ms,
             transaction_timeout_ms,
+            max_poll_records,
         })
     }
 }
@@ -465,6 +477,7 @@ mod tests {
         let config = StreamsConfig::new("app");
         let clients = ClientSettings::from_config(&config).unwrap();
         assert_eq!(clients.session_timeout_ms, 45_000);
+        assert_eq!(clients.max_poll_records, 1_000);
         assert_eq!(clients.heartbeat_interval_ms, 3_000);
         assert_eq!(clients.transaction_timeout_ms, 10_000);
 
@@ -473,9 +486,11 @@ mod tests {
             ("consumer.session.timeout.ms", "3000"),
             ("main.consumer.session.timeout.ms", "6000"),
             ("producer.transaction.timeout.ms", "5000"),
+            ("consumer.max.poll.records", "200"),
         ])
         .unwrap();
         let clients = ClientSettings::from_config(&config).unwrap();
+        assert_eq!(clients.max_poll_records, 200);
         assert_eq!(clients.session_timeout_ms, 6_000);
         assert_eq!(clients.heartbeat_interval_ms, 2_000);
         assert_eq!(clients.transaction_timeout_ms, 5_000);

@@ -692,14 +692,14 @@ impl Core {
             let mut records = Vec::with_capacity(output.len());
             // Outputs come in runs of one topic: its physical name and
             // partition rule are looked up once per run.
-            let mut last: Option<(Arc<str>, String, Option<u32>)> = None;
+            let mut last: Option<(Arc<str>, Arc<str>, Option<u32>)> = None;
             for (topic, raw) in output {
                 let same = last
                     .as_ref()
                     .is_some_and(|(t, _, _)| Arc::ptr_eq(t, &topic) || **t == *topic);
                 if !same {
-                    let name = plan.physical(&topic).to_owned();
-                    let partition = plan.changelogs.contains(&name).then_some(id.partition);
+                    let name: Arc<str> = Arc::from(plan.physical(&topic));
+                    let partition = plan.changelogs.contains(&*name).then_some(id.partition);
                     last = Some((topic, name, partition));
                 }
                 let Some((_, name, partition)) = &last else {
@@ -1150,7 +1150,11 @@ fn consumer_config(plan: &Plan, group: bool) -> ConsumerConfig {
         enable_auto_commit: false,
         session_timeout_ms: plan.clients.session_timeout_ms,
         heartbeat_interval_ms: plan.clients.heartbeat_interval_ms,
-        max_poll_records: if group { 500 } else { 5_000 },
+        max_poll_records: if group {
+            usize::try_from(plan.clients.max_poll_records).unwrap_or(usize::MAX)
+        } else {
+            5_000
+        },
         isolation_level: if eos {
             IsolationLevel::ReadCommitted
         } else {
