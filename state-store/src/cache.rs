@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 use std::collections::btree_set;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::OnceLock;
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use hashlink::{LinkedHashMap, LinkedHashSet};
 
 use crate::error::Result;
+use crate::memory_window::{encode_windowed_key, split_windowed_key};
 use crate::store::{empty_iter, KeyValueStore, KvIter};
 
 /// Bytes counted per cache entry on top of its key and value, for the map
@@ -436,6 +437,52 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         ))
     }
 
+    /// The inner store's windows merged with the cached ones: a cached
+    /// value replaces the inner one, a cached delete hides it.
+    fn fetch_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Option<Vec<(i64, Bytes)>>> {
+        let Some(inner) = self.inner.fetch_windows(key, time_from, time_to)? else {
+            return Ok(None);
+        };
+        if time_from > time_to || self.cache.entries.is_empty() {
+            return Ok(Some(inner));
+        }
+        let mut windows: BTreeMap<i64, Option<Bytes>> = inner
+            .into_iter()
+            .map(|(start, v)| (start, Some(v)))
+            .collect();
+        // The cached windows of `key` lie between these bounds (longer keys
+        // sharing the prefix may too; they are skipped).
+        let from = encode_windowed_key(key, time_from);
+        let mut to = encode_windowed_key(key, time_to).to_vec();
+        to.push(0);
+        let cached = self
+            .cache
+            .sorted()
+            .range::<[u8], _>((Bound::Included(&from[..]), Bound::Excluded(&to[..])));
+        for windowed in cached {
+            let Some((k, start)) = split_windowed_key(windowed) else {
+                continue;
+            };
+            if k != key || !(time_from..=time_to).contains(&start) {
+                continue;
+            }
+            if let Some(slot) = self.cache.entries.get(&windowed[..]) {
+                windows.insert(start, slot.value.clone());
+            }
+        }
+        Ok(Some(
+            windows
+                .into_iter()
+                .filter_map(|(start, v)| v.map(|v| (start, v)))
+                .collect(),
+        ))
+    }
+
     /// The inner store's count: cached entries not yet written are not
     /// counted.
     fn approximate_num_entries(&self) -> Result<u64> {
@@ -487,6 +534,39 @@ mod tests {
             new_value: new.map(b),
             old_value: old.map(b),
         }
+    }
+
+    #[test]
+    fn window_fetches_merge_cached_windows_over_the_window_store() {
+        use crate::{InMemoryWindowStore, WindowedKvStore};
+
+        let mut s = CachingStore::new(
+            WindowedKvStore::new(InMemoryWindowStore::new("w", 1_000)),
+            10_000,
+        );
+        let w = |key: &[u8], start| encode_windowed_key(key, start);
+        for (start, value) in [(0, "0"), (10, "10"), (20, "20")] {
+            s.put(w(b"a", start), b(value)).unwrap();
+        }
+        s.put(w(b"ab", 10), b("other key")).unwrap();
+        s.flush().unwrap();
+        // Cached, not yet written: an update, a new window, a delete.
+        s.put(w(b"a", 10), b("10 again")).unwrap();
+        s.put(w(b"a", 30), b("30")).unwrap();
+        s.delete(w(b"a", 20)).unwrap();
+        let got = s.fetch_windows(b"a", 0, 30).unwrap().unwrap();
+        assert_eq!(got, [(0, b("0")), (10, b("10 again")), (30, b("30"))]);
+        assert_eq!(
+            s.fetch_windows(b"a", 5, 25).unwrap().unwrap(),
+            [(10, b("10 again"))]
+        );
+        assert_eq!(
+            s.fetch_windows(b"ab", 0, 30).unwrap().unwrap(),
+            [(10, b("other key"))]
+        );
+        assert!(s.fetch_windows(b"a", 30, 0).unwrap().unwrap().is_empty());
+        // A plain key-value store has no window view: callers scan ranges.
+        assert!(store(100).fetch_windows(b"a", 0, 30).unwrap().is_none());
     }
 
     #[test]

@@ -170,6 +170,15 @@ impl<S: KeyValueStore, L: ChangelogSink> KeyValueStore for ChangeLoggingStore<S,
         self.inner.all()
     }
 
+    fn fetch_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Option<Vec<(i64, Bytes)>>> {
+        self.inner.fetch_windows(key, time_from, time_to)
+    }
+
     fn approximate_num_entries(&self) -> Result<u64> {
         self.inner.approximate_num_entries()
     }

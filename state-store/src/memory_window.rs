@@ -53,11 +53,19 @@ pub fn split_windowed_key(bytes: &[u8]) -> Option<(&[u8], i64)> {
     Some((key, i64::from_be_bytes(start)))
 }
 
-/// One segment: values by window start, then by key. A point lookup or
-/// update (the aggregation's read-modify-write of one window) is a tree
-/// step among the segment's few window starts and one hash lookup, with no
-/// key comparison by bytes; scans sort what they collect.
-type Segment = BTreeMap<i64, HashMap<Bytes, Bytes>>;
+/// One segment: per key, its windows sorted by start. A point read or
+/// write (the aggregation's read-modify-write of one window) is one hash
+/// lookup and a binary search among the key's few windows; a key's windows
+/// in a time range (sliding windows, fetches) are a slice of them; scans
+/// over all keys collect and sort.
+type Segment = HashMap<Bytes, Vec<(i64, Bytes)>>;
+
+/// The part of `windows` (sorted by start) starting in `from..=to`.
+fn in_time_range(windows: &[(i64, Bytes)], from: i64, to: i64) -> &[(i64, Bytes)] {
+    let lo = windows.partition_point(|(start, _)| *start < from);
+    let hi = windows.partition_point(|(start, _)| *start <= to);
+    windows.get(lo..hi.max(lo)).unwrap_or_default()
+}
 
 /// Segments by id.
 type Segments = BTreeMap<i64, Segment>;
@@ -147,17 +155,19 @@ impl InMemoryWindowStore {
         let to = self.segment_id(time_to);
         let mut out: Vec<(WindowedKey, Bytes)> = segments
             .range(from..=to)
-            .flat_map(|(_, segment)| segment.range(time_from..=time_to))
-            .flat_map(|(start, keys)| {
-                keys.iter().map(|(key, value)| {
-                    (
-                        WindowedKey {
-                            key: key.clone(),
-                            window_start: *start,
-                        },
-                        value.clone(),
-                    )
-                })
+            .flat_map(|(_, segment)| segment.iter())
+            .flat_map(|(key, windows)| {
+                in_time_range(windows, time_from, time_to)
+                    .iter()
+                    .map(|(start, value)| {
+                        (
+                            WindowedKey {
+                                key: key.clone(),
+                                window_start: *start,
+                            },
+                            value.clone(),
+                        )
+                    })
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -197,19 +207,26 @@ impl WindowStore for InMemoryWindowStore {
         }
         match value {
             Some(value) => {
-                segments
+                let windows = segments
                     .entry(segment_id)
                     .or_default()
-                    .entry(window_start)
-                    .or_default()
-                    .insert(key, value);
+                    .entry(key)
+                    .or_default();
+                match windows.binary_search_by_key(&window_start, |(start, _)| *start) {
+                    Ok(i) => windows[i].1 = value,
+                    Err(i) => windows.insert(i, (window_start, value)),
+                }
             }
             None => {
                 if let Some(segment) = segments.get_mut(&segment_id) {
-                    if let Some(keys) = segment.get_mut(&window_start) {
-                        keys.remove(&key[..]);
-                        if keys.is_empty() {
-                            segment.remove(&window_start);
+                    if let Some(windows) = segment.get_mut(&key[..]) {
+                        if let Ok(i) =
+                            windows.binary_search_by_key(&window_start, |(start, _)| *start)
+                        {
+                            windows.remove(i);
+                        }
+                        if windows.is_empty() {
+                            segment.remove(&key[..]);
                         }
                     }
                     if segment.is_empty() {
@@ -224,11 +241,13 @@ impl WindowStore for InMemoryWindowStore {
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>> {
         let segments = self.segments()?;
         let segment_id = self.segment_id(window_start);
-        Ok(segments
-            .get(&segment_id)
-            .and_then(|segment| segment.get(&window_start))
-            .and_then(|keys| keys.get(key))
-            .cloned())
+        let Some(windows) = segments.get(&segment_id).and_then(|s| s.get(key)) else {
+            return Ok(None);
+        };
+        Ok(windows
+            .binary_search_by_key(&window_start, |(start, _)| *start)
+            .ok()
+            .map(|i| windows[i].1.clone()))
     }
 
     fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>> {
@@ -238,10 +257,8 @@ impl WindowStore for InMemoryWindowStore {
             let from = self.segment_id(time_from);
             let to = self.segment_id(time_to);
             for segment in segments.range(from..=to).map(|(_, s)| s) {
-                for (start, keys) in segment.range(time_from..=time_to) {
-                    if let Some(value) = keys.get(key) {
-                        out.push((*start, value.clone()));
-                    }
+                if let Some(windows) = segment.get(key) {
+                    out.extend(in_time_range(windows, time_from, time_to).iter().cloned());
                 }
             }
         }
@@ -367,6 +384,16 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
 
     fn all(&self) -> Result<KvIter<'_>> {
         Ok(Box::new(self.encoded_all()?.into_iter().map(Ok)))
+    }
+
+    fn fetch_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Option<Vec<(i64, Bytes)>>> {
+        let windows = self.inner.fetch_key_range(key, time_from, time_to)?;
+        Ok(Some(windows.collect::<Result<_>>()?))
     }
 
     fn approximate_num_entries(&self) -> Result<u64> {

@@ -73,6 +73,22 @@ pub trait KeyValueStore: Send + fmt::Debug {
     /// Every entry, in key order.
     fn all(&self) -> Result<KvIter<'_>>;
 
+    /// For a window store's key-value view (keys in the layout of
+    /// [`crate::encode_windowed_key`]): the values of record key `key` in the
+    /// windows starting from `time_from` to `time_to` (both inclusive), by
+    /// ascending start, read straight from the window store. `None` when
+    /// the store cannot answer directly (the default): the caller then
+    /// scans [`KeyValueStore::range`] and filters.
+    fn fetch_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Option<Vec<(i64, Bytes)>>> {
+        let _ = (key, time_from, time_to);
+        Ok(None)
+    }
+
     /// An estimate of the number of entries (exact for the built-in
     /// backends, approximate for the caching layer).
     fn approximate_num_entries(&self) -> Result<u64>;
@@ -113,6 +129,14 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
     }
     fn all(&self) -> Result<KvIter<'_>> {
         (**self).all()
+    }
+    fn fetch_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Option<Vec<(i64, Bytes)>>> {
+        (**self).fetch_windows(key, time_from, time_to)
     }
     fn approximate_num_entries(&self) -> Result<u64> {
         (**self).approximate_num_entries()

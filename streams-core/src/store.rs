@@ -842,6 +842,33 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         Ok(())
     }
 
+    /// Reads the value of `key` in the window starting at `window_start`,
+    /// hands it to `update`, and writes the value `update` returns (`None`
+    /// removes it): a read-modify-write that serializes the key once.
+    /// Returns what `update` returned beside the value.
+    pub fn update<R>(
+        &mut self,
+        key: &K,
+        window_start: i64,
+        update: impl FnOnce(Option<V>) -> (Option<V>, R),
+    ) -> Result<R> {
+        let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
+        let old = self
+            .value_serde
+            .deserialize_nullable(self.topic, self.store.get(&key)?.as_ref())?;
+        let (new, out) = update(old);
+        match new {
+            Some(value) => {
+                let value = self.value_serde.serialize(self.topic, &value)?;
+                self.store.put(key, value)?;
+            }
+            None => {
+                self.store.delete(key)?;
+            }
+        }
+        Ok(out)
+    }
+
     /// The value of `key` in the window starting at `window_start`.
     pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
@@ -859,6 +886,14 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         let time_from = time_from.max(0);
         if time_to < time_from {
             return Ok(Vec::new());
+        }
+        if let Some(windows) = self.store.fetch_windows(&key, time_from, time_to)? {
+            return windows
+                .into_iter()
+                .map(|(start, value)| {
+                    Ok((start, self.value_serde.deserialize(self.topic, &value)?))
+                })
+                .collect();
         }
         // Non-negative big-endian starts sort numerically, so this key's
         // windows in range lie between these bounds; longer keys sharing

@@ -519,20 +519,19 @@ where
                 }
                 continue;
             }
-            let (old, new, timestamp) = {
-                let mut store = ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?;
-                let old = store.fetch(key, window.start)?;
-                let timestamp = old
-                    .as_ref()
-                    .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
-                let new = (self.add)(key, value, old.as_ref().map(|o| o.value.clone()));
-                store.put(
-                    key,
-                    window.start,
-                    Some(&ValueAndTimestamp::make(new.clone(), timestamp)),
-                )?;
-                (old.map(|o| o.value), new, timestamp)
-            };
+            let (old, new, timestamp) = ctx
+                .window_store::<K, ValueAndTimestamp<VA>>(&self.store)?
+                .update(key, window.start, |old| {
+                    let timestamp = old
+                        .as_ref()
+                        .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+                    let old = old.map(|o| o.value);
+                    let new = (self.add)(key, value, old.clone());
+                    (
+                        Some(ValueAndTimestamp::make(new.clone(), timestamp)),
+                        (old, new, timestamp),
+                    )
+                })?;
             if self.cached {
                 continue;
             }
