@@ -23,7 +23,8 @@ use streams_dsl::{
 pub const PAGEVIEWS_TOPIC: &str = "pageviews";
 /// Final views per user and minute: `Windowed<user>` → count (`i64`).
 pub const PER_MINUTE_TOPIC: &str = "pageviews-per-minute";
-/// Views per user in 5-minute windows advancing by 1 minute, every update.
+/// Views per user in 5-minute windows advancing by 1 minute: the updates
+/// (the latest per window at each commit, through the record cache).
 pub const PER_FIVE_MINUTES_TOPIC: &str = "pageviews-per-5-minutes";
 /// The views dropped as late by the per-minute count.
 pub const LATE_TOPIC: &str = "pageviews-late";
@@ -106,7 +107,7 @@ pub fn pageviews_topology(hopping: bool) -> streams_core::Result<Topology> {
     builder.build()
 }
 
-/// A tumbling 1-minute count per key (no grace, every update written to
+/// A tumbling 1-minute count per key (no grace, updates written to
 /// `window-counts`) if `windowed`, else a plain count per key to `counts`:
 /// the two sides of the `windowed` benchmark, over [`PAGEVIEWS_TOPIC`].
 pub fn count_topology(windowed: bool) -> streams_core::Result<Topology> {
