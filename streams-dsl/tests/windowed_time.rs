@@ -343,6 +343,17 @@ fn until_time_limit_on_a_table_emits_a_deleted_key_as_a_tombstone() -> Result<()
 /// 100 ms commit interval, or, with no suppression, the windowed counts
 /// themselves.
 fn cached_counts(suppressed: Option<Suppressed>) -> Result<TopologyTestDriver> {
+    cached_counts_with(
+        suppressed,
+        StreamsConfig::new("cached").with_commit_interval_ms(100),
+    )
+}
+
+/// [`cached_counts`] with `config`.
+fn cached_counts_with(
+    suppressed: Option<Suppressed>,
+    config: StreamsConfig,
+) -> Result<TopologyTestDriver> {
     let builder = StreamsBuilder::new();
     let counts = builder
         .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
@@ -360,7 +371,7 @@ fn cached_counts(suppressed: Option<Suppressed>) -> Result<TopologyTestDriver> {
     TopologyTestDriver::with_config(
         builder.build()?,
         TestDriverConfig::new()
-            .with_streams_config(StreamsConfig::new("cached").with_commit_interval_ms(100))
+            .with_streams_config(config)
             .with_production_caching(),
     )
 }
@@ -410,5 +421,31 @@ fn suppress_behind_a_window_cache_emits_each_final_count_once() -> Result<()> {
     input.pipe_input_with_timestamp(s("c"), s("x"), 25)?;
     driver.advance_wall_clock_time(ms(100))?;
     assert_eq!(read_windowed(&driver, 10)?, [(w("b", 10, 20), 1, 12)]);
+    Ok(())
+}
+
+#[test]
+fn an_idle_advance_flushes_the_window_cache_before_suppress_closes_windows() -> Result<()> {
+    // No commit for a minute: only the idle advance can close the window.
+    let config = StreamsConfig::new("idle-cached")
+        .with_commit_interval_ms(60_000)
+        .with_task_idle_wall_clock_advance_ms(Some(100));
+    let driver = cached_counts_with(
+        Some(Suppressed::until_window_closes(
+            StrictBufferConfig::unbounded(),
+        )),
+        config,
+    )?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input_with_timestamp(s("a"), s("x"), 1)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 5)?;
+    driver.advance_wall_clock_time(ms(50))?;
+    assert!(read_windowed(&driver, 10)?.is_empty());
+    // Idle for 150 ms: stream time moves to 155, after the cache has handed
+    // a's latest count to the suppression.
+    driver.advance_wall_clock_time(ms(100))?;
+    assert_eq!(read_windowed(&driver, 10)?, [(w("a", 0, 10), 2, 5)]);
+    driver.advance_wall_clock_time(ms(500))?;
+    assert!(read_windowed(&driver, 10)?.is_empty());
     Ok(())
 }
