@@ -1005,6 +1005,33 @@ impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
         self.name
     }
 
+    /// Decodes an entry of this store handed to [`crate::Processor::flushed`]:
+    /// the session's key and bounds, its aggregate now (`None`: the session
+    /// was removed, merged into another) and before.
+    pub fn decode(&self, entry: &CacheEntry) -> Result<Change<Windowed<K>, V>> {
+        let Some(session) = decode_session_key(&entry.key) else {
+            return Err(StreamsError::Serde(SerdeError::deserialize::<Windowed<K>>(
+                self.topic,
+                format!(
+                    "a key of session store '{}' is {} bytes, shorter than its 16-byte session end and start",
+                    self.name,
+                    entry.key.len()
+                ),
+            )));
+        };
+        let value = |bytes: Option<&Bytes>| -> Result<Option<V>> {
+            Ok(self.value_serde.deserialize_nullable(self.topic, bytes)?)
+        };
+        Ok(Change {
+            key: Windowed::new(
+                self.key_serde.deserialize(self.topic, &session.key)?,
+                Window::new(session.start, session.end),
+            ),
+            new_value: value(entry.new_value.as_ref())?,
+            old_value: value(entry.old_value.as_ref())?,
+        })
+    }
+
     fn key_bytes(&self, key: &K) -> Result<Bytes> {
         Ok(self.key_serde.serialize(self.topic, key)?)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streams_core::{
-    Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
+    CacheEntry, Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
 };
 
 use crate::builder::DslMetrics;
@@ -15,7 +15,7 @@ use crate::change::Change;
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn};
+use crate::processors::{count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -291,8 +291,12 @@ where
             ks.clone(),
             vs.clone(),
             Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
-        )
-        .with_caching_disabled();
+        );
+        store_builder = if materialized.caching {
+            store_builder.with_caching_enabled()
+        } else {
+            store_builder.with_caching_disabled()
+        };
         if let Some(backend) = materialized.backend {
             store_builder = store_builder.with_backend(backend);
         }
@@ -327,6 +331,9 @@ pub(crate) struct SessionAggregate<K, V, VA> {
     add: AddFn<K, V, VA>,
     merge: MergeFn<K, VA>,
     metrics: DslMetrics,
+    /// Whether the store has a record cache: updates then go downstream
+    /// when they leave it.
+    cached: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -353,6 +360,7 @@ impl<K, V, VA> SessionAggregate<K, V, VA> {
             add,
             merge,
             metrics,
+            cached: false,
             _types: PhantomData,
         }
     }
@@ -364,6 +372,11 @@ where
     V: Clone + Send + 'static,
     VA: Clone + Send + 'static,
 {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
+        self.cached = listen_if_cached(ctx, &self.store)?;
+        Ok(())
+    }
+
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
@@ -436,6 +449,11 @@ where
                 return Ok(());
             }
         };
+        if self.cached {
+            // The removals and the merged session go downstream as they
+            // leave the cache, in the order of their last write.
+            return Ok(());
+        }
         for (session, old) in retracted {
             let end = session.window.end;
             ctx.forward(Record {
@@ -459,6 +477,25 @@ where
             timestamp: end,
             headers: record.headers.clone(),
         })
+    }
+
+    fn flushed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        let change = ctx.session_store::<K, VA>(store)?.decode(&entry)?;
+        // A session's results carry its end as their time, removals too.
+        let end = change.key.window.end;
+        ctx.forward(Record::from_parts(
+            Some(change.key),
+            Some(Change {
+                new: change.new_value,
+                old: change.old_value,
+            }),
+            end,
+        ))
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use streams_core::{
-    Result, Serde, Serdes, StoreBackend, TestDriverConfig, TestOutputTopic, TopologyTestDriver,
-    Window, Windowed,
+    Result, Serde, Serdes, StoreBackend, StreamsConfig, TestDriverConfig, TestOutputTopic,
+    TopologyTestDriver, Window, Windowed,
 };
 use streams_dsl::{
     Consumed, DslMetrics, Grouped, Materialized, Produced, SessionWindows, SlidingWindows,
@@ -49,12 +49,20 @@ fn session_counting(
     windows: SessionWindows,
     backend: StoreBackend,
 ) -> Result<(TopologyTestDriver, DslMetrics)> {
+    session_counting_in(windows, Materialized::as_("sessions").with_backend(backend))
+}
+
+/// [`session_counting`] into the store `materialized` describes.
+fn session_counting_in(
+    windows: SessionWindows,
+    materialized: Materialized<String, i64>,
+) -> Result<(TopologyTestDriver, DslMetrics)> {
     let builder = StreamsBuilder::new();
     builder
         .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
         .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
         .windowed_by_session(windows)
-        .count(Materialized::as_("sessions").with_backend(backend))
+        .count(materialized)
         .to_stream()
         .to(
             "out",
@@ -163,7 +171,25 @@ fn a_record_exactly_one_gap_away_joins_the_session_and_one_more_does_not() -> Re
             (w("b", 21, 21), Some(1), 21),
         ]
     );
-    // A record inside an existing session updates it in place.
+    // A record inside an existing session updates it in place: the session
+    // is removed and put again under the same key, which leaves the record
+    // cache (on by default) as one update.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 5)?;
+    assert_eq!(read(&out)?, [(w("a", 0, 10), Some(3), 10)]);
+    Ok(())
+}
+
+#[test]
+fn without_a_cache_an_in_place_session_update_is_a_tombstone_then_the_update() -> Result<()> {
+    let (driver, _) = session_counting_in(
+        SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(20)),
+        Materialized::as_("sessions").with_caching_disabled(),
+    )?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = session_output(&driver);
+    input.pipe_input_with_timestamp(s("a"), s("x"), 0)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 10)?;
+    drop(read(&out)?);
     input.pipe_input_with_timestamp(s("a"), s("x"), 5)?;
     assert_eq!(
         read(&out)?,
@@ -575,4 +601,41 @@ proptest! {
         }
         prop_assert_eq!(metrics.dropped_records(), 0);
     }
+}
+
+#[test]
+fn with_the_production_cache_sessions_merged_between_commits_never_go_downstream() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(0)))
+        .count(Materialized::as_("sessions"))
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::i64()),
+        );
+    let config = TestDriverConfig::new()
+        .with_streams_config(StreamsConfig::new("cached-sessions").with_commit_interval_ms(100))
+        .with_production_caching();
+    let driver = TopologyTestDriver::with_config(builder.build()?, config)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = session_output(&driver);
+    // Two sessions, then a record that merges them, all before a commit.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 0)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 20)?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 10)?;
+    assert_eq!(read(&out)?, []);
+    driver.advance_wall_clock_time(ms(100))?;
+    assert_eq!(read(&out)?, [(w("a", 0, 20), Some(3), 20)]);
+    // After the commit the merged session is in the store: merging it away
+    // sends its tombstone, before the session that replaces it.
+    input.pipe_input_with_timestamp(s("a"), s("x"), 30)?;
+    driver.advance_wall_clock_time(ms(100))?;
+    assert_eq!(
+        read(&out)?,
+        [(w("a", 0, 20), None, 20), (w("a", 0, 30), Some(4), 30)]
+    );
+    Ok(())
 }
