@@ -639,3 +639,49 @@ fn with_the_production_cache_sessions_merged_between_commits_never_go_downstream
     );
     Ok(())
 }
+
+#[test]
+fn with_the_production_cache_sliding_windows_send_their_latest_value_once_per_commit() -> Result<()>
+{
+    let run = |caching: bool| -> Result<Vec<Row>> {
+        let builder = StreamsBuilder::new();
+        let materialized = Materialized::as_("sliding");
+        let materialized = if caching {
+            materialized
+        } else {
+            materialized.with_caching_disabled()
+        };
+        builder
+            .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(ms(10), ms(5)))
+            .count(materialized)
+            .to_stream()
+            .to(
+                "out",
+                Produced::with(Serdes::time_windowed(Serdes::string(), 10), Serdes::i64()),
+            );
+        let config = TestDriverConfig::new()
+            .with_streams_config(StreamsConfig::new("cached-sliding").with_commit_interval_ms(100))
+            .with_production_caching();
+        let driver = TopologyTestDriver::with_config(builder.build()?, config)?;
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (key, ts) in [("a", 10), ("a", 12), ("b", 13), ("a", 15), ("a", 11)] {
+            input.pipe_input_with_timestamp(s(key), s("x"), ts)?;
+        }
+        driver.advance_wall_clock_time(ms(100))?;
+        read(&sliding_output(&driver, 10))
+    };
+    let every_update = run(false)?;
+    // The latest update of each window, in the order of those updates.
+    let mut latest: Vec<Row> = Vec::new();
+    for row in every_update.iter().rev() {
+        if !latest.iter().any(|r| r.0 == row.0) {
+            latest.push(row.clone());
+        }
+    }
+    latest.reverse();
+    assert!(every_update.len() > latest.len(), "{every_update:?}");
+    assert_eq!(run(true)?, latest);
+    Ok(())
+}
