@@ -675,18 +675,13 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
         let key = self.key_bytes(key)?;
-        let old = self.value(self.store.get(&key)?)?;
-        let (new, out) = update(old);
-        match new {
-            Some(value) => {
-                let value = self.value_serde.serialize(self.topic, &value)?;
-                self.store.put(key, value)?;
-            }
-            None => {
-                self.store.delete(key)?;
-            }
-        }
-        Ok(out)
+        update_value(
+            &mut *self.store,
+            self.topic,
+            self.value_serde.as_ref(),
+            key,
+            update,
+        )
     }
 
     /// Sets `key` to `value` unless it has a value; returns the existing
@@ -830,16 +825,13 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     /// `None` removes it. A window past the store's retention is ignored.
     pub fn put(&mut self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        match value {
-            Some(value) => {
-                let value = self.value_serde.serialize(self.topic, value)?;
-                self.store.put(key, value)?;
-            }
-            None => {
-                self.store.delete(key)?;
-            }
-        }
-        Ok(())
+        write_value(
+            &mut *self.store,
+            self.topic,
+            self.value_serde.as_ref(),
+            key,
+            value,
+        )
     }
 
     /// Reads the value of `key` in the window starting at `window_start`,
@@ -853,20 +845,13 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        let old = self
-            .value_serde
-            .deserialize_nullable(self.topic, self.store.get(&key)?.as_ref())?;
-        let (new, out) = update(old);
-        match new {
-            Some(value) => {
-                let value = self.value_serde.serialize(self.topic, &value)?;
-                self.store.put(key, value)?;
-            }
-            None => {
-                self.store.delete(key)?;
-            }
-        }
-        Ok(out)
+        update_value(
+            &mut *self.store,
+            self.topic,
+            self.value_serde.as_ref(),
+            key,
+            update,
+        )
     }
 
     /// The value of `key` in the window starting at `window_start`.
@@ -946,17 +931,14 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
                 ),
             )));
         };
-        let value = |bytes: Option<&Bytes>| -> Result<Option<V>> {
-            Ok(self.value_serde.deserialize_nullable(self.topic, bytes)?)
-        };
-        Ok(Change {
-            key: Windowed::new(
-                self.key_serde.deserialize(self.topic, &key)?,
-                Window::new(start, start.saturating_add(self.window_size)),
-            ),
-            new_value: value(entry.new_value.as_ref())?,
-            old_value: value(entry.old_value.as_ref())?,
-        })
+        let window = Window::new(start, start.saturating_add(self.window_size));
+        decode_windowed_entry(
+            self.topic,
+            self.key_serde.as_ref(),
+            self.value_serde.as_ref(),
+            (&key, window),
+            entry,
+        )
     }
 
     fn raw_range(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<Bytes>, Bytes)>> {
@@ -973,6 +955,55 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         }
         Ok(out)
     }
+}
+
+/// Writes `value` under `key` with `serde` (`None` deletes the key).
+fn write_value<V: 'static>(
+    store: &mut dyn KeyValueStore,
+    topic: &str,
+    serde: &dyn Serde<V>,
+    key: Bytes,
+    value: Option<&V>,
+) -> Result<()> {
+    match value {
+        Some(value) => store.put(key, serde.serialize(topic, value)?)?,
+        None => {
+            store.delete(key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the value under `key`, hands it to `update` and writes back the
+/// value `update` returns (`None` deletes the key); returns the rest of what
+/// `update` returned.
+fn update_value<V: 'static, R>(
+    store: &mut dyn KeyValueStore,
+    topic: &str,
+    serde: &dyn Serde<V>,
+    key: Bytes,
+    update: impl FnOnce(Option<V>) -> (Option<V>, R),
+) -> Result<R> {
+    let old = serde.deserialize_nullable(topic, store.get(&key)?.as_ref())?;
+    let (new, out) = update(old);
+    write_value(store, topic, serde, key, new.as_ref())?;
+    Ok(out)
+}
+
+/// Decodes a cache entry of a window or session store whose key, parsed
+/// by the caller, is the record key `key` in `window`.
+fn decode_windowed_entry<K: 'static, V: 'static>(
+    topic: &str,
+    key_serde: &dyn Serde<K>,
+    value_serde: &dyn Serde<V>,
+    (key, window): (&Bytes, Window),
+    entry: &CacheEntry,
+) -> Result<Change<Windowed<K>, V>> {
+    Ok(Change {
+        key: Windowed::new(key_serde.deserialize(topic, key)?, window),
+        new_value: value_serde.deserialize_nullable(topic, entry.new_value.as_ref())?,
+        old_value: value_serde.deserialize_nullable(topic, entry.old_value.as_ref())?,
+    })
 }
 
 /// A typed view over a task's session store, as Kafka's
@@ -1019,17 +1050,14 @@ impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
                 ),
             )));
         };
-        let value = |bytes: Option<&Bytes>| -> Result<Option<V>> {
-            Ok(self.value_serde.deserialize_nullable(self.topic, bytes)?)
-        };
-        Ok(Change {
-            key: Windowed::new(
-                self.key_serde.deserialize(self.topic, &session.key)?,
-                Window::new(session.start, session.end),
-            ),
-            new_value: value(entry.new_value.as_ref())?,
-            old_value: value(entry.old_value.as_ref())?,
-        })
+        let window = Window::new(session.start, session.end);
+        decode_windowed_entry(
+            self.topic,
+            self.key_serde.as_ref(),
+            self.value_serde.as_ref(),
+            (&session.key, window),
+            entry,
+        )
     }
 
     fn key_bytes(&self, key: &K) -> Result<Bytes> {

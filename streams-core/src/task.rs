@@ -601,11 +601,7 @@ impl Task {
         tracing::debug!(task = %self.plan.task_id, from = ?self.state.stream_time, to = timestamp, "advancing stream time of idle inputs");
         // Every update still in a cache leaves it first, so that what runs
         // at the new time (suppress's final results) has seen them all.
-        let saved = self.state.current.take();
-        let flushed = self.flush_caches();
-        self.state.current = saved;
-        self.drain_changelogs();
-        flushed?;
+        self.outside_record(Self::flush_caches)?;
         self.state.advance_stream_time(timestamp);
         self.state.flushed_stream_time = self.state.stream_time;
         self.maybe_punctuate_stream_time()
@@ -628,8 +624,15 @@ impl Task {
     }
 
     fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool> {
+        self.outside_record(|task| task.run_due(kind, now))
+    }
+
+    /// Runs `work` outside any input record (a punctuation, a flush): no
+    /// record's metadata is current meanwhile, and the changelog records it
+    /// writes move to the output afterwards, even when it fails.
+    fn outside_record<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
         let saved = self.state.current.take();
-        let result = self.run_due(kind, now);
+        let result = work(self);
         self.state.current = saved;
         self.drain_changelogs();
         result
@@ -674,11 +677,7 @@ impl Task {
     /// whose forwards may fill other caches, flushed in turn) and the
     /// stores, and moves changelog records to the output.
     pub(crate) fn commit(&mut self) -> Result<()> {
-        let saved = self.state.current.take();
-        let result = self.flush_stores();
-        self.state.current = saved;
-        self.drain_changelogs();
-        result?;
+        self.outside_record(Self::flush_stores)?;
         self.state.commit_requested = false;
         tracing::trace!(task = %self.plan.task_id, "committed task");
         Ok(())

@@ -417,8 +417,18 @@ pub(crate) fn store_builder<K: 'static, V: 'static, M>(
     value_serde: SerdeArc<V>,
     materialized: &Materialized<M, V>,
 ) -> StoreBuilder {
-    let mut builder =
-        StoreBuilder::key_value(name, key_serde, ValueAndTimestampSerde::new(value_serde));
+    apply_materialized(
+        StoreBuilder::key_value(name, key_serde, ValueAndTimestampSerde::new(value_serde)),
+        materialized,
+    )
+}
+
+/// `builder` with the backend, caching and logging that `materialized`
+/// asks for.
+pub(crate) fn apply_materialized<K, V>(
+    mut builder: StoreBuilder,
+    materialized: &Materialized<K, V>,
+) -> StoreBuilder {
     if let Some(backend) = materialized.backend {
         builder = builder.with_backend(backend);
     }

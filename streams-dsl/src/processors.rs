@@ -45,6 +45,28 @@ where
     Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)))
 }
 
+/// The key and value of an aggregation's input record, or `None` when
+/// either is null: aggregations ignore such records (Kafka's rule), logged at
+/// debug and counted as dropped.
+pub(crate) fn aggregation_input<'r, K, V, KO, VO>(
+    ctx: &ProcessorContext<'_, KO, VO>,
+    record: &'r Record<K, V>,
+    metrics: &DslMetrics,
+) -> Option<(&'r K, &'r V)> {
+    let (Some(key), Some(value)) = (&record.key, &record.value) else {
+        tracing::debug!(
+            processor = %ctx.node_name(),
+            null_key = record.key.is_none(),
+            null_value = record.value.is_none(),
+            timestamp = record.timestamp,
+            "skipping record with a null key or value: aggregations ignore them"
+        );
+        metrics.record_dropped();
+        return None;
+    };
+    Some((key, value))
+}
+
 /// Registers for cache flushes if the store is cached; returns whether it
 /// is.
 pub(crate) fn listen_if_cached<K, V>(
@@ -256,15 +278,7 @@ where
         ctx: &mut ProcessorContext<'_, K, Change<VA>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let (Some(key), Some(value)) = (&record.key, &record.value) else {
-            tracing::debug!(
-                processor = %ctx.node_name(),
-                null_key = record.key.is_none(),
-                null_value = record.value.is_none(),
-                timestamp = record.timestamp,
-                "skipping record with a null key or value: aggregations ignore them"
-            );
-            self.metrics.record_dropped();
+        let Some((key, value)) = aggregation_input(ctx, &record, &self.metrics) else {
             return Ok(());
         };
         let (old, new, timestamp) = {

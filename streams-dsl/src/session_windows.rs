@@ -10,12 +10,14 @@ use streams_core::{
     CacheEntry, Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
 };
 
-use crate::builder::DslMetrics;
+use crate::builder::{apply_materialized, DslMetrics};
 use crate::change::Change;
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn};
+use crate::processors::{
+    aggregation_input, count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn,
+};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -286,25 +288,15 @@ where
             },
             &[&parent],
         );
-        let mut store_builder = StoreBuilder::session(
-            &store,
-            ks.clone(),
-            vs.clone(),
-            Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
+        let store_builder = apply_materialized(
+            StoreBuilder::session(
+                &store,
+                ks.clone(),
+                vs.clone(),
+                Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
+            ),
+            &materialized,
         );
-        store_builder = if materialized.caching {
-            store_builder.with_caching_enabled()
-        } else {
-            store_builder.with_caching_disabled()
-        };
-        if let Some(backend) = materialized.backend {
-            store_builder = store_builder.with_backend(backend);
-        }
-        store_builder = if materialized.logging {
-            store_builder.with_logging_enabled(materialized.log_config.clone())
-        } else {
-            store_builder.with_logging_disabled()
-        };
         builder.apply(|t| {
             t.add_state_store(store_builder, &[&name])?;
             Ok(())
@@ -382,15 +374,7 @@ where
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let (Some(key), Some(value)) = (&record.key, &record.value) else {
-            tracing::debug!(
-                processor = %ctx.node_name(),
-                null_key = record.key.is_none(),
-                null_value = record.value.is_none(),
-                timestamp = record.timestamp,
-                "skipping record with a null key or value: aggregations ignore them"
-            );
-            self.metrics.record_dropped();
+        let Some((key, value)) = aggregation_input(ctx, &record, &self.metrics) else {
             return Ok(());
         };
         let ts = record.timestamp;

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streams_core::{
-    Headers, Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
+    Headers, Processor, ProcessorContext, Record, Result, Serdes, Window, Windowed,
 };
 
 use crate::builder::DslMetrics;
-use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
+use crate::change::{Change, ValueAndTimestamp};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn};
+use crate::processors::{aggregation_input, count_adder, fold_adder, reduce_adder, AddFn};
+use crate::windows::window_store_builder;
 
 /// Milliseconds of one day: the least default retention of the store.
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -236,22 +237,17 @@ where
             move || SlidingAggregate::new(store_for.clone(), windows, add.clone(), metrics.clone()),
             &[&parent],
         );
-        let mut store_builder = StoreBuilder::window(
+        // No record cache: each record reads a range of its key's windows,
+        // which the cache would merge at a cost with nothing to save.
+        let store_builder = window_store_builder(
             &store,
-            ks.clone(),
-            ValueAndTimestampSerde::new(vs.clone()),
-            Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
-            Duration::from_millis(u64::try_from(windows.difference_ms).unwrap_or(u64::MAX)),
+            &ks,
+            &vs,
+            retention,
+            windows.difference_ms,
+            &materialized,
         )
         .with_caching_disabled();
-        if let Some(backend) = materialized.backend {
-            store_builder = store_builder.with_backend(backend);
-        }
-        store_builder = if materialized.logging {
-            store_builder.with_logging_enabled(materialized.log_config.clone())
-        } else {
-            store_builder.with_logging_disabled()
-        };
         builder.apply(|t| {
             t.add_state_store(store_builder, &[&name])?;
             Ok(())
@@ -511,15 +507,7 @@ where
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let (Some(key), Some(value)) = (&record.key, &record.value) else {
-            tracing::debug!(
-                processor = %ctx.node_name(),
-                null_key = record.key.is_none(),
-                null_value = record.value.is_none(),
-                timestamp = record.timestamp,
-                "skipping record with a null key or value: aggregations ignore them"
-            );
-            self.metrics.record_dropped();
+        let Some((key, value)) = aggregation_input(ctx, &record, &self.metrics) else {
             return Ok(());
         };
         let ts = record.timestamp;

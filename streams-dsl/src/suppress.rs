@@ -538,12 +538,9 @@ where
     /// stream time itself: with a record cache upstream, a window's last
     /// update can still sit in the cache when stream time passes its end.
     fn emit_due_now(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
-        let now = match (self.observed, ctx.flushed_stream_time()) {
-            (Some(a), Some(b)) => a.max(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => return Ok(()),
-            },
+        // `None` orders below every time: the later of the two known ones.
+        let Some(now) = self.observed.max(ctx.flushed_stream_time()) else {
+            return Ok(());
         };
         self.emit_due(ctx, now)
     }

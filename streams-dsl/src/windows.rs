@@ -11,12 +11,14 @@ use streams_core::{
     CacheEntry, Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
 };
 
-use crate::builder::DslMetrics;
+use crate::builder::{apply_materialized, DslMetrics};
 use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn};
+use crate::processors::{
+    aggregation_input, count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn,
+};
 
 /// Milliseconds of one day: the least default retention of a window store.
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -360,26 +362,8 @@ where
             },
             &[&parent],
         );
-        let mut store_builder = StoreBuilder::window(
-            &store,
-            ks.clone(),
-            ValueAndTimestampSerde::new(vs.clone()),
-            Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
-            Duration::from_millis(u64::try_from(windows.size_ms).unwrap_or(u64::MAX)),
-        );
-        store_builder = if materialized.caching {
-            store_builder.with_caching_enabled()
-        } else {
-            store_builder.with_caching_disabled()
-        };
-        if let Some(backend) = materialized.backend {
-            store_builder = store_builder.with_backend(backend);
-        }
-        store_builder = if materialized.logging {
-            store_builder.with_logging_enabled(materialized.log_config.clone())
-        } else {
-            store_builder.with_logging_disabled()
-        };
+        let store_builder =
+            window_store_builder(&store, &ks, &vs, retention, windows.size_ms, &materialized);
         builder.apply(|t| {
             t.add_state_store(store_builder, &[&name])?;
             Ok(())
@@ -395,6 +379,30 @@ where
         )
         .with_window_grace(windows.grace_ms)
     }
+}
+
+/// The window store of a windowed aggregation: timestamped aggregates per
+/// key and window start, windows of `size_ms` kept `retention_ms`, as
+/// `materialized` asks.
+pub(crate) fn window_store_builder<K: 'static, V: 'static, M>(
+    store: &str,
+    key_serde: &SerdeArc<K>,
+    value_serde: &SerdeArc<V>,
+    retention_ms: i64,
+    size_ms: i64,
+    materialized: &Materialized<M, V>,
+) -> StoreBuilder {
+    let millis = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+    apply_materialized(
+        StoreBuilder::window(
+            store,
+            key_serde.clone(),
+            ValueAndTimestampSerde::new(value_serde.clone()),
+            millis(retention_ms),
+            millis(size_ms),
+        ),
+        materialized,
+    )
 }
 
 /// Aggregates a grouped stream per key and time window (Kafka's
@@ -461,15 +469,7 @@ where
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let (Some(key), Some(value)) = (&record.key, &record.value) else {
-            tracing::debug!(
-                processor = %ctx.node_name(),
-                null_key = record.key.is_none(),
-                null_value = record.value.is_none(),
-                timestamp = record.timestamp,
-                "skipping record with a null key or value: aggregations ignore them"
-            );
-            self.metrics.record_dropped();
+        let Some((key, value)) = aggregation_input(ctx, &record, &self.metrics) else {
             return Ok(());
         };
         if record.timestamp < 0 {

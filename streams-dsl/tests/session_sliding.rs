@@ -49,13 +49,19 @@ fn session_counting(
     windows: SessionWindows,
     backend: StoreBackend,
 ) -> Result<(TopologyTestDriver, DslMetrics)> {
-    session_counting_in(windows, Materialized::as_("sessions").with_backend(backend))
+    session_counting_in(
+        windows,
+        Materialized::as_("sessions").with_backend(backend),
+        TestDriverConfig::new().with_declared_store_backends(),
+    )
 }
 
-/// [`session_counting`] into the store `materialized` describes.
+/// [`session_counting`] into the store `materialized` describes, on a
+/// driver configured by `config`.
 fn session_counting_in(
     windows: SessionWindows,
     materialized: Materialized<String, i64>,
+    config: TestDriverConfig,
 ) -> Result<(TopologyTestDriver, DslMetrics)> {
     let builder = StreamsBuilder::new();
     builder
@@ -69,7 +75,6 @@ fn session_counting_in(
             Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::i64()),
         );
     let metrics = builder.metrics();
-    let config = TestDriverConfig::new().with_declared_store_backends();
     Ok((
         TopologyTestDriver::with_config(builder.build()?, config)?,
         metrics,
@@ -184,6 +189,7 @@ fn without_a_cache_an_in_place_session_update_is_a_tombstone_then_the_update() -
     let (driver, _) = session_counting_in(
         SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(20)),
         Materialized::as_("sessions").with_caching_disabled(),
+        TestDriverConfig::new(),
     )?;
     let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
     let out = session_output(&driver);
@@ -605,21 +611,13 @@ proptest! {
 
 #[test]
 fn with_the_production_cache_sessions_merged_between_commits_never_go_downstream() -> Result<()> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
-        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
-        .windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(0)))
-        .count(Materialized::as_("sessions"))
-        .to_stream()
-        .to(
-            "out",
-            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::i64()),
-        );
-    let config = TestDriverConfig::new()
-        .with_streams_config(StreamsConfig::new("cached-sessions").with_commit_interval_ms(100))
-        .with_production_caching();
-    let driver = TopologyTestDriver::with_config(builder.build()?, config)?;
+    let (driver, _) = session_counting_in(
+        SessionWindows::with_inactivity_gap_and_grace(ms(10), ms(0)),
+        Materialized::as_("sessions"),
+        TestDriverConfig::new()
+            .with_streams_config(StreamsConfig::new("cached-sessions").with_commit_interval_ms(100))
+            .with_production_caching(),
+    )?;
     let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
     let out = session_output(&driver);
     // Two sessions, then a record that merges them, all before a commit.
