@@ -139,7 +139,10 @@ async fn child(backend: StoreBackend) -> anyhow::Result<()> {
         ("application.id", application_id.as_str()),
         ("num.stream.threads", "1"),
         ("processing.guarantee", "at_least_once"),
-        ("commit.interval.ms", COMMIT_INTERVAL_MS),
+        (
+            "commit.interval.ms",
+            &std::env::var("WORDCOUNT_BENCH_COMMIT_MS").unwrap_or(COMMIT_INTERVAL_MS.to_owned()),
+        ),
         ("state.dir", &*state_dir.to_string_lossy()),
     ])?;
     let mut app = StreamsApp::new(topology, config, broker.clone());

@@ -23,7 +23,14 @@ use crate::serdes::{Serde, SerdeError, Window, Windowed};
 use crate::topology::TypeInfo;
 
 /// The key and value serdes of a store.
-type SerdePair<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
+/// A store slot's store and typed serdes, borrowed together.
+struct SlotParts<'a, K, V> {
+    store: &'a mut dyn KeyValueStore,
+    name: &'a str,
+    topic: &'a str,
+    key_serde: &'a dyn Serde<K>,
+    value_serde: &'a dyn Serde<V>,
+}
 
 /// A serde with its type erased: an `Arc<dyn Serde<T>>` in an `Any`.
 pub(crate) type ErasedSerde = Arc<dyn Any + Send + Sync>;
@@ -495,8 +502,9 @@ impl StoreSlot {
         }
     }
 
-    /// The store's serdes, if `K` and `V` are the store's types.
-    fn serdes<K: 'static, V: 'static>(&self) -> Result<SerdePair<K, V>> {
+    /// The store's serdes, if `K` and `V` are the store's types, with the
+    /// store itself (borrowed apart from them).
+    fn parts<K: 'static, V: 'static>(&mut self) -> Result<SlotParts<'_, K, V>> {
         let mismatch = || StreamsError::StoreTypeMismatch {
             store: self.name.clone(),
             actual: format!("{}, {}", self.key_type.name, self.value_type.name),
@@ -516,7 +524,13 @@ impl StoreSlot {
             .0
             .downcast_ref::<Arc<dyn Serde<V>>>()
             .ok_or_else(mismatch)?;
-        Ok((key_serde.clone(), value_serde.clone()))
+        Ok(SlotParts {
+            store: self.stack.as_dyn_mut(),
+            name: &self.name,
+            topic: &self.changelog_topic,
+            key_serde: key_serde.as_ref(),
+            value_serde: value_serde.as_ref(),
+        })
     }
 
     /// A typed view, if `K` and `V` are the store's types.
@@ -528,11 +542,17 @@ impl StoreSlot {
                 requested: "key-value",
             });
         }
-        let (key_serde, value_serde) = self.serdes::<K, V>()?;
+        let SlotParts {
+            store,
+            name,
+            topic,
+            key_serde,
+            value_serde,
+        } = self.parts::<K, V>()?;
         Ok(TypedKeyValueStore {
-            store: self.stack.as_dyn_mut(),
-            name: &self.name,
-            topic: &self.changelog_topic,
+            store,
+            name,
+            topic,
             key_serde,
             value_serde,
         })
@@ -550,11 +570,17 @@ impl StoreSlot {
                 requested: "window",
             });
         };
-        let (key_serde, value_serde) = self.serdes::<K, V>()?;
+        let SlotParts {
+            store,
+            name,
+            topic,
+            key_serde,
+            value_serde,
+        } = self.parts::<K, V>()?;
         Ok(TypedWindowStore {
-            store: self.stack.as_dyn_mut(),
-            name: &self.name,
-            topic: &self.changelog_topic,
+            store,
+            name,
+            topic,
             window_size,
             key_serde,
             value_serde,
@@ -586,11 +612,17 @@ impl StoreSlot {
                 requested: "session",
             });
         }
-        let (key_serde, value_serde) = self.serdes::<K, V>()?;
+        let SlotParts {
+            store,
+            name,
+            topic,
+            key_serde,
+            value_serde,
+        } = self.parts::<K, V>()?;
         Ok(TypedSessionStore {
-            store: self.stack.as_dyn_mut(),
-            name: &self.name,
-            topic: &self.changelog_topic,
+            store,
+            name,
+            topic,
             key_serde,
             value_serde,
         })
@@ -622,8 +654,8 @@ pub struct TypedKeyValueStore<'a, K, V> {
     store: &'a mut dyn KeyValueStore,
     name: &'a str,
     topic: &'a str,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
+    key_serde: &'a dyn Serde<K>,
+    value_serde: &'a dyn Serde<V>,
 }
 
 impl<K, V> fmt::Debug for TypedKeyValueStore<'_, K, V> {
@@ -675,13 +707,7 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
         let key = self.key_bytes(key)?;
-        update_value(
-            &mut *self.store,
-            self.topic,
-            self.value_serde.as_ref(),
-            key,
-            update,
-        )
+        update_value(&mut *self.store, self.topic, self.value_serde, key, update)
     }
 
     /// Sets `key` to `value` unless it has a value; returns the existing
@@ -728,8 +754,8 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         KeyValueIterator {
             inner,
             topic: self.topic,
-            key_serde: self.key_serde.as_ref(),
-            value_serde: self.value_serde.as_ref(),
+            key_serde: self.key_serde,
+            value_serde: self.value_serde,
             _types: PhantomData,
         }
     }
@@ -791,8 +817,8 @@ pub struct TypedWindowStore<'a, K, V> {
     name: &'a str,
     topic: &'a str,
     window_size: i64,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
+    key_serde: &'a dyn Serde<K>,
+    value_serde: &'a dyn Serde<V>,
 }
 
 impl<K, V> fmt::Debug for TypedWindowStore<'_, K, V> {
@@ -825,13 +851,7 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     /// `None` removes it. A window past the store's retention is ignored.
     pub fn put(&mut self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        write_value(
-            &mut *self.store,
-            self.topic,
-            self.value_serde.as_ref(),
-            key,
-            value,
-        )
+        write_value(&mut *self.store, self.topic, self.value_serde, key, value)
     }
 
     /// Reads the value of `key` in the window starting at `window_start`,
@@ -845,13 +865,7 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        update_value(
-            &mut *self.store,
-            self.topic,
-            self.value_serde.as_ref(),
-            key,
-            update,
-        )
+        update_value(&mut *self.store, self.topic, self.value_serde, key, update)
     }
 
     /// The value of `key` in the window starting at `window_start`.
@@ -934,8 +948,8 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         let window = Window::new(start, start.saturating_add(self.window_size));
         decode_windowed_entry(
             self.topic,
-            self.key_serde.as_ref(),
-            self.value_serde.as_ref(),
+            self.key_serde,
+            self.value_serde,
             (&key, window),
             entry,
         )
@@ -1016,8 +1030,8 @@ pub struct TypedSessionStore<'a, K, V> {
     store: &'a mut dyn KeyValueStore,
     name: &'a str,
     topic: &'a str,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
+    key_serde: &'a dyn Serde<K>,
+    value_serde: &'a dyn Serde<V>,
 }
 
 impl<K, V> fmt::Debug for TypedSessionStore<'_, K, V> {
@@ -1053,8 +1067,8 @@ impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
         let window = Window::new(session.start, session.end);
         decode_windowed_entry(
             self.topic,
-            self.key_serde.as_ref(),
-            self.value_serde.as_ref(),
+            self.key_serde,
+            self.value_serde,
             (&session.key, window),
             entry,
         )

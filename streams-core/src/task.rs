@@ -624,6 +624,15 @@ impl Task {
     }
 
     fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool> {
+        // Called after every record: most of the time nothing is due.
+        let due = self
+            .state
+            .schedules
+            .iter()
+            .any(|s| s.kind == kind && s.next <= now);
+        if !due {
+            return Ok(false);
+        }
         self.outside_record(|task| task.run_due(kind, now))
     }
 

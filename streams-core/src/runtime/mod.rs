@@ -16,6 +16,7 @@
 //! outputs, changelog records and the consumed offsets commit together or
 //! not at all. `docs/exactly-once.md` describes the protocol.
 
+mod sender;
 mod setup;
 mod thread;
 

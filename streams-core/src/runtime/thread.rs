@@ -45,26 +45,12 @@ use crate::error::{Result, StreamsError};
 use crate::record::Headers;
 use crate::task::{RawRecord, Task, TaskId, TaskOptions};
 
+use super::sender::{Outgoing, Sender};
 use super::setup::Plan;
 use super::{PausePoint, Shared};
 
 /// Input offsets to commit.
 type Offsets = HashMap<TopicPartition, OffsetAndMetadata>;
-
-/// Records to send, per task.
-type Outgoing = Vec<(TaskId, Vec<ProducerRecord>)>;
-
-/// Sends each task's records; returns their metadata per task.
-async fn send(
-    producer: &Producer,
-    outgoing: Outgoing,
-) -> Result<Vec<(TaskId, Vec<RecordMetadata>)>> {
-    let mut sent = Vec::with_capacity(outgoing.len());
-    for (id, records) in outgoing {
-        sent.push((id, producer.send_batch(records).await?));
-    }
-    Ok(sent)
-}
 
 /// Makes what was sent to `topics` durable (a commit point).
 async fn flush(producer: &Producer, topics: &[String]) -> Result<()> {
@@ -115,6 +101,28 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// The checkpoint file of a task directory.
 const CHECKPOINT_FILE: &str = ".checkpoint";
+
+/// Changelog records written since a task's last checkpoint past which a
+/// commit writes a new one (Kafka Streams' `OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`).
+/// Fewer are replayed from the older checkpoint on a restart; a clean close
+/// always writes one.
+const CHECKPOINT_DELTA_RECORDS: u64 = 10_000;
+
+/// Whether a commit writes a task's checkpoint: none written yet, or its
+/// changelogs moved by more than [`CHECKPOINT_DELTA_RECORDS`] since.
+fn checkpoint_due(
+    last: Option<&BTreeMap<TopicPartition, u64>>,
+    now: &BTreeMap<TopicPartition, u64>,
+) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    let delta: u64 = now
+        .iter()
+        .map(|(tp, offset)| offset.saturating_sub(last.get(tp).copied().unwrap_or(0)))
+        .sum();
+    delta > CHECKPOINT_DELTA_RECORDS
+}
 
 /// Runs a broker call that completes without waiting.
 ///
@@ -175,6 +183,9 @@ pub(crate) struct TaskEntry {
     /// The changelog offset each logged store reflects, by changelog
     /// partition.
     changelog_offsets: BTreeMap<TopicPartition, u64>,
+    /// The changelog offsets of the last checkpoint written (`None`: none
+    /// written by this owner yet).
+    checkpointed: Option<BTreeMap<TopicPartition, u64>>,
     /// Stores still to restore; `None` once the task runs.
     restoring: Option<Vec<Restoring>>,
     /// Since when the task waits for an empty input partition while others
@@ -236,6 +247,8 @@ pub(crate) struct Core {
     /// at-least-once, a transactional one (`transactional.id =
     /// <application.id>-<process id>-<thread index>`) under exactly-once.
     producer: Arc<Producer>,
+    /// Appends the output on a thread of its own.
+    sender: Sender,
     /// Under exactly-once: the producer's transactional id.
     transactional_id: Option<String>,
     /// Whether a transaction is open (exactly-once).
@@ -260,7 +273,12 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    fn new(index: usize, plan: Arc<Plan>, broker: &Broker, dirty_closes: Arc<AtomicU64>) -> Self {
+    fn new(
+        index: usize,
+        plan: Arc<Plan>,
+        broker: &Broker,
+        dirty_closes: Arc<AtomicU64>,
+    ) -> Result<Self> {
         let transactional_id = plan
             .process_id
             .as_ref()
@@ -268,11 +286,17 @@ impl Core {
             // (`<application.id>-StreamThread-<n>`), from 1.
             .map(|process| format!("{}-{process}-{}", plan.config.application_id(), index + 1));
         let producer = make_producer(broker, transactional_id.as_deref(), &plan);
-        Self {
+        let sender = Sender::start(format!(
+            "{}-StreamThread-{}-producer",
+            plan.config.application_id(),
+            index + 1
+        ))?;
+        Ok(Self {
             index,
             plan,
             broker: broker.clone(),
             producer,
+            sender,
             transactional_id,
             in_txn: false,
             reinit_producer: false,
@@ -282,7 +306,7 @@ impl Core {
             fatal: None,
             awaiting_assignment: true,
             dirty_closes,
-        }
+        })
     }
 
     fn eos(&self) -> bool {
@@ -305,6 +329,7 @@ impl Core {
     /// Aborts the open transaction, if any; a failure (a fenced producer)
     /// is only logged: the broker aborts the transaction anyway.
     fn abort_if_open(&mut self) {
+        self.sender.discard_all();
         if !self.in_txn {
             return;
         }
@@ -485,6 +510,7 @@ impl Core {
             buffers: tps.into_iter().map(|tp| (tp, VecDeque::new())).collect(),
             consumed: FxHashMap::default(),
             changelog_offsets: BTreeMap::new(),
+            checkpointed: None,
             restoring: Some(restoring),
             idle_wait_since: None,
             last_record: None,
@@ -762,6 +788,32 @@ impl Core {
         }
     }
 
+    /// Hands `outgoing` to the sender thread and notes what has been sent
+    /// meanwhile; with `wait`, waits until everything handed over is sent.
+    fn dispatch(&mut self, outgoing: Outgoing, wait: bool) -> Result<()> {
+        let settled = self.sender.dispatch(&self.producer, outgoing);
+        // What settled is noted even when a later batch failed.
+        let settled = settled.and_then(|mut sent| {
+            let more = if wait {
+                self.sender.settle_all()
+            } else {
+                self.sender.settle_ready()
+            };
+            more.map(|more| {
+                sent.extend(more);
+                sent
+            })
+        })?;
+        self.record_sent(settled);
+        Ok(())
+    }
+
+    /// Sends `outgoing` and waits until it and everything handed over
+    /// before is sent.
+    fn send_and_settle(&mut self, outgoing: Outgoing) -> Result<()> {
+        self.dispatch(outgoing, true)
+    }
+
     /// Flushes the caches of the tasks `ids` (closing the tasks if
     /// `close`), which moves their pending updates to the output.
     fn flush_tasks(&mut self, ids: &[TaskId], close: bool) -> Result<()> {
@@ -812,12 +864,15 @@ impl Core {
     }
 
     /// The last step of a commit: writes the checkpoint of each task.
-    fn write_checkpoints(&self, ids: &[TaskId]) -> Result<()> {
+    fn write_checkpoints(&mut self, ids: &[TaskId], force: bool) -> Result<()> {
         for id in ids {
-            let Some(entry) = self.tasks.get(id) else {
+            let Some(entry) = self.tasks.get_mut(id) else {
                 continue;
             };
             if !entry.running() {
+                continue;
+            }
+            if !force && !checkpoint_due(entry.checkpointed.as_ref(), &entry.changelog_offsets) {
                 continue;
             }
             let mut checkpoint = Checkpoint::new();
@@ -831,6 +886,7 @@ impl Core {
                 })
             })?;
             checkpoint.write(&entry.dir.join(CHECKPOINT_FILE))?;
+            entry.checkpointed = Some(entry.changelog_offsets.clone());
         }
         Ok(())
     }
@@ -873,8 +929,7 @@ impl Core {
             if !outgoing.is_empty() {
                 self.begin_if_needed()?;
             }
-            let sent = now(send(&self.producer, outgoing))??;
-            self.record_sent(sent);
+            self.send_and_settle(outgoing)?;
             let (offsets, _) = self.offsets(&self.task_ids());
             if !offsets.is_empty() {
                 self.begin_if_needed()?;
@@ -895,7 +950,7 @@ impl Core {
         })();
         match result {
             Ok(()) => {
-                self.write_checkpoints(&revoked)?;
+                self.write_checkpoints(&revoked, true)?;
                 for id in &revoked {
                     self.tasks.remove(id);
                 }
@@ -928,8 +983,7 @@ impl Core {
         }
         self.flush_tasks(&ids, true)?;
         let outgoing = self.take_outputs();
-        let sent = now(send(&self.producer, outgoing))??;
-        self.record_sent(sent);
+        self.send_and_settle(outgoing)?;
         let (offsets, topics) = self.offsets(&ids);
         now(flush(&self.producer, &topics))??;
         if !offsets.is_empty() {
@@ -944,7 +998,7 @@ impl Core {
                 Err(e) => return Err(e),
             }
         }
-        self.write_checkpoints(&ids)?;
+        self.write_checkpoints(&ids, true)?;
         for id in &ids {
             self.tasks.remove(id);
         }
@@ -1107,7 +1161,7 @@ pub(crate) fn spawn(
         plan.clone(),
         &broker,
         shared.dirty_closes.clone(),
-    )));
+    )?));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let thread_core = core.clone();
     let name = format!(
@@ -1360,21 +1414,21 @@ async fn run(
                 };
                 (begun.map(|()| outgoing), commit, core.producer.clone())
             };
-            let sent = match outgoing {
-                Ok(outgoing) => send(&producer, outgoing).await,
-                Err(e) => Err(e),
-            };
-            let sent = match sent {
-                Ok(sent) => sent,
+            // Sent on the sender thread while the next records are
+            // processed; a commit waits for everything handed over.
+            let sent = outgoing.and_then(|outgoing| {
+                lock(&core).dispatch(outgoing, commit.is_some())
+            });
+            match sent {
+                Ok(()) => {}
                 Err(e) if eos && task_migrated(&e) => {
                     recover_from_failed_transaction(&e, &core, &mut consumer, listener).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
-            };
+            }
             let offsets = {
-                let mut core = lock(&core);
-                core.record_sent(sent);
+                let core = lock(&core);
                 commit.map(|ids| {
                     let (offsets, topics) = core.offsets(&ids);
                     (ids, offsets, topics)
@@ -1425,7 +1479,7 @@ async fn run(
                     continue;
                 }
             }
-            lock(&core).write_checkpoints(&ids)?;
+            lock(&core).write_checkpoints(&ids, false)?;
             last_commit = Instant::now();
         }
         Ok(())

@@ -1,0 +1,203 @@
+//! A stream thread's sender: the thread of its own that appends the stream
+//! thread's output to the broker, as Kafka's producer I/O thread does, so
+//! that the stream thread processes the next records meanwhile.
+//!
+//! Batches go out in the order they were handed over, one at a time, each
+//! with the producer that was current when it was handed over. The stream
+//! thread collects the outcomes: without waiting between polls, and waiting
+//! for every batch before anything that must follow them (a flush, an
+//! offset commit, a transaction's commit or abort, a new producer). A
+//! failed batch is reported once every batch handed over before the report
+//! has settled, so that the caller acts on a quiet producer.
+
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use broker_embedded::{Producer, ProducerRecord, RecordMetadata};
+
+use crate::error::{Result, StreamsError};
+use crate::task::TaskId;
+
+/// Records to send, per task.
+pub(crate) type Outgoing = Vec<(TaskId, Vec<ProducerRecord>)>;
+
+/// The metadata of sent records, per task.
+pub(crate) type Sent = Vec<(TaskId, Vec<RecordMetadata>)>;
+
+/// Batches handed over and not yet settled, at most; handing over one more
+/// first waits for the oldest. Bounds the memory of a thread that processes
+/// faster than the broker appends.
+const MAX_IN_FLIGHT: usize = 2;
+
+struct Job {
+    producer: Arc<Producer>,
+    outgoing: Outgoing,
+}
+
+/// The handle the stream thread keeps on its sender thread.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Result<Sent>>,
+    in_flight: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("tasks", &self.outgoing.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends each task's records; returns their metadata per task.
+pub(crate) async fn send(producer: &Producer, outgoing: Outgoing) -> Result<Sent> {
+    let mut sent = Vec::with_capacity(outgoing.len());
+    for (id, records) in outgoing {
+        sent.push((id, producer.send_batch(records).await?));
+    }
+    Ok(sent)
+}
+
+impl Sender {
+    /// Starts the sender thread `name`.
+    pub(crate) fn start(name: String) -> Result<Self> {
+        let (jobs, job_rx) = mpsc::sync_channel::<Job>(MAX_IN_FLIGHT);
+        let (done_tx, done) = mpsc::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| StreamsError::Internal(format!("cannot build the sender runtime: {e}")))?;
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                while let Ok(job) = job_rx.recv() {
+                    let outcome = runtime.block_on(send(&job.producer, job.outgoing));
+                    if done_tx.send(outcome).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| StreamsError::Internal(format!("cannot start a sender thread: {e}")))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            done,
+            in_flight: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `outgoing` over to be sent with `producer`; first waits for
+    /// the oldest batch when [`MAX_IN_FLIGHT`] are out. Returns the
+    /// outcomes settled meanwhile.
+    pub(crate) fn dispatch(
+        &mut self,
+        producer: &Arc<Producer>,
+        outgoing: Outgoing,
+    ) -> Result<Sent> {
+        let mut settled = Vec::new();
+        if outgoing.is_empty() {
+            return Ok(settled);
+        }
+        if self.in_flight >= MAX_IN_FLIGHT {
+            settled = self.settle_one()?;
+        }
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(Job {
+            producer: producer.clone(),
+            outgoing,
+        })
+        .map_err(|_| stopped())?;
+        self.in_flight += 1;
+        Ok(settled)
+    }
+
+    /// The outcomes of the batches that have settled, without waiting
+    /// (unless one failed: then every batch out is waited for first).
+    pub(crate) fn settle_ready(&mut self) -> Result<Sent> {
+        let mut sent = Vec::new();
+        while self.in_flight > 0 {
+            match self.done.try_recv() {
+                Ok(outcome) => {
+                    self.in_flight -= 1;
+                    match outcome {
+                        Ok(s) => sent.extend(s),
+                        Err(e) => return Err(self.after_failure(e)),
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.in_flight = 0;
+                    return Err(stopped());
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Waits for every batch handed over; returns their metadata, or the
+    /// first failure once all have settled.
+    pub(crate) fn settle_all(&mut self) -> Result<Sent> {
+        let mut sent = Vec::new();
+        while self.in_flight > 0 {
+            sent.extend(self.settle_one()?);
+        }
+        Ok(sent)
+    }
+
+    /// Waits for every batch handed over and drops their outcomes (the
+    /// caller is giving the work up: an abort, a dirty close).
+    pub(crate) fn discard_all(&mut self) {
+        while self.in_flight > 0 {
+            self.in_flight -= 1;
+            match self.done.recv() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "a send failed while its work was given up")
+                }
+                Err(_) => self.in_flight = 0,
+            }
+        }
+    }
+
+    fn settle_one(&mut self) -> Result<Sent> {
+        if self.in_flight == 0 {
+            return Ok(Vec::new());
+        }
+        self.in_flight -= 1;
+        match self.done.recv() {
+            Ok(Ok(sent)) => Ok(sent),
+            Ok(Err(e)) => Err(self.after_failure(e)),
+            Err(_) => {
+                self.in_flight = 0;
+                Err(stopped())
+            }
+        }
+    }
+
+    /// After a failed batch: lets the later ones settle (their outcomes no
+    /// longer matter: the caller stops or starts over from the last
+    /// commit) and returns the failure.
+    fn after_failure(&mut self, error: StreamsError) -> StreamsError {
+        self.discard_all();
+        error
+    }
+}
+
+fn stopped() -> StreamsError {
+    StreamsError::Internal("the stream thread's sender thread stopped".to_owned())
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once its current batch is out.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::warn!("the sender thread panicked");
+            }
+        }
+    }
+}
