@@ -12,7 +12,7 @@ use hashlink::{LinkedHashMap, LinkedHashSet};
 
 use crate::error::Result;
 use crate::memory_window::{encode_windowed_key, split_windowed_key};
-use crate::store::{empty_iter, KeyValueStore, KvIter};
+use crate::store::{empty_iter, KeyValueStore, KvIter, Update};
 
 /// Bytes counted per cache entry on top of its key and value, for the map
 /// nodes and bookkeeping. An entry costs
@@ -125,6 +125,38 @@ impl Cache {
                 self.entries.insert(key, Slot { value, dirty: true });
             }
         }
+    }
+
+    /// Applies `update` to `key` if it is cached: one lookup, no copy of
+    /// the value read. Returns `None` (and does nothing) when the key is
+    /// not cached.
+    fn update_cached(
+        &mut self,
+        key: &[u8],
+        update: &mut dyn FnMut(Option<&[u8]>) -> Update,
+    ) -> Option<()> {
+        let hashlink::linked_hash_map::RawEntryMut::Occupied(mut entry) =
+            self.entries.raw_entry_mut().from_key(key)
+        else {
+            return None;
+        };
+        let new = match update(entry.get().value.as_deref()) {
+            Update::Keep => return Some(()),
+            Update::Put(value) => Some(value),
+            Update::Delete => None,
+        };
+        entry.to_back();
+        let (key, slot) = entry.into_key_value();
+        self.bytes += entry_size(key, &new);
+        self.bytes -= entry_size(key, &slot.value);
+        slot.value = new;
+        if slot.dirty {
+            self.dirty.to_back(&key[..]);
+        } else {
+            slot.dirty = true;
+            self.dirty.insert(key.clone());
+        }
+        Some(())
     }
 
     fn write<S: KeyValueStore>(
@@ -414,6 +446,31 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         self.cache
             .write(&mut self.inner, key, None, &mut |e| forwarded.push(e))?;
         Ok(old)
+    }
+
+    fn update(
+        &mut self,
+        key: &[u8],
+        update: &mut dyn FnMut(Option<&[u8]>) -> Update,
+    ) -> Result<()> {
+        let forwarded = &mut self.forwarded;
+        if self.cache.update_cached(key, update).is_some() {
+            return self
+                .cache
+                .evict(&mut self.inner, &mut |e| forwarded.push(e));
+        }
+        let old = self.inner.get(key)?;
+        let new = match update(old.as_deref()) {
+            Update::Keep => return Ok(()),
+            Update::Put(value) => Some(value),
+            Update::Delete => None,
+        };
+        self.cache.write(
+            &mut self.inner,
+            Bytes::copy_from_slice(key),
+            new,
+            &mut |e| forwarded.push(e),
+        )
     }
 
     fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {

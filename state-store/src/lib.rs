@@ -97,7 +97,7 @@ pub use session::{
     KvSessionStore, SESSION_KEY_SUFFIX_LEN,
 };
 pub use sled_store::{SledOptions, SledStore};
-pub use store::{BatchWrite, KeyValueStore, KvIter};
+pub use store::{BatchWrite, KeyValueStore, KvIter, Update};
 pub use windowed::{
     SessionIter, SessionKey, SessionStore, WindowIter, WindowStore, WindowedKey, WindowedKvIter,
 };

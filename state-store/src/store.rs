@@ -16,6 +16,17 @@ pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + 'a>;
 /// One write of a batch: a value to put, or `None` to delete the key.
 pub type BatchWrite = (Bytes, Option<Bytes>);
 
+/// What [`KeyValueStore::update`] writes after reading a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// Write nothing.
+    Keep,
+    /// Set the key to this value.
+    Put(Bytes),
+    /// Remove the key.
+    Delete,
+}
+
 /// A key-value store over bytes, ordered lexicographically by key.
 ///
 /// Implemented by the backends ([`crate::InMemoryStore`],
@@ -51,6 +62,23 @@ pub trait KeyValueStore: Send + fmt::Debug {
 
     /// Removes `key`; returns the value it had.
     fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>>;
+
+    /// A read-modify-write of `key`: hands its value (if any) to `update`
+    /// and writes what `update` returns. The same as a `get` followed by a
+    /// `put` or `delete`; the record cache does it with one lookup and
+    /// without copying the value read.
+    fn update(
+        &mut self,
+        key: &[u8],
+        update: &mut dyn FnMut(Option<&[u8]>) -> Update,
+    ) -> Result<()> {
+        let old = self.get(key)?;
+        match update(old.as_deref()) {
+            Update::Keep => Ok(()),
+            Update::Put(value) => self.put(Bytes::copy_from_slice(key), value),
+            Update::Delete => self.delete(Bytes::copy_from_slice(key)).map(drop),
+        }
+    }
 
     /// Applies a batch of writes in order (`None` deletes). Used by
     /// restoration; backends override it to amortise per-write costs.
@@ -120,6 +148,13 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
     }
     fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>> {
         (**self).delete(key)
+    }
+    fn update(
+        &mut self,
+        key: &[u8],
+        update: &mut dyn FnMut(Option<&[u8]>) -> Update,
+    ) -> Result<()> {
+        (**self).update(key, update)
     }
     fn write_batch(&mut self, batch: &[BatchWrite]) -> Result<()> {
         (**self).write_batch(batch)

@@ -100,6 +100,20 @@ pub trait Serde<T>: Send + Sync + 'static {
         self.serialize(topic, &value)
     }
 
+    /// Appends `value`'s bytes to `out`. By default a copy of
+    /// [`Serde::serialize`]'s; the built-in serdes write straight into
+    /// `out`, which saves a buffer per value.
+    fn serialize_into(&self, topic: &str, value: &T, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        out.extend_from_slice(&self.serialize(topic, value)?);
+        Ok(())
+    }
+
+    /// Reads a value from a borrowed slice. By default [`Serde::deserialize`]
+    /// of a copy; the built-in serdes read the slice as it is.
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
+        self.deserialize(topic, &Bytes::copy_from_slice(bytes))
+    }
+
     /// Writes an optional value: `None` is a null.
     fn serialize_nullable(
         &self,
@@ -123,6 +137,12 @@ impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
     }
+    fn serialize_into(&self, topic: &str, value: &T, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        (**self).serialize_into(topic, value, out)
+    }
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
+        (**self).deserialize_slice(topic, bytes)
+    }
     fn serialize_owned(&self, topic: &str, value: T) -> Result<Bytes, SerdeError> {
         (**self).serialize_owned(topic, value)
     }
@@ -134,6 +154,12 @@ impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Box<S> {
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
+    }
+    fn serialize_into(&self, topic: &str, value: &T, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        (**self).serialize_into(topic, value, out)
+    }
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
+        (**self).deserialize_slice(topic, bytes)
     }
     fn serialize_owned(&self, topic: &str, value: T) -> Result<Bytes, SerdeError> {
         (**self).serialize_owned(topic, value)
@@ -273,6 +299,18 @@ impl Serde<Vec<u8>> for ByteVecSerde {
     fn deserialize(&self, _topic: &str, bytes: &Bytes) -> Result<Vec<u8>, SerdeError> {
         Ok(bytes.to_vec())
     }
+    fn serialize_into(
+        &self,
+        _topic: &str,
+        value: &Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerdeError> {
+        out.extend_from_slice(value);
+        Ok(())
+    }
+    fn deserialize_slice(&self, _topic: &str, bytes: &[u8]) -> Result<Vec<u8>, SerdeError> {
+        Ok(bytes.to_vec())
+    }
 }
 
 /// See [`Serdes::string`].
@@ -287,6 +325,18 @@ impl Serde<String> for StringSerde {
         Ok(Bytes::from(value))
     }
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<String, SerdeError> {
+        self.deserialize_slice(topic, bytes)
+    }
+    fn serialize_into(
+        &self,
+        _topic: &str,
+        value: &String,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerdeError> {
+        out.extend_from_slice(value.as_bytes());
+        Ok(())
+    }
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<String, SerdeError> {
         std::str::from_utf8(bytes)
             .map(str::to_owned)
             .map_err(|e| SerdeError::deserialize::<String>(topic, format!("invalid UTF-8: {e}")))
@@ -304,8 +354,15 @@ macro_rules! fixed_width_serde {
                 Ok(Bytes::copy_from_slice(&value.to_be_bytes()))
             }
             fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<$ty, SerdeError> {
+                self.deserialize_slice(topic, bytes)
+            }
+            fn serialize_into(&self, _topic: &str, value: &$ty, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+                out.extend_from_slice(&value.to_be_bytes());
+                Ok(())
+            }
+            fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<$ty, SerdeError> {
                 const WIDTH: usize = std::mem::size_of::<$ty>();
-                let array: [u8; WIDTH] = bytes.as_ref().try_into().map_err(|_| {
+                let array: [u8; WIDTH] = bytes.try_into().map_err(|_| {
                     SerdeError::deserialize::<$ty>(
                         topic,
                         format!("expected {WIDTH} bytes, got {}", bytes.len()),
@@ -385,6 +442,13 @@ where
             .map_err(|e| SerdeError::serialize::<T>(topic, format!("JSON: {e}")))
     }
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<T, SerdeError> {
+        self.deserialize_slice(topic, bytes)
+    }
+    fn serialize_into(&self, topic: &str, value: &T, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        serde_json::to_writer(out, value)
+            .map_err(|e| SerdeError::serialize::<T>(topic, format!("JSON: {e}")))
+    }
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
         serde_json::from_slice(bytes)
             .map_err(|e| SerdeError::deserialize::<T>(topic, format!("JSON: {e}")))
     }
@@ -427,6 +491,9 @@ where
             .map_err(|e| SerdeError::serialize::<T>(topic, format!("bincode: {e}")))
     }
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<T, SerdeError> {
+        self.deserialize_slice(topic, bytes)
+    }
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
         use bincode::Options;
         // Reading from a slice bounds every allocation by the input length.
         bincode_options()

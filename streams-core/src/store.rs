@@ -706,8 +706,16 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         key: &K,
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
-        let key = self.key_bytes(key)?;
-        update_value(&mut *self.store, self.topic, self.value_serde, key, update)
+        with_key_buffer(|buffer| {
+            self.key_serde.serialize_into(self.topic, key, buffer)?;
+            update_value(
+                &mut *self.store,
+                self.topic,
+                self.value_serde,
+                buffer,
+                update,
+            )
+        })
     }
 
     /// Sets `key` to `value` unless it has a value; returns the existing
@@ -865,7 +873,7 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        update_value(&mut *self.store, self.topic, self.value_serde, key, update)
+        update_value(&mut *self.store, self.topic, self.value_serde, &key, update)
     }
 
     /// The value of `key` in the window starting at `window_start`.
@@ -988,6 +996,22 @@ fn write_value<V: 'static>(
     Ok(())
 }
 
+thread_local! {
+    /// A buffer for serialized keys of read-modify-writes, kept between
+    /// records.
+    static KEY_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty buffer for a serialized key, reusing the thread's
+/// (a nested call gets a buffer of its own).
+fn with_key_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buffer = KEY_BUFFER.take();
+    buffer.clear();
+    let out = f(&mut buffer);
+    KEY_BUFFER.set(buffer);
+    out
+}
+
 /// Reads the value under `key`, hands it to `update` and writes back the
 /// value `update` returns (`None` deletes the key); returns the rest of what
 /// `update` returned.
@@ -995,13 +1019,45 @@ fn update_value<V: 'static, R>(
     store: &mut dyn KeyValueStore,
     topic: &str,
     serde: &dyn Serde<V>,
-    key: Bytes,
+    key: &[u8],
     update: impl FnOnce(Option<V>) -> (Option<V>, R),
 ) -> Result<R> {
-    let old = serde.deserialize_nullable(topic, store.get(&key)?.as_ref())?;
-    let (new, out) = update(old);
-    write_value(store, topic, serde, key, new.as_ref())?;
-    Ok(out)
+    let mut update = Some(update);
+    let mut outcome: Option<Result<R>> = None;
+    store.update(key, &mut |old| {
+        let Some(update) = update.take() else {
+            return state_store::Update::Keep;
+        };
+        let step = (|| -> Result<(state_store::Update, R)> {
+            let old = old.map(|b| serde.deserialize_slice(topic, b)).transpose()?;
+            let (new, out) = update(old);
+            let write = match new {
+                Some(value) => {
+                    // The size of a fixed-width value and its timestamp.
+                    let mut bytes = Vec::with_capacity(16);
+                    serde.serialize_into(topic, &value, &mut bytes)?;
+                    state_store::Update::Put(Bytes::from(bytes))
+                }
+                None => state_store::Update::Delete,
+            };
+            Ok((write, out))
+        })();
+        match step {
+            Ok((write, out)) => {
+                outcome = Some(Ok(out));
+                write
+            }
+            Err(e) => {
+                outcome = Some(Err(e));
+                state_store::Update::Keep
+            }
+        }
+    })?;
+    outcome.unwrap_or_else(|| {
+        Err(StreamsError::Internal(format!(
+            "the store behind changelog '{topic}' did not run an update"
+        )))
+    })
 }
 
 /// Decodes a cache entry of a window or session store whose key, parsed

@@ -75,28 +75,51 @@ impl<V> ValueAndTimestampSerde<V> {
 
 impl<V: 'static> Serde<ValueAndTimestamp<V>> for ValueAndTimestampSerde<V> {
     fn serialize(&self, topic: &str, value: &ValueAndTimestamp<V>) -> Result<Bytes, SerdeError> {
-        let inner = self.inner.serialize(topic, &value.value)?;
-        let mut out = BytesMut::with_capacity(8 + inner.len());
-        out.put_i64(value.timestamp);
-        out.put_slice(&inner);
-        Ok(out.freeze())
+        // Exactly the size of a fixed-width value after its timestamp, so
+        // that the buffer becomes `Bytes` without another allocation.
+        let mut out = Vec::with_capacity(16);
+        self.serialize_into(topic, value, &mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    fn serialize_into(
+        &self,
+        topic: &str,
+        value: &ValueAndTimestamp<V>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerdeError> {
+        out.extend_from_slice(&value.timestamp.to_be_bytes());
+        self.inner.serialize_into(topic, &value.value, out)
     }
 
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<ValueAndTimestamp<V>, SerdeError> {
-        let Some(head) = bytes.get(..8) else {
-            return Err(SerdeError::deserialize::<ValueAndTimestamp<V>>(
-                topic,
-                format!("{} bytes, need at least 8 for the timestamp", bytes.len()),
-            ));
-        };
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(head);
+        let timestamp = read_timestamp::<V>(topic, bytes)?;
         let value = self.inner.deserialize(topic, &bytes.slice(8..))?;
-        Ok(ValueAndTimestamp {
-            value,
-            timestamp: i64::from_be_bytes(ts),
-        })
+        Ok(ValueAndTimestamp { value, timestamp })
     }
+
+    fn deserialize_slice(
+        &self,
+        topic: &str,
+        bytes: &[u8],
+    ) -> Result<ValueAndTimestamp<V>, SerdeError> {
+        let timestamp = read_timestamp::<V>(topic, bytes)?;
+        let value = self.inner.deserialize_slice(topic, &bytes[8..])?;
+        Ok(ValueAndTimestamp { value, timestamp })
+    }
+}
+
+/// The timestamp that leads a [`ValueAndTimestampSerde`] value.
+fn read_timestamp<V>(topic: &str, bytes: &[u8]) -> Result<i64, SerdeError> {
+    let Some(head) = bytes.get(..8) else {
+        return Err(SerdeError::deserialize::<ValueAndTimestamp<V>>(
+            topic,
+            format!("{} bytes, need at least 8 for the timestamp", bytes.len()),
+        ));
+    };
+    let mut ts = [0u8; 8];
+    ts.copy_from_slice(head);
+    Ok(i64::from_be_bytes(ts))
 }
 
 /// The format version of [`ChangeSerde`].
