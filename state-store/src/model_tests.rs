@@ -19,6 +19,10 @@ enum Op {
     Put(Vec<u8>, Vec<u8>),
     PutIfAbsent(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
+    /// A read-modify-write: appends the byte to the value read (an absent
+    /// key reads as empty); `None` deletes a key that has a value and
+    /// writes nothing to an absent one.
+    Update(Vec<u8>, Option<u8>),
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Get(Vec<u8>),
     Range(Vec<u8>, Vec<u8>),
@@ -42,18 +46,21 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn op(reopen: bool) -> impl Strategy<Value = Op> {
-    let reopen_weight = if reopen { 1 } else { 0 };
+    // Without reopens, the reopen arm flushes instead (a union's arms must
+    // all have weight).
+    let reopen_or_flush = if reopen { Op::Reopen } else { Op::Flush };
     prop_oneof![
         8 => (key(), value()).prop_map(|(k, v)| Op::Put(k, v)),
         2 => (key(), value()).prop_map(|(k, v)| Op::PutIfAbsent(k, v)),
         4 => key().prop_map(Op::Delete),
+        4 => (key(), prop::option::of(any::<u8>())).prop_map(|(k, b)| Op::Update(k, b)),
         1 => prop::collection::vec((key(), prop::option::of(value())), 0..6).prop_map(Op::Batch),
         4 => key().prop_map(Op::Get),
         3 => (key(), key()).prop_map(|(a, b)| Op::Range(a, b)),
         1 => Just(Op::All),
         1 => Just(Op::Count),
         1 => Just(Op::Flush),
-        reopen_weight => Just(Op::Reopen),
+        1 => Just(reopen_or_flush),
     ]
 }
 
@@ -124,6 +131,34 @@ fn run<S: KeyValueStore>(
             Op::Delete(k) => {
                 let got = store.delete(k.clone().into()).map_err(fail)?;
                 prop_assert_eq!(got.map(|b| b.to_vec()), model.remove(&k));
+            }
+            Op::Update(k, byte) => {
+                let mut seen = None;
+                store
+                    .update(&k, &mut |old| {
+                        seen = Some(old.map(<[u8]>::to_vec));
+                        match (byte, old) {
+                            (Some(b), old) => {
+                                let mut v = old.map(<[u8]>::to_vec).unwrap_or_default();
+                                v.push(b);
+                                crate::Update::Put(v.into())
+                            }
+                            (None, Some(_)) => crate::Update::Delete,
+                            (None, None) => crate::Update::Keep,
+                        }
+                    })
+                    .map_err(fail)?;
+                prop_assert_eq!(
+                    seen,
+                    Some(model.get(&k).cloned()),
+                    "update read a wrong value"
+                );
+                match byte {
+                    Some(b) => model.entry(k).or_default().push(b),
+                    None => {
+                        model.remove(&k);
+                    }
+                }
             }
             Op::Batch(writes) => {
                 let batch: Vec<_> = writes

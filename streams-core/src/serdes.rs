@@ -645,6 +645,13 @@ mod tests {
         S: Serde<V>,
     {
         let bytes = serde.serialize(T, value).unwrap();
+        // The buffer and slice forms agree with the `Bytes` ones.
+        let mut appended = b"prefix".to_vec();
+        serde.serialize_into(T, value, &mut appended).unwrap();
+        assert_eq!(&appended[..6], b"prefix");
+        assert_eq!(&appended[6..], &bytes[..]);
+        let from_slice = serde.deserialize_slice(T, &bytes).unwrap();
+        assert_eq!(serde.serialize(T, &from_slice).unwrap(), bytes);
         serde.deserialize(T, &bytes).unwrap()
     }
 

@@ -201,3 +201,73 @@ impl Drop for Sender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use broker_embedded::{Broker, BrokerConfig, NewTopic};
+
+    use super::*;
+
+    fn task(partition: u32) -> TaskId {
+        TaskId {
+            subtopology: 0,
+            partition,
+        }
+    }
+
+    fn records(values: &[&str], partition: u32) -> Vec<ProducerRecord> {
+        values
+            .iter()
+            .map(|v| ProducerRecord::new("t", v.to_string()).partition(partition))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn batches_are_sent_in_order_and_a_failure_is_reported_after_the_rest() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StreamsError::Internal(e.to_string()))?;
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).await?;
+        broker.create_topic(NewTopic::new("t", 2)).await?;
+        let producer = Arc::new(Producer::new(&broker));
+        let mut sender = Sender::start("test-producer".to_owned())?;
+
+        // More batches than may be out at once: the oldest settle first.
+        let mut sent = Vec::new();
+        for round in 0..5u32 {
+            let outgoing = vec![(task(round % 2), records(&["a", "b"], round % 2))];
+            sent.extend(sender.dispatch(&producer, outgoing)?);
+        }
+        sent.extend(sender.settle_all()?);
+        assert_eq!(sent.len(), 5);
+        let offsets: Vec<(u32, Vec<u64>)> = sent
+            .iter()
+            .map(|(id, md)| (id.partition, md.iter().map(|m| m.offset).collect()))
+            .collect();
+        assert_eq!(
+            offsets,
+            [
+                (0, vec![0, 1]),
+                (1, vec![0, 1]),
+                (0, vec![2, 3]),
+                (1, vec![2, 3]),
+                (0, vec![4, 5]),
+            ]
+        );
+
+        // A batch to a partition that does not exist fails; the batch
+        // handed over after it is still appended before the failure is
+        // reported, and nothing is left out.
+        sender.dispatch(&producer, vec![(task(0), records(&["x"], 9))])?;
+        sender.dispatch(&producer, vec![(task(1), records(&["y"], 1))])?;
+        let failure = sender.settle_all();
+        assert!(
+            matches!(failure, Err(StreamsError::Broker(_))),
+            "{failure:?}"
+        );
+        assert!(sender.settle_all()?.is_empty());
+        let (_, end) = broker.offsets("t", 1).await?;
+        assert_eq!(end, 5);
+        drop(sender);
+        broker.close().await?;
+        Ok(())
+    }
+}

@@ -1672,6 +1672,22 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn a_commit_checkpoints_first_and_then_past_ten_thousand_changelog_records() {
+        let tp = |p| TopicPartition::new("app-store-changelog", p);
+        let offsets = |a: u64, b: u64| BTreeMap::from([(tp(0), a), (tp(1), b)]);
+        assert!(checkpoint_due(None, &BTreeMap::new()));
+        assert!(checkpoint_due(None, &offsets(5, 5)));
+        let last = offsets(100, 200);
+        assert!(!checkpoint_due(Some(&last), &offsets(100, 200)));
+        assert!(!checkpoint_due(Some(&last), &offsets(5_100, 5_200)));
+        assert!(checkpoint_due(Some(&last), &offsets(5_100, 5_201)));
+        // A partition new since the last checkpoint counts from zero.
+        let mut grown = offsets(100, 200);
+        grown.insert(tp(2), 10_001);
+        assert!(checkpoint_due(Some(&last), &grown));
+    }
+
+    #[test]
     fn partition_time_metadata_is_kafkas_encoding() {
         // Version 1, then 1_000 as a big-endian i64.
         assert_eq!(encode_partition_time(1_000), "AQAAAAAAAAPo");
