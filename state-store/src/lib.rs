@@ -87,8 +87,8 @@ pub use kv_window::{open_window_store, KvWindowStore};
 pub use layout::{store_dir, wipe};
 pub use memory::InMemoryStore;
 pub use memory_window::{
-    decode_windowed_key, encode_windowed_key, split_windowed_key, InMemoryWindowStore,
-    WindowedKvStore, DEFAULT_WINDOW_SEGMENTS, WINDOWED_KEY_SUFFIX_LEN,
+    decode_windowed_key, encode_windowed_key, put_windowed_key_suffix, split_windowed_key,
+    InMemoryWindowStore, WindowedKvStore, DEFAULT_WINDOW_SEGMENTS, WINDOWED_KEY_SUFFIX_LEN,
 };
 pub use redb_store::{RedbOptions, RedbStore};
 pub use restore::{restore, Restorer, DEFAULT_RESTORE_BATCH_SIZE};

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use hashbrown::HashMap;
 
 use crate::error::{Result, StoreError};
@@ -31,11 +31,18 @@ pub const WINDOWED_KEY_SUFFIX_LEN: usize = 12;
 /// no version byte, so that the changelog stays byte-compatible with Kafka
 /// Streams' window-store changelogs.
 pub fn encode_windowed_key(key: &[u8], window_start: i64) -> Bytes {
-    let mut buf = BytesMut::with_capacity(key.len() + WINDOWED_KEY_SUFFIX_LEN);
-    buf.put_slice(key);
-    buf.put_i64(window_start);
-    buf.put_i32(0);
-    buf.freeze()
+    let mut buf = Vec::with_capacity(key.len() + WINDOWED_KEY_SUFFIX_LEN);
+    buf.extend_from_slice(key);
+    put_windowed_key_suffix(&mut buf, window_start);
+    Bytes::from(buf)
+}
+
+/// Appends what follows the record key in [`encode_windowed_key`]'s layout
+/// (the window start, then a sequence number of 0) to `buf`, which holds
+/// the record key: for callers that build keys in a reused buffer.
+pub fn put_windowed_key_suffix(buf: &mut Vec<u8>, window_start: i64) {
+    buf.extend_from_slice(&window_start.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
 }
 
 /// Decodes a key written by [`encode_windowed_key`]; `None` if it is too

@@ -872,8 +872,17 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         window_start: i64,
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
-        let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        update_value(&mut *self.store, self.topic, self.value_serde, &key, update)
+        with_key_buffer(|buffer| {
+            self.key_serde.serialize_into(self.topic, key, buffer)?;
+            state_store::put_windowed_key_suffix(buffer, window_start);
+            update_value(
+                &mut *self.store,
+                self.topic,
+                self.value_serde,
+                buffer,
+                update,
+            )
+        })
     }
 
     /// The value of `key` in the window starting at `window_start`.
