@@ -12,7 +12,7 @@ use hashlink::{LinkedHashMap, LinkedHashSet};
 
 use crate::error::Result;
 use crate::memory_window::{encode_windowed_key, split_windowed_key};
-use crate::store::{empty_iter, KeyValueStore, KvIter, Update};
+use crate::store::{empty_iter, update_by_get, KeyValueStore, KvIter, Update};
 
 /// Bytes counted per cache entry on top of its key and value, for the map
 /// nodes and bookkeeping. An entry costs
@@ -453,24 +453,14 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         key: &[u8],
         update: &mut dyn FnMut(Option<&[u8]>) -> Update,
     ) -> Result<()> {
-        let forwarded = &mut self.forwarded;
         if self.cache.update_cached(key, update).is_some() {
+            let forwarded = &mut self.forwarded;
             return self
                 .cache
                 .evict(&mut self.inner, &mut |e| forwarded.push(e));
         }
-        let old = self.inner.get(key)?;
-        let new = match update(old.as_deref()) {
-            Update::Keep => return Ok(()),
-            Update::Put(value) => Some(value),
-            Update::Delete => None,
-        };
-        self.cache.write(
-            &mut self.inner,
-            Bytes::copy_from_slice(key),
-            new,
-            &mut |e| forwarded.push(e),
-        )
+        // Not cached: read from the inner store, write to the cache.
+        update_by_get(self, key, update)
     }
 
     fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {

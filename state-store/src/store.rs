@@ -72,12 +72,7 @@ pub trait KeyValueStore: Send + fmt::Debug {
         key: &[u8],
         update: &mut dyn FnMut(Option<&[u8]>) -> Update,
     ) -> Result<()> {
-        let old = self.get(key)?;
-        match update(old.as_deref()) {
-            Update::Keep => Ok(()),
-            Update::Put(value) => self.put(Bytes::copy_from_slice(key), value),
-            Update::Delete => self.delete(Bytes::copy_from_slice(key)).map(drop),
-        }
+        update_by_get(self, key, update)
     }
 
     /// Applies a batch of writes in order (`None` deletes). Used by
@@ -181,6 +176,20 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
     }
     fn close(&mut self) -> Result<()> {
         (**self).close()
+    }
+}
+
+/// [`KeyValueStore::update`] as a `get` followed by a `put` or `delete`.
+pub(crate) fn update_by_get<S: KeyValueStore + ?Sized>(
+    store: &mut S,
+    key: &[u8],
+    update: &mut dyn FnMut(Option<&[u8]>) -> Update,
+) -> Result<()> {
+    let old = store.get(key)?;
+    match update(old.as_deref()) {
+        Update::Keep => Ok(()),
+        Update::Put(value) => store.put(Bytes::copy_from_slice(key), value),
+        Update::Delete => store.delete(Bytes::copy_from_slice(key)).map(drop),
     }
 }
 
