@@ -14,16 +14,30 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use broker_embedded::{Producer, ProducerRecord, RecordMetadata};
+use broker_embedded::{Producer, ProducerRecord, RecordMetadata, TopicPartition};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Result, StreamsError};
-use crate::task::TaskId;
+use crate::task::{RawRecord, TaskId};
 
-/// Records to send, per task.
-pub(crate) type Outgoing = Vec<(TaskId, Vec<ProducerRecord>)>;
+/// The output of tasks to send (sinks, changelogs, dead letters), per task,
+/// by logical topic.
+pub(crate) type Outgoing = Vec<(TaskId, Vec<(Arc<str>, RawRecord)>)>;
 
-/// The metadata of sent records, per task.
-pub(crate) type Sent = Vec<(TaskId, Vec<RecordMetadata>)>;
+/// Per task, the changelog partitions that sent records reached and the
+/// next offset of each.
+pub(crate) type Sent = Vec<(TaskId, Vec<(TopicPartition, u64)>)>;
+
+/// Where the output of tasks goes: the physical name of each logical topic,
+/// and which topics are changelogs (pinned to the task's partition).
+#[derive(Debug, Default)]
+pub(crate) struct Routing {
+    /// Logical topic names of the topology to physical ones (internal topics
+    /// get the `<application.id>-` prefix); absent names are physical.
+    pub(crate) physical: FxHashMap<String, String>,
+    /// Changelog topics, by their physical names.
+    pub(crate) changelogs: FxHashSet<String>,
+}
 
 /// Batches handed over and not yet settled, at most; handing over one more
 /// first waits for the oldest. Bounds the memory of a thread that processes
@@ -32,6 +46,7 @@ const MAX_IN_FLIGHT: usize = 2;
 
 struct Job {
     producer: Arc<Producer>,
+    routing: Arc<Routing>,
     outgoing: Outgoing,
 }
 
@@ -52,11 +67,95 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// Sends each task's records; returns their metadata per task.
-pub(crate) async fn send(producer: &Producer, outgoing: Outgoing) -> Result<Sent> {
+/// The records of one task's output, changelog records pinned to the
+/// task's partition.
+fn producer_records(
+    routing: &Routing,
+    id: TaskId,
+    output: Vec<(Arc<str>, RawRecord)>,
+) -> Vec<ProducerRecord> {
+    let mut records = Vec::with_capacity(output.len());
+    // Outputs come in runs of one topic: its physical name and partition
+    // rule are looked up once per run.
+    let mut last: Option<(Arc<str>, Arc<str>, Option<u32>)> = None;
+    for (topic, raw) in output {
+        let same = last
+            .as_ref()
+            .is_some_and(|(t, _, _)| Arc::ptr_eq(t, &topic) || **t == *topic);
+        if !same {
+            let name: Arc<str> = match routing.physical.get(&*topic) {
+                Some(physical) => Arc::from(physical.as_str()),
+                None => topic.clone(),
+            };
+            let partition = routing.changelogs.contains(&*name).then_some(id.partition);
+            last = Some((topic, name, partition));
+        }
+        let Some((_, name, partition)) = &last else {
+            continue;
+        };
+        records.push(ProducerRecord {
+            topic: name.clone(),
+            partition: *partition,
+            key: raw.key,
+            value: raw.value,
+            headers: raw
+                .headers
+                .iter()
+                .map(|h| broker_embedded::Header {
+                    key: h.key.clone(),
+                    value: h.value.clone(),
+                })
+                .collect(),
+            timestamp: Some(raw.timestamp),
+        });
+    }
+    records
+}
+
+/// The changelog partitions that `metadata` reached, with the next offset
+/// of each.
+fn changelog_offsets(routing: &Routing, metadata: &[RecordMetadata]) -> Vec<(TopicPartition, u64)> {
+    let mut reached: Vec<(TopicPartition, u64)> = Vec::new();
+    // Sent records come in runs of one partition: whether it is a changelog
+    // partition is worked out once per run.
+    let mut run: Option<(&Arc<str>, u32, bool)> = None;
+    for md in metadata {
+        let same = run.is_some_and(|(topic, partition, _)| {
+            partition == md.partition && Arc::ptr_eq(topic, &md.topic)
+        });
+        if !same {
+            run = Some((
+                &md.topic,
+                md.partition,
+                routing.changelogs.contains(&*md.topic),
+            ));
+        }
+        if !run.is_some_and(|(_, _, changelog)| changelog) {
+            continue;
+        }
+        let next = md.offset + 1;
+        match reached
+            .iter_mut()
+            .find(|(tp, _)| tp.partition == md.partition && *tp.topic == *md.topic)
+        {
+            Some((_, offset)) => *offset = (*offset).max(next),
+            None => reached.push((
+                TopicPartition::new(md.topic.to_string(), md.partition),
+                next,
+            )),
+        }
+    }
+    reached
+}
+
+/// Sends each task's output; returns the changelog offsets reached per task.
+async fn send(producer: &Producer, routing: &Routing, outgoing: Outgoing) -> Result<Sent> {
     let mut sent = Vec::with_capacity(outgoing.len());
-    for (id, records) in outgoing {
-        sent.push((id, producer.send_batch(records).await?));
+    for (id, output) in outgoing {
+        let metadata = producer
+            .send_batch(producer_records(routing, id, output))
+            .await?;
+        sent.push((id, changelog_offsets(routing, &metadata)));
     }
     Ok(sent)
 }
@@ -74,7 +173,7 @@ impl Sender {
             .name(name)
             .spawn(move || {
                 while let Ok(job) = job_rx.recv() {
-                    let outcome = runtime.block_on(send(&job.producer, job.outgoing));
+                    let outcome = runtime.block_on(send(&job.producer, &job.routing, job.outgoing));
                     if done_tx.send(outcome).is_err() {
                         break;
                     }
@@ -89,12 +188,13 @@ impl Sender {
         })
     }
 
-    /// Hands `outgoing` over to be sent with `producer`; first waits for
-    /// the oldest batch when [`MAX_IN_FLIGHT`] are out. Returns the
-    /// outcomes settled meanwhile.
+    /// Hands `outgoing` over to be sent with `producer` along `routing`;
+    /// first waits for the oldest batch when [`MAX_IN_FLIGHT`] are out.
+    /// Returns the outcomes settled meanwhile.
     pub(crate) fn dispatch(
         &mut self,
         producer: &Arc<Producer>,
+        routing: &Arc<Routing>,
         outgoing: Outgoing,
     ) -> Result<Sent> {
         let mut settled = Vec::new();
@@ -107,6 +207,7 @@ impl Sender {
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
         jobs.send(Job {
             producer: producer.clone(),
+            routing: routing.clone(),
             outgoing,
         })
         .map_err(|_| stopped())?;
@@ -205,8 +306,10 @@ impl Drop for Sender {
 #[cfg(test)]
 mod tests {
     use broker_embedded::{Broker, BrokerConfig, NewTopic};
+    use bytes::Bytes;
 
     use super::*;
+    use crate::record::Headers;
 
     fn task(partition: u32) -> TaskId {
         TaskId {
@@ -215,11 +318,23 @@ mod tests {
         }
     }
 
-    fn records(values: &[&str], partition: u32) -> Vec<ProducerRecord> {
-        values
-            .iter()
-            .map(|v| ProducerRecord::new("t", v.to_string()).partition(partition))
-            .collect()
+    fn raw(value: &str) -> RawRecord {
+        RawRecord {
+            key: Some(Bytes::from(value.to_owned())),
+            value: Some(Bytes::from(value.to_owned())),
+            timestamp: 1,
+            headers: Headers::new(),
+        }
+    }
+
+    /// `values` to the changelog (logical name `store-changelog`, physical
+    /// `t`), then one record to the output topic `out`.
+    fn output(values: &[&str]) -> Vec<(Arc<str>, RawRecord)> {
+        let changelog: Arc<str> = Arc::from("store-changelog");
+        let mut out: Vec<(Arc<str>, RawRecord)> =
+            values.iter().map(|v| (changelog.clone(), raw(v))).collect();
+        out.push((Arc::from("out"), raw("o")));
+        out
     }
 
     #[tokio::test]
@@ -227,45 +342,58 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StreamsError::Internal(e.to_string()))?;
         let broker = Broker::open(dir.path(), BrokerConfig::default()).await?;
         broker.create_topic(NewTopic::new("t", 2)).await?;
+        broker.create_topic(NewTopic::new("out", 1)).await?;
         let producer = Arc::new(Producer::new(&broker));
+        let routing = Arc::new(Routing {
+            physical: [("store-changelog".to_owned(), "t".to_owned())]
+                .into_iter()
+                .collect(),
+            changelogs: ["t".to_owned()].into_iter().collect(),
+        });
         let mut sender = Sender::start("test-producer".to_owned())?;
 
         // More batches than may be out at once: the oldest settle first.
+        // Changelog records go to their task's partition; only changelog
+        // offsets come back.
         let mut sent = Vec::new();
         for round in 0..5u32 {
-            let outgoing = vec![(task(round % 2), records(&["a", "b"], round % 2))];
-            sent.extend(sender.dispatch(&producer, outgoing)?);
+            let outgoing = vec![(task(round % 2), output(&["a", "b"]))];
+            sent.extend(sender.dispatch(&producer, &routing, outgoing)?);
         }
         sent.extend(sender.settle_all()?);
-        assert_eq!(sent.len(), 5);
-        let offsets: Vec<(u32, Vec<u64>)> = sent
+        let reached: Vec<(u32, Vec<(u32, u64)>)> = sent
             .iter()
-            .map(|(id, md)| (id.partition, md.iter().map(|m| m.offset).collect()))
+            .map(|(id, r)| {
+                (
+                    id.partition,
+                    r.iter().map(|(tp, o)| (tp.partition, *o)).collect(),
+                )
+            })
             .collect();
         assert_eq!(
-            offsets,
+            reached,
             [
-                (0, vec![0, 1]),
-                (1, vec![0, 1]),
-                (0, vec![2, 3]),
-                (1, vec![2, 3]),
-                (0, vec![4, 5]),
+                (0, vec![(0, 2)]),
+                (1, vec![(1, 2)]),
+                (0, vec![(0, 4)]),
+                (1, vec![(1, 4)]),
+                (0, vec![(0, 6)]),
             ]
         );
+        assert_eq!(broker.offsets("out", 0).await?.1, 5);
 
-        // A batch to a partition that does not exist fails; the batch
-        // handed over after it is still appended before the failure is
-        // reported, and nothing is left out.
-        sender.dispatch(&producer, vec![(task(0), records(&["x"], 9))])?;
-        sender.dispatch(&producer, vec![(task(1), records(&["y"], 1))])?;
+        // A batch of a task whose changelog partition does not exist fails;
+        // the batch handed over after it is still appended before the
+        // failure is reported, and nothing is left out.
+        sender.dispatch(&producer, &routing, vec![(task(9), output(&["x"]))])?;
+        sender.dispatch(&producer, &routing, vec![(task(1), output(&["y"]))])?;
         let failure = sender.settle_all();
         assert!(
             matches!(failure, Err(StreamsError::Broker(_))),
             "{failure:?}"
         );
         assert!(sender.settle_all()?.is_empty());
-        let (_, end) = broker.offsets("t", 1).await?;
-        assert_eq!(end, 5);
+        assert_eq!(broker.offsets("t", 1).await?.1, 5);
         drop(sender);
         broker.close().await?;
         Ok(())

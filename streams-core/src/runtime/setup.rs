@@ -15,6 +15,8 @@ use crate::error::{Result, StreamsError};
 use crate::store::changelog_topic;
 use crate::topology::{SubTopology, Topology};
 
+use super::sender::Routing;
+
 /// The immutable plan that every stream thread shares.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -26,9 +28,9 @@ pub(crate) struct Plan {
     pub(crate) source_of: FxHashMap<String, (u32, Arc<str>)>,
     /// Topic names of the topology that the runtime renames (repartition
     /// topics, prefixed with the application id).
-    pub(crate) physical: FxHashMap<String, String>,
-    /// Changelog topics, by their physical names.
-    pub(crate) changelogs: FxHashSet<String>,
+    /// Physical topic names and changelog topics, shared with the sender
+    /// threads.
+    pub(crate) routing: Arc<Routing>,
     /// `<state.dir>/<application.id>`.
     pub(crate) app_dir: PathBuf,
     /// The record cache of each cached store, in bytes.
@@ -174,11 +176,6 @@ fn process_id(app_dir: &std::path::Path) -> Result<String> {
 }
 
 impl Plan {
-    /// The physical name of topic `name` of the topology.
-    pub(crate) fn physical<'a>(&'a self, name: &'a str) -> &'a str {
-        self.physical.get(name).map_or(name, String::as_str)
-    }
-
     /// Every physical topic the application subscribes to, sorted.
     pub(crate) fn subscription(&self) -> Vec<String> {
         let mut topics: Vec<String> = self.source_of.keys().cloned().collect();
@@ -403,8 +400,10 @@ pub(crate) async fn prepare(
         config,
         subs,
         source_of,
-        physical,
-        changelogs,
+        routing: Arc::new(Routing {
+            physical,
+            changelogs,
+        }),
         app_dir,
         cache_bytes_per_store,
         clients,

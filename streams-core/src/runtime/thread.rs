@@ -36,7 +36,7 @@ use broker_embedded::group::{offsets_partition_for, CONSUMER_OFFSETS_TOPIC};
 use broker_embedded::{
     AutoOffsetReset, Broker, BrokerError, Consumer, ConsumerConfig, ConsumerGroupMetadata,
     ConsumerRebalanceListener, ConsumerRecord, IsolationLevel, OffsetAndMetadata, Producer,
-    ProducerConfig, ProducerRecord, RebalanceContext, RecordMetadata, TopicPartition,
+    ProducerConfig, RebalanceContext, TopicPartition,
 };
 use rustc_hash::FxHashMap;
 use state_store::Checkpoint;
@@ -45,7 +45,7 @@ use crate::error::{Result, StreamsError};
 use crate::record::Headers;
 use crate::task::{RawRecord, Task, TaskId, TaskOptions};
 
-use super::sender::{Outgoing, Sender};
+use super::sender::{Outgoing, Routing, Sender, Sent};
 use super::setup::Plan;
 use super::{PausePoint, Shared};
 
@@ -249,6 +249,8 @@ pub(crate) struct Core {
     producer: Arc<Producer>,
     /// Appends the output on a thread of its own.
     sender: Sender,
+    /// Where the output goes, for the sender.
+    routing: Arc<Routing>,
     /// Under exactly-once: the producer's transactional id.
     transactional_id: Option<String>,
     /// Whether a transaction is open (exactly-once).
@@ -291,12 +293,14 @@ impl Core {
             plan.config.application_id(),
             index + 1
         ))?;
+        let routing = plan.routing.clone();
         Ok(Self {
             index,
             plan,
             broker: broker.clone(),
             producer,
             sender,
+            routing,
             transactional_id,
             in_txn: false,
             reinit_producer: false,
@@ -705,85 +709,26 @@ impl Core {
         self.tasks.values().any(|e| e.task.commit_requested())
     }
 
-    /// Takes the output of every task (sinks, changelogs, dead letters) as
-    /// records to send, changelog records pinned to the task's partition.
+    /// Takes the output of every task (sinks, changelogs, dead letters).
     fn take_outputs(&mut self) -> Outgoing {
-        let plan = self.plan.clone();
-        let mut outgoing = Vec::new();
-        for (id, entry) in self.tasks.iter_mut() {
-            let output = entry.task.take_output();
-            if output.is_empty() {
-                continue;
-            }
-            let mut records = Vec::with_capacity(output.len());
-            // Outputs come in runs of one topic: its physical name and
-            // partition rule are looked up once per run.
-            let mut last: Option<(Arc<str>, Arc<str>, Option<u32>)> = None;
-            for (topic, raw) in output {
-                let same = last
-                    .as_ref()
-                    .is_some_and(|(t, _, _)| Arc::ptr_eq(t, &topic) || **t == *topic);
-                if !same {
-                    let name: Arc<str> = Arc::from(plan.physical(&topic));
-                    let partition = plan.changelogs.contains(&*name).then_some(id.partition);
-                    last = Some((topic, name, partition));
-                }
-                let Some((_, name, partition)) = &last else {
-                    continue;
-                };
-                let partition = *partition;
-                records.push(ProducerRecord {
-                    topic: name.clone(),
-                    partition,
-                    key: raw.key,
-                    value: raw.value,
-                    headers: raw
-                        .headers
-                        .iter()
-                        .map(|h| broker_embedded::Header {
-                            key: h.key.clone(),
-                            value: h.value.clone(),
-                        })
-                        .collect(),
-                    timestamp: Some(raw.timestamp),
-                });
-            }
-            outgoing.push((*id, records));
-        }
-        outgoing
+        self.tasks
+            .iter_mut()
+            .filter_map(|(id, entry)| {
+                let output = entry.task.take_output();
+                (!output.is_empty()).then_some((*id, output))
+            })
+            .collect()
     }
 
     /// Notes the changelog offsets that sent records reached.
-    fn record_sent(&mut self, sent: Vec<(TaskId, Vec<RecordMetadata>)>) {
-        for (id, metadata) in sent {
+    fn record_sent(&mut self, sent: Sent) {
+        for (id, reached) in sent {
             let Some(entry) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            // Sent records come in runs of one partition: whether it is a
-            // changelog partition is worked out once per run.
-            let mut run: Option<(Arc<str>, u32, Option<TopicPartition>)> = None;
-            for md in metadata {
-                let same = run.as_ref().is_some_and(|(topic, partition, _)| {
-                    *partition == md.partition && Arc::ptr_eq(topic, &md.topic)
-                });
-                if !same {
-                    let changelog = self
-                        .plan
-                        .changelogs
-                        .contains(&*md.topic)
-                        .then(|| TopicPartition::new(md.topic.to_string(), md.partition));
-                    run = Some((md.topic.clone(), md.partition, changelog));
-                }
-                let Some((_, _, Some(tp))) = &run else {
-                    continue;
-                };
-                let next = md.offset + 1;
-                match entry.changelog_offsets.get_mut(tp) {
-                    Some(offset) => *offset = (*offset).max(next),
-                    None => {
-                        entry.changelog_offsets.insert(tp.clone(), next);
-                    }
-                }
+            for (tp, next) in reached {
+                let offset = entry.changelog_offsets.entry(tp).or_insert(next);
+                *offset = (*offset).max(next);
             }
         }
     }
@@ -791,7 +736,9 @@ impl Core {
     /// Hands `outgoing` to the sender thread and notes what has been sent
     /// meanwhile; with `wait`, waits until everything handed over is sent.
     fn dispatch(&mut self, outgoing: Outgoing, wait: bool) -> Result<()> {
-        let settled = self.sender.dispatch(&self.producer, outgoing);
+        let settled = self
+            .sender
+            .dispatch(&self.producer, &self.routing, outgoing);
         // What settled is noted even when a later batch failed.
         let settled = settled.and_then(|mut sent| {
             let more = if wait {
