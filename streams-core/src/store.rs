@@ -542,19 +542,8 @@ impl StoreSlot {
                 requested: "key-value",
             });
         }
-        let SlotParts {
-            store,
-            name,
-            topic,
-            key_serde,
-            value_serde,
-        } = self.parts::<K, V>()?;
         Ok(TypedKeyValueStore {
-            store,
-            name,
-            topic,
-            key_serde,
-            value_serde,
+            parts: self.parts()?,
         })
     }
 
@@ -570,20 +559,9 @@ impl StoreSlot {
                 requested: "window",
             });
         };
-        let SlotParts {
-            store,
-            name,
-            topic,
-            key_serde,
-            value_serde,
-        } = self.parts::<K, V>()?;
         Ok(TypedWindowStore {
-            store,
-            name,
-            topic,
+            parts: self.parts()?,
             window_size,
-            key_serde,
-            value_serde,
         })
     }
 }
@@ -612,19 +590,8 @@ impl StoreSlot {
                 requested: "session",
             });
         }
-        let SlotParts {
-            store,
-            name,
-            topic,
-            key_serde,
-            value_serde,
-        } = self.parts::<K, V>()?;
         Ok(TypedSessionStore {
-            store,
-            name,
-            topic,
-            key_serde,
-            value_serde,
+            parts: self.parts()?,
         })
     }
 }
@@ -651,17 +618,13 @@ pub struct Change<K, V> {
 /// Obtained from [`crate::ProcessorContext::key_value_store`]; it borrows
 /// the context, so drop it before forwarding.
 pub struct TypedKeyValueStore<'a, K, V> {
-    store: &'a mut dyn KeyValueStore,
-    name: &'a str,
-    topic: &'a str,
-    key_serde: &'a dyn Serde<K>,
-    value_serde: &'a dyn Serde<V>,
+    parts: SlotParts<'a, K, V>,
 }
 
 impl<K, V> fmt::Debug for TypedKeyValueStore<'_, K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedKeyValueStore")
-            .field("name", &self.name)
+            .field("name", &self.parts.name)
             .field("key_type", &std::any::type_name::<K>())
             .field("value_type", &std::any::type_name::<V>())
             .finish_non_exhaustive()
@@ -671,30 +634,31 @@ impl<K, V> fmt::Debug for TypedKeyValueStore<'_, K, V> {
 impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
     /// The store name.
     pub fn name(&self) -> &str {
-        self.name
+        self.parts.name
     }
 
     fn key_bytes(&self, key: &K) -> Result<Bytes> {
-        Ok(self.key_serde.serialize(self.topic, key)?)
+        Ok(self.parts.key_serde.serialize(self.parts.topic, key)?)
     }
 
     fn value(&self, bytes: Option<Bytes>) -> Result<Option<V>> {
         Ok(self
+            .parts
             .value_serde
-            .deserialize_nullable(self.topic, bytes.as_ref())?)
+            .deserialize_nullable(self.parts.topic, bytes.as_ref())?)
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        let bytes = self.store.get(&self.key_bytes(key)?)?;
+        let bytes = self.parts.store.get(&self.key_bytes(key)?)?;
         self.value(bytes)
     }
 
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: &K, value: &V) -> Result<()> {
         let key = self.key_bytes(key)?;
-        let value = self.value_serde.serialize(self.topic, value)?;
-        Ok(self.store.put(key, value)?)
+        let value = self.parts.value_serde.serialize(self.parts.topic, value)?;
+        Ok(self.parts.store.put(key, value)?)
     }
 
     /// Reads `key`, hands its value to `update`, and writes the value that
@@ -707,11 +671,13 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
         with_key_buffer(|buffer| {
-            self.key_serde.serialize_into(self.topic, key, buffer)?;
+            self.parts
+                .key_serde
+                .serialize_into(self.parts.topic, key, buffer)?;
             update_value(
-                &mut *self.store,
-                self.topic,
-                self.value_serde,
+                &mut *self.parts.store,
+                self.parts.topic,
+                self.parts.value_serde,
                 buffer,
                 update,
             )
@@ -722,8 +688,8 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
     /// value.
     pub fn put_if_absent(&mut self, key: &K, value: &V) -> Result<Option<V>> {
         let key = self.key_bytes(key)?;
-        let value = self.value_serde.serialize(self.topic, value)?;
-        let existing = self.store.put_if_absent(key, value)?;
+        let value = self.parts.value_serde.serialize(self.parts.topic, value)?;
+        let existing = self.parts.store.put_if_absent(key, value)?;
         self.value(existing)
     }
 
@@ -737,7 +703,7 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
 
     /// Removes `key`; returns its value.
     pub fn delete(&mut self, key: &K) -> Result<Option<V>> {
-        let old = self.store.delete(self.key_bytes(key)?)?;
+        let old = self.parts.store.delete(self.key_bytes(key)?)?;
         self.value(old)
     }
 
@@ -748,35 +714,38 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         let mut to = self.key_bytes(to)?.to_vec();
         // The smallest key above `to`: makes the exclusive bound inclusive.
         to.push(0);
-        let inner = self.store.range(&from, &to)?;
+        let inner = self.parts.store.range(&from, &to)?;
         Ok(self.iter(inner))
     }
 
     /// Every entry, in key order.
     pub fn all(&self) -> Result<KeyValueIterator<'_, K, V>> {
-        let inner = self.store.all()?;
+        let inner = self.parts.store.all()?;
         Ok(self.iter(inner))
     }
 
     fn iter<'s>(&'s self, inner: KvIter<'s>) -> KeyValueIterator<'s, K, V> {
         KeyValueIterator {
             inner,
-            topic: self.topic,
-            key_serde: self.key_serde,
-            value_serde: self.value_serde,
+            topic: self.parts.topic,
+            key_serde: self.parts.key_serde,
+            value_serde: self.parts.value_serde,
             _types: PhantomData,
         }
     }
 
     /// An estimate of the number of entries.
     pub fn approximate_num_entries(&self) -> Result<u64> {
-        Ok(self.store.approximate_num_entries()?)
+        Ok(self.parts.store.approximate_num_entries()?)
     }
 
     /// Decodes an entry handed to [`crate::Processor::flushed`].
     pub fn decode(&self, entry: &CacheEntry) -> Result<Change<K, V>> {
         Ok(Change {
-            key: self.key_serde.deserialize(self.topic, &entry.key)?,
+            key: self
+                .parts
+                .key_serde
+                .deserialize(self.parts.topic, &entry.key)?,
             new_value: self.value(entry.new_value.clone())?,
             old_value: self.value(entry.old_value.clone())?,
         })
@@ -821,18 +790,14 @@ impl<K: 'static, V: 'static> Iterator for KeyValueIterator<'_, K, V> {
 /// Obtained from [`crate::ProcessorContext::window_store`]; it borrows the
 /// context, so drop it before forwarding.
 pub struct TypedWindowStore<'a, K, V> {
-    store: &'a mut dyn KeyValueStore,
-    name: &'a str,
-    topic: &'a str,
+    parts: SlotParts<'a, K, V>,
     window_size: i64,
-    key_serde: &'a dyn Serde<K>,
-    value_serde: &'a dyn Serde<V>,
 }
 
 impl<K, V> fmt::Debug for TypedWindowStore<'_, K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedWindowStore")
-            .field("name", &self.name)
+            .field("name", &self.parts.name)
             .field("window_size", &self.window_size)
             .field("key_type", &std::any::type_name::<K>())
             .field("value_type", &std::any::type_name::<V>())
@@ -843,7 +808,7 @@ impl<K, V> fmt::Debug for TypedWindowStore<'_, K, V> {
 impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     /// The store name.
     pub fn name(&self) -> &str {
-        self.name
+        self.parts.name
     }
 
     /// The size of the store's windows, milliseconds.
@@ -852,14 +817,20 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     }
 
     fn key_bytes(&self, key: &K) -> Result<Bytes> {
-        Ok(self.key_serde.serialize(self.topic, key)?)
+        Ok(self.parts.key_serde.serialize(self.parts.topic, key)?)
     }
 
     /// Sets the value of `key` in the window starting at `window_start`;
     /// `None` removes it. A window past the store's retention is ignored.
     pub fn put(&mut self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        write_value(&mut *self.store, self.topic, self.value_serde, key, value)
+        write_value(
+            &mut *self.parts.store,
+            self.parts.topic,
+            self.parts.value_serde,
+            key,
+            value,
+        )
     }
 
     /// Reads the value of `key` in the window starting at `window_start`,
@@ -873,12 +844,14 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
         with_key_buffer(|buffer| {
-            self.key_serde.serialize_into(self.topic, key, buffer)?;
+            self.parts
+                .key_serde
+                .serialize_into(self.parts.topic, key, buffer)?;
             state_store::put_windowed_key_suffix(buffer, window_start);
             update_value(
-                &mut *self.store,
-                self.topic,
-                self.value_serde,
+                &mut *self.parts.store,
+                self.parts.topic,
+                self.parts.value_serde,
                 buffer,
                 update,
             )
@@ -888,10 +861,11 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     /// The value of `key` in the window starting at `window_start`.
     pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
         let key = encode_windowed_key(&self.key_bytes(key)?, window_start);
-        let bytes = self.store.get(&key)?;
+        let bytes = self.parts.store.get(&key)?;
         Ok(self
+            .parts
             .value_serde
-            .deserialize_nullable(self.topic, bytes.as_ref())?)
+            .deserialize_nullable(self.parts.topic, bytes.as_ref())?)
     }
 
     /// The windows of `key` with `time_from <= start <= time_to` (both
@@ -903,11 +877,16 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         if time_to < time_from {
             return Ok(Vec::new());
         }
-        if let Some(windows) = self.store.fetch_windows(&key, time_from, time_to)? {
+        if let Some(windows) = self.parts.store.fetch_windows(&key, time_from, time_to)? {
             return windows
                 .into_iter()
                 .map(|(start, value)| {
-                    Ok((start, self.value_serde.deserialize(self.topic, &value)?))
+                    Ok((
+                        start,
+                        self.parts
+                            .value_serde
+                            .deserialize(self.parts.topic, &value)?,
+                    ))
                 })
                 .collect();
         }
@@ -918,11 +897,16 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
         let mut to = encode_windowed_key(&key, time_to).to_vec();
         to.push(0);
         let mut out = Vec::new();
-        for item in self.store.range(&from, &to)? {
+        for item in self.parts.store.range(&from, &to)? {
             let (windowed, value) = item?;
             match decode_windowed_key(&windowed) {
                 Some((k, start)) if k == key && (time_from..=time_to).contains(&start) => {
-                    out.push((start, self.value_serde.deserialize(self.topic, &value)?));
+                    out.push((
+                        start,
+                        self.parts
+                            .value_serde
+                            .deserialize(self.parts.topic, &value)?,
+                    ));
                 }
                 _ => {}
             }
@@ -940,10 +924,14 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
             .map(|(windowed, value)| {
                 Ok((
                     Windowed::new(
-                        self.key_serde.deserialize(self.topic, &windowed.key)?,
+                        self.parts
+                            .key_serde
+                            .deserialize(self.parts.topic, &windowed.key)?,
                         windowed.window,
                     ),
-                    self.value_serde.deserialize(self.topic, &value)?,
+                    self.parts
+                        .value_serde
+                        .deserialize(self.parts.topic, &value)?,
                 ))
             })
             .collect()
@@ -954,19 +942,19 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     pub fn decode(&self, entry: &CacheEntry) -> Result<Change<Windowed<K>, V>> {
         let Some((key, start)) = decode_windowed_key(&entry.key) else {
             return Err(StreamsError::Serde(SerdeError::deserialize::<Windowed<K>>(
-                self.topic,
+                self.parts.topic,
                 format!(
                     "a key of window store '{}' is {} bytes, shorter than its 8-byte window start",
-                    self.name,
+                    self.parts.name,
                     entry.key.len()
                 ),
             )));
         };
         let window = Window::new(start, start.saturating_add(self.window_size));
         decode_windowed_entry(
-            self.topic,
-            self.key_serde,
-            self.value_serde,
+            self.parts.topic,
+            self.parts.key_serde,
+            self.parts.value_serde,
             (&key, window),
             entry,
         )
@@ -974,7 +962,7 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
 
     fn raw_range(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<Bytes>, Bytes)>> {
         let mut out = Vec::new();
-        for item in self.store.all()? {
+        for item in self.parts.store.all()? {
             let (key, value) = item?;
             let Some((key, start)) = decode_windowed_key(&key) else {
                 continue;
@@ -1092,17 +1080,13 @@ fn decode_windowed_entry<K: 'static, V: 'static>(
 /// Obtained from [`crate::ProcessorContext::session_store`]; it borrows the
 /// context, so drop it before forwarding.
 pub struct TypedSessionStore<'a, K, V> {
-    store: &'a mut dyn KeyValueStore,
-    name: &'a str,
-    topic: &'a str,
-    key_serde: &'a dyn Serde<K>,
-    value_serde: &'a dyn Serde<V>,
+    parts: SlotParts<'a, K, V>,
 }
 
 impl<K, V> fmt::Debug for TypedSessionStore<'_, K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedSessionStore")
-            .field("name", &self.name)
+            .field("name", &self.parts.name)
             .field("key_type", &std::any::type_name::<K>())
             .field("value_type", &std::any::type_name::<V>())
             .finish_non_exhaustive()
@@ -1112,7 +1096,7 @@ impl<K, V> fmt::Debug for TypedSessionStore<'_, K, V> {
 impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
     /// The store name.
     pub fn name(&self) -> &str {
-        self.name
+        self.parts.name
     }
 
     /// Decodes an entry of this store handed to [`crate::Processor::flushed`]:
@@ -1121,26 +1105,26 @@ impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
     pub fn decode(&self, entry: &CacheEntry) -> Result<Change<Windowed<K>, V>> {
         let Some(session) = decode_session_key(&entry.key) else {
             return Err(StreamsError::Serde(SerdeError::deserialize::<Windowed<K>>(
-                self.topic,
+                self.parts.topic,
                 format!(
                     "a key of session store '{}' is {} bytes, shorter than its 16-byte session end and start",
-                    self.name,
+                    self.parts.name,
                     entry.key.len()
                 ),
             )));
         };
         let window = Window::new(session.start, session.end);
         decode_windowed_entry(
-            self.topic,
-            self.key_serde,
-            self.value_serde,
+            self.parts.topic,
+            self.parts.key_serde,
+            self.parts.value_serde,
             (&session.key, window),
             entry,
         )
     }
 
     fn key_bytes(&self, key: &K) -> Result<Bytes> {
-        Ok(self.key_serde.serialize(self.topic, key)?)
+        Ok(self.parts.key_serde.serialize(self.parts.topic, key)?)
     }
 
     fn session_key(&self, session: &Windowed<K>) -> Result<Bytes> {
@@ -1172,7 +1156,7 @@ impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
         let mut to = encode_session_key(&key_bytes, i64::MAX, i64::MAX).to_vec();
         to.push(0);
         let mut found = Vec::new();
-        for item in self.store.range(&from, &to)? {
+        for item in self.parts.store.range(&from, &to)? {
             let (raw, value) = item?;
             let Some(session) = decode_session_key(&raw) else {
                 continue;
@@ -1190,10 +1174,14 @@ impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
             .map(|(start, end, value)| {
                 Ok((
                     Windowed::new(
-                        self.key_serde.deserialize(self.topic, &key_bytes)?,
+                        self.parts
+                            .key_serde
+                            .deserialize(self.parts.topic, &key_bytes)?,
                         Window::new(start, end),
                     ),
-                    self.value_serde.deserialize(self.topic, &value)?,
+                    self.parts
+                        .value_serde
+                        .deserialize(self.parts.topic, &value)?,
                 ))
             })
             .collect()
@@ -1206,41 +1194,46 @@ impl<K: 'static, V: 'static> TypedSessionStore<'_, K, V> {
 
     /// The aggregate of exactly the session `session`.
     pub fn fetch_session(&self, session: &Windowed<K>) -> Result<Option<V>> {
-        let bytes = self.store.get(&self.session_key(session)?)?;
+        let bytes = self.parts.store.get(&self.session_key(session)?)?;
         Ok(self
+            .parts
             .value_serde
-            .deserialize_nullable(self.topic, bytes.as_ref())?)
+            .deserialize_nullable(self.parts.topic, bytes.as_ref())?)
     }
 
     /// Stores `value` for `session`. A session past the store's retention
     /// is ignored.
     pub fn put(&mut self, session: &Windowed<K>, value: &V) -> Result<()> {
         let key = self.session_key(session)?;
-        let value = self.value_serde.serialize(self.topic, value)?;
-        Ok(self.store.put(key, value)?)
+        let value = self.parts.value_serde.serialize(self.parts.topic, value)?;
+        Ok(self.parts.store.put(key, value)?)
     }
 
     /// Removes `session` (a tombstone goes to the changelog).
     pub fn remove(&mut self, session: &Windowed<K>) -> Result<()> {
         let key = self.session_key(session)?;
-        self.store.delete(key)?;
+        self.parts.store.delete(key)?;
         Ok(())
     }
 
     /// Every session of every key, by key bytes, then end, then start.
     pub fn fetch_all(&self) -> Result<Vec<(Windowed<K>, V)>> {
         let mut out = Vec::new();
-        for item in self.store.all()? {
+        for item in self.parts.store.all()? {
             let (raw, value) = item?;
             let Some(session) = decode_session_key(&raw) else {
                 continue;
             };
             out.push((
                 Windowed::new(
-                    self.key_serde.deserialize(self.topic, &session.key)?,
+                    self.parts
+                        .key_serde
+                        .deserialize(self.parts.topic, &session.key)?,
                     Window::new(session.start, session.end),
                 ),
-                self.value_serde.deserialize(self.topic, &value)?,
+                self.parts
+                    .value_serde
+                    .deserialize(self.parts.topic, &value)?,
             ));
         }
         Ok(out)
