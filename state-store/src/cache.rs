@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use hashlink::{LinkedHashMap, LinkedHashSet};
+use hashlink::LinkedHashMap;
 
 use crate::error::Result;
 use crate::memory_window::{encode_windowed_key, split_windowed_key};
@@ -36,6 +36,9 @@ pub struct CacheEntry {
 struct Slot {
     value: Option<Bytes>,
     dirty: bool,
+    /// When the entry was last written ([`Cache::writes`] then): the flush
+    /// order of dirty entries.
+    written: u64,
 }
 
 fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
@@ -45,18 +48,25 @@ fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
 /// The cache proper, apart from the inner store so that both can be
 /// borrowed at once.
 ///
-/// An update of a cached key costs two hash lookups and two relinks: the
+/// An update of a cached key costs one hash lookup and one relink: the
 /// entries are kept in a linked hash map in the order of their last write
-/// (least recent first, the eviction order) and the dirty keys in a linked
-/// hash set in the same order (the flush order). The sorted key set, for
-/// range scans, is built at the first scan and from then on changes only
-/// when a key enters or leaves the cache.
+/// (least recent first, the eviction order), each with the sequence number
+/// of its last write. A key that turns dirty is noted once in a list; a
+/// flush sorts the dirty ones by their last write (the flush order). The
+/// sorted key set, for range scans, is built at the first scan and from
+/// then on changes only when a key enters or leaves the cache.
 #[derive(Debug)]
 struct Cache {
     max_bytes: usize,
     bytes: usize,
     entries: LinkedHashMap<Bytes, Slot>,
-    dirty: LinkedHashSet<Bytes>,
+    /// Every key that turned dirty since the last flush, once per turn
+    /// (some may have been evicted or rewritten since).
+    dirty: Vec<Bytes>,
+    /// The number of dirty entries.
+    dirty_count: usize,
+    /// Writes so far: the sequence number of the next one.
+    writes: u64,
     /// Built by the first range scan and kept from then on: a store only
     /// read by key never pays for it.
     sorted: OnceLock<BTreeSet<Bytes>>,
@@ -98,31 +108,47 @@ impl Cache {
             max_bytes,
             bytes: 0,
             entries: LinkedHashMap::new(),
-            dirty: LinkedHashSet::new(),
+            dirty: Vec::new(),
+            dirty_count: 0,
+            writes: 0,
             sorted: OnceLock::new(),
             evictions: 0,
         }
     }
 
+    fn next_write(&mut self) -> u64 {
+        self.writes += 1;
+        self.writes
+    }
+
     fn insert_dirty(&mut self, key: Bytes, value: Option<Bytes>) {
         self.bytes += entry_size(&key, &value);
+        let written = self.next_write();
         match self.entries.to_back(&key[..]) {
             Some(slot) => {
                 self.bytes -= entry_size(&key, &slot.value);
                 slot.value = value;
-                if slot.dirty {
-                    self.dirty.to_back(&key[..]);
-                } else {
+                slot.written = written;
+                if !slot.dirty {
                     slot.dirty = true;
-                    self.dirty.insert(key);
+                    self.dirty_count += 1;
+                    self.dirty.push(key);
                 }
             }
             None => {
                 if let Some(sorted) = self.sorted.get_mut() {
                     sorted.insert(key.clone());
                 }
-                self.dirty.insert(key.clone());
-                self.entries.insert(key, Slot { value, dirty: true });
+                self.dirty.push(key.clone());
+                self.dirty_count += 1;
+                self.entries.insert(
+                    key,
+                    Slot {
+                        value,
+                        dirty: true,
+                        written,
+                    },
+                );
             }
         }
     }
@@ -146,15 +172,16 @@ impl Cache {
             Update::Delete => None,
         };
         entry.to_back();
+        self.writes += 1;
         let (key, slot) = entry.into_key_value();
         self.bytes += entry_size(key, &new);
         self.bytes -= entry_size(key, &slot.value);
         slot.value = new;
-        if slot.dirty {
-            self.dirty.to_back(&key[..]);
-        } else {
+        slot.written = self.writes;
+        if !slot.dirty {
             slot.dirty = true;
-            self.dirty.insert(key.clone());
+            self.dirty_count += 1;
+            self.dirty.push(key.clone());
         }
         Some(())
     }
@@ -192,7 +219,7 @@ impl Cache {
                 break;
             };
             if slot.dirty {
-                self.dirty.remove(&key[..]);
+                self.dirty_count -= 1;
             }
             if let Some(sorted) = self.sorted.get_mut() {
                 sorted.remove(&key[..]);
@@ -214,15 +241,38 @@ impl Cache {
         inner: &mut S,
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
+        let mut order: Vec<(u64, Bytes)> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|key| {
+                let slot = self.entries.get(&key[..])?;
+                slot.dirty.then_some((slot.written, key))
+            })
+            .collect();
+        // A key noted twice (evicted dirty, then written again) has one
+        // slot: both notes sort together and the second finds it clean.
+        order.sort_unstable_by_key(|(written, _)| *written);
         let mut written = 0usize;
-        while let Some(key) = self.dirty.front() {
-            if let Some(slot) = self.entries.get_mut(&key[..]) {
-                let entry = write_through(inner, key, &slot.value)?;
-                slot.dirty = false;
-                emit(entry, forward);
-                written += 1;
+        let mut keys = order.into_iter().map(|(_, key)| key);
+        while let Some(key) = keys.next() {
+            let Some(slot) = self.entries.get_mut(&key[..]) else {
+                continue;
+            };
+            if !slot.dirty {
+                continue;
             }
-            self.dirty.pop_front();
+            match write_through(inner, &key, &slot.value) {
+                Ok(entry) => {
+                    slot.dirty = false;
+                    self.dirty_count -= 1;
+                    emit(entry, forward);
+                    written += 1;
+                }
+                Err(e) => {
+                    // What was not written stays dirty, in order.
+                    self.dirty = std::iter::once(key).chain(keys).collect();
+                    return Err(e);
+                }
+            }
         }
         if written > 0 {
             tracing::debug!(store = %inner.name(), written, "flushed record cache");
@@ -239,6 +289,7 @@ impl Cache {
     fn clear(&mut self) {
         self.entries.clear();
         self.dirty.clear();
+        self.dirty_count = 0;
         self.sorted = OnceLock::new();
         self.bytes = 0;
     }
@@ -354,7 +405,7 @@ impl<S: KeyValueStore> CachingStore<S> {
 
     /// The number of dirty entries (not yet written to the inner store).
     pub fn dirty_entries(&self) -> usize {
-        self.cache.dirty.len()
+        self.cache.dirty_count
     }
 
     /// The number of entries evicted since creation.
@@ -656,6 +707,39 @@ mod tests {
         assert!(s.take_forwarded().is_empty());
         assert_eq!(s.dirty_entries(), 0);
         assert_eq!(s.cached_entries(), 3, "flushed entries stay cached, clean");
+    }
+
+    #[test]
+    fn flush_order_follows_updates_and_rewrites_after_eviction() {
+        // Room for exactly two small entries.
+        let mut s = store(2 * SMALL);
+        let add_one = |old: Option<&[u8]>| {
+            let n = old.map_or(0, |v| v[0] - b'0');
+            Update::Put(Bytes::from(vec![b'0' + n + 1]))
+        };
+        s.put(b("a"), b("1")).unwrap();
+        s.put(b("b"), b("1")).unwrap();
+        // c evicts a (dirty: written through), then a comes back dirty.
+        s.put(b("c"), b("1")).unwrap();
+        s.put(b("a"), b("2")).unwrap();
+        assert_eq!(s.dirty_entries(), 2, "b was evicted for a");
+        // An update in place moves c behind a.
+        s.update(b"c", &mut |old| add_one(old)).unwrap();
+        let evicted: Vec<_> = s.take_forwarded().into_iter().map(|e| e.key).collect();
+        assert_eq!(evicted, vec![b("a"), b("b")]);
+        s.flush().unwrap();
+        let flushed = s.take_forwarded();
+        assert_eq!(
+            flushed,
+            vec![
+                entry("a", Some("2"), Some("1")),
+                entry("c", Some("2"), None)
+            ],
+            "each dirty key once, in the order of its last write"
+        );
+        assert_eq!(s.dirty_entries(), 0);
+        s.flush().unwrap();
+        assert!(s.take_forwarded().is_empty());
     }
 
     #[test]

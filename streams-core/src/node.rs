@@ -9,7 +9,7 @@ use state_store::CacheEntry;
 
 use crate::error::Result;
 use crate::processor::{Processor, ProcessorContext, TypesMarker};
-use crate::record::Record;
+use crate::record::{Headers, Record};
 use crate::serdes::Serde;
 use crate::task::{forward_from, take_record, ErasedNode, Exec, RawRecord};
 
@@ -32,31 +32,33 @@ where
         forward_from(&mut exec, node, record)
     }
 
-    fn deliver(&mut self, mut exec: Exec<'_>, node: usize, raw: RawRecord) -> Result<()> {
-        let topic = match &exec.state.current {
-            Some(m) => m.topic.clone(),
-            None => Arc::from(""),
+    fn deliver(
+        &mut self,
+        mut exec: Exec<'_>,
+        node: usize,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<()> {
+        let state = &mut *exec.state;
+        let topic = state.current.as_ref().map_or("", |m| &*m.topic);
+        let (key_bytes, value_bytes) = match &state.current_bytes {
+            Some((k, v)) => (k.as_ref(), v.as_ref()),
+            None => (None, None),
         };
-        let key = match self
-            .key_serde
-            .deserialize_nullable(&topic, raw.key.as_ref())
-        {
+        let key = match self.key_serde.deserialize_nullable(topic, key_bytes) {
             Ok(key) => key,
-            Err(e) => return exec.state.deserialization_failed(node, e, "key", raw),
+            Err(e) => return state.deserialization_failed(node, e, "key", timestamp, headers),
         };
-        let value = match self
-            .value_serde
-            .deserialize_nullable(&topic, raw.value.as_ref())
-        {
+        let value = match self.value_serde.deserialize_nullable(topic, value_bytes) {
             Ok(value) => value,
-            Err(e) => return exec.state.deserialization_failed(node, e, "value", raw),
+            Err(e) => return state.deserialization_failed(node, e, "value", timestamp, headers),
         };
-        exec.state.advance_stream_time(raw.timestamp);
+        state.advance_stream_time(timestamp);
         let record = Record {
             key,
             value,
-            timestamp: raw.timestamp,
-            headers: raw.headers,
+            timestamp,
+            headers,
         };
         forward_from(&mut exec, node, record)
     }

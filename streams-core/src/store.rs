@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -329,23 +330,43 @@ pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
 /// A changelog sink that buffers updates until the task hands them to its
 /// owner (the test driver, or the runtime's producer).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ChangelogBuffer(Arc<Mutex<ChangelogRecords>>);
+pub(crate) struct ChangelogBuffer(Arc<ChangelogShared>);
+
+#[derive(Debug, Default)]
+struct ChangelogShared {
+    records: Mutex<ChangelogRecords>,
+    /// Whether `records` may be non-empty: a task looks after every record,
+    /// and most of the time (a cached store) there is nothing to take.
+    pending: AtomicBool,
+}
 
 /// Changelog updates: a key and its new value (`None`: a tombstone).
 type ChangelogRecords = Vec<(Bytes, Option<Bytes>)>;
 
 impl ChangelogBuffer {
     pub(crate) fn take(&self) -> ChangelogRecords {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        if !self.0.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(
+            &mut *self
+                .0
+                .records
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 }
 
 impl ChangelogSink for ChangelogBuffer {
     fn send(&mut self, key: Bytes, value: Option<Bytes>) -> state_store::Result<()> {
-        self.0
+        let mut records = self
+            .0
+            .records
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((key, value));
+            .unwrap_or_else(PoisonError::into_inner);
+        records.push((key, value));
+        self.0.pending.store(true, Ordering::Release);
         Ok(())
     }
 }

@@ -76,8 +76,15 @@ pub(crate) trait ErasedNode: Send {
     /// the node's input types.
     fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()>;
 
-    /// Deserializes and forwards an input record (sources only).
-    fn deliver(&mut self, exec: Exec<'_>, node: usize, _raw: RawRecord) -> Result<()> {
+    /// Deserializes and forwards the input record whose bytes are
+    /// [`TaskState::current_bytes`] (sources only).
+    fn deliver(
+        &mut self,
+        exec: Exec<'_>,
+        node: usize,
+        _timestamp: i64,
+        _headers: Headers,
+    ) -> Result<()> {
         Err(StreamsError::Internal(format!(
             "node '{}' is not a source but was given an input record",
             exec.plan.nodes[node].name
@@ -132,8 +139,10 @@ pub(crate) struct TaskPlan {
     pub(crate) task_id: TaskId,
     pub(crate) application_id: String,
     pub(crate) nodes: Vec<NodePlan>,
-    /// Input topic to its source.
-    pub(crate) sources: FxHashMap<String, SourcePlan>,
+    /// How the task reads each input topic, by [`SourcePlan::slot`].
+    pub(crate) sources: Vec<SourcePlan>,
+    /// Input topic to its index in `sources`.
+    pub(crate) source_slots: FxHashMap<String, usize>,
 }
 
 /// How a task reads one input topic.
@@ -145,7 +154,7 @@ pub(crate) struct SourcePlan {
     topic: Arc<str>,
     /// The source's timestamp extractor, or the default one.
     extractor: SharedTimestampExtractor,
-    /// Index into [`TaskState::partition_time`].
+    /// Index into [`TaskPlan::sources`] and [`TaskState::partition_time`].
     slot: usize,
 }
 
@@ -165,6 +174,8 @@ pub(crate) struct TaskState {
     pub(crate) commit_requested: bool,
     /// Records for topics (sinks, changelogs, dead letters), in order.
     pub(crate) output: Vec<(Arc<str>, RawRecord)>,
+    /// The most records taken from `output` at once.
+    pub(crate) output_room: usize,
     pub(crate) handler: DeserializationHandler,
     pub(crate) dead_letter_topic: Option<Arc<str>>,
     /// The `dropped-records` metric of the task.
@@ -192,14 +203,15 @@ impl TaskState {
         }
     }
 
-    /// Applies the deserialization exception handler to an input record
-    /// of source `node`.
+    /// Applies the deserialization exception handler to the input record
+    /// of source `node` (its bytes: [`TaskState::current_bytes`]).
     pub(crate) fn deserialization_failed(
         &mut self,
         node: usize,
         error: SerdeError,
         part: &'static str,
-        raw: RawRecord,
+        timestamp: i64,
+        headers: Headers,
     ) -> Result<()> {
         let (topic, partition, offset) = match &self.current {
             Some(m) => (m.topic.to_string(), m.partition, m.offset),
@@ -225,7 +237,8 @@ impl TaskState {
             "skipping record that cannot be deserialized"
         );
         if let Some(dlq) = dead_letter {
-            let mut headers = raw.headers;
+            let (key, value) = self.current_bytes.take().unwrap_or_default();
+            let mut headers = headers;
             headers
                 .add(
                     "__streams.errors.exception",
@@ -247,9 +260,9 @@ impl TaskState {
             self.output.push((
                 dlq,
                 RawRecord {
-                    key: raw.key,
-                    value: raw.value,
-                    timestamp: raw.timestamp,
+                    key,
+                    value,
+                    timestamp,
                     headers,
                 },
             ));
@@ -424,7 +437,8 @@ impl Task {
 
         let mut plan_nodes = Vec::with_capacity(sub.nodes.len());
         let mut nodes = Vec::with_capacity(sub.nodes.len());
-        let mut sources = FxHashMap::default();
+        let mut sources = Vec::new();
+        let mut source_slots = FxHashMap::default();
         for (local, &global) in sub.nodes.iter().enumerate() {
             let def = topology.node(global);
             let children = def
@@ -439,18 +453,16 @@ impl Task {
                 .collect();
             for topic in def.source_topics() {
                 let slot = sources.len();
-                sources.insert(
-                    topic.clone(),
-                    SourcePlan {
-                        node: local,
-                        topic: Arc::<str>::from(topic.as_str()),
-                        extractor: def
-                            .timestamp_extractor
-                            .clone()
-                            .unwrap_or_else(|| options.timestamp_extractor.clone()),
-                        slot,
-                    },
-                );
+                source_slots.insert(topic.clone(), slot);
+                sources.push(SourcePlan {
+                    node: local,
+                    topic: Arc::<str>::from(topic.as_str()),
+                    extractor: def
+                        .timestamp_extractor
+                        .clone()
+                        .unwrap_or_else(|| options.timestamp_extractor.clone()),
+                    slot,
+                });
             }
             plan_nodes.push(NodePlan {
                 name: def.name.clone(),
@@ -480,6 +492,7 @@ impl Task {
                 application_id: options.application_id.to_owned(),
                 nodes: plan_nodes,
                 sources,
+                source_slots,
             },
             nodes,
             state: TaskState {
@@ -492,6 +505,7 @@ impl Task {
                 current: None,
                 commit_requested: false,
                 output: Vec::new(),
+                output_room: 0,
                 handler: options.handler,
                 dead_letter_topic: options.dead_letter_topic.map(Arc::from),
                 dropped_records: 0,
@@ -517,7 +531,7 @@ impl Task {
 
     /// The topics this task reads.
     pub(crate) fn source_topics(&self) -> impl Iterator<Item = &str> {
-        self.plan.sources.keys().map(String::as_str)
+        self.plan.source_slots.keys().map(String::as_str)
     }
 
     /// Initializes every node, in the order they were added.
@@ -530,43 +544,73 @@ impl Task {
         Ok(())
     }
 
+    /// The index of input `topic` for [`Task::process_slot`], if the task
+    /// reads it.
+    pub(crate) fn source_slot(&self, topic: &str) -> Option<usize> {
+        self.plan.source_slots.get(topic).copied()
+    }
+
     /// Processes one input record of `topic`.
     pub(crate) fn process(
         &mut self,
         topic: &str,
         partition: u32,
         offset: u64,
-        mut raw: RawRecord,
+        raw: RawRecord,
     ) -> Result<()> {
-        let Some(plan) = self.plan.sources.get(topic) else {
+        let Some(slot) = self.source_slot(topic) else {
             return Err(StreamsError::UnknownTopic {
                 topic: topic.to_owned(),
             });
         };
-        let (source, topic_name) = (plan.node, plan.topic.clone());
+        self.process_slot(slot, partition, offset, raw)
+    }
+
+    /// Processes one input record of the input topic at `slot` (from
+    /// [`Task::source_slot`]).
+    pub(crate) fn process_slot(
+        &mut self,
+        slot: usize,
+        partition: u32,
+        offset: u64,
+        raw: RawRecord,
+    ) -> Result<()> {
+        let Some(plan) = self.plan.sources.get(slot) else {
+            return Err(StreamsError::Internal(format!(
+                "task {} has no input #{slot}",
+                self.plan.task_id
+            )));
+        };
+        let RawRecord {
+            key,
+            value,
+            mut timestamp,
+            headers,
+        } = raw;
+        let source = plan.node;
         let consumed = ConsumedRecord {
-            topic,
+            topic: &plan.topic,
             partition,
             offset,
-            timestamp: raw.timestamp,
-            key: raw.key.as_ref(),
-            value: raw.value.as_ref(),
-            headers: &raw.headers,
+            timestamp,
+            key: key.as_ref(),
+            value: value.as_ref(),
+            headers: &headers,
             wall_clock: self.state.wall_clock,
         };
         let previous = self.state.partition_time[plan.slot];
         match extract(&*plan.extractor, &consumed, previous)? {
             Extracted::Timestamp(ts) => {
-                raw.timestamp = ts;
+                timestamp = ts;
                 self.state.partition_time[plan.slot] = Some(previous.map_or(ts, |p| p.max(ts)));
             }
             Extracted::Skip(ts) => {
                 tracing::warn!(
                     task = %self.plan.task_id,
-                    %topic,
+                    topic = %plan.topic,
                     partition,
                     offset,
-                    timestamp = raw.timestamp,
+                    timestamp,
                     extracted = ts,
                     extractor = plan.extractor.name(),
                     "skipping record due to negative extracted timestamp"
@@ -575,16 +619,21 @@ impl Task {
                 return Ok(());
             }
         }
-        self.state.current_bytes = Some((raw.key.clone(), raw.value.clone()));
+        // The bytes stay with the task while the record is processed: the
+        // source reads them from there, and so do processors
+        // (`ProcessorContext::input_bytes`).
+        self.state.current_bytes = Some((key, value));
         self.state.current = Some(RecordMetadata {
-            topic: topic_name,
+            topic: plan.topic.clone(),
             partition,
             offset,
-            timestamp: raw.timestamp,
-            headers: raw.headers.clone(),
+            timestamp,
+            headers: headers.clone(),
         });
         let mut exec = self.exec();
-        let result = call_node(&mut exec, source, |n, ex| n.deliver(ex, source, raw));
+        let result = call_node(&mut exec, source, |n, ex| {
+            n.deliver(ex, source, timestamp, headers)
+        });
         self.state.current_bytes = None;
         self.drain_changelogs();
         result
@@ -760,8 +809,10 @@ impl Task {
 
     /// Takes the records written since the last call.
     pub(crate) fn take_output(&mut self) -> Vec<(Arc<str>, RawRecord)> {
-        // The next round likely writes about as much: start it with room.
-        let room = self.state.output.len();
+        // Start the next round with room for the largest one so far: a
+        // round that outgrows its vector copies it whole.
+        let room = self.state.output.len().max(self.state.output_room);
+        self.state.output_room = room;
         std::mem::replace(&mut self.state.output, Vec::with_capacity(room))
     }
 
@@ -775,7 +826,7 @@ impl Task {
     /// timestamp), committed with the offsets so that a restart resumes
     /// stream time where it was.
     pub(crate) fn partition_time(&self, topic: &str) -> Option<i64> {
-        let plan = self.plan.sources.get(topic)?;
+        let plan = &self.plan.sources[self.source_slot(topic)?];
         self.state.partition_time.get(plan.slot).copied().flatten()
     }
 
@@ -784,9 +835,10 @@ impl Task {
     /// as Kafka Streams does on task initialization: a record that was late
     /// before a restart is late after it too.
     pub(crate) fn resume_partition_time(&mut self, topic: &str, time: i64) {
-        let Some(plan) = self.plan.sources.get(topic) else {
+        let Some(slot) = self.source_slot(topic) else {
             return;
         };
+        let plan = &self.plan.sources[slot];
         if let Some(slot) = self.state.partition_time.get_mut(plan.slot) {
             *slot = Some(slot.map_or(time, |t| t.max(time)));
             self.state.advance_stream_time(time);

@@ -632,7 +632,11 @@ impl Core {
                 let Some(buffer) = buffers.get_mut(&tp) else {
                     break;
                 };
-                let Some((_, logical)) = plan.source_of.get(&tp.topic) else {
+                let Some(slot) = plan
+                    .source_of
+                    .get(&tp.topic)
+                    .and_then(|(_, logical)| task.source_slot(logical))
+                else {
                     buffer.clear();
                     continue;
                 };
@@ -653,7 +657,7 @@ impl Core {
                             headers: to_headers(record.headers),
                         };
                         guarded(*id, || {
-                            task.process(logical, tp.partition, offset, raw)?;
+                            task.process_slot(slot, tp.partition, offset, raw)?;
                             task.maybe_punctuate_stream_time().map(|_| ())
                         })?;
                         last = Some(offset);
