@@ -5,12 +5,13 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use state_store::CacheEntry;
 
 use crate::error::Result;
 use crate::processor::{Processor, ProcessorContext, TypesMarker};
 use crate::record::{Headers, Record};
-use crate::serdes::Serde;
+use crate::serdes::{Serde, SerdeError};
 use crate::task::{forward_from, take_record, ErasedNode, Exec, RawRecord};
 
 /// Deserializes input records and forwards them.
@@ -115,23 +116,39 @@ where
 
 /// Serializes records for a topic.
 pub(crate) struct SinkNode<K, V> {
-    pub(crate) topic: Arc<str>,
-    pub(crate) key_serde: Arc<dyn Serde<K>>,
-    pub(crate) value_serde: Arc<dyn Serde<V>>,
+    topic: Arc<str>,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    arena: Arena,
+}
+
+impl<K, V> SinkNode<K, V> {
+    pub(crate) fn new(
+        topic: Arc<str>,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> Self {
+        Self {
+            topic,
+            key_serde,
+            value_serde,
+            arena: Arena::default(),
+        }
+    }
 }
 
 impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
     fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
         let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
-        // The record is the sink's own: serdes may take its buffers.
-        let key = record
-            .key
-            .map(|k| self.key_serde.serialize_owned(&self.topic, k))
-            .transpose()?;
-        let value = record
-            .value
-            .map(|v| self.value_serde.serialize_owned(&self.topic, v))
-            .transpose()?;
+        let (topic, arena) = (&*self.topic, &mut self.arena);
+        let key = match &record.key {
+            Some(k) => Some(arena.put(|out| self.key_serde.serialize_into(topic, k, out))?),
+            None => None,
+        };
+        let value = match &record.value {
+            Some(v) => Some(arena.put(|out| self.value_serde.serialize_into(topic, v, out))?),
+            None => None,
+        };
         exec.state.output.push((
             self.topic.clone(),
             RawRecord {
@@ -142,5 +159,39 @@ impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
             },
         ));
         Ok(())
+    }
+}
+
+/// Serialized records leave the stream thread (a sender thread appends
+/// them and drops them): small ones are carved out of shared chunks, so
+/// that the stream thread does not allocate a buffer per key and per value
+/// for another thread to free, which defeats the allocator's thread caches.
+#[derive(Default)]
+struct Arena {
+    chunk: BytesMut,
+    scratch: Vec<u8>,
+}
+
+impl Arena {
+    /// The size of a chunk.
+    const CHUNK: usize = 64 * 1024;
+    /// Larger values get a buffer of their own.
+    const LARGE: usize = 4 * 1024;
+
+    fn put(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), SerdeError>,
+    ) -> std::result::Result<Bytes, SerdeError> {
+        self.scratch.clear();
+        write(&mut self.scratch)?;
+        let len = self.scratch.len();
+        if len > Self::LARGE {
+            return Ok(Bytes::from(std::mem::take(&mut self.scratch)));
+        }
+        if self.chunk.capacity() < len {
+            self.chunk = BytesMut::with_capacity(Self::CHUNK);
+        }
+        self.chunk.extend_from_slice(&self.scratch);
+        Ok(self.chunk.split().freeze())
     }
 }

@@ -406,11 +406,11 @@ impl Topology {
         let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
         let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
         let factory: NodeFactory = Arc::new(move || {
-            Box::new(SinkNode {
-                topic: topic_name.clone(),
-                key_serde: key_serde.clone(),
-                value_serde: value_serde.clone(),
-            }) as Box<dyn ErasedNode>
+            Box::new(SinkNode::new(
+                topic_name.clone(),
+                key_serde.clone(),
+                value_serde.clone(),
+            )) as Box<dyn ErasedNode>
         });
         self.push_node(NodeDef {
             name: name.to_owned(),
