@@ -294,6 +294,57 @@ impl RebalanceContext<'_> {
 pub type OffsetCommitCallback =
     Box<dyn FnOnce(&HashMap<TopicPartition, OffsetAndMetadata>, Result<()>) + Send + 'static>;
 
+/// Fetched records of one partition, kept as decoded and made into
+/// [`ConsumerRecord`]s only when a poll hands them out: a fetch reads up to
+/// `max.partition.fetch.bytes`, far more than one poll returns, and copying
+/// it all at once would walk through memory twice.
+#[derive(Debug, Default)]
+struct Fetched {
+    batches: VecDeque<(TimestampType, std::vec::IntoIter<crate::record::Record>)>,
+    /// Records left in `batches`.
+    len: usize,
+}
+
+impl Fetched {
+    fn push(&mut self, timestamp_type: TimestampType, records: Vec<crate::record::Record>) {
+        if !records.is_empty() {
+            self.len += records.len();
+            self.batches
+                .push_back((timestamp_type, records.into_iter()));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.len = 0;
+    }
+
+    fn pop_front(&mut self, topic: &Arc<str>, partition: u32) -> Option<ConsumerRecord> {
+        loop {
+            let (timestamp_type, records) = self.batches.front_mut()?;
+            let Some(r) = records.next() else {
+                self.batches.pop_front();
+                continue;
+            };
+            self.len -= 1;
+            return Some(ConsumerRecord {
+                topic: topic.clone(),
+                partition,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                timestamp_type: *timestamp_type,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            });
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Assigned {
     tp: TopicPartition,
@@ -302,7 +353,7 @@ struct Assigned {
     /// or by `auto.offset.reset`.
     position: Option<u64>,
     /// Fetched records not yet handed out, all at or after `position`.
-    buffer: VecDeque<ConsumerRecord>,
+    buffer: Fetched,
     /// The next offset to fetch (past the buffer).
     fetch_offset: u64,
 }
@@ -416,7 +467,7 @@ impl Consumer {
                 topic_name: Arc::from(tp.topic.as_str()),
                 tp: tp.clone(),
                 position: None,
-                buffer: VecDeque::new(),
+                buffer: Fetched::default(),
                 fetch_offset: 0,
             });
             self.index.insert(tp, self.assigned.len());
@@ -1132,7 +1183,7 @@ impl Consumer {
 
     /// Fetches into the buffers if needed and hands out up to `max` records.
     async fn collect(&mut self, max: usize) -> Result<Vec<ConsumerRecord>> {
-        let buffered: usize = self.assigned.iter().map(|a| a.buffer.len()).sum();
+        let buffered: usize = self.assigned.iter().map(|a| a.buffer.len).sum();
         let mut out = Vec::with_capacity(buffered.min(max));
         let n = self.assigned.len();
         if n == 0 {
@@ -1149,7 +1200,9 @@ impl Consumer {
             }
             let a = &mut self.assigned[i];
             while out.len() < max {
-                let Some(r) = a.buffer.pop_front() else { break };
+                let Some(r) = a.buffer.pop_front(&a.topic_name, a.tp.partition) else {
+                    break;
+                };
                 a.position = Some(r.offset + 1);
                 out.push(r);
             }
@@ -1203,21 +1256,12 @@ impl Consumer {
         for batch in batches {
             let next = batch.info.last_offset + 1;
             if !batch.info.control {
-                for r in batch.records {
-                    if r.offset < a.fetch_offset {
-                        continue;
-                    }
-                    a.buffer.push_back(ConsumerRecord {
-                        topic: a.topic_name.clone(),
-                        partition: tp.partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        timestamp_type: batch.info.timestamp_type,
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    });
-                }
+                // Offsets ascend within a batch: skip those before the fetch offset.
+                let mut records = batch.records;
+                let from = a.fetch_offset;
+                let skip = records.partition_point(|r| r.offset < from);
+                records.drain(..skip);
+                a.buffer.push(batch.info.timestamp_type, records);
             }
             a.fetch_offset = a.fetch_offset.max(next);
         }
