@@ -241,38 +241,55 @@ impl Cache {
         inner: &mut S,
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
-        let mut order: Vec<(u64, Bytes)> = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .filter_map(|key| {
-                let slot = self.entries.get(&key[..])?;
-                slot.dirty.then_some((slot.written, key))
-            })
-            .collect();
-        // A key noted twice (evicted dirty, then written again) has one
-        // slot: both notes sort together and the second finds it clean.
-        order.sort_unstable_by_key(|(written, _)| *written);
         let mut written = 0usize;
-        let mut keys = order.into_iter().map(|(_, key)| key);
-        while let Some(key) = keys.next() {
-            let Some(slot) = self.entries.get_mut(&key[..]) else {
-                continue;
-            };
-            if !slot.dirty {
-                continue;
-            }
-            match write_through(inner, &key, &slot.value) {
-                Ok(entry) => {
+        let result = if self.dirty_count.saturating_mul(4) >= self.entries.len() {
+            // Mostly dirty: the entries are in the order of their last write,
+            // so walking them all is the flush order, without a sort.
+            self.dirty.clear();
+            self.entries.iter_mut().try_for_each(|(key, slot)| {
+                if slot.dirty {
+                    let entry = write_through(inner, key, &slot.value)?;
                     slot.dirty = false;
                     self.dirty_count -= 1;
-                    emit(entry, forward);
                     written += 1;
+                    emit(entry, forward);
                 }
-                Err(e) => {
-                    // What was not written stays dirty, in order.
-                    self.dirty = std::iter::once(key).chain(keys).collect();
-                    return Err(e);
+                Ok(())
+            })
+        } else {
+            let mut order: Vec<(u64, Bytes)> = std::mem::take(&mut self.dirty)
+                .into_iter()
+                .filter_map(|key| {
+                    let slot = self.entries.get(&key[..])?;
+                    slot.dirty.then_some((slot.written, key))
+                })
+                .collect();
+            // A key noted twice (evicted dirty, then written again) has one
+            // slot: both notes sort together and the second finds it clean.
+            order.sort_unstable_by_key(|(written, _)| *written);
+            order.into_iter().try_for_each(|(_, key)| {
+                let Some(slot) = self.entries.get_mut(&key[..]) else {
+                    return Ok(());
+                };
+                if slot.dirty {
+                    let entry = write_through(inner, &key, &slot.value)?;
+                    slot.dirty = false;
+                    self.dirty_count -= 1;
+                    written += 1;
+                    emit(entry, forward);
                 }
-            }
+                Ok(())
+            })
+        };
+        if let Err(e) = result {
+            // What was not written stays dirty.
+            self.dirty = self
+                .entries
+                .iter()
+                .filter(|(_, slot)| slot.dirty)
+                .map(|(key, _)| key.clone())
+                .collect();
+            return Err(e);
         }
         if written > 0 {
             tracing::debug!(store = %inner.name(), written, "flushed record cache");
@@ -707,6 +724,99 @@ mod tests {
         assert!(s.take_forwarded().is_empty());
         assert_eq!(s.dirty_entries(), 0);
         assert_eq!(s.cached_entries(), 3, "flushed entries stay cached, clean");
+    }
+
+    #[test]
+    fn flush_of_a_few_dirty_entries_among_many_clean_ones_keeps_write_order() {
+        let mut s = store(100_000);
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
+        for k in &keys {
+            s.put(b(k), b("0")).unwrap();
+        }
+        s.flush().unwrap();
+        s.take_forwarded();
+        for k in ["k07", "k03", "k15", "k03"] {
+            s.put(b(k), b("1")).unwrap();
+        }
+        assert_eq!(s.dirty_entries(), 3);
+        s.flush().unwrap();
+        let keys: Vec<_> = s.take_forwarded().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, vec![b("k07"), b("k15"), b("k03")]);
+        assert_eq!(s.dirty_entries(), 0);
+    }
+
+    /// An in-memory store whose puts fail while `fail` is set.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: InMemoryStore,
+        fail: bool,
+    }
+
+    impl KeyValueStore for Flaky {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn persistent(&self) -> bool {
+            false
+        }
+        fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+            self.inner.get(key)
+        }
+        fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
+            if self.fail {
+                return Err(crate::StoreError::Closed {
+                    store: "flaky".into(),
+                });
+            }
+            self.inner.put(key, value)
+        }
+        fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>> {
+            self.inner.delete(key)
+        }
+        fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
+            self.inner.range(from, to)
+        }
+        fn all(&self) -> Result<KvIter<'_>> {
+            self.inner.all()
+        }
+        fn approximate_num_entries(&self) -> Result<u64> {
+            self.inner.approximate_num_entries()
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn close(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_what_it_did_not_write_dirty_and_in_order() {
+        for clean in [0, 20] {
+            let mut s = CachingStore::new(
+                Flaky {
+                    inner: InMemoryStore::new("f"),
+                    fail: false,
+                },
+                100_000,
+            );
+            for i in 0..clean {
+                s.put(b(&format!("clean{i}")), b("0")).unwrap();
+            }
+            s.flush().unwrap();
+            s.take_forwarded();
+            for k in ["c", "a", "b"] {
+                s.put(b(k), b("1")).unwrap();
+            }
+            s.inner_mut().fail = true;
+            assert!(s.flush().is_err(), "{clean} clean entries");
+            assert_eq!(s.dirty_entries(), 3);
+            s.inner_mut().fail = false;
+            s.flush().unwrap();
+            let keys: Vec<_> = s.take_forwarded().into_iter().map(|e| e.key).collect();
+            assert_eq!(keys, vec![b("c"), b("a"), b("b")], "{clean} clean entries");
+            assert_eq!(s.dirty_entries(), 0);
+        }
     }
 
     #[test]
