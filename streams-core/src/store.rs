@@ -345,7 +345,9 @@ type ChangelogRecords = Vec<(Bytes, Option<Bytes>)>;
 
 impl ChangelogBuffer {
     pub(crate) fn take(&self) -> ChangelogRecords {
-        if !self.0.pending.swap(false, Ordering::Acquire) {
+        // A plain load first: the common case (nothing logged) stays a read.
+        if !self.0.pending.load(Ordering::Acquire) || !self.0.pending.swap(false, Ordering::Acquire)
+        {
             return Vec::new();
         }
         std::mem::take(
