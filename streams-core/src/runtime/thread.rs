@@ -527,40 +527,30 @@ impl Core {
     /// partition would skip them.
     fn buffer(&mut self, records: Vec<ConsumerRecord>) -> HashMap<TopicPartition, u64> {
         let mut unowned: HashMap<TopicPartition, u64> = HashMap::new();
-        // Polled records come in runs of one partition: its task and name
-        // are worked out once per run.
-        let mut run: Option<(Arc<str>, u32, TaskId, TopicPartition)> = None;
-        for record in records {
-            let same = run.as_ref().is_some_and(|(topic, partition, _, _)| {
-                *partition == record.partition && Arc::ptr_eq(topic, &record.topic)
-            });
-            if !same {
-                let Some((sub, _)) = self.plan.source_of.get(&*record.topic) else {
-                    run = None;
-                    continue;
-                };
-                let id = TaskId {
-                    subtopology: *sub,
-                    partition: record.partition,
-                };
-                let tp = TopicPartition::new(record.topic.to_string(), record.partition);
-                run = Some((record.topic.clone(), record.partition, id, tp));
-            }
-            let Some((_, _, id, tp)) = &run else {
+        // Polled records come in runs of one partition: its task, name and
+        // buffer are looked up once per run.
+        let mut records = records.into_iter().peekable();
+        while let Some(first) = records.next() {
+            let (topic, partition) = (first.topic.clone(), first.partition);
+            let run = std::iter::once(first).chain(std::iter::from_fn(|| {
+                records.next_if(|r| r.partition == partition && Arc::ptr_eq(&r.topic, &topic))
+            }));
+            let Some((sub, _)) = self.plan.source_of.get(&*topic) else {
+                run.for_each(drop);
                 continue;
             };
-            match self.tasks.get_mut(id) {
-                Some(entry) => match entry.buffers.get_mut(tp) {
-                    Some(buffer) => buffer.push_back(record),
-                    None => entry
-                        .buffers
-                        .entry(tp.clone())
-                        .or_default()
-                        .push_back(record),
-                },
+            let id = TaskId {
+                subtopology: *sub,
+                partition,
+            };
+            let tp = TopicPartition::new(topic.to_string(), partition);
+            match self.tasks.get_mut(&id) {
+                Some(entry) => entry.buffers.entry(tp).or_default().extend(run),
                 None => {
-                    let first = unowned.entry(tp.clone()).or_insert(record.offset);
-                    *first = (*first).min(record.offset);
+                    if let Some(lowest) = run.map(|r| r.offset).min() {
+                        let first = unowned.entry(tp).or_insert(lowest);
+                        *first = (*first).min(lowest);
+                    }
                 }
             }
         }
