@@ -623,13 +623,25 @@ impl Task {
         // source reads them from there, and so do processors
         // (`ProcessorContext::input_bytes`).
         self.state.current_bytes = Some((key, value));
-        self.state.current = Some(RecordMetadata {
-            topic: plan.topic.clone(),
-            partition,
-            offset,
-            timestamp,
-            headers: headers.clone(),
-        });
+        match &mut self.state.current {
+            // The previous record's metadata, of the same topic most of the
+            // time: updated in place, without touching the topic's count.
+            Some(current) if Arc::ptr_eq(&current.topic, &plan.topic) => {
+                current.partition = partition;
+                current.offset = offset;
+                current.timestamp = timestamp;
+                current.headers.clone_from(&headers);
+            }
+            current => {
+                *current = Some(RecordMetadata {
+                    topic: plan.topic.clone(),
+                    partition,
+                    offset,
+                    timestamp,
+                    headers: headers.clone(),
+                });
+            }
+        }
         let mut exec = self.exec();
         let result = call_node(&mut exec, source, |n, ex| {
             n.deliver(ex, source, timestamp, headers)
