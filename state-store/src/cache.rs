@@ -12,7 +12,7 @@ use hashlink::LinkedHashMap;
 
 use crate::error::Result;
 use crate::memory_window::{encode_windowed_key, split_windowed_key};
-use crate::store::{empty_iter, update_by_get, KeyValueStore, KvIter, Update};
+use crate::store::{empty_iter, KeyValueStore, KvIter, Update};
 
 /// Bytes counted per cache entry on top of its key and value, for the map
 /// nodes and bookkeeping. An entry costs
@@ -36,9 +36,12 @@ pub struct CacheEntry {
 struct Slot {
     value: Option<Bytes>,
     dirty: bool,
-    /// When the entry was last written ([`Cache::writes`] then): the flush
-    /// order of dirty entries.
-    written: u64,
+    /// Whether the inner store is known to hold no value for the key (it
+    /// was read when the entry came in, or the entry's tombstone was
+    /// written through): then writing the entry through needs no read of
+    /// the value it replaces. A new window of a windowed aggregation is the
+    /// common case.
+    inner_absent: bool,
 }
 
 fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
@@ -50,23 +53,23 @@ fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
 ///
 /// An update of a cached key costs one hash lookup and one relink: the
 /// entries are kept in a linked hash map in the order of their last write
-/// (least recent first, the eviction order), each with the sequence number
-/// of its last write. A key that turns dirty is noted once in a list; a
-/// flush sorts the dirty ones by their last write (the flush order). The
-/// sorted key set, for range scans, is built at the first scan and from
-/// then on changes only when a key enters or leaves the cache.
+/// (least recent first, the eviction order). Every write makes its entry
+/// dirty and moves it to the back, a flush cleans every dirty entry, and
+/// nothing else reorders entries, so the dirty entries are always the last
+/// `dirty_count` ones, in the order of their last write: the flush order,
+/// found with no lookup. The sorted key set, for range scans, is built at
+/// the first scan and from then on changes only when a key enters or leaves
+/// the cache.
 #[derive(Debug)]
 struct Cache {
     max_bytes: usize,
     bytes: usize,
     entries: LinkedHashMap<Bytes, Slot>,
-    /// Every key that turned dirty since the last flush, once per turn
-    /// (some may have been evicted or rewritten since).
-    dirty: Vec<Bytes>,
-    /// The number of dirty entries.
+    /// The number of dirty entries: the last ones of `entries`.
     dirty_count: usize,
-    /// Writes so far: the sequence number of the next one.
-    writes: u64,
+    /// Whether the table got room for twice its entries (at the first
+    /// eviction).
+    spread: bool,
     /// Built by the first range scan and kept from then on: a store only
     /// read by key never pays for it.
     sorted: OnceLock<BTreeSet<Bytes>>,
@@ -77,19 +80,24 @@ struct Cache {
 fn write_through<S: KeyValueStore>(
     inner: &mut S,
     key: &Bytes,
-    value: &Option<Bytes>,
+    slot: &mut Slot,
 ) -> Result<CacheEntry> {
-    let old_value = match value {
+    let old_value = match &slot.value {
         Some(v) => {
-            let old = inner.get(key)?;
+            let old = if slot.inner_absent {
+                None
+            } else {
+                inner.get(key)?
+            };
             inner.put(key.clone(), v.clone())?;
             old
         }
         None => inner.delete(key.clone())?,
     };
+    slot.inner_absent = slot.value.is_none();
     Ok(CacheEntry {
         key: key.clone(),
-        new_value: value.clone(),
+        new_value: slot.value.clone(),
         old_value,
     })
 }
@@ -108,45 +116,37 @@ impl Cache {
             max_bytes,
             bytes: 0,
             entries: LinkedHashMap::new(),
-            dirty: Vec::new(),
             dirty_count: 0,
-            writes: 0,
+            spread: false,
             sorted: OnceLock::new(),
             evictions: 0,
         }
     }
 
-    fn next_write(&mut self) -> u64 {
-        self.writes += 1;
-        self.writes
-    }
-
-    fn insert_dirty(&mut self, key: Bytes, value: Option<Bytes>) {
+    /// Caches `value` for `key`, dirty. `inner_absent`: the inner store is
+    /// known to hold nothing for `key` (used if the key is not cached yet).
+    fn insert_dirty(&mut self, key: Bytes, value: Option<Bytes>, inner_absent: bool) {
         self.bytes += entry_size(&key, &value);
-        let written = self.next_write();
         match self.entries.to_back(&key[..]) {
             Some(slot) => {
                 self.bytes -= entry_size(&key, &slot.value);
                 slot.value = value;
-                slot.written = written;
                 if !slot.dirty {
                     slot.dirty = true;
                     self.dirty_count += 1;
-                    self.dirty.push(key);
                 }
             }
             None => {
                 if let Some(sorted) = self.sorted.get_mut() {
                     sorted.insert(key.clone());
                 }
-                self.dirty.push(key.clone());
                 self.dirty_count += 1;
                 self.entries.insert(
                     key,
                     Slot {
                         value,
                         dirty: true,
-                        written,
+                        inner_absent,
                     },
                 );
             }
@@ -172,16 +172,13 @@ impl Cache {
             Update::Delete => None,
         };
         entry.to_back();
-        self.writes += 1;
         let (key, slot) = entry.into_key_value();
         self.bytes += entry_size(key, &new);
         self.bytes -= entry_size(key, &slot.value);
         slot.value = new;
-        slot.written = self.writes;
         if !slot.dirty {
             slot.dirty = true;
             self.dirty_count += 1;
-            self.dirty.push(key.clone());
         }
         Some(())
     }
@@ -191,9 +188,10 @@ impl Cache {
         inner: &mut S,
         key: Bytes,
         value: Option<Bytes>,
+        inner_absent: bool,
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
-        self.insert_dirty(key, value);
+        self.insert_dirty(key, value, inner_absent);
         self.evict(inner, forward)
     }
 
@@ -204,14 +202,25 @@ impl Cache {
         inner: &mut S,
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
+        if self.bytes > self.max_bytes && !self.spread {
+            // From the first eviction on, the cache evicts one entry per new
+            // one. In a hash table filled close to its limit, removals leave
+            // deleted slots that use up its spare room, and each time that
+            // runs out it rehashes every entry; at half load they mostly
+            // leave empty slots. Done once: the bound keeps the count about
+            // the same from here on.
+            self.spread = true;
+            self.entries.reserve(self.entries.len());
+        }
         while self.bytes > self.max_bytes {
-            let Some((key, slot)) = self.entries.front() else {
+            let mut front = self.entries.cursor_front_mut();
+            let Some((key, slot)) = front.current() else {
                 break;
             };
             // Written through before anything is removed, so that a failed
             // write leaves the entry cached and dirty.
             let entry = if slot.dirty {
-                Some(write_through(inner, key, &slot.value)?)
+                Some(write_through(inner, key, slot)?)
             } else {
                 None
             };
@@ -242,54 +251,33 @@ impl Cache {
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
         let mut written = 0usize;
-        let result = if self.dirty_count.saturating_mul(4) >= self.entries.len() {
-            // Mostly dirty: the entries are in the order of their last write,
-            // so walking them all is the flush order, without a sort.
-            self.dirty.clear();
-            self.entries.iter_mut().try_for_each(|(key, slot)| {
-                if slot.dirty {
-                    let entry = write_through(inner, key, &slot.value)?;
-                    slot.dirty = false;
-                    self.dirty_count -= 1;
-                    written += 1;
-                    emit(entry, forward);
-                }
-                Ok(())
-            })
-        } else {
-            let mut order: Vec<(u64, Bytes)> = std::mem::take(&mut self.dirty)
-                .into_iter()
-                .filter_map(|key| {
-                    let slot = self.entries.get(&key[..])?;
-                    slot.dirty.then_some((slot.written, key))
-                })
-                .collect();
-            // A key noted twice (evicted dirty, then written again) has one
-            // slot: both notes sort together and the second finds it clean.
-            order.sort_unstable_by_key(|(written, _)| *written);
-            order.into_iter().try_for_each(|(_, key)| {
-                let Some(slot) = self.entries.get_mut(&key[..]) else {
-                    return Ok(());
-                };
-                if slot.dirty {
-                    let entry = write_through(inner, &key, &slot.value)?;
-                    slot.dirty = false;
-                    self.dirty_count -= 1;
-                    written += 1;
-                    emit(entry, forward);
-                }
-                Ok(())
-            })
-        };
-        if let Err(e) = result {
-            // What was not written stays dirty.
-            self.dirty = self
-                .entries
-                .iter()
-                .filter(|(_, slot)| slot.dirty)
-                .map(|(key, _)| key.clone())
-                .collect();
-            return Err(e);
+        // The dirty entries are the last `dirty_count`: step back to the
+        // first of them, then write forward.
+        let mut cursor = self.entries.cursor_back_mut();
+        for _ in 1..self.dirty_count {
+            cursor.move_prev();
+        }
+        while let Some((key, slot)) = cursor.current() {
+            if slot.dirty {
+                let entry = write_through(inner, key, slot)?;
+                slot.dirty = false;
+                self.dirty_count -= 1;
+                written += 1;
+                emit(entry, forward);
+            }
+            cursor.move_next();
+        }
+        if self.dirty_count > 0 {
+            // Unreachable while the order holds; should it not, nothing
+            // dirty is left behind.
+            debug_assert!(false, "dirty cache entries outside the tail");
+            for (key, slot) in self.entries.iter_mut().filter(|(_, s)| s.dirty) {
+                let entry = write_through(inner, key, slot)?;
+                slot.dirty = false;
+                self.dirty_count -= 1;
+                written += 1;
+                emit(entry, forward);
+            }
         }
         if written > 0 {
             tracing::debug!(store = %inner.name(), written, "flushed record cache");
@@ -305,7 +293,6 @@ impl Cache {
 
     fn clear(&mut self) {
         self.entries.clear();
-        self.dirty.clear();
         self.dirty_count = 0;
         self.sorted = OnceLock::new();
         self.bytes = 0;
@@ -360,7 +347,7 @@ impl<S: KeyValueStore> CachingStore<S> {
         mut forward: impl FnMut(CacheEntry),
     ) -> Result<()> {
         self.cache
-            .write(&mut self.inner, key, Some(value), &mut forward)
+            .write(&mut self.inner, key, Some(value), false, &mut forward)
     }
 
     /// Deletes `key` (caches a tombstone), calling `forward` for every entry
@@ -371,7 +358,8 @@ impl<S: KeyValueStore> CachingStore<S> {
         mut forward: impl FnMut(CacheEntry),
     ) -> Result<Option<Bytes>> {
         let old = self.get(&key)?;
-        self.cache.write(&mut self.inner, key, None, &mut forward)?;
+        self.cache
+            .write(&mut self.inner, key, None, false, &mut forward)?;
         Ok(old)
     }
 
@@ -503,7 +491,7 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
         let forwarded = &mut self.forwarded;
         self.cache
-            .write(&mut self.inner, key, Some(value), &mut |e| {
+            .write(&mut self.inner, key, Some(value), false, &mut |e| {
                 forwarded.push(e)
             })
     }
@@ -512,7 +500,9 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         let old = self.get(&key)?;
         let forwarded = &mut self.forwarded;
         self.cache
-            .write(&mut self.inner, key, None, &mut |e| forwarded.push(e))?;
+            .write(&mut self.inner, key, None, false, &mut |e| {
+                forwarded.push(e)
+            })?;
         Ok(old)
     }
 
@@ -527,8 +517,22 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
                 .cache
                 .evict(&mut self.inner, &mut |e| forwarded.push(e));
         }
-        // Not cached: read from the inner store, write to the cache.
-        update_by_get(self, key, update)
+        // Not cached: read from the inner store, write to the cache, which
+        // then knows whether the inner store had the key.
+        let old = self.inner.get(key)?;
+        let value = match update(old.as_deref()) {
+            Update::Keep => return Ok(()),
+            Update::Put(value) => Some(value),
+            Update::Delete => None,
+        };
+        let forwarded = &mut self.forwarded;
+        self.cache.write(
+            &mut self.inner,
+            Bytes::copy_from_slice(key),
+            value,
+            old.is_none(),
+            &mut |e| forwarded.push(e),
+        )
     }
 
     fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
@@ -750,6 +754,7 @@ mod tests {
     struct Flaky {
         inner: InMemoryStore,
         fail: bool,
+        gets: std::cell::Cell<usize>,
     }
 
     impl KeyValueStore for Flaky {
@@ -760,6 +765,7 @@ mod tests {
             false
         }
         fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+            self.gets.set(self.gets.get() + 1);
             self.inner.get(key)
         }
         fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
@@ -791,12 +797,56 @@ mod tests {
     }
 
     #[test]
+    fn an_update_of_a_key_the_inner_store_lacks_is_written_through_without_a_second_read() {
+        let mut s = CachingStore::new(
+            Flaky {
+                inner: InMemoryStore::new("f"),
+                fail: false,
+                gets: Default::default(),
+            },
+            100_000,
+        );
+        s.inner_mut().inner.put(b("a"), b("1")).unwrap();
+        let add_one = |old: Option<&[u8]>| {
+            let n = old.map_or(0, |v| v[0] - b'0');
+            Update::Put(Bytes::from(vec![b'0' + n + 1]))
+        };
+        s.update(b"a", &mut |old| add_one(old)).unwrap();
+        s.update(b"b", &mut |old| add_one(old)).unwrap();
+        assert_eq!(s.inner().gets.get(), 2, "one read per uncached key");
+        s.flush().unwrap();
+        assert_eq!(
+            s.take_forwarded(),
+            vec![
+                entry("a", Some("2"), Some("1")),
+                entry("b", Some("1"), None)
+            ]
+        );
+        assert_eq!(s.inner().gets.get(), 3, "b was known to be absent");
+        // Once written, b is no longer absent: its next flush reads it.
+        s.update(b"b", &mut |old| add_one(old)).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.take_forwarded(), vec![entry("b", Some("2"), Some("1"))]);
+        assert_eq!(s.inner().gets.get(), 4);
+        // A tombstone written through leaves it absent again.
+        s.delete(b("b")).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.take_forwarded(), vec![entry("b", None, Some("2"))]);
+        s.update(b"b", &mut |old| add_one(old)).unwrap();
+        let reads = s.inner().gets.get();
+        s.flush().unwrap();
+        assert_eq!(s.take_forwarded(), vec![entry("b", Some("1"), None)]);
+        assert_eq!(s.inner().gets.get(), reads);
+    }
+
+    #[test]
     fn a_failed_flush_keeps_what_it_did_not_write_dirty_and_in_order() {
         for clean in [0, 20] {
             let mut s = CachingStore::new(
                 Flaky {
                     inner: InMemoryStore::new("f"),
                     fail: false,
+                    gets: Default::default(),
                 },
                 100_000,
             );

@@ -214,9 +214,12 @@ impl WindowStore for InMemoryWindowStore {
         }
         match value {
             Some(value) => {
+                // A new segment starts with room for as many keys as the
+                // latest one holds: it would grow to about that anyway.
+                let room = segments.last_key_value().map_or(0, |(_, s)| s.len());
                 let windows = segments
                     .entry(segment_id)
-                    .or_default()
+                    .or_insert_with(|| Segment::with_capacity(room))
                     .entry(key)
                     .or_default();
                 match windows.binary_search_by_key(&window_start, |(start, _)| *start) {
