@@ -368,8 +368,15 @@ fn deliver_flushed(exec: &mut Exec<'_>, store: usize, entries: Vec<CacheEntry>) 
     let saved = exec.state.current.take();
     let result = (|| {
         for entry in entries {
-            for &listener in &listeners {
-                let entry = entry.clone();
+            // The last listener takes the entry; the others get copies.
+            let mut entry = Some(entry);
+            for (i, &listener) in listeners.iter().enumerate() {
+                let entry = if i + 1 == listeners.len() {
+                    entry.take()
+                } else {
+                    entry.clone()
+                };
+                let Some(entry) = entry else { break };
                 call_node(exec, listener, |n, ex| {
                     n.flushed(ex, listener, &name, entry)
                 })?;
