@@ -252,31 +252,31 @@ impl Cache {
     ) -> Result<()> {
         let mut written = 0usize;
         // The dirty entries are the last `dirty_count`: step back to the
-        // first of them, then write forward.
-        let mut cursor = self.entries.cursor_back_mut();
-        for _ in 1..self.dirty_count {
-            cursor.move_prev();
-        }
-        while let Some((key, slot)) = cursor.current() {
-            if slot.dirty {
-                let entry = write_through(inner, key, slot)?;
-                slot.dirty = false;
-                self.dirty_count -= 1;
-                written += 1;
-                emit(entry, forward);
+        // first of them, then write forward. Should that order ever not
+        // hold, a second walk from the front leaves nothing dirty behind.
+        for from_front in [false, true] {
+            if self.dirty_count == 0 {
+                break;
             }
-            cursor.move_next();
-        }
-        if self.dirty_count > 0 {
-            // Unreachable while the order holds; should it not, nothing
-            // dirty is left behind.
-            debug_assert!(false, "dirty cache entries outside the tail");
-            for (key, slot) in self.entries.iter_mut().filter(|(_, s)| s.dirty) {
-                let entry = write_through(inner, key, slot)?;
-                slot.dirty = false;
-                self.dirty_count -= 1;
-                written += 1;
-                emit(entry, forward);
+            debug_assert!(!from_front, "dirty cache entries outside the tail");
+            let mut cursor = if from_front {
+                self.entries.cursor_front_mut()
+            } else {
+                let mut cursor = self.entries.cursor_back_mut();
+                for _ in 1..self.dirty_count {
+                    cursor.move_prev();
+                }
+                cursor
+            };
+            while let Some((key, slot)) = cursor.current() {
+                if slot.dirty {
+                    let entry = write_through(inner, key, slot)?;
+                    slot.dirty = false;
+                    self.dirty_count -= 1;
+                    written += 1;
+                    emit(entry, forward);
+                }
+                cursor.move_next();
             }
         }
         if written > 0 {
