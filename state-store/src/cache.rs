@@ -615,6 +615,13 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         self.inner.flush()
     }
 
+    fn flush_unsynced(&mut self) -> Result<()> {
+        let forwarded = &mut self.forwarded;
+        self.cache
+            .flush(&mut self.inner, &mut |e| forwarded.push(e))?;
+        self.inner.flush_unsynced()
+    }
+
     fn close(&mut self) -> Result<()> {
         // The inner store flushes itself on close (and closing twice is a
         // no-op there), so only the dirty entries are written here.

@@ -187,6 +187,10 @@ impl<S: KeyValueStore, L: ChangelogSink> KeyValueStore for ChangeLoggingStore<S,
         self.inner.flush()
     }
 
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.inner.flush_unsynced()
+    }
+
     fn close(&mut self) -> Result<()> {
         self.inner.close()
     }

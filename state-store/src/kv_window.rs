@@ -145,6 +145,10 @@ impl<S: KeyValueStore> WindowStore for KvWindowStore<S> {
         self.data.backend_mut().flush()
     }
 
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.data.backend_mut().flush_unsynced()
+    }
+
     fn close(&mut self) -> Result<()> {
         self.data.backend_mut().close()
     }
@@ -195,6 +199,10 @@ impl<S: KeyValueStore> KeyValueStore for KvWindowStore<S> {
 
     fn flush(&mut self) -> Result<()> {
         self.data.backend_mut().flush()
+    }
+
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.data.backend_mut().flush_unsynced()
     }
 
     fn close(&mut self) -> Result<()> {

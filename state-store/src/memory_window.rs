@@ -414,6 +414,10 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
         self.inner.flush()
     }
 
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.inner.flush_unsynced()
+    }
+
     fn close(&mut self) -> Result<()> {
         self.inner.close()
     }

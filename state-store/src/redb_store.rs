@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use redb::{
-    Database, DatabaseError, ReadableTable, ReadableTableMetadata, StorageError, Table,
+    Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, StorageError, Table,
     TableDefinition, WriteTransaction,
 };
 
@@ -49,10 +49,12 @@ impl Default for RedbOptions {
 /// Durability: the store keeps one write transaction open between flushes.
 /// Every put and delete goes into it (reads see them), and
 /// [`KeyValueStore::flush`] commits it with `Durability::Immediate` (an
-/// fsync) and begins the next. A crash loses the writes since the last
-/// flush, which is what the changelog and the checkpoint written after the
-/// flush account for. Dropping the store without [`KeyValueStore::close`]
-/// discards the unflushed writes.
+/// fsync) and begins the next. [`KeyValueStore::flush_unsynced`] commits
+/// with `Durability::None` instead: redb keeps such commits in memory until
+/// the next durable one. A crash loses the writes since the last
+/// [`KeyValueStore::flush`], which is what the changelog and the checkpoint
+/// written after that flush account for. [`KeyValueStore::close`] makes
+/// everything durable; dropping the store without it discards what was not.
 pub struct RedbStore {
     name: String,
     dir: PathBuf,
@@ -66,6 +68,8 @@ struct Open {
     txn: WriteTransaction,
     db: Database,
     dirty: bool,
+    /// Commits since the last durable one were made without an fsync.
+    unsynced: bool,
 }
 
 impl fmt::Debug for RedbStore {
@@ -123,6 +127,7 @@ impl RedbStore {
                 txn,
                 db,
                 dirty: prepared.fresh,
+                unsynced: false,
             }),
             failure: None,
         };
@@ -181,23 +186,49 @@ impl RedbStore {
         backend_error(&self.name, &self.dir, e)
     }
 
-    /// Commits the open transaction; begins the next one unless closing.
-    fn commit(&mut self, reopen: bool) -> Result<()> {
+    /// Commits the open transaction, with an fsync if `durable`; begins the
+    /// next one unless closing (which is always durable).
+    fn commit(&mut self, reopen: bool, durable: bool) -> Result<()> {
+        let durable = durable || !reopen;
         let Some(state) = self.state.take() else {
             return Err(self.unavailable());
         };
-        let Open { txn, db, dirty } = state;
-        if !dirty {
+        let Open {
+            mut txn,
+            db,
+            dirty,
+            unsynced,
+        } = state;
+        // Nothing to commit, or only unsynced commits when no fsync is asked.
+        if !dirty && (!unsynced || !durable) {
             if reopen {
-                self.state = Some(Open { txn, db, dirty });
+                self.state = Some(Open {
+                    txn,
+                    db,
+                    dirty,
+                    unsynced,
+                });
             } else {
                 drop(txn);
                 db.close().map_err(|e| self.err(e))?;
             }
             return Ok(());
         }
-        // A new transaction's durability is `Durability::Immediate`: the commit
-        // returns once the data is fsynced.
+        // A transaction's durability is `Durability::Immediate` unless set:
+        // the commit returns once the data (with every unsynced commit
+        // before it) is fsynced. An empty durable commit still makes the
+        // unsynced ones durable.
+        if !durable {
+            if let Err(e) = txn.set_durability(Durability::None) {
+                self.state = Some(Open {
+                    txn,
+                    db,
+                    dirty,
+                    unsynced,
+                });
+                return Err(self.err(e));
+            }
+        }
         // After a failed commit (a failed fsync among others) the store refuses
         // every further call, as redb itself does: retrying could lose data.
         if let Err(e) = txn.commit() {
@@ -205,7 +236,7 @@ impl RedbStore {
             self.failure = Some(format!("redb commit failed: {e}"));
             return Err(self.err(e));
         }
-        tracing::trace!(store = %self.name, "committed redb transaction");
+        tracing::trace!(store = %self.name, durable, "committed redb transaction");
         if reopen {
             let txn = db.begin_write().map_err(|e| {
                 self.failure = Some(format!("redb could not begin a transaction: {e}"));
@@ -215,6 +246,7 @@ impl RedbStore {
                 txn,
                 db,
                 dirty: false,
+                unsynced: !durable,
             });
         } else {
             db.close().map_err(|e| self.err(e))?;
@@ -388,15 +420,54 @@ impl KeyValueStore for RedbStore {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.commit(true)
+        self.commit(true, true)
+    }
+
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.commit(true, false)
     }
 
     fn close(&mut self) -> Result<()> {
         if self.state.is_none() {
             return Ok(());
         }
-        self.commit(false)?;
+        self.commit(false, true)?;
         tracing::info!(store = %self.name, "closed redb store");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::from(s.to_owned())
+    }
+
+    #[test]
+    fn unsynced_commits_are_read_back_and_made_durable_by_a_flush_or_a_close() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RedbStore::open(dir.path(), "s")?;
+        store.put(b("a"), b("1"))?;
+        store.flush_unsynced()?;
+        store.put(b("b"), b("2"))?;
+        store.flush_unsynced()?;
+        assert_eq!(store.get(b"a")?, Some(b("1")));
+        assert_eq!(store.get(b"b")?, Some(b("2")));
+        // Nothing written since the last commit: the durable commit is
+        // empty, and makes the unsynced ones durable.
+        store.flush()?;
+        drop(store);
+        let mut store = RedbStore::open(dir.path(), "s")?;
+        assert_eq!(store.get(b"a")?, Some(b("1")));
+        assert_eq!(store.get(b"b")?, Some(b("2")));
+
+        store.put(b("c"), b("3"))?;
+        store.flush_unsynced()?;
+        store.close()?;
+        let store = RedbStore::open(dir.path(), "s")?;
+        assert_eq!(store.get(b"c")?, Some(b("3")));
         Ok(())
     }
 }

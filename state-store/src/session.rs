@@ -193,6 +193,10 @@ impl<S: KeyValueStore> SessionStore for KvSessionStore<S> {
         self.data.backend_mut().flush()
     }
 
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.data.backend_mut().flush_unsynced()
+    }
+
     fn close(&mut self) -> Result<()> {
         self.data.backend_mut().close()
     }
@@ -243,6 +247,10 @@ impl<S: KeyValueStore> KeyValueStore for KvSessionStore<S> {
 
     fn flush(&mut self) -> Result<()> {
         self.data.backend_mut().flush()
+    }
+
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.data.backend_mut().flush_unsynced()
     }
 
     fn close(&mut self) -> Result<()> {

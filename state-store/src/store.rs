@@ -120,6 +120,16 @@ pub trait KeyValueStore: Send + fmt::Debug {
     /// and, for the caching layer, writes the dirty cache entries through.
     fn flush(&mut self) -> Result<()>;
 
+    /// Writes the dirty cache entries through (the caching layer) and hands
+    /// every write so far to the backend without waiting for it to become
+    /// durable: a crash may lose them, so a checkpoint may vouch only for
+    /// what a later [`KeyValueStore::flush`] made durable. redb commits
+    /// without an fsync, sled leaves the writes to its background flush;
+    /// by default this is [`KeyValueStore::flush`].
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.flush()
+    }
+
     /// Flushes and releases the store's resources. Every later call returns
     /// [`crate::StoreError::Closed`]. Closing twice is a no-op.
     fn close(&mut self) -> Result<()>;
@@ -173,6 +183,9 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
     }
     fn flush(&mut self) -> Result<()> {
         (**self).flush()
+    }
+    fn flush_unsynced(&mut self) -> Result<()> {
+        (**self).flush_unsynced()
     }
     fn close(&mut self) -> Result<()> {
         (**self).close()

@@ -61,6 +61,13 @@ pub trait WindowStore: Send + fmt::Debug {
     /// Makes the writes so far durable.
     fn flush(&mut self) -> Result<()>;
 
+    /// Hands the writes so far to the backend without waiting for them to
+    /// become durable (see [`crate::KeyValueStore::flush_unsynced`]); by
+    /// default [`Self::flush`].
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.flush()
+    }
+
     /// Flushes and releases the store.
     fn close(&mut self) -> Result<()>;
 }
@@ -106,6 +113,13 @@ pub trait SessionStore: Send + fmt::Debug {
 
     /// Makes the writes so far durable.
     fn flush(&mut self) -> Result<()>;
+
+    /// Hands the writes so far to the backend without waiting for them to
+    /// become durable (see [`crate::KeyValueStore::flush_unsynced`]); by
+    /// default [`Self::flush`].
+    fn flush_unsynced(&mut self) -> Result<()> {
+        self.flush()
+    }
 
     /// Flushes and releases the store.
     fn close(&mut self) -> Result<()>;

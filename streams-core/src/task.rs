@@ -760,8 +760,20 @@ impl Task {
         Ok(())
     }
 
+    /// Flushes the caches and hands every store's writes to its backend,
+    /// without waiting for them to be durable ([`Task::sync_stores`] does).
     fn flush_stores(&mut self) -> Result<()> {
         self.flush_caches()?;
+        for slot in &mut self.state.stores {
+            slot.stack.as_dyn_mut().flush_unsynced()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every store's writes durable (an fsync for the persistent
+    /// backends): done before a checkpoint vouches for them. A commit
+    /// ([`Task::commit`]) has flushed the caches first.
+    pub(crate) fn sync_stores(&mut self) -> Result<()> {
         for slot in &mut self.state.stores {
             slot.stack.as_dyn_mut().flush()?;
         }
@@ -781,7 +793,7 @@ impl Task {
                 if slot.stack.dirty_entries() == 0 {
                     continue;
                 }
-                slot.stack.as_dyn_mut().flush()?;
+                slot.stack.as_dyn_mut().flush_unsynced()?;
                 let entries = slot.stack.take_forwarded();
                 flushed_any = true;
                 let mut exec = self.exec();

@@ -186,6 +186,9 @@ pub(crate) struct TaskEntry {
     /// The changelog offsets of the last checkpoint written (`None`: none
     /// written by this owner yet).
     checkpointed: Option<BTreeMap<TopicPartition, u64>>,
+    /// The changelog offsets at the last durable flush of the task's stores
+    /// (`None`: none since this owner restored them).
+    synced: Option<BTreeMap<TopicPartition, u64>>,
     /// Stores still to restore; `None` once the task runs.
     restoring: Option<Vec<Restoring>>,
     /// Since when the task waits for an empty input partition while others
@@ -515,6 +518,7 @@ impl Core {
             consumed: FxHashMap::default(),
             changelog_offsets: BTreeMap::new(),
             checkpointed: None,
+            synced: None,
             restoring: Some(restoring),
             idle_wait_since: None,
             last_record: None,
@@ -813,8 +817,17 @@ impl Core {
             if !entry.running() {
                 continue;
             }
-            if !force && !checkpoint_due(entry.checkpointed.as_ref(), &entry.changelog_offsets) {
-                continue;
+            if !force {
+                if !checkpoint_due(entry.checkpointed.as_ref(), &entry.changelog_offsets) {
+                    continue;
+                }
+                // A commit hands the stores' writes to their backends
+                // without an fsync; the checkpoint may vouch only for
+                // durable ones. (A forced checkpoint follows a close, which
+                // made them durable.)
+                let task = &mut entry.task;
+                guarded(*id, || task.sync_stores())?;
+                entry.synced = Some(entry.changelog_offsets.clone());
             }
             let mut checkpoint = Checkpoint::new();
             for (tp, offset) in &entry.changelog_offsets {
@@ -828,6 +841,27 @@ impl Core {
             })?;
             checkpoint.write(&entry.dir.join(CHECKPOINT_FILE))?;
             entry.checkpointed = Some(entry.changelog_offsets.clone());
+        }
+        Ok(())
+    }
+
+    /// Under exactly-once, where no checkpoint is written while running:
+    /// makes the stores of each of `ids` durable once their changelogs
+    /// moved by more than [`CHECKPOINT_DELTA_RECORDS`] since the last time,
+    /// so that the writes a backend holds unsynced (redb keeps them in
+    /// memory) stay bounded.
+    fn sync_due_stores(&mut self, ids: &[TaskId]) -> Result<()> {
+        for id in ids {
+            let Some(entry) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if !entry.running() || !checkpoint_due(entry.synced.as_ref(), &entry.changelog_offsets)
+            {
+                continue;
+            }
+            let task = &mut entry.task;
+            guarded(*id, || task.sync_stores())?;
+            entry.synced = Some(entry.changelog_offsets.clone());
         }
         Ok(())
     }
@@ -1407,6 +1441,7 @@ async fn run(
                 }
                 // No checkpoint while running: the stores keep taking
                 // uncommitted writes.
+                lock(&core).sync_due_stores(&ids)?;
                 last_commit = Instant::now();
                 continue;
             }
