@@ -771,10 +771,16 @@ impl Task {
     }
 
     /// Makes every store's writes durable (an fsync for the persistent
-    /// backends): done before a checkpoint vouches for them. A commit
-    /// ([`Task::commit`]) has flushed the caches first.
+    /// backends): done before a checkpoint vouches for them, right after a
+    /// commit ([`Task::commit`]), so the caches hold nothing dirty that this
+    /// would write through.
     pub(crate) fn sync_stores(&mut self) -> Result<()> {
         for slot in &mut self.state.stores {
+            debug_assert_eq!(
+                slot.stack.dirty_entries(),
+                0,
+                "sync_stores after a commit only"
+            );
             slot.stack.as_dyn_mut().flush()?;
         }
         Ok(())
