@@ -50,11 +50,15 @@ impl Default for RedbOptions {
 /// Every put and delete goes into it (reads see them), and
 /// [`KeyValueStore::flush`] commits it with `Durability::Immediate` (an
 /// fsync) and begins the next. [`KeyValueStore::flush_unsynced`] commits
-/// with `Durability::None` instead: redb keeps such commits in memory until
-/// the next durable one. A crash loses the writes since the last
-/// [`KeyValueStore::flush`], which is what the changelog and the checkpoint
-/// written after that flush account for. [`KeyValueStore::close`] makes
-/// everything durable; dropping the store without it discards what was not.
+/// with `Durability::None` instead: redb writes their pages but persists
+/// such commits only with the next durable one (until then the commit, and
+/// the record of the pages it freed, which redb reuses only after a durable
+/// commit, live in the process's memory). A crash loses the writes since the
+/// last [`KeyValueStore::flush`], which is what the changelog and the
+/// checkpoint written after that flush account for (`tests/crash.rs` kills a
+/// writer between such commits). [`KeyValueStore::close`] makes everything
+/// durable; dropping the store without it discards the writes of the open
+/// transaction, which no flush committed.
 pub struct RedbStore {
     name: String,
     dir: PathBuf,

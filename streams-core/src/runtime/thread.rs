@@ -847,9 +847,10 @@ impl Core {
 
     /// Under exactly-once, where no checkpoint is written while running:
     /// makes the stores of each of `ids` durable once their changelogs
-    /// moved by more than [`CHECKPOINT_DELTA_RECORDS`] since the last time,
-    /// so that the writes a backend holds unsynced (redb keeps them in
-    /// memory) stay bounded.
+    /// moved by more than [`CHECKPOINT_DELTA_RECORDS`] since the last time.
+    /// Otherwise a redb store would persist nothing between a start and a
+    /// close: redb keeps the record of the pages that unsynced commits free
+    /// in memory and reuses those pages only after a durable commit.
     fn sync_due_stores(&mut self, ids: &[TaskId]) -> Result<()> {
         for id in ids {
             let Some(entry) = self.tasks.get_mut(id) else {
