@@ -803,16 +803,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_update_of_a_key_the_inner_store_lacks_is_written_through_without_a_second_read() {
-        let mut s = CachingStore::new(
+    /// A cache over a working `Flaky` store, roomy enough never to evict.
+    fn flaky_cache() -> CachingStore<Flaky> {
+        CachingStore::new(
             Flaky {
                 inner: InMemoryStore::new("f"),
                 fail: false,
                 gets: Default::default(),
             },
             100_000,
-        );
+        )
+    }
+
+    #[test]
+    fn an_update_of_a_key_the_inner_store_lacks_is_written_through_without_a_second_read() {
+        let mut s = flaky_cache();
         s.inner_mut().inner.put(b("a"), b("1")).unwrap();
         let add_one = |old: Option<&[u8]>| {
             let n = old.map_or(0, |v| v[0] - b'0');
@@ -849,14 +854,7 @@ mod tests {
     #[test]
     fn a_failed_flush_keeps_what_it_did_not_write_dirty_and_in_order() {
         for clean in [0, 20] {
-            let mut s = CachingStore::new(
-                Flaky {
-                    inner: InMemoryStore::new("f"),
-                    fail: false,
-                    gets: Default::default(),
-                },
-                100_000,
-            );
+            let mut s = flaky_cache();
             for i in 0..clean {
                 s.put(b(&format!("clean{i}")), b("0")).unwrap();
             }

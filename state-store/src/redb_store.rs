@@ -194,28 +194,12 @@ impl RedbStore {
     /// next one unless closing (which is always durable).
     fn commit(&mut self, reopen: bool, durable: bool) -> Result<()> {
         let durable = durable || !reopen;
-        let Some(state) = self.state.take() else {
+        let Some(state) = self.state.as_mut() else {
             return Err(self.unavailable());
         };
-        let Open {
-            mut txn,
-            db,
-            dirty,
-            unsynced,
-        } = state;
         // Nothing to commit, or only unsynced commits when no fsync is asked.
-        if !dirty && (!unsynced || !durable) {
-            if reopen {
-                self.state = Some(Open {
-                    txn,
-                    db,
-                    dirty,
-                    unsynced,
-                });
-            } else {
-                drop(txn);
-                db.close().map_err(|e| self.err(e))?;
-            }
+        let idle = !state.dirty && (!state.unsynced || !durable);
+        if idle && reopen {
             return Ok(());
         }
         // A transaction's durability is `Durability::Immediate` unless set:
@@ -223,15 +207,17 @@ impl RedbStore {
         // before it) is fsynced. An empty durable commit still makes the
         // unsynced ones durable.
         if !durable {
-            if let Err(e) = txn.set_durability(Durability::None) {
-                self.state = Some(Open {
-                    txn,
-                    db,
-                    dirty,
-                    unsynced,
-                });
-                return Err(self.err(e));
-            }
+            state
+                .txn
+                .set_durability(Durability::None)
+                .map_err(|e| backend_error(&self.name, &self.dir, e))?;
+        }
+        let Some(Open { txn, db, .. }) = self.state.take() else {
+            return Err(self.unavailable());
+        };
+        if idle {
+            drop(txn);
+            return db.close().map_err(|e| self.err(e));
         }
         // After a failed commit (a failed fsync among others) the store refuses
         // every further call, as redb itself does: retrying could lose data.

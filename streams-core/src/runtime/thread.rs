@@ -200,6 +200,15 @@ pub(crate) struct TaskEntry {
 }
 
 impl TaskEntry {
+    /// Makes the task's stores durable (right after a commit) and notes the
+    /// changelog offsets they now hold durably.
+    fn sync_stores(&mut self, id: TaskId) -> Result<()> {
+        let task = &mut self.task;
+        guarded(id, || task.sync_stores())?;
+        self.synced = Some(self.changelog_offsets.clone());
+        Ok(())
+    }
+
     /// Whether the task has restored its stores and processes records.
     pub(crate) fn running(&self) -> bool {
         self.restoring.is_none()
@@ -825,9 +834,7 @@ impl Core {
                 // without an fsync; the checkpoint may vouch only for
                 // durable ones. (A forced checkpoint follows a close, which
                 // made them durable.)
-                let task = &mut entry.task;
-                guarded(*id, || task.sync_stores())?;
-                entry.synced = Some(entry.changelog_offsets.clone());
+                entry.sync_stores(*id)?;
             }
             let mut checkpoint = Checkpoint::new();
             for (tp, offset) in &entry.changelog_offsets {
@@ -860,9 +867,7 @@ impl Core {
             {
                 continue;
             }
-            let task = &mut entry.task;
-            guarded(*id, || task.sync_stores())?;
-            entry.synced = Some(entry.changelog_offsets.clone());
+            entry.sync_stores(*id)?;
         }
         Ok(())
     }
