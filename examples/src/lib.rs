@@ -607,6 +607,45 @@ pub async fn wait_until_idle(
     }
 }
 
+/// The CPU time each thread of the process has run so far, by thread id
+/// (`/proc/self/task/*/schedstat`), where the platform has it; empty
+/// elsewhere. Two snapshots give the CPU time of a stretch of a run per
+/// thread, a steadier figure than the wall time on a busy machine.
+pub fn thread_cpu_times() -> HashMap<u64, Duration> {
+    let mut times = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return times;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = stat.split_whitespace().next().and_then(|n| n.parse().ok()) {
+            times.insert(tid, Duration::from_nanos(ns));
+        }
+    }
+    times
+}
+
+/// The CPU time run between two [`thread_cpu_times`] snapshots: by all
+/// threads together, and by the busiest one.
+pub fn cpu_between(
+    before: &HashMap<u64, Duration>,
+    after: &HashMap<u64, Duration>,
+) -> (Duration, Duration) {
+    let mut total = Duration::ZERO;
+    let mut busiest = Duration::ZERO;
+    for (tid, &time) in after {
+        let ran = time.saturating_sub(before.get(tid).copied().unwrap_or_default());
+        total += ran;
+        busiest = busiest.max(ran);
+    }
+    (total, busiest)
+}
+
 /// The process's peak resident set size in KiB (`VmHWM` of
 /// `/proc/self/status`), where the platform has it.
 pub fn peak_memory_kib() -> Option<u64> {
