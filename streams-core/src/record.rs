@@ -25,9 +25,30 @@ impl Header {
 }
 
 /// The headers of a record, in order; a key may repeat.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Headers {
     entries: Vec<Header>,
+}
+
+impl Clone for Headers {
+    // Most records have no headers, and each record a processor forwards
+    // carries a copy of its input's: the empty case skips `Vec::clone`.
+    fn clone(&self) -> Self {
+        if self.entries.is_empty() {
+            return Self::new();
+        }
+        Self {
+            entries: self.entries.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        if source.entries.is_empty() {
+            self.entries.clear();
+        } else {
+            self.entries.clone_from(&source.entries);
+        }
+    }
 }
 
 impl Headers {

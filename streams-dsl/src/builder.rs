@@ -147,22 +147,27 @@ impl Handle {
     /// Adds the nodes of a repartition through topic
     /// `<application.id>-<base>-repartition`: with `filter_null_keys`, a
     /// filter dropping null keys; a sink writing the topic; a source reading
-    /// it. Returns the source's name.
+    /// it. Returns the source's name. The sink writes values with
+    /// `value_serde`; the source reads them with `read_value_serde`, the
+    /// same serde but where the reader needs less of the value (a count
+    /// needs only whether it is null: [`crate::processors::Presence`]).
     ///
     /// Names follow Kafka: three indexes are always consumed; a generated
     /// `base` keeps the generated node names, a user `base` names them
     /// `<base>-repartition-sink`, `-filter` and `-source`.
-    pub(crate) fn add_repartition<K, V>(
+    pub(crate) fn add_repartition<K, V, VR>(
         &self,
         parent: &str,
         base: &str,
         key_serde: SerdeArc<K>,
         value_serde: SerdeArc<V>,
+        read_value_serde: SerdeArc<VR>,
         filter_null_keys: bool,
     ) -> String
     where
         K: Clone + Send + 'static,
         V: Clone + Send + 'static,
+        VR: Clone + Send + 'static,
     {
         let topic_name = repartition_name(base);
         let (gen_sink, gen_filter, gen_source) = {
@@ -216,7 +221,7 @@ impl Handle {
                 value_serde.clone(),
                 &[sink_parent],
             )?
-            .add_source(&source, key_serde, value_serde, &[&topic])?;
+            .add_source(&source, key_serde, read_value_serde.clone(), &[&topic])?;
             Ok(())
         });
         source

@@ -8,7 +8,7 @@ use streams_core::Serdes;
 use crate::builder::{store_builder, Handle};
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn, StreamAggregate};
+use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn, Presence, StreamAggregate};
 use crate::session_windows::{SessionWindowedKStream, SessionWindows};
 use crate::sliding_windows::{SlidingWindowedKStream, SlidingWindows};
 use crate::windows::{TimeWindowedKStream, TimeWindows};
@@ -80,14 +80,33 @@ where
     }
 
     fn do_count(&self, named: Option<Named>, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let add = count_adder();
-        self.do_aggregate(
-            "KSTREAM-AGGREGATE-",
-            "AGGREGATE",
-            named,
+        let counts: Option<SerdeArc<i64>> = Some(Arc::new(Serdes::i64()));
+        if !(self.repartition_required && self.key_serde.is_some() && self.value_serde.is_some()) {
+            return self.do_aggregate(
+                "KSTREAM-AGGREGATE-",
+                "AGGREGATE",
+                named,
+                materialized,
+                counts,
+                count_adder(),
+            );
+        }
+        // A count needs only whether each value is null: the repartition
+        // topic holds the values as written, and its source reads no more
+        // of them than that.
+        let (store, name) =
+            self.aggregation_names("KSTREAM-AGGREGATE-", "AGGREGATE", named, &materialized);
+        let parent = self.repartition_parent(&store, &name, |_| {
+            let presence: SerdeArc<()> = Arc::new(Presence);
+            presence
+        });
+        self.add_aggregate(
+            store,
+            name,
+            parent,
             materialized,
-            Some(Arc::new(Serdes::i64())),
-            add,
+            counts,
+            count_adder::<K, ()>(),
         )
     }
 
@@ -240,6 +259,18 @@ where
     /// The node an aggregation `name` with store `store` reads from: the
     /// grouped node, or the source of a repartition topic written from it.
     pub(crate) fn aggregation_parent(&self, store: &str, name: &str) -> String {
+        self.repartition_parent(store, name, Arc::clone)
+    }
+
+    /// [`KGroupedStream::aggregation_parent`], the repartition topic's
+    /// source reading values with the serde `read` makes of the grouped
+    /// stream's.
+    fn repartition_parent<VR: Clone + Send + 'static>(
+        &self,
+        store: &str,
+        name: &str,
+        read: impl FnOnce(&SerdeArc<V>) -> SerdeArc<VR>,
+    ) -> String {
         let builder = &self.builder;
         if !self.repartition_required {
             return self.node.clone();
@@ -247,7 +278,7 @@ where
         let base = self.name.clone().unwrap_or_else(|| store.to_owned());
         match (&self.key_serde, &self.value_serde) {
             (Some(ks), Some(vs)) => {
-                builder.add_repartition(&self.node, &base, ks.clone(), vs.clone(), true)
+                builder.add_repartition(&self.node, &base, ks.clone(), vs.clone(), read(vs), true)
             }
             _ => {
                 builder.fail(format!(
@@ -270,13 +301,44 @@ where
     where
         VA: Clone + Send + 'static,
     {
+        let (store, name) = self.aggregation_names(store_prefix, operation, named, &materialized);
+        let parent = self.aggregation_parent(&store, &name);
+        self.add_aggregate(store, name, parent, materialized, default_value_serde, add)
+    }
+
+    /// The store's and the processor's names of an aggregation, in the
+    /// order Kafka generates them.
+    fn aggregation_names<VA>(
+        &self,
+        store_prefix: &str,
+        operation: &str,
+        named: Option<Named>,
+        materialized: &Materialized<K, VA>,
+    ) -> (String, String) {
         let builder = &self.builder;
         let store = match &materialized.name {
             Some(name) => name.clone(),
             None => builder.store_name(store_prefix),
         };
-        let name = builder.kstream_name(named, operation);
-        let parent = self.aggregation_parent(&store, &name);
+        (store, builder.kstream_name(named, operation))
+    }
+
+    /// Adds the aggregation `name` over records of `parent` (values of
+    /// type `VIn`) and its store.
+    fn add_aggregate<VIn, VA>(
+        &self,
+        store: String,
+        name: String,
+        parent: String,
+        materialized: Materialized<K, VA>,
+        default_value_serde: Option<SerdeArc<VA>>,
+        add: AddFn<K, VIn, VA>,
+    ) -> KTable<K, VA>
+    where
+        VIn: Clone + Send + 'static,
+        VA: Clone + Send + 'static,
+    {
+        let builder = &self.builder;
         let key_serde = materialized
             .key_serde
             .clone()

@@ -581,9 +581,14 @@ where
             ));
             return self.child(base, false, None, None);
         };
-        let source = self
-            .builder
-            .add_repartition(&self.node, &base, ks.clone(), vs.clone(), false);
+        let source = self.builder.add_repartition(
+            &self.node,
+            &base,
+            ks.clone(),
+            vs.clone(),
+            vs.clone(),
+            false,
+        );
         self.child(source, false, Some(ks), Some(vs))
     }
 

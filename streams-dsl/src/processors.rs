@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use streams_core::{CacheEntry, Processor, ProcessorContext, Record, Result};
+use streams_core::{CacheEntry, Processor, ProcessorContext, Record, Result, Serde, SerdeError};
 
 use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
@@ -21,6 +21,30 @@ pub(crate) type SubFn<K, V, VA> = Arc<dyn Fn(&K, &V, VA) -> VA + Send + Sync>;
 /// The adder of `count`: one more per record.
 pub(crate) fn count_adder<K, V>() -> AddFn<K, V, i64> {
     Arc::new(|_, _, count| count.unwrap_or(0) + 1)
+}
+
+/// Reads a value as `()`: what a count takes of the values of its
+/// repartition topic, whose source then makes nothing of them but whether
+/// each is null. Nothing is written with it: the topic's sink writes the
+/// values with the grouped stream's serde.
+pub(crate) struct Presence;
+
+impl Serde<()> for Presence {
+    fn serialize(&self, _topic: &str, _value: &()) -> std::result::Result<Bytes, SerdeError> {
+        Ok(Bytes::new())
+    }
+
+    fn deserialize(&self, _topic: &str, _bytes: &Bytes) -> std::result::Result<(), SerdeError> {
+        Ok(())
+    }
+
+    fn deserialize_slice(
+        &self,
+        _topic: &str,
+        _bytes: &[u8],
+    ) -> std::result::Result<(), SerdeError> {
+        Ok(())
+    }
 }
 
 /// The adder of `reduce`: the first value, then `reducer(aggregate, value)`.

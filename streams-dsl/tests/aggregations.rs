@@ -4,7 +4,11 @@
 // The tests return streams-core's error, whose size is that crate's choice.
 #![allow(clippy::result_large_err)]
 
-use streams_core::{Result, Serdes, StoreBackend, TestRecord, TopologyTestDriver};
+use bytes::Bytes;
+use streams_core::{
+    processor_fn, ProcessorContext, Record, Result, Serde, SerdeError, Serdes, StoreBackend,
+    TestRecord, TopologyTestDriver,
+};
 use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder, ValueAndTimestamp};
 
 fn strings() -> Consumed<String, String> {
@@ -186,6 +190,80 @@ fn group_by_drops_null_values_before_the_repartition() -> Result<()> {
     );
     let store = driver.get_key_value_store::<String, ValueAndTimestamp<i64>>("counts")?;
     assert_eq!(store.all()?, [(s("v"), ValueAndTimestamp::make(1, 0))]);
+    Ok(())
+}
+
+/// Writes values as `Serdes::bytes` does, and cannot read them back.
+struct WriteOnly;
+
+impl Serde<Bytes> for WriteOnly {
+    fn serialize(&self, _topic: &str, value: &Bytes) -> std::result::Result<Bytes, SerdeError> {
+        Ok(value.clone())
+    }
+
+    fn deserialize(&self, topic: &str, _bytes: &Bytes) -> std::result::Result<Bytes, SerdeError> {
+        Err(SerdeError::deserialize::<Bytes>(topic, "write-only serde"))
+    }
+}
+
+#[test]
+fn a_count_through_a_repartition_reads_only_whether_values_are_null() -> Result<()> {
+    // The grouped serde cannot read values back: the count never asks it
+    // to. Null values are skipped, and stay in the topic as written.
+    let builder = StreamsBuilder::new();
+    let metrics = builder.metrics();
+    builder
+        .stream::<String, Bytes>("in", Consumed::with(Serdes::string(), Serdes::bytes()))
+        .process(
+            || {
+                processor_fn(
+                    |ctx: &mut ProcessorContext<'_, String, Bytes>, r: Record<String, Bytes>| {
+                        let key = r.key.clone().map(|k| format!("{k}!"));
+                        let nulled = r.value.as_deref() == Some(&b"null"[..]);
+                        ctx.forward(Record {
+                            key,
+                            value: if nulled { None } else { r.value },
+                            ..r
+                        })
+                    },
+                )
+            },
+            &[],
+        )
+        .group_by_key(Grouped::with(Serdes::string(), WriteOnly))
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    let topology = builder.build()?;
+    assert!(
+        topology
+            .describe()
+            .to_string()
+            .contains("counts-repartition"),
+        "{}",
+        topology.describe()
+    );
+    let driver = TopologyTestDriver::new(topology)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::bytes());
+    for value in ["a", "null", "b"] {
+        input.pipe_input(s("k"), Bytes::from(value))?;
+    }
+    let repartition =
+        driver.create_output_topic("counts-repartition", Serdes::string(), Serdes::bytes());
+    assert_eq!(
+        repartition.read_key_values_to_list()?,
+        [
+            (Some(s("k!")), Some(Bytes::from("a"))),
+            (Some(s("k!")), None),
+            (Some(s("k!")), Some(Bytes::from("b"))),
+        ]
+    );
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    assert_eq!(
+        out.read_key_values_to_list()?,
+        [(Some(s("k!")), Some(1)), (Some(s("k!")), Some(2))]
+    );
+    assert_eq!(metrics.dropped_records(), 1);
     Ok(())
 }
 
