@@ -117,7 +117,8 @@ pub use serdes::{
     StringSerde, TimeWindowedSerde, U16Serde, U32Serde, U64Serde, Window, Windowed,
 };
 pub use store::{
-    Change, KeyValueIterator, StoreBuilder, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
+    Change, KeyValueIterator, KeyValueStoreHandle, StoreBuilder, TypedKeyValueStore,
+    TypedSessionStore, TypedWindowStore,
 };
 pub use task::{DroppedRecordsMetric, TaskId};
 pub use test_driver::{

@@ -12,7 +12,7 @@ use state_store::CacheEntry;
 use crate::error::{Result, StreamsError};
 use crate::punctuation::{Cancellable, PunctuationType, PunctuatorFn, Schedule};
 use crate::record::{Headers, Record, RecordMetadata};
-use crate::store::{TypedKeyValueStore, TypedSessionStore, TypedWindowStore};
+use crate::store::{KeyValueStoreHandle, TypedKeyValueStore, TypedSessionStore, TypedWindowStore};
 use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId};
 
 /// A node of a topology that processes records one at a time, as Kafka's
@@ -288,6 +288,38 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     ) -> Result<TypedKeyValueStore<'_, K, V>> {
         let index = self.store_index(name)?;
         self.exec.state.stores[index].typed()
+    }
+
+    /// A handle on key-value store `name`, which must be connected to
+    /// this node and hold `K` to `V`: resolved once (in
+    /// [`Processor::init`]), then used for each record with
+    /// [`ProcessorContext::key_value_store_of`].
+    pub fn key_value_store_handle<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<KeyValueStoreHandle<K, V>> {
+        let index = self.store_index(name)?;
+        self.exec.state.stores[index].handle(index)
+    }
+
+    /// The typed view of the store `handle` stands for
+    /// ([`ProcessorContext::key_value_store`] without the lookup). The
+    /// handle must come from this processor's context: a handle on a store
+    /// this node is not connected to is an error.
+    pub fn key_value_store_of<'s, K: 'static, V: 'static>(
+        &'s mut self,
+        handle: &'s KeyValueStoreHandle<K, V>,
+    ) -> Result<TypedKeyValueStore<'s, K, V>> {
+        let index = handle.index();
+        let connected = self.exec.plan.nodes[self.node].stores.contains(&index)
+            && self.exec.state.stores[index].name == handle.name();
+        if !connected {
+            return Err(StreamsError::StoreNotConnected {
+                processor: self.node_name().to_owned(),
+                store: handle.name().to_owned(),
+            });
+        }
+        Ok(self.exec.state.stores[index].typed_with(handle))
     }
 
     /// A typed view of window store `name` (declared with

@@ -556,6 +556,55 @@ impl StoreSlot {
         })
     }
 
+    /// A handle on this key-value store (at `index` in its task), if `K`
+    /// and `V` are its types.
+    pub(crate) fn handle<K: 'static, V: 'static>(
+        &mut self,
+        index: usize,
+    ) -> Result<KeyValueStoreHandle<K, V>> {
+        // The checks of a typed view: a key-value store of these types.
+        self.typed::<K, V>()?;
+        let key_serde = self
+            .key_serde
+            .0
+            .downcast_ref::<Arc<dyn Serde<K>>>()
+            .cloned();
+        let value_serde = self
+            .value_serde
+            .0
+            .downcast_ref::<Arc<dyn Serde<V>>>()
+            .cloned();
+        match (key_serde, value_serde) {
+            (Some(key_serde), Some(value_serde)) => Ok(KeyValueStoreHandle {
+                index,
+                name: self.name.clone(),
+                key_serde,
+                value_serde,
+            }),
+            _ => Err(StreamsError::Internal(format!(
+                "the serdes of store '{}' changed type",
+                self.name
+            ))),
+        }
+    }
+
+    /// The typed view that `handle`, made by [`StoreSlot::handle`] of this
+    /// slot, stands for.
+    pub(crate) fn typed_with<'a, K, V>(
+        &'a mut self,
+        handle: &'a KeyValueStoreHandle<K, V>,
+    ) -> TypedKeyValueStore<'a, K, V> {
+        TypedKeyValueStore {
+            parts: SlotParts {
+                store: self.stack.as_dyn_mut(),
+                name: &self.name,
+                topic: &self.changelog_topic,
+                key_serde: handle.key_serde.as_ref(),
+                value_serde: handle.value_serde.as_ref(),
+            },
+        }
+    }
+
     /// A typed view, if `K` and `V` are the store's types.
     pub(crate) fn typed<K: 'static, V: 'static>(&mut self) -> Result<TypedKeyValueStore<'_, K, V>> {
         if self.window_size.is_some() || self.session {
@@ -629,6 +678,41 @@ pub struct Change<K, V> {
     pub new_value: Option<V>,
     /// The value downstream saw last (`None`: absent).
     pub old_value: Option<V>,
+}
+
+/// A key-value store of a processor, resolved once: made by
+/// [`crate::ProcessorContext::key_value_store_handle`] (in
+/// [`crate::Processor::init`], say) and used by
+/// [`crate::ProcessorContext::key_value_store_of`] for each record, which
+/// skips the lookup by name and the check of the store's types that
+/// [`crate::ProcessorContext::key_value_store`] makes each time.
+pub struct KeyValueStoreHandle<K, V> {
+    index: usize,
+    name: String,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> KeyValueStoreHandle<K, V> {
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store's index in its task.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl<K, V> fmt::Debug for KeyValueStoreHandle<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyValueStoreHandle")
+            .field("name", &self.name)
+            .field("key_type", &std::any::type_name::<K>())
+            .field("value_type", &std::any::type_name::<V>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A typed view over a task's key-value store, as Kafka's

@@ -7,7 +7,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use streams_core::{CacheEntry, Processor, ProcessorContext, Record, Result, Serde, SerdeError};
+use streams_core::{
+    CacheEntry, KeyValueStoreHandle, Processor, ProcessorContext, Record, Result, Serde, SerdeError,
+};
 
 use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
@@ -262,6 +264,8 @@ where
 /// timestamp is the largest of its records'.
 pub(crate) struct StreamAggregate<K, V, VA> {
     store: String,
+    /// The store, resolved at `init`.
+    handle: Option<KeyValueStoreHandle<K, ValueAndTimestamp<VA>>>,
     add: AddFn<K, V, VA>,
     cached: bool,
     metrics: DslMetrics,
@@ -279,6 +283,7 @@ impl<K, V, VA> StreamAggregate<K, V, VA> {
     pub(crate) fn new(store: String, add: AddFn<K, V, VA>, metrics: DslMetrics) -> Self {
         Self {
             store,
+            handle: None,
             add,
             cached: false,
             metrics,
@@ -294,6 +299,7 @@ where
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
         self.cached = listen_if_cached(ctx, &self.store)?;
+        self.handle = Some(ctx.key_value_store_handle(&self.store)?);
         Ok(())
     }
 
@@ -306,7 +312,10 @@ where
             return Ok(());
         };
         let (old, new, timestamp) = {
-            let mut store = ctx.key_value_store::<K, ValueAndTimestamp<VA>>(&self.store)?;
+            let mut store = match &self.handle {
+                Some(handle) => ctx.key_value_store_of(handle)?,
+                None => ctx.key_value_store::<K, ValueAndTimestamp<VA>>(&self.store)?,
+            };
             store.update(key, |old| {
                 let timestamp = old
                     .as_ref()

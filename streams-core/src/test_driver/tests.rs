@@ -1,4 +1,4 @@
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -8,7 +8,7 @@ use crate::processor::{processor_fn, Processor, ProcessorContext};
 use crate::punctuation::{Cancellable, PunctuationType};
 use crate::record::{Record, RecordMetadata};
 use crate::serdes::Serdes;
-use crate::store::StoreBuilder;
+use crate::store::{KeyValueStoreHandle, StoreBuilder};
 use crate::CacheEntry;
 
 const SOURCE: &str = "KSTREAM-SOURCE-0000000000";
@@ -794,6 +794,113 @@ fn a_processor_cannot_reach_a_store_it_is_not_connected_to() {
     let driver = TopologyTestDriver::new(t).unwrap();
     let input = driver.create_input_topic("other", Serdes::string(), Serdes::string());
     let err = input.pipe_value(s("x")).unwrap_err();
+    assert!(
+        matches!(&err, StreamsError::StoreNotConnected { processor, store } if processor == "snoop" && store == "counts"),
+        "{err}"
+    );
+}
+
+/// A handle one processor resolved, handed to another.
+type SharedHandle = Arc<Mutex<Option<KeyValueStoreHandle<String, i64>>>>;
+
+/// Counts keys through a store handle resolved at `init`, and leaves a
+/// second handle in `shared`.
+struct HandleCount {
+    handle: Option<KeyValueStoreHandle<String, i64>>,
+    shared: SharedHandle,
+}
+
+impl Processor<String, String, String, i64> for HandleCount {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+        let wrong = ctx.key_value_store_handle::<String, String>("counts");
+        assert!(
+            matches!(wrong, Err(StreamsError::StoreTypeMismatch { .. })),
+            "{wrong:?}"
+        );
+        self.handle = Some(ctx.key_value_store_handle("counts")?);
+        *self.shared.lock().unwrap() = Some(ctx.key_value_store_handle("counts")?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, i64>,
+        record: Record<String, String>,
+    ) -> Result<()> {
+        let (Some(handle), Some(word)) = (&self.handle, record.key) else {
+            return Ok(());
+        };
+        let count = {
+            let mut counts = ctx.key_value_store_of(handle)?;
+            assert_eq!(handle.name(), "counts");
+            let count = counts.get(&word)?.unwrap_or(0) + 1;
+            counts.put(&word, &count)?;
+            count
+        };
+        ctx.forward(Record::new(word, count, record.timestamp))
+    }
+}
+
+#[test]
+fn a_store_handle_reaches_its_store_from_its_own_node_only() {
+    let shared = SharedHandle::default();
+    let mut t = Topology::new();
+    let counter_shared = shared.clone();
+    let snoop_shared = shared.clone();
+    t.add_source(SOURCE, Serdes::string(), Serdes::string(), &["in"])
+        .unwrap()
+        .add_processor(
+            COUNT,
+            move || HandleCount {
+                handle: None,
+                shared: counter_shared.clone(),
+            },
+            &[SOURCE],
+        )
+        .unwrap()
+        .add_state_store(
+            StoreBuilder::key_value("counts", Serdes::string(), Serdes::i64()),
+            &[COUNT],
+        )
+        .unwrap()
+        .add_sink(SINK, "out", Serdes::string(), Serdes::i64(), &[COUNT])
+        .unwrap()
+        .add_source("other", Serdes::string(), Serdes::string(), &["other"])
+        .unwrap()
+        .add_processor(
+            "snoop",
+            move || {
+                let shared = snoop_shared.clone();
+                processor_fn(
+                    move |ctx: &mut ProcessorContext<'_, String, String>,
+                          _r: Record<String, String>| {
+                        let handle = shared.lock().unwrap().take().expect("a handle");
+                        ctx.key_value_store_of(&handle)?;
+                        Ok(())
+                    },
+                )
+            },
+            &["other"],
+        )
+        .unwrap();
+    let driver = TopologyTestDriver::new(t).unwrap();
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    for word in ["a", "b", "a"] {
+        input.pipe_input(s(word), s("")).unwrap();
+    }
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        [
+            (Some(s("a")), Some(1)),
+            (Some(s("b")), Some(1)),
+            (Some(s("a")), Some(2))
+        ]
+    );
+    let store = driver.get_key_value_store::<String, i64>("counts").unwrap();
+    assert_eq!(store.get(&s("a")).unwrap(), Some(2));
+    let other = driver.create_input_topic("other", Serdes::string(), Serdes::string());
+    let err = other.pipe_value(s("x")).unwrap_err();
     assert!(
         matches!(&err, StreamsError::StoreNotConnected { processor, store } if processor == "snoop" && store == "counts"),
         "{err}"
