@@ -686,6 +686,7 @@ struct RawRecord {
 
 /// Parses the record at `*pos` of the record section `area`, calling `on_header` with each
 /// header's key and value position, and moves `*pos` past it.
+#[inline]
 fn parse_record(
     area: &[u8],
     pos: &mut usize,
@@ -734,6 +735,7 @@ fn parse_record(
     })
 }
 
+#[inline]
 fn read_bytes_field(
     data: &[u8],
     pos: &mut usize,
@@ -756,6 +758,7 @@ fn read_bytes_field(
 }
 
 /// Reads a zigzag varint (at most 5 bytes).
+#[inline]
 fn read_varint(data: &[u8], pos: &mut usize) -> Result<i32, &'static str> {
     // Fast path: one byte.
     if let Some(&b) = data.get(*pos) {
@@ -770,11 +773,20 @@ fn read_varint(data: &[u8], pos: &mut usize) -> Result<i32, &'static str> {
 }
 
 /// Reads a zigzag varlong (at most 10 bytes).
+#[inline]
 fn read_varlong(data: &[u8], pos: &mut usize) -> Result<i64, &'static str> {
+    // Fast path: one byte (a record's timestamp delta, most of the time).
+    if let Some(&b) = data.get(*pos) {
+        if b < 0x80 {
+            *pos += 1;
+            return Ok(((b >> 1) as i64) ^ -((b & 1) as i64));
+        }
+    }
     let raw = read_unsigned(data, pos, 10)?;
     Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
 }
 
+#[inline]
 fn read_unsigned(data: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64, &'static str> {
     let mut value = 0u64;
     for i in 0..max_bytes {

@@ -311,15 +311,20 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         handle: &'s KeyValueStoreHandle<K, V>,
     ) -> Result<TypedKeyValueStore<'s, K, V>> {
         let index = handle.index();
-        let connected = self.exec.plan.nodes[self.node].stores.contains(&index)
-            && self.exec.state.stores[index].name == handle.name();
-        if !connected {
-            return Err(StreamsError::StoreNotConnected {
-                processor: self.node_name().to_owned(),
-                store: handle.name().to_owned(),
-            });
-        }
-        Ok(self.exec.state.stores[index].typed_with(handle))
+        let connected = self.exec.plan.nodes[self.node].stores.contains(&index);
+        let store = if connected {
+            self.exec
+                .state
+                .stores
+                .get_mut(index)
+                .and_then(|slot| slot.typed_with(handle))
+        } else {
+            None
+        };
+        store.ok_or_else(|| StreamsError::StoreNotConnected {
+            processor: self.exec.plan.nodes[self.node].name.clone(),
+            store: handle.name().to_owned(),
+        })
     }
 
     /// A typed view of window store `name` (declared with

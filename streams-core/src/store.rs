@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -408,6 +408,8 @@ impl StoreStack {
 /// One store of a task.
 #[derive(Debug)]
 pub(crate) struct StoreSlot {
+    /// Unique in the process: what a [`KeyValueStoreHandle`] checks.
+    id: u64,
     pub(crate) name: String,
     pub(crate) changelog_topic: Arc<str>,
     pub(crate) stack: StoreStack,
@@ -429,6 +431,9 @@ pub(crate) struct StoreSlot {
     key_serde: ErasedSerdeDebug,
     value_serde: ErasedSerdeDebug,
 }
+
+/// The id of the next [`StoreSlot`] opened.
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
 
 /// [`ErasedSerde`] with a `Debug` impl.
 #[derive(Clone)]
@@ -500,6 +505,7 @@ impl StoreSlot {
             wiped,
             window_size: builder.window.map(|w| w.window_size_ms),
             session: builder.session.is_some(),
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             key_type: builder.key_type,
             value_type: builder.value_type,
             key_serde: ErasedSerdeDebug(builder.key_serde.clone()),
@@ -577,6 +583,7 @@ impl StoreSlot {
         match (key_serde, value_serde) {
             (Some(key_serde), Some(value_serde)) => Ok(KeyValueStoreHandle {
                 index,
+                store_id: self.id,
                 name: self.name.clone(),
                 key_serde,
                 value_serde,
@@ -588,13 +595,16 @@ impl StoreSlot {
         }
     }
 
-    /// The typed view that `handle`, made by [`StoreSlot::handle`] of this
-    /// slot, stands for.
+    /// The typed view that `handle` stands for, if [`StoreSlot::handle`]
+    /// of this slot made it.
     pub(crate) fn typed_with<'a, K, V>(
         &'a mut self,
         handle: &'a KeyValueStoreHandle<K, V>,
-    ) -> TypedKeyValueStore<'a, K, V> {
-        TypedKeyValueStore {
+    ) -> Option<TypedKeyValueStore<'a, K, V>> {
+        if handle.store_id != self.id {
+            return None;
+        }
+        Some(TypedKeyValueStore {
             parts: SlotParts {
                 store: self.stack.as_dyn_mut(),
                 name: &self.name,
@@ -602,7 +612,7 @@ impl StoreSlot {
                 key_serde: handle.key_serde.as_ref(),
                 value_serde: handle.value_serde.as_ref(),
             },
-        }
+        })
     }
 
     /// A typed view, if `K` and `V` are the store's types.
@@ -688,6 +698,7 @@ pub struct Change<K, V> {
 /// [`crate::ProcessorContext::key_value_store`] makes each time.
 pub struct KeyValueStoreHandle<K, V> {
     index: usize,
+    store_id: u64,
     name: String,
     key_serde: Arc<dyn Serde<K>>,
     value_serde: Arc<dyn Serde<V>>,

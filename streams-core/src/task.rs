@@ -343,6 +343,10 @@ pub(crate) fn process_at<K: 'static, V: 'static>(
 ) -> Result<()> {
     let mut slot = Some(record);
     call_node(exec, node, |n, ex| n.process(ex, node, &mut slot))?;
+    // Most nodes have no store: no call for them.
+    if exec.plan.nodes[node].stores.is_empty() {
+        return Ok(());
+    }
     deliver_evictions(exec, node)
 }
 
