@@ -307,9 +307,18 @@ fn call_node<R>(
             "node #{node} called while it is already running"
         )));
     };
-    let result = f(taken.as_mut(), exec.reborrow());
-    exec.nodes[node] = Some(taken);
-    result
+    // Matched rather than kept and returned: the success path then moves
+    // no error-sized result (this runs at every hop of every record).
+    match f(taken.as_mut(), exec.reborrow()) {
+        Ok(out) => {
+            exec.nodes[node] = Some(taken);
+            Ok(out)
+        }
+        Err(e) => {
+            exec.nodes[node] = Some(taken);
+            Err(e)
+        }
+    }
 }
 
 /// Forwards `record` from `node` to each of its children, depth first.
@@ -659,7 +668,10 @@ impl Task {
         });
         self.state.current_bytes = None;
         self.drain_changelogs();
-        result
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves stream time forward to `timestamp` (if later) with no record,
