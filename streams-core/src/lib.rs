@@ -93,6 +93,7 @@ mod config;
 mod error;
 mod naming;
 mod node;
+mod output;
 mod processor;
 pub mod punctuation;
 mod record;

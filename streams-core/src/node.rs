@@ -5,14 +5,14 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use state_store::CacheEntry;
 
 use crate::error::Result;
+use crate::output::Field;
 use crate::processor::{Processor, ProcessorContext, TypesMarker};
 use crate::record::{Headers, Record};
-use crate::serdes::{Serde, SerdeError};
-use crate::task::{forward_from, take_record, ErasedNode, Exec, RawRecord};
+use crate::serdes::Serde;
+use crate::task::{forward_from, take_record, ErasedNode, Exec};
 
 /// Deserializes input records and forwards them.
 pub(crate) struct SourceNode<K, V> {
@@ -114,12 +114,11 @@ where
     }
 }
 
-/// Serializes records for a topic.
+/// Serializes records for a topic, straight into the task's output.
 pub(crate) struct SinkNode<K, V> {
     topic: Arc<str>,
     key_serde: Arc<dyn Serde<K>>,
     value_serde: Arc<dyn Serde<V>>,
-    arena: Arena,
 }
 
 impl<K, V> SinkNode<K, V> {
@@ -132,7 +131,6 @@ impl<K, V> SinkNode<K, V> {
             topic,
             key_serde,
             value_serde,
-            arena: Arena::default(),
         }
     }
 }
@@ -140,58 +138,26 @@ impl<K, V> SinkNode<K, V> {
 impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
     fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
         let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
-        let (topic, arena) = (&*self.topic, &mut self.arena);
+        let topic = &*self.topic;
+        let output = &mut exec.state.output;
+        let mark = output.bytes_len();
         let key = match &record.key {
-            Some(k) => Some(arena.put(|out| self.key_serde.serialize_into(topic, k, out))?),
-            None => None,
+            Some(k) => output.write_field(|out| self.key_serde.serialize_into(topic, k, out))?,
+            None => Field::Null,
         };
         let value = match &record.value {
-            Some(v) => Some(arena.put(|out| self.value_serde.serialize_into(topic, v, out))?),
-            None => None,
+            Some(v) => {
+                match output.write_field(|out| self.value_serde.serialize_into(topic, v, out)) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        output.truncate_bytes(mark);
+                        return Err(e.into());
+                    }
+                }
+            }
+            None => Field::Null,
         };
-        exec.state.output.push((
-            self.topic.clone(),
-            RawRecord {
-                key,
-                value,
-                timestamp: record.timestamp,
-                headers: record.headers,
-            },
-        ));
+        output.push_fields(&self.topic, key, value, record.timestamp, record.headers);
         Ok(())
-    }
-}
-
-/// Serialized records leave the stream thread (a sender thread appends
-/// them and drops them): small ones are carved out of shared chunks, so
-/// that the stream thread does not allocate a buffer per key and per value
-/// for another thread to free, which defeats the allocator's thread caches.
-#[derive(Default)]
-struct Arena {
-    chunk: BytesMut,
-    scratch: Vec<u8>,
-}
-
-impl Arena {
-    /// The size of a chunk.
-    const CHUNK: usize = 64 * 1024;
-    /// Larger values get a buffer of their own.
-    const LARGE: usize = 4 * 1024;
-
-    fn put(
-        &mut self,
-        write: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), SerdeError>,
-    ) -> std::result::Result<Bytes, SerdeError> {
-        self.scratch.clear();
-        write(&mut self.scratch)?;
-        let len = self.scratch.len();
-        if len > Self::LARGE {
-            return Ok(Bytes::from(std::mem::take(&mut self.scratch)));
-        }
-        if self.chunk.capacity() < len {
-            self.chunk = BytesMut::with_capacity(Self::CHUNK);
-        }
-        self.chunk.extend_from_slice(&self.scratch);
-        Ok(self.chunk.split().freeze())
     }
 }

@@ -383,15 +383,15 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         timestamp: i64,
         headers: Headers,
     ) {
-        self.exec.state.output.push((
-            Arc::from(topic),
+        self.exec.state.output.push_raw(
+            &Arc::from(topic),
             RawRecord {
                 key,
                 value,
                 timestamp,
                 headers,
             },
-        ));
+        );
     }
 
     /// Whether store `name` (connected to this node) has a record cache.

@@ -19,6 +19,7 @@ use state_store::{CacheEntry, StoreBackend};
 
 use crate::config::DeserializationHandler;
 use crate::error::{Result, StreamsError};
+use crate::output::Output;
 use crate::punctuation::{next_slot, PunctuationType, Schedule};
 use crate::record::{Headers, Record, RecordMetadata};
 use crate::serdes::SerdeError;
@@ -173,9 +174,10 @@ pub(crate) struct TaskState {
     pub(crate) current: Option<RecordMetadata>,
     pub(crate) commit_requested: bool,
     /// Records for topics (sinks, changelogs, dead letters), in order.
-    pub(crate) output: Vec<(Arc<str>, RawRecord)>,
-    /// The most records taken from `output` at once.
-    pub(crate) output_room: usize,
+    pub(crate) output: Output,
+    /// The most records, and bytes of serialized keys and values, taken
+    /// from `output` at once.
+    pub(crate) output_room: (usize, usize),
     pub(crate) handler: DeserializationHandler,
     pub(crate) dead_letter_topic: Option<Arc<str>>,
     /// The `dropped-records` metric of the task.
@@ -257,15 +259,15 @@ impl TaskState {
                     "__streams.errors.offset",
                     Some(Bytes::from(offset.to_string())),
                 );
-            self.output.push((
-                dlq,
+            self.output.push_raw(
+                &dlq,
                 RawRecord {
                     key,
                     value,
                     timestamp,
                     headers,
                 },
-            ));
+            );
         }
         Ok(())
     }
@@ -524,8 +526,8 @@ impl Task {
                 wall_clock: options.wall_clock,
                 current: None,
                 commit_requested: false,
-                output: Vec::new(),
-                output_room: 0,
+                output: Output::default(),
+                output_room: (0, 0),
                 handler: options.handler,
                 dead_letter_topic: options.dead_letter_topic.map(Arc::from),
                 dropped_records: 0,
@@ -846,27 +848,31 @@ impl Task {
         for slot in stores.iter() {
             if let Some(buffer) = &slot.changelog {
                 for (key, value) in buffer.take() {
-                    output.push((
-                        slot.changelog_topic.clone(),
+                    output.push_raw(
+                        &slot.changelog_topic,
                         RawRecord {
                             key: Some(key),
                             value,
                             timestamp,
                             headers: Headers::new(),
                         },
-                    ));
+                    );
                 }
             }
         }
     }
 
     /// Takes the records written since the last call.
-    pub(crate) fn take_output(&mut self) -> Vec<(Arc<str>, RawRecord)> {
+    pub(crate) fn take_output(&mut self) -> Output {
         // Start the next round with room for the largest one so far: a
-        // round that outgrows its vector copies it whole.
-        let room = self.state.output.len().max(self.state.output_room);
+        // round that outgrows its buffers copies them whole.
+        let (records, bytes) = self.state.output_room;
+        let room = (
+            self.state.output.len().max(records),
+            self.state.output.bytes_len().max(bytes),
+        );
         self.state.output_room = room;
-        std::mem::replace(&mut self.state.output, Vec::with_capacity(room))
+        std::mem::replace(&mut self.state.output, Output::with_room(room.0, room.1))
     }
 
     /// Whether a processor asked for a commit since the last one.

@@ -225,7 +225,7 @@ impl DriverInner {
     /// back, as in Kafka's driver).
     fn capture(&mut self) {
         for index in 0..self.tasks.len() {
-            for (topic, raw) in self.tasks[index].take_output() {
+            for (topic, raw) in self.tasks[index].take_output().into_records() {
                 let loops_back = self.task_of_topic.contains_key(&*topic);
                 let (log, offset) = self.append(&topic);
                 log.produced = true;

@@ -18,11 +18,12 @@ use broker_embedded::{Producer, ProducerRecord, RecordMetadata, TopicPartition};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Result, StreamsError};
-use crate::task::{RawRecord, TaskId};
+use crate::output::Output;
+use crate::task::TaskId;
 
 /// The output of tasks to send (sinks, changelogs, dead letters), per task,
 /// by logical topic.
-pub(crate) type Outgoing = Vec<(TaskId, Vec<(Arc<str>, RawRecord)>)>;
+pub(crate) type Outgoing = Vec<(TaskId, Output)>;
 
 /// Per task, the changelog partitions that sent records reached and the
 /// next offset of each.
@@ -69,16 +70,12 @@ impl std::fmt::Debug for Job {
 
 /// The records of one task's output, changelog records pinned to the
 /// task's partition.
-fn producer_records(
-    routing: &Routing,
-    id: TaskId,
-    output: Vec<(Arc<str>, RawRecord)>,
-) -> Vec<ProducerRecord> {
+fn producer_records(routing: &Routing, id: TaskId, output: Output) -> Vec<ProducerRecord> {
     let mut records = Vec::with_capacity(output.len());
     // Outputs come in runs of one topic: its physical name and partition
     // rule are looked up once per run.
     let mut last: Option<(Arc<str>, Arc<str>, Option<u32>)> = None;
-    for (topic, raw) in output {
+    for (topic, raw) in output.into_records() {
         let same = last
             .as_ref()
             .is_some_and(|(t, _, _)| Arc::ptr_eq(t, &topic) || **t == *topic);
@@ -310,6 +307,7 @@ mod tests {
 
     use super::*;
     use crate::record::Headers;
+    use crate::task::RawRecord;
 
     fn task(partition: u32) -> TaskId {
         TaskId {
@@ -329,11 +327,13 @@ mod tests {
 
     /// `values` to the changelog (logical name `store-changelog`, physical
     /// `t`), then one record to the output topic `out`.
-    fn output(values: &[&str]) -> Vec<(Arc<str>, RawRecord)> {
+    fn output(values: &[&str]) -> Output {
         let changelog: Arc<str> = Arc::from("store-changelog");
-        let mut out: Vec<(Arc<str>, RawRecord)> =
-            values.iter().map(|v| (changelog.clone(), raw(v))).collect();
-        out.push((Arc::from("out"), raw("o")));
+        let mut out = Output::default();
+        for v in values {
+            out.push_raw(&changelog, raw(v));
+        }
+        out.push_raw(&Arc::from("out"), raw("o"));
         out
     }
 

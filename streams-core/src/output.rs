@@ -1,0 +1,258 @@
+//! What a task writes for topics between two hand-overs to the producer:
+//! the records of its sinks, changelogs and dead letters, in order.
+//!
+//! A sink serializes keys and values straight into one buffer, and a record
+//! keeps where its bytes are in it: no buffer, and no reference-counted
+//! slice, per key and per value on the stream thread. The buffer becomes
+//! one `Bytes` when the output is turned into records, on the sender's
+//! thread, which slices it there and frees it once, when the batch is sent.
+//! Records that come with bytes of their own (changelog updates, dead
+//! letters) keep them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::record::Headers;
+use crate::serdes::SerdeError;
+use crate::task::RawRecord;
+
+/// Where a key or a value of an output record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// A null.
+    Null,
+    /// In the output's buffer.
+    Inline { start: u32, len: u32 },
+    /// Bytes of its own, at this index of the output's shared bytes.
+    Shared(u32),
+}
+
+#[derive(Debug)]
+struct OutRecord {
+    /// Index into [`Output::topics`].
+    topic: u32,
+    key: Field,
+    value: Field,
+    timestamp: i64,
+    headers: Headers,
+}
+
+/// A task's records for topics, in the order they were written.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    topics: Vec<Arc<str>>,
+    bytes: Vec<u8>,
+    shared: Vec<Bytes>,
+    records: Vec<OutRecord>,
+}
+
+impl Output {
+    /// An empty output with room for `records` records and `bytes` bytes of
+    /// serialized keys and values.
+    pub(crate) fn with_room(records: usize, bytes: usize) -> Self {
+        Self {
+            topics: Vec::new(),
+            bytes: Vec::with_capacity(bytes),
+            shared: Vec::new(),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    /// The number of records.
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there are no records.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The bytes of the serialized keys and values.
+    pub(crate) fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn topic_index(&mut self, topic: &Arc<str>) -> u32 {
+        // A task writes to a handful of topics, most often the last one.
+        if let Some(i) = self.topics.iter().rposition(|t| Arc::ptr_eq(t, topic)) {
+            return i as u32;
+        }
+        self.topics.push(topic.clone());
+        (self.topics.len() - 1) as u32
+    }
+
+    fn share(&mut self, bytes: Option<Bytes>) -> Field {
+        match bytes {
+            None => Field::Null,
+            Some(bytes) => {
+                self.shared.push(bytes);
+                Field::Shared((self.shared.len() - 1) as u32)
+            }
+        }
+    }
+
+    /// Appends a record that has bytes of its own.
+    pub(crate) fn push_raw(&mut self, topic: &Arc<str>, raw: RawRecord) {
+        let topic = self.topic_index(topic);
+        let key = self.share(raw.key);
+        let value = self.share(raw.value);
+        self.records.push(OutRecord {
+            topic,
+            key,
+            value,
+            timestamp: raw.timestamp,
+            headers: raw.headers,
+        });
+    }
+
+    /// Serializes a key or a value into the buffer with `write`. On an
+    /// error, the buffer is as it was.
+    pub(crate) fn write_field(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), SerdeError>,
+    ) -> Result<Field, SerdeError> {
+        let start = self.bytes.len();
+        if let Err(e) = write(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return Err(e);
+        }
+        let len = self.bytes.len() - start;
+        match (u32::try_from(start), u32::try_from(len)) {
+            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
+                Ok(Field::Inline { start, len })
+            }
+            // Past what a field can point at: the bytes move out.
+            _ => {
+                let own = Bytes::copy_from_slice(&self.bytes[start..]);
+                self.bytes.truncate(start);
+                Ok(self.share(Some(own)))
+            }
+        }
+    }
+
+    /// Undoes the fields written since the buffer had `len` bytes (a record
+    /// whose value failed to serialize after its key did).
+    pub(crate) fn truncate_bytes(&mut self, len: usize) {
+        self.bytes.truncate(len);
+    }
+
+    /// Appends a record whose fields [`Output::write_field`] wrote.
+    pub(crate) fn push_fields(
+        &mut self,
+        topic: &Arc<str>,
+        key: Field,
+        value: Field,
+        timestamp: i64,
+        headers: Headers,
+    ) {
+        let topic = self.topic_index(topic);
+        self.records.push(OutRecord {
+            topic,
+            key,
+            value,
+            timestamp,
+            headers,
+        });
+    }
+
+    /// The records, each with its topic, in order.
+    pub(crate) fn into_records(self) -> impl Iterator<Item = (Arc<str>, RawRecord)> {
+        let Output {
+            topics,
+            bytes,
+            mut shared,
+            records,
+        } = self;
+        let bytes = Bytes::from(bytes);
+        records.into_iter().map(move |r| {
+            let mut field = |f: Field| match f {
+                Field::Null => None,
+                Field::Inline { start, len } => {
+                    let start = start as usize;
+                    Some(bytes.slice(start..start + len as usize))
+                }
+                Field::Shared(i) => shared.get_mut(i as usize).map(std::mem::take),
+            };
+            let key = field(r.key);
+            let value = field(r.value);
+            (
+                topics[r.topic as usize].clone(),
+                RawRecord {
+                    key,
+                    value,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                },
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(key: Option<&str>, value: Option<&str>, timestamp: i64) -> RawRecord {
+        RawRecord {
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+            timestamp,
+            headers: Headers::new(),
+        }
+    }
+
+    fn put(text: &str) -> impl FnOnce(&mut Vec<u8>) -> Result<(), SerdeError> + '_ {
+        move |out| {
+            out.extend_from_slice(text.as_bytes());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn records_come_back_in_order_with_their_topics_and_bytes() {
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut out = Output::with_room(4, 16);
+        let key = out.write_field(put("k1")).unwrap();
+        let value = out.write_field(put("v1")).unwrap();
+        out.push_fields(&a, key, value, 1, Headers::new());
+        out.push_raw(&b, raw(Some("ck"), None, 2));
+        let key = out.write_field(put("")).unwrap();
+        out.push_fields(&a, key, Field::Null, 3, Headers::new());
+        // A failed value leaves no bytes behind.
+        let mark = out.bytes_len();
+        let key = out.write_field(put("k4")).unwrap();
+        let failed = out.write_field(|buf| {
+            buf.extend_from_slice(b"partial");
+            Err(SerdeError::serialize::<String>("a", "no"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(out.bytes_len(), mark + 2);
+        let _ = key;
+        out.truncate_bytes(mark);
+        assert_eq!(out.bytes_len(), mark);
+        let key = out.write_field(put("k5")).unwrap();
+        out.push_fields(&b, key, Field::Null, 5, Headers::new());
+        assert_eq!(out.len(), 4);
+        let records: Vec<_> = out.into_records().collect();
+        let expected = [
+            ("a", raw(Some("k1"), Some("v1"), 1)),
+            ("b", raw(Some("ck"), None, 2)),
+            ("a", raw(Some(""), None, 3)),
+            ("b", raw(Some("k5"), None, 5)),
+        ];
+        assert_eq!(records.len(), expected.len());
+        for ((topic, record), (want_topic, want)) in records.iter().zip(expected) {
+            assert_eq!(&**topic, want_topic);
+            assert_eq!(record, &want);
+        }
+    }
+
+    #[test]
+    fn an_empty_output_has_no_records() {
+        let out = Output::default();
+        assert!(out.is_empty());
+        assert_eq!(out.into_records().count(), 0);
+    }
+}
