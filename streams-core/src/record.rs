@@ -25,30 +25,12 @@ impl Header {
 }
 
 /// The headers of a record, in order; a key may repeat.
-#[derive(Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Headers {
-    entries: Vec<Header>,
-}
-
-impl Clone for Headers {
-    // Most records have no headers, and each record a processor forwards
-    // carries a copy of its input's: the empty case skips `Vec::clone`.
-    fn clone(&self) -> Self {
-        if self.entries.is_empty() {
-            return Self::new();
-        }
-        Self {
-            entries: self.entries.clone(),
-        }
-    }
-
-    fn clone_from(&mut self, source: &Self) {
-        if source.entries.is_empty() {
-            self.entries.clear();
-        } else {
-            self.entries.clone_from(&source.entries);
-        }
-    }
+    /// `None` when there are none, never an empty vector: most records
+    /// have no headers, and every record a processor forwards carries its
+    /// input's, so the empty case is one word, copied and cloned for free.
+    entries: Option<Box<Vec<Header>>>,
 }
 
 impl Headers {
@@ -57,58 +39,69 @@ impl Headers {
         Self::default()
     }
 
+    fn slice(&self) -> &[Header] {
+        self.entries.as_deref().map_or(&[], Vec::as_slice)
+    }
+
     /// Appends a header.
     pub fn add(&mut self, key: impl Into<String>, value: Option<Bytes>) -> &mut Self {
-        self.entries.push(Header {
-            key: key.into(),
-            value,
-        });
+        self.entries
+            .get_or_insert_with(Default::default)
+            .push(Header {
+                key: key.into(),
+                value,
+            });
         self
     }
 
     /// Removes every header with `key`.
     pub fn remove(&mut self, key: &str) -> &mut Self {
-        self.entries.retain(|h| h.key != key);
+        if let Some(entries) = &mut self.entries {
+            entries.retain(|h| h.key != key);
+            if entries.is_empty() {
+                self.entries = None;
+            }
+        }
         self
     }
 
     /// The last header with `key`, as Kafka's `lastHeader`.
     pub fn last(&self, key: &str) -> Option<&Header> {
-        self.entries.iter().rev().find(|h| h.key == key)
+        self.slice().iter().rev().find(|h| h.key == key)
     }
 
     /// Every header with `key`, in order.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Header> + 'a {
-        self.entries.iter().filter(move |h| h.key == key)
+        self.slice().iter().filter(move |h| h.key == key)
     }
 
     /// Every header, in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {
-        self.entries.iter()
+        self.slice().iter()
     }
 
     /// The number of headers.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slice().len()
     }
 
     /// Whether there are no headers.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_none()
     }
 }
 
 impl From<Vec<Header>> for Headers {
     fn from(entries: Vec<Header>) -> Self {
-        Self { entries }
+        Self {
+            entries: (!entries.is_empty()).then(|| Box::new(entries)),
+        }
     }
 }
 
 impl FromIterator<Header> for Headers {
     fn from_iter<I: IntoIterator<Item = Header>>(iter: I) -> Self {
-        Self {
-            entries: iter.into_iter().collect(),
-        }
+        Self::from(iter.into_iter().collect::<Vec<_>>())
     }
 }
 
@@ -116,7 +109,7 @@ impl<'a> IntoIterator for &'a Headers {
     type Item = &'a Header;
     type IntoIter = std::slice::Iter<'a, Header>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter()
+        self.iter()
     }
 }
 
@@ -124,7 +117,7 @@ impl IntoIterator for Headers {
     type Item = Header;
     type IntoIter = std::vec::IntoIter<Header>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
+        self.entries.map(|e| *e).unwrap_or_default().into_iter()
     }
 }
 
@@ -228,6 +221,31 @@ mod tests {
         assert_eq!(h.get_all("a").count(), 2);
         h.remove("a");
         assert_eq!(h.iter().map(|h| h.key.as_str()).collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn headers_emptied_or_built_empty_equal_no_headers() {
+        let mut h = Headers::new();
+        assert!(h.is_empty());
+        h.add("a", None);
+        assert!(!h.is_empty());
+        assert_ne!(h, Headers::new());
+        h.remove("a");
+        assert!(h.is_empty());
+        assert_eq!(h, Headers::new());
+        assert_eq!(Headers::from(Vec::new()), Headers::new());
+        assert_eq!(
+            std::iter::empty::<Header>().collect::<Headers>(),
+            Headers::new()
+        );
+        assert_eq!(Headers::new().into_iter().count(), 0);
+        let h: Headers = vec![Header::new("x", "1"), Header::new("y", "2")].into();
+        let copy = h.clone();
+        assert_eq!(
+            copy.into_iter().map(|h| h.key).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert_eq!((&h).into_iter().count(), 2);
     }
 
     #[test]
