@@ -12,7 +12,7 @@ use crate::output::Field;
 use crate::processor::{Processor, ProcessorContext, TypesMarker};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
-use crate::task::{forward_from, take_record, ErasedNode, Exec};
+use crate::task::{forward_from, take_record, ErasedNode, Exec, Hop};
 
 /// Deserializes input records and forwards them.
 pub(crate) struct SourceNode<K, V> {
@@ -25,7 +25,7 @@ where
     K: Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Hop {
         // A source has no parents; this only happens if a sink loops back
         // inside a task, which the topology builder rules out.
         let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
@@ -61,7 +61,7 @@ where
             timestamp,
             headers,
         };
-        forward_from(&mut exec, node, record)
+        forward_from(&mut exec, node, record).map_err(|e| *e)
     }
 }
 
@@ -92,10 +92,15 @@ where
         self.processor.init(&mut ProcessorContext::new(exec, node))
     }
 
-    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Hop {
         let record = take_record::<KIn, VIn>(record, &exec.plan.nodes[node].name)?;
-        self.processor
+        match self
+            .processor
             .process(&mut ProcessorContext::new(exec, node), record)
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Box::new(e)),
+        }
     }
 
     fn flushed(
@@ -136,13 +141,15 @@ impl<K, V> SinkNode<K, V> {
 }
 
 impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
-    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Hop {
         let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
         let topic = &*self.topic;
         let output = &mut exec.state.output;
         let mark = output.bytes_len();
         let key = match &record.key {
-            Some(k) => output.write_field(|out| self.key_serde.serialize_into(topic, k, out))?,
+            Some(k) => output
+                .write_field(|out| self.key_serde.serialize_into(topic, k, out))
+                .map_err(|e| Box::new(e.into()))?,
             None => Field::Null,
         };
         let value = match &record.value {
@@ -151,7 +158,7 @@ impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
                     Ok(value) => value,
                     Err(e) => {
                         output.truncate_bytes(mark);
-                        return Err(e.into());
+                        return Err(Box::new(e.into()));
                     }
                 }
             }

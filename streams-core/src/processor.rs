@@ -186,7 +186,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         KOut: Clone + 'static,
         VOut: Clone + 'static,
     {
-        forward_from(&mut self.exec, self.node, record)
+        forward_from(&mut self.exec, self.node, record).map_err(|e| *e)
     }
 
     /// Sends `record` to the child named `child` only.
@@ -206,7 +206,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
                 child: child.to_owned(),
             });
         };
-        process_at(&mut self.exec, target, record)
+        process_at(&mut self.exec, target, record).map_err(|e| *e)
     }
 
     /// The name of this node.

@@ -66,6 +66,11 @@ pub(crate) struct RawRecord {
     pub(crate) headers: Headers,
 }
 
+/// What a hop of a record through a node returns: the error boxed, so
+/// that the success path of every hop passes one word rather than a whole
+/// [`StreamsError`].
+pub(crate) type Hop = std::result::Result<(), Box<StreamsError>>;
+
 /// A node of a running task, with its types erased.
 pub(crate) trait ErasedNode: Send {
     /// Calls the processor's `init`.
@@ -75,7 +80,7 @@ pub(crate) trait ErasedNode: Send {
 
     /// Processes a typed record: `record` is an `Option<Record<K, V>>` of
     /// the node's input types.
-    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Result<()>;
+    fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Hop;
 
     /// Deserializes and forwards the input record whose bytes are
     /// [`TaskState::current_bytes`] (sources only).
@@ -299,15 +304,15 @@ impl Exec<'_> {
 }
 
 /// Runs `f` on node `node`, taken out of its slot meanwhile.
-fn call_node<R>(
+fn call_node<R, E: From<StreamsError>>(
     exec: &mut Exec<'_>,
     node: usize,
-    f: impl FnOnce(&mut dyn ErasedNode, Exec<'_>) -> Result<R>,
-) -> Result<R> {
+    f: impl FnOnce(&mut dyn ErasedNode, Exec<'_>) -> std::result::Result<R, E>,
+) -> std::result::Result<R, E> {
     let Some(mut taken) = exec.nodes.get_mut(node).and_then(Option::take) else {
-        return Err(StreamsError::Internal(format!(
+        return Err(E::from(StreamsError::Internal(format!(
             "node #{node} called while it is already running"
-        )));
+        ))));
     };
     // Matched rather than kept and returned: the success path then moves
     // no error-sized result (this runs at every hop of every record).
@@ -324,11 +329,7 @@ fn call_node<R>(
 }
 
 /// Forwards `record` from `node` to each of its children, depth first.
-pub(crate) fn forward_from<K, V>(
-    exec: &mut Exec<'_>,
-    node: usize,
-    record: Record<K, V>,
-) -> Result<()>
+pub(crate) fn forward_from<K, V>(exec: &mut Exec<'_>, node: usize, record: Record<K, V>) -> Hop
 where
     K: Clone + 'static,
     V: Clone + 'static,
@@ -351,14 +352,14 @@ pub(crate) fn process_at<K: 'static, V: 'static>(
     exec: &mut Exec<'_>,
     node: usize,
     record: Record<K, V>,
-) -> Result<()> {
+) -> Hop {
     let mut slot = Some(record);
     call_node(exec, node, |n, ex| n.process(ex, node, &mut slot))?;
     // Most nodes have no store: no call for them.
     if exec.plan.nodes[node].stores.is_empty() {
         return Ok(());
     }
-    deliver_evictions(exec, node)
+    Ok(deliver_evictions(exec, node)?)
 }
 
 /// Delivers the entries that the caches of `node`'s stores evicted.
