@@ -11,7 +11,11 @@
 //! committed. Words per second is the corpus's word count over the time
 //! from `start()` to that point (the produce is timed apart). The CPU time
 //! of that stretch is printed too, of all threads and of the busiest (the
-//! stream thread): steadier figures than the wall time on a busy machine.
+//! stream thread), and so is the child's own baseline, measured right after
+//! its run (`local_ratio`): steadier figures on a machine whose speed
+//! drifts between the parent's baseline and the child's run.
+//! `WORDCOUNT_BENCH_LINES` sets a child's corpus size (to profile a
+//! shorter run).
 //!
 //! The last line printed, for the in-memory store, is
 //! `words_per_sec=<N> baseline_words_per_sec=<M> ratio=<N/M>`.
@@ -76,24 +80,15 @@ fn main() -> anyhow::Result<()> {
 fn parent() -> anyhow::Result<()> {
     let lines = corpus(LINES, SEED);
     let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
-    let mut rounds = Vec::with_capacity(BASELINE_ROUNDS);
-    let mut distinct = 0;
-    for _ in 0..BASELINE_ROUNDS {
-        let start = Instant::now();
-        let counts = count_words(&lines);
-        rounds.push(start.elapsed());
-        distinct = std::hint::black_box(counts).len();
-    }
-    rounds.sort();
-    let baseline = rounds[rounds.len() / 2];
-    let baseline_wps = word_total as f64 / baseline.as_secs_f64();
+    let distinct = count_words(&lines).len();
+    let baseline = baseline_seconds(&lines, BASELINE_ROUNDS);
+    let baseline_wps = word_total as f64 / baseline;
     println!(
         "corpus lines={LINES} words={word_total} distinct={distinct} partitions={PARTITIONS} \
          threads=1 guarantee=at_least_once commit_interval_ms={COMMIT_INTERVAL_MS}"
     );
     println!(
-        "baseline HashMap count: median of {BASELINE_ROUNDS} rounds {:.3} s, words_per_sec={baseline_wps:.0}",
-        baseline.as_secs_f64()
+        "baseline HashMap count: median of {BASELINE_ROUNDS} rounds {baseline:.3} s, words_per_sec={baseline_wps:.0}"
     );
     drop(lines);
 
@@ -119,10 +114,28 @@ fn parent() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The median time, in seconds, of `rounds` plain `HashMap` counts of
+/// `lines`.
+fn baseline_seconds(lines: &[String], rounds: usize) -> f64 {
+    let mut times: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(count_words(lines));
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 /// One backend end to end; prints one line.
 async fn child(backend: StoreBackend) -> anyhow::Result<()> {
     let name = backend_name(backend);
-    let lines = corpus(LINES, SEED);
+    let line_count = std::env::var("WORDCOUNT_BENCH_LINES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(LINES);
+    let lines = corpus(line_count, SEED);
     let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
     let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(&base)?;
@@ -172,16 +185,19 @@ async fn child(backend: StoreBackend) -> anyhow::Result<()> {
 
     let seconds = elapsed.as_secs_f64();
     let peak_mib = peak_memory_kib().map_or(-1.0, |kib| kib as f64 / 1024.0);
+    let local_baseline = word_total as f64 / baseline_seconds(&corpus(line_count, SEED), 3);
+    let words_per_sec = word_total as f64 / seconds;
     println!(
-        "backend={name} words_per_sec={:.0} lines_per_sec={:.0} seconds={seconds:.3} \
+        "backend={name} words_per_sec={words_per_sec:.0} lines_per_sec={:.0} seconds={seconds:.3} \
          produce_seconds={:.3} close_seconds={:.3} cpu_seconds={:.3} \
-         busiest_thread_cpu_seconds={:.3} peak_rss_mib={peak_mib:.1}",
-        word_total as f64 / seconds,
-        LINES as f64 / seconds,
+         busiest_thread_cpu_seconds={:.3} peak_rss_mib={peak_mib:.1} \
+         local_baseline_words_per_sec={local_baseline:.0} local_ratio={:.4}",
+        line_count as f64 / seconds,
         produce.as_secs_f64(),
         close.as_secs_f64(),
         cpu.as_secs_f64(),
         busiest.as_secs_f64(),
+        words_per_sec / local_baseline,
     );
     Ok(())
 }
