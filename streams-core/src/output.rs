@@ -228,8 +228,16 @@ mod tests {
             Err(SerdeError::serialize::<String>("a", "no"))
         });
         assert!(failed.is_err());
+        // The failed write left nothing; the key stays until the sink
+        // undoes the record.
         assert_eq!(out.bytes_len(), mark + 2);
-        let _ = key;
+        assert_eq!(
+            key,
+            Field::Inline {
+                start: mark as u32,
+                len: 2
+            }
+        );
         out.truncate_bytes(mark);
         assert_eq!(out.bytes_len(), mark);
         let key = out.write_field(put("k5")).unwrap();
