@@ -6,7 +6,9 @@
 //! the last one equals a plain count of the corpus (with the in-memory
 //! store and with the persistent sled store). Under `at_least_once` no
 //! count falls short (with the in-memory store and with the persistent redb
-//! store) and the test reports how far the counts overshoot.
+//! store) and the test reports how far the counts overshoot. Under
+//! `exactly_once_v2`, a run killed after committing every count leaves its
+//! redb stores synced up to their last 10,000 changelog records or so.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -141,9 +143,23 @@ struct Run {
 }
 
 impl Run {
+    /// Starts a run that exits once idle.
     fn spawn(dir: &Path, input: &Path, guarantee: &str, store: &str, index: usize) -> Self {
+        Self::spawn_with(dir, input, guarantee, store, index, true)
+    }
+
+    /// Starts a run; without `exit_when_idle` it runs until killed.
+    fn spawn_with(
+        dir: &Path,
+        input: &Path,
+        guarantee: &str,
+        store: &str,
+        index: usize,
+        exit_when_idle: bool,
+    ) -> Self {
         let log = dir.join(format!("run-{index}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wordcount"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wordcount"));
+        command
             .arg("--data-dir")
             .arg(dir.join("data"))
             .arg("--input")
@@ -157,8 +173,11 @@ impl Run {
                 "1",
                 "--commit-interval-ms",
                 "100",
-                "--exit-when-idle",
-            ])
+            ]);
+        if exit_when_idle {
+            command.arg("--exit-when-idle");
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(File::create(&log).unwrap())
             .spawn()
@@ -416,4 +435,71 @@ fn at_least_once_redb_store_loses_nothing_after_sigkills() {
         2_000..5_000,
     )
     .assert_nothing_lost();
+}
+
+/// Under exactly-once no checkpoint is written while the application runs,
+/// so the stores are synced every 10,000 changelog records instead: without
+/// that, a redb store would make nothing durable between a start and a
+/// close (and could never reuse the pages its commits free). Killed once
+/// every count of 150,000 distinct words is committed, the run leaves its
+/// redb stores holding on disk all but their last unsynced stretch: at most
+/// 10,000 changelog records per task since the last sync, plus what the
+/// commits since then wrote, not only the first commit's records.
+#[test]
+fn exactly_once_v2_redb_store_is_synced_while_it_runs() {
+    const LINES: usize = 15_000;
+    const WORDS_PER_LINE: usize = 10;
+    const TASKS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..LINES)
+        .map(|line| {
+            (0..WORDS_PER_LINE)
+                .map(|w| format!("u{}", line * WORDS_PER_LINE + w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let input = dir.path().join("distinct.txt");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let mut run = Run::spawn_with(dir.path(), &input, "exactly_once_v2", "redb", 0, false);
+    let done = format!("processed {LINES}/{LINES} lines, 0 records pending");
+    let deadline = Instant::now() + FINISH_TIMEOUT;
+    while !std::fs::read_to_string(&run.log)
+        .unwrap_or_default()
+        .contains(&done)
+    {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            panic!("{}", run.failure(&format!("exited ({status})")));
+        }
+        if Instant::now() > deadline {
+            run.child.kill().unwrap();
+            run.child.wait().unwrap();
+            panic!("{}", run.failure("did not commit every count in time"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+
+    let app_dir = dir.path().join("data").join("state").join(APPLICATION_ID);
+    let mut held = Vec::with_capacity(TASKS);
+    for partition in 0..TASKS {
+        // Sub-topology 1 counts (0 splits the lines).
+        let task_dir = app_dir.join(format!("1_{partition}"));
+        let store = state_store::RedbStore::open(&task_dir, examples::WORD_COUNTS_STORE)
+            .unwrap_or_else(|e| panic!("{}: {e}", task_dir.display()));
+        held.push(state_store::KeyValueStore::all(&store).unwrap().count());
+    }
+    let words = LINES * WORDS_PER_LINE;
+    let total: usize = held.iter().sum();
+    println!("held on disk per task after the kill: {held:?} of {words} words");
+    // Each task may lag by up to 10,000 records since its last sync and
+    // by what the commits after it wrote; a store synced only at its first
+    // commit would hold a few thousand words at most.
+    let lag_bound = TASKS * 20_000;
+    assert!(
+        total + lag_bound >= words,
+        "the stores hold {total} of {words} words on disk ({held:?}): more than {lag_bound} unsynced"
+    );
+    assert!(total <= words, "{total} > {words}");
 }
