@@ -119,7 +119,7 @@ pub use serdes::{
 };
 pub use store::{
     Change, KeyValueIterator, KeyValueStoreHandle, StoreBuilder, TypedKeyValueStore,
-    TypedSessionStore, TypedWindowStore,
+    TypedSessionStore, TypedWindowStore, WindowStoreHandle,
 };
 pub use task::{DroppedRecordsMetric, TaskId};
 pub use test_driver::{

@@ -12,8 +12,11 @@ use state_store::CacheEntry;
 use crate::error::{Result, StreamsError};
 use crate::punctuation::{Cancellable, PunctuationType, PunctuatorFn, Schedule};
 use crate::record::{Headers, Record, RecordMetadata};
-use crate::store::{KeyValueStoreHandle, TypedKeyValueStore, TypedSessionStore, TypedWindowStore};
-use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId};
+use crate::store::{
+    KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
+    WindowStoreHandle,
+};
+use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId, TaskPlan};
 
 /// A node of a topology that processes records one at a time, as Kafka's
 /// `org.apache.kafka.streams.processor.api.Processor`.
@@ -157,6 +160,19 @@ pub struct ProcessorContext<'a, KOut, VOut> {
     exec: Exec<'a>,
     node: usize,
     _out: PhantomData<fn(KOut, VOut)>,
+}
+
+/// Store `index` of the task, if node `node` is connected to it.
+fn connected_slot<'s>(
+    plan: &TaskPlan,
+    node: usize,
+    stores: &'s mut [StoreSlot],
+    index: usize,
+) -> Option<&'s mut StoreSlot> {
+    if !plan.nodes[node].stores.contains(&index) {
+        return None;
+    }
+    stores.get_mut(index)
 }
 
 impl<KOut, VOut> fmt::Debug for ProcessorContext<'_, KOut, VOut> {
@@ -310,19 +326,38 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &'s mut self,
         handle: &'s KeyValueStoreHandle<K, V>,
     ) -> Result<TypedKeyValueStore<'s, K, V>> {
-        let index = handle.index();
-        let connected = self.exec.plan.nodes[self.node].stores.contains(&index);
-        let store = if connected {
-            self.exec
-                .state
-                .stores
-                .get_mut(index)
-                .and_then(|slot| slot.typed_with(handle))
-        } else {
-            None
-        };
+        let (plan, node, index) = (self.exec.plan, self.node, handle.index());
+        let store = connected_slot(plan, node, &mut self.exec.state.stores, index)
+            .and_then(|slot| slot.typed_with(handle));
         store.ok_or_else(|| StreamsError::StoreNotConnected {
-            processor: self.exec.plan.nodes[self.node].name.clone(),
+            processor: plan.nodes[node].name.clone(),
+            store: handle.name().to_owned(),
+        })
+    }
+
+    /// A handle on window store `name`, which must be connected to this
+    /// node and hold `K` to `V`: resolved once (in [`Processor::init`]),
+    /// then used for each record with [`ProcessorContext::window_store_of`].
+    pub fn window_store_handle<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<WindowStoreHandle<K, V>> {
+        let index = self.store_index(name)?;
+        self.exec.state.stores[index].window_handle(index)
+    }
+
+    /// The typed view of the window store `handle` stands for
+    /// ([`ProcessorContext::window_store`] without the lookup); a handle
+    /// on a store this node is not connected to is an error.
+    pub fn window_store_of<'s, K: 'static, V: 'static>(
+        &'s mut self,
+        handle: &'s WindowStoreHandle<K, V>,
+    ) -> Result<TypedWindowStore<'s, K, V>> {
+        let (plan, node, index) = (self.exec.plan, self.node, handle.index());
+        let store = connected_slot(plan, node, &mut self.exec.state.stores, index)
+            .and_then(|slot| slot.typed_window_with(handle));
+        store.ok_or_else(|| StreamsError::StoreNotConnected {
+            processor: plan.nodes[node].name.clone(),
             store: handle.name().to_owned(),
         })
     }

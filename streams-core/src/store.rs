@@ -562,14 +562,9 @@ impl StoreSlot {
         })
     }
 
-    /// A handle on this key-value store (at `index` in its task), if `K`
-    /// and `V` are its types.
-    pub(crate) fn handle<K: 'static, V: 'static>(
-        &mut self,
-        index: usize,
-    ) -> Result<KeyValueStoreHandle<K, V>> {
-        // The checks of a typed view: a key-value store of these types.
-        self.typed::<K, V>()?;
+    /// This store (at `index` in its task) resolved for `K` and `V`: its
+    /// serdes, taken out of their type erasure once.
+    fn resolve<K: 'static, V: 'static>(&self, index: usize) -> Result<Resolved<K, V>> {
         let key_serde = self
             .key_serde
             .0
@@ -581,7 +576,7 @@ impl StoreSlot {
             .downcast_ref::<Arc<dyn Serde<V>>>()
             .cloned();
         match (key_serde, value_serde) {
-            (Some(key_serde), Some(value_serde)) => Ok(KeyValueStoreHandle {
+            (Some(key_serde), Some(value_serde)) => Ok(Resolved {
                 index,
                 store_id: self.id,
                 name: self.name.clone(),
@@ -595,23 +590,68 @@ impl StoreSlot {
         }
     }
 
+    /// The parts `resolved` stands for, if [`StoreSlot::resolve`] of this
+    /// slot made it.
+    fn parts_with<'a, K, V>(
+        &'a mut self,
+        resolved: &'a Resolved<K, V>,
+    ) -> Option<SlotParts<'a, K, V>> {
+        if resolved.store_id != self.id {
+            return None;
+        }
+        Some(SlotParts {
+            store: self.stack.as_dyn_mut(),
+            name: &self.name,
+            topic: &self.changelog_topic,
+            key_serde: resolved.key_serde.as_ref(),
+            value_serde: resolved.value_serde.as_ref(),
+        })
+    }
+
+    /// A handle on this key-value store (at `index` in its task), if `K`
+    /// and `V` are its types.
+    pub(crate) fn handle<K: 'static, V: 'static>(
+        &mut self,
+        index: usize,
+    ) -> Result<KeyValueStoreHandle<K, V>> {
+        // The checks of a typed view: a key-value store of these types.
+        self.typed::<K, V>()?;
+        Ok(KeyValueStoreHandle(self.resolve(index)?))
+    }
+
     /// The typed view that `handle` stands for, if [`StoreSlot::handle`]
     /// of this slot made it.
     pub(crate) fn typed_with<'a, K, V>(
         &'a mut self,
         handle: &'a KeyValueStoreHandle<K, V>,
     ) -> Option<TypedKeyValueStore<'a, K, V>> {
-        if handle.store_id != self.id {
-            return None;
-        }
-        Some(TypedKeyValueStore {
-            parts: SlotParts {
-                store: self.stack.as_dyn_mut(),
-                name: &self.name,
-                topic: &self.changelog_topic,
-                key_serde: handle.key_serde.as_ref(),
-                value_serde: handle.value_serde.as_ref(),
-            },
+        let parts = self.parts_with(&handle.0)?;
+        Some(TypedKeyValueStore { parts })
+    }
+
+    /// A handle on this window store (at `index` in its task), if `K` and
+    /// `V` are its types.
+    pub(crate) fn window_handle<K: 'static, V: 'static>(
+        &mut self,
+        index: usize,
+    ) -> Result<WindowStoreHandle<K, V>> {
+        let window_size = self.typed_window::<K, V>()?.window_size;
+        Ok(WindowStoreHandle {
+            resolved: self.resolve(index)?,
+            window_size,
+        })
+    }
+
+    /// The typed window-store view that `handle` stands for, if
+    /// [`StoreSlot::window_handle`] of this slot made it.
+    pub(crate) fn typed_window_with<'a, K, V>(
+        &'a mut self,
+        handle: &'a WindowStoreHandle<K, V>,
+    ) -> Option<TypedWindowStore<'a, K, V>> {
+        let parts = self.parts_with(&handle.resolved)?;
+        Some(TypedWindowStore {
+            parts,
+            window_size: handle.window_size,
         })
     }
 
@@ -690,13 +730,8 @@ pub struct Change<K, V> {
     pub old_value: Option<V>,
 }
 
-/// A key-value store of a processor, resolved once: made by
-/// [`crate::ProcessorContext::key_value_store_handle`] (in
-/// [`crate::Processor::init`], say) and used by
-/// [`crate::ProcessorContext::key_value_store_of`] for each record, which
-/// skips the lookup by name and the check of the store's types that
-/// [`crate::ProcessorContext::key_value_store`] makes each time.
-pub struct KeyValueStoreHandle<K, V> {
+/// A store of a task resolved for its key and value types.
+struct Resolved<K, V> {
     index: usize,
     store_id: u64,
     name: String,
@@ -704,25 +739,66 @@ pub struct KeyValueStoreHandle<K, V> {
     value_serde: Arc<dyn Serde<V>>,
 }
 
+impl<K, V> Resolved<K, V> {
+    fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(kind)
+            .field("name", &self.name)
+            .field("key_type", &std::any::type_name::<K>())
+            .field("value_type", &std::any::type_name::<V>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key-value store of a processor, resolved once: made by
+/// [`crate::ProcessorContext::key_value_store_handle`] (in
+/// [`crate::Processor::init`], say) and used by
+/// [`crate::ProcessorContext::key_value_store_of`] for each record, which
+/// skips the lookup by name and the check of the store's types that
+/// [`crate::ProcessorContext::key_value_store`] makes each time.
+pub struct KeyValueStoreHandle<K, V>(Resolved<K, V>);
+
 impl<K, V> KeyValueStoreHandle<K, V> {
     /// The store's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The store's index in its task.
     pub(crate) fn index(&self) -> usize {
-        self.index
+        self.0.index
     }
 }
 
 impl<K, V> fmt::Debug for KeyValueStoreHandle<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyValueStoreHandle")
-            .field("name", &self.name)
-            .field("key_type", &std::any::type_name::<K>())
-            .field("value_type", &std::any::type_name::<V>())
-            .finish_non_exhaustive()
+        self.0.debug("KeyValueStoreHandle", f)
+    }
+}
+
+/// A window store of a processor, resolved once:
+/// [`crate::ProcessorContext::window_store_handle`] and
+/// [`crate::ProcessorContext::window_store_of`], as
+/// [`KeyValueStoreHandle`] is for key-value stores.
+pub struct WindowStoreHandle<K, V> {
+    resolved: Resolved<K, V>,
+    window_size: i64,
+}
+
+impl<K, V> WindowStoreHandle<K, V> {
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.resolved.name
+    }
+
+    /// The store's index in its task.
+    pub(crate) fn index(&self) -> usize {
+        self.resolved.index
+    }
+}
+
+impl<K, V> fmt::Debug for WindowStoreHandle<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.resolved.debug("WindowStoreHandle", f)
     }
 }
 

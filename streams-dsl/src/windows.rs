@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streams_core::{
-    CacheEntry, Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window, Windowed,
+    CacheEntry, Processor, ProcessorContext, Record, Result, Serdes, StoreBuilder, Window,
+    WindowStoreHandle, Windowed,
 };
 
 use crate::builder::{apply_materialized, DslMetrics};
@@ -417,6 +418,8 @@ pub(crate) struct WindowedAggregate<K, V, VA> {
     /// Whether the store has a record cache: updates then go downstream
     /// when they leave it.
     cached: bool,
+    /// The store, resolved at `init`.
+    handle: Option<WindowStoreHandle<K, ValueAndTimestamp<VA>>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -443,6 +446,7 @@ impl<K, V, VA> WindowedAggregate<K, V, VA> {
             metrics,
             late_topic: None,
             cached: false,
+            handle: None,
             _types: PhantomData,
         }
     }
@@ -461,6 +465,7 @@ where
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
         self.cached = listen_if_cached(ctx, &self.store)?;
+        self.handle = Some(ctx.window_store_handle(&self.store)?);
         Ok(())
     }
 
@@ -519,19 +524,21 @@ where
                 }
                 continue;
             }
-            let (old, new, timestamp) = ctx
-                .window_store::<K, ValueAndTimestamp<VA>>(&self.store)?
-                .update(key, window.start, |old| {
-                    let timestamp = old
-                        .as_ref()
-                        .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
-                    let old = old.map(|o| o.value);
-                    let new = (self.add)(key, value, old.clone());
-                    (
-                        Some(ValueAndTimestamp::make(new.clone(), timestamp)),
-                        (old, new, timestamp),
-                    )
-                })?;
+            let mut store = match &self.handle {
+                Some(handle) => ctx.window_store_of(handle)?,
+                None => ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?,
+            };
+            let (old, new, timestamp) = store.update(key, window.start, |old| {
+                let timestamp = old
+                    .as_ref()
+                    .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+                let old = old.map(|o| o.value);
+                let new = (self.add)(key, value, old.clone());
+                (
+                    Some(ValueAndTimestamp::make(new.clone(), timestamp)),
+                    (old, new, timestamp),
+                )
+            })?;
             if self.cached {
                 continue;
             }
@@ -554,9 +561,14 @@ where
         store: &str,
         entry: CacheEntry,
     ) -> Result<()> {
-        let change = ctx
-            .window_store::<K, ValueAndTimestamp<VA>>(store)?
-            .decode(&entry)?;
+        let change = match &self.handle {
+            Some(handle) if handle.name() == store => {
+                ctx.window_store_of(handle)?.decode(&entry)?
+            }
+            _ => ctx
+                .window_store::<K, ValueAndTimestamp<VA>>(store)?
+                .decode(&entry)?,
+        };
         // A window leaves the store by expiry only, never by a delete that
         // goes downstream: a flushed entry without a value carries no time.
         let Some(new) = change.new_value else {

@@ -8,7 +8,7 @@ use crate::processor::{processor_fn, Processor, ProcessorContext};
 use crate::punctuation::{Cancellable, PunctuationType};
 use crate::record::{Record, RecordMetadata};
 use crate::serdes::Serdes;
-use crate::store::{KeyValueStoreHandle, StoreBuilder};
+use crate::store::{KeyValueStoreHandle, StoreBuilder, WindowStoreHandle};
 use crate::CacheEntry;
 
 const SOURCE: &str = "KSTREAM-SOURCE-0000000000";
@@ -904,6 +904,84 @@ fn a_store_handle_reaches_its_store_from_its_own_node_only() {
     assert!(
         matches!(&err, StreamsError::StoreNotConnected { processor, store } if processor == "snoop" && store == "counts"),
         "{err}"
+    );
+}
+
+/// Counts keys per 10 ms window through a window-store handle resolved at
+/// `init`, after checking that the wrong types and the wrong kind of store
+/// are refused.
+#[derive(Default)]
+struct WindowHandleCount {
+    handle: Option<WindowStoreHandle<String, i64>>,
+}
+
+impl Processor<String, String, String, i64> for WindowHandleCount {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+        let wrong = ctx.window_store_handle::<String, String>("windows");
+        assert!(
+            matches!(wrong, Err(StreamsError::StoreTypeMismatch { .. })),
+            "{wrong:?}"
+        );
+        let kind = ctx.key_value_store_handle::<String, i64>("windows");
+        assert!(
+            matches!(kind, Err(StreamsError::StoreKindMismatch { .. })),
+            "{kind:?}"
+        );
+        self.handle = Some(ctx.window_store_handle("windows")?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, i64>,
+        record: Record<String, String>,
+    ) -> Result<()> {
+        let (Some(handle), Some(key)) = (&self.handle, record.key) else {
+            return Ok(());
+        };
+        let start = record.timestamp - record.timestamp.rem_euclid(10);
+        let count = {
+            let mut store = ctx.window_store_of(handle)?;
+            assert_eq!(store.window_size_ms(), 10);
+            let count = store.fetch(&key, start)?.unwrap_or(0) + 1;
+            store.put(&key, start, Some(&count))?;
+            count
+        };
+        ctx.forward(Record::new(key, count, record.timestamp))
+    }
+}
+
+#[test]
+fn a_window_store_handle_reaches_its_store() {
+    let mut t = Topology::new();
+    t.add_source(SOURCE, Serdes::string(), Serdes::string(), &["in"])
+        .unwrap()
+        .add_processor(COUNT, WindowHandleCount::default, &[SOURCE])
+        .unwrap()
+        .add_state_store(
+            StoreBuilder::window(
+                "windows",
+                Serdes::string(),
+                Serdes::i64(),
+                Duration::from_secs(3600),
+                Duration::from_millis(10),
+            ),
+            &[COUNT],
+        )
+        .unwrap()
+        .add_sink(SINK, "out", Serdes::string(), Serdes::i64(), &[COUNT])
+        .unwrap();
+    let driver = TopologyTestDriver::new(t).unwrap();
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    for (key, ts) in [("a", 1), ("a", 5), ("a", 12), ("b", 3)] {
+        input
+            .pipe_record(TestRecord::new(s(key), s(""), ts))
+            .unwrap();
+    }
+    assert_eq!(
+        out.read_values_to_list().unwrap(),
+        [Some(1), Some(2), Some(1), Some(1)]
     );
 }
 
