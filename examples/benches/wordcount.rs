@@ -1,6 +1,6 @@
 //! Word count end to end over the embedded broker, per store backend, next
 //! to a plain single-threaded `HashMap<String, u64>` count of the same lines
-//! measured in the same run. Run with
+//! measured in the same run, around each backend's run. Run with
 //! `cargo bench -p examples --bench wordcount`.
 //!
 //! Each backend runs in a child process (this program re-executed), so that
@@ -11,11 +11,13 @@
 //! committed. Words per second is the corpus's word count over the time
 //! from `start()` to that point (the produce is timed apart). The CPU time
 //! of that stretch is printed too, of all threads and of the busiest (the
-//! stream thread), and so is the child's own baseline, measured right after
-//! its run (`local_ratio`): steadier figures on a machine whose speed
-//! drifts between the parent's baseline and the child's run.
-//! `WORDCOUNT_BENCH_LINES` sets a child's corpus size (to profile a
-//! shorter run).
+//! stream thread). `WORDCOUNT_BENCH_LINES` sets a child's corpus size (to
+//! profile a shorter run).
+//!
+//! The baseline is measured before the first child and after each one
+//! (median of 5 rounds each time); each backend's ratio is to the mean of
+//! the two medians around its run, so that a change in the machine's speed
+//! in the middle of the benchmark moves both sides of the ratio.
 //!
 //! The last line printed, for the in-memory store, is
 //! `words_per_sec=<N> baseline_words_per_sec=<M> ratio=<N/M>`.
@@ -81,30 +83,38 @@ fn parent() -> anyhow::Result<()> {
     let lines = corpus(LINES, SEED);
     let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
     let distinct = count_words(&lines).len();
-    let baseline = baseline_seconds(&lines, BASELINE_ROUNDS);
-    let baseline_wps = word_total as f64 / baseline;
+    let mut before = baseline_seconds(&lines, BASELINE_ROUNDS);
     println!(
         "corpus lines={LINES} words={word_total} distinct={distinct} partitions={PARTITIONS} \
          threads=1 guarantee=at_least_once commit_interval_ms={COMMIT_INTERVAL_MS}"
     );
     println!(
-        "baseline HashMap count: median of {BASELINE_ROUNDS} rounds {baseline:.3} s, words_per_sec={baseline_wps:.0}"
+        "baseline HashMap count: median of {BASELINE_ROUNDS} rounds {before:.3} s, words_per_sec={:.0}",
+        word_total as f64 / before
     );
-    drop(lines);
 
-    let mut in_memory_wps = None;
+    let mut in_memory = None;
     for backend in [
         StoreBackend::Sled,
         StoreBackend::Redb,
         StoreBackend::InMemory,
     ] {
         let (line, wps) = run_child(CHILD_ENV, backend_name(backend), "words_per_sec")?;
-        println!("{line} ratio={:.4}", wps / baseline_wps);
+        // The baseline next to this run: the mean of the medians measured
+        // just before and just after it, so that a change in the machine's
+        // speed during the benchmark moves both sides of the ratio.
+        let after = baseline_seconds(&lines, BASELINE_ROUNDS);
+        let baseline_wps = word_total as f64 / ((before + after) / 2.0);
+        println!(
+            "{line} baseline_words_per_sec={baseline_wps:.0} ratio={:.4}",
+            wps / baseline_wps
+        );
         if backend == StoreBackend::InMemory {
-            in_memory_wps = Some(wps);
+            in_memory = Some((wps, baseline_wps));
         }
+        before = after;
     }
-    let Some(wps) = in_memory_wps else {
+    let Some((wps, baseline_wps)) = in_memory else {
         bail!("no in-memory run");
     };
     println!(
@@ -185,19 +195,16 @@ async fn child(backend: StoreBackend) -> anyhow::Result<()> {
 
     let seconds = elapsed.as_secs_f64();
     let peak_mib = peak_memory_kib().map_or(-1.0, |kib| kib as f64 / 1024.0);
-    let local_baseline = word_total as f64 / baseline_seconds(&corpus(line_count, SEED), 3);
     let words_per_sec = word_total as f64 / seconds;
     println!(
         "backend={name} words_per_sec={words_per_sec:.0} lines_per_sec={:.0} seconds={seconds:.3} \
          produce_seconds={:.3} close_seconds={:.3} cpu_seconds={:.3} \
-         busiest_thread_cpu_seconds={:.3} peak_rss_mib={peak_mib:.1} \
-         local_baseline_words_per_sec={local_baseline:.0} local_ratio={:.4}",
+         busiest_thread_cpu_seconds={:.3} peak_rss_mib={peak_mib:.1}",
         line_count as f64 / seconds,
         produce.as_secs_f64(),
         close.as_secs_f64(),
         cpu.as_secs_f64(),
         busiest.as_secs_f64(),
-        words_per_sec / local_baseline,
     );
     Ok(())
 }
