@@ -933,6 +933,32 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         Ok(self.parts.store.approximate_num_entries()?)
     }
 
+    /// [`TypedKeyValueStore::update`] of the key whose serialized form
+    /// (with the store's key serde) is `key`: for a processor that has the
+    /// key's bytes already (those of its input record, read from a topic
+    /// written with the same serde), without a value of `K` in between.
+    pub fn update_serialized<R>(
+        &mut self,
+        key: &[u8],
+        update: impl FnOnce(Option<V>) -> (Option<V>, R),
+    ) -> Result<R> {
+        update_value(
+            &mut *self.parts.store,
+            self.parts.topic,
+            self.parts.value_serde,
+            key,
+            update,
+        )
+    }
+
+    /// Reads a key from its serialized form, with the store's key serde.
+    pub fn deserialize_key(&self, key: &[u8]) -> Result<K> {
+        Ok(self
+            .parts
+            .key_serde
+            .deserialize_slice(self.parts.topic, key)?)
+    }
+
     /// Decodes an entry handed to [`crate::Processor::flushed`].
     pub fn decode(&self, entry: &CacheEntry) -> Result<Change<K, V>> {
         Ok(Change {

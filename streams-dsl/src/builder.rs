@@ -147,26 +147,31 @@ impl Handle {
     /// Adds the nodes of a repartition through topic
     /// `<application.id>-<base>-repartition`: with `filter_null_keys`, a
     /// filter dropping null keys; a sink writing the topic; a source reading
-    /// it. Returns the source's name. The sink writes values with
-    /// `value_serde`; the source reads them with `read_value_serde`, the
-    /// same serde but where the reader needs less of the value (a count
-    /// needs only whether it is null: [`crate::processors::Presence`]).
+    /// it. Returns the source's name. The sink writes keys and values with
+    /// `key_serde` and `value_serde`; the source reads them with
+    /// `read_key_serde` and `read_value_serde`: the same serdes, or ones
+    /// that take less from the bytes when the reader needs less (a count
+    /// keeps its keys as bytes and needs only whether a value is null:
+    /// [`crate::processors::RawKeyCount`], [`crate::processors::Presence`]).
     ///
     /// Names follow Kafka: three indexes are always consumed; a generated
     /// `base` keeps the generated node names, a user `base` names them
     /// `<base>-repartition-sink`, `-filter` and `-source`.
-    pub(crate) fn add_repartition<K, V, VR>(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_repartition<K, V, KR, VR>(
         &self,
         parent: &str,
         base: &str,
         key_serde: SerdeArc<K>,
         value_serde: SerdeArc<V>,
+        read_key_serde: SerdeArc<KR>,
         read_value_serde: SerdeArc<VR>,
         filter_null_keys: bool,
     ) -> String
     where
         K: Clone + Send + 'static,
         V: Clone + Send + 'static,
+        KR: Clone + Send + 'static,
         VR: Clone + Send + 'static,
     {
         let topic_name = repartition_name(base);
@@ -221,7 +226,12 @@ impl Handle {
                 value_serde.clone(),
                 &[sink_parent],
             )?
-            .add_source(&source, key_serde, read_value_serde.clone(), &[&topic])?;
+            .add_source(
+                &source,
+                read_key_serde.clone(),
+                read_value_serde.clone(),
+                &[&topic],
+            )?;
             Ok(())
         });
         source

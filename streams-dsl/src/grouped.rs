@@ -3,12 +3,16 @@
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use streams_core::Serdes;
 
 use crate::builder::{store_builder, Handle};
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn, Presence, StreamAggregate};
+use crate::processors::{
+    count_adder, fold_adder, reduce_adder, AddFn, Presence, RawKeyCount, StreamAggregate,
+};
 use crate::session_windows::{SessionWindowedKStream, SessionWindows};
 use crate::sliding_windows::{SlidingWindowedKStream, SlidingWindows};
 use crate::windows::{TimeWindowedKStream, TimeWindows};
@@ -80,33 +84,68 @@ where
     }
 
     fn do_count(&self, named: Option<Named>, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let counts: Option<SerdeArc<i64>> = Some(Arc::new(Serdes::i64()));
-        if !(self.repartition_required && self.key_serde.is_some() && self.value_serde.is_some()) {
+        let counts: SerdeArc<i64> = Arc::new(Serdes::i64());
+        let (Some(ks), Some(_), true) = (
+            &self.key_serde,
+            &self.value_serde,
+            self.repartition_required,
+        ) else {
             return self.do_aggregate(
                 "KSTREAM-AGGREGATE-",
                 "AGGREGATE",
                 named,
                 materialized,
-                counts,
+                Some(counts),
                 count_adder(),
             );
-        }
+        };
         // A count needs only whether each value is null: the repartition
         // topic holds the values as written, and its source reads no more
         // of them than that.
-        let (store, name) =
-            self.aggregation_names("KSTREAM-AGGREGATE-", "AGGREGATE", named, &materialized);
-        let parent = self.repartition_parent(&store, &name, |_| {
+        let presence = |_: &SerdeArc<V>| {
             let presence: SerdeArc<()> = Arc::new(Presence);
             presence
+        };
+        let (store, name) =
+            self.aggregation_names("KSTREAM-AGGREGATE-", "AGGREGATE", named, &materialized);
+        if materialized.key_serde.is_some() {
+            // The store has a key serde of its own: its keys are not the
+            // topic's bytes, so the source reads keys as values of `K`.
+            let parent = self.repartition_parent(&store, &name, Arc::clone, presence);
+            return self.add_aggregate(
+                store,
+                name,
+                parent,
+                materialized,
+                Some(counts),
+                count_adder::<K, ()>(),
+            );
+        }
+        // The store's keys are the grouped key serde's bytes, which the
+        // repartition topic holds: the source keeps them as bytes and the
+        // count updates its store by them, with no value of `K` in between.
+        let raw: SerdeArc<Bytes> = Arc::new(Serdes::bytes());
+        let parent = self.repartition_parent(&store, &name, |_| raw, presence);
+        let builder = &self.builder;
+        let vs = materialized.value_serde.clone().unwrap_or(counts);
+        let metrics = builder.metrics();
+        let store_for = store.clone();
+        builder.add_processor(
+            &name,
+            move || RawKeyCount::<K>::new(store_for.clone(), metrics.clone()),
+            &[&parent],
+        );
+        let store_builder = store_builder(&store, ks.clone(), vs.clone(), &materialized);
+        builder.apply(|t| {
+            t.add_state_store(store_builder, &[&name])?;
+            Ok(())
         });
-        self.add_aggregate(
-            store,
+        KTable::new(
+            builder.clone(),
             name,
-            parent,
-            materialized,
-            counts,
-            count_adder::<K, ()>(),
+            Some(ks.clone()),
+            Some(vs),
+            Some(store),
         )
     }
 
@@ -259,27 +298,38 @@ where
     /// The node an aggregation `name` with store `store` reads from: the
     /// grouped node, or the source of a repartition topic written from it.
     pub(crate) fn aggregation_parent(&self, store: &str, name: &str) -> String {
-        self.repartition_parent(store, name, Arc::clone)
+        self.repartition_parent(store, name, Arc::clone, Arc::clone)
     }
 
     /// [`KGroupedStream::aggregation_parent`], the repartition topic's
-    /// source reading values with the serde `read` makes of the grouped
-    /// stream's.
-    fn repartition_parent<VR: Clone + Send + 'static>(
+    /// source reading keys and values with the serdes `read_key` and
+    /// `read_value` make of the grouped stream's.
+    fn repartition_parent<KR, VR>(
         &self,
         store: &str,
         name: &str,
-        read: impl FnOnce(&SerdeArc<V>) -> SerdeArc<VR>,
-    ) -> String {
+        read_key: impl FnOnce(&SerdeArc<K>) -> SerdeArc<KR>,
+        read_value: impl FnOnce(&SerdeArc<V>) -> SerdeArc<VR>,
+    ) -> String
+    where
+        KR: Clone + Send + 'static,
+        VR: Clone + Send + 'static,
+    {
         let builder = &self.builder;
         if !self.repartition_required {
             return self.node.clone();
         }
         let base = self.name.clone().unwrap_or_else(|| store.to_owned());
         match (&self.key_serde, &self.value_serde) {
-            (Some(ks), Some(vs)) => {
-                builder.add_repartition(&self.node, &base, ks.clone(), vs.clone(), read(vs), true)
-            }
+            (Some(ks), Some(vs)) => builder.add_repartition(
+                &self.node,
+                &base,
+                ks.clone(),
+                vs.clone(),
+                read_key(ks),
+                read_value(vs),
+                true,
+            ),
             _ => {
                 builder.fail(format!(
                     "aggregation '{name}' repartitions through '{base}-repartition' but the grouped stream's serdes are unknown; give them with Grouped::with"

@@ -586,6 +586,7 @@ where
             &base,
             ks.clone(),
             vs.clone(),
+            ks.clone(),
             vs.clone(),
             false,
         );

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use streams_core::{
-    CacheEntry, KeyValueStoreHandle, Processor, ProcessorContext, Record, Result, Serde, SerdeError,
+    CacheEntry, KeyValueStoreHandle, Processor, ProcessorContext, Record, Result, Serde,
+    SerdeError, StreamsError,
 };
 
 use crate::builder::DslMetrics;
@@ -345,6 +346,101 @@ where
     fn flushed(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<VA>>,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        forward_flushed(ctx, store, &entry, None)
+    }
+}
+
+/// `count` after a repartition: the repartition topic's keys are the bytes
+/// of the grouped key serde, which is the store's key serde too, so the
+/// source keeps them as bytes and the store is updated by them, with no
+/// value of `K` made and dropped per record. A key is read only to forward
+/// an update without a record cache (with one, the cache's flushes go
+/// downstream, read from the store's bytes). Values arrive as whether each
+/// is null ([`Presence`]).
+pub(crate) struct RawKeyCount<K> {
+    store: String,
+    /// The store, resolved at `init`.
+    handle: Option<KeyValueStoreHandle<K, ValueAndTimestamp<i64>>>,
+    cached: bool,
+    metrics: DslMetrics,
+}
+
+impl<K> fmt::Debug for RawKeyCount<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawKeyCount")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> RawKeyCount<K> {
+    pub(crate) fn new(store: String, metrics: DslMetrics) -> Self {
+        Self {
+            store,
+            handle: None,
+            cached: false,
+            metrics,
+        }
+    }
+}
+
+impl<K> Processor<Bytes, (), K, Change<i64>> for RawKeyCount<K>
+where
+    K: Clone + Send + 'static,
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<i64>>) -> Result<()> {
+        self.cached = listen_if_cached(ctx, &self.store)?;
+        self.handle = Some(ctx.key_value_store_handle(&self.store)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<i64>>,
+        record: Record<Bytes, ()>,
+    ) -> Result<()> {
+        let Some((key, _)) = aggregation_input(ctx, &record, &self.metrics) else {
+            return Ok(());
+        };
+        let Some(handle) = &self.handle else {
+            return Err(StreamsError::Internal(format!(
+                "count over store '{}' processed a record before init",
+                self.store
+            )));
+        };
+        let mut store = ctx.key_value_store_of(handle)?;
+        let (old, new, timestamp) = store.update_serialized(key, |old| {
+            let timestamp = old
+                .as_ref()
+                .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+            let old = old.map(|o| o.value);
+            let new = old.unwrap_or(0) + 1;
+            (
+                Some(ValueAndTimestamp::make(new, timestamp)),
+                (old, new, timestamp),
+            )
+        })?;
+        if self.cached {
+            return Ok(());
+        }
+        let key = store.deserialize_key(key)?;
+        ctx.forward(Record {
+            key: Some(key),
+            value: Some(Change {
+                new: Some(new),
+                old,
+            }),
+            timestamp,
+            headers: record.headers,
+        })
+    }
+
+    fn flushed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<i64>>,
         store: &str,
         entry: CacheEntry,
     ) -> Result<()> {

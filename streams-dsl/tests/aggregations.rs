@@ -268,6 +268,60 @@ fn a_count_through_a_repartition_reads_only_whether_values_are_null() -> Result<
 }
 
 #[test]
+fn a_count_through_a_repartition_is_exact_with_or_without_a_cache_and_a_store_key_serde() {
+    // Three stores over one repartitioned stream: uncached (each update
+    // goes downstream at once, its key read from the topic's bytes), cached
+    // (updates leave with the cache's flushes), and with a key serde of the
+    // store's own (the count then reads keys as values of the key type).
+    let builder = StreamsBuilder::new();
+    let grouped = builder.stream::<String, String>("in", strings()).group_by(
+        |_, v| v.to_uppercase(),
+        Grouped::with(Serdes::string(), Serdes::string()),
+    );
+    for (store, out) in [
+        (
+            Materialized::as_("uncached").with_caching_disabled(),
+            "uncached-out",
+        ),
+        (Materialized::as_("cached"), "cached-out"),
+        (
+            Materialized::as_("own-serde").with_key_serde(Serdes::string()),
+            "own-serde-out",
+        ),
+    ] {
+        grouped
+            .count(store)
+            .to_stream()
+            .to(out, Produced::with(Serdes::string(), Serdes::i64()));
+    }
+    let driver = TopologyTestDriver::new(builder.build().unwrap()).unwrap();
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    for (k, v) in [("1", "a"), ("2", "b"), ("3", "a"), ("4", "é")] {
+        input.pipe_input(s(k), s(v)).unwrap();
+    }
+    let expected = [
+        (Some(s("A")), Some(1)),
+        (Some(s("B")), Some(1)),
+        (Some(s("A")), Some(2)),
+        (Some(s("É")), Some(1)),
+    ];
+    for out in ["uncached-out", "cached-out", "own-serde-out"] {
+        let output = driver.create_output_topic(out, Serdes::string(), Serdes::i64());
+        assert_eq!(output.read_key_values_to_list().unwrap(), expected, "{out}");
+    }
+    for store in ["uncached", "cached", "own-serde"] {
+        let counts = driver
+            .get_key_value_store::<String, ValueAndTimestamp<i64>>(store)
+            .unwrap();
+        assert_eq!(
+            counts.get(&s("A")).unwrap().map(|v| v.value),
+            Some(2),
+            "{store}"
+        );
+    }
+}
+
+#[test]
 fn store_options_reach_the_store() -> Result<()> {
     let builder = StreamsBuilder::new();
     let grouped = builder
