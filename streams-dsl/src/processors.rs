@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use streams_core::{
-    CacheEntry, KeyValueStoreHandle, Processor, ProcessorContext, Record, Result, Serde,
+    CacheEntry, Headers, KeyValueStoreHandle, Processor, ProcessorContext, Record, Result, Serde,
     SerdeError, StreamsError,
 };
 
@@ -92,6 +92,46 @@ pub(crate) fn aggregation_input<'r, K, V, KO, VO>(
         return None;
     };
     Some((key, value))
+}
+
+/// The read-modify-write of an aggregation's stored value: `add` makes the
+/// new aggregate from the old one, stamped with the larger of the old
+/// timestamp and `timestamp`. Returns what to store and, for the caller,
+/// the old aggregate, the new one and the new timestamp.
+#[allow(clippy::type_complexity)]
+pub(crate) fn aggregate_step<VA: Clone>(
+    old: Option<ValueAndTimestamp<VA>>,
+    timestamp: i64,
+    add: impl FnOnce(Option<VA>) -> VA,
+) -> (Option<ValueAndTimestamp<VA>>, (Option<VA>, VA, i64)) {
+    let timestamp = old
+        .as_ref()
+        .map_or(timestamp, |o| o.timestamp.max(timestamp));
+    let old = old.map(|o| o.value);
+    let new = add(old.clone());
+    (
+        Some(ValueAndTimestamp::make(new.clone(), timestamp)),
+        (old, new, timestamp),
+    )
+}
+
+/// The record an aggregation forwards for an update.
+pub(crate) fn change_record<K, VA>(
+    key: K,
+    old: Option<VA>,
+    new: VA,
+    timestamp: i64,
+    headers: Headers,
+) -> Record<K, Change<VA>> {
+    Record {
+        key: Some(key),
+        value: Some(Change {
+            new: Some(new),
+            old,
+        }),
+        timestamp,
+        headers,
+    }
 }
 
 /// Registers for cache flushes if the store is cached; returns whether it
@@ -318,29 +358,16 @@ where
                 None => ctx.key_value_store::<K, ValueAndTimestamp<VA>>(&self.store)?,
             };
             store.update(key, |old| {
-                let timestamp = old
-                    .as_ref()
-                    .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
-                let old = old.map(|o| o.value);
-                let new = (self.add)(key, value, old.clone());
-                (
-                    Some(ValueAndTimestamp::make(new.clone(), timestamp)),
-                    (old, new, timestamp),
-                )
+                aggregate_step(old, record.timestamp, |old| (self.add)(key, value, old))
             })?
         };
         if self.cached {
             return Ok(());
         }
-        ctx.forward(Record {
-            key: record.key,
-            value: Some(Change {
-                new: Some(new),
-                old,
-            }),
-            timestamp,
-            headers: record.headers,
-        })
+        let Some(key) = record.key else {
+            return Ok(());
+        };
+        ctx.forward(change_record(key, old, new, timestamp, record.headers))
     }
 
     fn flushed(
@@ -413,29 +440,13 @@ where
         };
         let mut store = ctx.key_value_store_of(handle)?;
         let (old, new, timestamp) = store.update_serialized(key, |old| {
-            let timestamp = old
-                .as_ref()
-                .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
-            let old = old.map(|o| o.value);
-            let new = old.unwrap_or(0) + 1;
-            (
-                Some(ValueAndTimestamp::make(new, timestamp)),
-                (old, new, timestamp),
-            )
+            aggregate_step(old, record.timestamp, |count| count.unwrap_or(0) + 1)
         })?;
         if self.cached {
             return Ok(());
         }
         let key = store.deserialize_key(key)?;
-        ctx.forward(Record {
-            key: Some(key),
-            value: Some(Change {
-                new: Some(new),
-                old,
-            }),
-            timestamp,
-            headers: record.headers,
-        })
+        ctx.forward(change_record(key, old, new, timestamp, record.headers))
     }
 
     fn flushed(

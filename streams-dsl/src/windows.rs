@@ -18,7 +18,8 @@ use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::{
-    aggregation_input, count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn,
+    aggregate_step, aggregation_input, change_record, count_adder, fold_adder, listen_if_cached,
+    reduce_adder, AddFn,
 };
 
 /// Milliseconds of one day: the least default retention of a window store.
@@ -529,28 +530,18 @@ where
                 None => ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?,
             };
             let (old, new, timestamp) = store.update(key, window.start, |old| {
-                let timestamp = old
-                    .as_ref()
-                    .map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
-                let old = old.map(|o| o.value);
-                let new = (self.add)(key, value, old.clone());
-                (
-                    Some(ValueAndTimestamp::make(new.clone(), timestamp)),
-                    (old, new, timestamp),
-                )
+                aggregate_step(old, record.timestamp, |old| (self.add)(key, value, old))
             })?;
             if self.cached {
                 continue;
             }
-            ctx.forward(Record {
-                key: Some(Windowed::new(key.clone(), window)),
-                value: Some(Change {
-                    new: Some(new),
-                    old,
-                }),
+            ctx.forward(change_record(
+                Windowed::new(key.clone(), window),
+                old,
+                new,
                 timestamp,
-                headers: record.headers.clone(),
-            })?;
+                record.headers.clone(),
+            ))?;
         }
         Ok(())
     }
