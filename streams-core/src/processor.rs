@@ -16,7 +16,7 @@ use crate::store::{
     KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
     WindowStoreHandle,
 };
-use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId, TaskPlan};
+use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId};
 
 /// A node of a topology that processes records one at a time, as Kafka's
 /// `org.apache.kafka.streams.processor.api.Processor`.
@@ -160,19 +160,6 @@ pub struct ProcessorContext<'a, KOut, VOut> {
     exec: Exec<'a>,
     node: usize,
     _out: PhantomData<fn(KOut, VOut)>,
-}
-
-/// Store `index` of the task, if node `node` is connected to it.
-fn connected_slot<'s>(
-    plan: &TaskPlan,
-    node: usize,
-    stores: &'s mut [StoreSlot],
-    index: usize,
-) -> Option<&'s mut StoreSlot> {
-    if !plan.nodes[node].stores.contains(&index) {
-        return None;
-    }
-    stores.get_mut(index)
 }
 
 impl<KOut, VOut> fmt::Debug for ProcessorContext<'_, KOut, VOut> {
@@ -326,12 +313,8 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &'s mut self,
         handle: &'s KeyValueStoreHandle<K, V>,
     ) -> Result<TypedKeyValueStore<'s, K, V>> {
-        let (plan, node, index) = (self.exec.plan, self.node, handle.index());
-        let store = connected_slot(plan, node, &mut self.exec.state.stores, index)
-            .and_then(|slot| slot.typed_with(handle));
-        store.ok_or_else(|| StreamsError::StoreNotConnected {
-            processor: plan.nodes[node].name.clone(),
-            store: handle.name().to_owned(),
+        self.view_of(handle.index(), handle.name(), |slot| {
+            slot.typed_with(handle)
         })
     }
 
@@ -353,13 +336,31 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &'s mut self,
         handle: &'s WindowStoreHandle<K, V>,
     ) -> Result<TypedWindowStore<'s, K, V>> {
-        let (plan, node, index) = (self.exec.plan, self.node, handle.index());
-        let store = connected_slot(plan, node, &mut self.exec.state.stores, index)
-            .and_then(|slot| slot.typed_window_with(handle));
-        store.ok_or_else(|| StreamsError::StoreNotConnected {
-            processor: plan.nodes[node].name.clone(),
-            store: handle.name().to_owned(),
+        self.view_of(handle.index(), handle.name(), |slot| {
+            slot.typed_window_with(handle)
         })
+    }
+
+    /// `view` of store `index` (named `name`), if this node is connected
+    /// to it and `view` accepts it; else the error of a store this node
+    /// is not connected to.
+    fn view_of<'s, T>(
+        &'s mut self,
+        index: usize,
+        name: &str,
+        view: impl FnOnce(&'s mut StoreSlot) -> Option<T>,
+    ) -> Result<T> {
+        let (plan, node) = (self.exec.plan, self.node);
+        let slot = if plan.nodes[node].stores.contains(&index) {
+            self.exec.state.stores.get_mut(index)
+        } else {
+            None
+        };
+        slot.and_then(view)
+            .ok_or_else(|| StreamsError::StoreNotConnected {
+                processor: plan.nodes[node].name.clone(),
+                store: name.to_owned(),
+            })
     }
 
     /// A typed view of window store `name` (declared with

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use streams_core::Serdes;
+use streams_core::{Processor, Serdes};
 
-use crate::builder::{store_builder, Handle};
+use crate::builder::{store_builder, DslMetrics, Handle};
+use crate::change::Change;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::{
@@ -85,11 +86,7 @@ where
 
     fn do_count(&self, named: Option<Named>, materialized: Materialized<K, i64>) -> KTable<K, i64> {
         let counts: SerdeArc<i64> = Arc::new(Serdes::i64());
-        let (Some(ks), Some(_), true) = (
-            &self.key_serde,
-            &self.value_serde,
-            self.repartition_required,
-        ) else {
+        if !(self.repartition_required && self.key_serde.is_some() && self.value_serde.is_some()) {
             return self.do_aggregate(
                 "KSTREAM-AGGREGATE-",
                 "AGGREGATE",
@@ -98,7 +95,7 @@ where
                 Some(counts),
                 count_adder(),
             );
-        };
+        }
         // A count needs only whether each value is null: the repartition
         // topic holds the values as written, and its source reads no more
         // of them than that.
@@ -112,13 +109,14 @@ where
             // The store has a key serde of its own: its keys are not the
             // topic's bytes, so the source reads keys as values of `K`.
             let parent = self.repartition_parent(&store, &name, Arc::clone, presence);
+            let add = count_adder::<K, ()>();
             return self.add_aggregate(
                 store,
                 name,
                 parent,
                 materialized,
                 Some(counts),
-                count_adder::<K, ()>(),
+                move |store, metrics| StreamAggregate::new(store, add.clone(), metrics),
             );
         }
         // The store's keys are the grouped key serde's bytes, which the
@@ -126,26 +124,13 @@ where
         // count updates its store by them, with no value of `K` in between.
         let raw: SerdeArc<Bytes> = Arc::new(Serdes::bytes());
         let parent = self.repartition_parent(&store, &name, |_| raw, presence);
-        let builder = &self.builder;
-        let vs = materialized.value_serde.clone().unwrap_or(counts);
-        let metrics = builder.metrics();
-        let store_for = store.clone();
-        builder.add_processor(
-            &name,
-            move || RawKeyCount::<K>::new(store_for.clone(), metrics.clone()),
-            &[&parent],
-        );
-        let store_builder = store_builder(&store, ks.clone(), vs.clone(), &materialized);
-        builder.apply(|t| {
-            t.add_state_store(store_builder, &[&name])?;
-            Ok(())
-        });
-        KTable::new(
-            builder.clone(),
+        self.add_aggregate(
+            store,
             name,
-            Some(ks.clone()),
-            Some(vs),
-            Some(store),
+            parent,
+            materialized,
+            Some(counts),
+            RawKeyCount::<K>::new,
         )
     }
 
@@ -353,7 +338,14 @@ where
     {
         let (store, name) = self.aggregation_names(store_prefix, operation, named, &materialized);
         let parent = self.aggregation_parent(&store, &name);
-        self.add_aggregate(store, name, parent, materialized, default_value_serde, add)
+        self.add_aggregate(
+            store,
+            name,
+            parent,
+            materialized,
+            default_value_serde,
+            move |store, metrics| StreamAggregate::new(store, add.clone(), metrics),
+        )
     }
 
     /// The store's and the processor's names of an aggregation, in the
@@ -373,20 +365,23 @@ where
         (store, builder.kstream_name(named, operation))
     }
 
-    /// Adds the aggregation `name` over records of `parent` (values of
-    /// type `VIn`) and its store.
-    fn add_aggregate<VIn, VA>(
+    /// Adds the aggregation `name` over records of `parent` (keys of type
+    /// `KIn`, values of type `VIn`), the processor `make(store, metrics)`
+    /// builds, and its store.
+    fn add_aggregate<KIn, VIn, VA, P>(
         &self,
         store: String,
         name: String,
         parent: String,
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeArc<VA>>,
-        add: AddFn<K, VIn, VA>,
+        make: impl Fn(String, DslMetrics) -> P + Send + Sync + 'static,
     ) -> KTable<K, VA>
     where
-        VIn: Clone + Send + 'static,
+        KIn: 'static,
+        VIn: 'static,
         VA: Clone + Send + 'static,
+        P: Processor<KIn, VIn, K, Change<VA>>,
     {
         let builder = &self.builder;
         let key_serde = materialized
@@ -404,7 +399,7 @@ where
         let store_for = store.clone();
         builder.add_processor(
             &name,
-            move || StreamAggregate::new(store_for.clone(), add.clone(), metrics.clone()),
+            move || make(store_for.clone(), metrics.clone()),
             &[&parent],
         );
         let store_builder = store_builder(&store, ks.clone(), vs.clone(), &materialized);

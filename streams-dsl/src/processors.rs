@@ -134,6 +134,16 @@ pub(crate) fn change_record<K, VA>(
     }
 }
 
+/// The store handle a processor resolved in `init`; an error if it
+/// processes a record before that.
+pub(crate) fn resolved<'h, H>(handle: &'h Option<H>, store: &str) -> Result<&'h H> {
+    handle.as_ref().ok_or_else(|| {
+        StreamsError::Internal(format!(
+            "the processor of store '{store}' processed a record before init"
+        ))
+    })
+}
+
 /// Registers for cache flushes if the store is cached; returns whether it
 /// is.
 pub(crate) fn listen_if_cached<K, V>(
@@ -353,10 +363,7 @@ where
             return Ok(());
         };
         let (old, new, timestamp) = {
-            let mut store = match &self.handle {
-                Some(handle) => ctx.key_value_store_of(handle)?,
-                None => ctx.key_value_store::<K, ValueAndTimestamp<VA>>(&self.store)?,
-            };
+            let mut store = ctx.key_value_store_of(resolved(&self.handle, &self.store)?)?;
             store.update(key, |old| {
                 aggregate_step(old, record.timestamp, |old| (self.add)(key, value, old))
             })?
@@ -432,13 +439,7 @@ where
         let Some((key, _)) = aggregation_input(ctx, &record, &self.metrics) else {
             return Ok(());
         };
-        let Some(handle) = &self.handle else {
-            return Err(StreamsError::Internal(format!(
-                "count over store '{}' processed a record before init",
-                self.store
-            )));
-        };
-        let mut store = ctx.key_value_store_of(handle)?;
+        let mut store = ctx.key_value_store_of(resolved(&self.handle, &self.store)?)?;
         let (old, new, timestamp) = store.update_serialized(key, |old| {
             aggregate_step(old, record.timestamp, |count| count.unwrap_or(0) + 1)
         })?;

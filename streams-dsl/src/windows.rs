@@ -19,7 +19,7 @@ use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::{
     aggregate_step, aggregation_input, change_record, count_adder, fold_adder, listen_if_cached,
-    reduce_adder, AddFn,
+    reduce_adder, resolved, AddFn,
 };
 
 /// Milliseconds of one day: the least default retention of a window store.
@@ -525,10 +525,7 @@ where
                 }
                 continue;
             }
-            let mut store = match &self.handle {
-                Some(handle) => ctx.window_store_of(handle)?,
-                None => ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?,
-            };
+            let mut store = ctx.window_store_of(resolved(&self.handle, &self.store)?)?;
             let (old, new, timestamp) = store.update(key, window.start, |old| {
                 aggregate_step(old, record.timestamp, |old| (self.add)(key, value, old))
             })?;
@@ -549,17 +546,13 @@ where
     fn flushed(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
-        store: &str,
+        _store: &str,
         entry: CacheEntry,
     ) -> Result<()> {
-        let change = match &self.handle {
-            Some(handle) if handle.name() == store => {
-                ctx.window_store_of(handle)?.decode(&entry)?
-            }
-            _ => ctx
-                .window_store::<K, ValueAndTimestamp<VA>>(store)?
-                .decode(&entry)?,
-        };
+        // Its own store is the only one this processor listens to.
+        let change = ctx
+            .window_store_of(resolved(&self.handle, &self.store)?)?
+            .decode(&entry)?;
         // A window leaves the store by expiry only, never by a delete that
         // goes downstream: a flushed entry without a value carries no time.
         let Some(new) = change.new_value else {
