@@ -367,3 +367,188 @@ async fn retention_through_the_broker() {
     let got = drain(&mut c).await;
     assert_eq!(got.first().map(|r| r.offset), Some(start));
 }
+
+fn read_ahead(max_partition_fetch_bytes: usize) -> ConsumerConfig {
+    ConsumerConfig {
+        background_fetch: true,
+        max_partition_fetch_bytes,
+        ..earliest()
+    }
+}
+
+/// `(partition, offset, value)` of each record, in the order polled.
+fn positions(records: &[broker_embedded::ConsumerRecord]) -> Vec<(u32, u64, Vec<u8>)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.partition,
+                r.offset,
+                r.value.as_deref().unwrap_or_default().to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_returns_every_record_in_order_while_a_producer_appends() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("t", 3)).await.unwrap();
+    let producer = Producer::new(&broker);
+    let total = 6_000u64;
+    let writer = tokio::spawn(async move {
+        for chunk in 0..total / 50 {
+            let batch = (chunk * 50..(chunk + 1) * 50)
+                .map(|i| ProducerRecord::new("t", format!("v{i}")).key(format!("k{}", i % 11)))
+                .collect();
+            producer.send_batch(batch).await.unwrap();
+            if chunk % 10 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    // Small fetches, so that the read-ahead runs many times beside the appends.
+    let mut consumer = Consumer::new(&broker, read_ahead(2_048));
+    consumer.assign_topic("t").await.unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while (got.len() as u64) < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {total}",
+            got.len()
+        );
+        got.extend(consumer.poll(Duration::from_millis(100)).await.unwrap());
+    }
+    writer.await.unwrap();
+    assert!(
+        drain(&mut consumer).await.is_empty(),
+        "nothing past the end"
+    );
+
+    // Each partition in offset order with no gap or repeat, and the same
+    // records as a consumer that reads in its polling task.
+    let mut plain = Consumer::new(&broker, earliest());
+    plain.assign_topic("t").await.unwrap();
+    let expected = drain(&mut plain).await;
+    let by_partition = |records: &[broker_embedded::ConsumerRecord]| {
+        let mut parts = vec![Vec::new(); 3];
+        for (partition, offset, value) in positions(records) {
+            parts[partition as usize].push((offset, value));
+        }
+        parts
+    };
+    let got = by_partition(&got);
+    for (partition, records) in got.iter().enumerate() {
+        let offsets: Vec<u64> = records.iter().map(|(o, _)| *o).collect();
+        assert_eq!(
+            offsets,
+            (0..records.len() as u64).collect::<Vec<_>>(),
+            "partition {partition}"
+        );
+    }
+    assert_eq!(got, by_partition(&expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_drops_what_was_read_ahead() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let producer = Producer::new(&broker);
+    for chunk in 0..20 {
+        let batch = (chunk * 10..(chunk + 1) * 10)
+            .map(|i| ProducerRecord::new("t", format!("v{i}")))
+            .collect();
+        producer.send_batch(batch).await.unwrap();
+    }
+    let tp = TopicPartition::new("t", 0);
+    let mut consumer = Consumer::new(&broker, read_ahead(256));
+    consumer.assign(vec![tp.clone()]).await.unwrap();
+    let first = consumer
+        .poll_up_to(5, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    // Let the read-ahead of the next fetch finish, then move away from it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    consumer.seek(&tp, 150).unwrap();
+    let after = drain(&mut consumer).await;
+    assert_eq!(
+        after.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (150..200).collect::<Vec<_>>()
+    );
+    consumer.seek(&tp, 3).unwrap();
+    let again = drain(&mut consumer).await;
+    assert_eq!(
+        again.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (3..200).collect::<Vec<_>>()
+    );
+    assert_eq!(again[0].value.as_deref(), Some(&b"v3"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_ahead_waiting_at_the_end_wakes_the_poll() {
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+    let producer = Producer::new(&broker);
+    producer
+        .send(ProducerRecord::new("t", "first").partition(0))
+        .await
+        .unwrap();
+    let mut consumer = Consumer::new(&broker, read_ahead(1024 * 1024));
+    consumer.assign_topic("t").await.unwrap();
+    let got = consumer.poll(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    // Both partitions now have a read-ahead waiting at their end.
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        producer
+            .send(ProducerRecord::new("t", "second").partition(1))
+            .await
+            .unwrap();
+    });
+    let got = consumer.poll(Duration::from_secs(3600)).await.unwrap();
+    sender.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].partition, 1);
+    assert_eq!(got[0].value.as_deref(), Some(&b"second"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_read_ahead_consumer_ends_its_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    Producer::new(&broker)
+        .send(ProducerRecord::new("t", "v"))
+        .await
+        .unwrap();
+    let mut consumer = Consumer::new(&broker, read_ahead(1024 * 1024));
+    consumer.assign_topic("t").await.unwrap();
+    assert_eq!(drain(&mut consumer).await.len(), 1);
+    // The read-ahead waits at the end of the partition, then comes back
+    // empty; with no poll to ask again, the thread waits for a job, holding
+    // a handle on the broker. It must let go of it once the consumer is
+    // gone, or the data dir stays locked.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drop(consumer);
+    drop(broker);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Broker::open(dir.path(), BrokerConfig::default()).await {
+            Ok(reopened) => {
+                assert_eq!(reopened.offsets("t", 0).await.unwrap(), (0, 1));
+                break;
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "still locked: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}

@@ -664,6 +664,19 @@ impl Broker {
         max_bytes: usize,
         isolation: IsolationLevel,
     ) -> Result<Vec<RecordBatch>> {
+        self.read_partition(topic, partition, offset, max_bytes, isolation)
+    }
+
+    /// [`Broker::fetch_with_isolation`] without the future, for a consumer's
+    /// read-ahead thread.
+    pub(crate) fn read_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+        isolation: IsolationLevel,
+    ) -> Result<Vec<RecordBatch>> {
         let (t, p) = self.partition(topic, partition)?;
         let log = t.partitions[p].lock();
         match isolation {

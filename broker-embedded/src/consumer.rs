@@ -48,7 +48,8 @@ use crate::group::{
     offsets_commit_point, validate_group_id, AssignmentStrategy, ConsumerGroupMetadata, Heartbeat,
     JoinRequest, OffsetAndMetadata, CONSUMER_OFFSETS_TOPIC,
 };
-use crate::record::Header;
+use crate::prefetch::Prefetcher;
+use crate::record::{Header, RecordBatch};
 use crate::TopicPartition;
 
 /// `auto.offset.reset`: where to start when there is no position, or the position is out of
@@ -122,6 +123,13 @@ pub struct ConsumerConfig {
     pub partition_assignment_strategy: AssignmentStrategy,
     /// `isolation.level`, default `read_uncommitted`.
     pub isolation_level: IsolationLevel,
+    /// Not a Kafka setting (Kafka's Java consumer fetches in its polling thread; librdkafka
+    /// always reads ahead): default false. With it, the consumer reads and decodes the next
+    /// fetch of each partition that has more data on a thread of its own while the caller
+    /// processes the records of the last one, so a busy caller spends its time on its own
+    /// work. It holds at most one fetch (`max.partition.fetch.bytes`) per partition ahead.
+    /// What a poll returns, and in what order, does not change.
+    pub background_fetch: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -138,6 +146,7 @@ impl Default for ConsumerConfig {
             auto_commit_interval_ms: 5_000,
             partition_assignment_strategy: AssignmentStrategy::Range,
             isolation_level: IsolationLevel::ReadUncommitted,
+            background_fetch: false,
         }
     }
 }
@@ -356,6 +365,10 @@ struct Assigned {
     buffer: Fetched,
     /// The next offset to fetch (past the buffer).
     fetch_offset: u64,
+    /// The id of the read-ahead fetch at `fetch_offset` under way, if any.
+    in_flight: Option<u64>,
+    /// The last read-ahead failed: none until a fetch in the polling task succeeds.
+    read_ahead_failed: bool,
 }
 
 /// The consumer's side of its group membership.
@@ -410,6 +423,8 @@ pub struct Consumer {
     next_auto_commit: Option<tokio::time::Instant>,
     /// Commit points of asynchronous commits still running.
     pending_commits: Vec<JoinHandle<()>>,
+    /// The read-ahead thread, started at the first read-ahead with `background_fetch`.
+    prefetch: Option<Prefetcher>,
 }
 
 impl Consumer {
@@ -427,6 +442,7 @@ impl Consumer {
             last_committed: HashMap::new(),
             next_auto_commit: None,
             pending_commits: Vec::new(),
+            prefetch: None,
         }
     }
 
@@ -469,6 +485,8 @@ impl Consumer {
                 position: None,
                 buffer: Fetched::default(),
                 fetch_offset: 0,
+                in_flight: None,
+                read_ahead_failed: false,
             });
             self.index.insert(tp, self.assigned.len());
             self.assigned.push(a);
@@ -639,6 +657,8 @@ impl Consumer {
         a.position = Some(offset);
         a.fetch_offset = offset;
         a.buffer.clear();
+        a.in_flight = None;
+        a.read_ahead_failed = false;
         Ok(())
     }
 
@@ -733,6 +753,15 @@ impl Consumer {
             if now >= deadline {
                 return Ok(Vec::new());
             }
+            // A read-ahead that finishes leaves a permit: taken here even if it came first.
+            let ready = self.prefetch.as_ref().map(|p| p.ready.clone());
+            let prefetched = async {
+                match &ready {
+                    Some(ready) => ready.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(prefetched);
             let wake = if subscribed {
                 deadline.min(now + Duration::from_millis(self.config.heartbeat_interval_ms))
             } else {
@@ -741,6 +770,7 @@ impl Consumer {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = &mut group_changed, if subscribed => {}
+                _ = &mut prefetched => {}
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
@@ -1162,6 +1192,7 @@ impl Consumer {
                 let a = &mut self.assigned[i];
                 a.position = Some(om.offset);
                 a.fetch_offset = om.offset;
+                a.in_flight = None;
                 return Ok(om.offset);
             }
         }
@@ -1178,6 +1209,7 @@ impl Consumer {
         let a = &mut self.assigned[i];
         a.position = Some(p);
         a.fetch_offset = p;
+        a.in_flight = None;
         Ok(p)
     }
 
@@ -1189,13 +1221,15 @@ impl Consumer {
         if n == 0 {
             return Ok(out);
         }
+        self.take_prefetched();
         for step in 0..n {
             if out.len() >= max {
                 break;
             }
             let i = (self.next + step) % n;
             self.resolve_position(i).await?;
-            if self.assigned[i].buffer.is_empty() {
+            // A partition whose next fetch is under way waits for it.
+            if self.assigned[i].buffer.is_empty() && self.assigned[i].in_flight.is_none() {
                 self.fetch(i).await?;
             }
             let a = &mut self.assigned[i];
@@ -1209,9 +1243,63 @@ impl Consumer {
             if a.buffer.is_empty() {
                 a.position = Some(a.fetch_offset.max(a.position.unwrap_or(0)));
             }
+            self.read_ahead(i);
         }
         self.next = (self.next + 1) % n;
         Ok(out)
+    }
+
+    /// With `background_fetch`, asks the read-ahead thread for the next fetch of partition
+    /// `i` unless one is under way (or the last one failed).
+    fn read_ahead(&mut self, i: usize) {
+        if !self.config.background_fetch {
+            return;
+        }
+        let a = &self.assigned[i];
+        if a.in_flight.is_some() || a.read_ahead_failed || a.position.is_none() {
+            return;
+        }
+        if self.prefetch.is_none() {
+            self.prefetch = Prefetcher::start(&self.broker);
+        }
+        let Some(prefetch) = self.prefetch.as_mut() else {
+            return;
+        };
+        let id = prefetch.request(
+            &a.topic_name,
+            a.tp.partition,
+            a.fetch_offset,
+            self.config.max_partition_fetch_bytes,
+            self.config.isolation_level,
+        );
+        self.assigned[i].in_flight = id;
+    }
+
+    /// Takes in the read-ahead fetches that finished. A fetch that failed is dropped, and
+    /// read-ahead of its partition stops: the polling task fetches the same offset itself
+    /// once the buffer is empty, and handles the error there (`auto.offset.reset` for an
+    /// offset out of range).
+    fn take_prefetched(&mut self) {
+        let Some(prefetch) = &self.prefetch else {
+            return;
+        };
+        for done in prefetch.take_done() {
+            let Some(i) = self
+                .assigned
+                .iter()
+                .position(|a| a.in_flight == Some(done.id))
+            else {
+                continue;
+            };
+            self.assigned[i].in_flight = None;
+            match done.batches {
+                Ok(batches) => self.take_batches(i, batches),
+                Err(e) => {
+                    debug!(partition = %self.assigned[i].tp, error = %e, "read-ahead fetch failed; fetching again in the polling task");
+                    self.assigned[i].read_ahead_failed = true;
+                }
+            }
+        }
     }
 
     async fn fetch(&mut self, i: usize) -> Result<()> {
@@ -1252,7 +1340,14 @@ impl Consumer {
             }
             Err(e) => return Err(e),
         };
+        self.take_batches(i, batches);
+        Ok(())
+    }
+
+    /// Buffers the records of a fetch of partition `i` at its fetch offset.
+    fn take_batches(&mut self, i: usize, batches: Vec<RecordBatch>) {
         let a = &mut self.assigned[i];
+        a.read_ahead_failed = false;
         for batch in batches {
             let next = batch.info.last_offset + 1;
             if !batch.info.control {
@@ -1265,7 +1360,6 @@ impl Consumer {
             }
             a.fetch_offset = a.fetch_offset.max(next);
         }
-        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod group;
 mod log;
 pub mod partitioner;
+mod prefetch;
 pub mod producer;
 pub mod record;
 pub mod time;

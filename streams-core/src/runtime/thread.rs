@@ -1195,6 +1195,9 @@ fn consumer_config(plan: &Plan, group: bool) -> ConsumerConfig {
         } else {
             IsolationLevel::ReadUncommitted
         },
+        // The stream thread's consumer decodes its next fetches on a thread of its own
+        // while the thread processes; the restore consumer reads in bulk as it goes.
+        background_fetch: group,
         ..ConsumerConfig::default()
     }
 }
