@@ -678,11 +678,17 @@ impl Broker {
         isolation: IsolationLevel,
     ) -> Result<Vec<RecordBatch>> {
         let (t, p) = self.partition(topic, partition)?;
-        let log = t.partitions[p].lock();
-        match isolation {
-            IsolationLevel::ReadUncommitted => log.read(offset, max_bytes, u64::MAX),
-            IsolationLevel::ReadCommitted => log.read_committed(offset, max_bytes, u64::MAX),
-        }
+        let stored = {
+            let log = t.partitions[p].lock();
+            match isolation {
+                IsolationLevel::ReadUncommitted => log.read_stored(offset, max_bytes, u64::MAX),
+                IsolationLevel::ReadCommitted => {
+                    log.read_committed_stored(offset, max_bytes, u64::MAX)
+                }
+            }
+        }?;
+        // Decoded without the lock: appends to the partition go on meanwhile.
+        stored.decode()
     }
 
     /// The last stable offset of a partition: the first offset of its earliest open

@@ -1250,13 +1250,20 @@ impl Consumer {
     }
 
     /// With `background_fetch`, asks the read-ahead thread for the next fetch of partition
-    /// `i` unless one is under way (or the last one failed).
+    /// `i` unless one is under way (or the last one failed) or enough is buffered.
     fn read_ahead(&mut self, i: usize) {
         if !self.config.background_fetch {
             return;
         }
         let a = &self.assigned[i];
-        if a.in_flight.is_some() || a.read_ahead_failed || a.position.is_none() {
+        // One fetch ahead at most: the next is asked for once fewer records are buffered
+        // than a poll returns, so that memory stays bounded by a fetch and a poll per
+        // partition however far the log runs ahead of the caller.
+        if a.in_flight.is_some()
+            || a.read_ahead_failed
+            || a.position.is_none()
+            || a.buffer.len >= self.config.max_poll_records.max(1)
+        {
             return;
         }
         if self.prefetch.is_none() {

@@ -25,6 +25,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tracing::{debug, error, warn};
 
 use self::producers::{ProducerCheck, ProducerStates};
@@ -407,28 +408,21 @@ impl Log {
         self.producers.max_producer_id()
     }
 
-    /// [`Log::read`] for a `read_committed` consumer: stops at the last stable offset, and
-    /// empties the records of batches of aborted transactions (the batches stay, so the
-    /// reader can move past them).
-    pub(crate) fn read_committed(
+    /// [`Log::read_stored`] for a `read_committed` consumer: stops at the last stable
+    /// offset, and marks the batches of aborted transactions to come back with no records
+    /// (the batches stay, so the reader can move past them).
+    pub(crate) fn read_committed_stored(
         &self,
         offset: u64,
         max_bytes: usize,
         max_offset: u64,
-    ) -> Result<Vec<RecordBatch>> {
+    ) -> Result<StoredBatches> {
         let lso = self.last_stable_offset();
-        let mut batches = self.read(offset, max_bytes, max_offset.min(lso))?;
-        for b in &mut batches {
-            if b.info.transactional
-                && !b.info.control
-                && self
-                    .producers
-                    .is_aborted(b.info.producer_id, b.info.base_offset)
-            {
-                b.records.clear();
-            }
+        let mut stored = self.read_stored(offset, max_bytes, max_offset.min(lso))?;
+        for b in &mut stored.batches {
+            b.aborted = b.in_transaction && self.producers.is_aborted(b.producer_id, b.base_offset);
         }
-        Ok(batches)
+        Ok(stored)
     }
 
     /// Rebuilds the producer state by scanning every batch header of every segment, oldest
@@ -649,6 +643,18 @@ impl Log {
         max_bytes: usize,
         max_offset: u64,
     ) -> Result<Vec<RecordBatch>> {
+        self.read_stored(offset, max_bytes, max_offset)?.decode()
+    }
+
+    /// [`Log::read`] without the decoding: the batches as stored, checked (CRC aside) and
+    /// ready to decode after the partition's lock is released, so that a reader decoding a
+    /// large fetch does not hold up appends.
+    pub(crate) fn read_stored(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<StoredBatches> {
         let (start, end) = (self.log_start_offset(), self.log_end_offset());
         if offset < start || offset > end {
             return Err(BrokerError::OffsetOutOfRange {
@@ -659,7 +665,12 @@ impl Log {
                 log_end_offset: end,
             });
         }
-        let mut out = Vec::new();
+        let mut out = StoredBatches {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            min_offset: offset,
+            batches: Vec::new(),
+        };
         if offset == end || offset >= max_offset {
             return Ok(out);
         }
@@ -681,7 +692,7 @@ impl Log {
                 self.read_segment(segment, limit, offset, max_bytes, max_offset, &mut out)?;
             // One segment per read, unless it had nothing at or after `offset` (compaction
             // can leave a segment's tail, or a whole segment, empty).
-            if done || !out.is_empty() {
+            if done || !out.batches.is_empty() {
                 break;
             }
         }
@@ -697,7 +708,7 @@ impl Log {
         offset: u64,
         max_bytes: usize,
         max_offset: u64,
-        out: &mut Vec<RecordBatch>,
+        out: &mut StoredBatches,
     ) -> Result<bool> {
         let end = segment.size();
         let mut position = segment.floor_position(offset);
@@ -778,10 +789,16 @@ impl Log {
                     min_len = size;
                     break;
                 }
-                let (batch, _) = batch::decode_batch_at(&buf, p, offset).map_err(|e| {
-                    self.corrupt(segment, header.base_offset, format!("at byte {at}: {e}"))
-                })?;
-                out.push(batch);
+                out.batches.push(StoredBatch {
+                    buf: buf.clone(),
+                    start: p,
+                    at,
+                    base_offset: header.base_offset,
+                    producer_id: header.producer_id,
+                    in_transaction: header.is_transactional() && !header.is_control(),
+                    file: segment.path().to_path_buf(),
+                    aborted: false,
+                });
                 expected_min = header.next_offset();
                 collected += size;
                 p += size;
@@ -1002,5 +1019,64 @@ fn check_order(previous: Option<&(u64, PathBuf)>, next: &Segment) -> Result<()> 
             })
         }
         _ => Ok(()),
+    }
+}
+
+/// Batches as a read found them in a segment, to decode with [`StoredBatches::decode`]
+/// (after the partition's lock is released).
+#[derive(Debug)]
+pub(crate) struct StoredBatches {
+    topic: String,
+    partition: u32,
+    /// Records below it are left out of the first batch.
+    min_offset: u64,
+    batches: Vec<StoredBatch>,
+}
+
+/// One stored batch: where it sits in the bytes read, and whether it belongs to an aborted
+/// transaction (a `read_committed` read returns those with no records).
+#[derive(Debug)]
+struct StoredBatch {
+    buf: Bytes,
+    start: usize,
+    /// Its byte position in the segment file, for errors.
+    at: u64,
+    base_offset: u64,
+    producer_id: i64,
+    /// A transactional data batch (not a marker).
+    in_transaction: bool,
+    file: PathBuf,
+    aborted: bool,
+}
+
+impl StoredBatches {
+    /// Decodes the batches, in order; a batch that fails to decode (a bad CRC, a record
+    /// that does not parse) is `CorruptBatch`, naming its file and byte position.
+    pub(crate) fn decode(self) -> Result<Vec<RecordBatch>> {
+        let StoredBatches {
+            topic,
+            partition,
+            min_offset,
+            batches,
+        } = self;
+        batches
+            .into_iter()
+            .map(|b| {
+                let (mut batch, _) =
+                    batch::decode_batch_at(&b.buf, b.start, min_offset).map_err(|e| {
+                        BrokerError::CorruptBatch {
+                            topic: topic.clone(),
+                            partition,
+                            offset: b.base_offset,
+                            file: b.file.clone(),
+                            reason: format!("at byte {}: {e}", b.at),
+                        }
+                    })?;
+                if b.aborted {
+                    batch.records.clear();
+                }
+                Ok(batch)
+            })
+            .collect()
     }
 }
