@@ -344,6 +344,12 @@ struct ChangelogShared {
 type ChangelogRecords = Vec<(Bytes, Option<Bytes>)>;
 
 impl ChangelogBuffer {
+    /// Whether updates may be waiting: one load, checked after every record.
+    #[inline]
+    pub(crate) fn pending(&self) -> bool {
+        self.0.pending.load(Ordering::Acquire)
+    }
+
     pub(crate) fn take(&self) -> ChangelogRecords {
         // A plain load first: the common case (nothing logged) stays a read.
         if !self.0.pending.load(Ordering::Acquire) || !self.0.pending.swap(false, Ordering::Acquire)

@@ -23,7 +23,7 @@ use crate::output::Output;
 use crate::punctuation::{next_slot, PunctuationType, Schedule};
 use crate::record::{Headers, Record, RecordMetadata};
 use crate::serdes::SerdeError;
-use crate::store::StoreSlot;
+use crate::store::{ChangelogBuffer, StoreSlot};
 use crate::timestamp::{extract, ConsumedRecord, Extracted, SharedTimestampExtractor};
 use crate::topology::{SubTopology, Topology};
 
@@ -833,6 +833,15 @@ impl Task {
     }
 
     fn drain_changelogs(&mut self) {
+        // After most records (a cached store) nothing was logged.
+        if !self
+            .state
+            .stores
+            .iter()
+            .any(|s| s.changelog.as_ref().is_some_and(ChangelogBuffer::pending))
+        {
+            return;
+        }
         let TaskState {
             stores,
             output,

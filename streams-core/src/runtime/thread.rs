@@ -541,13 +541,20 @@ impl Core {
     fn buffer(&mut self, records: Vec<ConsumerRecord>) -> HashMap<TopicPartition, u64> {
         let mut unowned: HashMap<TopicPartition, u64> = HashMap::new();
         // Polled records come in runs of one partition: its task, name and
-        // buffer are looked up once per run.
-        let mut records = records.into_iter().peekable();
-        while let Some(first) = records.next() {
-            let (topic, partition) = (first.topic.clone(), first.partition);
-            let run = std::iter::once(first).chain(std::iter::from_fn(|| {
-                records.next_if(|r| r.partition == partition && Arc::ptr_eq(&r.topic, &topic))
-            }));
+        // buffer are looked up once per run, and the run moves in one go.
+        let mut runs = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            match records.get(i.wrapping_sub(1)) {
+                Some(p) if p.partition == r.partition && Arc::ptr_eq(&p.topic, &r.topic) => {}
+                _ => runs.push((r.topic.clone(), r.partition, 0usize)),
+            }
+            if let Some(run) = runs.last_mut() {
+                run.2 += 1;
+            }
+        }
+        let mut records = records.into_iter();
+        for (topic, partition, len) in runs {
+            let run = records.by_ref().take(len);
             let Some((sub, _)) = self.plan.source_of.get(&*topic) else {
                 run.for_each(drop);
                 continue;
