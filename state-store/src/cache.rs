@@ -12,6 +12,7 @@ use hashlink::LinkedHashMap;
 
 use crate::error::Result;
 use crate::memory_window::{encode_windowed_key, split_windowed_key};
+use crate::shared::shared_bytes;
 use crate::store::{empty_iter, KeyValueStore, KvIter, Update};
 
 /// Bytes counted per cache entry on top of its key and value, for the map
@@ -528,7 +529,7 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         let forwarded = &mut self.forwarded;
         self.cache.write(
             &mut self.inner,
-            Bytes::copy_from_slice(key),
+            shared_bytes(key),
             value,
             old.is_none(),
             &mut |e| forwarded.push(e),

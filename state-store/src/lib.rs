@@ -63,6 +63,7 @@ mod memory_window;
 mod redb_store;
 mod restore;
 mod session;
+mod shared;
 mod sled_store;
 mod store;
 mod time_indexed;
@@ -96,6 +97,7 @@ pub use session::{
     decode_session_key, encode_session_key, open_session_store, InMemorySessionStore,
     KvSessionStore, SESSION_KEY_SUFFIX_LEN,
 };
+pub use shared::shared_bytes;
 pub use sled_store::{SledOptions, SledStore};
 pub use store::{BatchWrite, KeyValueStore, KvIter, Update};
 pub use windowed::{

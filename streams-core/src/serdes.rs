@@ -570,7 +570,40 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for TimeWindowedSerde<S> {
         Ok(buf.freeze())
     }
 
+    fn serialize_into(
+        &self,
+        topic: &str,
+        value: &Windowed<K>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerdeError> {
+        self.inner.serialize_into(topic, &value.key, out)?;
+        out.extend_from_slice(&value.window.start.to_be_bytes());
+        Ok(())
+    }
+
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<Windowed<K>, SerdeError> {
+        let (key, start) = self.split::<K>(topic, bytes)?;
+        let key = self.inner.deserialize_slice(topic, key)?;
+        Ok(Windowed::new(
+            key,
+            Window::new(start, start.saturating_add(self.window_size_ms)),
+        ))
+    }
+
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<Windowed<K>, SerdeError> {
+        let (key, start) = self.split::<K>(topic, bytes)?;
+        let key = self.inner.deserialize(topic, &bytes.slice(..key.len()))?;
+        Ok(Windowed::new(
+            key,
+            Window::new(start, start.saturating_add(self.window_size_ms)),
+        ))
+    }
+}
+
+impl<S> TimeWindowedSerde<S> {
+    /// The record key's bytes and the window start of a serialized
+    /// time-windowed key (checked: long enough, a start not negative).
+    fn split<'b, K>(&self, topic: &str, bytes: &'b [u8]) -> Result<(&'b [u8], i64), SerdeError> {
         let Some(key_len) = bytes.len().checked_sub(TIMESTAMP_SIZE) else {
             return Err(SerdeError::deserialize::<Windowed<K>>(
                 topic,
@@ -580,16 +613,15 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for TimeWindowedSerde<S> {
                 ),
             ));
         };
-        let start = read_i64_be(&bytes[key_len..]);
+        let (key, start) = bytes.split_at(key_len);
+        let start = read_i64_be(start);
         if start < 0 {
             return Err(SerdeError::deserialize::<Windowed<K>>(
                 topic,
                 format!("window start {start} is negative"),
             ));
         }
-        let key = self.inner.deserialize(topic, &bytes.slice(..key_len))?;
-        let end = start.saturating_add(self.window_size_ms);
-        Ok(Windowed::new(key, Window::new(start, end)))
+        Ok((key, start))
     }
 }
 
@@ -609,28 +641,59 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for SessionWindowedSerde<S> {
         Ok(buf.freeze())
     }
 
-    fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<Windowed<K>, SerdeError> {
-        let Some(key_len) = bytes.len().checked_sub(2 * TIMESTAMP_SIZE) else {
-            return Err(SerdeError::deserialize::<Windowed<K>>(
-                topic,
-                format!(
-                    "a session-windowed key needs at least {} bytes, got {}",
-                    2 * TIMESTAMP_SIZE,
-                    bytes.len()
-                ),
-            ));
-        };
-        let end = read_i64_be(&bytes[key_len..]);
-        let start = read_i64_be(&bytes[key_len + TIMESTAMP_SIZE..]);
-        if start < 0 || end < start {
-            return Err(SerdeError::deserialize::<Windowed<K>>(
-                topic,
-                format!("invalid session window [{start}, {end}]"),
-            ));
-        }
-        let key = self.inner.deserialize(topic, &bytes.slice(..key_len))?;
-        Ok(Windowed::new(key, Window::new(start, end)))
+    fn serialize_into(
+        &self,
+        topic: &str,
+        value: &Windowed<K>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerdeError> {
+        self.inner.serialize_into(topic, &value.key, out)?;
+        out.extend_from_slice(&value.window.end.to_be_bytes());
+        out.extend_from_slice(&value.window.start.to_be_bytes());
+        Ok(())
     }
+
+    fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<Windowed<K>, SerdeError> {
+        let (key, window) = split_session_key::<K>(topic, bytes)?;
+        let key = self.inner.deserialize(topic, &bytes.slice(..key.len()))?;
+        Ok(Windowed::new(key, window))
+    }
+
+    fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<Windowed<K>, SerdeError> {
+        let (key, window) = split_session_key::<K>(topic, bytes)?;
+        Ok(Windowed::new(
+            self.inner.deserialize_slice(topic, key)?,
+            window,
+        ))
+    }
+}
+
+/// The record key's bytes and the session of a serialized session-windowed
+/// key (checked: long enough, a valid session).
+fn split_session_key<'b, K>(
+    topic: &str,
+    bytes: &'b [u8],
+) -> Result<(&'b [u8], Window), SerdeError> {
+    let Some(key_len) = bytes.len().checked_sub(2 * TIMESTAMP_SIZE) else {
+        return Err(SerdeError::deserialize::<Windowed<K>>(
+            topic,
+            format!(
+                "a session-windowed key needs at least {} bytes, got {}",
+                2 * TIMESTAMP_SIZE,
+                bytes.len()
+            ),
+        ));
+    };
+    let (key, suffix) = bytes.split_at(key_len);
+    let end = read_i64_be(suffix);
+    let start = read_i64_be(&suffix[TIMESTAMP_SIZE..]);
+    if start < 0 || end < start {
+        return Err(SerdeError::deserialize::<Windowed<K>>(
+            topic,
+            format!("invalid session window [{start}, {end}]"),
+        ));
+    }
+    Ok((key, Window::new(start, end)))
 }
 
 #[cfg(test)]
@@ -735,13 +798,22 @@ mod tests {
             prop_assert_eq!(bytes.len(), key.len() + 8);
             prop_assert_eq!(&bytes[key.len()..], &start.to_be_bytes());
             prop_assert_eq!(time.deserialize(T, &bytes).unwrap(), w.clone());
+            // The buffer and slice forms agree with the `Bytes` ones.
+            let mut appended = b"p".to_vec();
+            time.serialize_into(T, &w, &mut appended).unwrap();
+            prop_assert_eq!(&appended[1..], &bytes[..]);
+            prop_assert_eq!(time.deserialize_slice(T, &bytes).unwrap(), w.clone());
 
             let session = Serdes::session_windowed(Serdes::string());
             let bytes = session.serialize(T, &w).unwrap();
             prop_assert_eq!(bytes.len(), key.len() + 16);
             prop_assert_eq!(&bytes[key.len()..key.len() + 8], &(start + len).to_be_bytes());
             prop_assert_eq!(&bytes[key.len() + 8..], &start.to_be_bytes());
-            prop_assert_eq!(session.deserialize(T, &bytes).unwrap(), w);
+            prop_assert_eq!(session.deserialize(T, &bytes).unwrap(), w.clone());
+            let mut appended = b"p".to_vec();
+            session.serialize_into(T, &w, &mut appended).unwrap();
+            prop_assert_eq!(&appended[1..], &bytes[..]);
+            prop_assert_eq!(session.deserialize_slice(T, &bytes).unwrap(), w);
         }
 
         #[test]
@@ -759,6 +831,8 @@ mod tests {
             let _ = Serdes::bincode::<Vec<String>>().deserialize(T, &b);
             let _ = Serdes::time_windowed(Serdes::i64(), 10).deserialize(T, &b);
             let _ = Serdes::session_windowed(Serdes::string()).deserialize(T, &b);
+            let _ = Serdes::time_windowed(Serdes::string(), 10).deserialize_slice(T, &b);
+            let _ = Serdes::session_windowed(Serdes::string()).deserialize_slice(T, &b);
             if b.len() != 4 {
                 prop_assert!(Serdes::i32().deserialize(T, &b).is_err());
             }
@@ -824,14 +898,19 @@ mod tests {
     fn windowed_garbage_is_rejected() {
         let time = Serdes::time_windowed(Serdes::string(), 10);
         assert!(time.deserialize(T, &Bytes::from_static(b"short")).is_err());
+        assert!(time.deserialize_slice(T, b"short").is_err());
         // A negative start.
         let mut neg = b"k".to_vec();
         neg.extend_from_slice(&(-5i64).to_be_bytes());
+        assert!(time.deserialize_slice(T, &neg).is_err());
         assert!(time.deserialize(T, &Bytes::from(neg)).is_err());
         // A session ending before it starts.
         let mut bad = b"k".to_vec();
         bad.extend_from_slice(&1i64.to_be_bytes());
         bad.extend_from_slice(&5i64.to_be_bytes());
+        assert!(Serdes::session_windowed(Serdes::string())
+            .deserialize_slice(T, &bad)
+            .is_err());
         assert!(Serdes::session_windowed(Serdes::string())
             .deserialize(T, &Bytes::from(bad))
             .is_err());

@@ -14,9 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use state_store::{
     decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
-    open_session_store, open_window_store, CacheEntry, CachingStore, ChangeLoggingStore,
-    ChangelogSink, InMemorySessionStore, InMemoryWindowStore, KeyValueStore, KvIter, StoreBackend,
-    WindowedKvStore,
+    open_session_store, open_window_store, split_windowed_key, CacheEntry, CachingStore,
+    ChangeLoggingStore, ChangelogSink, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
+    KvIter, StoreBackend, WindowedKvStore,
 };
 
 use crate::error::{Result, StreamsError};
@@ -874,7 +874,7 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
             self.parts
                 .key_serde
                 .serialize_into(self.parts.topic, key, buffer)?;
-            update_value(
+            update_value::<V, R, OWNED_VALUE>(
                 &mut *self.parts.store,
                 self.parts.topic,
                 self.parts.value_serde,
@@ -948,7 +948,7 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         key: &[u8],
         update: impl FnOnce(Option<V>) -> (Option<V>, R),
     ) -> Result<R> {
-        update_value(
+        update_value::<V, R, OWNED_VALUE>(
             &mut *self.parts.store,
             self.parts.topic,
             self.parts.value_serde,
@@ -1074,7 +1074,7 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
                 .key_serde
                 .serialize_into(self.parts.topic, key, buffer)?;
             state_store::put_windowed_key_suffix(buffer, window_start);
-            update_value(
+            update_value::<V, R, SHARED_VALUE>(
                 &mut *self.parts.store,
                 self.parts.topic,
                 self.parts.value_serde,
@@ -1166,7 +1166,10 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     /// Decodes an entry of this store handed to [`crate::Processor::flushed`]:
     /// the window's key and bounds, its value now and the value before.
     pub fn decode(&self, entry: &CacheEntry) -> Result<Change<Windowed<K>, V>> {
-        let Some((key, start)) = decode_windowed_key(&entry.key) else {
+        // The record key shares the entry's buffer: one flushed window, no copy.
+        let Some((key, start)) = split_windowed_key(&entry.key)
+            .map(|(key, start)| (entry.key.slice(..key.len()), start))
+        else {
             return Err(StreamsError::Serde(SerdeError::deserialize::<Windowed<K>>(
                 self.parts.topic,
                 format!(
@@ -1235,10 +1238,48 @@ fn with_key_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     out
 }
 
+/// How a read-modify-write makes the bytes of the value it writes
+/// (`update_value`'s `SHARED`): its own allocation (`OWNED_VALUE`) is the
+/// cheapest when the value is overwritten before anything clones it (a
+/// key-value aggregate, updated many times per commit interval in the
+/// record cache); [`serialize_shared`] (`SHARED_VALUE`) when the value is
+/// cloned (a window aggregate: most windows get a few updates, then the
+/// cache writes each through to the store, the changelog and downstream).
+const OWNED_VALUE: bool = false;
+const SHARED_VALUE: bool = true;
+
+thread_local! {
+    /// The buffer values are serialized into before they are copied out.
+    static VALUE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `value` serialized with `serde`, as a store value ready to be shared
+/// ([`state_store::shared_bytes`]): the record cache hands it to the inner
+/// store, the changelog and downstream. Serialized into a buffer kept by
+/// the thread, so a small value costs one allocation.
+fn serialize_shared<V: 'static>(topic: &str, serde: &dyn Serde<V>, value: &V) -> Result<Bytes> {
+    VALUE_BUFFER.with(|buffer| {
+        let Ok(mut buffer) = buffer.try_borrow_mut() else {
+            // Re-entered (a serde that updates a store): a buffer of its own.
+            let mut own = Vec::new();
+            serde.serialize_into(topic, value, &mut own)?;
+            return Ok(Bytes::from(own));
+        };
+        buffer.clear();
+        serde.serialize_into(topic, value, &mut buffer)?;
+        let bytes = state_store::shared_bytes(&buffer);
+        // A value far larger than the usual is not kept around.
+        if buffer.capacity() > 64 * 1024 {
+            *buffer = Vec::new();
+        }
+        Ok(bytes)
+    })
+}
+
 /// Reads the value under `key`, hands it to `update` and writes back the
 /// value `update` returns (`None` deletes the key); returns the rest of what
 /// `update` returned.
-fn update_value<V: 'static, R>(
+fn update_value<V: 'static, R, const SHARED: bool>(
     store: &mut dyn KeyValueStore,
     topic: &str,
     serde: &dyn Serde<V>,
@@ -1255,6 +1296,9 @@ fn update_value<V: 'static, R>(
             let old = old.map(|b| serde.deserialize_slice(topic, b)).transpose()?;
             let (new, out) = update(old);
             let write = match new {
+                Some(value) if SHARED => {
+                    state_store::Update::Put(serialize_shared(topic, serde, &value)?)
+                }
                 Some(value) => {
                     // The size of a fixed-width value and its timestamp.
                     let mut bytes = Vec::with_capacity(16);
