@@ -1412,4 +1412,48 @@ mod tests {
         };
         assert!(bad.check_group_settings().is_err());
     }
+
+    /// However far the log runs ahead of a slow caller, the read-ahead keeps at most a
+    /// poll's worth of records and one fetch buffered per partition.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_ahead_stays_one_fetch_ahead() {
+        use crate::{NewTopic, Producer, ProducerRecord};
+        let broker = Broker::in_memory().await.unwrap();
+        broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
+        let producer = Producer::new(&broker);
+        for chunk in 0..200 {
+            let batch = (0..100)
+                .map(|i| ProducerRecord::new("t", format!("value-{chunk}-{i}")))
+                .collect();
+            producer.send_batch(batch).await.unwrap();
+        }
+        let mut consumer = Consumer::new(
+            &broker,
+            ConsumerConfig {
+                auto_offset_reset: AutoOffsetReset::Earliest,
+                background_fetch: true,
+                max_poll_records: 10,
+                max_partition_fetch_bytes: 4096,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign_topic("t").await.unwrap();
+        let mut next = 0u64;
+        let mut most = 0usize;
+        for _ in 0..60 {
+            let got = consumer.poll(Duration::from_secs(5)).await.unwrap();
+            for r in &got {
+                assert_eq!(r.offset, next);
+                next += 1;
+            }
+            // Give the read-ahead time to run as far as it would.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            consumer.take_prefetched();
+            most = most.max(consumer.assigned[0].buffer.len);
+        }
+        // A 4 KiB fetch holds well under 200 of these records; without the bound the buffer
+        // grows by a fetch per poll.
+        assert!(most < 10 + 200, "{most} records buffered");
+        assert!(next >= 60, "{next}");
+    }
 }

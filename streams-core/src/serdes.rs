@@ -583,24 +583,25 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for TimeWindowedSerde<S> {
 
     fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<Windowed<K>, SerdeError> {
         let (key, start) = self.split::<K>(topic, bytes)?;
-        let key = self.inner.deserialize_slice(topic, key)?;
         Ok(Windowed::new(
-            key,
-            Window::new(start, start.saturating_add(self.window_size_ms)),
+            self.inner.deserialize_slice(topic, key)?,
+            self.window_at(start),
         ))
     }
 
     fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<Windowed<K>, SerdeError> {
         let (key, start) = self.split::<K>(topic, bytes)?;
         let key = self.inner.deserialize(topic, &bytes.slice(..key.len()))?;
-        Ok(Windowed::new(
-            key,
-            Window::new(start, start.saturating_add(self.window_size_ms)),
-        ))
+        Ok(Windowed::new(key, self.window_at(start)))
     }
 }
 
 impl<S> TimeWindowedSerde<S> {
+    /// The window starting at `start` (its end saturates).
+    fn window_at(&self, start: i64) -> Window {
+        Window::new(start, start.saturating_add(self.window_size_ms))
+    }
+
     /// The record key's bytes and the window start of a serialized
     /// time-windowed key (checked: long enough, a start not negative).
     fn split<'b, K>(&self, topic: &str, bytes: &'b [u8]) -> Result<(&'b [u8], i64), SerdeError> {
