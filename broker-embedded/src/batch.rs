@@ -479,8 +479,8 @@ where
             last_offset,
         });
     }
-    // First pass: sizes and timestamps.
-    let mut count = 0usize;
+    // First pass: sizes (kept for the second) and timestamps.
+    let mut bodies: Vec<u32> = Vec::with_capacity(records.size_hint().0);
     let mut base_timestamp = None;
     let mut max_timestamp = i64::MIN;
     let mut records_len = 0usize;
@@ -489,8 +489,10 @@ where
         let body = r.body_len(base)?;
         records_len += varint_len(body as i32) + body;
         max_timestamp = max_timestamp.max(r.timestamp);
-        count += 1;
+        // `body_len` checked that it fits an i32.
+        bodies.push(body as u32);
     }
+    let count = bodies.len();
     let Some(base_timestamp) = base_timestamp else {
         return Err(EncodeError::Empty);
     };
@@ -530,9 +532,7 @@ where
     buf.extend_from_slice(&producer.producer_epoch.to_be_bytes());
     buf.extend_from_slice(&producer.base_sequence.to_be_bytes());
     buf.extend_from_slice(&record_count.to_be_bytes());
-    for r in records {
-        // Cannot fail: the first pass checked every size.
-        let body = r.body_len(base_timestamp)?;
+    for (r, body) in records.zip(bodies) {
         put_varint(buf, body as i32);
         buf.push(0); // record attributes
         put_varlong(buf, r.timestamp.wrapping_sub(base_timestamp));

@@ -558,9 +558,12 @@ impl Producer {
         let total = records.len();
         // One group per (topic, partition), in first-seen order. A batch usually targets one
         // topic and few partitions, so a linear search beats hashing the topic per record.
+        // First each record's group, then the records moved into groups sized for them.
         let mut groups: Vec<Group> = Vec::new();
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut targets: Vec<usize> = Vec::with_capacity(total);
         let mut last_topic: Option<(Arc<str>, u32)> = None;
-        for (i, record) in records.into_iter().enumerate() {
+        for record in &records {
             let (topic, partitions) = match &last_topic {
                 Some((t, n)) if Arc::ptr_eq(t, &record.topic) || **t == *record.topic => {
                     (t.clone(), *n)
@@ -572,12 +575,12 @@ impl Producer {
                     (t, n)
                 }
             };
-            let partition = self.choose_partition(&record, partitions)?;
+            let partition = self.choose_partition(record, partitions)?;
             let group = match groups
                 .iter()
                 .rposition(|g| g.partition == partition && *g.topic == *topic)
             {
-                Some(g) => &mut groups[g],
+                Some(g) => g,
                 None => {
                     groups.push(Group {
                         topic,
@@ -585,10 +588,19 @@ impl Producer {
                         indexes: Vec::new(),
                         records: Vec::new(),
                     });
-                    let last = groups.len() - 1;
-                    &mut groups[last]
+                    sizes.push(0);
+                    groups.len() - 1
                 }
             };
+            sizes[group] += 1;
+            targets.push(group);
+        }
+        for (group, n) in groups.iter_mut().zip(sizes) {
+            group.indexes.reserve_exact(n);
+            group.records.reserve_exact(n);
+        }
+        for (i, (record, group)) in records.into_iter().zip(targets).enumerate() {
+            let group = &mut groups[group];
             group.indexes.push(i);
             group.records.push(NewRecord {
                 timestamp: record.timestamp.unwrap_or(now),
