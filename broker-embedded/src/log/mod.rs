@@ -669,6 +669,7 @@ impl Log {
             topic: self.topic.clone(),
             partition: self.partition,
             min_offset: offset,
+            file: PathBuf::new(),
             batches: Vec::new(),
         };
         if offset == end || offset >= max_offset {
@@ -789,6 +790,9 @@ impl Log {
                     min_len = size;
                     break;
                 }
+                if out.batches.is_empty() {
+                    out.file = segment.path().to_path_buf();
+                }
                 out.batches.push(StoredBatch {
                     buf: buf.clone(),
                     start: p,
@@ -796,7 +800,6 @@ impl Log {
                     base_offset: header.base_offset,
                     producer_id: header.producer_id,
                     in_transaction: header.is_transactional() && !header.is_control(),
-                    file: segment.path().to_path_buf(),
                     aborted: false,
                 });
                 expected_min = header.next_offset();
@@ -1030,6 +1033,8 @@ pub(crate) struct StoredBatches {
     partition: u32,
     /// Records below it are left out of the first batch.
     min_offset: u64,
+    /// The segment file the batches come from (a read takes them from one segment).
+    file: PathBuf,
     batches: Vec<StoredBatch>,
 }
 
@@ -1045,7 +1050,6 @@ struct StoredBatch {
     producer_id: i64,
     /// A transactional data batch (not a marker).
     in_transaction: bool,
-    file: PathBuf,
     aborted: bool,
 }
 
@@ -1057,6 +1061,7 @@ impl StoredBatches {
             topic,
             partition,
             min_offset,
+            file,
             batches,
         } = self;
         batches
@@ -1068,7 +1073,7 @@ impl StoredBatches {
                             topic: topic.clone(),
                             partition,
                             offset: b.base_offset,
-                            file: b.file.clone(),
+                            file: file.clone(),
                             reason: format!("at byte {}: {e}", b.at),
                         }
                     })?;
