@@ -184,6 +184,47 @@ impl Cache {
         Some(())
     }
 
+    /// Rewrites the value of a cached `key` in its own buffer (see
+    /// [`KeyValueStore::patch`]): only when the cache holds the only
+    /// reference to it, so that nothing else sees the bytes change. Marks
+    /// the entry dirty and moves it to the back, as a write does; its
+    /// length, and so the cache's size, stays the same.
+    fn patch_cached(&mut self, key: &[u8], patch: &mut dyn FnMut(&mut [u8]) -> bool) -> bool {
+        let hashlink::linked_hash_map::RawEntryMut::Occupied(mut entry) =
+            self.entries.raw_entry_mut().from_key(key)
+        else {
+            return false;
+        };
+        let slot = entry.get_mut();
+        let Some(value) = slot.value.as_mut() else {
+            return false;
+        };
+        // A value also held elsewhere (the inner store's copy, written
+        // through at the last flush) is left alone: the caller rewrites it
+        // with a fresh buffer.
+        if !value.is_unique() {
+            return false;
+        }
+        let mut owned = match std::mem::take(value).try_into_mut() {
+            Ok(owned) => owned,
+            Err(shared) => {
+                *value = shared;
+                return false;
+            }
+        };
+        let patched = patch(&mut owned);
+        *value = owned.freeze();
+        if !patched {
+            return false;
+        }
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty_count += 1;
+        }
+        entry.to_back();
+        true
+    }
+
     fn write<S: KeyValueStore>(
         &mut self,
         inner: &mut S,
@@ -536,6 +577,11 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
         )
     }
 
+    fn patch(&mut self, key: &[u8], patch: &mut dyn FnMut(&mut [u8]) -> bool) -> Result<bool> {
+        // Nothing can be evicted: the cache's size does not change.
+        Ok(self.cache.patch_cached(key, patch))
+    }
+
     fn range(&self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
         let inner = self.inner.range(from, to)?;
         if from >= to {
@@ -722,6 +768,63 @@ mod tests {
         s.flush_with(|e| out.push(e)).unwrap();
         assert_eq!(out, vec![entry("k", Some("5"), Some("3"))]);
         assert_eq!(s.inner().sink().len(), 2);
+    }
+
+    #[test]
+    fn a_patch_rewrites_only_a_value_the_cache_alone_holds() {
+        let mut s = store(10_000);
+        let mut calls = 0;
+        let mut bump = |bytes: &mut [u8]| {
+            calls += 1;
+            bytes[0] += 1;
+            true
+        };
+        assert!(!s.patch(b"k", &mut bump).unwrap(), "not cached");
+        s.put(b("k"), b("1")).unwrap();
+        assert!(s.patch(b"k", &mut bump).unwrap());
+        assert_eq!(s.get(b"k").unwrap(), Some(b("2")));
+        s.flush().unwrap();
+        assert_eq!(s.take_forwarded(), vec![entry("k", Some("2"), None)]);
+
+        // Written through, the bytes are the inner store's and the
+        // changelog's too: left alone, and the caller writes anew.
+        assert!(!s.patch(b"k", &mut bump).unwrap());
+        assert_eq!(s.get(b"k").unwrap(), Some(b("2")));
+        assert_eq!(s.inner().sink(), &vec![(b("k"), Some(b("2")))]);
+        assert_eq!(s.inner().inner().get(b"k").unwrap(), Some(b("2")));
+
+        // A fresh value is the cache's own again; a patch makes it dirty
+        // and last in the flush order, as a write does.
+        s.put(b("k"), b("5")).unwrap();
+        s.put(b("j"), b("1")).unwrap();
+        assert!(s.patch(b"k", &mut bump).unwrap());
+        s.flush().unwrap();
+        assert_eq!(
+            s.take_forwarded(),
+            vec![
+                entry("j", Some("1"), None),
+                entry("k", Some("6"), Some("2"))
+            ]
+        );
+        assert_eq!(calls, 2, "the closure ran only on values it could rewrite");
+
+        // A patch that declines changes nothing; a cached tombstone has no
+        // bytes to patch.
+        s.put(b("k"), b("7")).unwrap();
+        let size = s.cached_bytes();
+        assert!(!s.patch(b"k", &mut |_| false).unwrap());
+        assert_eq!(s.get(b"k").unwrap(), Some(b("7")));
+        assert_eq!(s.cached_bytes(), size);
+        s.delete(b("j")).unwrap();
+        assert!(!s.patch(b"j", &mut |_| true).unwrap());
+        s.flush().unwrap();
+        assert_eq!(
+            s.take_forwarded(),
+            vec![
+                entry("k", Some("7"), Some("6")),
+                entry("j", None, Some("1"))
+            ]
+        );
     }
 
     #[test]

@@ -75,6 +75,22 @@ pub trait KeyValueStore: Send + fmt::Debug {
         update_by_get(self, key, update)
     }
 
+    /// Rewrites the value of `key` in place, where the store holds it in a
+    /// buffer of its own (the record cache, for a key written since its
+    /// last flush): `patch` gets the value's bytes and returns whether it
+    /// rewrote them. Returns whether it did; when it returns `false`,
+    /// nothing changed and the caller writes the value the usual way
+    /// ([`KeyValueStore::update`]). The value's length cannot change, so
+    /// this suits fixed-width values such as counts: an update without an
+    /// allocation. `patch` must not panic (the bytes would be left half
+    /// written).
+    ///
+    /// The default, for stores that do not keep values in buffers of their
+    /// own, rewrites nothing.
+    fn patch(&mut self, _key: &[u8], _patch: &mut dyn FnMut(&mut [u8]) -> bool) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Applies a batch of writes in order (`None` deletes). Used by
     /// restoration; backends override it to amortise per-write costs.
     fn write_batch(&mut self, batch: &[BatchWrite]) -> Result<()> {
@@ -160,6 +176,9 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
         update: &mut dyn FnMut(Option<&[u8]>) -> Update,
     ) -> Result<()> {
         (**self).update(key, update)
+    }
+    fn patch(&mut self, key: &[u8], patch: &mut dyn FnMut(&mut [u8]) -> bool) -> Result<bool> {
+        (**self).patch(key, patch)
     }
     fn write_batch(&mut self, batch: &[BatchWrite]) -> Result<()> {
         (**self).write_batch(batch)

@@ -957,6 +957,22 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         )
     }
 
+    /// Rewrites the serialized value of the key whose serialized form is
+    /// `key` in place, when the store holds it in a buffer of its own (the
+    /// record cache, between flushes): see
+    /// [`state_store::KeyValueStore::patch`]. Returns whether `patch`
+    /// rewrote it; on `false` nothing changed, and the caller updates the
+    /// value the usual way ([`TypedKeyValueStore::update_serialized`]). For
+    /// fixed-width values whose layout the caller knows (a count's); the
+    /// bytes are those the store's value serde wrote.
+    pub fn patch_serialized(
+        &mut self,
+        key: &[u8],
+        patch: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Result<bool> {
+        Ok(self.parts.store.patch(key, patch)?)
+    }
+
     /// Reads a key from its serialized form, with the store's key serde.
     pub fn deserialize_key(&self, key: &[u8]) -> Result<K> {
         Ok(self

@@ -124,13 +124,14 @@ where
         // count updates its store by them, with no value of `K` in between.
         let raw: SerdeArc<Bytes> = Arc::new(Serdes::bytes());
         let parent = self.repartition_parent(&store, &name, |_| raw, presence);
+        let default_layout = materialized.value_serde.is_none();
         self.add_aggregate(
             store,
             name,
             parent,
             materialized,
             Some(counts),
-            RawKeyCount::<K>::new,
+            move |store, metrics| RawKeyCount::<K>::new(store, metrics, default_layout),
         )
     }
 

@@ -402,6 +402,81 @@ fn caching_deduplicates_between_commits() -> Result<()> {
     Ok(())
 }
 
+/// A count after a repartition, with a record cache, rewrites a count
+/// cached since the last commit in place; with a value serde given in
+/// `Materialized` it decodes and encodes each time. Both emit the same
+/// records (counts and timestamps, the latest of each key's records) at
+/// each commit, and the store ends the same.
+#[test]
+fn a_cached_count_rewritten_in_place_emits_what_a_decoded_one_does() -> Result<()> {
+    use std::time::Duration;
+    use streams_core::{TestDriverConfig, TestRecord};
+
+    let run = |materialized: Materialized<String, i64>| -> Result<_> {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in", strings())
+            .group_by(
+                |_, word| word.clone(),
+                Grouped::with(Serdes::string(), Serdes::string()),
+            )
+            .count(materialized)
+            .to_stream()
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+        let driver = TopologyTestDriver::with_config(
+            builder.build()?,
+            TestDriverConfig::new().with_production_caching(),
+        )?;
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        let output = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+        let mut emitted = Vec::new();
+        // Three commits; timestamps go back and forth within each.
+        for round in 0..3i64 {
+            for (i, word) in ["a", "b", "a", "c", "a", "b"].iter().enumerate() {
+                let timestamp = 1_000 * round + [40, 10, 30, 20, 5, 50][i];
+                input.pipe_input_with_timestamp(s("line"), s(word), timestamp)?;
+            }
+            driver.advance_wall_clock_time(Duration::from_secs(60))?;
+            let mut records: Vec<TestRecord<String, i64>> = output.read_records_to_list()?;
+            records.sort_by(|x, y| x.key.cmp(&y.key));
+            emitted.push(
+                records
+                    .into_iter()
+                    .map(|r| (r.key, r.value, r.timestamp))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let store = driver.get_key_value_store::<String, ValueAndTimestamp<i64>>("counts")?;
+        let counts: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|w| store.get(&s(w)))
+            .collect::<Result<_>>()?;
+        Ok((emitted, counts))
+    };
+    let (in_place, in_place_store) = run(Materialized::as_("counts"))?;
+    let (decoded, decoded_store) =
+        run(Materialized::as_("counts").with_value_serde(Serdes::i64()))?;
+    assert_eq!(in_place, decoded);
+    assert_eq!(in_place_store, decoded_store);
+    assert_eq!(
+        in_place[2],
+        vec![
+            (Some(s("a")), Some(9), 2_040),
+            (Some(s("b")), Some(6), 2_050),
+            (Some(s("c")), Some(3), 2_020),
+        ]
+    );
+    assert_eq!(
+        in_place_store,
+        vec![
+            Some(ValueAndTimestamp::make(9, 2_040)),
+            Some(ValueAndTimestamp::make(6, 2_050)),
+            Some(ValueAndTimestamp::make(3, 2_020)),
+        ]
+    );
+    Ok(())
+}
+
 #[test]
 fn aggregate_without_a_value_serde_is_an_error() {
     let builder = StreamsBuilder::new();
