@@ -202,6 +202,43 @@ pub struct ConsumerRecord {
     pub headers: Vec<Header>,
 }
 
+/// Records of one partition handed out by [`Consumer::poll_runs`]: consecutive records in
+/// offset order, of one stored batch (or part of one), with the topic named once for all of
+/// them rather than once per record.
+#[derive(Debug)]
+pub struct PartitionRun {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: u32,
+    /// Whose timestamps the records carry.
+    pub timestamp_type: TimestampType,
+    /// The records, at least one.
+    pub records: std::vec::IntoIter<crate::record::Record>,
+}
+
+impl PartitionRun {
+    /// The run's records as [`ConsumerRecord`]s.
+    pub fn into_consumer_records(self) -> impl Iterator<Item = ConsumerRecord> {
+        let PartitionRun {
+            topic,
+            partition,
+            timestamp_type,
+            records,
+        } = self;
+        records.map(move |r| ConsumerRecord {
+            topic: topic.clone(),
+            partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            timestamp_type,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        })
+    }
+}
+
 /// Callbacks for partitions coming and going in a group (Kafka's
 /// `ConsumerRebalanceListener`). They run inside [`Consumer::poll`] (and `close` /
 /// `unsubscribe`), on the polling task, with a [`RebalanceContext`] to read positions, seek
@@ -332,24 +369,29 @@ impl Fetched {
         self.len = 0;
     }
 
-    fn pop_front(&mut self, topic: &Arc<str>, partition: u32) -> Option<ConsumerRecord> {
+    /// Takes up to `max` (at least one) of the next records, all of one batch: the batch's
+    /// decoded records move out whole when all of them fit, and only a batch cut short is
+    /// copied.
+    fn take_run(
+        &mut self,
+        max: usize,
+    ) -> Option<(TimestampType, std::vec::IntoIter<crate::record::Record>)> {
+        let max = max.max(1);
         loop {
             let (timestamp_type, records) = self.batches.front_mut()?;
-            let Some(r) = records.next() else {
+            let left = records.len();
+            if left == 0 {
                 self.batches.pop_front();
                 continue;
-            };
-            self.len -= 1;
-            return Some(ConsumerRecord {
-                topic: topic.clone(),
-                partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                timestamp_type: *timestamp_type,
-                key: r.key,
-                value: r.value,
-                headers: r.headers,
-            });
+            }
+            if left <= max {
+                self.len -= left;
+                return self.batches.pop_front();
+            }
+            let timestamp_type = *timestamp_type;
+            let part: Vec<_> = records.by_ref().take(max).collect();
+            self.len -= part.len();
+            return Some((timestamp_type, part.into_iter()));
         }
     }
 }
@@ -713,6 +755,16 @@ impl Consumer {
         self.poll_up_to(n, timeout).await
     }
 
+    /// [`Consumer::poll`], with the records handed out in runs of one partition
+    /// ([`PartitionRun`]), as they were fetched: for a caller that takes records partition
+    /// by partition (a stream thread hands each run to its task), this saves making and
+    /// moving a [`ConsumerRecord`] per record. The same records, in the same order, and
+    /// the same positions afterwards as [`Consumer::poll`].
+    pub async fn poll_runs(&mut self, timeout: Duration) -> Result<Vec<PartitionRun>> {
+        let n = self.config.max_poll_records;
+        self.poll_runs_up_to(n, timeout).await
+    }
+
     /// Polls up to `max_records` records, waiting up to `timeout` for the first one. The wait
     /// ends as soon as any assigned partition gets data; it does not spin.
     ///
@@ -724,6 +776,21 @@ impl Consumer {
         max_records: usize,
         timeout: Duration,
     ) -> Result<Vec<ConsumerRecord>> {
+        let runs = self.poll_runs_up_to(max_records, timeout).await?;
+        let mut records = Vec::with_capacity(runs.iter().map(|r| r.records.len()).sum());
+        for run in runs {
+            records.extend(run.into_consumer_records());
+        }
+        Ok(records)
+    }
+
+    /// [`Consumer::poll_up_to`], with the records in runs of one partition (see
+    /// [`Consumer::poll_runs`]).
+    pub async fn poll_runs_up_to(
+        &mut self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> Result<Vec<PartitionRun>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let inner = self.broker.inner.clone();
         self.reap_pending_commits();
@@ -1213,17 +1280,18 @@ impl Consumer {
         Ok(p)
     }
 
-    /// Fetches into the buffers if needed and hands out up to `max` records.
-    async fn collect(&mut self, max: usize) -> Result<Vec<ConsumerRecord>> {
-        let buffered: usize = self.assigned.iter().map(|a| a.buffer.len).sum();
-        let mut out = Vec::with_capacity(buffered.min(max));
+    /// Fetches into the buffers if needed and hands out up to `max` records, in runs of one
+    /// partition.
+    async fn collect(&mut self, max: usize) -> Result<Vec<PartitionRun>> {
+        let mut out = Vec::new();
+        let mut taken = 0;
         let n = self.assigned.len();
         if n == 0 {
             return Ok(out);
         }
         self.take_prefetched();
         for step in 0..n {
-            if out.len() >= max {
+            if taken >= max {
                 break;
             }
             let i = (self.next + step) % n;
@@ -1233,12 +1301,21 @@ impl Consumer {
                 self.fetch(i).await?;
             }
             let a = &mut self.assigned[i];
-            while out.len() < max {
-                let Some(r) = a.buffer.pop_front(&a.topic_name, a.tp.partition) else {
+            while taken < max {
+                let Some((timestamp_type, records)) = a.buffer.take_run(max - taken) else {
                     break;
                 };
-                a.position = Some(r.offset + 1);
-                out.push(r);
+                let Some(last) = records.as_slice().last() else {
+                    continue;
+                };
+                a.position = Some(last.offset + 1);
+                taken += records.len();
+                out.push(PartitionRun {
+                    topic: a.topic_name.clone(),
+                    partition: a.tp.partition,
+                    timestamp_type,
+                    records,
+                });
             }
             if a.buffer.is_empty() {
                 a.position = Some(a.fetch_offset.max(a.position.unwrap_or(0)));
@@ -1455,5 +1532,64 @@ mod tests {
         // grows by a fetch per poll.
         assert!(most < 10 + 200, "{most} records buffered");
         assert!(next >= 60, "{next}");
+    }
+
+    /// `poll_runs` hands out the records `poll` does, in the same order and with the same
+    /// positions after each poll, in runs of one partition and one batch: whole batches
+    /// where they fit, and a batch cut short by `max.poll.records` goes on in the next poll.
+    #[tokio::test]
+    async fn poll_runs_hands_out_what_poll_does_in_runs_of_one_partition() {
+        use crate::{NewTopic, Producer, ProducerRecord};
+        let broker = Broker::in_memory().await.unwrap();
+        broker.create_topic(NewTopic::new("t", 3)).await.unwrap();
+        let producer = Producer::new(&broker);
+        for chunk in 0..12 {
+            let batch = (0..(7 + chunk))
+                .map(|i| {
+                    ProducerRecord::new("t", format!("value-{chunk}-{i}"))
+                        .partition((chunk % 3) as u32)
+                })
+                .collect();
+            producer.send_batch(batch).await.unwrap();
+        }
+        let config = ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            max_poll_records: 10,
+            ..ConsumerConfig::default()
+        };
+        let mut plain = Consumer::new(&broker, config.clone());
+        let mut in_runs = Consumer::new(&broker, config);
+        plain.assign_topic("t").await.unwrap();
+        in_runs.assign_topic("t").await.unwrap();
+        let tps: Vec<_> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+        let mut total = 0;
+        let mut cut = 0;
+        loop {
+            let expected = plain.poll(Duration::from_millis(50)).await.unwrap();
+            let runs = in_runs.poll_runs(Duration::from_millis(50)).await.unwrap();
+            let mut got = Vec::new();
+            for run in runs {
+                let offsets: Vec<u64> = run.records.as_slice().iter().map(|r| r.offset).collect();
+                assert!(!offsets.is_empty(), "a run holds at least one record");
+                assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "{offsets:?}");
+                // Batches here hold 7 to 18 records: a run of fewer that does not end a
+                // poll at its limit starts where an earlier one was cut.
+                if offsets.len() < 7 {
+                    cut += 1;
+                }
+                got.extend(run.into_consumer_records());
+            }
+            assert!(got.len() <= 10);
+            assert_eq!(got, expected);
+            for tp in &tps {
+                assert_eq!(in_runs.position(tp), plain.position(tp), "{tp}");
+            }
+            if expected.is_empty() {
+                break;
+            }
+            total += expected.len();
+        }
+        assert_eq!(total, (0..12).map(|c| 7 + c).sum::<usize>());
+        assert!(cut > 0, "max.poll.records cut some batch short");
     }
 }

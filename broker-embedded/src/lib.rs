@@ -24,7 +24,8 @@ pub use broker::{validate_topic_name, Broker, NewTopic, PartitionDescription, To
 pub use config::{BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicConfig};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
-    IsolationLevel, NoOpConsumerRebalanceListener, OffsetCommitCallback, RebalanceContext,
+    IsolationLevel, NoOpConsumerRebalanceListener, OffsetCommitCallback, PartitionRun,
+    RebalanceContext,
 };
 pub use error::{BrokerError, Result};
 pub use group::{

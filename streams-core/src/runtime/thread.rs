@@ -35,7 +35,7 @@ use base64::Engine as _;
 use broker_embedded::group::{offsets_partition_for, CONSUMER_OFFSETS_TOPIC};
 use broker_embedded::{
     AutoOffsetReset, Broker, BrokerError, Consumer, ConsumerConfig, ConsumerGroupMetadata,
-    ConsumerRebalanceListener, ConsumerRecord, IsolationLevel, OffsetAndMetadata, Producer,
+    ConsumerRebalanceListener, IsolationLevel, OffsetAndMetadata, PartitionRun, Producer,
     ProducerConfig, RebalanceContext, TopicPartition,
 };
 use rustc_hash::FxHashMap;
@@ -171,13 +171,52 @@ struct Restoring {
     start: u64,
 }
 
+/// The buffered input records of one partition, in offset order: the runs
+/// the consumer handed out ([`PartitionRun`]), kept as they came, so that a
+/// record is moved once, from its decoded batch to its task.
+#[derive(Debug, Default)]
+struct RecordQueue {
+    /// Never holds an empty run, so that the front record is the first of
+    /// the first run.
+    runs: VecDeque<std::vec::IntoIter<broker_embedded::Record>>,
+}
+
+impl RecordQueue {
+    fn push(&mut self, run: std::vec::IntoIter<broker_embedded::Record>) {
+        if run.len() > 0 {
+            self.runs.push_back(run);
+        }
+    }
+
+    fn front(&self) -> Option<&broker_embedded::Record> {
+        self.runs.front().and_then(|run| run.as_slice().first())
+    }
+
+    fn pop_front(&mut self) -> Option<broker_embedded::Record> {
+        let run = self.runs.front_mut()?;
+        let record = run.next();
+        if run.len() == 0 {
+            self.runs.pop_front();
+        }
+        record
+    }
+
+    fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.runs.clear();
+    }
+}
+
 /// A task owned by a stream thread, with its input buffers and offsets.
 #[derive(Debug)]
 pub(crate) struct TaskEntry {
     pub(crate) task: Task,
     dir: PathBuf,
     /// Buffered input per partition.
-    buffers: BTreeMap<TopicPartition, VecDeque<ConsumerRecord>>,
+    buffers: BTreeMap<TopicPartition, RecordQueue>,
     /// The next offset to commit per input partition (processed + 1).
     consumed: FxHashMap<TopicPartition, u64>,
     /// The changelog offset each logged store reflects, by changelog
@@ -523,7 +562,10 @@ impl Core {
         Ok(TaskEntry {
             task,
             dir,
-            buffers: tps.into_iter().map(|tp| (tp, VecDeque::new())).collect(),
+            buffers: tps
+                .into_iter()
+                .map(|tp| (tp, RecordQueue::default()))
+                .collect(),
             consumed: FxHashMap::default(),
             changelog_offsets: BTreeMap::new(),
             checkpointed: None,
@@ -538,36 +580,22 @@ impl Core {
     /// the first offset of records that no task of this thread owns yet:
     /// the consumer must read them again, or a later commit of the same
     /// partition would skip them.
-    fn buffer(&mut self, records: Vec<ConsumerRecord>) -> HashMap<TopicPartition, u64> {
+    fn buffer(&mut self, runs: Vec<PartitionRun>) -> HashMap<TopicPartition, u64> {
         let mut unowned: HashMap<TopicPartition, u64> = HashMap::new();
-        // Polled records come in runs of one partition: its task, name and
-        // buffer are looked up once per run, and the run moves in one go.
-        let mut runs = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            match records.get(i.wrapping_sub(1)) {
-                Some(p) if p.partition == r.partition && Arc::ptr_eq(&p.topic, &r.topic) => {}
-                _ => runs.push((r.topic.clone(), r.partition, 0usize)),
-            }
-            if let Some(run) = runs.last_mut() {
-                run.2 += 1;
-            }
-        }
-        let mut records = records.into_iter();
-        for (topic, partition, len) in runs {
-            let run = records.by_ref().take(len);
-            let Some((sub, _)) = self.plan.source_of.get(&*topic) else {
-                run.for_each(drop);
+        for run in runs {
+            let Some((sub, _)) = self.plan.source_of.get(&*run.topic) else {
                 continue;
             };
             let id = TaskId {
                 subtopology: *sub,
-                partition,
+                partition: run.partition,
             };
-            let tp = TopicPartition::new(topic.to_string(), partition);
+            let tp = TopicPartition::new(run.topic.to_string(), run.partition);
             match self.tasks.get_mut(&id) {
-                Some(entry) => entry.buffers.entry(tp).or_default().extend(run),
+                Some(entry) => entry.buffers.entry(tp).or_default().push(run.records),
                 None => {
-                    if let Some(lowest) = run.map(|r| r.offset).min() {
+                    // A run's records are in offset order: its first is its lowest.
+                    if let Some(lowest) = run.records.as_slice().first().map(|r| r.offset) {
                         let first = unowned.entry(tp).or_insert(lowest);
                         *first = (*first).min(lowest);
                     }
@@ -605,7 +633,7 @@ impl Core {
             } = entry;
             loop {
                 if let (Some(limit), true) = (max_idle, buffers.len() > 1) {
-                    let empty = buffers.values().any(VecDeque::is_empty);
+                    let empty = buffers.values().any(RecordQueue::is_empty);
                     let any = buffers.values().any(|b| !b.is_empty());
                     if empty && any {
                         let since = *idle_wait_since.get_or_insert_with(Instant::now);
@@ -709,7 +737,7 @@ impl Core {
                     continue;
                 };
                 let idle = at.elapsed();
-                if idle >= after && entry.buffers.values().all(VecDeque::is_empty) {
+                if idle >= after && entry.buffers.values().all(RecordQueue::is_empty) {
                     let target =
                         base.saturating_add(i64::try_from(idle.as_millis()).unwrap_or(i64::MAX));
                     guarded(*id, || task.advance_stream_time_idle(target).map(|_| ()))?;
@@ -1352,13 +1380,13 @@ async fn run(
     let mut last_commit = Instant::now();
     let result: Result<()> = async {
         while !shared.shutting_down() {
-            let records = consumer.poll(POLL_TIMEOUT).await?;
+            let runs = consumer.poll_runs(POLL_TIMEOUT).await?;
             let (restore, reinit, unowned) = {
                 let mut core = lock(&core);
                 if let Some(e) = core.fatal.take() {
                     return Err(e);
                 }
-                let unowned = core.buffer(records);
+                let unowned = core.buffer(runs);
                 (
                     core.tasks.values().any(|e| !e.running()),
                     core.reinit_producer,
