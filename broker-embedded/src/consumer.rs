@@ -467,6 +467,8 @@ pub struct Consumer {
     pending_commits: Vec<JoinHandle<()>>,
     /// The read-ahead thread, started at the first read-ahead with `background_fetch`.
     prefetch: Option<Prefetcher>,
+    /// Fetches made in the polling task rather than read ahead (for tests).
+    polling_fetches: u64,
 }
 
 impl Consumer {
@@ -485,6 +487,7 @@ impl Consumer {
             next_auto_commit: None,
             pending_commits: Vec::new(),
             prefetch: None,
+            polling_fetches: 0,
         }
     }
 
@@ -1296,9 +1299,14 @@ impl Consumer {
             }
             let i = (self.next + step) % n;
             self.resolve_position(i).await?;
-            // A partition whose next fetch is under way waits for it.
+            // A partition whose next fetch is under way waits for it. With the read-ahead,
+            // an empty partition asks it for the next fetch and waits too; the polling task
+            // fetches itself only when the read-ahead cannot (it failed last time).
             if self.assigned[i].buffer.is_empty() && self.assigned[i].in_flight.is_none() {
-                self.fetch(i).await?;
+                self.read_ahead(i);
+                if self.assigned[i].in_flight.is_none() {
+                    self.fetch(i).await?;
+                }
             }
             let a = &mut self.assigned[i];
             while taken < max {
@@ -1320,6 +1328,11 @@ impl Consumer {
             if a.buffer.is_empty() {
                 a.position = Some(a.fetch_offset.max(a.position.unwrap_or(0)));
             }
+            self.read_ahead(i);
+        }
+        // The partitions this poll did not reach (it was full) get their next fetch read
+        // ahead too, rather than fetched in a later poll.
+        for i in 0..n {
             self.read_ahead(i);
         }
         self.next = (self.next + 1) % n;
@@ -1387,6 +1400,7 @@ impl Consumer {
     }
 
     async fn fetch(&mut self, i: usize) -> Result<()> {
+        self.polling_fetches += 1;
         let (tp, offset) = {
             let a = &self.assigned[i];
             (a.tp.clone(), a.fetch_offset)
@@ -1591,5 +1605,48 @@ mod tests {
         }
         assert_eq!(total, (0..12).map(|c| 7 + c).sum::<usize>());
         assert!(cut > 0, "max.poll.records cut some batch short");
+    }
+
+    /// With the read-ahead, every fetch is read ahead, the first of each partition and
+    /// those of partitions that a full poll did not reach: the polling task decodes none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_read_ahead_the_polling_task_fetches_nothing_itself() {
+        use crate::{NewTopic, Producer, ProducerRecord};
+        let broker = Broker::in_memory().await.unwrap();
+        broker.create_topic(NewTopic::new("t", 3)).await.unwrap();
+        let producer = Producer::new(&broker);
+        for chunk in 0..30u32 {
+            let batch = (0..50)
+                .map(|i| {
+                    ProducerRecord::new("t", format!("value-{chunk}-{i}")).partition(chunk % 3)
+                })
+                .collect();
+            producer.send_batch(batch).await.unwrap();
+        }
+        let mut consumer = Consumer::new(
+            &broker,
+            ConsumerConfig {
+                auto_offset_reset: AutoOffsetReset::Earliest,
+                background_fetch: true,
+                // A poll is full before it reaches every partition.
+                max_poll_records: 40,
+                max_partition_fetch_bytes: 2048,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign_topic("t").await.unwrap();
+        let mut next = [0u64; 3];
+        let mut total = 0;
+        while total < 1500 {
+            let got = consumer.poll(Duration::from_secs(5)).await.unwrap();
+            assert!(!got.is_empty(), "{total} of 1500");
+            for r in &got {
+                assert_eq!(r.offset, next[r.partition as usize]);
+                next[r.partition as usize] += 1;
+            }
+            total += got.len();
+        }
+        assert_eq!(next, [500, 500, 500]);
+        assert_eq!(consumer.polling_fetches, 0);
     }
 }
