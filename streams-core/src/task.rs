@@ -304,6 +304,7 @@ impl Exec<'_> {
 }
 
 /// Runs `f` on node `node`, taken out of its slot meanwhile.
+#[inline(always)]
 fn call_node<R, E: From<StreamsError>>(
     exec: &mut Exec<'_>,
     node: usize,
@@ -348,6 +349,7 @@ where
 
 /// Has node `node` process `record`, then delivers what its stores' caches
 /// evicted meanwhile.
+#[inline(always)]
 pub(crate) fn process_at<K: 'static, V: 'static>(
     exec: &mut Exec<'_>,
     node: usize,
