@@ -160,6 +160,9 @@ pub(crate) struct SourcePlan {
     topic: Arc<str>,
     /// The source's timestamp extractor, or the default one.
     extractor: SharedTimestampExtractor,
+    /// Whether the extractor keeps valid record timestamps
+    /// ([`crate::TimestampExtractor::keeps_valid_record_timestamps`]).
+    record_time: bool,
     /// Index into [`TaskPlan::sources`] and [`TaskState::partition_time`].
     slot: usize,
 }
@@ -479,13 +482,15 @@ impl Task {
             for topic in def.source_topics() {
                 let slot = sources.len();
                 source_slots.insert(topic.clone(), slot);
+                let extractor = def
+                    .timestamp_extractor
+                    .clone()
+                    .unwrap_or_else(|| options.timestamp_extractor.clone());
                 sources.push(SourcePlan {
                     node: local,
                     topic: Arc::<str>::from(topic.as_str()),
-                    extractor: def
-                        .timestamp_extractor
-                        .clone()
-                        .unwrap_or_else(|| options.timestamp_extractor.clone()),
+                    record_time: extractor.keeps_valid_record_timestamps(),
+                    extractor,
                     slot,
                 });
             }
@@ -613,18 +618,24 @@ impl Task {
             headers,
         } = raw;
         let source = plan.node;
-        let consumed = ConsumedRecord {
-            topic: &plan.topic,
-            partition,
-            offset,
-            timestamp,
-            key: key.as_ref(),
-            value: value.as_ref(),
-            headers: &headers,
-            wall_clock: self.state.wall_clock,
-        };
         let previous = self.state.partition_time[plan.slot];
-        match extract(&*plan.extractor, &consumed, previous)? {
+        let extracted = if plan.record_time && timestamp >= 0 {
+            // What the extractor would return, without the call.
+            Extracted::Timestamp(timestamp)
+        } else {
+            let consumed = ConsumedRecord {
+                topic: &plan.topic,
+                partition,
+                offset,
+                timestamp,
+                key: key.as_ref(),
+                value: value.as_ref(),
+                headers: &headers,
+                wall_clock: self.state.wall_clock,
+            };
+            extract(&*plan.extractor, &consumed, previous)?
+        };
+        match extracted {
             Extracted::Timestamp(ts) => {
                 timestamp = ts;
                 self.state.partition_time[plan.slot] = Some(previous.map_or(ts, |p| p.max(ts)));

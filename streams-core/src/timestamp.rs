@@ -83,6 +83,14 @@ pub trait TimestampExtractor: Send + Sync + 'static {
     fn name(&self) -> &str {
         std::any::type_name::<Self>()
     }
+
+    /// Whether [`TimestampExtractor::extract`] returns a record's own
+    /// timestamp whenever it is valid (zero or more), as the built-in
+    /// record-time extractors do: the runtime then takes such a record's
+    /// timestamp without calling `extract`. `false` unless overridden.
+    fn keeps_valid_record_timestamps(&self) -> bool {
+        false
+    }
 }
 
 impl<F> TimestampExtractor for F
@@ -130,6 +138,10 @@ impl TimestampExtractor for RecordTimestampExtractor {
     fn name(&self) -> &str {
         "record-timestamp"
     }
+
+    fn keeps_valid_record_timestamps(&self) -> bool {
+        true
+    }
 }
 
 /// The record's own timestamp; a negative one stops the application with
@@ -147,6 +159,10 @@ impl TimestampExtractor for FailOnInvalidTimestamp {
     fn name(&self) -> &str {
         "fail-on-invalid"
     }
+
+    fn keeps_valid_record_timestamps(&self) -> bool {
+        true
+    }
 }
 
 /// The record's own timestamp; a record with a negative one is skipped,
@@ -163,6 +179,10 @@ impl TimestampExtractor for LogAndSkipOnInvalidTimestamp {
 
     fn name(&self) -> &str {
         "log-and-skip-on-invalid"
+    }
+
+    fn keeps_valid_record_timestamps(&self) -> bool {
+        true
     }
 }
 
@@ -198,6 +218,10 @@ impl TimestampExtractor for UsePreviousOnInvalidTimestamp {
 
     fn name(&self) -> &str {
         "use-previous-on-invalid"
+    }
+
+    fn keeps_valid_record_timestamps(&self) -> bool {
+        true
     }
 }
 
@@ -373,6 +397,44 @@ mod tests {
             extract(&*wall, &bad, None).unwrap(),
             Extracted::Timestamp(99)
         );
+    }
+
+    proptest::proptest! {
+        /// An extractor that says it keeps valid record timestamps returns
+        /// each one unchanged, whatever the partition time: the runtime
+        /// skips the call on that promise.
+        #[test]
+        fn extractors_that_keep_valid_record_timestamps_do(
+            timestamp in 0i64..=i64::MAX,
+            previous in proptest::option::of(proptest::num::i64::ANY),
+        ) {
+            let h = Headers::new();
+            let r = record(&h, timestamp);
+            for e in [
+                BuiltinTimestampExtractor::RecordTimestamp,
+                BuiltinTimestampExtractor::FailOnInvalid,
+                BuiltinTimestampExtractor::LogAndSkipOnInvalid,
+                BuiltinTimestampExtractor::UsePreviousOnInvalid,
+                BuiltinTimestampExtractor::WallClock,
+            ] {
+                let x = e.extractor();
+                if x.keeps_valid_record_timestamps() {
+                    proptest::prop_assert_eq!(x.extract(&r, previous).ok(), Some(timestamp));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn which_extractors_keep_valid_record_timestamps() {
+        let keeps = |e: BuiltinTimestampExtractor| e.extractor().keeps_valid_record_timestamps();
+        assert!(keeps(BuiltinTimestampExtractor::RecordTimestamp));
+        assert!(keeps(BuiltinTimestampExtractor::FailOnInvalid));
+        assert!(keeps(BuiltinTimestampExtractor::LogAndSkipOnInvalid));
+        assert!(keeps(BuiltinTimestampExtractor::UsePreviousOnInvalid));
+        assert!(!keeps(BuiltinTimestampExtractor::WallClock));
+        let custom = |r: &ConsumedRecord<'_>, _: Option<i64>| Ok(r.timestamp + 1);
+        assert!(!custom.keeps_valid_record_timestamps());
     }
 
     #[test]
