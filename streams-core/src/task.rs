@@ -709,7 +709,12 @@ impl Task {
 
     /// Runs the stream-time punctuators that are due; returns whether any
     /// fired.
+    #[inline]
     pub(crate) fn maybe_punctuate_stream_time(&mut self) -> Result<bool> {
+        // Called after every record; most tasks schedule nothing.
+        if self.state.schedules.is_empty() {
+            return Ok(false);
+        }
         match self.state.stream_time {
             Some(now) => self.punctuate(PunctuationType::StreamTime, now),
             None => Ok(false),
