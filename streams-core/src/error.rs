@@ -237,6 +237,13 @@ pub enum StreamsError {
         child: String,
     },
 
+    /// A processor made with `stateless_fn` asked for punctuation.
+    #[error("processor '{processor}' runs inline (a stateless_fn) and cannot schedule punctuation; make it with processor_fn or as a Processor")]
+    InlineSchedule {
+        /// The processor.
+        processor: String,
+    },
+
     /// A punctuation interval below one millisecond.
     #[error("punctuation interval of {interval_ms} ms is invalid; the minimum is 1 ms")]
     InvalidInterval {

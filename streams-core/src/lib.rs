@@ -108,7 +108,7 @@ mod topology;
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use error::{BoxError, Result, StreamsError};
 pub use naming::NameGenerator;
-pub use processor::{processor_fn, FnProcessor, Processor, ProcessorContext};
+pub use processor::{processor_fn, stateless_fn, FnProcessor, Processor, ProcessorContext};
 pub use punctuation::{Cancellable, PunctuationType};
 pub use record::{Header, Headers, Record, RecordMetadata};
 pub use runtime::{AppState, PausePoint, ReadOnlyKeyValueStore, StateListener, StreamsApp};

@@ -12,12 +12,36 @@ use crate::output::Field;
 use crate::processor::{Processor, ProcessorContext, TypesMarker};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
-use crate::task::{forward_from, take_record, ErasedNode, Exec, Hop};
+use crate::task::{
+    forward_from, inline_entry, take_record, ErasedNode, Exec, Hop, InlineChild, TypedInput,
+};
 
 /// Deserializes input records and forwards them.
 pub(crate) struct SourceNode<K, V> {
     pub(crate) key_serde: Arc<dyn Serde<K>>,
     pub(crate) value_serde: Arc<dyn Serde<V>>,
+    /// The only child, run inside this node's calls.
+    pub(crate) inline: InlineChild<K, V>,
+}
+
+/// Takes `input` as `slot`'s inline child when it is a
+/// `Box<dyn TypedInput<K, V>>`.
+fn host<K: 'static, V: 'static>(
+    slot: &mut InlineChild<K, V>,
+    child: usize,
+    input: Box<dyn Any + Send>,
+) -> std::result::Result<(), Box<dyn Any + Send>> {
+    let input = input.downcast::<Box<dyn TypedInput<K, V>>>()?;
+    *slot = Some((child, *input));
+    Ok(())
+}
+
+/// Closes an inline child, if any.
+fn close_inline<K, V>(slot: &mut InlineChild<K, V>) -> Result<()> {
+    match slot {
+        Some((_, input)) => input.close_inline(),
+        None => Ok(()),
+    }
 }
 
 impl<K, V> ErasedNode for SourceNode<K, V>
@@ -31,6 +55,28 @@ where
         let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
         let mut exec = exec;
         forward_from(&mut exec, node, record)
+    }
+
+    fn hosts_inline(&self) -> bool {
+        true
+    }
+
+    fn into_inline(
+        self: Box<Self>,
+    ) -> std::result::Result<Box<dyn Any + Send>, Box<dyn ErasedNode>> {
+        Err(self)
+    }
+
+    fn host_inline(
+        &mut self,
+        child: usize,
+        input: Box<dyn Any + Send>,
+    ) -> std::result::Result<(), Box<dyn Any + Send>> {
+        host(&mut self.inline, child, input)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        close_inline(&mut self.inline)
     }
 
     fn deliver(
@@ -61,13 +107,19 @@ where
             timestamp,
             headers,
         };
-        forward_from(&mut exec, node, record).map_err(|e| *e)
+        let result = match &mut self.inline {
+            Some((child, input)) => input.process_typed(exec, *child, record),
+            None => forward_from(&mut exec, node, record),
+        };
+        result.map_err(|e| *e)
     }
 }
 
 /// Runs a user [`Processor`].
 pub(crate) struct ProcessorNode<P, KIn, VIn, KOut, VOut> {
     processor: P,
+    /// The only child, run inside this node's calls.
+    inline: InlineChild<KOut, VOut>,
     _types: TypesMarker<KIn, VIn, KOut, VOut>,
 }
 
@@ -75,6 +127,7 @@ impl<P, KIn, VIn, KOut, VOut> ProcessorNode<P, KIn, VIn, KOut, VOut> {
     pub(crate) fn new(processor: P) -> Self {
         Self {
             processor,
+            inline: None,
             _types: PhantomData,
         }
     }
@@ -94,13 +147,7 @@ where
 
     fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Hop {
         let record = take_record::<KIn, VIn>(record, &exec.plan.nodes[node].name)?;
-        match self
-            .processor
-            .process(&mut ProcessorContext::new(exec, node), record)
-        {
-            Ok(()) => Ok(()),
-            Err(e) => Err(Box::new(e)),
-        }
+        self.process_typed(exec, node, record)
     }
 
     fn flushed(
@@ -110,12 +157,60 @@ where
         store: &str,
         entry: CacheEntry,
     ) -> Result<()> {
-        self.processor
-            .flushed(&mut ProcessorContext::new(exec, node), store, entry)
+        let mut ctx =
+            ProcessorContext::with_inline_child(exec, node, inline_entry(&mut self.inline));
+        self.processor.flushed(&mut ctx, store, entry)
     }
 
     fn close(&mut self) -> Result<()> {
-        self.processor.close()
+        let closed = self.processor.close();
+        let inline = close_inline(&mut self.inline);
+        closed.and(inline)
+    }
+
+    fn runs_inline(&self) -> bool {
+        self.processor.runs_inline()
+    }
+
+    fn hosts_inline(&self) -> bool {
+        self.processor.runs_inline()
+    }
+
+    fn into_inline(
+        self: Box<Self>,
+    ) -> std::result::Result<Box<dyn Any + Send>, Box<dyn ErasedNode>> {
+        let input: Box<dyn TypedInput<KIn, VIn>> = self;
+        Ok(Box::new(input))
+    }
+
+    fn host_inline(
+        &mut self,
+        child: usize,
+        input: Box<dyn Any + Send>,
+    ) -> std::result::Result<(), Box<dyn Any + Send>> {
+        host(&mut self.inline, child, input)
+    }
+}
+
+impl<P, KIn, VIn, KOut, VOut> TypedInput<KIn, VIn> for ProcessorNode<P, KIn, VIn, KOut, VOut>
+where
+    P: Processor<KIn, VIn, KOut, VOut>,
+    KIn: 'static,
+    VIn: 'static,
+    KOut: 'static,
+    VOut: 'static,
+{
+    fn process_typed(&mut self, exec: Exec<'_>, node: usize, record: Record<KIn, VIn>) -> Hop {
+        let mut ctx =
+            ProcessorContext::with_inline_child(exec, node, inline_entry(&mut self.inline));
+        match self.processor.process(&mut ctx, record) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+
+    fn close_inline(&mut self) -> Result<()> {
+        ErasedNode::close(self)
     }
 }
 
@@ -143,6 +238,23 @@ impl<K, V> SinkNode<K, V> {
 impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
     fn process(&mut self, exec: Exec<'_>, node: usize, record: &mut dyn Any) -> Hop {
         let record = take_record::<K, V>(record, &exec.plan.nodes[node].name)?;
+        self.process_typed(exec, node, record)
+    }
+
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
+    fn into_inline(
+        self: Box<Self>,
+    ) -> std::result::Result<Box<dyn Any + Send>, Box<dyn ErasedNode>> {
+        let input: Box<dyn TypedInput<K, V>> = self;
+        Ok(Box::new(input))
+    }
+}
+
+impl<K: 'static, V: 'static> TypedInput<K, V> for SinkNode<K, V> {
+    fn process_typed(&mut self, exec: Exec<'_>, _node: usize, record: Record<K, V>) -> Hop {
         let topic = &*self.topic;
         let output = &mut exec.state.output;
         let mark = output.bytes_len();
@@ -165,6 +277,10 @@ impl<K: 'static, V: 'static> ErasedNode for SinkNode<K, V> {
             None => Field::Null,
         };
         output.push_fields(&self.topic, key, value, record.timestamp, record.headers);
+        Ok(())
+    }
+
+    fn close_inline(&mut self) -> Result<()> {
         Ok(())
     }
 }

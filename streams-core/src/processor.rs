@@ -16,7 +16,7 @@ use crate::store::{
     KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
     WindowStoreHandle,
 };
-use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId};
+use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId, TypedInput};
 
 /// A node of a topology that processes records one at a time, as Kafka's
 /// `org.apache.kafka.streams.processor.api.Processor`.
@@ -83,6 +83,16 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send + 'static {
     fn close(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Whether the task may run this processor inside its parent's call:
+    /// its parent then hands it each record directly, as in a chain of
+    /// operators run as one. Only for a processor that uses no store and
+    /// schedules no punctuation ([`stateless_fn`]'s); `false` unless
+    /// overridden. The topology, its description and the records are the
+    /// same either way.
+    fn runs_inline(&self) -> bool {
+        false
+    }
 }
 
 /// Marks the record types of a processor without owning any.
@@ -91,6 +101,8 @@ pub(crate) type TypesMarker<KIn, VIn, KOut, VOut> = PhantomData<fn(KIn, VIn) -> 
 /// A [`Processor`] from a closure; see [`processor_fn`].
 pub struct FnProcessor<F, KIn, VIn, KOut, VOut> {
     f: F,
+    /// Made by [`stateless_fn`]: see [`Processor::runs_inline`].
+    inline: bool,
     _types: TypesMarker<KIn, VIn, KOut, VOut>,
 }
 
@@ -126,6 +138,26 @@ where
 {
     FnProcessor {
         f,
+        inline: false,
+        _types: PhantomData,
+    }
+}
+
+/// A stateless [`Processor`] whose `process` is `f`, as [`processor_fn`],
+/// that the task may run inside its parent's call
+/// ([`Processor::runs_inline`]): for a function of the record alone, which
+/// uses no store and schedules no punctuation. The DSL's stateless
+/// operations (`filter`, `map`, `flat_map_values`, ...) are made with it.
+/// [`ProcessorContext::schedule`] called from such a processor is an error.
+pub fn stateless_fn<KIn, VIn, KOut, VOut, F>(f: F) -> FnProcessor<F, KIn, VIn, KOut, VOut>
+where
+    F: FnMut(&mut ProcessorContext<'_, KOut, VOut>, Record<KIn, VIn>) -> Result<()>
+        + Send
+        + 'static,
+{
+    FnProcessor {
+        f,
+        inline: true,
         _types: PhantomData,
     }
 }
@@ -148,6 +180,10 @@ where
     ) -> Result<()> {
         (self.f)(ctx, record)
     }
+
+    fn runs_inline(&self) -> bool {
+        self.inline
+    }
 }
 
 /// What a [`Processor`] works through: forwarding, stores, record metadata,
@@ -159,7 +195,9 @@ where
 pub struct ProcessorContext<'a, KOut, VOut> {
     exec: Exec<'a>,
     node: usize,
-    _out: PhantomData<fn(KOut, VOut)>,
+    /// The only child, when it runs inside this node's call: its index and
+    /// its typed entry.
+    inline_child: Option<(usize, &'a mut dyn TypedInput<KOut, VOut>)>,
 }
 
 impl<KOut, VOut> fmt::Debug for ProcessorContext<'_, KOut, VOut> {
@@ -177,7 +215,21 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         Self {
             exec,
             node,
-            _out: PhantomData,
+            inline_child: None,
+        }
+    }
+
+    /// A context whose forwards go straight to `inline_child`, the node's
+    /// only child, run inside the node's call.
+    pub(crate) fn with_inline_child(
+        exec: Exec<'a>,
+        node: usize,
+        inline_child: Option<(usize, &'a mut dyn TypedInput<KOut, VOut>)>,
+    ) -> Self {
+        Self {
+            exec,
+            node,
+            inline_child,
         }
     }
 
@@ -189,6 +241,11 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         KOut: Clone + 'static,
         VOut: Clone + 'static,
     {
+        if let Some((child, input)) = &mut self.inline_child {
+            return input
+                .process_typed(self.exec.reborrow(), *child, record)
+                .map_err(|e| *e);
+        }
         forward_from(&mut self.exec, self.node, record).map_err(|e| *e)
     }
 
@@ -209,6 +266,13 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
                 child: child.to_owned(),
             });
         };
+        if let Some((inline, input)) = &mut self.inline_child {
+            if *inline == target {
+                return input
+                    .process_typed(self.exec.reborrow(), target, record)
+                    .map_err(|e| *e);
+            }
+        }
         process_at(&mut self.exec, target, record).map_err(|e| *e)
     }
 
@@ -454,7 +518,8 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     /// soon as data arrives, then at each multiple of `interval`; a
     /// wall-clock schedule first fires at `now + interval`. The callback
     /// receives the current time of that clock. The minimum interval is
-    /// 1 ms.
+    /// 1 ms. A processor made with [`stateless_fn`] cannot schedule
+    /// ([`StreamsError::InlineSchedule`]).
     pub fn schedule<F>(
         &mut self,
         interval: Duration,
@@ -466,6 +531,18 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         KOut: 'static,
         VOut: 'static,
     {
+        if self
+            .exec
+            .state
+            .inline
+            .get(self.node)
+            .copied()
+            .unwrap_or(false)
+        {
+            return Err(StreamsError::InlineSchedule {
+                processor: self.node_name().to_owned(),
+            });
+        }
         let millis = interval.as_millis();
         let interval = match i64::try_from(millis) {
             Ok(ms) if ms >= 1 => ms,

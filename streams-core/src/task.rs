@@ -71,6 +71,30 @@ pub(crate) struct RawRecord {
 /// [`StreamsError`].
 pub(crate) type Hop = std::result::Result<(), Box<StreamsError>>;
 
+/// A node's typed entry, for a parent that runs it inside its own call
+/// (see [`Task::inline_children`]): the record goes to it directly, with
+/// no erased hop through the task's node table.
+pub(crate) trait TypedInput<K, V>: Send {
+    /// Processes `record` as node `node`.
+    fn process_typed(&mut self, exec: Exec<'_>, node: usize, record: Record<K, V>) -> Hop;
+
+    /// Calls the processor's `close` (and that of its own inline child).
+    fn close_inline(&mut self) -> Result<()>;
+}
+
+/// An inline child as its parent holds it: its node index and its entry.
+pub(crate) type InlineChild<K, V> = Option<(usize, Box<dyn TypedInput<K, V>>)>;
+
+/// The entry of an inline child, as a context borrows it.
+pub(crate) fn inline_entry<K, V>(
+    child: &mut InlineChild<K, V>,
+) -> Option<(usize, &mut dyn TypedInput<K, V>)> {
+    match child {
+        Some((node, input)) => Some((*node, &mut **input)),
+        None => None,
+    }
+}
+
 /// A node of a running task, with its types erased.
 pub(crate) trait ErasedNode: Send {
     /// Calls the processor's `init`.
@@ -111,6 +135,37 @@ pub(crate) trait ErasedNode: Send {
     /// Calls the processor's `close`.
     fn close(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    /// Whether this node may run inside its parent's call: a sink, or a
+    /// processor whose [`crate::Processor::runs_inline`] says so.
+    fn runs_inline(&self) -> bool {
+        false
+    }
+
+    /// Whether this node can run its only child inside its own call: a
+    /// source, or a processor that runs inline itself (and so schedules
+    /// no punctuator that would forward around it).
+    fn hosts_inline(&self) -> bool {
+        false
+    }
+
+    /// This node as its typed entry (a `Box<dyn TypedInput<KIn, VIn>>`,
+    /// boxed as `Any`), for its parent to hold; the node itself when it
+    /// cannot run inline.
+    fn into_inline(
+        self: Box<Self>,
+    ) -> std::result::Result<Box<dyn Any + Send>, Box<dyn ErasedNode>>;
+
+    /// Takes `input` (from [`ErasedNode::into_inline`] of node `child`, its
+    /// only child) to run inside its own calls; gives it back if it cannot
+    /// or if the types differ.
+    fn host_inline(
+        &mut self,
+        _child: usize,
+        input: Box<dyn Any + Send>,
+    ) -> std::result::Result<(), Box<dyn Any + Send>> {
+        Err(input)
     }
 }
 
@@ -198,6 +253,9 @@ pub(crate) struct TaskState {
     pub(crate) partition_time: Vec<Option<i64>>,
     /// The key and value bytes of the input record being processed.
     pub(crate) current_bytes: Option<(Option<Bytes>, Option<Bytes>)>,
+    /// Per node, whether it may run inline (see [`ErasedNode::runs_inline`]):
+    /// such a node cannot schedule punctuation.
+    pub(crate) inline: Vec<bool>,
 }
 
 impl TaskState {
@@ -516,6 +574,10 @@ impl Task {
 
         let node_count = plan_nodes.len();
         let source_count = sources.len();
+        let inline_nodes = nodes
+            .iter()
+            .map(|n| n.as_ref().is_some_and(|n| n.runs_inline()))
+            .collect();
         Ok(Self {
             plan: TaskPlan {
                 task_id,
@@ -542,6 +604,7 @@ impl Task {
                 dropped_by_node: vec![0; node_count],
                 partition_time: vec![None; source_count],
                 current_bytes: None,
+                inline: inline_nodes,
             },
         })
     }
@@ -570,8 +633,81 @@ impl Task {
         for node in 0..exec.nodes.len() {
             call_node(&mut exec, node, |n, ex| n.init(ex, node))?;
         }
-        tracing::debug!(task = %self.plan.task_id, nodes = self.nodes.len(), "initialized task");
+        let inline = self.inline_children()?;
+        tracing::debug!(task = %self.plan.task_id, nodes = self.nodes.len(), inline, "initialized task");
         Ok(())
+    }
+
+    /// Hands each node that may run inline to its parent, to run inside the
+    /// parent's calls, where the parent can host it and it is the parent's
+    /// only child, the parent its only parent, and it has no store (so no
+    /// cache evictions or flushes to deliver to it): a chain of stateless
+    /// nodes then runs as one call per record, the records passed along
+    /// typed, with no hop through the node table. Deepest first, so that a
+    /// node takes its own inline child along. Returns how many were handed
+    /// over.
+    fn inline_children(&mut self) -> Result<usize> {
+        let plan = &self.plan;
+        let mut parents = vec![Vec::new(); plan.nodes.len()];
+        for (node, def) in plan.nodes.iter().enumerate() {
+            for &child in &def.children {
+                if let Some(p) = parents.get_mut(child) {
+                    p.push(node);
+                }
+            }
+        }
+        let mut moved = 0;
+        for child in (0..plan.nodes.len()).rev() {
+            let [parent] = parents[child][..] else {
+                continue;
+            };
+            if plan.nodes[parent].children.len() != 1
+                || !plan.nodes[child].stores.is_empty()
+                || self
+                    .state
+                    .schedules
+                    .iter()
+                    .any(|s| s.node == parent || s.node == child)
+            {
+                continue;
+            }
+            let eligible = matches!(
+                (self.nodes.get(parent), self.nodes.get(child)),
+                (Some(Some(p)), Some(Some(c))) if p.hosts_inline() && c.runs_inline()
+            );
+            if !eligible {
+                continue;
+            }
+            let Some(taken) = self.nodes[child].take() else {
+                continue;
+            };
+            let input = match taken.into_inline() {
+                Ok(input) => input,
+                Err(node) => {
+                    self.nodes[child] = Some(node);
+                    continue;
+                }
+            };
+            let hosted = match self.nodes[parent].as_mut() {
+                Some(p) => p.host_inline(child, input),
+                None => Err(input),
+            };
+            if hosted.is_err() {
+                // The types were checked when the topology was built.
+                return Err(StreamsError::Internal(format!(
+                    "node '{}' takes records of other types than node '{}' forwards",
+                    self.plan.nodes[child].name, self.plan.nodes[parent].name
+                )));
+            }
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    /// How many nodes run inside their parents' calls.
+    #[cfg(test)]
+    pub(crate) fn inline_nodes(&self) -> usize {
+        self.nodes.iter().filter(|n| n.is_none()).count()
     }
 
     /// The index of input `topic` for [`Task::process_slot`], if the task

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use streams_core::{
-    processor_fn, NameGenerator, Processor, ProcessorContext, Record, Result, StoreBuilder,
+    stateless_fn, NameGenerator, Processor, ProcessorContext, Record, Result, StoreBuilder,
     StreamsError, Topology,
 };
 
@@ -201,7 +201,7 @@ impl Handle {
                 move || {
                     let metrics = metrics.clone();
                     let node = node.clone();
-                    processor_fn(
+                    stateless_fn(
                         move |ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
                             if r.key.is_none() {
                                 tracing::debug!(processor = %node, timestamp = r.timestamp, "skipping record with a null key: grouping drops null keys");

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use streams_core::{processor_fn, Processor, ProcessorContext, Record};
+use streams_core::{stateless_fn, Processor, ProcessorContext, Record};
 
 use crate::builder::Handle;
 use crate::grouped::KGroupedStream;
@@ -129,7 +129,7 @@ where
             name,
             move || {
                 let predicate = predicate.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
                         let keep = match &r.value {
                             Some(v) => predicate(r.key.as_ref(), v) != negate,
@@ -193,7 +193,7 @@ where
             name,
             move || {
                 let mapper = mapper.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, KR, VR>, r: Record<K, V>| {
                         let Some(value) = &r.value else {
                             return Ok(());
@@ -246,7 +246,7 @@ where
             name,
             move || {
                 let mapper = mapper.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, VR>, r: Record<K, V>| {
                         let value = r.value.as_ref().map(|v| mapper(v));
                         ctx.forward(r.with_value(value))
@@ -290,7 +290,7 @@ where
             name,
             move || {
                 let mapper = mapper.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, KR, VR>, r: Record<K, V>| {
                         let Some(value) = &r.value else {
                             return Ok(());
@@ -348,7 +348,7 @@ where
             name,
             move || {
                 let mapper = mapper.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, VR>, r: Record<K, V>| {
                         let Some(value) = &r.value else {
                             return Ok(());
@@ -405,7 +405,7 @@ where
             move || {
                 let selector = selector.clone();
                 let metrics = metrics.clone();
-                processor_fn(move |ctx: &mut ProcessorContext<'_, KR, V>, r: Record<K, V>| {
+                stateless_fn(move |ctx: &mut ProcessorContext<'_, KR, V>, r: Record<K, V>| {
                     let Some(value) = &r.value else {
                         if count_dropped {
                             tracing::debug!(processor = %ctx.node_name(), timestamp = r.timestamp, "skipping record with a null value: aggregations ignore them");
@@ -454,7 +454,7 @@ where
             name,
             move || {
                 let action = action.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
                         action(r.key.as_ref(), r.value.as_ref());
                         ctx.forward(r)
@@ -494,7 +494,7 @@ where
             &name,
             move || {
                 let action = action.clone();
-                processor_fn(move |_: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
+                stateless_fn(move |_: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
                     action(r.key.as_ref(), r.value.as_ref());
                     Ok(())
                 })
@@ -542,7 +542,7 @@ where
         }
         self.builder.add_processor(
             &name,
-            || processor_fn(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| ctx.forward(r)),
+            || stateless_fn(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| ctx.forward(r)),
             &[&self.node, &other.node],
         );
         self.child(
@@ -778,7 +778,7 @@ where
             move || {
                 let routes = routes.clone();
                 let default = default_for.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
                         let target = match &r.value {
                             Some(v) => routes
@@ -802,7 +802,7 @@ where
             builder.add_processor(
                 name,
                 || {
-                    processor_fn(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
+                    stateless_fn(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| {
                         ctx.forward(r)
                     })
                 },

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use streams_core::{processor_fn, ProcessorContext, Record, Serdes};
+use streams_core::{stateless_fn, ProcessorContext, Record, Serdes};
 
 use crate::builder::{store_builder, Handle};
 use crate::change::{Change, ChangeSerde};
@@ -115,7 +115,7 @@ where
             &name,
             move || {
                 let predicate = predicate.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, Change<V>>, r: Record<K, Change<V>>| {
                         let (Some(key), Some(change)) = (&r.key, &r.value) else {
                             return Ok(());
@@ -189,7 +189,7 @@ where
             &name,
             move || {
                 let mapper = mapper.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, Change<VR>>,
                           r: Record<K, Change<V>>| {
                         let mapped = r.value.as_ref().map(|c| Change {
@@ -234,7 +234,7 @@ where
         self.builder.add_processor(
             &name,
             || {
-                processor_fn(
+                stateless_fn(
                     |ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, Change<V>>| {
                         let value = r.value.as_ref().and_then(|c| c.new.clone());
                         ctx.forward(r.with_value(value))
@@ -285,7 +285,7 @@ where
             &name,
             move || {
                 let selector = selector.clone();
-                processor_fn(
+                stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, KR, Change<VR>>,
                           r: Record<K, Change<V>>| {
                         let (Some(key), Some(change)) = (&r.key, &r.value) else {

@@ -1,5 +1,5 @@
 //! The stateful processors of the DSL: table sources and aggregations.
-//! Stateless operations are closures (`streams_core::processor_fn`).
+//! Stateless operations are closures (`streams_core::stateless_fn`).
 
 use std::collections::HashMap;
 use std::fmt;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::config::DeserializationHandler;
-use crate::processor::{processor_fn, Processor, ProcessorContext};
+use crate::processor::{processor_fn, stateless_fn, Processor, ProcessorContext};
 use crate::punctuation::{Cancellable, PunctuationType};
 use crate::record::{Record, RecordMetadata};
 use crate::serdes::Serdes;
@@ -1223,4 +1223,257 @@ fn update_is_a_read_modify_write_and_none_deletes() {
     let store = driver.get_key_value_store::<String, i64>("tally").unwrap();
     assert_eq!(store.get(&s("a")).unwrap(), None);
     assert_eq!(store.get(&s("b")).unwrap(), Some(1));
+}
+
+/// `upper` → `split` → `keyed` → sink, each a closure made with `make`:
+/// the three stateless steps of a word count.
+fn stateless_chain<P1, P2, P3>(upper: fn() -> P1, split: fn() -> P2, keyed: fn() -> P3) -> Topology
+where
+    P1: Processor<String, String, String, String>,
+    P2: Processor<String, String, String, String>,
+    P3: Processor<String, String, String, String>,
+{
+    let mut t = Topology::new();
+    t.add_source("in", Serdes::string(), Serdes::string(), &["input"])
+        .unwrap()
+        .add_processor("upper", upper, &["in"])
+        .unwrap()
+        .add_processor("split", split, &["upper"])
+        .unwrap()
+        .add_processor("keyed", keyed, &["split"])
+        .unwrap()
+        .add_sink(
+            "out",
+            "output",
+            Serdes::string(),
+            Serdes::string(),
+            &["keyed"],
+        )
+        .unwrap();
+    t
+}
+
+macro_rules! chain_steps {
+    ($make:ident) => {
+        stateless_chain(
+            || {
+                $make(
+                    |ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+                        let value = r.value.as_ref().map(|v| v.to_uppercase());
+                        let mut headers = r.headers.clone();
+                        headers.add("seen", Some(Bytes::from_static(b"upper")));
+                        ctx.forward(r.with_value(value).with_headers(headers))
+                    },
+                )
+            },
+            || {
+                $make(
+                    |ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+                        let Some(line) = &r.value else {
+                            return ctx.forward(r);
+                        };
+                        for word in line.split_whitespace() {
+                            ctx.forward(r.clone().with_value(Some(word.to_owned())))?;
+                        }
+                        Ok(())
+                    },
+                )
+            },
+            || {
+                $make(
+                    |ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+                        if r.value.as_deref() == Some("FAIL") {
+                            return Err(StreamsError::User("no FAIL please".into()));
+                        }
+                        let key = r.value.clone();
+                        ctx.forward(r.with_key(key))
+                    },
+                )
+            },
+        )
+    };
+}
+
+/// A chain of `stateless_fn` nodes runs inside one call per record, each
+/// node handing its records to the next directly; it emits what the same
+/// chain of `processor_fn` nodes, run hop by hop, emits: keys, values,
+/// timestamps and headers, in order, and the same errors.
+#[test]
+fn a_chain_of_stateless_fns_runs_inline_and_emits_what_hops_emit() {
+    let run = |topology: Topology| {
+        let driver = TopologyTestDriver::new(topology).unwrap();
+        let inline = driver
+            .inner
+            .borrow()
+            .tasks
+            .iter()
+            .map(Task::inline_nodes)
+            .sum::<usize>();
+        let input = driver.create_input_topic("input", Serdes::string(), Serdes::string());
+        let output = driver.create_output_topic("output", Serdes::string(), Serdes::string());
+        let mut headers = Headers::new();
+        headers.add("origin", Some(Bytes::from_static(b"test")));
+        input
+            .pipe_record(TestRecord::new(s("k1"), s("the quick fox"), 5).with_headers(headers))
+            .unwrap();
+        input
+            .pipe_input_with_timestamp(s("k2"), s("jumps"), 3)
+            .unwrap();
+        input
+            .pipe_record(TestRecord::from_parts(Some(s("k3")), None, 9))
+            .unwrap();
+        let error = input
+            .pipe_input(s("k4"), s("a fail"))
+            .unwrap_err()
+            .to_string();
+        let records: Vec<_> = output
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp, r.headers))
+            .collect();
+        (inline, records, error)
+    };
+    let (inline, records, error) = run(chain_steps!(stateless_fn));
+    let (hops, hop_records, hop_error) = run(chain_steps!(processor_fn));
+    assert_eq!(inline, 4, "upper, split, keyed and the sink run inline");
+    assert_eq!(hops, 0, "processor_fn nodes run hop by hop");
+    assert_eq!(records, hop_records);
+    assert_eq!(error, hop_error);
+    assert!(error.contains("no FAIL please"), "{error}");
+    let mut seen = Headers::new();
+    seen.add("origin", Some(Bytes::from_static(b"test")));
+    seen.add("seen", Some(Bytes::from_static(b"upper")));
+    let words: Vec<_> = records
+        .iter()
+        .map(|(k, v, t, _)| (k.clone(), v.clone(), *t))
+        .collect();
+    assert_eq!(
+        words,
+        [
+            (Some(s("THE")), Some(s("THE")), 5),
+            (Some(s("QUICK")), Some(s("QUICK")), 5),
+            (Some(s("FOX")), Some(s("FOX")), 5),
+            (Some(s("JUMPS")), Some(s("JUMPS")), 3),
+            (None, None, 9),
+        ],
+        "the failed record's outputs are not emitted, inline or not"
+    );
+    assert_eq!(records[0].3, seen);
+}
+
+/// A `stateless_fn` cannot schedule punctuation: its parent may run it
+/// inside its own call, where no punctuator could reach it.
+#[test]
+fn a_stateless_fn_cannot_schedule_punctuation() {
+    let mut t = Topology::new();
+    t.add_source("in", Serdes::string(), Serdes::string(), &["input"])
+        .unwrap()
+        .add_processor(
+            "ticking",
+            || {
+                stateless_fn(
+                    |ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+                        ctx.schedule(
+                            std::time::Duration::from_secs(1),
+                            PunctuationType::StreamTime,
+                            |_, _| Ok(()),
+                        )?;
+                        ctx.forward(r)
+                    },
+                )
+            },
+            &["in"],
+        )
+        .unwrap();
+    let driver = TopologyTestDriver::new(t).unwrap();
+    let input = driver.create_input_topic("input", Serdes::string(), Serdes::string());
+    let error = input.pipe_input(s("k"), s("v")).unwrap_err();
+    assert!(
+        matches!(&error, StreamsError::InlineSchedule { processor } if processor == "ticking"),
+        "{error}"
+    );
+}
+
+/// Emits a record from a wall-clock punctuator, through its only child.
+struct Beeper;
+
+impl Processor<String, String, String, String> for Beeper {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+        ctx.schedule(
+            std::time::Duration::from_secs(10),
+            PunctuationType::WallClockTime,
+            |ctx, now| ctx.forward(Record::new(s("beep"), format!("at {now}"), now)),
+        )?;
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        record: Record<String, String>,
+    ) -> Result<()> {
+        ctx.forward(record)
+    }
+}
+
+/// A processor that schedules punctuation keeps its `stateless_fn` child
+/// in the task's table, where its punctuator's forwards reach it; the
+/// child's own child (a sink) still runs inside the child's call. With one
+/// child, `forward_to` reaches an inline child by name too.
+#[test]
+fn punctuators_and_forward_to_reach_children_that_run_inline() {
+    let mut t = Topology::new();
+    t.add_source("in", Serdes::string(), Serdes::string(), &["input"])
+        .unwrap()
+        .add_processor("beeper", || Beeper, &["in"])
+        .unwrap()
+        .add_processor(
+            "shout",
+            || {
+                stateless_fn(
+                    |ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+                        let value = r.value.as_ref().map(|v| format!("{v}!"));
+                        ctx.forward_to("out", r.with_value(value))
+                    },
+                )
+            },
+            &["beeper"],
+        )
+        .unwrap()
+        .add_sink(
+            "out",
+            "output",
+            Serdes::string(),
+            Serdes::string(),
+            &["shout"],
+        )
+        .unwrap();
+    let driver = TopologyTestDriver::new(t).unwrap();
+    assert_eq!(
+        driver
+            .inner
+            .borrow()
+            .tasks
+            .iter()
+            .map(Task::inline_nodes)
+            .sum::<usize>(),
+        1,
+        "only the sink runs inline"
+    );
+    let input = driver.create_input_topic("input", Serdes::string(), Serdes::string());
+    let output = driver.create_output_topic("output", Serdes::string(), Serdes::string());
+    input.pipe_input(s("k"), s("hello")).unwrap();
+    driver
+        .advance_wall_clock_time(std::time::Duration::from_secs(10))
+        .unwrap();
+    let values = output.read_values_to_list().unwrap();
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert_eq!(values[0], Some(s("hello!")));
+    assert!(
+        values[1]
+            .as_deref()
+            .is_some_and(|v| v.starts_with("at ") && v.ends_with('!')),
+        "{values:?}"
+    );
 }

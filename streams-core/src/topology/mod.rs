@@ -326,6 +326,7 @@ impl Topology {
             Box::new(SourceNode {
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
+                inline: None,
             }) as Box<dyn ErasedNode>
         });
         self.push_node(NodeDef {
