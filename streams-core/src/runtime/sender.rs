@@ -113,21 +113,24 @@ fn producer_records(routing: &Routing, id: TaskId, output: Output) -> Vec<Produc
 /// of each.
 fn changelog_offsets(routing: &Routing, metadata: &[RecordMetadata]) -> Vec<(TopicPartition, u64)> {
     let mut reached: Vec<(TopicPartition, u64)> = Vec::new();
-    // Sent records come in runs of one partition: whether it is a changelog
-    // partition is worked out once per run.
-    let mut run: Option<(&Arc<str>, u32, bool)> = None;
+    // Whether a topic is a changelog is looked up once per topic: the
+    // records share their topic's name, so a pointer comparison finds it
+    // again (a repartition topic's records alternate between partitions,
+    // so runs of one partition are short).
+    let mut topics: Vec<(&Arc<str>, bool)> = Vec::new();
     for md in metadata {
-        let same = run.is_some_and(|(topic, partition, _)| {
-            partition == md.partition && Arc::ptr_eq(topic, &md.topic)
-        });
-        if !same {
-            run = Some((
-                &md.topic,
-                md.partition,
-                routing.changelogs.contains(&*md.topic),
-            ));
-        }
-        if !run.is_some_and(|(_, _, changelog)| changelog) {
+        let changelog = match topics.iter().find(|(t, _)| Arc::ptr_eq(t, &md.topic)) {
+            Some(&(_, changelog)) => changelog,
+            None => {
+                let changelog = routing.changelogs.contains(&*md.topic);
+                // Bounded, should records not share their topic's name.
+                if topics.len() < 16 {
+                    topics.push((&md.topic, changelog));
+                }
+                changelog
+            }
+        };
+        if !changelog {
             continue;
         }
         let next = md.offset + 1;
