@@ -133,6 +133,16 @@ pub trait Serde<T>: Send + Sync + 'static {
     }
 }
 
+/// `serde` as a shared trait object, without wrapping it again when it is
+/// one already (the DSL passes its serdes as `Arc<dyn Serde<T>>`): a node
+/// then calls the serde itself rather than a wrapper that calls it.
+pub(crate) fn shared<T: 'static, S: Serde<T>>(serde: S) -> Arc<dyn Serde<T>> {
+    match (&serde as &dyn std::any::Any).downcast_ref::<Arc<dyn Serde<T>>>() {
+        Some(shared) => Arc::clone(shared),
+        None => Arc::new(serde),
+    }
+}
+
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
@@ -700,6 +710,19 @@ fn split_session_key<'b, K>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_serde_is_not_wrapped_again() {
+        let dsl: Arc<dyn Serde<String>> = Arc::new(Serdes::string());
+        let node = shared(dsl.clone());
+        assert!(Arc::ptr_eq(&dsl, &node), "the node calls the same serde");
+        let plain = shared::<String, _>(Serdes::string());
+        let mut out = Vec::new();
+        plain
+            .serialize_into("t", &"x".to_owned(), &mut out)
+            .unwrap();
+        assert_eq!(out, b"x");
+    }
     use proptest::prelude::*;
 
     const T: &str = "t";

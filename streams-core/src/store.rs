@@ -93,8 +93,8 @@ impl StoreBuilder {
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> Self {
-        let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
-        let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let key_serde: Arc<dyn Serde<K>> = crate::serdes::shared(key_serde);
+        let value_serde: Arc<dyn Serde<V>> = crate::serdes::shared(value_serde);
         Self {
             name: name.into(),
             backend: StoreBackend::default(),

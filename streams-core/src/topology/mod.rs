@@ -320,8 +320,8 @@ impl Topology {
                 });
             }
         }
-        let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
-        let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let key_serde: Arc<dyn Serde<K>> = crate::serdes::shared(key_serde);
+        let value_serde: Arc<dyn Serde<V>> = crate::serdes::shared(value_serde);
         let factory: NodeFactory = Arc::new(move || {
             Box::new(SourceNode {
                 key_serde: key_serde.clone(),
@@ -404,8 +404,8 @@ impl Topology {
         let parents =
             self.resolve_parents(name, parents, (TypeInfo::of::<K>(), TypeInfo::of::<V>()))?;
         let topic_name: Arc<str> = Arc::from(topic);
-        let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
-        let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
+        let key_serde: Arc<dyn Serde<K>> = crate::serdes::shared(key_serde);
+        let value_serde: Arc<dyn Serde<V>> = crate::serdes::shared(value_serde);
         let factory: NodeFactory = Arc::new(move || {
             Box::new(SinkNode::new(
                 topic_name.clone(),
