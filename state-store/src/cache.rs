@@ -33,9 +33,57 @@ pub struct CacheEntry {
     pub old_value: Option<Bytes>,
 }
 
+/// The most bytes a cached value holds in its slot once patched
+/// ([`KeyValueStore::patch`]): a count and its timestamp take 16.
+const INLINE_BYTES: usize = 24;
+
+/// A cached value.
+#[derive(Debug, Clone)]
+enum Value {
+    /// A tombstone.
+    Deleted,
+    /// Bytes as written, possibly shared with the inner store, the
+    /// changelog or a reader.
+    Shared(Bytes),
+    /// A small value copied into the slot by a patch, so that later
+    /// patches rewrite it where it lies.
+    Inline { len: u8, bytes: [u8; INLINE_BYTES] },
+}
+
+impl Value {
+    fn from_option(value: Option<Bytes>) -> Self {
+        value.map_or(Self::Deleted, Self::Shared)
+    }
+
+    fn is_none(&self) -> bool {
+        matches!(self, Self::Deleted)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        match self {
+            Self::Deleted => None,
+            Self::Shared(bytes) => Some(bytes),
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().map_or(0, <[u8]>::len)
+    }
+
+    /// The value as bytes: shared ones are cloned, inline ones copied.
+    fn to_bytes(&self) -> Option<Bytes> {
+        match self {
+            Self::Deleted => None,
+            Self::Shared(bytes) => Some(bytes.clone()),
+            Self::Inline { .. } => self.as_slice().map(Bytes::copy_from_slice),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
-    value: Option<Bytes>,
+    value: Value,
     dirty: bool,
     /// Whether the inner store is known to hold no value for the key (it
     /// was read when the entry came in, or the entry's tombstone was
@@ -45,8 +93,8 @@ struct Slot {
     inner_absent: bool,
 }
 
-fn entry_size(key: &[u8], value: &Option<Bytes>) -> usize {
-    key.len() + value.as_ref().map_or(0, Bytes::len) + CACHE_ENTRY_OVERHEAD_BYTES
+fn entry_size(key: &[u8], value: &Value) -> usize {
+    key.len() + value.len() + CACHE_ENTRY_OVERHEAD_BYTES
 }
 
 /// The cache proper, apart from the inner store so that both can be
@@ -83,7 +131,8 @@ fn write_through<S: KeyValueStore>(
     key: &Bytes,
     slot: &mut Slot,
 ) -> Result<CacheEntry> {
-    let old_value = match &slot.value {
+    let new_value = slot.value.to_bytes();
+    let old_value = match &new_value {
         Some(v) => {
             let old = if slot.inner_absent {
                 None
@@ -98,7 +147,7 @@ fn write_through<S: KeyValueStore>(
     slot.inner_absent = slot.value.is_none();
     Ok(CacheEntry {
         key: key.clone(),
-        new_value: slot.value.clone(),
+        new_value,
         old_value,
     })
 }
@@ -127,6 +176,7 @@ impl Cache {
     /// Caches `value` for `key`, dirty. `inner_absent`: the inner store is
     /// known to hold nothing for `key` (used if the key is not cached yet).
     fn insert_dirty(&mut self, key: Bytes, value: Option<Bytes>, inner_absent: bool) {
+        let value = Value::from_option(value);
         self.bytes += entry_size(&key, &value);
         match self.entries.to_back(&key[..]) {
             Some(slot) => {
@@ -167,10 +217,10 @@ impl Cache {
         else {
             return None;
         };
-        let new = match update(entry.get().value.as_deref()) {
+        let new = match update(entry.get().value.as_slice()) {
             Update::Keep => return Some(()),
-            Update::Put(value) => Some(value),
-            Update::Delete => None,
+            Update::Put(value) => Value::Shared(value),
+            Update::Delete => Value::Deleted,
         };
         entry.to_back();
         let (key, slot) = entry.into_key_value();
@@ -184,11 +234,14 @@ impl Cache {
         Some(())
     }
 
-    /// Rewrites the value of a cached `key` in its own buffer (see
-    /// [`KeyValueStore::patch`]): only when the cache holds the only
-    /// reference to it, so that nothing else sees the bytes change. Marks
-    /// the entry dirty and moves it to the back, as a write does; its
-    /// length, and so the cache's size, stays the same.
+    /// Rewrites the value of a cached `key` where the cache holds it (see
+    /// [`KeyValueStore::patch`]). A small value is first copied into its
+    /// slot ([`Value::Inline`]), where later patches rewrite it with no
+    /// allocation and nothing else holding it; a larger one is rewritten
+    /// in its buffer only when the cache holds the only reference to it,
+    /// so that nothing else sees the bytes change. Marks the entry dirty
+    /// and moves it to the back, as a write does; its length, and so the
+    /// cache's size, stays the same.
     fn patch_cached(&mut self, key: &[u8], patch: &mut dyn FnMut(&mut [u8]) -> bool) -> bool {
         let hashlink::linked_hash_map::RawEntryMut::Occupied(mut entry) =
             self.entries.raw_entry_mut().from_key(key)
@@ -196,24 +249,38 @@ impl Cache {
             return false;
         };
         let slot = entry.get_mut();
-        let Some(value) = slot.value.as_mut() else {
-            return false;
-        };
-        // A value also held elsewhere (the inner store's copy, written
-        // through at the last flush) is left alone: the caller rewrites it
-        // with a fresh buffer.
-        if !value.is_unique() {
-            return false;
+        if let Value::Shared(shared) = &slot.value {
+            if let Ok(len) = u8::try_from(shared.len()) {
+                if usize::from(len) <= INLINE_BYTES {
+                    let mut bytes = [0; INLINE_BYTES];
+                    bytes[..usize::from(len)].copy_from_slice(shared);
+                    slot.value = Value::Inline { len, bytes };
+                }
+            }
         }
-        let mut owned = match std::mem::take(value).try_into_mut() {
-            Ok(owned) => owned,
-            Err(shared) => {
-                *value = shared;
-                return false;
+        let patched = match &mut slot.value {
+            Value::Deleted => false,
+            Value::Inline { len, bytes } => match bytes.get_mut(..usize::from(*len)) {
+                Some(value) => patch(value),
+                None => false,
+            },
+            Value::Shared(value) => {
+                if !value.is_unique() {
+                    return false;
+                }
+                match std::mem::take(value).try_into_mut() {
+                    Ok(mut owned) => {
+                        let patched = patch(&mut owned);
+                        *value = owned.freeze();
+                        patched
+                    }
+                    Err(shared) => {
+                        *value = shared;
+                        false
+                    }
+                }
             }
         };
-        let patched = patch(&mut owned);
-        *value = owned.freeze();
         if !patched {
             return false;
         }
@@ -506,8 +573,8 @@ impl Iterator for Merge<'_> {
                 return self.inner.next();
             }
             if let Some((key, slot)) = self.cache.next() {
-                if let Some(value) = &slot.value {
-                    return Some(Ok((key.clone(), value.clone())));
+                if let Some(value) = slot.value.to_bytes() {
+                    return Some(Ok((key.clone(), value)));
                 }
             }
         }
@@ -525,7 +592,7 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         match self.cache.entries.get(key) {
-            Some(slot) => Ok(slot.value.clone()),
+            Some(slot) => Ok(slot.value.to_bytes()),
             None => self.inner.get(key),
         }
     }
@@ -638,7 +705,7 @@ impl<S: KeyValueStore> KeyValueStore for CachingStore<S> {
                 continue;
             }
             if let Some(slot) = self.cache.entries.get(&windowed[..]) {
-                windows.insert(start, slot.value.clone());
+                windows.insert(start, slot.value.to_bytes());
             }
         }
         Ok(Some(
@@ -771,7 +838,7 @@ mod tests {
     }
 
     #[test]
-    fn a_patch_rewrites_only_a_value_the_cache_alone_holds() {
+    fn a_patch_rewrites_a_small_value_in_its_slot_and_never_bytes_held_elsewhere() {
         let mut s = store(10_000);
         let mut calls = 0;
         let mut bump = |bytes: &mut [u8]| {
@@ -787,15 +854,15 @@ mod tests {
         assert_eq!(s.take_forwarded(), vec![entry("k", Some("2"), None)]);
 
         // Written through, the bytes are the inner store's and the
-        // changelog's too: left alone, and the caller writes anew.
-        assert!(!s.patch(b"k", &mut bump).unwrap());
-        assert_eq!(s.get(b"k").unwrap(), Some(b("2")));
-        assert_eq!(s.inner().sink(), &vec![(b("k"), Some(b("2")))]);
+        // changelog's too: the patch rewrites the cache's own copy.
+        let logged = s.inner().sink().clone();
+        assert!(s.patch(b"k", &mut bump).unwrap());
+        assert_eq!(s.get(b"k").unwrap(), Some(b("3")));
+        assert_eq!(s.inner().sink(), &logged);
         assert_eq!(s.inner().inner().get(b"k").unwrap(), Some(b("2")));
 
-        // A fresh value is the cache's own again; a patch makes it dirty
-        // and last in the flush order, as a write does.
-        s.put(b("k"), b("5")).unwrap();
+        // A patch makes the entry dirty and last in the flush order, as a
+        // write does.
         s.put(b("j"), b("1")).unwrap();
         assert!(s.patch(b"k", &mut bump).unwrap());
         s.flush().unwrap();
@@ -803,10 +870,10 @@ mod tests {
             s.take_forwarded(),
             vec![
                 entry("j", Some("1"), None),
-                entry("k", Some("6"), Some("2"))
+                entry("k", Some("4"), Some("2"))
             ]
         );
-        assert_eq!(calls, 2, "the closure ran only on values it could rewrite");
+        assert_eq!(calls, 3);
 
         // A patch that declines changes nothing; a cached tombstone has no
         // bytes to patch.
@@ -821,10 +888,34 @@ mod tests {
         assert_eq!(
             s.take_forwarded(),
             vec![
-                entry("k", Some("7"), Some("6")),
+                entry("k", Some("7"), Some("4")),
                 entry("j", None, Some("1"))
             ]
         );
+    }
+
+    #[test]
+    fn a_patch_rewrites_a_large_value_only_in_a_buffer_the_cache_alone_holds() {
+        let mut s = store(10_000);
+        let large = "x".repeat(INLINE_BYTES + 1);
+        let mut bump = |bytes: &mut [u8]| {
+            bytes[0] = b'y';
+            true
+        };
+        s.put(b("k"), b(&large)).unwrap();
+        assert!(s.patch(b"k", &mut bump).unwrap(), "the cache's own buffer");
+        let patched = format!("y{}", &large[1..]);
+        assert_eq!(s.get(b"k").unwrap(), Some(b(&patched)));
+        let held = s.get(b"k").unwrap();
+        assert!(!s.patch(b"k", &mut |_| true).unwrap(), "a reader holds it");
+        drop(held);
+        s.flush().unwrap();
+        assert_eq!(s.take_forwarded(), vec![entry("k", Some(&patched), None)]);
+        assert!(
+            !s.patch(b"k", &mut |_| true).unwrap(),
+            "the inner store and the changelog hold it"
+        );
+        assert_eq!(s.inner().inner().get(b"k").unwrap(), Some(b(&patched)));
     }
 
     #[test]

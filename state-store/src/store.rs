@@ -75,9 +75,10 @@ pub trait KeyValueStore: Send + fmt::Debug {
         update_by_get(self, key, update)
     }
 
-    /// Rewrites the value of `key` in place, where the store holds it in a
-    /// buffer of its own (the record cache, for a key written since its
-    /// last flush): `patch` gets the value's bytes and returns whether it
+    /// Rewrites the value of `key` in place, where the store holds a copy
+    /// of its own that nothing else reads (the record cache: a small value
+    /// copied into its slot, or a larger one written since the last
+    /// flush): `patch` gets the value's bytes and returns whether it
     /// rewrote them. Returns whether it did; when it returns `false`,
     /// nothing changed and the caller writes the value the usual way
     /// ([`KeyValueStore::update`]). The value's length cannot change, so

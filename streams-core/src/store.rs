@@ -958,8 +958,8 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
     }
 
     /// Rewrites the serialized value of the key whose serialized form is
-    /// `key` in place, when the store holds it in a buffer of its own (the
-    /// record cache, between flushes): see
+    /// `key` in place, when the store holds a copy of its own (the record
+    /// cache): see
     /// [`state_store::KeyValueStore::patch`]. Returns whether `patch`
     /// rewrote it; on `false` nothing changed, and the caller updates the
     /// value the usual way ([`TypedKeyValueStore::update_serialized`]). For
