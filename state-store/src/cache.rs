@@ -479,6 +479,11 @@ impl<S: KeyValueStore> CachingStore<S> {
         self.inner.flush()
     }
 
+    /// Whether entries are queued for [`CachingStore::take_forwarded`].
+    pub fn has_forwarded(&self) -> bool {
+        !self.forwarded.is_empty()
+    }
+
     /// Takes the entries queued by the [`KeyValueStore`] methods (`put`,
     /// `delete`, `flush`, `close`, ...), oldest first.
     pub fn take_forwarded(&mut self) -> Vec<CacheEntry> {

@@ -237,7 +237,7 @@ pub enum StreamsError {
         child: String,
     },
 
-    /// A processor made with `stateless_fn` asked for punctuation.
+    /// A processor that runs inline (`stateless_fn`) asked for punctuation.
     #[error("processor '{processor}' runs inline (a stateless_fn) and cannot schedule punctuation; make it with processor_fn or as a Processor")]
     InlineSchedule {
         /// The processor.

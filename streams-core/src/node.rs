@@ -8,12 +8,14 @@ use std::sync::Arc;
 use state_store::CacheEntry;
 
 use crate::error::Result;
+use crate::error::StreamsError;
 use crate::output::Field;
 use crate::processor::{Processor, ProcessorContext, TypesMarker};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
 use crate::task::{
-    forward_from, inline_entry, take_record, ErasedNode, Exec, Hop, InlineChild, TypedInput,
+    flushed_down, forward_from, inline_entry, run_inline, take_record, ErasedNode, Exec, Hop,
+    InlineChild, TypedInput,
 };
 
 /// Deserializes input records and forwards them.
@@ -75,6 +77,16 @@ where
         host(&mut self.inline, child, input)
     }
 
+    fn flushed_inline(
+        &mut self,
+        exec: Exec<'_>,
+        listener: usize,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        flushed_down(&mut self.inline, exec, listener, store, entry)
+    }
+
     fn close(&mut self) -> Result<()> {
         close_inline(&mut self.inline)
     }
@@ -107,11 +119,10 @@ where
             timestamp,
             headers,
         };
-        let result = match &mut self.inline {
-            Some((child, input)) => input.process_typed(exec, *child, record),
-            None => forward_from(&mut exec, node, record),
-        };
-        result.map_err(|e| *e)
+        match &mut self.inline {
+            Some((child, input)) => run_inline(&mut exec, *child, &mut **input, record),
+            None => forward_from(&mut exec, node, record).map_err(|e| *e),
+        }
     }
 }
 
@@ -190,6 +201,16 @@ where
     ) -> std::result::Result<(), Box<dyn Any + Send>> {
         host(&mut self.inline, child, input)
     }
+
+    fn flushed_inline(
+        &mut self,
+        exec: Exec<'_>,
+        listener: usize,
+        store: &str,
+        entry: CacheEntry,
+    ) -> Result<()> {
+        flushed_down(&mut self.inline, exec, listener, store, entry)
+    }
 }
 
 impl<P, KIn, VIn, KOut, VOut> TypedInput<KIn, VIn> for ProcessorNode<P, KIn, VIn, KOut, VOut>
@@ -207,6 +228,20 @@ where
             Ok(()) => Ok(()),
             Err(e) => Err(Box::new(e)),
         }
+    }
+
+    fn flushed_inline(
+        &mut self,
+        exec: Exec<'_>,
+        listener: usize,
+        store: &str,
+        entry: CacheEntry,
+        here: bool,
+    ) -> Result<()> {
+        if here {
+            return ErasedNode::flushed(self, exec, listener, store, entry);
+        }
+        flushed_down(&mut self.inline, exec, listener, store, entry)
     }
 
     fn close_inline(&mut self) -> Result<()> {
@@ -278,6 +313,19 @@ impl<K: 'static, V: 'static> TypedInput<K, V> for SinkNode<K, V> {
         };
         output.push_fields(&self.topic, key, value, record.timestamp, record.headers);
         Ok(())
+    }
+
+    fn flushed_inline(
+        &mut self,
+        _exec: Exec<'_>,
+        listener: usize,
+        store: &str,
+        _entry: CacheEntry,
+        _here: bool,
+    ) -> Result<()> {
+        Err(StreamsError::Internal(format!(
+            "node #{listener} listens to store '{store}' but a sink ends its chain"
+        )))
     }
 
     fn close_inline(&mut self) -> Result<()> {

@@ -16,7 +16,7 @@ use crate::store::{
     KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
     WindowStoreHandle,
 };
-use crate::task::{forward_from, process_at, Exec, RawRecord, TaskId, TypedInput};
+use crate::task::{forward_from, process_at, run_inline, Exec, RawRecord, TaskId, TypedInput};
 
 /// A node of a topology that processes records one at a time, as Kafka's
 /// `org.apache.kafka.streams.processor.api.Processor`.
@@ -86,10 +86,11 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send + 'static {
 
     /// Whether the task may run this processor inside its parent's call:
     /// its parent then hands it each record directly, as in a chain of
-    /// operators run as one. Only for a processor that uses no store and
-    /// schedules no punctuation ([`stateless_fn`]'s); `false` unless
-    /// overridden. The topology, its description and the records are the
-    /// same either way.
+    /// operators run as one. Only for a processor that schedules no
+    /// punctuation ([`stateless_fn`]'s, and the DSL's `count` after a
+    /// repartition); `false` unless overridden. Such a processor cannot
+    /// call [`ProcessorContext::schedule`]. The topology, its description
+    /// and the records are the same either way.
     fn runs_inline(&self) -> bool {
         false
     }
@@ -242,9 +243,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         VOut: Clone + 'static,
     {
         if let Some((child, input)) = &mut self.inline_child {
-            return input
-                .process_typed(self.exec.reborrow(), *child, record)
-                .map_err(|e| *e);
+            return run_inline(&mut self.exec, *child, &mut **input, record);
         }
         forward_from(&mut self.exec, self.node, record).map_err(|e| *e)
     }
@@ -268,9 +267,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         };
         if let Some((inline, input)) = &mut self.inline_child {
             if *inline == target {
-                return input
-                    .process_typed(self.exec.reborrow(), target, record)
-                    .map_err(|e| *e);
+                return run_inline(&mut self.exec, target, &mut **input, record);
             }
         }
         process_at(&mut self.exec, target, record).map_err(|e| *e)

@@ -395,6 +395,14 @@ impl StoreStack {
         }
     }
 
+    /// Whether the cache evicted or flushed entries not taken yet.
+    pub(crate) fn has_forwarded(&self) -> bool {
+        match self {
+            Self::Direct(_) => false,
+            Self::Cached(store) => store.has_forwarded(),
+        }
+    }
+
     /// Entries the cache evicted or flushed since the last call.
     pub(crate) fn take_forwarded(&mut self) -> Vec<CacheEntry> {
         match self {

@@ -78,12 +78,92 @@ pub(crate) trait TypedInput<K, V>: Send {
     /// Processes `record` as node `node`.
     fn process_typed(&mut self, exec: Exec<'_>, node: usize, record: Record<K, V>) -> Hop;
 
+    /// Hands `entry`, flushed from `store`, to the flush listener
+    /// `listener`: this node when `here`, else an inline node further down
+    /// its chain.
+    fn flushed_inline(
+        &mut self,
+        exec: Exec<'_>,
+        listener: usize,
+        store: &str,
+        entry: CacheEntry,
+        here: bool,
+    ) -> Result<()>;
+
     /// Calls the processor's `close` (and that of its own inline child).
     fn close_inline(&mut self) -> Result<()>;
 }
 
 /// An inline child as its parent holds it: its node index and its entry.
 pub(crate) type InlineChild<K, V> = Option<(usize, Box<dyn TypedInput<K, V>>)>;
+
+/// Hands a flushed entry to the inline node `listener` down the chain that
+/// starts at `child`.
+pub(crate) fn flushed_down<K, V>(
+    child: &mut InlineChild<K, V>,
+    exec: Exec<'_>,
+    listener: usize,
+    store: &str,
+    entry: CacheEntry,
+) -> Result<()> {
+    match child {
+        Some((node, input)) => {
+            let here = *node == listener;
+            input.flushed_inline(exec, listener, store, entry, here)
+        }
+        None => Err(StreamsError::Internal(format!(
+            "node #{listener} listens to store '{store}' but is not in the chain it was looked for in"
+        ))),
+    }
+}
+
+/// Runs `record` through `input`, inline node `child`, then delivers what
+/// its stores' caches evicted meanwhile, reaching listeners in its chain
+/// through it.
+pub(crate) fn run_inline<K, V>(
+    exec: &mut Exec<'_>,
+    child: usize,
+    input: &mut dyn TypedInput<K, V>,
+    record: Record<K, V>,
+) -> Result<()> {
+    input
+        .process_typed(exec.reborrow(), child, record)
+        .map_err(|e| *e)?;
+    // Most records evict nothing.
+    let plan = exec.plan;
+    if !plan.nodes[child]
+        .stores
+        .iter()
+        .any(|&s| exec.state.stores[s].stack.has_forwarded())
+    {
+        return Ok(());
+    }
+    after_inline(exec, child, &mut |ex, listener, store, entry| {
+        input.flushed_inline(ex, listener, store, entry, listener == child)
+    })
+}
+
+/// How a node running a chain reaches a flush listener in it: the chain's
+/// first inline node, and a call that hands an entry to a listener in the
+/// chain (whose nodes are out of the table while the chain runs).
+pub(crate) type ChainRoute<'r> = (
+    usize,
+    &'r mut dyn FnMut(Exec<'_>, usize, &str, CacheEntry) -> Result<()>,
+);
+
+/// Delivers what the caches of inline node `node`'s stores evicted while
+/// it ran (as [`process_at`] does for a node of the table); `route`
+/// reaches the listeners in its chain.
+pub(crate) fn after_inline(
+    exec: &mut Exec<'_>,
+    node: usize,
+    route: &mut dyn FnMut(Exec<'_>, usize, &str, CacheEntry) -> Result<()>,
+) -> Result<()> {
+    if exec.plan.nodes[node].stores.is_empty() {
+        return Ok(());
+    }
+    deliver_evictions_via(exec, node, Some((node, route)))
+}
 
 /// The entry of an inline child, as a context borrows it.
 pub(crate) fn inline_entry<K, V>(
@@ -166,6 +246,20 @@ pub(crate) trait ErasedNode: Send {
         input: Box<dyn Any + Send>,
     ) -> std::result::Result<(), Box<dyn Any + Send>> {
         Err(input)
+    }
+
+    /// Hands `entry` to `listener`, a flush listener that runs inline down
+    /// this node's chain.
+    fn flushed_inline(
+        &mut self,
+        _exec: Exec<'_>,
+        listener: usize,
+        store: &str,
+        _entry: CacheEntry,
+    ) -> Result<()> {
+        Err(StreamsError::Internal(format!(
+            "node #{listener} listens to store '{store}' but does not run inline here"
+        )))
     }
 }
 
@@ -256,9 +350,40 @@ pub(crate) struct TaskState {
     /// Per node, whether it may run inline (see [`ErasedNode::runs_inline`]):
     /// such a node cannot schedule punctuation.
     pub(crate) inline: Vec<bool>,
+    /// Per node that runs inline, the node whose calls it runs in.
+    pub(crate) host: Vec<Option<usize>>,
 }
 
 impl TaskState {
+    /// For a node that runs inline, the first node of its chain (the one
+    /// in the task's table); `None` for a node of the table.
+    /// Whether `node` is `top` or runs inline below it.
+    fn in_chain(&self, node: usize, top: usize) -> bool {
+        let mut at = node;
+        for _ in 0..=self.host.len() {
+            if at == top {
+                return true;
+            }
+            match self.host.get(at).copied().flatten() {
+                Some(host) => at = host,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    fn top_host(&self, node: usize) -> Option<usize> {
+        let mut top = (*self.host.get(node)?)?;
+        // A chain is shorter than the task's node count.
+        for _ in 0..self.host.len() {
+            match self.host.get(top).copied().flatten() {
+                Some(host) => top = host,
+                None => return Some(top),
+            }
+        }
+        Some(top)
+    }
+
     pub(crate) fn advance_stream_time(&mut self, timestamp: i64) {
         self.stream_time = Some(self.stream_time.map_or(timestamp, |t| t.max(timestamp)));
     }
@@ -427,18 +552,35 @@ pub(crate) fn process_at<K: 'static, V: 'static>(
 
 /// Delivers the entries that the caches of `node`'s stores evicted.
 pub(crate) fn deliver_evictions(exec: &mut Exec<'_>, node: usize) -> Result<()> {
+    deliver_evictions_via(exec, node, None)
+}
+
+/// [`deliver_evictions`], reaching the listeners of a running chain by
+/// `route`.
+fn deliver_evictions_via(
+    exec: &mut Exec<'_>,
+    node: usize,
+    mut route: Option<ChainRoute<'_>>,
+) -> Result<()> {
     let plan = exec.plan;
     for &store in &plan.nodes[node].stores {
         let entries = exec.state.stores[store].stack.take_forwarded();
         if !entries.is_empty() {
-            deliver_flushed(exec, store, entries)?;
+            let via = route.as_mut().map(|(top, r)| (*top, &mut **r as _));
+            deliver_flushed(exec, store, entries, via)?;
         }
     }
     Ok(())
 }
 
-/// Hands flushed cache entries of `store` to its flush listeners.
-fn deliver_flushed(exec: &mut Exec<'_>, store: usize, entries: Vec<CacheEntry>) -> Result<()> {
+/// Hands flushed cache entries of `store` to its flush listeners; `route`
+/// reaches those of a running chain.
+fn deliver_flushed(
+    exec: &mut Exec<'_>,
+    store: usize,
+    entries: Vec<CacheEntry>,
+    mut route: Option<ChainRoute<'_>>,
+) -> Result<()> {
     if exec.state.stores[store].listeners.is_empty() {
         return Ok(());
     }
@@ -456,10 +598,28 @@ fn deliver_flushed(exec: &mut Exec<'_>, store: usize, entries: Vec<CacheEntry>) 
                     entry.clone()
                 };
                 let Some(entry) = entry else { break };
-                call_node(exec, listener, |n, ex| {
-                    n.flushed(ex, listener, &name, entry)
-                })?;
-                deliver_evictions(exec, listener)?;
+                let in_route = route
+                    .as_ref()
+                    .is_some_and(|(top, _)| exec.state.in_chain(listener, *top));
+                match (in_route, &mut route, exec.state.top_host(listener)) {
+                    // The listener runs in the chain that is running now,
+                    // out of the table: the chain's route reaches it.
+                    (true, Some((_, r)), _) => r(exec.reborrow(), listener, &name, entry)?,
+                    // The listener runs inline: the first node of its
+                    // chain, in the table, hands the entry down to it.
+                    (_, _, Some(top)) => call_node(exec, top, |n, ex| {
+                        n.flushed_inline(ex, listener, &name, entry)
+                    })?,
+                    _ => call_node(exec, listener, |n, ex| {
+                        n.flushed(ex, listener, &name, entry)
+                    })?,
+                }
+                let via = if in_route {
+                    route.as_mut().map(|(top, r)| (*top, &mut **r as _))
+                } else {
+                    None
+                };
+                deliver_evictions_via(exec, listener, via)?;
             }
         }
         Ok(())
@@ -605,6 +765,7 @@ impl Task {
                 partition_time: vec![None; source_count],
                 current_bytes: None,
                 inline: inline_nodes,
+                host: vec![None; node_count],
             },
         })
     }
@@ -639,13 +800,13 @@ impl Task {
     }
 
     /// Hands each node that may run inline to its parent, to run inside the
-    /// parent's calls, where the parent can host it and it is the parent's
-    /// only child, the parent its only parent, and it has no store (so no
-    /// cache evictions or flushes to deliver to it): a chain of stateless
-    /// nodes then runs as one call per record, the records passed along
-    /// typed, with no hop through the node table. Deepest first, so that a
-    /// node takes its own inline child along. Returns how many were handed
-    /// over.
+    /// parent's calls, where the parent can host it, it is the parent's
+    /// only child and the parent its only parent: a chain of nodes then
+    /// runs as one call per record, the records passed along typed, with
+    /// no hop through the node table. A node with stores delivers its
+    /// caches' evictions when it returns, and its flushes reach it through
+    /// the first node of its chain. Deepest first, so that a node takes its
+    /// own inline child along. Returns how many were handed over.
     fn inline_children(&mut self) -> Result<usize> {
         let plan = &self.plan;
         let mut parents = vec![Vec::new(); plan.nodes.len()];
@@ -662,7 +823,6 @@ impl Task {
                 continue;
             };
             if plan.nodes[parent].children.len() != 1
-                || !plan.nodes[child].stores.is_empty()
                 || self
                     .state
                     .schedules
@@ -699,6 +859,7 @@ impl Task {
                     self.plan.nodes[child].name, self.plan.nodes[parent].name
                 )));
             }
+            self.state.host[child] = Some(parent);
             moved += 1;
         }
         Ok(moved)
@@ -976,7 +1137,7 @@ impl Task {
                 let entries = slot.stack.take_forwarded();
                 flushed_any = true;
                 let mut exec = self.exec();
-                deliver_flushed(&mut exec, store, entries)?;
+                deliver_flushed(&mut exec, store, entries, None)?;
             }
             if !flushed_any {
                 break;
@@ -1115,7 +1276,7 @@ impl Task {
         let entries = slot.stack.take_forwarded();
         if !entries.is_empty() {
             let mut exec = self.exec();
-            deliver_flushed(&mut exec, index, entries)?;
+            deliver_flushed(&mut exec, index, entries, None)?;
         }
         self.drain_changelogs();
         Ok(result)

@@ -502,6 +502,12 @@ where
     ) -> Result<()> {
         forward_flushed(ctx, store, &entry, None)
     }
+
+    /// The count schedules no punctuation: its repartition source runs it
+    /// inside its own call.
+    fn runs_inline(&self) -> bool {
+        true
+    }
 }
 
 /// Aggregates a grouped table (Kafka's `KTableAggregate` and

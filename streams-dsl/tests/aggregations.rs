@@ -477,6 +477,90 @@ fn a_cached_count_rewritten_in_place_emits_what_a_decoded_one_does() -> Result<(
     Ok(())
 }
 
+/// A count after a repartition runs inside its source's call; a cache
+/// small enough to evict while records are processed still hands every
+/// eviction and every commit's flush to it, so that each key's updates
+/// come out in order and its last one is the full count, as without a
+/// cache.
+#[test]
+fn a_count_run_inside_its_source_gets_its_evictions_and_flushes() -> Result<()> {
+    use std::collections::HashMap;
+    use std::time::Duration;
+    use streams_core::{StreamsConfig, TestDriverConfig};
+
+    let run = |cache_bytes: u64, materialized: Materialized<String, i64>| -> Result<_> {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in", strings())
+            .group_by(
+                |_, word| word.clone(),
+                Grouped::with(Serdes::string(), Serdes::string()),
+            )
+            .count(materialized)
+            .to_stream()
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+        let driver = TopologyTestDriver::with_config(
+            builder.build()?,
+            TestDriverConfig::new()
+                .with_streams_config(
+                    StreamsConfig::new("evicting")
+                        .with_commit_interval_ms(1000)
+                        .with_cache_max_bytes_buffering(cache_bytes),
+                )
+                .with_production_caching(),
+        )?;
+        let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        let output = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+        let mut emitted: Vec<(String, i64)> = Vec::new();
+        for round in 0..4u64 {
+            for i in 0..60u64 {
+                // Three hot words, and cold ones that push each other
+                // out of the cache.
+                let word = if i % 4 == 3 {
+                    format!("cold{}", (i * 7 + round) % 5)
+                } else {
+                    format!("hot{}", i % 3)
+                };
+                input.pipe_input_with_timestamp(s("line"), word, (round * 100 + i) as i64)?;
+            }
+            driver.advance_wall_clock_time(Duration::from_secs(2))?;
+            for (k, v) in output.read_key_values_to_list()? {
+                if let (Some(k), Some(v)) = (k, v) {
+                    emitted.push((k, v));
+                }
+            }
+        }
+        Ok(emitted)
+    };
+    let last = |emitted: &[(String, i64)]| {
+        let mut last = HashMap::new();
+        for (k, v) in emitted {
+            let previous = last.insert(k.clone(), *v);
+            assert!(
+                previous.is_none_or(|p| p < *v),
+                "{k}: {previous:?} then {v}"
+            );
+        }
+        last
+    };
+    // Room for about three of the eight words: words are evicted while
+    // the records are processed, and come back.
+    let evicting = run(300, Materialized::as_("counts"))?;
+    let uncached = run(0, Materialized::as_("counts").with_caching_disabled())?;
+    let cached = run(10 * 1024 * 1024, Materialized::as_("counts"))?;
+    assert_eq!(uncached.len(), 240, "every update without a cache");
+    assert!(
+        evicting.len() > cached.len() && evicting.len() < uncached.len(),
+        "{} evicted or flushed, {} flushed, {} uncached",
+        evicting.len(),
+        cached.len(),
+        uncached.len()
+    );
+    assert_eq!(last(&evicting), last(&uncached));
+    assert_eq!(last(&cached), last(&uncached));
+    Ok(())
+}
+
 #[test]
 fn aggregate_without_a_value_serde_is_an_error() {
     let builder = StreamsBuilder::new();
