@@ -1504,20 +1504,33 @@ mod tests {
         assert!(bad.check_group_settings().is_err());
     }
 
+    /// A broker whose topic `t` has `partitions` partitions, with one batch per entry of
+    /// `chunks` (that many records, `value-<chunk>-<i>`), sent to the partitions in turn.
+    async fn broker_with_chunks(partitions: u32, chunks: &[usize]) -> Broker {
+        use crate::{NewTopic, Producer, ProducerRecord};
+        let broker = Broker::in_memory().await.unwrap();
+        broker
+            .create_topic(NewTopic::new("t", partitions))
+            .await
+            .unwrap();
+        let producer = Producer::new(&broker);
+        for (chunk, &len) in chunks.iter().enumerate() {
+            let partition = u32::try_from(chunk).unwrap() % partitions;
+            let batch = (0..len)
+                .map(|i| {
+                    ProducerRecord::new("t", format!("value-{chunk}-{i}")).partition(partition)
+                })
+                .collect();
+            producer.send_batch(batch).await.unwrap();
+        }
+        broker
+    }
+
     /// However far the log runs ahead of a slow caller, the read-ahead keeps at most a
     /// poll's worth of records and one fetch buffered per partition.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn read_ahead_stays_one_fetch_ahead() {
-        use crate::{NewTopic, Producer, ProducerRecord};
-        let broker = Broker::in_memory().await.unwrap();
-        broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
-        let producer = Producer::new(&broker);
-        for chunk in 0..200 {
-            let batch = (0..100)
-                .map(|i| ProducerRecord::new("t", format!("value-{chunk}-{i}")))
-                .collect();
-            producer.send_batch(batch).await.unwrap();
-        }
+        let broker = broker_with_chunks(1, &vec![100; 200]).await;
         let mut consumer = Consumer::new(
             &broker,
             ConsumerConfig {
@@ -1553,19 +1566,8 @@ mod tests {
     /// where they fit, and a batch cut short by `max.poll.records` goes on in the next poll.
     #[tokio::test]
     async fn poll_runs_hands_out_what_poll_does_in_runs_of_one_partition() {
-        use crate::{NewTopic, Producer, ProducerRecord};
-        let broker = Broker::in_memory().await.unwrap();
-        broker.create_topic(NewTopic::new("t", 3)).await.unwrap();
-        let producer = Producer::new(&broker);
-        for chunk in 0..12 {
-            let batch = (0..(7 + chunk))
-                .map(|i| {
-                    ProducerRecord::new("t", format!("value-{chunk}-{i}"))
-                        .partition((chunk % 3) as u32)
-                })
-                .collect();
-            producer.send_batch(batch).await.unwrap();
-        }
+        let sizes: Vec<usize> = (0..12).map(|chunk| 7 + chunk).collect();
+        let broker = broker_with_chunks(3, &sizes).await;
         let config = ConsumerConfig {
             auto_offset_reset: AutoOffsetReset::Earliest,
             max_poll_records: 10,
@@ -1611,18 +1613,7 @@ mod tests {
     /// those of partitions that a full poll did not reach: the polling task decodes none.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_the_read_ahead_the_polling_task_fetches_nothing_itself() {
-        use crate::{NewTopic, Producer, ProducerRecord};
-        let broker = Broker::in_memory().await.unwrap();
-        broker.create_topic(NewTopic::new("t", 3)).await.unwrap();
-        let producer = Producer::new(&broker);
-        for chunk in 0..30u32 {
-            let batch = (0..50)
-                .map(|i| {
-                    ProducerRecord::new("t", format!("value-{chunk}-{i}")).partition(chunk % 3)
-                })
-                .collect();
-            producer.send_batch(batch).await.unwrap();
-        }
+        let broker = broker_with_chunks(3, &vec![50; 30]).await;
         let mut consumer = Consumer::new(
             &broker,
             ConsumerConfig {

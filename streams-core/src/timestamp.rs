@@ -342,6 +342,15 @@ pub(crate) fn extract(
 mod tests {
     use super::*;
 
+    /// Every built-in extractor.
+    const ALL: [BuiltinTimestampExtractor; 5] = [
+        BuiltinTimestampExtractor::RecordTimestamp,
+        BuiltinTimestampExtractor::FailOnInvalid,
+        BuiltinTimestampExtractor::LogAndSkipOnInvalid,
+        BuiltinTimestampExtractor::UsePreviousOnInvalid,
+        BuiltinTimestampExtractor::WallClock,
+    ];
+
     fn record(headers: &Headers, timestamp: i64) -> ConsumedRecord<'_> {
         ConsumedRecord {
             wall_clock: 99,
@@ -410,13 +419,7 @@ mod tests {
         ) {
             let h = Headers::new();
             let r = record(&h, timestamp);
-            for e in [
-                BuiltinTimestampExtractor::RecordTimestamp,
-                BuiltinTimestampExtractor::FailOnInvalid,
-                BuiltinTimestampExtractor::LogAndSkipOnInvalid,
-                BuiltinTimestampExtractor::UsePreviousOnInvalid,
-                BuiltinTimestampExtractor::WallClock,
-            ] {
+            for e in ALL {
                 let x = e.extractor();
                 if x.keeps_valid_record_timestamps() {
                     proptest::prop_assert_eq!(x.extract(&r, previous).ok(), Some(timestamp));
@@ -439,13 +442,7 @@ mod tests {
 
     #[test]
     fn config_values_parse() {
-        for e in [
-            BuiltinTimestampExtractor::RecordTimestamp,
-            BuiltinTimestampExtractor::FailOnInvalid,
-            BuiltinTimestampExtractor::LogAndSkipOnInvalid,
-            BuiltinTimestampExtractor::UsePreviousOnInvalid,
-            BuiltinTimestampExtractor::WallClock,
-        ] {
+        for e in ALL {
             assert_eq!(e.as_str().parse::<BuiltinTimestampExtractor>().unwrap(), e);
             assert_eq!(e.extractor().name(), e.as_str());
         }

@@ -402,6 +402,25 @@ fn caching_deduplicates_between_commits() -> Result<()> {
     Ok(())
 }
 
+/// `in` regrouped by value (through a repartition topic), counted with
+/// `materialized`, the counts to `out`.
+fn repartitioned_count(
+    materialized: Materialized<String, i64>,
+    config: streams_core::TestDriverConfig,
+) -> Result<TopologyTestDriver> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", strings())
+        .group_by(
+            |_, word| word.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()),
+        )
+        .count(materialized)
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    TopologyTestDriver::with_config(builder.build()?, config)
+}
+
 /// A count after a repartition, with a record cache, rewrites a count
 /// cached since the last commit in place; with a value serde given in
 /// `Materialized` it decodes and encodes each time. Both emit the same
@@ -413,18 +432,8 @@ fn a_cached_count_rewritten_in_place_emits_what_a_decoded_one_does() -> Result<(
     use streams_core::{TestDriverConfig, TestRecord};
 
     let run = |materialized: Materialized<String, i64>| -> Result<_> {
-        let builder = StreamsBuilder::new();
-        builder
-            .stream::<String, String>("in", strings())
-            .group_by(
-                |_, word| word.clone(),
-                Grouped::with(Serdes::string(), Serdes::string()),
-            )
-            .count(materialized)
-            .to_stream()
-            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
-        let driver = TopologyTestDriver::with_config(
-            builder.build()?,
+        let driver = repartitioned_count(
+            materialized,
             TestDriverConfig::new().with_production_caching(),
         )?;
         let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
@@ -489,18 +498,8 @@ fn a_count_run_inside_its_source_gets_its_evictions_and_flushes() -> Result<()> 
     use streams_core::{StreamsConfig, TestDriverConfig};
 
     let run = |cache_bytes: u64, materialized: Materialized<String, i64>| -> Result<_> {
-        let builder = StreamsBuilder::new();
-        builder
-            .stream::<String, String>("in", strings())
-            .group_by(
-                |_, word| word.clone(),
-                Grouped::with(Serdes::string(), Serdes::string()),
-            )
-            .count(materialized)
-            .to_stream()
-            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
-        let driver = TopologyTestDriver::with_config(
-            builder.build()?,
+        let driver = repartitioned_count(
+            materialized,
             TestDriverConfig::new()
                 .with_streams_config(
                     StreamsConfig::new("evicting")
