@@ -1328,10 +1328,9 @@ impl Consumer {
             if a.buffer.is_empty() {
                 a.position = Some(a.fetch_offset.max(a.position.unwrap_or(0)));
             }
-            self.read_ahead(i);
         }
-        // The partitions this poll did not reach (it was full) get their next fetch read
-        // ahead too, rather than fetched in a later poll.
+        // Every partition gets its next fetch read ahead, those this poll did not reach (it
+        // was full) too, rather than fetched in a later poll.
         for i in 0..n {
             self.read_ahead(i);
         }

@@ -213,11 +213,7 @@ impl<KOut, VOut> fmt::Debug for ProcessorContext<'_, KOut, VOut> {
 
 impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     pub(crate) fn new(exec: Exec<'a>, node: usize) -> Self {
-        Self {
-            exec,
-            node,
-            inline_child: None,
-        }
+        Self::with_inline_child(exec, node, None)
     }
 
     /// A context whose forwards go straight to `inline_child`, the node's

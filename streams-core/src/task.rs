@@ -118,8 +118,8 @@ pub(crate) fn flushed_down<K, V>(
 }
 
 /// Runs `record` through `input`, inline node `child`, then delivers what
-/// its stores' caches evicted meanwhile, reaching listeners in its chain
-/// through it.
+/// its stores' caches evicted meanwhile (as [`process_at`] does for a node
+/// of the table), reaching listeners in its chain through it.
 pub(crate) fn run_inline<K, V>(
     exec: &mut Exec<'_>,
     child: usize,
@@ -138,9 +138,10 @@ pub(crate) fn run_inline<K, V>(
     {
         return Ok(());
     }
-    after_inline(exec, child, &mut |ex, listener, store, entry| {
+    let mut route = |ex: Exec<'_>, listener: usize, store: &str, entry: CacheEntry| {
         input.flushed_inline(ex, listener, store, entry, listener == child)
-    })
+    };
+    deliver_evictions_via(exec, child, Some((child, &mut route)))
 }
 
 /// How a node running a chain reaches a flush listener in it: the chain's
@@ -150,20 +151,6 @@ pub(crate) type ChainRoute<'r> = (
     usize,
     &'r mut dyn FnMut(Exec<'_>, usize, &str, CacheEntry) -> Result<()>,
 );
-
-/// Delivers what the caches of inline node `node`'s stores evicted while
-/// it ran (as [`process_at`] does for a node of the table); `route`
-/// reaches the listeners in its chain.
-pub(crate) fn after_inline(
-    exec: &mut Exec<'_>,
-    node: usize,
-    route: &mut dyn FnMut(Exec<'_>, usize, &str, CacheEntry) -> Result<()>,
-) -> Result<()> {
-    if exec.plan.nodes[node].stores.is_empty() {
-        return Ok(());
-    }
-    deliver_evictions_via(exec, node, Some((node, route)))
-}
 
 /// The entry of an inline child, as a context borrows it.
 pub(crate) fn inline_entry<K, V>(
@@ -355,33 +342,24 @@ pub(crate) struct TaskState {
 }
 
 impl TaskState {
-    /// For a node that runs inline, the first node of its chain (the one
-    /// in the task's table); `None` for a node of the table.
-    /// Whether `node` is `top` or runs inline below it.
-    fn in_chain(&self, node: usize, top: usize) -> bool {
-        let mut at = node;
-        for _ in 0..=self.host.len() {
-            if at == top {
-                return true;
-            }
-            match self.host.get(at).copied().flatten() {
-                Some(host) => at = host,
-                None => return false,
-            }
-        }
-        false
+    /// The nodes whose calls `node` runs in, nearest first (none for a
+    /// node of the task's table). A chain is shorter than the task.
+    fn hosts(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(self.host.get(node).copied().flatten(), |&h| {
+            self.host.get(h).copied().flatten()
+        })
+        .take(self.host.len())
     }
 
+    /// Whether `node` is `top` or runs inline below it.
+    fn in_chain(&self, node: usize, top: usize) -> bool {
+        node == top || self.hosts(node).any(|h| h == top)
+    }
+
+    /// For a node that runs inline, the first node of its chain (the one
+    /// in the task's table); `None` for a node of the table.
     fn top_host(&self, node: usize) -> Option<usize> {
-        let mut top = (*self.host.get(node)?)?;
-        // A chain is shorter than the task's node count.
-        for _ in 0..self.host.len() {
-            match self.host.get(top).copied().flatten() {
-                Some(host) => top = host,
-                None => return Some(top),
-            }
-        }
-        Some(top)
+        self.hosts(node).last()
     }
 
     pub(crate) fn advance_stream_time(&mut self, timestamp: i64) {
@@ -598,27 +576,25 @@ fn deliver_flushed(
                     entry.clone()
                 };
                 let Some(entry) = entry else { break };
-                let in_route = route
-                    .as_ref()
-                    .is_some_and(|(top, _)| exec.state.in_chain(listener, *top));
-                match (in_route, &mut route, exec.state.top_host(listener)) {
-                    // The listener runs in the chain that is running now,
-                    // out of the table: the chain's route reaches it.
-                    (true, Some((_, r)), _) => r(exec.reborrow(), listener, &name, entry)?,
+                // The listener runs in the chain that is running now, out of
+                // the table: the chain's route reaches it.
+                let mut via: Option<ChainRoute<'_>> = match &mut route {
+                    Some((top, r)) if exec.state.in_chain(listener, *top) => {
+                        Some((*top, &mut **r as _))
+                    }
+                    _ => None,
+                };
+                match (&mut via, exec.state.top_host(listener)) {
+                    (Some((_, r)), _) => r(exec.reborrow(), listener, &name, entry)?,
                     // The listener runs inline: the first node of its
                     // chain, in the table, hands the entry down to it.
-                    (_, _, Some(top)) => call_node(exec, top, |n, ex| {
+                    (None, Some(top)) => call_node(exec, top, |n, ex| {
                         n.flushed_inline(ex, listener, &name, entry)
                     })?,
-                    _ => call_node(exec, listener, |n, ex| {
+                    (None, None) => call_node(exec, listener, |n, ex| {
                         n.flushed(ex, listener, &name, entry)
                     })?,
                 }
-                let via = if in_route {
-                    route.as_mut().map(|(top, r)| (*top, &mut **r as _))
-                } else {
-                    None
-                };
                 deliver_evictions_via(exec, listener, via)?;
             }
         }
