@@ -6,7 +6,7 @@ use std::time::Duration;
 use broker_embedded::partitioner::partition_for_key;
 use broker_embedded::{
     AutoOffsetReset, Broker, BrokerConfig, BrokerError, Consumer, ConsumerConfig, MockTime,
-    NewTopic, Producer, ProducerRecord, TopicPartition,
+    NewTopic, OutgoingRef, Producer, ProducerRecord, RecordRef, TopicPartition,
 };
 
 fn earliest() -> ConsumerConfig {
@@ -550,5 +550,134 @@ async fn dropping_a_read_ahead_consumer_ends_its_thread() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+}
+
+/// Every record of `topics`, as (topic, partition, offset, timestamp, key, value, headers).
+type Stored = Vec<(
+    String,
+    u32,
+    u64,
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+)>;
+
+async fn stored(broker: &Broker, topics: &[&str]) -> Stored {
+    let mut c = Consumer::new(broker, earliest());
+    let mut parts = Vec::new();
+    for topic in topics {
+        let n = broker.partition_count(topic).await.unwrap();
+        parts.extend((0..n).map(|p| TopicPartition::new(*topic, p)));
+    }
+    c.assign(parts).await.unwrap();
+    let mut out: Stored = drain(&mut c)
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r.topic.to_string(),
+                r.partition,
+                r.offset,
+                r.timestamp,
+                r.key.map(|k| k.to_vec()),
+                r.value.map(|v| v.to_vec()),
+                r.headers
+                    .into_iter()
+                    .map(|h| (h.key, h.value.map(|v| v.to_vec())))
+                    .collect(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `send_refs` writes what `send_batch` writes, record for record: partitions (murmur2 of
+/// the key, pinned, sticky for null keys), offsets, timestamps, keys, values and headers,
+/// with batches split under `max.message.bytes`; its batch ranges cover the records sent.
+#[tokio::test]
+async fn borrowed_sends_write_what_owned_sends_write() {
+    let mut records = Vec::new();
+    for i in 0..300u32 {
+        let topic = if i % 7 == 0 { "b" } else { "a" };
+        let mut r =
+            ProducerRecord::new(topic, format!("value-{i}-{}", "x".repeat(i as usize % 40)))
+                .timestamp(1_000 + i64::from(i % 13));
+        match i % 5 {
+            0 => {}
+            1 => r = r.key(format!("k{}", i % 17)).partition(i % 3),
+            2 => r = r.key(format!("k{}", i % 17)).tombstone(),
+            _ => r = r.key(format!("k{}", i % 17)),
+        }
+        if i % 11 == 0 {
+            r = r.header("h", format!("{i}"));
+        }
+        records.push(r);
+    }
+    let open = || async {
+        let broker = Broker::in_memory_with(BrokerConfig {
+            time: MockTime::new(1_700_000_000_000),
+            retention_check_interval_ms: None,
+            ..BrokerConfig::default()
+        })
+        .await
+        .unwrap();
+        for topic in ["a", "b"] {
+            broker
+                .create_topic(NewTopic::new(topic, 3).config("max.message.bytes", "700"))
+                .await
+                .unwrap();
+        }
+        broker
+    };
+
+    let owned = open().await;
+    let metadata = Producer::new(&owned)
+        .send_batch(records.clone())
+        .await
+        .unwrap();
+    assert_eq!(metadata.len(), records.len());
+
+    let borrowed = open().await;
+    let refs: Vec<OutgoingRef<'_>> = records
+        .iter()
+        .map(|r| OutgoingRef {
+            topic: &r.topic,
+            partition: r.partition,
+            record: RecordRef {
+                timestamp: r.timestamp.unwrap(),
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: &r.headers,
+            },
+        })
+        .collect();
+    let appended = Producer::new(&borrowed).send_refs(&refs).await.unwrap();
+
+    let written = stored(&borrowed, &["a", "b"]).await;
+    assert_eq!(written, stored(&owned, &["a", "b"]).await);
+    assert_eq!(written.len(), records.len());
+    // Split under max.message.bytes: more batches than partitions written.
+    assert!(appended.len() > 6, "{} batches", appended.len());
+    let mut covered: Vec<(String, u32, u64)> = appended
+        .iter()
+        .flat_map(|b| {
+            (b.base_offset..=b.last_offset).map(move |o| (b.topic.to_owned(), b.partition, o))
+        })
+        .collect();
+    covered.sort();
+    let mut positions: Vec<(String, u32, u64)> = written
+        .iter()
+        .map(|(t, p, o, ..)| (t.clone(), *p, *o))
+        .collect();
+    positions.sort();
+    assert_eq!(covered, positions);
+    for m in &metadata {
+        assert!(written.iter().any(|w| w.0 == *m.topic
+            && w.1 == m.partition
+            && w.2 == m.offset
+            && w.3 == m.timestamp));
     }
 }

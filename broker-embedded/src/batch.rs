@@ -32,7 +32,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use crate::config::TimestampType;
-use crate::record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch};
+use crate::record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch, RecordRef};
 
 /// The format version byte of record batch v2.
 pub const MAGIC: i8 = 2;
@@ -335,17 +335,62 @@ pub fn encode_batch(
     producer: ProducerFields,
     log_append_time: Option<i64>,
 ) -> Result<BatchInfo, EncodeError> {
-    if records.len() > i32::MAX as usize {
-        return Err(EncodeError::TooManyRecords(records.len()));
+    encode_with(
+        buf,
+        records.len(),
+        records.iter().enumerate().map(|(i, r)| RecordFields {
+            offset_delta: i as i32,
+            timestamp: r.timestamp,
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &r.headers,
+        }),
+        base_offset,
+        producer,
+        log_append_time,
+    )
+}
+
+/// [`encode_batch`] for borrowed records.
+pub fn encode_refs(
+    buf: &mut Vec<u8>,
+    records: &[RecordRef<'_>],
+    base_offset: u64,
+    producer: ProducerFields,
+    log_append_time: Option<i64>,
+) -> Result<BatchInfo, EncodeError> {
+    encode_with(
+        buf,
+        records.len(),
+        records.iter().enumerate().map(|(i, r)| RecordFields {
+            offset_delta: i as i32,
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        }),
+        base_offset,
+        producer,
+        log_append_time,
+    )
+}
+
+/// Encodes `count` records numbered from offset delta 0.
+fn encode_with<'a, I>(
+    buf: &mut Vec<u8>,
+    count: usize,
+    fields: I,
+    base_offset: u64,
+    producer: ProducerFields,
+    log_append_time: Option<i64>,
+) -> Result<BatchInfo, EncodeError>
+where
+    I: Iterator<Item = RecordFields<'a>> + Clone,
+{
+    if count > i32::MAX as usize {
+        return Err(EncodeError::TooManyRecords(count));
     }
-    let fields = records.iter().enumerate().map(|(i, r)| RecordFields {
-        offset_delta: i as i32,
-        timestamp: r.timestamp,
-        key: r.key.as_deref(),
-        value: r.value.as_deref(),
-        headers: &r.headers,
-    });
-    let last_offset_delta = records.len().saturating_sub(1) as i32;
+    let last_offset_delta = count.saturating_sub(1) as i32;
     encode_fields(
         buf,
         fields,
@@ -516,36 +561,40 @@ where
         attributes |= CONTROL_FLAG;
     }
 
-    // Second pass: bytes.
+    // Second pass: bytes, written into room made for exactly them.
     let start = buf.len();
-    buf.reserve(total);
-    buf.extend_from_slice(&(base_offset as i64).to_be_bytes());
-    buf.extend_from_slice(&batch_length.to_be_bytes());
-    buf.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
-    buf.push(MAGIC as u8);
-    buf.extend_from_slice(&0u32.to_be_bytes()); // CRC, filled in below
-    buf.extend_from_slice(&attributes.to_be_bytes());
-    buf.extend_from_slice(&last_offset_delta.to_be_bytes());
-    buf.extend_from_slice(&base_timestamp.to_be_bytes());
-    buf.extend_from_slice(&max_timestamp.to_be_bytes());
-    buf.extend_from_slice(&producer.producer_id.to_be_bytes());
-    buf.extend_from_slice(&producer.producer_epoch.to_be_bytes());
-    buf.extend_from_slice(&producer.base_sequence.to_be_bytes());
-    buf.extend_from_slice(&record_count.to_be_bytes());
+    buf.resize(start + total, 0);
+    let mut out = Cursor {
+        buf: &mut buf[start..],
+        at: 0,
+    };
+    out.put(&(base_offset as i64).to_be_bytes());
+    out.put(&batch_length.to_be_bytes());
+    out.put(&0i32.to_be_bytes()); // partition leader epoch
+    out.put(&[MAGIC as u8]);
+    out.put(&0u32.to_be_bytes()); // CRC, filled in below
+    out.put(&attributes.to_be_bytes());
+    out.put(&last_offset_delta.to_be_bytes());
+    out.put(&base_timestamp.to_be_bytes());
+    out.put(&max_timestamp.to_be_bytes());
+    out.put(&producer.producer_id.to_be_bytes());
+    out.put(&producer.producer_epoch.to_be_bytes());
+    out.put(&producer.base_sequence.to_be_bytes());
+    out.put(&record_count.to_be_bytes());
     for (r, body) in records.zip(bodies) {
-        put_varint(buf, body as i32);
-        buf.push(0); // record attributes
-        put_varlong(buf, r.timestamp.wrapping_sub(base_timestamp));
-        put_varint(buf, r.offset_delta);
-        put_bytes_field(buf, r.key);
-        put_bytes_field(buf, r.value);
-        put_varint(buf, r.headers.len() as i32);
+        out.put_unsigned(zigzag32(body as i32));
+        out.put(&[0]); // record attributes
+        out.put_unsigned(zigzag64(r.timestamp.wrapping_sub(base_timestamp)));
+        out.put_unsigned(zigzag32(r.offset_delta));
+        out.put_bytes_field(r.key);
+        out.put_bytes_field(r.value);
+        out.put_unsigned(zigzag32(r.headers.len() as i32));
         for header in r.headers {
-            put_bytes_field(buf, Some(header.key.as_bytes()));
-            put_bytes_field(buf, header.value.as_deref());
+            out.put_bytes_field(Some(header.key.as_bytes()));
+            out.put_bytes_field(header.value.as_deref());
         }
     }
-    debug_assert_eq!(buf.len() - start, total);
+    debug_assert_eq!(out.at, total);
     let crc = crc32c::crc32c(&buf[start + ATTRIBUTES_AT..]);
     buf[start + CRC_AT..start + CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 
@@ -562,12 +611,41 @@ where
     })
 }
 
-fn put_bytes_field(buf: &mut Vec<u8>, field: Option<&[u8]>) {
-    match field {
-        None => put_varint(buf, -1),
-        Some(b) => {
-            put_varint(buf, b.len() as i32);
-            buf.extend_from_slice(b);
+/// Writes a batch into a slice that the first pass sized: the sizes and the writes follow
+/// the same fields, so every write fits.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        self.buf[self.at..end].copy_from_slice(bytes);
+        self.at = end;
+    }
+
+    #[inline]
+    fn put_unsigned(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf[self.at] = (v as u8) | 0x80;
+            self.at += 1;
+            v >>= 7;
+        }
+        self.buf[self.at] = v as u8;
+        self.at += 1;
+    }
+
+    #[inline]
+    fn put_bytes_field(&mut self, field: Option<&[u8]>) {
+        match field {
+            // -1, zigzagged.
+            None => self.put_unsigned(1),
+            Some(b) => {
+                self.put_unsigned(zigzag32(b.len() as i32));
+                self.put(b);
+            }
         }
     }
 }
@@ -826,6 +904,7 @@ fn varlong_len(v: i64) -> usize {
     unsigned_len(zigzag64(v))
 }
 
+#[cfg(test)]
 fn put_unsigned(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
@@ -834,10 +913,12 @@ fn put_unsigned(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
+#[cfg(test)]
 fn put_varint(buf: &mut Vec<u8>, v: i32) {
     put_unsigned(buf, zigzag32(v));
 }
 
+#[cfg(test)]
 fn put_varlong(buf: &mut Vec<u8>, v: i64) {
     put_unsigned(buf, zigzag64(v));
 }

@@ -17,7 +17,7 @@ use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::log::{AppendInfo, CleanStats, Log};
-use crate::record::{NewRecord, ProducerFields, RecordBatch};
+use crate::record::{NewRecord, ProducerFields, RecordBatch, RecordRef};
 use crate::transaction::TransactionCoordinator;
 use crate::IsolationLevel;
 
@@ -619,7 +619,8 @@ impl Broker {
         records: &[NewRecord],
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
-        self.append_sync(topic, partition, records, producer)
+        let refs: Vec<RecordRef<'_>> = records.iter().map(NewRecord::as_record_ref).collect();
+        self.append_sync(topic, partition, &refs, producer)
     }
 
     /// [`Broker::append`] without `.await`, for callers holding a std lock.
@@ -627,11 +628,11 @@ impl Broker {
         &self,
         topic: &str,
         partition: u32,
-        records: &[NewRecord],
+        records: &[RecordRef<'_>],
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
         let (t, p) = self.partition(topic, partition)?;
-        let info = t.partitions[p].lock().append(records, producer)?;
+        let info = t.partitions[p].lock().append_refs(records, producer)?;
         self.inner.data_arrived.notify_waiters();
         Ok(info)
     }

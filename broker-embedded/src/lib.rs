@@ -32,8 +32,10 @@ pub use group::{
     AssignmentStrategy, ConsumerGroupMetadata, GroupDescription, GroupListing,
     GroupPartitionDescription, GroupState, MemberDescription, OffsetAndMetadata, OffsetResetSpec,
 };
-pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch};
+pub use producer::{
+    Appended, OutgoingRef, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};
+pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch, RecordRef};
 pub use time::{MockTime, SystemTime, Time};
 pub use transaction::{TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC};
 

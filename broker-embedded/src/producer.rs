@@ -57,7 +57,7 @@ use crate::group::{
 };
 use crate::log::AppendInfo;
 use crate::partitioner::partition_for_key;
-use crate::record::{Header, NewRecord, ProducerFields};
+use crate::record::{Header, ProducerFields, RecordRef};
 use crate::TopicPartition;
 
 /// A record to send (Kafka's `ProducerRecord`).
@@ -136,6 +136,34 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
+/// A record to send, borrowed from the caller's buffers (see [`Producer::send_refs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutgoingRef<'a> {
+    /// Target topic.
+    pub topic: &'a str,
+    /// Target partition; `None` lets the partitioner choose, as for a [`ProducerRecord`].
+    pub partition: Option<u32>,
+    /// The record, with the timestamp to store.
+    pub record: RecordRef<'a>,
+}
+
+/// Where one batch of a [`Producer::send_refs`] call was written: the records sent to one
+/// partition, in the order given, hold the offsets `base_offset..=last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: u32,
+    /// The offset of the batch's first record.
+    pub base_offset: u64,
+    /// The offset of the batch's last record.
+    pub last_offset: u64,
+    /// The broker's append time, which every record of the batch then has as its stored
+    /// timestamp, under `LogAppendTime`; `None` under `CreateTime`.
+    pub log_append_time: Option<i64>,
+}
+
 /// Producer settings, with Kafka's names.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -172,8 +200,8 @@ struct IdState {
     /// -1 without idempotence, or before `init_transactions`.
     producer_id: i64,
     epoch: i16,
-    /// The next sequence per partition.
-    sequences: HashMap<(Arc<str>, u32), i32>,
+    /// The next sequence per partition, by topic and then partition number.
+    sequences: HashMap<Arc<str>, Vec<i32>>,
     in_transaction: bool,
     /// Partitions already added to the open transaction.
     txn_partitions: HashSet<TopicPartition>,
@@ -185,35 +213,29 @@ fn next_sequence(seq: i32, count: usize) -> i32 {
     ((i64::from(seq) + count as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
-/// The records of one send bound for one partition.
-#[derive(Debug)]
-struct Group {
-    topic: Arc<str>,
-    partition: u32,
-    /// Where each record stood in the caller's list.
-    indexes: Vec<usize>,
-    records: Vec<NewRecord>,
-}
-
 /// How many of `records` fit in one batch under `max_bytes` (at least one: a record too
 /// large on its own is refused by the log with a clear error). Counts 61 bytes of batch
 /// header and about 20 bytes of framing per record.
-fn batch_len(records: &[NewRecord], max_bytes: usize) -> usize {
+fn batch_len(records: &[RecordRef<'_>], max_bytes: usize) -> usize {
     let mut size = 61;
     for (n, r) in records.iter().enumerate() {
-        let s = 20
-            + r.key.as_ref().map_or(0, Bytes::len)
-            + r.value.as_ref().map_or(0, Bytes::len)
-            + r.headers
-                .iter()
-                .map(|h| 10 + h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
-                .sum::<usize>();
+        let s = 20 + record_size(r);
         if n > 0 && size + s > max_bytes {
             return n;
         }
         size += s;
     }
     records.len()
+}
+
+/// The bytes of a record's key, value and headers.
+fn record_size(r: &RecordRef<'_>) -> usize {
+    r.key.map_or(0, <[u8]>::len)
+        + r.value.map_or(0, <[u8]>::len)
+        + r.headers
+            .iter()
+            .map(|h| 10 + h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()
 }
 
 #[derive(Debug, Default)]
@@ -230,16 +252,6 @@ pub struct Producer {
     sticky: Mutex<HashMap<String, Sticky>>,
     /// Held across sequence assignment and the (synchronous) append, never across `.await`.
     id: Mutex<IdState>,
-}
-
-fn record_size(r: &ProducerRecord) -> usize {
-    r.key.as_ref().map_or(0, Bytes::len)
-        + r.value.as_ref().map_or(0, Bytes::len)
-        + r.headers
-            .iter()
-            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
-            .sum::<usize>()
-        + 16
 }
 
 impl Producer {
@@ -471,23 +483,27 @@ impl Producer {
     /// transaction for a transactional producer).
     fn append_chunk(
         &self,
-        topic: &Arc<str>,
+        topic: &str,
         partition: u32,
-        chunk: &[NewRecord],
+        chunk: &[RecordRef<'_>],
     ) -> Result<AppendInfo> {
         let transactional = self.config.transactional_id.is_some();
         let mut st = self.id_state();
         if transactional {
             self.check_txn(&st, true)?;
-            self.add_partition(&mut st, TopicPartition::new(topic.to_string(), partition))?;
+            self.add_partition(&mut st, TopicPartition::new(topic, partition))?;
         } else if st.producer_id < 0 {
             drop(st);
             return self
                 .broker
                 .append_sync(topic, partition, chunk, ProducerFields::NONE);
         }
-        let key = (topic.clone(), partition);
-        let seq = st.sequences.get(&key).copied().unwrap_or(0);
+        let seq = st
+            .sequences
+            .get(topic)
+            .and_then(|seqs| seqs.get(partition as usize))
+            .copied()
+            .unwrap_or(0);
         let fields = ProducerFields {
             producer_id: st.producer_id,
             producer_epoch: st.epoch,
@@ -497,7 +513,15 @@ impl Producer {
         };
         match self.broker.append_sync(topic, partition, chunk, fields) {
             Ok(info) => {
-                st.sequences.insert(key, next_sequence(seq, chunk.len()));
+                let seqs = match st.sequences.get_mut(topic) {
+                    Some(seqs) => seqs,
+                    None => st.sequences.entry(Arc::from(topic)).or_default(),
+                };
+                let p = partition as usize;
+                if seqs.len() <= p {
+                    seqs.resize(p + 1, 0);
+                }
+                seqs[p] = next_sequence(seq, chunk.len());
                 Ok(info)
             }
             Err(e) => Err(self.note_error(&mut st, e)),
@@ -510,23 +534,23 @@ impl Producer {
     }
 
     /// Chooses the partition of a record: its own, murmur2 of its key, or the sticky one.
-    fn choose_partition(&self, record: &ProducerRecord, partitions: u32) -> Result<u32> {
+    fn choose_partition(&self, record: &OutgoingRef<'_>, partitions: u32) -> Result<u32> {
         if let Some(p) = record.partition {
             if p >= partitions {
                 return Err(BrokerError::UnknownPartition {
-                    topic: record.topic.to_string(),
+                    topic: record.topic.to_owned(),
                     partition: p,
                     partitions,
                 });
             }
             return Ok(p);
         }
-        if let Some(key) = &record.key {
+        if let Some(key) = record.record.key {
             return Ok(partition_for_key(key, partitions));
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
         let state = sticky
-            .entry(record.topic.to_string())
+            .entry(record.topic.to_owned())
             .or_insert_with(|| Sticky {
                 partition: (self.broker.config().time.now_ms() as u64 % partitions as u64) as u32,
                 bytes: 0,
@@ -536,7 +560,7 @@ impl Producer {
             state.bytes = 0;
         }
         state.partition %= partitions;
-        state.bytes += record_size(record);
+        state.bytes += record_size(&record.record) + 16;
         Ok(state.partition)
     }
 
@@ -555,88 +579,107 @@ impl Producer {
     /// each partition is added to the transaction before its first batch.
     pub async fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
         let now = self.broker.config().time.now_ms();
-        let total = records.len();
-        // One group per (topic, partition), in first-seen order. A batch usually targets one
-        // topic and few partitions, so a linear search beats hashing the topic per record.
-        // First each record's group, then the records moved into groups sized for them.
-        let mut groups: Vec<Group> = Vec::new();
-        let mut sizes: Vec<usize> = Vec::new();
-        let mut targets: Vec<usize> = Vec::with_capacity(total);
-        let mut last_topic: Option<(Arc<str>, u32)> = None;
-        for record in &records {
-            let (topic, partitions) = match &last_topic {
-                Some((t, n)) if Arc::ptr_eq(t, &record.topic) || **t == *record.topic => {
-                    (t.clone(), *n)
-                }
+        let refs: Vec<OutgoingRef<'_>> = records
+            .iter()
+            .map(|r| OutgoingRef {
+                topic: &r.topic,
+                partition: r.partition,
+                record: RecordRef {
+                    timestamp: r.timestamp.unwrap_or(now),
+                    key: r.key.as_deref(),
+                    value: r.value.as_deref(),
+                    headers: &r.headers,
+                },
+            })
+            .collect();
+        let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
+        self.append_grouped(&refs, |indexes, appended| {
+            for (j, &i) in indexes.iter().enumerate() {
+                out[i] = Some(RecordMetadata {
+                    topic: records[i].topic.clone(),
+                    partition: appended.partition,
+                    offset: appended.base_offset + j as u64,
+                    timestamp: appended.log_append_time.unwrap_or(refs[i].record.timestamp),
+                });
+            }
+        })
+        .await?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// [`Producer::send_batch`] for records borrowed from the caller: the same grouping,
+    /// batches, partitioner, idempotence and transactions, with no copy or reference count
+    /// per key and value. Returns one [`Appended`] per batch written, in the order written
+    /// (the records of a partition in the order given); on an error, the batches before it
+    /// stay appended.
+    pub async fn send_refs<'a>(&self, records: &[OutgoingRef<'a>]) -> Result<Vec<Appended<'a>>> {
+        let mut out = Vec::new();
+        self.append_grouped(records, |_, appended| out.push(appended))
+            .await?;
+        Ok(out)
+    }
+
+    /// Groups `records` per partition, in first-seen order, and appends each group in
+    /// batches under `max.message.bytes`; gives `appended` each batch's indexes into
+    /// `records` and where it went.
+    async fn append_grouped<'a>(
+        &self,
+        records: &[OutgoingRef<'a>],
+        mut appended: impl FnMut(&[usize], Appended<'a>),
+    ) -> Result<()> {
+        // A batch usually targets one topic and few partitions, so a linear search beats
+        // hashing the topic per record.
+        let mut groups: Vec<(&'a str, u32, Vec<usize>)> = Vec::new();
+        let mut last_topic: Option<(&str, u32)> = None;
+        for (i, record) in records.iter().enumerate() {
+            let partitions = match last_topic {
+                Some((t, n)) if std::ptr::eq(t, record.topic) || t == record.topic => n,
                 _ => {
-                    let n = self.broker.partition_count(&record.topic).await?;
-                    let t = record.topic.clone();
-                    last_topic = Some((t.clone(), n));
-                    (t, n)
+                    let n = self.broker.partition_count(record.topic).await?;
+                    last_topic = Some((record.topic, n));
+                    n
                 }
             };
             let partition = self.choose_partition(record, partitions)?;
-            let group = match groups
-                .iter()
-                .rposition(|g| g.partition == partition && *g.topic == *topic)
+            match groups
+                .iter_mut()
+                .rev()
+                .find(|(t, p, _)| *p == partition && *t == record.topic)
             {
-                Some(g) => g,
-                None => {
-                    groups.push(Group {
-                        topic,
-                        partition,
-                        indexes: Vec::new(),
-                        records: Vec::new(),
-                    });
-                    sizes.push(0);
-                    groups.len() - 1
-                }
-            };
-            sizes[group] += 1;
-            targets.push(group);
+                Some((_, _, indexes)) => indexes.push(i),
+                None => groups.push((record.topic, partition, vec![i])),
+            }
         }
-        for (group, n) in groups.iter_mut().zip(sizes) {
-            group.indexes.reserve_exact(n);
-            group.records.reserve_exact(n);
-        }
-        for (i, (record, group)) in records.into_iter().zip(targets).enumerate() {
-            let group = &mut groups[group];
-            group.indexes.push(i);
-            group.records.push(NewRecord {
-                timestamp: record.timestamp.unwrap_or(now),
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-            });
-        }
-
-        let mut out: Vec<Option<RecordMetadata>> = vec![None; total];
-        for group in groups {
+        let mut batch: Vec<RecordRef<'a>> = Vec::new();
+        for (topic, partition, indexes) in groups {
             let max_bytes = {
-                let t = self.broker.topic(&group.topic)?;
-                let max = t.partitions[group.partition as usize]
+                let t = self.broker.topic(topic)?;
+                let max = t.partitions[partition as usize]
                     .lock()
                     .config()
                     .max_message_bytes;
                 max as usize
             };
+            batch.clear();
+            batch.extend(indexes.iter().map(|&i| records[i].record));
             let mut start = 0;
-            while start < group.records.len() {
-                let end = start + batch_len(&group.records[start..], max_bytes);
-                let chunk = &group.records[start..end];
-                let info = self.append_chunk(&group.topic, group.partition, chunk)?;
-                for (j, record) in chunk.iter().enumerate() {
-                    out[group.indexes[start + j]] = Some(RecordMetadata {
-                        topic: group.topic.clone(),
-                        partition: group.partition,
-                        offset: info.base_offset + j as u64,
-                        timestamp: info.log_append_time.unwrap_or(record.timestamp),
-                    });
-                }
+            while start < batch.len() {
+                let end = start + batch_len(&batch[start..], max_bytes);
+                let info = self.append_chunk(topic, partition, &batch[start..end])?;
+                appended(
+                    &indexes[start..end],
+                    Appended {
+                        topic,
+                        partition,
+                        base_offset: info.base_offset,
+                        last_offset: info.last_offset,
+                        log_append_time: info.log_append_time,
+                    },
+                );
                 start = end;
             }
         }
-        Ok(out.into_iter().flatten().collect())
+        Ok(())
     }
 
     /// A commit point: fsyncs every partition of the given topics (per `log.flush.policy`).

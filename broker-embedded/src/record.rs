@@ -36,6 +36,34 @@ pub struct NewRecord {
     pub headers: Vec<Header>,
 }
 
+impl NewRecord {
+    /// The record's fields, borrowed.
+    pub fn as_record_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            timestamp: self.timestamp,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: &self.headers,
+        }
+    }
+}
+
+/// A record to append, borrowed from where its bytes already are: what a [`NewRecord`]
+/// holds, without owning it. [`Producer::send_refs`](crate::Producer::send_refs) takes these,
+/// so that a caller whose keys and values sit in one buffer sends them without a
+/// reference-counted slice per field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Event timestamp in epoch ms (replaced by the broker's clock under `LogAppendTime`).
+    pub timestamp: i64,
+    /// Key; `None` is a null key.
+    pub key: Option<&'a [u8]>,
+    /// Value; `None` is a null value (a tombstone in a compacted topic).
+    pub value: Option<&'a [u8]>,
+    /// Headers, in order.
+    pub headers: &'a [Header],
+}
+
 /// A record read back from a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use broker_embedded::{OutgoingRef, RecordRef};
 use bytes::Bytes;
 
 use crate::record::Headers;
@@ -157,6 +158,72 @@ impl Output {
         });
     }
 
+    /// The topics written, in the order of their first record.
+    pub(crate) fn topics(&self) -> &[Arc<str>] {
+        &self.topics
+    }
+
+    /// The headers of the records that have any, in the producer's form, in
+    /// record order: what [`Output::outgoing`] borrows them from.
+    pub(crate) fn broker_headers(&self) -> Vec<Vec<broker_embedded::Header>> {
+        self.records
+            .iter()
+            .filter(|r| !r.headers.is_empty())
+            .map(|r| {
+                r.headers
+                    .iter()
+                    .map(|h| broker_embedded::Header {
+                        key: h.key.clone(),
+                        value: h.value.clone(),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The records, in order, borrowed for the producer: `targets` gives the
+    /// physical topic and pinned partition of each of [`Output::topics`],
+    /// `headers` is what [`Output::broker_headers`] returned.
+    pub(crate) fn outgoing<'a>(
+        &'a self,
+        targets: &[(&'a str, Option<u32>)],
+        headers: &'a [Vec<broker_embedded::Header>],
+    ) -> Vec<OutgoingRef<'a>> {
+        let mut with_headers = headers.iter();
+        self.records
+            .iter()
+            .map(|r| {
+                let (topic, partition) = targets[r.topic as usize];
+                let headers = if r.headers.is_empty() {
+                    &[]
+                } else {
+                    with_headers.next().map_or(&[][..], Vec::as_slice)
+                };
+                OutgoingRef {
+                    topic,
+                    partition,
+                    record: RecordRef {
+                        timestamp: r.timestamp,
+                        key: self.field(r.key),
+                        value: self.field(r.value),
+                        headers,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn field(&self, field: Field) -> Option<&[u8]> {
+        match field {
+            Field::Null => None,
+            Field::Inline { start, len } => {
+                let start = start as usize;
+                Some(&self.bytes[start..start + len as usize])
+            }
+            Field::Shared(i) => Some(&self.shared[i as usize]),
+        }
+    }
+
     /// The records, each with its topic, in order.
     pub(crate) fn into_records(self) -> impl Iterator<Item = (Arc<str>, RawRecord)> {
         let Output {
@@ -254,6 +321,51 @@ mod tests {
         for ((topic, record), (want_topic, want)) in records.iter().zip(expected) {
             assert_eq!(&**topic, want_topic);
             assert_eq!(record, &want);
+        }
+    }
+
+    #[test]
+    fn borrowed_records_are_the_records_on_their_targets() {
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut out = Output::with_room(4, 16);
+        let key = out.write_field(put("k1")).unwrap();
+        let value = out.write_field(put("v1")).unwrap();
+        let mut headers = Headers::new();
+        headers.add("h", Some(Bytes::from_static(b"x")));
+        out.push_fields(&a, key, value, 1, headers.clone());
+        out.push_raw(&b, raw(Some("ck"), None, 2));
+        out.push_fields(&a, Field::Null, Field::Null, 3, Headers::new());
+        let mut second = raw(None, Some("v4"), 4);
+        second.headers = headers;
+        out.push_raw(&b, second);
+        assert_eq!(&*out.topics()[0], "a");
+        assert_eq!(&*out.topics()[1], "b");
+        let targets = [("phys-a", None), ("phys-b", Some(7))];
+        let broker_headers = out.broker_headers();
+        assert_eq!(broker_headers.len(), 2);
+        let refs = out.outgoing(&targets, &broker_headers);
+        let header = [broker_embedded::Header::new("h", "x")];
+        let expected = [
+            (
+                "phys-a",
+                None,
+                1,
+                Some(&b"k1"[..]),
+                Some(&b"v1"[..]),
+                &header[..],
+            ),
+            ("phys-b", Some(7), 2, Some(b"ck"), None, &[]),
+            ("phys-a", None, 3, None, None, &[]),
+            ("phys-b", Some(7), 4, None, Some(b"v4"), &header),
+        ];
+        assert_eq!(refs.len(), expected.len());
+        for (r, (topic, partition, timestamp, key, value, headers)) in refs.iter().zip(expected) {
+            assert_eq!(r.topic, topic);
+            assert_eq!(r.partition, partition);
+            assert_eq!(r.record.timestamp, timestamp);
+            assert_eq!(r.record.key, key);
+            assert_eq!(r.record.value, value);
+            assert_eq!(r.record.headers, headers);
         }
     }
 

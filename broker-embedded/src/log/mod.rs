@@ -33,7 +33,7 @@ use self::segment::{parse_file_name, sync_dir, Scanned, Segment};
 use crate::batch::{self, BatchHeader, DecodeError, BATCH_HEADER_LEN};
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 use crate::error::{BrokerError, Result};
-use crate::record::{NewRecord, ProducerFields, RecordBatch};
+use crate::record::{NewRecord, ProducerFields, RecordBatch, RecordRef};
 use crate::time::Time;
 
 pub(crate) use self::producers::{control_is_commit, control_key, control_value};
@@ -250,6 +250,16 @@ impl Log {
         records: &[NewRecord],
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
+        let refs: Vec<RecordRef<'_>> = records.iter().map(NewRecord::as_record_ref).collect();
+        self.append_refs(&refs, producer)
+    }
+
+    /// [`Log::append`] for borrowed records.
+    pub(crate) fn append_refs(
+        &mut self,
+        records: &[RecordRef<'_>],
+        producer: ProducerFields,
+    ) -> Result<AppendInfo> {
         if self.poisoned {
             return Err(self.poisoned_error());
         }
@@ -323,7 +333,7 @@ impl Log {
             if producer.control {
                 if let Some(commit) = records
                     .first()
-                    .and_then(|r| r.key.as_deref())
+                    .and_then(|r| r.key)
                     .and_then(control_is_commit)
                 {
                     self.producers.on_marker(
@@ -500,13 +510,13 @@ impl Log {
     fn append_encoded(
         &mut self,
         buf: &mut Vec<u8>,
-        records: &[NewRecord],
+        records: &[RecordRef<'_>],
         base_offset: u64,
         producer: ProducerFields,
         now: i64,
         log_append_time: Option<i64>,
     ) -> Result<AppendInfo> {
-        let info = batch::encode_batch(buf, records, base_offset, producer, log_append_time)
+        let info = batch::encode_refs(buf, records, base_offset, producer, log_append_time)
             .map_err(|e| self.invalid_record(e.to_string()))?;
         let size = buf.len() as u64;
         if size > self.config.max_message_bytes {

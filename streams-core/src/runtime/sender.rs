@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use broker_embedded::{Producer, ProducerRecord, RecordMetadata, TopicPartition};
+use broker_embedded::{Appended, Producer, TopicPartition};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Result, StreamsError};
@@ -68,94 +68,49 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// The records of one task's output, changelog records pinned to the
-/// task's partition.
-fn producer_records(routing: &Routing, id: TaskId, output: Output) -> Vec<ProducerRecord> {
-    let mut records = Vec::with_capacity(output.len());
-    // Outputs come in runs of one topic: its physical name and partition
-    // rule are looked up once per run.
-    let mut last: Option<(Arc<str>, Arc<str>, Option<u32>)> = None;
-    for (topic, raw) in output.into_records() {
-        let same = last
-            .as_ref()
-            .is_some_and(|(t, _, _)| Arc::ptr_eq(t, &topic) || **t == *topic);
-        if !same {
-            let name: Arc<str> = match routing.physical.get(&*topic) {
-                Some(physical) => Arc::from(physical.as_str()),
-                None => topic.clone(),
-            };
-            let partition = routing.changelogs.contains(&*name).then_some(id.partition);
-            last = Some((topic, name, partition));
-        }
-        let Some((_, name, partition)) = &last else {
-            continue;
-        };
-        records.push(ProducerRecord {
-            topic: name.clone(),
-            partition: *partition,
-            key: raw.key,
-            value: raw.value,
-            headers: raw
-                .headers
-                .iter()
-                .map(|h| broker_embedded::Header {
-                    key: h.key.clone(),
-                    value: h.value.clone(),
-                })
-                .collect(),
-            timestamp: Some(raw.timestamp),
-        });
-    }
-    records
-}
-
-/// The changelog partitions that `metadata` reached, with the next offset
+/// The changelog partitions that `appended` reached, with the next offset
 /// of each.
-fn changelog_offsets(routing: &Routing, metadata: &[RecordMetadata]) -> Vec<(TopicPartition, u64)> {
+fn changelog_offsets(routing: &Routing, appended: &[Appended<'_>]) -> Vec<(TopicPartition, u64)> {
     let mut reached: Vec<(TopicPartition, u64)> = Vec::new();
-    // Whether a topic is a changelog is looked up once per topic: the
-    // records share their topic's name, so a pointer comparison finds it
-    // again (a repartition topic's records alternate between partitions,
-    // so runs of one partition are short).
-    let mut topics: Vec<(&Arc<str>, bool)> = Vec::new();
-    for md in metadata {
-        let changelog = match topics.iter().find(|(t, _)| Arc::ptr_eq(t, &md.topic)) {
-            Some(&(_, changelog)) => changelog,
-            None => {
-                let changelog = routing.changelogs.contains(&*md.topic);
-                // Bounded, should records not share their topic's name.
-                if topics.len() < 16 {
-                    topics.push((&md.topic, changelog));
-                }
-                changelog
-            }
-        };
-        if !changelog {
+    for batch in appended {
+        if !routing.changelogs.contains(batch.topic) {
             continue;
         }
-        let next = md.offset + 1;
+        let next = batch.last_offset + 1;
         match reached
             .iter_mut()
-            .find(|(tp, _)| tp.partition == md.partition && *tp.topic == *md.topic)
+            .find(|(tp, _)| tp.partition == batch.partition && tp.topic == batch.topic)
         {
             Some((_, offset)) => *offset = (*offset).max(next),
-            None => reached.push((
-                TopicPartition::new(md.topic.to_string(), md.partition),
-                next,
-            )),
+            None => reached.push((TopicPartition::new(batch.topic, batch.partition), next)),
         }
     }
     reached
 }
 
-/// Sends each task's output; returns the changelog offsets reached per task.
+/// Sends each task's output, changelog records pinned to the task's
+/// partition; returns the changelog offsets reached per task.
 async fn send(producer: &Producer, routing: &Routing, outgoing: Outgoing) -> Result<Sent> {
     let mut sent = Vec::with_capacity(outgoing.len());
     for (id, output) in outgoing {
-        let metadata = producer
-            .send_batch(producer_records(routing, id, output))
+        // Each topic's physical name and partition rule, looked up once.
+        let targets: Vec<(&str, Option<u32>)> = output
+            .topics()
+            .iter()
+            .map(|topic| {
+                let name = routing
+                    .physical
+                    .get(&**topic)
+                    .map_or(&**topic, String::as_str);
+                let partition = routing.changelogs.contains(name).then_some(id.partition);
+                (name, partition)
+            })
+            .collect();
+        let headers = output.broker_headers();
+        let appended = producer
+            .send_refs(&output.outgoing(&targets, &headers))
             .await?;
-        sent.push((id, changelog_offsets(routing, &metadata)));
+        sent.push((id, changelog_offsets(routing, &appended)));
     }
     Ok(sent)
 }
