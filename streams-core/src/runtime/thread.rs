@@ -99,6 +99,21 @@ fn decode_partition_time(tp: &TopicPartition, metadata: &str) -> Option<i64> {
 /// commits and wall-clock punctuation.
 const POLL_TIMEOUT: Duration = Duration::from_millis(50);
 
+/// How long a poll of the stream thread may wait for records: at most
+/// [`POLL_TIMEOUT`], and no later than the next commit is due
+/// (`commit.interval.ms` after the last one, `since` ago), so that an idle
+/// thread commits on time rather than up to a poll's wait late. An interval
+/// of 0 (a commit after every loop) keeps the whole wait, so that an idle
+/// thread does not spin.
+fn poll_timeout(interval: Duration, since: Duration) -> Duration {
+    if interval.is_zero() {
+        return POLL_TIMEOUT;
+    }
+    POLL_TIMEOUT
+        .min(interval.saturating_sub(since))
+        .max(Duration::from_millis(1))
+}
+
 /// The checkpoint file of a task directory.
 const CHECKPOINT_FILE: &str = ".checkpoint";
 
@@ -1380,7 +1395,9 @@ async fn run(
     let mut last_commit = Instant::now();
     let result: Result<()> = async {
         while !shared.shutting_down() {
-            let runs = consumer.poll_runs(POLL_TIMEOUT).await?;
+            let runs = consumer
+                .poll_runs(poll_timeout(interval, last_commit.elapsed()))
+                .await?;
             let (restore, reinit, unowned) = {
                 let mut core = lock(&core);
                 if let Some(e) = core.fatal.take() {
@@ -1690,6 +1707,20 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_idle_poll_ends_by_the_next_commit() {
+        let ms = Duration::from_millis;
+        // Long before the commit is due: the whole wait.
+        assert_eq!(poll_timeout(ms(30_000), ms(10)), POLL_TIMEOUT);
+        // The commit is due sooner than a whole wait.
+        assert_eq!(poll_timeout(ms(100), ms(80)), ms(20));
+        // Due now, or overdue: a short look for records, then the commit.
+        assert_eq!(poll_timeout(ms(100), ms(100)), ms(1));
+        assert_eq!(poll_timeout(ms(100), ms(250)), ms(1));
+        // A commit after every loop: the whole wait, no spinning.
+        assert_eq!(poll_timeout(ms(0), ms(5)), POLL_TIMEOUT);
+    }
 
     #[test]
     fn a_commit_checkpoints_first_and_then_past_ten_thousand_changelog_records() {
