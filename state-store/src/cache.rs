@@ -242,6 +242,7 @@ impl Cache {
     /// so that nothing else sees the bytes change. Marks the entry dirty
     /// and moves it to the back, as a write does; its length, and so the
     /// cache's size, stays the same.
+    #[inline]
     fn patch_cached(&mut self, key: &[u8], patch: &mut dyn FnMut(&mut [u8]) -> bool) -> bool {
         let hashlink::linked_hash_map::RawEntryMut::Occupied(mut entry) =
             self.entries.raw_entry_mut().from_key(key)

@@ -294,21 +294,27 @@ impl<K: 'static, V: 'static> TypedInput<K, V> for SinkNode<K, V> {
         let output = &mut exec.state.output;
         let mark = output.bytes_len();
         let key = match &record.key {
-            Some(k) => output
-                .write_field(|out| self.key_serde.serialize_into(topic, k, out))
-                .map_err(|e| Box::new(e.into()))?,
+            Some(k) => match self.key_serde.bytes_of(k) {
+                Some(bytes) => output.push_slice(bytes),
+                None => output
+                    .write_field(|out| self.key_serde.serialize_into(topic, k, out))
+                    .map_err(|e| Box::new(e.into()))?,
+            },
             None => Field::Null,
         };
         let value = match &record.value {
-            Some(v) => {
-                match output.write_field(|out| self.value_serde.serialize_into(topic, v, out)) {
-                    Ok(value) => value,
-                    Err(e) => {
-                        output.truncate_bytes(mark);
-                        return Err(Box::new(e.into()));
+            Some(v) => match self.value_serde.bytes_of(v) {
+                Some(bytes) => output.push_slice(bytes),
+                None => {
+                    match output.write_field(|out| self.value_serde.serialize_into(topic, v, out)) {
+                        Ok(value) => value,
+                        Err(e) => {
+                            output.truncate_bytes(mark);
+                            return Err(Box::new(e.into()));
+                        }
                     }
                 }
-            }
+            },
             None => Field::Null,
         };
         output.push_fields(&self.topic, key, value, record.timestamp, record.headers);

@@ -75,6 +75,7 @@ impl Output {
         self.bytes.len()
     }
 
+    #[inline]
     fn topic_index(&mut self, topic: &Arc<str>) -> u32 {
         // A task writes to a handful of topics, most often the last one.
         if let Some(i) = self.topics.iter().rposition(|t| Arc::ptr_eq(t, topic)) {
@@ -133,6 +134,20 @@ impl Output {
         }
     }
 
+    /// Copies `bytes`, a key's or a value's, into the buffer.
+    #[inline]
+    pub(crate) fn push_slice(&mut self, bytes: &[u8]) -> Field {
+        let start = self.bytes.len();
+        match (u32::try_from(start), u32::try_from(bytes.len())) {
+            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
+                self.bytes.extend_from_slice(bytes);
+                Field::Inline { start, len }
+            }
+            // Past what a field can point at: the bytes keep their own.
+            _ => self.share(Some(Bytes::copy_from_slice(bytes))),
+        }
+    }
+
     /// Undoes the fields written since the buffer had `len` bytes (a record
     /// whose value failed to serialize after its key did).
     pub(crate) fn truncate_bytes(&mut self, len: usize) {
@@ -140,6 +155,7 @@ impl Output {
     }
 
     /// Appends a record whose fields [`Output::write_field`] wrote.
+    #[inline]
     pub(crate) fn push_fields(
         &mut self,
         topic: &Arc<str>,

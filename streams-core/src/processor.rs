@@ -174,6 +174,7 @@ where
     KOut: 'static,
     VOut: 'static,
 {
+    #[inline(always)]
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, KOut, VOut>,
@@ -233,6 +234,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     /// Sends `record` to every child of this node, depth first: when this
     /// returns, the children (and theirs) have processed it. A record sent
     /// to several children is cloned for all but the last.
+    #[inline(always)]
     pub fn forward(&mut self, record: Record<KOut, VOut>) -> Result<()>
     where
         KOut: Clone + 'static,
@@ -401,6 +403,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     /// `view` of store `index` (named `name`), if this node is connected
     /// to it and `view` accepts it; else the error of a store this node
     /// is not connected to.
+    #[inline]
     fn view_of<'s, T>(
         &'s mut self,
         index: usize,

@@ -108,6 +108,15 @@ pub trait Serde<T>: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The bytes [`Serde::serialize`] would write for `value`, when `value`
+    /// holds them as they are (a string's UTF-8, a byte buffer): a sink then
+    /// copies them without a call to [`Serde::serialize_into`]. By default
+    /// `None`.
+    fn bytes_of<'v>(&self, value: &'v T) -> Option<&'v [u8]> {
+        let _ = value;
+        None
+    }
+
     /// Reads a value from a borrowed slice. By default [`Serde::deserialize`]
     /// of a copy; the built-in serdes read the slice as it is.
     fn deserialize_slice(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
@@ -144,6 +153,9 @@ pub(crate) fn shared<T: 'static, S: Serde<T>>(serde: S) -> Arc<dyn Serde<T>> {
 }
 
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
+    fn bytes_of<'v>(&self, value: &'v T) -> Option<&'v [u8]> {
+        (**self).bytes_of(value)
+    }
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
     }
@@ -162,6 +174,9 @@ impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
 }
 
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Box<S> {
+    fn bytes_of<'v>(&self, value: &'v T) -> Option<&'v [u8]> {
+        (**self).bytes_of(value)
+    }
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
     }
@@ -284,6 +299,9 @@ impl Serdes {
 pub struct BytesSerde;
 
 impl Serde<Bytes> for BytesSerde {
+    fn bytes_of<'v>(&self, value: &'v Bytes) -> Option<&'v [u8]> {
+        Some(value)
+    }
     fn serialize(&self, _topic: &str, value: &Bytes) -> Result<Bytes, SerdeError> {
         Ok(value.clone())
     }
@@ -300,6 +318,9 @@ impl Serde<Bytes> for BytesSerde {
 pub struct ByteVecSerde;
 
 impl Serde<Vec<u8>> for ByteVecSerde {
+    fn bytes_of<'v>(&self, value: &'v Vec<u8>) -> Option<&'v [u8]> {
+        Some(value)
+    }
     fn serialize(&self, _topic: &str, value: &Vec<u8>) -> Result<Bytes, SerdeError> {
         Ok(Bytes::copy_from_slice(value))
     }
@@ -328,6 +349,9 @@ impl Serde<Vec<u8>> for ByteVecSerde {
 pub struct StringSerde;
 
 impl Serde<String> for StringSerde {
+    fn bytes_of<'v>(&self, value: &'v String) -> Option<&'v [u8]> {
+        Some(value.as_bytes())
+    }
     fn serialize(&self, _topic: &str, value: &String) -> Result<Bytes, SerdeError> {
         Ok(Bytes::copy_from_slice(value.as_bytes()))
     }
@@ -739,7 +763,24 @@ mod tests {
         assert_eq!(&appended[6..], &bytes[..]);
         let from_slice = serde.deserialize_slice(T, &bytes).unwrap();
         assert_eq!(serde.serialize(T, &from_slice).unwrap(), bytes);
+        // A value that holds its bytes gives the serialized ones.
+        if let Some(own) = serde.bytes_of(value) {
+            assert_eq!(own, &bytes[..]);
+        }
         serde.deserialize(T, &bytes).unwrap()
+    }
+
+    #[test]
+    fn strings_and_byte_buffers_give_their_own_bytes() {
+        let text = "héllo".to_owned();
+        assert_eq!(Serdes::string().bytes_of(&text), Some(text.as_bytes()));
+        let shared: Arc<dyn Serde<String>> = Arc::new(Serdes::string());
+        assert_eq!(shared.bytes_of(&text), Some(text.as_bytes()));
+        let bytes = Bytes::from_static(b"raw");
+        assert_eq!(Serdes::bytes().bytes_of(&bytes), Some(&b"raw"[..]));
+        assert_eq!(Serdes::byte_vec().bytes_of(&b"v".to_vec()), Some(&b"v"[..]));
+        // Other serdes write bytes the value does not hold.
+        assert_eq!(Serdes::i64().bytes_of(&7), None);
     }
 
     #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

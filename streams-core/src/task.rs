@@ -120,6 +120,7 @@ pub(crate) fn flushed_down<K, V>(
 /// Runs `record` through `input`, inline node `child`, then delivers what
 /// its stores' caches evicted meanwhile (as [`process_at`] does for a node
 /// of the table), reaching listeners in its chain through it.
+#[inline(always)]
 pub(crate) fn run_inline<K, V>(
     exec: &mut Exec<'_>,
     child: usize,
@@ -362,6 +363,7 @@ impl TaskState {
         self.hosts(node).last()
     }
 
+    #[inline]
     pub(crate) fn advance_stream_time(&mut self, timestamp: i64) {
         self.stream_time = Some(self.stream_time.map_or(timestamp, |t| t.max(timestamp)));
     }
@@ -871,6 +873,7 @@ impl Task {
 
     /// Processes one input record of the input topic at `slot` (from
     /// [`Task::source_slot`]).
+    #[inline]
     pub(crate) fn process_slot(
         &mut self,
         slot: usize,
@@ -1123,6 +1126,7 @@ impl Task {
         Ok(())
     }
 
+    #[inline]
     fn drain_changelogs(&mut self) {
         // After most records (a cached store) nothing was logged.
         if !self
