@@ -155,7 +155,7 @@ impl Output {
     }
 
     /// Appends a record whose fields [`Output::write_field`] wrote.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_fields(
         &mut self,
         topic: &Arc<str>,

@@ -403,7 +403,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
     /// `view` of store `index` (named `name`), if this node is connected
     /// to it and `view` accepts it; else the error of a store this node
     /// is not connected to.
-    #[inline]
+    #[inline(always)]
     fn view_of<'s, T>(
         &'s mut self,
         index: usize,

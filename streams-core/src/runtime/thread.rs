@@ -1063,7 +1063,12 @@ fn remove_checkpoint(dir: &std::path::Path) -> Result<()> {
     }
 }
 
+#[inline]
 fn to_headers(headers: Vec<broker_embedded::Header>) -> Headers {
+    // Most records have none: no iterator to build and drop.
+    if headers.is_empty() {
+        return Headers::new();
+    }
     let mut out = Headers::new();
     for h in headers {
         out.add(h.key, h.value);
