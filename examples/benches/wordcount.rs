@@ -15,11 +15,16 @@
 //! profile a shorter run).
 //!
 //! The baseline is measured before the first child and after each one
-//! (median of 5 rounds each time); each backend's ratio is to the mean of
-//! the two medians around its run, so that a change in the machine's speed
-//! in the middle of the benchmark moves both sides of the ratio.
+//! (median of 5 rounds each time); each run's ratio is to the mean of the
+//! two medians around it, so that a change in the machine's speed in the
+//! middle of the benchmark moves both sides of the ratio.
 //!
-//! The last line printed, for the in-memory store, is
+//! Each backend runs [`ROUNDS`] times, the backends taking turns, and every
+//! run's line is printed with its ratio. A backend's figure is its run with
+//! the median ratio (printed again, as `median`): one slow or fast run, of
+//! the machine rather than of the code, does not decide it.
+//!
+//! The last line printed, for the in-memory store's median run, is
 //! `words_per_sec=<N> baseline_words_per_sec=<M> ratio=<N/M>`.
 
 use std::time::{Duration, Instant};
@@ -44,6 +49,8 @@ const PARTITIONS: u32 = 3;
 /// exactly-once; `WORDCOUNT_BENCH_COMMIT_MS` overrides it).
 const COMMIT_INTERVAL_MS: &str = "100";
 const BASELINE_ROUNDS: usize = 5;
+/// Runs per backend.
+const ROUNDS: usize = 3;
 /// The child's environment variable naming its backend.
 const CHILD_ENV: &str = "WORDCOUNT_BENCH_BACKEND";
 const DEADLINE: Duration = Duration::from_secs(600);
@@ -78,7 +85,36 @@ fn main() -> anyhow::Result<()> {
     parent()
 }
 
-/// The baseline, then one child per backend, in-memory last.
+/// One backend's run: its line, words per second, and the baseline next to it.
+struct Run {
+    line: String,
+    words_per_sec: f64,
+    baseline_words_per_sec: f64,
+}
+
+impl Run {
+    fn ratio(&self) -> f64 {
+        self.words_per_sec / self.baseline_words_per_sec
+    }
+
+    fn print(&self, prefix: &str) {
+        println!(
+            "{prefix}{} baseline_words_per_sec={:.0} ratio={:.4}",
+            self.line,
+            self.baseline_words_per_sec,
+            self.ratio()
+        );
+    }
+}
+
+const BACKENDS: [StoreBackend; 3] = [
+    StoreBackend::Sled,
+    StoreBackend::Redb,
+    StoreBackend::InMemory,
+];
+
+/// The baseline, then [`ROUNDS`] rounds of one child per backend, in-memory
+/// last; then each backend's median run, in-memory last.
 fn parent() -> anyhow::Result<()> {
     let lines = corpus(LINES, SEED);
     let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
@@ -86,33 +122,42 @@ fn parent() -> anyhow::Result<()> {
     let mut before = baseline_seconds(&lines, BASELINE_ROUNDS);
     println!(
         "corpus lines={LINES} words={word_total} distinct={distinct} partitions={PARTITIONS} \
-         threads=1 guarantee=at_least_once commit_interval_ms={COMMIT_INTERVAL_MS}"
+         threads=1 guarantee=at_least_once commit_interval_ms={COMMIT_INTERVAL_MS} rounds={ROUNDS}"
     );
     println!(
         "baseline HashMap count: median of {BASELINE_ROUNDS} rounds {before:.3} s, words_per_sec={:.0}",
         word_total as f64 / before
     );
 
-    let mut in_memory = None;
-    for backend in [
-        StoreBackend::Sled,
-        StoreBackend::Redb,
-        StoreBackend::InMemory,
-    ] {
-        let (line, wps) = run_child(CHILD_ENV, backend_name(backend), "words_per_sec")?;
-        // The baseline next to this run: the mean of the medians measured
-        // just before and just after it, so that a change in the machine's
-        // speed during the benchmark moves both sides of the ratio.
-        let after = baseline_seconds(&lines, BASELINE_ROUNDS);
-        let baseline_wps = word_total as f64 / ((before + after) / 2.0);
-        println!(
-            "{line} baseline_words_per_sec={baseline_wps:.0} ratio={:.4}",
-            wps / baseline_wps
-        );
-        if backend == StoreBackend::InMemory {
-            in_memory = Some((wps, baseline_wps));
+    let mut runs: Vec<Vec<Run>> = BACKENDS.iter().map(|_| Vec::new()).collect();
+    for round in 1..=ROUNDS {
+        for (backend, backend_runs) in BACKENDS.iter().zip(runs.iter_mut()) {
+            let (line, words_per_sec) =
+                run_child(CHILD_ENV, backend_name(*backend), "words_per_sec")?;
+            // The baseline next to this run: the mean of the medians measured
+            // just before and just after it, so that a change in the machine's
+            // speed during the benchmark moves both sides of the ratio.
+            let after = baseline_seconds(&lines, BASELINE_ROUNDS);
+            let run = Run {
+                line,
+                words_per_sec,
+                baseline_words_per_sec: word_total as f64 / ((before + after) / 2.0),
+            };
+            run.print(&format!("round={round} "));
+            backend_runs.push(run);
+            before = after;
         }
-        before = after;
+    }
+    let mut in_memory = None;
+    for (backend, mut backend_runs) in BACKENDS.into_iter().zip(runs) {
+        backend_runs.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+        let Some(median) = backend_runs.get(backend_runs.len() / 2) else {
+            bail!("no {} run", backend_name(backend));
+        };
+        median.print("median ");
+        if backend == StoreBackend::InMemory {
+            in_memory = Some((median.words_per_sec, median.baseline_words_per_sec));
+        }
     }
     let Some((wps, baseline_wps)) = in_memory else {
         bail!("no in-memory run");
