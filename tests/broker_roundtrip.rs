@@ -6,7 +6,7 @@ use std::time::Duration;
 use broker_embedded::partitioner::partition_for_key;
 use broker_embedded::{
     AutoOffsetReset, Broker, BrokerConfig, BrokerError, Consumer, ConsumerConfig, MockTime,
-    NewTopic, OutgoingRef, Producer, ProducerRecord, RecordRef, TopicPartition,
+    NewTopic, OutgoingRef, Producer, ProducerRecord, TopicPartition,
 };
 
 fn earliest() -> ConsumerConfig {
@@ -641,19 +641,8 @@ async fn borrowed_sends_write_what_owned_sends_write() {
     assert_eq!(metadata.len(), records.len());
 
     let borrowed = open().await;
-    let refs: Vec<OutgoingRef<'_>> = records
-        .iter()
-        .map(|r| OutgoingRef {
-            topic: &r.topic,
-            partition: r.partition,
-            record: RecordRef {
-                timestamp: r.timestamp.unwrap(),
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                headers: &r.headers,
-            },
-        })
-        .collect();
+    // Every record has its timestamp: the clock's is never used.
+    let refs: Vec<OutgoingRef<'_>> = records.iter().map(|r| r.as_outgoing(-1)).collect();
     let appended = Producer::new(&borrowed).send_refs(&refs).await.unwrap();
 
     let written = stored(&borrowed, &["a", "b"]).await;

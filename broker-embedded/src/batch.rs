@@ -335,20 +335,8 @@ pub fn encode_batch(
     producer: ProducerFields,
     log_append_time: Option<i64>,
 ) -> Result<BatchInfo, EncodeError> {
-    encode_with(
-        buf,
-        records.len(),
-        records.iter().enumerate().map(|(i, r)| RecordFields {
-            offset_delta: i as i32,
-            timestamp: r.timestamp,
-            key: r.key.as_deref(),
-            value: r.value.as_deref(),
-            headers: &r.headers,
-        }),
-        base_offset,
-        producer,
-        log_append_time,
-    )
+    let records = records.iter().map(NewRecord::as_record_ref);
+    encode_numbered(buf, records, base_offset, producer, log_append_time)
 }
 
 /// [`encode_batch`] for borrowed records.
@@ -359,37 +347,34 @@ pub fn encode_refs(
     producer: ProducerFields,
     log_append_time: Option<i64>,
 ) -> Result<BatchInfo, EncodeError> {
-    encode_with(
+    encode_numbered(
         buf,
-        records.len(),
-        records.iter().enumerate().map(|(i, r)| RecordFields {
-            offset_delta: i as i32,
-            timestamp: r.timestamp,
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
-        }),
+        records.iter().copied(),
         base_offset,
         producer,
         log_append_time,
     )
 }
 
-/// Encodes `count` records numbered from offset delta 0.
-fn encode_with<'a, I>(
+/// Encodes `records` with offset deltas 0, 1, 2...
+fn encode_numbered<'a>(
     buf: &mut Vec<u8>,
-    count: usize,
-    fields: I,
+    records: impl ExactSizeIterator<Item = RecordRef<'a>> + Clone,
     base_offset: u64,
     producer: ProducerFields,
     log_append_time: Option<i64>,
-) -> Result<BatchInfo, EncodeError>
-where
-    I: Iterator<Item = RecordFields<'a>> + Clone,
-{
+) -> Result<BatchInfo, EncodeError> {
+    let count = records.len();
     if count > i32::MAX as usize {
         return Err(EncodeError::TooManyRecords(count));
     }
+    let fields = records.enumerate().map(|(i, r)| RecordFields {
+        offset_delta: i as i32,
+        timestamp: r.timestamp,
+        key: r.key,
+        value: r.value,
+        headers: r.headers,
+    });
     let last_offset_delta = count.saturating_sub(1) as i32;
     encode_fields(
         buf,

@@ -121,6 +121,21 @@ impl ProducerRecord {
         self.headers.push(Header::new(key, value));
         self
     }
+
+    /// The record borrowed for [`Producer::send_refs`], stamped with `now` if it has no
+    /// timestamp.
+    pub fn as_outgoing(&self, now: i64) -> OutgoingRef<'_> {
+        OutgoingRef {
+            topic: &self.topic,
+            partition: self.partition,
+            record: RecordRef {
+                timestamp: self.timestamp.unwrap_or(now),
+                key: self.key.as_deref(),
+                value: self.value.as_deref(),
+                headers: &self.headers,
+            },
+        }
+    }
 }
 
 /// Where a record was written (Kafka's `RecordMetadata`).
@@ -579,19 +594,7 @@ impl Producer {
     /// each partition is added to the transaction before its first batch.
     pub async fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
         let now = self.broker.config().time.now_ms();
-        let refs: Vec<OutgoingRef<'_>> = records
-            .iter()
-            .map(|r| OutgoingRef {
-                topic: &r.topic,
-                partition: r.partition,
-                record: RecordRef {
-                    timestamp: r.timestamp.unwrap_or(now),
-                    key: r.key.as_deref(),
-                    value: r.value.as_deref(),
-                    headers: &r.headers,
-                },
-            })
-            .collect();
+        let refs: Vec<OutgoingRef<'_>> = records.iter().map(|r| r.as_outgoing(now)).collect();
         let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
         self.append_grouped(&refs, |indexes, appended| {
             for (j, &i) in indexes.iter().enumerate() {
