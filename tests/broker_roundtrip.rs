@@ -129,6 +129,32 @@ async fn second_opener_gets_a_clear_error() {
 }
 
 #[tokio::test]
+async fn the_lock_holds_whatever_files_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    // Whatever a user deletes in the dir, no file name carries the lock.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let err = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::DirLocked { .. }), "{err:?}");
+    broker.close().await.unwrap();
+    drop(broker);
+    // Released with the broker.
+    let reopened = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn admin_errors_are_typed() {
     let broker = Broker::in_memory().await.unwrap();
     broker.create_topic(NewTopic::new("t", 2)).await.unwrap();

@@ -21,8 +21,6 @@ use crate::record::{NewRecord, ProducerFields, RecordBatch, RecordRef};
 use crate::transaction::TransactionCoordinator;
 use crate::IsolationLevel;
 
-/// The file that holds the data dir's exclusive lock.
-const LOCK_FILE: &str = ".lock";
 /// Where topic metadata lives inside the data dir.
 const META_DIR: &str = "meta/topics";
 /// The version of the topic metadata file layout.
@@ -70,6 +68,9 @@ pub struct PartitionDescription {
     pub size_bytes: u64,
     /// Number of segment files.
     pub segment_count: usize,
+    /// `Some(reason)` when the partition is offline: a file of its log cannot be trusted.
+    /// The reason names the file and the first offset that cannot be read.
+    pub offline: Option<String>,
 }
 
 /// A topic as `describe` shows it.
@@ -83,19 +84,64 @@ pub struct TopicDescription {
     pub config: TopicConfig,
 }
 
-/// One partition: its log behind a lock that is never held across an `.await`.
+/// One partition: its log behind a lock that is never held across an `.await`, or why its
+/// log could not be opened at all.
 #[derive(Debug)]
 pub(crate) struct Partition {
-    log: Mutex<Log>,
+    topic: String,
+    index: u32,
+    log: std::result::Result<Mutex<Log>, OpenFailure>,
+}
+
+/// Why a partition's log could not be opened: the partition is offline, alone.
+#[derive(Debug, Clone)]
+struct OpenFailure {
+    file: PathBuf,
+    reason: String,
 }
 
 impl Partition {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Log> {
-        // A panic while holding the lock cannot leave the log half-written: every append
-        // writes whole batches and recovery truncates a torn tail, so the guard is reused.
-        self.log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn online(topic: &str, index: u32, log: Log) -> Partition {
+        Partition {
+            topic: topic.to_owned(),
+            index,
+            log: Ok(Mutex::new(log)),
+        }
+    }
+
+    /// The partition's log, or `PartitionOffline` when it could not be opened.
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Log>> {
+        match &self.log {
+            // A panic while holding the lock cannot leave the log half-written: every
+            // append writes whole batches and recovery truncates a torn tail, so the guard
+            // is reused.
+            Ok(log) => Ok(log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
+            Err(failure) => Err(BrokerError::PartitionOffline {
+                topic: self.topic.clone(),
+                partition: self.index,
+                file: failure.file.clone(),
+                offset: 0,
+                reason: failure.reason.clone(),
+            }),
+        }
+    }
+
+    /// Why the partition is offline, as a sentence naming the file and offset; `None` when
+    /// it is online.
+    pub(crate) fn offline_reason(&self) -> Option<String> {
+        match &self.log {
+            Ok(_) => self.lock().ok().and_then(|log| {
+                log.damage().map(|d| {
+                    format!(
+                        "{} (file {}, offset {}; offsets below it are readable)",
+                        d.reason,
+                        d.file.display(),
+                        d.offset
+                    )
+                })
+            }),
+            Err(f) => Some(format!("{} (file {})", f.reason, f.file.display())),
+        }
     }
 }
 
@@ -171,6 +217,21 @@ pub(crate) fn is_internal_topic(name: &str) -> bool {
 
 fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
     dir.join(format!("{topic}-{partition}"))
+}
+
+/// Takes the data dir's exclusive lock: an OS lock (`flock`) on the directory itself, held
+/// by the returned handle for as long as the broker lives. No file name is involved, so
+/// deleting a file in the dir cannot let a second broker in; the OS drops the lock when the
+/// holder exits, however it exits.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let handle = File::open(dir).map_err(|e| BrokerError::io(dir, e))?;
+    match handle.try_lock() {
+        Ok(()) => Ok(handle),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::DirLocked {
+            dir: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(BrokerError::io(dir, e)),
+    }
 }
 
 fn meta_file(dir: &Path, topic: &str) -> PathBuf {
@@ -294,23 +355,7 @@ impl Broker {
         config: BrokerConfig,
     ) -> Result<Broker> {
         fs::create_dir_all(dir.join(META_DIR)).map_err(|e| BrokerError::io(&dir, e))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| BrokerError::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(BrokerError::DirLocked {
-                    dir,
-                    lock_file: lock_path,
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(BrokerError::io(&lock_path, e)),
-        }
+        let lock = lock_dir(&dir)?;
 
         let mut topics = BTreeMap::new();
         let meta_dir = dir.join(META_DIR);
@@ -328,7 +373,7 @@ impl Broker {
             let name = name.to_owned();
             let text = fs::read_to_string(&path).map_err(|e| BrokerError::io(&path, e))?;
             let (partitions, topic_config) = parse_meta(&path, &text)?;
-            let topic = Self::open_topic(&dir, &name, partitions, topic_config, &config)?;
+            let topic = Self::open_topic(&dir, &name, partitions, topic_config, &config, true)?;
             topics.insert(name, Arc::new(topic));
         }
         info!(dir = %dir.display(), topics = topics.len(), "broker opened");
@@ -350,26 +395,47 @@ impl Broker {
         Ok(broker)
     }
 
+    /// Opens (`opening`: at broker open, where a partition that fails is taken offline) or
+    /// creates (where any failure fails the create) a topic's partitions.
     fn open_topic(
         dir: &Path,
         name: &str,
         partitions: u32,
         topic_config: TopicConfig,
         config: &BrokerConfig,
+        opening: bool,
     ) -> Result<Topic> {
         let mut parts = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
-            let log = Log::open(
-                &partition_dir(dir, name, p),
+            let pdir = partition_dir(dir, name, p);
+            match Log::open(
+                &pdir,
                 name,
                 p,
                 topic_config.clone(),
                 config.flush_policy,
                 config.time.clone(),
-            )?;
-            parts.push(Partition {
-                log: Mutex::new(log),
-            });
+            ) {
+                Ok(log) => parts.push(Partition::online(name, p, log)),
+                Err(e) if opening => {
+                    // One partition that cannot be opened is taken offline alone; the rest
+                    // of the broker goes on.
+                    let file = match &e {
+                        BrokerError::Io { path, .. } => path.clone(),
+                        _ => pdir.clone(),
+                    };
+                    tracing::error!(partition = %format!("{name}-{p}"), file = %file.display(), error = %e, "partition offline: its log cannot be opened");
+                    parts.push(Partition {
+                        topic: name.to_owned(),
+                        index: p,
+                        log: Err(OpenFailure {
+                            file,
+                            reason: format!("the log cannot be opened: {e}"),
+                        }),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(Topic {
             name: name.to_owned(),
@@ -489,7 +555,23 @@ impl Broker {
             partitions,
             config.clone(),
             &self.inner.config,
-        )?;
+            false,
+        );
+        let topic = match topic {
+            Ok(topic) => topic,
+            Err(e) => {
+                // A failed create leaves no stray files.
+                for p in 0..partitions {
+                    let pdir = partition_dir(&self.inner.dir, &new.name, p);
+                    if pdir.exists() {
+                        if let Err(e) = fs::remove_dir_all(&pdir) {
+                            warn!(dir = %pdir.display(), error = %e, "cannot remove a partition dir of a failed create");
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
         write_atomically(
             &meta_file(&self.inner.dir, &new.name),
             render_meta(partitions, &config).as_bytes(),
@@ -558,16 +640,29 @@ impl Broker {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         let mut config = None;
         for (p, part) in topic.partitions.iter().enumerate() {
-            let log = part.lock();
-            partitions.push(PartitionDescription {
-                partition: p as u32,
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: log.log_end_offset(),
-                size_bytes: log.size_bytes(),
-                segment_count: log.segment_count(),
-            });
-            if config.is_none() {
-                config = Some(log.config().clone());
+            let offline = part.offline_reason();
+            match part.lock() {
+                Ok(log) => {
+                    partitions.push(PartitionDescription {
+                        partition: p as u32,
+                        log_start_offset: log.log_start_offset(),
+                        log_end_offset: log.log_end_offset(),
+                        size_bytes: log.size_bytes(),
+                        segment_count: log.segment_count(),
+                        offline,
+                    });
+                    if config.is_none() {
+                        config = Some(log.config().clone());
+                    }
+                }
+                Err(_) => partitions.push(PartitionDescription {
+                    partition: p as u32,
+                    log_start_offset: 0,
+                    log_end_offset: 0,
+                    size_bytes: 0,
+                    segment_count: 0,
+                    offline,
+                }),
             }
         }
         Ok(TopicDescription {
@@ -587,7 +682,10 @@ impl Broker {
     pub async fn alter_topic_config(&self, name: &str, changes: &[(&str, &str)]) -> Result<()> {
         let topic = self.topic(name)?;
         let mut config = match topic.partitions.first() {
-            Some(p) => p.lock().config().clone(),
+            Some(p) => match topic.partitions.iter().find_map(|p| p.lock().ok()) {
+                Some(log) => log.config().clone(),
+                None => p.lock()?.config().clone(),
+            },
             None => TopicConfig::default(),
         };
         for (key, value) in changes {
@@ -598,7 +696,9 @@ impl Broker {
             render_meta(topic.partitions.len() as u32, &config).as_bytes(),
         )?;
         for part in &topic.partitions {
-            part.lock().set_config(config.clone());
+            if let Ok(mut log) = part.lock() {
+                log.set_config(config.clone());
+            }
         }
         Ok(())
     }
@@ -632,7 +732,7 @@ impl Broker {
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
         let (t, p) = self.partition(topic, partition)?;
-        let info = t.partitions[p].lock().append_refs(records, producer)?;
+        let info = t.partitions[p].lock()?.append_refs(records, producer)?;
         self.inner.data_arrived.notify_waiters();
         Ok(info)
     }
@@ -648,8 +748,10 @@ impl Broker {
         max_offset: Option<u64>,
     ) -> Result<Vec<RecordBatch>> {
         let (t, p) = self.partition(topic, partition)?;
-        let log = t.partitions[p].lock();
-        log.read(offset, max_bytes, max_offset.unwrap_or(u64::MAX))
+        let mut log = t.partitions[p].lock()?;
+        let result = log.read(offset, max_bytes, max_offset.unwrap_or(u64::MAX));
+        after_read(&mut log, &result);
+        result
     }
 
     /// [`Broker::fetch`] with an isolation level: under
@@ -680,16 +782,22 @@ impl Broker {
     ) -> Result<Vec<RecordBatch>> {
         let (t, p) = self.partition(topic, partition)?;
         let stored = {
-            let log = t.partitions[p].lock();
-            match isolation {
+            let mut log = t.partitions[p].lock()?;
+            let stored = match isolation {
                 IsolationLevel::ReadUncommitted => log.read_stored(offset, max_bytes, u64::MAX),
                 IsolationLevel::ReadCommitted => {
                     log.read_committed_stored(offset, max_bytes, u64::MAX)
                 }
-            }
+            };
+            after_read(&mut log, &stored);
+            stored
         }?;
         // Decoded without the lock: appends to the partition go on meanwhile.
-        stored.decode()
+        let decoded = stored.decode();
+        if let Err(BrokerError::CorruptBatch { .. }) = &decoded {
+            after_read(&mut *t.partitions[p].lock()?, &decoded);
+        }
+        decoded
     }
 
     /// The last stable offset of a partition: the first offset of its earliest open
@@ -697,14 +805,14 @@ impl Broker {
     /// only below it.
     pub async fn last_stable_offset(&self, topic: &str, partition: u32) -> Result<u64> {
         let (t, p) = self.partition(topic, partition)?;
-        let log = t.partitions[p].lock();
+        let log = t.partitions[p].lock()?;
         Ok(log.last_stable_offset())
     }
 
     /// `(log start offset, log end offset)` of a partition.
     pub async fn offsets(&self, topic: &str, partition: u32) -> Result<(u64, u64)> {
         let (t, p) = self.partition(topic, partition)?;
-        let log = t.partitions[p].lock();
+        let log = t.partitions[p].lock()?;
         Ok((log.log_start_offset(), log.log_end_offset()))
     }
 
@@ -717,8 +825,10 @@ impl Broker {
         timestamp: i64,
     ) -> Result<Option<(u64, i64)>> {
         let (t, p) = self.partition(topic, partition)?;
-        let log = t.partitions[p].lock();
-        log.offset_for_timestamp(timestamp)
+        let mut log = t.partitions[p].lock()?;
+        let result = log.offset_for_timestamp(timestamp);
+        after_read(&mut log, &result);
+        result
     }
 
     /// A commit point for the given partitions: fsyncs them unless `log.flush.policy` is
@@ -726,7 +836,7 @@ impl Broker {
     pub async fn commit_point(&self, partitions: &[(String, u32)]) -> Result<()> {
         for (topic, partition) in partitions {
             let (t, p) = self.partition(topic, *partition)?;
-            t.partitions[p].lock().commit_point()?;
+            t.partitions[p].lock()?.commit_point()?;
         }
         Ok(())
     }
@@ -746,7 +856,9 @@ impl Broker {
         self.check_open()?;
         for topic in self.all_topics() {
             for part in &topic.partitions {
-                part.lock().flush()?;
+                if let Ok(mut log) = part.lock() {
+                    log.flush()?;
+                }
             }
         }
         Ok(())
@@ -760,7 +872,9 @@ impl Broker {
         let mut deleted = 0;
         for topic in self.all_topics() {
             for part in &topic.partitions {
-                deleted += part.lock().enforce_retention()?;
+                if let Ok(mut log) = part.lock() {
+                    deleted += log.enforce_retention()?;
+                }
             }
         }
         if deleted > 0 {
@@ -776,7 +890,7 @@ impl Broker {
         let mut total = CleanStats::default();
         for topic in self.all_topics() {
             for part in &topic.partitions {
-                let mut log = part.lock();
+                let Ok(mut log) = part.lock() else { continue };
                 if log.config().cleanup_policy.compact {
                     add_stats(&mut total, log.clean(false)?);
                 }
@@ -791,7 +905,7 @@ impl Broker {
         let t = self.topic(topic)?;
         let mut total = CleanStats::default();
         for part in &t.partitions {
-            let mut log = part.lock();
+            let mut log = part.lock()?;
             if !log.config().cleanup_policy.compact {
                 return Err(BrokerError::InvalidConfig {
                     key: "cleanup.policy".to_owned(),
@@ -809,6 +923,21 @@ impl Broker {
     pub async fn close(&self) -> Result<()> {
         self.inner.shutdown()
     }
+}
+
+/// After a read under the partition's lock: a corrupt batch the read found takes the
+/// partition offline, and index entries the read found wrong are rebuilt.
+fn after_read<T>(log: &mut Log, result: &Result<T>) {
+    if let Err(BrokerError::CorruptBatch {
+        offset,
+        file,
+        reason,
+        ..
+    }) = result
+    {
+        log.take_offline(file, *offset, &format!("corrupt batch: {reason}"));
+    }
+    log.repair_index_misses();
 }
 
 fn add_stats(total: &mut CleanStats, s: CleanStats) {
@@ -841,7 +970,7 @@ impl Inner {
         let mut first_error = None;
         for topic in topics.values() {
             for part in &topic.partitions {
-                let mut log = part.log.lock().unwrap_or_else(|p| p.into_inner());
+                let Ok(mut log) = part.lock() else { continue };
                 if let Err(e) = log.close() {
                     warn!(error = %e, "closing a log failed");
                     first_error.get_or_insert(e);

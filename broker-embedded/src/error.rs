@@ -11,12 +11,34 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum BrokerError {
     /// Another broker (in this or another process) holds the data dir.
-    #[error("data dir {dir} is locked by another broker (lock file {lock_file})")]
+    #[error(
+        "data dir {dir} is locked by another broker (a process holds the OS lock on the \
+         directory; it is released when that process exits)"
+    )]
     DirLocked {
         /// The data dir.
         dir: PathBuf,
-        /// The lock file that could not be taken.
-        lock_file: PathBuf,
+    },
+
+    /// A partition's log cannot be trusted past `offset`: it is offline. Offsets below
+    /// `offset` can still be read; appends are refused until an operator repairs it (see
+    /// `streams topics repair`).
+    #[error(
+        "partition {topic}-{partition} is offline: {reason} (file {file}, offset {offset}); \
+         offsets below {offset} can still be read, and `streams topics repair --topic {topic} \
+         --partition {partition}` shows what a repair would drop"
+    )]
+    PartitionOffline {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The damaged file.
+        file: PathBuf,
+        /// The first offset that cannot be read.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
     },
 
     /// An I/O operation on a file or directory failed.
@@ -344,6 +366,7 @@ impl BrokerError {
                 | BrokerError::CorruptBatch { .. }
                 | BrokerError::CorruptMetadata { .. }
                 | BrokerError::LogPoisoned { .. }
+                | BrokerError::PartitionOffline { .. }
                 | BrokerError::CorruptOffsetsRecord { .. }
                 | BrokerError::CorruptTransactionRecord { .. }
         )

@@ -658,7 +658,7 @@ impl Producer {
             let max_bytes = {
                 let t = self.broker.topic(topic)?;
                 let max = t.partitions[partition as usize]
-                    .lock()
+                    .lock()?
                     .config()
                     .max_message_bytes;
                 max as usize

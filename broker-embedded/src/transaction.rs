@@ -550,7 +550,7 @@ impl TransactionCoordinator {
             headers: Vec::new(),
         };
         topic.partitions[partition as usize]
-            .lock()
+            .lock()?
             .append(std::slice::from_ref(&record), ProducerFields::NONE)?;
         Ok(partition)
     }
@@ -614,7 +614,7 @@ impl TransactionCoordinator {
         let mut max_pid = txns.values().map(|m| m.producer_id).max().unwrap_or(-1);
         for topic in broker.all_topics() {
             for part in &topic.partitions {
-                if let Some(pid) = part.lock().max_producer_id() {
+                if let Some(pid) = part.lock().ok().and_then(|log| log.max_producer_id()) {
                     max_pid = max_pid.max(pid);
                 }
             }
@@ -649,7 +649,14 @@ impl TransactionCoordinator {
         let mut dangling = 0usize;
         for topic in broker.all_topics() {
             for (p, part) in topic.partitions.iter().enumerate() {
-                let open = part.lock().open_transactions();
+                let Ok(log) = part.lock() else { continue };
+                if log.damage().is_some() {
+                    // An offline partition takes no marker; its open transaction stays
+                    // open until the partition is repaired.
+                    continue;
+                }
+                let open = log.open_transactions();
+                drop(log);
                 for (pid, epoch) in open {
                     warn!(
                         topic = %topic.name,
@@ -657,7 +664,7 @@ impl TransactionCoordinator {
                         producer_id = pid,
                         "aborting a transaction with no coordinator state"
                     );
-                    part.lock().append_marker(pid, epoch, false, 0)?;
+                    part.lock()?.append_marker(pid, epoch, false, 0)?;
                     if topic.name == CONSUMER_OFFSETS_TOPIC {
                         broker.inner.groups.complete_txn(pid, false);
                     }
@@ -695,7 +702,7 @@ fn write_markers(
             Err(e) => return Err(e),
         };
         topic.partitions[p]
-            .lock()
+            .lock()?
             .append_marker(producer_id, epoch, commit, 0)?;
         if tp.topic == CONSUMER_OFFSETS_TOPIC {
             broker.inner.groups.complete_txn(producer_id, commit);
@@ -717,7 +724,9 @@ fn write_markers(
 
 fn partition_commit_point(broker: &Broker, tp: &TopicPartition) -> Result<()> {
     let (topic, p) = broker.partition(&tp.topic, tp.partition)?;
-    let result = topic.partitions[p].lock().commit_point();
+    let result = topic.partitions[p]
+        .lock()
+        .and_then(|mut log| log.commit_point());
     result
 }
 

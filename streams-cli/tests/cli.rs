@@ -839,9 +839,9 @@ fn a_locked_data_dir_is_refused() {
         assert_eq!(
             err,
             format!(
-                "error: data dir {} is locked by another broker (lock file {})",
+                "error: data dir {} is locked by another broker (a process holds the OS lock \
+                 on the directory; it is released when that process exits)",
                 dir.display(),
-                dir.join(".lock").display()
             ),
             "{args:?}"
         );

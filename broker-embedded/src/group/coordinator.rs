@@ -369,7 +369,7 @@ impl GroupCoordinator {
         }
         // The append is synchronous (no `.await`), so it can run under the coordinator lock.
         topic.partitions[partition as usize]
-            .lock()
+            .lock()?
             .append(&records, fields)?;
         broker.inner.data_arrived.notify_waiters();
         debug!(
@@ -583,7 +583,9 @@ impl GroupCoordinator {
 /// [`Broker::commit_point`]: an fsync unless `log.flush.policy` is `close`.
 pub(crate) fn offsets_commit_point(broker: &Broker, partition: u32) -> Result<()> {
     let (topic, p) = broker.partition(CONSUMER_OFFSETS_TOPIC, partition)?;
-    let result = topic.partitions[p].lock().commit_point();
+    let result = topic.partitions[p]
+        .lock()
+        .and_then(|mut log| log.commit_point());
     result
 }
 

@@ -179,6 +179,10 @@ impl Log {
         if self.poisoned {
             return Err(self.poisoned_error());
         }
+        if self.damage.is_some() {
+            // An offline log keeps every byte for the operator to inspect or repair.
+            return Ok(stats);
+        }
         let now = self.time.now_ms();
         let horizon = now.saturating_sub(self.config.min_compaction_lag_ms);
         let lso = self.last_stable_offset();
@@ -331,6 +335,25 @@ impl Log {
         stats.records_removed += removed;
         stats.segments_cleaned += 1;
 
+        // A segment whose last records went ends earlier now: the offsets up to where it
+        // ended are a gap on purpose. It is recorded (and durable) before the swap, so that
+        // no open ever finds an unrecorded gap and takes the partition offline.
+        let (old_next, new_next) = (segment.next_offset(), out.segment.next_offset());
+        if new_next < old_next {
+            let initial = if self.gaps.is_none() {
+                Some(self.current_gaps())
+            } else {
+                None
+            };
+            let gaps = self.gaps.get_or_insert_with(|| initial.unwrap_or_default());
+            gaps.add(new_next, old_next);
+            let recorded = super::gaps::write(&self.dir, gaps).and_then(|()| sync_dir(&self.dir));
+            if let Err(e) = recorded {
+                let _ = fs::remove_file(&cleaned_path);
+                return Err(BrokerError::io(self.dir.join(super::gaps::GAPS_FILE), e));
+            }
+        }
+
         // Swap: old indexes out, new file in, then its indexes.
         let mut cleaned = out.segment;
         let swapped = segment
@@ -374,6 +397,21 @@ impl Log {
         }
         sync_dir(&self.dir).map_err(|e| BrokerError::io(&self.dir, e))?;
         Ok(size_after)
+    }
+
+    /// The gaps between the segments as they are (each one was accepted on open or left
+    /// by this process's compaction): the start of a record of gaps for a log compacted
+    /// before gaps were recorded.
+    fn current_gaps(&self) -> super::gaps::Gaps {
+        let mut gaps = super::gaps::Gaps::default();
+        let mut previous_end: Option<u64> = None;
+        for segment in self.sealed.values().chain(std::iter::once(&self.active)) {
+            if let Some(end) = previous_end {
+                gaps.add(end, segment.base_offset());
+            }
+            previous_end = Some(segment.next_offset());
+        }
+        gaps
     }
 
     /// The offset up to which the last cleaner pass compacted.

@@ -75,6 +75,11 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry: `(relative offset, position)`.
+    pub(super) fn last_entry(&self) -> Option<(u32, u32)> {
+        self.entries.last().copied()
+    }
+
     /// Number of entries.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {

@@ -14,6 +14,7 @@
 //! see the `producers` module.
 
 mod cleaner;
+mod gaps;
 mod index;
 mod producers;
 mod segment;
@@ -28,8 +29,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::{debug, error, warn};
 
+use self::gaps::Gaps;
 use self::producers::{ProducerCheck, ProducerStates};
-use self::segment::{parse_file_name, sync_dir, Scanned, Segment};
+use self::segment::{parse_file_name, sync_dir, Scanned, Segment, SegmentDamage};
 use crate::batch::{self, BatchHeader, DecodeError, BATCH_HEADER_LEN};
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 use crate::error::{BrokerError, Result};
@@ -70,6 +72,21 @@ pub struct CleanStats {
     pub bytes_after: u64,
 }
 
+/// Why a partition's log is offline: where it stops being trustworthy. Offsets below
+/// `offset` stay readable; nothing at or past it is read, and nothing is appended, retained
+/// or compacted until an operator repairs the partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// The file where the damage is.
+    pub(crate) file: PathBuf,
+    /// The first offset that cannot be read.
+    pub(crate) offset: u64,
+    /// The byte position in `file`.
+    pub(crate) position: u64,
+    /// What is wrong.
+    pub(crate) reason: String,
+}
+
 /// One partition's log.
 ///
 /// Not internally synchronized: appends, retention and cleaning take `&mut self`, reads take
@@ -92,6 +109,16 @@ pub(crate) struct Log {
     cleaner_checkpoint: u64,
     /// Set after a failed fsync or write: the log refuses further writes.
     poisoned: bool,
+    /// Set when a file of the log cannot be trusted: the partition is offline.
+    damage: Option<Damage>,
+    /// Gaps that compaction left between segments; `None` for a log whose compaction
+    /// predates the record (its gaps below the cleaner checkpoint are accepted).
+    gaps: Option<Gaps>,
+    /// A read found an index entry that points at the wrong batch: the indexes of the
+    /// segments flagged in `index_misses` are rebuilt at the next `&mut` call.
+    index_misses: std::sync::Mutex<Vec<u64>>,
+    /// Set with `index_misses`, checked without its lock.
+    index_missed: std::sync::atomic::AtomicBool,
     /// Reused for encoding appended batches.
     encode_buf: Vec<u8>,
     /// Idempotent producers, open transactions and aborted transactions of this partition.
@@ -170,17 +197,16 @@ impl Log {
                 Segment::create(dir, 0).map_err(io_err)?
             }
             Some((&last, earlier)) => {
-                let mut previous: Option<(u64, PathBuf)> = None;
                 for &base in earlier {
                     let segment = Segment::open_sealed(dir, base, &label, interval)?;
-                    check_order(previous.as_ref(), &segment)?;
-                    previous = Some((segment.next_offset(), segment.path().to_path_buf()));
                     sealed.insert(base, segment);
                 }
-                let active = Segment::recover(dir, last, &label, interval)?;
-                check_order(previous.as_ref(), &active)?;
-                active
+                Segment::recover(dir, last, &label, interval)?
             }
+        };
+        let (gaps, gaps_error) = match gaps::read(dir) {
+            Ok(gaps) => (gaps, None),
+            Err(reason) => (Some(Gaps::default()), Some(reason)),
         };
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -194,6 +220,10 @@ impl Log {
             active,
             cleaner_checkpoint: 0,
             poisoned: false,
+            damage: None,
+            gaps,
+            index_misses: std::sync::Mutex::new(Vec::new()),
+            index_missed: std::sync::atomic::AtomicBool::new(false),
             encode_buf: Vec::new(),
             producers: ProducerStates::default(),
             #[cfg(test)]
@@ -217,10 +247,23 @@ impl Log {
         if removed_any {
             sync_dir(dir).map_err(io_err)?;
         }
-        log.rebuild_producer_state()?;
         log.cleaner_checkpoint = cleaner::read_checkpoint(&log.dir, &log.label)
             .unwrap_or(0)
             .max(log.log_start_offset());
+        log.damage = log.find_damage(gaps_error);
+        log.rebuild_producer_state()?;
+        if let Some(d) = &log.damage {
+            error!(
+                file = %d.file.display(),
+                offset = d.offset,
+                "{}: partition offline: {} (file {}, offset {}); offsets below {} stay readable",
+                log.label,
+                d.reason,
+                d.file.display(),
+                d.offset,
+                d.offset
+            );
+        }
         debug!(
             "{}: opened with {} segments, offsets {}..{}",
             log.label,
@@ -262,6 +305,9 @@ impl Log {
     ) -> Result<AppendInfo> {
         if self.poisoned {
             return Err(self.poisoned_error());
+        }
+        if let Some(d) = &self.damage {
+            return Err(self.offline_error(d));
         }
         if records.is_empty() {
             return Err(self.invalid_record("a batch needs at least one record".into()));
@@ -435,12 +481,188 @@ impl Log {
         Ok(stored)
     }
 
+    /// The first place where the segments stop adding up: damage a segment found in
+    /// itself, or two neighbours whose offsets overlap or leave a hole that compaction did
+    /// not record.
+    fn find_damage(&self, gaps_error: Option<String>) -> Option<Damage> {
+        let mut previous: Option<&Segment> = None;
+        for segment in self.segments() {
+            if let Some(prev) = previous {
+                let (end, next) = (prev.next_offset(), segment.base_offset());
+                if next < end {
+                    return Some(Damage {
+                        file: segment.path().to_path_buf(),
+                        offset: next,
+                        position: 0,
+                        reason: format!(
+                            "segment {} starts at offset {next} but the previous segment {} \
+                             ends at offset {}",
+                            segment.path().display(),
+                            prev.path().display(),
+                            end - 1
+                        ),
+                    });
+                }
+                if next > end && !self.gap_allowed(end, next) {
+                    let why = match &gaps_error {
+                        Some(e) => format!("the record of compaction's gaps is unusable ({e})"),
+                        None => "compaction recorded no gap there".to_owned(),
+                    };
+                    return Some(Damage {
+                        file: segment.path().to_path_buf(),
+                        offset: end,
+                        position: 0,
+                        reason: format!(
+                            "offsets {end}..{} are missing: segment {} ends before offset {end} \
+                             and the next segment {} starts at offset {next}; {why} (a segment \
+                             was deleted or emptied)",
+                            next - 1,
+                            prev.path().display(),
+                            segment.path().display()
+                        ),
+                    });
+                }
+            }
+            if let Some(d) = segment.damage() {
+                return Some(Damage {
+                    file: segment.path().to_path_buf(),
+                    offset: d.offset,
+                    position: d.position,
+                    reason: d.reason.clone(),
+                });
+            }
+            previous = Some(segment);
+        }
+        None
+    }
+
+    /// Whether the offsets `[from, to)` between two segments may be missing: compaction
+    /// recorded them, or (a log compacted before gaps were recorded) they lie below the
+    /// cleaner checkpoint.
+    fn gap_allowed(&self, from: u64, to: u64) -> bool {
+        match &self.gaps {
+            Some(gaps) => gaps.covers(from, to),
+            None => to <= self.cleaner_checkpoint,
+        }
+    }
+
+    /// Why the partition is offline, if it is.
+    pub(crate) fn damage(&self) -> Option<&Damage> {
+        self.damage.as_ref()
+    }
+
+    fn offline_error(&self, damage: &Damage) -> BrokerError {
+        BrokerError::PartitionOffline {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            file: damage.file.clone(),
+            offset: damage.offset,
+            reason: damage.reason.clone(),
+        }
+    }
+
+    /// Takes the partition offline at the batch at `offset` of `file`, which a read found
+    /// corrupt (a sealed segment's batches are checked by reads, not on open).
+    pub(crate) fn take_offline(&mut self, file: &Path, offset: u64, reason: &str) {
+        if self.damage.as_ref().is_some_and(|d| d.offset <= offset) {
+            return;
+        }
+        let Some(segment) = self.segments().find(|s| s.path() == file) else {
+            return;
+        };
+        // The bad batch's position: the batch headers before it are intact.
+        let mut position = 0;
+        let mut scanner = segment.scanner(0);
+        while let Ok(Scanned::Batch {
+            position: at,
+            header,
+            ..
+        }) = scanner.next(false)
+        {
+            if header.last_offset() >= offset {
+                position = at;
+                break;
+            }
+            position = at + header.size() as u64;
+        }
+        let base = segment.base_offset();
+        let damage = SegmentDamage {
+            position,
+            offset,
+            reason: reason.to_owned(),
+        };
+        if let Some(segment) = self.segment_mut(base) {
+            segment.set_damage(damage);
+            segment.mark_indexes_dirty();
+        }
+        let damage = Damage {
+            file: file.to_path_buf(),
+            offset,
+            position,
+            reason: reason.to_owned(),
+        };
+        error!(
+            file = %file.display(),
+            offset,
+            "{}: partition offline: {reason} (file {}, offset {offset}); offsets below {offset} \
+             stay readable",
+            self.label,
+            file.display()
+        );
+        self.damage = Some(damage);
+    }
+
+    fn segment_mut(&mut self, base: u64) -> Option<&mut Segment> {
+        if self.active.base_offset() == base {
+            Some(&mut self.active)
+        } else {
+            self.sealed.get_mut(&base)
+        }
+    }
+
+    /// Rebuilds the index files of segments in which a read found an index entry pointing
+    /// at the wrong batch.
+    pub(crate) fn repair_index_misses(&mut self) {
+        if !self.index_missed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        self.index_missed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let bases =
+            std::mem::take(&mut *self.index_misses.lock().unwrap_or_else(|p| p.into_inner()));
+        let interval = self.config.index_interval_bytes;
+        let label = self.label.clone();
+        for base in bases {
+            if let Some(segment) = self.sealed.get_mut(&base) {
+                match segment.rebuild_indexes(&label, interval) {
+                    Ok(()) => {
+                        warn!(file = %segment.path().display(), "{label}: rebuilt the indexes of {}", segment.path().display())
+                    }
+                    Err(e) => {
+                        warn!(file = %segment.path().display(), "{label}: cannot rebuild the indexes of {}: {e}", segment.path().display())
+                    }
+                }
+            }
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            warn!(dir = %self.dir.display(), "{}: cannot sync the partition dir: {e}", self.label);
+        }
+    }
+
     /// Rebuilds the producer state by scanning every batch header of every segment, oldest
-    /// first; control batches are decoded to tell commits from aborts.
+    /// first, up to the damage if there is any; control batches are decoded to tell commits
+    /// from aborts. A batch header that does not parse takes the partition offline there.
     fn rebuild_producer_state(&mut self) -> Result<()> {
         let mut states = ProducerStates::default();
-        for segment in self.segments() {
-            let mut scanner = segment.scanner(0);
+        let mut found: Option<(PathBuf, u64, u64, String)> = None;
+        'segments: for segment in self.segments() {
+            let end = match &self.damage {
+                Some(d) if d.file == segment.path() => d.position,
+                Some(d) if segment.base_offset() >= d.offset => break,
+                _ => segment.size(),
+            };
+            let mut scanner = segment.scanner_until(0, end);
+            let mut next_offset = segment.base_offset();
             loop {
                 let scanned = scanner
                     .next(false)
@@ -448,28 +670,36 @@ impl Log {
                 match scanned {
                     Scanned::End => break,
                     Scanned::Invalid { position, error } => {
-                        return Err(self.corrupt(
-                            segment,
-                            segment.base_offset(),
-                            format!("at byte {position}: {error}"),
-                        ))
+                        found = Some((
+                            segment.path().to_path_buf(),
+                            next_offset,
+                            position,
+                            format!("corrupt batch at byte {position}: {error}"),
+                        ));
+                        break 'segments;
                     }
                     Scanned::Batch {
                         position,
                         header,
                         bytes,
                     } => {
+                        next_offset = header.next_offset();
                         if header.producer_id < 0 {
                             continue;
                         }
                         if header.is_control() {
-                            let (batch, _) = batch::decode_batch(&bytes).map_err(|e| {
-                                self.corrupt(
-                                    segment,
-                                    header.base_offset,
-                                    format!("at byte {position}: {e}"),
-                                )
-                            })?;
+                            let batch = match batch::decode_batch(&bytes) {
+                                Ok((batch, _)) => batch,
+                                Err(e) => {
+                                    found = Some((
+                                        segment.path().to_path_buf(),
+                                        header.base_offset,
+                                        position,
+                                        format!("corrupt control batch at byte {position}: {e}"),
+                                    ));
+                                    break 'segments;
+                                }
+                            };
                             let commit = batch
                                 .records
                                 .first()
@@ -504,6 +734,26 @@ impl Log {
             }
         }
         self.producers = states;
+        if let Some((file, offset, position, reason)) = found {
+            let base = self
+                .segments()
+                .find(|s| s.path() == file)
+                .map(Segment::base_offset);
+            if let Some(segment) = base.and_then(|b| self.segment_mut(b)) {
+                segment.set_damage(SegmentDamage {
+                    position,
+                    offset,
+                    reason: reason.clone(),
+                });
+                segment.mark_indexes_dirty();
+            }
+            self.damage = Some(Damage {
+                file,
+                offset,
+                position,
+                reason,
+            });
+        }
         Ok(())
     }
 
@@ -682,6 +932,11 @@ impl Log {
             file: PathBuf::new(),
             batches: Vec::new(),
         };
+        let max_offset = match &self.damage {
+            Some(d) if offset >= d.offset => return Err(self.offline_error(d)),
+            Some(d) => max_offset.min(d.offset),
+            None => max_offset,
+        };
         if offset == end || offset >= max_offset {
             return Ok(out);
         }
@@ -721,8 +976,48 @@ impl Log {
         max_offset: u64,
         out: &mut StoredBatches,
     ) -> Result<bool> {
-        let end = segment.size();
-        let mut position = segment.floor_position(offset);
+        let start = segment.floor_position(offset);
+        let args = (limit, offset, max_bytes, max_offset);
+        match self.read_segment_from(segment, start, args, out)? {
+            Some(done) => Ok(done),
+            None => {
+                // The index is a hint: it pointed at the wrong batch, so scan from the start
+                // of the segment, and have the index rebuilt.
+                warn!(
+                    file = %segment.path().display(),
+                    "{}: the index of {} places offset {offset} at byte {start}, which does not \
+                     hold it; reading by a scan and rebuilding the index",
+                    self.label,
+                    segment.path().display()
+                );
+                self.index_misses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(segment.base_offset());
+                self.index_missed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(self
+                    .read_segment_from(segment, 0, args, out)?
+                    .unwrap_or(false))
+            }
+        }
+    }
+
+    /// [`Log::read_segment`] from byte `start`; `None` when `start` came from the index and
+    /// the batch there does not hold `offset` (nothing was collected then).
+    fn read_segment_from(
+        &self,
+        segment: &Segment,
+        start: u64,
+        (limit, offset, max_bytes, max_offset): (u64, u64, usize, u64),
+        out: &mut StoredBatches,
+    ) -> Result<Option<bool>> {
+        let end = match &self.damage {
+            Some(d) if d.file == segment.path() => d.position.min(segment.size()),
+            _ => segment.size(),
+        };
+        let mut position = start;
+        let mut first = start > 0;
         let mut collected = 0usize;
         let mut min_len = 0usize;
         let mut expected_min = segment.base_offset();
@@ -744,7 +1039,7 @@ impl Log {
             loop {
                 let at = position + p as u64;
                 if at >= end {
-                    return Ok(false);
+                    return Ok(Some(false));
                 }
                 if p + BATCH_HEADER_LEN > buf.len() {
                     if end - at < BATCH_HEADER_LEN as u64 {
@@ -760,7 +1055,20 @@ impl Log {
                     }
                     break;
                 }
-                let header = BatchHeader::parse(&buf[p..]).map_err(|e| {
+                let parsed = BatchHeader::parse(&buf[p..]);
+                if std::mem::take(&mut first) {
+                    // The batch the index points at must hold `offset` or lie before it.
+                    let misses = match &parsed {
+                        Ok(header) => {
+                            header.base_offset > offset || at + header.size() as u64 > end
+                        }
+                        Err(_) => true,
+                    };
+                    if misses {
+                        return Ok(None);
+                    }
+                }
+                let header = parsed.map_err(|e| {
                     self.corrupt(segment, expected_min, format!("at byte {at}: {e}"))
                 })?;
                 let size = header.size();
@@ -791,10 +1099,10 @@ impl Log {
                     continue;
                 }
                 if header.base_offset >= max_offset {
-                    return Ok(true);
+                    return Ok(Some(true));
                 }
                 if collected > 0 && collected + size > max_bytes {
-                    return Ok(true);
+                    return Ok(Some(true));
                 }
                 if p + size > buf.len() {
                     min_len = size;
@@ -816,12 +1124,12 @@ impl Log {
                 collected += size;
                 p += size;
                 if collected >= max_bytes {
-                    return Ok(true);
+                    return Ok(Some(true));
                 }
             }
             position += p as u64;
         }
-        Ok(false)
+        Ok(Some(false))
     }
 
     /// The first offset still in the log (the first segment's base offset).
@@ -857,11 +1165,30 @@ impl Log {
             if segment.max_timestamp().is_none_or(|max| max < timestamp) {
                 continue;
             }
-            let mut scanner = segment.scanner(segment.position_for_timestamp(timestamp));
+            if self
+                .damage
+                .as_ref()
+                .is_some_and(|d| segment.base_offset() >= d.offset)
+            {
+                break;
+            }
+            let end = match &self.damage {
+                Some(d) if d.file == segment.path() => d.position,
+                _ => segment.size(),
+            };
+            let hint = segment.position_for_timestamp(timestamp);
+            let mut scanner = segment.scanner_until(hint, end);
+            let mut first = hint > 0;
             loop {
                 let scanned = scanner
                     .next(false)
                     .map_err(|e| BrokerError::io(segment.path(), e))?;
+                if std::mem::take(&mut first) && matches!(scanned, Scanned::Invalid { .. }) {
+                    // The time index is a hint: it pointed at no batch, so scan it all.
+                    warn!(file = %segment.path().display(), "{}: the time index of {} points at no batch; scanning the segment", self.label, segment.path().display());
+                    scanner = segment.scanner_until(0, end);
+                    continue;
+                }
                 match scanned {
                     Scanned::End => break,
                     Scanned::Invalid { position, error } => {
@@ -920,7 +1247,8 @@ impl Log {
     /// than `retention.ms`. The active segment is never deleted. The log start offset moves
     /// to the new first segment's base offset. Returns how many segments went.
     pub(crate) fn enforce_retention(&mut self) -> Result<usize> {
-        if !self.config.cleanup_policy.delete {
+        if !self.config.cleanup_policy.delete || self.damage.is_some() {
+            // An offline log keeps every byte for the operator to inspect or repair.
             return Ok(0);
         }
         let now = self.time.now_ms();
@@ -958,6 +1286,9 @@ impl Log {
             sync_dir(&self.dir).map_err(|e| BrokerError::io(&self.dir, e))?;
             let start = self.log_start_offset();
             self.producers.prune_aborted_below(start);
+            if let Some(gaps) = &mut self.gaps {
+                gaps.prune_below(start);
+            }
         }
         Ok(deleted)
     }
@@ -1014,25 +1345,6 @@ fn is_own_temp_file(name: &str) -> bool {
             parse_file_name(stem),
             Some((_, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX))
         )
-}
-
-/// Segments must not overlap: each starts at or after the previous one's next offset
-/// (`previous` is that offset and the previous segment's file).
-fn check_order(previous: Option<&(u64, PathBuf)>, next: &Segment) -> Result<()> {
-    match previous {
-        Some((previous_next, previous_path)) if next.base_offset() < *previous_next => {
-            Err(BrokerError::CorruptMetadata {
-                file: next.path().to_path_buf(),
-                reason: format!(
-                    "segment starts at offset {} but the previous segment {} ends at offset {}",
-                    next.base_offset(),
-                    previous_path.display(),
-                    previous_next.saturating_sub(1)
-                ),
-            })
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Batches as a read found them in a segment, to decode with [`StoredBatches::decode`]

@@ -124,6 +124,19 @@ impl Contents {
     }
 }
 
+/// Where a segment stops being trustworthy: the first batch that fails its checks while
+/// something valid follows it (or, in a sealed segment, any failing batch). Nothing at or
+/// after `position` is read, rewritten or truncated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SegmentDamage {
+    /// Byte position of the bad batch.
+    pub(super) position: u64,
+    /// The offset the bad batch should have started at: the first offset that cannot be read.
+    pub(super) offset: u64,
+    /// What is wrong.
+    pub(super) reason: String,
+}
+
 /// One segment file and its indexes.
 #[derive(Debug)]
 pub(super) struct Segment {
@@ -136,6 +149,9 @@ pub(super) struct Segment {
     pub(super) first_append_ms: Option<i64>,
     /// The in-memory indexes differ from the index files.
     indexes_dirty: bool,
+    /// Set when the segment holds a bad batch; its index files are then never written, so
+    /// the next open scans it again and finds the damage again.
+    damage: Option<SegmentDamage>,
 }
 
 /// The result of one step of a [`Scanner`].
@@ -250,6 +266,7 @@ impl Segment {
             contents,
             first_append_ms: None,
             indexes_dirty: true,
+            damage: None,
         }
     }
 
@@ -340,6 +357,35 @@ impl Segment {
             }
         }
         if let Some((position, reason)) = torn {
+            if let Some(found) =
+                valid_batch_after(&file, position, len, contents.next_offset).map_err(io_err)?
+            {
+                // Not a torn write: acknowledged batches follow the bad one. Truncating
+                // would throw them away, so the segment is kept whole and reported.
+                tracing::error!(
+                    file = %path.display(),
+                    position,
+                    offset = contents.next_offset,
+                    "{label}: the active segment {} is corrupt at byte {position} (offset {}) \
+                     and a valid batch follows at byte {found}: {reason}; the partition is \
+                     taken offline",
+                    path.display(),
+                    contents.next_offset,
+                );
+                let damage = SegmentDamage {
+                    position,
+                    offset: contents.next_offset,
+                    reason: format!(
+                        "corrupt batch at byte {position} followed by a valid batch at byte \
+                         {found}: {reason}"
+                    ),
+                };
+                contents.size = len;
+                let mut segment = Segment::with_file(dir, path, file, contents);
+                segment.first_append_ms = first_timestamp;
+                segment.damage = Some(damage);
+                return Ok(segment);
+            }
             warn!(
                 file = %path.display(),
                 position,
@@ -373,7 +419,9 @@ impl Segment {
         let len = file.metadata().map_err(io_err)?.len();
         let index_path = dir.join(file_name(base_offset, INDEX_SUFFIX));
         let time_index_path = dir.join(file_name(base_offset, TIME_INDEX_SUFFIX));
-        match index::load(&index_path, &time_index_path, base_offset, len) {
+        let loaded = index::load(&index_path, &time_index_path, base_offset, len)
+            .and_then(|loaded| verify_index_tail(&file, &loaded.0, &loaded.1).map(|()| loaded));
+        match loaded {
             Ok((summary, index, time_index)) => {
                 let mut contents = Contents::new(base_offset);
                 contents.size = summary.log_size;
@@ -393,9 +441,11 @@ impl Segment {
                         path.display()
                     );
                 }
-                let contents =
+                let (contents, damage) =
                     Self::scan_sealed(&file, &path, base_offset, len, label, index_interval)?;
-                Ok(Segment::with_file(dir, path, file, contents))
+                let mut segment = Segment::with_file(dir, path, file, contents);
+                segment.damage = damage;
+                Ok(segment)
             }
         }
     }
@@ -407,9 +457,10 @@ impl Segment {
         len: u64,
         label: &str,
         index_interval: u64,
-    ) -> Result<Contents> {
+    ) -> Result<(Contents, Option<SegmentDamage>)> {
         let mut contents = Contents::new(base_offset);
         let mut scanner = Scanner::new(file, 0, len);
+        let mut damage = None;
         loop {
             let bad = match scanner.next(true).map_err(|e| BrokerError::io(path, e))? {
                 Scanned::End => break,
@@ -436,22 +487,43 @@ impl Segment {
                 }
             };
             if let Some((position, reason)) = bad {
-                warn!(
+                tracing::error!(
                     file = %path.display(),
                     position,
                     offset = contents.next_offset,
-                    "{label}: sealed segment {} is corrupt at byte {position} (after offset {}): \
-                     {reason}; reads reaching it will fail",
+                    "{label}: sealed segment {} is corrupt at byte {position} (offset {}): \
+                     {reason}; the partition is taken offline",
                     path.display(),
-                    contents.next_offset.saturating_sub(1),
+                    contents.next_offset,
                 );
+                damage = Some(SegmentDamage {
+                    position,
+                    offset: contents.next_offset,
+                    reason: format!("corrupt batch at byte {position}: {reason}"),
+                });
                 break;
             }
         }
         contents.seal();
         // The whole file stays: what follows a corrupt batch is not silently dropped.
         contents.size = len;
-        Ok(contents)
+        Ok((contents, damage))
+    }
+
+    /// The damage found in this segment, if any.
+    pub(super) fn damage(&self) -> Option<&SegmentDamage> {
+        self.damage.as_ref()
+    }
+
+    /// Records damage found later (by a read or a header scan).
+    pub(super) fn set_damage(&mut self, damage: SegmentDamage) {
+        if self
+            .damage
+            .as_ref()
+            .is_none_or(|d| damage.position < d.position)
+        {
+            self.damage = Some(damage);
+        }
     }
 
     /// The segment's base offset.
@@ -548,6 +620,32 @@ impl Segment {
         Scanner::new(&self.file, position, self.size())
     }
 
+    /// A scanner over the segment's batches from `position` to `end`.
+    pub(super) fn scanner_until(&self, position: u64, end: u64) -> Scanner<'_> {
+        Scanner::new(&self.file, position, end.min(self.size()))
+    }
+
+    /// Rebuilds the in-memory indexes of a sealed segment by scanning it, and writes the
+    /// index files (unless the scan finds damage, which is kept).
+    pub(super) fn rebuild_indexes(&mut self, label: &str, index_interval: u64) -> Result<()> {
+        let len = self.size();
+        let (contents, damage) = Self::scan_sealed(
+            &self.file,
+            &self.path,
+            self.base_offset(),
+            len,
+            label,
+            index_interval,
+        )?;
+        self.contents = contents;
+        if let Some(damage) = damage {
+            self.set_damage(damage);
+        }
+        self.indexes_dirty = true;
+        self.write_indexes()
+            .map_err(|e| BrokerError::io(&self.path, e))
+    }
+
     /// Marks the segment as complete: adds the final time index entry (its max timestamp).
     pub(super) fn seal(&mut self) {
         self.contents.seal();
@@ -558,6 +656,13 @@ impl Segment {
     /// fsynced, and renamed into place). The caller fsyncs the directory.
     pub(super) fn write_indexes(&mut self) -> io::Result<()> {
         if !self.indexes_dirty {
+            return Ok(());
+        }
+        if self.damage.is_some() {
+            // Index files would describe only the part before the damage and let the next
+            // open skip the scan that finds it: a damaged segment keeps none.
+            self.remove_index_files()?;
+            self.indexes_dirty = false;
             return Ok(());
         }
         let summary = self.contents.summary();
@@ -609,6 +714,99 @@ impl Segment {
     pub(super) fn index_entries(&self) -> (usize, usize) {
         (self.contents.index.len(), self.contents.time_index.len())
     }
+}
+
+/// Checks loaded index files against the segment file where it is cheap: from the last
+/// offset index entry (or the start) the batch headers must run back to back to exactly the
+/// end of the file, the first one at the offset the entry names, the last one ending at the
+/// summary's next offset. One small read per segment; a mismatch rebuilds the indexes.
+fn verify_index_tail(
+    file: &File,
+    summary: &SegmentSummary,
+    index: &OffsetIndex,
+) -> std::result::Result<(), index::LoadError> {
+    let (relative, position) = index.last_entry().unwrap_or((0, 0));
+    let mut expected = summary.base_offset + u64::from(relative);
+    let mut scanner = Scanner::new(file, u64::from(position), summary.log_size);
+    let mut first = true;
+    loop {
+        match scanner.next(false) {
+            Err(e) => return Err(format!("cannot read the segment: {e}")),
+            Ok(Scanned::End) => break,
+            Ok(Scanned::Invalid { position, error }) => {
+                return Err(format!("no valid batch header at byte {position}: {error}"))
+            }
+            Ok(Scanned::Batch {
+                position, header, ..
+            }) => {
+                let fits = if first {
+                    header.base_offset == expected
+                } else {
+                    header.base_offset >= expected
+                };
+                if !fits {
+                    return Err(format!(
+                        "the index places offset {expected} at byte {position}, which holds \
+                         a batch at offset {}",
+                        header.base_offset
+                    ));
+                }
+                first = false;
+                expected = header.next_offset();
+            }
+        }
+    }
+    if summary.log_size > 0 && expected != summary.next_offset {
+        return Err(format!(
+            "the index says the segment ends before offset {}, its batches end before {expected}",
+            summary.next_offset
+        ));
+    }
+    Ok(())
+}
+
+/// Looks for a valid batch (header, CRC and records checked) that starts after `from` in
+/// the first `len` bytes of `file` with a base offset of at least `min_offset`; returns its
+/// position. A torn write leaves nothing valid behind it; corruption in the middle of a
+/// segment does.
+pub(super) fn valid_batch_after(
+    file: &File,
+    from: u64,
+    len: u64,
+    min_offset: u64,
+) -> io::Result<Option<u64>> {
+    const MAGIC_AT: u64 = 16;
+    let mut chunk_start = from;
+    while chunk_start < len {
+        let chunk_len = (SCAN_CHUNK as u64).min(len - chunk_start) as usize;
+        let mut chunk = vec![0u8; chunk_len];
+        file.read_exact_at(&mut chunk, chunk_start)?;
+        for i in 0..chunk_len {
+            let at = chunk_start + i as u64;
+            if at == from || at + BATCH_HEADER_LEN as u64 > len {
+                continue;
+            }
+            let magic_at = i + MAGIC_AT as usize;
+            if magic_at < chunk_len && chunk[magic_at] as i8 != batch::MAGIC {
+                continue;
+            }
+            let mut head = [0u8; BATCH_HEADER_LEN];
+            file.read_exact_at(&mut head, at)?;
+            let Ok(header) = BatchHeader::parse(&head) else {
+                continue;
+            };
+            if header.base_offset < min_offset || at + header.size() as u64 > len {
+                continue;
+            }
+            let mut bytes = vec![0u8; header.size()];
+            file.read_exact_at(&mut bytes, at)?;
+            if batch::validate_batch(&bytes).is_ok() {
+                return Ok(Some(at));
+            }
+        }
+        chunk_start += chunk_len as u64;
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

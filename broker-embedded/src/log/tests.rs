@@ -55,6 +55,27 @@ fn read_all_batches(log: &Log) -> Vec<RecordBatch> {
     out
 }
 
+/// Every record from the log start up to where the log is offline (the read there fails
+/// with `PartitionOffline`).
+fn read_below_damage(log: &Log) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    loop {
+        match log.read(offset, 700, u64::MAX) {
+            Ok(batches) if batches.is_empty() => break,
+            Ok(batches) => {
+                for batch in batches {
+                    offset = batch.records.last().unwrap().offset + 1;
+                    out.extend(batch.records);
+                }
+            }
+            Err(BrokerError::PartitionOffline { .. }) => break,
+            Err(e) => panic!("read at {offset}: {e}"),
+        }
+    }
+    out
+}
+
 /// Every record from the log start on.
 fn read_all(log: &Log) -> Vec<Record> {
     read_all_batches(log)
@@ -90,6 +111,10 @@ fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+fn is_offline<T>(result: Result<T>) -> bool {
+    matches!(result, Err(BrokerError::PartitionOffline { .. }))
 }
 
 fn is_corrupt(result: Result<Vec<RecordBatch>>) -> bool {
@@ -351,16 +376,20 @@ fn overlapping_segments_are_refused() {
     drop(log);
     // A segment starting inside the previous one's offsets.
     fs::write(dir.path().join(file_name(1, LOG_SUFFIX)), b"").unwrap();
-    let err = Log::open(
-        dir.path(),
-        "t",
-        0,
-        small_config(300),
-        FlushPolicy::CommitPoints,
-        time,
-    )
-    .unwrap_err();
-    assert!(matches!(err, BrokerError::CorruptMetadata { .. }), "{err}");
+    let mut log = open_with(dir.path(), small_config(300), &time);
+    let damage = log.damage().cloned().expect("offline");
+    assert_eq!(damage.file, dir.path().join(file_name(1, LOG_SUFFIX)));
+    assert!(
+        damage.reason.contains("ends at offset"),
+        "{}",
+        damage.reason
+    );
+    assert!(matches!(
+        log.append(&[rec(T0, None, Some("x"))], ProducerFields::NONE),
+        Err(BrokerError::PartitionOffline { .. })
+    ));
+    // Offset 0 (before the overlap) is still readable.
+    assert_eq!(log.read(0, 1, u64::MAX).unwrap()[0].records[0].offset, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1034,12 +1063,27 @@ fn a_corrupt_sealed_segment_without_indexes_is_kept_and_reported_on_read() {
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         fs::remove_file(dir.path().join(file_name(base, suffix))).unwrap();
     }
-    let log = open_with(dir.path(), small_config(400), &time);
-    // Not truncated: the bytes stay, and a read reaching them fails.
+    let mut log = open_with(dir.path(), small_config(400), &time);
+    // Not truncated: the bytes stay, the partition is offline from the bad batch on, and
+    // what comes before it stays readable.
     assert_eq!(fs::metadata(&path).unwrap().len(), len);
-    assert!(is_corrupt(log.read(next_base - 1, 10_000, u64::MAX)));
-    assert!(log.read(0, 1, u64::MAX).is_ok());
-    assert!(log.read(next_base, 10_000, u64::MAX).is_ok());
+    let damage = log.damage().cloned().expect("offline");
+    assert_eq!(damage.file, path);
+    assert_eq!(damage.offset, next_base - 1);
+    assert!(is_offline(log.read(next_base - 1, 10_000, u64::MAX)));
+    assert!(is_offline(log.read(next_base, 10_000, u64::MAX)));
+    let before = read_below_damage(&log);
+    assert_eq!(before.last().map(|r| r.offset), Some(next_base - 2));
+    assert!(matches!(
+        log.append(&[rec(T0, Some("k"), Some("v"))], ProducerFields::NONE),
+        Err(BrokerError::PartitionOffline { .. })
+    ));
+    // Closing writes no index that would hide the damage from the next open.
+    log.close().unwrap();
+    drop(log);
+    assert!(!dir.path().join(file_name(base, INDEX_SUFFIX)).exists());
+    let log = open_with(dir.path(), small_config(400), &time);
+    assert_eq!(log.damage().map(|d| d.offset), Some(next_base - 1));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -114,6 +114,11 @@ fn render_description(description: &TopicDescription, defaults: &TopicConfig) ->
         ],
         &rows,
     ));
+    for p in &description.partitions {
+        if let Some(reason) = &p.offline {
+            text.push_str(&format!("OFFLINE partition {}: {reason}\n", p.partition));
+        }
+    }
     text.push('\n');
     let defaults = defaults.to_pairs();
     let rows: Vec<Vec<String>> = description
@@ -176,6 +181,7 @@ mod tests {
                     log_end_offset: 12,
                     size_bytes: 4096,
                     segment_count: 2,
+                    offline: None,
                 },
                 PartitionDescription {
                     partition: 1,
@@ -183,6 +189,7 @@ mod tests {
                     log_end_offset: 5,
                     size_bytes: 80,
                     segment_count: 1,
+                    offline: None,
                 },
             ],
             config,
