@@ -155,6 +155,114 @@ async fn the_lock_holds_whatever_files_are_deleted() {
 }
 
 #[tokio::test]
+async fn partition_counts_are_bounded_and_long_names_fit_the_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    // Refused before anything is allocated or created.
+    for count in [u32::MAX, 10_001] {
+        let err = broker
+            .create_topic(NewTopic::new("huge", count))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BrokerError::InvalidConfig { ref key, .. } if key == "partitions"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("max.partitions.per.topic"),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("huge-0").exists());
+    // Kafka's longest name, with every file the layout adds.
+    let long = "t".repeat(249);
+    broker
+        .create_topic(NewTopic::new(long.clone(), 3))
+        .await
+        .unwrap();
+    broker
+        .append(
+            &long,
+            2,
+            &[broker_embedded::NewRecord {
+                timestamp: 1,
+                key: None,
+                value: Some("v".into()),
+                headers: Vec::new(),
+            }],
+            broker_embedded::ProducerFields::NONE,
+        )
+        .await
+        .unwrap();
+    broker
+        .alter_topic_config(&long, &[("retention.ms", "1000")])
+        .await
+        .unwrap();
+    broker.close().await.unwrap();
+    drop(broker);
+    let broker = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(broker.offsets(&long, 2).await.unwrap(), (0, 1));
+    assert_eq!(
+        broker
+            .describe_topic(&long)
+            .await
+            .unwrap()
+            .config
+            .retention_ms,
+        Some(1000)
+    );
+    broker.delete_topic(&long).await.unwrap();
+    let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    // A name whose partition dirs would not fit fails and leaves nothing behind.
+    let config = BrokerConfig {
+        max_partitions_per_topic: 1_000_000,
+        ..BrokerConfig::default()
+    };
+    broker.close().await.unwrap();
+    drop(broker);
+    let broker = Broker::open(dir.path(), config).await.unwrap();
+    let err = broker
+        .create_topic(NewTopic::new(long.clone(), 1_000_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BrokerError::InvalidTopicName { .. }),
+        "{err:?}"
+    );
+    let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(before.len(), after.len());
+}
+
+#[tokio::test]
+async fn metadata_naming_a_huge_partition_count_is_an_error_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap();
+    broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    broker.close().await.unwrap();
+    drop(broker);
+    let meta = dir.path().join("meta/topics/t/properties");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, text.replace("partitions=1", "partitions=4294967295")).unwrap();
+    let err = Broker::open(dir.path(), BrokerConfig::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BrokerError::CorruptMetadata { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&meta.display().to_string()),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn admin_errors_are_typed() {
     let broker = Broker::in_memory().await.unwrap();
     broker.create_topic(NewTopic::new("t", 2)).await.unwrap();

@@ -23,6 +23,8 @@ use crate::IsolationLevel;
 
 /// Where topic metadata lives inside the data dir.
 const META_DIR: &str = "meta/topics";
+/// The name of a topic's metadata file.
+const META_FILE: &str = "properties";
 /// The version of the topic metadata file layout.
 const META_FORMAT_VERSION: u32 = 1;
 
@@ -234,8 +236,48 @@ fn lock_dir(dir: &Path) -> Result<File> {
     }
 }
 
+/// A topic's metadata file: `meta/topics/<topic>/properties`, a dir per topic so that a
+/// name of Kafka's full 249 characters fits the file system; a topic created before that
+/// layout keeps its `meta/topics/<topic>.properties`.
 fn meta_file(dir: &Path, topic: &str) -> PathBuf {
-    dir.join(META_DIR).join(format!("{topic}.properties"))
+    let legacy = dir.join(META_DIR).join(format!("{topic}.{META_FILE}"));
+    if legacy.is_file() {
+        legacy
+    } else {
+        dir.join(META_DIR).join(topic).join(META_FILE)
+    }
+}
+
+/// The longest file name most file systems take (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// Checks that a topic of `partitions` partitions fits `max` and that its partition dirs'
+/// names (`<topic>-<partition>`) fit the file system.
+fn check_partitions(name: &str, partitions: u32, max: u32) -> Result<()> {
+    if partitions == 0 {
+        return Err(BrokerError::InvalidConfig {
+            key: "partitions".to_owned(),
+            value: "0".to_owned(),
+            reason: "a topic needs at least one partition".to_owned(),
+        });
+    }
+    if partitions > max {
+        return Err(BrokerError::InvalidConfig {
+            key: "partitions".to_owned(),
+            value: partitions.to_string(),
+            reason: format!(
+                "more than max.partitions.per.topic ({max}), the broker's limit per topic"
+            ),
+        });
+    }
+    let longest = name.len() + 1 + (partitions - 1).to_string().len();
+    if longest > NAME_MAX {
+        return Err(BrokerError::InvalidTopicName {
+            name: name.to_owned(),
+            reason: "too long for its partition dirs (<topic>-<partition> must fit 255 bytes)",
+        });
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -270,7 +312,7 @@ fn render_meta(partitions: u32, config: &TopicConfig) -> String {
     out
 }
 
-fn parse_meta(file: &Path, text: &str) -> Result<(u32, TopicConfig)> {
+fn parse_meta(file: &Path, text: &str, max_partitions: u32) -> Result<(u32, TopicConfig)> {
     let corrupt = |reason: String| BrokerError::CorruptMetadata {
         file: file.to_owned(),
         reason,
@@ -295,13 +337,18 @@ fn parse_meta(file: &Path, text: &str) -> Result<(u32, TopicConfig)> {
                 )
             }
             "partitions" => {
-                partitions = Some(
-                    value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| corrupt(format!("bad partition count {value:?}")))?,
-                )
+                let count = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| corrupt(format!("bad partition count {value:?}")))?;
+                if count > max_partitions {
+                    return Err(corrupt(format!(
+                        "partition count {count} is above max.partitions.per.topic \
+                         ({max_partitions})"
+                    )));
+                }
+                partitions = Some(count);
             }
             _ => config
                 .set(key, value)
@@ -362,17 +409,27 @@ impl Broker {
         let entries = fs::read_dir(&meta_dir).map_err(|e| BrokerError::io(&meta_dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| BrokerError::io(&meta_dir, e))?;
-            let path = entry.path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".properties"))
-            else {
+            let entry_path = entry.path();
+            let Some(file_name) = entry_path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            let name = name.to_owned();
+            let (name, path) = if entry_path.is_dir() {
+                let path = entry_path.join(META_FILE);
+                if !path.exists() {
+                    // A create that did not get as far as its metadata: the topic was never
+                    // created, and a later create of the name removes its partition dirs.
+                    warn!(dir = %entry_path.display(), "ignoring a topic metadata dir without {META_FILE} (an interrupted create)");
+                    continue;
+                }
+                (file_name.to_owned(), path)
+            } else if let Some(name) = file_name.strip_suffix(".properties") {
+                (name.to_owned(), entry_path.clone())
+            } else {
+                continue;
+            };
             let text = fs::read_to_string(&path).map_err(|e| BrokerError::io(&path, e))?;
-            let (partitions, topic_config) = parse_meta(&path, &text)?;
+            let (partitions, topic_config) =
+                parse_meta(&path, &text, config.max_partitions_per_topic)?;
             let topic = Self::open_topic(&dir, &name, partitions, topic_config, &config, true)?;
             topics.insert(name, Arc::new(topic));
         }
@@ -526,13 +583,11 @@ impl Broker {
         self.check_open()?;
         validate_topic_name(&new.name)?;
         let partitions = new.partitions.unwrap_or(self.inner.config.num_partitions);
-        if partitions == 0 {
-            return Err(BrokerError::InvalidConfig {
-                key: "partitions".to_owned(),
-                value: "0".to_owned(),
-                reason: "a topic needs at least one partition".to_owned(),
-            });
-        }
+        check_partitions(
+            &new.name,
+            partitions,
+            self.inner.config.max_partitions_per_topic,
+        )?;
         let mut config = self.inner.config.default_topic_config.clone();
         for (key, value) in &new.configs {
             config.set(key, value)?;
@@ -557,28 +612,44 @@ impl Broker {
             &self.inner.config,
             false,
         );
-        let topic = match topic {
+        let meta = meta_file(&self.inner.dir, &new.name);
+        let created = topic.and_then(|topic| {
+            if let Some(parent) = meta.parent() {
+                fs::create_dir_all(parent).map_err(|e| BrokerError::io(parent, e))?;
+            }
+            write_atomically(&meta, render_meta(partitions, &config).as_bytes())?;
+            sync_dir(&self.inner.dir.join(META_DIR))?;
+            Ok(topic)
+        });
+        let topic = match created {
             Ok(topic) => topic,
             Err(e) => {
                 // A failed create leaves no stray files.
-                for p in 0..partitions {
-                    let pdir = partition_dir(&self.inner.dir, &new.name, p);
-                    if pdir.exists() {
-                        if let Err(e) = fs::remove_dir_all(&pdir) {
-                            warn!(dir = %pdir.display(), error = %e, "cannot remove a partition dir of a failed create");
-                        }
-                    }
-                }
+                self.remove_topic_files(&new.name, partitions);
                 return Err(e);
             }
         };
-        write_atomically(
-            &meta_file(&self.inner.dir, &new.name),
-            render_meta(partitions, &config).as_bytes(),
-        )?;
         info!(topic = %new.name, partitions, "topic created");
         topics.insert(new.name, Arc::new(topic));
         Ok(())
+    }
+
+    /// Removes what a failed create of `name` left: partition dirs and metadata.
+    fn remove_topic_files(&self, name: &str, partitions: u32) {
+        let mut paths: Vec<PathBuf> = (0..partitions)
+            .map(|p| partition_dir(&self.inner.dir, name, p))
+            .collect();
+        paths.push(self.inner.dir.join(META_DIR).join(name));
+        for path in paths {
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                continue;
+            };
+            if let Err(e) = removed {
+                warn!(dir = %path.display(), error = %e, "cannot remove what a failed create left");
+            }
+        }
     }
 
     /// Creates a topic unless it exists (with any partition count). Returns whether it was
@@ -605,6 +676,9 @@ impl Broker {
             // later create of the same name removes.
             let meta = meta_file(&self.inner.dir, name);
             fs::remove_file(&meta).map_err(|e| BrokerError::io(&meta, e))?;
+            if let Some(parent) = meta.parent().filter(|p| p.ends_with(name)) {
+                fs::remove_dir(parent).map_err(|e| BrokerError::io(parent, e))?;
+            }
             sync_dir(&self.inner.dir.join(META_DIR))?;
             topic
         };
@@ -1018,7 +1092,7 @@ mod tests {
     fn metadata_round_trips_and_rejects_garbage() {
         let config = TopicConfig::from_pairs([("cleanup.policy", "compact")]).unwrap();
         let text = render_meta(3, &config);
-        let (p, c) = parse_meta(Path::new("t.properties"), &text).unwrap();
+        let (p, c) = parse_meta(Path::new("t.properties"), &text, 10).unwrap();
         assert_eq!(p, 3);
         assert_eq!(c, config);
         for bad in [
@@ -1026,10 +1100,12 @@ mod tests {
             "partitions=3\n",
             "format.version=9\npartitions=3\n",
             "format.version=1\npartitions=0\n",
+            "format.version=1\npartitions=11\n",
+            "format.version=1\npartitions=4294967295\n",
             "format.version=1\npartitions=2\nretention.ms=x\n",
             "format.version=1\ngarbage\n",
         ] {
-            let err = parse_meta(Path::new("t.properties"), bad).unwrap_err();
+            let err = parse_meta(Path::new("t.properties"), bad, 10).unwrap_err();
             assert!(err.to_string().contains("t.properties"), "{err}");
         }
     }

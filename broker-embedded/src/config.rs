@@ -302,6 +302,10 @@ impl FlushPolicy {
     }
 }
 
+/// The default `max.partitions.per.topic`: far above what one process serves well, far
+/// below what would exhaust memory or file handles by accident.
+pub const DEFAULT_MAX_PARTITIONS_PER_TOPIC: u32 = 10_000;
+
 /// Broker-wide configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -316,6 +320,10 @@ pub struct BrokerConfig {
     pub cleaner_backoff_ms: u64,
     /// `num.partitions`, default 1: partitions of a topic created without a count.
     pub num_partitions: u32,
+    /// `max.partitions.per.topic`, default [`DEFAULT_MAX_PARTITIONS_PER_TOPIC`]: a topic
+    /// with more partitions is refused at create, and topic metadata naming more is
+    /// reported as corrupt, never allocated.
+    pub max_partitions_per_topic: u32,
     /// Defaults applied to every new topic before its own configs.
     pub default_topic_config: TopicConfig,
     /// The clock.
@@ -329,6 +337,7 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: Some(300_000),
             cleaner_backoff_ms: 15_000,
             num_partitions: 1,
+            max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
             default_topic_config: TopicConfig::default(),
             time: Arc::new(SystemTime),
         }

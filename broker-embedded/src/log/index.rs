@@ -75,6 +75,12 @@ impl OffsetIndex {
         }
     }
 
+    /// The entries: `(relative offset, position)`.
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> &[(u32, u32)] {
+        &self.entries
+    }
+
     /// The last entry: `(relative offset, position)`.
     pub(super) fn last_entry(&self) -> Option<(u32, u32)> {
         self.entries.last().copied()

@@ -1086,6 +1086,57 @@ fn a_corrupt_sealed_segment_without_indexes_is_kept_and_reported_on_read() {
     assert_eq!(log.damage().map(|d| d.offset), Some(next_base - 1));
 }
 
+#[test]
+fn an_index_entry_resealed_at_the_wrong_batch_is_only_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = MockTime::new(T0);
+    let mut log = open_with(dir.path(), small_config(4000), &time);
+    let mut model = Vec::new();
+    for i in 0..120 {
+        let r = rec(
+            T0 + i,
+            Some("k"),
+            Some(&format!("value-{i:03}-{}", "p".repeat(20))),
+        );
+        let info = log
+            .append(std::slice::from_ref(&r), ProducerFields::NONE)
+            .unwrap();
+        model.push(stored(info.base_offset, &r));
+    }
+    assert!(log.segment_count() >= 2);
+    log.close().unwrap();
+    drop(log);
+    let base = 0;
+    let index_path = dir.path().join(file_name(base, INDEX_SUFFIX));
+    let time_index_path = dir.path().join(file_name(base, TIME_INDEX_SUFFIX));
+    let original = fs::read(&index_path).unwrap();
+    let log_len = fs::metadata(dir.path().join(file_name(base, LOG_SUFFIX)))
+        .unwrap()
+        .len();
+    let (summary, index, _) = index::load(&index_path, &time_index_path, base, log_len).unwrap();
+    let entries = index.entries().to_vec();
+    assert!(entries.len() >= 4, "{entries:?}");
+    // Entry 1 moved to entry 2's batch (and entry 2 dropped), CRC and all re-sealed: the
+    // file is valid, and wrong.
+    let mut forged = index::OffsetIndex::default();
+    for (i, &(offset, position)) in entries.iter().enumerate() {
+        match i {
+            1 => forged.push(offset, entries[2].1),
+            2 => {}
+            _ => forged.push(offset, position),
+        }
+    }
+    fs::write(&index_path, index::encode_offset_index(&summary, &forged)).unwrap();
+    let mut log = open_with(dir.path(), small_config(4000), &time);
+    let (target, _) = entries[1];
+    let batches = log.read(u64::from(target), 1, u64::MAX).unwrap();
+    assert_eq!(batches[0].records[0], model[target as usize]);
+    assert_eq!(read_all(&log), model);
+    // The read had the index rebuilt as it should be.
+    log.repair_index_misses();
+    assert_eq!(fs::read(&index_path).unwrap(), original);
+}
+
 // ---------------------------------------------------------------------------------------
 // Appends, rolls, reads, flushing.
 
