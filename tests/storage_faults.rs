@@ -431,3 +431,78 @@ async fn compaction_gaps_are_recorded_and_holes_in_compacted_topics_still_found(
         "{description:?}"
     );
 }
+
+#[tokio::test]
+async fn a_damaged_offsets_partition_refuses_its_groups_instead_of_forgetting_them() {
+    use broker_embedded::group::{
+        offsets_partition_for, CONSUMER_OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
+    };
+    use broker_embedded::{
+        AutoOffsetReset, Consumer, ConsumerConfig, NoOpConsumerRebalanceListener, OffsetResetSpec,
+    };
+    let n = 60;
+    let dir = tempfile::tempdir().unwrap();
+    populated(dir.path(), n).await;
+    // Two groups in different partitions of the offsets topic.
+    let damaged_group = "billing";
+    let partition = offsets_partition_for(damaged_group, OFFSETS_TOPIC_PARTITIONS);
+    let other_group = (0..)
+        .map(|i| format!("other-{i}"))
+        .find(|g| offsets_partition_for(g, OFFSETS_TOPIC_PARTITIONS) != partition)
+        .unwrap();
+    let broker = reopen(dir.path()).await;
+    for offset in [10, 20, 30] {
+        for group in [damaged_group, other_group.as_str()] {
+            broker
+                .reset_offsets(group, "b", OffsetResetSpec::ToOffset(offset))
+                .await
+                .unwrap();
+        }
+    }
+    broker.close().await.unwrap();
+    drop(broker);
+    // The first batch of the group's offsets partition, with later commits after it.
+    let segs = segments(dir.path(), CONSUMER_OFFSETS_TOPIC, partition);
+    flip_byte(&segs[0], 70);
+
+    let broker = reopen(dir.path()).await;
+    let err = broker.describe_group(damaged_group).await.unwrap_err();
+    match &err {
+        BrokerError::GroupOffsetsOffline {
+            group,
+            partition: p,
+            ..
+        } => {
+            assert_eq!((group.as_str(), *p), (damaged_group, partition));
+        }
+        other => panic!("expected GroupOffsetsOffline, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains(&segs[0].display().to_string()),
+        "{err}"
+    );
+    // A consumer of the group is refused rather than started at auto.offset.reset.
+    let mut consumer = Consumer::new(
+        &broker,
+        ConsumerConfig {
+            group_id: Some(damaged_group.to_owned()),
+            auto_offset_reset: AutoOffsetReset::Latest,
+            ..ConsumerConfig::default()
+        },
+    );
+    let polled = async {
+        consumer
+            .subscribe(["b"], NoOpConsumerRebalanceListener)
+            .await?;
+        consumer.poll(std::time::Duration::from_millis(200)).await
+    }
+    .await;
+    assert!(
+        matches!(polled, Err(BrokerError::GroupOffsetsOffline { .. })),
+        "{polled:?}"
+    );
+    // The other group and everything else work.
+    let other = broker.describe_group(&other_group).await.unwrap();
+    assert_eq!(other.partitions[0].committed_offset, Some(30));
+    the_rest_works(&broker, n).await;
+}

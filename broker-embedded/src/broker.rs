@@ -883,6 +883,23 @@ impl Broker {
         Ok(log.last_stable_offset())
     }
 
+    /// `PartitionOffline` when the partition's log is damaged anywhere, even past every
+    /// offset a read would reach: for loaders that must see all of a partition.
+    pub(crate) fn check_online(&self, topic: &str, partition: u32) -> Result<()> {
+        let (t, p) = self.partition(topic, partition)?;
+        let log = t.partitions[p].lock()?;
+        match log.damage() {
+            Some(d) => Err(BrokerError::PartitionOffline {
+                topic: topic.to_owned(),
+                partition,
+                file: d.file.clone(),
+                offset: d.offset,
+                reason: d.reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// `(log start offset, log end offset)` of a partition.
     pub async fn offsets(&self, topic: &str, partition: u32) -> Result<(u64, u64)> {
         let (t, p) = self.partition(topic, partition)?;

@@ -311,9 +311,14 @@ impl RebalanceContext<'_> {
         self.consumer.seek(tp, offset)
     }
 
-    /// The group's committed offsets for `tps` (absent where there is none).
+    /// The group's committed offsets for `tps` (absent where there is none). A listener
+    /// runs only after its group was joined, which needs the group's offsets to be readable;
+    /// should they become unreadable meanwhile, the error is logged and nothing returned.
     pub fn committed(&self, tps: &[TopicPartition]) -> HashMap<TopicPartition, OffsetAndMetadata> {
-        self.consumer.committed_now(tps)
+        self.consumer.committed_now(tps).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read committed offsets in a rebalance listener");
+            HashMap::new()
+        })
     }
 
     /// Commits `offsets`, or the current positions of all assigned partitions with `None`,
@@ -1148,19 +1153,22 @@ impl Consumer {
     ) -> Result<HashMap<TopicPartition, OffsetAndMetadata>> {
         self.group_id()?;
         self.broker.check_open()?;
-        Ok(self.committed_now(tps))
+        self.committed_now(tps)
     }
 
-    fn committed_now(&self, tps: &[TopicPartition]) -> HashMap<TopicPartition, OffsetAndMetadata> {
+    fn committed_now(
+        &self,
+        tps: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, OffsetAndMetadata>> {
         match self.config.group_id.as_deref() {
-            Some(group) => self
+            Some(group) => Ok(self
                 .broker
                 .inner
                 .groups
-                .committed(group, tps)
+                .committed(group, tps)?
                 .into_iter()
-                .collect(),
-            None => HashMap::new(),
+                .collect()),
+            None => Ok(HashMap::new()),
         }
     }
 
@@ -1255,7 +1263,7 @@ impl Consumer {
                 .broker
                 .inner
                 .groups
-                .committed(group, std::iter::once(&tp));
+                .committed(group, std::iter::once(&tp))?;
             if let Some((_, om)) = committed.into_iter().next() {
                 debug!(partition = %tp, offset = om.offset, "starting at the committed offset");
                 self.last_committed.insert(tp, om.offset);

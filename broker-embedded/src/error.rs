@@ -41,6 +41,39 @@ pub enum BrokerError {
         reason: String,
     },
 
+    /// A group's committed offsets live in a `__consumer_offsets` partition that could not be
+    /// read when the broker opened: they can neither be read nor committed.
+    #[error(
+        "group {group}: its committed offsets are in __consumer_offsets-{partition}, which is \
+         offline: {reason}; the group cannot read or commit offsets until the partition is \
+         repaired (`streams topics repair --topic __consumer_offsets --partition {partition}`)"
+    )]
+    GroupOffsetsOffline {
+        /// The group.
+        group: String,
+        /// The `__consumer_offsets` partition.
+        partition: u32,
+        /// Why it is offline (names the file and offset).
+        reason: String,
+    },
+
+    /// A transactional id's state lives in a `__transaction_state` partition that could not
+    /// be read when the broker opened: the id cannot initialize.
+    #[error(
+        "transactional producer {transactional_id:?}: its state is in \
+         __transaction_state-{partition}, which is offline: {reason}; it cannot initialize \
+         until the partition is repaired (`streams topics repair --topic __transaction_state \
+         --partition {partition}`)"
+    )]
+    TransactionStateOffline {
+        /// The transactional id.
+        transactional_id: String,
+        /// The `__transaction_state` partition.
+        partition: u32,
+        /// Why it is offline.
+        reason: String,
+    },
+
     /// An I/O operation on a file or directory failed.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -367,6 +400,8 @@ impl BrokerError {
                 | BrokerError::CorruptMetadata { .. }
                 | BrokerError::LogPoisoned { .. }
                 | BrokerError::PartitionOffline { .. }
+                | BrokerError::GroupOffsetsOffline { .. }
+                | BrokerError::TransactionStateOffline { .. }
                 | BrokerError::CorruptOffsetsRecord { .. }
                 | BrokerError::CorruptTransactionRecord { .. }
         )

@@ -20,7 +20,7 @@
 //! harmless). Any partition still holding an open transaction after that (its `Ongoing`
 //! record was lost) gets an abort marker, so that no last stable offset stays stuck.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -238,6 +238,9 @@ fn decode_value(buf: &[u8]) -> Result<TxnMetadata, String> {
 struct State {
     txns: HashMap<String, TxnMetadata>,
     next_producer_id: i64,
+    /// Partitions of `__transaction_state` that could not be read on open, with the
+    /// reason, and the topic's partition count: their transactional ids are refused.
+    offline: (u32, BTreeMap<u32, String>),
 }
 
 /// The transaction coordinator of one broker. Every operation runs under one lock and
@@ -245,6 +248,29 @@ struct State {
 #[derive(Debug, Default)]
 pub(crate) struct TransactionCoordinator {
     state: Mutex<State>,
+}
+
+/// The reason an internal topic's partition cannot be loaded, for the errors that mean its
+/// log is offline (the damage named by file and offset).
+pub(crate) fn offline_reason(e: &BrokerError) -> Option<String> {
+    match e {
+        BrokerError::PartitionOffline {
+            file,
+            offset,
+            reason,
+            ..
+        }
+        | BrokerError::CorruptBatch {
+            file,
+            offset,
+            reason,
+            ..
+        } => Some(format!(
+            "{reason} (file {}, offset {offset})",
+            file.display()
+        )),
+        _ => None,
+    }
 }
 
 fn fenced(id: &str, producer_id: i64, epoch: i16, reason: impl Into<String>) -> BrokerError {
@@ -283,6 +309,16 @@ impl TransactionCoordinator {
         broker.check_open()?;
         let now = broker.config().time.now_ms();
         let mut state = self.lock();
+        if !state.offline.1.is_empty() {
+            let partition = offsets_partition_for(transactional_id, state.offline.0);
+            if let Some(reason) = state.offline.1.get(&partition) {
+                return Err(BrokerError::TransactionStateOffline {
+                    transactional_id: transactional_id.to_owned(),
+                    partition,
+                    reason: reason.clone(),
+                });
+            }
+        }
         Self::abort_expired_locked(&mut state, broker, now);
         let current = state.txns.get(transactional_id).cloned();
         let mut meta = match current {
@@ -567,13 +603,37 @@ impl TransactionCoordinator {
             .await?;
         let mut txns: HashMap<String, TxnMetadata> = HashMap::new();
         let partitions = broker.partition_count(TRANSACTION_STATE_TOPIC).await?;
+        let mut offline = BTreeMap::new();
         for p in 0..partitions {
-            let (start, end) = broker.offsets(TRANSACTION_STATE_TOPIC, p).await?;
+            let range = match broker.check_online(TRANSACTION_STATE_TOPIC, p) {
+                Ok(()) => broker.offsets(TRANSACTION_STATE_TOPIC, p).await,
+                Err(e) => Err(e),
+            };
+            let (start, end) = match range {
+                Ok(range) => range,
+                Err(e) => match offline_reason(&e) {
+                    Some(reason) => {
+                        offline.insert(p, reason);
+                        continue;
+                    }
+                    None => return Err(e),
+                },
+            };
             let mut next = start;
             while next < end {
-                let batches = broker
+                let fetched = broker
                     .fetch(TRANSACTION_STATE_TOPIC, p, next, 1024 * 1024, None)
-                    .await?;
+                    .await;
+                let batches = match fetched {
+                    Ok(batches) => batches,
+                    Err(e) => match offline_reason(&e) {
+                        Some(reason) => {
+                            offline.insert(p, reason);
+                            break;
+                        }
+                        None => return Err(e),
+                    },
+                };
                 if batches.is_empty() {
                     break;
                 }
@@ -611,6 +671,21 @@ impl TransactionCoordinator {
                 }
             }
         }
+        for (p, reason) in &offline {
+            let ids: Vec<&str> = txns
+                .keys()
+                .filter(|id| offsets_partition_for(id, partitions) == *p)
+                .map(String::as_str)
+                .collect();
+            tracing::error!(
+                partition = p,
+                "{TRANSACTION_STATE_TOPIC}-{p} is offline: {reason}; the transactional ids it \
+                 serves cannot initialize until it is repaired (ids found before the damage: \
+                 {})",
+                ids.join(", ")
+            );
+        }
+        txns.retain(|id, _| !offline.contains_key(&offsets_partition_for(id, partitions)));
         let mut max_pid = txns.values().map(|m| m.producer_id).max().unwrap_or(-1);
         for topic in broker.all_topics() {
             for part in &topic.partitions {
@@ -621,6 +696,7 @@ impl TransactionCoordinator {
         }
         let mut state = self.lock();
         state.next_producer_id = state.next_producer_id.max(max_pid + 1);
+        state.offline = (partitions, offline);
         let loaded = txns.len();
         let mut recovered = 0usize;
         for (id, m) in txns {
@@ -701,9 +777,19 @@ fn write_markers(
             }
             Err(e) => return Err(e),
         };
-        topic.partitions[p]
-            .lock()?
-            .append_marker(producer_id, epoch, commit, 0)?;
+        let written = topic.partitions[p]
+            .lock()
+            .and_then(|mut log| log.append_marker(producer_id, epoch, commit, 0));
+        match written {
+            Ok(_) => {}
+            Err(e @ BrokerError::PartitionOffline { .. }) => {
+                // The partition takes nothing until it is repaired; the repair truncates it
+                // at its damage and the next open aborts whatever is left open there.
+                tracing::error!(partition = %tp, producer_id, commit, error = %e, "no transaction marker for an offline partition");
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         if tp.topic == CONSUMER_OFFSETS_TOPIC {
             broker.inner.groups.complete_txn(producer_id, commit);
         }
@@ -715,7 +801,11 @@ fn write_markers(
     for tp in partitions {
         match partition_commit_point(broker, tp) {
             Ok(())
-            | Err(BrokerError::UnknownTopic { .. } | BrokerError::UnknownPartition { .. }) => {}
+            | Err(
+                BrokerError::UnknownTopic { .. }
+                | BrokerError::UnknownPartition { .. }
+                | BrokerError::PartitionOffline { .. },
+            ) => {}
             Err(e) => return Err(e),
         }
     }

@@ -15,6 +15,10 @@ use crate::broker::{Broker, NewTopic};
 use crate::error::{BrokerError, Result};
 use crate::TopicPartition;
 
+/// Transactional offsets by producer id, until their transaction's marker.
+type PendingOffsets =
+    std::collections::HashMap<i64, Vec<(String, TopicPartition, CommittedOffset)>>;
+
 /// `offsets.topic.segment.bytes`, Kafka's default: 100 MiB.
 const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 /// How much one read of `__consumer_offsets` asks for while loading.
@@ -58,91 +62,65 @@ impl Broker {
 
     /// Reads every record of `__consumer_offsets`, in order, into the cache. A record that
     /// cannot be decoded is corruption and fails the open; a key of another version (a record
-    /// kind this build does not know) is skipped with a warning.
+    /// kind this build does not know) is skipped with a warning. A partition that is offline
+    /// (a damaged file) is loaded not at all: its groups get `GroupOffsetsOffline` until it
+    /// is repaired, rather than no offsets (which would restart them elsewhere).
     async fn load_offsets(&self) -> Result<()> {
         let partitions = self.partition_count(CONSUMER_OFFSETS_TOPIC).await?;
         let mut entries = Vec::new();
-        // Transactional offsets by producer id, until their transaction's marker.
-        #[allow(clippy::type_complexity, reason = "a plain map of lists")]
-        let mut pending: std::collections::HashMap<
-            i64,
-            Vec<(String, TopicPartition, super::state::CommittedOffset)>,
-        > = std::collections::HashMap::new();
+        let mut pending: PendingOffsets = std::collections::HashMap::new();
         let mut skipped = 0usize;
+        let mut offline = BTreeMap::new();
         for p in 0..partitions {
-            let corrupt = |offset: u64, reason: String| BrokerError::CorruptOffsetsRecord {
-                partition: p,
-                offset,
-                reason,
-            };
-            let (start, end) = self.offsets(CONSUMER_OFFSETS_TOPIC, p).await?;
-            let mut next = start;
-            while next < end {
-                let batches = self
-                    .fetch(CONSUMER_OFFSETS_TOPIC, p, next, LOAD_FETCH_BYTES, None)
-                    .await?;
-                if batches.is_empty() {
-                    warn!(
+            let mut part_entries = Vec::new();
+            let mut part_pending: PendingOffsets = std::collections::HashMap::new();
+            let loaded = self
+                .load_offsets_partition(p, &mut part_entries, &mut part_pending, &mut skipped)
+                .await;
+            match loaded {
+                Ok(()) => {
+                    entries.extend(part_entries);
+                    for (pid, offsets) in part_pending {
+                        pending.entry(pid).or_default().extend(offsets);
+                    }
+                }
+                Err(
+                    BrokerError::PartitionOffline {
+                        file,
+                        offset,
+                        reason,
+                        ..
+                    }
+                    | BrokerError::CorruptBatch {
+                        file,
+                        offset,
+                        reason,
+                        ..
+                    },
+                ) => {
+                    let groups: BTreeSet<&str> = part_entries
+                        .iter()
+                        .map(|(g, _, _)| g.as_str())
+                        .chain(part_pending.values().flatten().map(|(g, _, _)| g.as_str()))
+                        .collect();
+                    let groups = groups.into_iter().collect::<Vec<_>>().join(", ");
+                    tracing::error!(
                         partition = p,
-                        offset = next,
-                        log_end_offset = end,
-                        "reading the offsets topic returned nothing before its end"
+                        file = %file.display(),
+                        offset,
+                        "{CONSUMER_OFFSETS_TOPIC}-{p} is offline: {reason}; the committed offsets of the groups it serves cannot be read (groups found before the damage: {groups})"
                     );
-                    break;
+                    offline.insert(
+                        p,
+                        format!(
+                            "{reason} (file {}, offset {offset}; groups found before the \
+                             damage: {})",
+                            file.display(),
+                            if groups.is_empty() { "none" } else { &groups }
+                        ),
+                    );
                 }
-                for batch in batches {
-                    next = next.max(batch.info.last_offset + 1);
-                    let pid = batch.info.producer_id;
-                    if batch.info.control {
-                        let commit = batch
-                            .records
-                            .first()
-                            .and_then(|r| r.key.as_deref())
-                            .and_then(crate::log::control_is_commit);
-                        let done = pending.remove(&pid).unwrap_or_default();
-                        if commit == Some(true) {
-                            entries.extend(done.into_iter().map(|(g, tp, c)| (g, tp, Some(c))));
-                        }
-                        continue;
-                    }
-                    for record in batch.records {
-                        let Some(key) = record.key.as_deref() else {
-                            return Err(corrupt(record.offset, "the record has no key".to_owned()));
-                        };
-                        let key = match OffsetKey::decode(key) {
-                            Ok(DecodedKey::Offset(key)) => key,
-                            Ok(DecodedKey::Unknown { version }) => {
-                                skipped += 1;
-                                warn!(
-                                    partition = p,
-                                    offset = record.offset,
-                                    version,
-                                    "skipping an offsets-topic record with an unknown key version"
-                                );
-                                continue;
-                            }
-                            Err(e) => return Err(corrupt(record.offset, e.to_string())),
-                        };
-                        let value = match record.value.as_deref() {
-                            None => None,
-                            Some(bytes) => match OffsetValue::decode(bytes) {
-                                Ok(v) => Some(CommittedOffset {
-                                    offset: v.offset,
-                                    metadata: v.metadata,
-                                    commit_timestamp: v.commit_timestamp,
-                                }),
-                                Err(e) => return Err(corrupt(record.offset, e.to_string())),
-                            },
-                        };
-                        let tp = TopicPartition::new(key.topic, key.partition);
-                        match value {
-                            Some(c) if batch.info.transactional => {
-                                pending.entry(pid).or_default().push((key.group, tp, c))
-                            }
-                            value => entries.push((key.group, tp, value)),
-                        }
-                    }
-                }
+                Err(e) => return Err(e),
             }
         }
         info!(
@@ -151,6 +129,93 @@ impl Broker {
         );
         self.inner.groups.load(entries);
         self.inner.groups.load_pending(pending);
+        self.inner.groups.set_offline(partitions, offline);
+        Ok(())
+    }
+
+    /// Reads one partition of `__consumer_offsets` into `entries` and `pending`.
+    async fn load_offsets_partition(
+        &self,
+        p: u32,
+        entries: &mut Vec<(String, TopicPartition, Option<CommittedOffset>)>,
+        pending: &mut PendingOffsets,
+        skipped: &mut usize,
+    ) -> Result<()> {
+        let corrupt = |offset: u64, reason: String| BrokerError::CorruptOffsetsRecord {
+            partition: p,
+            offset,
+            reason,
+        };
+        self.check_online(CONSUMER_OFFSETS_TOPIC, p)?;
+        let (start, end) = self.offsets(CONSUMER_OFFSETS_TOPIC, p).await?;
+        let mut next = start;
+        while next < end {
+            let batches = self
+                .fetch(CONSUMER_OFFSETS_TOPIC, p, next, LOAD_FETCH_BYTES, None)
+                .await?;
+            if batches.is_empty() {
+                warn!(
+                    partition = p,
+                    offset = next,
+                    log_end_offset = end,
+                    "reading the offsets topic returned nothing before its end"
+                );
+                break;
+            }
+            for batch in batches {
+                next = next.max(batch.info.last_offset + 1);
+                let pid = batch.info.producer_id;
+                if batch.info.control {
+                    let commit = batch
+                        .records
+                        .first()
+                        .and_then(|r| r.key.as_deref())
+                        .and_then(crate::log::control_is_commit);
+                    let done = pending.remove(&pid).unwrap_or_default();
+                    if commit == Some(true) {
+                        entries.extend(done.into_iter().map(|(g, tp, c)| (g, tp, Some(c))));
+                    }
+                    continue;
+                }
+                for record in batch.records {
+                    let Some(key) = record.key.as_deref() else {
+                        return Err(corrupt(record.offset, "the record has no key".to_owned()));
+                    };
+                    let key = match OffsetKey::decode(key) {
+                        Ok(DecodedKey::Offset(key)) => key,
+                        Ok(DecodedKey::Unknown { version }) => {
+                            *skipped += 1;
+                            warn!(
+                                partition = p,
+                                offset = record.offset,
+                                version,
+                                "skipping an offsets-topic record with an unknown key version"
+                            );
+                            continue;
+                        }
+                        Err(e) => return Err(corrupt(record.offset, e.to_string())),
+                    };
+                    let value = match record.value.as_deref() {
+                        None => None,
+                        Some(bytes) => match OffsetValue::decode(bytes) {
+                            Ok(v) => Some(CommittedOffset {
+                                offset: v.offset,
+                                metadata: v.metadata,
+                                commit_timestamp: v.commit_timestamp,
+                            }),
+                            Err(e) => return Err(corrupt(record.offset, e.to_string())),
+                        },
+                    };
+                    let tp = TopicPartition::new(key.topic, key.partition);
+                    match value {
+                        Some(c) if batch.info.transactional => {
+                            pending.entry(pid).or_default().push((key.group, tp, c))
+                        }
+                        value => entries.push((key.group, tp, value)),
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -176,6 +241,7 @@ impl Broker {
     /// `listConsumerGroupOffsets`). An unknown group is [`BrokerError::GroupIdNotFound`].
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         self.check_open()?;
+        self.inner.groups.check_group(group)?;
         let snapshot = self.inner.groups.snapshot(self, group).ok_or_else(|| {
             BrokerError::GroupIdNotFound {
                 group: group.to_owned(),
@@ -253,6 +319,7 @@ impl Broker {
     ) -> Result<Vec<(TopicPartition, u64)>> {
         self.check_open()?;
         validate_group_id(group)?;
+        self.inner.groups.check_group(group)?;
         let partitions = self.partition_count(topic).await?;
         let committed = self.inner.groups.all_committed(group);
         let mut targets = Vec::with_capacity(partitions as usize);

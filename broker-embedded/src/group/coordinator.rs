@@ -70,6 +70,10 @@ pub(crate) struct GroupCoordinator {
     #[allow(clippy::type_complexity, reason = "a plain map of lists")]
     pending_txn:
         Mutex<std::collections::HashMap<i64, Vec<(String, TopicPartition, CommittedOffset)>>>,
+    /// Partitions of `__consumer_offsets` that could not be read when the broker opened,
+    /// with the reason, and the topic's partition count: the groups they serve can neither
+    /// read nor commit offsets (serving none would restart them from `auto.offset.reset`).
+    offline: Mutex<(u32, BTreeMap<u32, String>)>,
 }
 
 impl Default for GroupCoordinator {
@@ -85,6 +89,29 @@ impl GroupCoordinator {
             changed: Notify::new(),
             timer: Mutex::new(None),
             pending_txn: Mutex::new(std::collections::HashMap::new()),
+            offline: Mutex::new((0, BTreeMap::new())),
+        }
+    }
+
+    /// Records the `__consumer_offsets` partitions that could not be loaded.
+    pub(crate) fn set_offline(&self, partitions: u32, offline: BTreeMap<u32, String>) {
+        *self.offline.lock().unwrap_or_else(|p| p.into_inner()) = (partitions, offline);
+    }
+
+    /// `GroupOffsetsOffline` when `group`'s offsets partition could not be loaded.
+    pub(crate) fn check_group(&self, group: &str) -> Result<()> {
+        let offline = self.offline.lock().unwrap_or_else(|p| p.into_inner());
+        if offline.1.is_empty() {
+            return Ok(());
+        }
+        let partition = super::offsets_partition_for(group, offline.0);
+        match offline.1.get(&partition) {
+            Some(reason) => Err(BrokerError::GroupOffsetsOffline {
+                group: group.to_owned(),
+                partition,
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -121,6 +148,7 @@ impl GroupCoordinator {
         request: JoinRequest,
     ) -> Result<String> {
         broker.check_open()?;
+        self.check_group(group)?;
         let mut groups = self.lock();
         let result = groups.join(group, member_id, request, Self::now(broker), broker);
         self.finish(groups);
@@ -170,8 +198,9 @@ impl GroupCoordinator {
         &self,
         group: &str,
         tps: impl IntoIterator<Item = &'a TopicPartition>,
-    ) -> Vec<(TopicPartition, OffsetAndMetadata)> {
-        self.lock().committed(group, tps)
+    ) -> Result<Vec<(TopicPartition, OffsetAndMetadata)>> {
+        self.check_group(group)?;
+        Ok(self.lock().committed(group, tps))
     }
 
     /// Every committed offset of `group`.
@@ -230,6 +259,7 @@ impl GroupCoordinator {
         offsets: &[(TopicPartition, OffsetAndMetadata)],
     ) -> Result<Option<u32>> {
         broker.check_open()?;
+        self.check_group(group)?;
         if offsets.is_empty() {
             return Ok(None);
         }
@@ -253,6 +283,7 @@ impl GroupCoordinator {
         offsets: Option<&[(TopicPartition, OffsetAndMetadata)]>,
     ) -> Result<Option<u32>> {
         broker.check_open()?;
+        self.check_group(group)?;
         let now = Self::now(broker);
         let mut groups = self.lock();
         groups.expire(now, broker);
@@ -395,6 +426,7 @@ impl GroupCoordinator {
         offsets: &[(TopicPartition, OffsetAndMetadata)],
     ) -> Result<Option<u32>> {
         broker.check_open()?;
+        self.check_group(&metadata.group_id)?;
         if offsets.is_empty() {
             return Ok(None);
         }
@@ -689,7 +721,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            broker.inner.groups.committed("my-group", [&tp]),
+            broker.inner.groups.committed("my-group", [&tp]).unwrap(),
             vec![(tp.clone(), OffsetAndMetadata::with_metadata(42, "m"))]
         );
         // Unknown partitions are refused before anything is written.
