@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use broker_embedded::partitioner::partition_for_key;
-use broker_embedded::{Broker, BrokerConfig};
+use broker_embedded::{Broker, BrokerConfig, NewTopic, Producer, ProducerRecord};
 
 /// Longest any one run of the binary may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -1262,6 +1262,236 @@ fn reset_offsets_moves_the_committed_offsets() {
         "error: unknown topic nope"
     );
     assert_eq!(ok(dir, &["groups", "list"], ""), "g\nnew\n");
+}
+
+/// Runs `work` on a runtime of its own, on the broker in `dir` (created if missing), and
+/// closes the broker: for writing what the CLI cannot (records with chosen timestamps).
+fn with_broker_at<F, Fut>(dir: &Path, work: F)
+where
+    F: FnOnce(Broker) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let broker = Broker::open(dir, BrokerConfig::default()).await.unwrap();
+        work(broker.clone()).await;
+        broker.close().await.unwrap();
+    });
+}
+
+/// Creates `topic` in the broker in `dir` with one partition per entry of `timestamps`, and
+/// writes one record per timestamp, in order (`produce` stamps records with the time of
+/// sending, so a test that needs chosen timestamps writes through the broker).
+fn write_timed(dir: &Path, topic: &str, timestamps: &[&[i64]]) {
+    with_broker_at(dir, |broker| async move {
+        let partitions = u32::try_from(timestamps.len()).unwrap();
+        broker
+            .create_topic(NewTopic::new(topic, partitions))
+            .await
+            .unwrap();
+        let producer = Producer::new(&broker);
+        for (p, times) in (0..).zip(timestamps) {
+            for &ts in *times {
+                producer
+                    .send(
+                        ProducerRecord::new(topic.to_owned(), format!("at {ts}"))
+                            .partition(p)
+                            .timestamp(ts),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn reset_offsets_to_a_datetime_takes_the_first_record_at_or_after_it() {
+    const HOUR: i64 = 3_600_000;
+    const MINUTE: i64 = 60_000;
+    /// 2024-05-01T10:00:00Z.
+    const TEN: i64 = 1_714_557_600_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Partition 0 at 10:00, 11:00, 12:00, 13:00; partition 1 at 09:00, 11:45, 12:30 (UTC).
+    write_timed(
+        dir,
+        "r",
+        &[
+            &[TEN, TEN + HOUR, TEN + 2 * HOUR, TEN + 3 * HOUR],
+            &[
+                TEN - HOUR,
+                TEN + HOUR + 45 * MINUTE,
+                TEN + 2 * HOUR + 30 * MINUTE,
+            ],
+        ],
+    );
+    let ends = [4u64, 3];
+    for (datetime, want) in [
+        ("2024-05-01T11:30:00.000Z", [2, 1]),
+        // The same instant at another offset, and without a zone (UTC, as in Kafka).
+        ("2024-05-01T13:30:00.000+02:00", [2, 1]),
+        ("2024-05-01T06:30:00.000-0500", [2, 1]),
+        ("2024-05-01T11:30:00.000", [2, 1]),
+        // A record exactly at the time is the one reset to.
+        ("2024-05-01T12:00:00.000Z", [2, 2]),
+        ("2024-05-01T11:00:00Z", [1, 1]),
+        ("2024-05-01T00:00:00.000Z", [0, 0]),
+        // Every record older: the log end offset.
+        ("2024-05-01T13:00:00.001Z", ends),
+        ("2030-01-01T00:00:00.000Z", ends),
+    ] {
+        assert_eq!(
+            reset(dir, "g", "r", &["--to-datetime", datetime]),
+            reset_table("g", "r", &want),
+            "{datetime}"
+        );
+        assert_group_offsets(dir, "g", "r", &want, &ends);
+    }
+
+    // A value without a zone is UTC whatever the local time zone.
+    let mut cmd = command(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "tz",
+            "--topic",
+            "r",
+            "--to-datetime",
+            "2024-05-01T11:30:00.000",
+        ],
+    );
+    cmd.env("TZ", "Asia/Tokyo");
+    let r = run_cmd(cmd, "");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_group_offsets(dir, "tz", "r", &[2, 1], &ends);
+
+    // A dry run prints the same and changes nothing.
+    assert_eq!(
+        reset(
+            dir,
+            "g",
+            "r",
+            &["--to-datetime", "2024-05-01T12:00:00.000Z", "--dry-run"]
+        ),
+        reset_table("g", "r", &[2, 2])
+    );
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+
+    // A consume of the group starts at the reset offsets.
+    reset(
+        dir,
+        "g",
+        "r",
+        &["--to-datetime", "2024-05-01T12:15:00.000Z"],
+    );
+    let out = consume(
+        dir,
+        &["--topic", "r", "--group", "g", "--timeout-ms", "300"],
+        2,
+    );
+    let mut values: Vec<&str> = out.lines().collect();
+    values.sort_unstable();
+    let at = |ts: i64| format!("at {ts}");
+    assert_eq!(
+        values,
+        [at(TEN + 2 * HOUR + 30 * MINUTE), at(TEN + 3 * HOUR)]
+    );
+
+    // Bad values are usage errors naming the value and the expected format.
+    for (flag, value) in [
+        ("--to-datetime", "2024-05-01 11:30:00"),
+        ("--to-datetime", "2024-05-01T25:00:00.000Z"),
+        ("--to-datetime", "2024-05-01T11:30:00.000+2"),
+        ("--by-duration", "90m"),
+        ("--by-duration", "PT1H30"),
+        ("--by-duration", "-PT1H"),
+    ] {
+        let flag_value = format!("{flag}={value}");
+        let args = [
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "r",
+            &flag_value,
+        ];
+        let r = run(dir, &args, "");
+        let line = expect_one_error_line(&r, value);
+        assert_eq!(r.code, Some(2), "{r:?}");
+        assert!(line.contains(&format!("'{value}'")), "{line}");
+        assert!(line.contains("expected "), "{line}");
+        let format = if flag == "--to-datetime" {
+            "YYYY-MM-DDTHH:mm:SS.sss"
+        } else {
+            "PnDTnHnMnS"
+        };
+        assert!(line.contains(format), "{line}");
+    }
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+}
+
+#[test]
+fn reset_offsets_by_duration_goes_back_from_now() {
+    const HOUR: i64 = 3_600_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let now = i64::try_from(now).unwrap();
+    // Three hours, two hours and one hour ago, and a moment ago.
+    write_timed(
+        dir,
+        "d",
+        &[&[now - 3 * HOUR, now - 2 * HOUR, now - HOUR, now - 1]],
+    );
+    let ends = [4u64];
+    for (duration, want) in [
+        ("PT90M", 2),
+        ("PT1H30M", 2),
+        ("PT2H30M", 1),
+        ("P1D", 0),
+        ("P1DT2H", 0),
+        ("pt150m", 1),
+        ("PT5400S", 2),
+        // Every record is older than now: the log end offset.
+        ("PT0S", 4),
+    ] {
+        assert_eq!(
+            reset(dir, "g", "d", &["--by-duration", duration]),
+            reset_table("g", "d", &[want]),
+            "{duration}"
+        );
+        assert_group_offsets(dir, "g", "d", &[want], &ends);
+    }
+    // One target only.
+    let r = run(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "d",
+            "--by-duration",
+            "PT1H",
+            "--to-datetime",
+            "2024-05-01T00:00:00.000Z",
+        ],
+        "",
+    );
+    let line = expect_one_error_line(&r, "two targets");
+    assert_eq!(r.code, Some(2));
+    assert!(line.contains("cannot be used with"), "{line}");
 }
 
 #[test]
