@@ -748,6 +748,7 @@ fn compact_keeps_the_latest_value_per_key() {
 fn usage_and_broker_errors_are_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    ok(dir, &["topics", "create", "--topic", "existing"], "");
 
     let err = fails(
         dir,
@@ -802,7 +803,11 @@ fn usage_and_broker_errors_are_one_line() {
     assert!(err.contains("expected KEY=VALUE"), "{err}");
     let err = fails(dir, &["topics", "create", "--topic", "bad/name"], "");
     assert!(err.contains("invalid topic name \"bad/name\""), "{err}");
-    assert_eq!(ok(dir, &["topics", "list"], ""), "", "nothing was created");
+    assert_eq!(
+        ok(dir, &["topics", "list"], ""),
+        "existing\n",
+        "nothing was created"
+    );
 
     let err = fails(dir, &["consume", "--topic", "t", "--offset", "1"], "");
     assert!(err.contains("--partition"), "{err}");
@@ -811,9 +816,13 @@ fn usage_and_broker_errors_are_one_line() {
 
     let missing = dir.join("missing");
     let err = fails(&missing, &["topics", "list"], "");
-    assert_eq!(
-        err,
-        format!("error: data dir {} does not exist", missing.display())
+    assert!(
+        err.starts_with(&format!(
+            "error: no broker in {}: the dir does not exist; did you mean --data-dir {}?",
+            missing.display(),
+            dir.display()
+        )),
+        "{err}"
     );
     assert!(!missing.exists());
 }
@@ -1660,7 +1669,11 @@ fn group_errors_are_one_line() {
     let missing = dir.join("missing");
     assert_eq!(
         fails(&missing, &["groups", "list"], ""),
-        format!("error: data dir {} does not exist", missing.display())
+        format!(
+            "error: no broker in {}: the dir does not exist; did you mean --data-dir {}?",
+            missing.display(),
+            dir.display()
+        )
     );
     assert!(!missing.exists());
 }
@@ -1783,5 +1796,234 @@ fn a_group_consume_that_fails_commits_only_what_it_printed() {
             1
         ),
         "3\n"
+    );
+}
+
+/// Every file and dir under `dir`, with its size and modification time, sorted: to show that
+/// a command left a dir exactly as it was. A missing dir is an empty list.
+fn snapshot(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            out.push(format!(
+                "{} {} {:?}",
+                path.strip_prefix(root).unwrap().display(),
+                meta.len(),
+                meta.modified().unwrap()
+            ));
+            if meta.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(meta) = std::fs::metadata(dir) {
+        out.push(format!(". {:?}", meta.modified().unwrap()));
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The commands that need an existing broker, with what they need on stdin.
+const COMMANDS_THAT_CREATE_NOTHING: &[&[&str]] = &[
+    &["consume", "--topic", "t", "--timeout-ms", "100"],
+    &[
+        "consume",
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--timeout-ms",
+        "100",
+    ],
+    &["topics", "list"],
+    &["topics", "describe"],
+    &["topics", "describe", "--topic", "t"],
+    &["groups", "list"],
+    &["groups", "describe", "--group", "g"],
+    &["topics", "delete", "--topic", "t"],
+    &["topics", "compact", "--topic", "t"],
+    &[
+        "groups",
+        "reset-offsets",
+        "--group",
+        "g",
+        "--topic",
+        "t",
+        "--to-earliest",
+    ],
+    &["groups", "delete", "--group", "g"],
+    // Without --partitions, produce cannot create its topic.
+    &["produce", "--topic", "t"],
+];
+
+#[test]
+fn a_dir_without_a_broker_is_refused_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let unrelated = tmp.path().join("unrelated");
+    std::fs::create_dir_all(unrelated.join("sub")).unwrap();
+    std::fs::write(unrelated.join("notes.txt"), "keep me").unwrap();
+    let missing = tmp.path().join("missing");
+    let create = "create one with 'streams topics create --topic T' (or 'streams produce \
+                  --partitions N'), or pass the data dir of an existing broker or application";
+
+    for args in COMMANDS_THAT_CREATE_NOTHING {
+        for (dir, what) in [
+            (&empty, "it has no meta/topics dir"),
+            (&unrelated, "it has no meta/topics dir"),
+            (&missing, "the dir does not exist"),
+        ] {
+            let before = snapshot(tmp.path());
+            let err = fails(dir, args, "x\n");
+            assert_eq!(
+                err,
+                format!("error: no broker in {}: {what}; {create}", dir.display()),
+                "{args:?}"
+            );
+            assert_eq!(
+                snapshot(tmp.path()),
+                before,
+                "{args:?} on {}",
+                dir.display()
+            );
+        }
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+    // Commands that create may still make a new broker there.
+    ok(&empty, &["topics", "create", "--topic", "t"], "");
+    assert_eq!(ok(&empty, &["topics", "list"], ""), "t\n");
+    produce(&missing, "p", &["--partitions", "1"], "x\n");
+    assert_eq!(ok(&missing, &["topics", "list"], ""), "p\n");
+}
+
+#[test]
+fn a_dir_near_a_broker_is_named_in_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let apps = tmp.path().join("apps");
+    let app = apps.join("wordcount");
+    with_broker_at(&app.join("broker"), |_| async {});
+    std::fs::create_dir_all(app.join("state")).unwrap();
+    for (dir, near) in [
+        (apps.clone(), app.clone()),
+        (app.join("state"), app.clone()),
+        (app.join("sate"), app.clone()),
+    ] {
+        let before = snapshot(tmp.path());
+        assert_eq!(
+            fails(&dir, &["topics", "list"], ""),
+            format!(
+                "error: no broker in {}: {}; did you mean --data-dir {}?",
+                dir.display(),
+                if dir.exists() {
+                    "it has no meta/topics dir"
+                } else {
+                    "the dir does not exist"
+                },
+                near.display()
+            )
+        );
+        assert_eq!(snapshot(tmp.path()), before, "{}", dir.display());
+    }
+}
+
+#[test]
+fn the_cli_takes_the_data_dir_of_an_application() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Laid out as the examples lay it out: DIR/broker and DIR/state.
+    let app = tmp.path().join("wordcount-data");
+    let broker_dir = app.join("broker");
+    with_broker_at(&broker_dir, |broker| async move {
+        broker
+            .create_topic(NewTopic::new("word-counts", 1))
+            .await
+            .unwrap();
+        let producer = Producer::new(&broker);
+        for (word, count) in [("hello", 2i64), ("world", 1)] {
+            producer
+                .send(
+                    ProducerRecord::new("word-counts", count.to_be_bytes().to_vec())
+                        .key(word.to_owned()),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    std::fs::create_dir_all(app.join("state").join("wordcount").join("0_0")).unwrap();
+    let app_entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(&app)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(app_entries(), ["broker", "state"]);
+
+    let out = consume(
+        &app,
+        &[
+            "--topic",
+            "word-counts",
+            "--from-beginning",
+            "--print-key",
+            "--value-format",
+            "i64",
+            "--timeout-ms",
+            "300",
+        ],
+        2,
+    );
+    assert_eq!(out, "hello\t2\nworld\t1\n");
+    assert_eq!(ok(&app, &["topics", "list"], ""), "word-counts\n");
+
+    // Writes go to the application's broker, not to a second one beside it.
+    assert_eq!(
+        produce(&app, "text-lines", &["--partitions", "1"], "to be or not\n"),
+        "wrote 1 records to text-lines\n"
+    );
+    ok(&app, &["topics", "create", "--topic", "other"], "");
+    assert_eq!(app_entries(), ["broker", "state"]);
+    assert_eq!(
+        ok(&broker_dir, &["topics", "list"], ""),
+        "other\ntext-lines\nword-counts\n"
+    );
+    consume(
+        &app,
+        &[
+            "--topic",
+            "text-lines",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--timeout-ms",
+            "300",
+        ],
+        1,
+    );
+    assert_group_offsets(&app, "g", "text-lines", &[1], &[1]);
+
+    // The switch is logged at info level.
+    let mut cmd = command(&app, &["topics", "list"]);
+    cmd.env("RUST_LOG", "info");
+    let r = run_cmd(cmd, "");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the data dir holds no broker but its broker/ dir does"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("broker_dir={}", broker_dir.display())),
+        "{r:?}"
     );
 }

@@ -163,7 +163,13 @@ pub(crate) async fn run(
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let topic = args.topic.clone();
-    let (written, outcome) = with_broker(dir, DirMode::Create, |broker| {
+    // Without --partitions the topic must exist, so there must be a broker already.
+    let mode = if args.partitions.is_some() {
+        DirMode::Create
+    } else {
+        DirMode::MustExist
+    };
+    let (written, outcome) = with_broker(dir, mode, |broker| {
         produce(broker, args, input, show_progress)
     })
     .await?;
