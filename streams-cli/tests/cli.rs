@@ -234,7 +234,7 @@ fn produce_keyed_lines_then_consume_them_exactly() {
         &["--key-separator", ":", "--partitions", "1"],
         "a:one\nb:two:with colon\r\na:\n",
     );
-    assert_eq!(out, "wrote 3 records to words\n");
+    assert_eq!(out, "wrote 3 records to words (partition 0: offsets 0-2)\n");
 
     let out = consume(
         dir,
@@ -298,7 +298,6 @@ fn keyed_records_land_in_the_partition_kafka_picks() {
         &["--key-separator", "\t", "--partitions", "4"],
         &input,
     );
-    assert_eq!(out, "wrote 60 records to events\n");
 
     // The expected lines: partition by murmur2, offsets in input order per partition.
     let mut next_offset = vec![0u64; partitions as usize];
@@ -312,6 +311,20 @@ fn keyed_records_land_in_the_partition_kafka_picks() {
     assert!(
         next_offset.iter().filter(|n| **n > 0).count() > 1,
         "the keys spread over several partitions"
+    );
+    // The summary names each partition written to and its offsets.
+    let ranges: Vec<String> = next_offset
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(p, n)| match n {
+            1 => format!("partition {p}: offset 0"),
+            n => format!("partition {p}: offsets 0-{}", n - 1),
+        })
+        .collect();
+    assert_eq!(
+        out,
+        format!("wrote 60 records to events ({})\n", ranges.join(", "))
     );
 
     let out = consume(
@@ -646,15 +659,19 @@ fn bad_input_lines_fail_naming_the_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     ok(dir, &["topics", "create", "--topic", "t"], "");
-    let err = fails(
+    let r = run(
         dir,
         &["produce", "--topic", "t", "--key-separator", ":"],
         "a:1\nb:2\nno separator\nc:3\n",
     );
     assert_eq!(
-        err,
+        expect_one_error_line(&r, "a line without the separator"),
         "error: line 3: no key separator \":\" in \"no separator\" (the 2 records before it \
          were written to t)"
+    );
+    assert_eq!(
+        r.stdout,
+        "wrote 2 records to t (partition 0: offsets 0-1)\n"
     );
     let out = consume(
         dir,
@@ -663,26 +680,155 @@ fn bad_input_lines_fail_naming_the_line() {
     );
     assert_eq!(out, "1\n2\n");
 
-    let err = fails(
+    let r = run(
         dir,
         &["produce", "--topic", "t", "--value-format", "i64"],
         "12\nabc\n",
     );
     assert_eq!(
-        err,
+        expect_one_error_line(&r, "a bad i64"),
         "error: line 2: value is not valid i64: \"abc\" is not a 64-bit decimal integer (the 1 \
          record before it was written to t)"
     );
-    let err = fails(
+    assert_eq!(r.stdout, "wrote 1 records to t (partition 0: offset 2)\n");
+    let r = run(
         dir,
         &["produce", "--topic", "t", "--value-format", "json"],
         "{\n",
     );
+    let err = expect_one_error_line(&r, "bad json on the first line");
     assert!(
         err.starts_with("error: line 1: value is not valid json: EOF while parsing"),
         "{err}"
     );
     assert!(err.ends_with("(nothing was written to t)"), "{err}");
+    assert_eq!(r.stdout, "", "nothing written, no summary");
+}
+
+#[test]
+fn a_produce_that_fails_later_prints_what_it_wrote_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &["topics", "create", "--topic", "t", "--partitions", "2"],
+        "",
+    );
+    // Keys that Kafka's partitioner sends to partition 0 and to partition 1.
+    let key_for = |p: u32| {
+        (0..)
+            .map(|i| format!("key{i}"))
+            .find(|k| partition_for_key(k.as_bytes(), 2) == p)
+            .unwrap()
+    };
+    let (k0, k1) = (key_for(0), key_for(1));
+    // Records already there: the summary gives the offsets this run wrote.
+    assert_eq!(
+        produce(
+            dir,
+            "t",
+            &["--key-separator", "=", "--value-format", "json"],
+            &format!("{k0}=1\n{k0}=2\n{k1}=3\n"),
+        ),
+        "wrote 3 records to t (partition 0: offsets 0-1, partition 1: offset 0)\n"
+    );
+
+    // A bad JSON value on line 5, in the same batch as the good lines before it, and in a
+    // later batch (--batch-size 2).
+    let input =
+        format!("{k0}={{\"n\": 4}}\n{k1}=[5]\n{k1}=\"six\"\n{k0}=7\n{k1}={{\"n\": \n{k0}=9\n");
+    for batch_size in ["1000", "2"] {
+        let r = run(
+            dir,
+            &[
+                "produce",
+                "--topic",
+                "t",
+                "--key-separator",
+                "=",
+                "--value-format",
+                "json",
+                "--batch-size",
+                batch_size,
+            ],
+            &input,
+        );
+        let err = expect_one_error_line(&r, "bad json on line 5");
+        assert!(
+            err.starts_with("error: line 5: value is not valid json: "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("(the 4 records before it were written to t)"),
+            "{err}"
+        );
+        let (p0, p1) = if batch_size == "1000" { (2, 1) } else { (4, 3) };
+        assert_eq!(
+            r.stdout,
+            format!(
+                "wrote 4 records to t (partition 0: offsets {p0}-{}, partition 1: offsets \
+                 {p1}-{})\n",
+                p0 + 1,
+                p1 + 1
+            ),
+            "batch size {batch_size}"
+        );
+    }
+    let out = consume(
+        dir,
+        &[
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            "0",
+            "--print-offset",
+            "--timeout-ms",
+            "300",
+        ],
+        6,
+    );
+    assert_eq!(out, "0\t1\n1\t2\n2\t{\"n\":4}\n3\t7\n4\t{\"n\":4}\n5\t7\n");
+
+    // A send the broker refuses after earlier sends went through: a compacted topic takes
+    // no record without a key.
+    ok(
+        dir,
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "table",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+        "",
+    );
+    let r = run(
+        dir,
+        &[
+            "produce",
+            "--topic",
+            "table",
+            "--key-separator",
+            ":",
+            "--null-marker",
+            "NULL",
+            "--batch-size",
+            "1",
+        ],
+        "a:1\nb:2\nNULL:3\nc:4\n",
+    );
+    let err = expect_one_error_line(&r, "a keyless record on a compacted topic");
+    assert!(
+        err.starts_with("error: sending line 3 to table: topic table: record rejected: "),
+        "{err}"
+    );
+    assert_eq!(
+        r.stdout,
+        "wrote 2 records to table (partition 0: offsets 0-1)\n"
+    );
 }
 
 #[test]
@@ -1988,7 +2134,7 @@ fn the_cli_takes_the_data_dir_of_an_application() {
     // Writes go to the application's broker, not to a second one beside it.
     assert_eq!(
         produce(&app, "text-lines", &["--partitions", "1"], "to be or not\n"),
-        "wrote 1 records to text-lines\n"
+        "wrote 1 records to text-lines (partition 0: offset 0)\n"
     );
     ok(&app, &["topics", "create", "--topic", "other"], "");
     assert_eq!(app_entries(), ["broker", "state"]);
