@@ -22,7 +22,8 @@ use crate::iso8601;
     arg_required_else_help = false
 )]
 pub(crate) struct Cli {
-    /// The broker's data dir (required).
+    /// The broker's data dir, or an application's data dir whose broker is in DIR/broker
+    /// (required).
     #[arg(long, global = true, value_name = "DIR", env = "STREAMS_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
