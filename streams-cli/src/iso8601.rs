@@ -57,6 +57,9 @@ fn parse_offset(zone: &str) -> Option<i32> {
         b'-' => (-1, &zone[1..]),
         _ => return None,
     };
+    if !digits.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
     let (hours, minutes) = match digits.len() {
         2 => (digits, "00"),
         4 => digits.split_at(2),
@@ -225,6 +228,19 @@ mod tests {
             ("2024-05-01T10:00:00.000EST", "not a valid date and time"),
             ("2024-05-01", "no 'T'"),
             ("2024-05-01T", "not a valid date and time"),
+            (
+                "2024-05-01T10:00:00.000+a\u{e9}b",
+                "the zone \"+a\u{e9}b\" is not",
+            ),
+            (
+                "2024-05-01T10:00:00.000-\u{e9}\u{e9}",
+                "the zone \"-\u{e9}\u{e9}\" is not",
+            ),
+            (
+                "2024-05-01T10:00:00.000+1\u{e9}:",
+                "the zone \"+1\u{e9}:\" is not",
+            ),
+            ("\u{e9}T\u{e9}", "not a valid date and time"),
         ] {
             let err = match parse_datetime(text) {
                 Ok(ms) => panic!("{text:?} parsed as {ms}"),
@@ -292,6 +308,9 @@ mod tests {
                 "\"1.0000000001\" before S is not a number",
             ),
             ("PT1 H", "\"1 \" before H is not a number"),
+            ("PT1\u{e9}H", "\"1\u{e9}\" before H is not a number"),
+            ("PT1.\u{e9}S", "\"1.\u{e9}\" before S is not a number"),
+            ("P\u{e9}D", "\"\u{e9}D\" before T is not nD"),
             ("PT-1H", "a sign is not allowed"),
             ("-PT1H", "a sign is not allowed"),
             ("P+1D", "a sign is not allowed"),
