@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use broker_embedded::OffsetResetSpec;
 
 use crate::formats::Format;
+use crate::iso8601;
 
 /// Manage topics and consumer groups, and produce and consume records in an embedded broker's
 /// data dir.
@@ -20,7 +22,8 @@ use crate::formats::Format;
     arg_required_else_help = false
 )]
 pub(crate) struct Cli {
-    /// The broker's data dir (required).
+    /// The broker's data dir, or an application's data dir whose broker is in DIR/broker
+    /// (required).
     #[arg(long, global = true, value_name = "DIR", env = "STREAMS_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
@@ -81,7 +84,7 @@ pub(crate) enum GroupsCommand {
 #[command(group(
     ArgGroup::new("target")
         .required(true)
-        .args(["to_earliest", "to_latest", "to_offset", "shift_by"])
+        .args(["to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration"])
 ))]
 pub(crate) struct ResetOffsetsArgs {
     /// The group id.
@@ -103,25 +106,51 @@ pub(crate) struct ResetOffsetsArgs {
     /// partition's log start and end).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) shift_by: Option<i64>,
+    /// To the earliest offset whose timestamp is at or after DATETIME in each partition (the
+    /// log end offset if every record is older). ISO 8601 as Kafka takes it:
+    /// YYYY-MM-DDTHH:mm:SS.sss with an optional zone (Z, +02:00); without a zone, UTC.
+    #[arg(long, value_name = "DATETIME", value_parser = iso8601::parse_datetime)]
+    pub(crate) to_datetime: Option<i64>,
+    /// As --to-datetime, at the time now minus DURATION: ISO 8601 PnDTnHnMnS, e.g. PT1H30M or
+    /// P1DT2H.
+    #[arg(long, value_name = "DURATION", value_parser = iso8601::parse_duration)]
+    pub(crate) by_duration: Option<Duration>,
     /// Only print the new offsets; change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
 }
 
 impl ResetOffsetsArgs {
-    /// The reset the flags ask for.
-    pub(crate) fn spec(&self) -> OffsetResetSpec {
+    /// The reset the flags ask for; `now_ms` (epoch milliseconds) is the time
+    /// `--by-duration` counts back from.
+    pub(crate) fn target(&self, now_ms: i64) -> ResetTarget {
         if let Some(n) = self.to_offset {
-            OffsetResetSpec::ToOffset(n)
+            ResetTarget::Spec(OffsetResetSpec::ToOffset(n))
         } else if let Some(n) = self.shift_by {
-            OffsetResetSpec::ShiftBy(n)
+            ResetTarget::Spec(OffsetResetSpec::ShiftBy(n))
         } else if self.to_latest {
-            OffsetResetSpec::ToLatest
+            ResetTarget::Spec(OffsetResetSpec::ToLatest)
+        } else if let Some(ts) = self.to_datetime {
+            ResetTarget::Timestamp(ts)
+        } else if let Some(duration) = self.by_duration {
+            // The parser keeps durations within an i64 of milliseconds.
+            let back = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+            ResetTarget::Timestamp(now_ms.saturating_sub(back))
         } else {
-            // clap makes one of the four flags required; this is --to-earliest.
-            OffsetResetSpec::ToEarliest
+            // clap makes one of the six flags required; this is --to-earliest.
+            ResetTarget::Spec(OffsetResetSpec::ToEarliest)
         }
     }
+}
+
+/// Where `groups reset-offsets` moves each partition's committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResetTarget {
+    /// A target the broker's own reset computes.
+    Spec(OffsetResetSpec),
+    /// The earliest offset whose timestamp is at or after this time (epoch milliseconds), or
+    /// the log end offset if every record is older (`--to-datetime`, `--by-duration`).
+    Timestamp(i64),
 }
 
 /// `streams topics ...`.
@@ -629,6 +658,9 @@ mod tests {
 
     #[test]
     fn reset_offsets_takes_exactly_one_target() {
+        use ResetTarget::{Spec, Timestamp};
+        /// The time `--by-duration` counts back from in this test.
+        const NOW: i64 = 1_714_557_600_000;
         let base = ["groups", "reset-offsets", "--group", "g", "--topic", "t"];
         let spec = |extra: &[&str]| {
             let args: Vec<&str> = base.iter().chain(extra).copied().collect();
@@ -639,32 +671,57 @@ mod tests {
             else {
                 panic!("not reset-offsets");
             };
-            (r.spec(), r.dry_run)
+            (r.target(NOW), r.dry_run)
         };
         assert_eq!(
             spec(&["--to-earliest"]),
-            (OffsetResetSpec::ToEarliest, false)
+            (Spec(OffsetResetSpec::ToEarliest), false)
         );
         assert_eq!(
             spec(&["--to-latest", "--dry-run"]),
-            (OffsetResetSpec::ToLatest, true)
+            (Spec(OffsetResetSpec::ToLatest), true)
         );
         assert_eq!(
             spec(&["--to-offset", "7"]),
-            (OffsetResetSpec::ToOffset(7), false)
+            (Spec(OffsetResetSpec::ToOffset(7)), false)
         );
         assert_eq!(
             spec(&["--shift-by", "-3"]),
-            (OffsetResetSpec::ShiftBy(-3), false)
+            (Spec(OffsetResetSpec::ShiftBy(-3)), false)
         );
         assert_eq!(
             spec(&["--shift-by=-3"]),
-            (OffsetResetSpec::ShiftBy(-3), false)
+            (Spec(OffsetResetSpec::ShiftBy(-3)), false)
         );
         assert_eq!(
             spec(&["--shift-by", "2"]),
-            (OffsetResetSpec::ShiftBy(2), false)
+            (Spec(OffsetResetSpec::ShiftBy(2)), false)
         );
+        assert_eq!(
+            spec(&["--to-datetime", "2024-05-01T10:00:00.000Z"]),
+            (Timestamp(NOW), false)
+        );
+        assert_eq!(
+            spec(&[
+                "--to-datetime",
+                "2024-05-01T12:00:00.000+02:00",
+                "--dry-run"
+            ]),
+            (Timestamp(NOW), true)
+        );
+        assert_eq!(
+            spec(&["--to-datetime", "2024-05-01T10:00:01.500"]),
+            (Timestamp(NOW + 1_500), false)
+        );
+        assert_eq!(
+            spec(&["--by-duration", "PT1H30M"]),
+            (Timestamp(NOW - 90 * 60_000), false)
+        );
+        assert_eq!(
+            spec(&["--by-duration", "P1DT2H"]),
+            (Timestamp(NOW - 26 * 3_600_000), false)
+        );
+        assert_eq!(spec(&["--by-duration", "PT0S"]), (Timestamp(NOW), false));
 
         let with = |extra: &[&str]| {
             let args: Vec<&str> = base.iter().chain(extra).copied().collect();
@@ -680,6 +737,20 @@ mod tests {
             ErrorKind::ArgumentConflict
         );
         assert_eq!(
+            with(&[
+                "--to-datetime",
+                "2024-05-01T10:00:00.000",
+                "--by-duration",
+                "PT1H"
+            ])
+            .kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            with(&["--to-earliest", "--by-duration", "PT1H"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
             with(&["--to-offset", "-1"]).kind(),
             ErrorKind::UnknownArgument
         );
@@ -689,5 +760,32 @@ mod tests {
         );
         let e = err(&["groups", "reset-offsets", "--topic", "t", "--to-latest"]);
         assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn bad_datetimes_and_durations_name_the_value_and_the_format() {
+        let base = ["groups", "reset-offsets", "--group", "g", "--topic", "t"];
+        for (flag, value, format) in [
+            (
+                "--to-datetime",
+                "2024-05-01 10:00:00",
+                iso8601::DATETIME_FORMAT,
+            ),
+            (
+                "--to-datetime",
+                "2024-13-01T10:00:00.000",
+                iso8601::DATETIME_FORMAT,
+            ),
+            ("--by-duration", "1h", iso8601::DURATION_FORMAT),
+            ("--by-duration", "PT", iso8601::DURATION_FORMAT),
+        ] {
+            let args: Vec<&str> = base.iter().copied().chain([flag, value]).collect();
+            let e = err(&args);
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{value}");
+            let text = e.to_string();
+            assert!(text.contains(&format!("'{value}'")), "{text}");
+            assert!(text.contains(flag), "{text}");
+            assert!(text.contains(format), "{text}");
+        }
     }
 }

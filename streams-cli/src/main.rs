@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 mod args;
 mod commands;
 mod formats;
+mod iso8601;
 
 use args::{Cli, Command};
 use commands::Outcome;

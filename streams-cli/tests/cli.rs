@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use broker_embedded::partitioner::partition_for_key;
-use broker_embedded::{Broker, BrokerConfig};
+use broker_embedded::{Broker, BrokerConfig, NewTopic, Producer, ProducerRecord};
 
 /// Longest any one run of the binary may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -234,7 +234,7 @@ fn produce_keyed_lines_then_consume_them_exactly() {
         &["--key-separator", ":", "--partitions", "1"],
         "a:one\nb:two:with colon\r\na:\n",
     );
-    assert_eq!(out, "wrote 3 records to words\n");
+    assert_eq!(out, "wrote 3 records to words (partition 0: offsets 0-2)\n");
 
     let out = consume(
         dir,
@@ -298,7 +298,6 @@ fn keyed_records_land_in_the_partition_kafka_picks() {
         &["--key-separator", "\t", "--partitions", "4"],
         &input,
     );
-    assert_eq!(out, "wrote 60 records to events\n");
 
     // The expected lines: partition by murmur2, offsets in input order per partition.
     let mut next_offset = vec![0u64; partitions as usize];
@@ -312,6 +311,20 @@ fn keyed_records_land_in_the_partition_kafka_picks() {
     assert!(
         next_offset.iter().filter(|n| **n > 0).count() > 1,
         "the keys spread over several partitions"
+    );
+    // The summary names each partition written to and its offsets.
+    let ranges: Vec<String> = next_offset
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(p, n)| match n {
+            1 => format!("partition {p}: offset 0"),
+            n => format!("partition {p}: offsets 0-{}", n - 1),
+        })
+        .collect();
+    assert_eq!(
+        out,
+        format!("wrote 60 records to events ({})\n", ranges.join(", "))
     );
 
     let out = consume(
@@ -646,15 +659,19 @@ fn bad_input_lines_fail_naming_the_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     ok(dir, &["topics", "create", "--topic", "t"], "");
-    let err = fails(
+    let r = run(
         dir,
         &["produce", "--topic", "t", "--key-separator", ":"],
         "a:1\nb:2\nno separator\nc:3\n",
     );
     assert_eq!(
-        err,
+        expect_one_error_line(&r, "a line without the separator"),
         "error: line 3: no key separator \":\" in \"no separator\" (the 2 records before it \
          were written to t)"
+    );
+    assert_eq!(
+        r.stdout,
+        "wrote 2 records to t (partition 0: offsets 0-1)\n"
     );
     let out = consume(
         dir,
@@ -663,26 +680,155 @@ fn bad_input_lines_fail_naming_the_line() {
     );
     assert_eq!(out, "1\n2\n");
 
-    let err = fails(
+    let r = run(
         dir,
         &["produce", "--topic", "t", "--value-format", "i64"],
         "12\nabc\n",
     );
     assert_eq!(
-        err,
+        expect_one_error_line(&r, "a bad i64"),
         "error: line 2: value is not valid i64: \"abc\" is not a 64-bit decimal integer (the 1 \
          record before it was written to t)"
     );
-    let err = fails(
+    assert_eq!(r.stdout, "wrote 1 records to t (partition 0: offset 2)\n");
+    let r = run(
         dir,
         &["produce", "--topic", "t", "--value-format", "json"],
         "{\n",
     );
+    let err = expect_one_error_line(&r, "bad json on the first line");
     assert!(
         err.starts_with("error: line 1: value is not valid json: EOF while parsing"),
         "{err}"
     );
     assert!(err.ends_with("(nothing was written to t)"), "{err}");
+    assert_eq!(r.stdout, "", "nothing written, no summary");
+}
+
+#[test]
+fn a_produce_that_fails_later_prints_what_it_wrote_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &["topics", "create", "--topic", "t", "--partitions", "2"],
+        "",
+    );
+    // Keys that Kafka's partitioner sends to partition 0 and to partition 1.
+    let key_for = |p: u32| {
+        (0..)
+            .map(|i| format!("key{i}"))
+            .find(|k| partition_for_key(k.as_bytes(), 2) == p)
+            .unwrap()
+    };
+    let (k0, k1) = (key_for(0), key_for(1));
+    // Records already there: the summary gives the offsets this run wrote.
+    assert_eq!(
+        produce(
+            dir,
+            "t",
+            &["--key-separator", "=", "--value-format", "json"],
+            &format!("{k0}=1\n{k0}=2\n{k1}=3\n"),
+        ),
+        "wrote 3 records to t (partition 0: offsets 0-1, partition 1: offset 0)\n"
+    );
+
+    // A bad JSON value on line 5, in the same batch as the good lines before it, and in a
+    // later batch (--batch-size 2).
+    let input =
+        format!("{k0}={{\"n\": 4}}\n{k1}=[5]\n{k1}=\"six\"\n{k0}=7\n{k1}={{\"n\": \n{k0}=9\n");
+    for batch_size in ["1000", "2"] {
+        let r = run(
+            dir,
+            &[
+                "produce",
+                "--topic",
+                "t",
+                "--key-separator",
+                "=",
+                "--value-format",
+                "json",
+                "--batch-size",
+                batch_size,
+            ],
+            &input,
+        );
+        let err = expect_one_error_line(&r, "bad json on line 5");
+        assert!(
+            err.starts_with("error: line 5: value is not valid json: "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("(the 4 records before it were written to t)"),
+            "{err}"
+        );
+        let (p0, p1) = if batch_size == "1000" { (2, 1) } else { (4, 3) };
+        assert_eq!(
+            r.stdout,
+            format!(
+                "wrote 4 records to t (partition 0: offsets {p0}-{}, partition 1: offsets \
+                 {p1}-{})\n",
+                p0 + 1,
+                p1 + 1
+            ),
+            "batch size {batch_size}"
+        );
+    }
+    let out = consume(
+        dir,
+        &[
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            "0",
+            "--print-offset",
+            "--timeout-ms",
+            "300",
+        ],
+        6,
+    );
+    assert_eq!(out, "0\t1\n1\t2\n2\t{\"n\":4}\n3\t7\n4\t{\"n\":4}\n5\t7\n");
+
+    // A send the broker refuses after earlier sends went through: a compacted topic takes
+    // no record without a key.
+    ok(
+        dir,
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "table",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+        "",
+    );
+    let r = run(
+        dir,
+        &[
+            "produce",
+            "--topic",
+            "table",
+            "--key-separator",
+            ":",
+            "--null-marker",
+            "NULL",
+            "--batch-size",
+            "1",
+        ],
+        "a:1\nb:2\nNULL:3\nc:4\n",
+    );
+    let err = expect_one_error_line(&r, "a keyless record on a compacted topic");
+    assert!(
+        err.starts_with("error: sending line 3 to table: topic table: record rejected: "),
+        "{err}"
+    );
+    assert_eq!(
+        r.stdout,
+        "wrote 2 records to table (partition 0: offsets 0-1)\n"
+    );
 }
 
 #[test]
@@ -748,6 +894,7 @@ fn compact_keeps_the_latest_value_per_key() {
 fn usage_and_broker_errors_are_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    ok(dir, &["topics", "create", "--topic", "existing"], "");
 
     let err = fails(
         dir,
@@ -802,7 +949,11 @@ fn usage_and_broker_errors_are_one_line() {
     assert!(err.contains("expected KEY=VALUE"), "{err}");
     let err = fails(dir, &["topics", "create", "--topic", "bad/name"], "");
     assert!(err.contains("invalid topic name \"bad/name\""), "{err}");
-    assert_eq!(ok(dir, &["topics", "list"], ""), "", "nothing was created");
+    assert_eq!(
+        ok(dir, &["topics", "list"], ""),
+        "existing\n",
+        "nothing was created"
+    );
 
     let err = fails(dir, &["consume", "--topic", "t", "--offset", "1"], "");
     assert!(err.contains("--partition"), "{err}");
@@ -811,9 +962,13 @@ fn usage_and_broker_errors_are_one_line() {
 
     let missing = dir.join("missing");
     let err = fails(&missing, &["topics", "list"], "");
-    assert_eq!(
-        err,
-        format!("error: data dir {} does not exist", missing.display())
+    assert!(
+        err.starts_with(&format!(
+            "error: no broker in {}: the dir does not exist; did you mean --data-dir {}?",
+            missing.display(),
+            dir.display()
+        )),
+        "{err}"
     );
     assert!(!missing.exists());
 }
@@ -1264,6 +1419,236 @@ fn reset_offsets_moves_the_committed_offsets() {
     assert_eq!(ok(dir, &["groups", "list"], ""), "g\nnew\n");
 }
 
+/// Runs `work` on a runtime of its own, on the broker in `dir` (created if missing), and
+/// closes the broker: for writing what the CLI cannot (records with chosen timestamps).
+fn with_broker_at<F, Fut>(dir: &Path, work: F)
+where
+    F: FnOnce(Broker) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let broker = Broker::open(dir, BrokerConfig::default()).await.unwrap();
+        work(broker.clone()).await;
+        broker.close().await.unwrap();
+    });
+}
+
+/// Creates `topic` in the broker in `dir` with one partition per entry of `timestamps`, and
+/// writes one record per timestamp, in order (`produce` stamps records with the time of
+/// sending, so a test that needs chosen timestamps writes through the broker).
+fn write_timed(dir: &Path, topic: &str, timestamps: &[&[i64]]) {
+    with_broker_at(dir, |broker| async move {
+        let partitions = u32::try_from(timestamps.len()).unwrap();
+        broker
+            .create_topic(NewTopic::new(topic, partitions))
+            .await
+            .unwrap();
+        let producer = Producer::new(&broker);
+        for (p, times) in (0..).zip(timestamps) {
+            for &ts in *times {
+                producer
+                    .send(
+                        ProducerRecord::new(topic.to_owned(), format!("at {ts}"))
+                            .partition(p)
+                            .timestamp(ts),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn reset_offsets_to_a_datetime_takes_the_first_record_at_or_after_it() {
+    const HOUR: i64 = 3_600_000;
+    const MINUTE: i64 = 60_000;
+    /// 2024-05-01T10:00:00Z.
+    const TEN: i64 = 1_714_557_600_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Partition 0 at 10:00, 11:00, 12:00, 13:00; partition 1 at 09:00, 11:45, 12:30 (UTC).
+    write_timed(
+        dir,
+        "r",
+        &[
+            &[TEN, TEN + HOUR, TEN + 2 * HOUR, TEN + 3 * HOUR],
+            &[
+                TEN - HOUR,
+                TEN + HOUR + 45 * MINUTE,
+                TEN + 2 * HOUR + 30 * MINUTE,
+            ],
+        ],
+    );
+    let ends = [4u64, 3];
+    for (datetime, want) in [
+        ("2024-05-01T11:30:00.000Z", [2, 1]),
+        // The same instant at another offset, and without a zone (UTC, as in Kafka).
+        ("2024-05-01T13:30:00.000+02:00", [2, 1]),
+        ("2024-05-01T06:30:00.000-0500", [2, 1]),
+        ("2024-05-01T11:30:00.000", [2, 1]),
+        // A record exactly at the time is the one reset to.
+        ("2024-05-01T12:00:00.000Z", [2, 2]),
+        ("2024-05-01T11:00:00Z", [1, 1]),
+        ("2024-05-01T00:00:00.000Z", [0, 0]),
+        // Every record older: the log end offset.
+        ("2024-05-01T13:00:00.001Z", ends),
+        ("2030-01-01T00:00:00.000Z", ends),
+    ] {
+        assert_eq!(
+            reset(dir, "g", "r", &["--to-datetime", datetime]),
+            reset_table("g", "r", &want),
+            "{datetime}"
+        );
+        assert_group_offsets(dir, "g", "r", &want, &ends);
+    }
+
+    // A value without a zone is UTC whatever the local time zone.
+    let mut cmd = command(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "tz",
+            "--topic",
+            "r",
+            "--to-datetime",
+            "2024-05-01T11:30:00.000",
+        ],
+    );
+    cmd.env("TZ", "Asia/Tokyo");
+    let r = run_cmd(cmd, "");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_group_offsets(dir, "tz", "r", &[2, 1], &ends);
+
+    // A dry run prints the same and changes nothing.
+    assert_eq!(
+        reset(
+            dir,
+            "g",
+            "r",
+            &["--to-datetime", "2024-05-01T12:00:00.000Z", "--dry-run"]
+        ),
+        reset_table("g", "r", &[2, 2])
+    );
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+
+    // A consume of the group starts at the reset offsets.
+    reset(
+        dir,
+        "g",
+        "r",
+        &["--to-datetime", "2024-05-01T12:15:00.000Z"],
+    );
+    let out = consume(
+        dir,
+        &["--topic", "r", "--group", "g", "--timeout-ms", "300"],
+        2,
+    );
+    let mut values: Vec<&str> = out.lines().collect();
+    values.sort_unstable();
+    let at = |ts: i64| format!("at {ts}");
+    assert_eq!(
+        values,
+        [at(TEN + 2 * HOUR + 30 * MINUTE), at(TEN + 3 * HOUR)]
+    );
+
+    // Bad values are usage errors naming the value and the expected format.
+    for (flag, value) in [
+        ("--to-datetime", "2024-05-01 11:30:00"),
+        ("--to-datetime", "2024-05-01T25:00:00.000Z"),
+        ("--to-datetime", "2024-05-01T11:30:00.000+2"),
+        ("--by-duration", "90m"),
+        ("--by-duration", "PT1H30"),
+        ("--by-duration", "-PT1H"),
+    ] {
+        let flag_value = format!("{flag}={value}");
+        let args = [
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "r",
+            &flag_value,
+        ];
+        let r = run(dir, &args, "");
+        let line = expect_one_error_line(&r, value);
+        assert_eq!(r.code, Some(2), "{r:?}");
+        assert!(line.contains(&format!("'{value}'")), "{line}");
+        assert!(line.contains("expected "), "{line}");
+        let format = if flag == "--to-datetime" {
+            "YYYY-MM-DDTHH:mm:SS.sss"
+        } else {
+            "PnDTnHnMnS"
+        };
+        assert!(line.contains(format), "{line}");
+    }
+    assert_group_offsets(dir, "g", "r", &ends, &ends);
+}
+
+#[test]
+fn reset_offsets_by_duration_goes_back_from_now() {
+    const HOUR: i64 = 3_600_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let now = i64::try_from(now).unwrap();
+    // Three hours, two hours and one hour ago, and a moment ago.
+    write_timed(
+        dir,
+        "d",
+        &[&[now - 3 * HOUR, now - 2 * HOUR, now - HOUR, now - 1]],
+    );
+    let ends = [4u64];
+    for (duration, want) in [
+        ("PT90M", 2),
+        ("PT1H30M", 2),
+        ("PT2H30M", 1),
+        ("P1D", 0),
+        ("P1DT2H", 0),
+        ("pt150m", 1),
+        ("PT5400S", 2),
+        // Every record is older than now: the log end offset.
+        ("PT0S", 4),
+    ] {
+        assert_eq!(
+            reset(dir, "g", "d", &["--by-duration", duration]),
+            reset_table("g", "d", &[want]),
+            "{duration}"
+        );
+        assert_group_offsets(dir, "g", "d", &[want], &ends);
+    }
+    // One target only.
+    let r = run(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "d",
+            "--by-duration",
+            "PT1H",
+            "--to-datetime",
+            "2024-05-01T00:00:00.000Z",
+        ],
+        "",
+    );
+    let line = expect_one_error_line(&r, "two targets");
+    assert_eq!(r.code, Some(2));
+    assert!(line.contains("cannot be used with"), "{line}");
+}
+
 #[test]
 fn delete_forgets_a_group_and_its_offsets() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1430,7 +1815,11 @@ fn group_errors_are_one_line() {
     let missing = dir.join("missing");
     assert_eq!(
         fails(&missing, &["groups", "list"], ""),
-        format!("error: data dir {} does not exist", missing.display())
+        format!(
+            "error: no broker in {}: the dir does not exist; did you mean --data-dir {}?",
+            missing.display(),
+            dir.display()
+        )
     );
     assert!(!missing.exists());
 }
@@ -1553,5 +1942,234 @@ fn a_group_consume_that_fails_commits_only_what_it_printed() {
             1
         ),
         "3\n"
+    );
+}
+
+/// Every file and dir under `dir`, with its size and modification time, sorted: to show that
+/// a command left a dir exactly as it was. A missing dir is an empty list.
+fn snapshot(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            out.push(format!(
+                "{} {} {:?}",
+                path.strip_prefix(root).unwrap().display(),
+                meta.len(),
+                meta.modified().unwrap()
+            ));
+            if meta.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(meta) = std::fs::metadata(dir) {
+        out.push(format!(". {:?}", meta.modified().unwrap()));
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The commands that need an existing broker, with what they need on stdin.
+const COMMANDS_THAT_CREATE_NOTHING: &[&[&str]] = &[
+    &["consume", "--topic", "t", "--timeout-ms", "100"],
+    &[
+        "consume",
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--timeout-ms",
+        "100",
+    ],
+    &["topics", "list"],
+    &["topics", "describe"],
+    &["topics", "describe", "--topic", "t"],
+    &["groups", "list"],
+    &["groups", "describe", "--group", "g"],
+    &["topics", "delete", "--topic", "t"],
+    &["topics", "compact", "--topic", "t"],
+    &[
+        "groups",
+        "reset-offsets",
+        "--group",
+        "g",
+        "--topic",
+        "t",
+        "--to-earliest",
+    ],
+    &["groups", "delete", "--group", "g"],
+    // Without --partitions, produce cannot create its topic.
+    &["produce", "--topic", "t"],
+];
+
+#[test]
+fn a_dir_without_a_broker_is_refused_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let unrelated = tmp.path().join("unrelated");
+    std::fs::create_dir_all(unrelated.join("sub")).unwrap();
+    std::fs::write(unrelated.join("notes.txt"), "keep me").unwrap();
+    let missing = tmp.path().join("missing");
+    let create = "create one with 'streams topics create --topic T' (or 'streams produce \
+                  --partitions N'), or pass the data dir of an existing broker or application";
+
+    for args in COMMANDS_THAT_CREATE_NOTHING {
+        for (dir, what) in [
+            (&empty, "it has no meta/topics dir"),
+            (&unrelated, "it has no meta/topics dir"),
+            (&missing, "the dir does not exist"),
+        ] {
+            let before = snapshot(tmp.path());
+            let err = fails(dir, args, "x\n");
+            assert_eq!(
+                err,
+                format!("error: no broker in {}: {what}; {create}", dir.display()),
+                "{args:?}"
+            );
+            assert_eq!(
+                snapshot(tmp.path()),
+                before,
+                "{args:?} on {}",
+                dir.display()
+            );
+        }
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+    // Commands that create may still make a new broker there.
+    ok(&empty, &["topics", "create", "--topic", "t"], "");
+    assert_eq!(ok(&empty, &["topics", "list"], ""), "t\n");
+    produce(&missing, "p", &["--partitions", "1"], "x\n");
+    assert_eq!(ok(&missing, &["topics", "list"], ""), "p\n");
+}
+
+#[test]
+fn a_dir_near_a_broker_is_named_in_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let apps = tmp.path().join("apps");
+    let app = apps.join("wordcount");
+    with_broker_at(&app.join("broker"), |_| async {});
+    std::fs::create_dir_all(app.join("state")).unwrap();
+    for (dir, near) in [
+        (apps.clone(), app.clone()),
+        (app.join("state"), app.clone()),
+        (app.join("sate"), app.clone()),
+    ] {
+        let before = snapshot(tmp.path());
+        assert_eq!(
+            fails(&dir, &["topics", "list"], ""),
+            format!(
+                "error: no broker in {}: {}; did you mean --data-dir {}?",
+                dir.display(),
+                if dir.exists() {
+                    "it has no meta/topics dir"
+                } else {
+                    "the dir does not exist"
+                },
+                near.display()
+            )
+        );
+        assert_eq!(snapshot(tmp.path()), before, "{}", dir.display());
+    }
+}
+
+#[test]
+fn the_cli_takes_the_data_dir_of_an_application() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Laid out as the examples lay it out: DIR/broker and DIR/state.
+    let app = tmp.path().join("wordcount-data");
+    let broker_dir = app.join("broker");
+    with_broker_at(&broker_dir, |broker| async move {
+        broker
+            .create_topic(NewTopic::new("word-counts", 1))
+            .await
+            .unwrap();
+        let producer = Producer::new(&broker);
+        for (word, count) in [("hello", 2i64), ("world", 1)] {
+            producer
+                .send(
+                    ProducerRecord::new("word-counts", count.to_be_bytes().to_vec())
+                        .key(word.to_owned()),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    std::fs::create_dir_all(app.join("state").join("wordcount").join("0_0")).unwrap();
+    let app_entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(&app)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(app_entries(), ["broker", "state"]);
+
+    let out = consume(
+        &app,
+        &[
+            "--topic",
+            "word-counts",
+            "--from-beginning",
+            "--print-key",
+            "--value-format",
+            "i64",
+            "--timeout-ms",
+            "300",
+        ],
+        2,
+    );
+    assert_eq!(out, "hello\t2\nworld\t1\n");
+    assert_eq!(ok(&app, &["topics", "list"], ""), "word-counts\n");
+
+    // Writes go to the application's broker, not to a second one beside it.
+    assert_eq!(
+        produce(&app, "text-lines", &["--partitions", "1"], "to be or not\n"),
+        "wrote 1 records to text-lines (partition 0: offset 0)\n"
+    );
+    ok(&app, &["topics", "create", "--topic", "other"], "");
+    assert_eq!(app_entries(), ["broker", "state"]);
+    assert_eq!(
+        ok(&broker_dir, &["topics", "list"], ""),
+        "other\ntext-lines\nword-counts\n"
+    );
+    consume(
+        &app,
+        &[
+            "--topic",
+            "text-lines",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--timeout-ms",
+            "300",
+        ],
+        1,
+    );
+    assert_group_offsets(&app, "g", "text-lines", &[1], &[1]);
+
+    // The switch is logged at info level.
+    let mut cmd = command(&app, &["topics", "list"]);
+    cmd.env("RUST_LOG", "info");
+    let r = run_cmd(cmd, "");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the data dir holds no broker but its broker/ dir does"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("broker_dir={}", broker_dir.display())),
+        "{r:?}"
     );
 }

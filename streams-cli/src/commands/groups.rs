@@ -4,11 +4,15 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
-use broker_embedded::{Broker, BrokerError, GroupDescription, OffsetResetSpec, TopicPartition};
+use anyhow::{Context as _, Result};
+use broker_embedded::{
+    Broker, BrokerError, Consumer, ConsumerConfig, GroupDescription, OffsetAndMetadata,
+    OffsetResetSpec, TopicPartition,
+};
+use tracing::info;
 
 use super::{render_table, with_broker, write_out, Align, DirMode, Outcome};
-use crate::args::GroupsCommand;
+use crate::args::{GroupsCommand, ResetTarget};
 
 /// What a cell shows when there is no value (no committed offset, no member).
 const NONE: &str = "-";
@@ -40,13 +44,19 @@ async fn execute(broker: Broker, command: GroupsCommand) -> Result<String> {
             Ok(render_description(&description))
         }
         GroupsCommand::ResetOffsets(args) => {
-            let spec = args.spec();
-            let offsets = if args.dry_run {
-                plan_reset(&broker, &args.group, &args.topic, spec).await?
-            } else {
-                broker.reset_offsets(&args.group, &args.topic, spec).await?
+            let target = args.target(chrono::Utc::now().timestamp_millis());
+            let (group, topic) = (args.group.as_str(), args.topic.as_str());
+            let offsets = match target {
+                _ if args.dry_run => plan_reset(&broker, group, topic, target).await?,
+                ResetTarget::Spec(spec) => broker.reset_offsets(group, topic, spec).await?,
+                ResetTarget::Timestamp(timestamp) => {
+                    let offsets = plan_reset(&broker, group, topic, target).await?;
+                    commit_offsets(&broker, group, &offsets).await?;
+                    info!(group, topic, timestamp, "offsets reset to a time");
+                    offsets
+                }
             };
-            Ok(render_reset(&args.group, &offsets))
+            Ok(render_reset(group, &offsets))
         }
         GroupsCommand::Delete { group } => {
             broker.delete_group(&group).await?;
@@ -55,14 +65,15 @@ async fn execute(broker: Broker, command: GroupsCommand) -> Result<String> {
     }
 }
 
-/// The offsets [`Broker::reset_offsets`] would set, computed without writing anything: the
-/// target of `spec` in each partition of `topic`, clamped to `[log start, log end]`. Refused,
-/// as the reset itself, while the group has members.
+/// The offsets a reset to `target` sets, computed without writing anything: the target in
+/// each partition of `topic`, clamped to `[log start, log end]` (for a [`ResetTarget::Spec`],
+/// what [`Broker::reset_offsets`] would set). Refused, as the reset itself, while the group
+/// has members.
 async fn plan_reset(
     broker: &Broker,
     group: &str,
     topic: &str,
-    spec: OffsetResetSpec,
+    target: ResetTarget,
 ) -> Result<Vec<(TopicPartition, u64)>> {
     let committed: HashMap<u32, u64> = match broker.describe_group(group).await {
         Ok(description) => {
@@ -90,11 +101,11 @@ async fn plan_reset(
     for p in 0..partitions {
         let (start, end) = broker.offsets(topic, p).await?;
         let wanted =
-            match spec {
-                OffsetResetSpec::ToEarliest => start,
-                OffsetResetSpec::ToLatest => end,
-                OffsetResetSpec::ToOffset(offset) => offset,
-                OffsetResetSpec::ShiftBy(delta) => {
+            match target {
+                ResetTarget::Spec(OffsetResetSpec::ToEarliest) => start,
+                ResetTarget::Spec(OffsetResetSpec::ToLatest) => end,
+                ResetTarget::Spec(OffsetResetSpec::ToOffset(offset)) => offset,
+                ResetTarget::Spec(OffsetResetSpec::ShiftBy(delta)) => {
                     let current = committed.get(&p).copied().ok_or_else(|| {
                         BrokerError::NoCommittedOffset {
                             group: group.to_owned(),
@@ -105,10 +116,42 @@ async fn plan_reset(
                     let shifted = i128::from(current) + i128::from(delta);
                     u64::try_from(shifted.max(0)).unwrap_or(u64::MAX)
                 }
+                // Kafka's `offsetsForTimes`; where every record is older, the log end.
+                ResetTarget::Timestamp(timestamp) => broker
+                    .offset_for_timestamp(topic, p, timestamp)
+                    .await?
+                    .map_or(end, |(offset, _)| offset),
             };
         targets.push((TopicPartition::new(topic, p), wanted.clamp(start, end)));
     }
     Ok(targets)
+}
+
+/// Commits `offsets` for `group` as a consumer outside group management, which the broker
+/// allows only while the group has no members (checked with the write, under its lock).
+async fn commit_offsets(
+    broker: &Broker,
+    group: &str,
+    offsets: &[(TopicPartition, u64)],
+) -> Result<()> {
+    let config = ConsumerConfig {
+        group_id: Some(group.to_owned()),
+        enable_auto_commit: false,
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::new(broker, config);
+    let to_commit = offsets
+        .iter()
+        .map(|(tp, offset)| (tp.clone(), OffsetAndMetadata::new(*offset)))
+        .collect();
+    let committed = consumer
+        .commit_sync(Some(to_commit))
+        .await
+        .with_context(|| format!("committing the new offsets of group {group}"));
+    let closed = consumer.close().await;
+    committed?;
+    closed?;
+    Ok(())
 }
 
 fn cell(value: Option<impl ToString>) -> String {
@@ -254,6 +297,8 @@ mod tests {
             to_latest: false,
             to_offset: None,
             shift_by: None,
+            to_datetime: None,
+            by_duration: None,
             dry_run,
         };
         match spec {
@@ -261,6 +306,10 @@ mod tests {
             ["latest"] => args.to_latest = true,
             ["offset", n] => args.to_offset = Some(n.parse().unwrap()),
             ["shift", n] => args.shift_by = Some(n.parse().unwrap()),
+            ["datetime", ms] => args.to_datetime = Some(ms.parse().unwrap()),
+            ["duration", ms] => {
+                args.by_duration = Some(Duration::from_millis(ms.parse().unwrap()));
+            }
             _ => panic!("bad spec {spec:?}"),
         }
         GroupsCommand::ResetOffsets(args)
@@ -322,6 +371,8 @@ mod tests {
                 &["latest"],
                 &["offset", "1"],
                 &["shift", "-1"],
+                &["datetime", "0"],
+                &["duration", "3600000"],
             ] {
                 assert_eq!(
                     run_err(&broker, reset("g", spec, dry_run)).await,
@@ -446,6 +497,77 @@ mod tests {
             planned,
             run_ok(&broker, reset("new", &["offset", "2"], false)).await
         );
+        broker.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reset_to_a_time_takes_the_first_record_at_or_after_it() {
+        let broker = Broker::in_memory().await.unwrap();
+        broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+        let producer = Producer::new(&broker);
+        // Partition 0 at times 100, 200, 300, 400; partition 1 at 150, 250 and (out of
+        // order, as CreateTime allows) 120.
+        for (partition, times) in [(0, &[100, 200, 300, 400][..]), (1, &[150, 250, 120])] {
+            for &ts in times {
+                producer
+                    .send(
+                        ProducerRecord::new("t", "v")
+                            .partition(partition)
+                            .timestamp(ts),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        let describe = || GroupsCommand::Describe { group: "g".into() };
+        for (time, want) in [
+            ("0", [0, 0]),
+            ("100", [0, 0]),
+            ("101", [1, 0]),
+            ("200", [1, 1]),
+            ("251", [2, 3]),
+            ("400", [3, 3]),
+            ("401", [4, 3]),
+            ("-5", [0, 0]),
+        ] {
+            let planned = run_ok(&broker, reset("g", &["datetime", time], true)).await;
+            let done = run_ok(&broker, reset("g", &["datetime", time], false)).await;
+            assert_eq!(planned, done, "at {time}");
+            assert_eq!(
+                cells(&done)[1..],
+                [
+                    vec!["g".to_owned(), "t".into(), "0".into(), want[0].to_string()],
+                    vec!["g".to_owned(), "t".into(), "1".into(), want[1].to_string()],
+                ],
+                "at {time}: {done}"
+            );
+            let text = run_ok(&broker, describe()).await;
+            let committed: Vec<String> = cells(&text)[2..].iter().map(|r| r[3].clone()).collect();
+            assert_eq!(
+                committed,
+                [want[0].to_string(), want[1].to_string()],
+                "at {time}: {text}"
+            );
+        }
+        // Records of a moment ago are younger than a day ago and older than the time of the
+        // reset, which PT0S resets to.
+        let a_moment_ago = chrono::Utc::now().timestamp_millis() - 1;
+        for p in 0..2 {
+            producer
+                .send(
+                    ProducerRecord::new("t", "recent")
+                        .partition(p)
+                        .timestamp(a_moment_ago),
+                )
+                .await
+                .unwrap();
+        }
+        let text = run_ok(&broker, reset("g", &["duration", "86400000"], false)).await;
+        assert_eq!(cells(&text)[1][3], "4", "{text}");
+        assert_eq!(cells(&text)[2][3], "3", "{text}");
+        let text = run_ok(&broker, reset("g", &["duration", "0"], false)).await;
+        assert_eq!(cells(&text)[1][3], "5", "{text}");
+        assert_eq!(cells(&text)[2][3], "4", "{text}");
         broker.close().await.unwrap();
     }
 

@@ -154,7 +154,10 @@ fn progress_bar(show: bool) -> ProgressBar {
     bar
 }
 
-/// Runs `produce`: reads `input` to its end (or Ctrl-C), then prints `wrote N records to T`.
+/// Runs `produce`: reads `input` to its end (or Ctrl-C), then prints what it wrote (see
+/// [`Written`]). The summary is printed whenever records were written, also when a later
+/// step fails (a bad line, a failed send or flush, closing the broker), before the error, so
+/// that a retry need not guess what is already in the topic.
 pub(crate) async fn run(
     dir: &Path,
     args: ProduceArgs,
@@ -162,13 +165,76 @@ pub(crate) async fn run(
     show_progress: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let topic = args.topic.clone();
-    let (written, outcome) = with_broker(dir, DirMode::Create, |broker| {
-        produce(broker, args, input, show_progress)
+    // Without --partitions the topic must exist, so there must be a broker already.
+    let mode = if args.partitions.is_some() {
+        DirMode::Create
+    } else {
+        DirMode::MustExist
+    };
+    with_broker(dir, mode, |broker| {
+        produce(broker, args, input, show_progress, out)
     })
-    .await?;
-    write_out(out, &format!("wrote {written} records to {topic}\n"))?;
-    Ok(outcome)
+    .await
+}
+
+/// What one `produce` appended to its topic: per partition, the first and the last offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Written {
+    topic: String,
+    /// `(partition, first offset, last offset)`, by partition, only partitions written to.
+    ranges: Vec<(u32, u64, u64)>,
+}
+
+impl Written {
+    /// What was appended between two readings of the log end offsets. The command holds the
+    /// data dir's lock, so it is the topic's only writer, and the difference is exactly what
+    /// it wrote, including the records of a send that failed part-way.
+    fn between(topic: &str, ends_before: &[u64], ends_after: &[u64]) -> Self {
+        let ranges = (0..)
+            .zip(ends_before.iter().zip(ends_after))
+            .filter(|(_, (before, after))| after > before)
+            .map(|(p, (&before, &after))| (p, before, after - 1))
+            .collect();
+        Written {
+            topic: topic.to_owned(),
+            ranges,
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.ranges
+            .iter()
+            .map(|(_, first, last)| last - first + 1)
+            .sum()
+    }
+
+    /// `wrote N records to T (partition P: offsets A-B, ...)`, with a line ending.
+    fn summary(&self) -> String {
+        let mut text = format!("wrote {} records to {}", self.count(), self.topic);
+        for (i, (partition, first, last)) in self.ranges.iter().enumerate() {
+            text.push_str(if i == 0 { " (" } else { ", " });
+            if first == last {
+                text.push_str(&format!("partition {partition}: offset {first}"));
+            } else {
+                text.push_str(&format!("partition {partition}: offsets {first}-{last}"));
+            }
+        }
+        if !self.ranges.is_empty() {
+            text.push(')');
+        }
+        text.push('\n');
+        text
+    }
+}
+
+/// The log end offset of each partition of `topic`.
+async fn log_end_offsets(broker: &Broker, topic: &str) -> Result<Vec<u64>> {
+    let partitions = broker.partition_count(topic).await?;
+    let mut ends = Vec::with_capacity(partitions as usize);
+    for p in 0..partitions {
+        ends.push(broker.offsets(topic, p).await?.1);
+    }
+    Ok(ends)
 }
 
 async fn ensure_topic(broker: &Broker, topic: &str, partitions: Option<u32>) -> Result<()> {
@@ -204,9 +270,11 @@ async fn produce(
     args: ProduceArgs,
     input: impl BufRead + Send + 'static,
     show_progress: bool,
-) -> Result<(u64, Outcome)> {
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let topic: Arc<str> = Arc::from(args.topic.as_str());
     ensure_topic(&broker, &topic, args.partitions).await?;
+    let ends_before = log_end_offsets(&broker, &topic).await?;
     let parser = LineParser::from_args(&args);
     let batch_size = args.batch_size as usize;
     let producer = Producer::new(&broker);
@@ -219,8 +287,9 @@ async fn produce(
     let mut lines = Vec::with_capacity(batch_size);
     let mut line_no: u64 = 0;
     let mut written: u64 = 0;
-    let mut failure = None;
-    while failure.is_none() {
+    let mut bad_line = None;
+    let mut send_error = None;
+    while bad_line.is_none() && send_error.is_none() {
         lines.clear();
         let received = if outcome == Outcome::Interrupted {
             lines_in.recv_many(&mut lines, batch_size).await
@@ -259,7 +328,7 @@ async fn produce(
                     timestamp: None,
                 }),
                 Err(e) => {
-                    failure = Some(e);
+                    bad_line = Some(e);
                     break;
                 }
             }
@@ -269,24 +338,53 @@ async fn produce(
         }
         let count = records.len() as u64;
         let last_line = first_line + count - 1;
-        producer.send_batch(records).await.with_context(|| {
-            if count == 1 {
-                format!("sending line {first_line} to {topic}")
-            } else {
-                format!("sending lines {first_line}-{last_line} to {topic}")
+        match producer.send_batch(records).await {
+            Ok(_) => {
+                written += count;
+                bar.0.inc(count);
             }
-        })?;
-        written += count;
-        bar.0.inc(count);
+            Err(e) => {
+                send_error = Some(anyhow::Error::new(e).context(if count == 1 {
+                    format!("sending line {first_line} to {topic}")
+                } else {
+                    format!("sending lines {first_line}-{last_line} to {topic}")
+                }));
+            }
+        }
     }
     drop(bar);
-    producer
+    let flushed = producer
         .flush(&[&*topic])
         .await
-        .with_context(|| format!("flushing {topic}"))?;
-    match failure {
+        .with_context(|| format!("flushing {topic}"));
+
+    // What was written is printed before any error, so that a retry does not duplicate it.
+    let failed = bad_line.is_some() || send_error.is_some() || flushed.is_err();
+    match log_end_offsets(&broker, &topic).await {
+        Ok(ends_after) => {
+            let done = Written::between(&topic, &ends_before, &ends_after);
+            if !failed || done.count() > 0 {
+                write_out(out, &done.summary())?;
+            }
+        }
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "cannot read the log end offsets after producing");
+            if !failed || written > 0 {
+                write_out(out, &format!("wrote {written} records to {topic}\n"))?;
+            }
+        }
+    }
+
+    if let Some(e) = send_error {
+        if let Err(flush) = flushed {
+            warn!(error = %format!("{flush:#}"), "flushing after a failed send failed too");
+        }
+        return Err(e);
+    }
+    flushed?;
+    match bad_line {
         Some(e) => Err(anyhow!("{e} ({})", written_before(written, &topic))),
-        None => Ok((written, outcome)),
+        None => Ok(outcome),
     }
 }
 
@@ -398,6 +496,20 @@ mod tests {
             written_before(5, "t"),
             "the 5 records before it were written to t"
         );
+    }
+
+    #[test]
+    fn written_is_the_growth_of_each_partition() {
+        let written = Written::between("t", &[0, 5, 7, 2], &[3, 5, 8, 2]);
+        assert_eq!(written.ranges, [(0, 0, 2), (2, 7, 7)]);
+        assert_eq!(written.count(), 4);
+        assert_eq!(
+            written.summary(),
+            "wrote 4 records to t (partition 0: offsets 0-2, partition 2: offset 7)\n"
+        );
+        let none = Written::between("t", &[4, 1], &[4, 1]);
+        assert_eq!(none.count(), 0);
+        assert_eq!(none.summary(), "wrote 0 records to t\n");
     }
 
     #[test]
