@@ -75,6 +75,34 @@ pub struct PartitionDescription {
     pub offline: Option<String>,
 }
 
+/// What [`Broker::repair_partition`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepairReport {
+    /// The partition is online: nothing to repair.
+    Online,
+    /// The partition is offline and can be repaired by truncating it at its last good batch.
+    Repairable {
+        /// Why it is offline, naming the file and offset.
+        reason: String,
+        /// The first offset dropped: the log ends here after the repair.
+        first_dropped: u64,
+        /// One past the highest offset any dropped batch claims (`first_dropped` when no
+        /// batch after the damage could be read).
+        dropped_end: u64,
+        /// Bytes of segment data dropped.
+        dropped_bytes: u64,
+        /// The files truncated or removed.
+        files: Vec<PathBuf>,
+        /// Whether the repair was carried out (`accept_data_loss`).
+        repaired: bool,
+    },
+    /// The partition's log could not be opened at all; it needs an operator's hand.
+    Unrepairable {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A topic as `describe` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicDescription {
@@ -900,6 +928,69 @@ impl Broker {
         }
     }
 
+    /// Reports what repairing an offline partition would drop and, with
+    /// `accept_data_loss`, repairs it: the damaged segment is truncated at its last good
+    /// batch (removed when the damage is at its first byte), every later segment is
+    /// removed, and the partition comes back online with its log end at the damage's offset.
+    /// Offsets from there on are lost, as in an unclean leader election of Kafka. A repaired
+    /// `__consumer_offsets` or `__transaction_state` partition is loaded at the next open.
+    pub async fn repair_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        accept_data_loss: bool,
+    ) -> Result<RepairReport> {
+        let (t, p) = self.partition(topic, partition)?;
+        let part = &t.partitions[p];
+        let mut log = match part.lock() {
+            Ok(log) => log,
+            Err(_) => {
+                return Ok(RepairReport::Unrepairable {
+                    reason: part.offline_reason().unwrap_or_default(),
+                })
+            }
+        };
+        let Some(plan) = log.repair_plan()? else {
+            return Ok(RepairReport::Online);
+        };
+        let reason = part_reason(&plan.damage);
+        let files = plan
+            .truncate
+            .iter()
+            .map(|(f, _)| f.clone())
+            .chain(plan.remove.iter().cloned())
+            .collect();
+        if accept_data_loss {
+            crate::log::apply_repair(&plan)?;
+            let config = log.config().clone();
+            let reopened = Log::open(
+                &partition_dir(&self.inner.dir, topic, partition),
+                topic,
+                partition,
+                config,
+                self.inner.config.flush_policy,
+                self.inner.config.time.clone(),
+            )?;
+            *log = reopened;
+            warn!(
+                partition = %format!("{topic}-{partition}"),
+                first_dropped = plan.damage.offset,
+                dropped_end = plan.dropped_end,
+                "repaired an offline partition, dropping offsets {}..{}",
+                plan.damage.offset,
+                plan.dropped_end
+            );
+        }
+        Ok(RepairReport::Repairable {
+            reason,
+            first_dropped: plan.damage.offset,
+            dropped_end: plan.dropped_end,
+            dropped_bytes: plan.dropped_bytes,
+            files,
+            repaired: accept_data_loss,
+        })
+    }
+
     /// `(log start offset, log end offset)` of a partition.
     pub async fn offsets(&self, topic: &str, partition: u32) -> Result<(u64, u64)> {
         let (t, p) = self.partition(topic, partition)?;
@@ -1014,6 +1105,15 @@ impl Broker {
     pub async fn close(&self) -> Result<()> {
         self.inner.shutdown()
     }
+}
+
+fn part_reason(d: &crate::log::Damage) -> String {
+    format!(
+        "{} (file {}, offset {})",
+        d.reason,
+        d.file.display(),
+        d.offset
+    )
 }
 
 /// After a read under the partition's lock: a corrupt batch the read found takes the

@@ -20,7 +20,9 @@ pub mod time;
 mod transaction;
 
 pub use crate::log::{AppendInfo, CleanStats};
-pub use broker::{validate_topic_name, Broker, NewTopic, PartitionDescription, TopicDescription};
+pub use broker::{
+    validate_topic_name, Broker, NewTopic, PartitionDescription, RepairReport, TopicDescription,
+};
 pub use config::{BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicConfig};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,

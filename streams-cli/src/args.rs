@@ -194,6 +194,19 @@ pub(crate) enum TopicsCommand {
         #[arg(long, value_parser = parse_topic)]
         topic: String,
     },
+    /// Report what repairing an offline partition would drop; with --accept-data-loss,
+    /// repair it by truncating its log at the last good batch.
+    Repair {
+        /// Topic name (internal topics such as __consumer_offsets included).
+        #[arg(long, value_parser = parse_topic)]
+        topic: String,
+        /// The offline partition.
+        #[arg(long, value_name = "P")]
+        partition: u32,
+        /// Carry out the repair, dropping every offset from the damage on.
+        #[arg(long)]
+        accept_data_loss: bool,
+    },
 }
 
 /// `streams produce`.

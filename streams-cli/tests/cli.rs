@@ -2173,3 +2173,126 @@ fn the_cli_takes_the_data_dir_of_an_application() {
         "{r:?}"
     );
 }
+
+#[test]
+fn an_offline_partition_is_described_and_repaired_only_when_asked() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "t",
+            "--partitions",
+            "2",
+            "--config",
+            "segment.bytes=1024",
+        ],
+        "",
+    );
+    let lines: String = (0..100).map(|i| format!("{i}:value-{i:03}\n")).collect();
+    // Keys 0..99 over two partitions: each gets several 1 KiB segments.
+    for chunk in lines.lines().collect::<Vec<_>>().chunks(5) {
+        let input: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+        produce(dir, "t", &["--key-separator", ":"], &input);
+    }
+    let pdir = dir.join("t-0");
+    let mut segments: Vec<_> = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let victim = segments[1].clone();
+    let first_dropped: u64 = victim
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The magic byte of the segment's first batch.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&victim)
+        .unwrap();
+    f.write_all_at(&[9], 16).unwrap();
+    drop(f);
+    let before = std::fs::metadata(&victim).unwrap().len();
+
+    // Succeeds, and the damage is logged on stderr too.
+    let loud = |args: &[&str]| {
+        let r = run(dir, args, "");
+        assert_eq!(r.code, Some(0), "streams {args:?} failed: {r:?}");
+        assert!(r.stderr.contains("offline"), "{r:?}");
+        r.stdout
+    };
+    let described = loud(&["topics", "describe", "--topic", "t"]);
+    let offline_line = described
+        .lines()
+        .find(|l| l.starts_with("OFFLINE partition 0:"))
+        .unwrap_or_else(|| panic!("{described}"));
+    assert!(
+        offline_line.contains(&victim.display().to_string()),
+        "{offline_line}"
+    );
+    assert!(!described.contains("OFFLINE partition 1"), "{described}");
+
+    // Without the flag: a report, and nothing changes.
+    let report = loud(&["topics", "repair", "--topic", "t", "--partition", "0"]);
+    assert!(report.contains("Partition t-0 is offline"), "{report}");
+    assert!(
+        report.contains(&format!("truncates its log at offset {first_dropped}")),
+        "{report}"
+    );
+    assert!(report.contains("Nothing was changed"), "{report}");
+    assert_eq!(std::fs::metadata(&victim).unwrap().len(), before);
+    let healthy = loud(&["topics", "repair", "--topic", "t", "--partition", "1"]);
+    assert_eq!(healthy, "Partition t-1 is online; nothing to repair.\n");
+
+    // With it: the log ends at the damage, and takes writes again.
+    let repaired = loud(&[
+        "topics",
+        "repair",
+        "--topic",
+        "t",
+        "--partition",
+        "0",
+        "--accept-data-loss",
+    ]);
+    assert!(
+        repaired.starts_with(&format!(
+            "Repaired partition t-0: dropped offsets {first_dropped} to "
+        )),
+        "{repaired}"
+    );
+    let described = ok(dir, &["topics", "describe", "--topic", "t"], "");
+    assert!(!described.contains("OFFLINE"), "{described}");
+    let row: Vec<&str> = described
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[0], "0");
+    assert_eq!(row[2], first_dropped.to_string(), "{described}");
+    consume(
+        dir,
+        &[
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            "earliest",
+            "--timeout-ms",
+            "300",
+        ],
+        first_dropped as usize,
+    );
+}

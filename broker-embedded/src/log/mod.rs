@@ -87,6 +87,59 @@ pub(crate) struct Damage {
     pub(crate) reason: String,
 }
 
+/// What repairing an offline log does: the damaged file is truncated at the damage (or
+/// removed, when the damage is at its first byte), every later segment is removed, and the
+/// log ends at the damage's offset. Offsets `damage.offset..dropped_end` are lost.
+#[derive(Debug, Clone)]
+pub(crate) struct RepairPlan {
+    /// Where the log stops being trustworthy.
+    pub(crate) damage: Damage,
+    /// The file to truncate and its new length.
+    pub(crate) truncate: Option<(PathBuf, u64)>,
+    /// Segment files removed (with their index files).
+    pub(crate) remove: Vec<PathBuf>,
+    /// Bytes of segment files dropped.
+    pub(crate) dropped_bytes: u64,
+    /// One past the highest offset any dropped batch claims (at least `damage.offset`).
+    pub(crate) dropped_end: u64,
+}
+
+/// Carries out `plan` on the partition dir's files. The log that planned it must be
+/// dropped and the dir opened again afterwards.
+pub(crate) fn apply_repair(plan: &RepairPlan) -> Result<()> {
+    if let Some((file, len)) = &plan.truncate {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .map_err(|e| BrokerError::io(file, e))?;
+        f.set_len(*len)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| BrokerError::io(file, e))?;
+    }
+    for file in plan.truncate.iter().map(|(f, _)| f).chain(&plan.remove) {
+        for ext in ["index", "timeindex"] {
+            let index = file.with_extension(ext);
+            match fs::remove_file(&index) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(BrokerError::io(&index, e))
+                }
+                _ => {}
+            }
+        }
+    }
+    for file in &plan.remove {
+        if file.is_dir() {
+            fs::remove_dir_all(file).map_err(|e| BrokerError::io(file, e))?;
+        } else {
+            fs::remove_file(file).map_err(|e| BrokerError::io(file, e))?;
+        }
+    }
+    if let Some(dir) = plan.damage.file.parent() {
+        sync_dir(dir).map_err(|e| BrokerError::io(dir, e))?;
+    }
+    Ok(())
+}
+
 /// One partition's log.
 ///
 /// Not internally synchronized: appends, retention and cleaning take `&mut self`, reads take
@@ -249,6 +302,7 @@ impl Log {
         }
         log.cleaner_checkpoint = cleaner::read_checkpoint(&log.dir, &log.label)
             .unwrap_or(0)
+            .min(log.log_end_offset())
             .max(log.log_start_offset());
         log.damage = log.find_damage(gaps_error);
         log.rebuild_producer_state()?;
@@ -610,6 +664,53 @@ impl Log {
             file.display()
         );
         self.damage = Some(damage);
+    }
+
+    /// What a repair of this offline log would do: truncate the damaged file at the damage
+    /// and delete every later segment. `None` when the log is online.
+    pub(crate) fn repair_plan(&self) -> Result<Option<RepairPlan>> {
+        let Some(damage) = self.damage.clone() else {
+            return Ok(None);
+        };
+        let mut plan = RepairPlan {
+            damage: damage.clone(),
+            truncate: None,
+            remove: Vec::new(),
+            dropped_bytes: 0,
+            dropped_end: damage.offset,
+        };
+        let mut reached = false;
+        for segment in self.segments() {
+            if segment.path() == damage.file {
+                reached = true;
+                let len = fs::metadata(segment.path())
+                    .map_err(|e| BrokerError::io(segment.path(), e))?
+                    .len();
+                // The highest offset any valid batch after the damage claims.
+                let mut from = damage.position;
+                loop {
+                    let found = segment
+                        .find_valid_batch_after(from, len, damage.offset)
+                        .map_err(|e| BrokerError::io(segment.path(), e))?;
+                    let Some((at, size, end)) = found else { break };
+                    plan.dropped_end = plan.dropped_end.max(end);
+                    // The next search starts right after this batch.
+                    from = at + size.max(1) - 1;
+                }
+                plan.dropped_end = plan.dropped_end.max(segment.next_offset());
+                plan.dropped_bytes += len - damage.position.min(len);
+                if damage.position == 0 {
+                    plan.remove.push(segment.path().to_path_buf());
+                } else {
+                    plan.truncate = Some((segment.path().to_path_buf(), damage.position));
+                }
+            } else if reached {
+                plan.dropped_end = plan.dropped_end.max(segment.next_offset());
+                plan.dropped_bytes += segment.size();
+                plan.remove.push(segment.path().to_path_buf());
+            }
+        }
+        Ok(Some(plan))
     }
 
     fn segment_mut(&mut self, base: u64) -> Option<&mut Segment> {

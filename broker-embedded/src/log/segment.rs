@@ -510,6 +510,24 @@ impl Segment {
         Ok((contents, damage))
     }
 
+    /// The first valid batch after byte `from` with a base offset of at least
+    /// `min_offset`: its position, size and next offset.
+    pub(super) fn find_valid_batch_after(
+        &self,
+        from: u64,
+        len: u64,
+        min_offset: u64,
+    ) -> io::Result<Option<(u64, u64, u64)>> {
+        let Some(at) = valid_batch_after(&self.file, from, len, min_offset)? else {
+            return Ok(None);
+        };
+        let mut head = [0u8; BATCH_HEADER_LEN];
+        self.file.read_exact_at(&mut head, at)?;
+        Ok(BatchHeader::parse(&head)
+            .ok()
+            .map(|h| (at, h.size() as u64, h.next_offset())))
+    }
+
     /// The damage found in this segment, if any.
     pub(super) fn damage(&self) -> Option<&SegmentDamage> {
         self.damage.as_ref()

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use broker_embedded::{Broker, BrokerError, CleanStats, NewTopic, TopicConfig, TopicDescription};
+use broker_embedded::{
+    Broker, BrokerError, CleanStats, NewTopic, RepairReport, TopicConfig, TopicDescription,
+};
 
 use super::{render_table, with_broker, write_out, Align, DirMode, Outcome};
 use crate::args::TopicsCommand;
@@ -79,6 +81,71 @@ async fn execute(broker: Broker, command: TopicsCommand) -> Result<String> {
         TopicsCommand::Compact { topic } => {
             let stats = broker.compact_topic(&topic).await?;
             Ok(render_clean_stats(&topic, &stats))
+        }
+        TopicsCommand::Repair {
+            topic,
+            partition,
+            accept_data_loss,
+        } => {
+            let report = broker
+                .repair_partition(&topic, partition, accept_data_loss)
+                .await?;
+            render_repair(&format!("{topic}-{partition}"), &report)
+        }
+    }
+}
+
+/// What `topics repair` found or did, in words; an unrepairable partition is an error.
+fn render_repair(partition: &str, report: &RepairReport) -> Result<String> {
+    match report {
+        RepairReport::Online => Ok(format!(
+            "Partition {partition} is online; nothing to repair.\n"
+        )),
+        RepairReport::Unrepairable { reason } => anyhow::bail!(
+            "partition {partition} cannot be repaired by truncation: {reason}; move the \
+             damaged file aside by hand or restore the partition dir from a backup"
+        ),
+        RepairReport::Repairable {
+            reason,
+            first_dropped,
+            dropped_end,
+            dropped_bytes,
+            files,
+            repaired,
+        } => {
+            let dropped = if dropped_end > first_dropped {
+                format!(
+                    "offsets {first_dropped} to {} ({dropped_bytes} bytes)",
+                    dropped_end - 1
+                )
+            } else {
+                format!("{dropped_bytes} unreadable bytes from offset {first_dropped} on")
+            };
+            let mut text = if *repaired {
+                format!(
+                    "Repaired partition {partition}: dropped {dropped}; its log now ends at \
+                     offset {first_dropped}.\nIt was offline: {reason}\n"
+                )
+            } else {
+                format!(
+                    "Partition {partition} is offline: {reason}\nA repair truncates its log at \
+                     offset {first_dropped} and drops {dropped}.\n"
+                )
+            };
+            text.push_str(if *repaired {
+                "Files truncated or removed:\n"
+            } else {
+                "Files it truncates or removes:\n"
+            });
+            for file in files {
+                text.push_str(&format!("  {}\n", file.display()));
+            }
+            if !*repaired {
+                text.push_str(
+                    "Nothing was changed. Run again with --accept-data-loss to repair.\n",
+                );
+            }
+            Ok(text)
         }
     }
 }
