@@ -506,3 +506,219 @@ async fn a_damaged_offsets_partition_refuses_its_groups_instead_of_forgetting_th
     assert_eq!(other.partitions[0].committed_offset, Some(30));
     the_rest_works(&broker, n).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Damage a random file of a random partition, over many cases.
+
+mod random_damage {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    const N: u64 = 60;
+    const PARTITIONS: [(&str, u32); 3] = [("a", 0), ("a", 1), ("b", 0)];
+
+    /// A populated data dir, made once and copied for each case.
+    fn template() -> &'static Path {
+        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+        DIR.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            runtime().block_on(populated(dir.path(), N));
+            dir
+        })
+        .path()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
+    /// Byte positions where the batches of a segment file start.
+    fn batch_starts(file: &Path) -> Vec<u64> {
+        let bytes = fs::read(file).unwrap();
+        let mut starts = Vec::new();
+        let mut at = 0usize;
+        while at + 12 <= bytes.len() {
+            starts.push(at as u64);
+            let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            at += 12 + len as usize;
+        }
+        starts
+    }
+
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Flip { at: f64, mask: u8 },
+        Truncate { at: f64 },
+        Zero { at: f64, len: u16 },
+        Garbage { len: u16 },
+        Delete,
+        ReplaceByDir,
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            4 => (0.0..1.0f64, 1u8..=255).prop_map(|(at, mask)| Damage::Flip { at, mask }),
+            2 => (0.0..1.0f64).prop_map(|at| Damage::Truncate { at }),
+            1 => (0.0..1.0f64, 1u16..200).prop_map(|(at, len)| Damage::Zero { at, len }),
+            1 => (1u16..200).prop_map(|len| Damage::Garbage { len }),
+            1 => Just(Damage::Delete),
+            1 => Just(Damage::ReplaceByDir),
+        ]
+    }
+
+    /// Applies `damage` to `file`; returns the first byte it changed (the file's length for
+    /// appended garbage, 0 for a delete or a replacement).
+    fn apply(file: &Path, damage: &Damage) -> u64 {
+        let len = fs::metadata(file).unwrap().len();
+        let pos = |at: f64| ((len as f64 * at) as u64).min(len.saturating_sub(1));
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(file)
+                .unwrap()
+        };
+        match *damage {
+            Damage::Flip { at, mask } => {
+                let at = pos(at);
+                if len > 0 {
+                    let f = open();
+                    let mut b = [0u8];
+                    f.read_exact_at(&mut b, at).unwrap();
+                    f.write_all_at(&[b[0] ^ mask], at).unwrap();
+                }
+                at
+            }
+            Damage::Truncate { at } => {
+                let at = pos(at);
+                open().set_len(at).unwrap();
+                at
+            }
+            Damage::Zero { at, len: n } => {
+                let at = pos(at);
+                let n = (n as u64).min(len - at.min(len));
+                open().write_all_at(&vec![0u8; n as usize], at).unwrap();
+                at
+            }
+            Damage::Garbage { len: n } => {
+                open().write_all_at(&vec![0x5au8; n as usize], len).unwrap();
+                len
+            }
+            Damage::Delete => {
+                fs::remove_file(file).unwrap();
+                0
+            }
+            Damage::ReplaceByDir => {
+                fs::remove_file(file).unwrap();
+                fs::create_dir(file).unwrap();
+                0
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever one file of one partition suffers, the broker opens, every other
+        /// partition is whole and writable, the damaged one serves only records that were
+        /// written, loses none before the damage, and any error names a file of it.
+        #[test]
+        fn one_damaged_file_costs_at_most_its_partition(
+            which in 0usize..3,
+            segment in any::<prop::sample::Index>(),
+            kind in 0usize..3,
+            damage in damage(),
+        ) {
+            let (topic, partition) = PARTITIONS[which];
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(template(), dir.path());
+            let segs = segments(dir.path(), topic, partition);
+            let seg_index = segment.index(segs.len());
+            let log_file = segs[seg_index].clone();
+            let is_active = seg_index == segs.len() - 1;
+            let ext = ["log", "index", "timeindex"][kind];
+            let target = log_file.with_extension(ext);
+            // Deleting the first segment only moves the log start, as retention does, and
+            // deleting the last one moves the log end back: no record says the offsets
+            // beyond either end existed.
+            let is_end = seg_index == 0 || is_active;
+            prop_assume!(!(is_end && ext == "log" && matches!(damage, Damage::Delete)));
+            prop_assume!(target.exists());
+            let starts = batch_starts(&log_file);
+            let base = base_offset(&log_file);
+            let at = apply(&target, &damage);
+
+            let rt = runtime();
+            rt.block_on(async {
+                let broker = Broker::open(dir.path(), BrokerConfig::default()).await.unwrap();
+                for (t, p) in PARTITIONS {
+                    if (t, p) == (topic, partition) {
+                        continue;
+                    }
+                    let (values, err) = read_partition(&broker, t, p).await;
+                    assert!(err.is_none(), "{t}-{p}: {err:?}");
+                    assert_eq!(values, expected(t, p, N));
+                    broker.append(t, p, &[record(t, p, N)], ProducerFields::NONE).await.unwrap();
+                }
+                let (values, err) = read_partition(&broker, topic, partition).await;
+                // Only records that were written, in order, from the start.
+                assert_eq!(&values[..], &expected(topic, partition, N)[..values.len()]);
+                let pdir = dir.path().join(format!("{topic}-{partition}"));
+                match &err {
+                    None => {}
+                    Some(BrokerError::PartitionOffline { file, .. })
+                    | Some(BrokerError::CorruptBatch { file, .. }) => {
+                        assert!(file.starts_with(&pdir), "{err:?} names {}", file.display());
+                    }
+                    Some(other) => panic!("unexpected error {other:?}"),
+                }
+                if ext != "log" {
+                    // An index is a hint: nothing is lost, nothing goes offline.
+                    assert!(err.is_none(), "{err:?}");
+                    assert_eq!(values.len() as u64, N);
+                } else if err.is_none() && (values.len() as u64) < N {
+                    // A silent loss only of the tail of the active segment from the batch
+                    // the damage hit (a torn write), never of anything before it.
+                    assert!(is_active, "lost records silently: {damage:?} on {}", target.display());
+                    let hit = starts.iter().rposition(|&s| s <= at).unwrap_or(0);
+                    let first_lost = base + hit as u64;
+                    assert!(values.len() as u64 >= first_lost.min(N),
+                        "{} records read, the damage hit offset {first_lost}", values.len());
+                    if !matches!(damage, Damage::Truncate { .. } | Damage::Zero { .. }) {
+                        assert_eq!(hit, starts.len() - 1, "only the last batch is a torn tail");
+                    }
+                }
+                // The damaged partition either takes appends at its end or refuses them.
+                let appended = broker
+                    .append(topic, partition, &[record(topic, partition, N)], ProducerFields::NONE)
+                    .await;
+                match appended {
+                    Ok(info) => {
+                        assert!(err.is_none(), "an offline partition took an append");
+                        assert_eq!(info.base_offset, values.len() as u64);
+                    }
+                    Err(BrokerError::PartitionOffline { .. }) => assert!(err.is_some()),
+                    Err(e) => panic!("append: {e:?}"),
+                }
+                broker.close().await.unwrap();
+            });
+        }
+    }
+}

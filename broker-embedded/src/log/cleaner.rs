@@ -104,10 +104,18 @@ struct Output {
     pending: Vec<u8>,
     written: u64,
     interval: u64,
+    /// The offset after the last batch pushed.
+    next: u64,
+    /// The offset ranges between the batches pushed: what the cleaning removed.
+    gaps: Vec<(u64, u64)>,
 }
 
 impl Output {
     fn push(&mut self, header: &BatchHeader, bytes: &[u8]) -> io::Result<()> {
+        if header.base_offset > self.next {
+            self.gaps.push((self.next, header.base_offset));
+        }
+        self.next = header.next_offset();
         let position = self.segment.size();
         self.segment.note_batch(position, header, self.interval);
         self.pending.extend_from_slice(bytes);
@@ -288,6 +296,8 @@ impl Log {
             pending: Vec::new(),
             written: 0,
             interval: self.config.index_interval_bytes,
+            next: base,
+            gaps: Vec::new(),
         };
         let io_err = |e| BrokerError::io(&cleaned_path, e);
         let mut removed = 0u64;
@@ -335,18 +345,24 @@ impl Log {
         stats.records_removed += removed;
         stats.segments_cleaned += 1;
 
-        // A segment whose last records went ends earlier now: the offsets up to where it
-        // ended are a gap on purpose. It is recorded (and durable) before the swap, so that
-        // no open ever finds an unrecorded gap and takes the partition offline.
-        let (old_next, new_next) = (segment.next_offset(), out.segment.next_offset());
+        // The offsets whose batches went (between kept batches, and after the last one up to
+        // where the segment ended) are gaps on purpose. They are recorded (and durable)
+        // before the swap, so that no open or read ever finds an unrecorded gap and takes
+        // the partition offline.
+        let (old_next, new_next) = (segment.next_offset(), out.next);
         if new_next < old_next {
+            out.gaps.push((new_next, old_next));
+        }
+        if !out.gaps.is_empty() {
             let initial = if self.gaps.is_none() {
                 Some(self.current_gaps())
             } else {
                 None
             };
             let gaps = self.gaps.get_or_insert_with(|| initial.unwrap_or_default());
-            gaps.add(new_next, old_next);
+            for &(from, to) in &out.gaps {
+                gaps.add(from, to);
+            }
             let recorded = super::gaps::write(&self.dir, gaps).and_then(|()| sync_dir(&self.dir));
             if let Err(e) = recorded {
                 let _ = fs::remove_file(&cleaned_path);

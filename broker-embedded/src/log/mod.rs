@@ -243,6 +243,12 @@ impl Log {
         }
 
         let interval = config.index_interval_bytes;
+        let (gaps, gaps_error) = match gaps::read(dir) {
+            Ok(gaps) => (gaps, None),
+            Err(reason) => (Some(Gaps::default()), Some(reason)),
+        };
+        let raw_checkpoint = cleaner::read_checkpoint(dir, &label).unwrap_or(0);
+        let gap_allowed = |from: u64, to: u64| gap_allowed(gaps.as_ref(), raw_checkpoint, from, to);
         let mut sealed = BTreeMap::new();
         let active = match logs.split_last() {
             None => {
@@ -251,15 +257,11 @@ impl Log {
             }
             Some((&last, earlier)) => {
                 for &base in earlier {
-                    let segment = Segment::open_sealed(dir, base, &label, interval)?;
+                    let segment = Segment::open_sealed(dir, base, &label, interval, &gap_allowed)?;
                     sealed.insert(base, segment);
                 }
                 Segment::recover(dir, last, &label, interval)?
             }
-        };
-        let (gaps, gaps_error) = match gaps::read(dir) {
-            Ok(gaps) => (gaps, None),
-            Err(reason) => (Some(Gaps::default()), Some(reason)),
         };
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -300,8 +302,7 @@ impl Log {
         if removed_any {
             sync_dir(dir).map_err(io_err)?;
         }
-        log.cleaner_checkpoint = cleaner::read_checkpoint(&log.dir, &log.label)
-            .unwrap_or(0)
+        log.cleaner_checkpoint = raw_checkpoint
             .min(log.log_end_offset())
             .max(log.log_start_offset());
         log.damage = log.find_damage(gaps_error);
@@ -594,10 +595,7 @@ impl Log {
     /// recorded them, or (a log compacted before gaps were recorded) they lie below the
     /// cleaner checkpoint.
     fn gap_allowed(&self, from: u64, to: u64) -> bool {
-        match &self.gaps {
-            Some(gaps) => gaps.covers(from, to),
-            None => to <= self.cleaner_checkpoint,
-        }
+        gap_allowed(self.gaps.as_ref(), self.cleaner_checkpoint, from, to)
     }
 
     /// Why the partition is offline, if it is.
@@ -733,9 +731,11 @@ impl Log {
             std::mem::take(&mut *self.index_misses.lock().unwrap_or_else(|p| p.into_inner()));
         let interval = self.config.index_interval_bytes;
         let label = self.label.clone();
+        let (gaps, checkpoint) = (self.gaps.clone(), self.cleaner_checkpoint);
+        let allowed = |from: u64, to: u64| gap_allowed(gaps.as_ref(), checkpoint, from, to);
         for base in bases {
             if let Some(segment) = self.sealed.get_mut(&base) {
-                match segment.rebuild_indexes(&label, interval) {
+                match segment.rebuild_indexes(&label, interval, &allowed) {
                     Ok(()) => {
                         warn!(file = %segment.path().display(), "{label}: rebuilt the indexes of {}", segment.path().display())
                     }
@@ -924,7 +924,9 @@ impl Log {
         self.sync_active()?;
         self.active.seal();
         if let Err(e) = self.active.write_indexes() {
-            return Err(self.poison(self.active.path().to_path_buf(), e));
+            // The segment itself is durable; its index files are hints that the next open
+            // checks and rebuilds when they are missing or wrong.
+            warn!(file = %self.active.path().display(), "{}: cannot write the index files of {}: {e}", self.label, self.active.path().display());
         }
         let next = Segment::create(&self.dir, self.log_end_offset())
             .map_err(|e| BrokerError::io(&self.dir, e))?;
@@ -1119,6 +1121,9 @@ impl Log {
         };
         let mut position = start;
         let mut first = start > 0;
+        // The offset the next batch must start at (or, past a gap compaction recorded,
+        // after); unknown for the first batch read from an index position.
+        let mut expected_next = (start == 0).then(|| segment.base_offset());
         let mut collected = 0usize;
         let mut min_len = 0usize;
         let mut expected_min = segment.base_offset();
@@ -1180,6 +1185,20 @@ impl Log {
                         format!("at byte {at}: batch of {size} bytes runs past the end of the segment ({end} bytes)"),
                     ));
                 }
+                if let Some(next) = expected_next {
+                    if header.base_offset > next && !self.gap_allowed(next, header.base_offset) {
+                        return Err(self.corrupt(
+                            segment,
+                            next,
+                            format!(
+                                "at byte {at}: batch base offset {} where {next} was expected, \
+                                 and no gap is recorded there",
+                                header.base_offset
+                            ),
+                        ));
+                    }
+                }
+                expected_next = Some(header.next_offset());
                 if header.base_offset < expected_min || header.last_offset() >= limit {
                     return Err(self.corrupt(
                         segment,
@@ -1422,9 +1441,11 @@ impl Log {
             .chain(std::iter::once(&mut self.active))
         {
             if segment.indexes_dirty() {
-                segment
-                    .write_indexes()
-                    .map_err(|e| BrokerError::io(segment.path(), e))?;
+                // Index files are hints that the next open checks and rebuilds: one that
+                // cannot be written costs a scan then, not the close.
+                if let Err(e) = segment.write_indexes() {
+                    warn!(file = %segment.path().display(), "{}: cannot write the index files of {}: {e}", self.label, segment.path().display());
+                }
                 wrote = true;
             }
         }
@@ -1432,6 +1453,16 @@ impl Log {
             sync_dir(&self.dir).map_err(|e| BrokerError::io(&self.dir, e))?;
         }
         Ok(())
+    }
+}
+
+/// Whether the offsets `[from, to)` may be missing from a log: compaction recorded them,
+/// or (a log compacted before gaps were recorded, `gaps` is `None`) they lie below the
+/// cleaner checkpoint.
+fn gap_allowed(gaps: Option<&Gaps>, cleaner_checkpoint: u64, from: u64, to: u64) -> bool {
+    match gaps {
+        Some(gaps) => gaps.covers(from, to),
+        None => to <= cleaner_checkpoint,
     }
 }
 

@@ -412,6 +412,7 @@ impl Segment {
         base_offset: u64,
         label: &str,
         index_interval: u64,
+        gap_allowed: &dyn Fn(u64, u64) -> bool,
     ) -> Result<Segment> {
         let path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let io_err = |e| BrokerError::io(&path, e);
@@ -419,8 +420,10 @@ impl Segment {
         let len = file.metadata().map_err(io_err)?.len();
         let index_path = dir.join(file_name(base_offset, INDEX_SUFFIX));
         let time_index_path = dir.join(file_name(base_offset, TIME_INDEX_SUFFIX));
-        let loaded = index::load(&index_path, &time_index_path, base_offset, len)
-            .and_then(|loaded| verify_index_tail(&file, &loaded.0, &loaded.1).map(|()| loaded));
+        let loaded =
+            index::load(&index_path, &time_index_path, base_offset, len).and_then(|loaded| {
+                verify_index_tail(&file, &loaded.0, &loaded.1, gap_allowed).map(|()| loaded)
+            });
         match loaded {
             Ok((summary, index, time_index)) => {
                 let mut contents = Contents::new(base_offset);
@@ -441,8 +444,15 @@ impl Segment {
                         path.display()
                     );
                 }
-                let (contents, damage) =
-                    Self::scan_sealed(&file, &path, base_offset, len, label, index_interval)?;
+                let (contents, damage) = Self::scan_sealed(
+                    &file,
+                    &path,
+                    base_offset,
+                    len,
+                    label,
+                    index_interval,
+                    gap_allowed,
+                )?;
                 let mut segment = Segment::with_file(dir, path, file, contents);
                 segment.damage = damage;
                 Ok(segment)
@@ -457,6 +467,7 @@ impl Segment {
         len: u64,
         label: &str,
         index_interval: u64,
+        gap_allowed: &dyn Fn(u64, u64) -> bool,
     ) -> Result<(Contents, Option<SegmentDamage>)> {
         let mut contents = Contents::new(base_offset);
         let mut scanner = Scanner::new(file, 0, len);
@@ -473,6 +484,17 @@ impl Segment {
                             position,
                             format!(
                                 "batch base offset {} is below {}",
+                                header.base_offset, contents.next_offset
+                            ),
+                        ))
+                    } else if header.base_offset > contents.next_offset
+                        && !gap_allowed(contents.next_offset, header.base_offset)
+                    {
+                        Some((
+                            position,
+                            format!(
+                                "batch base offset {} where {} was expected, and no gap is \
+                                 recorded there",
                                 header.base_offset, contents.next_offset
                             ),
                         ))
@@ -645,7 +667,12 @@ impl Segment {
 
     /// Rebuilds the in-memory indexes of a sealed segment by scanning it, and writes the
     /// index files (unless the scan finds damage, which is kept).
-    pub(super) fn rebuild_indexes(&mut self, label: &str, index_interval: u64) -> Result<()> {
+    pub(super) fn rebuild_indexes(
+        &mut self,
+        label: &str,
+        index_interval: u64,
+        gap_allowed: &dyn Fn(u64, u64) -> bool,
+    ) -> Result<()> {
         let len = self.size();
         let (contents, damage) = Self::scan_sealed(
             &self.file,
@@ -654,6 +681,7 @@ impl Segment {
             len,
             label,
             index_interval,
+            gap_allowed,
         )?;
         self.contents = contents;
         if let Some(damage) = damage {
@@ -742,6 +770,7 @@ fn verify_index_tail(
     file: &File,
     summary: &SegmentSummary,
     index: &OffsetIndex,
+    gap_allowed: &dyn Fn(u64, u64) -> bool,
 ) -> std::result::Result<(), index::LoadError> {
     let (relative, position) = index.last_entry().unwrap_or((0, 0));
     let mut expected = summary.base_offset + u64::from(relative);
@@ -757,11 +786,10 @@ fn verify_index_tail(
             Ok(Scanned::Batch {
                 position, header, ..
             }) => {
-                let fits = if first {
-                    header.base_offset == expected
-                } else {
-                    header.base_offset >= expected
-                };
+                let fits = header.base_offset == expected
+                    || (!first
+                        && header.base_offset > expected
+                        && gap_allowed(expected, header.base_offset));
                 if !fits {
                     return Err(format!(
                         "the index places offset {expected} at byte {position}, which holds \

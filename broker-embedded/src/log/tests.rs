@@ -1384,7 +1384,11 @@ fn read_throughput() {
 // ---------------------------------------------------------------------------------------
 // Format fixtures.
 
-const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/log/fixtures/v1");
+/// The fixture as written today: segments, indexes, the cleaner checkpoint and the record
+/// of compaction's gaps (`offset-gaps`).
+const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/log/fixtures/v2");
+/// The same partition written before compaction recorded its gaps: still read back.
+const FIXTURE_DIR_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/log/fixtures/v1");
 
 /// Writes the fixture partition: keyed records with headers, a transactional batch and its
 /// commit marker, a tombstone, a compaction pass, and more appends after it.
@@ -1490,10 +1494,11 @@ fn regenerate_format_fixtures() {
 }
 
 #[test]
-fn format_version_1_fixtures_read_back_and_are_still_written_the_same() {
+fn format_fixtures_read_back_and_are_still_written_the_same() {
     let fixture = Path::new(FIXTURE_DIR);
     let stored = dir_files(fixture);
     assert!(stored.contains_key("cleaner-offset-checkpoint"));
+    assert!(stored.contains_key("offset-gaps"));
     assert!(stored.keys().filter(|k| k.ends_with(".log")).count() >= 3);
 
     // The current code writes exactly these bytes.
@@ -1508,7 +1513,14 @@ fn format_version_1_fixtures_read_back_and_are_still_written_the_same() {
         assert!(written[name] == *bytes, "{name} is written differently now");
     }
 
-    // And reads them: index files accepted, records as written.
+    // And reads them, and those written before gaps were recorded: index files accepted,
+    // records as written.
+    for fixture in [fixture, Path::new(FIXTURE_DIR_V1)] {
+        check_fixture_reads_back(fixture);
+    }
+}
+
+fn check_fixture_reads_back(fixture: &Path) {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(fixture, copy.path());
     let time = MockTime::new(T0 + 1000);
