@@ -16,7 +16,8 @@ use tracing::{debug, info, warn};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
-use crate::log::{AppendInfo, CleanStats, Log};
+use crate::log::files::FileCache;
+use crate::log::{AppendInfo, CleanStats, Log, LogEnv};
 use crate::record::{NewRecord, ProducerFields, RecordBatch, RecordRef};
 use crate::transaction::TransactionCoordinator;
 use crate::IsolationLevel;
@@ -195,6 +196,8 @@ pub(crate) struct Inner {
     /// Keeps an in-memory broker's temporary dir alive.
     _temp: Option<tempfile::TempDir>,
     pub(crate) config: BrokerConfig,
+    /// What every log shares.
+    log_env: LogEnv,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Woken on every append, so waiting consumers fetch again.
     pub(crate) data_arrived: Notify,
@@ -429,8 +432,20 @@ impl Broker {
         temp: Option<tempfile::TempDir>,
         config: BrokerConfig,
     ) -> Result<Broker> {
-        fs::create_dir_all(dir.join(META_DIR)).map_err(|e| BrokerError::io(&dir, e))?;
+        if config.read_only {
+            if !dir.join(META_DIR).is_dir() {
+                return Err(BrokerError::NoBroker { dir });
+            }
+        } else {
+            fs::create_dir_all(dir.join(META_DIR)).map_err(|e| BrokerError::io(&dir, e))?;
+        }
         let lock = lock_dir(&dir)?;
+        let log_env = LogEnv {
+            flush_policy: config.flush_policy,
+            time: config.time.clone(),
+            files: FileCache::new(config.max_open_files),
+            read_only: config.read_only,
+        };
 
         let mut topics = BTreeMap::new();
         let meta_dir = dir.join(META_DIR);
@@ -458,7 +473,7 @@ impl Broker {
             let text = fs::read_to_string(&path).map_err(|e| BrokerError::io(&path, e))?;
             let (partitions, topic_config) =
                 parse_meta(&path, &text, config.max_partitions_per_topic)?;
-            let topic = Self::open_topic(&dir, &name, partitions, topic_config, &config, true)?;
+            let topic = Self::open_topic(&dir, &name, partitions, topic_config, &log_env, true)?;
             topics.insert(name, Arc::new(topic));
         }
         info!(dir = %dir.display(), topics = topics.len(), "broker opened");
@@ -468,6 +483,7 @@ impl Broker {
             _lock: Some(lock),
             _temp: temp,
             config,
+            log_env,
             topics: RwLock::new(topics),
             data_arrived: Notify::new(),
             background: Mutex::new(None),
@@ -487,20 +503,13 @@ impl Broker {
         name: &str,
         partitions: u32,
         topic_config: TopicConfig,
-        config: &BrokerConfig,
+        env: &LogEnv,
         opening: bool,
     ) -> Result<Topic> {
         let mut parts = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
             let pdir = partition_dir(dir, name, p);
-            match Log::open(
-                &pdir,
-                name,
-                p,
-                topic_config.clone(),
-                config.flush_policy,
-                config.time.clone(),
-            ) {
+            match Log::open(&pdir, name, p, topic_config.clone(), env) {
                 Ok(log) => parts.push(Partition::online(name, p, log)),
                 Err(e) if opening => {
                     // One partition that cannot be opened is taken offline alone; the rest
@@ -529,6 +538,9 @@ impl Broker {
     }
 
     fn start_background(&self) {
+        if self.inner.config.read_only {
+            return;
+        }
         let interval = match self.inner.config.retention_check_interval_ms {
             Some(ms) => ms.min(self.inner.config.cleaner_backoff_ms).max(10),
             None => return,
@@ -573,6 +585,14 @@ impl Broker {
         &self.inner.config
     }
 
+    /// `ReadOnly` when the broker was opened read-only.
+    pub(crate) fn check_writable(&self, what: impl FnOnce() -> String) -> Result<()> {
+        if self.inner.config.read_only {
+            return Err(BrokerError::ReadOnly { what: what() });
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(BrokerError::Closed);
@@ -609,6 +629,7 @@ impl Broker {
     /// typed error and creates nothing.
     pub async fn create_topic(&self, new: NewTopic) -> Result<()> {
         self.check_open()?;
+        self.check_writable(|| format!("create topic {}", new.name))?;
         validate_topic_name(&new.name)?;
         let partitions = new.partitions.unwrap_or(self.inner.config.num_partitions);
         check_partitions(
@@ -637,11 +658,13 @@ impl Broker {
             &new.name,
             partitions,
             config.clone(),
-            &self.inner.config,
+            &self.inner.log_env,
             false,
         );
         let meta = meta_file(&self.inner.dir, &new.name);
         let created = topic.and_then(|topic| {
+            // The new partition dirs' names are durable before the metadata names them.
+            sync_dir(&self.inner.dir)?;
             if let Some(parent) = meta.parent() {
                 fs::create_dir_all(parent).map_err(|e| BrokerError::io(parent, e))?;
             }
@@ -693,6 +716,7 @@ impl Broker {
     /// Deletes a topic and its data.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.check_open()?;
+        self.check_writable(|| format!("delete topic {name}"))?;
         let topic = {
             let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
             let topic = topics
@@ -783,6 +807,7 @@ impl Broker {
     /// their values.
     pub async fn alter_topic_config(&self, name: &str, changes: &[(&str, &str)]) -> Result<()> {
         let topic = self.topic(name)?;
+        self.check_writable(|| format!("alter the configs of topic {name}"))?;
         let mut config = match topic.partitions.first() {
             Some(p) => match topic.partitions.iter().find_map(|p| p.lock().ok()) {
                 Some(log) => log.config().clone(),
@@ -961,6 +986,7 @@ impl Broker {
             .chain(plan.remove.iter().cloned())
             .collect();
         if accept_data_loss {
+            self.check_writable(|| format!("repair {topic}-{partition}"))?;
             crate::log::apply_repair(&plan)?;
             let config = log.config().clone();
             let reopened = Log::open(
@@ -968,8 +994,7 @@ impl Broker {
                 topic,
                 partition,
                 config,
-                self.inner.config.flush_policy,
-                self.inner.config.time.clone(),
+                &self.inner.log_env,
             )?;
             *log = reopened;
             warn!(
@@ -1085,6 +1110,7 @@ impl Broker {
     /// and records younger than `min.compaction.lag.ms` are still left alone).
     pub async fn compact_topic(&self, topic: &str) -> Result<CleanStats> {
         let t = self.topic(topic)?;
+        self.check_writable(|| format!("compact topic {topic}"))?;
         let mut total = CleanStats::default();
         for part in &t.partitions {
             let mut log = part.lock()?;

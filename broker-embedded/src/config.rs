@@ -324,6 +324,16 @@ pub struct BrokerConfig {
     /// with more partitions is refused at create, and topic metadata naming more is
     /// reported as corrupt, never allocated.
     pub max_partitions_per_topic: u32,
+    /// How many segment files the broker keeps open at once, default 1024: files are
+    /// opened when used and the least recently used closed, so the number of partitions is
+    /// not bounded by the process's file descriptor limit.
+    pub max_open_files: usize,
+    /// Open the data dir read-only: nothing in it is created, truncated, removed or written
+    /// (no lock file, no recovery truncation, no index rewrites, no internal topics, no
+    /// retention or compaction); appends and admin changes are refused with
+    /// `BrokerError::ReadOnly`. For inspecting a data dir on a read-only or full file
+    /// system. A dir without a broker is `BrokerError::NoBroker`.
+    pub read_only: bool,
     /// Defaults applied to every new topic before its own configs.
     pub default_topic_config: TopicConfig,
     /// The clock.
@@ -338,6 +348,8 @@ impl Default for BrokerConfig {
             cleaner_backoff_ms: 15_000,
             num_partitions: 1,
             max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+            max_open_files: 1024,
+            read_only: false,
             default_topic_config: TopicConfig::default(),
             time: Arc::new(SystemTime),
         }

@@ -74,6 +74,20 @@ pub enum BrokerError {
         reason: String,
     },
 
+    /// A read-only open found no broker in the dir.
+    #[error("no broker in {dir}: it has no topic metadata ({dir}/meta/topics)")]
+    NoBroker {
+        /// The dir.
+        dir: PathBuf,
+    },
+
+    /// The broker was opened read-only (`BrokerConfig::read_only`) and was asked to write.
+    #[error("the broker is open read-only: cannot {what}")]
+    ReadOnly {
+        /// What was refused.
+        what: String,
+    },
+
     /// An I/O operation on a file or directory failed.
     #[error("I/O error on {path}: {source}")]
     Io {

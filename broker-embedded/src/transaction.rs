@@ -594,13 +594,20 @@ impl TransactionCoordinator {
     /// Creates `__transaction_state` if missing, replays it, completes or aborts what the
     /// last run left open, and sets the next producer id above every one in use.
     pub(crate) async fn start(&self, broker: &Broker) -> Result<()> {
-        broker
-            .ensure_topic(
-                NewTopic::new(TRANSACTION_STATE_TOPIC, TRANSACTION_STATE_PARTITIONS)
-                    .config("cleanup.policy", "compact")
-                    .config("segment.bytes", "104857600"),
-            )
-            .await?;
+        let read_only = broker.config().read_only;
+        if read_only {
+            if broker.topic(TRANSACTION_STATE_TOPIC).is_err() {
+                return Ok(());
+            }
+        } else {
+            broker
+                .ensure_topic(
+                    NewTopic::new(TRANSACTION_STATE_TOPIC, TRANSACTION_STATE_PARTITIONS)
+                        .config("cleanup.policy", "compact")
+                        .config("segment.bytes", "104857600"),
+                )
+                .await?;
+        }
         let mut txns: HashMap<String, TxnMetadata> = HashMap::new();
         let partitions = broker.partition_count(TRANSACTION_STATE_TOPIC).await?;
         let mut offline = BTreeMap::new();
@@ -706,6 +713,10 @@ impl TransactionCoordinator {
                 TxnState::PrepareCommit => true,
                 _ => continue,
             };
+            if read_only {
+                // Completing it writes markers: left for the next writable open.
+                continue;
+            }
             let mut m = m;
             if m.state == TxnState::Ongoing {
                 // Fence whatever producer still holds the old epoch.
@@ -723,7 +734,7 @@ impl TransactionCoordinator {
         drop(state);
         // Partitions whose transaction the coordinator does not know as open.
         let mut dangling = 0usize;
-        for topic in broker.all_topics() {
+        for topic in broker.all_topics().into_iter().filter(|_| !read_only) {
             for (p, part) in topic.partitions.iter().enumerate() {
                 let Ok(log) = part.lock() else { continue };
                 if log.damage().is_some() {

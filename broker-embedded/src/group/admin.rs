@@ -40,6 +40,13 @@ impl Broker {
     /// Creates `__consumer_offsets` if it is missing, rebuilds the committed-offsets cache
     /// from it, and starts the coordinator's timer. Called once when the broker opens.
     pub(crate) async fn start_groups(&self) -> Result<()> {
+        if self.config().read_only {
+            // Nothing is created: groups come from the offsets topic if there is one.
+            if self.topic(CONSUMER_OFFSETS_TOPIC).is_ok() {
+                self.load_offsets().await?;
+            }
+            return Ok(());
+        }
         let created = self
             .ensure_topic(
                 NewTopic::new(CONSUMER_OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS)

@@ -187,8 +187,9 @@ impl Log {
         if self.poisoned {
             return Err(self.poisoned_error());
         }
-        if self.damage.is_some() {
-            // An offline log keeps every byte for the operator to inspect or repair.
+        if self.damage.is_some() || self.read_only {
+            // An offline log keeps every byte for the operator to inspect or repair; a
+            // read-only one writes nothing.
             return Ok(stats);
         }
         let now = self.time.now_ms();
@@ -288,8 +289,8 @@ impl Log {
                     && !(r.value.is_none() && expire_tombstones)
             }
         };
-        let cleaned =
-            Segment::create_cleaned(&self.dir, base).map_err(|e| BrokerError::io(&self.dir, e))?;
+        let cleaned = Segment::create_cleaned(&self.dir, base, &self.files)
+            .map_err(|e| BrokerError::io(&self.dir, e))?;
         let cleaned_path = cleaned.path().to_path_buf();
         let mut out = Output {
             segment: cleaned,

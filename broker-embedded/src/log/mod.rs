@@ -14,6 +14,7 @@
 //! see the `producers` module.
 
 mod cleaner;
+pub(crate) mod files;
 mod gaps;
 mod index;
 mod producers;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::{debug, error, warn};
 
+use self::files::FileCache;
 use self::gaps::Gaps;
 use self::producers::{ProducerCheck, ProducerStates};
 use self::segment::{parse_file_name, sync_dir, Scanned, Segment, SegmentDamage};
@@ -140,6 +142,20 @@ pub(crate) fn apply_repair(plan: &RepairPlan) -> Result<()> {
     Ok(())
 }
 
+/// What every log of a broker shares: the flush policy, the clock, the cache of open
+/// segment files, and whether the data dir may be written.
+#[derive(Debug, Clone)]
+pub(crate) struct LogEnv {
+    /// `log.flush.policy`.
+    pub(crate) flush_policy: FlushPolicy,
+    /// The clock.
+    pub(crate) time: Arc<dyn Time>,
+    /// The broker's segment file handles.
+    pub(crate) files: Arc<FileCache>,
+    /// Opened read-only: nothing in the data dir is created, truncated, removed or written.
+    pub(crate) read_only: bool,
+}
+
 /// One partition's log.
 ///
 /// Not internally synchronized: appends, retention and cleaning take `&mut self`, reads take
@@ -154,6 +170,10 @@ pub(crate) struct Log {
     config: TopicConfig,
     flush_policy: FlushPolicy,
     time: Arc<dyn Time>,
+    files: Arc<FileCache>,
+    read_only: bool,
+    /// Appends not fsynced yet.
+    unsynced: bool,
     /// Sealed segments by base offset, oldest first.
     sealed: BTreeMap<u64, Segment>,
     /// The segment appends go to; its base offset is above every sealed one's.
@@ -197,18 +217,25 @@ impl Log {
         topic: &str,
         partition: u32,
         config: TopicConfig,
-        flush_policy: FlushPolicy,
-        time: Arc<dyn Time>,
+        env: &LogEnv,
     ) -> Result<Log> {
         let label = format!("{topic}-{partition}");
         let io_err = |e| BrokerError::io(dir, e);
-        fs::create_dir_all(dir).map_err(io_err)?;
+        let read_only = env.read_only;
+        if !read_only {
+            fs::create_dir_all(dir).map_err(io_err)?;
+        }
 
         let mut logs = Vec::new();
         let mut index_files = Vec::new();
         let mut removed_any = false;
-        for entry in fs::read_dir(dir).map_err(io_err)? {
-            let entry = entry.map_err(io_err)?;
+        let entries: Vec<fs::DirEntry> = match fs::read_dir(dir) {
+            Ok(entries) => entries.collect::<std::io::Result<_>>().map_err(io_err)?,
+            // Read-only, a partition that never got its dir is empty.
+            Err(e) if read_only && e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err(e)),
+        };
+        for entry in entries {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let path = entry.path();
@@ -221,8 +248,10 @@ impl Log {
                 false
             };
             if leftover {
-                fs::remove_file(&path).map_err(|e| BrokerError::io(&path, e))?;
-                removed_any = true;
+                if !read_only {
+                    fs::remove_file(&path).map_err(|e| BrokerError::io(&path, e))?;
+                    removed_any = true;
+                }
                 continue;
             }
             match parse_file_name(name) {
@@ -235,7 +264,7 @@ impl Log {
         }
         logs.sort_unstable();
         for (base, path) in index_files {
-            if logs.binary_search(&base).is_err() {
+            if logs.binary_search(&base).is_err() && !read_only {
                 warn!(file = %path.display(), "{label}: removing index file {} that has no segment", path.display());
                 fs::remove_file(&path).map_err(|e| BrokerError::io(&path, e))?;
                 removed_any = true;
@@ -250,17 +279,17 @@ impl Log {
         let raw_checkpoint = cleaner::read_checkpoint(dir, &label).unwrap_or(0);
         let gap_allowed = |from: u64, to: u64| gap_allowed(gaps.as_ref(), raw_checkpoint, from, to);
         let mut sealed = BTreeMap::new();
+        let files = &env.files;
         let active = match logs.split_last() {
-            None => {
-                removed_any = true;
-                Segment::create(dir, 0).map_err(io_err)?
-            }
+            // The first segment's file is created at the first append.
+            None => Segment::lazy(dir, 0, files),
             Some((&last, earlier)) => {
                 for &base in earlier {
-                    let segment = Segment::open_sealed(dir, base, &label, interval, &gap_allowed)?;
+                    let segment =
+                        Segment::open_sealed(dir, base, &label, interval, &gap_allowed, files)?;
                     sealed.insert(base, segment);
                 }
-                Segment::recover(dir, last, &label, interval)?
+                Segment::recover(dir, last, &label, interval, files, read_only)?
             }
         };
         let mut log = Log {
@@ -269,8 +298,11 @@ impl Log {
             partition,
             label,
             config,
-            flush_policy,
-            time,
+            flush_policy: env.flush_policy,
+            time: env.time.clone(),
+            files: env.files.clone(),
+            read_only,
+            unsynced: false,
             sealed,
             active,
             cleaner_checkpoint: 0,
@@ -287,7 +319,7 @@ impl Log {
             rebuilt_at_open: 0,
         };
         // Sealed segments whose indexes were rebuilt get their index files back now.
-        for segment in log.sealed.values_mut() {
+        for segment in log.sealed.values_mut().filter(|_| !read_only) {
             if segment.indexes_dirty() {
                 #[cfg(test)]
                 {
@@ -363,6 +395,11 @@ impl Log {
         }
         if let Some(d) = &self.damage {
             return Err(self.offline_error(d));
+        }
+        if self.read_only {
+            return Err(BrokerError::ReadOnly {
+                what: format!("append to {}", self.label),
+            });
         }
         if records.is_empty() {
             return Err(self.invalid_record("a batch needs at least one record".into()));
@@ -891,6 +928,7 @@ impl Log {
             return Err(BrokerError::io(self.active.path(), e));
         }
         self.active.first_append_ms.get_or_insert(now);
+        self.unsynced = true;
         if self.flush_policy == FlushPolicy::EveryAppend {
             self.sync_active()?;
         }
@@ -928,7 +966,7 @@ impl Log {
             // checks and rebuilds when they are missing or wrong.
             warn!(file = %self.active.path().display(), "{}: cannot write the index files of {}: {e}", self.label, self.active.path().display());
         }
-        let next = Segment::create(&self.dir, self.log_end_offset())
+        let next = Segment::create(&self.dir, self.log_end_offset(), &self.files)
             .map_err(|e| BrokerError::io(&self.dir, e))?;
         if let Err(e) = sync_dir(&self.dir) {
             return Err(self.poison(self.dir.clone(), e));
@@ -953,7 +991,10 @@ impl Log {
             return Err(self.poison(path, std::io::Error::other("injected fsync failure")));
         }
         match self.active.sync_data() {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unsynced = false;
+                Ok(())
+            }
             Err(e) => Err(self.poison(self.active.path().to_path_buf(), e)),
         }
     }
@@ -1349,6 +1390,10 @@ impl Log {
         if self.poisoned {
             return Err(self.poisoned_error());
         }
+        if !self.unsynced {
+            // Nothing written since the last fsync (a roll fsyncs the segment it seals).
+            return Ok(());
+        }
         self.sync_active()
     }
 
@@ -1367,7 +1412,7 @@ impl Log {
     /// than `retention.ms`. The active segment is never deleted. The log start offset moves
     /// to the new first segment's base offset. Returns how many segments went.
     pub(crate) fn enforce_retention(&mut self) -> Result<usize> {
-        if !self.config.cleanup_policy.delete || self.damage.is_some() {
+        if !self.config.cleanup_policy.delete || self.damage.is_some() || self.read_only {
             // An offline log keeps every byte for the operator to inspect or repair.
             return Ok(0);
         }
@@ -1433,13 +1478,14 @@ impl Log {
 
     /// Flushes the active segment and writes the index files that are behind memory.
     pub(crate) fn close(&mut self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         self.flush()?;
         let mut wrote = false;
-        for segment in self
-            .sealed
-            .values_mut()
-            .chain(std::iter::once(&mut self.active))
-        {
+        // The active segment is scanned on every open, so its index files would never be
+        // read: only sealed segments' are written.
+        for segment in self.sealed.values_mut() {
             if segment.indexes_dirty() {
                 // Index files are hints that the next open checks and rebuilds: one that
                 // cannot be written costs a scan then, not the close.

@@ -5,10 +5,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tracing::warn;
 
+use super::files::{FileCache, SegmentFile};
 use super::index::{self, OffsetIndex, SegmentSummary, TimeIndex};
 use crate::batch::{self, BatchHeader, DecodeError, BATCH_HEADER_LEN};
 use crate::error::{BrokerError, Result};
@@ -142,7 +144,7 @@ pub(super) struct SegmentDamage {
 pub(super) struct Segment {
     dir: PathBuf,
     path: PathBuf,
-    file: File,
+    file: SegmentFile,
     contents: Contents,
     /// When the first batch was appended (by the log's clock), for `segment.ms`. After a
     /// reopen, the first batch's max timestamp (Kafka's rule).
@@ -177,10 +179,18 @@ pub(super) enum Scanned {
     },
 }
 
+/// Where a [`Scanner`] reads: a file opened by the caller, or a segment's file through the
+/// broker's handle cache.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    File(&'a File),
+    Segment(&'a SegmentFile),
+}
+
 /// Reads the batches of a byte range of a segment file in order, a chunk at a time.
 #[derive(Debug)]
 pub(super) struct Scanner<'a> {
-    file: &'a File,
+    source: Source<'a>,
     next: u64,
     end: u64,
     buf: Bytes,
@@ -189,8 +199,12 @@ pub(super) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     fn new(file: &'a File, from: u64, end: u64) -> Self {
+        Self::over(Source::File(file), from, end)
+    }
+
+    fn over(source: Source<'a>, from: u64, end: u64) -> Self {
         Scanner {
-            file,
+            source,
             next: from,
             end,
             buf: Bytes::new(),
@@ -206,7 +220,10 @@ impl<'a> Scanner<'a> {
         }
         let want = (len.max(SCAN_CHUNK) as u64).min(self.end - position) as usize;
         let mut buf = vec![0u8; want];
-        self.file.read_exact_at(&mut buf, position)?;
+        match self.source {
+            Source::File(file) => file.read_exact_at(&mut buf, position)?,
+            Source::Segment(file) => file.handle()?.read_exact_at(&mut buf, position)?,
+        }
         self.buf = Bytes::from(buf);
         self.buf_start = position;
         Ok(())
@@ -258,7 +275,7 @@ impl<'a> Scanner<'a> {
 }
 
 impl Segment {
-    fn with_file(dir: &Path, path: PathBuf, file: File, contents: Contents) -> Segment {
+    fn with_file(dir: &Path, path: PathBuf, file: SegmentFile, contents: Contents) -> Segment {
         Segment {
             dir: dir.to_path_buf(),
             path,
@@ -271,13 +288,18 @@ impl Segment {
     }
 
     /// Creates a new, empty segment file at `base_offset`.
-    pub(super) fn create(dir: &Path, base_offset: u64) -> io::Result<Segment> {
+    pub(super) fn create(
+        dir: &Path,
+        base_offset: u64,
+        files: &Arc<FileCache>,
+    ) -> io::Result<Segment> {
         let path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
+        let file = SegmentFile::opened(files, path.clone(), file, true);
         Ok(Segment::with_file(
             dir,
             path,
@@ -286,9 +308,23 @@ impl Segment {
         ))
     }
 
+    /// An empty segment at `base_offset` whose file is created at its first append: a new
+    /// partition costs a directory, not a file and its fsyncs.
+    pub(super) fn lazy(dir: &Path, base_offset: u64, files: &Arc<FileCache>) -> Segment {
+        let path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        let file = SegmentFile::lazy(files, path.clone());
+        let mut segment = Segment::with_file(dir, path, file, Contents::new(base_offset));
+        segment.indexes_dirty = false;
+        segment
+    }
+
     /// Creates the `.log.cleaned` file into which the cleaner rewrites the segment at
     /// `base_offset` (replacing a leftover one).
-    pub(super) fn create_cleaned(dir: &Path, base_offset: u64) -> io::Result<Segment> {
+    pub(super) fn create_cleaned(
+        dir: &Path,
+        base_offset: u64,
+        files: &Arc<FileCache>,
+    ) -> io::Result<Segment> {
         let path = dir.join(file_name(base_offset, CLEANED_SUFFIX));
         remove_if_present(&path)?;
         let file = OpenOptions::new()
@@ -296,6 +332,7 @@ impl Segment {
             .write(true)
             .create_new(true)
             .open(&path)?;
+        let file = SegmentFile::opened(files, path.clone(), file, true);
         Ok(Segment::with_file(
             dir,
             path,
@@ -312,12 +349,14 @@ impl Segment {
         base_offset: u64,
         label: &str,
         index_interval: u64,
+        files: &Arc<FileCache>,
+        read_only: bool,
     ) -> Result<Segment> {
         let path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let io_err = |e| BrokerError::io(&path, e);
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!read_only)
             .open(&path)
             .map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
@@ -381,9 +420,25 @@ impl Segment {
                     ),
                 };
                 contents.size = len;
+                let file = SegmentFile::opened(files, path.clone(), file, !read_only);
                 let mut segment = Segment::with_file(dir, path, file, contents);
                 segment.first_append_ms = first_timestamp;
                 segment.damage = Some(damage);
+                return Ok(segment);
+            }
+            if read_only {
+                warn!(
+                    file = %path.display(),
+                    position,
+                    "{label}: the active segment {} ends in a torn batch at byte {position} \
+                     (offset {}): {reason}; read-only, so it is left as it is and read up to \
+                     there",
+                    path.display(),
+                    contents.next_offset,
+                );
+                let file = SegmentFile::opened(files, path.clone(), file, false);
+                let mut segment = Segment::with_file(dir, path, file, contents);
+                segment.first_append_ms = first_timestamp;
                 return Ok(segment);
             }
             warn!(
@@ -399,6 +454,7 @@ impl Segment {
             file.set_len(position).map_err(io_err)?;
             file.sync_all().map_err(io_err)?;
         }
+        let file = SegmentFile::opened(files, path.clone(), file, !read_only);
         let mut segment = Segment::with_file(dir, path, file, contents);
         segment.first_append_ms = first_timestamp;
         Ok(segment)
@@ -413,6 +469,7 @@ impl Segment {
         label: &str,
         index_interval: u64,
         gap_allowed: &dyn Fn(u64, u64) -> bool,
+        files: &Arc<FileCache>,
     ) -> Result<Segment> {
         let path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let io_err = |e| BrokerError::io(&path, e);
@@ -432,6 +489,7 @@ impl Segment {
                 contents.max_timestamp = summary.max_timestamp;
                 contents.index = index;
                 contents.time_index = time_index;
+                let file = SegmentFile::opened(files, path.clone(), file, false);
                 let mut segment = Segment::with_file(dir, path, file, contents);
                 segment.indexes_dirty = false;
                 Ok(segment)
@@ -453,6 +511,7 @@ impl Segment {
                     index_interval,
                     gap_allowed,
                 )?;
+                let file = SegmentFile::opened(files, path.clone(), file, false);
                 let mut segment = Segment::with_file(dir, path, file, contents);
                 segment.damage = damage;
                 Ok(segment)
@@ -540,11 +599,12 @@ impl Segment {
         len: u64,
         min_offset: u64,
     ) -> io::Result<Option<(u64, u64, u64)>> {
-        let Some(at) = valid_batch_after(&self.file, from, len, min_offset)? else {
+        let file = self.file.handle()?;
+        let Some(at) = valid_batch_after(&file, from, len, min_offset)? else {
             return Ok(None);
         };
         let mut head = [0u8; BATCH_HEADER_LEN];
-        self.file.read_exact_at(&mut head, at)?;
+        file.read_exact_at(&mut head, at)?;
         Ok(BatchHeader::parse(&head)
             .ok()
             .map(|h| (at, h.size() as u64, h.next_offset())))
@@ -613,7 +673,7 @@ impl Segment {
 
     /// Writes `bytes` at `position` of the file.
     pub(super) fn write_at(&self, bytes: &[u8], position: u64) -> io::Result<()> {
-        self.file.write_all_at(bytes, position)
+        self.file.handle()?.write_all_at(bytes, position)
     }
 
     /// Appends one encoded batch.
@@ -624,7 +684,7 @@ impl Segment {
         interval: u64,
     ) -> io::Result<()> {
         let position = self.size();
-        self.file.write_all_at(bytes, position)?;
+        self.file.handle()?.write_all_at(bytes, position)?;
         self.note_batch(position, header, interval);
         Ok(())
     }
@@ -651,18 +711,18 @@ impl Segment {
     /// Reads `len` bytes at `position` with one positional read.
     pub(super) fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, position)?;
+        self.file.handle()?.read_exact_at(&mut buf, position)?;
         Ok(Bytes::from(buf))
     }
 
     /// A scanner over the segment's batches from `position`.
     pub(super) fn scanner(&self, position: u64) -> Scanner<'_> {
-        Scanner::new(&self.file, position, self.size())
+        Scanner::over(Source::Segment(&self.file), position, self.size())
     }
 
     /// A scanner over the segment's batches from `position` to `end`.
     pub(super) fn scanner_until(&self, position: u64, end: u64) -> Scanner<'_> {
-        Scanner::new(&self.file, position, end.min(self.size()))
+        Scanner::over(Source::Segment(&self.file), position, end.min(self.size()))
     }
 
     /// Rebuilds the in-memory indexes of a sealed segment by scanning it, and writes the
@@ -674,8 +734,12 @@ impl Segment {
         gap_allowed: &dyn Fn(u64, u64) -> bool,
     ) -> Result<()> {
         let len = self.size();
+        let handle = self
+            .file
+            .handle()
+            .map_err(|e| BrokerError::io(&self.path, e))?;
         let (contents, damage) = Self::scan_sealed(
-            &self.file,
+            &handle,
             &self.path,
             self.base_offset(),
             len,
@@ -732,7 +796,11 @@ impl Segment {
 
     /// Fsyncs the file's data.
     pub(super) fn sync_data(&self) -> io::Result<()> {
-        self.file.sync_data()
+        if !self.file.exists() {
+            // Nothing was ever written: there is no file to sync.
+            return Ok(());
+        }
+        self.file.handle()?.sync_data()
     }
 
     /// Removes the index files (before the log file is replaced).
@@ -743,6 +811,7 @@ impl Segment {
 
     /// Removes the segment's files.
     pub(super) fn remove_files(&self) -> io::Result<()> {
+        self.file.forget();
         remove_if_present(&self.path)?;
         self.remove_index_files()
     }
@@ -751,6 +820,7 @@ impl Segment {
     pub(super) fn install_cleaned(&mut self) -> io::Result<()> {
         let target = self.dir.join(file_name(self.base_offset(), LOG_SUFFIX));
         fs::rename(&self.path, &target)?;
+        self.file.renamed(target.clone());
         self.path = target;
         Ok(())
     }

@@ -26,8 +26,24 @@ fn small_config(segment_bytes: u64) -> TopicConfig {
     }
 }
 
+fn env(flush_policy: FlushPolicy, time: Arc<MockTime>) -> LogEnv {
+    LogEnv {
+        flush_policy,
+        time,
+        files: files::FileCache::new(64),
+        read_only: false,
+    }
+}
+
 fn open_with(dir: &Path, config: TopicConfig, time: &Arc<MockTime>) -> Log {
-    Log::open(dir, "t", 0, config, FlushPolicy::CommitPoints, time.clone()).unwrap()
+    Log::open(
+        dir,
+        "t",
+        0,
+        config,
+        &env(FlushPolicy::CommitPoints, time.clone()),
+    )
+    .unwrap()
 }
 
 fn rec(timestamp: i64, key: Option<&str>, value: Option<&str>) -> NewRecord {
@@ -1293,8 +1309,7 @@ fn every_append_policy_fsyncs_each_append() {
         "t",
         0,
         small_config(1 << 20),
-        FlushPolicy::EveryAppend,
-        time,
+        &env(FlushPolicy::EveryAppend, time),
     )
     .unwrap();
     log.append(&[rec(T0, None, Some("a"))], ProducerFields::NONE)
@@ -1319,8 +1334,7 @@ fn on_close_policy_skips_commit_point_fsyncs() {
         "t",
         0,
         small_config(1 << 20),
-        FlushPolicy::OnClose,
-        time,
+        &env(FlushPolicy::OnClose, time),
     )
     .unwrap();
     log.append(&[rec(T0, None, Some("a"))], ProducerFields::NONE)
