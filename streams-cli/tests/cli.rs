@@ -2296,3 +2296,128 @@ fn an_offline_partition_is_described_and_repaired_only_when_asked() {
         first_dropped as usize,
     );
 }
+
+/// A broker dir with a topic of several segments, a committed group and a compacted topic.
+fn inspected_dir(dir: &Path) {
+    ok(
+        dir,
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "t",
+            "--partitions",
+            "2",
+            "--config",
+            "segment.bytes=1024",
+        ],
+        "",
+    );
+    let lines: String = (0..60).map(|i| format!("k{i}:v{i}\n")).collect();
+    produce(dir, "t", &["--key-separator", ":"], &lines);
+    let r = run(
+        dir,
+        &[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--timeout-ms",
+            "300",
+        ],
+        "",
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+}
+
+const READ_ONLY_COMMANDS: [&[&str]; 5] = [
+    &["topics", "list"],
+    &["topics", "describe"],
+    &["groups", "list"],
+    &["groups", "describe", "--group", "g"],
+    &[
+        "consume",
+        "--topic",
+        "t",
+        "--from-beginning",
+        "--timeout-ms",
+        "200",
+    ],
+];
+
+#[test]
+fn read_only_commands_write_nothing_in_the_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inspected_dir(dir);
+    let before = snapshot(dir);
+    // Later mtimes would show any write.
+    std::thread::sleep(Duration::from_millis(20));
+    for args in READ_ONLY_COMMANDS {
+        let r = run(dir, args, "");
+        assert_eq!(r.code, Some(0), "streams {args:?}: {r:?}");
+        assert!(!r.stdout.is_empty(), "streams {args:?}");
+    }
+    assert_eq!(
+        snapshot(dir),
+        before,
+        "a read-only command wrote to the data dir"
+    );
+}
+
+/// Runs `streams --data-dir MOUNT args` in a private mount namespace where `setup` (a shell
+/// snippet that gets `$SRC` and `$MNT`) prepares `MOUNT`.
+fn run_in_mount(src: &Path, setup: &str, args: &[&str]) -> Run {
+    let mnt = tempfile::tempdir().unwrap();
+    let script = format!("set -e; {setup}; exec \"$BIN\" --data-dir \"$MNT\" \"$@\"",);
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .args(args)
+        .env("SRC", src)
+        .env("MNT", mnt.path())
+        .env("BIN", env!("CARGO_BIN_EXE_streams"))
+        .env_remove("RUST_LOG")
+        .env_remove("STREAMS_DATA_DIR")
+        .output()
+        .expect("unshare (util-linux) runs the command in a private mount namespace");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn read_only_commands_work_on_a_read_only_and_on_a_full_file_system() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inspected_dir(dir);
+    let expected: Vec<String> = READ_ONLY_COMMANDS
+        .iter()
+        .map(|args| {
+            let r = run(dir, args, "");
+            assert_eq!(r.code, Some(0), "{r:?}");
+            r.stdout
+        })
+        .collect();
+    let read_only = "mount --bind \"$SRC\" \"$MNT\"; mount -o remount,bind,ro \"$MNT\"";
+    // A 2 MiB file system with a copy of the data dir, then filled to the last byte.
+    let full = "mount -t tmpfs -o size=2m tmpfs \"$MNT\"; cp -a \"$SRC\"/. \"$MNT\"/; \
+                dd if=/dev/zero of=\"$MNT\"/filler bs=4k >/dev/null 2>&1 || true";
+    for (setup, name) in [(read_only, "read-only"), (full, "full")] {
+        for (args, want) in READ_ONLY_COMMANDS.iter().zip(&expected) {
+            let r = run_in_mount(dir, setup, args);
+            assert_eq!(
+                r.code,
+                Some(0),
+                "{name} file system, streams {args:?}: {r:?}"
+            );
+            assert_eq!(&r.stdout, want, "{name} file system, streams {args:?}");
+        }
+    }
+    // A command that writes says why it cannot.
+    let r = run_in_mount(dir, read_only, &["topics", "create", "--topic", "new"]);
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("Read-only file system"), "{r:?}");
+}

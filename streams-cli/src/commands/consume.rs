@@ -107,10 +107,14 @@ pub(crate) fn format_record(
 /// summary to stderr.
 pub(crate) async fn run(dir: &Path, args: ConsumeArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = consumer_config(&args);
-    let (count, outcome) = with_broker(dir, DirMode::MustExist, |broker| {
-        consume(broker, config, args, out)
-    })
-    .await?;
+    // Without a group nothing is committed: the data dir is only read.
+    let mode = if args.group.is_some() {
+        DirMode::MustExist
+    } else {
+        DirMode::ReadOnly
+    };
+    let (count, outcome) =
+        with_broker(dir, mode, |broker| consume(broker, config, args, out)).await?;
     eprintln!("Processed a total of {count} messages");
     Ok(outcome)
 }

@@ -23,7 +23,11 @@ pub(crate) async fn run(
     command: GroupsCommand,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let text = with_broker(dir, DirMode::MustExist, |broker| execute(broker, command)).await?;
+    let mode = match command {
+        GroupsCommand::List | GroupsCommand::Describe { .. } => DirMode::ReadOnly,
+        _ => DirMode::MustExist,
+    };
+    let text = with_broker(dir, mode, |broker| execute(broker, command)).await?;
     write_out(out, &text)?;
     Ok(Outcome::Done)
 }

@@ -29,6 +29,9 @@ pub(crate) enum DirMode {
     /// A dir without a broker is an error, and nothing is created: a mistyped path or an
     /// empty dir must not look like an empty broker.
     MustExist,
+    /// As `MustExist`, and the broker is opened read-only: nothing in the data dir is
+    /// written, so the command works on a read-only or full file system.
+    ReadOnly,
 }
 
 /// The broker's topic metadata dir inside its data dir (`META_DIR` in broker-embedded's
@@ -72,7 +75,7 @@ pub(crate) fn locate_broker(dir: &Path, mode: DirMode) -> Result<PathBuf> {
     }
     match mode {
         DirMode::Create => Ok(dir.to_owned()),
-        DirMode::MustExist => Err(no_broker(dir)),
+        DirMode::MustExist | DirMode::ReadOnly => Err(no_broker(dir)),
     }
 }
 
@@ -148,7 +151,11 @@ where
 {
     let dir = locate_broker(dir, mode)?;
     tracing::info!(dir = %dir.display(), "opening the data dir");
-    let broker = Broker::open(&dir, BrokerConfig::default()).await?;
+    let config = BrokerConfig {
+        read_only: mode == DirMode::ReadOnly,
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::open(&dir, config).await?;
     let result = work(broker.clone()).await;
     let closed = broker
         .close()

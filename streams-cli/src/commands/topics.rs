@@ -19,6 +19,11 @@ pub(crate) async fn run(
 ) -> Result<Outcome> {
     let mode = match command {
         TopicsCommand::Create { .. } => DirMode::Create,
+        TopicsCommand::List | TopicsCommand::Describe { .. } => DirMode::ReadOnly,
+        TopicsCommand::Repair {
+            accept_data_loss: false,
+            ..
+        } => DirMode::ReadOnly,
         _ => DirMode::MustExist,
     };
     let text = with_broker(dir, mode, |broker| execute(broker, command)).await?;
