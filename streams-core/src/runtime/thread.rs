@@ -39,10 +39,11 @@ use broker_embedded::{
     ProducerConfig, RebalanceContext, TopicPartition,
 };
 use rustc_hash::FxHashMap;
-use state_store::Checkpoint;
+use state_store::{Checkpoint, LocalData};
 
 use crate::error::{Result, StreamsError};
 use crate::record::Headers;
+use crate::store::StoreSlot;
 use crate::task::{RawRecord, Task, TaskId, TaskOptions};
 
 use super::sender::{Outgoing, Routing, Sender, Sent};
@@ -184,6 +185,35 @@ struct Restoring {
     store: usize,
     changelog: TopicPartition,
     start: u64,
+}
+
+/// Where the restoration of store `slot` of task `id` starts, given the
+/// offset its task's checkpoint names for its changelog partition, if any.
+///
+/// A checkpoint vouches only for the files it was written for: a store
+/// whose files were missing (created by this open) or wiped is empty, and
+/// restoring it from the checkpoint's offset would leave out every update
+/// before it (wrong values, which the next updates would then write to the
+/// changelog too). Such a store, and any in-memory store, is restored from
+/// the beginning of its changelog.
+fn restore_start(id: TaskId, slot: &StoreSlot, checkpointed: Option<u64>) -> u64 {
+    let Some(offset) = checkpointed else {
+        return 0;
+    };
+    if !slot.persistent {
+        return 0;
+    }
+    match slot.local_data {
+        local if local.checkpoint_applies() => offset,
+        LocalData::Wiped => {
+            tracing::warn!(task = %id, store = %slot.name, changelog = %slot.changelog_topic, checkpoint_offset = offset, "discarding the checkpoint of a wiped store; restoring it from the beginning of its changelog");
+            0
+        }
+        _ => {
+            tracing::warn!(task = %id, store = %slot.name, changelog = %slot.changelog_topic, checkpoint_offset = offset, "discarding the checkpoint: the store's files are missing; restoring it from the beginning of its changelog");
+            0
+        }
+    }
 }
 
 /// The buffered input records of one partition, in offset order: the runs
@@ -562,11 +592,7 @@ impl Core {
                 continue;
             }
             let topic = slot.changelog_topic.to_string();
-            let start = if slot.persistent && !slot.wiped {
-                checkpoint.get(&topic, id.partition).unwrap_or(0)
-            } else {
-                0
-            };
+            let start = restore_start(id, slot, checkpoint.get(&topic, id.partition));
             restoring.push(Restoring {
                 store: index,
                 changelog: TopicPartition::new(topic, id.partition),
