@@ -849,10 +849,16 @@ impl Core {
     fn flush_tasks(&mut self, ids: &[TaskId], close: bool) -> Result<()> {
         for id in ids {
             if let Some(entry) = self.tasks.get_mut(id) {
-                if !entry.running() {
+                let running = entry.running();
+                let task = &mut entry.task;
+                if !running {
+                    // A task still to be restored has nothing to commit;
+                    // closed, its stores are closed cleanly.
+                    if close {
+                        guarded(*id, || task.close_stores())?;
+                    }
                     continue;
                 }
-                let task = &mut entry.task;
                 if close {
                     guarded(*id, || task.close())?;
                 } else {
@@ -894,12 +900,32 @@ impl Core {
     }
 
     /// The last step of a commit: writes the checkpoint of each task.
+    ///
+    /// `force` (a clean close) writes one for every task, including one
+    /// still to be restored: its stores hold what they held when opened,
+    /// the state at each store's restoration start (or, had restoration
+    /// begun, a little more of the changelog, which a restoration from
+    /// there replays again), and took no uncommitted writes. Without it
+    /// the next owner would find the stores without a checkpoint and wipe
+    /// them (stores that the first start of an app created empty moments
+    /// before, when a second stream thread joins).
     fn write_checkpoints(&mut self, ids: &[TaskId], force: bool) -> Result<()> {
         for id in ids {
             let Some(entry) = self.tasks.get_mut(id) else {
                 continue;
             };
-            if !entry.running() {
+            if let Some(restoring) = &entry.restoring {
+                if force {
+                    let mut checkpoint = Checkpoint::new();
+                    for store in restoring {
+                        checkpoint.set(
+                            store.changelog.topic.clone(),
+                            store.changelog.partition,
+                            store.start,
+                        )?;
+                    }
+                    write_checkpoint(&entry.dir, &checkpoint)?;
+                }
                 continue;
             }
             if !force {
@@ -916,13 +942,7 @@ impl Core {
             for (tp, offset) in &entry.changelog_offsets {
                 checkpoint.set(tp.topic.clone(), tp.partition, *offset)?;
             }
-            std::fs::create_dir_all(&entry.dir).map_err(|source| {
-                StreamsError::Store(state_store::StoreError::CheckpointIo {
-                    path: entry.dir.clone(),
-                    source,
-                })
-            })?;
-            checkpoint.write(&entry.dir.join(CHECKPOINT_FILE))?;
+            write_checkpoint(&entry.dir, &checkpoint)?;
             entry.checkpointed = Some(entry.changelog_offsets.clone());
         }
         Ok(())
@@ -1066,6 +1086,18 @@ impl Core {
         );
         Ok(())
     }
+}
+
+/// Writes `checkpoint` as the checkpoint file of task directory `dir`.
+fn write_checkpoint(dir: &std::path::Path, checkpoint: &Checkpoint) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| {
+        StreamsError::Store(state_store::StoreError::CheckpointIo {
+            path: dir.to_path_buf(),
+            source,
+        })
+    })?;
+    checkpoint.write(&dir.join(CHECKPOINT_FILE))?;
+    Ok(())
 }
 
 /// Deletes the checkpoint file of task directory `dir`, if there is one.
