@@ -6,7 +6,9 @@
 //! the DSL ([`word_count_topology`]), its plain `HashMap` twin
 //! ([`count_words`]), a deterministic text generator ([`corpus`]), and the
 //! helpers that run an application on the embedded broker until every input
-//! record is processed and committed ([`wait_until_idle`]). [`windowed`]
+//! record is processed and committed ([`wait_until_idle`]) and that load an
+//! input so that a run killed at any moment and started again loads each
+//! record exactly once ([`load_input`]). [`windowed`]
 //! holds the page-view topology of the `pageviews` binary and its model.
 
 // `StreamsError` is streams-core's error; its size is that crate's choice.
@@ -398,6 +400,11 @@ pub async fn ensure_topic(broker: &Broker, topic: &str, partitions: u32) -> anyh
 
 /// Produces `values` (no key) to `topic` in batches of 5,000, with
 /// increasing timestamps from `first_timestamp`.
+///
+/// For a topic that starts empty and is never loaded again (a benchmark, a
+/// temporary data dir): a load killed half way and run again would write
+/// the values twice. An input that must survive restarts is loaded with
+/// [`load_input`].
 pub async fn produce_values<V: AsRef<[u8]>>(
     broker: &Broker,
     topic: &str,
@@ -424,6 +431,159 @@ pub async fn produce_values<V: AsRef<[u8]>>(
         .await
         .with_context(|| format!("cannot flush {topic}"))?;
     Ok(())
+}
+
+/// What [`load_input`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLoad {
+    /// Records of the input that the topic held already (from an earlier
+    /// run, complete or interrupted).
+    pub held: u64,
+    /// Records this call appended.
+    pub produced: u64,
+}
+
+/// How many input records go into one `send_batch` call of [`load_input`].
+const LOAD_CHUNK: usize = 5_000;
+
+/// Loads the `len` records `record(0)`, `record(1)`, ... into `topic`, so
+/// that a load killed at any moment (SIGKILL included, in the middle of a
+/// batch) and run again with the same input completes it, each record
+/// written exactly once.
+///
+/// Each record goes to a fixed partition: its own if it names one, else
+/// murmur2 of its key (the producer's default for a keyed record), else its
+/// index modulo the partition count. A partition's records are appended in
+/// index order by one idempotent producer. The broker writes every batch to
+/// its segment file before acknowledging it, and when it opens it truncates
+/// a batch that a kill tore; so after a kill (the page cache survives a
+/// process crash) each partition holds a prefix of its records, complete
+/// batches only. The load counts what each partition holds (its log end
+/// offset: the topic must be written by this loader only, without
+/// transactions) and appends the rest. Nothing depends on what the killed
+/// run acknowledged or on which producer wrote what, and producing an input
+/// again whole, or in one transaction, is not needed: a restart resumes
+/// where the log ends.
+///
+/// Before appending, the last record held in each partition is compared
+/// with the input record that belongs there: a topic that holds another
+/// input (a data dir loaded from another file, or by an older version that
+/// spread records differently), or more records than the input has, is an
+/// error rather than a silent mix. The load ends with a commit point of the
+/// topic (an fsync under the default `log.flush.policy`), so a completed
+/// load survives a power loss as well.
+pub async fn load_input(
+    broker: &Broker,
+    topic: &str,
+    len: usize,
+    record: impl Fn(usize) -> ProducerRecord,
+) -> anyhow::Result<InputLoad> {
+    let partitions = broker
+        .partition_count(topic)
+        .await
+        .with_context(|| format!("cannot describe topic {topic}"))?;
+    if partitions == 0 {
+        bail!("topic {topic} has no partitions");
+    }
+    // The index of each input record, by partition, in index order.
+    let mut of_partition: Vec<Vec<usize>> = vec![Vec::new(); partitions as usize];
+    let mut records: Vec<Option<ProducerRecord>> = Vec::with_capacity(len);
+    for i in 0..len {
+        let mut r = record(i);
+        let partition = match (r.partition, &r.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => broker_embedded::partitioner::partition_for_key(key, partitions),
+            (None, None) => (i % partitions as usize) as u32,
+        };
+        let Some(list) = of_partition.get_mut(partition as usize) else {
+            bail!(
+                "input record {i} names partition {partition} of {topic}, which has {partitions}"
+            );
+        };
+        list.push(i);
+        r.partition = Some(partition);
+        records.push(Some(r));
+    }
+
+    let mut held_total = 0u64;
+    let mut missing: Vec<usize> = Vec::new();
+    for (partition, indexes) in (0u32..).zip(&of_partition) {
+        let (log_start, held) = broker
+            .offsets(topic, partition)
+            .await
+            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
+        let expected = indexes.len() as u64;
+        if held > expected {
+            bail!(
+                "{topic}-{partition} holds {held} records, more than the {expected} of this \
+                 input that belong there: the data dir holds another input; use a fresh one"
+            );
+        }
+        let held_len = held as usize;
+        if held > log_start {
+            let last = held - 1;
+            let index = indexes[held_len - 1];
+            let found = record_at(broker, topic, partition, last).await?;
+            let wanted = records[index].as_ref();
+            let same = match (&found, wanted) {
+                (Some(f), Some(w)) => f.key == w.key && f.value == w.value,
+                _ => true,
+            };
+            if !same {
+                bail!(
+                    "{topic}-{partition} does not hold the start of this input: its record at \
+                     offset {last} is not input record {index} (a data dir loaded with another \
+                     input, or by an older version that spread records differently); use a \
+                     fresh data dir"
+                );
+            }
+        }
+        held_total += held;
+        missing.extend_from_slice(&indexes[held_len..]);
+    }
+    missing.sort_unstable();
+
+    let producer = Producer::new(broker);
+    for chunk in missing.chunks(LOAD_CHUNK) {
+        let batch: Vec<ProducerRecord> = chunk.iter().filter_map(|&i| records[i].take()).collect();
+        producer
+            .send_batch(batch)
+            .await
+            .with_context(|| format!("cannot produce to {topic}"))?;
+    }
+    producer
+        .flush(&[topic])
+        .await
+        .with_context(|| format!("cannot flush {topic}"))?;
+    if held_total > 0 && !missing.is_empty() {
+        tracing::info!(
+            topic,
+            held = held_total,
+            produced = missing.len(),
+            "resumed an interrupted input load"
+        );
+    }
+    Ok(InputLoad {
+        held: held_total,
+        produced: missing.len() as u64,
+    })
+}
+
+/// The record at `offset` of `topic`-`partition`, if the log still has it.
+async fn record_at(
+    broker: &Broker,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> anyhow::Result<Option<broker_embedded::Record>> {
+    let batches = broker
+        .fetch(topic, partition, offset, 1 << 20, None)
+        .await
+        .with_context(|| format!("cannot read {topic}-{partition} at offset {offset}"))?;
+    Ok(batches
+        .into_iter()
+        .flat_map(|batch| batch.records)
+        .find(|r| r.offset == offset))
 }
 
 /// The topics the application `application_id` reads on the broker: the
@@ -714,6 +874,141 @@ mod tests {
             ["text-lines", "wc-word-counts-repartition"]
         );
         Ok(())
+    }
+
+    /// Every record of `topic`-`partition`, as (key, value).
+    async fn partition_records(
+        broker: &Broker,
+        topic: &str,
+        partition: u32,
+    ) -> Vec<(Option<bytes::Bytes>, Option<bytes::Bytes>)> {
+        let (_, end) = broker.offsets(topic, partition).await.unwrap();
+        let mut out = Vec::new();
+        while (out.len() as u64) < end {
+            let batches = broker
+                .fetch(topic, partition, out.len() as u64, 1 << 20, None)
+                .await
+                .unwrap();
+            for record in batches.into_iter().flat_map(|b| b.records) {
+                out.push((record.key, record.value));
+            }
+        }
+        out
+    }
+
+    fn line(i: usize) -> ProducerRecord {
+        ProducerRecord::new("in", format!("line {i}").into_bytes())
+    }
+
+    /// Each partition holds exactly its records, in order: `i % 3` for
+    /// null keys.
+    async fn assert_loaded(broker: &Broker, len: usize) {
+        for partition in 0..3u32 {
+            let held = partition_records(broker, "in", partition).await;
+            let wanted: Vec<_> = (0..len)
+                .filter(|i| i % 3 == partition as usize)
+                .map(|i| (None, Some(bytes::Bytes::from(format!("line {i}")))))
+                .collect();
+            assert_eq!(held, wanted, "partition {partition}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_load_writes_each_record_once_and_a_second_load_nothing() {
+        let broker = Broker::in_memory().await.unwrap();
+        ensure_topic(&broker, "in", 3).await.unwrap();
+        let load = load_input(&broker, "in", 12_001, line).await.unwrap();
+        assert_eq!(
+            load,
+            InputLoad {
+                held: 0,
+                produced: 12_001
+            }
+        );
+        assert_loaded(&broker, 12_001).await;
+        let again = load_input(&broker, "in", 12_001, line).await.unwrap();
+        assert_eq!(
+            again,
+            InputLoad {
+                held: 12_001,
+                produced: 0
+            }
+        );
+        assert_loaded(&broker, 12_001).await;
+    }
+
+    /// A kill leaves each partition holding a prefix of its records, each
+    /// partition its own length: the next load completes every one.
+    #[tokio::test]
+    async fn a_load_completes_the_prefixes_an_interrupted_one_left() {
+        for held in [
+            [0, 0, 1],
+            [7, 3, 0],
+            [4, 4, 4],
+            [1_000, 2, 999],
+            [3_334, 3_333, 3_333],
+        ] {
+            let broker = Broker::in_memory().await.unwrap();
+            ensure_topic(&broker, "in", 3).await.unwrap();
+            let producer = Producer::new(&broker);
+            for (partition, n) in (0u32..).zip(held) {
+                let batch: Vec<_> = (0..10_000)
+                    .filter(|i| i % 3 == partition as usize)
+                    .take(n)
+                    .map(|i| line(i).partition(partition))
+                    .collect();
+                if !batch.is_empty() {
+                    producer.send_batch(batch).await.unwrap();
+                }
+            }
+            let load = load_input(&broker, "in", 10_000, line).await.unwrap();
+            let total: u64 = held.iter().map(|&n| n as u64).sum();
+            assert_eq!(load.held, total, "{held:?}");
+            assert_eq!(load.produced, 10_000 - total, "{held:?}");
+            assert_loaded(&broker, 10_000).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_topic_holding_another_input_is_refused() {
+        let broker = Broker::in_memory().await.unwrap();
+        ensure_topic(&broker, "in", 3).await.unwrap();
+        load_input(&broker, "in", 100, line).await.unwrap();
+        let other = |i: usize| ProducerRecord::new("in", format!("other {i}").into_bytes());
+        let err = load_input(&broker, "in", 200, other).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("does not hold the start of this input"),
+            "{err}"
+        );
+        let err = load_input(&broker, "in", 50, line).await.unwrap_err();
+        assert!(err.to_string().contains("more than the"), "{err}");
+        // Refused loads append nothing.
+        assert_loaded(&broker, 100).await;
+    }
+
+    #[tokio::test]
+    async fn keyed_records_go_to_their_key_partition() {
+        let broker = Broker::in_memory().await.unwrap();
+        ensure_topic(&broker, "in", 3).await.unwrap();
+        let keyed = |i: usize| line(i).key(format!("user{}", i % 7).into_bytes());
+        load_input(&broker, "in", 300, keyed).await.unwrap();
+        for partition in 0..3u32 {
+            for (key, _) in partition_records(&broker, "in", partition).await {
+                let key = key.unwrap();
+                assert_eq!(
+                    broker_embedded::partitioner::partition_for_key(&key, 3),
+                    partition
+                );
+            }
+        }
+        assert_eq!(
+            load_input(&broker, "in", 300, keyed)
+                .await
+                .unwrap()
+                .produced,
+            0
+        );
     }
 
     #[test]

@@ -210,8 +210,18 @@ pub fn expected_final_counts(events: &[PageView]) -> (BTreeMap<(String, i64), i6
     (counts, late)
 }
 
-/// Produces `events` to `topic` (keyed by user, timestamped) in batches of
-/// 5,000.
+/// The record of page view `event` in `topic`: keyed by user, the page as
+/// its value, timestamped.
+pub fn pageview_record(topic: &str, event: &PageView) -> ProducerRecord {
+    ProducerRecord::new(topic, event.page.clone().into_bytes())
+        .key(event.user.clone().into_bytes())
+        .timestamp(event.timestamp)
+}
+
+/// Produces `events` to `topic` ([`pageview_record`]) in batches of 5,000.
+///
+/// For a topic that starts empty and is loaded once (a benchmark); an input
+/// that must survive restarts is loaded with [`crate::load_input`].
 pub async fn produce_pageviews(
     broker: &Broker,
     topic: &str,
@@ -219,14 +229,7 @@ pub async fn produce_pageviews(
 ) -> anyhow::Result<()> {
     let producer = Producer::new(broker);
     for chunk in events.chunks(5_000) {
-        let batch = chunk
-            .iter()
-            .map(|e| {
-                ProducerRecord::new(topic, e.page.clone().into_bytes())
-                    .key(e.user.clone().into_bytes())
-                    .timestamp(e.timestamp)
-            })
-            .collect();
+        let batch = chunk.iter().map(|e| pageview_record(topic, e)).collect();
         producer
             .send_batch(batch)
             .await

@@ -9,8 +9,17 @@
 //! store) and the test reports how far the counts overshoot. Under
 //! `exactly_once_v2`, a run killed after committing every count leaves its
 //! redb stores synced up to their last 10,000 changelog records or so.
+//!
+//! The soak ([`exactly_once_v2_survives_sigkills_from_the_first_millisecond`])
+//! kills the binary at random moments from the first millisecond of each
+//! run, so that kills land while it loads its input too, and checks that
+//! `text-lines` ends up holding each line of the file exactly once and the
+//! counts are exact. `RILL_KILL_SOAK_KILLS` (default 20),
+//! `RILL_KILL_SOAK_LINES`, `RILL_KILL_SOAK_MAX_DELAY_MS` and
+//! `RILL_KILL_SOAK_SEED` change it; `scripts/kill-soak.sh` runs it with 100
+//! kills.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,7 +32,7 @@ use broker_embedded::{
 };
 use examples::{
     corpus_with_line_words, count_words, group_progress, physical_source_topics,
-    word_count_topology, WORD_COUNTS_TOPIC,
+    word_count_topology, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
 };
 
 /// The binary's application id (its consumer group).
@@ -502,4 +511,305 @@ fn exactly_once_v2_redb_store_is_synced_while_it_runs() {
         "the stores hold {total} of {words} words on disk ({held:?}): more than {lag_bound} unsynced"
     );
     assert!(total <= words, "{total} > {words}");
+}
+
+/// A setting of the soak from the environment variable `name`, or
+/// `default`.
+fn soak_setting(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}={value:?}: {e}")),
+        Err(_) => default,
+    }
+}
+
+/// The records of each partition of `text-lines`, in offset order, read
+/// with the binary dead.
+fn text_lines(runtime: &tokio::runtime::Runtime, dir: &Path) -> Vec<Vec<String>> {
+    runtime.block_on(async {
+        let broker = Broker::open(dir.join("data").join("broker"), BrokerConfig::default())
+            .await
+            .unwrap();
+        let mut partitions = Vec::new();
+        // The topic does not exist before a run got as far as creating it.
+        let count = broker.partition_count(TEXT_LINES_TOPIC).await.unwrap_or(0);
+        for partition in 0..count {
+            let (_, end) = broker.offsets(TEXT_LINES_TOPIC, partition).await.unwrap();
+            let mut records = Vec::new();
+            while (records.len() as u64) < end {
+                let batches = broker
+                    .fetch(
+                        TEXT_LINES_TOPIC,
+                        partition,
+                        records.len() as u64,
+                        1 << 20,
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                for record in batches.into_iter().flat_map(|b| b.records) {
+                    let value = record.value.unwrap();
+                    records.push(String::from_utf8(value.to_vec()).unwrap());
+                }
+            }
+            partitions.push(records);
+        }
+        broker.close().await.unwrap();
+        partitions
+    })
+}
+
+/// The records `text-lines` holds (the sum of its log end offsets), and the
+/// records of the job's input and repartition topics still to process,
+/// read with the binary dead.
+fn inspect(runtime: &tokio::runtime::Runtime, dir: &Path) -> (u64, u64) {
+    runtime.block_on(async {
+        let broker = Broker::open(dir.join("data").join("broker"), BrokerConfig::default())
+            .await
+            .unwrap();
+        let mut held = 0;
+        // The topic does not exist before a run got as far as creating it.
+        let count = broker.partition_count(TEXT_LINES_TOPIC).await.unwrap_or(0);
+        for partition in 0..count {
+            held += broker.offsets(TEXT_LINES_TOPIC, partition).await.unwrap().1;
+        }
+        let sources = physical_source_topics(&word_count_topology(None).unwrap(), APPLICATION_ID);
+        let remaining = group_progress(&broker, APPLICATION_ID, &sources)
+            .await
+            .unwrap()
+            .remaining;
+        broker.close().await.unwrap();
+        (held, remaining)
+    })
+}
+
+/// The bytes of `text-lines` on disk: its segment files' sizes.
+fn text_lines_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir.join("data").join("broker")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{TEXT_LINES_TOPIC}-"))
+        })
+        .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
+        .filter(|f| f.path().extension().is_some_and(|x| x == "log"))
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Where a kill landed, judged from what the data dir holds afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Landed {
+    /// No line loaded yet (the process was starting, or opening the broker).
+    BeforeLoad,
+    /// Some lines loaded, not all: the kill interrupted the input load.
+    DuringLoad,
+    /// Every line loaded; counts still to commit.
+    MidStream,
+    /// Every line loaded and every record processed and committed.
+    AfterWork,
+}
+
+/// The soak's default input, in lines (one or two words each).
+const SOAK_LINES: u64 = 150_000;
+/// The soak's default longest delay from a run's spawn to its kill.
+const SOAK_MAX_DELAY_MS: u64 = 600;
+/// The longest delay of a kill aimed at the load after the run has
+/// written input.
+const LOAD_KILL_MAX_DELAY_MS: u64 = 50;
+/// Fresh data dirs the first kill aimed at the load may take to land in it.
+const LOAD_KILL_TRIES: usize = 5;
+
+/// The SIGKILL soak of the whole job, under `exactly_once_v2` with the redb
+/// store, over a corpus of `RILL_KILL_SOAK_LINES` lines (default
+/// [`SOAK_LINES`]):
+///
+/// 1. Kills aimed at the input load (a quarter as many as the random kills,
+///    at least 3): each lands a random 0 to [`LOAD_KILL_MAX_DELAY_MS`] ms
+///    after its run has written more of `text-lines` than was on disk at
+///    its spawn, so each cuts the load at another point; they stop once one
+///    lands after the load. The first must land in the load: it is tried on
+///    up to [`LOAD_KILL_TRIES`] fresh data dirs.
+/// 2. `RILL_KILL_SOAK_KILLS` kills (default 20), each a random 0 to
+///    `RILL_KILL_SOAK_MAX_DELAY_MS` ms (default [`SOAK_MAX_DELAY_MS`])
+///    after its run was spawned: from the first millisecond, so some land
+///    before the broker is open, during what is left of the load, or while
+///    stores are restored.
+/// 3. A run to the end (`--exit-when-idle`).
+///
+/// The killed runs do not exit when idle, so each one is killed, wherever
+/// it is. At the end `text-lines` holds exactly the lines of the file (each
+/// partition `p` the lines `i` with `i % 3 == p`, in order), and the
+/// committed counts are exact and never repeat. `RILL_KILL_SOAK_SEED`
+/// replays the random delays of a run.
+#[test]
+fn exactly_once_v2_survives_sigkills_from_the_first_millisecond() {
+    const TEST: &str = "exactly_once_v2_survives_sigkills_from_the_first_millisecond";
+    let kills = soak_setting("RILL_KILL_SOAK_KILLS", 20) as usize;
+    let load_kills = (kills / 4).max(3);
+    let lines_wanted = soak_setting("RILL_KILL_SOAK_LINES", SOAK_LINES) as usize;
+    let max_delay = soak_setting("RILL_KILL_SOAK_MAX_DELAY_MS", SOAK_MAX_DELAY_MS).max(1);
+    let default_seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let seed = soak_setting("RILL_KILL_SOAK_SEED", default_seed);
+    println!(
+        "{TEST}: up to {load_kills} kills aimed at the load, then {kills} at 0..{max_delay} ms; \
+         {lines_wanted} lines; seed {seed} (RILL_KILL_SOAK_SEED)"
+    );
+
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let lines = corpus_with_line_words(lines_wanted, SEED, 1, 2);
+    let input = scratch.path().join("corpus.txt");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let expected = count_words(&lines)
+        .into_iter()
+        .map(|(k, v)| (k, v as i64))
+        .collect();
+    let mut next = xorshift(seed);
+    let mut runs = 0;
+    let mut spawn = |dir: &Path, exit_when_idle: bool| {
+        runs += 1;
+        Run::spawn_with(dir, &input, "exactly_once_v2", "redb", runs, exit_when_idle)
+    };
+    let landed = |dir: &Path| -> Landed {
+        let (held, remaining) = inspect(&runtime, dir);
+        if held == 0 {
+            Landed::BeforeLoad
+        } else if held < lines.len() as u64 {
+            Landed::DuringLoad
+        } else if remaining > 0 {
+            Landed::MidStream
+        } else {
+            Landed::AfterWork
+        }
+    };
+    let mut tally: BTreeMap<Landed, usize> = BTreeMap::new();
+
+    // A kill aimed at the load: once the run has written input past what
+    // was on disk, after a random delay.
+    let mut aim = |dir: &Path, delay: u64| -> Landed {
+        let before = text_lines_bytes(dir);
+        let mut run = spawn(dir, false);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while text_lines_bytes(dir) <= before {
+            if let Some(status) = run.child.try_wait().unwrap() {
+                panic!(
+                    "{}",
+                    run.failure(&format!("exited before its kill ({status})"))
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}",
+                run.failure("wrote no input within the timeout")
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        run.child.kill().unwrap();
+        run.child.wait().unwrap();
+        landed(dir)
+    };
+    let mut dirs = Vec::new();
+    for attempt in 0..LOAD_KILL_TRIES {
+        let dir = tempfile::tempdir_in(scratch.path()).unwrap();
+        let delay = next() % LOAD_KILL_MAX_DELAY_MS;
+        let where_ = aim(dir.path(), delay);
+        println!("{TEST}: load kill on data dir {attempt}, {delay} ms after its first input, landed {where_:?}");
+        let hit = where_ == Landed::DuringLoad;
+        dirs.push(dir);
+        if hit {
+            *tally.entry(where_).or_default() += 1;
+            break;
+        }
+    }
+    let dir = match dirs.last() {
+        Some(dir) if landed(dir.path()) == Landed::DuringLoad => dir.path().to_owned(),
+        _ => panic!("{LOAD_KILL_TRIES} kills aimed at the input load all missed it"),
+    };
+    for kill in 1..load_kills {
+        let delay = next() % LOAD_KILL_MAX_DELAY_MS;
+        let where_ = aim(&dir, delay);
+        println!("{TEST}: load kill {kill}, {delay} ms after more input, landed {where_:?}");
+        *tally.entry(where_).or_default() += 1;
+        if where_ != Landed::DuringLoad {
+            break;
+        }
+    }
+
+    for kill in 0..kills {
+        let delay = next() % max_delay;
+        let mut run = spawn(&dir, false);
+        std::thread::sleep(Duration::from_millis(delay));
+        if let Some(status) = run.child.try_wait().unwrap() {
+            panic!(
+                "{}",
+                run.failure(&format!("exited before its kill ({status})"))
+            );
+        }
+        run.child.kill().unwrap();
+        run.child.wait().unwrap();
+        let where_ = landed(&dir);
+        println!("{TEST}: kill {kill} at {delay} ms landed {where_:?}");
+        *tally.entry(where_).or_default() += 1;
+    }
+
+    let mut run = spawn(&dir, true);
+    let deadline = Instant::now() + FINISH_TIMEOUT;
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            run.child.kill().unwrap();
+            run.child.wait().unwrap();
+            panic!("{}", run.failure("did not finish within the timeout"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{}", run.failure("failed"));
+    let total: usize = tally.values().sum();
+    println!(
+        "{TEST}: {total} kills landed {tally:?}; {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(total > kills, "{total} kills, fewer than {kills} + 1");
+
+    let held = text_lines(&runtime, &dir);
+    assert_eq!(held.len(), 3, "text-lines partitions");
+    for (partition, records) in held.iter().enumerate() {
+        let wanted: Vec<&String> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % held.len() == partition)
+            .map(|(_, line)| line)
+            .collect();
+        assert_eq!(
+            records.len(),
+            wanted.len(),
+            "text-lines-{partition} holds {} records, the file has {} lines for it",
+            records.len(),
+            wanted.len()
+        );
+        let first_wrong = records.iter().zip(&wanted).position(|(a, b)| a != *b);
+        assert_eq!(
+            first_wrong, None,
+            "text-lines-{partition} differs from the file's lines"
+        );
+    }
+    let history = committed_counts(&runtime, &dir);
+    Outcome { history, expected }.assert_exact();
 }

@@ -83,34 +83,85 @@ impl FromStr for StoreBackend {
 /// fails to open or fails a check returns [`StoreError::Corrupt`]: wipe it
 /// with [`crate::wipe`] and restore it from its changelog. A store held by
 /// another handle returns [`StoreError::Locked`]. `state_dir` is not used by
-/// the in-memory backend.
+/// the in-memory backend. [`open_or_wipe`] also says whether the store's
+/// files were there.
 pub fn open_store(
     backend: StoreBackend,
     state_dir: &Path,
     name: &str,
 ) -> Result<Box<dyn KeyValueStore>> {
-    validate_name(name)?;
-    Ok(match backend {
-        StoreBackend::InMemory => Box::new(InMemoryStore::new(name)),
-        StoreBackend::Sled => Box::new(SledStore::open(state_dir, name)?),
-        StoreBackend::Redb => Box::new(RedbStore::open(state_dir, name)?),
-    })
+    open_reporting(backend, state_dir, name).map(|(store, _)| store)
 }
 
-/// Opens store `name`; if it is [`StoreError::Corrupt`], wipes it and opens
-/// it empty. Returns the store and whether it was wiped (and so must be
-/// restored from the start of its changelog, its checkpoint discarded).
-pub fn open_or_wipe(
+/// [`open_store`], and whether the open created the store (found no files
+/// of it; always so in memory).
+fn open_reporting(
     backend: StoreBackend,
     state_dir: &Path,
     name: &str,
 ) -> Result<(Box<dyn KeyValueStore>, bool)> {
-    match open_store(backend, state_dir, name) {
-        Ok(store) => Ok((store, false)),
+    validate_name(name)?;
+    Ok(match backend {
+        StoreBackend::InMemory => (Box::new(InMemoryStore::new(name)), true),
+        StoreBackend::Sled => {
+            let store = SledStore::open(state_dir, name)?;
+            let created = store.created();
+            (Box::new(store), created)
+        }
+        StoreBackend::Redb => {
+            let store = RedbStore::open(state_dir, name)?;
+            let created = store.created();
+            (Box::new(store), created)
+        }
+    })
+}
+
+/// What opening a store found of its local data, and so whether a
+/// checkpoint written for it still describes it.
+///
+/// A checkpoint records the changelog offset that a store's files reflect.
+/// Only [`LocalData::Found`] files are those files: a store that had to be
+/// created or wiped is empty, and restoring it from a checkpoint's offset
+/// would leave out everything before that offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LocalData {
+    /// The store's files were there and opened.
+    Found,
+    /// No files of the store were there: this open created it empty (a
+    /// first start, the files deleted while the store was closed, or an
+    /// in-memory store).
+    Created,
+    /// The files failed to open or a check and were wiped; the store was
+    /// created empty.
+    Wiped,
+}
+
+impl LocalData {
+    /// Whether restoration may start at the store's checkpointed offset:
+    /// only when its files were found. Otherwise it starts at the beginning
+    /// of the changelog, whatever a checkpoint says.
+    pub fn checkpoint_applies(self) -> bool {
+        matches!(self, Self::Found)
+    }
+}
+
+/// Opens store `name`; if it is [`StoreError::Corrupt`], wipes it and opens
+/// it empty. Returns the store and what the open found of its files: unless
+/// they were [`LocalData::Found`], restore it from the start of its
+/// changelog and ignore its checkpoint.
+pub fn open_or_wipe(
+    backend: StoreBackend,
+    state_dir: &Path,
+    name: &str,
+) -> Result<(Box<dyn KeyValueStore>, LocalData)> {
+    match open_reporting(backend, state_dir, name) {
+        Ok((store, false)) => Ok((store, LocalData::Found)),
+        Ok((store, true)) => Ok((store, LocalData::Created)),
         Err(e @ StoreError::Corrupt { .. }) => {
             tracing::warn!(store = name, error = %e, "wiping state store that failed to open");
             crate::wipe(state_dir, name)?;
-            Ok((open_store(backend, state_dir, name)?, true))
+            Ok((open_store(backend, state_dir, name)?, LocalData::Wiped))
         }
         Err(e) => Err(e),
     }

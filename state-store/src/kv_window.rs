@@ -213,21 +213,26 @@ impl<S: KeyValueStore> KeyValueStore for KvWindowStore<S> {
 /// Opens (or creates) window store `name` on `backend` under `state_dir`,
 /// keeping windows for `retention_ms` after their start. A store that
 /// fails to open or holds an entry it cannot decode is wiped and opened
-/// empty; the flag says so (restore it from the start of its changelog).
+/// empty. Returns the store and what the open found of its files: unless
+/// they were [`crate::LocalData::Found`], restore it from the start of its
+/// changelog and ignore its checkpoint.
 pub fn open_window_store(
     backend: StoreBackend,
     state_dir: &Path,
     name: &str,
     retention_ms: i64,
-) -> Result<(KvWindowStore<Box<dyn KeyValueStore>>, bool)> {
-    let (base, wiped) = crate::backend::open_or_wipe(backend, state_dir, name)?;
+) -> Result<(KvWindowStore<Box<dyn KeyValueStore>>, crate::LocalData)> {
+    let (base, local) = crate::backend::open_or_wipe(backend, state_dir, name)?;
     match KvWindowStore::new(base, retention_ms) {
-        Ok(store) => Ok((store, wiped)),
+        Ok(store) => Ok((store, local)),
         Err(e @ StoreError::CorruptEntry { .. }) => {
             tracing::warn!(store = name, error = %e, "wiping window store with an undecodable entry");
             crate::wipe(state_dir, name)?;
             let base = crate::backend::open_store(backend, state_dir, name)?;
-            Ok((KvWindowStore::new(base, retention_ms)?, true))
+            Ok((
+                KvWindowStore::new(base, retention_ms)?,
+                crate::LocalData::Wiped,
+            ))
         }
         Err(e) => Err(e),
     }
@@ -256,9 +261,9 @@ mod tests {
     fn sled_window_store_puts_fetches_expires_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut store, wiped) =
+            let (mut store, local) =
                 open_window_store(StoreBackend::Sled, dir.path(), "w", 100).unwrap();
-            assert!(!wiped);
+            assert_eq!(local, crate::LocalData::Created);
             assert!(WindowStore::persistent(&store));
             WindowStore::put(&mut store, Bytes::from("a"), Some(Bytes::from("1")), 0).unwrap();
             WindowStore::put(&mut store, Bytes::from("a"), Some(Bytes::from("2")), 50).unwrap();
@@ -275,9 +280,9 @@ mod tests {
             assert_eq!(all[1].0.key, Bytes::from("ab"));
             WindowStore::close(&mut store).unwrap();
         }
-        let (mut store, wiped) =
+        let (mut store, local) =
             open_window_store(StoreBackend::Sled, dir.path(), "w", 100).unwrap();
-        assert!(!wiped);
+        assert_eq!(local, crate::LocalData::Found);
         assert_eq!(store.observed_stream_time(), Some(50));
         assert_eq!(store.fetch(b"a", 50).unwrap(), Some(Bytes::from("2")));
         // Stream time 105: starts <= 5 have expired, and a put there is ignored.

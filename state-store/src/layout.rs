@@ -208,12 +208,23 @@ pub(crate) fn write_marker(name: &str, dir: &Path, backend: DiskBackend) -> Resu
 
 /// Removes the local data of store `name` under `state_dir`, whatever its
 /// state, so that it can be restored from its changelog. Wiping a store that
-/// does not exist is a no-op. The store must not be open.
+/// does not exist is a no-op, and removing an empty directory of one is
+/// logged only at debug level: a warning says that data was thrown away.
+/// The store must not be open.
 pub fn wipe(state_dir: &Path, name: &str) -> Result<()> {
     let dir = store_dir(state_dir, name)?;
+    let held_files = match fs::read_dir(&dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io(name, dir, e)),
+    };
     match fs::remove_dir_all(&dir) {
         Ok(()) => {
-            tracing::warn!(store = name, dir = %dir.display(), "wiped local state store");
+            if held_files {
+                tracing::warn!(store = name, dir = %dir.display(), "wiped local state store");
+            } else {
+                tracing::debug!(store = name, dir = %dir.display(), "removed the empty directory of a state store");
+            }
             fsutil::sync_dir(state_dir).map_err(|e| StoreError::io(name, state_dir, e))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -268,5 +279,17 @@ mod tests {
     fn wipe_of_a_missing_store_is_a_no_op() {
         let dir = tempfile::tempdir().unwrap();
         wipe(dir.path(), "nothing-here").unwrap();
+    }
+
+    #[test]
+    fn wipe_removes_an_empty_store_dir_and_a_full_one() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("empty")).unwrap();
+        wipe(dir.path(), "empty").unwrap();
+        assert!(!dir.path().join("empty").exists());
+        fs::create_dir_all(dir.path().join("full").join("sled")).unwrap();
+        fs::write(dir.path().join("full").join(MARKER_FILE), b"x").unwrap();
+        wipe(dir.path(), "full").unwrap();
+        assert!(!dir.path().join("full").exists());
     }
 }

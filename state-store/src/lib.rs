@@ -11,7 +11,10 @@
 //!   forward.
 //! - Recovery: [`restore`] / [`Restorer`] replay a changelog into a store,
 //!   [`Checkpoint`] records the changelog offsets a store reflects, and
-//!   [`wipe`] removes a store that returned [`StoreError::Corrupt`].
+//!   [`wipe`] removes a store that returned [`StoreError::Corrupt`]. A
+//!   checkpoint applies only to the files it was written for:
+//!   [`open_or_wipe`] reports whether they were found ([`LocalData`]), and a
+//!   store it created or wiped is restored from the start of its changelog.
 //! - [`WindowStore`]: values per (key, window start) with segment-wise
 //!   retention, in memory ([`InMemoryWindowStore`]); [`WindowedKvStore`]
 //!   views one as a [`KeyValueStore`] over Kafka's windowed key layout, so
@@ -79,7 +82,7 @@ mod model_tests;
 #[cfg(test)]
 mod persistent_tests;
 
-pub use backend::{open_or_wipe, open_store, StoreBackend, UnknownBackend};
+pub use backend::{open_or_wipe, open_store, LocalData, StoreBackend, UnknownBackend};
 pub use cache::{CacheEntry, CachingStore, CACHE_ENTRY_OVERHEAD_BYTES};
 pub use changelog::{ChangeLoggingStore, ChangelogSink};
 pub use checkpoint::{Checkpoint, CheckpointDecodeError, CHECKPOINT_FORMAT_VERSION};

@@ -6,7 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 
 use crate::layout::{DiskBackend, MARKER_FILE};
-use crate::{open_or_wipe, open_store, wipe, KeyValueStore, StoreBackend, StoreError};
+use crate::{open_or_wipe, open_store, wipe, KeyValueStore, LocalData, StoreBackend, StoreError};
 
 const PERSISTENT: [StoreBackend; 2] = [StoreBackend::Sled, StoreBackend::Redb];
 
@@ -97,11 +97,51 @@ fn damaged_data_is_corrupt_and_open_or_wipe_recovers() {
         scramble(&disk(backend).data_path(&dir.path().join("s")));
         assert_corrupt(open_store(backend, dir.path(), "s"), backend.as_str());
 
-        let (store, wiped) = open_or_wipe(backend, dir.path(), "s").unwrap();
-        assert!(wiped);
+        let (store, local) = open_or_wipe(backend, dir.path(), "s").unwrap();
+        assert_eq!(local, LocalData::Wiped);
+        assert!(!local.checkpoint_applies());
         assert_eq!(store.approximate_num_entries().unwrap(), 0);
         assert_eq!(store.get(b"k").unwrap(), None);
     }
+}
+
+/// Only files that were found may be restored from their checkpoint: a
+/// store whose directory was deleted while it was closed comes back
+/// created, as on a first start, not found.
+#[test]
+fn open_or_wipe_says_whether_the_files_were_found() {
+    for backend in PERSISTENT {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, local) = open_or_wipe(backend, dir.path(), "s").unwrap();
+        assert_eq!(local, LocalData::Created, "{backend}: first open");
+        store.put(b("k"), b("v")).unwrap();
+        store.close().unwrap();
+        drop(store);
+
+        let (mut store, local) = open_or_wipe(backend, dir.path(), "s").unwrap();
+        assert_eq!(local, LocalData::Found, "{backend}: reopen");
+        assert!(local.checkpoint_applies());
+        assert_eq!(store.get(b"k").unwrap(), Some(b("v")));
+        store.close().unwrap();
+        drop(store);
+
+        fs::remove_dir_all(dir.path().join("s")).unwrap();
+        let (mut store, local) = open_or_wipe(backend, dir.path(), "s").unwrap();
+        assert_eq!(local, LocalData::Created, "{backend}: files deleted");
+        assert!(!local.checkpoint_applies());
+        assert_eq!(store.approximate_num_entries().unwrap(), 0);
+        store.close().unwrap();
+        drop(store);
+
+        // An empty directory is a store still to be created.
+        fs::remove_dir_all(dir.path().join("s")).unwrap();
+        fs::create_dir(dir.path().join("s")).unwrap();
+        let (store, local) = open_or_wipe(backend, dir.path(), "s").unwrap();
+        assert_eq!(local, LocalData::Created, "{backend}: empty directory");
+        drop(store);
+    }
+    let (_, local) = open_or_wipe(StoreBackend::InMemory, Path::new("unused"), "s").unwrap();
+    assert_eq!(local, LocalData::Created);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

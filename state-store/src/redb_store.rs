@@ -65,6 +65,8 @@ pub struct RedbStore {
     state: Option<Open>,
     /// Set when a commit failed; the store then refuses every call.
     failure: Option<String>,
+    /// Whether this open created the store (no files of it existed).
+    created: bool,
 }
 
 struct Open {
@@ -84,6 +86,7 @@ impl fmt::Debug for RedbStore {
             .field("open", &self.state.is_some())
             .field("dirty", &self.state.as_ref().is_some_and(|s| s.dirty))
             .field("failure", &self.failure)
+            .field("created", &self.created)
             .finish()
     }
 }
@@ -134,6 +137,7 @@ impl RedbStore {
                 unsynced: false,
             }),
             failure: None,
+            created: prepared.fresh,
         };
         if prepared.fresh {
             // Commit the empty table before the marker says the store exists.
@@ -142,6 +146,14 @@ impl RedbStore {
         }
         tracing::info!(store = name, dir = %store.dir.display(), entries, fresh = prepared.fresh, "opened redb store");
         Ok(store)
+    }
+
+    /// Whether this open created the store: it found no files of it (a
+    /// first start, or files removed while the store was closed). A
+    /// checkpoint written for earlier files of the store does not describe
+    /// it: restore it from the start of its changelog.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     fn open_state(&self) -> Result<&Open> {

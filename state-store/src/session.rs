@@ -260,22 +260,27 @@ impl<S: KeyValueStore> KeyValueStore for KvSessionStore<S> {
 
 /// Opens (or creates) session store `name` on `backend` under `state_dir`,
 /// keeping sessions for `retention_ms` after their end. A store that fails
-/// to open or holds an entry it cannot decode is wiped and opened empty;
-/// the flag says so (restore it from the start of its changelog).
+/// to open or holds an entry it cannot decode is wiped and opened empty.
+/// Returns the store and what the open found of its files: unless they
+/// were [`crate::LocalData::Found`], restore it from the start of its
+/// changelog and ignore its checkpoint.
 pub fn open_session_store(
     backend: StoreBackend,
     state_dir: &Path,
     name: &str,
     retention_ms: i64,
-) -> Result<(KvSessionStore<Box<dyn KeyValueStore>>, bool)> {
-    let (base, wiped) = crate::backend::open_or_wipe(backend, state_dir, name)?;
+) -> Result<(KvSessionStore<Box<dyn KeyValueStore>>, crate::LocalData)> {
+    let (base, local) = crate::backend::open_or_wipe(backend, state_dir, name)?;
     match KvSessionStore::new(base, retention_ms) {
-        Ok(store) => Ok((store, wiped)),
+        Ok(store) => Ok((store, local)),
         Err(e @ StoreError::CorruptEntry { .. }) => {
             tracing::warn!(store = name, error = %e, "wiping session store with an undecodable entry");
             crate::wipe(state_dir, name)?;
             let base = crate::backend::open_store(backend, state_dir, name)?;
-            Ok((KvSessionStore::new(base, retention_ms)?, true))
+            Ok((
+                KvSessionStore::new(base, retention_ms)?,
+                crate::LocalData::Wiped,
+            ))
         }
         Err(e) => Err(e),
     }
@@ -393,17 +398,17 @@ mod tests {
     fn sled_store_keeps_sessions_and_stream_time_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut store, wiped) =
+            let (mut store, local) =
                 open_session_store(StoreBackend::Sled, dir.path(), "s", 100).unwrap();
-            assert!(!wiped);
+            assert_eq!(local, crate::LocalData::Created);
             assert!(KeyValueStore::persistent(&store));
             SessionStore::put(&mut store, session("a", 0, 10), Bytes::from("1")).unwrap();
             SessionStore::put(&mut store, session("a", 30, 40), Bytes::from("2")).unwrap();
             SessionStore::close(&mut store).unwrap();
         }
-        let (mut store, wiped) =
+        let (mut store, local) =
             open_session_store(StoreBackend::Sled, dir.path(), "s", 100).unwrap();
-        assert!(!wiped);
+        assert_eq!(local, crate::LocalData::Found);
         assert_eq!(store.observed_stream_time(), Some(40));
         assert_eq!(found(&store, "a", 0, 100), [(0, 10), (30, 40)]);
         // Stream time 121 expires the session ending at 10 on disk too.
@@ -421,9 +426,9 @@ mod tests {
                 .unwrap();
             raw.close().unwrap();
         }
-        let (mut store, wiped) =
+        let (mut store, local) =
             open_session_store(StoreBackend::Sled, dir.path(), "s", 100).unwrap();
-        assert!(wiped);
+        assert_eq!(local, crate::LocalData::Wiped);
         assert_eq!(store.observed_stream_time(), None);
         SessionStore::close(&mut store).unwrap();
     }

@@ -50,6 +50,8 @@ pub struct SledStore {
     dir: PathBuf,
     db: Option<sled::Db>,
     summary: Summary,
+    /// Whether this open created the store (no files of it existed).
+    created: bool,
 }
 
 /// The file recording the content summary at a clean close.
@@ -119,6 +121,7 @@ impl fmt::Debug for SledStore {
             .field("dir", &self.dir)
             .field("open", &self.db.is_some())
             .field("summary", &self.summary)
+            .field("created", &self.created)
             .finish()
     }
 }
@@ -150,7 +153,16 @@ impl SledStore {
             dir,
             db: Some(db),
             summary,
+            created: prepared.fresh,
         })
+    }
+
+    /// Whether this open created the store: it found no files of it (a
+    /// first start, or files removed while the store was closed). A
+    /// checkpoint written for earlier files of the store does not describe
+    /// it: restore it from the start of its changelog.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     fn db(&self) -> Result<&sled::Db> {

@@ -16,7 +16,7 @@ use state_store::{
     decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
     open_session_store, open_window_store, split_windowed_key, CacheEntry, CachingStore,
     ChangeLoggingStore, ChangelogSink, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
-    KvIter, StoreBackend, WindowedKvStore,
+    KvIter, LocalData, StoreBackend, WindowedKvStore,
 };
 
 use crate::error::{Result, StreamsError};
@@ -433,9 +433,10 @@ pub(crate) struct StoreSlot {
     pub(crate) listeners: Vec<usize>,
     /// Whether the store keeps its data on disk across restarts.
     pub(crate) persistent: bool,
-    /// Whether the local store failed to open and was wiped (it must be
-    /// restored from the start of its changelog).
-    pub(crate) wiped: bool,
+    /// What opening the store found of its local files: unless they were
+    /// found, a checkpoint does not describe the store and it is restored
+    /// from the start of its changelog.
+    pub(crate) local_data: LocalData,
     /// The window size of a window store.
     window_size: Option<i64>,
     /// Whether this is a session store.
@@ -472,27 +473,28 @@ impl StoreSlot {
     ) -> Result<Self> {
         let backend = backend.unwrap_or(builder.backend);
         let name = &builder.name;
-        let (base, wiped): (Box<dyn KeyValueStore>, bool) = match (builder.window, builder.session)
-        {
-            (Some(spec), _) if backend.is_persistent() => {
-                let (store, wiped) =
-                    open_window_store(backend, state_dir, name, spec.retention_ms)?;
-                (Box::new(store), wiped)
-            }
-            (Some(spec), _) => {
-                let store = InMemoryWindowStore::new(name.clone(), spec.retention_ms);
-                (Box::new(WindowedKvStore::new(store)), false)
-            }
-            (None, Some(retention_ms)) if backend.is_persistent() => {
-                let (store, wiped) = open_session_store(backend, state_dir, name, retention_ms)?;
-                (Box::new(store), wiped)
-            }
-            (None, Some(retention_ms)) => (
-                Box::new(InMemorySessionStore::in_memory(name.clone(), retention_ms)),
-                false,
-            ),
-            (None, None) => open_or_wipe(backend, state_dir, name)?,
-        };
+        let (base, local_data): (Box<dyn KeyValueStore>, LocalData) =
+            match (builder.window, builder.session) {
+                (Some(spec), _) if backend.is_persistent() => {
+                    let (store, local) =
+                        open_window_store(backend, state_dir, name, spec.retention_ms)?;
+                    (Box::new(store), local)
+                }
+                (Some(spec), _) => {
+                    let store = InMemoryWindowStore::new(name.clone(), spec.retention_ms);
+                    (Box::new(WindowedKvStore::new(store)), LocalData::Created)
+                }
+                (None, Some(retention_ms)) if backend.is_persistent() => {
+                    let (store, local) =
+                        open_session_store(backend, state_dir, name, retention_ms)?;
+                    (Box::new(store), local)
+                }
+                (None, Some(retention_ms)) => (
+                    Box::new(InMemorySessionStore::in_memory(name.clone(), retention_ms)),
+                    LocalData::Created,
+                ),
+                (None, None) => open_or_wipe(backend, state_dir, name)?,
+            };
         let persistent = backend.is_persistent();
         let (base, changelog) = if builder.logging {
             let buffer = ChangelogBuffer::default();
@@ -516,7 +518,7 @@ impl StoreSlot {
             changelog,
             listeners: Vec::new(),
             persistent,
-            wiped,
+            local_data,
             window_size: builder.window.map(|w| w.window_size_ms),
             session: builder.session.is_some(),
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),

@@ -1283,4 +1283,20 @@ impl Task {
         self.drain_changelogs();
         first.map_or(Ok(()), Err)
     }
+
+    /// Closes the stores of a task that was never initialized (it was
+    /// still restoring): no commit and no processor to close. What they
+    /// hold came from their files and their changelogs, so nothing is
+    /// logged again.
+    pub(crate) fn close_stores(&mut self) -> Result<()> {
+        let mut first = None;
+        for store in &mut self.state.stores {
+            if let Err(e) = store.stack.as_dyn_mut().close() {
+                tracing::warn!(task = %self.plan.task_id, store = %store.name, error = %e, "store failed to close");
+                first.get_or_insert(e.into());
+            }
+            store.discard_changelog();
+        }
+        first.map_or(Ok(()), Err)
+    }
 }

@@ -11,9 +11,11 @@
 //! cargo run -p examples --bin pageviews -- --events 100000 --data-dir /tmp/pv --guarantee exactly_once_v2
 //! ```
 //!
-//! With `--data-dir` the broker and the state live there and the views are
-//! produced only if `pageviews` holds fewer records than `--events + 1`, so
-//! that a run killed and started again resumes the same work.
+//! With `--data-dir` the broker and the state live there. The views are
+//! loaded with [`examples::load_input`]: a run finds what `pageviews`
+//! already holds and produces only the rest, so a run killed at any moment
+//! (while loading too) and started again with the same arguments resumes
+//! the same work, each view produced exactly once.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,10 +25,10 @@ use anyhow::{bail, Context as _};
 use broker_embedded::{Broker, BrokerConfig};
 use clap::Parser;
 use examples::windowed::{
-    pageview_events, pageviews_topology, produce_pageviews, read_committed, LATE_TOPIC,
+    pageview_events, pageview_record, pageviews_topology, read_committed, LATE_TOPIC,
     PAGEVIEWS_TOPIC, PER_FIVE_MINUTES_TOPIC, PER_MINUTE_TOPIC,
 };
-use examples::{ensure_topic, outln, physical_source_topics, wait_until_idle};
+use examples::{ensure_topic, load_input, outln, physical_source_topics, wait_until_idle};
 use streams_core::{Serde as _, Serdes, StreamsApp, StreamsConfig};
 
 const APPLICATION_ID: &str = "pageviews";
@@ -106,21 +108,28 @@ async fn pageviews(args: &Args, broker: &Broker, data_dir: &Path) -> anyhow::Res
     ensure_topic(broker, PER_MINUTE_TOPIC, 1).await?;
     ensure_topic(broker, PER_FIVE_MINUTES_TOPIC, 1).await?;
     let events = pageview_events(args.events, args.users, args.step_ms, args.seed);
-    let (_, held) = broker
-        .offsets(PAGEVIEWS_TOPIC, 0)
-        .await
-        .context("cannot read the offsets of the input")?;
-    if held >= events.len() as u64 {
-        outln!("{PAGEVIEWS_TOPIC} already holds {held} views: nothing produced")?;
-    } else if held == 0 {
-        produce_pageviews(broker, PAGEVIEWS_TOPIC, &events).await?;
+    let load = load_input(broker, PAGEVIEWS_TOPIC, events.len(), |i| {
+        pageview_record(PAGEVIEWS_TOPIC, &events[i])
+    })
+    .await?;
+    if load.produced == 0 {
+        outln!(
+            "{PAGEVIEWS_TOPIC} already holds the {} views: nothing produced",
+            events.len()
+        )?;
+    } else if load.held == 0 {
         outln!(
             "produced {} page views of {} users to {PAGEVIEWS_TOPIC}",
             events.len(),
             args.users
         )?;
     } else {
-        bail!("{PAGEVIEWS_TOPIC} holds {held} views, fewer than the {} to produce: a run died while producing; remove the data dir", events.len());
+        outln!(
+            "produced the last {} of {} page views to {PAGEVIEWS_TOPIC}; an interrupted load had produced {}",
+            load.produced,
+            events.len(),
+            load.held
+        )?;
     }
 
     let topology = pageviews_topology(!args.no_hopping).context("cannot build the topology")?;

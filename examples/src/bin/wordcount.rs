@@ -11,10 +11,13 @@
 //! dir removed at exit, and the program exits once every line is processed
 //! and committed. With `--data-dir` it runs until Ctrl-C unless
 //! `--exit-when-idle` is given. Without `--input` it produces a bundled
-//! text of 100,000 lines first. The lines are produced only if `text-lines`
-//! holds fewer records than there are lines: a restart over the same data
-//! dir (after a crash, say) does not produce them again. It ends by
-//! printing the ten most frequent words and the throughput.
+//! text of 100,000 lines first. The lines are loaded with
+//! [`examples::load_input`]: line `i` goes to partition `i` modulo the
+//! partition count, and a run finds what `text-lines` already holds and
+//! produces only the rest, so a run killed at any moment, while loading or
+//! later, and started again over the same data dir loads each line exactly
+//! once. A data dir holds one input: a different file is refused. It ends
+//! by printing the ten most frequent words and the throughput.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -22,12 +25,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use broker_embedded::{Broker, BrokerConfig};
+use broker_embedded::{Broker, BrokerConfig, ProducerRecord};
 use clap::{Parser, ValueEnum};
 use examples::outln;
 use examples::{
-    ensure_topic, physical_source_topics, produce_values, wait_until_idle, word_count_topology,
-    words, GroupProgress, TEXT_LINES_TOPIC, WORD_COUNTS_STORE, WORD_COUNTS_TOPIC,
+    ensure_topic, load_input, physical_source_topics, wait_until_idle, word_count_topology, words,
+    GroupProgress, TEXT_LINES_TOPIC, WORD_COUNTS_STORE, WORD_COUNTS_TOPIC,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use streams_core::{AppState, StoreBackend, StreamsApp, StreamsConfig, StreamsError};
@@ -36,6 +39,8 @@ use streams_dsl::ValueAndTimestamp;
 /// The application id, hence the consumer group and the prefix of the
 /// internal topics.
 const APPLICATION_ID: &str = "wordcount";
+/// Line `i` of the input has timestamp `FIRST_TIMESTAMP + i + 1`.
+const FIRST_TIMESTAMP: i64 = 1_700_000_000_000;
 
 /// `processing.guarantee`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,9 +92,9 @@ struct Args {
     /// (`<DIR>/state`); default: a temporary dir removed at exit.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Produce the lines of FILE into `text-lines` first (default: a bundled
-    /// text of 100,000 lines); skipped when `text-lines` already holds at
-    /// least as many records as there are lines.
+    /// Load the lines of FILE into `text-lines` first (default: a bundled
+    /// text of 100,000 lines); a run over a data dir that holds some or all
+    /// of them produces only the rest.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// `num.stream.threads`.
@@ -248,20 +253,29 @@ async fn count(
     let partitions = ensure_topic(broker, TEXT_LINES_TOPIC, 3).await?;
     ensure_topic(broker, WORD_COUNTS_TOPIC, partitions).await?;
 
-    let held = records_in(broker, TEXT_LINES_TOPIC, partitions).await?;
-    if held >= lines.len() as u64 {
+    let started = Instant::now();
+    let load = load_input(broker, TEXT_LINES_TOPIC, lines.len(), |i| {
+        ProducerRecord::new(TEXT_LINES_TOPIC, lines[i].clone().into_bytes())
+            .timestamp(FIRST_TIMESTAMP + i as i64 + 1)
+    })
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    if load.produced == 0 {
         outln!(
-            "{TEXT_LINES_TOPIC} already holds {held} records, at least the {} lines of the input: nothing produced",
+            "{TEXT_LINES_TOPIC} already holds the {} lines of the input: nothing produced",
             lines.len()
         )?;
-    } else {
-        let started = Instant::now();
-        produce_values(broker, TEXT_LINES_TOPIC, lines, 1_700_000_000_000).await?;
+    } else if load.held == 0 {
         outln!(
-            "produced {} lines ({} words) to {TEXT_LINES_TOPIC} ({partitions} partitions) in {:.2} s",
+            "produced {} lines ({word_total} words) to {TEXT_LINES_TOPIC} ({partitions} partitions) in {seconds:.2} s",
             lines.len(),
-            word_total,
-            started.elapsed().as_secs_f64()
+        )?;
+    } else {
+        outln!(
+            "produced the last {} of {} lines to {TEXT_LINES_TOPIC} ({partitions} partitions) in {seconds:.2} s; an interrupted load had produced {}",
+            load.produced,
+            lines.len(),
+            load.held
         )?;
     }
 
@@ -357,21 +371,6 @@ async fn count(
         outln!("{:>3}. {word:<16} {count:>9}", rank + 1)?;
     }
     Ok(())
-}
-
-/// The number of records ever appended to `topic` (written without
-/// transactions, so the sum of its partitions' log end offsets; records
-/// removed by retention still count).
-async fn records_in(broker: &Broker, topic: &str, partitions: u32) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for partition in 0..partitions {
-        let (_, end) = broker
-            .offsets(topic, partition)
-            .await
-            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
-        total += end;
-    }
-    Ok(total)
 }
 
 /// Reports progress until Ctrl-C; fails if the application fails.

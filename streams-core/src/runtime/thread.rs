@@ -39,10 +39,11 @@ use broker_embedded::{
     ProducerConfig, RebalanceContext, TopicPartition,
 };
 use rustc_hash::FxHashMap;
-use state_store::Checkpoint;
+use state_store::{Checkpoint, LocalData};
 
 use crate::error::{Result, StreamsError};
 use crate::record::Headers;
+use crate::store::StoreSlot;
 use crate::task::{RawRecord, Task, TaskId, TaskOptions};
 
 use super::sender::{Outgoing, Routing, Sender, Sent};
@@ -184,6 +185,35 @@ struct Restoring {
     store: usize,
     changelog: TopicPartition,
     start: u64,
+}
+
+/// Where the restoration of store `slot` of task `id` starts, given the
+/// offset its task's checkpoint names for its changelog partition, if any.
+///
+/// A checkpoint vouches only for the files it was written for: a store
+/// whose files were missing (created by this open) or wiped is empty, and
+/// restoring it from the checkpoint's offset would leave out every update
+/// before it (wrong values, which the next updates would then write to the
+/// changelog too). Such a store, and any in-memory store, is restored from
+/// the beginning of its changelog.
+fn restore_start(id: TaskId, slot: &StoreSlot, checkpointed: Option<u64>) -> u64 {
+    let Some(offset) = checkpointed else {
+        return 0;
+    };
+    if !slot.persistent {
+        return 0;
+    }
+    match slot.local_data {
+        local if local.checkpoint_applies() => offset,
+        LocalData::Wiped => {
+            tracing::warn!(task = %id, store = %slot.name, changelog = %slot.changelog_topic, checkpoint_offset = offset, "discarding the checkpoint of a wiped store; restoring it from the beginning of its changelog");
+            0
+        }
+        _ => {
+            tracing::warn!(task = %id, store = %slot.name, changelog = %slot.changelog_topic, checkpoint_offset = offset, "discarding the checkpoint: the store's files are missing; restoring it from the beginning of its changelog");
+            0
+        }
+    }
 }
 
 /// The buffered input records of one partition, in offset order: the runs
@@ -562,11 +592,7 @@ impl Core {
                 continue;
             }
             let topic = slot.changelog_topic.to_string();
-            let start = if slot.persistent && !slot.wiped {
-                checkpoint.get(&topic, id.partition).unwrap_or(0)
-            } else {
-                0
-            };
+            let start = restore_start(id, slot, checkpoint.get(&topic, id.partition));
             restoring.push(Restoring {
                 store: index,
                 changelog: TopicPartition::new(topic, id.partition),
@@ -823,10 +849,16 @@ impl Core {
     fn flush_tasks(&mut self, ids: &[TaskId], close: bool) -> Result<()> {
         for id in ids {
             if let Some(entry) = self.tasks.get_mut(id) {
-                if !entry.running() {
+                let running = entry.running();
+                let task = &mut entry.task;
+                if !running {
+                    // A task still to be restored has nothing to commit;
+                    // closed, its stores are closed cleanly.
+                    if close {
+                        guarded(*id, || task.close_stores())?;
+                    }
                     continue;
                 }
-                let task = &mut entry.task;
                 if close {
                     guarded(*id, || task.close())?;
                 } else {
@@ -868,12 +900,32 @@ impl Core {
     }
 
     /// The last step of a commit: writes the checkpoint of each task.
+    ///
+    /// `force` (a clean close) writes one for every task, including one
+    /// still to be restored: its stores hold what they held when opened,
+    /// the state at each store's restoration start (or, had restoration
+    /// begun, a little more of the changelog, which a restoration from
+    /// there replays again), and took no uncommitted writes. Without it
+    /// the next owner would find the stores without a checkpoint and wipe
+    /// them (stores that the first start of an app created empty moments
+    /// before, when a second stream thread joins).
     fn write_checkpoints(&mut self, ids: &[TaskId], force: bool) -> Result<()> {
         for id in ids {
             let Some(entry) = self.tasks.get_mut(id) else {
                 continue;
             };
-            if !entry.running() {
+            if let Some(restoring) = &entry.restoring {
+                if force {
+                    let mut checkpoint = Checkpoint::new();
+                    for store in restoring {
+                        checkpoint.set(
+                            store.changelog.topic.clone(),
+                            store.changelog.partition,
+                            store.start,
+                        )?;
+                    }
+                    write_checkpoint(&entry.dir, &checkpoint)?;
+                }
                 continue;
             }
             if !force {
@@ -890,13 +942,7 @@ impl Core {
             for (tp, offset) in &entry.changelog_offsets {
                 checkpoint.set(tp.topic.clone(), tp.partition, *offset)?;
             }
-            std::fs::create_dir_all(&entry.dir).map_err(|source| {
-                StreamsError::Store(state_store::StoreError::CheckpointIo {
-                    path: entry.dir.clone(),
-                    source,
-                })
-            })?;
-            checkpoint.write(&entry.dir.join(CHECKPOINT_FILE))?;
+            write_checkpoint(&entry.dir, &checkpoint)?;
             entry.checkpointed = Some(entry.changelog_offsets.clone());
         }
         Ok(())
@@ -1040,6 +1086,18 @@ impl Core {
         );
         Ok(())
     }
+}
+
+/// Writes `checkpoint` as the checkpoint file of task directory `dir`.
+fn write_checkpoint(dir: &std::path::Path, checkpoint: &Checkpoint) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| {
+        StreamsError::Store(state_store::StoreError::CheckpointIo {
+            path: dir.to_path_buf(),
+            source,
+        })
+    })?;
+    checkpoint.write(&dir.join(CHECKPOINT_FILE))?;
+    Ok(())
 }
 
 /// Deletes the checkpoint file of task directory `dir`, if there is one.
