@@ -8,6 +8,17 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "error: cargo is not installed (install Rust with rustup first)" >&2
     exit 1
 fi
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    echo "installing the rustfmt and clippy components" >&2
+    rustup component add rustfmt clippy
+fi
+for tool in unshare mount; do
+    # The read-only and full file system tests run the CLI in a private mount namespace.
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "installing util-linux and mount (for $tool)" >&2
+        apt-get update -qq && apt-get install -y -qq util-linux mount
+    fi
+done
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest from crates.io" >&2
     cargo install cargo-nextest --locked

@@ -66,7 +66,12 @@ async fn run(n: u32) -> anyhow::Result<()> {
     let start = Instant::now();
     for p in 0..n {
         broker
-            .append("many", p, std::slice::from_ref(&record), ProducerFields::NONE)
+            .append(
+                "many",
+                p,
+                std::slice::from_ref(&record),
+                ProducerFields::NONE,
+            )
             .await?;
     }
     broker.flush().await?;
