@@ -421,6 +421,29 @@ impl BrokerError {
         )
     }
 
+    /// For the errors that mean a partition's log is offline (`PartitionOffline`, and a
+    /// `CorruptBatch` a read just found): the damage in words, naming the file and offset.
+    pub(crate) fn offline_reason(&self) -> Option<String> {
+        match self {
+            BrokerError::PartitionOffline {
+                file,
+                offset,
+                reason,
+                ..
+            }
+            | BrokerError::CorruptBatch {
+                file,
+                offset,
+                reason,
+                ..
+            } => Some(format!(
+                "{reason} (file {}, offset {offset})",
+                file.display()
+            )),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         BrokerError::Io {
             path: path.into(),

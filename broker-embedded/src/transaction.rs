@@ -250,29 +250,6 @@ pub(crate) struct TransactionCoordinator {
     state: Mutex<State>,
 }
 
-/// The reason an internal topic's partition cannot be loaded, for the errors that mean its
-/// log is offline (the damage named by file and offset).
-pub(crate) fn offline_reason(e: &BrokerError) -> Option<String> {
-    match e {
-        BrokerError::PartitionOffline {
-            file,
-            offset,
-            reason,
-            ..
-        }
-        | BrokerError::CorruptBatch {
-            file,
-            offset,
-            reason,
-            ..
-        } => Some(format!(
-            "{reason} (file {}, offset {offset})",
-            file.display()
-        )),
-        _ => None,
-    }
-}
-
 fn fenced(id: &str, producer_id: i64, epoch: i16, reason: impl Into<String>) -> BrokerError {
     BrokerError::ProducerFenced {
         transactional_id: id.to_owned(),
@@ -618,7 +595,7 @@ impl TransactionCoordinator {
             };
             let (start, end) = match range {
                 Ok(range) => range,
-                Err(e) => match offline_reason(&e) {
+                Err(e) => match e.offline_reason() {
                     Some(reason) => {
                         offline.insert(p, reason);
                         continue;
@@ -633,7 +610,7 @@ impl TransactionCoordinator {
                     .await;
                 let batches = match fetched {
                     Ok(batches) => batches,
-                    Err(e) => match offline_reason(&e) {
+                    Err(e) => match e.offline_reason() {
                         Some(reason) => {
                             offline.insert(p, reason);
                             break;

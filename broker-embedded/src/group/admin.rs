@@ -91,43 +91,26 @@ impl Broker {
                         pending.entry(pid).or_default().extend(offsets);
                     }
                 }
-                Err(
-                    BrokerError::PartitionOffline {
-                        file,
-                        offset,
-                        reason,
-                        ..
-                    }
-                    | BrokerError::CorruptBatch {
-                        file,
-                        offset,
-                        reason,
-                        ..
-                    },
-                ) => {
+                Err(e) => {
+                    let Some(reason) = e.offline_reason() else {
+                        return Err(e);
+                    };
                     let groups: BTreeSet<&str> = part_entries
                         .iter()
                         .map(|(g, _, _)| g.as_str())
                         .chain(part_pending.values().flatten().map(|(g, _, _)| g.as_str()))
                         .collect();
                     let groups = groups.into_iter().collect::<Vec<_>>().join(", ");
+                    let groups = if groups.is_empty() { "none" } else { &groups };
                     tracing::error!(
                         partition = p,
-                        file = %file.display(),
-                        offset,
                         "{CONSUMER_OFFSETS_TOPIC}-{p} is offline: {reason}; the committed offsets of the groups it serves cannot be read (groups found before the damage: {groups})"
                     );
                     offline.insert(
                         p,
-                        format!(
-                            "{reason} (file {}, offset {offset}; groups found before the \
-                             damage: {})",
-                            file.display(),
-                            if groups.is_empty() { "none" } else { &groups }
-                        ),
+                        format!("{reason}; groups found before the damage: {groups}"),
                     );
                 }
-                Err(e) => return Err(e),
             }
         }
         info!(

@@ -13,6 +13,7 @@
 //! aborted transactions, the last stable offset), rebuilt on open from the batch headers;
 //! see the `producers` module.
 
+mod bounds;
 mod cleaner;
 pub(crate) mod files;
 mod gaps;
@@ -104,11 +105,17 @@ pub(crate) struct RepairPlan {
     pub(crate) dropped_bytes: u64,
     /// One past the highest offset any dropped batch claims (at least `damage.offset`).
     pub(crate) dropped_end: u64,
+    /// The partition dir.
+    pub(crate) dir: PathBuf,
+    /// The log's `(start, end)` after the repair, recorded before any file is touched.
+    pub(crate) bounds: (u64, u64),
 }
 
 /// Carries out `plan` on the partition dir's files. The log that planned it must be
 /// dropped and the dir opened again afterwards.
 pub(crate) fn apply_repair(plan: &RepairPlan) -> Result<()> {
+    bounds::write(&plan.dir, plan.bounds.0, plan.bounds.1, true)
+        .map_err(|e| BrokerError::io(plan.dir.join(bounds::BOUNDS_FILE), e))?;
     if let Some((file, len)) = &plan.truncate {
         let f = fs::OpenOptions::new()
             .write(true)
@@ -184,6 +191,8 @@ pub(crate) struct Log {
     poisoned: bool,
     /// Set when a file of the log cannot be trusted: the partition is offline.
     damage: Option<Damage>,
+    /// `(log start, log end)` as last recorded in `log-bounds`.
+    recorded_bounds: Option<(u64, u64)>,
     /// Gaps that compaction left between segments; `None` for a log whose compaction
     /// predates the record (its gaps below the cleaner checkpoint are accepted).
     gaps: Option<Gaps>,
@@ -277,6 +286,13 @@ impl Log {
             Err(reason) => (Some(Gaps::default()), Some(reason)),
         };
         let raw_checkpoint = cleaner::read_checkpoint(dir, &label).unwrap_or(0);
+        let recorded_bounds = match bounds::read(dir) {
+            Ok(recorded) => recorded,
+            Err(reason) => {
+                warn!("{label}: ignoring the recorded log bounds: {reason}");
+                None
+            }
+        };
         let gap_allowed = |from: u64, to: u64| gap_allowed(gaps.as_ref(), raw_checkpoint, from, to);
         let mut sealed = BTreeMap::new();
         let files = &env.files;
@@ -289,7 +305,15 @@ impl Log {
                         Segment::open_sealed(dir, base, &label, interval, &gap_allowed, files)?;
                     sealed.insert(base, segment);
                 }
-                Segment::recover(dir, last, &label, interval, files, read_only)?
+                Segment::recover(
+                    dir,
+                    last,
+                    &label,
+                    interval,
+                    files,
+                    read_only,
+                    recorded_bounds.map(|(_, end)| end),
+                )?
             }
         };
         let mut log = Log {
@@ -308,6 +332,7 @@ impl Log {
             cleaner_checkpoint: 0,
             poisoned: false,
             damage: None,
+            recorded_bounds: None,
             gaps,
             index_misses: std::sync::Mutex::new(Vec::new()),
             index_missed: std::sync::atomic::AtomicBool::new(false),
@@ -337,6 +362,7 @@ impl Log {
         log.cleaner_checkpoint = raw_checkpoint
             .min(log.log_end_offset())
             .max(log.log_start_offset());
+        log.recorded_bounds = recorded_bounds;
         log.damage = log.find_damage(gaps_error);
         log.rebuild_producer_state()?;
         if let Some(d) = &log.damage {
@@ -577,6 +603,27 @@ impl Log {
     /// itself, or two neighbours whose offsets overlap or leave a hole that compaction did
     /// not record.
     fn find_damage(&self, gaps_error: Option<String>) -> Option<Damage> {
+        let recorded = self.recorded_bounds;
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if let Some((recorded_start, _)) = recorded.filter(|&(s, _)| start > s) {
+            let first = self
+                .segments()
+                .next()
+                .map(Segment::path)
+                .unwrap_or(&self.dir);
+            return Some(Damage {
+                file: first.to_path_buf(),
+                offset: recorded_start,
+                position: 0,
+                reason: format!(
+                    "offsets {recorded_start}..{} are missing: the log starts at offset {start} \
+                     but {} records it starting at {recorded_start} (its first segment was \
+                     deleted)",
+                    start - 1,
+                    self.dir.join(bounds::BOUNDS_FILE).display()
+                ),
+            });
+        }
         let mut previous: Option<&Segment> = None;
         for segment in self.segments() {
             if let Some(prev) = previous {
@@ -625,7 +672,38 @@ impl Log {
             }
             previous = Some(segment);
         }
+        if let Some((_, recorded_end)) = recorded.filter(|&(_, e)| end < e) {
+            return Some(Damage {
+                file: self.active.path().to_path_buf(),
+                offset: end,
+                position: self.active.size(),
+                reason: format!(
+                    "offsets {end}..{} are missing: the log ends before offset {end} but {} \
+                     records it ending before {recorded_end} (its last segment was deleted \
+                     or cut short)",
+                    recorded_end - 1,
+                    self.dir.join(bounds::BOUNDS_FILE).display()
+                ),
+            });
+        }
         None
+    }
+
+    /// Records the log's bounds at a clean close, when they moved.
+    fn record_bounds(&mut self) {
+        let now = (self.log_start_offset(), self.log_end_offset());
+        if self.recorded_bounds == Some(now)
+            || (self.recorded_bounds.is_none() && now.1 == 0)
+            || self.damage.is_some()
+        {
+            return;
+        }
+        match bounds::write(&self.dir, now.0, now.1, false) {
+            Ok(()) => self.recorded_bounds = Some(now),
+            Err(e) => {
+                warn!(dir = %self.dir.display(), "{}: cannot record the log bounds: {e}", self.label)
+            }
+        }
     }
 
     /// Whether the offsets `[from, to)` between two segments may be missing: compaction
@@ -707,13 +785,23 @@ impl Log {
         let Some(damage) = self.damage.clone() else {
             return Ok(None);
         };
+        let start = self.log_start_offset();
         let mut plan = RepairPlan {
             damage: damage.clone(),
             truncate: None,
             remove: Vec::new(),
             dropped_bytes: 0,
             dropped_end: damage.offset,
+            dir: self.dir.clone(),
+            bounds: (start, damage.offset),
         };
+        if damage.offset < start {
+            // The first segment was deleted: its offsets are gone already, and the log is
+            // whole from its present start on. The repair only accepts the new start.
+            plan.dropped_end = start;
+            plan.bounds = (start, self.log_end_offset());
+            return Ok(Some(plan));
+        }
         let mut reached = false;
         for segment in self.segments() {
             if segment.path() == damage.file {
@@ -721,6 +809,11 @@ impl Log {
                 let len = fs::metadata(segment.path())
                     .map_err(|e| BrokerError::io(segment.path(), e))?
                     .len();
+                if damage.position >= len {
+                    // Nothing of this file is after the damage (the end of the log went
+                    // missing): nothing to cut here.
+                    continue;
+                }
                 // The highest offset any valid batch after the damage claims.
                 let mut from = damage.position;
                 loop {
@@ -744,6 +837,10 @@ impl Log {
                 plan.dropped_bytes += segment.size();
                 plan.remove.push(segment.path().to_path_buf());
             }
+        }
+        // Whatever the log held up to its recorded end is lost by the repair too.
+        if let Some((_, recorded_end)) = self.recorded_bounds {
+            plan.dropped_end = plan.dropped_end.max(recorded_end);
         }
         Ok(Some(plan))
     }
@@ -1060,6 +1157,9 @@ impl Log {
         max_offset: u64,
     ) -> Result<StoredBatches> {
         let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if let Some(d) = self.damage.as_ref().filter(|d| offset >= d.offset) {
+            return Err(self.offline_error(d));
+        }
         if offset < start || offset > end {
             return Err(BrokerError::OffsetOutOfRange {
                 topic: self.topic.clone(),
@@ -1077,7 +1177,6 @@ impl Log {
             batches: Vec::new(),
         };
         let max_offset = match &self.damage {
-            Some(d) if offset >= d.offset => return Err(self.offline_error(d)),
             Some(d) => max_offset.min(d.offset),
             None => max_offset,
         };
@@ -1417,14 +1516,14 @@ impl Log {
             return Ok(0);
         }
         let now = self.time.now_ms();
-        let mut total = self.size_bytes();
-        let mut deleted = 0;
-        while let Some(entry) = self.sealed.first_entry() {
-            let segment = entry.get();
+        // Which segments go, oldest first, and why.
+        let mut remaining = self.size_bytes();
+        let mut doomed: Vec<(u64, bool)> = Vec::new();
+        for segment in self.sealed.values() {
             let by_size = self
                 .config
                 .retention_bytes
-                .is_some_and(|limit| total - segment.size() >= limit);
+                .is_some_and(|limit| remaining - segment.size() >= limit);
             let by_time = self.config.retention_ms.is_some_and(|ms| {
                 segment
                     .max_timestamp()
@@ -1433,8 +1532,31 @@ impl Log {
             if !by_size && !by_time {
                 break;
             }
-            let segment = entry.remove();
-            total -= segment.size();
+            remaining -= segment.size();
+            doomed.push((segment.base_offset(), by_time));
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        // The log start moves past them: recorded first, durably, so that no open takes
+        // their absence for a deleted segment.
+        let new_start = self
+            .sealed
+            .values()
+            .nth(doomed.len())
+            .map_or(self.active.base_offset(), Segment::base_offset);
+        let end = self
+            .recorded_bounds
+            .map_or(0, |(_, e)| e)
+            .max(self.log_end_offset());
+        bounds::write(&self.dir, new_start, end, true)
+            .map_err(|e| BrokerError::io(self.dir.join(bounds::BOUNDS_FILE), e))?;
+        self.recorded_bounds = Some((new_start, end));
+        let mut deleted = 0;
+        for (base, by_time) in doomed {
+            let Some(segment) = self.sealed.remove(&base) else {
+                continue;
+            };
             segment
                 .remove_files()
                 .map_err(|e| BrokerError::io(segment.path(), e))?;
@@ -1498,6 +1620,7 @@ impl Log {
         if wrote {
             sync_dir(&self.dir).map_err(|e| BrokerError::io(&self.dir, e))?;
         }
+        self.record_bounds();
         Ok(())
     }
 }
@@ -1519,6 +1642,8 @@ fn is_own_temp_file(name: &str) -> bool {
         return false;
     };
     stem == cleaner::CHECKPOINT_FILE
+        || stem == gaps::GAPS_FILE
+        || stem == bounds::BOUNDS_FILE
         || matches!(
             parse_file_name(stem),
             Some((_, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX))

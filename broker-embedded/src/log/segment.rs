@@ -351,6 +351,7 @@ impl Segment {
         index_interval: u64,
         files: &Arc<FileCache>,
         read_only: bool,
+        recorded_end: Option<u64>,
     ) -> Result<Segment> {
         let path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let io_err = |e| BrokerError::io(&path, e);
@@ -396,6 +397,36 @@ impl Segment {
             }
         }
         if let Some((position, reason)) = torn {
+            let acknowledged = recorded_end.filter(|&end| contents.next_offset < end);
+            if let Some(end) = acknowledged {
+                // The log was closed cleanly with more than this: the bad batch is not a
+                // write a crash tore but damage to acknowledged, fsynced records.
+                tracing::error!(
+                    file = %path.display(),
+                    position,
+                    offset = contents.next_offset,
+                    "{label}: the active segment {} is corrupt at byte {position} (offset {}) \
+                     and the log was closed cleanly with records up to offset {}: {reason}; \
+                     the partition is taken offline",
+                    path.display(),
+                    contents.next_offset,
+                    end - 1,
+                );
+                let damage = SegmentDamage {
+                    position,
+                    offset: contents.next_offset,
+                    reason: format!(
+                        "corrupt batch at byte {position}, before the log end (offset {end}) \
+                         recorded at the last clean close: {reason}"
+                    ),
+                };
+                contents.size = len;
+                let file = SegmentFile::opened(files, path.clone(), file, !read_only);
+                let mut segment = Segment::with_file(dir, path, file, contents);
+                segment.first_append_ms = first_timestamp;
+                segment.damage = Some(damage);
+                return Ok(segment);
+            }
             if let Some(found) =
                 valid_batch_after(&file, position, len, contents.next_offset).map_err(io_err)?
             {

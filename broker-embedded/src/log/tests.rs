@@ -264,7 +264,31 @@ fn write_for_recovery(dir: &Path) -> (Vec<Record>, u64, PathBuf, u64, u64) {
     let end = log.active.size();
     let path = log.active.path().to_path_buf();
     log.close().unwrap();
+    // The process died before its close got to record the log's end: the last batch may be
+    // a torn write.
+    fs::remove_file(dir.join(bounds::BOUNDS_FILE)).unwrap();
     (model, info.base_offset, path, position, end)
+}
+
+#[test]
+fn a_damaged_last_batch_after_a_clean_close_is_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, last_base, path, position, end) = write_for_recovery(dir.path());
+    // The clean close recorded the log's end this time.
+    bounds::write(dir.path(), 0, last_base + 1, true).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(end - 3)
+        .unwrap();
+    let time = MockTime::new(T0);
+    let log = open_with(dir.path(), small_config(600), &time);
+    assert_eq!(fs::metadata(&path).unwrap().len(), end - 3, "not truncated");
+    let damage = log.damage().cloned().expect("offline");
+    assert_eq!((damage.offset, damage.position), (last_base, position));
+    assert!(damage.reason.contains("clean close"), "{}", damage.reason);
+    assert_eq!(read_below_damage(&log), &model[..last_base as usize]);
 }
 
 fn check_recovered(dir: &Path, model: &[Record], last_base: u64, position: u64) {
@@ -367,9 +391,11 @@ fn leftovers_stray_indexes_and_an_empty_trailing_segment_are_handled() {
         .unwrap();
     assert_eq!(info.base_offset, end);
 
-    // A segment file whose whole content is garbage is emptied.
+    // A segment file whose whole content is garbage, written after the last clean close
+    // (a crash before the close recorded the log's end), is emptied.
     log.close().unwrap();
     drop(log);
+    fs::remove_file(p.join(bounds::BOUNDS_FILE)).unwrap();
     fs::write(p.join(file_name(end, LOG_SUFFIX)), vec![0xab; 100]).unwrap();
     let log = open_with(p, small_config(300), &time);
     assert_eq!(log.log_end_offset(), end);
