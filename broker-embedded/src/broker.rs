@@ -279,6 +279,11 @@ fn meta_file(dir: &Path, topic: &str) -> PathBuf {
     }
 }
 
+/// A create of up to this many partitions makes each partition's first segment file at once
+/// (a file and a dir fsync each, so that the first appends pay neither); a bigger one makes
+/// dirs only, and each first segment file comes with its partition's first record.
+const EAGER_FIRST_SEGMENT_PARTITIONS: u32 = 256;
+
 /// The longest file name most file systems take (`NAME_MAX`).
 const NAME_MAX: usize = 255;
 
@@ -445,6 +450,7 @@ impl Broker {
             time: config.time.clone(),
             files: FileCache::new(config.max_open_files),
             read_only: config.read_only,
+            eager_first_segment: false,
         };
 
         let mut topics = BTreeMap::new();
@@ -653,12 +659,16 @@ impl Broker {
                 fs::remove_dir_all(&pdir).map_err(|e| BrokerError::io(&pdir, e))?;
             }
         }
+        let env = LogEnv {
+            eager_first_segment: partitions <= EAGER_FIRST_SEGMENT_PARTITIONS,
+            ..self.inner.log_env.clone()
+        };
         let topic = Self::open_topic(
             &self.inner.dir,
             &new.name,
             partitions,
             config.clone(),
-            &self.inner.log_env,
+            &env,
             false,
         );
         let meta = meta_file(&self.inner.dir, &new.name);

@@ -161,6 +161,9 @@ pub(crate) struct LogEnv {
     pub(crate) files: Arc<FileCache>,
     /// Opened read-only: nothing in the data dir is created, truncated, removed or written.
     pub(crate) read_only: bool,
+    /// An empty partition gets its first segment file (and the fsync of its dir) at open,
+    /// not at its first append.
+    pub(crate) eager_first_segment: bool,
 }
 
 /// One partition's log.
@@ -298,6 +301,13 @@ impl Log {
         let files = &env.files;
         let active = match logs.split_last() {
             // The first segment's file is created at the first append.
+            // A new partition of a small topic gets its first segment file now, so that its
+            // first appends pay no file creation and dir fsync; otherwise (many partitions,
+            // a reopen, read-only) the file is created at the first append.
+            None if env.eager_first_segment && !read_only => {
+                removed_any = true;
+                Segment::create(dir, 0, files).map_err(io_err)?
+            }
             None => Segment::lazy(dir, 0, files),
             Some((&last, earlier)) => {
                 for &base in earlier {

@@ -32,6 +32,7 @@ fn env(flush_policy: FlushPolicy, time: Arc<MockTime>) -> LogEnv {
         time,
         files: files::FileCache::new(64),
         read_only: false,
+        eager_first_segment: true,
     }
 }
 
