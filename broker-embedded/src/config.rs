@@ -306,6 +306,21 @@ impl FlushPolicy {
 /// below what would exhaust memory or file handles by accident.
 pub const DEFAULT_MAX_PARTITIONS_PER_TOPIC: u32 = 10_000;
 
+/// Half the process's soft limit on open files (`Max open files` in `/proc/self/limits`),
+/// between 16 and 1024; 1024 where the limit cannot be read or is unlimited.
+fn default_max_open_files() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse::<usize>().ok())
+        });
+    soft.map_or(1024, |soft| (soft / 2).clamp(16, 1024))
+}
+
 /// Broker-wide configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -324,9 +339,10 @@ pub struct BrokerConfig {
     /// with more partitions is refused at create, and topic metadata naming more is
     /// reported as corrupt, never allocated.
     pub max_partitions_per_topic: u32,
-    /// How many segment files the broker keeps open at once, default 1024: files are
-    /// opened when used and the least recently used closed, so the number of partitions is
-    /// not bounded by the process's file descriptor limit.
+    /// How many segment files the broker keeps open at once: files are opened when used and
+    /// the least recently used closed, so the number of partitions is not bounded by the
+    /// process's file descriptor limit. Default: half the process's soft limit on open
+    /// files, at most 1024 (at least 16).
     pub max_open_files: usize,
     /// Open the data dir read-only: nothing in it is created, truncated, removed or written
     /// (no lock file, no recovery truncation, no index rewrites, no internal topics, no
@@ -348,7 +364,7 @@ impl Default for BrokerConfig {
             cleaner_backoff_ms: 15_000,
             num_partitions: 1,
             max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
-            max_open_files: 1024,
+            max_open_files: default_max_open_files(),
             read_only: false,
             default_topic_config: TopicConfig::default(),
             time: Arc::new(SystemTime),

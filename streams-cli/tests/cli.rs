@@ -2421,3 +2421,126 @@ fn read_only_commands_work_on_a_read_only_and_on_a_full_file_system() {
     assert_ne!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("Read-only file system"), "{r:?}");
 }
+
+#[test]
+fn a_running_produce_keeps_its_lock_whatever_is_deleted_in_the_dir() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_streams"))
+        .env_remove("STREAMS_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "produce",
+            "--topic",
+            "t",
+            "--partitions",
+            "1",
+            "--batch-size",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    for i in 0..5 {
+        writeln!(stdin, "first-{i}").unwrap();
+    }
+    stdin.flush().unwrap();
+    // The topic's dir exists once the first process holds the broker.
+    let deadline = Instant::now() + RUN_LIMIT;
+    while !dir.join("t-0").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the first produce never opened the broker"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Every file at the top of the data dir goes (a lock file, had there been one).
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let r = run(dir, &["produce", "--topic", "t"], "second-0\nsecond-1\n");
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("is locked by another broker"), "{r:?}");
+    for i in 5..10 {
+        writeln!(stdin, "first-{i}").unwrap();
+    }
+    drop(stdin);
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let values = consume(
+        dir,
+        &["--topic", "t", "--from-beginning", "--timeout-ms", "300"],
+        10,
+    );
+    let expected: String = (0..10).map(|i| format!("first-{i}\n")).collect();
+    assert_eq!(values, expected);
+}
+
+#[test]
+fn partitions_are_not_bounded_by_the_descriptor_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "wide",
+            "--partitions",
+            "1500",
+        ],
+        "",
+    );
+    // Distinct keys reach nearly every partition: a segment file in each.
+    let lines: String = (0..6000).map(|i| format!("key-{i}:v{i}\n")).collect();
+    produce(dir, "wide", &["--key-separator", ":"], &lines);
+    let with_files = (0..1500)
+        .filter(|p| {
+            std::fs::read_dir(dir.join(format!("wide-{p}")))
+                .unwrap()
+                .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "log"))
+        })
+        .count();
+    assert!(
+        with_files > 1400,
+        "{with_files} partitions with a segment file"
+    );
+    // 1,500 partitions, each with a segment, under a limit of 256 descriptors.
+    let input = tmp.path().join("lines.txt");
+    std::fs::write(&input, &lines).unwrap();
+    let script = "ulimit -n 256 && exec \"$BIN\" --data-dir \"$DIR\" \"$@\" < \"$INPUT\"";
+    for args in [
+        &["topics", "describe", "--topic", "wide"][..],
+        &["produce", "--topic", "wide", "--key-separator", ":"],
+    ] {
+        let out = std::process::Command::new("sh")
+            .args(["-c", script, "sh"])
+            .args(args)
+            .env("BIN", env!("CARGO_BIN_EXE_streams"))
+            .env("DIR", dir)
+            .env("INPUT", &input)
+            .env_remove("RUST_LOG")
+            .env_remove("STREAMS_DATA_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "streams {args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("Too many open files"), "{stderr}");
+    }
+    let consumed = consume(
+        dir,
+        &["--topic", "wide", "--from-beginning", "--timeout-ms", "500"],
+        12_000,
+    );
+    assert_eq!(consumed.lines().count(), 12_000);
+}

@@ -208,10 +208,16 @@ impl Written {
             .sum()
     }
 
-    /// `wrote N records to T (partition P: offsets A-B, ...)`, with a line ending.
+    /// `wrote N records to T (partition P: offsets A-B, ...)`, with a line ending; past
+    /// [`SUMMARY_PARTITIONS`] partitions, the rest as a count.
     fn summary(&self) -> String {
         let mut text = format!("wrote {} records to {}", self.count(), self.topic);
         for (i, (partition, first, last)) in self.ranges.iter().enumerate() {
+            if i == SUMMARY_PARTITIONS {
+                let more = self.ranges.len() - i;
+                text.push_str(&format!(", and {more} more partitions"));
+                break;
+            }
             text.push_str(if i == 0 { " (" } else { ", " });
             if first == last {
                 text.push_str(&format!("partition {partition}: offset {first}"));
@@ -226,6 +232,9 @@ impl Written {
         text
     }
 }
+
+/// How many partitions a produce summary names one by one.
+const SUMMARY_PARTITIONS: usize = 8;
 
 /// The log end offset of each partition of `topic`.
 async fn log_end_offsets(broker: &Broker, topic: &str) -> Result<Vec<u64>> {
