@@ -204,9 +204,12 @@ pub enum BrokerError {
         reason: String,
     },
 
-    /// An fsync failed earlier: the partition refuses further writes, because retrying an
-    /// fsync can silently lose data.
-    #[error("partition {topic}-{partition} is poisoned after a failed fsync; reopen the broker")]
+    /// A write or an fsync failed earlier: the partition refuses further writes, because
+    /// what reached the disk is unknown and retrying an fsync can silently lose data.
+    #[error(
+        "partition {topic}-{partition} refuses writes after a failed write or fsync (what reached \
+         the disk is unknown); reopen the broker, whose recovery checks the log"
+    )]
     LogPoisoned {
         /// Topic name.
         topic: String,

@@ -2544,3 +2544,56 @@ fn partitions_are_not_bounded_by_the_descriptor_limit() {
     );
     assert_eq!(consumed.lines().count(), 12_000);
 }
+
+#[test]
+fn a_produce_on_a_full_disk_fails_clearly_and_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    inspected_dir(&dir);
+    let input = tmp.path().join("lines.txt");
+    let lines: String = (0..2000)
+        .map(|i| format!("new-{i}:{}\n", "x".repeat(200)))
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    // In a private mount namespace: the data dir on a 2 MiB tmpfs filled to its last byte,
+    // a produce, then room made again and everything read back.
+    let script = "set -e; mount -t tmpfs -o size=2m tmpfs \"$MNT\"; cp -a \"$SRC\"/. \"$MNT\"/; \
+        dd if=/dev/zero of=\"$MNT\"/filler bs=4k >/dev/null 2>&1 || true; \
+        set +e; \"$BIN\" --data-dir \"$MNT\" produce --topic t --key-separator : < \"$INPUT\"; \
+        echo \"produce-exit=$?\" >&2; set -e; rm \"$MNT\"/filler; \
+        exec \"$BIN\" --data-dir \"$MNT\" consume --topic t --from-beginning --timeout-ms 300";
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .env("SRC", &dir)
+        .env("MNT", mnt.path())
+        .env("INPUT", &input)
+        .env("BIN", env!("CARGO_BIN_EXE_streams"))
+        .env_remove("RUST_LOG")
+        .env_remove("STREAMS_DATA_DIR")
+        .output()
+        .expect("unshare (util-linux) runs the command in a private mount namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("produce-exit=0"),
+        "the produce cannot succeed: {stderr}"
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    // What the produce says it wrote, and the 60 records from before, are all there.
+    let written: usize = stderr
+        .lines()
+        .chain(stdout.lines())
+        .find_map(|l| l.strip_prefix("wrote "))
+        .and_then(|l| l.split_whitespace().next())
+        .map_or(0, |n| n.parse().unwrap());
+    let read: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("wrote "))
+        .collect();
+    assert_eq!(read.len(), 60 + written, "{stdout}\n{stderr}");
+    for i in 0..60 {
+        assert!(read.contains(&format!("v{i}").as_str()), "v{i} lost");
+    }
+}
