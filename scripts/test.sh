@@ -12,6 +12,11 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     echo "installing the rustfmt and clippy components" >&2
     rustup component add rustfmt clippy
 fi
+if ! command -v kcat >/dev/null 2>&1; then
+    # Debian's kcat (librdkafka): a Kafka client no one here wrote, for `streams serve`.
+    echo "installing kcat" >&2
+    apt-get update -qq && apt-get install -y -qq kcat
+fi
 for tool in unshare mount; do
     # The read-only and full file system tests run the CLI in a private mount namespace.
     if ! command -v "$tool" >/dev/null 2>&1; then

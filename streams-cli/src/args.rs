@@ -54,6 +54,42 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
+    /// Serve the data dir's broker over TCP in the Kafka wire protocol, until Ctrl-C or
+    /// SIGTERM (like kafka-server-start).
+    Serve(ServeArgs),
+}
+
+/// `streams serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where to listen, ADDRESS:PORT (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9092")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The HOST:PORT clients are told to connect to (advertised.listeners; default: the
+    /// listen address).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub(crate) advertised_listener: Option<(String, u16)>,
+    /// Listen on an address other than loopback. There is no authentication or TLS yet:
+    /// anyone who can reach the port can read and write every topic.
+    #[arg(long)]
+    pub(crate) allow_non_loopback: bool,
+    /// A broker config by Kafka's name: num.partitions, auto.create.topics.enable,
+    /// socket.request.max.bytes; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+    pub(crate) configs: Vec<(String, String)>,
+}
+
+fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    if host.is_empty() {
+        return Err(format!("{s:?} has no host"));
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("{s:?}: the port must be a number from 0 to 65535"))?;
+    Ok((host.to_owned(), port))
 }
 
 /// `streams groups ...`.

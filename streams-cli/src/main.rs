@@ -56,10 +56,13 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     };
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The server serves connections on every core; the other commands run on one thread.
+    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!(
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
             Command::Groups { command } => {
                 commands::groups::run(&data_dir, command, &mut stdout).await
             }
+            Command::Serve(args) => commands::serve::run(&data_dir, args, &mut stdout).await,
         }
     });
     match result {

@@ -10,6 +10,7 @@ use broker_embedded::{Broker, BrokerConfig};
 pub(crate) mod consume;
 pub(crate) mod groups;
 pub(crate) mod produce;
+pub(crate) mod serve;
 pub(crate) mod topics;
 
 /// How a command that did not fail ended.

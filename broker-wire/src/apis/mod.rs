@@ -1,0 +1,91 @@
+//! The APIs served: each request decoded with `kafka-protocol`, answered, and the response
+//! encoded at the request's version.
+
+mod api_versions;
+mod metadata;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::connection::Context;
+
+/// The APIs this server serves, with the versions of each: `(API, lowest, highest)`. An
+/// ApiVersions response lists exactly these.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] =
+    &[(ApiKey::ApiVersions, 0, 4), (ApiKey::Metadata, 0, 12)];
+
+/// What to do with a request.
+#[derive(Debug)]
+pub(crate) enum Handled {
+    /// Send this response frame.
+    Respond(BytesMut),
+    /// Close the connection, for this reason (Kafka closes a connection on a request it
+    /// cannot parse or an API it does not know).
+    Refuse(String),
+}
+
+fn served_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Answers one request frame.
+pub(crate) async fn handle(context: &Context, mut body: Bytes) -> Handled {
+    if body.len() < 8 {
+        return Handled::Refuse(format!(
+            "a request of {} bytes is shorter than its header",
+            body.len()
+        ));
+    }
+    let api_key = i16::from_be_bytes([body[0], body[1]]);
+    let version = i16::from_be_bytes([body[2], body[3]]);
+    let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+    let Ok(key) = ApiKey::try_from(api_key) else {
+        return Handled::Refuse(format!("unknown API key {api_key}"));
+    };
+    let Some((min, max)) = served_versions(key) else {
+        return Handled::Refuse(format!("API {key:?} (key {api_key}) is not served"));
+    };
+    if version < min || version > max {
+        if key == ApiKey::ApiVersions {
+            // Kafka's rule: answer at version 0 with UNSUPPORTED_VERSION and the versions
+            // served, so the client can pick one.
+            return Handled::Respond(api_versions::unsupported(correlation_id));
+        }
+        return Handled::Refuse(format!(
+            "{key:?} version {version} is not served (versions {min} to {max} are)"
+        ));
+    }
+    let header = match RequestHeader::decode(&mut body, key.request_header_version(version)) {
+        Ok(header) => header,
+        Err(e) => return Handled::Refuse(format!("{key:?} v{version}: bad request header: {e}")),
+    };
+    let request = match RequestKind::decode(key, &mut body, version) {
+        Ok(request) => request,
+        Err(e) => return Handled::Refuse(format!("{key:?} v{version}: bad request: {e}")),
+    };
+    let response: ResponseKind = match request {
+        RequestKind::ApiVersions(_) => api_versions::respond().into(),
+        RequestKind::Metadata(request) => metadata::respond(context, request, version).await.into(),
+        other => return Handled::Refuse(format!("{other:?} is not served")),
+    };
+    encode(key, version, header.correlation_id, &response)
+}
+
+/// The response frame: header, then body, at the request's version.
+fn encode(key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Handled {
+    let mut out = BytesMut::new();
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let encoded = header
+        .encode(&mut out, key.response_header_version(version))
+        .and_then(|()| response.encode(&mut out, version));
+    match encoded {
+        Ok(()) => Handled::Respond(out),
+        Err(e) => Handled::Refuse(format!(
+            "{key:?} v{version}: cannot encode the response: {e}"
+        )),
+    }
+}

@@ -1,0 +1,87 @@
+//! The listener: accepts connections and serves each on its own task until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use broker_embedded::Broker;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::WireConfig;
+use crate::connection::{serve_connection, Context};
+use crate::error::{Result, WireError};
+
+/// A bound server: [`Server::bind`], then [`Server::run`] until a shutdown signal.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    context: Arc<Context>,
+}
+
+impl Server {
+    /// Binds `config.listen` for `broker`.
+    pub async fn bind(broker: Broker, config: WireConfig) -> Result<Server> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| WireError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local = listener.local_addr().map_err(|source| WireError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let advertised = config
+            .advertised
+            .clone()
+            .unwrap_or_else(|| (local.ip().to_string(), local.port()));
+        Ok(Server {
+            listener,
+            context: Arc::new(Context {
+                broker,
+                config,
+                advertised,
+            }),
+        })
+    }
+
+    /// The address the server listens on (the port chosen, when `listen` had port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|source| WireError::Bind {
+                addr: self.context.config.listen,
+                source,
+            })
+    }
+
+    /// Accepts connections until `shutdown` resolves; each connection is served on its own
+    /// task. Connections still open then end with the server's runtime.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let addr = self.local_addr()?;
+        info!(%addr, advertised = ?self.context.advertised, "serving the Kafka protocol");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => {
+                    info!(%addr, "shutting down");
+                    return Ok(());
+                }
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let context = self.context.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = serve_connection(stream, peer, context).await {
+                                warn!(error = %e, "connection closed");
+                            }
+                        });
+                    }
+                    // Out of descriptors, a connection reset before accept: keep serving.
+                    Err(e) => warn!(error = %e, "accepting a connection failed"),
+                }
+            }
+        }
+    }
+}

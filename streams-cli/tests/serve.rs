@@ -1,0 +1,114 @@
+//! `streams serve` with clients no one here wrote: kcat (librdkafka) reads the served
+//! broker's metadata. The test command installs kcat; a missing kcat fails the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn streams(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_streams"));
+    cmd.env_remove("STREAMS_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .arg("--data-dir")
+        .arg(dir);
+    cmd
+}
+
+/// Starts `streams serve` on a free loopback port; returns the child and its address.
+fn serve(dir: &Path) -> (Child, String) {
+    let mut child = streams(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    // "serving DIR in the Kafka protocol on ADDR; Ctrl-C to stop"
+    let addr = line
+        .split(" on ")
+        .last()
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "streams serve exited with {status}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "streams serve ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kcat(args: &[&str]) -> String {
+    let out = Command::new("kcat")
+        .args(args)
+        .output()
+        .expect("kcat is installed (the test command installs Debian's kcat)");
+    assert!(out.status.success(), "kcat {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn kcat_reads_the_served_brokers_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let created = streams(dir)
+        .args(["topics", "create", "--topic", "orders", "--partitions", "3"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let (child, addr) = serve(dir);
+    let listing = kcat(&["-b", &addr, "-L", "-m", "20"]);
+    assert!(
+        listing.contains(&format!("broker 0 at {addr} (controller)")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("topic \"orders\" with 3 partitions"),
+        "{listing}"
+    );
+    for p in 0..3 {
+        assert!(
+            listing.contains(&format!("partition {p}, leader 0, replicas: 0, isrs: 0")),
+            "{listing}"
+        );
+    }
+    // A topic asked for by name is created (auto.create.topics.enable), with num.partitions.
+    let one = kcat(&["-b", &addr, "-L", "-t", "fresh", "-m", "20"]);
+    assert!(one.contains("topic \"fresh\" with 1 partitions"), "{one}");
+    terminate(child);
+    // Closed cleanly: the data dir opens again, with both topics.
+    let listed = streams(dir).args(["topics", "list"]).output().unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "fresh\norders\n");
+}
+
+#[test]
+fn a_non_loopback_listener_needs_an_explicit_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = streams(tmp.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
+    assert!(!tmp.path().join("meta").exists(), "nothing was created");
+}
