@@ -397,58 +397,37 @@ impl Segment {
             }
         }
         if let Some((position, reason)) = torn {
-            let acknowledged = recorded_end.filter(|&end| contents.next_offset < end);
-            if let Some(end) = acknowledged {
-                // The log was closed cleanly with more than this: the bad batch is not a
-                // write a crash tore but damage to acknowledged, fsynced records.
+            // A bad batch that is not a torn write: the log was closed cleanly with more than
+            // this (damage to acknowledged, fsynced records), or valid batches follow it.
+            // Truncating would throw acknowledged records away, so the segment is kept whole
+            // and the partition taken offline.
+            let why = match recorded_end.filter(|&end| contents.next_offset < end) {
+                Some(end) => Some(format!(
+                    "corrupt batch at byte {position}, before the log end (offset {end}) \
+                     recorded at the last clean close: {reason}"
+                )),
+                None => valid_batch_after(&file, position, len, contents.next_offset)
+                    .map_err(io_err)?
+                    .map(|found| {
+                        format!(
+                            "corrupt batch at byte {position} followed by a valid batch at \
+                             byte {found}: {reason}"
+                        )
+                    }),
+            };
+            if let Some(why) = why {
                 tracing::error!(
                     file = %path.display(),
                     position,
                     offset = contents.next_offset,
-                    "{label}: the active segment {} is corrupt at byte {position} (offset {}) \
-                     and the log was closed cleanly with records up to offset {}: {reason}; \
-                     the partition is taken offline",
+                    "{label}: the active segment {} is corrupt: {why}; the partition is taken \
+                     offline",
                     path.display(),
-                    contents.next_offset,
-                    end - 1,
                 );
                 let damage = SegmentDamage {
                     position,
                     offset: contents.next_offset,
-                    reason: format!(
-                        "corrupt batch at byte {position}, before the log end (offset {end}) \
-                         recorded at the last clean close: {reason}"
-                    ),
-                };
-                contents.size = len;
-                let file = SegmentFile::opened(files, path.clone(), file, !read_only);
-                let mut segment = Segment::with_file(dir, path, file, contents);
-                segment.first_append_ms = first_timestamp;
-                segment.damage = Some(damage);
-                return Ok(segment);
-            }
-            if let Some(found) =
-                valid_batch_after(&file, position, len, contents.next_offset).map_err(io_err)?
-            {
-                // Not a torn write: acknowledged batches follow the bad one. Truncating
-                // would throw them away, so the segment is kept whole and reported.
-                tracing::error!(
-                    file = %path.display(),
-                    position,
-                    offset = contents.next_offset,
-                    "{label}: the active segment {} is corrupt at byte {position} (offset {}) \
-                     and a valid batch follows at byte {found}: {reason}; the partition is \
-                     taken offline",
-                    path.display(),
-                    contents.next_offset,
-                );
-                let damage = SegmentDamage {
-                    position,
-                    offset: contents.next_offset,
-                    reason: format!(
-                        "corrupt batch at byte {position} followed by a valid batch at byte \
-                         {found}: {reason}"
-                    ),
+                    reason: why,
                 };
                 contents.size = len;
                 let file = SegmentFile::opened(files, path.clone(), file, !read_only);
