@@ -3,23 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use broker_embedded::Broker;
 use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::apis::{self, Handled};
-use crate::config::WireConfig;
+use crate::context::Context;
 use crate::error::{Result, WireError};
 use crate::frame::{read_frame, write_frame, Frame};
-
-/// What every connection of a server shares.
-#[derive(Debug)]
-pub(crate) struct Context {
-    pub(crate) broker: Broker,
-    pub(crate) config: WireConfig,
-    /// The `(host, port)` clients are told to connect to.
-    pub(crate) advertised: (String, u16),
-}
 
 /// Serves requests from one client until it closes the connection or sends a frame that
 /// cannot be answered.

@@ -14,6 +14,7 @@
 mod apis;
 mod config;
 mod connection;
+mod context;
 mod error;
 mod frame;
 mod server;

@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::WireConfig;
-use crate::connection::{serve_connection, Context};
+use crate::connection::serve_connection;
+use crate::context::Context;
 use crate::error::{Result, WireError};
 
 /// A bound server: [`Server::bind`], then [`Server::run`] until a shutdown signal.

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use super::segment::{file_name, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::*;
 use crate::config::CleanupPolicy;
-use crate::record::{Header, Record};
+use crate::record::{Header, Record, RecordBatch};
 use crate::time::MockTime;
 
 const T0: i64 = 1_700_000_000_000;

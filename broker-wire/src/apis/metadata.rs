@@ -10,7 +10,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use tracing::info;
 
-use crate::connection::Context;
+use crate::context::Context;
 
 /// The node id of the one broker.
 const NODE_ID: i32 = 0;

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use crate::connection::Context;
+use crate::context::Context;
 
 /// The APIs this server serves, with the versions of each: `(API, lowest, highest)`. An
 /// ApiVersions response lists exactly these.
