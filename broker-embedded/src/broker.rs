@@ -157,22 +157,12 @@ impl Partition {
         }
     }
 
-    /// Why the partition is offline, as a sentence naming the file and offset; `None` when
-    /// it is online.
-    pub(crate) fn offline_reason(&self) -> Option<String> {
-        match &self.log {
-            Ok(_) => self.lock().ok().and_then(|log| {
-                log.damage().map(|d| {
-                    format!(
-                        "{} (file {}, offset {}; offsets below it are readable)",
-                        d.reason,
-                        d.file.display(),
-                        d.offset
-                    )
-                })
-            }),
-            Err(f) => Some(format!("{} (file {})", f.reason, f.file.display())),
-        }
+    /// Why the partition's log could not be opened, naming the file; `None` when it was.
+    pub(crate) fn open_failure(&self) -> Option<String> {
+        self.log
+            .as_ref()
+            .err()
+            .map(|f| format!("{} (file {})", f.reason, f.file.display()))
     }
 }
 
@@ -776,9 +766,11 @@ impl Broker {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         let mut config = None;
         for (p, part) in topic.partitions.iter().enumerate() {
-            let offline = part.offline_reason();
             match part.lock() {
                 Ok(log) => {
+                    let offline = log
+                        .damage()
+                        .map(|d| format!("{}; offsets below it are readable", part_reason(d)));
                     partitions.push(PartitionDescription {
                         partition: p as u32,
                         log_start_offset: log.log_start_offset(),
@@ -797,7 +789,7 @@ impl Broker {
                     log_end_offset: 0,
                     size_bytes: 0,
                     segment_count: 0,
-                    offline,
+                    offline: part.open_failure(),
                 }),
             }
         }
@@ -981,7 +973,7 @@ impl Broker {
             Ok(log) => log,
             Err(_) => {
                 return Ok(RepairReport::Unrepairable {
-                    reason: part.offline_reason().unwrap_or_default(),
+                    reason: part.open_failure().unwrap_or_default(),
                 })
             }
         };

@@ -411,16 +411,27 @@ pub async fn produce_values<V: AsRef<[u8]>>(
     values: &[V],
     first_timestamp: i64,
 ) -> anyhow::Result<()> {
-    let producer = Producer::new(broker);
     let mut timestamp = first_timestamp;
-    for chunk in values.chunks(5_000) {
-        let batch = chunk
+    let batches = values.chunks(5_000).map(|chunk| {
+        chunk
             .iter()
             .map(|v| {
                 timestamp += 1;
                 ProducerRecord::new(topic, v.as_ref().to_vec()).timestamp(timestamp)
             })
-            .collect();
+            .collect()
+    });
+    send_and_flush(broker, topic, batches).await
+}
+
+/// Sends each batch in turn with one producer, then flushes `topic` (a commit point).
+async fn send_and_flush(
+    broker: &Broker,
+    topic: &str,
+    batches: impl Iterator<Item = Vec<ProducerRecord>>,
+) -> anyhow::Result<()> {
+    let producer = Producer::new(broker);
+    for batch in batches {
         producer
             .send_batch(batch)
             .await
@@ -543,18 +554,10 @@ pub async fn load_input(
     }
     missing.sort_unstable();
 
-    let producer = Producer::new(broker);
-    for chunk in missing.chunks(LOAD_CHUNK) {
-        let batch: Vec<ProducerRecord> = chunk.iter().filter_map(|&i| records[i].take()).collect();
-        producer
-            .send_batch(batch)
-            .await
-            .with_context(|| format!("cannot produce to {topic}"))?;
-    }
-    producer
-        .flush(&[topic])
-        .await
-        .with_context(|| format!("cannot flush {topic}"))?;
+    let batches = missing
+        .chunks(LOAD_CHUNK)
+        .map(|chunk| chunk.iter().filter_map(|&i| records[i].take()).collect());
+    send_and_flush(broker, topic, batches).await?;
     if held_total > 0 && !missing.is_empty() {
         tracing::info!(
             topic,

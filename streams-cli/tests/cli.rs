@@ -2179,20 +2179,7 @@ fn an_offline_partition_is_described_and_repaired_only_when_asked() {
     use std::os::unix::fs::FileExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ok(
-        dir,
-        &[
-            "topics",
-            "create",
-            "--topic",
-            "t",
-            "--partitions",
-            "2",
-            "--config",
-            "segment.bytes=1024",
-        ],
-        "",
-    );
+    create_two_partitions_of_small_segments(dir);
     let lines: String = (0..100).map(|i| format!("{i}:value-{i:03}\n")).collect();
     // Keys 0..99 over two partitions: each gets several 1 KiB segments.
     for chunk in lines.lines().collect::<Vec<_>>().chunks(5) {
@@ -2297,22 +2284,24 @@ fn an_offline_partition_is_described_and_repaired_only_when_asked() {
     );
 }
 
-/// A broker dir with a topic of several segments, a committed group and a compacted topic.
+/// Creates topic `t` with 2 partitions whose segments roll at 1 KiB.
+fn create_two_partitions_of_small_segments(dir: &Path) {
+    let args = [
+        "topics",
+        "create",
+        "--topic",
+        "t",
+        "--partitions",
+        "2",
+        "--config",
+        "segment.bytes=1024",
+    ];
+    ok(dir, &args, "");
+}
+
+/// A broker dir with a topic of several segments and a group that committed offsets.
 fn inspected_dir(dir: &Path) {
-    ok(
-        dir,
-        &[
-            "topics",
-            "create",
-            "--topic",
-            "t",
-            "--partitions",
-            "2",
-            "--config",
-            "segment.bytes=1024",
-        ],
-        "",
-    );
+    create_two_partitions_of_small_segments(dir);
     let lines: String = (0..60).map(|i| format!("k{i}:v{i}\n")).collect();
     produce(dir, "t", &["--key-separator", ":"], &lines);
     let r = run(

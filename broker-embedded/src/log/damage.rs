@@ -256,22 +256,6 @@ impl Log {
             }
             position = at + header.size() as u64;
         }
-        let base = segment.base_offset();
-        let damage = SegmentDamage {
-            position,
-            offset,
-            reason: reason.to_owned(),
-        };
-        if let Some(segment) = self.segment_mut(base) {
-            segment.set_damage(damage);
-            segment.mark_indexes_dirty();
-        }
-        let damage = Damage {
-            file: file.to_path_buf(),
-            offset,
-            position,
-            reason: reason.to_owned(),
-        };
         error!(
             file = %file.display(),
             offset,
@@ -280,6 +264,29 @@ impl Log {
             self.label,
             file.display()
         );
+        self.set_damage(Damage {
+            file: file.to_path_buf(),
+            offset,
+            position,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Takes the log offline at `damage`, found after open: its segment keeps the damage
+    /// (so its index files are never written again) and the log refuses what lies past it.
+    pub(super) fn set_damage(&mut self, damage: Damage) {
+        let base = self
+            .segments()
+            .find(|s| s.path() == damage.file)
+            .map(Segment::base_offset);
+        if let Some(segment) = base.and_then(|b| self.segment_mut(b)) {
+            segment.set_damage(SegmentDamage {
+                position: damage.position,
+                offset: damage.offset,
+                reason: damage.reason.clone(),
+            });
+            segment.mark_indexes_dirty();
+        }
         self.damage = Some(damage);
     }
 

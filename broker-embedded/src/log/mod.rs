@@ -35,7 +35,7 @@ use tracing::{debug, error, warn};
 use self::files::FileCache;
 use self::gaps::Gaps;
 use self::producers::{ProducerCheck, ProducerStates};
-use self::segment::{parse_file_name, sync_dir, Scanned, Segment, SegmentDamage};
+use self::segment::{parse_file_name, sync_dir, Scanned, Segment};
 use crate::batch::{self, BatchHeader};
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 use crate::error::{BrokerError, Result};
@@ -646,19 +646,7 @@ impl Log {
         }
         self.producers = states;
         if let Some((file, offset, position, reason)) = found {
-            let base = self
-                .segments()
-                .find(|s| s.path() == file)
-                .map(Segment::base_offset);
-            if let Some(segment) = base.and_then(|b| self.segment_mut(b)) {
-                segment.set_damage(SegmentDamage {
-                    position,
-                    offset,
-                    reason: reason.clone(),
-                });
-                segment.mark_indexes_dirty();
-            }
-            self.damage = Some(Damage {
+            self.set_damage(Damage {
                 file,
                 offset,
                 position,
