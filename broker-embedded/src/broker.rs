@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,16 +17,14 @@ use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::log::files::FileCache;
 use crate::log::{AppendInfo, CleanStats, Log, LogEnv};
+use crate::partition::Partition;
 use crate::record::{NewRecord, ProducerFields, RecordBatch, RecordRef};
+use crate::topic_meta::{
+    check_partitions, meta_file, parse_meta, render_meta, sync_dir, validate_topic_name,
+    write_atomically, META_DIR, META_FILE,
+};
 use crate::transaction::TransactionCoordinator;
 use crate::IsolationLevel;
-
-/// Where topic metadata lives inside the data dir.
-const META_DIR: &str = "meta/topics";
-/// The name of a topic's metadata file.
-const META_FILE: &str = "properties";
-/// The version of the topic metadata file layout.
-const META_FORMAT_VERSION: u32 = 1;
 
 /// A topic to create: name, partition count and configs by Kafka's names
 /// (Kafka's `NewTopic`).
@@ -115,57 +112,6 @@ pub struct TopicDescription {
     pub config: TopicConfig,
 }
 
-/// One partition: its log behind a lock that is never held across an `.await`, or why its
-/// log could not be opened at all.
-#[derive(Debug)]
-pub(crate) struct Partition {
-    topic: String,
-    index: u32,
-    log: std::result::Result<Mutex<Log>, OpenFailure>,
-}
-
-/// Why a partition's log could not be opened: the partition is offline, alone.
-#[derive(Debug, Clone)]
-struct OpenFailure {
-    file: PathBuf,
-    reason: String,
-}
-
-impl Partition {
-    fn online(topic: &str, index: u32, log: Log) -> Partition {
-        Partition {
-            topic: topic.to_owned(),
-            index,
-            log: Ok(Mutex::new(log)),
-        }
-    }
-
-    /// The partition's log, or `PartitionOffline` when it could not be opened.
-    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Log>> {
-        match &self.log {
-            // A panic while holding the lock cannot leave the log half-written: every
-            // append writes whole batches and recovery truncates a torn tail, so the guard
-            // is reused.
-            Ok(log) => Ok(log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
-            Err(failure) => Err(BrokerError::PartitionOffline {
-                topic: self.topic.clone(),
-                partition: self.index,
-                file: failure.file.clone(),
-                offset: 0,
-                reason: failure.reason.clone(),
-            }),
-        }
-    }
-
-    /// Why the partition's log could not be opened, naming the file; `None` when it was.
-    pub(crate) fn open_failure(&self) -> Option<String> {
-        self.log
-            .as_ref()
-            .err()
-            .map(|f| format!("{} (file {})", f.reason, f.file.display()))
-    }
-}
-
 #[derive(Debug)]
 pub(crate) struct Topic {
     pub(crate) name: String,
@@ -207,32 +153,6 @@ pub struct Broker {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// Checks a topic name against Kafka's rules.
-pub fn validate_topic_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(BrokerError::InvalidTopicName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return bad("the name is empty");
-    }
-    if name == "." || name == ".." {
-        return bad("'.' and '..' are not allowed");
-    }
-    if name.len() > 249 {
-        return bad("longer than 249 characters");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
-}
-
 /// Kafka's internal topics, hidden from [`Broker::list_topics`].
 pub(crate) fn is_internal_topic(name: &str) -> bool {
     matches!(name, "__consumer_offsets" | "__transaction_state")
@@ -257,138 +177,10 @@ fn lock_dir(dir: &Path) -> Result<File> {
     }
 }
 
-/// A topic's metadata file: `meta/topics/<topic>/properties`, a dir per topic so that a
-/// name of Kafka's full 249 characters fits the file system; a topic created before that
-/// layout keeps its `meta/topics/<topic>.properties`.
-fn meta_file(dir: &Path, topic: &str) -> PathBuf {
-    let legacy = dir.join(META_DIR).join(format!("{topic}.{META_FILE}"));
-    if legacy.is_file() {
-        legacy
-    } else {
-        dir.join(META_DIR).join(topic).join(META_FILE)
-    }
-}
-
 /// A create of up to this many partitions makes each partition's first segment file at once
 /// (a file and a dir fsync each, so that the first appends pay neither); a bigger one makes
 /// dirs only, and each first segment file comes with its partition's first record.
 const EAGER_FIRST_SEGMENT_PARTITIONS: u32 = 256;
-
-/// The longest file name most file systems take (`NAME_MAX`).
-const NAME_MAX: usize = 255;
-
-/// Checks that a topic of `partitions` partitions fits `max` and that its partition dirs'
-/// names (`<topic>-<partition>`) fit the file system.
-fn check_partitions(name: &str, partitions: u32, max: u32) -> Result<()> {
-    if partitions == 0 {
-        return Err(BrokerError::InvalidConfig {
-            key: "partitions".to_owned(),
-            value: "0".to_owned(),
-            reason: "a topic needs at least one partition".to_owned(),
-        });
-    }
-    if partitions > max {
-        return Err(BrokerError::InvalidConfig {
-            key: "partitions".to_owned(),
-            value: partitions.to_string(),
-            reason: format!(
-                "more than max.partitions.per.topic ({max}), the broker's limit per topic"
-            ),
-        });
-    }
-    let longest = name.len() + 1 + (partitions - 1).to_string().len();
-    if longest > NAME_MAX {
-        return Err(BrokerError::InvalidTopicName {
-            name: name.to_owned(),
-            reason: "too long for its partition dirs (<topic>-<partition> must fit 255 bytes)",
-        });
-    }
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| BrokerError::io(dir, e))
-}
-
-/// Writes a file atomically: temp file, fsync, rename, fsync of the dir.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(|e| BrokerError::io(&tmp, e))?;
-    file.write_all(contents)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| BrokerError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| BrokerError::io(path, e))?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
-
-/// Renders a topic's metadata file: a version line, the partition count, then the configs.
-fn render_meta(partitions: u32, config: &TopicConfig) -> String {
-    let mut out = format!("format.version={META_FORMAT_VERSION}\npartitions={partitions}\n");
-    for (key, value) in config.to_pairs() {
-        out.push_str(key);
-        out.push('=');
-        out.push_str(&value);
-        out.push('\n');
-    }
-    out
-}
-
-fn parse_meta(file: &Path, text: &str, max_partitions: u32) -> Result<(u32, TopicConfig)> {
-    let corrupt = |reason: String| BrokerError::CorruptMetadata {
-        file: file.to_owned(),
-        reason,
-    };
-    let mut version = None;
-    let mut partitions = None;
-    let mut config = TopicConfig::default();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| corrupt(format!("line {}: expected key=value", n + 1)))?;
-        match key {
-            "format.version" => {
-                version = Some(
-                    value
-                        .parse::<u32>()
-                        .map_err(|_| corrupt(format!("bad format.version {value:?}")))?,
-                )
-            }
-            "partitions" => {
-                let count = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| corrupt(format!("bad partition count {value:?}")))?;
-                if count > max_partitions {
-                    return Err(corrupt(format!(
-                        "partition count {count} is above max.partitions.per.topic \
-                         ({max_partitions})"
-                    )));
-                }
-                partitions = Some(count);
-            }
-            _ => config
-                .set(key, value)
-                .map_err(|e| corrupt(format!("line {}: {e}", n + 1)))?,
-        }
-    }
-    match version {
-        Some(META_FORMAT_VERSION) => {}
-        Some(v) => return Err(corrupt(format!("unsupported format.version {v}"))),
-        None => return Err(corrupt("missing format.version".to_owned())),
-    }
-    let partitions = partitions.ok_or_else(|| corrupt("missing partitions".to_owned()))?;
-    Ok((partitions, config))
-}
 
 impl Broker {
     /// Opens or creates a broker in `dir`, taking an exclusive lock on it, and recovers every
@@ -515,14 +307,12 @@ impl Broker {
                         _ => pdir.clone(),
                     };
                     tracing::error!(partition = %format!("{name}-{p}"), file = %file.display(), error = %e, "partition offline: its log cannot be opened");
-                    parts.push(Partition {
-                        topic: name.to_owned(),
-                        index: p,
-                        log: Err(OpenFailure {
-                            file,
-                            reason: format!("the log cannot be opened: {e}"),
-                        }),
-                    });
+                    parts.push(Partition::offline(
+                        name,
+                        p,
+                        file,
+                        format!("the log cannot be opened: {e}"),
+                    ));
                 }
                 Err(e) => return Err(e),
             }
@@ -1208,50 +998,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             warn!(error = %e, "broker shutdown on drop failed");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        assert!(validate_topic_name("text-lines").is_ok());
-        assert!(validate_topic_name("app.store_1-changelog").is_ok());
-        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
-        for bad in ["", ".", "..", "a b", "a/b", "ü"] {
-            assert!(
-                matches!(
-                    validate_topic_name(bad),
-                    Err(BrokerError::InvalidTopicName { .. })
-                ),
-                "{bad:?}"
-            );
-        }
-        assert!(validate_topic_name(&"a".repeat(250)).is_err());
-    }
-
-    #[test]
-    fn metadata_round_trips_and_rejects_garbage() {
-        let config = TopicConfig::from_pairs([("cleanup.policy", "compact")]).unwrap();
-        let text = render_meta(3, &config);
-        let (p, c) = parse_meta(Path::new("t.properties"), &text, 10).unwrap();
-        assert_eq!(p, 3);
-        assert_eq!(c, config);
-        for bad in [
-            "",
-            "partitions=3\n",
-            "format.version=9\npartitions=3\n",
-            "format.version=1\npartitions=0\n",
-            "format.version=1\npartitions=11\n",
-            "format.version=1\npartitions=4294967295\n",
-            "format.version=1\npartitions=2\nretention.ms=x\n",
-            "format.version=1\ngarbage\n",
-        ] {
-            let err = parse_meta(Path::new("t.properties"), bad, 10).unwrap_err();
-            assert!(err.to_string().contains("t.properties"), "{err}");
         }
     }
 }

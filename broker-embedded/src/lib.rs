@@ -12,17 +12,17 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 mod log;
+mod partition;
 pub mod partitioner;
 mod prefetch;
 pub mod producer;
 pub mod record;
 pub mod time;
+mod topic_meta;
 mod transaction;
 
 pub use crate::log::{AppendInfo, CleanStats};
-pub use broker::{
-    validate_topic_name, Broker, NewTopic, PartitionDescription, RepairReport, TopicDescription,
-};
+pub use broker::{Broker, NewTopic, PartitionDescription, RepairReport, TopicDescription};
 pub use config::{BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicConfig};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
@@ -39,6 +39,7 @@ pub use producer::{
 };
 pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch, RecordRef};
 pub use time::{MockTime, SystemTime, Time};
+pub use topic_meta::validate_topic_name;
 pub use transaction::{TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC};
 
 /// A topic name and partition index.
