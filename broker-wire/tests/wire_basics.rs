@@ -1,78 +1,22 @@
 //! The server over a real TCP connection: ApiVersions and Metadata as a client asks for them,
 //! and hostile frames that close the connection without hurting the server.
 
+mod common;
+
 use std::time::Duration;
 
-use broker_embedded::{Broker, BrokerConfig, NewTopic};
-use broker_wire::{Server, WireConfig};
-use bytes::{Buf, Bytes, BytesMut};
+use broker_embedded::{BrokerConfig, NewTopic};
+use broker_wire::WireConfig;
+use bytes::{Buf, BytesMut};
+use common::{call, read_response, send_raw, start};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-async fn start(config: BrokerConfig, wire: WireConfig) -> (Broker, std::net::SocketAddr) {
-    let broker = Broker::in_memory_with(config).await.unwrap();
-    let server = Server::bind(
-        broker.clone(),
-        WireConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..wire
-        },
-    )
-    .await
-    .unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run(std::future::pending()));
-    (broker, addr)
-}
-
-async fn send_raw(stream: &mut TcpStream, body: &[u8]) {
-    stream
-        .write_all(&(body.len() as i32).to_be_bytes())
-        .await
-        .unwrap();
-    stream.write_all(body).await.unwrap();
-}
-
-async fn read_response(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut size = [0u8; 4];
-    if stream.read_exact(&mut size).await.is_err() {
-        return None;
-    }
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).await.ok()?;
-    Some(Bytes::from(body))
-}
-
-/// Sends `request` as `key` at `version` and decodes the response header's correlation id.
-async fn call<Req: Encodable>(
-    stream: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    request: &Req,
-) -> Bytes {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("wire-test")))
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut buf, version).unwrap();
-    send_raw(stream, &buf).await;
-    let mut response = read_response(stream).await.expect("a response");
-    let header =
-        ResponseHeader::decode(&mut response, key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    response
-}
 
 #[tokio::test]
 async fn api_versions_lists_what_is_served_and_answers_unknown_versions_at_v0() {
