@@ -723,6 +723,27 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     Ok(header)
 }
 
+/// Sets the `baseOffset` of the batch at the start of `buf` (outside the CRC).
+pub(crate) fn set_base_offset(buf: &mut [u8], base_offset: u64) {
+    buf[..8].copy_from_slice(&(base_offset as i64).to_be_bytes());
+}
+
+/// Sets the `partitionLeaderEpoch` of the batch at the start of `buf` to 0, the one epoch of
+/// this broker (outside the CRC; a producer sends -1).
+pub(crate) fn reset_leader_epoch(buf: &mut [u8]) {
+    buf[EPOCH_AT..EPOCH_AT + 4].copy_from_slice(&0i32.to_be_bytes());
+}
+
+/// Turns the batch at the start of `buf` into a `LogAppendTime` batch stamped `now`: the
+/// timestamp type bit and `maxTimestamp` set, the CRC computed again.
+pub(crate) fn stamp_log_append_time(buf: &mut [u8], header: &BatchHeader, now: i64) {
+    let attributes = header.attributes | TIMESTAMP_TYPE_FLAG;
+    buf[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..header.size()]);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 fn check_offset_delta(
     header: &BatchHeader,
     delta: i32,

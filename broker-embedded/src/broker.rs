@@ -936,7 +936,7 @@ fn part_reason(d: &crate::log::Damage) -> String {
 
 /// After a read under the partition's lock: a corrupt batch the read found takes the
 /// partition offline, and index entries the read found wrong are rebuilt.
-fn after_read<T>(log: &mut Log, result: &Result<T>) {
+pub(crate) fn after_read<T>(log: &mut Log, result: &Result<T>) {
     if let Err(BrokerError::CorruptBatch {
         offset,
         file,

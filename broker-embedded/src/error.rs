@@ -204,6 +204,28 @@ pub enum BrokerError {
         reason: String,
     },
 
+    /// A batch is larger than the topic's `max.message.bytes` (Kafka's
+    /// `MESSAGE_TOO_LARGE`).
+    #[error("topic {topic}: record rejected: batch of {size} bytes is larger than max.message.bytes ({max})")]
+    RecordTooLarge {
+        /// Topic name.
+        topic: String,
+        /// The batch's size in bytes.
+        size: u64,
+        /// The topic's `max.message.bytes`.
+        max: u64,
+    },
+
+    /// A batch sent by a client fails its checks: a CRC that does not match, a record that
+    /// does not parse (Kafka's `CORRUPT_MESSAGE`).
+    #[error("topic {topic}: corrupt batch rejected: {reason}")]
+    CorruptRecord {
+        /// Topic name.
+        topic: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A write or an fsync failed earlier: the partition refuses further writes, because
     /// what reached the disk is unknown and retrying an fsync can silently lose data.
     #[error(

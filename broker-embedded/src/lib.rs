@@ -16,10 +16,12 @@ mod partition;
 pub mod partitioner;
 mod prefetch;
 pub mod producer;
+mod raw_io;
 pub mod record;
 pub mod time;
 mod topic_meta;
 mod transaction;
+mod transaction_api;
 
 pub use crate::log::{AppendInfo, CleanStats};
 pub use broker::{Broker, NewTopic, PartitionDescription, RepairReport, TopicDescription};
@@ -37,6 +39,7 @@ pub use group::{
 pub use producer::{
     Appended, OutgoingRef, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+pub use raw_io::{AbortedTransaction, StoredRead};
 pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch, RecordRef};
 pub use time::{MockTime, SystemTime, Time};
 pub use topic_meta::validate_topic_name;

@@ -419,6 +419,33 @@ impl TransactionCoordinator {
         Ok(())
     }
 
+    /// Checks that a transactional batch of `producer_id` at `epoch` may go to `tp`: the
+    /// producer owns the transactional id and has added the partition to its open
+    /// transaction (Kafka's produce-time transaction verification).
+    pub(crate) fn check_append(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<()> {
+        let now = broker.config().time.now_ms();
+        let mut state = self.lock();
+        Self::abort_expired_locked(&mut state, broker, now);
+        let m = Self::check_producer(&state, id, producer_id, epoch)?;
+        if m.state != TxnState::Ongoing || !m.partitions.contains(tp) {
+            return Err(BrokerError::InvalidTxnState {
+                transactional_id: id.to_owned(),
+                reason: format!(
+                    "{}-{} was not added to the open transaction before this batch                      (AddPartitionsToTxn first)",
+                    tp.topic, tp.partition
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Kafka's `EndTxn`: commits or aborts the producer's transaction. Returns once the
     /// decision is durable and every marker is written (and fsynced per
     /// `log.flush.policy`).

@@ -41,6 +41,7 @@ pub(crate) async fn serve_connection(
         };
         match apis::handle(&context, body).await {
             Handled::Respond(response) => write_frame(&mut stream, &response).await.map_err(io)?,
+            Handled::NoResponse => {}
             Handled::Refuse(reason) => return Err(WireError::BadRequest { peer, reason }),
         }
     }

@@ -12,6 +12,7 @@
 //! `auto.create.topics.enable`). [`SUPPORTED_APIS`] is the list clients are told.
 
 mod apis;
+mod codes;
 mod config;
 mod connection;
 mod context;

@@ -112,3 +112,106 @@ fn a_non_loopback_listener_needs_an_explicit_flag() {
     assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
     assert!(!tmp.path().join("meta").exists(), "nothing was created");
 }
+
+fn kcat_with_input(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (the test command installs Debian's kcat)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kcat {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn kcat_produces_and_consumes_and_the_cli_sees_the_same_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let created = streams(dir)
+        .args(["topics", "create", "--topic", "words", "--partitions", "3"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let (child, addr) = serve(dir);
+    let input: String = (0..300).map(|i| format!("key-{i}:value-{i}\n")).collect();
+    // acks=all, librdkafka's default partitioner (consistent_random: crc32 of the key).
+    kcat_with_input(
+        &[
+            "-b",
+            &addr,
+            "-P",
+            "-t",
+            "words",
+            "-K:",
+            "-X",
+            "acks=all",
+            "-X",
+            "linger.ms=5",
+        ],
+        &input,
+    );
+    let consumed = kcat(&[
+        "-b",
+        &addr,
+        "-C",
+        "-t",
+        "words",
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-f",
+        "%p %o %k=%s\n",
+    ]);
+    let mut lines: Vec<&str> = consumed.lines().collect();
+    assert_eq!(lines.len(), 300, "{consumed}");
+    // Each key kept its partition, and offsets run on from 0 in each partition.
+    let mut next = [0u64; 3];
+    for line in &lines {
+        let (where_, record) = line.split_once(' ').map(|(p, rest)| (p, rest)).unwrap();
+        let (offset, kv) = record.split_once(' ').unwrap();
+        let p: usize = where_.parse().unwrap();
+        assert_eq!(offset.parse::<u64>().unwrap(), next[p], "{line}");
+        next[p] += 1;
+        let (k, v) = kv.split_once('=').unwrap();
+        assert_eq!(k.replace("key", "value"), v);
+    }
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), 300, "no record twice");
+    // From an offset, and the last record only.
+    let tail = kcat(&[
+        "-b", &addr, "-C", "-t", "words", "-p", "0", "-o", "-1", "-e", "-q", "-f", "%o\n",
+    ]);
+    assert_eq!(tail.trim(), (next[0] - 1).to_string());
+    terminate(child);
+    // The data dir's own consumer reads the same 300 records.
+    let out = streams(dir)
+        .args([
+            "consume",
+            "--topic",
+            "words",
+            "--from-beginning",
+            "--max-messages",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("value-")).count(),
+        300,
+        "{text}"
+    );
+}

@@ -13,6 +13,7 @@
 //! aborted transactions, the last stable offset), rebuilt on open from the batch headers;
 //! see the `producers` module.
 
+mod append_batch;
 mod bounds;
 mod cleaner;
 mod damage;
@@ -355,17 +356,7 @@ impl Log {
         records: &[RecordRef<'_>],
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
-        if self.poisoned {
-            return Err(self.poisoned_error());
-        }
-        if let Some(d) = &self.damage {
-            return Err(self.offline_error(d));
-        }
-        if self.read_only {
-            return Err(BrokerError::ReadOnly {
-                what: format!("append to {}", self.label),
-            });
-        }
+        self.check_writable()?;
         if records.is_empty() {
             return Err(self.invalid_record("a batch needs at least one record".into()));
         }
@@ -373,46 +364,8 @@ impl Log {
             return Err(self.invalid_record("compacted topic requires a key".into()));
         }
         if producer.producer_id >= 0 && !producer.control {
-            match self.producers.check(
-                producer.producer_id,
-                producer.producer_epoch,
-                producer.base_sequence,
-                records.len() as u32,
-            ) {
-                ProducerCheck::Append => {}
-                ProducerCheck::Duplicate(b) => {
-                    debug!(
-                        "{}: duplicate batch of producer {} (sequence {}..={}) acknowledged with its offsets {}..={}",
-                        self.label, producer.producer_id, b.first_seq, b.last_seq, b.base_offset, b.last_offset
-                    );
-                    return Ok(AppendInfo {
-                        base_offset: b.base_offset,
-                        last_offset: b.last_offset,
-                        timestamp: b.timestamp,
-                        log_append_time: match self.config.message_timestamp_type {
-                            TimestampType::LogAppendTime => Some(b.timestamp),
-                            TimestampType::CreateTime => None,
-                        },
-                    });
-                }
-                ProducerCheck::StaleEpoch { current } => {
-                    return Err(BrokerError::InvalidProducerEpoch {
-                        topic: self.topic.clone(),
-                        partition: self.partition,
-                        producer_id: producer.producer_id,
-                        epoch: producer.producer_epoch,
-                        current_epoch: current,
-                    })
-                }
-                ProducerCheck::OutOfOrder { expected } => {
-                    return Err(BrokerError::OutOfOrderSequence {
-                        topic: self.topic.clone(),
-                        partition: self.partition,
-                        producer_id: producer.producer_id,
-                        expected,
-                        received: producer.base_sequence,
-                    })
-                }
+            if let Some(duplicate) = self.check_producer(producer, records.len() as u32)? {
+                return Ok(duplicate);
             }
         }
         let now = self.time.now_ms();
@@ -460,6 +413,70 @@ impl Log {
             }
         }
         result
+    }
+
+    /// `Ok` when the log takes appends: not poisoned, not offline, not read-only.
+    fn check_writable(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        if let Some(d) = &self.damage {
+            return Err(self.offline_error(d));
+        }
+        if self.read_only {
+            return Err(BrokerError::ReadOnly {
+                what: format!("append to {}", self.label),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a batch of `count` records of an idempotent producer against the producer's
+    /// state: `Some(offsets)` for a duplicate of one of its last batches (acknowledged, not
+    /// written again), `None` for a batch to append, or the error for a stale epoch or a
+    /// sequence out of order.
+    fn check_producer(
+        &mut self,
+        producer: ProducerFields,
+        count: u32,
+    ) -> Result<Option<AppendInfo>> {
+        match self.producers.check(
+            producer.producer_id,
+            producer.producer_epoch,
+            producer.base_sequence,
+            count,
+        ) {
+            ProducerCheck::Append => Ok(None),
+            ProducerCheck::Duplicate(b) => {
+                debug!(
+                    "{}: duplicate batch of producer {} (sequence {}..={}) acknowledged with its offsets {}..={}",
+                    self.label, producer.producer_id, b.first_seq, b.last_seq, b.base_offset, b.last_offset
+                );
+                Ok(Some(AppendInfo {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    timestamp: b.timestamp,
+                    log_append_time: match self.config.message_timestamp_type {
+                        TimestampType::LogAppendTime => Some(b.timestamp),
+                        TimestampType::CreateTime => None,
+                    },
+                }))
+            }
+            ProducerCheck::StaleEpoch { current } => Err(BrokerError::InvalidProducerEpoch {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                producer_id: producer.producer_id,
+                epoch: producer.producer_epoch,
+                current_epoch: current,
+            }),
+            ProducerCheck::OutOfOrder { expected } => Err(BrokerError::OutOfOrderSequence {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                producer_id: producer.producer_id,
+                expected,
+                received: producer.base_sequence,
+            }),
+        }
     }
 
     /// Appends a transaction marker (a control batch of one control record: commit or abort)
@@ -514,6 +531,11 @@ impl Log {
     /// Producers with a transaction open in this partition, with their epochs.
     pub(crate) fn open_transactions(&self) -> Vec<(i64, i16)> {
         self.producers.open_transactions()
+    }
+
+    /// `(producer id, first offset)` of the aborted transactions overlapping `from..to`.
+    pub(crate) fn aborted_transactions(&self, from: u64, to: u64) -> Vec<(i64, u64)> {
+        self.producers.aborted_overlapping(from, to)
     }
 
     /// The largest producer id of any batch in the log.
@@ -667,20 +689,33 @@ impl Log {
     ) -> Result<AppendInfo> {
         let info = batch::encode_refs(buf, records, base_offset, producer, log_append_time)
             .map_err(|e| self.invalid_record(e.to_string()))?;
+        let header = BatchHeader::parse(buf).map_err(|e| self.invalid_record(e.to_string()))?;
+        self.write_batch(buf, &header, now)?;
+        Ok(AppendInfo {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            timestamp: info.max_timestamp,
+            log_append_time,
+        })
+    }
+
+    /// Writes one encoded batch (offsets assigned from the log end) to the active segment,
+    /// rolling it first when due: the step every append ends with.
+    fn write_batch(&mut self, buf: &[u8], header: &BatchHeader, now: i64) -> Result<()> {
         let size = buf.len() as u64;
         if size > self.config.max_message_bytes {
-            return Err(self.invalid_record(format!(
-                "batch of {size} bytes is larger than max.message.bytes ({})",
-                self.config.max_message_bytes
-            )));
+            return Err(BrokerError::RecordTooLarge {
+                topic: self.topic.clone(),
+                size,
+                max: self.config.max_message_bytes,
+            });
         }
-        let header = BatchHeader::parse(buf).map_err(|e| self.invalid_record(e.to_string()))?;
-        if self.should_roll(size, info.last_offset, now) {
+        if self.should_roll(size, header.last_offset(), now) {
             self.roll()?;
         }
         if let Err(e) = self
             .active
-            .append(buf, &header, self.config.index_interval_bytes)
+            .append(buf, header, self.config.index_interval_bytes)
         {
             // What reached the file is unknown: refuse further writes until a reopen
             // recovers the segment.
@@ -693,12 +728,7 @@ impl Log {
         if self.flush_policy == FlushPolicy::EveryAppend {
             self.sync_active()?;
         }
-        Ok(AppendInfo {
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
-            timestamp: info.max_timestamp,
-            log_append_time,
-        })
+        Ok(())
     }
 
     fn should_roll(&self, batch_size: u64, last_offset: u64, now: i64) -> bool {
@@ -822,6 +852,16 @@ impl Log {
     /// The earliest offset whose record timestamp is at least `timestamp`, with that
     /// timestamp (Kafka's ListOffsets by timestamp); `None` if every record is older.
     /// Control batches are skipped.
+    /// The offset and timestamp of the first record with the largest timestamp in the log
+    /// (Kafka's `MAX_TIMESTAMP` lookup); `None` for an empty log.
+    pub(crate) fn offset_of_max_timestamp(&self) -> Result<Option<(u64, i64)>> {
+        let max = self.segments().filter_map(Segment::max_timestamp).max();
+        match max {
+            Some(max) => self.offset_for_timestamp(max),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         for segment in self.segments() {
             // Every record of a segment whose max timestamp is below the target is older.

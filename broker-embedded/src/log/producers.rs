@@ -256,6 +256,17 @@ impl ProducerStates {
             .any(|a| a.producer_id == producer_id && a.first_offset <= base_offset)
     }
 
+    /// `(producer id, first offset)` of the aborted transactions that overlap offsets
+    /// `from..to`, as a `read_committed` fetch of that range lists them.
+    pub(crate) fn aborted_overlapping(&self, from: u64, to: u64) -> Vec<(i64, u64)> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
+    }
+
     /// Forgets aborted transactions that ended below `offset` (retention removed them).
     pub(crate) fn prune_aborted_below(&mut self, offset: u64) {
         self.aborted.retain(|a| a.last_offset >= offset);

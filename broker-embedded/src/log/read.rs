@@ -322,6 +322,51 @@ struct StoredBatch {
 }
 
 impl StoredBatches {
+    /// The offset after the last batch read, `None` when nothing was read.
+    pub(crate) fn next_offset(&self) -> Option<u64> {
+        let last = self.batches.last()?;
+        BatchHeader::parse(&last.buf[last.start..])
+            .ok()
+            .map(|h| h.next_offset())
+    }
+
+    /// The batches' bytes as stored, in order, not decoded. Batches read into one buffer lie
+    /// next to each other there and come back as one slice of it; only a read that spans
+    /// buffers is copied.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        // Runs of `(buffer, start..end)`.
+        let mut runs: Vec<(Bytes, std::ops::Range<usize>)> = Vec::new();
+        for b in self.batches {
+            let size = BatchHeader::parse(&b.buf[b.start..]).map_or(0, |h| h.size());
+            let end = (b.start + size).min(b.buf.len());
+            match runs.last_mut() {
+                Some((buf, range))
+                    if buf.as_ptr() == b.buf.as_ptr()
+                        && buf.len() == b.buf.len()
+                        && range.end == b.start =>
+                {
+                    range.end = end;
+                }
+                _ => runs.push((b.buf, b.start..end)),
+            }
+        }
+        match runs.len() {
+            0 => Bytes::new(),
+            1 => {
+                let (buf, range) = runs.swap_remove(0);
+                buf.slice(range)
+            }
+            _ => {
+                let total = runs.iter().map(|(_, r)| r.len()).sum();
+                let mut out = Vec::with_capacity(total);
+                for (buf, range) in runs {
+                    out.extend_from_slice(&buf[range]);
+                }
+                Bytes::from(out)
+            }
+        }
+    }
+
     /// Decodes the batches, in order; a batch that fails to decode (a bad CRC, a record
     /// that does not parse) is `CorruptBatch`, naming its file and byte position.
     pub(crate) fn decode(self) -> Result<Vec<RecordBatch>> {

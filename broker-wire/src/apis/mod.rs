@@ -2,7 +2,11 @@
 //! encoded at the request's version.
 
 mod api_versions;
+mod fetch;
+mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -12,14 +16,22 @@ use crate::context::Context;
 
 /// The APIs this server serves, with the versions of each: `(API, lowest, highest)`. An
 /// ApiVersions response lists exactly these.
-pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] =
-    &[(ApiKey::ApiVersions, 0, 4), (ApiKey::Metadata, 0, 12)];
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+];
 
 /// What to do with a request.
 #[derive(Debug)]
 pub(crate) enum Handled {
     /// Send this response frame.
     Respond(BytesMut),
+    /// Send nothing (a Produce with `acks=0`).
+    NoResponse,
     /// Close the connection, for this reason (Kafka closes a connection on a request it
     /// cannot parse or an API it does not know).
     Refuse(String),
@@ -70,6 +82,19 @@ pub(crate) async fn handle(context: &Context, mut body: Bytes) -> Handled {
     let response: ResponseKind = match request {
         RequestKind::ApiVersions(_) => api_versions::respond().into(),
         RequestKind::Metadata(request) => metadata::respond(context, request, version).await.into(),
+        RequestKind::Produce(request) => match produce::respond(context, request).await {
+            produce::Produced::Respond(response) => response.into(),
+            produce::Produced::NoResponse => return Handled::NoResponse,
+        },
+        RequestKind::Fetch(request) => fetch::respond(context, request, version).await.into(),
+        RequestKind::ListOffsets(request) => list_offsets::respond(context, request, version)
+            .await
+            .into(),
+        RequestKind::OffsetForLeaderEpoch(request) => {
+            offset_for_leader_epoch::respond(context, request)
+                .await
+                .into()
+        }
         other => return Handled::Refuse(format!("{other:?} is not served")),
     };
     encode(key, version, header.correlation_id, &response)
