@@ -37,5 +37,19 @@ pub enum WireError {
     Broker(#[from] broker_embedded::BrokerError),
 }
 
+impl WireError {
+    /// Whether the error is the client going away (a reset or closed socket), not a fault.
+    pub fn is_disconnect(&self) -> bool {
+        use std::io::ErrorKind as K;
+        matches!(
+            self,
+            WireError::Io { source, .. } if matches!(
+                source.kind(),
+                K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof
+            )
+        )
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = WireError> = std::result::Result<T, E>;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use broker_embedded::Broker;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::WireConfig;
 use crate::connection::serve_connection;
@@ -74,8 +74,11 @@ impl Server {
                     Ok((stream, peer)) => {
                         let context = self.context.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = serve_connection(stream, peer, context).await {
-                                warn!(error = %e, "connection closed");
+                            match serve_connection(stream, peer, context).await {
+                                Ok(()) => {}
+                                // A client that goes away mid-conversation is routine.
+                                Err(e) if e.is_disconnect() => debug!(error = %e, "connection closed"),
+                                Err(e) => warn!(error = %e, "connection closed"),
                             }
                         });
                     }

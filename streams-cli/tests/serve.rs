@@ -202,8 +202,8 @@ fn kcat_produces_and_consumes_and_the_cli_sees_the_same_records() {
             "--topic",
             "words",
             "--from-beginning",
-            "--max-messages",
-            "1000",
+            "--timeout-ms",
+            "2000",
         ])
         .output()
         .unwrap();
