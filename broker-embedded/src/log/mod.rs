@@ -36,7 +36,7 @@ use self::files::FileCache;
 use self::gaps::Gaps;
 use self::producers::{ProducerCheck, ProducerStates};
 use self::segment::{parse_file_name, sync_dir, Scanned, Segment};
-use crate::batch::{self, BatchHeader};
+use crate::batch::{self, BatchHeader, Compression};
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::record::{NewRecord, ProducerFields, RecordRef};
@@ -355,6 +355,18 @@ impl Log {
         records: &[RecordRef<'_>],
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
+        self.append_refs_with(records, producer, Compression::None)
+    }
+
+    /// [`Log::append_refs`] for a producer that asks for `compression`. The batch is
+    /// stored with the topic's `compression.type` where that is a codec, else with
+    /// `compression`; a control batch (a transaction marker) is never compressed.
+    pub(crate) fn append_refs_with(
+        &mut self,
+        records: &[RecordRef<'_>],
+        producer: ProducerFields,
+        compression: Compression,
+    ) -> Result<AppendInfo> {
         if self.poisoned {
             return Err(self.poisoned_error());
         }
@@ -421,6 +433,11 @@ impl Log {
             TimestampType::CreateTime => None,
         };
         let base_offset = self.log_end_offset();
+        let compression = if producer.control {
+            Compression::None
+        } else {
+            self.config.compression_type.target(compression)
+        };
         let mut buf = std::mem::take(&mut self.encode_buf);
         buf.clear();
         let result = self.append_encoded(
@@ -430,6 +447,7 @@ impl Log {
             producer,
             now,
             log_append_time,
+            compression,
         );
         self.encode_buf = buf;
         if let Ok(info) = &result {
@@ -664,9 +682,17 @@ impl Log {
         producer: ProducerFields,
         now: i64,
         log_append_time: Option<i64>,
+        compression: Compression,
     ) -> Result<AppendInfo> {
-        let info = batch::encode_refs(buf, records, base_offset, producer, log_append_time)
-            .map_err(|e| self.invalid_record(e.to_string()))?;
+        let info = batch::encode_refs(
+            buf,
+            records,
+            base_offset,
+            producer,
+            log_append_time,
+            compression,
+        )
+        .map_err(|e| self.invalid_record(e.to_string()))?;
         let size = buf.len() as u64;
         if size > self.config.max_message_bytes {
             return Err(self.invalid_record(format!(
