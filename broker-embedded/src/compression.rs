@@ -14,7 +14,9 @@
 //! through their own crates, because `kafka-protocol`'s decompressors have no bound on
 //! what they produce: here the output is cut off at a limit given by the caller (see
 //! [`max_decompressed_len`](crate::batch::max_decompressed_len)), so a small batch that
-//! claims or expands to gigabytes (a zip bomb) is an error, never an allocation.
+//! claims or expands to gigabytes (a zip bomb) is an error, never an allocation. (The
+//! zstd decoder also keeps a window of at most 128 MiB, zstd's default limit, which is what
+//! a frame written at zstd's highest level may need.)
 
 use std::fmt;
 use std::io::Read;
@@ -304,6 +306,30 @@ mod tests {
             decompress(Compression::Snappy, &raw, 1 << 20).unwrap(),
             input
         );
+    }
+
+    #[test]
+    fn streams_have_the_framing_kafkas_java_client_reads() {
+        let input = sample();
+        let stream = |codec| {
+            let mut out = Vec::new();
+            compress(codec, &input, &mut out).unwrap();
+            out
+        };
+        // gzip: an RFC 1952 member, deflate.
+        assert_eq!(&stream(Compression::Gzip)[..3], &[0x1f, 0x8b, 8]);
+        // zstd: a zstd frame.
+        assert_eq!(&stream(Compression::Zstd)[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        // LZ4: a frame whose descriptor Kafka's Lz4BlockInputStream accepts: version 1,
+        // independent blocks, reserved bits 0, a block size of 64 KiB to 4 MiB (4 to 7).
+        let lz4 = stream(Compression::Lz4);
+        assert_eq!(&lz4[..4], &[0x04, 0x22, 0x4d, 0x18]);
+        let (flg, bd) = (lz4[4], lz4[5]);
+        assert_eq!(flg >> 6, 1, "version");
+        assert_eq!(flg & 0x20, 0x20, "independent blocks");
+        assert_eq!(flg & 0x03, 0, "reserved bits");
+        assert!((4..=7).contains(&((bd >> 4) & 7)), "block size {bd:#x}");
+        assert_eq!(bd & 0x8f, 0, "reserved bits");
     }
 
     #[test]

@@ -428,10 +428,6 @@ impl Log {
             }
         }
         let now = self.time.now_ms();
-        let log_append_time = match self.config.message_timestamp_type {
-            TimestampType::LogAppendTime => Some(now),
-            TimestampType::CreateTime => None,
-        };
         let base_offset = self.log_end_offset();
         let compression = if producer.control {
             Compression::None
@@ -440,15 +436,8 @@ impl Log {
         };
         let mut buf = std::mem::take(&mut self.encode_buf);
         buf.clear();
-        let result = self.append_encoded(
-            &mut buf,
-            records,
-            base_offset,
-            producer,
-            now,
-            log_append_time,
-            compression,
-        );
+        let result =
+            self.append_encoded(&mut buf, records, base_offset, producer, now, compression);
         self.encode_buf = buf;
         if let Ok(info) = &result {
             if producer.control {
@@ -681,9 +670,12 @@ impl Log {
         base_offset: u64,
         producer: ProducerFields,
         now: i64,
-        log_append_time: Option<i64>,
         compression: Compression,
     ) -> Result<AppendInfo> {
+        let log_append_time = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => Some(now),
+            TimestampType::CreateTime => None,
+        };
         let info = batch::encode_refs(
             buf,
             records,
