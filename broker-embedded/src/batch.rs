@@ -785,9 +785,9 @@ fn compress_records(
 /// the CRC is computed anew. A batch already in `to` comes back as it is.
 ///
 /// The batch is checked in full first ([`validate_batch`]); an invalid one is
-/// [`EncodeError::Invalid`]. The result is at most what the records take uncompressed
-/// plus the codec's framing; it may be refused with [`EncodeError::Inflates`] only when a
-/// batch of more than 16 MiB shrinks to less than a quarter of its records.
+/// [`EncodeError::Invalid`]. The rewritten batch may be refused with
+/// [`EncodeError::Inflates`] only when its records take more than 64 MiB and it would be
+/// less than a quarter of that (readers would refuse it: see [`max_decompressed_len`]).
 pub fn recompress(batch: &[u8], to: Compression) -> Result<Vec<u8>, EncodeError> {
     let header = validate_batch(batch)?;
     let size = header.size();
