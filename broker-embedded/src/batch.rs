@@ -11,8 +11,8 @@
 //!     12     4  partitionLeaderEpoch  i32  always 0
 //!     16     1  magic                 i8   2
 //!     17     4  crc                   u32  CRC32C of bytes 21..end
-//!     21     2  attributes            i16  bits 0-2 compression (0), bit 3 timestamp type,
-//!                                          bit 4 transactional, bit 5 control
+//!     21     2  attributes            i16  bits 0-2 compression codec, bit 3 timestamp
+//!                                          type, bit 4 transactional, bit 5 control
 //!     23     4  lastOffsetDelta       i32
 //!     27     8  baseTimestamp         i64
 //!     35     8  maxTimestamp          i64
@@ -23,14 +23,20 @@
 //!     61     …  records
 //! ```
 //!
+//! The records are stored as they are under codec 0 (none), and as one compressed stream
+//! of the same bytes under codecs 1-4 (gzip, snappy, lz4, zstd; see [`Compression`]).
+//! Decoding decompresses, with a bound on the output: [`max_decompressed_len`].
+//!
 //! The encoder writes into a caller's reusable buffer and allocates nothing per record; the
 //! decoder hands out keys, values and header values as slices of the one [`Bytes`] buffer it
-//! was given.
+//! was given (of the decompressed records, for a compressed batch).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::compression::{self, Inflate};
 use crate::config::TimestampType;
 use crate::record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBatch, RecordRef};
 
@@ -43,7 +49,9 @@ pub const LOG_OVERHEAD: usize = 12;
 /// Size of the fixed batch header, up to and including `recordCount`.
 pub const BATCH_HEADER_LEN: usize = 61;
 
-/// Bits 0-2 of the attributes: the compression codec (only 0, none, is supported).
+pub use crate::compression::Compression;
+
+/// Bits 0-2 of the attributes: the compression codec (0 to 4, see [`Compression`]).
 pub const COMPRESSION_MASK: i16 = 0x07;
 /// Bit 3 of the attributes: set when the timestamps are `LogAppendTime`.
 pub const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
@@ -52,8 +60,29 @@ pub const TRANSACTIONAL_FLAG: i16 = 0x10;
 /// Bit 5 of the attributes: set when the batch is a transaction control marker.
 pub const CONTROL_FLAG: i16 = 0x20;
 
+/// Every attribute bit this codec knows.
+const KNOWN_ATTRIBUTES: i16 =
+    COMPRESSION_MASK | TIMESTAMP_TYPE_FLAG | TRANSACTIONAL_FLAG | CONTROL_FLAG;
+
 /// The smallest possible encoded record: a one-byte length and six one-byte fields.
 const MIN_RECORD_LEN: usize = 7;
+
+/// The least [`max_decompressed_len`] allows any compressed batch: 64 MiB.
+pub const MIN_DECOMPRESSED_LIMIT: usize = 64 << 20;
+
+/// How many bytes the records of a compressed batch of `batch_size` bytes (the whole batch,
+/// header included) may take once decompressed: 64 MiB, or 4 times the batch's size for a
+/// batch larger than 16 MiB. A batch whose records decompress to more is refused as
+/// corrupt, when it is decoded, validated or written, so a small batch that expands to
+/// gigabytes (a zip bomb) never takes more memory than this.
+///
+/// The bound depends on the batch alone, not on a topic's `max.message.bytes`, so that a
+/// batch accepted once stays readable whatever its topic's configs become; as every batch
+/// a topic accepts is at most `max.message.bytes`, it is never above
+/// `max(64 MiB, 4 × max.message.bytes)`.
+pub fn max_decompressed_len(batch_size: usize) -> usize {
+    MIN_DECOMPRESSED_LIMIT.max(batch_size.saturating_mul(4))
+}
 
 // Field positions inside a batch.
 const LENGTH_AT: usize = 8;
@@ -98,9 +127,28 @@ pub enum DecodeError {
         /// The CRC of the bytes.
         computed: u32,
     },
-    /// Compression or an unknown attribute bit is set.
-    #[error("unsupported batch attributes {0:#06x}")]
+    /// An attribute bit this codec does not know is set (bit 6 and above).
+    #[error("unsupported batch attributes {0:#06x}: unknown bits {bits:#06x}", bits = .0 & !KNOWN_ATTRIBUTES)]
     Attributes(i16),
+    /// The compression codec in bits 0-2 of the attributes is not 0 to 4.
+    #[error("unknown compression codec {0} in the batch attributes (known: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd)")]
+    UnknownCompression(i16),
+    /// The compressed records do not decompress.
+    #[error("{codec} records do not decompress: {reason}")]
+    Decompress {
+        /// The batch's codec.
+        codec: Compression,
+        /// What the decompressor found wrong.
+        reason: String,
+    },
+    /// The compressed records decompress to more than [`max_decompressed_len`].
+    #[error("{codec} records decompress to more than {limit} bytes")]
+    DecompressedTooLarge {
+        /// The batch's codec.
+        codec: Compression,
+        /// The bound for this batch.
+        limit: usize,
+    },
     /// `baseOffset` is negative or the batch's last offset overflows.
     #[error("invalid base offset {base_offset} with last offset delta {last_offset_delta}")]
     Offsets {
@@ -126,6 +174,14 @@ pub enum DecodeError {
         index: usize,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// The records end before `recordCount` of them were read.
+    #[error("record count {count}, but the records end after {found}")]
+    MissingRecords {
+        /// The stored record count.
+        count: usize,
+        /// Records there are.
+        found: usize,
     },
     /// Bytes are left in the batch after its last record.
     #[error("{0} bytes left after the last record")]
@@ -158,6 +214,25 @@ pub enum EncodeError {
         /// The batch's last offset.
         last_offset: u64,
     },
+    /// The codec failed.
+    #[error("{0}")]
+    Compress(String),
+    /// The records take more bytes uncompressed than the compressed batch may decompress
+    /// to ([`max_decompressed_len`]); readers would refuse it.
+    #[error("{codec} batch of {batch_size} bytes holds {len} bytes of records, more than the {limit} a batch of its size may decompress to")]
+    Inflates {
+        /// The codec.
+        codec: Compression,
+        /// Size of the compressed batch.
+        batch_size: usize,
+        /// Bytes of the uncompressed records.
+        len: usize,
+        /// [`max_decompressed_len`] of the batch.
+        limit: usize,
+    },
+    /// The batch given to [`recompress`] is not valid.
+    #[error("invalid batch: {0}")]
+    Invalid(#[from] DecodeError),
 }
 
 /// The fixed 61-byte header of a batch, parsed without touching the records.
@@ -189,7 +264,8 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     /// Parses and checks the header at the start of `buf`: magic, partition leader epoch,
-    /// batch length, attributes, offsets and record count. The CRC is not checked here.
+    /// batch length, attributes (a known codec and no unknown bit), offsets and record
+    /// count. The CRC is not checked here, nor are compressed records decompressed.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         if buf.len() < BATCH_HEADER_LEN {
             return Err(DecodeError::Truncated {
@@ -210,9 +286,13 @@ impl BatchHeader {
             return Err(DecodeError::BatchLength(batch_length));
         }
         let attributes = get_i16(buf, ATTRIBUTES_AT);
-        if attributes & !(TIMESTAMP_TYPE_FLAG | TRANSACTIONAL_FLAG | CONTROL_FLAG) != 0 {
+        if attributes & !KNOWN_ATTRIBUTES != 0 {
             return Err(DecodeError::Attributes(attributes));
         }
+        let codec = attributes & COMPRESSION_MASK;
+        let Some(compression) = Compression::from_id(codec) else {
+            return Err(DecodeError::UnknownCompression(codec));
+        };
         let base_offset = get_i64(buf, 0);
         let last_offset_delta = get_i32(buf, LAST_OFFSET_DELTA_AT);
         if base_offset < 0
@@ -228,9 +308,14 @@ impl BatchHeader {
         }
         let record_count = get_i32(buf, RECORD_COUNT_AT);
         let records_len = batch_length as usize + LOG_OVERHEAD - BATCH_HEADER_LEN;
+        // Compressed records are checked against their decompressed size when decoded.
+        let max_records_len = match compression {
+            Compression::None => records_len,
+            _ => max_decompressed_len(batch_length as usize + LOG_OVERHEAD),
+        };
         if record_count < 0
             || i64::from(record_count) > i64::from(last_offset_delta) + 1
-            || record_count as usize > records_len / MIN_RECORD_LEN
+            || record_count as usize > max_records_len / MIN_RECORD_LEN
         {
             return Err(DecodeError::RecordCount {
                 count: record_count,
@@ -287,6 +372,46 @@ impl BatchHeader {
         self.attributes & CONTROL_FLAG != 0
     }
 
+    /// The codec of the records (bits 0-2 of the attributes). Always the stored codec for
+    /// a header from [`BatchHeader::parse`], which refuses unknown ones; `None` for a header
+    /// built by hand with an unknown one.
+    pub fn compression(&self) -> Compression {
+        Compression::from_id(self.attributes & COMPRESSION_MASK).unwrap_or_default()
+    }
+
+    /// The bytes of the record section of `batch` (this batch's bytes): decompressed for a
+    /// compressed batch (bounded by [`max_decompressed_len`]), borrowed otherwise. The CRC
+    /// is not checked here.
+    fn records<'a>(&self, batch: &'a [u8]) -> Result<Cow<'a, [u8]>, DecodeError> {
+        let size = self.size();
+        if batch.len() < size {
+            return Err(DecodeError::Truncated {
+                needed: size,
+                available: batch.len(),
+            });
+        }
+        let area = &batch[BATCH_HEADER_LEN..size];
+        let codec = self.compression();
+        if codec == Compression::None {
+            return Ok(Cow::Borrowed(area));
+        }
+        let limit = max_decompressed_len(size);
+        let records = compression::decompress(codec, area, limit).map_err(|e| match e {
+            Inflate::TooLarge => DecodeError::DecompressedTooLarge { codec, limit },
+            Inflate::Invalid(reason) => DecodeError::Decompress { codec, reason },
+        })?;
+        // A count that the decompressed bytes cannot hold is refused before anything is
+        // allocated per record.
+        if self.record_count as usize > records.len() / MIN_RECORD_LEN {
+            return Err(DecodeError::RecordCount {
+                count: self.record_count,
+                records_len: records.len(),
+                last_offset_delta: self.last_offset_delta,
+            });
+        }
+        Ok(Cow::Owned(records))
+    }
+
     /// The batch-level fields as the rest of the crate sees them.
     pub fn info(&self) -> BatchInfo {
         BatchInfo {
@@ -299,6 +424,7 @@ impl BatchHeader {
             base_sequence: self.base_sequence,
             transactional: self.is_transactional(),
             control: self.is_control(),
+            compression: self.compression(),
         }
     }
 
@@ -324,19 +450,30 @@ impl BatchHeader {
 }
 
 /// Encodes `records` as one batch appended to `buf` (which is not cleared), with offsets
-/// `base_offset..` and the producer's fields. `log_append_time` is `None` for `CreateTime`
-/// or `Some(now)` for `LogAppendTime`, which then becomes the batch's max timestamp.
+/// `base_offset..` and the producer's fields, its records compressed with `compression`.
+/// `log_append_time` is `None` for `CreateTime` or `Some(now)` for `LogAppendTime`, which
+/// then becomes the batch's max timestamp.
 ///
-/// Returns the batch's fields. Nothing is allocated per record; `buf` grows at most once.
+/// Returns the batch's fields. Uncompressed, nothing is allocated per record and `buf`
+/// grows at most once; compressed, the records are encoded in `buf`, then replaced by
+/// their compressed stream. On an error `buf` is as it was.
 pub fn encode_batch(
     buf: &mut Vec<u8>,
     records: &[NewRecord],
     base_offset: u64,
     producer: ProducerFields,
     log_append_time: Option<i64>,
+    compression: Compression,
 ) -> Result<BatchInfo, EncodeError> {
     let records = records.iter().map(NewRecord::as_record_ref);
-    encode_numbered(buf, records, base_offset, producer, log_append_time)
+    encode_numbered(
+        buf,
+        records,
+        base_offset,
+        producer,
+        log_append_time,
+        compression,
+    )
 }
 
 /// [`encode_batch`] for borrowed records.
@@ -346,6 +483,7 @@ pub fn encode_refs(
     base_offset: u64,
     producer: ProducerFields,
     log_append_time: Option<i64>,
+    compression: Compression,
 ) -> Result<BatchInfo, EncodeError> {
     encode_numbered(
         buf,
@@ -353,6 +491,7 @@ pub fn encode_refs(
         base_offset,
         producer,
         log_append_time,
+        compression,
     )
 }
 
@@ -363,6 +502,7 @@ fn encode_numbered<'a>(
     base_offset: u64,
     producer: ProducerFields,
     log_append_time: Option<i64>,
+    compression: Compression,
 ) -> Result<BatchInfo, EncodeError> {
     let count = records.len();
     if count > i32::MAX as usize {
@@ -383,6 +523,7 @@ fn encode_numbered<'a>(
         last_offset_delta,
         producer,
         log_append_time,
+        compression,
     )
 }
 
@@ -394,7 +535,8 @@ fn encode_numbered<'a>(
 /// it keeps the producer id and epoch, the transactional and control flags and the
 /// timestamp type, and its base sequence moves with its base offset, so that every kept
 /// record keeps its sequence number (`baseSequence + offsetDelta`). Under `LogAppendTime`
-/// the original append time is kept.
+/// the original append time is kept. The records are compressed with the original
+/// batch's codec (`info.compression`), as Kafka's cleaner does.
 pub fn encode_retained(
     buf: &mut Vec<u8>,
     info: &BatchInfo,
@@ -449,6 +591,7 @@ pub fn encode_retained(
         last_offset_delta,
         producer,
         log_append_time,
+        info.compression,
     )
 }
 
@@ -498,6 +641,7 @@ fn encode_fields<'a, I>(
     last_offset_delta: i32,
     producer: ProducerFields,
     log_append_time: Option<i64>,
+    compression: Compression,
 ) -> Result<BatchInfo, EncodeError>
 where
     I: Iterator<Item = RecordFields<'a>> + Clone,
@@ -580,6 +724,12 @@ where
         }
     }
     debug_assert_eq!(out.at, total);
+    if compression != Compression::None {
+        if let Err(e) = compress_records(buf, start, compression) {
+            buf.truncate(start);
+            return Err(e);
+        }
+    }
     let crc = crc32c::crc32c(&buf[start + ATTRIBUTES_AT..]);
     buf[start + CRC_AT..start + CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 
@@ -593,7 +743,71 @@ where
         base_sequence: producer.base_sequence,
         transactional: producer.transactional,
         control: producer.control,
+        compression,
     })
+}
+
+/// Replaces the uncompressed records of the batch at `buf[start..]` with their stream
+/// compressed by `codec`, and sets its `batchLength` and codec bits (not its CRC).
+fn compress_records(
+    buf: &mut Vec<u8>,
+    start: usize,
+    codec: Compression,
+) -> Result<(), EncodeError> {
+    let records_at = start + BATCH_HEADER_LEN;
+    let len = buf.len() - records_at;
+    let mut packed = Vec::with_capacity(len / 2 + 64);
+    compression::compress(codec, &buf[records_at..], &mut packed).map_err(EncodeError::Compress)?;
+    let batch_size = BATCH_HEADER_LEN + packed.len();
+    let batch_length = length_i32(batch_size - LOG_OVERHEAD, "compressed batch")?;
+    let limit = max_decompressed_len(batch_size);
+    if len > limit {
+        return Err(EncodeError::Inflates {
+            codec,
+            batch_size,
+            len,
+            limit,
+        });
+    }
+    buf.truncate(records_at);
+    buf.extend_from_slice(&packed);
+    buf[start + LENGTH_AT..start + LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = (get_i16(buf, start + ATTRIBUTES_AT) & !COMPRESSION_MASK) | codec.id();
+    buf[start + ATTRIBUTES_AT..start + ATTRIBUTES_AT + 2]
+        .copy_from_slice(&attributes.to_be_bytes());
+    Ok(())
+}
+
+/// Rewrites the batch at the start of `batch` with its records compressed by `to` (or
+/// stored uncompressed for [`Compression::None`]), for a topic whose `compression.type`
+/// is a codec: every other field (offsets, producer id, epoch and sequence, timestamps,
+/// the other attribute bits, the record count) and every record byte stay as they are, and
+/// the CRC is computed anew. A batch already in `to` comes back as it is.
+///
+/// The batch is checked in full first ([`validate_batch`]); an invalid one is
+/// [`EncodeError::Invalid`]. The rewritten batch may be refused with
+/// [`EncodeError::Inflates`] only when its records take more than 64 MiB and it would be
+/// less than a quarter of that (readers would refuse it: see [`max_decompressed_len`]).
+pub fn recompress(batch: &[u8], to: Compression) -> Result<Vec<u8>, EncodeError> {
+    let header = validate_batch(batch)?;
+    let size = header.size();
+    if header.compression() == to {
+        return Ok(batch[..size].to_vec());
+    }
+    let records = header.records(batch)?;
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+    out.extend_from_slice(&records);
+    let batch_length = length_i32(out.len() - LOG_OVERHEAD, "batch")?;
+    out[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = header.attributes & !COMPRESSION_MASK;
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    if to != Compression::None {
+        compress_records(&mut out, 0, to)?;
+    }
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
+    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
 }
 
 /// Writes a batch into a slice that the first pass sized: the sizes and the writes follow
@@ -636,8 +850,9 @@ impl Cursor<'_> {
 }
 
 /// Decodes the batch at the start of `buf`: checks its header, its CRC, its record count and
-/// every record, and returns it with the number of bytes it took. Keys, values and header
-/// values are slices of `buf`.
+/// every record (decompressing them first for a compressed batch), and returns it with the
+/// number of bytes it took. Keys, values and header values are slices of `buf`, or of the
+/// decompressed records.
 pub fn decode_batch(buf: &Bytes) -> Result<(RecordBatch, usize), DecodeError> {
     decode_batch_at(buf, 0, 0)
 }
@@ -654,8 +869,17 @@ pub fn decode_batch_at(
     let header = BatchHeader::parse(data)?;
     header.verify_crc(data)?;
     let size = header.size();
-    let records_at = start + BATCH_HEADER_LEN;
-    let area = &data[BATCH_HEADER_LEN..size];
+    // Where the record bytes are: in `buf`, or in a buffer of their own once decompressed.
+    let (source, range) = match header.records(data)? {
+        Cow::Borrowed(_) => (buf.clone(), start + BATCH_HEADER_LEN..start + size),
+        Cow::Owned(records) => {
+            let len = records.len();
+            (Bytes::from(records), 0..len)
+        }
+    };
+    let records_at = range.start;
+    let area = &source[range];
+    let buf = &source;
     let log_append = header.timestamp_type() == TimestampType::LogAppendTime;
 
     let count = header.record_count as usize;
@@ -663,6 +887,12 @@ pub fn decode_batch_at(
     let mut pos = 0usize;
     let mut previous_delta = -1i64;
     for index in 0..count {
+        if pos == area.len() {
+            return Err(DecodeError::MissingRecords {
+                count,
+                found: index,
+            });
+        }
         let mut headers = Vec::new();
         let keep_headers = |key: &str, value: Option<Range<usize>>, headers: &mut Vec<Header>| {
             headers.push(Header {
@@ -703,15 +933,25 @@ pub fn decode_batch_at(
     ))
 }
 
-/// Checks a whole batch at the start of `buf` (header, CRC, record count and every record)
-/// without building records: the check run on recovery. Returns its header.
+/// Checks a whole batch at the start of `buf` without building records: its header, its
+/// CRC, that compressed records decompress (within [`max_decompressed_len`]), that the
+/// record count matches, that every record parses, and that no byte is left after the last
+/// one. The check run on recovery and on batches from clients. Returns its header.
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let header = BatchHeader::parse(buf)?;
     header.verify_crc(buf)?;
-    let area = &buf[BATCH_HEADER_LEN..header.size()];
+    let records = header.records(buf)?;
+    let area = &records[..];
     let mut pos = 0usize;
     let mut previous_delta = -1i64;
-    for index in 0..header.record_count as usize {
+    let count = header.record_count as usize;
+    for index in 0..count {
+        if pos == area.len() {
+            return Err(DecodeError::MissingRecords {
+                count,
+                found: index,
+            });
+        }
         let raw = parse_record(area, &mut pos, &mut |_, _| {})
             .map_err(|reason| DecodeError::Record { index, reason })?;
         check_offset_delta(&header, raw.offset_delta, &mut previous_delta)
@@ -999,7 +1239,15 @@ mod tests {
             value: Some(Bytes::from_static(b"hello kafka")),
             headers: vec![Header::new("foo", &b"bar"[..])],
         };
-        encode_batch(&mut buf, &[new], 0, ProducerFields::NONE, None).unwrap();
+        encode_batch(
+            &mut buf,
+            &[new],
+            0,
+            ProducerFields::NONE,
+            None,
+            Compression::None,
+        )
+        .unwrap();
         assert_eq!(buf, golden.to_vec());
     }
 
@@ -1051,7 +1299,15 @@ mod tests {
     fn log_append_time_is_every_records_timestamp() {
         let mut buf = Vec::new();
         let records = [record(5, Some(b"a"), Some(b"1")), record(9, None, None)];
-        let info = encode_batch(&mut buf, &records, 7, ProducerFields::NONE, Some(1000)).unwrap();
+        let info = encode_batch(
+            &mut buf,
+            &records,
+            7,
+            ProducerFields::NONE,
+            Some(1000),
+            Compression::None,
+        )
+        .unwrap();
         assert_eq!(info.max_timestamp, 1000);
         assert_eq!(info.timestamp_type, TimestampType::LogAppendTime);
         let (batch, _) = decode_batch(&Bytes::from(buf)).unwrap();
@@ -1070,8 +1326,15 @@ mod tests {
             control: true,
         };
         let mut buf = Vec::new();
-        let info =
-            encode_batch(&mut buf, &[record(1, Some(b"k"), None)], 0, producer, None).unwrap();
+        let info = encode_batch(
+            &mut buf,
+            &[record(1, Some(b"k"), None)],
+            0,
+            producer,
+            None,
+            Compression::None,
+        )
+        .unwrap();
         let header = BatchHeader::parse(&buf).unwrap();
         assert!(header.is_transactional() && header.is_control());
         assert_eq!(header.info(), info);
@@ -1082,7 +1345,14 @@ mod tests {
     fn empty_batches_are_refused() {
         let mut buf = Vec::new();
         assert_eq!(
-            encode_batch(&mut buf, &[], 0, ProducerFields::NONE, None),
+            encode_batch(
+                &mut buf,
+                &[],
+                0,
+                ProducerFields::NONE,
+                None,
+                Compression::None
+            ),
             Err(EncodeError::Empty)
         );
         assert!(buf.is_empty());
@@ -1101,7 +1371,7 @@ mod tests {
             control: false,
         };
         let mut buf = Vec::new();
-        encode_batch(&mut buf, &records, 10, producer, None).unwrap();
+        encode_batch(&mut buf, &records, 10, producer, None, Compression::None).unwrap();
         let (batch, _) = decode_batch(&Bytes::from(buf)).unwrap();
         let kept = vec![batch.records[1].clone(), batch.records[3].clone()];
         let mut out = Vec::new();
@@ -1126,7 +1396,15 @@ mod tests {
     fn records_below_the_requested_offset_are_left_out() {
         let records: Vec<NewRecord> = (0..4).map(|i| record(i, None, Some(b"v"))).collect();
         let mut buf = Vec::new();
-        encode_batch(&mut buf, &records, 100, ProducerFields::NONE, None).unwrap();
+        encode_batch(
+            &mut buf,
+            &records,
+            100,
+            ProducerFields::NONE,
+            None,
+            Compression::None,
+        )
+        .unwrap();
         let buf = Bytes::from(buf);
         let (batch, size) = decode_batch_at(&buf, 0, 102).unwrap();
         assert_eq!(size, buf.len());
@@ -1144,6 +1422,7 @@ mod tests {
             0,
             ProducerFields::NONE,
             None,
+            Compression::None,
         )
         .unwrap();
         let with = |at: usize, byte: u8| {
@@ -1165,15 +1444,502 @@ mod tests {
             decode_batch(&Bytes::copy_from_slice(&buf[..30])),
             Err(DecodeError::Truncated { .. })
         ));
-        // Compression is refused even with a valid CRC.
-        let mut b = buf.clone();
-        b[ATTRIBUTES_AT + 1] = 1;
-        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
-        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(
-            decode_batch(&Bytes::from(b)).map(|_| ()),
-            Err(DecodeError::Attributes(1))
+        // With a valid CRC: codecs 5-7 and unknown bits are refused by name, and records
+        // that are not gzip under codec 1 do not decompress.
+        let with_attributes = |attributes: i16| {
+            let mut b = buf.clone();
+            b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+            let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+            b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+            (
+                decode_batch(&Bytes::from(b.clone())).map(|_| ()),
+                validate_batch(&b).map(|_| ()),
+            )
+        };
+        for codec in 5..=7 {
+            let err = DecodeError::UnknownCompression(codec);
+            assert!(err.to_string().contains(&format!("codec {codec}")), "{err}");
+            assert_eq!(with_attributes(codec), (Err(err.clone()), Err(err)));
+        }
+        let err = DecodeError::Attributes(0x40);
+        assert!(err.to_string().contains("unknown bits 0x0040"), "{err}");
+        assert_eq!(with_attributes(0x40), (Err(err.clone()), Err(err)));
+        let (decoded, validated) = with_attributes(1);
+        assert!(
+            matches!(
+                &decoded,
+                Err(DecodeError::Decompress {
+                    codec: Compression::Gzip,
+                    ..
+                })
+            ),
+            "{decoded:?}"
         );
+        assert_eq!(decoded, validated);
+    }
+
+    /// A few records with keys, nulls, headers and repeated text, so that every codec
+    /// has something to compress.
+    fn sample_records(n: usize) -> Vec<NewRecord> {
+        (0..n)
+            .map(|i| NewRecord {
+                timestamp: 1_700_000_000_000 + i as i64 * 7,
+                key: (i % 3 != 0).then(|| Bytes::from(format!("key-{}", i % 5))),
+                value: (i % 4 != 3).then(|| Bytes::from(format!("value {i} ").repeat(20))),
+                headers: if i % 2 == 0 {
+                    vec![Header::new("trace", format!("t{i}").into_bytes())]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
+    }
+
+    fn assert_same_records(got: &[Record], want: &[NewRecord], base_offset: u64) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert_eq!(g.offset, base_offset + i as u64);
+            assert_eq!(g.timestamp, w.timestamp);
+            assert_eq!(g.key, w.key);
+            assert_eq!(g.value, w.value);
+            assert_eq!(g.headers, w.headers);
+        }
+    }
+
+    /// `batch` with `codec_bits` in its attributes and `records` as its record section, its
+    /// length and CRC fixed: a batch as another writer could have built it.
+    fn rebuild(batch: &[u8], codec_bits: i16, records: &[u8]) -> Vec<u8> {
+        let mut out = batch[..BATCH_HEADER_LEN].to_vec();
+        out.extend_from_slice(records);
+        let length = (out.len() - LOG_OVERHEAD) as i32;
+        out[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+        let attributes = (get_i16(&out, ATTRIBUTES_AT) & !COMPRESSION_MASK) | codec_bits;
+        out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
+        out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    fn encode(records: &[NewRecord], codec: Compression) -> Vec<u8> {
+        let mut buf = Vec::new();
+        encode_batch(&mut buf, records, 40, ProducerFields::NONE, None, codec).unwrap();
+        buf
+    }
+
+    #[test]
+    fn every_codec_round_trips_through_encode_parse_and_decode() {
+        let records = sample_records(30);
+        let plain = encode(&records, Compression::None);
+        let producer = ProducerFields {
+            producer_id: 77,
+            producer_epoch: 2,
+            base_sequence: 5,
+            transactional: true,
+            control: false,
+        };
+        for codec in Compression::ALL {
+            let mut buf = vec![0xAA; 3];
+            let info = encode_batch(&mut buf, &records, 40, producer, Some(1234), codec).unwrap();
+            assert_eq!(info.compression, codec);
+            let header = BatchHeader::parse(&buf[3..]).unwrap();
+            assert_eq!(header.compression(), codec);
+            assert_eq!(header.attributes & COMPRESSION_MASK, codec.id());
+            assert!(header.is_transactional());
+            assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+            assert_eq!(header.record_count, 30);
+            assert_eq!(header.info(), info);
+            if codec != Compression::None {
+                assert!(
+                    header.size() < plain.len() / 2,
+                    "{codec}: {}",
+                    header.size()
+                );
+            }
+            assert_eq!(validate_batch(&buf[3..]), Ok(header));
+
+            buf.extend_from_slice(b"next batch");
+            let buf = Bytes::from(buf);
+            let (batch, used) = decode_batch_at(&buf, 3, 0).unwrap();
+            assert_eq!(used, header.size());
+            assert_eq!(batch.info, info);
+            let mut want = records.clone();
+            for r in &mut want {
+                r.timestamp = 1234;
+            }
+            assert_same_records(&batch.records, &want, 40);
+
+            // Records below the requested offset are left out, compressed or not.
+            let (tail, _) = decode_batch_at(&buf, 3, 65).unwrap();
+            assert_same_records(&tail.records, &want[25..], 65);
+        }
+    }
+
+    #[test]
+    fn batches_encoded_by_kafka_protocol_decode_and_ours_decode_there() {
+        use kafka_protocol::protocol::StrBytes;
+        use kafka_protocol::records::{
+            Compression as KpCompression, Record as KpRecord, RecordBatchDecoder,
+            RecordBatchEncoder, RecordEncodeOptions, TimestampType as KpTimestampType,
+        };
+
+        let records = sample_records(12);
+        let kp_records: Vec<KpRecord> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut headers = kafka_protocol::indexmap::IndexMap::new();
+                for h in &r.headers {
+                    headers.insert(StrBytes::from_string(h.key.clone()), h.value.clone());
+                }
+                KpRecord {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 0,
+                    producer_id: 9,
+                    producer_epoch: 1,
+                    timestamp_type: KpTimestampType::Creation,
+                    offset: 100 + i as i64,
+                    sequence: 3 + i as i32,
+                    timestamp: r.timestamp,
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    headers,
+                }
+            })
+            .collect();
+        let codecs = [
+            (KpCompression::None, Compression::None),
+            (KpCompression::Gzip, Compression::Gzip),
+            (KpCompression::Snappy, Compression::Snappy),
+            (KpCompression::Lz4, Compression::Lz4),
+            (KpCompression::Zstd, Compression::Zstd),
+        ];
+        for (kp, ours) in codecs {
+            let mut buf = bytes::BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression: kp,
+            };
+            RecordBatchEncoder::encode(&mut buf, &kp_records, &options).unwrap();
+            let buf = buf.freeze();
+            let header = validate_batch(&buf).unwrap();
+            assert_eq!(header.compression(), ours);
+            assert_eq!(header.size(), buf.len());
+            let (batch, _) = decode_batch(&buf).unwrap();
+            assert_eq!(batch.info.base_offset, 100);
+            assert_eq!(batch.info.producer_id, 9);
+            assert_eq!(batch.info.base_sequence, 3);
+            assert_eq!(batch.info.compression, ours);
+            assert_same_records(&batch.records, &records, 100);
+
+            // And the other way: kafka-protocol reads what we write.
+            let mut ours_buf = Bytes::from(encode(&records, ours));
+            let set = RecordBatchDecoder::decode(&mut ours_buf).unwrap();
+            assert_eq!(set.compression, kp);
+            assert_eq!(set.records.len(), records.len());
+            for (got, want) in set.records.iter().zip(&records) {
+                assert_eq!(got.key, want.key);
+                assert_eq!(got.value, want.value);
+                assert_eq!(got.timestamp, want.timestamp);
+            }
+        }
+    }
+
+    #[test]
+    fn raw_snappy_as_librdkafka_writes_it_is_read() {
+        let records = sample_records(8);
+        let plain = encode(&records, Compression::None);
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(&plain[BATCH_HEADER_LEN..])
+            .unwrap();
+        let batch = rebuild(&plain, Compression::Snappy.id(), &raw);
+        let (decoded, _) = decode_batch(&Bytes::from(batch.clone())).unwrap();
+        assert_same_records(&decoded.records, &records, 40);
+        assert_eq!(
+            validate_batch(&batch).unwrap().compression(),
+            Compression::Snappy
+        );
+    }
+
+    #[test]
+    fn gzip_of_several_members_is_read_whole() {
+        // Java's GZIPInputStream reads concatenated members; so do we.
+        let records = sample_records(6);
+        let plain = encode(&records, Compression::None);
+        let area = &plain[BATCH_HEADER_LEN..];
+        let half = area.len() / 2;
+        let mut members = Vec::new();
+        for part in [&area[..half], &area[half..]] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, part).unwrap();
+            members.extend(gz.finish().unwrap());
+        }
+        let batch = rebuild(&plain, Compression::Gzip.id(), &members);
+        let (decoded, _) = decode_batch(&Bytes::from(batch)).unwrap();
+        assert_same_records(&decoded.records, &records, 40);
+    }
+
+    #[test]
+    fn damaged_compressed_records_are_errors_not_panics() {
+        let records = sample_records(10);
+        for codec in &Compression::ALL[1..] {
+            let batch = encode(&records, *codec);
+            let stream = &batch[BATCH_HEADER_LEN..];
+            // A truncated stream, with a CRC that matches it.
+            for cut in [0, 1, stream.len() / 2, stream.len() - 1] {
+                let bad = rebuild(&batch, codec.id(), &stream[..cut]);
+                let decoded = decode_batch(&Bytes::from(bad.clone())).map(|_| ());
+                assert!(decoded.is_err(), "{codec} cut to {cut}");
+                assert_eq!(
+                    validate_batch(&bad).map(|_| ()),
+                    decoded,
+                    "{codec} cut to {cut}"
+                );
+            }
+            // A damaged stream start (magic or header), with a CRC that matches it.
+            let mut damaged = stream.to_vec();
+            damaged[0] ^= 0xff;
+            let bad = rebuild(&batch, codec.id(), &damaged);
+            assert!(
+                matches!(
+                    decode_batch(&Bytes::from(bad.clone())),
+                    Err(DecodeError::Decompress { codec: c, .. }) if c == *codec
+                ),
+                "{codec}"
+            );
+            assert!(validate_batch(&bad).is_err());
+            assert!(matches!(
+                recompress(&bad, Compression::None),
+                Err(EncodeError::Invalid(_))
+            ));
+            // Any other flipped byte: an error, or records that parse (a codec without a
+            // checksum may decode other bytes), never a panic.
+            for at in 1..damaged.len() {
+                let mut flipped = stream.to_vec();
+                flipped[at] ^= 0x21;
+                let bad = rebuild(&batch, codec.id(), &flipped);
+                let decoded = decode_batch(&Bytes::from(bad.clone()));
+                assert_eq!(
+                    validate_batch(&bad).is_ok(),
+                    decoded.is_ok(),
+                    "{codec} byte {at}"
+                );
+                if let Ok((batch, _)) = decoded {
+                    assert_eq!(batch.records.len(), records.len());
+                }
+            }
+            // Garbage after the stream: trailing bytes once decompressed, or a bad stream.
+            let mut longer = stream.to_vec();
+            longer.extend_from_slice(&[0; 9]);
+            let bad = rebuild(&batch, codec.id(), &longer);
+            if let Ok((batch, _)) = decode_batch(&Bytes::from(bad)) {
+                // LZ4 stops at its end mark, as Kafka's reader does.
+                assert_eq!(*codec, Compression::Lz4);
+                assert_eq!(batch.records.len(), records.len());
+            }
+        }
+    }
+
+    #[test]
+    fn decompressed_records_must_match_the_count_and_leave_nothing() {
+        let records = sample_records(4);
+        let plain = encode(&records, Compression::None);
+        let area = &plain[BATCH_HEADER_LEN..];
+        let gzip = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            compression::compress(Compression::Gzip, bytes, &mut out).unwrap();
+            out
+        };
+        // A byte after the last record.
+        let mut extra = area.to_vec();
+        extra.push(0);
+        let bad = rebuild(&plain, Compression::Gzip.id(), &gzip(&extra));
+        assert_eq!(validate_batch(&bad), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            decode_batch(&Bytes::from(bad)).map(|_| ()),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        // A record short: the count says 4, the stream holds 3.
+        let first_three = {
+            let mut pos = 0;
+            for _ in 0..3 {
+                parse_record(area, &mut pos, &mut |_, _| {}).unwrap();
+            }
+            pos
+        };
+        let bad = rebuild(&plain, Compression::Gzip.id(), &gzip(&area[..first_three]));
+        let missing = DecodeError::MissingRecords { count: 4, found: 3 };
+        assert_eq!(validate_batch(&bad), Err(missing.clone()));
+        assert_eq!(decode_batch(&Bytes::from(bad)).map(|_| ()), Err(missing));
+        // A count far above what the decompressed bytes hold is refused before decoding.
+        let mut huge = rebuild(&plain, Compression::Gzip.id(), &gzip(area));
+        huge[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&1_000_000i32.to_be_bytes());
+        huge[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+            .copy_from_slice(&2_000_000i32.to_be_bytes());
+        let crc = crc32c::crc32c(&huge[ATTRIBUTES_AT..]);
+        huge[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            decode_batch(&Bytes::from(huge)),
+            Err(DecodeError::RecordCount {
+                count: 1_000_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_at_the_limit() {
+        let records = sample_records(1);
+        let plain = encode(&records, Compression::None);
+        // 65 MiB of zeros: gzip as 65 members of 1 MiB each (MultiGzDecoder reads them all),
+        // and zstd in one frame.
+        let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut member, &vec![0u8; 1 << 20]).unwrap();
+        let member = member.finish().unwrap();
+        let gzip_bomb: Vec<u8> = member
+            .iter()
+            .copied()
+            .cycle()
+            .take(member.len() * 65)
+            .collect();
+        let zstd_bomb = zstd::bulk::compress(&vec![0u8; 65 << 20], 1).unwrap();
+        for (codec, bomb) in [
+            (Compression::Gzip, gzip_bomb),
+            (Compression::Zstd, zstd_bomb),
+        ] {
+            assert!(bomb.len() < 1 << 20, "{codec}: {}", bomb.len());
+            let batch = rebuild(&plain, codec.id(), &bomb);
+            let want = DecodeError::DecompressedTooLarge {
+                codec,
+                limit: MIN_DECOMPRESSED_LIMIT,
+            };
+            assert_eq!(validate_batch(&batch), Err(want.clone()));
+            assert_eq!(
+                decode_batch(&Bytes::from(batch.clone())).map(|_| ()),
+                Err(want)
+            );
+            assert!(matches!(
+                recompress(&batch, Compression::None),
+                Err(EncodeError::Invalid(
+                    DecodeError::DecompressedTooLarge { .. }
+                ))
+            ));
+        }
+        assert_eq!(max_decompressed_len(100), MIN_DECOMPRESSED_LIMIT);
+        assert_eq!(max_decompressed_len(32 << 20), 128 << 20);
+    }
+
+    #[test]
+    fn the_encoder_refuses_records_that_would_decompress_past_the_limit() {
+        // 70 MiB of one byte compresses to far less than a quarter of itself.
+        let big = NewRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from(vec![7u8; 70 << 20])),
+            headers: Vec::new(),
+        };
+        let mut buf = b"keep".to_vec();
+        let err = encode_batch(
+            &mut buf,
+            std::slice::from_ref(&big),
+            0,
+            ProducerFields::NONE,
+            None,
+            Compression::Zstd,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EncodeError::Inflates {
+                    codec: Compression::Zstd,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(buf, b"keep");
+    }
+
+    #[test]
+    fn recompress_changes_only_the_codec_length_and_crc() {
+        let records = sample_records(20);
+        let producer = ProducerFields {
+            producer_id: 5,
+            producer_epoch: 3,
+            base_sequence: 1000,
+            transactional: true,
+            control: false,
+        };
+        for from in Compression::ALL {
+            let mut original = Vec::new();
+            encode_batch(&mut original, &records, 900, producer, Some(77), from).unwrap();
+            let before = validate_batch(&original).unwrap();
+            for to in Compression::ALL {
+                let out = recompress(&original, to).unwrap();
+                let after = validate_batch(&out).unwrap();
+                assert_eq!(after.compression(), to, "{from} -> {to}");
+                assert_eq!(after.size(), out.len());
+                assert_eq!(
+                    after.attributes & !COMPRESSION_MASK,
+                    before.attributes & !COMPRESSION_MASK
+                );
+                // Every field but the length, the codec bits and the CRC is the same.
+                let same = |h: &BatchHeader| {
+                    (
+                        h.base_offset,
+                        h.last_offset_delta,
+                        h.base_timestamp,
+                        h.max_timestamp,
+                        h.producer_id,
+                        h.producer_epoch,
+                        h.base_sequence,
+                        h.record_count,
+                    )
+                };
+                assert_eq!(same(&after), same(&before));
+                assert_eq!(out[EPOCH_AT..CRC_AT], original[EPOCH_AT..CRC_AT]);
+                let (a, _) = decode_batch(&Bytes::from(out.clone())).unwrap();
+                let (b, _) = decode_batch(&Bytes::from(original.clone())).unwrap();
+                assert_eq!(a.records, b.records);
+                assert_eq!(
+                    a.info,
+                    BatchInfo {
+                        compression: to,
+                        ..b.info
+                    }
+                );
+                if to == from {
+                    assert_eq!(out, original);
+                }
+            }
+        }
+        // Only the first batch of the buffer is rewritten.
+        let mut two = encode(&records, Compression::None);
+        let one_len = two.len();
+        two.extend_from_slice(&encode(&records, Compression::None));
+        let out = recompress(&two, Compression::None).unwrap();
+        assert_eq!(out.len(), one_len);
+        assert!(matches!(
+            recompress(&two[..30], Compression::Gzip),
+            Err(EncodeError::Invalid(DecodeError::Truncated { .. }))
+        ));
+    }
+
+    #[test]
+    fn retained_records_keep_the_batchs_codec() {
+        let records = sample_records(10);
+        for codec in Compression::ALL {
+            let (batch, _) = decode_batch(&Bytes::from(encode(&records, codec))).unwrap();
+            let kept: Vec<Record> = batch.records.iter().skip(2).step_by(3).cloned().collect();
+            let mut out = Vec::new();
+            let info = encode_retained(&mut out, &batch.info, &kept).unwrap();
+            assert_eq!(info.compression, codec);
+            assert_eq!(BatchHeader::parse(&out).unwrap().compression(), codec);
+            let (again, _) = decode_batch(&Bytes::from(out)).unwrap();
+            assert_eq!(again.records, kept);
+        }
     }
 
     fn arb_bytes(max: usize) -> impl Strategy<Value = Option<Bytes>> {
@@ -1223,6 +1989,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trips_and_consumes_exactly_what_was_written(
+            codec in prop::sample::select(Compression::ALL.to_vec()),
             records in prop::collection::vec(arb_record(), 1..12),
             base_offset in 0u64..(1 << 62),
             producer in arb_producer(),
@@ -1231,7 +1998,8 @@ mod tests {
             suffix in prop::collection::vec(any::<u8>(), 0..64),
         ) {
             let mut buf = prefix.clone();
-            let info = encode_batch(&mut buf, &records, base_offset, producer, append_time).unwrap();
+            let info = encode_batch(&mut buf, &records, base_offset, producer, append_time, codec).unwrap();
+            prop_assert_eq!(info.compression, codec);
             let written = buf.len() - prefix.len();
             buf.extend_from_slice(&suffix);
             let buf = Bytes::from(buf);
@@ -1256,17 +2024,25 @@ mod tests {
             let header = validate_batch(&buf[prefix.len()..]).unwrap();
             prop_assert_eq!(header.size(), written);
             prop_assert_eq!(header.info(), info);
+
+            // Recompressing to another codec and back keeps the records.
+            let other = Compression::ALL[(codec.id() as usize + 1) % Compression::ALL.len()];
+            let moved = recompress(&buf[prefix.len()..], other).unwrap();
+            let back = recompress(&moved, codec).unwrap();
+            let (again, _) = decode_batch(&Bytes::from(back)).unwrap();
+            prop_assert_eq!(again.records, batch.records);
         }
 
         #[test]
         fn any_flipped_byte_or_truncation_is_rejected(
+            codec in prop::sample::select(Compression::ALL.to_vec()),
             records in prop::collection::vec(arb_record(), 1..4),
             position in any::<prop::sample::Index>(),
             flip in 1u8..=255,
             cut in any::<prop::sample::Index>(),
         ) {
             let mut buf = Vec::new();
-            encode_batch(&mut buf, &records, 1000, ProducerFields::NONE, None).unwrap();
+            encode_batch(&mut buf, &records, 1000, ProducerFields::NONE, None, codec).unwrap();
 
             let at = position.index(buf.len());
             let mut flipped = buf.clone();

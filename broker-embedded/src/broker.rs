@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
+use crate::compression::Compression;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
@@ -639,19 +640,23 @@ impl Broker {
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
         let refs: Vec<RecordRef<'_>> = records.iter().map(NewRecord::as_record_ref).collect();
-        self.append_sync(topic, partition, &refs, producer)
+        self.append_sync(topic, partition, &refs, producer, Compression::None)
     }
 
-    /// [`Broker::append`] without `.await`, for callers holding a std lock.
+    /// [`Broker::append`] without `.await`, for callers holding a std lock, with the codec
+    /// the producer asks for (the topic's `compression.type` may override it).
     pub(crate) fn append_sync(
         &self,
         topic: &str,
         partition: u32,
         records: &[RecordRef<'_>],
         producer: ProducerFields,
+        compression: Compression,
     ) -> Result<AppendInfo> {
         let (t, p) = self.partition(topic, partition)?;
-        let info = t.partitions[p].lock()?.append_refs(records, producer)?;
+        let info = t.partitions[p]
+            .lock()?
+            .append_refs_with(records, producer, compression)?;
         self.inner.data_arrived.notify_waiters();
         Ok(info)
     }

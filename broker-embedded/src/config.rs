@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::compression::Compression;
 use crate::error::{BrokerError, Result};
 use crate::time::{SystemTime, Time};
 
@@ -81,6 +82,47 @@ impl std::fmt::Display for TimestampType {
     }
 }
 
+/// A topic's `compression.type`: the codec its batches are stored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopicCompression {
+    /// `producer` (Kafka's default): a batch is stored with the codec its producer chose.
+    #[default]
+    Producer,
+    /// `uncompressed` (also accepted as `none`), `gzip`, `snappy`, `lz4` or `zstd`: every
+    /// batch is stored with this codec, recompressed if it came with another one.
+    Codec(Compression),
+}
+
+impl TopicCompression {
+    /// The codec a batch sent with `sent` is stored with.
+    pub fn target(self, sent: Compression) -> Compression {
+        match self {
+            TopicCompression::Producer => sent,
+            TopicCompression::Codec(codec) => codec,
+        }
+    }
+
+    /// Parses Kafka's topic values: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4`,
+    /// `zstd`, and `none` as a synonym of `uncompressed`.
+    fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "producer" => Some(TopicCompression::Producer),
+            "uncompressed" => Some(TopicCompression::Codec(Compression::None)),
+            other => other.parse().ok().map(TopicCompression::Codec),
+        }
+    }
+}
+
+impl std::fmt::Display for TopicCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TopicCompression::Producer => f.write_str("producer"),
+            TopicCompression::Codec(Compression::None) => f.write_str("uncompressed"),
+            TopicCompression::Codec(codec) => write!(f, "{codec}"),
+        }
+    }
+}
+
 /// Per-topic configuration. Field names are Kafka's keys with `_` for `.`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
@@ -106,6 +148,8 @@ pub struct TopicConfig {
     pub message_timestamp_type: TimestampType,
     /// `max.message.bytes`, default 1048588: the largest batch the topic accepts.
     pub max_message_bytes: u64,
+    /// `compression.type`, default `producer`: the codec batches are stored with.
+    pub compression_type: TopicCompression,
 }
 
 impl Default for TopicConfig {
@@ -122,6 +166,7 @@ impl Default for TopicConfig {
             delete_retention_ms: 24 * 3600 * 1000,
             message_timestamp_type: TimestampType::CreateTime,
             max_message_bytes: 1_048_588,
+            compression_type: TopicCompression::Producer,
         }
     }
 }
@@ -139,6 +184,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "delete.retention.ms",
     "message.timestamp.type",
     "max.message.bytes",
+    "compression.type",
 ];
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> BrokerError {
@@ -215,6 +261,15 @@ impl TopicConfig {
                 }
             }
             "max.message.bytes" => self.max_message_bytes = parse_positive(key, value, 0)? as u64,
+            "compression.type" => {
+                self.compression_type = TopicCompression::parse(value).ok_or_else(|| {
+                    invalid(
+                        key,
+                        value,
+                        "expected producer, uncompressed, none, gzip, snappy, lz4 or zstd",
+                    )
+                })?
+            }
             _ => {
                 return Err(invalid(
                     key,
@@ -268,6 +323,7 @@ impl TopicConfig {
             self.message_timestamp_type.to_string(),
         );
         m.insert("max.message.bytes", self.max_message_bytes.to_string());
+        m.insert("compression.type", self.compression_type.to_string());
         m
     }
 }
@@ -394,11 +450,59 @@ mod tests {
     }
 
     #[test]
+    fn compression_type_takes_kafkas_topic_values() {
+        assert_eq!(
+            TopicConfig::default().compression_type,
+            TopicCompression::Producer
+        );
+        for (value, want, shown) in [
+            ("producer", TopicCompression::Producer, "producer"),
+            (
+                "uncompressed",
+                TopicCompression::Codec(Compression::None),
+                "uncompressed",
+            ),
+            (
+                "none",
+                TopicCompression::Codec(Compression::None),
+                "uncompressed",
+            ),
+            ("gzip", TopicCompression::Codec(Compression::Gzip), "gzip"),
+            (
+                "snappy",
+                TopicCompression::Codec(Compression::Snappy),
+                "snappy",
+            ),
+            ("lz4", TopicCompression::Codec(Compression::Lz4), "lz4"),
+            ("zstd", TopicCompression::Codec(Compression::Zstd), "zstd"),
+        ] {
+            let c = TopicConfig::from_pairs([("compression.type", value)]).unwrap();
+            assert_eq!(c.compression_type, want, "{value}");
+            assert_eq!(c.to_pairs()["compression.type"], shown);
+        }
+        assert_eq!(
+            TopicCompression::Producer.target(Compression::Lz4),
+            Compression::Lz4
+        );
+        assert_eq!(
+            TopicCompression::Codec(Compression::None).target(Compression::Lz4),
+            Compression::None
+        );
+        assert_eq!(
+            TopicCompression::Codec(Compression::Zstd).target(Compression::None),
+            Compression::Zstd
+        );
+    }
+
+    #[test]
     fn rejects_bad_values_with_the_key() {
         let err = TopicConfig::from_pairs([("retention.ms", "soon")]).unwrap_err();
         assert!(err.to_string().contains("retention.ms"), "{err}");
         let err = TopicConfig::from_pairs([("cleanup.policy", "keep")]).unwrap_err();
         assert!(err.to_string().contains("cleanup.policy"), "{err}");
+        let err = TopicConfig::from_pairs([("compression.type", "brotli")]).unwrap_err();
+        assert!(err.to_string().contains("compression.type"), "{err}");
+        assert!(err.to_string().contains("producer, uncompressed"), "{err}");
         let err = TopicConfig::from_pairs([("no.such.key", "1")]).unwrap_err();
         assert!(err.to_string().contains("unknown topic config"), "{err}");
     }

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod broker;
+mod compression;
 pub mod config;
 pub mod consumer;
 pub mod error;
@@ -24,8 +25,11 @@ mod transaction;
 mod transaction_api;
 
 pub use crate::log::{AppendInfo, CleanStats};
+pub use batch::Compression;
 pub use broker::{Broker, NewTopic, PartitionDescription, RepairReport, TopicDescription};
-pub use config::{BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicConfig};
+pub use config::{
+    BrokerConfig, CleanupPolicy, FlushPolicy, TimestampType, TopicCompression, TopicConfig,
+};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
     IsolationLevel, NoOpConsumerRebalanceListener, OffsetCommitCallback, PartitionRun,

@@ -51,6 +51,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::broker::Broker;
+use crate::compression::Compression;
 use crate::error::{BrokerError, Result};
 use crate::group::{
     offsets_partition_for, ConsumerGroupMetadata, OffsetAndMetadata, CONSUMER_OFFSETS_TOPIC,
@@ -196,6 +197,10 @@ pub struct ProducerConfig {
     /// `transaction.timeout.ms`, default 60000: the broker aborts a transaction open longer
     /// than this, and fences its producer.
     pub transaction_timeout_ms: u64,
+    /// `compression.type`, default `none`: the codec of the batches this producer writes
+    /// (`none`, `gzip`, `snappy`, `lz4` or `zstd`; parse one with `str::parse`). A topic whose
+    /// own `compression.type` is a codec stores its batches with that one instead.
+    pub compression_type: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -205,6 +210,7 @@ impl Default for ProducerConfig {
             enable_idempotence: true,
             transactional_id: None,
             transaction_timeout_ms: 60_000,
+            compression_type: Compression::None,
         }
     }
 }
@@ -509,9 +515,13 @@ impl Producer {
             self.add_partition(&mut st, TopicPartition::new(topic, partition))?;
         } else if st.producer_id < 0 {
             drop(st);
-            return self
-                .broker
-                .append_sync(topic, partition, chunk, ProducerFields::NONE);
+            return self.broker.append_sync(
+                topic,
+                partition,
+                chunk,
+                ProducerFields::NONE,
+                self.config.compression_type,
+            );
         }
         let seq = st
             .sequences
@@ -526,7 +536,13 @@ impl Producer {
             transactional,
             control: false,
         };
-        match self.broker.append_sync(topic, partition, chunk, fields) {
+        match self.broker.append_sync(
+            topic,
+            partition,
+            chunk,
+            fields,
+            self.config.compression_type,
+        ) {
             Ok(info) => {
                 let seqs = match st.sequences.get_mut(topic) {
                     Some(seqs) => seqs,

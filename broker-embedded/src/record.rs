@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::compression::Compression;
 use crate::config::TimestampType;
 
 /// A record header: a string key and an optional byte value (Kafka allows repeated keys).
@@ -100,6 +101,8 @@ pub struct BatchInfo {
     pub transactional: bool,
     /// Whether the batch is a transaction control marker (commit or abort), never shown to users.
     pub control: bool,
+    /// The codec its records are stored with.
+    pub compression: Compression,
 }
 
 /// A decoded batch: its fields and its records.

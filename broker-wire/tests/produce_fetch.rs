@@ -535,3 +535,63 @@ async fn list_offsets_finds_earliest_latest_timestamps_and_the_max_timestamp() {
     let p = &response.topics[0].partitions[0];
     assert_eq!((p.leader_epoch, p.end_offset), (-1, -1));
 }
+
+fn compressed(records: &[Record], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+#[tokio::test]
+async fn compressed_batches_are_stored_as_sent_unless_the_topic_names_a_codec() {
+    let (broker, addr) = start(BrokerConfig::default(), WireConfig::default()).await;
+    broker.create_topic(NewTopic::new("packed", 1)).await.unwrap();
+    broker
+        .create_topic(NewTopic::new("gzipped", 1).config("compression.type", "gzip"))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let codecs = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    for (i, codec) in codecs.into_iter().enumerate() {
+        let records: Vec<Record> = (0..50).map(|j| record(i * 50 + j, T0)).collect();
+        let sent = compressed(&records, codec);
+        let (code, base, message) =
+            produce_one(&mut stream, 9, "packed", 0, Some(sent.clone())).await;
+        assert_eq!((code, base), (0, i as i64 * 50), "{codec:?}: {message:?}");
+        let (code, _, message) = produce_one(&mut stream, 9, "gzipped", 0, Some(sent)).await;
+        assert_eq!(code, 0, "{codec:?}: {message:?}");
+    }
+    for (topic, expect) in [("packed", None), ("gzipped", Some(Compression::Gzip))] {
+        let response: FetchResponse =
+            request(&mut stream, ApiKey::Fetch, 12, &fetch(topic, 0, 0, 0)).await;
+        let mut records = response.responses[0].partitions[0].records.clone().unwrap();
+        let sets = RecordBatchDecoder::decode_all(&mut records).unwrap();
+        assert_eq!(sets.len(), 4, "{topic}");
+        for (set, codec) in sets.iter().zip(codecs) {
+            assert_eq!(set.compression, expect.unwrap_or(codec), "{topic}");
+            assert_eq!(set.records.len(), 50);
+        }
+        let values: Vec<_> = sets
+            .iter()
+            .flat_map(|s| s.records.iter().map(|r| r.value.clone().unwrap()))
+            .collect();
+        let wanted: Vec<_> = (0..200).map(|i| Bytes::from(format!("value-{i}"))).collect();
+        assert_eq!(values, wanted, "{topic}");
+        // The embedded consumer's path decompresses the same records.
+        let batches = broker.fetch(topic, 0, 0, 1 << 20, None).await.unwrap();
+        assert_eq!(batches.iter().map(|b| b.records.len()).sum::<usize>(), 200);
+    }
+}

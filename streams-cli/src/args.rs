@@ -271,6 +271,42 @@ pub(crate) struct ProduceArgs {
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) batch_size: u32,
+    /// The codec of the batches written (the producer's compression.type); a topic whose
+    /// own compression.type is a codec stores them with that one instead.
+    #[arg(long, value_enum, value_name = "CODEC", default_value_t = CompressionType::None)]
+    pub(crate) compression_type: CompressionType,
+}
+
+/// `produce --compression-type`, with Kafka's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompressionType {
+    /// No compression (Kafka's default).
+    #[value(name = "none")]
+    None,
+    /// gzip.
+    #[value(name = "gzip")]
+    Gzip,
+    /// Snappy.
+    #[value(name = "snappy")]
+    Snappy,
+    /// LZ4.
+    #[value(name = "lz4")]
+    Lz4,
+    /// Zstandard.
+    #[value(name = "zstd")]
+    Zstd,
+}
+
+impl From<CompressionType> for broker_embedded::Compression {
+    fn from(codec: CompressionType) -> Self {
+        match codec {
+            CompressionType::None => broker_embedded::Compression::None,
+            CompressionType::Gzip => broker_embedded::Compression::Gzip,
+            CompressionType::Snappy => broker_embedded::Compression::Snappy,
+            CompressionType::Lz4 => broker_embedded::Compression::Lz4,
+            CompressionType::Zstd => broker_embedded::Compression::Zstd,
+        }
+    }
 }
 
 /// `streams consume`.
@@ -504,6 +540,7 @@ mod tests {
         assert_eq!(p.key_format, Format::String);
         assert_eq!(p.value_format, Format::String);
         assert_eq!(p.batch_size, 1000);
+        assert_eq!(p.compression_type, CompressionType::None);
 
         let cli = ok(&[
             "produce",
@@ -519,6 +556,8 @@ mod tests {
             "json",
             "--null-marker",
             "NULL",
+            "--compression-type",
+            "lz4",
         ]);
         let Command::Produce(p) = cli.command else {
             panic!("not produce");
@@ -528,6 +567,25 @@ mod tests {
         assert_eq!(p.key_format, Format::I64);
         assert_eq!(p.value_format, Format::Json);
         assert_eq!(p.null_marker.as_deref(), Some("NULL"));
+        assert_eq!(p.compression_type, CompressionType::Lz4);
+        for (name, codec) in [
+            ("none", broker_embedded::Compression::None),
+            ("gzip", broker_embedded::Compression::Gzip),
+            ("snappy", broker_embedded::Compression::Snappy),
+            ("lz4", broker_embedded::Compression::Lz4),
+            ("zstd", broker_embedded::Compression::Zstd),
+        ] {
+            let cli = ok(&["produce", "--topic", "t", "--compression-type", name]);
+            let Command::Produce(p) = cli.command else {
+                panic!("not produce");
+            };
+            assert_eq!(
+                broker_embedded::Compression::from(p.compression_type),
+                codec
+            );
+        }
+        let e = err(&["produce", "--topic", "t", "--compression-type", "brotli"]);
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
 
         let e = err(&["produce", "--topic", "t", "--key-separator", ""]);
         assert_eq!(e.kind(), ErrorKind::ValueValidation);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use broker_embedded::partitioner::partition_for_key;
-use broker_embedded::{Broker, BrokerConfig, NewTopic, Producer, ProducerRecord};
+use broker_embedded::{Broker, BrokerConfig, Compression, NewTopic, Producer, ProducerRecord};
 
 /// Longest any one run of the binary may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -279,6 +279,83 @@ fn produce_keyed_lines_then_consume_them_exactly() {
         4,
     );
     assert_eq!(out, "one\ntwo:with colon\n\nno key here\n");
+}
+
+#[test]
+fn produce_compressed_then_consume_prints_the_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lines: String = (0..50)
+        .map(|i| format!("k{}:value {i} of fifty\n", i % 7))
+        .collect();
+    let out = produce(
+        dir,
+        "zipped",
+        &[
+            "--key-separator",
+            ":",
+            "--partitions",
+            "1",
+            "--compression-type",
+            "gzip",
+        ],
+        &lines,
+    );
+    assert_eq!(
+        out,
+        "wrote 50 records to zipped (partition 0: offsets 0-49)\n"
+    );
+    // A second send with another codec lands in the same topic.
+    produce(dir, "zipped", &["--compression-type", "zstd"], "last\n");
+
+    let out = consume(
+        dir,
+        &[
+            "--topic",
+            "zipped",
+            "--from-beginning",
+            "--print-key",
+            "--timeout-ms",
+            "300",
+        ],
+        51,
+    );
+    let want: String = (0..50)
+        .map(|i| format!("k{}\tvalue {i} of fifty\n", i % 7))
+        .chain(std::iter::once("null\tlast\n".to_owned()))
+        .collect();
+    assert_eq!(out, want);
+
+    // The batches are stored compressed, as asked.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let codecs = runtime.block_on(async {
+        let broker = Broker::open(dir, BrokerConfig::default()).await.unwrap();
+        let batches = broker
+            .fetch("zipped", 0, 0, usize::MAX, None)
+            .await
+            .unwrap();
+        let codecs: Vec<Compression> = batches.iter().map(|b| b.info.compression).collect();
+        broker.close().await.unwrap();
+        codecs
+    });
+    assert_eq!(codecs, [Compression::Gzip, Compression::Zstd]);
+
+    let err = fails(
+        dir,
+        &[
+            "produce",
+            "--topic",
+            "zipped",
+            "--compression-type",
+            "brotli",
+        ],
+        "x\n",
+    );
+    assert!(err.contains("brotli"), "{err}");
+    assert!(err.contains("gzip"), "{err}");
 }
 
 #[test]

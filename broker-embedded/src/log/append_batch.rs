@@ -1,6 +1,7 @@
 //! Appends of batches a client encoded: a Kafka producer's record batch, checked and stored
 //! as it was sent, with only the broker's fields (base offset, leader epoch, and the append
-//! time under `LogAppendTime`) written into it.
+//! time under `LogAppendTime`) written into it, and recompressed only when the topic's
+//! `compression.type` names another codec than the producer's.
 
 use super::{AppendInfo, Log};
 use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
@@ -34,7 +35,7 @@ impl Log {
         result
     }
 
-    fn append_batch_in(&mut self, buf: &mut [u8]) -> Result<AppendInfo> {
+    fn append_batch_in(&mut self, buf: &mut Vec<u8>) -> Result<AppendInfo> {
         // The fields a producer leaves to the broker, outside the CRC.
         batch::set_base_offset(buf, 0);
         batch::reset_leader_epoch(buf);
@@ -58,6 +59,15 @@ impl Log {
                 header.record_count, header.last_offset_delta
             )));
         }
+        // A topic whose `compression.type` names a codec stores every batch with it.
+        let target = self.config.compression_type.target(header.compression());
+        let header = if target == header.compression() {
+            header
+        } else {
+            *buf =
+                batch::recompress(buf, target).map_err(|e| self.invalid_record(e.to_string()))?;
+            BatchHeader::parse(buf).map_err(|e| self.corrupt_record(e.to_string()))?
+        };
         let size = buf.len() as u64;
         if size > self.config.max_message_bytes {
             return Err(BrokerError::RecordTooLarge {

@@ -37,7 +37,7 @@ use self::files::FileCache;
 use self::gaps::Gaps;
 use self::producers::{ProducerCheck, ProducerStates};
 use self::segment::{parse_file_name, sync_dir, Scanned, Segment};
-use crate::batch::{self, BatchHeader};
+use crate::batch::{self, BatchHeader, Compression};
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::record::{NewRecord, ProducerFields, RecordRef};
@@ -356,6 +356,18 @@ impl Log {
         records: &[RecordRef<'_>],
         producer: ProducerFields,
     ) -> Result<AppendInfo> {
+        self.append_refs_with(records, producer, Compression::None)
+    }
+
+    /// [`Log::append_refs`] for a producer that asks for `compression`. The batch is
+    /// stored with the topic's `compression.type` where that is a codec, else with
+    /// `compression`; a control batch (a transaction marker) is never compressed.
+    pub(crate) fn append_refs_with(
+        &mut self,
+        records: &[RecordRef<'_>],
+        producer: ProducerFields,
+        compression: Compression,
+    ) -> Result<AppendInfo> {
         self.check_writable()?;
         if records.is_empty() {
             return Err(self.invalid_record("a batch needs at least one record".into()));
@@ -369,21 +381,16 @@ impl Log {
             }
         }
         let now = self.time.now_ms();
-        let log_append_time = match self.config.message_timestamp_type {
-            TimestampType::LogAppendTime => Some(now),
-            TimestampType::CreateTime => None,
-        };
         let base_offset = self.log_end_offset();
+        let compression = if producer.control {
+            Compression::None
+        } else {
+            self.config.compression_type.target(compression)
+        };
         let mut buf = std::mem::take(&mut self.encode_buf);
         buf.clear();
-        let result = self.append_encoded(
-            &mut buf,
-            records,
-            base_offset,
-            producer,
-            now,
-            log_append_time,
-        );
+        let result =
+            self.append_encoded(&mut buf, records, base_offset, producer, now, compression);
         self.encode_buf = buf;
         if let Ok(info) = &result {
             if producer.control {
@@ -685,10 +692,21 @@ impl Log {
         base_offset: u64,
         producer: ProducerFields,
         now: i64,
-        log_append_time: Option<i64>,
+        compression: Compression,
     ) -> Result<AppendInfo> {
-        let info = batch::encode_refs(buf, records, base_offset, producer, log_append_time)
-            .map_err(|e| self.invalid_record(e.to_string()))?;
+        let log_append_time = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => Some(now),
+            TimestampType::CreateTime => None,
+        };
+        let info = batch::encode_refs(
+            buf,
+            records,
+            base_offset,
+            producer,
+            log_append_time,
+            compression,
+        )
+        .map_err(|e| self.invalid_record(e.to_string()))?;
         let header = BatchHeader::parse(buf).map_err(|e| self.invalid_record(e.to_string()))?;
         self.write_batch(buf, &header, now)?;
         Ok(AppendInfo {

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 
 use super::segment::{file_name, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::*;
-use crate::config::CleanupPolicy;
+use crate::config::{CleanupPolicy, TopicCompression};
 use crate::record::{Header, Record, RecordBatch};
 use crate::time::MockTime;
 
@@ -163,6 +163,21 @@ fn arb_record() -> impl Strategy<Value = NewRecord> {
         })
 }
 
+fn arb_codec() -> impl Strategy<Value = Compression> {
+    prop::sample::select(Compression::ALL.to_vec())
+}
+
+/// Appends `records` as one batch compressed with `codec`.
+fn append_with(
+    log: &mut Log,
+    records: &[NewRecord],
+    producer: ProducerFields,
+    codec: Compression,
+) -> AppendInfo {
+    let refs: Vec<RecordRef<'_>> = records.iter().map(NewRecord::as_record_ref).collect();
+    log.append_refs_with(&refs, producer, codec).unwrap()
+}
+
 fn check_reads(log: &Log, model: &[Record], reads: &[(prop::sample::Index, usize)]) {
     assert_eq!(log.log_end_offset(), model.len() as u64);
     assert_eq!(read_all(log), model);
@@ -200,7 +215,10 @@ proptest! {
 
     #[test]
     fn appends_read_back_exactly_before_and_after_reopen(
-        batches in prop::collection::vec(prop::collection::vec(arb_record(), 1..6), 1..30),
+        batches in prop::collection::vec(
+            (arb_codec(), prop::collection::vec(arb_record(), 1..6)),
+            1..30,
+        ),
         reads in prop::collection::vec((any::<prop::sample::Index>(), 1usize..3000), 1..12),
         segment_bytes in 300u64..3000,
     ) {
@@ -209,8 +227,9 @@ proptest! {
         let config = small_config(segment_bytes);
         let mut log = open_with(dir.path(), config.clone(), &time);
         let mut model = Vec::new();
-        for batch in &batches {
-            let info = log.append(batch, ProducerFields::NONE).unwrap();
+        for (codec, batch) in &batches {
+            let refs: Vec<RecordRef<'_>> = batch.iter().map(NewRecord::as_record_ref).collect();
+            let info = log.append_refs_with(&refs, ProducerFields::NONE, *codec).unwrap();
             prop_assert_eq!(info.base_offset, model.len() as u64);
             prop_assert_eq!(info.last_offset, (model.len() + batch.len() - 1) as u64);
             for r in batch {
@@ -237,10 +256,27 @@ proptest! {
 /// Writes three segments' worth of batches and then a small last batch; returns the model
 /// and the last batch's base offset and byte range in the active segment file.
 fn write_for_recovery(dir: &Path) -> (Vec<Record>, u64, PathBuf, u64, u64) {
+    write_for_recovery_with(dir, Compression::None)
+}
+
+/// [`write_for_recovery`] with its batches compressed with `codec`.
+fn write_for_recovery_with(
+    dir: &Path,
+    codec: Compression,
+) -> (Vec<Record>, u64, PathBuf, u64, u64) {
     let time = MockTime::new(T0);
     let mut log = open_with(dir, small_config(600), &time);
     let mut model = Vec::new();
-    for i in 0..12 {
+    // At least 12 batches, and then until the active segment has a batch and room for the
+    // last one (compressed batches are smaller).
+    for i in 0.. {
+        if i >= 12
+            && log.segment_count() >= 3
+            && !log.active.is_empty()
+            && log.active.size() + 120 <= 600
+        {
+            break;
+        }
         let batch: Vec<NewRecord> = (0..3)
             .map(|j| {
                 rec(
@@ -250,7 +286,7 @@ fn write_for_recovery(dir: &Path) -> (Vec<Record>, u64, PathBuf, u64, u64) {
                 )
             })
             .collect();
-        let info = log.append(&batch, ProducerFields::NONE).unwrap();
+        let info = append_with(&mut log, &batch, ProducerFields::NONE, codec);
         for (k, r) in batch.iter().enumerate() {
             model.push(stored(info.base_offset + k as u64, r));
         }
@@ -260,10 +296,15 @@ fn write_for_recovery(dir: &Path) -> (Vec<Record>, u64, PathBuf, u64, u64) {
     assert!(!log.active.is_empty());
     let position = log.active.size();
     let last = vec![rec(T0 + 99, Some("k"), Some("last"))];
-    let info = log.append(&last, ProducerFields::NONE).unwrap();
+    let path = log.active.path().to_path_buf();
+    let info = append_with(&mut log, &last, ProducerFields::NONE, codec);
     model.push(stored(info.base_offset, &last[0]));
     let end = log.active.size();
-    let path = log.active.path().to_path_buf();
+    assert_eq!(
+        log.active.path(),
+        path,
+        "the last batch is in the same segment"
+    );
     log.close().unwrap();
     // The process died before its close got to record the log's end: the last batch may be
     // a torn write.
@@ -327,6 +368,45 @@ fn a_torn_last_batch_is_truncated_at_every_byte() {
     let time = MockTime::new(T0);
     let log = open_with(dir.path(), small_config(600), &time);
     assert_eq!(read_all(&log), model);
+}
+
+#[test]
+fn a_torn_or_corrupt_compressed_last_batch_is_truncated() {
+    for codec in &Compression::ALL[1..] {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, last_base, path, position, end) = write_for_recovery_with(dir.path(), *codec);
+        let name = path.file_name().unwrap();
+        let stored = fs::read(&path).unwrap();
+        assert_eq!(
+            BatchHeader::parse(&stored[position as usize..])
+                .unwrap()
+                .compression(),
+            *codec
+        );
+        for at in position..end {
+            // Cut at `at`, or its byte flipped.
+            for cut in [true, false] {
+                let copy = tempfile::tempdir().unwrap();
+                copy_dir(dir.path(), copy.path());
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(copy.path().join(name))
+                    .unwrap();
+                if cut {
+                    file.set_len(at).unwrap();
+                } else {
+                    file.write_all_at(&[stored[at as usize] ^ 0xff], at)
+                        .unwrap();
+                }
+                drop(file);
+                check_recovered(copy.path(), &model, last_base, position);
+            }
+        }
+        let time = MockTime::new(T0);
+        let log = open_with(dir.path(), small_config(600), &time);
+        assert_eq!(read_all(&log), model, "{codec}");
+    }
 }
 
 #[test]
@@ -481,7 +561,10 @@ proptest! {
     #[test]
     fn compaction_keeps_the_latest_value_per_key_and_offsets(
         batches in prop::collection::vec(
-            prop::collection::vec((0u8..10, prop::option::weighted(0.8, 0usize..60)), 1..5),
+            (
+                arb_codec(),
+                prop::collection::vec((0u8..10, prop::option::weighted(0.8, 0usize..60)), 1..5),
+            ),
             8..40,
         ),
     ) {
@@ -490,7 +573,9 @@ proptest! {
         let config = compact_config();
         let mut log = open_with(dir.path(), config.clone(), &time);
         let mut model: Vec<Record> = Vec::new();
-        for batch in &batches {
+        // The codec each offset was written with.
+        let mut codecs: Vec<Compression> = Vec::new();
+        for (codec, batch) in &batches {
             let records: Vec<NewRecord> = batch
                 .iter()
                 .map(|&(key, value)| NewRecord {
@@ -500,9 +585,10 @@ proptest! {
                     headers: vec![Header::new("h", Bytes::from(vec![key]))],
                 })
                 .collect();
-            let info = log.append(&records, ProducerFields::NONE).unwrap();
+            let info = append_with(&mut log, &records, ProducerFields::NONE, *codec);
             for (i, r) in records.iter().enumerate() {
                 model.push(stored(info.base_offset + i as u64, r));
+                codecs.push(*codec);
             }
             time.advance(1);
         }
@@ -513,6 +599,12 @@ proptest! {
         // Before delete.retention.ms: tombstones stay.
         let stats = log.clean(true).unwrap();
         let expected = expected_after_clean(&model, end, false);
+        // A rewritten batch keeps the codec its records were written with.
+        for batch in read_all_batches(&log) {
+            for r in &batch.records {
+                prop_assert_eq!(batch.info.compression, codecs[r.offset as usize]);
+            }
+        }
         let compacted = read_all(&log);
         prop_assert_eq!(&compacted, &expected);
         prop_assert_eq!(latest_values(&compacted), latest_values(&model));
@@ -708,6 +800,178 @@ fn control_batches_and_producer_fields_survive_compaction() {
     let marker_batch = &batches[1];
     assert!(marker_batch.info.control);
     assert_eq!(marker_batch.records[0].offset, 3);
+}
+
+#[test]
+fn compaction_of_compressed_batches_rewrites_with_the_same_codec_and_keeps_whole_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = MockTime::new(T0);
+    let config = TopicConfig {
+        segment_bytes: 1, // every batch gets its own segment
+        ..compact_config()
+    };
+    let mut log = open_with(dir.path(), config.clone(), &time);
+    let producer = ProducerFields {
+        producer_id: 3,
+        producer_epoch: 0,
+        base_sequence: 0,
+        transactional: false,
+        control: false,
+    };
+    // Per codec, a batch of a, b, c whose "a" a later batch supersedes, and a batch of keys
+    // of its own that stays whole.
+    let mut seq = 0;
+    let mut whole = Vec::new();
+    for codec in Compression::ALL {
+        let n = codec.id();
+        let losing = [
+            rec(T0, Some("a"), Some(&format!("old-{n}"))),
+            rec(T0, Some(&format!("b{n}")), Some("1")),
+            rec(T0, Some(&format!("c{n}")), Some("1")),
+        ];
+        append_with(
+            &mut log,
+            &losing,
+            ProducerFields {
+                base_sequence: seq,
+                ..producer
+            },
+            codec,
+        );
+        seq += 3;
+        let keeping = [
+            rec(T0, Some(&format!("d{n}")), Some("1")),
+            rec(T0, Some(&format!("e{n}")), Some("1")),
+        ];
+        let info = append_with(
+            &mut log,
+            &keeping,
+            ProducerFields {
+                base_sequence: seq,
+                ..producer
+            },
+            codec,
+        );
+        seq += 2;
+        whole.push((info.base_offset, codec));
+    }
+    append_with(
+        &mut log,
+        &[rec(T0, Some("a"), Some("new"))],
+        ProducerFields::NONE,
+        Compression::Gzip,
+    );
+    append_with(
+        &mut log,
+        &[rec(T0, Some("z"), Some("active"))],
+        ProducerFields::NONE,
+        Compression::None,
+    );
+    let kept_files: Vec<Vec<u8>> = whole
+        .iter()
+        .map(|&(base, _)| fs::read(dir.path().join(file_name(base, LOG_SUFFIX))).unwrap())
+        .collect();
+
+    let stats = log.clean(true).unwrap();
+    assert_eq!(stats.records_removed, 5);
+    let batches = read_all_batches(&log);
+    for codec in Compression::ALL {
+        let n = u64::from(codec.id() as u16);
+        // The batch that lost "a" now spans b, c, with the same codec and sequences.
+        let rewritten = batches
+            .iter()
+            .find(|b| b.info.base_offset == n * 5 + 1)
+            .unwrap();
+        assert_eq!(rewritten.info.compression, codec);
+        assert_eq!(
+            (rewritten.info.last_offset, rewritten.info.base_sequence),
+            (n * 5 + 2, n as i32 * 5 + 1)
+        );
+        assert_eq!(rewritten.records.len(), 2);
+        let file = fs::read(dir.path().join(file_name(n * 5, LOG_SUFFIX))).unwrap();
+        assert_eq!(BatchHeader::parse(&file).unwrap().compression(), codec);
+    }
+    // Batches that lost nothing are the same bytes.
+    for (i, &(base, codec)) in whole.iter().enumerate() {
+        let now = fs::read(dir.path().join(file_name(base, LOG_SUFFIX))).unwrap();
+        assert_eq!(now, kept_files[i], "{codec}");
+    }
+    let latest: Vec<(Bytes, Bytes)> = read_all(&log)
+        .into_iter()
+        .filter(|r| r.key.as_deref() == Some(b"a"))
+        .map(|r| (r.key.unwrap(), r.value.unwrap()))
+        .collect();
+    assert_eq!(latest, vec![(Bytes::from("a"), Bytes::from("new"))]);
+
+    // The same after a reopen (the rewritten batches are validated on the way).
+    let before = read_all(&log);
+    log.close().unwrap();
+    drop(log);
+    let log = open_with(dir.path(), config, &time);
+    assert_eq!(read_all(&log), before);
+}
+
+#[test]
+fn the_topics_compression_type_overrides_the_producers_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = MockTime::new(T0);
+    let mut log = open_with(dir.path(), small_config(1 << 20), &time);
+    let one = |v: &str| [rec(T0, Some("k"), Some(v))];
+    // `producer` (the default): the producer's codec.
+    for codec in Compression::ALL {
+        append_with(&mut log, &one(codec.name()), ProducerFields::NONE, codec);
+    }
+    // A codec: that codec, whatever the producer asks for.
+    for (topic, sent) in [
+        (Compression::Zstd, Compression::None),
+        (Compression::Zstd, Compression::Gzip),
+        (Compression::None, Compression::Lz4),
+        (Compression::Snappy, Compression::Snappy),
+    ] {
+        log.set_config(TopicConfig {
+            compression_type: TopicCompression::Codec(topic),
+            ..small_config(1 << 20)
+        });
+        append_with(&mut log, &one("x"), ProducerFields::NONE, sent);
+    }
+    // A transaction marker is never compressed.
+    log.set_config(TopicConfig {
+        compression_type: TopicCompression::Codec(Compression::Gzip),
+        ..small_config(1 << 20)
+    });
+    let txn = ProducerFields {
+        producer_id: 1,
+        producer_epoch: 0,
+        base_sequence: 0,
+        transactional: true,
+        control: false,
+    };
+    append_with(&mut log, &one("in txn"), txn, Compression::None);
+    log.append_marker(1, 0, true, 0).unwrap();
+    let codecs: Vec<(Compression, bool)> = read_all_batches(&log)
+        .iter()
+        .map(|b| (b.info.compression, b.info.control))
+        .collect();
+    use Compression::*;
+    assert_eq!(
+        codecs,
+        vec![
+            (None, false),
+            (Gzip, false),
+            (Snappy, false),
+            (Lz4, false),
+            (Zstd, false),
+            (Zstd, false),
+            (Zstd, false),
+            (None, false),
+            (Snappy, false),
+            (Gzip, false),
+            (None, true),
+        ]
+    );
+    assert_eq!(log.last_stable_offset(), log.log_end_offset());
+    // Timestamps are found inside compressed batches.
+    assert_eq!(log.offset_for_timestamp(T0).unwrap(), Some((0, T0)));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use broker_embedded::{Broker, BrokerError, NewTopic, Producer, ProducerRecord};
+use broker_embedded::{Broker, BrokerError, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tokio::sync::mpsc;
@@ -286,7 +286,13 @@ async fn produce(
     let ends_before = log_end_offsets(&broker, &topic).await?;
     let parser = LineParser::from_args(&args);
     let batch_size = args.batch_size as usize;
-    let producer = Producer::new(&broker);
+    let producer = Producer::with_config(
+        &broker,
+        ProducerConfig {
+            compression_type: args.compression_type.into(),
+            ..ProducerConfig::default()
+        },
+    );
     let mut lines_in = spawn_reader(input, (batch_size * 4).min(1 << 16))?;
     let bar = ClearOnDrop(progress_bar(show_progress));
 
