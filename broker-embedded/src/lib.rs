@@ -18,6 +18,7 @@ mod prefetch;
 pub mod producer;
 pub mod record;
 pub mod time;
+mod topic_admin;
 mod topic_meta;
 mod transaction;
 
