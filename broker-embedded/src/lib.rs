@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod broker;
 pub mod config;
+pub mod config_catalog;
 pub mod consumer;
 pub mod error;
 pub mod group;
