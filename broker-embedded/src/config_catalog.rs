@@ -16,6 +16,8 @@ pub enum ConfigType {
     String,
     /// A 32-bit integer.
     Int,
+    /// A 16-bit integer.
+    Short,
     /// A 64-bit integer.
     Long,
     /// A floating-point number.
@@ -26,12 +28,14 @@ pub enum ConfigType {
 
 impl ConfigType {
     /// Kafka's code for the type in DescribeConfigs responses (`ConfigType` of
-    /// `DescribeConfigsResponse`: BOOLEAN 1, STRING 2, INT 3, LONG 5, DOUBLE 6, LIST 7).
+    /// `DescribeConfigsResponse`: BOOLEAN 1, STRING 2, INT 3, SHORT 4, LONG 5, DOUBLE 6,
+    /// LIST 7).
     pub fn kafka_code(self) -> i8 {
         match self {
             ConfigType::Boolean => 1,
             ConfigType::String => 2,
             ConfigType::Int => 3,
+            ConfigType::Short => 4,
             ConfigType::Long => 5,
             ConfigType::Double => 6,
             ConfigType::List => 7,
