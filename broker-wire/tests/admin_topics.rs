@@ -382,6 +382,15 @@ async fn metadata_returns_topic_ids_and_answers_by_id() {
         assert_eq!(r.topics[1].error_code, 100, "UNKNOWN_TOPIC_ID");
         assert_eq!(r.topics[1].topic_id, Uuid::from_u128(99));
     }
+    // Authorized operations, when asked (v8+): everything, as Kafka without an authorizer.
+    let req = all()
+        .with_include_cluster_authorized_operations(true)
+        .with_include_topic_authorized_operations(true);
+    let r: MetadataResponse = request(&mut stream, ApiKey::Metadata, 8, &req).await;
+    assert!(r.cluster_authorized_operations > 0);
+    assert!(r.topics.iter().all(|t| t.topic_authorized_operations > 0));
+    let r: MetadataResponse = request(&mut stream, ApiKey::Metadata, 8, &all()).await;
+    assert_eq!(r.cluster_authorized_operations, i32::MIN);
     // Before v10 there are no ids on the wire.
     let r: MetadataResponse = request(&mut stream, ApiKey::Metadata, 9, &all()).await;
     assert!(r.topics.iter().all(|t| t.topic_id.is_nil()));

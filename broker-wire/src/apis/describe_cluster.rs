@@ -6,6 +6,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::acl_operations::{CLUSTER_OPERATIONS, NOT_ASKED};
 use super::errors::{INVALID_REQUEST, UNSUPPORTED_ENDPOINT_TYPE};
 use super::metadata::CLUSTER_ID;
 use crate::context::Context;
@@ -13,11 +14,6 @@ use crate::context::Context;
 /// `endpoint_type` values: brokers, controllers.
 const BROKERS: i8 = 1;
 const CONTROLLERS: i8 = 2;
-
-/// The cluster operations (Kafka's `AclOperation` codes as bits): CREATE 5, ALTER 7,
-/// DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub(super) fn respond(
     context: &Context,
@@ -55,6 +51,6 @@ pub(super) fn respond(
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS
         } else {
-            i32::MIN
+            NOT_ASKED
         })
 }

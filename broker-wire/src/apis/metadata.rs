@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::info;
 use uuid::Uuid;
 
+use super::acl_operations::{CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use crate::context::Context;
 
 /// The node id of the one broker.
@@ -86,9 +87,17 @@ pub(super) async fn respond(
         if version < 10 {
             entry.topic_id = Uuid::nil();
         }
+        // Without an authorizer a client may do everything (v8+, when it asks).
+        if version >= 8 && request.include_topic_authorized_operations && entry.error_code == 0 {
+            entry.topic_authorized_operations = TOPIC_OPERATIONS;
+        }
         topics.push(entry);
     }
-    MetadataResponse::default()
+    let mut response = MetadataResponse::default();
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
+    response
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
         .with_controller_id(BrokerId(NODE_ID))

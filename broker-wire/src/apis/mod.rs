@@ -1,6 +1,7 @@
 //! The APIs served: each request decoded with `kafka-protocol`, answered, and the response
 //! encoded at the request's version.
 
+mod acl_operations;
 mod alter_configs;
 mod api_versions;
 mod config_entries;
