@@ -17,6 +17,11 @@ if ! command -v kcat >/dev/null 2>&1; then
     echo "installing kcat" >&2
     apt-get update -qq && apt-get install -y -qq kcat
 fi
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -m ensurepip --version >/dev/null 2>&1; then
+    # kafka-python's admin client test makes a virtualenv and pip-installs kafka-python.
+    echo "installing python3, python3-venv and python3-pip" >&2
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip
+fi
 for tool in unshare mount; do
     # The read-only and full file system tests run the CLI in a private mount namespace.
     if ! command -v "$tool" >/dev/null 2>&1; then

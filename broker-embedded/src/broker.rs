@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
+use uuid::Uuid;
 
 use crate::compression::Compression;
 use crate::config::{BrokerConfig, TopicConfig};
@@ -21,8 +22,8 @@ use crate::log::{AppendInfo, CleanStats, Log, LogEnv};
 use crate::partition::Partition;
 use crate::record::{NewRecord, ProducerFields, RecordBatch, RecordRef};
 use crate::topic_meta::{
-    check_partitions, meta_file, parse_meta, render_meta, sync_dir, validate_topic_name,
-    write_atomically, META_DIR, META_FILE,
+    check_partitions, meta_file, new_topic_id, parse_meta, render_meta, sync_dir,
+    validate_topic_name, write_atomically, META_DIR, META_FILE,
 };
 use crate::transaction::TransactionCoordinator;
 use crate::IsolationLevel;
@@ -116,7 +117,10 @@ pub struct TopicDescription {
 #[derive(Debug)]
 pub(crate) struct Topic {
     pub(crate) name: String,
-    pub(crate) partitions: Vec<Partition>,
+    /// The topic id, in the topic's metadata file.
+    pub(crate) id: Uuid,
+    /// The partitions; shared with the topic's next incarnation when partitions are added.
+    pub(crate) partitions: Vec<Arc<Partition>>,
 }
 
 #[derive(Debug)]
@@ -134,8 +138,12 @@ pub(crate) struct Inner {
     _temp: Option<tempfile::TempDir>,
     pub(crate) config: BrokerConfig,
     /// What every log shares.
-    log_env: LogEnv,
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    pub(crate) log_env: LogEnv,
+    pub(crate) topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Held by the changes that rewrite an existing topic's metadata file (configs,
+    /// partitions) or delete it, one at a time. Taken before any partition's lock, never
+    /// while holding `topics`.
+    pub(crate) admin: Mutex<()>,
     /// Woken on every append, so waiting consumers fetch again.
     pub(crate) data_arrived: Notify,
     background: Mutex<Option<Background>>,
@@ -159,7 +167,7 @@ pub(crate) fn is_internal_topic(name: &str) -> bool {
     matches!(name, "__consumer_offsets" | "__transaction_state")
 }
 
-fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
+pub(crate) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
     dir.join(format!("{topic}-{partition}"))
 }
 
@@ -181,7 +189,20 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// A create of up to this many partitions makes each partition's first segment file at once
 /// (a file and a dir fsync each, so that the first appends pay neither); a bigger one makes
 /// dirs only, and each first segment file comes with its partition's first record.
-const EAGER_FIRST_SEGMENT_PARTITIONS: u32 = 256;
+pub(crate) const EAGER_FIRST_SEGMENT_PARTITIONS: u32 = 256;
+
+impl Topic {
+    /// The topic's configs, from the first partition whose log is open.
+    pub(crate) fn config(&self) -> Result<TopicConfig> {
+        Ok(match self.partitions.first() {
+            Some(p) => match self.partitions.iter().find_map(|p| p.lock().ok()) {
+                Some(log) => log.config().clone(),
+                None => p.lock()?.config().clone(),
+            },
+            None => TopicConfig::default(),
+        })
+    }
+}
 
 impl Broker {
     /// Opens or creates a broker in `dir`, taking an exclusive lock on it, and recovers every
@@ -260,10 +281,40 @@ impl Broker {
                 continue;
             };
             let text = fs::read_to_string(&path).map_err(|e| BrokerError::io(&path, e))?;
-            let (partitions, topic_config) =
-                parse_meta(&path, &text, config.max_partitions_per_topic)?;
-            let topic = Self::open_topic(&dir, &name, partitions, topic_config, &log_env, true)?;
-            topics.insert(name, Arc::new(topic));
+            let meta = parse_meta(&path, &text, config.max_partitions_per_topic)?;
+            let id = match meta.id {
+                Some(id) => id,
+                None => {
+                    // A topic created before topics had ids gets one now, kept from here on.
+                    let id = new_topic_id();
+                    if config.read_only {
+                        warn!(topic = %name, "topic {name} has no id and the broker is read-only: it gets {id} for this open only");
+                    } else {
+                        write_atomically(
+                            &path,
+                            render_meta(id, meta.partitions, &meta.config).as_bytes(),
+                        )?;
+                        info!(topic = %name, %id, "gave topic {name} the id {id}");
+                    }
+                    id
+                }
+            };
+            let partitions = Self::open_partitions(
+                &dir,
+                &name,
+                0..meta.partitions,
+                &meta.config,
+                &log_env,
+                true,
+            )?;
+            topics.insert(
+                name.clone(),
+                Arc::new(Topic {
+                    name,
+                    id,
+                    partitions,
+                }),
+            );
         }
         info!(dir = %dir.display(), topics = topics.len(), "broker opened");
 
@@ -274,6 +325,7 @@ impl Broker {
             config,
             log_env,
             topics: RwLock::new(topics),
+            admin: Mutex::new(()),
             data_arrived: Notify::new(),
             background: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -286,20 +338,20 @@ impl Broker {
     }
 
     /// Opens (`opening`: at broker open, where a partition that fails is taken offline) or
-    /// creates (where any failure fails the create) a topic's partitions.
-    fn open_topic(
+    /// creates (where any failure fails the create) the partitions `range` of a topic.
+    pub(crate) fn open_partitions(
         dir: &Path,
         name: &str,
-        partitions: u32,
-        topic_config: TopicConfig,
+        range: std::ops::Range<u32>,
+        topic_config: &TopicConfig,
         env: &LogEnv,
         opening: bool,
-    ) -> Result<Topic> {
-        let mut parts = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
+    ) -> Result<Vec<Arc<Partition>>> {
+        let mut parts = Vec::with_capacity(range.len());
+        for p in range {
             let pdir = partition_dir(dir, name, p);
             match Log::open(&pdir, name, p, topic_config.clone(), env) {
-                Ok(log) => parts.push(Partition::online(name, p, log)),
+                Ok(log) => parts.push(Arc::new(Partition::online(name, p, log))),
                 Err(e) if opening => {
                     // One partition that cannot be opened is taken offline alone; the rest
                     // of the broker goes on.
@@ -308,20 +360,17 @@ impl Broker {
                         _ => pdir.clone(),
                     };
                     tracing::error!(partition = %format!("{name}-{p}"), file = %file.display(), error = %e, "partition offline: its log cannot be opened");
-                    parts.push(Partition::offline(
+                    parts.push(Arc::new(Partition::offline(
                         name,
                         p,
                         file,
                         format!("the log cannot be opened: {e}"),
-                    ));
+                    )));
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(Topic {
-            name: name.to_owned(),
-            partitions: parts,
-        })
+        Ok(parts)
     }
 
     fn start_background(&self) {
@@ -412,9 +461,21 @@ impl Broker {
         Ok((t, partition as usize))
     }
 
-    /// Creates a topic. A bad name, a duplicate, a zero partition count or a bad config is a
-    /// typed error and creates nothing.
-    pub async fn create_topic(&self, new: NewTopic) -> Result<()> {
+    /// Checks what [`Broker::create_topic`] checks, creating nothing: the name, the
+    /// partition count, the configs, and that no topic of the name exists. Returns the
+    /// partition count and configs the topic would get (Kafka's `validate_only`).
+    pub async fn validate_new_topic(&self, new: &NewTopic) -> Result<(u32, TopicConfig)> {
+        let checked = self.check_new_topic(new)?;
+        let topics = self.inner.topics.read().unwrap_or_else(|p| p.into_inner());
+        if topics.contains_key(&new.name) {
+            return Err(BrokerError::TopicExists {
+                topic: new.name.clone(),
+            });
+        }
+        Ok(checked)
+    }
+
+    fn check_new_topic(&self, new: &NewTopic) -> Result<(u32, TopicConfig)> {
         self.check_open()?;
         self.check_writable(|| format!("create topic {}", new.name))?;
         validate_topic_name(&new.name)?;
@@ -428,6 +489,13 @@ impl Broker {
         for (key, value) in &new.configs {
             config.set(key, value)?;
         }
+        Ok((partitions, config))
+    }
+
+    /// Creates a topic with a new random id. A bad name, a duplicate, a zero partition
+    /// count or a bad config is a typed error and creates nothing.
+    pub async fn create_topic(&self, new: NewTopic) -> Result<()> {
+        let (partitions, config) = self.check_new_topic(&new)?;
         let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
         if topics.contains_key(&new.name) {
             return Err(BrokerError::TopicExists { topic: new.name });
@@ -444,11 +512,12 @@ impl Broker {
             eager_first_segment: partitions <= EAGER_FIRST_SEGMENT_PARTITIONS,
             ..self.inner.log_env.clone()
         };
-        let topic = Self::open_topic(
+        let id = new_topic_id();
+        let topic = Self::open_partitions(
             &self.inner.dir,
             &new.name,
-            partitions,
-            config.clone(),
+            0..partitions,
+            &config,
             &env,
             false,
         );
@@ -459,20 +528,27 @@ impl Broker {
             if let Some(parent) = meta.parent() {
                 fs::create_dir_all(parent).map_err(|e| BrokerError::io(parent, e))?;
             }
-            write_atomically(&meta, render_meta(partitions, &config).as_bytes())?;
+            write_atomically(&meta, render_meta(id, partitions, &config).as_bytes())?;
             sync_dir(&self.inner.dir.join(META_DIR))?;
             Ok(topic)
         });
-        let topic = match created {
-            Ok(topic) => topic,
+        let partition_list = match created {
+            Ok(partitions) => partitions,
             Err(e) => {
                 // A failed create leaves no stray files.
                 self.remove_topic_files(&new.name, partitions);
                 return Err(e);
             }
         };
-        info!(topic = %new.name, partitions, "topic created");
-        topics.insert(new.name, Arc::new(topic));
+        info!(topic = %new.name, %id, partitions, "topic created");
+        topics.insert(
+            new.name.clone(),
+            Arc::new(Topic {
+                name: new.name,
+                id,
+                partitions: partition_list,
+            }),
+        );
         Ok(())
     }
 
@@ -508,6 +584,7 @@ impl Broker {
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.check_open()?;
         self.check_writable(|| format!("delete topic {name}"))?;
+        let _admin = self.inner.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = {
             let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
             let topic = topics
@@ -596,24 +673,39 @@ impl Broker {
         Ok(self.topic(topic)?.partitions.len() as u32)
     }
 
+    /// The topic's id (Kafka's topic id): a random UUID given when the topic is created (or,
+    /// for a topic created before topics had ids, when the broker first opened it), kept in
+    /// its metadata file across restarts. A topic deleted and created again gets a new id.
+    pub fn topic_id(&self, name: &str) -> Result<Uuid> {
+        Ok(self.topic(name)?.id)
+    }
+
+    /// The name of the topic with this id; `None` when no topic has it.
+    pub fn topic_name_by_id(&self, id: Uuid) -> Option<String> {
+        self.inner
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .map(|t| t.name.clone())
+    }
+
     /// Changes configs of an existing topic (Kafka's `alterConfigs`); unchanged keys keep
     /// their values.
     pub async fn alter_topic_config(&self, name: &str, changes: &[(&str, &str)]) -> Result<()> {
-        let topic = self.topic(name)?;
         self.check_writable(|| format!("alter the configs of topic {name}"))?;
-        let mut config = match topic.partitions.first() {
-            Some(p) => match topic.partitions.iter().find_map(|p| p.lock().ok()) {
-                Some(log) => log.config().clone(),
-                None => p.lock()?.config().clone(),
-            },
-            None => TopicConfig::default(),
-        };
+        // Held while the metadata file is rewritten, so that no partitions are added
+        // meanwhile (the file names the partition count too).
+        let _admin = self.inner.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self.topic(name)?;
+        let mut config = topic.config()?;
         for (key, value) in changes {
             config.set(key, value)?;
         }
         write_atomically(
             &meta_file(&self.inner.dir, name),
-            render_meta(topic.partitions.len() as u32, &config).as_bytes(),
+            render_meta(topic.id, topic.partitions.len() as u32, &config).as_bytes(),
         )?;
         for part in &topic.partitions {
             if let Ok(mut log) = part.lock() {

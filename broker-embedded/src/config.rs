@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::compression::Compression;
+use crate::config_catalog::topic_config_key;
 use crate::error::{BrokerError, Result};
 use crate::time::{SystemTime, Time};
 
@@ -150,6 +151,11 @@ pub struct TopicConfig {
     pub max_message_bytes: u64,
     /// `compression.type`, default `producer`: the codec batches are stored with.
     pub compression_type: TopicCompression,
+    /// Kafka topic configs this broker accepts and keeps but does not act on
+    /// (`min.insync.replicas`, `flush.messages`, ...; see
+    /// [`KAFKA_TOPIC_CONFIGS`](crate::config_catalog::KAFKA_TOPIC_CONFIGS)), by name, when
+    /// set to something other than Kafka's default.
+    pub unenforced: BTreeMap<&'static str, String>,
 }
 
 impl Default for TopicConfig {
@@ -167,6 +173,7 @@ impl Default for TopicConfig {
             message_timestamp_type: TimestampType::CreateTime,
             max_message_bytes: 1_048_588,
             compression_type: TopicCompression::Producer,
+            unenforced: BTreeMap::new(),
         }
     }
 }
@@ -270,6 +277,21 @@ impl TopicConfig {
                     )
                 })?
             }
+            // Every config with an arm above is enforced; the rest of Kafka's are kept.
+            _ if topic_config_key(key).is_some() => {
+                let Some(entry) = topic_config_key(key) else {
+                    return Ok(());
+                };
+                entry
+                    .check(value)
+                    .map_err(|reason| invalid(key, value, reason))?;
+                let value = entry.normalize(value);
+                if value == entry.kafka_default {
+                    self.unenforced.remove(entry.name);
+                } else {
+                    self.unenforced.insert(entry.name, value);
+                }
+            }
             _ => {
                 return Err(invalid(
                     key,
@@ -324,6 +346,9 @@ impl TopicConfig {
         );
         m.insert("max.message.bytes", self.max_message_bytes.to_string());
         m.insert("compression.type", self.compression_type.to_string());
+        for (key, value) in &self.unenforced {
+            m.insert(key, value.clone());
+        }
         m
     }
 }
@@ -505,5 +530,28 @@ mod tests {
         assert!(err.to_string().contains("producer, uncompressed"), "{err}");
         let err = TopicConfig::from_pairs([("no.such.key", "1")]).unwrap_err();
         assert!(err.to_string().contains("unknown topic config"), "{err}");
+    }
+
+    #[test]
+    fn kafka_configs_not_acted_on_are_checked_kept_and_dropped_at_their_default() {
+        let mut c =
+            TopicConfig::from_pairs([("min.insync.replicas", "2"), ("preallocate", "TRUE")])
+                .unwrap();
+        assert_eq!(
+            c.to_pairs().get("min.insync.replicas").map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(
+            c.to_pairs().get("preallocate").map(String::as_str),
+            Some("true")
+        );
+        let again =
+            TopicConfig::from_pairs(c.to_pairs().iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+        assert_eq!(again, c);
+        c.set("min.insync.replicas", "1").unwrap();
+        assert!(!c.to_pairs().contains_key("min.insync.replicas"));
+        let err = c.set("min.insync.replicas", "0").unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        assert!(c.set("remote.storage.enable", "true").is_err());
     }
 }

@@ -156,6 +156,16 @@ pub enum BrokerError {
         partitions: u32,
     },
 
+    /// A partition count change that cannot be made: fewer or as many partitions as the
+    /// topic has (partitions can only be added), or a topic whose count is fixed.
+    #[error("topic {topic}: {reason}")]
+    InvalidPartitions {
+        /// Topic name.
+        topic: String,
+        /// Why, in Kafka's words.
+        reason: String,
+    },
+
     /// A fetch asked for an offset outside `[log start, log end]`.
     #[error(
         "partition {topic}-{partition}: offset {offset} is out of range [{log_start_offset}, {log_end_offset}]"

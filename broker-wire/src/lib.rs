@@ -8,8 +8,11 @@
 //! server does not serve gets Kafka's answer (an `UNSUPPORTED_VERSION` ApiVersions
 //! response) or a closed connection, never a panic.
 //!
-//! Served so far: ApiVersions (v0 to v4) and Metadata (v0 to v12, with
-//! `auto.create.topics.enable`). [`SUPPORTED_APIS`] is the list clients are told.
+//! Served so far: ApiVersions (v0 to v4), Metadata (v0 to v13, with
+//! `auto.create.topics.enable` and topic ids), and the admin APIs: CreateTopics (v2 to v7),
+//! DeleteTopics (v1 to v6), CreatePartitions (v0 to v3), DeleteRecords (v0 to v2),
+//! DescribeConfigs (v1 to v4), AlterConfigs (v0 to v2), IncrementalAlterConfigs (v0 and v1)
+//! and DescribeCluster (v0 to v2). [`SUPPORTED_APIS`] is the list clients are told.
 
 mod apis;
 mod codes;

@@ -553,7 +553,10 @@ fn compressed(records: &[Record], compression: Compression) -> Bytes {
 #[tokio::test]
 async fn compressed_batches_are_stored_as_sent_unless_the_topic_names_a_codec() {
     let (broker, addr) = start(BrokerConfig::default(), WireConfig::default()).await;
-    broker.create_topic(NewTopic::new("packed", 1)).await.unwrap();
+    broker
+        .create_topic(NewTopic::new("packed", 1))
+        .await
+        .unwrap();
     broker
         .create_topic(NewTopic::new("gzipped", 1).config("compression.type", "gzip"))
         .await
@@ -588,7 +591,9 @@ async fn compressed_batches_are_stored_as_sent_unless_the_topic_names_a_codec() 
             .iter()
             .flat_map(|s| s.records.iter().map(|r| r.value.clone().unwrap()))
             .collect();
-        let wanted: Vec<_> = (0..200).map(|i| Bytes::from(format!("value-{i}"))).collect();
+        let wanted: Vec<_> = (0..200)
+            .map(|i| Bytes::from(format!("value-{i}")))
+            .collect();
         assert_eq!(values, wanted, "{topic}");
         // The embedded consumer's path decompresses the same records.
         let batches = broker.fetch(topic, 0, 0, 1 << 20, None).await.unwrap();

@@ -50,7 +50,7 @@ async fn api_versions_lists_what_is_served_and_answers_unknown_versions_at_v0() 
             "{served:?}"
         );
         assert!(
-            served.contains(&(ApiKey::Metadata as i16, 0, 12)),
+            served.contains(&(ApiKey::Metadata as i16, 0, 13)),
             "{served:?}"
         );
     }

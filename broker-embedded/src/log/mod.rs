@@ -23,6 +23,7 @@ mod index;
 mod producers;
 mod read;
 mod segment;
+mod start;
 #[cfg(test)]
 mod tests;
 
@@ -126,6 +127,9 @@ pub(crate) struct Log {
     damage: Option<Damage>,
     /// `(log start, log end)` as last recorded in `log-bounds`.
     recorded_bounds: Option<(u64, u64)>,
+    /// The log start offset that DeleteRecords set (0 if it never did); see the `start`
+    /// module. The log starts at the greater of this and the first segment's base offset.
+    log_start: u64,
     /// Gaps that compaction left between segments; `None` for a log whose compaction
     /// predates the record (its gaps below the cleaner checkpoint are accepted).
     gaps: Option<Gaps>,
@@ -273,6 +277,7 @@ impl Log {
             poisoned: false,
             damage: None,
             recorded_bounds: None,
+            log_start: recorded_bounds.map_or(0, |(start, _)| start),
             gaps,
             index_misses: std::sync::Mutex::new(Vec::new()),
             index_missed: std::sync::atomic::AtomicBool::new(false),
@@ -843,8 +848,14 @@ impl Log {
         self.sealed.values().chain(std::iter::once(&self.active))
     }
 
-    /// The first offset still in the log (the first segment's base offset).
+    /// The first offset still in the log: the first segment's base offset, or the start
+    /// that DeleteRecords set inside it.
     pub(crate) fn log_start_offset(&self) -> u64 {
+        self.first_segment_base().max(self.log_start)
+    }
+
+    /// The base offset of the first segment.
+    fn first_segment_base(&self) -> u64 {
         self.sealed
             .keys()
             .next()
@@ -881,9 +892,12 @@ impl Log {
     }
 
     pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        let start = self.log_start_offset();
         for segment in self.segments() {
             // Every record of a segment whose max timestamp is below the target is older.
-            if segment.max_timestamp().is_none_or(|max| max < timestamp) {
+            if segment.max_timestamp().is_none_or(|max| max < timestamp)
+                || segment.next_offset() <= start
+            {
                 continue;
             }
             if self
@@ -934,7 +948,11 @@ impl Log {
                                 format!("at byte {position}: {e}"),
                             )
                         })?;
-                        if let Some(r) = batch.records.iter().find(|r| r.timestamp >= timestamp) {
+                        if let Some(r) = batch
+                            .records
+                            .iter()
+                            .find(|r| r.timestamp >= timestamp && r.offset >= start)
+                        {
                             return Ok(Some((r.offset, r.timestamp)));
                         }
                     }
@@ -1005,7 +1023,8 @@ impl Log {
             .sealed
             .values()
             .nth(doomed.len())
-            .map_or(self.active.base_offset(), Segment::base_offset);
+            .map_or(self.active.base_offset(), Segment::base_offset)
+            .max(self.log_start);
         let end = self
             .recorded_bounds
             .map_or(0, |(_, e)| e)

@@ -1,12 +1,24 @@
 //! The APIs served: each request decoded with `kafka-protocol`, answered, and the response
 //! encoded at the request's version.
 
+mod acl_operations;
+mod alter_configs;
 mod api_versions;
+mod config_entries;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod errors;
 mod fetch;
+mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod topic_config_change;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -18,11 +30,19 @@ use crate::context::Context;
 /// ApiVersions response lists exactly these.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::Metadata, 0, 12),
     (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// What to do with a request.
@@ -95,6 +115,18 @@ pub(crate) async fn handle(context: &Context, mut body: Bytes) -> Handled {
                 .await
                 .into()
         }
+        RequestKind::CreateTopics(r) => create_topics::respond(context, r, version).await.into(),
+        RequestKind::DeleteTopics(r) => delete_topics::respond(context, r, version).await.into(),
+        RequestKind::CreatePartitions(r) => create_partitions::respond(context, r).await.into(),
+        RequestKind::DeleteRecords(r) => delete_records::respond(context, r).await.into(),
+        RequestKind::DescribeConfigs(r) => {
+            describe_configs::respond(context, r, version).await.into()
+        }
+        RequestKind::AlterConfigs(r) => alter_configs::respond(context, r).await.into(),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            incremental_alter_configs::respond(context, r).await.into()
+        }
+        RequestKind::DescribeCluster(r) => describe_cluster::respond(context, r).into(),
         other => return Handled::Refuse(format!("{other:?} is not served")),
     };
     encode(key, version, header.correlation_id, &response)
