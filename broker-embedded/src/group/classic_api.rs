@@ -535,6 +535,71 @@ mod tests {
         broker.close().await.unwrap();
     }
 
+    /// A transactional offset commit that has no marker yet makes a stable fetch
+    /// `UNSTABLE_OFFSET_COMMIT`; a plain fetch sees the offsets committed before it.
+    #[tokio::test]
+    async fn pending_transactional_offsets_are_unstable() {
+        use std::collections::HashMap;
+
+        use crate::{ConsumerGroupMetadata, Producer, ProducerConfig};
+        let broker = Broker::in_memory().await.unwrap();
+        broker.create_topic(NewTopic::new("t", 1)).await.unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let simple = GroupOffsetCommit {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            generation_id: -1,
+            offsets: vec![(tp.clone(), OffsetAndMetadata::new(3))],
+            group_id_not_found_error: true,
+        };
+        assert_eq!(
+            broker.commit_offsets(simple).await.unwrap(),
+            vec![(tp.clone(), None)]
+        );
+        let producer = Producer::with_config(
+            &broker,
+            ProducerConfig {
+                transactional_id: Some("tx".into()),
+                ..ProducerConfig::default()
+            },
+        );
+        producer.init_transactions().await.unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send_offsets_to_transaction(
+                &HashMap::from([(tp.clone(), OffsetAndMetadata::new(9))]),
+                &ConsumerGroupMetadata {
+                    group_id: "g".into(),
+                    generation_id: -1,
+                    member_id: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        let stable = broker
+            .fetch_offsets("g", Some(std::slice::from_ref(&tp)), true)
+            .await
+            .unwrap();
+        assert_eq!(stable[0].error, Some(GroupErrorCode::UnstableOffsetCommit));
+        assert_eq!(stable[0].offset, None);
+        let plain = broker
+            .fetch_offsets("g", Some(std::slice::from_ref(&tp)), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (plain[0].error, plain[0].offset.as_ref().map(|o| o.offset)),
+            (None, Some(3))
+        );
+        producer.commit_transaction().await.unwrap();
+        let stable = broker.fetch_offsets("g", None, true).await.unwrap();
+        assert_eq!(
+            (stable[0].error, stable[0].offset.as_ref().map(|o| o.offset)),
+            (None, Some(9))
+        );
+        broker.close().await.unwrap();
+    }
+
     /// Closing the broker ends a parked join with `Closed`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn closing_the_broker_ends_parked_joins() {

@@ -2,18 +2,39 @@
 //! encoded at the request's version.
 
 mod api_versions;
+mod find_coordinator;
+mod groups;
 mod metadata;
+
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::context::Context;
+use groups::{
+    delete_groups, describe_groups, heartbeat, join_group, leave_group, list_groups, offset_commit,
+    offset_delete, offset_fetch, sync_group,
+};
 
 /// The APIs this server serves, with the versions of each: `(API, lowest, highest)`. An
 /// ApiVersions response lists exactly these.
-pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] =
-    &[(ApiKey::ApiVersions, 0, 4), (ApiKey::Metadata, 0, 12)];
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+];
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -32,8 +53,8 @@ fn served_versions(key: ApiKey) -> Option<(i16, i16)> {
         .map(|&(_, min, max)| (min, max))
 }
 
-/// Answers one request frame.
-pub(crate) async fn handle(context: &Context, mut body: Bytes) -> Handled {
+/// Answers one request frame from the client at `peer`.
+pub(crate) async fn handle(context: &Context, peer: SocketAddr, mut body: Bytes) -> Handled {
     if body.len() < 8 {
         return Handled::Refuse(format!(
             "a request of {} bytes is shorter than its header",
@@ -70,6 +91,21 @@ pub(crate) async fn handle(context: &Context, mut body: Bytes) -> Handled {
     let response: ResponseKind = match request {
         RequestKind::ApiVersions(_) => api_versions::respond().into(),
         RequestKind::Metadata(request) => metadata::respond(context, request, version).await.into(),
+        RequestKind::FindCoordinator(r) => find_coordinator::respond(context, r, version).into(),
+        RequestKind::JoinGroup(r) => join_group::respond(context, &header, peer, r, version)
+            .await
+            .into(),
+        RequestKind::SyncGroup(r) => sync_group::respond(context, r).await.into(),
+        RequestKind::Heartbeat(r) => heartbeat::respond(context, r).await.into(),
+        RequestKind::LeaveGroup(r) => leave_group::respond(context, r, version).await.into(),
+        RequestKind::OffsetCommit(r) => offset_commit::respond(context, r, version).await.into(),
+        RequestKind::OffsetFetch(r) => offset_fetch::respond(context, r, version).await.into(),
+        RequestKind::OffsetDelete(r) => offset_delete::respond(context, r).await.into(),
+        RequestKind::ListGroups(r) => list_groups::respond(context, r, version).await.into(),
+        RequestKind::DescribeGroups(r) => {
+            describe_groups::respond(context, r, version).await.into()
+        }
+        RequestKind::DeleteGroups(r) => delete_groups::respond(context, r).await.into(),
         other => return Handled::Refuse(format!("{other:?} is not served")),
     };
     encode(key, version, header.correlation_id, &response)
