@@ -8,8 +8,13 @@
 //! server does not serve gets Kafka's answer (an `UNSUPPORTED_VERSION` ApiVersions
 //! response) or a closed connection, never a panic.
 //!
-//! Served so far: ApiVersions (v0 to v4) and Metadata (v0 to v12, with
-//! `auto.create.topics.enable`). [`SUPPORTED_APIS`] is the list clients are told.
+//! Served so far: ApiVersions (v0 to v4), Metadata (v0 to v12, with
+//! `auto.create.topics.enable`), FindCoordinator, and consumer groups as Kafka's clients use
+//! them: the classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the
+//! offset APIs (OffsetCommit, OffsetFetch, OffsetDelete) and the group admin APIs
+//! (ListGroups, DescribeGroups, DeleteGroups), with the broker as the coordinator. A
+//! JoinGroup or SyncGroup that has to wait for other members holds its own connection only.
+//! [`SUPPORTED_APIS`] is the list clients are told.
 
 mod apis;
 mod config;
