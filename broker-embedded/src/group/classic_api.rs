@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use super::classic::{ClassicGroups, ClassicSettings, Ticket};
+use super::classic::{ClassicGroups, ClassicSettings};
+use super::classic_group::Ticket;
 use super::classic_types::{
     FetchedOffset, GroupErrorCode, GroupJoin, GroupJoinResult, GroupLeaveResult, GroupOffsetCommit,
     GroupOffsetDeleteResult, GroupSync, GroupSyncResult, LeavingMember,

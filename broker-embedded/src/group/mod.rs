@@ -29,6 +29,7 @@ mod admin;
 mod assignor;
 mod classic;
 mod classic_api;
+mod classic_group;
 mod classic_types;
 mod codec;
 pub mod consumer_protocol;
