@@ -433,6 +433,18 @@ pub struct BrokerConfig {
     pub read_only: bool,
     /// Defaults applied to every new topic before its own configs.
     pub default_topic_config: TopicConfig,
+    /// `group.initial.rebalance.delay.ms`, default 3000: how long the coordinator waits for
+    /// more members to join a new (empty) group of Kafka's classic protocol before its first
+    /// rebalance completes; each member that joins meanwhile extends the wait by this much,
+    /// up to the rebalance timeout.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms`, default 6000: a classic-protocol JoinGroup asking for
+    /// a shorter `session.timeout.ms` is refused with `INVALID_SESSION_TIMEOUT`.
+    pub group_min_session_timeout_ms: i64,
+    /// `group.max.session.timeout.ms`, default 1800000 (30 minutes): a classic-protocol
+    /// JoinGroup asking for a longer `session.timeout.ms` is refused with
+    /// `INVALID_SESSION_TIMEOUT`.
+    pub group_max_session_timeout_ms: i64,
     /// The clock.
     pub time: Arc<dyn Time>,
 }
@@ -448,6 +460,9 @@ impl Default for BrokerConfig {
             max_open_files: default_max_open_files(),
             read_only: false,
             default_topic_config: TopicConfig::default(),
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
             time: Arc::new(SystemTime),
         }
     }

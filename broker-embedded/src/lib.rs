@@ -39,8 +39,10 @@ pub use consumer::{
 };
 pub use error::{BrokerError, Result};
 pub use group::{
-    AssignmentStrategy, ConsumerGroupMetadata, GroupDescription, GroupListing,
-    GroupPartitionDescription, GroupState, MemberDescription, OffsetAndMetadata, OffsetResetSpec,
+    AssignmentStrategy, ConsumerGroupMetadata, FetchedOffset, GroupDescription, GroupErrorCode,
+    GroupJoin, GroupJoinResult, GroupLeaveResult, GroupListing, GroupOffsetCommit,
+    GroupOffsetDeleteResult, GroupPartitionDescription, GroupState, GroupSync, GroupSyncResult,
+    JoinedMember, LeavingMember, MemberDescription, OffsetAndMetadata, OffsetResetSpec,
 };
 pub use producer::{
     Appended, OutgoingRef, Producer, ProducerConfig, ProducerRecord, RecordMetadata,

@@ -39,7 +39,7 @@ pub(crate) async fn serve_connection(
             }
             Err(e) => return Err(io(e)),
         };
-        match apis::handle(&context, body).await {
+        match apis::handle(&context, peer, body).await {
             Handled::Respond(response) => write_frame(&mut stream, &response).await.map_err(io)?,
             Handled::NoResponse => {}
             Handled::Refuse(reason) => return Err(WireError::BadRequest { peer, reason }),

@@ -8,11 +8,15 @@
 //! server does not serve gets Kafka's answer (an `UNSUPPORTED_VERSION` ApiVersions
 //! response) or a closed connection, never a panic.
 //!
-//! Served so far: ApiVersions (v0 to v4), Metadata (v0 to v13, with
-//! `auto.create.topics.enable` and topic ids), and the admin APIs: CreateTopics (v2 to v7),
-//! DeleteTopics (v1 to v6), CreatePartitions (v0 to v3), DeleteRecords (v0 to v2),
-//! DescribeConfigs (v1 to v4), AlterConfigs (v0 to v2), IncrementalAlterConfigs (v0 and v1)
-//! and DescribeCluster (v0 to v2). [`SUPPORTED_APIS`] is the list clients are told.
+//! Served: ApiVersions, Metadata (with `auto.create.topics.enable` and topic ids), Produce,
+//! Fetch, ListOffsets and OffsetForLeaderEpoch; the admin APIs (CreateTopics, DeleteTopics,
+//! CreatePartitions, DeleteRecords, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
+//! DescribeCluster); FindCoordinator and consumer groups as Kafka's clients use them: the
+//! classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the offset APIs
+//! (OffsetCommit, OffsetFetch, OffsetDelete) and the group admin APIs (ListGroups,
+//! DescribeGroups, DeleteGroups), with the broker as the coordinator. A request that waits
+//! (a Fetch long poll, a JoinGroup or SyncGroup waiting for other members) holds its own
+//! connection only. [`SUPPORTED_APIS`] is the list clients are told, with the versions.
 
 mod apis;
 mod codes;

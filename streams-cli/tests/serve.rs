@@ -17,8 +17,14 @@ fn streams(dir: &Path) -> Command {
 
 /// Starts `streams serve` on a free loopback port; returns the child and its address.
 fn serve(dir: &Path) -> (Child, String) {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with more arguments.
+fn serve_with(dir: &Path, args: &[&str]) -> (Child, String) {
     let mut child = streams(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -111,6 +117,106 @@ fn a_non_loopback_listener_needs_an_explicit_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
     assert!(!tmp.path().join("meta").exists(), "nothing was created");
+}
+
+/// A Kafka protocol string: `i16` length and bytes.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A request frame: size, header (version 1: key, version, correlation id, client id), body.
+fn frame(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    let mut request = Vec::new();
+    request.extend_from_slice(&api_key.to_be_bytes());
+    request.extend_from_slice(&version.to_be_bytes());
+    request.extend_from_slice(&7i32.to_be_bytes());
+    put_str(&mut request, "serve-test");
+    request.extend_from_slice(body);
+    let mut out = (request.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&request);
+    out
+}
+
+/// Reads one response frame.
+fn read_frame(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).unwrap();
+    body
+}
+
+/// A Kafka client's offsets, committed over the wire, show in `streams groups describe`
+/// after the server stops; a JoinGroup parked for the initial rebalance delay does not
+/// hold up the server's shutdown.
+#[test]
+fn offsets_committed_over_the_wire_show_in_groups_describe_and_shutdown_does_not_wait() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let created = streams(dir)
+        .args(["topics", "create", "--topic", "orders", "--partitions", "2"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let (child, addr) = serve_with(
+        dir,
+        &["--config", "group.initial.rebalance.delay.ms=600000"],
+    );
+    // OffsetCommit v2 of a consumer outside group management (generation -1): offset 42
+    // of orders-1 for group "manual".
+    let mut commit = Vec::new();
+    put_str(&mut commit, "manual");
+    commit.extend_from_slice(&(-1i32).to_be_bytes());
+    put_str(&mut commit, "");
+    commit.extend_from_slice(&(-1i64).to_be_bytes());
+    commit.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut commit, "orders");
+    commit.extend_from_slice(&1i32.to_be_bytes());
+    commit.extend_from_slice(&1i32.to_be_bytes());
+    commit.extend_from_slice(&42i64.to_be_bytes());
+    put_str(&mut commit, "from kafka");
+    let mut client = std::net::TcpStream::connect(&addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    client.write_all(&frame(8, 2, &commit)).unwrap();
+    let answer = read_frame(&mut client);
+    assert_eq!(&answer[..4], &7i32.to_be_bytes(), "the correlation id");
+    assert_eq!(&answer[answer.len() - 2..], &[0, 0], "no error: {answer:?}");
+    // JoinGroup v0 of a new member: parked for the 10-minute initial delay.
+    let mut join = Vec::new();
+    put_str(&mut join, "waiting");
+    join.extend_from_slice(&10_000i32.to_be_bytes());
+    put_str(&mut join, "");
+    put_str(&mut join, "consumer");
+    join.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut join, "range");
+    join.extend_from_slice(&0i32.to_be_bytes());
+    let mut parked = std::net::TcpStream::connect(&addr).unwrap();
+    parked.write_all(&frame(11, 0, &join)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    terminate(child);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the parked JoinGroup held the shutdown for {:?}",
+        started.elapsed()
+    );
+    let described = streams(dir)
+        .args(["groups", "describe", "--group", "manual"])
+        .output()
+        .unwrap();
+    assert!(described.status.success(), "{described:?}");
+    let text = String::from_utf8_lossy(&described.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("manual") && l.contains("orders"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..4], &["manual", "orders", "1", "42"], "{text}");
 }
 
 fn kcat_with_input(args: &[&str], input: &str) -> String {

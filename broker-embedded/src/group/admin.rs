@@ -8,8 +8,8 @@ use tracing::{info, warn};
 use super::codec::{DecodedKey, OffsetKey, OffsetValue};
 use super::state::CommittedOffset;
 use super::{
-    GroupDescription, GroupListing, GroupPartitionDescription, MemberDescription,
-    OffsetAndMetadata, OffsetResetSpec, CONSUMER_OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
+    GroupDescription, GroupListing, GroupPartitionDescription, OffsetAndMetadata, OffsetResetSpec,
+    CONSUMER_OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
 };
 use crate::broker::{Broker, NewTopic};
 use crate::error::{BrokerError, Result};
@@ -210,25 +210,19 @@ impl Broker {
     }
 
     /// Every consumer group the broker knows (with members or committed offsets), sorted by
-    /// id (Kafka's `listConsumerGroups`).
+    /// id (Kafka's `listConsumerGroups`): the embedded consumer's groups and those of Kafka
+    /// clients alike.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
         self.check_open()?;
-        Ok(self
-            .inner
-            .groups
-            .list(self)
-            .into_iter()
-            .map(|(group_id, state, members)| GroupListing {
-                group_id,
-                state,
-                members,
-            })
-            .collect())
+        Ok(self.inner.groups.list(self))
     }
 
     /// A group's state, members and, per partition, the committed offset, the log end offset,
     /// the lag and the member it is assigned to (Kafka's `describeConsumerGroups` with
-    /// `listConsumerGroupOffsets`). An unknown group is [`BrokerError::GroupIdNotFound`].
+    /// `listConsumerGroupOffsets`), for groups of the embedded consumer and of Kafka clients
+    /// alike (the members of a `consumer`-protocol group show the partitions and topics read
+    /// from their assignment and metadata). An unknown group is
+    /// [`BrokerError::GroupIdNotFound`].
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         self.check_open()?;
         self.inner.groups.check_group(group)?;
@@ -238,9 +232,9 @@ impl Broker {
             }
         })?;
         let mut owner: BTreeMap<&TopicPartition, &str> = BTreeMap::new();
-        for (member, _, assignment, _) in &snapshot.members {
-            for tp in assignment {
-                owner.insert(tp, member);
+        for member in &snapshot.members {
+            for tp in &member.assignment {
+                owner.insert(tp, &member.member_id);
             }
         }
         let tps: BTreeSet<&TopicPartition> = snapshot
@@ -277,20 +271,11 @@ impl Broker {
             group_id: group.to_owned(),
             state: snapshot.state,
             generation: snapshot.generation,
-            strategy: snapshot.protocol,
+            strategy: snapshot.strategy,
+            protocol_type: snapshot.protocol_type,
+            protocol: snapshot.protocol,
             leader: snapshot.leader,
-            members: snapshot
-                .members
-                .into_iter()
-                .map(
-                    |(member_id, generation, assignment, subscription)| MemberDescription {
-                        member_id,
-                        generation,
-                        assignment,
-                        subscription,
-                    },
-                )
-                .collect(),
+            members: snapshot.members,
             partitions,
         })
     }

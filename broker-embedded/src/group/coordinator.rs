@@ -12,10 +12,11 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use super::codec::{OffsetKey, OffsetValue};
+use super::consumer_protocol::{assignment_partitions, subscription_topics};
 use super::state::{CommittedOffset, Groups, Heartbeat, JoinRequest, TopicMetadata};
 use super::{
-    offsets_partition_for, ConsumerGroupMetadata, GroupState, OffsetAndMetadata,
-    CONSUMER_OFFSETS_TOPIC, OFFSET_METADATA_MAX_BYTES,
+    offsets_partition_for, ConsumerGroupMetadata, GroupListing, GroupState, MemberDescription,
+    OffsetAndMetadata, CONSUMER_OFFSETS_TOPIC, OFFSET_METADATA_MAX_BYTES,
 };
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
@@ -51,10 +52,11 @@ struct Timer {
 pub(crate) struct GroupSnapshot {
     pub(crate) state: GroupState,
     pub(crate) generation: i32,
-    pub(crate) protocol: Option<super::AssignmentStrategy>,
+    pub(crate) strategy: Option<super::AssignmentStrategy>,
+    pub(crate) protocol_type: String,
+    pub(crate) protocol: Option<String>,
     pub(crate) leader: Option<String>,
-    /// `(member id, generation, assignment, subscription)`.
-    pub(crate) members: Vec<(String, i32, Vec<TopicPartition>, Vec<String>)>,
+    pub(crate) members: Vec<MemberDescription>,
     pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
 }
 
@@ -65,6 +67,9 @@ pub(crate) struct GroupCoordinator {
     /// Woken on every membership or generation change, so members waiting in `poll` act on
     /// it at once.
     changed: Notify,
+    /// Woken when an answer is delivered to a parked JoinGroup or SyncGroup of Kafka's
+    /// classic protocol, and when the broker closes.
+    pub(super) classic_changed: Notify,
     timer: Mutex<Option<Timer>>,
     /// Offsets committed inside transactions that have no marker yet, by producer id.
     #[allow(clippy::type_complexity, reason = "a plain map of lists")]
@@ -87,6 +92,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(Groups::default()),
             changed: Notify::new(),
+            classic_changed: Notify::new(),
             timer: Mutex::new(None),
             pending_txn: Mutex::new(std::collections::HashMap::new()),
             offline: Mutex::new((0, BTreeMap::new())),
@@ -115,18 +121,22 @@ impl GroupCoordinator {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Groups> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Groups> {
         // Every transition completes before it returns; a panic elsewhere while the guard
         // was held leaves a consistent state, so the guard is reused.
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Releases the lock and wakes waiting members if anything changed.
-    fn finish(&self, mut groups: MutexGuard<'_, Groups>) {
+    pub(super) fn finish(&self, mut groups: MutexGuard<'_, Groups>) {
         let changed = std::mem::take(&mut groups.changed);
+        let classic_changed = std::mem::take(&mut groups.classic.changed);
         drop(groups);
         if changed {
             self.changed.notify_waiters();
+        }
+        if classic_changed {
+            self.classic_changed.notify_waiters();
         }
     }
 
@@ -135,7 +145,7 @@ impl GroupCoordinator {
         &self.changed
     }
 
-    fn now(broker: &Broker) -> i64 {
+    pub(super) fn now(broker: &Broker) -> i64 {
         broker.config().time.now_ms()
     }
 
@@ -214,7 +224,7 @@ impl GroupCoordinator {
 
     /// Checks offsets to commit (metadata size, known partitions) and turns them into the
     /// entries written to `__consumer_offsets`, stamped `now`.
-    fn offset_entries(
+    pub(super) fn offset_entries(
         broker: &Broker,
         group: &str,
         offsets: &[(TopicPartition, OffsetAndMetadata)],
@@ -288,6 +298,18 @@ impl GroupCoordinator {
         let mut groups = self.lock();
         groups.expire(now, broker);
         let result = (|| {
+            if let Some(classic) = groups.classic.groups.get(group).filter(|g| g.is_active()) {
+                return Err(BrokerError::GroupNotEmpty {
+                    group: group.to_owned(),
+                    state: classic.state.to_string(),
+                    members: classic.member_count(),
+                });
+            }
+            let known_classic = groups.classic.groups.contains_key(group);
+            if offsets.is_none() {
+                // A delete forgets the classic group too (it is empty).
+                groups.classic.groups.remove(group);
+            }
             let existing = groups.groups.get(group);
             if let Some(g) = existing {
                 if !g.members.is_empty() {
@@ -314,6 +336,7 @@ impl GroupCoordinator {
                     .collect(),
                 None => match existing {
                     Some(g) => g.offsets.keys().map(|tp| (tp.clone(), None)).collect(),
+                    None if known_classic => Vec::new(),
                     None => {
                         return Err(BrokerError::GroupIdNotFound {
                             group: group.to_owned(),
@@ -335,7 +358,7 @@ impl GroupCoordinator {
     /// Appends offset records (a `None` offset is a tombstone) to the group's
     /// `__consumer_offsets` partition and applies them to the cache. Called with the lock
     /// held; the append does not fsync (the caller's commit point does).
-    fn write(
+    pub(super) fn write(
         broker: &Broker,
         groups: &mut Groups,
         group: &str,
@@ -463,6 +486,21 @@ impl GroupCoordinator {
         result.map(Some)
     }
 
+    /// Partitions of `group` with a transactional offset commit that has no marker yet.
+    pub(super) fn pending_txn_partitions(
+        &self,
+        group: &str,
+    ) -> std::collections::BTreeSet<TopicPartition> {
+        self.pending_txn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .flatten()
+            .filter(|(g, _, _)| g == group)
+            .map(|(_, tp, _)| tp.clone())
+            .collect()
+    }
+
     /// A transaction marker of `producer_id` reached `__consumer_offsets`: its offsets become
     /// committed (commit) or are dropped (abort).
     pub(crate) fn complete_txn(&self, producer_id: i64, commit: bool) {
@@ -505,14 +543,42 @@ impl GroupCoordinator {
         groups.changed = false;
     }
 
-    /// Every known group: `(id, state, members)`.
-    pub(crate) fn list(&self, broker: &Broker) -> Vec<(String, GroupState, usize)> {
+    /// Every known group of either kind, sorted by id.
+    pub(crate) fn list(&self, broker: &Broker) -> Vec<GroupListing> {
         let mut groups = self.lock();
         groups.expire(Self::now(broker), broker);
-        let out = groups
+        let ids: std::collections::BTreeSet<&String> = groups
             .groups
-            .iter()
-            .map(|(id, g)| (id.clone(), g.state, g.members.len()))
+            .keys()
+            .chain(groups.classic.groups.keys())
+            .collect();
+        // A group id is in use by one kind at a time; an empty classic group that still
+        // has offsets shows as a classic group.
+        let out = ids
+            .into_iter()
+            .filter_map(|id| {
+                let embedded = groups.groups.get(id);
+                let embedded_active = embedded.is_some_and(|g| !g.members.is_empty());
+                match (groups.classic.groups.get(id), embedded) {
+                    (Some(c), _) if !embedded_active => Some(GroupListing {
+                        group_id: id.clone(),
+                        state: c.state,
+                        members: c.member_count(),
+                        protocol_type: c.protocol_type.clone().unwrap_or_default(),
+                    }),
+                    (_, Some(g)) => Some(GroupListing {
+                        group_id: id.clone(),
+                        state: g.state,
+                        members: g.members.len(),
+                        protocol_type: if embedded_active {
+                            super::consumer_protocol::CONSUMER_PROTOCOL_TYPE.to_owned()
+                        } else {
+                            String::new()
+                        },
+                    }),
+                    _ => None,
+                }
+            })
             .collect();
         self.finish(groups);
         out
@@ -522,25 +588,80 @@ impl GroupCoordinator {
     pub(crate) fn snapshot(&self, broker: &Broker, group: &str) -> Option<GroupSnapshot> {
         let mut groups = self.lock();
         groups.expire(Self::now(broker), broker);
-        let out = groups.groups.get(group).map(|g| GroupSnapshot {
-            state: g.state,
-            generation: g.generation,
-            protocol: g.protocol,
-            leader: g.leader.clone(),
-            members: g
-                .members
-                .iter()
-                .map(|(id, m)| {
-                    (
-                        id.clone(),
-                        m.generation,
-                        m.assignment.clone(),
-                        m.topics.iter().cloned().collect(),
-                    )
+        let offsets = groups
+            .groups
+            .get(group)
+            .map(|g| g.offsets.clone())
+            .unwrap_or_default();
+        let embedded_active = groups
+            .groups
+            .get(group)
+            .is_some_and(|g| !g.members.is_empty());
+        let out = match (groups.classic.groups.get(group), groups.groups.get(group)) {
+            (Some(c), _) if !embedded_active => {
+                let consumer = c.protocol_type.as_deref()
+                    == Some(super::consumer_protocol::CONSUMER_PROTOCOL_TYPE);
+                Some(GroupSnapshot {
+                    state: c.state,
+                    generation: c.generation,
+                    strategy: None,
+                    protocol_type: c.protocol_type.clone().unwrap_or_default(),
+                    protocol: c.protocol_name.clone(),
+                    leader: c.leader.clone(),
+                    members: c
+                        .members()
+                        .into_iter()
+                        .map(|m| MemberDescription {
+                            generation: c.generation,
+                            assignment: consumer
+                                .then(|| assignment_partitions(&m.assignment))
+                                .flatten()
+                                .unwrap_or_default(),
+                            subscription: consumer
+                                .then(|| subscription_topics(&m.metadata))
+                                .flatten()
+                                .unwrap_or_default(),
+                            member_id: m.member_id,
+                            group_instance_id: m.group_instance_id,
+                            client_id: m.client_id,
+                            client_host: m.client_host,
+                            protocol_metadata: Some(m.metadata),
+                            protocol_assignment: Some(m.assignment),
+                        })
+                        .collect(),
+                    offsets,
                 })
-                .collect(),
-            offsets: g.offsets.clone(),
-        });
+            }
+            (_, Some(g)) => Some(GroupSnapshot {
+                state: g.state,
+                generation: g.generation,
+                strategy: g.protocol,
+                protocol_type: if g.members.is_empty() {
+                    String::new()
+                } else {
+                    super::consumer_protocol::CONSUMER_PROTOCOL_TYPE.to_owned()
+                },
+                protocol: g.protocol.map(|p| p.name().to_owned()),
+                leader: g.leader.clone(),
+                members: g
+                    .members
+                    .iter()
+                    .map(|(id, m)| MemberDescription {
+                        member_id: id.clone(),
+                        generation: m.generation,
+                        assignment: m.assignment.clone(),
+                        subscription: m.topics.iter().cloned().collect(),
+                        group_instance_id: None,
+                        client_id: String::new(),
+                        client_host: String::new(),
+                        protocol_metadata: None,
+                        protocol_assignment: None,
+                    })
+                    .collect(),
+                offsets,
+            }),
+            _ => None,
+        };
         self.finish(groups);
         out
     }
@@ -585,7 +706,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn wake_timer(&self) {
+    pub(super) fn wake_timer(&self) {
         if let Some(timer) = self
             .timer
             .lock()
@@ -607,6 +728,7 @@ impl GroupCoordinator {
             }
         }
         self.changed.notify_waiters();
+        self.classic_changed.notify_waiters();
     }
 }
 

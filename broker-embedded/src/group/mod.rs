@@ -10,6 +10,15 @@
 //! the others; a commit from a stale generation is refused with
 //! [`BrokerError::CommitFailed`](crate::BrokerError::CommitFailed).
 //!
+//! The same coordinator serves Kafka's own clients over the wire protocol with Kafka's
+//! classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup: the clients assign
+//! partitions themselves), through [`Broker::join_group`](crate::Broker::join_group) and
+//! its siblings. A group id is used by one kind of member at a time: the other kind is
+//! refused with `INCONSISTENT_GROUP_PROTOCOL`
+//! ([`BrokerError::InconsistentGroupProtocol`](crate::BrokerError::InconsistentGroupProtocol)
+//! for the embedded consumer). Both kinds share the committed offsets, their storage and
+//! the admin calls (list, describe, reset, delete).
+//!
 //! Committed offsets are records of `__consumer_offsets` (created when the broker opens,
 //! [`OFFSETS_TOPIC_PARTITIONS`] partitions, `cleanup.policy=compact`); a group's records live
 //! in partition [`offsets_partition_for`]`(group)`. The broker rebuilds its cache of them by
@@ -18,14 +27,25 @@
 
 mod admin;
 mod assignor;
+mod classic;
+mod classic_api;
+mod classic_group;
+mod classic_types;
 mod codec;
+pub mod consumer_protocol;
 mod coordinator;
 mod state;
 
 pub(crate) use admin::validate_group_id;
 pub use assignor::AssignmentStrategy;
+pub use classic_types::{
+    FetchedOffset, GroupErrorCode, GroupJoin, GroupJoinResult, GroupLeaveResult, GroupOffsetCommit,
+    GroupOffsetDeleteResult, GroupSync, GroupSyncResult, JoinedMember, LeavingMember,
+};
 pub(crate) use coordinator::{offsets_commit_point, GroupCoordinator};
 pub(crate) use state::{Heartbeat, JoinRequest};
+
+use bytes::Bytes;
 
 use crate::TopicPartition;
 
@@ -58,9 +78,10 @@ pub fn offsets_partition_for(group_id: &str, partitions: u32) -> u32 {
 
 /// A group's state, with Kafka's names.
 ///
-/// The coordinator computes the assignment as soon as the last member has joined, so the
-/// `CompletingRebalance` state of Kafka (waiting for the leader's `SyncGroup`) never occurs;
-/// a group that is not known is an error ([`BrokerError::GroupIdNotFound`]), not `Dead`.
+/// For the embedded consumer's groups the coordinator computes the assignment as soon as
+/// the last member has joined, so `CompletingRebalance` (waiting for the leader's
+/// `SyncGroup`) occurs only in groups of Kafka's classic protocol; a group that is not
+/// known is an error ([`BrokerError::GroupIdNotFound`]), not `Dead`.
 ///
 /// [`BrokerError::GroupIdNotFound`]: crate::BrokerError::GroupIdNotFound
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +91,9 @@ pub enum GroupState {
     Empty,
     /// A rebalance is in progress: members are (re)joining.
     PreparingRebalance,
+    /// Every member has joined; the group waits for the leader's assignment (classic
+    /// protocol only).
+    CompletingRebalance,
     /// Every member has its partitions for the current generation.
     Stable,
 }
@@ -79,6 +103,7 @@ impl std::fmt::Display for GroupState {
         f.write_str(match self {
             GroupState::Empty => "Empty",
             GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
         })
     }
@@ -133,6 +158,10 @@ pub struct GroupListing {
     pub state: GroupState,
     /// How many members it has.
     pub members: usize,
+    /// Its protocol type: `consumer` for the embedded consumer's groups, the clients'
+    /// protocol type for groups of Kafka's classic protocol, empty for a group that only
+    /// has committed offsets.
+    pub protocol_type: String,
 }
 
 /// A member as [`Broker::describe_group`](crate::Broker::describe_group) shows it.
@@ -146,6 +175,21 @@ pub struct MemberDescription {
     pub assignment: Vec<TopicPartition>,
     /// The topics it subscribes to.
     pub subscription: Vec<String>,
+    /// `group.instance.id` of a static member (classic protocol).
+    pub group_instance_id: Option<String>,
+    /// The client's `client.id` (classic protocol; empty for the embedded consumer).
+    pub client_id: String,
+    /// The client's address, as Kafka shows it (`/127.0.0.1`; empty for the embedded
+    /// consumer).
+    pub client_host: String,
+    /// Kafka's classic protocol: the member's metadata for the group's protocol, as the
+    /// client encoded it (`subscription` is read from it when the protocol type is
+    /// `consumer`). `None` for the embedded consumer.
+    pub protocol_metadata: Option<Bytes>,
+    /// Kafka's classic protocol: the member's assignment, as the leader encoded it
+    /// (`assignment` is read from it when the protocol type is `consumer`). `None` for the
+    /// embedded consumer.
+    pub protocol_assignment: Option<Bytes>,
 }
 
 /// One partition of a group as [`Broker::describe_group`](crate::Broker::describe_group)
@@ -178,8 +222,13 @@ pub struct GroupDescription {
     pub state: GroupState,
     /// The current generation (0 for a group that never rebalanced).
     pub generation: i32,
-    /// The assignment strategy in use, if the group has members.
+    /// The assignment strategy in use, if the group has members (embedded consumer).
     pub strategy: Option<AssignmentStrategy>,
+    /// The protocol type (see [`GroupListing::protocol_type`]).
+    pub protocol_type: String,
+    /// The protocol in use, if the group has members: the strategy's name for the
+    /// embedded consumer, the selected protocol for Kafka's classic protocol.
+    pub protocol: Option<String>,
     /// The member chosen as leader, if any.
     pub leader: Option<String>,
     /// Members, by member id.

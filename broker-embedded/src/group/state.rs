@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tracing::{debug, info};
 
 use super::assignor::{self, AssignmentStrategy, MemberInput};
+use super::classic::ClassicGroups;
 use super::{GroupState, OffsetAndMetadata};
 use crate::error::{BrokerError, Result};
 use crate::TopicPartition;
@@ -146,6 +147,9 @@ pub(crate) struct Groups {
     /// Set by every transition a waiting member could care about; the owner clears it and
     /// wakes the waiters.
     pub(crate) changed: bool,
+    /// The groups of Kafka's classic protocol (Kafka's clients over the wire), which share
+    /// the group ids and committed offsets of `groups`.
+    pub(crate) classic: ClassicGroups,
 }
 
 fn commit_failed(group: &str, member_id: &str, generation: i32, reason: String) -> BrokerError {
@@ -179,6 +183,20 @@ impl Groups {
         meta: &dyn TopicMetadata,
     ) -> Result<String> {
         self.expire_group(group_id, now, meta);
+        if let Some(classic) = self.classic.groups.get(group_id).filter(|g| g.is_active()) {
+            return Err(BrokerError::InconsistentGroupProtocol {
+                group: group_id.to_owned(),
+                strategy: request.strategy.name().to_owned(),
+                group_strategy: format!(
+                    "{} (the group is in use by Kafka clients with protocol type {:?})",
+                    classic
+                        .protocol_name
+                        .as_deref()
+                        .unwrap_or("a classic-protocol assignor"),
+                    classic.protocol_type.as_deref().unwrap_or("")
+                ),
+            });
+        }
         let known = member_id
             .filter(|id| {
                 self.groups
@@ -291,7 +309,8 @@ impl Groups {
                     Heartbeat::Stable
                 }
             }
-            GroupState::Empty => Heartbeat::UnknownMember,
+            // CompletingRebalance is a state of classic-protocol groups only.
+            GroupState::Empty | GroupState::CompletingRebalance => Heartbeat::UnknownMember,
         }
     }
 
@@ -327,6 +346,7 @@ impl Groups {
         for id in ids {
             self.expire_group(&id, now, meta);
         }
+        self.classic.tick_all(now);
     }
 
     fn expire_group(&mut self, group_id: &str, now: i64, meta: &dyn TopicMetadata) {
@@ -473,6 +493,18 @@ impl Groups {
         self.expire_group(group_id, now, meta);
         let group = self.groups.get_mut(group_id);
         if generation < 0 && member_id.is_empty() {
+            if let Some(classic) = self.classic.groups.get(group_id).filter(|g| g.is_active()) {
+                return Err(commit_failed(
+                    group_id,
+                    member_id,
+                    generation,
+                    format!(
+                        "the group has {} member(s) of Kafka's classic protocol; a consumer \
+                         outside group management cannot commit for it",
+                        classic.member_count()
+                    ),
+                ));
+            }
             return match group {
                 Some(g) if !g.members.is_empty() => Err(commit_failed(
                     group_id,
@@ -569,7 +601,8 @@ impl Groups {
 
     /// The earliest time at which a member could expire or a rebalance deadline pass.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
-        self.groups
+        let embedded = self
+            .groups
             .values()
             .flat_map(|g| {
                 let rebalance =
@@ -577,7 +610,12 @@ impl Groups {
                 g.members.values().map(Member::deadline).chain(rebalance)
             })
             .min()
-            .map(|t| t.saturating_add(1))
+            .map(|t| t.saturating_add(1));
+        // Classic timers fire at their deadline, not after it.
+        embedded
+            .into_iter()
+            .chain(self.classic.next_deadline())
+            .min()
     }
 }
 

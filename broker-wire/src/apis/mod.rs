@@ -13,6 +13,8 @@ mod describe_cluster;
 mod describe_configs;
 mod errors;
 mod fetch;
+mod find_coordinator;
+mod groups;
 mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
@@ -20,11 +22,17 @@ mod offset_for_leader_epoch;
 mod produce;
 mod topic_config_change;
 
+use std::net::SocketAddr;
+
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::context::Context;
+use groups::{
+    delete_groups, describe_groups, heartbeat, join_group, leave_group, list_groups, offset_commit,
+    offset_delete, offset_fetch, sync_group,
+};
 
 /// The APIs this server serves, with the versions of each: `(API, lowest, highest)`. An
 /// ApiVersions response lists exactly these.
@@ -43,6 +51,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// What to do with a request.
@@ -64,8 +83,8 @@ fn served_versions(key: ApiKey) -> Option<(i16, i16)> {
         .map(|&(_, min, max)| (min, max))
 }
 
-/// Answers one request frame.
-pub(crate) async fn handle(context: &Context, mut body: Bytes) -> Handled {
+/// Answers one request frame from the client at `peer`.
+pub(crate) async fn handle(context: &Context, peer: SocketAddr, mut body: Bytes) -> Handled {
     if body.len() < 8 {
         return Handled::Refuse(format!(
             "a request of {} bytes is shorter than its header",
@@ -127,6 +146,21 @@ pub(crate) async fn handle(context: &Context, mut body: Bytes) -> Handled {
             incremental_alter_configs::respond(context, r).await.into()
         }
         RequestKind::DescribeCluster(r) => describe_cluster::respond(context, r).into(),
+        RequestKind::FindCoordinator(r) => find_coordinator::respond(context, r, version).into(),
+        RequestKind::JoinGroup(r) => join_group::respond(context, &header, peer, r, version)
+            .await
+            .into(),
+        RequestKind::SyncGroup(r) => sync_group::respond(context, r).await.into(),
+        RequestKind::Heartbeat(r) => heartbeat::respond(context, r).await.into(),
+        RequestKind::LeaveGroup(r) => leave_group::respond(context, r, version).await.into(),
+        RequestKind::OffsetCommit(r) => offset_commit::respond(context, r, version).await.into(),
+        RequestKind::OffsetFetch(r) => offset_fetch::respond(context, r, version).await.into(),
+        RequestKind::OffsetDelete(r) => offset_delete::respond(context, r).await.into(),
+        RequestKind::ListGroups(r) => list_groups::respond(context, r, version).await.into(),
+        RequestKind::DescribeGroups(r) => {
+            describe_groups::respond(context, r, version).await.into()
+        }
+        RequestKind::DeleteGroups(r) => delete_groups::respond(context, r).await.into(),
         other => return Handled::Refuse(format!("{other:?} is not served")),
     };
     encode(key, version, header.correlation_id, &response)

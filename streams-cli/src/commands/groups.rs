@@ -583,6 +583,8 @@ mod tests {
             state: GroupState::Empty,
             generation: 3,
             strategy: None,
+            protocol_type: String::new(),
+            protocol: None,
             leader: None,
             members: Vec::new(),
             partitions: vec![

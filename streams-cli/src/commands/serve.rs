@@ -49,11 +49,42 @@ pub(crate) async fn run(dir: &Path, args: ServeArgs, out: &mut dyn Write) -> Res
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("a positive number of bytes"))?
             }
+            "group.initial.rebalance.delay.ms" => {
+                broker_config.group_initial_rebalance_delay_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad("a number of milliseconds, 0 or more"))?
+            }
+            "group.min.session.timeout.ms" => {
+                broker_config.group_min_session_timeout_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad("a number of milliseconds, 0 or more"))?
+            }
+            "group.max.session.timeout.ms" => {
+                broker_config.group_max_session_timeout_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad("a number of milliseconds, 0 or more"))?
+            }
             _ => bail!(
                 "unknown config {key}: streams serve takes num.partitions, \
-                 auto.create.topics.enable and socket.request.max.bytes"
+                 auto.create.topics.enable, socket.request.max.bytes, \
+                 group.initial.rebalance.delay.ms, group.min.session.timeout.ms and \
+                 group.max.session.timeout.ms"
             ),
         }
+    }
+    if broker_config.group_min_session_timeout_ms > broker_config.group_max_session_timeout_ms {
+        bail!(
+            "invalid config: group.min.session.timeout.ms ({}) is above \
+             group.max.session.timeout.ms ({})",
+            broker_config.group_min_session_timeout_ms,
+            broker_config.group_max_session_timeout_ms
+        );
     }
     let dir = locate_broker(dir, DirMode::Create)?;
     let broker = Broker::open(&dir, broker_config).await?;
