@@ -236,6 +236,16 @@ pub enum BrokerError {
         reason: String,
     },
 
+    /// The group coordinator refused a request of a Kafka client with one of Kafka's group
+    /// errors (a member or generation it does not know, a rebalance in progress, ...).
+    #[error("consumer group {group}: {code:?}")]
+    GroupRefused {
+        /// The group.
+        group: String,
+        /// Kafka's error.
+        code: crate::group::GroupErrorCode,
+    },
+
     /// A write or an fsync failed earlier: the partition refuses further writes, because
     /// what reached the disk is unknown and retrying an fsync can silently lose data.
     #[error(

@@ -26,7 +26,7 @@ mod topic_meta;
 mod transaction;
 mod transaction_api;
 
-pub use crate::log::{AppendInfo, CleanStats};
+pub use crate::log::{ActiveProducer, AppendInfo, CleanStats};
 pub use batch::Compression;
 pub use broker::{Broker, NewTopic, PartitionDescription, RepairReport, TopicDescription};
 pub use config::{
@@ -52,6 +52,7 @@ pub use record::{BatchInfo, Header, NewRecord, ProducerFields, Record, RecordBat
 pub use time::{MockTime, SystemTime, Time};
 pub use topic_meta::validate_topic_name;
 pub use transaction::{TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC};
+pub use transaction_api::{TransactionDescription, TxnOffsetCommit, TRANSACTION_MAX_TIMEOUT_MS};
 
 /// A topic name and partition index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

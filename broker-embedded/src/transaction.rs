@@ -54,6 +54,18 @@ pub(crate) enum TxnState {
 }
 
 impl TxnState {
+    /// Kafka's name of the state, as ListTransactions and DescribeTransactions report it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+
     fn to_byte(self) -> u8 {
         match self {
             TxnState::Empty => 0,
@@ -444,6 +456,18 @@ impl TransactionCoordinator {
             });
         }
         Ok(())
+    }
+
+    /// Every transactional id's state, by id.
+    pub(crate) fn snapshot(&self) -> Vec<(String, TxnMetadata)> {
+        let mut out: Vec<(String, TxnMetadata)> = self
+            .lock()
+            .txns
+            .iter()
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Kafka's `EndTxn`: commits or aborts the producer's transaction. Returns once the

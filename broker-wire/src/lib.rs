@@ -19,7 +19,6 @@
 //! connection only. [`SUPPORTED_APIS`] is the list clients are told, with the versions.
 
 mod apis;
-mod codes;
 mod config;
 mod connection;
 mod context;

@@ -288,6 +288,23 @@ impl ClassicGroups {
         }
     }
 
+    /// Kafka's check of a TxnOffsetCommit against the classic group `group_id`; `None` when
+    /// there is no such group.
+    pub(crate) fn validate_txn_offset_commit(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: i64,
+    ) -> Option<Result<(), GroupErrorCode>> {
+        let mut out = Outbox::default();
+        self.tick_group(group_id, now, &mut out);
+        self.flush(out);
+        let group = self.groups.get_mut(group_id)?;
+        Some(group.validate_txn_offset_commit(member_id, instance_id, generation, now))
+    }
+
     /// Kafka's check of an OffsetCommit against the classic group `group_id`; `None` when
     /// there is no such group.
     pub(crate) fn validate_offset_commit(

@@ -373,6 +373,32 @@ fn check_commit(
     }
 }
 
+/// Kafka's check of a TxnOffsetCommit: a classic group's member and generation (a group
+/// waiting for its leader's assignment takes it); a group of the embedded consumer takes
+/// none from a Kafka client; a group without members takes commits from outside group
+/// management.
+pub(crate) fn check_txn_commit(
+    groups: &mut Groups,
+    group_id: &str,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation: i32,
+    now: i64,
+) -> Result<(), GroupErrorCode> {
+    if let Some(result) =
+        groups
+            .classic
+            .validate_txn_offset_commit(group_id, member_id, instance_id, generation, now)
+    {
+        return result;
+    }
+    match groups.groups.get(group_id) {
+        Some(g) if !g.members.is_empty() => Err(GroupErrorCode::UnknownMemberId),
+        _ if generation < 0 => Ok(()),
+        _ => Err(GroupErrorCode::IllegalGeneration),
+    }
+}
+
 /// The outcome of an OffsetDelete and the tombstones to write.
 fn plan_offset_delete(
     groups: &Groups,

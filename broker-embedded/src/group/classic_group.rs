@@ -1090,6 +1090,25 @@ impl ClassicGroup {
         results
     }
 
+    /// Kafka's check of a TxnOffsetCommit: an OffsetCommit's, except that a group waiting
+    /// for its leader's assignment takes it (the transaction decides later).
+    pub(super) fn validate_txn_offset_commit(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: i64,
+    ) -> Result<(), GroupErrorCode> {
+        match self.validate_offset_commit(member_id, instance_id, generation, now) {
+            Err(GroupErrorCode::RebalanceInProgress)
+                if self.state == GroupState::CompletingRebalance =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Kafka's check of an OffsetCommit against a classic group.
     pub(super) fn validate_offset_commit(
         &mut self,

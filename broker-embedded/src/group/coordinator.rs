@@ -448,12 +448,42 @@ impl GroupCoordinator {
         producer_epoch: i16,
         offsets: &[(TopicPartition, OffsetAndMetadata)],
     ) -> Result<Option<u32>> {
+        let group = metadata.group_id.as_str();
+        self.txn_commit_with(
+            broker,
+            group,
+            producer_id,
+            producer_epoch,
+            offsets,
+            |groups, now| {
+                groups.check_commit(
+                    group,
+                    &metadata.member_id,
+                    metadata.generation_id,
+                    now,
+                    broker,
+                )
+            },
+        )
+    }
+
+    /// [`GroupCoordinator::txn_commit`] with the group's check of the committer given by the
+    /// caller (the embedded consumer's rules, or Kafka's classic protocol's), run under the
+    /// same lock as the append.
+    pub(crate) fn txn_commit_with(
+        &self,
+        broker: &Broker,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+        check: impl FnOnce(&mut Groups, i64) -> Result<()>,
+    ) -> Result<Option<u32>> {
         broker.check_open()?;
-        self.check_group(&metadata.group_id)?;
+        self.check_group(group)?;
         if offsets.is_empty() {
             return Ok(None);
         }
-        let group = metadata.group_id.as_str();
         let now = Self::now(broker);
         let entries = Self::offset_entries(broker, group, offsets, now)?;
         let fields = ProducerFields {
@@ -464,14 +494,7 @@ impl GroupCoordinator {
             control: false,
         };
         let mut groups = self.lock();
-        let result = groups
-            .check_commit(
-                group,
-                &metadata.member_id,
-                metadata.generation_id,
-                now,
-                broker,
-            )
+        let result = check(&mut groups, now)
             .and_then(|()| Self::append_offsets(broker, group, &entries, now, fields));
         if result.is_ok() {
             let mut pending = self.pending_txn.lock().unwrap_or_else(|p| p.into_inner());

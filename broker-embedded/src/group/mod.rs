@@ -28,7 +28,7 @@
 mod admin;
 mod assignor;
 mod classic;
-mod classic_api;
+pub(crate) mod classic_api;
 mod classic_group;
 mod classic_types;
 mod codec;

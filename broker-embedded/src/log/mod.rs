@@ -46,6 +46,7 @@ use crate::time::Time;
 
 use self::damage::gap_allowed;
 pub(crate) use self::damage::{apply_repair, Damage};
+pub use self::producers::ActiveProducer;
 pub(crate) use self::producers::{control_is_commit, control_key, control_value};
 
 /// A read may read this many bytes beyond its budget to skip the batches between the index
@@ -548,6 +549,11 @@ impl Log {
     /// `(producer id, first offset)` of the aborted transactions overlapping `from..to`.
     pub(crate) fn aborted_transactions(&self, from: u64, to: u64) -> Vec<(i64, u64)> {
         self.producers.aborted_overlapping(from, to)
+    }
+
+    /// The producers with state in this partition.
+    pub(crate) fn active_producers(&self) -> Vec<ActiveProducer> {
+        self.producers.active()
     }
 
     /// The largest producer id of any batch in the log.

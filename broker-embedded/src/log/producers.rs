@@ -75,6 +75,21 @@ struct ProducerEntry {
     txn_first_offset: Option<u64>,
 }
 
+/// A producer's state in one partition, as Kafka's DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its latest epoch here.
+    pub epoch: i16,
+    /// The sequence of its last record here, -1 without one.
+    pub last_sequence: i32,
+    /// The max timestamp of its last batch here, -1 without one.
+    pub last_timestamp: i64,
+    /// The first offset of its open transaction here.
+    pub txn_start_offset: Option<u64>,
+}
+
 /// An aborted transaction: its producer and offset range (the last offset is the abort
 /// marker's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +253,24 @@ impl ProducerStates {
             .values()
             .map(|pid| (*pid, self.epoch(*pid).unwrap_or(0)))
             .collect()
+    }
+
+    /// Every producer with state here: `(id, epoch, last sequence, last batch's timestamp,
+    /// first offset of its open transaction)`, by id (Kafka's DescribeProducers).
+    pub(crate) fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&id, e)| ActiveProducer {
+                producer_id: id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.batches.back().map_or(-1, |b| b.timestamp),
+                txn_start_offset: e.txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// The largest producer id seen.

@@ -1,9 +1,10 @@
-//! Kafka's error codes for the admin APIs, and a broker error as Kafka reports it: a code
-//! and a message in Kafka's words.
+//! The embedded broker's errors as Kafka's error codes, the code a Kafka broker sends in the
+//! same case, with messages in Kafka's words where clients print them.
 
 use broker_embedded::BrokerError;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
-pub(super) const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub(super) const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub(super) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub(super) const INVALID_TOPIC_EXCEPTION: i16 = 17;
@@ -13,7 +14,6 @@ pub(super) const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub(super) const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub(super) const INVALID_CONFIG: i16 = 40;
 pub(super) const INVALID_REQUEST: i16 = 42;
-pub(super) const KAFKA_STORAGE_ERROR: i16 = 56;
 pub(super) const UNKNOWN_TOPIC_ID: i16 = 100;
 pub(super) const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
@@ -71,10 +71,56 @@ pub(super) fn from_broker(error: &BrokerError) -> ItemError {
             (INVALID_CONFIG, config_message(key, value, reason))
         }
         BrokerError::OffsetOutOfRange { .. } => (OFFSET_OUT_OF_RANGE, error.to_string()),
-        BrokerError::ReadOnly { .. } => (INVALID_REQUEST, error.to_string()),
-        e if e.is_fatal() => (KAFKA_STORAGE_ERROR, e.to_string()),
-        e => (UNKNOWN_SERVER_ERROR, e.to_string()),
+        e => (response_error(e).code(), e.to_string()),
     }
+}
+
+/// Kafka's error for a broker error: the code a Kafka broker sends in the same case.
+pub(super) fn response_error(e: &BrokerError) -> ResponseError {
+    use BrokerError as B;
+    match e {
+        B::UnknownTopic { .. } | B::UnknownPartition { .. } => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        B::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        B::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        B::TopicExists { .. } => ResponseError::TopicAlreadyExists,
+        B::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        B::InvalidRecord { .. } => ResponseError::InvalidRecord,
+        B::CorruptRecord { .. } => ResponseError::CorruptMessage,
+        B::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        B::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        B::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        B::ProducerFenced { .. } => ResponseError::ProducerFenced,
+        B::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        B::GroupNotEmpty { .. } => ResponseError::NonEmptyGroup,
+        B::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
+        B::InconsistentGroupProtocol { .. } => ResponseError::InconsistentGroupProtocol,
+        B::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
+        B::GroupOffsetsOffline { .. } | B::TransactionStateOffline { .. } => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        // The partition's storage cannot serve it: what Kafka answers for an offline log dir.
+        B::PartitionOffline { .. }
+        | B::CorruptBatch { .. }
+        | B::LogPoisoned { .. }
+        | B::Io { .. }
+        | B::ReadOnly { .. } => ResponseError::KafkaStorageError,
+        // Shutting down: the client retries elsewhere (or here, after a restart).
+        B::Closed => ResponseError::NotLeaderOrFollower,
+        B::GroupRefused { code, .. } => {
+            ResponseError::try_from_code(code.code()).unwrap_or(ResponseError::UnknownServerError)
+        }
+        _ => ResponseError::UnknownServerError,
+    }
+}
+
+/// `(error code, message)` for a response that carries both.
+pub(super) fn error_and_message(e: &BrokerError) -> (i16, Option<StrBytes>) {
+    (
+        response_error(e).code(),
+        Some(StrBytes::from_string(e.to_string())),
+    )
 }
 
 #[cfg(test)]

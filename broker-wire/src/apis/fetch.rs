@@ -23,7 +23,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
-use crate::codes::response_error;
+use super::errors::response_error;
 use crate::context::Context;
 
 /// The longest wait honoured, whatever a client asks (Kafka bounds it by the request

@@ -8,7 +8,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
-use crate::codes::response_error;
+use super::errors::response_error;
 use crate::context::Context;
 
 /// Kafka's special timestamps.

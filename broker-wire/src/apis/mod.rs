@@ -21,6 +21,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod topic_config_change;
+mod transactions;
 
 use std::net::SocketAddr;
 
@@ -62,6 +63,14 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
+    (ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// What to do with a request.
@@ -161,6 +170,26 @@ pub(crate) async fn handle(context: &Context, peer: SocketAddr, mut body: Bytes)
             describe_groups::respond(context, r, version).await.into()
         }
         RequestKind::DeleteGroups(r) => delete_groups::respond(context, r).await.into(),
+        RequestKind::InitProducerId(r) => transactions::init_producer_id(context, r).await.into(),
+        RequestKind::AddPartitionsToTxn(r) => {
+            transactions::add_partitions_to_txn(context, r, version)
+                .await
+                .into()
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            transactions::add_offsets_to_txn(context, r).await.into()
+        }
+        RequestKind::EndTxn(r) => transactions::end_txn(context, r).await.into(),
+        RequestKind::TxnOffsetCommit(r) => transactions::txn_offset_commit(context, r).await.into(),
+        RequestKind::DescribeProducers(r) => {
+            transactions::describe_producers(context, r).await.into()
+        }
+        RequestKind::ListTransactions(r) => {
+            transactions::list_transactions(context, r).await.into()
+        }
+        RequestKind::DescribeTransactions(r) => {
+            transactions::describe_transactions(context, r).await.into()
+        }
         other => return Handled::Refuse(format!("{other:?} is not served")),
     };
     encode(key, version, header.correlation_id, &response)

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
-use crate::codes::error_and_message;
+use super::errors::error_and_message;
 use crate::context::Context;
 
 /// What to do with a Produce request's outcome.
@@ -27,7 +27,8 @@ pub(super) enum Produced {
 
 pub(super) async fn respond(context: &Context, request: ProduceRequest) -> Produced {
     let acks = request.acks;
-    let valid_acks = matches!(acks, 0 | 1 | -1);
+    // 0 (none), 1 (the leader) and -1 (all).
+    let valid_acks = (-1..=1).contains(&acks);
     let transactional_id = request
         .transactional_id
         .as_ref()
@@ -132,7 +133,7 @@ async fn check_transaction(
     partition: u32,
     batch: &[u8],
 ) -> Result<(), BrokerError> {
-    let header = broker_embedded::batch::BatchHeader::parse(&batch_with_zero_epoch(batch)?)
+    let header = broker_embedded::batch::BatchHeader::parse(&batch_with_zero_epoch(batch))
         .map_err(|e| BrokerError::CorruptRecord {
             topic: topic.to_owned(),
             reason: e.to_string(),
@@ -162,13 +163,13 @@ async fn check_transaction(
 
 /// The batch's header with the leader epoch a producer leaves to the broker cleared, so it
 /// parses as a stored batch does.
-fn batch_with_zero_epoch(batch: &[u8]) -> Result<Vec<u8>, BrokerError> {
+fn batch_with_zero_epoch(batch: &[u8]) -> Vec<u8> {
     let len = broker_embedded::batch::BATCH_HEADER_LEN.min(batch.len());
     let mut header = batch[..len].to_vec();
     if header.len() >= 16 {
         header[12..16].copy_from_slice(&0i32.to_be_bytes());
     }
-    Ok(header)
+    header
 }
 
 fn failed(index: i32, code: i16, message: Option<StrBytes>) -> PartitionProduceResponse {
