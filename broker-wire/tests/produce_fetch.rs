@@ -121,6 +121,66 @@ async fn produce_one(
     )
 }
 
+/// [`produce`] naming the topic by id, as Produce v13 does.
+fn produce_by_id(id: uuid::Uuid, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_topic_id(id)
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(1)
+                .with_records(Some(records))])])
+}
+
+/// [`fetch`] naming the topic by id, as Fetch v13 and later do.
+fn fetch_by_id(id: uuid::Uuid, partition: i32, offset: i64) -> FetchRequest {
+    let mut request = fetch("", partition, offset, 0);
+    request.topics[0].topic = TopicName::default();
+    request.topics[0].topic_id = id;
+    request
+}
+
+#[tokio::test]
+async fn topics_are_named_by_id_from_produce_v13_and_fetch_v13() {
+    let (broker, addr) = start(BrokerConfig::default(), WireConfig::default()).await;
+    broker.create_topic(NewTopic::new("ids", 2)).await.unwrap();
+    let id = broker.topic_id("ids").unwrap();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let response: ProduceResponse = request(
+        &mut stream,
+        ApiKey::Produce,
+        13,
+        &produce_by_id(id, batch(&[record(0, T0), record(1, T0)])),
+    )
+    .await;
+    assert_eq!(response.responses[0].topic_id, id);
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    for version in 13..=18 {
+        let response: FetchResponse =
+            request(&mut stream, ApiKey::Fetch, version, &fetch_by_id(id, 1, 0)).await;
+        assert_eq!(response.responses[0].topic_id, id, "v{version}");
+        let p = &response.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "v{version}");
+        assert_eq!(decode_records(p.records.as_ref().unwrap()).len(), 2);
+    }
+    // An id no topic has: UNKNOWN_TOPIC_ID (100), on both.
+    let unknown = uuid::Uuid::from_u128(42);
+    let response: ProduceResponse = request(
+        &mut stream,
+        ApiKey::Produce,
+        13,
+        &produce_by_id(unknown, batch(&[record(0, T0)])),
+    )
+    .await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 100);
+    let response: FetchResponse =
+        request(&mut stream, ApiKey::Fetch, 16, &fetch_by_id(unknown, 0, 0)).await;
+    assert_eq!(response.responses[0].partitions[0].error_code, 100);
+    assert_eq!(broker.offsets("ids", 1).await.unwrap(), (0, 2));
+}
+
 #[tokio::test]
 async fn produced_batches_are_fetched_back_as_sent_at_every_version() {
     let (broker, addr) = start(BrokerConfig::default(), WireConfig::default()).await;

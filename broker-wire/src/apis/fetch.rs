@@ -56,7 +56,8 @@ pub(super) async fn respond(
     loop {
         // Created before the read, so that an append during the read is not missed.
         let arrival = context.broker.data_arrival();
-        let (responses, total, any_error) = read_all(context, &request, isolation, max_bytes).await;
+        let (responses, total, any_error) =
+            read_all(context, &request, isolation, max_bytes, version).await;
         let now = Instant::now();
         if total >= min_bytes || any_error || now >= deadline {
             return FetchResponse::default()
@@ -74,14 +75,32 @@ async fn read_all(
     request: &FetchRequest,
     isolation: IsolationLevel,
     max_bytes: usize,
+    version: i16,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
-        let name = topic.topic.0.as_str();
+        // From version 13 a topic is named by its id.
+        let name = if version >= 13 {
+            context.broker.topic_name_by_id(topic.topic_id)
+        } else {
+            Some(topic.topic.0.as_str().to_owned())
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
+            let Some(name) = name.as_deref() else {
+                any_error = true;
+                partitions.push(
+                    PartitionData::default()
+                        .with_partition_index(p.partition)
+                        .with_error_code(ResponseError::UnknownTopicId.code())
+                        .with_high_watermark(-1)
+                        .with_aborted_transactions(None)
+                        .with_records(Some(bytes::Bytes::new())),
+                );
+                continue;
+            };
             let budget = max_bytes.saturating_sub(total);
             let partition_max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
             let data = if budget == 0 && total > 0 {

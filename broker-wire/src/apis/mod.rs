@@ -39,8 +39,8 @@ use groups::{
 /// ApiVersions response lists exactly these.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::Produce, 3, 12),
-    (ApiKey::Fetch, 4, 12),
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::Metadata, 0, 13),
@@ -130,7 +130,7 @@ pub(crate) async fn handle(context: &Context, peer: SocketAddr, mut body: Bytes)
     let response: ResponseKind = match request {
         RequestKind::ApiVersions(_) => api_versions::respond().into(),
         RequestKind::Metadata(request) => metadata::respond(context, request, version).await.into(),
-        RequestKind::Produce(request) => match produce::respond(context, request).await {
+        RequestKind::Produce(request) => match produce::respond(context, request, version).await {
             produce::Produced::Respond(response) => response.into(),
             produce::Produced::NoResponse => return Handled::NoResponse,
         },

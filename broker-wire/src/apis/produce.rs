@@ -25,7 +25,7 @@ pub(super) enum Produced {
     Respond(ProduceResponse),
 }
 
-pub(super) async fn respond(context: &Context, request: ProduceRequest) -> Produced {
+pub(super) async fn respond(context: &Context, request: ProduceRequest, version: i16) -> Produced {
     let acks = request.acks;
     // 0 (none), 1 (the leader) and -1 (all).
     let valid_acks = (-1..=1).contains(&acks);
@@ -35,14 +35,30 @@ pub(super) async fn respond(context: &Context, request: ProduceRequest) -> Produ
         .map(|id| id.0.as_str().to_owned());
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
-        let name = topic.name.0.as_str().to_owned();
+        // From version 13 a topic is named by its id.
+        let name = if version >= 13 {
+            context.broker.topic_name_by_id(topic.topic_id)
+        } else {
+            Some(topic.name.0.as_str().to_owned())
+        };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
+            let Some(name) = name.as_deref() else {
+                partitions.push(failed(
+                    data.index,
+                    ResponseError::UnknownTopicId.code(),
+                    Some(StrBytes::from_string(format!(
+                        "no topic has the id {}",
+                        topic.topic_id
+                    ))),
+                ));
+                continue;
+            };
             let response = if valid_acks {
                 append(
                     context,
                     transactional_id.as_deref(),
-                    &name,
+                    name,
                     data.index,
                     data.records,
                 )
