@@ -368,3 +368,33 @@ async fn offsets_sent_to_a_transaction_count_only_when_it_commits() {
         request(&mut s, ApiKey::TxnOffsetCommit, 3, &send_offsets(9)).await;
     assert_eq!(r.topics[0].partitions[0].error_code, 48);
 }
+
+#[tokio::test]
+async fn a_producer_that_dies_mid_transaction_is_aborted_after_its_timeout() {
+    let (broker, addr) = start(BrokerConfig::default(), WireConfig::default()).await;
+    broker.create_topic(NewTopic::new("left", 1)).await.unwrap();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let (_, pid, epoch) = init(&mut s, Some("dies"), 300).await;
+    assert_eq!(add_partition(&mut s, "dies", pid, epoch, "left").await, 0);
+    assert_eq!(
+        produce(&mut s, "dies", "left", txn_batch(pid, epoch, 0, &["lost"])).await,
+        0
+    );
+    assert_eq!(broker.last_stable_offset("left", 0).await.unwrap(), 0);
+    drop(s); // the client is killed: nobody ends the transaction
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while broker.last_stable_offset("left", 0).await.unwrap() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transaction was never aborted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let (lso, values) = read_committed(&mut s, "left").await;
+    assert_eq!(lso, 2, "the record and the abort marker");
+    assert!(values.is_empty(), "{values:?}");
+    // The dead producer's epoch was bumped: it is fenced if it comes back.
+    let code = end(&mut s, "dies", pid, epoch, true).await;
+    assert!(code == 90 || code == 47, "{code}");
+}

@@ -1,66 +1,12 @@
 //! `streams serve` with clients no one here wrote: kcat (librdkafka) reads the served
 //! broker's metadata. The test command installs kcat; a missing kcat fails the test.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn streams(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_streams"));
-    cmd.env_remove("STREAMS_DATA_DIR")
-        .env_remove("RUST_LOG")
-        .arg("--data-dir")
-        .arg(dir);
-    cmd
-}
-
-/// Starts `streams serve` on a free loopback port; returns the child and its address.
-fn serve(dir: &Path) -> (Child, String) {
-    serve_with(dir, &[])
-}
-
-/// [`serve`] with more arguments.
-fn serve_with(dir: &Path, args: &[&str]) -> (Child, String) {
-    let mut child = streams(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    // "serving DIR in the Kafka protocol on ADDR; Ctrl-C to stop"
-    let addr = line
-        .split(" on ")
-        .last()
-        .and_then(|rest| rest.split(';').next())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, addr)
-}
-
-fn terminate(mut child: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "streams serve exited with {status}");
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "streams serve ignored SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{serve, serve_with, streams, terminate};
 
 fn kcat(args: &[&str]) -> String {
     let out = Command::new("kcat")
