@@ -230,7 +230,7 @@ fn kcat_produces_and_consumes_and_the_cli_sees_the_same_records() {
     // Each key kept its partition, and offsets run on from 0 in each partition.
     let mut next = [0u64; 3];
     for line in &lines {
-        let (where_, record) = line.split_once(' ').map(|(p, rest)| (p, rest)).unwrap();
+        let (where_, record) = line.split_once(' ').unwrap();
         let (offset, kv) = record.split_once(' ').unwrap();
         let p: usize = where_.parse().unwrap();
         assert_eq!(offset.parse::<u64>().unwrap(), next[p], "{line}");
