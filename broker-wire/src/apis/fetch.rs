@@ -26,6 +26,11 @@ use tokio::time::Instant;
 use super::errors::response_error;
 use crate::context::Context;
 
+/// Kafka's broker-side `fetch.max.bytes` default: the most one response carries, whatever
+/// a client asks, so that a connection's memory stays bounded (at least one whole batch is
+/// still returned when a single batch is larger).
+const FETCH_MAX_BYTES: usize = 57_671_680;
+
 /// The longest wait honoured, whatever a client asks (Kafka bounds it by the request
 /// timeout the same way).
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -50,8 +55,8 @@ pub(super) async fn respond(
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     // Version 3 brought `max_bytes`; before it, only the partition limits count.
     let max_bytes = match usize::try_from(request.max_bytes) {
-        Ok(max) if version >= 3 => max,
-        _ => usize::MAX,
+        Ok(max) if version >= 3 => max.min(FETCH_MAX_BYTES),
+        _ => FETCH_MAX_BYTES,
     };
     loop {
         // Created before the read, so that an append during the read is not missed.
