@@ -22,10 +22,17 @@ use crate::iso8601;
     arg_required_else_help = false
 )]
 pub(crate) struct Cli {
-    /// The broker's data dir, or an application's data dir whose broker is in DIR/broker
-    /// (required).
+    /// The broker's data dir, or an application's data dir whose broker is in DIR/broker.
+    /// This or --bootstrap-server is required.
     #[arg(long, global = true, value_name = "DIR", env = "STREAMS_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+
+    /// A Kafka cluster to work on instead of a data dir: HOST:PORT of one of its brokers, or
+    /// several separated by commas (as kafka-topics.sh takes it). Not with --data-dir, nor
+    /// for serve, topics compact and topics repair.
+    #[arg(long, global = true, value_name = "HOST:PORT", env = "STREAMS_BOOTSTRAP_SERVER",
+          value_parser = parse_bootstrap_servers)]
+    pub(crate) bootstrap_server: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -91,6 +98,29 @@ fn parse_host_port(s: &str) -> Result<(String, u16), String> {
         .parse::<u16>()
         .map_err(|_| format!("{s:?}: the port must be a number from 0 to 65535"))?;
     Ok((host.to_owned(), port))
+}
+
+/// Checks a `--bootstrap-server` list, `HOST:PORT[,HOST:PORT...]`; returns it without
+/// spaces around the entries.
+fn parse_bootstrap_servers(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        // As an empty STREAMS_DATA_DIR, an empty value is no value.
+        return Ok(String::new());
+    }
+    let mut servers = Vec::new();
+    for entry in s.split(',').map(str::trim) {
+        if entry.is_empty() {
+            return Err(format!(
+                "{s:?} has an empty entry; expected HOST:PORT[,HOST:PORT...]"
+            ));
+        }
+        let (_, port) = parse_host_port(entry)?;
+        if port == 0 {
+            return Err(format!("{entry:?}: the port must be from 1 to 65535"));
+        }
+        servers.push(entry);
+    }
+    Ok(servers.join(","))
 }
 
 /// `streams groups ...`.
@@ -468,6 +498,29 @@ mod tests {
         assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
         let cli = ok(&["--data-dir", "/d", "topics", "list"]);
         assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
+    }
+
+    #[test]
+    fn bootstrap_server_is_global_and_takes_a_list() {
+        let cli = ok(&["topics", "list", "--bootstrap-server", "k1:9092"]);
+        assert_eq!(cli.bootstrap_server.as_deref(), Some("k1:9092"));
+        let cli = ok(&[
+            "--bootstrap-server",
+            "k1:9092, k2:9093,[::1]:9094",
+            "groups",
+            "list",
+        ]);
+        assert_eq!(
+            cli.bootstrap_server.as_deref(),
+            Some("k1:9092,k2:9093,[::1]:9094")
+        );
+        assert_eq!(parse_bootstrap_servers(" "), Ok(String::new()));
+        for bad in [
+            "k1", "k1:", ":9092", "k1:x", "k1:0", "k1:70000", "k1:9092,", ",k1:1",
+        ] {
+            let e = err(&["--bootstrap-server", bad, "topics", "list"]);
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `streams`: manage topics and consumer groups and produce and consume records in an embedded
-//! broker's data dir, with the commands and flags of Kafka's console tools.
+//! broker's data dir or on a Kafka cluster, with the commands and flags of Kafka's console
+//! tools.
 //!
 //! Exit status: 0 on success, 1 on a failure, 2 on a usage error, 130 after Ctrl-C. A failure
 //! prints exactly one line on stderr, `error: ` followed by the causes joined by `: `.
@@ -8,16 +9,19 @@ use std::io::{BufReader, IsTerminal as _};
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser as _;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 mod args;
+mod backend;
 mod commands;
 mod formats;
 mod iso8601;
 
-use args::{Cli, Command};
+use args::{Cli, Command, TopicsCommand};
+use backend::Target;
 use commands::Outcome;
 
 /// Exit status of a usage error (as clap's).
@@ -45,15 +49,22 @@ fn main() -> ExitCode {
         );
     }));
 
-    let cli = match Cli::try_parse() {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return usage_error(&e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
     init_logging();
 
-    let Some(data_dir) = cli.data_dir.filter(|d| !d.as_os_str().is_empty()) else {
-        eprintln!("error: --data-dir DIR is required (or set STREAMS_DATA_DIR)");
-        return ExitCode::from(EXIT_USAGE);
+    let target = match choose_target(&cli, &matches) {
+        Ok(target) => target,
+        Err(message) => {
+            eprintln!("error: {message} (see --help)");
+            return ExitCode::from(EXIT_USAGE);
+        }
     };
 
     // The server serves connections on every core; the other commands run on one thread.
@@ -76,18 +87,22 @@ fn main() -> ExitCode {
         let mut stdout = std::io::stdout().lock();
         match cli.command {
             Command::Topics { command } => {
-                commands::topics::run(&data_dir, command, &mut stdout).await
+                commands::topics::run(&target, command, &mut stdout).await
             }
             Command::Produce(args) => {
                 let input = BufReader::with_capacity(STDIN_BUFFER_BYTES, std::io::stdin());
                 let show_progress = std::io::stdout().is_terminal();
-                commands::produce::run(&data_dir, args, input, show_progress, &mut stdout).await
+                commands::produce::run(&target, args, input, show_progress, &mut stdout).await
             }
-            Command::Consume(args) => commands::consume::run(&data_dir, args, &mut stdout).await,
+            Command::Consume(args) => commands::consume::run(&target, args, &mut stdout).await,
             Command::Groups { command } => {
-                commands::groups::run(&data_dir, command, &mut stdout).await
+                commands::groups::run(&target, command, &mut stdout).await
             }
-            Command::Serve(args) => commands::serve::run(&data_dir, args, &mut stdout).await,
+            Command::Serve(args) => match &target {
+                Target::Dir(data_dir) => commands::serve::run(data_dir, args, &mut stdout).await,
+                // choose_target refuses it.
+                Target::Kafka(_) => Err(anyhow::anyhow!("serve needs --data-dir")),
+            },
         }
     });
     match result {
@@ -98,6 +113,67 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the command works on: `--data-dir` or `--bootstrap-server`. Exactly one is needed;
+/// a flag given on the command line wins over the other's environment variable. Commands
+/// that work on a data dir's files refuse a cluster. The error is a usage error's message.
+fn choose_target(cli: &Cli, matches: &ArgMatches) -> Result<Target, String> {
+    let from_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let dir = cli.data_dir.clone().filter(|d| !d.as_os_str().is_empty());
+    let servers = cli.bootstrap_server.clone().filter(|s| !s.is_empty());
+    let target = match (dir, servers) {
+        (None, None) => {
+            return Err(
+                "--data-dir DIR or --bootstrap-server HOST:PORT is required (or set \
+                        STREAMS_DATA_DIR or STREAMS_BOOTSTRAP_SERVER)"
+                    .to_owned(),
+            )
+        }
+        (Some(dir), None) => Target::Dir(dir),
+        (None, Some(servers)) => Target::Kafka(servers),
+        (Some(dir), Some(servers)) => {
+            match (
+                from_command_line("data_dir"),
+                from_command_line("bootstrap_server"),
+            ) {
+                (true, false) => Target::Dir(dir),
+                (false, true) => Target::Kafka(servers),
+                (true, true) => {
+                    return Err(
+                        "--data-dir and --bootstrap-server cannot be used together: \
+                                give the data dir or the cluster"
+                            .to_owned(),
+                    )
+                }
+                (false, false) => {
+                    return Err(
+                        "STREAMS_DATA_DIR and STREAMS_BOOTSTRAP_SERVER are both set: \
+                                pass --data-dir or --bootstrap-server to choose"
+                            .to_owned(),
+                    )
+                }
+            }
+        }
+    };
+    if let Target::Kafka(_) = target {
+        let data_dir_only = match &cli.command {
+            Command::Serve(_) => Some("serve"),
+            Command::Topics {
+                command: TopicsCommand::Compact { .. },
+            } => Some("topics compact"),
+            Command::Topics {
+                command: TopicsCommand::Repair { .. },
+            } => Some("topics repair"),
+            _ => None,
+        };
+        if let Some(command) = data_dir_only {
+            return Err(format!(
+                "{command} works on a data dir: it takes --data-dir, not --bootstrap-server"
+            ));
+        }
+    }
+    Ok(target)
 }
 
 /// Logs to stderr; the level comes from `RUST_LOG`, `warn` by default.
@@ -173,7 +249,6 @@ fn clap_error_line(rendered: &str) -> String {
 mod tests {
     use super::*;
     use anyhow::Context as _;
-    use clap::CommandFactory as _;
 
     #[test]
     fn error_line_joins_causes_without_repeating_them() {

@@ -25,6 +25,7 @@ struct Run {
 fn command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_streams"));
     cmd.env_remove("STREAMS_DATA_DIR")
+        .env_remove("STREAMS_BOOTSTRAP_SERVER")
         .env_remove("RUST_LOG")
         .arg("--data-dir")
         .arg(dir)
@@ -205,6 +206,7 @@ fn the_data_dir_can_come_from_the_environment() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_streams"));
     cmd.env("STREAMS_DATA_DIR", tmp.path())
+        .env_remove("STREAMS_BOOTSTRAP_SERVER")
         .env_remove("RUST_LOG")
         .args(["topics", "create", "--topic", "t"])
         .timeout(RUN_LIMIT);
@@ -214,13 +216,15 @@ fn the_data_dir_can_come_from_the_environment() {
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_streams"));
     cmd.env_remove("STREAMS_DATA_DIR")
+        .env_remove("STREAMS_BOOTSTRAP_SERVER")
         .args(["topics", "list"])
         .timeout(RUN_LIMIT);
     let r = run_cmd(cmd, "");
     assert_eq!(r.code, Some(2), "{r:?}");
     assert_eq!(
         expect_one_error_line(&r, "no data dir"),
-        "error: --data-dir DIR is required (or set STREAMS_DATA_DIR)"
+        "error: --data-dir DIR or --bootstrap-server HOST:PORT is required (or set \
+         STREAMS_DATA_DIR or STREAMS_BOOTSTRAP_SERVER) (see --help)"
     );
 }
 

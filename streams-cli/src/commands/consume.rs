@@ -3,20 +3,17 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
-use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
-use broker_embedded::{
-    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord,
-    OffsetAndMetadata, RebalanceContext, TopicPartition,
-};
+use anyhow::{Context as _, Result};
+use broker_embedded::{ConsumerRecord, TopicPartition};
 use tokio::time::Instant;
 
-use super::{ctrl_c, with_broker, write_out, DirMode, Outcome};
+use super::{ctrl_c, with_backend, write_out, DirMode, Outcome};
 use crate::args::{ConsumeArgs, StartOffset};
+use crate::backend::{Backend, ReadSpec, Source, Target};
 use crate::formats::{self, Format};
 
 /// Most records taken by one poll.
@@ -105,8 +102,11 @@ pub(crate) fn format_record(
 
 /// Runs `consume`, printing records to `out` and the `Processed a total of N messages`
 /// summary to stderr.
-pub(crate) async fn run(dir: &Path, args: ConsumeArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let config = consumer_config(&args);
+pub(crate) async fn run(
+    target: &Target,
+    args: ConsumeArgs,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     // Without a group nothing is committed: the data dir is only read.
     let mode = if args.group.is_some() {
         DirMode::MustExist
@@ -114,88 +114,50 @@ pub(crate) async fn run(dir: &Path, args: ConsumeArgs, out: &mut dyn Write) -> R
         DirMode::ReadOnly
     };
     let (count, outcome) =
-        with_broker(dir, mode, |broker| consume(broker, config, args, out)).await?;
+        with_backend(target, mode, |backend| consume(backend, args, out)).await?;
     eprintln!("Processed a total of {count} messages");
     Ok(outcome)
 }
 
-/// The consumer settings the flags ask for.
-fn consumer_config(args: &ConsumeArgs) -> ConsumerConfig {
-    ConsumerConfig {
-        auto_offset_reset: if args.from_beginning {
-            AutoOffsetReset::Earliest
-        } else {
-            AutoOffsetReset::Latest
+/// What to read, and where to start, as the flags say.
+fn read_spec(args: &ConsumeArgs) -> ReadSpec {
+    ReadSpec {
+        topic: args.topic.clone(),
+        partition: args.partition,
+        start: match args.offset {
+            Some(start) => start,
+            None if args.from_beginning => StartOffset::Earliest,
+            None => StartOffset::Latest,
         },
-        group_id: args.group.clone(),
-        // A group commits what was printed, explicitly (`commit_printed`): a commit of the
-        // positions at an arbitrary poll could count records that a failed write never
-        // printed.
-        enable_auto_commit: false,
-        isolation_level: args.isolation_level.into(),
-        ..ConsumerConfig::default()
+        group: args.group.clone(),
+        isolation_level: args.isolation_level,
     }
-}
-
-/// Positions a consumer on the partitions to read.
-async fn assign(broker: &Broker, consumer: &mut Consumer, args: &ConsumeArgs) -> Result<()> {
-    let topic = args.topic.as_str();
-    let partitions: Vec<TopicPartition> = match args.partition {
-        Some(p) => vec![TopicPartition::new(topic, p)],
-        None => {
-            let n = broker.partition_count(topic).await?;
-            (0..n).map(|p| TopicPartition::new(topic, p)).collect()
-        }
-    };
-    consumer.assign(partitions.clone()).await?;
-    let start = match args.offset {
-        Some(start) => start,
-        None if args.from_beginning => StartOffset::Earliest,
-        None => StartOffset::Latest,
-    };
-    for tp in &partitions {
-        match start {
-            StartOffset::Earliest => consumer.seek_to_beginning(tp).await?,
-            StartOffset::Latest => consumer.seek_to_end(tp).await?,
-            StartOffset::At(offset) => {
-                let (log_start, log_end) = broker.offsets(topic, tp.partition).await?;
-                if offset < log_start || offset > log_end {
-                    bail!(
-                        "offset {offset} is out of range for partition {tp} \
-                         (log start offset {log_start}, log end offset {log_end})"
-                    );
-                }
-                consumer.seek(tp, offset)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Reads and prints; as a group member, commits what was printed before returning, whatever
 /// ended the reading. The error of the reading wins over an error of the commit.
 async fn consume(
-    broker: Broker,
-    config: ConsumerConfig,
+    backend: Backend,
     args: ConsumeArgs,
     out: &mut dyn Write,
 ) -> Result<(u64, Outcome)> {
     let options = PrintOptions::from_args(&args);
-    let mut consumer = Consumer::new(&broker, config);
+    let mut source = backend.open_source(&read_spec(&args)).await?;
     let Some(group) = args.group.clone() else {
-        assign(&broker, &mut consumer, &args).await?;
-        return print_records(&broker, &mut consumer, &args, &options, false, out).await;
+        let result = print_records(&mut source, &args, &options, false, out).await;
+        let closed = source.close().await;
+        return match (result, closed) {
+            (Ok(done), Ok(())) => Ok(done),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        };
     };
-    // An unknown topic is an error, as without a group, rather than a wait for its creation.
-    broker.partition_count(&args.topic).await?;
-    consumer
-        .subscribe([args.topic.clone()], CommitOnRevoke)
-        .await?;
-    let result = print_records(&broker, &mut consumer, &args, &options, true, out).await;
-    let committed = commit_printed(&mut consumer)
+    let result = print_records(&mut source, &args, &options, true, out).await;
+    let committed = source
+        .commit_printed()
         .await
+        .map_err(|e| e.error)
         .with_context(|| format!("committing the offsets of group {group}"));
-    let closed = consumer
+    let closed = source
         .close()
         .await
         .with_context(|| format!("leaving group {group}"));
@@ -222,10 +184,10 @@ fn poll_once(future: Pin<&mut impl Future<Output = ()>>) -> bool {
 /// error. Returns how many records were printed. Records a poll handed out but that were not
 /// printed (after a record that cannot be shown, or when stdout fails) are sought back to, so
 /// that the consumer's positions are always just past the printed records. A group member
-/// also commits them every [`COMMIT_INTERVAL`].
+/// also commits them every [`COMMIT_INTERVAL`]. The idle time of `--timeout-ms` counts from
+/// when a group member got its partitions (a cluster's group may take seconds to form).
 async fn print_records(
-    broker: &Broker,
-    consumer: &mut Consumer,
+    source: &mut Source,
     args: &ConsumeArgs,
     options: &PrintOptions,
     in_group: bool,
@@ -249,6 +211,9 @@ async fn print_records(
             Some(max) => (max - count).min(MAX_POLL_RECORDS),
             None => MAX_POLL_RECORDS,
         };
+        if !source.ready() {
+            last_record = Instant::now();
+        }
         // A limit too far in the future to represent is no limit.
         let wait = match idle_limit.and_then(|limit| last_record.checked_add(limit)) {
             Some(deadline) => deadline
@@ -256,12 +221,9 @@ async fn print_records(
                 .min(POLL_SLICE),
             None => POLL_SLICE,
         };
-        let records = consumer.poll_up_to(want as usize, wait).await?;
-        if in_group {
-            resolve_positions(broker, consumer, args.from_beginning).await?;
-        }
+        let records = source.poll_up_to(want as usize, wait).await?;
         if records.is_empty() {
-            if idle_limit.is_some_and(|limit| last_record.elapsed() >= limit) {
+            if source.ready() && idle_limit.is_some_and(|limit| last_record.elapsed() >= limit) {
                 return Ok((count, Outcome::Done));
             }
             continue;
@@ -286,7 +248,7 @@ async fn print_records(
         } else {
             0
         };
-        seek_back(consumer, &records[printed..])?;
+        seek_back(source, &records[printed..])?;
         if !written? {
             // The reader went away (`consume | head`): stop quietly, as a pipeline expects.
             return Ok((count, Outcome::Done));
@@ -294,10 +256,12 @@ async fn print_records(
         count += printed as u64;
         result?;
         if in_group && Instant::now() >= next_commit {
-            match commit_printed(consumer).await {
+            match source.commit_printed().await {
                 Ok(()) => {}
-                Err(e) if e.is_fatal() => return Err(e.into()),
-                Err(e) => tracing::warn!(error = %e, "committing the printed offsets failed"),
+                Err(e) if e.fatal => return Err(e.error),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{:#}", e.error), "committing the printed offsets failed")
+                }
             }
             next_commit = Instant::now() + COMMIT_INTERVAL;
         }
@@ -307,7 +271,7 @@ async fn print_records(
 }
 
 /// Moves each partition of `unprinted` back to its first record there.
-fn seek_back(consumer: &mut Consumer, unprinted: &[ConsumerRecord]) -> Result<()> {
+fn seek_back(source: &mut Source, unprinted: &[ConsumerRecord]) -> Result<()> {
     let mut first: HashMap<TopicPartition, u64> = HashMap::new();
     for record in unprinted {
         first
@@ -315,112 +279,15 @@ fn seek_back(consumer: &mut Consumer, unprinted: &[ConsumerRecord]) -> Result<()
             .or_insert(record.offset);
     }
     for (tp, offset) in &first {
-        consumer.seek(tp, *offset)?;
+        source.seek(tp, *offset)?;
     }
     Ok(())
-}
-
-/// Gives every assigned partition that has no position yet the one the consumer would
-/// resolve when it first reads from it: the group's committed offset, else the log start
-/// (`from_beginning`) or end. A poll that stops at its record limit may not have reached
-/// every partition, and the commit then covers those too, so that a later consume of the
-/// group starts where this one did rather than at a later end of the log.
-async fn resolve_positions(
-    broker: &Broker,
-    consumer: &mut Consumer,
-    from_beginning: bool,
-) -> Result<()> {
-    let unresolved: Vec<TopicPartition> = consumer
-        .assignment()
-        .into_iter()
-        .filter(|tp| consumer.position(tp).is_none())
-        .collect();
-    if unresolved.is_empty() {
-        return Ok(());
-    }
-    let committed = consumer.committed(&unresolved).await?;
-    for tp in &unresolved {
-        let offset = match committed.get(tp) {
-            Some(c) => c.offset,
-            None => {
-                let (start, end) = broker.offsets(&tp.topic, tp.partition).await?;
-                if from_beginning {
-                    start
-                } else {
-                    end
-                }
-            }
-        };
-        consumer.seek(tp, offset)?;
-    }
-    Ok(())
-}
-
-/// The positions among `partitions` that differ from the group's committed offsets.
-fn moved_positions(
-    partitions: &[TopicPartition],
-    position: impl Fn(&TopicPartition) -> Option<u64>,
-    committed: &HashMap<TopicPartition, OffsetAndMetadata>,
-) -> HashMap<TopicPartition, OffsetAndMetadata> {
-    partitions
-        .iter()
-        .filter_map(|tp| {
-            let p = position(tp)?;
-            (committed.get(tp).map(|c| c.offset) != Some(p))
-                .then(|| (tp.clone(), OffsetAndMetadata::new(p)))
-        })
-        .collect()
-}
-
-/// Commits the positions of the consumer's partitions (just past the printed records, or
-/// where reading starts for a partition with none printed) where they moved.
-async fn commit_printed(consumer: &mut Consumer) -> broker_embedded::Result<()> {
-    let partitions = consumer.assignment();
-    let committed = consumer.committed(&partitions).await?;
-    let offsets = moved_positions(&partitions, |tp| consumer.position(tp), &committed);
-    if offsets.is_empty() {
-        return Ok(());
-    }
-    consumer.commit_sync(Some(offsets)).await
-}
-
-/// Commits what was printed of the partitions a rebalance takes away, so that their next
-/// owner continues after it.
-#[derive(Debug, Clone, Copy)]
-struct CommitOnRevoke;
-
-impl ConsumerRebalanceListener for CommitOnRevoke {
-    fn on_partitions_revoked(
-        &mut self,
-        partitions: &[TopicPartition],
-        consumer: &mut RebalanceContext<'_>,
-    ) {
-        let committed = consumer.committed(partitions);
-        let offsets = moved_positions(partitions, |tp| consumer.position(tp), &committed);
-        if offsets.is_empty() {
-            return;
-        }
-        if let Err(e) = consumer.commit_sync(Some(offsets)) {
-            tracing::warn!(error = %e, "committing the printed offsets of revoked partitions failed");
-        }
-    }
-
-    fn on_partitions_assigned(&mut self, _: &[TopicPartition], _: &mut RebalanceContext<'_>) {}
-
-    fn on_partitions_lost(&mut self, partitions: &[TopicPartition], _: &mut RebalanceContext<'_>) {
-        // Another member may own them already: committing now would be refused.
-        tracing::warn!(
-            partitions = partitions.len(),
-            "partitions lost to a rebalance; what was printed of them since the last commit \
-             may be printed again"
-        );
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broker_embedded::TimestampType;
+    use broker_embedded::{Broker, TimestampType};
     use bytes::Bytes;
 
     fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> ConsumerRecord {
@@ -538,9 +405,8 @@ mod tests {
         let crate::args::Command::Consume(args) = cli.command else {
             panic!("not consume");
         };
-        let config = consumer_config(&args);
         let mut out = Vec::new();
-        let (count, outcome) = consume(broker.clone(), config, args, &mut out)
+        let (count, outcome) = consume(Backend::Dir(broker.clone()), args, &mut out)
             .await
             .unwrap();
         assert_eq!(outcome, Outcome::Done);

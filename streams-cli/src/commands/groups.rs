@@ -2,24 +2,21 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 
-use anyhow::{Context as _, Result};
-use broker_embedded::{
-    Broker, BrokerError, Consumer, ConsumerConfig, GroupDescription, OffsetAndMetadata,
-    OffsetResetSpec, TopicPartition,
-};
+use anyhow::Result;
+use broker_embedded::{BrokerError, OffsetResetSpec, TopicPartition};
 use tracing::info;
 
-use super::{render_table, with_broker, write_out, Align, DirMode, Outcome};
+use super::{render_table, with_backend, write_out, Align, DirMode, Outcome};
 use crate::args::{GroupsCommand, ResetTarget};
+use crate::backend::{is_unknown_group, Backend, GroupView, Target};
 
 /// What a cell shows when there is no value (no committed offset, no member).
 const NONE: &str = "-";
 
 /// Runs one `groups` command, writing its report to `out`.
 pub(crate) async fn run(
-    dir: &Path,
+    target: &Target,
     command: GroupsCommand,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
@@ -27,83 +24,85 @@ pub(crate) async fn run(
         GroupsCommand::List | GroupsCommand::Describe { .. } => DirMode::ReadOnly,
         _ => DirMode::MustExist,
     };
-    let text = with_broker(dir, mode, |broker| execute(broker, command)).await?;
+    let text = with_backend(target, mode, |backend| execute(backend, command)).await?;
     write_out(out, &text)?;
     Ok(Outcome::Done)
 }
 
 /// Does the work of one `groups` command and returns what it prints.
-async fn execute(broker: Broker, command: GroupsCommand) -> Result<String> {
+async fn execute(backend: Backend, command: GroupsCommand) -> Result<String> {
     match command {
         GroupsCommand::List => {
             let mut text = String::new();
-            for listing in broker.list_groups().await? {
-                text.push_str(&listing.group_id);
+            for group in backend.list_groups().await? {
+                text.push_str(&group);
                 text.push('\n');
             }
             Ok(text)
         }
         GroupsCommand::Describe { group } => {
-            let description = broker.describe_group(&group).await?;
-            Ok(render_description(&description))
+            let view = backend.describe_group(&group).await?;
+            Ok(render_description(&view))
         }
         GroupsCommand::ResetOffsets(args) => {
             let target = args.target(chrono::Utc::now().timestamp_millis());
             let (group, topic) = (args.group.as_str(), args.topic.as_str());
-            let offsets = match target {
-                _ if args.dry_run => plan_reset(&broker, group, topic, target).await?,
-                ResetTarget::Spec(spec) => broker.reset_offsets(group, topic, spec).await?,
-                ResetTarget::Timestamp(timestamp) => {
-                    let offsets = plan_reset(&broker, group, topic, target).await?;
-                    commit_offsets(&broker, group, &offsets).await?;
-                    info!(group, topic, timestamp, "offsets reset to a time");
+            let offsets = match (target, &backend) {
+                _ if args.dry_run => plan_reset(&backend, group, topic, target).await?,
+                // The broker's own reset plans and commits under the group's lock.
+                (ResetTarget::Spec(spec), Backend::Dir(broker)) => {
+                    broker.reset_offsets(group, topic, spec).await?
+                }
+                _ => {
+                    let offsets = plan_reset(&backend, group, topic, target).await?;
+                    backend.commit_offsets(group, &offsets).await?;
+                    info!(group, topic, ?target, "offsets reset");
                     offsets
                 }
             };
             Ok(render_reset(group, &offsets))
         }
         GroupsCommand::Delete { group } => {
-            broker.delete_group(&group).await?;
+            backend.delete_group(&group).await?;
             Ok(format!("Deleted consumer group {group}.\n"))
         }
     }
 }
 
 /// The offsets a reset to `target` sets, computed without writing anything: the target in
-/// each partition of `topic`, clamped to `[log start, log end]` (for a [`ResetTarget::Spec`],
-/// what [`Broker::reset_offsets`] would set). Refused, as the reset itself, while the group
-/// has members.
+/// each partition of `topic`, clamped to `[log start, log end]` (for a [`ResetTarget::Spec`]
+/// on a data dir, what [`broker_embedded::Broker::reset_offsets`] would set). Refused, as
+/// the reset itself, while the group has members.
 async fn plan_reset(
-    broker: &Broker,
+    backend: &Backend,
     group: &str,
     topic: &str,
     target: ResetTarget,
 ) -> Result<Vec<(TopicPartition, u64)>> {
-    let committed: HashMap<u32, u64> = match broker.describe_group(group).await {
-        Ok(description) => {
-            if !description.members.is_empty() {
+    let committed: HashMap<u32, u64> = match backend.describe_group(group).await {
+        Ok(view) => {
+            if !view.members.is_empty() {
                 return Err(BrokerError::GroupNotEmpty {
                     group: group.to_owned(),
-                    state: description.state.to_string(),
-                    members: description.members.len(),
+                    state: view.state.clone(),
+                    members: view.members.len(),
                 }
                 .into());
             }
-            description
-                .partitions
+            view.partitions
                 .iter()
                 .filter(|p| p.topic == topic)
                 .filter_map(|p| p.committed_offset.map(|c| (p.partition, c)))
                 .collect()
         }
         // A reset may create the group; before it, it has no committed offsets.
-        Err(BrokerError::GroupIdNotFound { .. }) => HashMap::new(),
-        Err(e) => return Err(e.into()),
+        Err(e) if is_unknown_group(&e) => HashMap::new(),
+        Err(e) => return Err(e),
     };
-    let partitions = broker.partition_count(topic).await?;
+    let partitions = backend.partition_count(topic).await?;
     let mut targets = Vec::with_capacity(partitions as usize);
     for p in 0..partitions {
-        let (start, end) = broker.offsets(topic, p).await?;
+        let (start, end) = backend.offsets(topic, p).await?;
         let wanted =
             match target {
                 ResetTarget::Spec(OffsetResetSpec::ToEarliest) => start,
@@ -121,41 +120,14 @@ async fn plan_reset(
                     u64::try_from(shifted.max(0)).unwrap_or(u64::MAX)
                 }
                 // Kafka's `offsetsForTimes`; where every record is older, the log end.
-                ResetTarget::Timestamp(timestamp) => broker
+                ResetTarget::Timestamp(timestamp) => backend
                     .offset_for_timestamp(topic, p, timestamp)
                     .await?
-                    .map_or(end, |(offset, _)| offset),
+                    .unwrap_or(end),
             };
         targets.push((TopicPartition::new(topic, p), wanted.clamp(start, end)));
     }
     Ok(targets)
-}
-
-/// Commits `offsets` for `group` as a consumer outside group management, which the broker
-/// allows only while the group has no members (checked with the write, under its lock).
-async fn commit_offsets(
-    broker: &Broker,
-    group: &str,
-    offsets: &[(TopicPartition, u64)],
-) -> Result<()> {
-    let config = ConsumerConfig {
-        group_id: Some(group.to_owned()),
-        enable_auto_commit: false,
-        ..ConsumerConfig::default()
-    };
-    let mut consumer = Consumer::new(broker, config);
-    let to_commit = offsets
-        .iter()
-        .map(|(tp, offset)| (tp.clone(), OffsetAndMetadata::new(*offset)))
-        .collect();
-    let committed = consumer
-        .commit_sync(Some(to_commit))
-        .await
-        .with_context(|| format!("committing the new offsets of group {group}"));
-    let closed = consumer.close().await;
-    committed?;
-    closed?;
-    Ok(())
 }
 
 fn cell(value: Option<impl ToString>) -> String {
@@ -164,7 +136,7 @@ fn cell(value: Option<impl ToString>) -> String {
 
 /// A group's state line, then one row per partition (and per member without partitions) with
 /// the columns of `kafka-consumer-groups --describe`.
-fn render_description(description: &GroupDescription) -> String {
+fn render_description(description: &GroupView) -> String {
     let group = &description.group_id;
     let mut text = format!(
         "Group: {group}  State: {}  Members: {}\n",
@@ -190,11 +162,11 @@ fn render_description(description: &GroupDescription) -> String {
         let owns_a_row = description
             .partitions
             .iter()
-            .any(|p| p.member_id.as_deref() == Some(member.member_id.as_str()));
+            .any(|p| p.member_id.as_deref() == Some(member.as_str()));
         if !owns_a_row {
             let mut row = vec![group.clone()];
             row.extend(std::iter::repeat_n(NONE.to_owned(), 5));
-            row.push(member.member_id.clone());
+            row.push(member.clone());
             rows.push(row);
         }
     }
@@ -244,7 +216,8 @@ mod tests {
 
     use crate::args::ResetOffsetsArgs;
     use broker_embedded::{
-        Consumer, ConsumerConfig, NewTopic, NoOpConsumerRebalanceListener, Producer, ProducerRecord,
+        Broker, Consumer, ConsumerConfig, NewTopic, NoOpConsumerRebalanceListener, Producer,
+        ProducerRecord,
     };
 
     /// A broker with topic `t` of 2 partitions: 5 records in partition 0, 3 in partition 1.
@@ -320,14 +293,14 @@ mod tests {
     }
 
     async fn run_ok(broker: &Broker, command: GroupsCommand) -> String {
-        match execute(broker.clone(), command).await {
+        match execute(Backend::Dir(broker.clone()), command).await {
             Ok(text) => text,
             Err(e) => panic!("{e:#}"),
         }
     }
 
     async fn run_err(broker: &Broker, command: GroupsCommand) -> String {
-        match execute(broker.clone(), command).await {
+        match execute(Backend::Dir(broker.clone()), command).await {
             Ok(text) => panic!("succeeded: {text}"),
             Err(e) => format!("{e:#}"),
         }
@@ -577,7 +550,7 @@ mod tests {
 
     #[test]
     fn describe_renders_dashes_for_missing_values() {
-        use broker_embedded::{GroupPartitionDescription, GroupState};
+        use broker_embedded::{GroupDescription, GroupPartitionDescription, GroupState};
         let description = GroupDescription {
             group_id: "g".into(),
             state: GroupState::Empty,
@@ -609,7 +582,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            render_description(&description),
+            render_description(&crate::backend::dir::group_view(description)),
             "Group: g  State: Empty  Members: 0\n\
              GROUP  TOPIC   PARTITION  CURRENT-OFFSET  LOG-END-OFFSET   LAG  CONSUMER-ID\n\
              g      orders          0               7            1200  1193  -\n\

@@ -1,4 +1,5 @@
-//! The commands: each opens the data dir, does its work, and closes the broker.
+//! The commands: each opens the data dir (or connects to the cluster), does its work, and
+//! closes the broker.
 
 use std::future::Future;
 use std::io::{ErrorKind, Write};
@@ -6,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _, Result};
 use broker_embedded::{Broker, BrokerConfig};
+
+use crate::backend::{kafka::Cluster, Backend, Target};
 
 pub(crate) mod consume;
 pub(crate) mod groups;
@@ -170,6 +173,22 @@ where
         (Err(e), Ok(())) => Err(e),
         (Ok(_), Err(close)) => Err(close),
         (Ok(value), Ok(())) => Ok(value),
+    }
+}
+
+/// Runs `work` on what `target` names: the data dir's broker, opened and closed as
+/// [`with_broker`] does (`mode` applies to it), or the cluster, connected to first.
+pub(crate) async fn with_backend<T, F, Fut>(target: &Target, mode: DirMode, work: F) -> Result<T>
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    match target {
+        Target::Dir(dir) => with_broker(dir, mode, |broker| work(Backend::Dir(broker))).await,
+        Target::Kafka(servers) => {
+            let cluster = Cluster::connect(servers).await?;
+            work(Backend::Kafka(cluster)).await
+        }
     }
 }
 

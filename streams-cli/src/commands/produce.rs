@@ -2,19 +2,17 @@
 
 use std::fmt;
 use std::io::{BufRead, Write};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use broker_embedded::{Broker, BrokerError, NewTopic, Producer, ProducerConfig, ProducerRecord};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{ctrl_c, with_broker, write_out, DirMode, Outcome};
+use super::{ctrl_c, with_backend, write_out, DirMode, Outcome};
 use crate::args::ProduceArgs;
+use crate::backend::{is_unknown_topic, Appended, Backend, KeyValue, Target};
 use crate::formats::{self, Format};
 
 /// Splits a line into key and value and encodes both.
@@ -29,9 +27,6 @@ pub(crate) struct LineParser {
     /// How values are written.
     pub(crate) value_format: Format,
 }
-
-/// A record's key and value, `None` for null.
-type KeyValue = (Option<Bytes>, Option<Bytes>);
 
 impl LineParser {
     /// The parser the flags of `produce` ask for.
@@ -159,7 +154,7 @@ fn progress_bar(show: bool) -> ProgressBar {
 /// step fails (a bad line, a failed send or flush, closing the broker), before the error, so
 /// that a retry need not guess what is already in the topic.
 pub(crate) async fn run(
-    dir: &Path,
+    target: &Target,
     args: ProduceArgs,
     input: impl BufRead + Send + 'static,
     show_progress: bool,
@@ -171,50 +166,28 @@ pub(crate) async fn run(
     } else {
         DirMode::MustExist
     };
-    with_broker(dir, mode, |broker| {
-        produce(broker, args, input, show_progress, out)
+    with_backend(target, mode, |backend| {
+        produce(backend, args, input, show_progress, out)
     })
     .await
 }
 
-/// What one `produce` appended to its topic: per partition, the first and the last offset.
+/// What one `produce` appended to its topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Written {
     topic: String,
-    /// `(partition, first offset, last offset)`, by partition, only partitions written to.
-    ranges: Vec<(u32, u64, u64)>,
+    appended: Appended,
 }
 
 impl Written {
-    /// What was appended between two readings of the log end offsets. The command holds the
-    /// data dir's lock, so it is the topic's only writer, and the difference is exactly what
-    /// it wrote, including the records of a send that failed part-way.
-    fn between(topic: &str, ends_before: &[u64], ends_after: &[u64]) -> Self {
-        let ranges = (0..)
-            .zip(ends_before.iter().zip(ends_after))
-            .filter(|(_, (before, after))| after > before)
-            .map(|(p, (&before, &after))| (p, before, after - 1))
-            .collect();
-        Written {
-            topic: topic.to_owned(),
-            ranges,
-        }
-    }
-
-    fn count(&self) -> u64 {
-        self.ranges
-            .iter()
-            .map(|(_, first, last)| last - first + 1)
-            .sum()
-    }
-
     /// `wrote N records to T (partition P: offsets A-B, ...)`, with a line ending; past
     /// [`SUMMARY_PARTITIONS`] partitions, the rest as a count.
     fn summary(&self) -> String {
-        let mut text = format!("wrote {} records to {}", self.count(), self.topic);
-        for (i, (partition, first, last)) in self.ranges.iter().enumerate() {
+        let ranges = &self.appended.ranges;
+        let mut text = format!("wrote {} records to {}", self.appended.count, self.topic);
+        for (i, (partition, first, last)) in ranges.iter().enumerate() {
             if i == SUMMARY_PARTITIONS {
-                let more = self.ranges.len() - i;
+                let more = ranges.len() - i;
                 text.push_str(&format!(", and {more} more partitions"));
                 break;
             }
@@ -225,7 +198,7 @@ impl Written {
                 text.push_str(&format!("partition {partition}: offsets {first}-{last}"));
             }
         }
-        if !self.ranges.is_empty() {
+        if !ranges.is_empty() {
             text.push(')');
         }
         text.push('\n');
@@ -236,23 +209,13 @@ impl Written {
 /// How many partitions a produce summary names one by one.
 const SUMMARY_PARTITIONS: usize = 8;
 
-/// The log end offset of each partition of `topic`.
-async fn log_end_offsets(broker: &Broker, topic: &str) -> Result<Vec<u64>> {
-    let partitions = broker.partition_count(topic).await?;
-    let mut ends = Vec::with_capacity(partitions as usize);
-    for p in 0..partitions {
-        ends.push(broker.offsets(topic, p).await?.1);
-    }
-    Ok(ends)
-}
-
-async fn ensure_topic(broker: &Broker, topic: &str, partitions: Option<u32>) -> Result<()> {
+async fn ensure_topic(backend: &Backend, topic: &str, partitions: Option<u32>) -> Result<()> {
     match partitions {
         Some(n) => {
-            if broker.ensure_topic(NewTopic::new(topic, n)).await? {
+            if backend.ensure_topic(topic, n).await? {
                 info!(topic, partitions = n, "topic created");
             } else {
-                let existing = broker.partition_count(topic).await?;
+                let existing = backend.partition_count(topic).await?;
                 if existing != n {
                     warn!(
                         topic,
@@ -263,36 +226,29 @@ async fn ensure_topic(broker: &Broker, topic: &str, partitions: Option<u32>) -> 
             }
             Ok(())
         }
-        None => match broker.partition_count(topic).await {
+        None => match backend.partition_count(topic).await {
             Ok(_) => Ok(()),
-            Err(BrokerError::UnknownTopic { .. }) => Err(anyhow!(
+            Err(e) if is_unknown_topic(&e) => Err(anyhow!(
                 "unknown topic {topic}; create it with 'streams topics create --topic {topic}' \
                  or pass --partitions N"
             )),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         },
     }
 }
 
 async fn produce(
-    broker: Broker,
+    backend: Backend,
     args: ProduceArgs,
     input: impl BufRead + Send + 'static,
     show_progress: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let topic: Arc<str> = Arc::from(args.topic.as_str());
-    ensure_topic(&broker, &topic, args.partitions).await?;
-    let ends_before = log_end_offsets(&broker, &topic).await?;
+    let topic = args.topic.clone();
+    ensure_topic(&backend, &topic, args.partitions).await?;
     let parser = LineParser::from_args(&args);
     let batch_size = args.batch_size as usize;
-    let producer = Producer::with_config(
-        &broker,
-        ProducerConfig {
-            compression_type: args.compression_type.into(),
-            ..ProducerConfig::default()
-        },
-    );
+    let mut sink = backend.open_sink(&topic, args.compression_type).await?;
     let mut lines_in = spawn_reader(input, (batch_size * 4).min(1 << 16))?;
     let bar = ClearOnDrop(progress_bar(show_progress));
 
@@ -324,7 +280,7 @@ async fn produce(
             break;
         }
         let first_line = line_no + 1;
-        let mut records = Vec::with_capacity(received);
+        let mut records: Vec<KeyValue> = Vec::with_capacity(received);
         for line in lines.drain(..) {
             line_no += 1;
             let parsed = match line {
@@ -334,14 +290,7 @@ async fn produce(
                 Err(e) => Err(format!("reading stdin after line {}: {e}", line_no - 1)),
             };
             match parsed {
-                Ok((key, value)) => records.push(ProducerRecord {
-                    topic: topic.clone(),
-                    partition: None,
-                    key,
-                    value,
-                    headers: Vec::new(),
-                    timestamp: None,
-                }),
+                Ok(record) => records.push(record),
                 Err(e) => {
                     bad_line = Some(e);
                     break;
@@ -353,13 +302,13 @@ async fn produce(
         }
         let count = records.len() as u64;
         let last_line = first_line + count - 1;
-        match producer.send_batch(records).await {
-            Ok(_) => {
+        match sink.send_batch(records).await {
+            Ok(()) => {
                 written += count;
                 bar.0.inc(count);
             }
             Err(e) => {
-                send_error = Some(anyhow::Error::new(e).context(if count == 1 {
+                send_error = Some(e.context(if count == 1 {
                     format!("sending line {first_line} to {topic}")
                 } else {
                     format!("sending lines {first_line}-{last_line} to {topic}")
@@ -368,17 +317,20 @@ async fn produce(
         }
     }
     drop(bar);
-    let flushed = producer
-        .flush(&[&*topic])
+    let flushed = sink
+        .flush()
         .await
         .with_context(|| format!("flushing {topic}"));
 
     // What was written is printed before any error, so that a retry does not duplicate it.
     let failed = bad_line.is_some() || send_error.is_some() || flushed.is_err();
-    match log_end_offsets(&broker, &topic).await {
-        Ok(ends_after) => {
-            let done = Written::between(&topic, &ends_before, &ends_after);
-            if !failed || done.count() > 0 {
+    match sink.appended().await {
+        Ok(appended) => {
+            let done = Written {
+                topic: topic.clone(),
+                appended,
+            };
+            if !failed || done.appended.count > 0 {
                 write_out(out, &done.summary())?;
             }
         }
@@ -514,17 +466,36 @@ mod tests {
     }
 
     #[test]
-    fn written_is_the_growth_of_each_partition() {
-        let written = Written::between("t", &[0, 5, 7, 2], &[3, 5, 8, 2]);
-        assert_eq!(written.ranges, [(0, 0, 2), (2, 7, 7)]);
-        assert_eq!(written.count(), 4);
+    fn the_summary_names_each_partition_written_to() {
+        let written = Written {
+            topic: "t".into(),
+            appended: Appended {
+                ranges: vec![(0, 0, 2), (2, 7, 7)],
+                count: 4,
+            },
+        };
         assert_eq!(
             written.summary(),
             "wrote 4 records to t (partition 0: offsets 0-2, partition 2: offset 7)\n"
         );
-        let none = Written::between("t", &[4, 1], &[4, 1]);
-        assert_eq!(none.count(), 0);
+        let none = Written {
+            topic: "t".into(),
+            appended: Appended::default(),
+        };
         assert_eq!(none.summary(), "wrote 0 records to t\n");
+        let many = Written {
+            topic: "t".into(),
+            appended: Appended {
+                ranges: (0..10).map(|p| (p, 0, 0)).collect(),
+                count: 10,
+            },
+        };
+        assert!(
+            many.summary()
+                .ends_with("partition 7: offset 0, and 2 more partitions)\n"),
+            "{}",
+            many.summary()
+        );
     }
 
     #[test]

@@ -1,19 +1,20 @@
-//! `streams topics create | list | describe | delete | compact`.
+//! `streams topics create | list | describe | delete | compact | repair`.
 
 use std::io::Write;
-use std::path::Path;
 
-use anyhow::Result;
-use broker_embedded::{
-    Broker, BrokerError, CleanStats, NewTopic, RepairReport, TopicConfig, TopicDescription,
-};
+use anyhow::{anyhow, Result};
+use broker_embedded::{Broker, CleanStats, NewTopic, RepairReport};
 
-use super::{render_table, with_broker, write_out, Align, DirMode, Outcome};
+use super::{render_table, with_backend, write_out, Align, DirMode, Outcome};
 use crate::args::TopicsCommand;
+use crate::backend::{is_topic_exists, is_unknown_topic, Backend, Target, TopicView};
+
+/// What a cell shows when there is no value (a size the protocol does not tell).
+const NONE: &str = "-";
 
 /// Runs one `topics` command, writing its report to `out`.
 pub(crate) async fn run(
-    dir: &Path,
+    target: &Target,
     command: TopicsCommand,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
@@ -26,12 +27,12 @@ pub(crate) async fn run(
         } => DirMode::ReadOnly,
         _ => DirMode::MustExist,
     };
-    let text = with_broker(dir, mode, |broker| execute(broker, command)).await?;
+    let text = with_backend(target, mode, |backend| execute(backend, command)).await?;
     write_out(out, &text)?;
     Ok(Outcome::Done)
 }
 
-async fn execute(broker: Broker, command: TopicsCommand) -> Result<String> {
+async fn execute(backend: Backend, command: TopicsCommand) -> Result<String> {
     match command {
         TopicsCommand::Create {
             topic,
@@ -44,17 +45,17 @@ async fn execute(broker: Broker, command: TopicsCommand) -> Result<String> {
                 partitions,
                 configs,
             };
-            match broker.create_topic(new).await {
+            match backend.create_topic(new).await {
                 Ok(()) => Ok(format!("Created topic {topic}.\n")),
-                Err(BrokerError::TopicExists { .. }) if if_not_exists => {
+                Err(e) if if_not_exists && is_topic_exists(&e) => {
                     Ok(format!("Topic {topic} already exists; nothing changed.\n"))
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             }
         }
         TopicsCommand::List => {
             let mut text = String::new();
-            for name in broker.list_topics().await? {
+            for name in backend.list_topics().await? {
                 text.push_str(&name);
                 text.push('\n');
             }
@@ -63,28 +64,29 @@ async fn execute(broker: Broker, command: TopicsCommand) -> Result<String> {
         TopicsCommand::Describe { topic } => {
             let names = match topic {
                 Some(name) => vec![name],
-                None => broker.list_topics().await?,
+                None => backend.list_topics().await?,
             };
-            let defaults = broker.config().default_topic_config.clone();
             let mut text = String::new();
             for (i, name) in names.iter().enumerate() {
                 if i > 0 {
                     text.push('\n');
                 }
-                let description = broker.describe_topic(name).await?;
-                text.push_str(&render_description(&description, &defaults));
+                let view = backend.describe_topic(name).await?;
+                text.push_str(&render_description(&view));
             }
             Ok(text)
         }
-        TopicsCommand::Delete { topic, if_exists } => match broker.delete_topic(&topic).await {
+        TopicsCommand::Delete { topic, if_exists } => match backend.delete_topic(&topic).await {
             Ok(()) => Ok(format!("Deleted topic {topic}.\n")),
-            Err(BrokerError::UnknownTopic { .. }) if if_exists => {
+            Err(e) if if_exists && is_unknown_topic(&e) => {
                 Ok(format!("Topic {topic} does not exist; nothing changed.\n"))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         },
         TopicsCommand::Compact { topic } => {
-            let stats = broker.compact_topic(&topic).await?;
+            let stats = data_dir_broker(&backend, "topics compact")?
+                .compact_topic(&topic)
+                .await?;
             Ok(render_clean_stats(&topic, &stats))
         }
         TopicsCommand::Repair {
@@ -92,12 +94,19 @@ async fn execute(broker: Broker, command: TopicsCommand) -> Result<String> {
             partition,
             accept_data_loss,
         } => {
-            let report = broker
+            let report = data_dir_broker(&backend, "topics repair")?
                 .repair_partition(&topic, partition, accept_data_loss)
                 .await?;
             render_repair(&format!("{topic}-{partition}"), &report)
         }
     }
+}
+
+/// The data dir's broker, for a command that works on its files.
+fn data_dir_broker<'a>(backend: &'a Backend, command: &str) -> Result<&'a Broker> {
+    backend
+        .broker()
+        .ok_or_else(|| anyhow!("{command} works on a data dir's files: it needs --data-dir"))
 }
 
 /// What `topics repair` found or did, in words; an unrepairable partition is an error.
@@ -156,23 +165,25 @@ fn render_repair(partition: &str, report: &RepairReport) -> Result<String> {
 }
 
 /// A topic's partitions and configs as aligned tables. A config's source is `default` when
-/// its value is the broker's default for new topics, else `topic`.
-fn render_description(description: &TopicDescription, defaults: &TopicConfig) -> String {
+/// its value is the broker's default for new topics, else `topic`. A value the backend does
+/// not know (a cluster tells no sizes or segments) is `-`.
+fn render_description(view: &TopicView) -> String {
+    let cell = |value: Option<u64>| value.map_or_else(|| NONE.to_owned(), |v| v.to_string());
     let mut text = format!(
         "Topic: {}  Partitions: {}\n",
-        description.name,
-        description.partitions.len()
+        view.name,
+        view.partitions.len()
     );
-    let rows: Vec<Vec<String>> = description
+    let rows: Vec<Vec<String>> = view
         .partitions
         .iter()
         .map(|p| {
             vec![
                 p.partition.to_string(),
-                p.log_start_offset.to_string(),
-                p.log_end_offset.to_string(),
-                p.size_bytes.to_string(),
-                p.segment_count.to_string(),
+                cell(p.log_start_offset),
+                cell(p.log_end_offset),
+                cell(p.size_bytes),
+                cell(p.segment_count),
             ]
         })
         .collect();
@@ -186,24 +197,18 @@ fn render_description(description: &TopicDescription, defaults: &TopicConfig) ->
         ],
         &rows,
     ));
-    for p in &description.partitions {
+    for p in &view.partitions {
         if let Some(reason) = &p.offline {
             text.push_str(&format!("OFFLINE partition {}: {reason}\n", p.partition));
         }
     }
     text.push('\n');
-    let defaults = defaults.to_pairs();
-    let rows: Vec<Vec<String>> = description
-        .config
-        .to_pairs()
-        .into_iter()
-        .map(|(key, value)| {
-            let source = if defaults.get(key) == Some(&value) {
-                "default"
-            } else {
-                "topic"
-            };
-            vec![key.to_owned(), value, source.to_owned()]
+    let rows: Vec<Vec<String>> = view
+        .configs
+        .iter()
+        .map(|c| {
+            let source = if c.is_default { "default" } else { "topic" };
+            vec![c.key.clone(), c.value.clone(), source.to_owned()]
         })
         .collect();
     text.push_str(&render_table(
@@ -238,7 +243,9 @@ fn render_clean_stats(topic: &str, stats: &CleanStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broker_embedded::PartitionDescription;
+    use crate::backend::dir::topic_view;
+    use crate::backend::PartitionView;
+    use broker_embedded::{PartitionDescription, TopicConfig, TopicDescription};
 
     #[test]
     fn describe_shows_partitions_and_config_sources() {
@@ -266,7 +273,7 @@ mod tests {
             ],
             config,
         };
-        let text = render_description(&description, &TopicConfig::default());
+        let text = render_description(&topic_view(&description, &TopicConfig::default()));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "Topic: orders  Partitions: 2");
         assert_eq!(
@@ -298,6 +305,42 @@ mod tests {
             "{text}"
         );
         assert_eq!(lines.len(), 6 + TopicConfig::default().to_pairs().len());
+    }
+
+    #[test]
+    fn values_a_cluster_does_not_tell_are_dashes() {
+        let view = TopicView {
+            name: "t".into(),
+            partitions: vec![
+                PartitionView {
+                    partition: 0,
+                    log_start_offset: Some(2),
+                    log_end_offset: Some(10),
+                    size_bytes: None,
+                    segment_count: None,
+                    offline: None,
+                },
+                PartitionView {
+                    partition: 1,
+                    log_start_offset: None,
+                    log_end_offset: None,
+                    size_bytes: None,
+                    segment_count: None,
+                    offline: Some("no leader".into()),
+                },
+            ],
+            configs: Vec::new(),
+        };
+        assert_eq!(
+            render_description(&view),
+            "Topic: t  Partitions: 2\n\
+             PARTITION  LOG-START-OFFSET  LOG-END-OFFSET  SIZE-BYTES  SEGMENTS\n\
+             \x20       0                 2              10           -         -\n\
+             \x20       1                 -               -           -         -\n\
+             OFFLINE partition 1: no leader\n\
+             \n\
+             CONFIG  VALUE  SOURCE\n"
+        );
     }
 
     #[test]
