@@ -12,6 +12,12 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     echo "installing the rustfmt and clippy components" >&2
     rustup component add rustfmt clippy
 fi
+if ! command -v make >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+    # The rdkafka crate builds librdkafka from source: its configure script, make and a C
+    # compiler (no cmake).
+    echo "installing make and a C compiler (build-essential)" >&2
+    apt-get update -qq && apt-get install -y -qq build-essential
+fi
 if ! command -v kcat >/dev/null 2>&1; then
     # Debian's kcat (librdkafka): a Kafka client no one here wrote, for `streams serve`.
     echo "installing kcat" >&2
