@@ -993,3 +993,64 @@ fn data_dir_and_bootstrap_server_are_exclusive() {
         assert!(line.contains("--bootstrap-server"), "{bad}: {line}");
     }
 }
+
+#[test]
+fn ctrl_c_stops_a_group_consume_which_commits_what_it_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        On::Dir(dir),
+        &["produce", "--topic", "t", "--partitions", "1"],
+        "one\ntwo\n",
+    );
+    let server = Server::start(dir);
+    let mut member = KillOnDrop(Some(
+        Command::new(env!("CARGO_BIN_EXE_streams"))
+            .env_remove("STREAMS_DATA_DIR")
+            .env_remove("STREAMS_BOOTSTRAP_SERVER")
+            .env_remove("RUST_LOG")
+            .args(["--bootstrap-server", &server.addr])
+            .args([
+                "consume",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--from-beginning",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let child = member.0.as_mut().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    for _ in 0..2 {
+        stdout.read_line(&mut printed).unwrap();
+    }
+    assert_eq!(printed, "one\ntwo\n");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = member.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Processed a total of 2 messages\n"
+    );
+    let described = ok(server.on(), &["groups", "describe", "--group", "g"], "");
+    server.stop();
+    assert_eq!(
+        described,
+        "Group: g  State: Empty  Members: 0\n\
+         GROUP  TOPIC  PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG  CONSUMER-ID\n\
+         g      t              0               2               2    0  -\n"
+    );
+    assert_eq!(
+        ok(On::Dir(dir), &["groups", "describe", "--group", "g"], ""),
+        described
+    );
+}
