@@ -345,7 +345,13 @@ fn produce_compressed_then_consume_prints_the_records() {
         broker.close().await.unwrap();
         codecs
     });
-    assert_eq!(codecs, [Compression::Gzip, Compression::Zstd]);
+    // The first produce sends its lines as stdin hands them over, in one batch or more.
+    let (last, first) = codecs.split_last().unwrap();
+    assert_eq!(*last, Compression::Zstd, "{codecs:?}");
+    assert!(
+        !first.is_empty() && first.iter().all(|c| *c == Compression::Gzip),
+        "{codecs:?}"
+    );
 
     let err = fails(
         dir,
