@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command as TestCommand;
 
+mod common;
+use common::{serve_with, terminate};
+
 /// Longest any one run of the binary may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -110,28 +113,7 @@ impl Server {
     /// Serves `dir` on a free loopback port. Groups form at once (no initial rebalance
     /// delay), so that each `consume --group` does not wait 3 s.
     fn start(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streams"))
-            .env_remove("STREAMS_DATA_DIR")
-            .env_remove("STREAMS_BOOTSTRAP_SERVER")
-            .env_remove("RUST_LOG")
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--config", "group.initial.rebalance.delay.ms=0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        // "serving DIR in the Kafka protocol on ADDR; Ctrl-C to stop"
-        let addr = line
-            .split(" on ")
-            .last()
-            .and_then(|rest| rest.split(';').next())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let (child, addr) = serve_with(dir, &["--config", "group.initial.rebalance.delay.ms=0"]);
         Server {
             child: Some(child),
             addr,
@@ -144,20 +126,8 @@ impl Server {
 
     /// SIGTERM, then waits for a clean exit, which releases the data dir.
     fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "streams serve exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "streams serve ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 }
