@@ -20,7 +20,7 @@ use std::time::Duration;
 use common::{in_ci, streams_ok, Served};
 
 /// Longest one JVM may run before the test fails.
-const JAVA_LIMIT: Duration = Duration::from_secs(120);
+const JAVA_LIMIT: Duration = Duration::from_secs(240);
 
 /// Fails under CI, skips elsewhere.
 fn unavailable(why: String) -> Option<String> {
@@ -141,6 +141,8 @@ fn kafka_java_clients_administer_produce_and_consume_in_groups_and_transactions(
         "compression",
         "idempotent",
         "groups",
+        "cooperative",
+        "static",
         "read_committed",
         "transactions",
     ];
@@ -163,6 +165,44 @@ fn kafka_java_clients_administer_produce_and_consume_in_groups_and_transactions(
     assert!(
         stdout.contains("ok transactions committed=101 aborted=10"),
         "{stdout}"
+    );
+
+    // kafka-transactions list / describe: the transaction coordinator's state.
+    const TRANSACTIONS: &str = "org.apache.kafka.tools.TransactionsCommand";
+    let bootstrap = ["--bootstrap-server", served.addr.as_str()];
+    let listed = java_ok(
+        &served,
+        &classpath,
+        TRANSACTIONS,
+        &[&bootstrap[..], &["list"]].concat(),
+        "",
+    );
+    let row: Vec<&str> = listed
+        .lines()
+        .find(|l| l.starts_with("j-txn "))
+        .unwrap_or_else(|| panic!("{listed}"))
+        .split_whitespace()
+        .collect();
+    // TransactionalId, Coordinator, ProducerId, TransactionState
+    assert_eq!((row[1], row[3]), ("0", "CompleteCommit"), "{listed}");
+    let described = java_ok(
+        &served,
+        &classpath,
+        TRANSACTIONS,
+        &[&bootstrap[..], &["describe", "--transactional-id", "j-txn"]].concat(),
+        "",
+    );
+    let row: Vec<&str> = described
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    // CoordinatorId, TransactionalId, ProducerId, ProducerEpoch, TransactionState, timeout
+    assert_eq!(
+        (row[1], row[3], row[4], row[5]),
+        ("j-txn", "1", "CompleteCommit", "60000"),
+        "the successor's epoch is one above the fenced producer's:\n{described}"
     );
     served.terminate();
 

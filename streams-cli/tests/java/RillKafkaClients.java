@@ -8,6 +8,7 @@
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -30,9 +31,11 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -79,6 +82,8 @@ public final class RillKafkaClients {
                     case "compression": checks.compression(); break;
                     case "idempotent": checks.idempotent(); break;
                     case "groups": checks.groups(); break;
+                    case "cooperative": checks.cooperative(); break;
+                    case "static": checks.staticMembers(); break;
                     case "read_committed": checks.readCommitted(); break;
                     case "transactions": checks.transactions(); break;
                     default: throw new IllegalArgumentException("unknown check " + args[i]);
@@ -190,6 +195,21 @@ public final class RillKafkaClients {
             Header n = r.headers().lastHeader("n");
             check(n != null && new String(n.value(), StandardCharsets.UTF_8).equals(Integer.toString(i)), "header " + r);
             check(seen.add(r.key()), "twice: " + r);
+        }
+        // ListOffsets by timestamp: the first record at or after it, per partition.
+        try (KafkaConsumer<String, String> reader = consumer(Map.of(), "rill-java-times")) {
+            Map<TopicPartition, Long> query = new HashMap<>();
+            for (int p = 0; p < 3; p++) {
+                query.put(new TopicPartition("j-plain", p), timestamp + 150);
+            }
+            Map<TopicPartition, OffsetAndTimestamp> found = reader.offsetsForTimes(query);
+            for (var entry : found.entrySet()) {
+                long expected = read.stream()
+                        .filter(r -> r.partition() == entry.getKey().partition() && r.timestamp() >= timestamp + 150)
+                        .mapToLong(ConsumerRecord::offset).min().orElseThrow();
+                check(entry.getValue() != null && entry.getValue().offset() == expected,
+                        "offsetsForTimes " + entry + ", expected " + expected);
+            }
         }
         Map<Integer, Integer> counts = new TreeMap<>();
         offsets.forEach((p, list) -> counts.put(p, list.size()));
@@ -340,6 +360,151 @@ public final class RillKafkaClients {
         }
         check(total == 240, "end offsets " + ends);
         System.out.println("ok groups committed " + total);
+    }
+
+    /** The cooperative-sticky assignor: when a second member joins, the first gives up only
+     * the partitions that move (committing them as it does), keeps reading the others, and
+     * every record is consumed once. */
+    private void cooperative() throws Exception {
+        String topic = "j-coop";
+        createTopic(topic, 4);
+        produceKeyed(topic, 0, 100);
+        Map<String, String> props = Map.of(
+                ConsumerConfig.GROUP_ID_CONFIG, "j-coop",
+                ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest",
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false",
+                ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "300",
+                ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+                "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
+        Map<String, String> seenBy = new HashMap<>();
+        List<TopicPartition> revokedFromA = new ArrayList<>();
+        KafkaConsumer<String, String> a = consumer(props, "coop-a");
+        KafkaConsumer<String, String> b = consumer(props, "coop-b");
+        try {
+            a.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+                @Override
+                public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+                    revokedFromA.addAll(partitions);
+                    a.commitSync();
+                }
+
+                @Override
+                public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+                }
+            });
+            long deadline = System.nanoTime() + DEADLINE.toNanos();
+            while (seenBy.size() < 100 || a.assignment().size() != 4) {
+                check(System.nanoTime() < deadline, "a alone: " + seenBy.size() + " " + a.assignment());
+                for (ConsumerRecord<String, String> r : a.poll(Duration.ofMillis(100))) {
+                    check(seenBy.put(r.key(), "a") == null, "consumed twice: " + r);
+                }
+            }
+            Set<TopicPartition> before = new HashSet<>(a.assignment());
+            b.subscribe(List.of(topic));
+            deadline = System.nanoTime() + DEADLINE.toNanos();
+            while (a.assignment().size() != 2 || b.assignment().size() != 2) {
+                check(System.nanoTime() < deadline, "assignments " + a.assignment() + " " + b.assignment());
+                for (var member : List.of(Map.entry("a", a), Map.entry("b", b))) {
+                    for (ConsumerRecord<String, String> r : member.getValue().poll(Duration.ofMillis(50))) {
+                        throw new AssertionError("a record before more were produced: " + r);
+                    }
+                }
+            }
+            check(before.containsAll(a.assignment()), "a kept " + a.assignment() + " of " + before);
+            check(revokedFromA.size() == 2 && !a.assignment().contains(revokedFromA.get(0))
+                    && !a.assignment().contains(revokedFromA.get(1)), "revoked from a: " + revokedFromA);
+            produceKeyed(topic, 100, 100);
+            Map<String, Integer> perMember = new TreeMap<>();
+            deadline = System.nanoTime() + DEADLINE.toNanos();
+            while (seenBy.size() < 200) {
+                check(System.nanoTime() < deadline, "consumed " + seenBy.size());
+                for (var member : List.of(Map.entry("a", a), Map.entry("b", b))) {
+                    for (ConsumerRecord<String, String> r : member.getValue().poll(Duration.ofMillis(50))) {
+                        check(seenBy.put(r.key(), member.getKey()) == null, "consumed twice: " + r);
+                        perMember.merge(member.getKey(), 1, Integer::sum);
+                    }
+                }
+            }
+            check(perMember.getOrDefault("a", 0) > 0 && perMember.getOrDefault("b", 0) > 0, "per member " + perMember);
+            System.out.println("ok cooperative revoked=" + revokedFromA.size() + " then " + perMember);
+        } finally {
+            a.close();
+            b.close();
+        }
+    }
+
+    /** Static membership (group.instance.id): a member that restarts with the same instance id
+     * gets its partitions back without a rebalance of the other member. */
+    private void staticMembers() throws Exception {
+        String topic = "j-static";
+        createTopic(topic, 4);
+        List<Collection<TopicPartition>> revokedFromA = new ArrayList<>();
+        KafkaConsumer<String, String> a = staticMember("static-a");
+        KafkaConsumer<String, String> b = staticMember("static-b");
+        KafkaConsumer<String, String> again = null;
+        try {
+            a.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+                @Override
+                public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+                    revokedFromA.add(partitions);
+                }
+
+                @Override
+                public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+                }
+            });
+            b.subscribe(List.of(topic));
+            long deadline = System.nanoTime() + DEADLINE.toNanos();
+            while (a.assignment().size() != 2 || b.assignment().size() != 2) {
+                check(System.nanoTime() < deadline, "assignments " + a.assignment() + " " + b.assignment());
+                a.poll(Duration.ofMillis(50));
+                b.poll(Duration.ofMillis(50));
+            }
+            Set<TopicPartition> ofB = new HashSet<>(b.assignment());
+            int revocations = revokedFromA.size();
+            // A static member's close does not leave the group.
+            b.close();
+            b = null;
+            again = staticMember("static-b");
+            again.subscribe(List.of(topic));
+            deadline = System.nanoTime() + DEADLINE.toNanos();
+            while (again.assignment().isEmpty()) {
+                check(System.nanoTime() < deadline, "the restarted member has no partitions");
+                a.poll(Duration.ofMillis(50));
+                again.poll(Duration.ofMillis(50));
+            }
+            // A few more heartbeats of a: no rebalance comes.
+            for (int i = 0; i < 10; i++) {
+                a.poll(Duration.ofMillis(100));
+            }
+            check(again.assignment().equals(ofB), "restarted with " + again.assignment() + ", had " + ofB);
+            check(revokedFromA.size() == revocations, "a was rebalanced: " + revokedFromA);
+            ConsumerGroupDescription description =
+                    admin.describeConsumerGroups(List.of("j-static")).all().get().get("j-static");
+            check(description.members().size() == 2, "members " + description);
+            Set<String> instances = new HashSet<>();
+            description.members().forEach(m -> instances.add(m.groupInstanceId().orElse("")));
+            check(instances.equals(Set.of("static-a", "static-b")), "instances " + instances);
+            System.out.println("ok static kept=" + again.assignment().size());
+        } finally {
+            a.close();
+            if (b != null) {
+                b.close();
+            }
+            if (again != null) {
+                again.close();
+            }
+        }
+    }
+
+    private KafkaConsumer<String, String> staticMember(String instance) {
+        return consumer(Map.of(
+                ConsumerConfig.GROUP_ID_CONFIG, "j-static",
+                ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, instance,
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "30000",
+                ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "300",
+                ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+                "org.apache.kafka.clients.consumer.RangeAssignor"), instance);
     }
 
     /** read_committed with no transaction in the log reads everything up to the end. */
