@@ -13,13 +13,17 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import (
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
     NewPartitions,
     NewTopic,
+    OffsetSpec,
 )
 
 BOOTSTRAP = sys.argv[1]
@@ -123,9 +127,35 @@ def check_admin():
             break
         assert time.monotonic() < deadline, topics
         time.sleep(0.05)
+    described = admin.describe_topics(TopicCollection(["ck-admin"]))["ck-admin"].result(timeout=30)
+    assert len(described.partitions) == 3 and described.topic_id is not None, described
+    assert all(p.leader.id == 0 for p in described.partitions), described.partitions
     cluster = admin.describe_cluster().result(timeout=30)
     assert cluster.cluster_id == "rill-embedded" and len(cluster.nodes) == 1, cluster
-    print("ok admin ck-admin 3")
+
+    altered = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        "ck-admin",
+        incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([altered])[altered].result(timeout=30)
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert configs["cleanup.policy"].value == "compact", configs["cleanup.policy"]
+    assert configs["retention.ms"].value == "5000", configs["retention.ms"]
+
+    # ListOffsets and DeleteRecords: the log start moves up, the end stays.
+    produce_keyed("ck-admin", 0, 30)
+    tp0 = TopicPartition("ck-admin", 0)
+    end = admin.list_offsets({tp0: OffsetSpec.latest()})[tp0].result(timeout=30).offset
+    assert end > 2, end
+    deleted = admin.delete_records([TopicPartition("ck-admin", 0, 2)])
+    assert next(iter(deleted.values())).result(timeout=30).low_watermark == 2
+    start = admin.list_offsets({tp0: OffsetSpec.earliest()})[tp0].result(timeout=30).offset
+    assert start == 2, start
+    assert admin.list_offsets({tp0: OffsetSpec.latest()})[tp0].result(timeout=30).offset == end
+    print("ok admin ck-admin 3 log start 2")
 
 
 def check_produce():

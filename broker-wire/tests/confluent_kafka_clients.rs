@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 
-use broker_embedded::{BrokerConfig, Compression};
+use broker_embedded::{BrokerConfig, CleanupPolicy, Compression};
 use broker_wire::WireConfig;
 use common::clients::{
     assert_codec, assert_keyed_partitions, committed_without_lag, producer_batches, python_venv,
@@ -64,6 +64,14 @@ async fn confluent_kafka_administers_produces_consumes_in_groups_and_transaction
     assert!(topics.contains(&"ck-admin".to_owned()), "{topics:?}");
     assert!(!topics.contains(&"ck-gone".to_owned()), "{topics:?}");
     assert_eq!(broker.partition_count("ck-admin").await.unwrap(), 3);
+    assert_eq!(
+        broker.offsets("ck-admin", 0).await.unwrap().0,
+        2,
+        "DeleteRecords"
+    );
+    let config = broker.describe_topic("ck-admin").await.unwrap().config;
+    assert_eq!(config.retention_ms, Some(5000));
+    assert_eq!(config.cleanup_policy, CleanupPolicy::COMPACT);
     // librdkafka's murmur2_random partitioner agrees with Kafka's.
     assert_eq!(assert_keyed_partitions(&broker, "ck-plain", 3).await, 300);
     let (data, with_id, _) = producer_batches(&broker, "ck-plain", 3).await;
