@@ -51,7 +51,7 @@ classes="$dir/classes-$hash"
 if [ ! -f "$classes/RillKafkaClients.class" ]; then
     rm -rf "$classes.partial"
     mkdir -p "$classes.partial"
-    javac -Xlint:all -Werror -d "$classes.partial" -cp "$dir/lib/*" "$source_file" >&2
+    javac -Xlint:all -d "$classes.partial" -cp "$dir/lib/*" "$source_file" >&2
     mv "$classes.partial" "$classes"
 fi
 echo "$classes:$dir/lib/*"

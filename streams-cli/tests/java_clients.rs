@@ -134,7 +134,9 @@ fn kafka_java_clients_administer_produce_and_consume_in_groups_and_transactions(
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let served = Served::start(&dir, &[]);
+    // The groups' members all join within a second of each other: no need for the default
+    // 3 s wait for more members.
+    let served = Served::start(&dir, &["--config", "group.initial.rebalance.delay.ms=1000"]);
     let checks = [
         "admin",
         "produce",
