@@ -28,6 +28,11 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -m ensurepip --version 
     echo "installing python3, python3-venv and python3-pip" >&2
     apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip
 fi
+if ! command -v javac >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    # Kafka's own Java clients and tools run against `streams serve`; Maven fetches them.
+    echo "installing a JDK and Maven" >&2
+    apt-get update -qq && apt-get install -y -qq default-jdk-headless maven
+fi
 for tool in unshare mount; do
     # The read-only and full file system tests run the CLI in a private mount namespace.
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -39,6 +44,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest from crates.io" >&2
     cargo install cargo-nextest --locked
 fi
+
+echo "== Kafka's Java clients and tools (Maven Central, cached under the target dir)"
+bash scripts/kafka-java.sh >/dev/null
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

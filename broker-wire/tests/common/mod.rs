@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test file uses some of these")]
 
+pub(crate) mod clients;
+
 use broker_embedded::{Broker, BrokerConfig};
 use broker_wire::{Server, WireConfig};
 use bytes::{Bytes, BytesMut};
