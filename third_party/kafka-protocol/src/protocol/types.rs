@@ -359,6 +359,11 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                // Patched (see third_party/README.md): the length is checked against the bytes
+                // left before a buffer of that length is allocated.
+                if n as usize > buf.remaining() {
+                    bail!("Not enough bytes remaining in buffer!");
+                }
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -511,6 +516,11 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                // Patched (see third_party/README.md): the length is checked against the bytes
+                // left before a buffer of that length is allocated.
+                if (n - 1) as usize > buf.remaining() {
+                    bail!("Not enough bytes remaining in buffer!");
+                }
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -655,6 +665,11 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                // Patched (see third_party/README.md): the length is checked against the bytes
+                // left before a buffer of that length is allocated.
+                if n as usize > buf.remaining() {
+                    bail!("Not enough bytes remaining in buffer!");
+                }
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -804,6 +819,11 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                // Patched (see third_party/README.md): the length is checked against the bytes
+                // left before a buffer of that length is allocated.
+                if (n - 1) as usize > buf.remaining() {
+                    bail!("Not enough bytes remaining in buffer!");
+                }
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -985,6 +1005,15 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                // Patched (see third_party/README.md): every element takes at least one
+                // byte, so a length above the bytes left is malformed; refuse it before
+                // allocating by it, as Kafka's own decoders do.
+                if n as usize > buf.remaining() {
+                    bail!(
+                        "Tried to allocate a collection of size {n}, but there are only {} bytes remaining.",
+                        buf.remaining()
+                    );
+                }
                 let mut result = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
@@ -1093,6 +1122,14 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                // Patched (see third_party/README.md): as for `Array`.
+                if (n - 1) as usize > buf.remaining() {
+                    bail!(
+                        "Tried to allocate a collection of size {}, but there are only {} bytes remaining.",
+                        n - 1,
+                        buf.remaining()
+                    );
+                }
                 let mut result = Vec::with_capacity((n - 1) as usize);
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
