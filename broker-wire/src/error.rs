@@ -38,14 +38,19 @@ pub enum WireError {
 }
 
 impl WireError {
-    /// Whether the error is the client going away (a reset or closed socket), not a fault.
+    /// Whether the error is the client going away (a reset or closed socket, or a
+    /// connection on which nothing moved for `connections.max.idle.ms`), not a fault.
     pub fn is_disconnect(&self) -> bool {
         use std::io::ErrorKind as K;
         matches!(
             self,
             WireError::Io { source, .. } if matches!(
                 source.kind(),
-                K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof
+                K::BrokenPipe
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::UnexpectedEof
+                    | K::TimedOut
             )
         )
     }

@@ -8,6 +8,14 @@
 //! server does not serve gets Kafka's answer (an `UNSUPPORTED_VERSION` ApiVersions
 //! response) or a closed connection, never a panic.
 //!
+//! What a client can make the server hold is bounded: `max.connections` connections, each
+//! with at most one request in flight and one response pending (the next request is read
+//! after the response is written, so a client that pipelines without reading is held back
+//! by TCP); a request's buffer grows with the bytes that arrived, not with the size its
+//! header claims; arrays whose claimed length exceeds the bytes left in the frame are
+//! refused before anything is allocated by that length; and a connection on which nothing
+//! moves for `connections.max.idle.ms` is closed. See [`WireConfig`].
+//!
 //! Served: ApiVersions, Metadata (with `auto.create.topics.enable` and topic ids), Produce,
 //! Fetch, ListOffsets and OffsetForLeaderEpoch; the admin APIs (CreateTopics, DeleteTopics,
 //! CreatePartitions, DeleteRecords, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
@@ -18,6 +26,7 @@
 //! (a Fetch long poll, a JoinGroup or SyncGroup waiting for other members) holds its own
 //! connection only. [`SUPPORTED_APIS`] is the list clients are told, with the versions.
 
+mod admission;
 mod apis;
 mod config;
 mod connection;
@@ -27,6 +36,9 @@ mod frame;
 mod server;
 
 pub use apis::SUPPORTED_APIS;
-pub use config::{WireConfig, DEFAULT_SOCKET_REQUEST_MAX_BYTES};
+pub use config::{
+    WireConfig, DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SOCKET_REQUEST_MAX_BYTES,
+};
 pub use error::{Result, WireError};
 pub use server::Server;

@@ -81,8 +81,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) allow_non_loopback: bool,
     /// A broker config by Kafka's name: num.partitions, auto.create.topics.enable,
-    /// socket.request.max.bytes, group.initial.rebalance.delay.ms,
-    /// group.min.session.timeout.ms, group.max.session.timeout.ms; repeatable.
+    /// socket.request.max.bytes, max.connections, connections.max.idle.ms,
+    /// group.initial.rebalance.delay.ms, group.min.session.timeout.ms,
+    /// group.max.session.timeout.ms; repeatable.
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
     pub(crate) configs: Vec<(String, String)>,
 }

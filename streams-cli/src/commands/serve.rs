@@ -49,6 +49,18 @@ pub(crate) async fn run(dir: &Path, args: ServeArgs, out: &mut dyn Write) -> Res
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("a positive number of bytes"))?
             }
+            "max.connections" => {
+                wire.max_connections = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("a positive number of connections"))?
+            }
+            "connections.max.idle.ms" => {
+                wire.connections_max_idle_ms = value
+                    .parse()
+                    .map_err(|_| bad("a number of milliseconds (negative: never)"))?
+            }
             "group.initial.rebalance.delay.ms" => {
                 broker_config.group_initial_rebalance_delay_ms = value
                     .parse()
@@ -72,9 +84,9 @@ pub(crate) async fn run(dir: &Path, args: ServeArgs, out: &mut dyn Write) -> Res
             }
             _ => bail!(
                 "unknown config {key}: streams serve takes num.partitions, \
-                 auto.create.topics.enable, socket.request.max.bytes, \
-                 group.initial.rebalance.delay.ms, group.min.session.timeout.ms and \
-                 group.max.session.timeout.ms"
+                 auto.create.topics.enable, socket.request.max.bytes, max.connections, \
+                 connections.max.idle.ms, group.initial.rebalance.delay.ms, \
+                 group.min.session.timeout.ms and group.max.session.timeout.ms"
             ),
         }
     }
