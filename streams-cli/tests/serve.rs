@@ -267,3 +267,66 @@ fn kcat_produces_and_consumes_and_the_cli_sees_the_same_records() {
         "{text}"
     );
 }
+
+#[test]
+fn kcat_produces_with_each_codec_and_consumes_in_a_group_that_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (child, addr) = serve_with(dir, &["--config", "group.initial.rebalance.delay.ms=0"]);
+    let mut expected = 0;
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let input: String = (0..100).map(|i| format!("{codec}-{i}\n")).collect();
+        kcat_with_input(
+            &[
+                "-b",
+                &addr,
+                "-P",
+                "-t",
+                "packed",
+                "-z",
+                codec,
+                "-X",
+                "enable.idempotence=true",
+            ],
+            &input,
+        );
+        expected += 100;
+    }
+    // A balanced consumer (-G): joins the group, reads everything, commits on exit.
+    let consumed = kcat(&[
+        "-b",
+        &addr,
+        "-G",
+        "readers",
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-f",
+        "%s\n",
+        "packed",
+    ]);
+    let lines: Vec<&str> = consumed.lines().collect();
+    assert_eq!(lines.len(), expected, "{consumed}");
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(codec)).count(),
+            100,
+            "{codec}"
+        );
+    }
+    terminate(child);
+    // The group's offsets were committed.
+    let described = streams(dir)
+        .args(["groups", "describe", "--group", "readers"])
+        .output()
+        .unwrap();
+    assert!(described.status.success(), "{described:?}");
+    let text = String::from_utf8_lossy(&described.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("readers") && l.contains("packed"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[3], expected.to_string(), "committed offset: {text}");
+}
