@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::path::Path;
-
 use broker_embedded::{BrokerConfig, Compression};
 use broker_wire::WireConfig;
 use common::clients::{
     assert_codec, assert_keyed_partitions, committed_without_lag, producer_batches, python_venv,
-    run_script,
+    run_checks,
 };
 use common::start;
 
@@ -48,21 +46,7 @@ async fn kafka_python_produces_consumes_in_groups_and_transactions() {
         return;
     };
     let (broker, addr) = start(BrokerConfig::default(), WireConfig::default()).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_python_clients.py");
-    let mut args = vec![addr.to_string()];
-    args.extend(CHECKS.iter().map(|c| c.to_string()));
-    let out = tokio::task::spawn_blocking(move || run_script(&python, &script, &args))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("\nok"),
-        "kafka-python clients script failed:\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for check in CHECKS {
-        assert!(stdout.contains(&format!("ok {check}")), "{stdout}");
-    }
+    run_checks(python, "kafka_python_clients.py", addr, &CHECKS).await;
 
     // What the clients did is in the broker.
     assert_eq!(assert_keyed_partitions(&broker, "py-plain", 3).await, 300);

@@ -298,10 +298,7 @@ impl ClassicGroups {
         generation: i32,
         now: i64,
     ) -> Option<Result<(), GroupErrorCode>> {
-        let mut out = Outbox::default();
-        self.tick_group(group_id, now, &mut out);
-        self.flush(out);
-        let group = self.groups.get_mut(group_id)?;
+        let group = self.ticked(group_id, now)?;
         Some(group.validate_txn_offset_commit(member_id, instance_id, generation, now))
     }
 
@@ -315,11 +312,17 @@ impl ClassicGroups {
         generation: i32,
         now: i64,
     ) -> Option<Result<(), GroupErrorCode>> {
+        let group = self.ticked(group_id, now)?;
+        Some(group.validate_offset_commit(member_id, instance_id, generation, now))
+    }
+
+    /// The group `group_id` with its timers run up to `now` (expired members removed, a
+    /// rebalance completed), for a check that must see its current state.
+    fn ticked(&mut self, group_id: &str, now: i64) -> Option<&mut ClassicGroup> {
         let mut out = Outbox::default();
         self.tick_group(group_id, now, &mut out);
         self.flush(out);
-        let group = self.groups.get_mut(group_id)?;
-        Some(group.validate_offset_commit(member_id, instance_id, generation, now))
+        self.groups.get_mut(group_id)
     }
 }
 

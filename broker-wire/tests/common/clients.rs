@@ -157,3 +157,32 @@ pub(crate) async fn producer_batches(
     }
     (data, with_id, control)
 }
+
+/// Runs the client script `tests/{script}` with the server's address and `checks` as
+/// arguments, and asserts that it printed `ok CHECK` for each check and `ok` last. Returns
+/// what it printed.
+pub(crate) async fn run_checks(
+    python: PathBuf,
+    script: &str,
+    addr: std::net::SocketAddr,
+    checks: &[&str],
+) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let mut args = vec![addr.to_string()];
+    args.extend(checks.iter().map(|c| c.to_string()));
+    let out = tokio::task::spawn_blocking(move || run_script(&python, &path, &args))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("\nok"),
+        "{script} failed:\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in checks {
+        assert!(stdout.contains(&format!("ok {check}")), "{stdout}");
+    }
+    stdout
+}
