@@ -9,13 +9,26 @@
 //! The server process is this bench binary again, started with `WIRE_BENCH_SERVE=DIR`: it
 //! opens the broker in DIR, serves it on a free loopback port, prints the address and runs
 //! until its stdin closes.
+//!
+//! Then the same load, with the same clients and settings, runs against Apache Kafka (the
+//! version of `benches/kafka-broker/pom.xml`, fetched from Maven Central by
+//! `scripts/kafka-broker.sh`), a single node in KRaft mode started by the bench on loopback
+//! with its defaults (no fsync per message) and its start script's heap, `-Xmx1G -Xms1G`;
+//! the bench prints its figures, the ratios of ours to them (goal: >= 1.0 on produce and on
+//! consume) and its peak resident memory. Without Java or Maven that leg is skipped, with a
+//! line that says why.
+
+#[path = "wire/apache_kafka.rs"]
+mod apache_kafka;
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apache_kafka::ApacheKafka;
 use broker_embedded::{
     AutoOffsetReset, Broker, BrokerConfig, Consumer, ConsumerConfig, NewTopic, Producer,
     ProducerConfig, ProducerRecord,
@@ -246,11 +259,44 @@ async fn in_process(
     Ok((produce, consume, bytes))
 }
 
+/// What one broker over the wire did: produce and consume times, bytes consumed, peak RSS.
+struct Leg {
+    produce: Duration,
+    consume: Duration,
+    bytes: usize,
+    peak_rss_mib: f64,
+}
+
+/// The same load against Apache Kafka, started in `dir` with `classpath`, then stopped.
+fn kafka_leg(classpath: &str, dir: &Path, data: &Bytes, n: usize) -> anyhow::Result<Leg> {
+    let kafka = ApacheKafka::start(classpath, dir)?;
+    kafka.create_topic("wire", 1)?;
+    let produce = wire_produce(kafka.addr(), "wire", data, n)?;
+    let (consume, bytes) = wire_consume(kafka.addr(), "wire", n)?;
+    let peak_rss_mib = peak_rss_mib(kafka.pid());
+    kafka.stop()?;
+    Ok(Leg {
+        produce,
+        consume,
+        bytes,
+        peak_rss_mib,
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     if let Ok(dir) = std::env::var("WIRE_BENCH_SERVE") {
         return serve(&dir);
     }
     let n = records() / BATCH * BATCH;
+    // Apache Kafka's jars first (fetched once, then cached), so that no download runs
+    // during a measurement.
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.parent().unwrap_or(manifest_dir);
+    let kafka_version = apache_kafka::version(&manifest_dir.join("benches/kafka-broker/pom.xml"));
+    let kafka_classpath = apache_kafka::classpath(
+        &workspace.join("scripts/kafka-broker.sh"),
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("kafka-broker"),
+    );
     let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(&base)?;
     let scratch = tempfile::tempdir_in(&base)?;
@@ -298,6 +344,10 @@ fn main() -> anyhow::Result<()> {
     let wire_produce = produced?;
     let (wire_consume, wire_bytes) = consumed.expect("produce succeeded")?;
 
+    // Apache Kafka after ours: the same clients, the same records.
+    let kafka = kafka_classpath
+        .map(|classpath| kafka_leg(&classpath, &scratch.path().join("kafka"), &data, n));
+
     println!("records={n} value_bytes={VALUE_BYTES} partitions=1");
     println!(
         "in_process produce records_per_sec={:.0} mb_per_sec={:.1} (embedded producer, idempotent, batches of {BATCH})",
@@ -322,5 +372,36 @@ fn main() -> anyhow::Result<()> {
         in_consume.as_secs_f64() / wire_consume.as_secs_f64()
     );
     println!("server peak_rss_mib={peak:.0}");
+    match kafka {
+        Err(why) => println!("kafka leg skipped: {why:#}"),
+        Ok(Err(e)) => {
+            println!("kafka leg failed: {e:#}");
+            return Err(e);
+        }
+        Ok(Ok(kafka)) => {
+            println!(
+                "kafka produce records_per_sec={:.0} mb_per_sec={:.1} (Apache Kafka {kafka_version}, KRaft, one node, default durability, -Xmx1G -Xms1G; same librdkafka producer)",
+                n as f64 / kafka.produce.as_secs_f64(),
+                mb(payload, kafka.produce)
+            );
+            println!(
+                "kafka consume records_per_sec={:.0} mb_per_sec={:.1} (same kcat)",
+                n as f64 / kafka.consume.as_secs_f64(),
+                mb(kafka.bytes, kafka.consume)
+            );
+            println!(
+                "wire produce ratio_to_kafka={:.2} (goal >= 1.0)",
+                kafka.produce.as_secs_f64() / wire_produce.as_secs_f64()
+            );
+            println!(
+                "wire consume ratio_to_kafka={:.2} (goal >= 1.0)",
+                kafka.consume.as_secs_f64() / wire_consume.as_secs_f64()
+            );
+            println!(
+                "kafka peak_rss_mib={:.0} (JVM, -Xmx1G -Xms1G; ours: {peak:.0})",
+                kafka.peak_rss_mib
+            );
+        }
+    }
     Ok(())
 }
