@@ -41,7 +41,7 @@ async fn confluent_kafka_administers_produces_consumes_in_groups_and_transaction
         return;
     };
     let (broker, addr) = start(BrokerConfig::default(), WireConfig::default()).await;
-    let stdout = run_checks(python, "confluent_kafka_clients.py", addr, &CHECKS).await;
+    run_checks(python, "confluent_kafka_clients.py", addr, &CHECKS).await;
 
     // What the clients did is in the broker.
     let topics = broker.list_topics().await.unwrap();
