@@ -22,6 +22,17 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -m ensurepip --version 
     echo "installing python3, python3-venv and python3-pip" >&2
     apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip
 fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    # streams-cli's kafkajs test runs a script with node and installs kafkajs with npm ci.
+    echo "installing nodejs and npm" >&2
+    apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+if ! command -v go >/dev/null 2>&1; then
+    # streams-cli's franz-go test builds a Go program; an older go fetches the toolchain its
+    # go.mod asks for (GOTOOLCHAIN=auto) with the modules, from the Go module proxy.
+    echo "installing golang-go" >&2
+    apt-get update -qq && apt-get install -y -qq golang-go
+fi
 for tool in unshare mount; do
     # The read-only and full file system tests run the CLI in a private mount namespace.
     if ! command -v "$tool" >/dev/null 2>&1; then
