@@ -1,8 +1,9 @@
 //! `streams serve` with kafkajs (npm), a Kafka client written in JavaScript by people who
 //! never saw this broker: its admin creates topics, an idempotent producer sends a gzip batch
 //! with acks=-1, two consumers of one group share the partitions (and one takes over when
-//! the other leaves), and a transactional producer commits, aborts and sends offsets. The
-//! script is `tests/clients/kafkajs/check.js`; it prints JSON that this test checks.
+//! the other leaves), a transactional producer commits, aborts and sends offsets, and a
+//! consumer recovers from a committed offset below the log start. The script is
+//! `tests/clients/kafkajs/check.js`; it prints JSON that this test checks.
 //!
 //! kafkajs is installed with `npm ci` (its version pinned by `package-lock.json`) into a cache
 //! dir under the target dir the first time. Without node or npm the test is skipped with a
@@ -257,6 +258,16 @@ fn kafkajs_admin_idempotent_gzip_producer_group_of_two_and_transactions() {
         .map(|c| (int(&c["partition"]), int(&c["offset"])))
         .collect();
     assert_eq!(eos, [(0, 5), (1, -1), (2, -1), (3, -1)]);
+
+    // A committed offset below the log start: the consumer's fetch is OFFSET_OUT_OF_RANGE,
+    // it commits -2 (earliest) and reads from the log start; admin resetOffsets (earliest,
+    // also a -2) makes the group read it again.
+    let out_of_range = &r["out_of_range"];
+    for run in ["recovered", "again"] {
+        assert_eq!(out_of_range[run]["crashed"], Value::Null, "{out_of_range}");
+        assert_eq!(partitions_of(&out_of_range[run]["offsets"]), [3, 4]);
+    }
+    assert_eq!(out_of_range["committed_after"], 5);
 
     // What kafkajs did is in the data dir after a clean stop.
     let described = streams(dir)

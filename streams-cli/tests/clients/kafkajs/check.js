@@ -204,6 +204,54 @@ async function transactionSteps(admin) {
   };
 }
 
+/**
+ * A group whose committed offset fell below the log start (records deleted): its consumer
+ * gets OFFSET_OUT_OF_RANGE, commits -2 (kafkajs's way of asking for the earliest offset) and
+ * goes on from the log start; admin resetOffsets (earliest) makes the group read it again.
+ */
+async function outOfRangeSteps(admin) {
+  const topic = 'js-trimmed';
+  const groupId = 'js-reset';
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  await producer.send({ topic, acks: -1, messages: [0, 1, 2, 3, 4].map((i) => ({ value: `t${i}` })) });
+  await producer.disconnect();
+  // deleteTopicRecords looks the leader up in the admin's metadata cache only.
+  await admin.fetchTopicMetadata({ topics: [topic] });
+  await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '3' }] });
+  await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '1' }] });
+
+  const consume = async () => {
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
+    const offsets = [];
+    let crashed = null;
+    consumer.on(consumer.events.CRASH, (e) => {
+      crashed = String(e.payload.error);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        offsets.push(Number(message.offset));
+      },
+    });
+    await until('the records above the log start', 20000, () => offsets.length >= 2 || crashed);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await consumer.disconnect();
+    return { offsets, crashed };
+  };
+  const recovered = await consume();
+  const committedAfter = await admin.fetchOffsets({ groupId, topics: [topic] });
+  await admin.resetOffsets({ groupId, topic, earliest: true });
+  const again = await consume();
+  return {
+    recovered,
+    committed_after: Number(committedAfter[0].partitions[0].offset),
+    again,
+  };
+}
+
 async function main() {
   const admin = kafka.admin();
   await admin.connect();
@@ -211,6 +259,7 @@ async function main() {
   result.admin = await adminSteps(admin);
   result.group = await groupSteps(admin);
   result.transactions = await transactionSteps(admin);
+  result.out_of_range = await outOfRangeSteps(admin);
   await admin.disconnect();
   process.stdout.write(JSON.stringify(result) + '\n');
 }
