@@ -283,16 +283,21 @@ fn franz_go_admin_codecs_group_of_two_transactions_and_group_transact_session() 
     assert_eq!(group["state_after"], "Empty");
     assert_eq!(group["members_after"], 0);
 
-    // A transactional producer: committed, aborted, committed; read_committed sees the
-    // committed records only; kadm describes and lists the transaction and its producer.
+    // A client fenced by a second one with its transactional id (PRODUCER_FENCED at EndTxn
+    // v5); a transactional producer's transactions: committed, aborted, committed.
+    // read_committed sees the committed records only; kadm describes and lists the
+    // transaction and the partition's producers.
     let txn = &r["transactions"];
+    assert_eq!(txn["fenced_is_producer_fenced"], true, "{txn}");
     assert_eq!(
         strings(&txn["read_committed"]),
-        ["committed-1", "committed-2", "committed-3"]
+        ["successor", "committed-1", "committed-2", "committed-3"]
     );
     assert_eq!(
         strings(&txn["read_uncommitted"]),
         [
+            "zombie",
+            "successor",
             "committed-1",
             "committed-2",
             "aborted-1",
@@ -303,10 +308,13 @@ fn franz_go_admin_codecs_group_of_two_transactions_and_group_transact_session() 
     assert_eq!(txn["described_state"], "CompleteCommit");
     assert_eq!(txn["listed_state"], "CompleteCommit");
     assert_eq!(txn["described_producer_id"], txn["producer_id"]);
+    let producers = partitions_of(&txn["described_producers"]);
     assert_eq!(
-        partitions_of(&txn["described_producers"]),
-        [int(&txn["producer_id"])]
+        producers.len(),
+        2,
+        "the fenced id's and this one: {producers:?}"
     );
+    assert!(producers.contains(&int(&txn["producer_id"])));
 
     // GroupTransactSession: the first round aborted (its copies are in the log, not visible
     // to read_committed), the input read again and copied exactly once, offsets committed

@@ -1,8 +1,8 @@
 //! `streams serve` with kafkajs (npm), a Kafka client written in JavaScript by people who
 //! never saw this broker: its admin creates topics, an idempotent producer sends a gzip batch
 //! with acks=-1, two consumers of one group share the partitions (and one takes over when
-//! the other leaves), a transactional producer commits, aborts and sends offsets, and a
-//! consumer recovers from a committed offset below the log start. The script is
+//! the other leaves), a transactional producer commits, aborts, sends offsets and is fenced,
+//! and a consumer recovers from a committed offset below the log start. The script is
 //! `tests/clients/kafkajs/check.js`; it prints JSON that this test checks.
 //!
 //! kafkajs is installed with `npm ci` (its version pinned by `package-lock.json`) into a cache
@@ -238,10 +238,13 @@ fn kafkajs_admin_idempotent_gzip_producer_group_of_two_and_transactions() {
 
     // Transactions: read_committed sees the committed ones only, read_uncommitted all;
     // offsets sent in the committed transaction count, those of the aborted one do not.
+    // A second producer with the same transactional id fenced the first, whose commit kafkajs
+    // (at EndTxn v1) reports as INVALID_PRODUCER_EPOCH, and whose record stays invisible.
     let txn = &r["transactions"];
+    assert_eq!(txn["fenced"], "INVALID_PRODUCER_EPOCH");
     assert_eq!(
         strings(&txn["read_committed"]),
-        ["committed-1", "committed-2", "committed-3"]
+        ["committed-1", "committed-2", "successor", "committed-3"]
     );
     assert_eq!(
         strings(&txn["read_uncommitted"]),
@@ -250,6 +253,8 @@ fn kafkajs_admin_idempotent_gzip_producer_group_of_two_and_transactions() {
             "committed-2",
             "aborted-1",
             "aborted-2",
+            "zombie",
+            "successor",
             "committed-3"
         ]
     );
@@ -297,6 +302,6 @@ fn kafkajs_admin_idempotent_gzip_producer_group_of_two_and_transactions() {
     assert!(read.status.success(), "{read:?}");
     assert_eq!(
         String::from_utf8_lossy(&read.stdout),
-        "committed-1\ncommitted-2\ncommitted-3\n"
+        "committed-1\ncommitted-2\nsuccessor\ncommitted-3\n"
     );
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -467,19 +468,37 @@ func readAll(ctx context.Context, topic string, committed bool, last string) []s
 }
 
 type txnResult struct {
-	ReadCommitted      []string `json:"read_committed"`
-	ReadUncommitted    []string `json:"read_uncommitted"`
-	DescribedState     string   `json:"described_state"`
-	DescribedPid       int64    `json:"described_producer_id"`
-	ListedState        string   `json:"listed_state"`
-	ProducerPid        int64    `json:"producer_id"`
-	DescribedProducers []int64  `json:"described_producers"`
+	Fenced                 string   `json:"fenced"`
+	FencedIsProducerFenced bool     `json:"fenced_is_producer_fenced"`
+	ReadCommitted          []string `json:"read_committed"`
+	ReadUncommitted        []string `json:"read_uncommitted"`
+	DescribedState         string   `json:"described_state"`
+	DescribedPid           int64    `json:"described_producer_id"`
+	ListedState            string   `json:"listed_state"`
+	ProducerPid            int64    `json:"producer_id"`
+	DescribedProducers     []int64  `json:"described_producers"`
 }
 
 func transactionSteps(ctx context.Context, adm *kadm.Client) txnResult {
 	step("transactions")
 	var r txnResult
 	const txnID = "go-txn-producer"
+
+	// A second client with the same transactional id fences the first: its open transaction
+	// is aborted and its commit refused.
+	zombie := client(kgo.TransactionalID("go-fenced"), kgo.DefaultProduceTopic(txnTopic))
+	check("begin transaction", zombie.BeginTransaction())
+	check("produce in transaction", zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie")}).FirstErr())
+	successor := client(kgo.TransactionalID("go-fenced"), kgo.DefaultProduceTopic(txnTopic))
+	check("begin transaction", successor.BeginTransaction())
+	check("produce in transaction", successor.ProduceSync(ctx, &kgo.Record{Value: []byte("successor")}).FirstErr())
+	check("end transaction", successor.EndTransaction(ctx, kgo.TryCommit))
+	fenced := zombie.EndTransaction(ctx, kgo.TryCommit)
+	r.Fenced = errString(fenced)
+	r.FencedIsProducerFenced = errors.Is(fenced, kerr.ProducerFenced)
+	successor.Close()
+	zombie.Close()
+
 	cl := client(kgo.TransactionalID(txnID), kgo.TransactionTimeout(10*time.Second), kgo.DefaultProduceTopic(txnTopic))
 	rounds := []struct {
 		values []string

@@ -189,6 +189,29 @@ async function transactionSteps(admin) {
   });
   await aborted.abort();
 
+  // A second producer with the same transactional id fences the first: its open transaction
+  // is aborted and its commit refused.
+  const zombie = kafka.producer({ transactionalId: 'js-fenced', idempotent: true, maxInFlightRequests: 1 });
+  await zombie.connect();
+  const zombieTxn = await zombie.transaction();
+  await zombieTxn.send({ topic: TXN_TOPIC, messages: [{ value: 'zombie' }] });
+  const successor = kafka.producer({ transactionalId: 'js-fenced', idempotent: true, maxInFlightRequests: 1 });
+  await successor.connect();
+  const successorTxn = await successor.transaction();
+  await successorTxn.send({ topic: TXN_TOPIC, messages: [{ value: 'successor' }] });
+  await successorTxn.commit();
+  let fenced = null;
+  await zombieTxn.commit().then(
+    () => {
+      fenced = 'committed';
+    },
+    (e) => {
+      fenced = e.type || e.name;
+    },
+  );
+  await successor.disconnect();
+  await zombie.disconnect().catch(() => {});
+
   const last = await producer.transaction();
   await last.send({ topic: TXN_TOPIC, messages: [{ value: 'committed-3' }] });
   await last.commit();
@@ -196,6 +219,7 @@ async function transactionSteps(admin) {
 
   const eosOffsets = await admin.fetchOffsets({ groupId: 'js-eos', topics: [ORDERS] });
   return {
+    fenced,
     read_committed: await readAll('js-read-committed', false, 'committed-3'),
     read_uncommitted: await readAll('js-read-uncommitted', true, 'committed-3'),
     eos_offsets: eosOffsets[0].partitions
