@@ -284,7 +284,7 @@ fn franz_go_admin_codecs_group_of_two_transactions_and_group_transact_session() 
     assert_eq!(group["members_after"], 0);
 
     // A client fenced by a second one with its transactional id (PRODUCER_FENCED at EndTxn
-    // v5); a transactional producer's transactions: committed, aborted, committed.
+    // v4); a transactional producer's transactions: committed, aborted, committed.
     // read_committed sees the committed records only; kadm describes and lists the
     // transaction and the partition's producers.
     let txn = &r["transactions"];
