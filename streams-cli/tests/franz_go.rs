@@ -14,7 +14,9 @@
 mod common;
 mod tools;
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -23,34 +25,33 @@ use broker_embedded::partitioner::partition_for_key;
 use serde_json::Value;
 
 use common::{serve_with, streams, terminate};
-use tools::{cache_dir, client_source, newest, run_client, runs, unavailable};
+use tools::{cache_dir, client_source, run_client, runs, unavailable};
 
 const PARTITIONS: u32 = 4;
 const CODECS: [(&str, i64); 4] = [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)];
 const PER_CODEC: usize = 50;
 const LATE_RECORDS: usize = 20;
 
-/// The franz-go program, built when missing or older than its sources.
+/// The franz-go program, built once per content of its sources (the cache is shared by every
+/// checkout that uses the target dir).
 fn franz_binary() -> Option<PathBuf> {
     let source = client_source("franz");
-    let inputs: Vec<PathBuf> = ["main.go", "go.mod", "go.sum"]
-        .iter()
-        .map(|f| source.join(f))
-        .collect();
+    let mut hasher = DefaultHasher::new();
+    for file in ["main.go", "go.mod", "go.sum"] {
+        std::fs::read(source.join(file)).unwrap().hash(&mut hasher);
+    }
     let dir = cache_dir("franz-go-client");
-    let binary = dir.join("franzcheck");
-    let built = std::fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| t > newest(&inputs));
-    if built {
+    let name = format!("franzcheck-{:016x}", hasher.finish());
+    let binary = dir.join(&name);
+    if binary.exists() {
         return Some(binary);
     }
     if !runs("go", "version") {
         return unavailable("franz-go", "go cannot be run".to_owned());
     }
     std::fs::create_dir_all(&dir).unwrap();
-    // Built beside the binary, then renamed over it: a concurrent run never sees half a file.
-    let staging = dir.join(format!("franzcheck.{}", std::process::id()));
+    // Built beside the binary, then renamed to it: a concurrent run never sees half a file.
+    let staging = dir.join(format!("staging-{}", std::process::id()));
     let out = Command::new("go")
         .args(["build", "-buildvcs=false", "-mod=readonly", "-o"])
         .arg(&staging)
@@ -60,6 +61,14 @@ fn franz_binary() -> Option<PathBuf> {
     match out {
         Ok(out) if out.status.success() => {
             std::fs::rename(&staging, &binary).unwrap();
+            // Builds of older sources are not needed again.
+            for old in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let old_name = old.file_name();
+                let old_name = old_name.to_string_lossy();
+                if old_name.starts_with("franzcheck-") && old_name != name.as_str() {
+                    let _ = std::fs::remove_file(old.path());
+                }
+            }
             Some(binary)
         }
         Ok(out) => unavailable("franz-go", format!("go build failed: {out:?}")),

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Fails under `CI=true` (where the test command installs every tool), otherwise skips the
 /// test with a message.
@@ -38,19 +38,6 @@ pub(crate) fn client_source(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(name)
-}
-
-/// The latest modification time of these files (missing ones count as now).
-pub(crate) fn newest(files: &[PathBuf]) -> SystemTime {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .and_then(|m| m.modified())
-                .unwrap_or_else(|_| SystemTime::now())
-        })
-        .max()
-        .unwrap_or_else(SystemTime::now)
 }
 
 /// Runs a client to its end (killed after `limit`) and returns the JSON object on the last
