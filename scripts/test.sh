@@ -33,6 +33,23 @@ if ! command -v javac >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
     echo "installing a JDK and Maven" >&2
     apt-get update -qq && apt-get install -y -qq default-jdk-headless maven
 fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    # streams-cli's kafkajs test runs a script with node and installs kafkajs with npm ci.
+    echo "installing nodejs and npm" >&2
+    apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+if ! command -v go >/dev/null 2>&1; then
+    # streams-cli's franz-go test builds a Go program (franz-go needs Go 1.26).
+    echo "installing golang-go" >&2
+    apt-get update -qq && apt-get install -y -qq golang-go
+fi
+go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [ "${go_minor:-0}" -lt 21 ]; then
+    # Go 1.21 and later fetch the toolchain a go.mod asks for (GOTOOLCHAIN=auto); older ones
+    # cannot build franz-go.
+    echo "error: $(go version) is too old for the franz-go test: install Go 1.21 or later" >&2
+    exit 1
+fi
 for tool in unshare mount; do
     # The read-only and full file system tests run the CLI in a private mount namespace.
     if ! command -v "$tool" >/dev/null 2>&1; then

@@ -197,7 +197,8 @@ impl Broker {
     /// Kafka's OffsetCommit: checks the member and generation against the group (a commit
     /// with generation -1 and no member id is accepted while the group has no members, as
     /// a consumer outside group management makes them), writes the offsets to
-    /// `__consumer_offsets` and makes them a commit point. Returns each partition's outcome:
+    /// `__consumer_offsets` (a `None` offset as a tombstone that removes the partition's
+    /// committed offset) and makes them a commit point. Returns each partition's outcome:
     /// `UNKNOWN_TOPIC_OR_PARTITION`, `OFFSET_METADATA_TOO_LARGE`, or the group's refusal
     /// (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`, `REBALANCE_IN_PROGRESS`, ...) for all.
     pub async fn commit_offsets(
@@ -231,12 +232,16 @@ impl Broker {
                 }
                 if let Err(error) = check {
                     *result = Some(error);
-                } else if om.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                } else if om
+                    .as_ref()
+                    .is_some_and(|om| om.metadata.len() > OFFSET_METADATA_MAX_BYTES)
+                {
                     *result = Some(GroupErrorCode::OffsetMetadataTooLarge);
                 } else {
+                    // A negative offset (`None`) is written as a tombstone.
                     entries.push((
                         tp.clone(),
-                        Some(CommittedOffset {
+                        om.as_ref().map(|om| CommittedOffset {
                             offset: om.offset,
                             metadata: om.metadata.clone(),
                             commit_timestamp: now,
@@ -527,8 +532,11 @@ mod tests {
             group_instance_id: None,
             generation_id: generation,
             offsets: vec![
-                (TopicPartition::new("t", 0), OffsetAndMetadata::new(5)),
-                (TopicPartition::new("nope", 0), OffsetAndMetadata::new(5)),
+                (TopicPartition::new("t", 0), Some(OffsetAndMetadata::new(5))),
+                (
+                    TopicPartition::new("nope", 0),
+                    Some(OffsetAndMetadata::new(5)),
+                ),
             ],
             group_id_not_found_error: false,
         };
@@ -562,6 +570,62 @@ mod tests {
         broker.close().await.unwrap();
     }
 
+    /// A negative offset (`None`) is accepted and removes the committed offset, also after a
+    /// restart; the other partitions of the commit are stored.
+    #[tokio::test]
+    async fn a_negative_offset_removes_the_committed_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path(), BrokerConfig::default())
+            .await
+            .unwrap();
+        broker.create_topic(NewTopic::new("t", 2)).await.unwrap();
+        let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let commit = |offsets| GroupOffsetCommit {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            generation_id: -1,
+            offsets,
+            group_id_not_found_error: false,
+        };
+        let both = vec![
+            (p0.clone(), Some(OffsetAndMetadata::new(4))),
+            (p1.clone(), Some(OffsetAndMetadata::new(6))),
+        ];
+        broker.commit_offsets(commit(both)).await.unwrap();
+        let cleared = vec![
+            (p0.clone(), None),
+            (p1.clone(), Some(OffsetAndMetadata::new(7))),
+        ];
+        assert_eq!(
+            broker.commit_offsets(commit(cleared)).await.unwrap(),
+            vec![(p0.clone(), None), (p1.clone(), None)]
+        );
+        let offsets = |fetched: Vec<FetchedOffset>| -> Vec<Option<u64>> {
+            fetched
+                .into_iter()
+                .map(|f| f.offset.map(|o| o.offset))
+                .collect()
+        };
+        let asked = [p0.clone(), p1.clone()];
+        let fetched = broker
+            .fetch_offsets("g", Some(&asked), false)
+            .await
+            .unwrap();
+        assert_eq!(offsets(fetched), [None, Some(7)]);
+        broker.close().await.unwrap();
+        drop(broker);
+        let broker = Broker::open(dir.path(), BrokerConfig::default())
+            .await
+            .unwrap();
+        let fetched = broker
+            .fetch_offsets("g", Some(&asked), false)
+            .await
+            .unwrap();
+        assert_eq!(offsets(fetched), [None, Some(7)]);
+        broker.close().await.unwrap();
+    }
+
     /// A transactional offset commit that has no marker yet makes a stable fetch
     /// `UNSTABLE_OFFSET_COMMIT`; a plain fetch sees the offsets committed before it.
     #[tokio::test]
@@ -577,7 +641,7 @@ mod tests {
             member_id: String::new(),
             group_instance_id: None,
             generation_id: -1,
-            offsets: vec![(tp.clone(), OffsetAndMetadata::new(3))],
+            offsets: vec![(tp.clone(), Some(OffsetAndMetadata::new(3)))],
             group_id_not_found_error: true,
         };
         assert_eq!(

@@ -203,8 +203,10 @@ pub struct GroupOffsetCommit {
     pub group_instance_id: Option<String>,
     /// The member's generation; -1 for a consumer outside group management.
     pub generation_id: i32,
-    /// The offsets, each with its metadata.
-    pub offsets: Vec<(TopicPartition, crate::OffsetAndMetadata)>,
+    /// The offsets, each with its metadata. `None` stands for a negative offset, which
+    /// removes the partition's committed offset: Kafka keeps any offset, and its clients
+    /// (the Java client, kafkajs, franz-go) read a negative committed offset as none.
+    pub offsets: Vec<(TopicPartition, Option<crate::OffsetAndMetadata>)>,
     /// The OffsetCommit version is 9 or later: an unknown group is `GROUP_ID_NOT_FOUND`
     /// rather than `ILLEGAL_GENERATION`.
     pub group_id_not_found_error: bool,

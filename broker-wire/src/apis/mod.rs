@@ -170,17 +170,21 @@ pub(crate) async fn handle(context: &Context, peer: SocketAddr, mut body: Bytes)
             describe_groups::respond(context, r, version).await.into()
         }
         RequestKind::DeleteGroups(r) => delete_groups::respond(context, r).await.into(),
-        RequestKind::InitProducerId(r) => transactions::init_producer_id(context, r).await.into(),
+        RequestKind::InitProducerId(r) => transactions::init_producer_id(context, r, version)
+            .await
+            .into(),
         RequestKind::AddPartitionsToTxn(r) => {
             transactions::add_partitions_to_txn(context, r, version)
                 .await
                 .into()
         }
-        RequestKind::AddOffsetsToTxn(r) => {
-            transactions::add_offsets_to_txn(context, r).await.into()
-        }
-        RequestKind::EndTxn(r) => transactions::end_txn(context, r).await.into(),
-        RequestKind::TxnOffsetCommit(r) => transactions::txn_offset_commit(context, r).await.into(),
+        RequestKind::AddOffsetsToTxn(r) => transactions::add_offsets_to_txn(context, r, version)
+            .await
+            .into(),
+        RequestKind::EndTxn(r) => transactions::end_txn(context, r, version).await.into(),
+        RequestKind::TxnOffsetCommit(r) => transactions::txn_offset_commit(context, r, version)
+            .await
+            .into(),
         RequestKind::DescribeProducers(r) => {
             transactions::describe_producers(context, r).await.into()
         }

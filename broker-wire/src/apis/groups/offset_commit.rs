@@ -10,9 +10,6 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use super::{broker_error_code, code, text, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::context::Context;
 
-/// Kafka's `INVALID_COMMIT_OFFSET_SIZE`, for a negative offset (which cannot be stored).
-const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
-
 pub(crate) async fn respond(
     context: &Context,
     request: OffsetCommitRequest,
@@ -26,20 +23,19 @@ pub(crate) async fn respond(
     for topic in &request.topics {
         let mut topic_codes = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let early = match (
-                u32::try_from(p.partition_index),
-                u64::try_from(p.committed_offset),
-            ) {
-                (Err(_), _) => Some(UNKNOWN_TOPIC_OR_PARTITION),
-                (_, Err(_)) => Some(INVALID_COMMIT_OFFSET_SIZE),
-                (Ok(partition), Ok(offset)) => {
-                    offsets.push((
-                        TopicPartition::new(text(&topic.name.0), partition),
+            let early = match u32::try_from(p.partition_index) {
+                Err(_) => Some(UNKNOWN_TOPIC_OR_PARTITION),
+                Ok(partition) => {
+                    // Kafka takes any offset. kafkajs commits -1 or -2 to have a partition
+                    // reset by its own policy; it, franz-go and the Java client read a
+                    // negative committed offset as none: it removes the committed offset.
+                    let offset = u64::try_from(p.committed_offset).ok().map(|offset| {
                         OffsetAndMetadata::with_metadata(
                             offset,
                             p.committed_metadata.as_ref().map(text).unwrap_or_default(),
-                        ),
-                    ));
+                        )
+                    });
+                    offsets.push((TopicPartition::new(text(&topic.name.0), partition), offset));
                     None
                 }
             };

@@ -3,12 +3,16 @@
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
-use super::txn_error;
+use super::{fenced_as, txn_error};
 use crate::context::Context;
+
+/// The first AddOffsetsToTxn version that carries `PRODUCER_FENCED`.
+const FENCED_SINCE: i16 = 2;
 
 pub(crate) async fn respond(
     context: &Context,
     request: AddOffsetsToTxnRequest,
+    version: i16,
 ) -> AddOffsetsToTxnResponse {
     let result = context
         .broker
@@ -21,6 +25,6 @@ pub(crate) async fn respond(
         .await;
     AddOffsetsToTxnResponse::default().with_error_code(match result {
         Ok(()) => 0,
-        Err(e) => txn_error(&e),
+        Err(e) => fenced_as(txn_error(&e), version, FENCED_SINCE),
     })
 }

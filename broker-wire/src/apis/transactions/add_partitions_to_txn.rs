@@ -13,8 +13,11 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 use kafka_protocol::ResponseError;
 
-use super::txn_error;
+use super::{fenced_as, txn_error};
 use crate::context::Context;
+
+/// The first AddPartitionsToTxn version that carries `PRODUCER_FENCED`.
+const FENCED_SINCE: i16 = 2;
 
 pub(crate) async fn respond(
     context: &Context,
@@ -27,7 +30,15 @@ pub(crate) async fn respond(
             .with_producer_id(request.v3_and_below_producer_id)
             .with_producer_epoch(request.v3_and_below_producer_epoch)
             .with_topics(request.v3_and_below_topics);
-        let result = add(context, transaction).await;
+        let mut result = add(context, transaction).await;
+        for partition in result
+            .topic_results
+            .iter_mut()
+            .flat_map(|t| t.results_by_partition.iter_mut())
+        {
+            partition.partition_error_code =
+                fenced_as(partition.partition_error_code, version, FENCED_SINCE);
+        }
         return AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(result.topic_results);
     }

@@ -2,10 +2,17 @@
 
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
-use super::txn_error;
+use super::{fenced_as, txn_error};
 use crate::context::Context;
 
-pub(crate) async fn respond(context: &Context, request: EndTxnRequest) -> EndTxnResponse {
+/// The first EndTxn version that carries `PRODUCER_FENCED`.
+const FENCED_SINCE: i16 = 2;
+
+pub(crate) async fn respond(
+    context: &Context,
+    request: EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
     let result = context
         .broker
         .end_txn(
@@ -22,6 +29,6 @@ pub(crate) async fn respond(context: &Context, request: EndTxnRequest) -> EndTxn
         .with_producer_epoch(-1);
     match result {
         Ok(()) => response,
-        Err(e) => response.with_error_code(txn_error(&e)),
+        Err(e) => response.with_error_code(fenced_as(txn_error(&e), version, FENCED_SINCE)),
     }
 }

@@ -39,3 +39,30 @@ fn txn_error(e: &BrokerError) -> i16 {
         e => response_error(e).code(),
     }
 }
+
+/// `code` as a client of `version` of an API that has carried `PRODUCER_FENCED` since
+/// version `fenced_since` knows it: Kafka added that code (KIP-588, Kafka 2.7) and answers
+/// older versions `INVALID_PRODUCER_EPOCH`, which their clients handle as fencing (kafkajs,
+/// at EndTxn v1, fails on a code it does not know).
+fn fenced_as(code: i16, version: i16, fenced_since: i16) -> i16 {
+    if code == ResponseError::ProducerFenced.code() && version < fenced_since {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_fenced_is_invalid_producer_epoch_before_its_version() {
+        let fenced = ResponseError::ProducerFenced.code();
+        let epoch = ResponseError::InvalidProducerEpoch.code();
+        assert_eq!(fenced_as(fenced, 1, 2), epoch);
+        assert_eq!(fenced_as(fenced, 2, 2), fenced);
+        assert_eq!(fenced_as(0, 0, 2), 0);
+        assert_eq!(fenced_as(epoch, 5, 2), epoch);
+    }
+}

@@ -8,12 +8,16 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
-use super::txn_error;
+use super::{fenced_as, txn_error};
 use crate::context::Context;
+
+/// The first TxnOffsetCommit version that carries `PRODUCER_FENCED`.
+const FENCED_SINCE: i16 = 3;
 
 pub(crate) async fn respond(
     context: &Context,
     request: TxnOffsetCommitRequest,
+    version: i16,
 ) -> TxnOffsetCommitResponse {
     let mut offsets = Vec::new();
     let mut invalid = false;
@@ -56,7 +60,7 @@ pub(crate) async fn respond(
         match context.broker.txn_offset_commit(commit).await {
             Ok(()) => 0,
             Err(BrokerError::GroupRefused { code, .. }) => code.code(),
-            Err(e) => txn_error(&e),
+            Err(e) => fenced_as(txn_error(&e), version, FENCED_SINCE),
         }
     };
     let topics = request
