@@ -68,7 +68,12 @@ async fn api_versions_lists_what_is_served_and_answers_unknown_versions_at_v0() 
     );
     let response = ApiVersionsResponse::decode(&mut body, 0).unwrap();
     assert_eq!(response.error_code, 35);
-    assert!(!response.api_keys.is_empty());
+    let listed: Vec<(i16, i16, i16)> = response
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    assert_eq!(listed, vec![(ApiKey::ApiVersions as i16, 0, 4)]);
 }
 
 #[tokio::test]

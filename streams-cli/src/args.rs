@@ -11,8 +11,8 @@ use broker_embedded::OffsetResetSpec;
 use crate::formats::Format;
 use crate::iso8601;
 
-/// Manage topics and consumer groups, and produce and consume records in an embedded broker's
-/// data dir.
+/// Manage topics and consumer groups, and produce and consume records, in an embedded
+/// broker's data dir or on a Kafka cluster; serve a data dir in the Kafka wire protocol.
 #[derive(Debug, Parser)]
 #[command(
     name = "streams",

@@ -27,11 +27,15 @@ pub(super) fn respond() -> ApiVersionsResponse {
 }
 
 /// The answer to an ApiVersions request of a version not served: version 0, with
-/// `UNSUPPORTED_VERSION` and the versions served.
+/// `UNSUPPORTED_VERSION` and, as Kafka answers it, the versions of ApiVersions alone, for the
+/// client to ask again at one of them.
 pub(super) fn unsupported(correlation_id: i32) -> BytesMut {
     let mut out = BytesMut::new();
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let response = respond().with_error_code(UNSUPPORTED_VERSION);
+    let mut response = respond().with_error_code(UNSUPPORTED_VERSION);
+    response
+        .api_keys
+        .retain(|v| v.api_key == kafka_protocol::messages::ApiKey::ApiVersions as i16);
     // Version 0 of both is plain fixed fields: encoding cannot fail.
     if header.encode(&mut out, 0).is_err() || response.encode(&mut out, 0).is_err() {
         out.clear();
