@@ -25,7 +25,7 @@ use broker_embedded::partitioner::partition_for_key;
 use serde_json::Value;
 
 use common::{serve_with, streams, terminate};
-use tools::{cache_dir, client_source, run_client, runs, unavailable};
+use tools::{cache_dir, client_source, group_offsets, run_client, runs, unavailable};
 
 const PARTITIONS: u32 = 4;
 const CODECS: [(&str, i64); 4] = [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)];
@@ -135,20 +135,6 @@ fn codec_of(key: &str) -> i64 {
         .iter()
         .find(|(name, _)| key.starts_with(&format!("{name}-")))
         .map_or(4, |(_, codec)| *codec)
-}
-
-/// `streams groups describe`'s rows of `topic`: partition -> committed offset, checking that
-/// each has no lag.
-fn group_offsets(described: &str, topic: &str) -> BTreeMap<i64, i64> {
-    described
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|cols| cols.len() == 7 && cols[1] == topic)
-        .map(|cols| {
-            assert_eq!(cols[5], "0", "no lag: {cols:?}");
-            (cols[2].parse().unwrap(), cols[3].parse().unwrap())
-        })
-        .collect()
 }
 
 #[test]

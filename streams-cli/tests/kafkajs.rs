@@ -21,7 +21,7 @@ use broker_embedded::partitioner::partition_for_key;
 use serde_json::Value;
 
 use common::{serve_with, streams, terminate};
-use tools::{cache_dir, client_source, install_dir, run_client, runs, unavailable};
+use tools::{cache_dir, client_source, group_offsets, install_dir, run_client, runs, unavailable};
 
 const PARTITIONS: u32 = 4;
 const RECORDS: usize = 200;
@@ -126,20 +126,6 @@ fn check_consumed(
         next.insert(partition, from + expected.len() as i64);
     }
     next
-}
-
-/// `streams groups describe`'s rows of `topic`: partition -> committed offset, checking that
-/// each has no lag.
-fn group_offsets(described: &str, topic: &str) -> BTreeMap<i64, i64> {
-    described
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|cols| cols.len() == 7 && cols[1] == topic)
-        .map(|cols| {
-            assert_eq!(cols[5], "0", "no lag: {cols:?}");
-            (cols[2].parse().unwrap(), cols[3].parse().unwrap())
-        })
-        .collect()
 }
 
 #[test]

@@ -109,3 +109,17 @@ pub(crate) fn install_dir(
     }
     Ok(())
 }
+
+/// `streams groups describe`'s rows of `topic`: partition -> committed offset, checking that
+/// each has no lag.
+pub(crate) fn group_offsets(described: &str, topic: &str) -> std::collections::BTreeMap<i64, i64> {
+    described
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.len() == 7 && cols[1] == topic)
+        .map(|cols| {
+            assert_eq!(cols[5], "0", "no lag: {cols:?}");
+            (cols[2].parse().unwrap(), cols[3].parse().unwrap())
+        })
+        .collect()
+}
