@@ -42,6 +42,9 @@ impl Broker {
     /// sequence) and stored byte for byte, but for the base offset, the leader epoch and,
     /// under `LogAppendTime`, the timestamp.
     ///
+    /// Returns where the batch went, with the partition's log start offset after the
+    /// append (a Produce response carries it).
+    ///
     /// A transactional batch is not checked against the transaction coordinator here: the
     /// caller checks that the partition was added to the producer's transaction first.
     pub async fn append_batch(
@@ -49,11 +52,15 @@ impl Broker {
         topic: &str,
         partition: u32,
         batch: &[u8],
-    ) -> Result<AppendInfo> {
+    ) -> Result<(AppendInfo, u64)> {
         let (t, p) = self.partition(topic, partition)?;
-        let info = t.partitions[p].lock()?.append_batch(batch)?;
+        let appended = {
+            let mut log = t.partitions[p].lock()?;
+            let info = log.append_batch(batch)?;
+            (info, log.log_start_offset())
+        };
         self.inner.data_arrived.notify_waiters();
-        Ok(info)
+        Ok(appended)
     }
 
     /// Reads whole batches of one partition as stored, from the batch that holds `offset`,

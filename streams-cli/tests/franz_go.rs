@@ -25,7 +25,10 @@ use broker_embedded::partitioner::partition_for_key;
 use serde_json::Value;
 
 use common::{serve_with, streams, terminate};
-use tools::{cache_dir, client_source, group_offsets, run_client, runs, unavailable};
+use tools::{
+    array, cache_dir, client_source, group_offsets, int, partitions_of, run_client, runs, str_of,
+    strings, unavailable,
+};
 
 const PARTITIONS: u32 = 4;
 const CODECS: [(&str, i64); 4] = [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)];
@@ -74,26 +77,6 @@ fn franz_binary() -> Option<PathBuf> {
         Ok(out) => unavailable("franz-go", format!("go build failed: {out:?}")),
         Err(e) => unavailable("franz-go", format!("go cannot be run: {e}")),
     }
-}
-
-fn str_of(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
-}
-
-fn int(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-fn array(v: &Value) -> &Vec<Value> {
-    v.as_array().unwrap_or_else(|| panic!("not an array: {v}"))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    array(v).iter().map(|s| str_of(s).to_owned()).collect()
-}
-
-fn partitions_of(v: &Value) -> Vec<i64> {
-    array(v).iter().map(int).collect()
 }
 
 /// A JSON object of partition -> offset (Go writes map keys as strings).

@@ -21,7 +21,10 @@ use broker_embedded::partitioner::partition_for_key;
 use serde_json::Value;
 
 use common::{serve_with, streams, terminate};
-use tools::{cache_dir, client_source, group_offsets, install_dir, run_client, runs, unavailable};
+use tools::{
+    array, cache_dir, client_source, group_offsets, install_dir, int, partitions_of, run_client,
+    runs, str_of, strings, unavailable,
+};
 
 const PARTITIONS: u32 = 4;
 const RECORDS: usize = 200;
@@ -61,26 +64,6 @@ fn kafkajs_modules() -> Option<PathBuf> {
         Ok(()) => Some(modules),
         Err(why) => unavailable("kafkajs", why),
     }
-}
-
-fn str_of(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
-}
-
-fn int(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-fn array(v: &Value) -> &Vec<Value> {
-    v.as_array().unwrap_or_else(|| panic!("not an array: {v}"))
-}
-
-fn partitions_of(v: &Value) -> Vec<i64> {
-    array(v).iter().map(int).collect()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    array(v).iter().map(|s| str_of(s).to_owned()).collect()
 }
 
 /// The (partition, offset, key) of each record a consumer reported.

@@ -9,12 +9,7 @@ use std::time::Duration;
 use common::{serve, serve_with, streams, terminate};
 
 fn kcat(args: &[&str]) -> String {
-    let out = Command::new("kcat")
-        .args(args)
-        .output()
-        .expect("kcat is installed (the test command installs Debian's kcat)");
-    assert!(out.status.success(), "kcat {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    kcat_with_input(args, "")
 }
 
 #[test]
@@ -165,6 +160,7 @@ fn offsets_committed_over_the_wire_show_in_groups_describe_and_shutdown_does_not
     assert_eq!(&cells[..4], &["manual", "orders", "1", "42"], "{text}");
 }
 
+/// Runs kcat with `input` on its stdin; its stdout.
 fn kcat_with_input(args: &[&str], input: &str) -> String {
     use std::io::Write;
     let mut child = Command::new("kcat")

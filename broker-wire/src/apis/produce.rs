@@ -119,18 +119,12 @@ async fn append(
         return failed(index, code, message);
     }
     match broker.append_batch(topic, partition, &batch).await {
-        Ok(info) => {
-            let log_start = match broker.offsets(topic, partition).await {
-                Ok((start, _)) => start as i64,
-                Err(_) => -1,
-            };
-            PartitionProduceResponse::default()
-                .with_index(index)
-                .with_base_offset(info.base_offset as i64)
-                .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
-                .with_log_start_offset(log_start)
-                .with_current_leader(no_leader_change())
-        }
+        Ok((info, log_start)) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(info.base_offset as i64)
+            .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
+            .with_log_start_offset(log_start as i64)
+            .with_current_leader(no_leader_change()),
         Err(e) => {
             debug!(topic, partition, error = %e, "produce refused");
             let (code, message) = error_and_message(&e);

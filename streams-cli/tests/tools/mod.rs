@@ -123,3 +123,25 @@ pub(crate) fn group_offsets(described: &str, topic: &str) -> std::collections::B
         })
         .collect()
 }
+
+// The JSON a client program prints, read by the tests.
+
+pub(crate) fn str_of(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+pub(crate) fn int(v: &serde_json::Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+pub(crate) fn array(v: &serde_json::Value) -> &Vec<serde_json::Value> {
+    v.as_array().unwrap_or_else(|| panic!("not an array: {v}"))
+}
+
+pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
+    array(v).iter().map(|s| str_of(s).to_owned()).collect()
+}
+
+pub(crate) fn partitions_of(v: &serde_json::Value) -> Vec<i64> {
+    array(v).iter().map(int).collect()
+}
