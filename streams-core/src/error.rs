@@ -7,6 +7,33 @@ use crate::serdes::SerdeError;
 /// A boxed error from user code (a processor, a punctuator).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// What a failed client call means for the runtime, as Kafka Streams
+/// classifies client exceptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClientErrorKind {
+    /// Transient (a timeout, a coordinator moving, a rebalance in
+    /// progress): the call may succeed if made again.
+    Retriable,
+    /// The thread's tasks moved to another member or its producer was
+    /// fenced (Kafka Streams' `TaskMigratedException`): the thread closes
+    /// its tasks dirty, rejoins the group and goes on from the last commit.
+    TaskMigrated,
+    /// The thread cannot go on (I/O, corruption, authorization, a record
+    /// too large, a missing topic).
+    Fatal,
+}
+
+impl std::fmt::Display for ClientErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Retriable => "retriable",
+            Self::TaskMigrated => "task migrated",
+            Self::Fatal => "fatal",
+        })
+    }
+}
+
 /// The result type of every fallible operation in this crate.
 pub type Result<T, E = StreamsError> = std::result::Result<T, E>;
 
@@ -282,9 +309,19 @@ pub enum StreamsError {
     #[error("processor error: {0}")]
     User(#[source] BoxError),
 
-    /// The broker refused or failed an operation.
-    #[error("broker error: {0}")]
-    Broker(#[from] broker_embedded::BrokerError),
+    /// A client call (consumer, producer, admin) failed, on the embedded
+    /// broker or on Kafka; `kind` says what the runtime does about it and
+    /// `source` keeps the backend's own error.
+    #[error("{operation} failed ({kind}): {source}")]
+    Client {
+        /// Retriable, task migrated or fatal.
+        kind: ClientErrorKind,
+        /// What was attempted, e.g. `commit offsets`.
+        operation: &'static str,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
 
     /// Sources that share a task read topics with different partition
     /// counts.
@@ -366,6 +403,20 @@ pub enum StreamsError {
 }
 
 impl StreamsError {
+    /// The kind of a client error; `None` for every other error.
+    pub fn client_error_kind(&self) -> Option<ClientErrorKind> {
+        match self {
+            Self::Client { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a client error that means the thread's tasks moved
+    /// or its producer was fenced.
+    pub fn is_task_migrated(&self) -> bool {
+        self.client_error_kind() == Some(ClientErrorKind::TaskMigrated)
+    }
+
     /// Wraps an error from user code, to return it from
     /// [`crate::Processor::process`] or a punctuator.
     pub fn user(error: impl Into<BoxError>) -> Self {

@@ -89,6 +89,7 @@
 //! # Ok::<(), streams_core::StreamsError>(())
 //! ```
 
+mod client;
 mod config;
 mod error;
 mod naming;
@@ -106,7 +107,7 @@ pub mod timestamp;
 mod topology;
 
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
-pub use error::{BoxError, Result, StreamsError};
+pub use error::{BoxError, ClientErrorKind, Result, StreamsError};
 pub use naming::NameGenerator;
 pub use processor::{processor_fn, stateless_fn, FnProcessor, Processor, ProcessorContext};
 pub use punctuation::{Cancellable, PunctuationType};

@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use broker_embedded::{OutgoingRef, RecordRef};
 use bytes::Bytes;
 
+use crate::client::OutRecord as Outgoing;
 use crate::record::Headers;
 use crate::serdes::SerdeError;
 use crate::task::RawRecord;
@@ -179,51 +179,20 @@ impl Output {
         &self.topics
     }
 
-    /// The headers of the records that have any, in the producer's form, in
-    /// record order: what [`Output::outgoing`] borrows them from.
-    pub(crate) fn broker_headers(&self) -> Vec<Vec<broker_embedded::Header>> {
-        self.records
-            .iter()
-            .filter(|r| !r.headers.is_empty())
-            .map(|r| {
-                r.headers
-                    .iter()
-                    .map(|h| broker_embedded::Header {
-                        key: h.key.clone(),
-                        value: h.value.clone(),
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
     /// The records, in order, borrowed for the producer: `targets` gives the
-    /// physical topic and pinned partition of each of [`Output::topics`],
-    /// `headers` is what [`Output::broker_headers`] returned.
-    pub(crate) fn outgoing<'a>(
-        &'a self,
-        targets: &[(&'a str, Option<u32>)],
-        headers: &'a [Vec<broker_embedded::Header>],
-    ) -> Vec<OutgoingRef<'a>> {
-        let mut with_headers = headers.iter();
+    /// physical topic and pinned partition of each of [`Output::topics`].
+    pub(crate) fn outgoing<'a>(&'a self, targets: &[(&'a str, Option<u32>)]) -> Vec<Outgoing<'a>> {
         self.records
             .iter()
             .map(|r| {
                 let (topic, partition) = targets[r.topic as usize];
-                let headers = if r.headers.is_empty() {
-                    &[]
-                } else {
-                    with_headers.next().map_or(&[][..], Vec::as_slice)
-                };
-                OutgoingRef {
+                Outgoing {
                     topic,
                     partition,
-                    record: RecordRef {
-                        timestamp: r.timestamp,
-                        key: self.field(r.key),
-                        value: self.field(r.value),
-                        headers,
-                    },
+                    timestamp: r.timestamp,
+                    key: self.field(r.key),
+                    value: self.field(r.value),
+                    headers: r.headers.as_slice(),
                 }
             })
             .collect()
@@ -359,10 +328,8 @@ mod tests {
         assert_eq!(&*out.topics()[0], "a");
         assert_eq!(&*out.topics()[1], "b");
         let targets = [("phys-a", None), ("phys-b", Some(7))];
-        let broker_headers = out.broker_headers();
-        assert_eq!(broker_headers.len(), 2);
-        let refs = out.outgoing(&targets, &broker_headers);
-        let header = [broker_embedded::Header::new("h", "x")];
+        let refs = out.outgoing(&targets);
+        let header = [crate::record::Header::new("h", "x")];
         let expected = [
             (
                 "phys-a",
@@ -380,10 +347,10 @@ mod tests {
         for (r, (topic, partition, timestamp, key, value, headers)) in refs.iter().zip(expected) {
             assert_eq!(r.topic, topic);
             assert_eq!(r.partition, partition);
-            assert_eq!(r.record.timestamp, timestamp);
-            assert_eq!(r.record.key, key);
-            assert_eq!(r.record.value, value);
-            assert_eq!(r.record.headers, headers);
+            assert_eq!(r.timestamp, timestamp);
+            assert_eq!(r.key, key);
+            assert_eq!(r.value, value);
+            assert_eq!(r.headers, headers);
         }
     }
 

@@ -77,6 +77,11 @@ impl Headers {
         self.slice().iter().filter(move |h| h.key == key)
     }
 
+    /// Every header, in order, as a slice.
+    pub(crate) fn as_slice(&self) -> &[Header] {
+        self.slice()
+    }
+
     /// Every header, in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {
         self.slice().iter()

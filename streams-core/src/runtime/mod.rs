@@ -27,6 +27,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use broker_embedded::Broker;
 
+use crate::client::embedded::EmbeddedClients;
+use crate::client::ClientSupplier;
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::task::TaskId;
@@ -236,7 +238,7 @@ impl Shared {
 pub struct StreamsApp {
     topology: Option<Topology>,
     config: StreamsConfig,
-    broker: Broker,
+    clients: Arc<dyn ClientSupplier>,
     shared: Arc<Shared>,
     threads: Vec<ThreadHandle>,
 }
@@ -257,7 +259,7 @@ impl StreamsApp {
         Self {
             topology: Some(topology),
             config,
-            broker,
+            clients: Arc::new(EmbeddedClients::new(broker)),
             shared: Arc::new(Shared::new()),
             threads: Vec::new(),
         }
@@ -339,10 +341,17 @@ impl StreamsApp {
                 state: state.to_string(),
             });
         };
-        let plan = Arc::new(setup::prepare(topology, self.config.clone(), &self.broker).await?);
+        let admin = self.clients.admin()?;
+        let plan = Arc::new(setup::prepare(topology, self.config.clone(), &*admin).await?);
         let threads = usize::try_from(self.config.num_stream_threads())
             .unwrap_or(1)
             .max(1);
+        tracing::info!(
+            application_id = self.config.application_id(),
+            backend = self.clients.name(),
+            threads,
+            "starting the stream threads"
+        );
         *lock(&self.shared.rebalancing) = vec![true; threads];
         self.shared
             .transition(AppState::Rebalancing, |old| old == AppState::Created);
@@ -350,7 +359,7 @@ impl StreamsApp {
             let handle = match thread::spawn(
                 index,
                 plan.clone(),
-                self.broker.clone(),
+                self.clients.clone(),
                 self.shared.clone(),
             ) {
                 Ok(handle) => handle,

@@ -14,9 +14,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use broker_embedded::{Appended, Producer, TopicPartition};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::client::{StreamProducer, TopicPartition, Written};
 use crate::error::{Result, StreamsError};
 use crate::output::Output;
 use crate::task::TaskId;
@@ -46,7 +46,7 @@ pub(crate) struct Routing {
 const MAX_IN_FLIGHT: usize = 2;
 
 struct Job {
-    producer: Arc<Producer>,
+    producer: Arc<dyn StreamProducer>,
     routing: Arc<Routing>,
     outgoing: Outgoing,
 }
@@ -68,29 +68,23 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// The changelog partitions that `appended` reached, with the next offset
+/// The changelog partitions that `written` reached, with the next offset
 /// of each.
-fn changelog_offsets(routing: &Routing, appended: &[Appended<'_>]) -> Vec<(TopicPartition, u64)> {
-    let mut reached: Vec<(TopicPartition, u64)> = Vec::new();
-    for batch in appended {
-        if !routing.changelogs.contains(batch.topic) {
-            continue;
-        }
-        let next = batch.last_offset + 1;
-        match reached
-            .iter_mut()
-            .find(|(tp, _)| tp.partition == batch.partition && tp.topic == batch.topic)
-        {
-            Some((_, offset)) => *offset = (*offset).max(next),
-            None => reached.push((TopicPartition::new(batch.topic, batch.partition), next)),
-        }
-    }
-    reached
+fn changelog_offsets(routing: &Routing, written: Written) -> Vec<(TopicPartition, u64)> {
+    written
+        .into_iter()
+        .filter(|(tp, _)| routing.changelogs.contains(&tp.topic))
+        .map(|(tp, last)| (tp, last + 1))
+        .collect()
 }
 
 /// Sends each task's output, changelog records pinned to the task's
 /// partition; returns the changelog offsets reached per task.
-async fn send(producer: &Producer, routing: &Routing, outgoing: Outgoing) -> Result<Sent> {
+async fn send(
+    producer: &dyn StreamProducer,
+    routing: &Routing,
+    outgoing: Outgoing,
+) -> Result<Sent> {
     let mut sent = Vec::with_capacity(outgoing.len());
     for (id, output) in outgoing {
         // Each topic's physical name and partition rule, looked up once.
@@ -106,11 +100,8 @@ async fn send(producer: &Producer, routing: &Routing, outgoing: Outgoing) -> Res
                 (name, partition)
             })
             .collect();
-        let headers = output.broker_headers();
-        let appended = producer
-            .send_refs(&output.outgoing(&targets, &headers))
-            .await?;
-        sent.push((id, changelog_offsets(routing, &appended)));
+        let written = producer.send(&output.outgoing(&targets)).await?;
+        sent.push((id, changelog_offsets(routing, written)));
     }
     Ok(sent)
 }
@@ -128,7 +119,8 @@ impl Sender {
             .name(name)
             .spawn(move || {
                 while let Ok(job) = job_rx.recv() {
-                    let outcome = runtime.block_on(send(&job.producer, &job.routing, job.outgoing));
+                    let outcome =
+                        runtime.block_on(send(&*job.producer, &job.routing, job.outgoing));
                     if done_tx.send(outcome).is_err() {
                         break;
                     }
@@ -148,7 +140,7 @@ impl Sender {
     /// Returns the outcomes settled meanwhile.
     pub(crate) fn dispatch(
         &mut self,
-        producer: &Arc<Producer>,
+        producer: &Arc<dyn StreamProducer>,
         routing: &Arc<Routing>,
         outgoing: Outgoing,
     ) -> Result<Sent> {
@@ -264,6 +256,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::client::embedded::EmbeddedClients;
+    use crate::client::{ClientSupplier, ProducerSettings};
     use crate::record::Headers;
     use crate::task::RawRecord;
 
@@ -296,12 +290,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn batches_are_sent_in_order_and_a_failure_is_reported_after_the_rest() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| StreamsError::Internal(e.to_string()))?;
+    async fn batches_are_sent_in_order_and_a_failure_is_reported_after_the_rest(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
         let broker = Broker::open(dir.path(), BrokerConfig::default()).await?;
         broker.create_topic(NewTopic::new("t", 2)).await?;
         broker.create_topic(NewTopic::new("out", 1)).await?;
-        let producer = Arc::new(Producer::new(&broker));
+        let producer = EmbeddedClients::new(broker.clone()).producer(ProducerSettings {
+            client_id: "test".to_owned(),
+            transactional_id: None,
+            transaction_timeout_ms: 10_000,
+        })?;
         let routing = Arc::new(Routing {
             physical: [("store-changelog".to_owned(), "t".to_owned())]
                 .into_iter()
@@ -347,7 +346,7 @@ mod tests {
         sender.dispatch(&producer, &routing, vec![(task(1), output(&["y"]))])?;
         let failure = sender.settle_all();
         assert!(
-            matches!(failure, Err(StreamsError::Broker(_))),
+            matches!(failure, Err(StreamsError::Client { .. })),
             "{failure:?}"
         );
         assert!(sender.settle_all()?.is_empty());

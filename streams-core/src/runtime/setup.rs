@@ -8,8 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use broker_embedded::{Broker, NewTopic};
-
+use crate::client::{Admin, NewTopic};
 use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::store::changelog_topic;
@@ -54,6 +53,9 @@ pub(crate) struct ClientSettings {
     pub(crate) transaction_timeout_ms: u64,
     /// `max.poll.records` of the main consumer.
     pub(crate) max_poll_records: u64,
+    /// `repartition.purge.interval.ms`: how often records of repartition
+    /// topics that were committed are deleted.
+    pub(crate) repartition_purge_interval_ms: u64,
 }
 
 impl ClientSettings {
@@ -64,6 +66,7 @@ impl ClientSettings {
     const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 3_000;
     const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
     const DEFAULT_MAX_POLL_RECORDS: u64 = 1_000;
+    const DEFAULT_REPARTITION_PURGE_INTERVAL_MS: u64 = 30_000;
 
     fn from_config(config: &StreamsConfig) -> Result<Self> {
         let setting = |keys: &[&str], default: u64| -> Result<u64> {
@@ -108,7 +111,12 @@ impl ClientSettings {
             ],
             Self::DEFAULT_MAX_POLL_RECORDS,
         )?;
+        let repartition_purge_interval_ms = setting(
+            &["repartition.purge.interval.ms"],
+            Self::DEFAULT_REPARTITION_PURGE_INTERVAL_MS,
+        )?;
         Ok(Self {
+            repartition_purge_interval_ms,
             session_timeout_ms,
             heartbeat_interval_ms,
             transaction_timeout_ms,
@@ -247,7 +255,7 @@ fn warn_generated_names(topology: &Topology, subs: &[SubTopology], repartition: 
 pub(crate) async fn prepare(
     topology: Topology,
     config: StreamsConfig,
-    broker: &Broker,
+    admin: &dyn Admin,
 ) -> Result<Plan> {
     topology.validate()?;
     config.validate()?;
@@ -272,16 +280,15 @@ pub(crate) async fn prepare(
         if physical.contains_key(topic) {
             continue;
         }
-        match broker.partition_count(topic).await {
-            Ok(n) => {
+        match admin.partition_count(topic).await? {
+            Some(n) => {
                 partitions.insert(topic.to_owned(), n);
             }
-            Err(broker_embedded::BrokerError::UnknownTopic { .. }) => {
+            None => {
                 return Err(StreamsError::MissingSourceTopic {
                     topic: topic.to_owned(),
                 })
             }
-            Err(e) => return Err(e.into()),
         }
     }
 
@@ -346,7 +353,12 @@ pub(crate) async fn prepare(
 
     for topic in &repartition {
         let n = partitions.get(topic).copied().unwrap_or(1);
-        ensure_internal(broker, NewTopic::new(plan_name(&physical, topic), n), n).await?;
+        // As Kafka Streams' repartition topics: kept until purged after
+        // the commit that consumed them (`retention.ms = -1`), not by age.
+        let new = NewTopic::new(plan_name(&physical, topic), n)
+            .config("cleanup.policy", "delete")
+            .config("retention.ms", "-1");
+        ensure_internal(admin, new, n).await?;
     }
     let mut changelogs = FxHashSet::default();
     for sub in &subs {
@@ -361,17 +373,17 @@ pub(crate) async fn prepare(
             for (key, value) in builder.log_config() {
                 new = new.config(key.clone(), value.clone());
             }
-            ensure_internal(broker, new, n).await?;
+            ensure_internal(admin, new, n).await?;
             changelogs.insert(name);
         }
     }
     if let Some(dlq) = config.dead_letter_topic() {
-        if broker.ensure_topic(NewTopic::new(dlq, 1)).await? {
+        if admin.create_topic(NewTopic::new(dlq, 1)).await? {
             tracing::info!(topic = dlq, "created the dead letter topic");
         }
     }
     for topic in topology.output_topics() {
-        if broker.ensure_topic(NewTopic::new(topic, 1)).await? {
+        if admin.create_topic(NewTopic::new(topic, 1)).await? {
             tracing::info!(topic, "created an output topic of the topology");
         }
     }
@@ -411,19 +423,31 @@ pub(crate) async fn prepare(
     })
 }
 
+impl Plan {
+    /// Whether `topic` (a physical name) is one of the app's repartition
+    /// topics.
+    pub(crate) fn is_repartition_topic(&self, topic: &str) -> bool {
+        self.routing.physical.values().any(|name| name == topic)
+    }
+}
+
 fn plan_name<'a>(physical: &'a FxHashMap<String, String>, topic: &'a str) -> &'a str {
     physical.get(topic).map_or(topic, String::as_str)
 }
 
 /// Creates an internal topic, or checks the partition count of an existing
 /// one.
-async fn ensure_internal(broker: &Broker, new: NewTopic, partitions: u32) -> Result<()> {
+async fn ensure_internal(admin: &dyn Admin, new: NewTopic, partitions: u32) -> Result<()> {
     let name = new.name.clone();
-    if broker.ensure_topic(new).await? {
+    if admin.create_topic(new).await? {
         tracing::info!(topic = %name, partitions, "created internal topic");
         return Ok(());
     }
-    let actual = broker.partition_count(&name).await?;
+    let Some(actual) = admin.partition_count(&name).await? else {
+        return Err(StreamsError::Internal(format!(
+            "internal topic '{name}' exists but has no partition count"
+        )));
+    };
     if actual != partitions {
         return Err(StreamsError::InternalTopicMismatch {
             topic: name,

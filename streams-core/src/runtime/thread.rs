@@ -32,32 +32,21 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use broker_embedded::group::{offsets_partition_for, CONSUMER_OFFSETS_TOPIC};
-use broker_embedded::{
-    AutoOffsetReset, Broker, BrokerError, Consumer, ConsumerConfig, ConsumerGroupMetadata,
-    ConsumerRebalanceListener, IsolationLevel, OffsetAndMetadata, PartitionRun, Producer,
-    ProducerConfig, RebalanceContext, TopicPartition,
-};
 use rustc_hash::FxHashMap;
 use state_store::{Checkpoint, LocalData};
 
-use crate::error::{Result, StreamsError};
-use crate::record::Headers;
+use crate::client::{
+    Admin, ClientSupplier, ConsumerSettings, GroupMetadata, InRecord, Isolation, MainConsumer,
+    OffsetAndMetadata, Offsets, PolledRun, ProducerSettings, RebalanceConsumer, RebalanceListener,
+    StreamProducer, TopicPartition,
+};
+use crate::error::{ClientErrorKind, Result, StreamsError};
 use crate::store::StoreSlot;
 use crate::task::{RawRecord, Task, TaskId, TaskOptions};
 
 use super::sender::{Outgoing, Routing, Sender, Sent};
 use super::setup::Plan;
 use super::{PausePoint, Shared};
-
-/// Input offsets to commit.
-type Offsets = HashMap<TopicPartition, OffsetAndMetadata>;
-
-/// Makes what was sent to `topics` durable (a commit point).
-async fn flush(producer: &Producer, topics: &[String]) -> Result<()> {
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    Ok(producer.flush(&names).await?)
-}
 
 /// The version byte of the partition time in committed offset metadata.
 const PARTITION_TIME_MAGIC: u8 = 1;
@@ -223,21 +212,21 @@ fn restore_start(id: TaskId, slot: &StoreSlot, checkpointed: Option<u64>) -> u64
 struct RecordQueue {
     /// Never holds an empty run, so that the front record is the first of
     /// the first run.
-    runs: VecDeque<std::vec::IntoIter<broker_embedded::Record>>,
+    runs: VecDeque<std::vec::IntoIter<InRecord>>,
 }
 
 impl RecordQueue {
-    fn push(&mut self, run: std::vec::IntoIter<broker_embedded::Record>) {
+    fn push(&mut self, run: std::vec::IntoIter<InRecord>) {
         if run.len() > 0 {
             self.runs.push_back(run);
         }
     }
 
-    fn front(&self) -> Option<&broker_embedded::Record> {
+    fn front(&self) -> Option<&InRecord> {
         self.runs.front().and_then(|run| run.as_slice().first())
     }
 
-    fn pop_front(&mut self) -> Option<broker_embedded::Record> {
+    fn pop_front(&mut self) -> Option<InRecord> {
         let run = self.runs.front_mut()?;
         let record = run.next();
         if run.len() == 0 {
@@ -301,36 +290,29 @@ impl TaskEntry {
 
 /// The thread's producer: transactional (and idempotent) with a
 /// transactional id, idempotent without.
-fn make_producer(broker: &Broker, transactional_id: Option<&str>, plan: &Plan) -> Arc<Producer> {
-    match transactional_id {
-        Some(id) => Arc::new(Producer::with_config(
-            broker,
-            ProducerConfig {
-                transactional_id: Some(id.to_owned()),
-                enable_idempotence: true,
-                transaction_timeout_ms: plan.clients.transaction_timeout_ms,
-                ..ProducerConfig::default()
-            },
-        )),
-        None => Arc::new(Producer::new(broker)),
-    }
+fn make_producer(
+    clients: &dyn ClientSupplier,
+    transactional_id: Option<&str>,
+    plan: &Plan,
+    index: usize,
+) -> Result<Arc<dyn StreamProducer>> {
+    clients.producer(ProducerSettings {
+        client_id: format!(
+            "{}-StreamThread-{}-producer",
+            plan.config.application_id(),
+            index + 1
+        ),
+        transactional_id: transactional_id.map(str::to_owned),
+        transaction_timeout_ms: plan.clients.transaction_timeout_ms,
+    })
 }
 
-/// Whether a failed transactional call means "the tasks moved or the
-/// producer was fenced" (abort, close the tasks dirty, rejoin, go on), as
-/// Kafka Streams' `TaskMigratedException`, rather than an error that stops
-/// the thread (an unknown topic, a record too large, I/O).
+/// Whether a failed call means "the tasks moved or the producer was
+/// fenced" (abort, close the tasks dirty, rejoin, go on), as Kafka Streams'
+/// `TaskMigratedException`, rather than an error that stops the thread (an
+/// unknown topic, a record too large, I/O).
 fn task_migrated(error: &StreamsError) -> bool {
-    matches!(
-        error,
-        StreamsError::Broker(
-            BrokerError::ProducerFenced { .. }
-                | BrokerError::InvalidProducerEpoch { .. }
-                | BrokerError::CommitFailed { .. }
-                | BrokerError::InvalidTxnState { .. }
-                | BrokerError::OutOfOrderSequence { .. }
-        )
-    )
+    error.is_task_migrated()
 }
 
 /// A stream thread's tasks and producer.
@@ -338,11 +320,11 @@ fn task_migrated(error: &StreamsError) -> bool {
 pub(crate) struct Core {
     index: usize,
     plan: Arc<Plan>,
-    broker: Broker,
+    clients: Arc<dyn ClientSupplier>,
     /// Sends outputs and changelog records: an idempotent producer under
     /// at-least-once, a transactional one (`transactional.id =
     /// <application.id>-<process id>-<thread index>`) under exactly-once.
-    producer: Arc<Producer>,
+    producer: Arc<dyn StreamProducer>,
     /// Appends the output on a thread of its own.
     sender: Sender,
     /// Where the output goes, for the sender.
@@ -374,7 +356,7 @@ impl Core {
     fn new(
         index: usize,
         plan: Arc<Plan>,
-        broker: &Broker,
+        clients: Arc<dyn ClientSupplier>,
         dirty_closes: Arc<AtomicU64>,
     ) -> Result<Self> {
         let transactional_id = plan
@@ -383,7 +365,7 @@ impl Core {
             // The thread index as in the thread's name
             // (`<application.id>-StreamThread-<n>`), from 1.
             .map(|process| format!("{}-{process}-{}", plan.config.application_id(), index + 1));
-        let producer = make_producer(broker, transactional_id.as_deref(), &plan);
+        let producer = make_producer(&*clients, transactional_id.as_deref(), &plan, index)?;
         let sender = Sender::start(format!(
             "{}-StreamThread-{}-producer",
             plan.config.application_id(),
@@ -393,7 +375,7 @@ impl Core {
         Ok(Self {
             index,
             plan,
-            broker: broker.clone(),
+            clients,
             producer,
             sender,
             routing,
@@ -413,8 +395,13 @@ impl Core {
         self.transactional_id.is_some()
     }
 
-    fn new_producer(&self) -> Arc<Producer> {
-        make_producer(&self.broker, self.transactional_id.as_deref(), &self.plan)
+    fn new_producer(&self) -> Result<Arc<dyn StreamProducer>> {
+        make_producer(
+            &*self.clients,
+            self.transactional_id.as_deref(),
+            &self.plan,
+            self.index,
+        )
     }
 
     /// Opens a transaction unless one is open (exactly-once only).
@@ -516,7 +503,7 @@ impl Core {
 
     /// Resumes the partition times of the tasks reading `committed`'s
     /// partitions from the committed offsets' metadata.
-    fn resume_partition_times(&mut self, committed: &HashMap<TopicPartition, OffsetAndMetadata>) {
+    fn resume_partition_times(&mut self, committed: &Offsets) {
         let plan = self.plan.clone();
         for (tp, offset) in committed {
             let Some((sub, logical)) = plan.source_of.get(&tp.topic) else {
@@ -621,7 +608,7 @@ impl Core {
     /// the first offset of records that no task of this thread owns yet:
     /// the consumer must read them again, or a later commit of the same
     /// partition would skip them.
-    fn buffer(&mut self, runs: Vec<PartitionRun>) -> HashMap<TopicPartition, u64> {
+    fn buffer(&mut self, runs: Vec<PolledRun>) -> HashMap<TopicPartition, u64> {
         let mut unowned: HashMap<TopicPartition, u64> = HashMap::new();
         for run in runs {
             let Some((sub, _)) = self.plan.source_of.get(&*run.topic) else {
@@ -633,10 +620,14 @@ impl Core {
             };
             let tp = TopicPartition::new(run.topic.to_string(), run.partition);
             match self.tasks.get_mut(&id) {
-                Some(entry) => entry.buffers.entry(tp).or_default().push(run.records),
+                Some(entry) => entry
+                    .buffers
+                    .entry(tp)
+                    .or_default()
+                    .push(run.records.into_iter()),
                 None => {
                     // A run's records are in offset order: its first is its lowest.
-                    if let Some(lowest) = run.records.as_slice().first().map(|r| r.offset) {
+                    if let Some(lowest) = run.records.first().map(|r| r.offset) {
                         let first = unowned.entry(tp).or_insert(lowest);
                         *first = (*first).min(lowest);
                     }
@@ -733,7 +724,7 @@ impl Core {
                             key: record.key,
                             value: record.value,
                             timestamp: record.timestamp,
-                            headers: to_headers(record.headers),
+                            headers: record.headers,
                         };
                         guarded(*id, || {
                             task.process_slot(slot, tp.partition, offset, raw)?;
@@ -988,7 +979,7 @@ impl Core {
     fn revoke_eos(
         &mut self,
         partitions: &[TopicPartition],
-        group: Option<ConsumerGroupMetadata>,
+        group: Option<GroupMetadata>,
     ) -> Result<()> {
         let revoked = self.tasks_of(partitions);
         if revoked.is_empty() && !self.in_txn {
@@ -1062,14 +1053,17 @@ impl Core {
         let outgoing = self.take_outputs();
         self.send_and_settle(outgoing)?;
         let (offsets, topics) = self.offsets(&ids);
-        now(flush(&self.producer, &topics))??;
+        now(self.producer.flush(&topics))??;
         if !offsets.is_empty() {
             match commit(offsets) {
                 Ok(()) => {}
                 // The group moved on (a new generation): the next owner
                 // redoes the work since the last commit, as at-least-once
                 // allows.
-                Err(StreamsError::Broker(e)) if !e.is_fatal() => {
+                Err(e)
+                    if e.client_error_kind()
+                        .is_some_and(|k| k != ClientErrorKind::Fatal) =>
+                {
                     tracing::warn!(thread = self.index, error = %e, "offset commit of revoked tasks refused");
                 }
                 Err(e) => return Err(e),
@@ -1121,19 +1115,6 @@ fn remove_checkpoint(dir: &std::path::Path) -> Result<()> {
     }
 }
 
-#[inline]
-fn to_headers(headers: Vec<broker_embedded::Header>) -> Headers {
-    // Most records have none: no iterator to build and drop.
-    if headers.is_empty() {
-        return Headers::new();
-    }
-    let mut out = Headers::new();
-    for h in headers {
-        out.add(h.key, h.value);
-    }
-    out
-}
-
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1148,11 +1129,11 @@ struct Listener {
     index: usize,
 }
 
-impl ConsumerRebalanceListener for Listener {
+impl RebalanceListener for Listener {
     fn on_partitions_revoked(
         &mut self,
         partitions: &[TopicPartition],
-        consumer: &mut RebalanceContext<'_>,
+        consumer: &mut dyn RebalanceConsumer,
     ) {
         self.shared.set_thread_rebalancing(self.index, true);
         let mut core = lock(&self.core);
@@ -1163,11 +1144,7 @@ impl ConsumerRebalanceListener for Listener {
         let result = if core.eos() {
             core.revoke_eos(partitions, consumer.group_metadata())
         } else {
-            core.revoke(partitions, |offsets| {
-                consumer
-                    .commit_sync(Some(offsets))
-                    .map_err(StreamsError::from)
-            })
+            core.revoke(partitions, |offsets| consumer.commit_sync(offsets))
         };
         if let Err(e) = result {
             core.fatal = Some(e);
@@ -1177,12 +1154,20 @@ impl ConsumerRebalanceListener for Listener {
     fn on_partitions_assigned(
         &mut self,
         partitions: &[TopicPartition],
-        consumer: &mut RebalanceContext<'_>,
+        consumer: &mut dyn RebalanceConsumer,
     ) {
         self.shared.set_thread_rebalancing(self.index, true);
         // Resume from the committed offsets: records fetched but not
         // processed before a revocation are read again.
-        let committed = consumer.committed(partitions);
+        let committed = match consumer.committed(partitions) {
+            Ok(committed) => committed,
+            Err(e) => {
+                let mut core = lock(&self.core);
+                core.awaiting_assignment = false;
+                core.fatal.get_or_insert(e);
+                return;
+            }
+        };
         for tp in partitions {
             let offset = committed.get(tp).map_or(0, |o| o.offset);
             if let Err(e) = consumer.seek(tp, offset) {
@@ -1211,7 +1196,7 @@ impl ConsumerRebalanceListener for Listener {
     fn on_partitions_lost(
         &mut self,
         partitions: &[TopicPartition],
-        _consumer: &mut RebalanceContext<'_>,
+        _consumer: &mut dyn RebalanceConsumer,
     ) {
         self.shared.set_thread_rebalancing(self.index, true);
         let mut core = lock(&self.core);
@@ -1247,13 +1232,13 @@ pub(crate) struct ThreadHandle {
 pub(crate) fn spawn(
     index: usize,
     plan: Arc<Plan>,
-    broker: Broker,
+    clients: Arc<dyn ClientSupplier>,
     shared: Arc<Shared>,
 ) -> Result<ThreadHandle> {
     let core = Arc::new(Mutex::new(Core::new(
         index,
         plan.clone(),
-        &broker,
+        clients.clone(),
         shared.dirty_closes.clone(),
     )?));
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -1272,7 +1257,7 @@ pub(crate) fn spawn(
                 .map_err(|e| {
                     StreamsError::Internal(format!("cannot build the thread runtime: {e}"))
                 })
-                .and_then(|rt| rt.block_on(run(index, plan, broker, shared.clone(), thread_core)));
+                .and_then(|rt| rt.block_on(run(index, plan, clients, shared.clone(), thread_core)));
             if let Err(e) = result {
                 tracing::error!(thread = index, error = %e, "stream thread failed");
                 shared.fail(e);
@@ -1290,12 +1275,20 @@ pub(crate) fn spawn(
     })
 }
 
-fn consumer_config(plan: &Plan, group: bool) -> ConsumerConfig {
+fn consumer_settings(plan: &Plan, index: usize, group: bool) -> ConsumerSettings {
     let eos = plan.process_id.is_some();
-    ConsumerConfig {
+    ConsumerSettings {
+        client_id: format!(
+            "{}-StreamThread-{}-{}",
+            plan.config.application_id(),
+            index + 1,
+            if group {
+                "consumer"
+            } else {
+                "restore-consumer"
+            }
+        ),
         group_id: group.then(|| plan.config.application_id().to_owned()),
-        auto_offset_reset: AutoOffsetReset::Earliest,
-        enable_auto_commit: false,
         session_timeout_ms: plan.clients.session_timeout_ms,
         heartbeat_interval_ms: plan.clients.heartbeat_interval_ms,
         max_poll_records: if group {
@@ -1303,15 +1296,14 @@ fn consumer_config(plan: &Plan, group: bool) -> ConsumerConfig {
         } else {
             5_000
         },
-        isolation_level: if eos {
-            IsolationLevel::ReadCommitted
+        isolation: if eos {
+            Isolation::ReadCommitted
         } else {
-            IsolationLevel::ReadUncommitted
+            Isolation::ReadUncommitted
         },
         // The stream thread's consumer decodes its next fetches on a thread of its own
         // while the thread processes; the restore consumer reads in bulk as it goes.
         background_fetch: group,
-        ..ConsumerConfig::default()
     }
 }
 
@@ -1322,7 +1314,7 @@ async fn reinit_producer(core: &Arc<Mutex<Core>>) -> Result<()> {
         let mut core = lock(core);
         core.reinit_producer = false;
         core.in_txn = false;
-        core.new_producer()
+        core.new_producer()?
     };
     producer.init_transactions().await?;
     lock(core).producer = producer;
@@ -1335,7 +1327,7 @@ async fn reinit_producer(core: &Arc<Mutex<Core>>) -> Result<()> {
 async fn recover_from_failed_transaction(
     error: &StreamsError,
     core: &Arc<Mutex<Core>>,
-    consumer: &mut Consumer,
+    consumer: &mut Box<dyn MainConsumer>,
     listener: impl FnOnce() -> Listener,
 ) -> Result<()> {
     let (index, topics) = {
@@ -1346,24 +1338,12 @@ async fn recover_from_failed_transaction(
     };
     reinit_producer(core).await?;
     consumer.unsubscribe().await?;
-    consumer.subscribe(topics, listener()).await?;
+    consumer.subscribe(topics, Box::new(listener())).await?;
     tracing::info!(
         thread = index,
         "rejoining the group after a failed transaction"
     );
     Ok(())
-}
-
-/// Whether no transaction holds pending offsets of `group`: the group's
-/// `__consumer_offsets` partition has no open transaction.
-async fn group_offsets_stable(broker: &Broker, group: &str) -> Result<bool> {
-    let partitions = broker.partition_count(CONSUMER_OFFSETS_TOPIC).await?;
-    let partition = offsets_partition_for(group, partitions);
-    let stable = broker
-        .last_stable_offset(CONSUMER_OFFSETS_TOPIC, partition)
-        .await?;
-    let (_, end) = broker.offsets(CONSUMER_OFFSETS_TOPIC, partition).await?;
-    Ok(stable >= end)
 }
 
 /// Under exactly-once, after an assignment: once no transaction holds
@@ -1372,15 +1352,13 @@ async fn group_offsets_stable(broker: &Broker, group: &str) -> Result<bool> {
 /// again and seeks to them. Returns whether the partitions are settled.
 async fn settle_assigned(
     core: &Arc<Mutex<Core>>,
-    consumer: &mut Consumer,
-    broker: &Broker,
-    group: &str,
+    consumer: &mut Box<dyn MainConsumer>,
 ) -> Result<bool> {
     let unstable = std::mem::take(&mut lock(core).unstable);
     if unstable.is_empty() {
         return Ok(true);
     }
-    if !group_offsets_stable(broker, group).await? {
+    if !consumer.group_offsets_stable().await? {
         lock(core).unstable.extend(unstable);
         return Ok(false);
     }
@@ -1410,11 +1388,54 @@ async fn settle_assigned(
     Ok(true)
 }
 
+/// Deletes the records of repartition topics that a commit consumed, as
+/// Kafka Streams does: at most every `repartition.purge.interval.ms`, up
+/// to the offsets committed last.
+struct Purger {
+    interval: Duration,
+    last: Instant,
+    pending: HashMap<TopicPartition, u64>,
+}
+
+impl Purger {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: Instant::now(),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Notes the repartition offsets of a commit that succeeded; purges
+    /// when the interval has passed. A failed purge is only logged: the
+    /// records stay until the next one.
+    async fn committed(&mut self, offsets: Vec<(TopicPartition, u64)>, admin: &dyn Admin) {
+        for (tp, offset) in offsets {
+            let entry = self.pending.entry(tp).or_insert(offset);
+            *entry = (*entry).max(offset);
+        }
+        if self.pending.is_empty() || self.last.elapsed() < self.interval {
+            return;
+        }
+        self.last = Instant::now();
+        let purge: Vec<(TopicPartition, u64)> = self.pending.drain().collect();
+        match admin.delete_records(&purge).await {
+            Ok(()) => tracing::debug!(
+                partitions = purge.len(),
+                "purged committed records of repartition topics"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot purge committed records of repartition topics")
+            }
+        }
+    }
+}
+
 /// The commit of a transaction: the consumed offsets go into it with the
 /// consumer's group metadata, then it commits.
 async fn commit_transaction(
-    producer: &Producer,
-    consumer: &Consumer,
+    producer: &dyn StreamProducer,
+    consumer: &dyn MainConsumer,
     offsets: &Offsets,
     shared: &Shared,
 ) -> Result<()> {
@@ -1436,13 +1457,12 @@ async fn commit_transaction(
 async fn run(
     index: usize,
     plan: Arc<Plan>,
-    broker: Broker,
+    clients: Arc<dyn ClientSupplier>,
     shared: Arc<Shared>,
     core: Arc<Mutex<Core>>,
 ) -> Result<()> {
     let eos = plan.process_id.is_some();
-    let group = plan.config.application_id().to_owned();
-    let mut consumer = Consumer::new(&broker, consumer_config(&plan, true));
+    let mut consumer = clients.main_consumer(consumer_settings(&plan, index, true))?;
     let listener = || Listener {
         core: core.clone(),
         shared: shared.clone(),
@@ -1453,13 +1473,19 @@ async fn run(
         // transaction it left open.
         reinit_producer(&core).await?;
     }
-    consumer.subscribe(plan.subscription(), listener()).await?;
+    consumer
+        .subscribe(plan.subscription(), Box::new(listener()))
+        .await?;
     let interval = Duration::from_millis(plan.config.commit_interval_ms());
     let mut last_commit = Instant::now();
+    let admin = clients.admin()?;
+    let mut purger = Purger::new(Duration::from_millis(
+        plan.clients.repartition_purge_interval_ms,
+    ));
     let result: Result<()> = async {
         while !shared.shutting_down() {
             let runs = consumer
-                .poll_runs(poll_timeout(interval, last_commit.elapsed()))
+                .poll(poll_timeout(interval, last_commit.elapsed()))
                 .await?;
             let (restore, reinit, unowned) = {
                 let mut core = lock(&core);
@@ -1488,9 +1514,9 @@ async fn run(
                 reinit_producer(&core).await?;
             }
             if restore
-                && (!eos || settle_assigned(&core, &mut consumer, &broker, &group).await?)
+                && (!eos || settle_assigned(&core, &mut consumer).await?)
             {
-                restore_tasks(&core, &broker, &shared).await?;
+                restore_tasks(&core, &*clients, index, &shared).await?;
             }
             let (outgoing, commit, producer) = {
                 let mut core = lock(&core);
@@ -1536,6 +1562,11 @@ async fn run(
             let Some((ids, offsets, topics)) = offsets else {
                 continue;
             };
+            let committed_repartition: Vec<(TopicPartition, u64)> = offsets
+                .iter()
+                .filter(|(tp, _)| plan.is_repartition_topic(&tp.topic))
+                .map(|(tp, o)| (tp.clone(), o.offset))
+                .collect();
             shared.wait_while_paused(PausePoint::BeforeCommit);
             if shared.killed() {
                 break;
@@ -1550,7 +1581,9 @@ async fn run(
                     }
                 };
                 let committed = match open {
-                    Ok(true) => commit_transaction(&producer, &consumer, &offsets, &shared).await,
+                    Ok(true) => {
+                        commit_transaction(&*producer, &*consumer, &offsets, &shared).await
+                    }
                     Ok(false) => Ok(()),
                     Err(e) => Err(e),
                 };
@@ -1567,13 +1600,17 @@ async fn run(
                 // uncommitted writes.
                 lock(&core).sync_due_stores(&ids)?;
                 last_commit = Instant::now();
+                purger.committed(committed_repartition, &*admin).await;
                 continue;
             }
-            flush(&producer, &topics).await?;
+            producer.flush(&topics).await?;
             if !offsets.is_empty() {
-                if let Err(e) = consumer.commit_sync(Some(offsets)).await {
-                    if e.is_fatal() {
-                        return Err(e.into());
+                if let Err(e) = consumer.commit_sync(offsets).await {
+                    if !matches!(
+                        e.client_error_kind(),
+                        Some(ClientErrorKind::TaskMigrated | ClientErrorKind::Retriable)
+                    ) {
+                        return Err(e);
                     }
                     tracing::warn!(thread = index, error = %e, "offset commit refused; the next poll rejoins the group");
                     continue;
@@ -1581,6 +1618,7 @@ async fn run(
             }
             lock(&core).write_checkpoints(&ids, false)?;
             last_commit = Instant::now();
+            purger.committed(committed_repartition, &*admin).await;
         }
         Ok(())
     }
@@ -1590,7 +1628,7 @@ async fn run(
         // removes the members when their session times out, and the broker
         // aborts the open transaction when it times out.
         lock(&core).tasks.clear();
-        std::mem::forget(consumer);
+        consumer.abandon();
         tracing::warn!(thread = index, "stream thread killed");
         return result;
     }
@@ -1621,7 +1659,12 @@ async fn run(
 
 /// Restores the stores of the thread's new tasks from their changelogs,
 /// then initializes the tasks.
-async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared) -> Result<()> {
+async fn restore_tasks(
+    core: &Arc<Mutex<Core>>,
+    clients: &dyn ClientSupplier,
+    index: usize,
+    shared: &Shared,
+) -> Result<()> {
     // (changelog partition) -> (task, store, end offset)
     let mut targets: HashMap<TopicPartition, (TaskId, usize, u64)> = HashMap::new();
     let mut starts = Vec::new();
@@ -1635,6 +1678,14 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
         (pending, core.plan.clone())
     };
     let eos = plan.process_id.is_some();
+    let mut consumer = clients.restore_consumer(consumer_settings(&plan, index, false))?;
+    let mut watermarks = HashMap::new();
+    for (_, stores) in &pending {
+        for Restoring { changelog: tp, .. } in stores {
+            let marks = consumer.watermarks(tp).await?;
+            watermarks.insert(tp.clone(), marks);
+        }
+    }
     if eos {
         // Under exactly-once, restoration reads committed data only, up to
         // the last stable offset. A transaction still open on a changelog
@@ -1644,9 +1695,10 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
         let mut open = None;
         for (_, stores) in &pending {
             for Restoring { changelog: tp, .. } in stores {
-                let stable = broker.last_stable_offset(&tp.topic, tp.partition).await?;
-                let (_, end) = broker.offsets(&tp.topic, tp.partition).await?;
-                if stable < end {
+                if watermarks
+                    .get(tp)
+                    .is_some_and(|marks| marks.last_stable < marks.high)
+                {
                     open = Some(tp.clone());
                 }
             }
@@ -1676,11 +1728,11 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
             start,
         } in stores
         {
-            let (log_start, mut end) = broker.offsets(&tp.topic, tp.partition).await?;
-            if eos {
-                end = broker.last_stable_offset(&tp.topic, tp.partition).await?;
-            }
-            let start = (*start).max(log_start);
+            let Some(marks) = watermarks.get(tp) else {
+                continue;
+            };
+            let end = if eos { marks.last_stable } else { marks.high };
+            let start = (*start).max(marks.log_start);
             if start < end {
                 targets.insert(tp.clone(), (*id, *store, end));
                 starts.push((tp.clone(), start));
@@ -1694,11 +1746,7 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
     }
     let mut restored: HashMap<TopicPartition, u64> = HashMap::new();
     if !targets.is_empty() {
-        let mut consumer = Consumer::new(broker, consumer_config(&plan, false));
-        consumer.assign(targets.keys().cloned().collect()).await?;
-        for (tp, start) in &starts {
-            consumer.seek(tp, *start)?;
-        }
+        consumer.assign(starts).await?;
         loop {
             let unfinished = targets
                 .iter()
@@ -1706,25 +1754,32 @@ async fn restore_tasks(core: &Arc<Mutex<Core>>, broker: &Broker, shared: &Shared
             if !unfinished || shared.shutting_down() {
                 break;
             }
-            let records = consumer.poll(POLL_TIMEOUT).await?;
-            if records.is_empty() {
-                // The changelogs are in-process: a poll that finds nothing
-                // means the rest was compacted away.
-                break;
+            let runs = consumer.poll(POLL_TIMEOUT).await?;
+            if runs.is_empty() {
+                if consumer.empty_poll_is_end() {
+                    // The changelogs are in-process: a poll that finds
+                    // nothing means the rest was compacted away.
+                    break;
+                }
+                continue;
             }
             let mut core = lock(core);
             let mut batches: HashMap<TopicPartition, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
                 HashMap::new();
-            for record in records {
-                let tp = TopicPartition::new(record.topic.to_string(), record.partition);
+            for run in runs {
+                let tp = TopicPartition::new(run.topic.to_string(), run.partition);
                 let Some((_, _, end)) = targets.get(&tp) else {
                     continue;
                 };
-                if record.offset >= *end {
-                    continue;
-                }
-                if let Some(key) = record.key {
-                    batches.entry(tp).or_default().push((key, record.value));
+                let end = *end;
+                let batch = batches.entry(tp).or_default();
+                for record in run.records {
+                    if record.offset >= end {
+                        continue;
+                    }
+                    if let Some(key) = record.key {
+                        batch.push((key, record.value));
+                    }
                 }
             }
             for (tp, batch) in batches {
