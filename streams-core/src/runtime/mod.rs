@@ -16,14 +16,23 @@
 //! outputs, changelog records and the consumed offsets commit together or
 //! not at all. `docs/exactly-once.md` describes the protocol.
 
+mod checkpoint;
+mod clients;
+mod commit;
+mod eos;
+mod rebalance;
+mod record_queue;
+mod restore;
 mod sender;
 mod setup;
+mod state;
+mod task_manager;
 mod thread;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use broker_embedded::Broker;
 
@@ -34,189 +43,9 @@ use crate::error::{Result, StreamsError};
 use crate::task::TaskId;
 use crate::topology::Topology;
 
+use self::state::{lock, Shared};
+pub use self::state::{AppState, PausePoint, StateListener};
 use self::thread::ThreadHandle;
-
-/// The lifecycle of a [`StreamsApp`], as Kafka's `KafkaStreams.State`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AppState {
-    /// Built, not started.
-    Created,
-    /// Some stream thread is joining the group or restoring state.
-    Rebalancing,
-    /// Every stream thread processes its tasks.
-    Running,
-    /// `close` was called; the threads are committing and stopping.
-    PendingShutdown,
-    /// Closed cleanly.
-    NotRunning,
-    /// A stream thread failed; see [`StreamsApp::error`].
-    Error,
-}
-
-impl fmt::Display for AppState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Created => "CREATED",
-            Self::Rebalancing => "REBALANCING",
-            Self::Running => "RUNNING",
-            Self::PendingShutdown => "PENDING_SHUTDOWN",
-            Self::NotRunning => "NOT_RUNNING",
-            Self::Error => "ERROR",
-        })
-    }
-}
-
-/// Where [`StreamsApp::pause_for_tests`] stops the stream threads.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PausePoint {
-    /// Before a commit starts (under exactly-once, with the transaction
-    /// open and outputs sent).
-    BeforeCommit,
-    /// Under exactly-once, inside a commit: after the offsets were sent
-    /// into the transaction, before it commits.
-    InsideCommit,
-}
-
-/// Called with `(new, old)` on every state change, as Kafka's
-/// `KafkaStreams.StateListener`. It runs on the thread that made the
-/// change: keep it short.
-pub type StateListener = Arc<dyn Fn(AppState, AppState) + Send + Sync>;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What the app and its stream threads share.
-pub(crate) struct Shared {
-    state: Mutex<AppState>,
-    listener: Mutex<Option<StateListener>>,
-    shutdown: AtomicBool,
-    /// Set by [`StreamsApp::kill_for_tests`]: threads stop with no commit.
-    killed: AtomicBool,
-    /// Set by [`StreamsApp::pause_for_tests`]: where threads block until
-    /// it is cleared.
-    paused: Mutex<Option<PausePoint>>,
-    resumed: Condvar,
-    error: Mutex<Option<String>>,
-    restored: AtomicU64,
-    /// How many times a stream thread closed its tasks dirty after a
-    /// failed or lost transaction.
-    dirty_closes: Arc<AtomicU64>,
-    rebalancing: Mutex<Vec<bool>>,
-    cores: Mutex<Vec<Arc<Mutex<thread::Core>>>>,
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("state", &*lock(&self.state))
-            .field("error", &*lock(&self.error))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    fn new() -> Self {
-        Self {
-            state: Mutex::new(AppState::Created),
-            listener: Mutex::new(None),
-            shutdown: AtomicBool::new(false),
-            killed: AtomicBool::new(false),
-            paused: Mutex::new(None),
-            resumed: Condvar::new(),
-            error: Mutex::new(None),
-            restored: AtomicU64::new(0),
-            dirty_closes: Arc::new(AtomicU64::new(0)),
-            rebalancing: Mutex::new(Vec::new()),
-            cores: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn state(&self) -> AppState {
-        *lock(&self.state)
-    }
-
-    /// Moves to `new` unless `allowed(old)` says no; calls the listener
-    /// after the change, outside the lock.
-    fn transition(&self, new: AppState, allowed: impl FnOnce(AppState) -> bool) -> bool {
-        let old = {
-            let mut state = lock(&self.state);
-            let old = *state;
-            if old == new || !allowed(old) {
-                return false;
-            }
-            *state = new;
-            old
-        };
-        tracing::info!(from = %old, to = %new, "streams application state changed");
-        let listener = lock(&self.listener).clone();
-        if let Some(listener) = listener {
-            listener(new, old);
-        }
-        true
-    }
-
-    pub(crate) fn shutting_down(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn killed(&self) -> bool {
-        self.killed.load(Ordering::Acquire)
-    }
-
-    /// Blocks the calling stream thread, at `point`, while the app is
-    /// paused there.
-    pub(crate) fn wait_while_paused(&self, point: PausePoint) {
-        let mut paused = lock(&self.paused);
-        while *paused == Some(point) && !self.killed() {
-            paused = self
-                .resumed
-                .wait(paused)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    pub(crate) fn add_restored(&self, records: u64) {
-        self.restored.fetch_add(records, Ordering::Relaxed);
-    }
-
-    /// Records whether stream thread `index` is in a rebalance, and moves
-    /// the app between `Rebalancing` and `Running`.
-    pub(crate) fn set_thread_rebalancing(&self, index: usize, rebalancing: bool) {
-        let any = {
-            let mut threads = lock(&self.rebalancing);
-            match threads.get_mut(index) {
-                Some(slot) if *slot == rebalancing => return,
-                Some(slot) => *slot = rebalancing,
-                None => return,
-            }
-            threads.iter().any(|r| *r)
-        };
-        let new = if any {
-            AppState::Rebalancing
-        } else {
-            AppState::Running
-        };
-        self.transition(new, |old| {
-            matches!(old, AppState::Rebalancing | AppState::Running)
-        });
-    }
-
-    /// A stream thread failed: the app goes to `Error` and every thread
-    /// stops.
-    pub(crate) fn fail(&self, error: StreamsError) {
-        {
-            let mut slot = lock(&self.error);
-            if slot.is_none() {
-                *slot = Some(error.to_string());
-            }
-        }
-        self.shutdown.store(true, Ordering::Release);
-        self.transition(AppState::Error, |_| true);
-    }
-}
 
 /// Runs a [`Topology`] against an embedded [`Broker`], as Kafka's
 /// `KafkaStreams`.
