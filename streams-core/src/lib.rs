@@ -95,6 +95,7 @@ mod error;
 mod naming;
 mod node;
 mod output;
+mod partition_group;
 mod processor;
 pub mod punctuation;
 mod record;

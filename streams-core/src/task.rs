@@ -13,13 +13,16 @@ use rustc_hash::FxHashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use state_store::{CacheEntry, StoreBackend};
 
+use crate::client::TopicPartition;
 use crate::config::DeserializationHandler;
 use crate::error::{Result, StreamsError};
 use crate::output::Output;
+use crate::partition_group::PartitionGroup;
 use crate::punctuation::{next_slot, PunctuationType, Schedule};
 use crate::record::{Headers, Record, RecordMetadata};
 use crate::serdes::SerdeError;
@@ -627,6 +630,8 @@ pub(crate) struct Task {
     plan: TaskPlan,
     nodes: Vec<Option<Box<dyn ErasedNode>>>,
     state: TaskState,
+    /// The input partitions and their buffered records.
+    group: PartitionGroup,
 }
 
 impl fmt::Debug for Task {
@@ -745,6 +750,7 @@ impl Task {
                 inline: inline_nodes,
                 host: vec![None; node_count],
             },
+            group: PartitionGroup::default(),
         })
     }
 
@@ -855,20 +861,60 @@ impl Task {
         self.plan.source_slots.get(topic).copied()
     }
 
-    /// Processes one input record of `topic`.
-    pub(crate) fn process(
+    /// Adds input partition `tp`, of topic `logical` as the topology
+    /// names it.
+    pub(crate) fn add_input_partition(&mut self, tp: TopicPartition, logical: &str) {
+        let slot = self.source_slot(logical);
+        self.group.add_partition(tp, slot);
+    }
+
+    /// The task's input partitions and their buffers.
+    pub(crate) fn inputs(&self) -> &PartitionGroup {
+        &self.group
+    }
+
+    /// The task's input partitions and their buffers, to add records to.
+    pub(crate) fn inputs_mut(&mut self) -> &mut PartitionGroup {
+        &mut self.group
+    }
+
+    /// Processes the buffered input records, lowest timestamp first, each
+    /// followed by the stream-time punctuators it makes due; with
+    /// `max_idle`, waits for empty input partitions first (see
+    /// [`PartitionGroup::next_run`]). Returns how many it processed.
+    pub(crate) fn process_buffered(&mut self, max_idle: Option<Duration>) -> Result<usize> {
+        let mut group = std::mem::take(&mut self.group);
+        let result = self.process_group(&mut group, max_idle);
+        self.group = group;
+        result
+    }
+
+    fn process_group(
         &mut self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        raw: RawRecord,
-    ) -> Result<()> {
-        let Some(slot) = self.source_slot(topic) else {
-            return Err(StreamsError::UnknownTopic {
-                topic: topic.to_owned(),
-            });
-        };
-        self.process_slot(slot, partition, offset, raw)
+        group: &mut PartitionGroup,
+        max_idle: Option<Duration>,
+    ) -> Result<usize> {
+        let mut processed = 0;
+        while let Some(run) = group.next_run(max_idle) {
+            let Some(slot) = run.slot else {
+                group.clear_partition(&run.partition);
+                continue;
+            };
+            while let Some(record) = group.pop(&run) {
+                let offset = record.offset;
+                let raw = RawRecord {
+                    key: record.key,
+                    value: record.value,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                };
+                self.process_slot(slot, run.partition.partition, offset, raw)?;
+                self.maybe_punctuate_stream_time()?;
+                group.processed(run.partition.clone(), offset);
+                processed += 1;
+            }
+        }
+        Ok(processed)
     }
 
     /// Processes one input record of the input topic at `slot` (from

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use state_store::StoreBackend;
 
+use crate::client::{InRecord, TopicPartition};
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::record::Headers;
@@ -183,8 +184,18 @@ impl DriverInner {
                 });
             };
             let task = &mut self.tasks[index];
-            task.process(&topic, 0, offset, raw)?;
-            task.maybe_punctuate_stream_time()?;
+            // Through the task's partition group, as the stream threads
+            // feed it (one record at a time here: no wait for other inputs).
+            let record = InRecord {
+                offset,
+                timestamp: raw.timestamp,
+                key: raw.key,
+                value: raw.value,
+                headers: raw.headers,
+            };
+            task.inputs_mut()
+                .add_records(&TopicPartition::new(topic.to_string(), 0), vec![record]);
+            task.process_buffered(None)?;
             self.last_record[index] = task.stream_time().map(|t| (self.wall_clock, t));
             match self.commit_mode {
                 CommitMode::EveryRecord => task.commit()?,
@@ -414,9 +425,11 @@ impl TopologyTestDriver {
                 wall_clock: config.initial_wall_clock_ms,
                 timestamp_extractor: streams.default_timestamp_extractor(),
             };
-            let task = Task::new(&topology, sub, &options)?;
-            for topic in task.source_topics() {
-                task_of_topic.insert(topic.to_owned(), tasks.len());
+            let mut task = Task::new(&topology, sub, &options)?;
+            let topics: Vec<String> = task.source_topics().map(str::to_owned).collect();
+            for topic in topics {
+                task.add_input_partition(TopicPartition::new(topic.clone(), 0), &topic);
+                task_of_topic.insert(topic, tasks.len());
             }
             tasks.push(task);
         }

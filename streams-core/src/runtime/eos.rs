@@ -93,9 +93,7 @@ pub(super) async fn settle_assigned(
             if entry.running() {
                 continue;
             }
-            if let Some(buffer) = entry.buffers.get_mut(tp) {
-                buffer.clear();
-            }
+            entry.task.inputs_mut().clear_partition(tp);
         }
     }
     Ok(true)

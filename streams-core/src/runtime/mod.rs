@@ -21,7 +21,6 @@ mod clients;
 mod commit;
 mod eos;
 mod rebalance;
-mod record_queue;
 mod restore;
 mod sender;
 mod setup;

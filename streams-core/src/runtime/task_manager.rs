@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rustc_hash::FxHashMap;
 use state_store::{Checkpoint, LocalData};
 
 use crate::client::{
@@ -20,7 +19,7 @@ use crate::client::{
 };
 use crate::error::{Result, StreamsError};
 use crate::store::StoreSlot;
-use crate::task::{RawRecord, Task, TaskId, TaskOptions};
+use crate::task::{Task, TaskId, TaskOptions};
 
 use super::sender::{Outgoing, Routing, Sender, Sent};
 use super::setup::Plan;
@@ -28,7 +27,6 @@ use super::setup::Plan;
 use super::checkpoint::{checkpoint_due, remove_checkpoint, write_checkpoint, CHECKPOINT_FILE};
 use super::clients::make_producer;
 use super::commit::{decode_partition_time, encode_partition_time};
-use super::record_queue::RecordQueue;
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -90,15 +88,12 @@ pub(super) fn restore_start(id: TaskId, slot: &StoreSlot, checkpointed: Option<u
     }
 }
 
-/// A task owned by a stream thread, with its input buffers and offsets.
+/// A task owned by a stream thread, with its restoration and checkpoint
+/// state.
 #[derive(Debug)]
 pub(crate) struct TaskEntry {
     pub(crate) task: Task,
     pub(super) dir: PathBuf,
-    /// Buffered input per partition.
-    pub(super) buffers: BTreeMap<TopicPartition, RecordQueue>,
-    /// The next offset to commit per input partition (processed + 1).
-    pub(super) consumed: FxHashMap<TopicPartition, u64>,
     /// The changelog offset each logged store reflects, by changelog
     /// partition.
     pub(super) changelog_offsets: BTreeMap<TopicPartition, u64>,
@@ -110,9 +105,6 @@ pub(crate) struct TaskEntry {
     pub(super) synced: Option<BTreeMap<TopicPartition, u64>>,
     /// Stores still to restore; `None` once the task runs.
     pub(super) restoring: Option<Vec<Restoring>>,
-    /// Since when the task waits for an empty input partition while others
-    /// have data (`max.task.idle.ms`).
-    pub(super) idle_wait_since: Option<Instant>,
     /// When the task last processed a record, and its stream time then
     /// (`task.idle.wall.clock.advance.ms`).
     pub(super) last_record: Option<(Instant, i64)>,
@@ -265,8 +257,9 @@ impl Core {
     /// restored by the loop before they process anything.
     pub(super) fn create_tasks(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         let mut wanted: BTreeMap<TaskId, Vec<TopicPartition>> = BTreeMap::new();
+        let plan = self.plan.clone();
         for tp in partitions {
-            if let Some((sub, _)) = self.plan.source_of.get(&tp.topic) {
+            if let Some((sub, _)) = plan.source_of.get(&tp.topic) {
                 wanted
                     .entry(TaskId {
                         subtopology: *sub,
@@ -279,7 +272,9 @@ impl Core {
         for (id, tps) in wanted {
             if let Some(entry) = self.tasks.get_mut(&id) {
                 for tp in tps {
-                    entry.buffers.entry(tp).or_default();
+                    if let Some((_, logical)) = plan.source_of.get(&tp.topic) {
+                        entry.task.add_input_partition(tp, logical);
+                    }
                 }
                 continue;
             }
@@ -375,19 +370,18 @@ impl Core {
             });
         }
         tracing::info!(thread = self.index, task = %id, partitions = tps.len(), stores = restoring.len(), "created task");
+        for tp in tps {
+            if let Some((_, logical)) = plan.source_of.get(&tp.topic) {
+                task.add_input_partition(tp, logical);
+            }
+        }
         Ok(TaskEntry {
             task,
             dir,
-            buffers: tps
-                .into_iter()
-                .map(|tp| (tp, RecordQueue::default()))
-                .collect(),
-            consumed: FxHashMap::default(),
             changelog_offsets: BTreeMap::new(),
             checkpointed: None,
             synced: None,
             restoring: Some(restoring),
-            idle_wait_since: None,
             last_record: None,
         })
     }
@@ -399,7 +393,7 @@ impl Core {
     pub(super) fn buffer(&mut self, runs: Vec<PolledRun>) -> HashMap<TopicPartition, u64> {
         let mut unowned: HashMap<TopicPartition, u64> = HashMap::new();
         for run in runs {
-            let Some((sub, _)) = self.plan.source_of.get(&*run.topic) else {
+            let Some((sub, logical)) = self.plan.source_of.get(&*run.topic) else {
                 continue;
             };
             let id = TaskId {
@@ -408,11 +402,13 @@ impl Core {
             };
             let tp = TopicPartition::new(run.topic.to_string(), run.partition);
             match self.tasks.get_mut(&id) {
-                Some(entry) => entry
-                    .buffers
-                    .entry(tp)
-                    .or_default()
-                    .push(run.records.into_iter()),
+                Some(entry) => {
+                    let inputs = entry.task.inputs_mut();
+                    if !inputs.contains(&tp) {
+                        entry.task.add_input_partition(tp.clone(), logical);
+                    }
+                    entry.task.inputs_mut().add_records(&tp, run.records);
+                }
                 None => {
                     // A run's records are in offset order: its first is its lowest.
                     if let Some(lowest) = run.records.first().map(|r| r.offset) {
@@ -442,94 +438,11 @@ impl Core {
             if !entry.running() {
                 continue;
             }
-            let before = processed;
-            let TaskEntry {
-                task,
-                buffers,
-                consumed,
-                idle_wait_since,
-                last_record,
-                ..
-            } = entry;
-            loop {
-                if let (Some(limit), true) = (max_idle, buffers.len() > 1) {
-                    let empty = buffers.values().any(RecordQueue::is_empty);
-                    let any = buffers.values().any(|b| !b.is_empty());
-                    if empty && any {
-                        let since = *idle_wait_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() < limit {
-                            break;
-                        }
-                        tracing::trace!(task = %id, "max.task.idle.ms passed; processing with empty input partitions");
-                    } else if !empty {
-                        *idle_wait_since = None;
-                    }
-                }
-                // The partition whose next record has the lowest timestamp,
-                // and how far it may run before another partition's next
-                // record comes first (ties go to the first partition). The
-                // other buffers do not change during the run, and an empty
-                // one stops nothing: the idle check above has let it be.
-                let mut next: Option<(i64, &TopicPartition)> = None;
-                for (tp, buffer) in buffers.iter() {
-                    if let Some(r) = buffer.front() {
-                        if next.is_none_or(|(ts, _)| r.timestamp < ts) {
-                            next = Some((r.timestamp, tp));
-                        }
-                    }
-                }
-                let Some((_, tp)) = next else {
-                    break;
-                };
-                let tp = tp.clone();
-                let bound = buffers
-                    .iter()
-                    .filter(|(other, _)| **other != tp)
-                    .filter_map(|(_, b)| b.front().map(|r| r.timestamp))
-                    .min();
-                let Some(buffer) = buffers.get_mut(&tp) else {
-                    break;
-                };
-                let Some(slot) = plan
-                    .source_of
-                    .get(&tp.topic)
-                    .and_then(|(_, logical)| task.source_slot(logical))
-                else {
-                    buffer.clear();
-                    continue;
-                };
-                let mut last = None;
-                let result = (|| -> Result<()> {
-                    while let Some(record) = buffer.front() {
-                        if bound.is_some_and(|b| record.timestamp > b) {
-                            break;
-                        }
-                        let Some(record) = buffer.pop_front() else {
-                            break;
-                        };
-                        let offset = record.offset;
-                        let raw = RawRecord {
-                            key: record.key,
-                            value: record.value,
-                            timestamp: record.timestamp,
-                            headers: record.headers,
-                        };
-                        guarded(*id, || {
-                            task.process_slot(slot, tp.partition, offset, raw)?;
-                            task.maybe_punctuate_stream_time().map(|_| ())
-                        })?;
-                        last = Some(offset);
-                        processed += 1;
-                    }
-                    Ok(())
-                })();
-                if let Some(offset) = last {
-                    consumed.insert(tp, offset + 1);
-                }
-                result?;
-            }
-            if processed > before {
-                *last_record = task.stream_time().map(|t| (Instant::now(), t));
+            let task = &mut entry.task;
+            let count = guarded(*id, || task.process_buffered(max_idle))?;
+            if count > 0 {
+                processed += count;
+                entry.last_record = task.stream_time().map(|t| (Instant::now(), t));
             }
         }
         Ok(processed)
@@ -557,7 +470,7 @@ impl Core {
                     continue;
                 };
                 let idle = at.elapsed();
-                if idle >= after && entry.buffers.values().all(RecordQueue::is_empty) {
+                if idle >= after && task.inputs().is_empty() {
                     let target =
                         base.saturating_add(i64::try_from(idle.as_millis()).unwrap_or(i64::MAX));
                     guarded(*id, || task.advance_stream_time_idle(target).map(|_| ()))?;
@@ -655,7 +568,7 @@ impl Core {
         let mut offsets = HashMap::new();
         for id in ids {
             if let Some(entry) = self.tasks.get(id) {
-                for (tp, offset) in &entry.consumed {
+                for (tp, offset) in entry.task.inputs().consumed() {
                     let time = self
                         .plan
                         .source_of
@@ -755,7 +668,7 @@ impl Core {
     pub(super) fn tasks_of(&self, partitions: &[TopicPartition]) -> Vec<TaskId> {
         self.tasks
             .iter()
-            .filter(|(_, e)| partitions.iter().any(|tp| e.buffers.contains_key(tp)))
+            .filter(|(_, e)| partitions.iter().any(|tp| e.task.inputs().contains(tp)))
             .map(|(id, _)| *id)
             .collect()
     }
