@@ -12,7 +12,9 @@
 //! holds the page-view topology of the `pageviews` binary and its model.
 //!
 //! For runs on Apache Kafka itself: [`apache_kafka`] starts a single-node
-//! Apache Kafka broker, and [`process`] reads what a child process costs
+//! Apache Kafka broker, [`kafka_streams`] runs Kafka Streams' own word count
+//! (Java) against it, [`kafka_progress`] tells whether a consumer group has
+//! processed all its input, and [`process`] reads what a child process costs
 //! (CPU time, peak memory).
 
 // `StreamsError` is streams-core's error; its size is that crate's choice.
@@ -20,6 +22,8 @@
 
 pub mod apache_kafka;
 pub mod bench;
+pub mod kafka_progress;
+pub mod kafka_streams;
 pub mod process;
 pub mod windowed;
 
