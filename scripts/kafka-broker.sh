@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Apache Kafka's broker, for the wire benchmark (examples/benches/wire.rs), which starts it
-# in KRaft mode on loopback and runs the same load against it as against `streams serve`.
+# Apache Kafka's broker, for the benchmarks and tests that run on Apache Kafka itself: the
+# examples library's fixture (examples/src/apache_kafka.rs) starts it in KRaft mode on
+# loopback, for the wire benchmark (examples/benches/wire.rs) among others.
 #
 # Copies kafka_2.13 (the broker and its controller) and its runtime dependencies (versions
 # in examples/benches/kafka-broker/pom.xml) from Maven Central into a folder under the

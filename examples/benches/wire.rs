@@ -16,10 +16,8 @@
 //! with its defaults (no fsync per message) and its start script's heap, `-Xmx1G -Xms1G`;
 //! the bench prints its figures, the ratios of ours to them (goal: >= 1.0 on produce and on
 //! consume) and its peak resident memory. Without Java or Maven that leg is skipped, with a
-//! line that says why.
-
-#[path = "wire/apache_kafka.rs"]
-mod apache_kafka;
+//! line that says why. The node is `examples::apache_kafka::ApacheKafka` with its default
+//! options (Kafka's start script's heap and JVM options).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -28,13 +26,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apache_kafka::ApacheKafka;
 use broker_embedded::{
     AutoOffsetReset, Broker, BrokerConfig, Consumer, ConsumerConfig, NewTopic, Producer,
     ProducerConfig, ProducerRecord,
 };
 use broker_wire::{Server, WireConfig};
 use bytes::Bytes;
+use examples::apache_kafka::{self, ApacheKafka, KafkaOptions};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
@@ -267,12 +265,18 @@ struct Leg {
     peak_rss_mib: f64,
 }
 
-/// The same load against Apache Kafka, started in `dir` with `classpath`, then stopped.
-fn kafka_leg(classpath: &str, dir: &Path, data: &Bytes, n: usize) -> anyhow::Result<Leg> {
-    let kafka = ApacheKafka::start(classpath, dir)?;
+/// The same load against Apache Kafka, started in a dir under `parent` with `classpath`
+/// and Kafka's start script's heap and JVM options (`-Xmx1G -Xms1G`), then stopped.
+fn kafka_leg(classpath: String, parent: &Path, data: &Bytes, n: usize) -> anyhow::Result<Leg> {
+    let kafka = ApacheKafka::start_with(KafkaOptions {
+        classpath: Some(classpath),
+        parent_dir: Some(parent.to_owned()),
+        ..KafkaOptions::default()
+    })?;
     kafka.create_topic("wire", 1)?;
-    let produce = wire_produce(kafka.addr(), "wire", data, n)?;
-    let (consume, bytes) = wire_consume(kafka.addr(), "wire", n)?;
+    let addr = kafka.bootstrap();
+    let produce = wire_produce(&addr, "wire", data, n)?;
+    let (consume, bytes) = wire_consume(&addr, "wire", n)?;
     let peak_rss_mib = peak_rss_mib(kafka.pid());
     kafka.stop()?;
     Ok(Leg {
@@ -290,13 +294,10 @@ fn main() -> anyhow::Result<()> {
     let n = records() / BATCH * BATCH;
     // Apache Kafka's jars first (fetched once, then cached), so that no download runs
     // during a measurement.
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().unwrap_or(manifest_dir);
-    let kafka_version = apache_kafka::version(&manifest_dir.join("benches/kafka-broker/pom.xml"));
-    let kafka_classpath = apache_kafka::classpath(
-        &workspace.join("scripts/kafka-broker.sh"),
+    let kafka_version = apache_kafka::kafka_version();
+    let kafka_classpath = apache_kafka::broker_classpath(Some(
         &Path::new(env!("CARGO_TARGET_TMPDIR")).join("kafka-broker"),
-    );
+    ));
     let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(&base)?;
     let scratch = tempfile::tempdir_in(&base)?;
@@ -345,8 +346,7 @@ fn main() -> anyhow::Result<()> {
     let (wire_consume, wire_bytes) = consumed.expect("produce succeeded")?;
 
     // Apache Kafka after ours: the same clients, the same records.
-    let kafka = kafka_classpath
-        .map(|classpath| kafka_leg(&classpath, &scratch.path().join("kafka"), &data, n));
+    let kafka = kafka_classpath.map(|classpath| kafka_leg(classpath, scratch.path(), &data, n));
 
     println!("records={n} value_bytes={VALUE_BYTES} partitions=1");
     println!(

@@ -10,11 +10,21 @@
 //! input so that a run killed at any moment and started again loads each
 //! record exactly once ([`load_input`]). [`windowed`]
 //! holds the page-view topology of the `pageviews` binary and its model.
+//!
+//! For runs on Apache Kafka itself: [`apache_kafka`] starts a single-node
+//! Apache Kafka broker, [`kafka_streams`] runs Kafka Streams' own word count
+//! (Java) against it, [`kafka_progress`] tells whether a consumer group has
+//! processed all its input, and [`process`] reads what a child process costs
+//! (CPU time, peak memory).
 
 // `StreamsError` is streams-core's error; its size is that crate's choice.
 #![allow(clippy::result_large_err)]
 
+pub mod apache_kafka;
 pub mod bench;
+pub mod kafka_progress;
+pub mod kafka_streams;
+pub mod process;
 pub mod windowed;
 
 use std::collections::HashMap;

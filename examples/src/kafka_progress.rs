@@ -1,0 +1,206 @@
+//! How far a consumer group on a Kafka broker has got, through librdkafka: whether it has
+//! committed every record of its input topics, which tells a benchmark that a streams
+//! application (ours on Kafka, or Kafka Streams) has processed all its input and that all
+//! its output is written. The broker is any Kafka: Apache Kafka, or `streams serve`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::Message as _;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// How long one request to the broker may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The widest gap between a committed offset and the log end that is read to see whether
+/// it holds only transaction markers; a wider one is taken as unprocessed.
+const INSPECT_BELOW: i64 = 64;
+
+/// Whether the consumer group `group` has committed, on every partition of `topics`, the
+/// end of the partition: the group has processed every record that they hold.
+///
+/// The group's committed offsets are read first, then each partition's high watermark and
+/// last stable offset. A partition is caught up when its committed offset reaches the high
+/// watermark, or when no committed offset is needed (an empty partition). Under
+/// exactly-once a transaction's commit marker takes an offset after its last record, so a
+/// group that has processed everything can sit one offset (or a few) short of the log end:
+/// such a short gap is read `read_committed`, and only data records count. A transaction
+/// still open on a partition (its last stable offset below its high watermark) is not
+/// caught up.
+///
+/// An unknown topic is an error. For a Kafka Streams application, `group` is its
+/// application id and `topics` are its source topics and its repartition topics (see
+/// [`repartition_topics`]); since such an application commits its input offsets only
+/// after its outputs are written (in the same transaction under exactly-once), a group
+/// that is caught up has all its outputs on the broker.
+pub fn group_caught_up<S: AsRef<str>>(
+    bootstrap: &str,
+    group: &str,
+    topics: &[S],
+) -> anyhow::Result<bool> {
+    // read_committed: its watermark query answers the last stable offset, and the gaps
+    // are read as the application reads them.
+    let committed_reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let uncommitted: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", "read_uncommitted")
+        .create()?;
+
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        let topic = topic.as_ref();
+        let metadata = uncommitted
+            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+            .with_context(|| format!("cannot read the metadata of {topic}"))?;
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            anyhow::bail!("the broker does not name topic {topic}");
+        };
+        if let Some(error) = found.error() {
+            anyhow::bail!("topic {topic}: {}", RDKafkaErrorCode::from(error));
+        }
+        for partition in found.partitions() {
+            partitions.add_partition(topic, partition.id());
+        }
+    }
+    // Committed offsets first: a later watermark is at least as far as what they covered.
+    let committed = committed_offsets(&committed_reader, &partitions)
+        .with_context(|| format!("cannot read the committed offsets of group {group}"))?;
+
+    let mut gaps: HashMap<String, Vec<(i32, i64, i64)>> = HashMap::new();
+    for element in committed.elements() {
+        let (topic, partition) = (element.topic(), element.partition());
+        let (low, high) = uncommitted
+            .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
+        let (_, stable) = committed_reader
+            .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
+        let at = match element.offset() {
+            Offset::Offset(at) => at,
+            // Nothing committed: caught up only if there is nothing to read.
+            _ if low == high => continue,
+            _ => return Ok(false),
+        };
+        if at >= high {
+            continue;
+        }
+        if stable < high || high - at > INSPECT_BELOW {
+            return Ok(false);
+        }
+        gaps.entry(topic.to_owned())
+            .or_default()
+            .push((partition, at, high));
+    }
+    for (topic, ranges) in &gaps {
+        if !only_markers(&committed_reader, topic, ranges)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The group's committed offsets of `partitions`, asked again while the group's
+/// coordinator is not ready (on a new broker the first request creates
+/// `__consumer_offsets`, and the answer is NOT_COORDINATOR for a moment).
+fn committed_offsets(
+    consumer: &BaseConsumer,
+    partitions: &TopicPartitionList,
+) -> KafkaResult<TopicPartitionList> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        match consumer.committed_offsets(partitions.clone(), REQUEST_TIMEOUT) {
+            Err(e)
+                if Instant::now() < deadline
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::NotCoordinator
+                                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                                | RDKafkaErrorCode::CoordinatorNotAvailable
+                        )
+                    ) =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether the records of `topic` in each `(partition, from, end)` range are all
+/// transaction markers (or aborted), read with `consumer` (`read_committed`, partition
+/// EOF on).
+fn only_markers(
+    consumer: &BaseConsumer,
+    topic: &str,
+    ranges: &[(i32, i64, i64)],
+) -> anyhow::Result<bool> {
+    let mut assignment = TopicPartitionList::new();
+    for &(partition, from, _) in ranges {
+        assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    }
+    consumer.assign(&assignment)?;
+    let mut open: HashMap<i32, i64> = ranges.iter().map(|&(p, _, end)| (p, end)).collect();
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    while !open.is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "reading {topic} up to its end took more than {} s",
+            REQUEST_TIMEOUT.as_secs()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => {
+                let Some(&end) = open.get(&message.partition()) else {
+                    continue;
+                };
+                if message.offset() < end {
+                    // A record below the end that the group has not committed.
+                    return Ok(false);
+                }
+                // Past the end seen before: what came later is not this question's.
+                open.remove(&message.partition());
+            }
+            // The end of what read_committed may read, which was the high watermark.
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                open.remove(&partition);
+            }
+            Some(Err(e)) => return Err(e).with_context(|| format!("cannot read {topic}")),
+        }
+    }
+    consumer.unassign()?;
+    Ok(true)
+}
+
+/// The repartition topics of the Kafka Streams application `app_id` on the broker at
+/// `bootstrap` (`<app_id>-...-repartition`; for the word count,
+/// `<app_id>-word-counts-repartition`), sorted. Kafka Streams creates them in its first
+/// rebalance, before it reports `RUNNING`.
+pub fn repartition_topics(bootstrap: &str, app_id: &str) -> anyhow::Result<Vec<String>> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let metadata = client
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .context("cannot list the broker's topics")?;
+    let prefix = format!("{app_id}-");
+    let mut topics: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|name| name.starts_with(&prefix) && name.ends_with("-repartition"))
+        .map(str::to_owned)
+        .collect();
+    topics.sort();
+    Ok(topics)
+}
