@@ -92,6 +92,7 @@
 mod client;
 mod config;
 mod error;
+mod exec;
 mod naming;
 mod node;
 mod output;
@@ -106,9 +107,11 @@ mod task;
 mod test_driver;
 pub mod timestamp;
 mod topology;
+mod type_info;
 
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use error::{BoxError, ClientErrorKind, Result, StreamsError};
+pub use exec::{DroppedRecordsMetric, TaskId};
 pub use naming::NameGenerator;
 pub use processor::{processor_fn, stateless_fn, FnProcessor, Processor, ProcessorContext};
 pub use punctuation::{Cancellable, PunctuationType};
@@ -123,7 +126,6 @@ pub use store::{
     Change, KeyValueIterator, KeyValueStoreHandle, StoreBuilder, TypedKeyValueStore,
     TypedSessionStore, TypedWindowStore, WindowStoreHandle,
 };
-pub use task::{DroppedRecordsMetric, TaskId};
 pub use test_driver::{
     CommitMode, DriverKeyValueStore, DriverSessionStore, DriverWindowStore, TestDriverConfig,
     TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver,

@@ -1,4 +1,4 @@
-//! The typed nodes behind [`crate::task::ErasedNode`]: sources, processors
+//! The typed nodes behind [`crate::exec::ErasedNode`]: sources, processors
 //! and sinks.
 
 use std::any::Any;
@@ -9,14 +9,14 @@ use state_store::CacheEntry;
 
 use crate::error::Result;
 use crate::error::StreamsError;
+use crate::exec::{
+    flushed_down, forward_from, inline_entry, run_inline, take_record, ErasedNode, Exec, Hop,
+    InlineChild, TypedInput,
+};
 use crate::output::Field;
 use crate::processor::{Processor, ProcessorContext, TypesMarker};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
-use crate::task::{
-    flushed_down, forward_from, inline_entry, run_inline, take_record, ErasedNode, Exec, Hop,
-    InlineChild, TypedInput,
-};
 
 /// Deserializes input records and forwards them.
 pub(crate) struct SourceNode<K, V> {

@@ -15,8 +15,8 @@ use bytes::Bytes;
 
 use crate::client::OutRecord as Outgoing;
 use crate::record::Headers;
+use crate::record::RawRecord;
 use crate::serdes::SerdeError;
-use crate::task::RawRecord;
 
 /// Where a key or a value of an output record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

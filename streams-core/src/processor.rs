@@ -10,13 +10,16 @@ use bytes::Bytes;
 use state_store::CacheEntry;
 
 use crate::error::{Result, StreamsError};
-use crate::punctuation::{Cancellable, PunctuationType, PunctuatorFn, Schedule};
+use crate::exec::{
+    forward_from, process_at, run_inline, Exec, PunctuatorFn, Schedule, TaskId, TypedInput,
+};
+use crate::punctuation::{Cancellable, PunctuationType};
+use crate::record::RawRecord;
 use crate::record::{Headers, Record, RecordMetadata};
 use crate::store::{
     KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
     WindowStoreHandle,
 };
-use crate::task::{forward_from, process_at, run_inline, Exec, RawRecord, TaskId, TypedInput};
 
 /// A node of a topology that processes records one at a time, as Kafka's
 /// `org.apache.kafka.streams.processor.api.Processor`.

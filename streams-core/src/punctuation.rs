@@ -12,12 +12,8 @@
 //!   `slot + (missed + 1) × interval` with `missed = (now − slot) / interval`:
 //!   one call after a jump, never a burst of catch-up calls.
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use crate::error::Result;
-use crate::task::Exec;
 
 /// Which clock drives a punctuator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,36 +54,6 @@ pub(crate) fn next_slot(slot: i64, interval: i64, now: i64) -> i64 {
         slot.saturating_add(missed.saturating_add(1).saturating_mul(interval))
     } else {
         next
-    }
-}
-
-/// A type-erased punctuator: called with the task, the node that scheduled
-/// it and the current time.
-pub(crate) type PunctuatorFn = Box<dyn for<'x> FnMut(Exec<'x>, usize, i64) -> Result<()> + Send>;
-
-/// One scheduled punctuator of a task.
-pub(crate) struct Schedule {
-    pub(crate) id: u64,
-    pub(crate) node: usize,
-    pub(crate) kind: PunctuationType,
-    pub(crate) interval: i64,
-    /// The next slot: fires when the clock reaches it.
-    pub(crate) next: i64,
-    pub(crate) handle: Cancellable,
-    /// `None` while the callback runs.
-    pub(crate) callback: Option<PunctuatorFn>,
-}
-
-impl fmt::Debug for Schedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Schedule")
-            .field("id", &self.id)
-            .field("node", &self.node)
-            .field("kind", &self.kind)
-            .field("interval", &self.interval)
-            .field("next", &self.next)
-            .field("cancelled", &self.handle.is_cancelled())
-            .finish_non_exhaustive()
     }
 }
 

@@ -213,6 +213,15 @@ pub struct RecordMetadata {
     pub headers: Headers,
 }
 
+/// A record as bytes, as read from or written to a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawRecord {
+    pub(crate) key: Option<Bytes>,
+    pub(crate) value: Option<Bytes>,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Headers,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

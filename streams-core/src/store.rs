@@ -21,7 +21,7 @@ use state_store::{
 
 use crate::error::{Result, StreamsError};
 use crate::serdes::{Serde, SerdeError, Window, Windowed};
-use crate::topology::TypeInfo;
+use crate::type_info::TypeInfo;
 
 /// The key and value serdes of a store.
 /// A store slot's store and typed serdes, borrowed together.

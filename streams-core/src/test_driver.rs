@@ -17,9 +17,11 @@ use state_store::StoreBackend;
 use crate::client::{InRecord, TopicPartition};
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
+use crate::exec::DroppedRecordsMetric;
 use crate::record::Headers;
+use crate::record::RawRecord;
 use crate::serdes::{Serde, Windowed};
-use crate::task::{DroppedRecordsMetric, RawRecord, Task, TaskOptions};
+use crate::task::{Task, TaskOptions};
 use crate::topology::Topology;
 
 /// When the test driver commits (flushing record caches downstream).

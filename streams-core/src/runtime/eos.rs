@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::client::{GroupMetadata, MainConsumer, Offsets, StreamProducer, TopicPartition};
 use crate::error::{Result, StreamsError};
-use crate::task::TaskId;
+use crate::exec::TaskId;
 
 use super::state::{PausePoint, Shared};
 

@@ -39,7 +39,7 @@ use crate::client::embedded::EmbeddedClients;
 use crate::client::ClientSupplier;
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
-use crate::task::TaskId;
+use crate::exec::TaskId;
 use crate::topology::Topology;
 
 use self::state::{lock, Shared};
@@ -130,7 +130,7 @@ impl StreamsApp {
     /// handler, and records processors dropped (late records of windowed
     /// aggregations). A task's counts start at zero when this instance
     /// creates it, as Kafka's task-level metrics.
-    pub fn dropped_records_metrics(&self) -> Vec<crate::task::DroppedRecordsMetric> {
+    pub fn dropped_records_metrics(&self) -> Vec<crate::exec::DroppedRecordsMetric> {
         let cores = lock(&self.shared.cores).clone();
         let mut metrics: Vec<_> = cores
             .iter()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{ClientSupplier, TopicPartition};
 use crate::error::Result;
-use crate::task::TaskId;
+use crate::exec::TaskId;
 
 use super::setup::Plan;
 use super::state::Shared;

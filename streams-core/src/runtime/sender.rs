@@ -18,8 +18,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::client::{StreamProducer, TopicPartition, Written};
 use crate::error::{Result, StreamsError};
+use crate::exec::TaskId;
 use crate::output::Output;
-use crate::task::TaskId;
 
 /// The output of tasks to send (sinks, changelogs, dead letters), per task,
 /// by logical topic.
@@ -259,7 +259,7 @@ mod tests {
     use crate::client::embedded::EmbeddedClients;
     use crate::client::{ClientSupplier, ProducerSettings};
     use crate::record::Headers;
-    use crate::task::RawRecord;
+    use crate::record::RawRecord;
 
     fn task(partition: u32) -> TaskId {
         TaskId {

@@ -18,8 +18,9 @@ use crate::client::{
     ClientSupplier, OffsetAndMetadata, Offsets, PolledRun, StreamProducer, TopicPartition,
 };
 use crate::error::{Result, StreamsError};
+use crate::exec::TaskId;
 use crate::store::StoreSlot;
-use crate::task::{Task, TaskId, TaskOptions};
+use crate::task::{Task, TaskOptions};
 
 use super::sender::{Outgoing, Routing, Sender, Sent};
 use super::setup::Plan;

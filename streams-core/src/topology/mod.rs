@@ -3,7 +3,6 @@
 
 mod describe;
 
-use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -16,34 +15,13 @@ pub use describe::{
 };
 
 use crate::error::{Result, StreamsError};
+use crate::exec::ErasedNode;
 use crate::node::{ProcessorNode, SinkNode, SourceNode};
 use crate::processor::Processor;
 use crate::serdes::Serde;
 use crate::store::StoreBuilder;
-use crate::task::ErasedNode;
 use crate::timestamp::SharedTimestampExtractor;
-
-/// A Rust type, for checking that connected nodes agree on record types.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TypeInfo {
-    pub(crate) id: TypeId,
-    pub(crate) name: &'static str,
-}
-
-impl TypeInfo {
-    pub(crate) fn of<T: 'static>() -> Self {
-        Self {
-            id: TypeId::of::<T>(),
-            name: std::any::type_name::<T>(),
-        }
-    }
-}
-
-impl fmt::Debug for TypeInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
-    }
-}
+pub(crate) use crate::type_info::TypeInfo;
 
 /// Key and value types of the records a node takes or forwards.
 type RecordTypes = (TypeInfo, TypeInfo);
