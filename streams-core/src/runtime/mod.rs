@@ -50,7 +50,7 @@ use self::thread::ThreadHandle;
 /// `KafkaStreams`.
 ///
 /// ```no_run
-/// # async fn example(topology: streams_core::Topology) -> streams_core::Result<()> {
+/// # async fn example(topology: streams_core::Topology) -> Result<(), Box<dyn std::error::Error>> {
 /// use broker_embedded::Broker;
 /// use streams_core::{StreamsApp, StreamsConfig};
 ///
