@@ -311,13 +311,10 @@ impl KafkaConsumer {
             if assigned == 0 || Instant::now() >= deadline {
                 break;
             }
-            match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                    return Err(wrap("leave the group")(
-                        KafkaError::MessageConsumptionFatal(code),
-                    ))
-                }
-                Some(_) | None => {}
+            if let Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) =
+                self.consumer.poll(Duration::from_millis(100))
+            {
+                return Err(wrap("leave the group")(e));
             }
         }
         self.take_failure()

@@ -150,7 +150,7 @@ fn watermarks_show_the_last_stable_offset_of_an_open_transaction() {
 }
 
 /// Polls `restore` until its position of `tp` reaches `end`; returns the
-/// values read.
+/// values read of `tp`.
 fn restore_to_end(
     served: &Served,
     restore: &mut Box<dyn crate::client::RestoreConsumer>,
@@ -170,6 +170,9 @@ fn restore_to_end(
             .block_on(restore.poll(Duration::from_millis(100)))
             .unwrap()
         {
+            if *run.topic != *tp.topic || run.partition != tp.partition {
+                continue;
+            }
             for record in run.records {
                 values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
             }
