@@ -3,6 +3,7 @@
 //! at-least-once and exactly-once, compared with a hash map count; a
 //! restart on an empty state directory that restores the store from its
 //! changelog; keyed output placed in the partitions the Java client picks;
+//! an instance killed mid-stream and a zombie fenced under exactly-once;
 //! and the errors of a bad client setting and of an unreachable cluster.
 //!
 //! Input is written and output read with librdkafka's own clients.
@@ -19,7 +20,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use streams_core::{
-    AppState, ProcessingGuarantee, Serdes, StreamsApp, StreamsConfig, StreamsError, Topology,
+    AppState, PausePoint, ProcessingGuarantee, Serdes, StreamsApp, StreamsConfig, StreamsError,
+    Topology,
 };
 
 mod common;
@@ -210,6 +212,19 @@ impl OutputReader {
         }
     }
 
+    /// Reads until nothing more comes for a while.
+    fn drain(&mut self) {
+        let mut quiet = Instant::now();
+        while quiet.elapsed() < Duration::from_millis(500) {
+            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(50)) {
+                let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+                let count = i64::from_be_bytes(m.payload().unwrap().try_into().unwrap());
+                self.counts.entry(key).or_default().push(count);
+                quiet = Instant::now();
+            }
+        }
+    }
+
     /// Under exactly-once every count of a word is read once: per word,
     /// the committed counts strictly increase.
     fn assert_no_duplicates(&self) {
@@ -355,6 +370,80 @@ fn exactly_once_on_kafka_survives_a_killed_instance() {
     assert!(second.restored_records() > 0);
     served.runtime.block_on(second.close()).unwrap();
     assert_eq!(second.error(), None);
+}
+
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two instances share the tasks; one stops before its commit, with its
+/// transaction open, past `max.poll.interval.ms`: librdkafka takes it out
+/// of the group and the other instance takes every task. Woken up, the
+/// zombie's commit is refused (its transaction timed out and was aborted,
+/// its producer fenced): it closes its tasks dirty, takes a new producer
+/// and rejoins. Nothing is committed twice.
+#[test]
+fn a_zombie_on_kafka_is_fenced_and_rejoins() {
+    let served = serve();
+    served.create_topic(INPUT, PARTITIONS);
+    served.create_topic(OUTPUT, PARTITIONS);
+    let lines = corpus(10_000, 29);
+    let expected = count_words(&lines);
+    let app_config = |dir: &Path| {
+        let mut config = config(
+            "zombie",
+            &served.addr,
+            dir,
+            ProcessingGuarantee::ExactlyOnceV2,
+        )
+        .with_num_stream_threads(1);
+        config
+            .set("producer.transaction.timeout.ms", "3000")
+            .unwrap()
+            .set("main.consumer.max.poll.interval.ms", "6500")
+            .unwrap();
+        config
+    };
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = StreamsApp::connect(word_count(), app_config(dirs.0.path())).unwrap();
+    let mut b = StreamsApp::connect(word_count(), app_config(dirs.1.path())).unwrap();
+    served.runtime.block_on(a.start()).unwrap();
+    served.runtime.block_on(b.start()).unwrap();
+    wait_until("the tasks to be split", || {
+        !a.local_tasks().is_empty() && !b.local_tasks().is_empty()
+    });
+    produce(&served.addr, &lines);
+    let mut reader = OutputReader::new(&served.addr, "read_committed");
+    wait_until("some output", || {
+        reader.drain();
+        !reader.counts.is_empty()
+    });
+
+    a.pause_for_tests(PausePoint::BeforeCommit);
+    wait_until("B to own every task", || {
+        b.local_tasks().len() == 2 * PARTITIONS as usize
+    });
+    reader.wait_for(&expected);
+
+    let before = a.dirty_closes_for_tests();
+    a.resume_for_tests();
+    wait_until("the zombie to be fenced", || {
+        a.dirty_closes_for_tests() > before
+    });
+    wait_until("the zombie to rejoin and get tasks", || {
+        !a.local_tasks().is_empty()
+    });
+    served.runtime.block_on(a.close()).unwrap();
+    served.runtime.block_on(b.close()).unwrap();
+    assert_eq!(a.error(), None);
+
+    reader.drain();
+    assert_eq!(reader.latest(), expected);
+    reader.assert_no_duplicates();
 }
 
 #[test]

@@ -219,11 +219,11 @@ impl Shared {
     }
 }
 
-/// Runs a [`Topology`] against an embedded [`Broker`], as Kafka's
-/// `KafkaStreams`.
+/// Runs a [`Topology`] against an embedded [`Broker`] ([`StreamsApp::new`])
+/// or a Kafka cluster ([`StreamsApp::connect`]), as Kafka's `KafkaStreams`.
 ///
 /// ```no_run
-/// # async fn example(topology: streams_core::Topology) -> streams_core::Result<()> {
+/// # async fn example(topology: streams_core::Topology) -> Result<(), Box<dyn std::error::Error>> {
 /// use broker_embedded::Broker;
 /// use streams_core::{StreamsApp, StreamsConfig};
 ///
