@@ -332,7 +332,16 @@ impl StreamsConfig {
                     "restore.consumer.",
                     "admin.",
                 ];
-                if !CLIENT_PREFIXES.iter().any(|p| other.starts_with(p)) {
+                // Read where they are used: by the runtime and the Kafka
+                // backend.
+                const CLIENT_KEYS: [&str; 3] = [
+                    "repartition.purge.interval.ms",
+                    "replication.factor",
+                    "default.api.timeout.ms",
+                ];
+                if !CLIENT_PREFIXES.iter().any(|p| other.starts_with(p))
+                    && !CLIENT_KEYS.contains(&other)
+                {
                     tracing::warn!(key = other, "unknown streams configuration key; kept as is");
                 }
                 self.extra.insert(other.to_owned(), value.to_owned());
