@@ -171,21 +171,38 @@ impl PartitionGroup {
         })
     }
 
-    /// The next record of `run`, if it is within its bound.
-    pub(crate) fn pop(&mut self, run: &NextRun) -> Option<InRecord> {
+    /// The records of `run`, to pop while within its bound.
+    pub(crate) fn run_records(&mut self, run: &NextRun) -> Option<RunRecords<'_>> {
         let queue = &mut self.inputs.get_mut(&run.partition)?.queue;
-        if run
-            .bound
-            .is_some_and(|b| queue.front().is_some_and(|r| r.timestamp > b))
-        {
-            return None;
-        }
-        queue.pop_front()
+        Some(RunRecords {
+            queue,
+            bound: run.bound,
+        })
     }
 
     /// Notes that the records of `tp` up to `offset` are processed.
     pub(crate) fn processed(&mut self, tp: TopicPartition, offset: u64) {
         self.consumed.insert(tp, offset + 1);
+    }
+}
+
+/// The records of one [`NextRun`], borrowed from their queue.
+#[derive(Debug)]
+pub(crate) struct RunRecords<'a> {
+    queue: &'a mut RecordQueue,
+    bound: Option<i64>,
+}
+
+impl RunRecords<'_> {
+    /// The next record, if it is within the run's bound.
+    pub(crate) fn pop(&mut self) -> Option<InRecord> {
+        if self
+            .bound
+            .is_some_and(|b| self.queue.front().is_some_and(|r| r.timestamp > b))
+        {
+            return None;
+        }
+        self.queue.pop_front()
     }
 }
 
@@ -209,9 +226,15 @@ mod tests {
     fn drain(group: &mut PartitionGroup, max_idle: Option<Duration>) -> Vec<(u32, u64)> {
         let mut order = Vec::new();
         while let Some(run) = group.next_run(max_idle) {
-            while let Some(r) = group.pop(&run) {
-                order.push((run.partition.partition, r.offset));
-                group.processed(run.partition.clone(), r.offset);
+            let mut last = None;
+            if let Some(mut records) = group.run_records(&run) {
+                while let Some(r) = records.pop() {
+                    order.push((run.partition.partition, r.offset));
+                    last = Some(r.offset);
+                }
+            }
+            if let Some(offset) = last {
+                group.processed(run.partition.clone(), offset);
             }
         }
         order

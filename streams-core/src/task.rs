@@ -321,19 +321,30 @@ impl Task {
                 group.clear_partition(&run.partition);
                 continue;
             };
-            while let Some(record) = group.pop(&run) {
-                let offset = record.offset;
-                let raw = RawRecord {
-                    key: record.key,
-                    value: record.value,
-                    timestamp: record.timestamp,
-                    headers: record.headers,
-                };
-                self.process_slot(slot, run.partition.partition, offset, raw)?;
-                self.maybe_punctuate_stream_time()?;
-                group.processed(run.partition.clone(), offset);
-                processed += 1;
+            let Some(mut records) = group.run_records(&run) else {
+                continue;
+            };
+            let mut last = None;
+            let result = (|| -> Result<()> {
+                while let Some(record) = records.pop() {
+                    let offset = record.offset;
+                    let raw = RawRecord {
+                        key: record.key,
+                        value: record.value,
+                        timestamp: record.timestamp,
+                        headers: record.headers,
+                    };
+                    self.process_slot(slot, run.partition.partition, offset, raw)?;
+                    self.maybe_punctuate_stream_time()?;
+                    last = Some(offset);
+                    processed += 1;
+                }
+                Ok(())
+            })();
+            if let Some(offset) = last {
+                group.processed(run.partition, offset);
             }
+            result?;
         }
         Ok(processed)
     }
