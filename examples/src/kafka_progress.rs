@@ -41,72 +41,106 @@ pub fn group_caught_up<S: AsRef<str>>(
     group: &str,
     topics: &[S],
 ) -> anyhow::Result<bool> {
-    // read_committed: its watermark query answers the last stable offset, and the gaps
-    // are read as the application reads them.
-    let committed_reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10")
-        .create()?;
-    let uncommitted: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("isolation.level", "read_uncommitted")
-        .create()?;
+    GroupWatch::new(bootstrap, group)?.caught_up(topics)
+}
 
-    let mut partitions = TopicPartitionList::new();
-    for topic in topics {
-        let topic = topic.as_ref();
-        let metadata = uncommitted
-            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-            .with_context(|| format!("cannot read the metadata of {topic}"))?;
-        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            anyhow::bail!("the broker does not name topic {topic}");
-        };
-        if let Some(error) = found.error() {
-            anyhow::bail!("topic {topic}: {}", RDKafkaErrorCode::from(error));
-        }
-        for partition in found.partitions() {
-            partitions.add_partition(topic, partition.id());
-        }
-    }
-    // Committed offsets first: a later watermark is at least as far as what they covered.
-    let committed = committed_offsets(&committed_reader, &partitions)
-        .with_context(|| format!("cannot read the committed offsets of group {group}"))?;
+/// The clients that [`group_caught_up`] asks, kept to ask again: a benchmark
+/// that polls a group every few milliseconds makes its clients once.
+pub struct GroupWatch {
+    group: String,
+    /// `read_committed`: its watermark query answers the last stable offset,
+    /// and the gaps are read as the application reads them.
+    committed_reader: BaseConsumer,
+    uncommitted: BaseConsumer,
+}
 
-    let mut gaps: HashMap<String, Vec<(i32, i64, i64)>> = HashMap::new();
-    for element in committed.elements() {
-        let (topic, partition) = (element.topic(), element.partition());
-        let (low, high) = uncommitted
-            .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
-            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
-        let (_, stable) = committed_reader
-            .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
-            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
-        let at = match element.offset() {
-            Offset::Offset(at) => at,
-            // Nothing committed: caught up only if there is nothing to read.
-            _ if low == high => continue,
-            _ => return Ok(false),
-        };
-        if at >= high {
-            continue;
-        }
-        if stable < high || high - at > INSPECT_BELOW {
-            return Ok(false);
-        }
-        gaps.entry(topic.to_owned())
-            .or_default()
-            .push((partition, at, high));
+impl std::fmt::Debug for GroupWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupWatch")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
     }
-    for (topic, ranges) in &gaps {
-        if !only_markers(&committed_reader, topic, ranges)? {
-            return Ok(false);
-        }
+}
+
+impl GroupWatch {
+    /// Clients for asking how far `group` has got on the broker at
+    /// `bootstrap`.
+    pub fn new(bootstrap: &str, group: &str) -> anyhow::Result<Self> {
+        let committed_reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        let uncommitted: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("isolation.level", "read_uncommitted")
+            .create()?;
+        Ok(Self {
+            group: group.to_owned(),
+            committed_reader,
+            uncommitted,
+        })
     }
-    Ok(true)
+
+    /// [`group_caught_up`] for this watch's group.
+    pub fn caught_up<S: AsRef<str>>(&self, topics: &[S]) -> anyhow::Result<bool> {
+        let (group, committed_reader, uncommitted) =
+            (&self.group, &self.committed_reader, &self.uncommitted);
+        let mut partitions = TopicPartitionList::new();
+        for topic in topics {
+            let topic = topic.as_ref();
+            let metadata = uncommitted
+                .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+                .with_context(|| format!("cannot read the metadata of {topic}"))?;
+            let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+                anyhow::bail!("the broker does not name topic {topic}");
+            };
+            if let Some(error) = found.error() {
+                anyhow::bail!("topic {topic}: {}", RDKafkaErrorCode::from(error));
+            }
+            for partition in found.partitions() {
+                partitions.add_partition(topic, partition.id());
+            }
+        }
+        // Committed offsets first: a later watermark is at least as far as what they covered.
+        let committed = committed_offsets(committed_reader, &partitions)
+            .with_context(|| format!("cannot read the committed offsets of group {group}"))?;
+
+        let mut gaps: HashMap<String, Vec<(i32, i64, i64)>> = HashMap::new();
+        for element in committed.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let (low, high) = uncommitted
+                .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+                .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
+            let (_, stable) = committed_reader
+                .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+                .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
+            let at = match element.offset() {
+                Offset::Offset(at) => at,
+                // Nothing committed: caught up only if there is nothing to read.
+                _ if low == high => continue,
+                _ => return Ok(false),
+            };
+            if at >= high {
+                continue;
+            }
+            if stable < high || high - at > INSPECT_BELOW {
+                return Ok(false);
+            }
+            gaps.entry(topic.to_owned())
+                .or_default()
+                .push((partition, at, high));
+        }
+        for (topic, ranges) in &gaps {
+            if !only_markers(committed_reader, topic, ranges)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The group's committed offsets of `partitions`, asked again while the group's

@@ -61,7 +61,7 @@ pub fn word_count_classpath(cache: Option<&Path>) -> anyhow::Result<String> {
 }
 
 /// Kafka Streams' `processing.guarantee`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Guarantee {
     /// `at_least_once`: offsets committed after the outputs are flushed.
     AtLeastOnce,

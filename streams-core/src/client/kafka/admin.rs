@@ -176,7 +176,7 @@ fn wait_for_topic(
                         ClientErrorKind::Retriable,
                         "create a topic",
                         format!(
-                            "topic '{topic}' was created but the metadata shows {} of its {partitions} partitions after {} ms",
+                            "topic '{topic}' exists but the metadata shows {} of its {partitions} partitions after {} ms",
                             seen.unwrap_or(0),
                             timeout.as_millis()
                         ),
@@ -223,24 +223,28 @@ impl Admin for KafkaAdmin {
                 .create_topics([&new], &self.options())
                 .await
                 .map_err(wrap("create a topic"))?;
+            let mut created = true;
             for result in results {
                 match result {
                     Ok(_) => {}
-                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(false),
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => created = false,
                     Err((name, code)) => return Err(topic_error("create a topic", &name, code)),
                 }
             }
-            // Created: wait until the cluster's metadata shows it, so that
-            // the clients made next find its partitions.
+            // Wait until the cluster's metadata shows it, so that the clients
+            // made next find its partitions. Also when it existed: another
+            // instance of the app starting at the same moment may have
+            // created it an instant ago, before every broker knows it.
             let consumer = self.metadata.clone();
             let name = topic.name.clone();
             let timeout = self.timeout;
             let servers = self.servers.clone();
+            let wanted = if created { topic.partitions } else { 1 };
             off_thread("kafka-metadata", move || {
-                wait_for_topic(&consumer, &name, topic.partitions, timeout, &servers)
+                wait_for_topic(&consumer, &name, wanted, timeout, &servers)
             })
             .await??;
-            Ok(true)
+            Ok(created)
         })
     }
 
