@@ -40,7 +40,10 @@
 //! once, on both Kafka-protocol brokers.
 //!
 //! `BACKENDS_BENCH_LINES` and `BACKENDS_BENCH_ROUNDS` shrink a run (to try
-//! it); `BACKENDS_BENCH_SKIP_KAFKA=1` leaves out (c) and (d).
+//! it); `BACKENDS_BENCH_SKIP_KAFKA=1` leaves out (c) and (d);
+//! `BACKENDS_BENCH_CASES=served,kafka` runs only the cases named (no
+//! scale-out); `BACKENDS_BENCH_CONFIG=key=value,...` adds settings to our
+//! app on the Kafka backend (to try client settings).
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -176,7 +179,8 @@ async fn kafka_child() -> anyhow::Result<()> {
     let guarantee = child_var("BENCH_GUARANTEE")?;
     let application_id = child_var("BENCH_APP_ID")?;
     let state_dir = child_var("BENCH_STATE_DIR")?;
-    let config = StreamsConfig::from_pairs([
+    let extra = std::env::var("BACKENDS_BENCH_CONFIG").unwrap_or_default();
+    let mut pairs: Vec<(&str, &str)> = vec![
         ("application.id", application_id.as_str()),
         ("bootstrap.servers", bootstrap.as_str()),
         ("processing.guarantee", guarantee.as_str()),
@@ -184,7 +188,14 @@ async fn kafka_child() -> anyhow::Result<()> {
         ("state.dir", state_dir.as_str()),
         // A member that leaves at the end of a run leaves at once.
         ("consumer.session.timeout.ms", "10000"),
-    ])?;
+    ];
+    for pair in extra.split(',').filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("BACKENDS_BENCH_CONFIG: {pair} is not KEY=VALUE"))?;
+        pairs.push((key, value));
+    }
+    let config = StreamsConfig::from_pairs(pairs)?;
     let mut app = StreamsApp::connect(word_count_topology(None)?, config)?;
     println!("STARTED");
     std::io::stdout().flush()?;
@@ -219,6 +230,9 @@ fn parent() -> anyhow::Result<()> {
     let line_count = env_usize("BACKENDS_BENCH_LINES", LINES);
     let rounds = env_usize("BACKENDS_BENCH_ROUNDS", ROUNDS).max(1);
     let skip_kafka = std::env::var("BACKENDS_BENCH_SKIP_KAFKA").is_ok_and(|v| v == "1");
+    let only: Option<Vec<String>> = std::env::var("BACKENDS_BENCH_CASES")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
     let lines = corpus(line_count, SEED);
     let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
     println!(
@@ -308,6 +322,9 @@ fn parent() -> anyhow::Result<()> {
             if kafka.is_some() {
                 cases.extend(["kafka", "kafka-streams"]);
             }
+            if let Some(only) = &only {
+                cases.retain(|c| only.iter().any(|o| o == c));
+            }
             for case in cases {
                 run_id += 1;
                 let measure = match case {
@@ -380,7 +397,7 @@ fn parent() -> anyhow::Result<()> {
     }
 
     // Scale-out: three processes against the single one measured above.
-    for target in &targets {
+    for target in targets.iter().filter(|_| only.is_none()) {
         run_id += 1;
         let three = run_ours(target, Guarantee::AtLeastOnce, 3, run_id, work.path())?;
         let one = medians
@@ -597,7 +614,17 @@ fn wait_caught_up(
 ) -> anyhow::Result<()> {
     let watch = GroupWatch::new(&target.bootstrap, app_id)?;
     let topics = [TEXT_LINES_TOPIC, repartition];
+    let trace = std::env::var("BACKENDS_BENCH_TRACE").is_ok();
+    let mut last_trace = Instant::now();
     loop {
+        if trace && last_trace.elapsed() > Duration::from_millis(500) {
+            last_trace = Instant::now();
+            eprintln!(
+                "trace t={:.1} {}",
+                since.elapsed().as_secs_f64(),
+                progress_line(&target.bootstrap, app_id, &topics)
+            );
+        }
         // Until the app has created its repartition topic, asking fails.
         if watch.caught_up(&topics).unwrap_or(false) {
             return Ok(());
@@ -712,4 +739,43 @@ fn run_kafka_streams(
         app_peak_rss_mib: rss,
         broker_cpu_seconds: Some(broker_cpu),
     })
+}
+
+/// The committed and end offsets of `topics` for `group`, summed per topic
+/// (for `BACKENDS_BENCH_TRACE`).
+fn progress_line(bootstrap: &str, group: &str, topics: &[&str]) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = match ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+    {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    let mut out = String::new();
+    for topic in topics {
+        let mut list = rdkafka::TopicPartitionList::new();
+        for p in 0..PARTITIONS as i32 {
+            list.add_partition(topic, p);
+        }
+        let committed: i64 = consumer
+            .committed_offsets(list, Duration::from_secs(5))
+            .map(|l| {
+                l.elements()
+                    .iter()
+                    .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+                    .sum()
+            })
+            .unwrap_or(-1);
+        let end: i64 = (0..PARTITIONS as i32)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .map_or(0, |(_, h)| h)
+            })
+            .sum();
+        out.push_str(&format!("{topic}: {committed}/{end} "));
+    }
+    out
 }

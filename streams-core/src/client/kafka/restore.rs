@@ -56,6 +56,8 @@ pub(super) fn reader_config(
         &[
             ("auto.offset.reset", "earliest"),
             ("allow.auto.create.topics", "false"),
+            // As the main consumer's: restoration drains its queue at once.
+            ("fetch.queue.backoff.ms", "10"),
         ],
         &[
             // Needed by librdkafka to assign partitions; never joined.
