@@ -19,6 +19,7 @@
 //! gets a [`RebalanceConsumer`] whose calls complete before they return.
 
 pub(crate) mod embedded;
+pub(crate) mod kafka;
 
 use std::collections::HashMap;
 use std::fmt;

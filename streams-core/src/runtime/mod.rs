@@ -1,5 +1,5 @@
-//! [`StreamsApp`]: runs a [`Topology`] on the embedded broker, as Kafka's
-//! `KafkaStreams`.
+//! [`StreamsApp`]: runs a [`Topology`] on the embedded broker or on a Kafka
+//! cluster, as Kafka's `KafkaStreams`.
 //!
 //! The app creates the internal topics, then starts `num.stream.threads`
 //! stream threads. Each is a member of the consumer group
@@ -36,6 +36,7 @@ use std::sync::Arc;
 use broker_embedded::Broker;
 
 use crate::client::embedded::EmbeddedClients;
+use crate::client::kafka::KafkaClients;
 use crate::client::ClientSupplier;
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
@@ -91,6 +92,48 @@ impl StreamsApp {
             shared: Arc::new(Shared::new()),
             threads: Vec::new(),
         }
+    }
+
+    /// An app that will run `topology` with `config` on the Kafka cluster
+    /// of its `bootstrap.servers`, through librdkafka: any broker that
+    /// speaks the Kafka protocol (Apache Kafka, or `streams serve`).
+    ///
+    /// Client settings go to the clients by prefix (`consumer.`,
+    /// `main.consumer.`, `restore.consumer.`, `producer.`, `admin.`), as
+    /// in Kafka Streams; `replication.factor` sets the internal topics'
+    /// replication factor (default: the broker's) and
+    /// `default.api.timeout.ms` how long a blocking client call waits
+    /// (default 60 s). Nothing connects before [`StreamsApp::start`].
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::InvalidConfig`] when `bootstrap.servers` is not set,
+    /// or when librdkafka rejects a client setting (the error names the
+    /// key as given, e.g. `producer.linger.ms`).
+    ///
+    /// ```no_run
+    /// # async fn example(topology: streams_core::Topology) -> streams_core::Result<()> {
+    /// use streams_core::{ProcessingGuarantee, StreamsApp, StreamsConfig};
+    ///
+    /// let config = StreamsConfig::new("word-count")
+    ///     .with_bootstrap_servers("localhost:9092")
+    ///     .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2);
+    /// let mut app = StreamsApp::connect(topology, config)?;
+    /// app.start().await?;
+    /// // ...
+    /// app.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect(topology: Topology, config: StreamsConfig) -> Result<Self> {
+        let clients = KafkaClients::new(&config)?;
+        Ok(Self {
+            topology: Some(topology),
+            config,
+            clients: Arc::new(clients),
+            shared: Arc::new(Shared::new()),
+            threads: Vec::new(),
+        })
     }
 
     /// Sets the state listener (before or after `start`).
