@@ -72,8 +72,10 @@ impl Cluster {
         }
     }
 
-    /// Creates `topic` with `partitions` partitions unless it exists; returns its
-    /// partition count (that of the existing topic, if it was there).
+    /// Creates `topic` with `partitions` partitions and `retention.ms=-1` (the examples'
+    /// records carry fixed event times from 2023: see [`crate::ensure_topic`]) unless it
+    /// exists; returns its partition count (that of the existing topic, if it was
+    /// there).
     pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> anyhow::Result<u32> {
         match self {
             Self::Embedded(broker) => {

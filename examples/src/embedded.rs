@@ -20,11 +20,16 @@ use crate::progress::{wait_for_group, GroupProgress, ProgressSource};
 /// How many input records go into one `send_batch` call of [`load_input`].
 const LOAD_CHUNK: usize = 5_000;
 
-/// Creates `topic` with `partitions` partitions unless it exists; returns
-/// its partition count.
+/// Creates `topic` with `partitions` partitions and `retention.ms=-1` unless
+/// it exists; returns its partition count.
+///
+/// The examples' records carry fixed event times (from November 2023, so
+/// that a run is deterministic); a topic with a time limit on retention
+/// (Kafka's default: 7 days, judged by the records' timestamps) would have
+/// them deleted at its next retention check, processed or not.
 pub async fn ensure_topic(broker: &Broker, topic: &str, partitions: u32) -> anyhow::Result<u32> {
     broker
-        .ensure_topic(NewTopic::new(topic, partitions))
+        .ensure_topic(NewTopic::new(topic, partitions).config("retention.ms", "-1"))
         .await
         .with_context(|| format!("cannot create topic {topic}"))?;
     broker

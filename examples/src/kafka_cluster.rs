@@ -8,8 +8,7 @@
 //! [`REQUEST_TIMEOUT`] for each request after that.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -18,12 +17,13 @@ use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _, OwnedHeaders, Timestamp};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::kafka_context::{lock, Ctx};
 use crate::kafka_progress::GroupWatch;
 use crate::load::{KeyValue, LoadTarget};
 use crate::progress::{GroupProgress, ProgressSource};
@@ -64,48 +64,6 @@ pub fn parse_bootstrap_servers(s: &str) -> Result<String, String> {
     }
     Ok(servers.join(","))
 }
-
-/// Sends librdkafka's log lines to `tracing` (its errors and warnings at info level, the
-/// rest at debug) and remembers the last connection error for [`KafkaCluster::connect`].
-#[derive(Debug, Default)]
-struct Ctx {
-    last_error: Mutex<Option<String>>,
-    all_brokers_down: AtomicBool,
-}
-
-/// Locks `mutex`, also when a thread panicked holding it (the data stays usable).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl ClientContext for Ctx {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error
-            | RDKafkaLogLevel::Warning => {
-                tracing::info!(target: "librdkafka", facility = fac, "{log_message}");
-            }
-            _ => tracing::debug!(target: "librdkafka", facility = fac, "{log_message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::info!(target: "librdkafka", error = %error, "{reason}");
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.all_brokers_down.store(true, Ordering::Relaxed);
-            // "1/1 brokers are down" says less than the connection error before it.
-            if lock(&self.last_error).is_some() {
-                return;
-            }
-        }
-        *lock(&self.last_error) = Some(reason.to_owned());
-    }
-}
-
-impl ConsumerContext for Ctx {}
 
 /// Remembers the producer's failed deliveries.
 #[derive(Debug, Default)]
@@ -196,8 +154,8 @@ impl KafkaCluster {
                     tracing::debug!(error = %e, "while connecting");
                 }
                 let ctx = client.context();
-                if ctx.all_brokers_down.load(Ordering::Relaxed) || Instant::now() >= deadline {
-                    let cause = lock(&ctx.last_error).clone().unwrap_or_else(|| {
+                if ctx.all_brokers_down() || Instant::now() >= deadline {
+                    let cause = ctx.last_error().unwrap_or_else(|| {
                         format!("no answer within {} s ({error})", CONNECT_TIMEOUT.as_secs())
                     });
                     bail!(
@@ -226,9 +184,13 @@ impl KafkaCluster {
         &self.inner.servers
     }
 
-    /// Creates `topic` with `partitions` partitions (the broker's default replication
-    /// factor) unless it exists, and waits until each of its partitions has a leader;
-    /// returns its partition count.
+    /// Creates `topic` with `partitions` partitions, the broker's default replication
+    /// factor and `retention.ms=-1` unless it exists, and waits until each of its
+    /// partitions has a leader; returns its partition count. The retention is unlimited
+    /// because the examples' records carry fixed event times from 2023, which Kafka's
+    /// default retention (7 days, judged by the records' timestamps) would delete at its
+    /// next check (five minutes apart, the first 30 s after the broker starts), processed
+    /// or not; see [`crate::ensure_topic`].
     pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> anyhow::Result<u32> {
         let count = i32::try_from(partitions).context("too many partitions")?;
         let options = AdminOptions::new()
@@ -238,7 +200,8 @@ impl KafkaCluster {
             .inner
             .admin
             .create_topics(
-                &[NewTopic::new(topic, count, TopicReplication::Fixed(-1))],
+                &[NewTopic::new(topic, count, TopicReplication::Fixed(-1))
+                    .set("retention.ms", "-1")],
                 &options,
             )
             .await

@@ -14,6 +14,7 @@ use rdkafka::message::Message as _;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::kafka_context::Ctx;
 use crate::progress::GroupProgress;
 
 /// How long one request to the broker may take.
@@ -57,9 +58,14 @@ pub struct GroupWatch {
     /// `read_committed`, with the group's id (it never joins the group nor commits): its
     /// watermark query answers the last stable offset, and the gaps are read as the
     /// application reads them.
-    committed_reader: BaseConsumer,
-    /// `read_uncommitted`: metadata and high watermarks.
-    uncommitted: BaseConsumer,
+    committed_reader: BaseConsumer<Ctx>,
+    /// `read_uncommitted`, with the group's id too: metadata, high watermarks and the
+    /// group's committed offsets. Asked by a `read_committed` consumer, the offsets would
+    /// wait (librdkafka asks for stable offsets only, and the broker answers
+    /// UNSTABLE_OFFSET_COMMIT while a transaction of the group is open, for up to the
+    /// transaction timeout after a member's crash); asked this way they are the offsets
+    /// committed so far, a transaction's once it commits.
+    uncommitted: BaseConsumer<Ctx>,
 }
 
 impl std::fmt::Debug for GroupWatch {
@@ -80,18 +86,20 @@ enum MissingTopic {
 impl GroupWatch {
     /// Clients for the group `group` on the cluster at `bootstrap`. Nothing is asked yet.
     pub fn new(bootstrap: &str, group: &str) -> anyhow::Result<Self> {
-        let committed_reader: BaseConsumer = ClientConfig::new()
+        let committed_reader: BaseConsumer<Ctx> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", "10")
-            .create()?;
-        let uncommitted: BaseConsumer = ClientConfig::new()
+            .create_with_context(Ctx::default())?;
+        let uncommitted: BaseConsumer<Ctx> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
             .set("isolation.level", "read_uncommitted")
-            .create()?;
+            .create_with_context(Ctx::default())?;
         Ok(Self {
             group: group.to_owned(),
             committed_reader,
@@ -119,6 +127,7 @@ impl GroupWatch {
         missing: MissingTopic,
     ) -> anyhow::Result<GroupProgress> {
         let group = &self.group;
+        let mut progress = GroupProgress::default();
         let mut partitions = TopicPartitionList::new();
         for topic in topics {
             let topic = topic.as_ref();
@@ -138,23 +147,18 @@ impl GroupWatch {
                     anyhow::bail!("the broker does not name topic {topic}")
                 }
                 (false, Some(found), _) => {
+                    progress.committed_per_topic.insert(topic.to_owned(), 0);
                     for partition in found.partitions() {
                         partitions.add_partition(topic, partition.id());
                     }
                 }
             }
         }
-        let mut progress = GroupProgress::default();
-        for topic in topics {
-            progress
-                .committed_per_topic
-                .insert(topic.as_ref().to_owned(), 0);
-        }
         if partitions.count() == 0 {
             return Ok(progress);
         }
         // Committed offsets first: a later watermark is at least as far as what they covered.
-        let committed = committed_offsets(&self.committed_reader, &partitions)
+        let committed = committed_offsets(&self.uncommitted, &partitions)
             .with_context(|| format!("cannot read the committed offsets of group {group}"))?;
 
         let mut gaps: HashMap<String, Vec<(i32, i64, i64)>> = HashMap::new();
@@ -204,7 +208,7 @@ impl GroupWatch {
 /// coordinator is not ready (on a new broker the first request creates
 /// `__consumer_offsets`, and the answer is NOT_COORDINATOR for a moment).
 fn committed_offsets(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Ctx>,
     partitions: &TopicPartitionList,
 ) -> KafkaResult<TopicPartitionList> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
@@ -232,7 +236,7 @@ fn committed_offsets(
 /// `consumer` (`read_committed`, partition EOF on): transaction markers and aborted
 /// records are not counted.
 fn records_in_gaps(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Ctx>,
     topic: &str,
     ranges: &[(i32, i64, i64)],
 ) -> anyhow::Result<u64> {

@@ -27,6 +27,7 @@ pub mod bench;
 pub mod cluster;
 mod embedded;
 pub mod kafka_cluster;
+mod kafka_context;
 pub mod kafka_progress;
 pub mod kafka_streams;
 mod load;

@@ -35,8 +35,13 @@ pub(crate) trait ProgressSource {
     fn poll_interval(&self) -> Duration;
 }
 
+/// How long the questions about a group's progress may keep failing before the wait
+/// gives up: a cluster's group coordinator can be busy for a while (moving, loading).
+const PROGRESS_ERRORS_FOR: Duration = Duration::from_secs(60);
+
 /// Waits until `app` is [`AppState::Running`] and its consumer group `group` has
-/// committed every record of `topics` on `source`; see [`crate::wait_until_idle`].
+/// committed every record of `topics` on `source`; see [`crate::wait_until_idle`]. A
+/// failed question is asked again, for up to [`PROGRESS_ERRORS_FOR`] in a row.
 pub(crate) async fn wait_for_group(
     source: &impl ProgressSource,
     app: &StreamsApp,
@@ -46,6 +51,7 @@ pub(crate) async fn wait_for_group(
     mut on_progress: impl FnMut(&GroupProgress),
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mut failing_since: Option<Instant> = None;
     loop {
         match app.state() {
             AppState::Error => bail!(
@@ -58,7 +64,21 @@ pub(crate) async fn wait_for_group(
             }
             _ => {}
         }
-        let progress = source.group_progress(group, topics).await?;
+        let progress = match source.group_progress(group, topics).await {
+            Ok(progress) => {
+                failing_since = None;
+                progress
+            }
+            Err(e)
+                if failing_since.unwrap_or_else(Instant::now).elapsed() < PROGRESS_ERRORS_FOR =>
+            {
+                tracing::warn!(group, error = %format!("{e:#}"), "cannot read the group's progress; asking again");
+                failing_since.get_or_insert_with(Instant::now);
+                tokio::time::sleep(source.poll_interval()).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         on_progress(&progress);
         if progress.remaining == 0 && app.state() == AppState::Running {
             return Ok(());

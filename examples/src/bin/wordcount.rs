@@ -470,7 +470,12 @@ async fn run_until_interrupted(
                     .unwrap_or_else(|| "no cause recorded".to_owned())
             );
         }
-        on_progress(&cluster.group_progress(application_id, sources).await?);
+        // Progress is for the eye: a failed question (a busy group coordinator) is only
+        // logged, the counting goes on.
+        match cluster.group_progress(application_id, sources).await {
+            Ok(progress) => on_progress(&progress),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the group's progress"),
+        }
         tokio::select! {
             signal = &mut interrupt => return signal,
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
