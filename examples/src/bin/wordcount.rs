@@ -260,6 +260,9 @@ impl Progress {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // From the start: a signal while the input loads or the app starts ends the run
+    // cleanly once the app is up, instead of killing the process.
+    let mut interrupts = Interrupts::listen()?;
     let temp = match &args.data_dir {
         Some(_) => None,
         None => Some(tempfile::tempdir().context("cannot create a temporary dir")?),
@@ -280,7 +283,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let cluster = Cluster::open(&data_dir, args.bootstrap_server.as_deref()).await?;
-    let result = count(&args, &cluster, &data_dir, lines.as_deref(), exit_when_idle).await;
+    let result = count(
+        &args,
+        &cluster,
+        &data_dir,
+        lines.as_deref(),
+        exit_when_idle,
+        &mut interrupts,
+    )
+    .await;
     let closed = cluster.close().await;
     result.and(closed)
 }
@@ -324,6 +335,7 @@ async fn count(
     data_dir: &Path,
     lines: Option<&[String]>,
     exit_when_idle: bool,
+    interrupts: &mut Interrupts,
 ) -> anyhow::Result<()> {
     let partitions = cluster.ensure_topic(TEXT_LINES_TOPIC, 3).await?;
     cluster.ensure_topic(WORD_COUNTS_TOPIC, partitions).await?;
@@ -387,18 +399,22 @@ async fn count(
             .copied()
             .unwrap_or(0)
     };
+    let mut done = already;
+    let on_progress = |p: &GroupProgress| {
+        done = lines_done(p);
+        progress.update(done, p.remaining);
+    };
     let outcome = if exit_when_idle {
-        cluster
-            .wait_until_idle(&app, &application_id, &sources, None, |p| {
-                progress.update(lines_done(p), p.remaining);
-            })
-            .await
+        tokio::select! {
+            waited = cluster.wait_until_idle(&app, &application_id, &sources, None, on_progress) => waited,
+            signal = interrupts.recv() => signal.map(|()| eprintln!("interrupted: stopping before the input is processed")),
+        }
     } else {
         eprintln!("running until Ctrl-C or SIGTERM");
-        run_until_interrupted(&app, cluster, &application_id, &sources, |p| {
-            progress.update(lines_done(p), p.remaining);
-        })
-        .await
+        tokio::select! {
+            failed = watch(&app, cluster, &application_id, &sources, on_progress) => Err(failed),
+            signal = interrupts.recv() => signal,
+        }
     };
     let elapsed = started.elapsed();
     progress.finish();
@@ -407,8 +423,12 @@ async fn count(
         drop(app.close().await);
         return Err(e);
     }
-    let processed = lines_done(&cluster.group_progress(&application_id, &text_lines).await?)
-        .saturating_sub(already);
+    let processed = match cluster.group_progress(&application_id, &text_lines).await {
+        Ok(progress) => lines_done(&progress),
+        // The last answer will do.
+        Err(_) => done,
+    }
+    .saturating_sub(already);
 
     let store = app
         .store::<String, ValueAndTimestamp<i64>>(WORD_COUNTS_STORE)
@@ -452,19 +472,18 @@ async fn count(
     Ok(())
 }
 
-/// Reports progress until Ctrl-C or SIGTERM; fails if the application
-/// fails.
-async fn run_until_interrupted(
+/// Reports the group's progress while the application runs; returns the
+/// application's failure, if it fails.
+async fn watch(
     app: &StreamsApp,
     cluster: &Cluster,
     application_id: &str,
     sources: &[String],
     mut on_progress: impl FnMut(&GroupProgress),
-) -> anyhow::Result<()> {
-    let mut interrupt = std::pin::pin!(interrupted());
+) -> anyhow::Error {
     loop {
         if app.state() == AppState::Error {
-            bail!(
+            return anyhow::anyhow!(
                 "the streams application failed: {}",
                 app.error()
                     .unwrap_or_else(|| "no cause recorded".to_owned())
@@ -476,28 +495,45 @@ async fn run_until_interrupted(
             Ok(progress) => on_progress(&progress),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the group's progress"),
         }
-        tokio::select! {
-            signal = &mut interrupt => return signal,
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// Returns at the first Ctrl-C (SIGINT) or SIGTERM.
-async fn interrupted() -> anyhow::Result<()> {
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the start of the run:
+/// they end it cleanly (the application closes, committing what it has
+/// processed) rather than kill the process.
+struct Interrupts {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C"),
-            _ = terminate.recv() => Ok(()),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Returns at the first signal (at once for one that came before).
+    async fn recv(&mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
         tokio::signal::ctrl_c()
             .await
-            .context("cannot listen for Ctrl-C")
+            .context("cannot listen for Ctrl-C")?;
+        Ok(())
     }
 }
