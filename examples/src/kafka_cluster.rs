@@ -377,9 +377,10 @@ impl KafkaCluster {
         .await
     }
 
-    /// Produces `records` with an idempotent producer and waits until each is
-    /// acknowledged: see [`LoadTarget::append`]. A record without a partition is placed by
-    /// the producer's `murmur2_random` partitioner (the Java client's).
+    /// Produces `records` with an idempotent producer (`acks=all`; in order within each
+    /// partition) and waits until each is acknowledged; fails if one is not delivered. A
+    /// record without a partition is placed by the producer's `murmur2_random` partitioner
+    /// (the Java client's).
     pub async fn produce(&self, records: Vec<ProducerRecord>) -> anyhow::Result<()> {
         let this = self.clone();
         blocking(move || this.produce_blocking(records)).await
