@@ -1,7 +1,8 @@
 //! How far a consumer group on a Kafka broker has got, through librdkafka: whether it has
-//! committed every record of its input topics, which tells a benchmark that a streams
-//! application (ours on Kafka, or Kafka Streams) has processed all its input and that all
-//! its output is written. The broker is any Kafka: Apache Kafka, or `streams serve`.
+//! committed every record of its input topics, which tells a benchmark or an example that
+//! a streams application (ours on Kafka, or Kafka Streams) has processed all its input
+//! and that all its output is written ([`group_caught_up`], [`GroupWatch`]). The broker
+//! is any Kafka: Apache Kafka, or `streams serve`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,6 +13,9 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message as _;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::kafka_context::Ctx;
+use crate::progress::GroupProgress;
 
 /// How long one request to the broker may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +40,8 @@ const INSPECT_BELOW: i64 = 64;
 /// [`repartition_topics`]); since such an application commits its input offsets only
 /// after its outputs are written (in the same transaction under exactly-once), a group
 /// that is caught up has all its outputs on the broker.
+///
+/// Each call makes its own clients; [`GroupWatch`] keeps them for repeated questions.
 pub fn group_caught_up<S: AsRef<str>>(
     bootstrap: &str,
     group: &str,
@@ -44,14 +50,22 @@ pub fn group_caught_up<S: AsRef<str>>(
     GroupWatch::new(bootstrap, group)?.caught_up(topics)
 }
 
-/// The clients that [`group_caught_up`] asks, kept to ask again: a benchmark
-/// that polls a group every few milliseconds makes its clients once.
+/// The clients that answer how far one consumer group is on a Kafka cluster, kept for
+/// repeated questions ([`GroupWatch::progress`], [`GroupWatch::caught_up`]). The
+/// clients block their caller for up to a request's time limit (10 s).
 pub struct GroupWatch {
     group: String,
-    /// `read_committed`: its watermark query answers the last stable offset,
-    /// and the gaps are read as the application reads them.
-    committed_reader: BaseConsumer,
-    uncommitted: BaseConsumer,
+    /// `read_committed`, with the group's id (it never joins the group nor commits): its
+    /// watermark query answers the last stable offset, and the gaps are read as the
+    /// application reads them.
+    committed_reader: BaseConsumer<Ctx>,
+    /// `read_uncommitted`, with the group's id too: metadata, high watermarks and the
+    /// group's committed offsets. Asked by a `read_committed` consumer, the offsets would
+    /// wait (librdkafka asks for stable offsets only, and the broker answers
+    /// UNSTABLE_OFFSET_COMMIT while a transaction of the group is open, for up to the
+    /// transaction timeout after a member's crash); asked this way they are the offsets
+    /// committed so far, a transaction's once it commits.
+    uncommitted: BaseConsumer<Ctx>,
 }
 
 impl std::fmt::Debug for GroupWatch {
@@ -62,22 +76,30 @@ impl std::fmt::Debug for GroupWatch {
     }
 }
 
+/// Whether a question about a topic the cluster does not have fails or leaves it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissingTopic {
+    Fail,
+    Skip,
+}
+
 impl GroupWatch {
-    /// Clients for asking how far `group` has got on the broker at
-    /// `bootstrap`.
+    /// Clients for the group `group` on the cluster at `bootstrap`. Nothing is asked yet.
     pub fn new(bootstrap: &str, group: &str) -> anyhow::Result<Self> {
-        let committed_reader: BaseConsumer = ClientConfig::new()
+        let committed_reader: BaseConsumer<Ctx> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", "10")
-            .create()?;
-        let uncommitted: BaseConsumer = ClientConfig::new()
+            .create_with_context(Ctx::default())?;
+        let uncommitted: BaseConsumer<Ctx> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
             .set("isolation.level", "read_uncommitted")
-            .create()?;
+            .create_with_context(Ctx::default())?;
         Ok(Self {
             group: group.to_owned(),
             committed_reader,
@@ -85,61 +107,100 @@ impl GroupWatch {
         })
     }
 
-    /// [`group_caught_up`] for this watch's group.
+    /// Whether the group has processed every record of `topics`: see [`group_caught_up`].
+    /// An unknown topic is an error.
     pub fn caught_up<S: AsRef<str>>(&self, topics: &[S]) -> anyhow::Result<bool> {
-        let (group, committed_reader, uncommitted) =
-            (&self.group, &self.committed_reader, &self.uncommitted);
+        Ok(self.measure(topics, MissingTopic::Fail)?.remaining == 0)
+    }
+
+    /// The group's committed offsets and the records it has still to process over
+    /// `topics`, counted as [`group_caught_up`] judges them (a short gap of transaction
+    /// markers is no record; an open transaction's records are). A topic the cluster does
+    /// not have yet (an internal topic before its application starts) is left out.
+    pub fn progress<S: AsRef<str>>(&self, topics: &[S]) -> anyhow::Result<GroupProgress> {
+        self.measure(topics, MissingTopic::Skip)
+    }
+
+    fn measure<S: AsRef<str>>(
+        &self,
+        topics: &[S],
+        missing: MissingTopic,
+    ) -> anyhow::Result<GroupProgress> {
+        let group = &self.group;
+        let mut progress = GroupProgress::default();
         let mut partitions = TopicPartitionList::new();
         for topic in topics {
             let topic = topic.as_ref();
-            let metadata = uncommitted
+            let metadata = self
+                .uncommitted
                 .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
                 .with_context(|| format!("cannot read the metadata of {topic}"))?;
-            let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-                anyhow::bail!("the broker does not name topic {topic}");
+            let found = metadata.topics().iter().find(|t| t.name() == topic);
+            let unknown = match found.and_then(|t| t.error()).map(RDKafkaErrorCode::from) {
+                None => found.is_none(),
+                Some(RDKafkaErrorCode::UnknownTopicOrPartition) => true,
+                Some(code) => anyhow::bail!("topic {topic}: {code}"),
             };
-            if let Some(error) = found.error() {
-                anyhow::bail!("topic {topic}: {}", RDKafkaErrorCode::from(error));
-            }
-            for partition in found.partitions() {
-                partitions.add_partition(topic, partition.id());
+            match (unknown, found, missing) {
+                (true, _, MissingTopic::Skip) => continue,
+                (true, _, MissingTopic::Fail) | (false, None, _) => {
+                    anyhow::bail!("the broker does not name topic {topic}")
+                }
+                (false, Some(found), _) => {
+                    progress.committed_per_topic.insert(topic.to_owned(), 0);
+                    for partition in found.partitions() {
+                        partitions.add_partition(topic, partition.id());
+                    }
+                }
             }
         }
+        if partitions.count() == 0 {
+            return Ok(progress);
+        }
         // Committed offsets first: a later watermark is at least as far as what they covered.
-        let committed = committed_offsets(committed_reader, &partitions)
+        let committed = committed_offsets(&self.uncommitted, &partitions)
             .with_context(|| format!("cannot read the committed offsets of group {group}"))?;
 
         let mut gaps: HashMap<String, Vec<(i32, i64, i64)>> = HashMap::new();
         for element in committed.elements() {
             let (topic, partition) = (element.topic(), element.partition());
-            let (low, high) = uncommitted
+            let (low, high) = self
+                .uncommitted
                 .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
                 .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
-            let (_, stable) = committed_reader
+            let (_, stable) = self
+                .committed_reader
                 .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
                 .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
             let at = match element.offset() {
                 Offset::Offset(at) => at,
-                // Nothing committed: caught up only if there is nothing to read.
-                _ if low == high => continue,
-                _ => return Ok(false),
+                // Nothing committed: what the partition holds is still to process.
+                _ => {
+                    progress.remaining += u64::try_from(high - low).unwrap_or(0);
+                    continue;
+                }
             };
+            let done = u64::try_from(at).unwrap_or(0);
+            progress.committed += done;
+            *progress
+                .committed_per_topic
+                .entry(topic.to_owned())
+                .or_insert(0) += done;
             if at >= high {
                 continue;
             }
             if stable < high || high - at > INSPECT_BELOW {
-                return Ok(false);
+                progress.remaining += u64::try_from(high - at).unwrap_or(0);
+                continue;
             }
             gaps.entry(topic.to_owned())
                 .or_default()
                 .push((partition, at, high));
         }
         for (topic, ranges) in &gaps {
-            if !only_markers(committed_reader, topic, ranges)? {
-                return Ok(false);
-            }
+            progress.remaining += records_in_gaps(&self.committed_reader, topic, ranges)?;
         }
-        Ok(true)
+        Ok(progress)
     }
 }
 
@@ -147,7 +208,7 @@ impl GroupWatch {
 /// coordinator is not ready (on a new broker the first request creates
 /// `__consumer_offsets`, and the answer is NOT_COORDINATOR for a moment).
 fn committed_offsets(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Ctx>,
     partitions: &TopicPartitionList,
 ) -> KafkaResult<TopicPartitionList> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
@@ -171,20 +232,21 @@ fn committed_offsets(
     }
 }
 
-/// Whether the records of `topic` in each `(partition, from, end)` range are all
-/// transaction markers (or aborted), read with `consumer` (`read_committed`, partition
-/// EOF on).
-fn only_markers(
-    consumer: &BaseConsumer,
+/// How many data records of `topic` lie in the `(partition, from, end)` ranges, read with
+/// `consumer` (`read_committed`, partition EOF on): transaction markers and aborted
+/// records are not counted.
+fn records_in_gaps(
+    consumer: &BaseConsumer<Ctx>,
     topic: &str,
     ranges: &[(i32, i64, i64)],
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<u64> {
     let mut assignment = TopicPartitionList::new();
     for &(partition, from, _) in ranges {
         assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
     }
     consumer.assign(&assignment)?;
     let mut open: HashMap<i32, i64> = ranges.iter().map(|&(p, _, end)| (p, end)).collect();
+    let mut records = 0;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     while !open.is_empty() {
         anyhow::ensure!(
@@ -200,10 +262,11 @@ fn only_markers(
                 };
                 if message.offset() < end {
                     // A record below the end that the group has not committed.
-                    return Ok(false);
+                    records += 1;
+                } else {
+                    // Past the end seen before: what came later is not this question's.
+                    open.remove(&message.partition());
                 }
-                // Past the end seen before: what came later is not this question's.
-                open.remove(&message.partition());
             }
             // The end of what read_committed may read, which was the high watermark.
             Some(Err(KafkaError::PartitionEOF(partition))) => {
@@ -213,7 +276,7 @@ fn only_markers(
         }
     }
     consumer.unassign()?;
-    Ok(true)
+    Ok(records)
 }
 
 /// The repartition topics of the Kafka Streams application `app_id` on the broker at

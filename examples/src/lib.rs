@@ -5,11 +5,13 @@
 //! word-count test share what is here: the word-count topology written with
 //! the DSL ([`word_count_topology`]), its plain `HashMap` twin
 //! ([`count_words`]), a deterministic text generator ([`corpus`]), and the
-//! helpers that run an application on the embedded broker until every input
-//! record is processed and committed ([`wait_until_idle`]) and that load an
-//! input so that a run killed at any moment and started again loads each
-//! record exactly once ([`load_input`]). [`windowed`]
-//! holds the page-view topology of the `pageviews` binary and its model.
+//! helpers that run an application until every input record is processed
+//! and committed ([`wait_until_idle`]) and that load an input so that a run
+//! killed at any moment and started again loads each record exactly once
+//! ([`load_input`]). [`cluster::Cluster`] offers these on the embedded
+//! broker and on a Kafka cluster alike (the binaries' `--bootstrap-server`).
+//! [`windowed`] holds the page-view topology of the `pageviews` binary and
+//! its model.
 //!
 //! For runs on Apache Kafka itself: [`apache_kafka`] starts a single-node
 //! Apache Kafka broker, [`kafka_streams`] runs Kafka Streams' own word count
@@ -22,17 +24,27 @@
 
 pub mod apache_kafka;
 pub mod bench;
+pub mod cluster;
+mod embedded;
+pub mod kafka_cluster;
+mod kafka_context;
 pub mod kafka_progress;
 pub mod kafka_streams;
+mod load;
 pub mod process;
+mod progress;
 pub mod windowed;
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+pub use embedded::{
+    ensure_topic, group_progress, load_input, produce_values, read_committed, wait_until_idle,
+};
+pub use load::InputLoad;
+pub use progress::GroupProgress;
 
-use anyhow::{bail, Context as _};
-use broker_embedded::{Broker, BrokerError, NewTopic, Producer, ProducerRecord};
-use streams_core::{AppState, NodeKindDescription, Serdes, StoreBackend, StreamsApp, Topology};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use streams_core::{NodeKindDescription, Serdes, StoreBackend, Topology};
 use streams_dsl::{Consumed, Grouped, Materialized, Named, Produced, StreamsBuilder};
 
 /// The word count's input topic: one line of text per record.
@@ -395,210 +407,6 @@ pub fn bundled_text() -> Vec<String> {
     corpus(100_000, 0x005e_ed0f_1851)
 }
 
-/// Creates `topic` with `partitions` partitions unless it exists; returns
-/// its partition count.
-pub async fn ensure_topic(broker: &Broker, topic: &str, partitions: u32) -> anyhow::Result<u32> {
-    broker
-        .ensure_topic(NewTopic::new(topic, partitions))
-        .await
-        .with_context(|| format!("cannot create topic {topic}"))?;
-    broker
-        .partition_count(topic)
-        .await
-        .with_context(|| format!("cannot describe topic {topic}"))
-}
-
-/// Produces `values` (no key) to `topic` in batches of 5,000, with
-/// increasing timestamps from `first_timestamp`.
-///
-/// For a topic that starts empty and is never loaded again (a benchmark, a
-/// temporary data dir): a load killed half way and run again would write
-/// the values twice. An input that must survive restarts is loaded with
-/// [`load_input`].
-pub async fn produce_values<V: AsRef<[u8]>>(
-    broker: &Broker,
-    topic: &str,
-    values: &[V],
-    first_timestamp: i64,
-) -> anyhow::Result<()> {
-    let mut timestamp = first_timestamp;
-    let batches = values.chunks(5_000).map(|chunk| {
-        chunk
-            .iter()
-            .map(|v| {
-                timestamp += 1;
-                ProducerRecord::new(topic, v.as_ref().to_vec()).timestamp(timestamp)
-            })
-            .collect()
-    });
-    send_and_flush(broker, topic, batches).await
-}
-
-/// Sends each batch in turn with one producer, then flushes `topic` (a commit point).
-async fn send_and_flush(
-    broker: &Broker,
-    topic: &str,
-    batches: impl Iterator<Item = Vec<ProducerRecord>>,
-) -> anyhow::Result<()> {
-    let producer = Producer::new(broker);
-    for batch in batches {
-        producer
-            .send_batch(batch)
-            .await
-            .with_context(|| format!("cannot produce to {topic}"))?;
-    }
-    producer
-        .flush(&[topic])
-        .await
-        .with_context(|| format!("cannot flush {topic}"))?;
-    Ok(())
-}
-
-/// What [`load_input`] found and did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InputLoad {
-    /// Records of the input that the topic held already (from an earlier
-    /// run, complete or interrupted).
-    pub held: u64,
-    /// Records this call appended.
-    pub produced: u64,
-}
-
-/// How many input records go into one `send_batch` call of [`load_input`].
-const LOAD_CHUNK: usize = 5_000;
-
-/// Loads the `len` records `record(0)`, `record(1)`, ... into `topic`, so
-/// that a load killed at any moment (SIGKILL included, in the middle of a
-/// batch) and run again with the same input completes it, each record
-/// written exactly once.
-///
-/// Each record goes to a fixed partition: its own if it names one, else
-/// murmur2 of its key (the producer's default for a keyed record), else its
-/// index modulo the partition count. A partition's records are appended in
-/// index order by one idempotent producer. The broker writes every batch to
-/// its segment file before acknowledging it, and when it opens it truncates
-/// a batch that a kill tore; so after a kill (the page cache survives a
-/// process crash) each partition holds a prefix of its records, complete
-/// batches only. The load counts what each partition holds (its log end
-/// offset: the topic must be written by this loader only, without
-/// transactions) and appends the rest. Nothing depends on what the killed
-/// run acknowledged or on which producer wrote what, and producing an input
-/// again whole, or in one transaction, is not needed: a restart resumes
-/// where the log ends.
-///
-/// Before appending, the last record held in each partition is compared
-/// with the input record that belongs there: a topic that holds another
-/// input (a data dir loaded from another file, or by an older version that
-/// spread records differently), or more records than the input has, is an
-/// error rather than a silent mix. The load ends with a commit point of the
-/// topic (an fsync under the default `log.flush.policy`), so a completed
-/// load survives a power loss as well.
-pub async fn load_input(
-    broker: &Broker,
-    topic: &str,
-    len: usize,
-    record: impl Fn(usize) -> ProducerRecord,
-) -> anyhow::Result<InputLoad> {
-    let partitions = broker
-        .partition_count(topic)
-        .await
-        .with_context(|| format!("cannot describe topic {topic}"))?;
-    if partitions == 0 {
-        bail!("topic {topic} has no partitions");
-    }
-    // The index of each input record, by partition, in index order.
-    let mut of_partition: Vec<Vec<usize>> = vec![Vec::new(); partitions as usize];
-    let mut records: Vec<Option<ProducerRecord>> = Vec::with_capacity(len);
-    for i in 0..len {
-        let mut r = record(i);
-        let partition = match (r.partition, &r.key) {
-            (Some(p), _) => p,
-            (None, Some(key)) => broker_embedded::partitioner::partition_for_key(key, partitions),
-            (None, None) => (i % partitions as usize) as u32,
-        };
-        let Some(list) = of_partition.get_mut(partition as usize) else {
-            bail!(
-                "input record {i} names partition {partition} of {topic}, which has {partitions}"
-            );
-        };
-        list.push(i);
-        r.partition = Some(partition);
-        records.push(Some(r));
-    }
-
-    let mut held_total = 0u64;
-    let mut missing: Vec<usize> = Vec::new();
-    for (partition, indexes) in (0u32..).zip(&of_partition) {
-        let (log_start, held) = broker
-            .offsets(topic, partition)
-            .await
-            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
-        let expected = indexes.len() as u64;
-        if held > expected {
-            bail!(
-                "{topic}-{partition} holds {held} records, more than the {expected} of this \
-                 input that belong there: the data dir holds another input; use a fresh one"
-            );
-        }
-        let held_len = held as usize;
-        if held > log_start {
-            let last = held - 1;
-            let index = indexes[held_len - 1];
-            let found = record_at(broker, topic, partition, last).await?;
-            let wanted = records[index].as_ref();
-            let same = match (&found, wanted) {
-                (Some(f), Some(w)) => f.key == w.key && f.value == w.value,
-                _ => true,
-            };
-            if !same {
-                bail!(
-                    "{topic}-{partition} does not hold the start of this input: its record at \
-                     offset {last} is not input record {index} (a data dir loaded with another \
-                     input, or by an older version that spread records differently); use a \
-                     fresh data dir"
-                );
-            }
-        }
-        held_total += held;
-        missing.extend_from_slice(&indexes[held_len..]);
-    }
-    missing.sort_unstable();
-
-    let batches = missing
-        .chunks(LOAD_CHUNK)
-        .map(|chunk| chunk.iter().filter_map(|&i| records[i].take()).collect());
-    send_and_flush(broker, topic, batches).await?;
-    if held_total > 0 && !missing.is_empty() {
-        tracing::info!(
-            topic,
-            held = held_total,
-            produced = missing.len(),
-            "resumed an interrupted input load"
-        );
-    }
-    Ok(InputLoad {
-        held: held_total,
-        produced: missing.len() as u64,
-    })
-}
-
-/// The record at `offset` of `topic`-`partition`, if the log still has it.
-async fn record_at(
-    broker: &Broker,
-    topic: &str,
-    partition: u32,
-    offset: u64,
-) -> anyhow::Result<Option<broker_embedded::Record>> {
-    let batches = broker
-        .fetch(topic, partition, offset, 1 << 20, None)
-        .await
-        .with_context(|| format!("cannot read {topic}-{partition} at offset {offset}"))?;
-    Ok(batches
-        .into_iter()
-        .flat_map(|batch| batch.records)
-        .find(|r| r.offset == offset))
-}
-
 /// The topics the application `application_id` reads on the broker: the
 /// topology's source topics, with repartition topics under their physical
 /// name `<application.id>-<name>-repartition`.
@@ -630,154 +438,6 @@ pub fn physical_source_topics(topology: &Topology, application_id: &str) -> Vec<
     topics.sort();
     topics.dedup();
     topics
-}
-
-/// How far consumer group `group` is through `topics`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupProgress {
-    /// Sum over the partitions of `topics` of the committed offsets (0 for
-    /// a partition with no commit).
-    pub committed: u64,
-    /// Records of `topics` not yet committed: the log end offset minus the
-    /// committed offset, summed.
-    pub remaining: u64,
-    /// The sum of the committed offsets of each topic.
-    pub committed_per_topic: HashMap<String, u64>,
-}
-
-/// The committed position and lag of `group` over every partition of
-/// `topics`. A group the broker does not know yet has committed nothing.
-pub async fn group_progress(
-    broker: &Broker,
-    group: &str,
-    topics: &[String],
-) -> anyhow::Result<GroupProgress> {
-    let committed: HashMap<(String, u32), u64> = match broker.describe_group(group).await {
-        Ok(description) => description
-            .partitions
-            .into_iter()
-            .filter_map(|p| Some(((p.topic, p.partition), p.committed_offset?)))
-            .collect(),
-        Err(BrokerError::GroupIdNotFound { .. }) => HashMap::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot describe group {group}")),
-    };
-    let mut progress = GroupProgress::default();
-    for topic in topics {
-        let partitions = match broker.partition_count(topic).await {
-            Ok(n) => n,
-            // Internal topics appear when the application starts.
-            Err(BrokerError::UnknownTopic { .. }) => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot describe topic {topic}")),
-        };
-        for partition in 0..partitions {
-            let (_, end) = broker
-                .offsets(topic, partition)
-                .await
-                .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
-            let done = committed
-                .get(&(topic.clone(), partition))
-                .copied()
-                .unwrap_or(0);
-            progress.committed += done;
-            *progress
-                .committed_per_topic
-                .entry(topic.clone())
-                .or_insert(0) += done;
-            progress.remaining += pending_records(broker, topic, partition, done, end).await?;
-        }
-    }
-    Ok(progress)
-}
-
-/// The records of `topic`-`partition` in `[from, end)` that a consumer
-/// still has to process. Under exactly-once a transaction's commit marker
-/// takes an offset after its last record, so a group that has processed
-/// everything can sit one offset short of the log end: a short gap is read
-/// (`read_committed`) and only data records are counted.
-async fn pending_records(
-    broker: &Broker,
-    topic: &str,
-    partition: u32,
-    from: u64,
-    end: u64,
-) -> anyhow::Result<u64> {
-    const INSPECT_BELOW: u64 = 64;
-    let gap = end.saturating_sub(from);
-    if gap == 0 || gap > INSPECT_BELOW {
-        return Ok(gap);
-    }
-    let batches = broker
-        .fetch_with_isolation(
-            topic,
-            partition,
-            from,
-            1 << 20,
-            broker_embedded::IsolationLevel::ReadCommitted,
-        )
-        .await
-        .with_context(|| format!("cannot read {topic}-{partition}"))?;
-    let mut pending = 0;
-    let mut covered = from;
-    for batch in &batches {
-        covered = covered.max(batch.info.last_offset + 1);
-        if batch.info.control {
-            continue;
-        }
-        pending += batch
-            .records
-            .iter()
-            .filter(|r| r.offset >= from && r.offset < end)
-            .count() as u64;
-    }
-    // What the read did not reach (an open transaction) is pending too.
-    Ok(pending + end.saturating_sub(covered))
-}
-
-/// Waits until `app` is [`AppState::Running`] and its consumer group (the
-/// application id) has committed every record of `topics` (its source and
-/// repartition topics: see [`physical_source_topics`]). Since a stream
-/// thread commits only after its outputs are sent and made durable, every
-/// output of those records is then on the broker.
-///
-/// `on_progress` gets the group's progress after each check (every 50 ms).
-/// Fails if the app stops with an error, or at `deadline` if one is given.
-pub async fn wait_until_idle(
-    app: &StreamsApp,
-    broker: &Broker,
-    group: &str,
-    topics: &[String],
-    deadline: Option<Duration>,
-    mut on_progress: impl FnMut(&GroupProgress),
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        match app.state() {
-            AppState::Error => bail!(
-                "the streams application failed: {}",
-                app.error()
-                    .unwrap_or_else(|| "no cause recorded".to_owned())
-            ),
-            AppState::NotRunning | AppState::PendingShutdown => {
-                bail!("the streams application stopped before processing its input")
-            }
-            _ => {}
-        }
-        let progress = group_progress(broker, group, topics).await?;
-        on_progress(&progress);
-        if progress.remaining == 0 && app.state() == AppState::Running {
-            return Ok(());
-        }
-        if let Some(limit) = deadline {
-            if started.elapsed() > limit {
-                bail!(
-                    "the application did not catch up within {limit:?}: {} records not yet committed",
-                    progress.remaining
-                );
-            }
-        }
-        // Often enough that the wait adds little to a measured run.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// The CPU time each thread of the process has run so far, by thread id
@@ -887,141 +547,6 @@ mod tests {
             ["text-lines", "wc-word-counts-repartition"]
         );
         Ok(())
-    }
-
-    /// Every record of `topic`-`partition`, as (key, value).
-    async fn partition_records(
-        broker: &Broker,
-        topic: &str,
-        partition: u32,
-    ) -> Vec<(Option<bytes::Bytes>, Option<bytes::Bytes>)> {
-        let (_, end) = broker.offsets(topic, partition).await.unwrap();
-        let mut out = Vec::new();
-        while (out.len() as u64) < end {
-            let batches = broker
-                .fetch(topic, partition, out.len() as u64, 1 << 20, None)
-                .await
-                .unwrap();
-            for record in batches.into_iter().flat_map(|b| b.records) {
-                out.push((record.key, record.value));
-            }
-        }
-        out
-    }
-
-    fn line(i: usize) -> ProducerRecord {
-        ProducerRecord::new("in", format!("line {i}").into_bytes())
-    }
-
-    /// Each partition holds exactly its records, in order: `i % 3` for
-    /// null keys.
-    async fn assert_loaded(broker: &Broker, len: usize) {
-        for partition in 0..3u32 {
-            let held = partition_records(broker, "in", partition).await;
-            let wanted: Vec<_> = (0..len)
-                .filter(|i| i % 3 == partition as usize)
-                .map(|i| (None, Some(bytes::Bytes::from(format!("line {i}")))))
-                .collect();
-            assert_eq!(held, wanted, "partition {partition}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_load_writes_each_record_once_and_a_second_load_nothing() {
-        let broker = Broker::in_memory().await.unwrap();
-        ensure_topic(&broker, "in", 3).await.unwrap();
-        let load = load_input(&broker, "in", 12_001, line).await.unwrap();
-        assert_eq!(
-            load,
-            InputLoad {
-                held: 0,
-                produced: 12_001
-            }
-        );
-        assert_loaded(&broker, 12_001).await;
-        let again = load_input(&broker, "in", 12_001, line).await.unwrap();
-        assert_eq!(
-            again,
-            InputLoad {
-                held: 12_001,
-                produced: 0
-            }
-        );
-        assert_loaded(&broker, 12_001).await;
-    }
-
-    /// A kill leaves each partition holding a prefix of its records, each
-    /// partition its own length: the next load completes every one.
-    #[tokio::test]
-    async fn a_load_completes_the_prefixes_an_interrupted_one_left() {
-        for held in [
-            [0, 0, 1],
-            [7, 3, 0],
-            [4, 4, 4],
-            [1_000, 2, 999],
-            [3_334, 3_333, 3_333],
-        ] {
-            let broker = Broker::in_memory().await.unwrap();
-            ensure_topic(&broker, "in", 3).await.unwrap();
-            let producer = Producer::new(&broker);
-            for (partition, n) in (0u32..).zip(held) {
-                let batch: Vec<_> = (0..10_000)
-                    .filter(|i| i % 3 == partition as usize)
-                    .take(n)
-                    .map(|i| line(i).partition(partition))
-                    .collect();
-                if !batch.is_empty() {
-                    producer.send_batch(batch).await.unwrap();
-                }
-            }
-            let load = load_input(&broker, "in", 10_000, line).await.unwrap();
-            let total: u64 = held.iter().map(|&n| n as u64).sum();
-            assert_eq!(load.held, total, "{held:?}");
-            assert_eq!(load.produced, 10_000 - total, "{held:?}");
-            assert_loaded(&broker, 10_000).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn a_topic_holding_another_input_is_refused() {
-        let broker = Broker::in_memory().await.unwrap();
-        ensure_topic(&broker, "in", 3).await.unwrap();
-        load_input(&broker, "in", 100, line).await.unwrap();
-        let other = |i: usize| ProducerRecord::new("in", format!("other {i}").into_bytes());
-        let err = load_input(&broker, "in", 200, other).await.unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("does not hold the start of this input"),
-            "{err}"
-        );
-        let err = load_input(&broker, "in", 50, line).await.unwrap_err();
-        assert!(err.to_string().contains("more than the"), "{err}");
-        // Refused loads append nothing.
-        assert_loaded(&broker, 100).await;
-    }
-
-    #[tokio::test]
-    async fn keyed_records_go_to_their_key_partition() {
-        let broker = Broker::in_memory().await.unwrap();
-        ensure_topic(&broker, "in", 3).await.unwrap();
-        let keyed = |i: usize| line(i).key(format!("user{}", i % 7).into_bytes());
-        load_input(&broker, "in", 300, keyed).await.unwrap();
-        for partition in 0..3u32 {
-            for (key, _) in partition_records(&broker, "in", partition).await {
-                let key = key.unwrap();
-                assert_eq!(
-                    broker_embedded::partitioner::partition_for_key(&key, 3),
-                    partition
-                );
-            }
-        }
-        assert_eq!(
-            load_input(&broker, "in", 300, keyed)
-                .await
-                .unwrap()
-                .produced,
-            0
-        );
     }
 
     #[test]

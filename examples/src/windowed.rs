@@ -9,10 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use broker_embedded::{
-    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Producer,
-    ProducerRecord, TopicPartition,
-};
+use broker_embedded::{Broker, Producer, ProducerRecord};
 use streams_core::{Serdes, Topology};
 use streams_dsl::{
     Consumed, Grouped, LateRecords, Materialized, Named, Produced, StreamsBuilder,
@@ -240,60 +237,6 @@ pub async fn produce_pageviews(
         .await
         .with_context(|| format!("cannot flush {topic}"))?;
     Ok(())
-}
-
-/// Every committed record of `topic` (read with `read_committed` up to
-/// each partition's last stable offset), partition by partition in offset
-/// order. Fails after `deadline`.
-pub async fn read_committed(
-    broker: &Broker,
-    topic: &str,
-    deadline: Duration,
-) -> anyhow::Result<Vec<ConsumerRecord>> {
-    let partitions = broker
-        .partition_count(topic)
-        .await
-        .with_context(|| format!("cannot describe topic {topic}"))?;
-    let mut ends = Vec::with_capacity(partitions as usize);
-    for partition in 0..partitions {
-        let end = broker
-            .last_stable_offset(topic, partition)
-            .await
-            .with_context(|| format!("cannot read the offsets of {topic}-{partition}"))?;
-        ends.push((TopicPartition::new(topic, partition), end));
-    }
-    let mut consumer = Consumer::new(
-        broker,
-        ConsumerConfig {
-            auto_offset_reset: AutoOffsetReset::Earliest,
-            enable_auto_commit: false,
-            isolation_level: IsolationLevel::ReadCommitted,
-            max_poll_records: 10_000,
-            ..ConsumerConfig::default()
-        },
-    );
-    consumer
-        .assign_topic(topic)
-        .await
-        .with_context(|| format!("cannot read {topic}"))?;
-    let started = std::time::Instant::now();
-    let mut records = Vec::new();
-    while ends
-        .iter()
-        .any(|(tp, end)| consumer.position(tp).is_none_or(|p| p < *end))
-    {
-        if started.elapsed() > deadline {
-            anyhow::bail!("cannot read {topic} to its end within {deadline:?}");
-        }
-        records.extend(
-            consumer
-                .poll(Duration::from_millis(100))
-                .await
-                .with_context(|| format!("cannot read {topic}"))?,
-        );
-    }
-    records.sort_by_key(|r| (r.partition, r.offset));
-    Ok(records)
 }
 
 #[cfg(test)]

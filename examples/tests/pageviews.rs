@@ -14,9 +14,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use broker_embedded::{Broker, BrokerConfig};
+use examples::read_committed;
 use examples::windowed::{
-    expected_final_counts, pageview_events, read_committed, PageView, LATE_TOPIC, MINUTE_MS,
-    PER_MINUTE_TOPIC,
+    expected_final_counts, pageview_events, PageView, LATE_TOPIC, MINUTE_MS, PER_MINUTE_TOPIC,
 };
 use streams_core::{Serde as _, Serdes};
 

@@ -12,24 +12,30 @@
 //! ```
 //!
 //! With `--data-dir` the broker and the state live there. The views are
-//! loaded with [`examples::load_input`]: a run finds what `pageviews`
-//! already holds and produces only the rest, so a run killed at any moment
-//! (while loading too) and started again with the same arguments resumes
-//! the same work, each view produced exactly once.
+//! loaded with [`examples::cluster::Cluster::load_input`]: a run finds what
+//! `pageviews` already holds and produces only the rest, so a run killed at
+//! any moment (while loading too) and started again with the same arguments
+//! resumes the same work, each view produced exactly once.
+//!
+//! With `--bootstrap-server HOST:PORT` it runs on that Kafka cluster
+//! instead of the embedded broker: the topics are created and the views
+//! loaded there, the application runs there, the outputs are read from
+//! there; only the state lives under the data dir.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use broker_embedded::{Broker, BrokerConfig};
 use clap::Parser;
+use examples::cluster::Cluster;
+use examples::kafka_cluster::parse_bootstrap_servers;
 use examples::windowed::{
-    pageview_events, pageview_record, pageviews_topology, read_committed, LATE_TOPIC,
-    PAGEVIEWS_TOPIC, PER_FIVE_MINUTES_TOPIC, PER_MINUTE_TOPIC,
+    pageview_events, pageview_record, pageviews_topology, LATE_TOPIC, PAGEVIEWS_TOPIC,
+    PER_FIVE_MINUTES_TOPIC, PER_MINUTE_TOPIC,
 };
-use examples::{ensure_topic, load_input, outln, physical_source_topics, wait_until_idle};
-use streams_core::{Serde as _, Serdes, StreamsApp, StreamsConfig};
+use examples::{outln, physical_source_topics};
+use streams_core::{Serde as _, Serdes, StreamsConfig};
 
 const APPLICATION_ID: &str = "pageviews";
 /// How long reading an output topic to its end may take.
@@ -38,9 +44,17 @@ const READ_DEADLINE: Duration = Duration::from_secs(120);
 #[derive(Debug, Parser)]
 #[command(about = "Page views per user in tumbling and hopping windows, final results only")]
 struct Args {
-    /// Keep the broker and the state in DIR (default: a temporary dir).
+    /// Keep the state (`<DIR>/state`) and, without --bootstrap-server, the
+    /// embedded broker (`<DIR>/broker`) in DIR (default: a temporary dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// A Kafka cluster to run on instead of the embedded broker: HOST:PORT
+    /// of one of its brokers, or several separated by commas (as Kafka's
+    /// tools and `streams --bootstrap-server` take it). The topics are
+    /// created there if missing, the views loaded there, and the
+    /// application runs there; only the state lives under --data-dir.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap_servers)]
+    bootstrap_server: Option<String>,
     /// How many page views to generate (plus one that closes the windows).
     #[arg(long, value_name = "N", default_value_t = 400)]
     events: usize,
@@ -93,25 +107,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     else {
         bail!("no data dir");
     };
-    let broker_dir = data_dir.join("broker");
-    let broker = Broker::open(&broker_dir, BrokerConfig::default())
-        .await
-        .with_context(|| format!("cannot open the broker in {}", broker_dir.display()))?;
-    let result = pageviews(&args, &broker, &data_dir).await;
-    let closed = broker.close().await.context("cannot close the broker");
+    let cluster = Cluster::open(&data_dir, args.bootstrap_server.as_deref()).await?;
+    let result = pageviews(&args, &cluster, &data_dir).await;
+    let closed = cluster.close().await;
     result.and(closed)
 }
 
-async fn pageviews(args: &Args, broker: &Broker, data_dir: &Path) -> anyhow::Result<()> {
+async fn pageviews(args: &Args, cluster: &Cluster, data_dir: &Path) -> anyhow::Result<()> {
     // One input partition: the views are processed in the order generated.
-    ensure_topic(broker, PAGEVIEWS_TOPIC, 1).await?;
-    ensure_topic(broker, PER_MINUTE_TOPIC, 1).await?;
-    ensure_topic(broker, PER_FIVE_MINUTES_TOPIC, 1).await?;
+    cluster.ensure_topic(PAGEVIEWS_TOPIC, 1).await?;
+    cluster.ensure_topic(PER_MINUTE_TOPIC, 1).await?;
+    cluster.ensure_topic(PER_FIVE_MINUTES_TOPIC, 1).await?;
+    cluster.ensure_topic(LATE_TOPIC, 1).await?;
     let events = pageview_events(args.events, args.users, args.step_ms, args.seed);
-    let load = load_input(broker, PAGEVIEWS_TOPIC, events.len(), |i| {
-        pageview_record(PAGEVIEWS_TOPIC, &events[i])
-    })
-    .await?;
+    let load = cluster
+        .load_input(PAGEVIEWS_TOPIC, events.len(), |i| {
+            pageview_record(PAGEVIEWS_TOPIC, &events[i])
+        })
+        .await?;
     if load.produced == 0 {
         outln!(
             "{PAGEVIEWS_TOPIC} already holds the {} views: nothing produced",
@@ -143,11 +156,14 @@ async fn pageviews(args: &Args, broker: &Broker, data_dir: &Path) -> anyhow::Res
         ("state.dir", &*state_dir.to_string_lossy()),
     ])
     .context("invalid configuration")?;
-    let mut app = StreamsApp::new(topology, config, broker.clone());
+    let mut app = cluster.app(topology, config)?;
     app.start()
         .await
         .context("cannot start the streams application")?;
-    if let Err(e) = wait_until_idle(&app, broker, APPLICATION_ID, &sources, None, |_| {}).await {
+    if let Err(e) = cluster
+        .wait_until_idle(&app, APPLICATION_ID, &sources, None, |_| {})
+        .await
+    {
         drop(app.close().await);
         return Err(e);
     }
@@ -157,7 +173,9 @@ async fn pageviews(args: &Args, broker: &Broker, data_dir: &Path) -> anyhow::Res
         .context("the streams application did not close cleanly")?;
 
     let windowed = Serdes::time_windowed(Serdes::string(), examples::windowed::MINUTE_MS);
-    let finals = read_committed(broker, PER_MINUTE_TOPIC, READ_DEADLINE).await?;
+    let finals = cluster
+        .read_committed(PER_MINUTE_TOPIC, READ_DEADLINE)
+        .await?;
     for record in &finals {
         let key = record.key.as_ref().context("a final count without a key")?;
         let key = windowed.deserialize(PER_MINUTE_TOPIC, key)?;
@@ -176,7 +194,7 @@ async fn pageviews(args: &Args, broker: &Broker, data_dir: &Path) -> anyhow::Res
             )?;
         }
     }
-    let late = read_committed(broker, LATE_TOPIC, READ_DEADLINE).await?;
+    let late = cluster.read_committed(LATE_TOPIC, READ_DEADLINE).await?;
     for record in &late {
         let text = |b: Option<&bytes::Bytes>| {
             b.map(|b| String::from_utf8_lossy(b).into_owned())
@@ -201,7 +219,8 @@ async fn pageviews(args: &Args, broker: &Broker, data_dir: &Path) -> anyhow::Res
     let hopping = if args.no_hopping {
         0
     } else {
-        read_committed(broker, PER_FIVE_MINUTES_TOPIC, READ_DEADLINE)
+        cluster
+            .read_committed(PER_FIVE_MINUTES_TOPIC, READ_DEADLINE)
             .await?
             .len()
     };

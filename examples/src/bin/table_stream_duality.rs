@@ -8,18 +8,25 @@
 //!
 //! ```text
 //! cargo run -p examples --bin table_stream_duality
+//! cargo run -p examples --bin table_stream_duality -- --bootstrap-server localhost:9092
 //! ```
+//!
+//! It runs on an embedded broker in a temporary dir, or with
+//! `--bootstrap-server` on that Kafka cluster, where the topics are created
+//! if missing and the application runs; its state lives in a temporary dir.
+//! On a cluster a second run starts from the table the first one left (the
+//! table is what the topic holds), so the states it shows differ.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use broker_embedded::{
-    AutoOffsetReset, Broker, Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerRecord,
-};
+use broker_embedded::{ConsumerRecord, ProducerRecord};
+use clap::Parser;
+use examples::cluster::Cluster;
+use examples::kafka_cluster::parse_bootstrap_servers;
 use examples::outln;
-use examples::{ensure_topic, wait_until_idle};
 use streams_core::{AppState, Serdes, StreamsApp, StreamsConfig, Topology};
 use streams_dsl::{Consumed, Materialized, Produced, StreamsBuilder, ValueAndTimestamp};
 
@@ -42,6 +49,19 @@ const UPDATES: &[(&str, Option<i64>)] = &[
     ("alice", Some(10)),
 ];
 
+/// Shows the stream–table duality on a table of account balances.
+#[derive(Debug, Parser)]
+#[command(name = "table_stream_duality")]
+struct Args {
+    /// A Kafka cluster to run on instead of an embedded broker: HOST:PORT
+    /// of one of its brokers, or several separated by commas (as Kafka's
+    /// tools and `streams --bootstrap-server` take it). The topics are
+    /// created there if missing and the application runs there; its state
+    /// lives in a temporary dir.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap_servers)]
+    bootstrap_server: Option<String>,
+}
+
 fn topology() -> anyhow::Result<Topology> {
     let builder = StreamsBuilder::new();
     builder
@@ -62,7 +82,8 @@ fn topology() -> anyhow::Result<Topology> {
 #[tokio::main]
 async fn main() -> ExitCode {
     examples::init_tracing();
-    match run().await {
+    let args = Args::parse();
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of stdout (`| head`) closed it: nothing went wrong.
         Err(e) if examples::is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -73,13 +94,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temporary dir")?;
-    let broker = Broker::open(dir.path().join("broker"), Default::default())
-        .await
-        .context("cannot open the broker")?;
-    let result = duality(&broker, dir.path()).await;
-    let closed = broker.close().await.context("cannot close the broker");
+    let cluster = Cluster::open(dir.path(), args.bootstrap_server.as_deref()).await?;
+    let result = duality(&cluster, dir.path()).await;
+    let closed = cluster.close().await;
     result.and(closed)
 }
 
@@ -102,22 +121,18 @@ fn decode(record: &ConsumerRecord) -> anyhow::Result<(String, Option<i64>)> {
     Ok((key, value))
 }
 
-async fn duality(broker: &Broker, dir: &std::path::Path) -> anyhow::Result<()> {
+async fn duality(cluster: &Cluster, dir: &std::path::Path) -> anyhow::Result<()> {
     // One partition: the changes come out in the order of the updates.
-    ensure_topic(broker, UPDATES_TOPIC, 1).await?;
-    ensure_topic(broker, CHANGES_TOPIC, 1).await?;
+    cluster.ensure_topic(UPDATES_TOPIC, 1).await?;
+    cluster.ensure_topic(CHANGES_TOPIC, 1).await?;
     let config = StreamsConfig::new(APPLICATION_ID)
         .with_commit_interval_ms(100)
         .with_state_dir(dir.join("state"));
-    let mut app = StreamsApp::new(
-        topology().context("cannot build the topology")?,
-        config,
-        broker.clone(),
-    );
+    let mut app = cluster.app(topology().context("cannot build the topology")?, config)?;
     app.start()
         .await
         .context("cannot start the streams application")?;
-    let result = steps(&app, broker).await;
+    let result = steps(&app, cluster).await;
     let closed = app
         .close()
         .await
@@ -125,28 +140,19 @@ async fn duality(broker: &Broker, dir: &std::path::Path) -> anyhow::Result<()> {
     result.and(closed)
 }
 
-async fn steps(app: &StreamsApp, broker: &Broker) -> anyhow::Result<()> {
+async fn steps(app: &StreamsApp, cluster: &Cluster) -> anyhow::Result<()> {
     // Wait for the app to own its task before the first update.
-    wait_until_idle(
-        app,
-        broker,
-        APPLICATION_ID,
-        &[UPDATES_TOPIC.to_owned()],
-        Some(STEP_DEADLINE),
-        |_| {},
-    )
-    .await?;
-    let producer = Producer::new(broker);
-    let mut changes = Consumer::new(
-        broker,
-        ConsumerConfig {
-            auto_offset_reset: AutoOffsetReset::Earliest,
-            enable_auto_commit: false,
-            ..ConsumerConfig::default()
-        },
-    );
-    changes
-        .assign_topic(CHANGES_TOPIC)
+    cluster
+        .wait_until_idle(
+            app,
+            APPLICATION_ID,
+            &[UPDATES_TOPIC.to_owned()],
+            Some(STEP_DEADLINE),
+            |_| {},
+        )
+        .await?;
+    let mut changes = cluster
+        .reader_from_end(CHANGES_TOPIC)
         .await
         .context("cannot read the changes topic")?;
     let store = app
@@ -173,8 +179,8 @@ async fn steps(app: &StreamsApp, broker: &Broker) -> anyhow::Result<()> {
         } else {
             record
         };
-        producer
-            .send(record)
+        cluster
+            .produce(vec![record])
             .await
             .context("cannot send an update")?;
 

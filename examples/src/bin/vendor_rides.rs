@@ -8,18 +8,28 @@
 //!
 //! ```text
 //! cargo run -p examples --bin vendor_rides
+//! cargo run -p examples --bin vendor_rides -- --bootstrap-server localhost:9092
 //! ```
+//!
+//! It runs on an embedded broker in a temporary dir, or with
+//! `--bootstrap-server` on that Kafka cluster: the topics are created and
+//! the rides loaded there (each ride once: a second run finds them and
+//! produces none), and the application runs there; its state lives in a
+//! temporary dir.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use broker_embedded::Broker;
+use broker_embedded::ProducerRecord;
+use clap::Parser;
+use examples::cluster::Cluster;
+use examples::kafka_cluster::parse_bootstrap_servers;
 use examples::outln;
-use examples::{ensure_topic, physical_source_topics, produce_values, wait_until_idle};
+use examples::physical_source_topics;
 use serde::{Deserialize, Serialize};
-use streams_core::{Serdes, StreamsApp, StreamsConfig, Topology};
+use streams_core::{Serdes, StreamsConfig, Topology};
 use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder, ValueAndTimestamp};
 
 const RIDES_TOPIC: &str = "taxi-rides";
@@ -27,6 +37,21 @@ const STATS_TOPIC: &str = "vendor-stats";
 const STATS_STORE: &str = "vendor-stats";
 const APPLICATION_ID: &str = "vendor-rides";
 const RIDES: usize = 20_000;
+/// The rides' timestamps start after this.
+const FIRST_TIMESTAMP: i64 = 1_700_000_000_000;
+
+/// Aggregates taxi rides per vendor into a table.
+#[derive(Debug, Parser)]
+#[command(name = "vendor_rides")]
+struct Args {
+    /// A Kafka cluster to run on instead of an embedded broker: HOST:PORT
+    /// of one of its brokers, or several separated by commas (as Kafka's
+    /// tools and `streams --bootstrap-server` take it). The topics are
+    /// created there if missing, the rides loaded there, and the
+    /// application runs there; its state lives in a temporary dir.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap_servers)]
+    bootstrap_server: Option<String>,
+}
 
 /// One ride, as JSON on `taxi-rides`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +132,8 @@ fn topology() -> anyhow::Result<Topology> {
 #[tokio::main]
 async fn main() -> ExitCode {
     examples::init_tracing();
-    match run().await {
+    let args = Args::parse();
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of stdout (`| head`) closed it: nothing went wrong.
         Err(e) if examples::is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -118,46 +144,56 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temporary dir")?;
-    let broker = Broker::open(dir.path().join("broker"), Default::default())
-        .await
-        .context("cannot open the broker")?;
-    let result = rides(&broker, dir.path()).await;
-    let closed = broker.close().await.context("cannot close the broker");
+    let cluster = Cluster::open(dir.path(), args.bootstrap_server.as_deref()).await?;
+    let result = rides(&cluster, dir.path()).await;
+    let closed = cluster.close().await;
     result.and(closed)
 }
 
-async fn rides(broker: &Broker, dir: &std::path::Path) -> anyhow::Result<()> {
-    ensure_topic(broker, RIDES_TOPIC, 3).await?;
-    ensure_topic(broker, STATS_TOPIC, 3).await?;
+async fn rides(cluster: &Cluster, dir: &std::path::Path) -> anyhow::Result<()> {
+    cluster.ensure_topic(RIDES_TOPIC, 3).await?;
+    cluster.ensure_topic(STATS_TOPIC, 3).await?;
     let rides = sample_rides(RIDES);
     let values = rides
         .iter()
         .map(serde_json::to_vec)
         .collect::<Result<Vec<_>, _>>()
         .context("cannot encode a ride")?;
-    produce_values(broker, RIDES_TOPIC, &values, 1_700_000_000_000).await?;
-    outln!("produced {} rides to {RIDES_TOPIC}", rides.len())?;
+    let load = cluster
+        .load_input(RIDES_TOPIC, values.len(), |i| {
+            ProducerRecord::new(RIDES_TOPIC, values[i].clone())
+                .timestamp(FIRST_TIMESTAMP + i as i64 + 1)
+        })
+        .await?;
+    if load.produced == 0 {
+        outln!(
+            "{RIDES_TOPIC} already holds the {} rides: nothing produced",
+            rides.len()
+        )?;
+    } else {
+        outln!("produced {} rides to {RIDES_TOPIC}", load.produced)?;
+    }
 
     let topology = topology().context("cannot build the topology")?;
     let sources = physical_source_topics(&topology, APPLICATION_ID);
     let config = StreamsConfig::new(APPLICATION_ID)
         .with_commit_interval_ms(100)
         .with_state_dir(dir.join("state"));
-    let mut app = StreamsApp::new(topology, config, broker.clone());
+    let mut app = cluster.app(topology, config)?;
     app.start()
         .await
         .context("cannot start the streams application")?;
-    let waited = wait_until_idle(
-        &app,
-        broker,
-        APPLICATION_ID,
-        &sources,
-        Some(Duration::from_secs(120)),
-        |_| {},
-    )
-    .await;
+    let waited = cluster
+        .wait_until_idle(
+            &app,
+            APPLICATION_ID,
+            &sources,
+            Some(Duration::from_secs(120)),
+            |_| {},
+        )
+        .await;
     if let Err(e) = waited {
         drop(app.close().await);
         return Err(e);

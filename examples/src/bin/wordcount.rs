@@ -1,23 +1,33 @@
-//! Word count, end to end on the embedded broker: lines go into
-//! `text-lines`, the DSL topology of [`examples::word_count_topology`]
-//! counts the words, and each new count goes to `word-counts`.
+//! Word count, end to end on the embedded broker or on a Kafka cluster:
+//! lines go into `text-lines`, the DSL topology of
+//! [`examples::word_count_topology`] counts the words, and each new count
+//! goes to `word-counts`.
 //!
 //! ```text
 //! cargo run --release -p examples --bin wordcount
 //! cargo run --release -p examples --bin wordcount -- --input book.txt --threads 2 --exit-when-idle
+//! cargo run --release -p examples --bin wordcount -- --bootstrap-server localhost:9092
 //! ```
 //!
 //! With no `--data-dir` the broker and the state stores live in a temporary
 //! dir removed at exit, and the program exits once every line is processed
-//! and committed. With `--data-dir` it runs until Ctrl-C unless
-//! `--exit-when-idle` is given. Without `--input` it produces a bundled
-//! text of 100,000 lines first. The lines are loaded with
-//! [`examples::load_input`]: line `i` goes to partition `i` modulo the
-//! partition count, and a run finds what `text-lines` already holds and
-//! produces only the rest, so a run killed at any moment, while loading or
-//! later, and started again over the same data dir loads each line exactly
-//! once. A data dir holds one input: a different file is refused. It ends
-//! by printing the ten most frequent words and the throughput.
+//! and committed. With `--data-dir` it runs until Ctrl-C (or SIGTERM)
+//! unless `--exit-when-idle` is given. Without `--input` it produces a
+//! bundled text of 100,000 lines first. The lines are loaded with
+//! [`examples::cluster::Cluster::load_input`]: line `i` goes to partition
+//! `i` modulo the partition count, and a run finds what `text-lines`
+//! already holds and produces only the rest, so a run killed at any moment,
+//! while loading or later, and started again loads each line exactly once.
+//! A topic holds one input: a different file is refused. It ends by
+//! printing the ten most frequent words of its stores and the throughput.
+//!
+//! With `--bootstrap-server HOST:PORT` it runs on that Kafka cluster
+//! (Apache Kafka, or `streams serve`) instead: the topics are created there,
+//! the input loaded there, and the application runs there through
+//! [`streams_core::StreamsApp::connect`]; only the state stores live under
+//! the data dir. Several processes, each with its own `--data-dir`, form
+//! one group (the application id) and share the work: one loads the input,
+//! the others take `--no-load`.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -25,19 +35,21 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use broker_embedded::{Broker, BrokerConfig, ProducerRecord};
+use broker_embedded::ProducerRecord;
 use clap::{Parser, ValueEnum};
+use examples::cluster::Cluster;
+use examples::kafka_cluster::parse_bootstrap_servers;
 use examples::outln;
 use examples::{
-    ensure_topic, load_input, physical_source_topics, wait_until_idle, word_count_topology, words,
-    GroupProgress, TEXT_LINES_TOPIC, WORD_COUNTS_STORE, WORD_COUNTS_TOPIC,
+    physical_source_topics, word_count_topology, words, GroupProgress, InputLoad, TEXT_LINES_TOPIC,
+    WORD_COUNTS_STORE, WORD_COUNTS_TOPIC,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use streams_core::{AppState, StoreBackend, StreamsApp, StreamsConfig, StreamsError};
 use streams_dsl::ValueAndTimestamp;
 
 /// The application id, hence the consumer group and the prefix of the
-/// internal topics.
+/// internal topics (unless `--config application.id=...` says otherwise).
 const APPLICATION_ID: &str = "wordcount";
 /// Line `i` of the input has timestamp `FIRST_TIMESTAMP + i + 1`.
 const FIRST_TIMESTAMP: i64 = 1_700_000_000_000;
@@ -83,20 +95,34 @@ impl Store {
     }
 }
 
-/// Counts the words of a text with a streams application on the embedded
-/// broker.
+/// Counts the words of a text with a streams application, on the embedded
+/// broker or on a Kafka cluster.
 #[derive(Debug, Parser)]
-#[command(name = "wordcount", version)]
+#[command(name = "wordcount", version, max_term_width = 100)]
 struct Args {
-    /// The broker's data dir (`<DIR>/broker`) and the state dir
-    /// (`<DIR>/state`); default: a temporary dir removed at exit.
+    /// The state dir (`<DIR>/state`) and, without --bootstrap-server, the
+    /// embedded broker's data dir (`<DIR>/broker`); default: a temporary dir
+    /// removed at exit. Each process of a group needs its own.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// A Kafka cluster to run on instead of the embedded broker: HOST:PORT
+    /// of one of its brokers, or several separated by commas (as Kafka's
+    /// tools and `streams --bootstrap-server` take it). The topics are
+    /// created there if missing, the input is loaded there, and the
+    /// application runs there (`bootstrap.servers`); only the state stores
+    /// live under --data-dir.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap_servers)]
+    bootstrap_server: Option<String>,
     /// Load the lines of FILE into `text-lines` first (default: a bundled
-    /// text of 100,000 lines); a run over a data dir that holds some or all
+    /// text of 100,000 lines); a run over a topic that holds some or all
     /// of them produces only the rest.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
+    /// Load no input: count what `text-lines` holds and gets. For the
+    /// processes of a group that share a Kafka cluster with the one that
+    /// loads the input (only one process may load it at a time).
+    #[arg(long, conflicts_with = "input")]
+    no_load: bool,
     /// `num.stream.threads`.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     threads: u32,
@@ -111,10 +137,38 @@ struct Args {
     /// default, redb).
     #[arg(long, value_enum, value_name = "ENGINE")]
     store: Option<Store>,
-    /// Exit once every input record is processed and committed (always so
-    /// without `--data-dir`).
+    /// Exit once every input record is processed and committed by the group
+    /// (always so without `--data-dir`); otherwise run until Ctrl-C or
+    /// SIGTERM, then close cleanly.
     #[arg(long)]
     exit_when_idle: bool,
+    /// A streams setting by its Kafka Streams name, e.g.
+    /// `consumer.session.timeout.ms=6000` or
+    /// `producer.transaction.timeout.ms=5000`; repeatable, applied after the
+    /// flags above. Not `bootstrap.servers` nor `state.dir`: those are
+    /// --bootstrap-server and --data-dir.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+    configs: Vec<(String, String)>,
+}
+
+/// Parses a `--config KEY=VALUE`.
+fn parse_config(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("{s:?} has no key"));
+    }
+    if matches!(key, "bootstrap.servers" | "state.dir") {
+        let flag = if key == "state.dir" {
+            "--data-dir"
+        } else {
+            "--bootstrap-server"
+        };
+        return Err(format!("{key} is set with {flag}"));
+    }
+    Ok((key.to_owned(), value.trim().to_owned()))
 }
 
 #[tokio::main]
@@ -206,6 +260,9 @@ impl Progress {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // From the start: a signal while the input loads or the app starts ends the run
+    // cleanly once the app is up, instead of killing the process.
+    let mut interrupts = Interrupts::listen()?;
     let temp = match &args.data_dir {
         Some(_) => None,
         None => Some(tempfile::tempdir().context("cannot create a temporary dir")?),
@@ -219,46 +276,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let exit_when_idle = args.exit_when_idle || temp.is_some();
 
-    let lines = match &args.input {
-        Some(path) => read_lines(path)?,
-        None => examples::bundled_text(),
+    let lines = match (&args.input, args.no_load) {
+        (_, true) => None,
+        (Some(path), false) => Some(read_lines(path)?),
+        (None, false) => Some(examples::bundled_text()),
     };
-    let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
 
-    let broker_dir = data_dir.join("broker");
-    let broker = Broker::open(&broker_dir, BrokerConfig::default())
-        .await
-        .with_context(|| format!("cannot open the broker in {}", broker_dir.display()))?;
+    let cluster = Cluster::open(&data_dir, args.bootstrap_server.as_deref()).await?;
     let result = count(
         &args,
-        &broker,
+        &cluster,
         &data_dir,
-        &lines,
-        word_total,
+        lines.as_deref(),
         exit_when_idle,
+        &mut interrupts,
     )
     .await;
-    let closed = broker.close().await.context("cannot close the broker");
+    let closed = cluster.close().await;
     result.and(closed)
 }
 
-async fn count(
-    args: &Args,
-    broker: &Broker,
-    data_dir: &Path,
-    lines: &[String],
-    word_total: u64,
-    exit_when_idle: bool,
-) -> anyhow::Result<()> {
-    let partitions = ensure_topic(broker, TEXT_LINES_TOPIC, 3).await?;
-    ensure_topic(broker, WORD_COUNTS_TOPIC, partitions).await?;
-
+/// Loads `lines` into `text-lines`, which has `partitions` partitions, and
+/// says what it did.
+async fn load(cluster: &Cluster, lines: &[String], partitions: u32) -> anyhow::Result<InputLoad> {
+    let word_total: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
     let started = Instant::now();
-    let load = load_input(broker, TEXT_LINES_TOPIC, lines.len(), |i| {
-        ProducerRecord::new(TEXT_LINES_TOPIC, lines[i].clone().into_bytes())
-            .timestamp(FIRST_TIMESTAMP + i as i64 + 1)
-    })
-    .await?;
+    let load = cluster
+        .load_input(TEXT_LINES_TOPIC, lines.len(), |i| {
+            ProducerRecord::new(TEXT_LINES_TOPIC, lines[i].clone().into_bytes())
+                .timestamp(FIRST_TIMESTAMP + i as i64 + 1)
+        })
+        .await?;
     let seconds = started.elapsed().as_secs_f64();
     if load.produced == 0 {
         outln!(
@@ -278,26 +326,57 @@ async fn count(
             load.held
         )?;
     }
+    Ok(load)
+}
+
+async fn count(
+    args: &Args,
+    cluster: &Cluster,
+    data_dir: &Path,
+    lines: Option<&[String]>,
+    exit_when_idle: bool,
+    interrupts: &mut Interrupts,
+) -> anyhow::Result<()> {
+    let partitions = cluster.ensure_topic(TEXT_LINES_TOPIC, 3).await?;
+    cluster.ensure_topic(WORD_COUNTS_TOPIC, partitions).await?;
+    if let Cluster::Kafka(kafka) = cluster {
+        outln!("running on the Kafka cluster at {}", kafka.servers())?;
+    }
+    let loaded = match lines {
+        Some(lines) => Some(load(cluster, lines, partitions).await?),
+        None => {
+            outln!(
+                "loading no input (--no-load): counting what {TEXT_LINES_TOPIC} holds and gets"
+            )?;
+            None
+        }
+    };
 
     let topology =
         word_count_topology(args.store.map(Store::backend)).context("cannot build the topology")?;
-    let sources = physical_source_topics(&topology, APPLICATION_ID);
     let state_dir = data_dir.join("state");
     let threads = args.threads.to_string();
     let commit_interval = args.commit_interval_ms.to_string();
     let state_dir_text = state_dir.to_string_lossy();
-    let config = StreamsConfig::from_pairs([
+    let flags = [
         ("application.id", APPLICATION_ID),
         ("num.stream.threads", threads.as_str()),
         ("processing.guarantee", args.guarantee.as_config()),
         ("commit.interval.ms", commit_interval.as_str()),
         ("state.dir", &*state_dir_text),
-    ])
+    ];
+    let config = StreamsConfig::from_pairs(
+        flags
+            .into_iter()
+            .chain(args.configs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    )
     .context("invalid configuration")?;
+    let application_id = config.application_id().to_owned();
+    let sources = physical_source_topics(&topology, &application_id);
+    let text_lines = [TEXT_LINES_TOPIC.to_owned()];
 
-    let mut app = StreamsApp::new(topology, config, broker.clone());
-    let start_progress =
-        examples::group_progress(broker, APPLICATION_ID, &[TEXT_LINES_TOPIC.to_owned()]).await?;
+    let mut app = cluster.app(topology, config)?;
+    let start_progress = cluster.group_progress(&application_id, &text_lines).await?;
     let already = start_progress.committed;
     let started = Instant::now();
     match app.start().await {
@@ -309,7 +388,8 @@ async fn count(
     }
 
     let total_in_topic = already
-        + examples::group_progress(broker, APPLICATION_ID, &[TEXT_LINES_TOPIC.to_owned()])
+        + cluster
+            .group_progress(&application_id, &text_lines)
             .await?
             .remaining;
     let mut progress = Progress::new(total_in_topic);
@@ -319,17 +399,22 @@ async fn count(
             .copied()
             .unwrap_or(0)
     };
+    let mut done = already;
+    let on_progress = |p: &GroupProgress| {
+        done = lines_done(p);
+        progress.update(done, p.remaining);
+    };
     let outcome = if exit_when_idle {
-        wait_until_idle(&app, broker, APPLICATION_ID, &sources, None, |p| {
-            progress.update(lines_done(p), p.remaining);
-        })
-        .await
+        tokio::select! {
+            waited = cluster.wait_until_idle(&app, &application_id, &sources, None, on_progress) => waited,
+            signal = interrupts.recv() => signal.map(|()| eprintln!("interrupted: stopping before the input is processed")),
+        }
     } else {
-        eprintln!("running until Ctrl-C");
-        run_until_interrupted(&app, broker, &sources, |p| {
-            progress.update(lines_done(p), p.remaining);
-        })
-        .await
+        eprintln!("running until Ctrl-C or SIGTERM");
+        tokio::select! {
+            failed = watch(&app, cluster, &application_id, &sources, on_progress) => Err(failed),
+            signal = interrupts.recv() => signal,
+        }
     };
     let elapsed = started.elapsed();
     progress.finish();
@@ -338,9 +423,11 @@ async fn count(
         drop(app.close().await);
         return Err(e);
     }
-    let processed = lines_done(
-        &examples::group_progress(broker, APPLICATION_ID, &[TEXT_LINES_TOPIC.to_owned()]).await?,
-    )
+    let processed = match cluster.group_progress(&application_id, &text_lines).await {
+        Ok(progress) => lines_done(&progress),
+        // The last answer will do.
+        Err(_) => done,
+    }
     .saturating_sub(already);
 
     let store = app
@@ -357,13 +444,25 @@ async fn count(
         .context("the streams application did not close cleanly")?;
 
     let seconds = elapsed.as_secs_f64().max(1e-9);
+    let by = match cluster {
+        Cluster::Embedded(_) => String::new(),
+        // Other processes of the group may have taken part.
+        Cluster::Kafka(_) => format!(" (the group {application_id})"),
+    };
+    let words_per_second = match (lines, loaded) {
+        // When this run loaded the whole input and the group had processed
+        // none of it before: the words of that input. Otherwise lines/s is
+        // the only figure.
+        (Some(lines), Some(load)) if load.held == 0 && already == 0 => format!(
+            ", {:.0} words/s",
+            lines.iter().map(|l| words(l).len() as u64).sum::<u64>() as f64 / seconds
+        ),
+        _ => String::new(),
+    };
     outln!(
-        "processed {processed} lines in {seconds:.2} s with {} stream thread(s): {:.0} lines/s, {:.0} words/s",
+        "processed {processed} lines{by} in {seconds:.2} s with {} stream thread(s): {:.0} lines/s{words_per_second}",
         args.threads,
         processed as f64 / seconds,
-        // The words of this run's input; with an earlier backlog in the
-        // data dir, lines/s is the exact figure.
-        word_total as f64 / seconds,
     )?;
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     outln!("{} distinct words; top 10:", counts.len())?;
@@ -373,29 +472,68 @@ async fn count(
     Ok(())
 }
 
-/// Reports progress until Ctrl-C; fails if the application fails.
-async fn run_until_interrupted(
+/// Reports the group's progress while the application runs; returns the
+/// application's failure, if it fails.
+async fn watch(
     app: &StreamsApp,
-    broker: &Broker,
+    cluster: &Cluster,
+    application_id: &str,
     sources: &[String],
     mut on_progress: impl FnMut(&GroupProgress),
-) -> anyhow::Result<()> {
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+) -> anyhow::Error {
     loop {
         if app.state() == AppState::Error {
-            bail!(
+            return anyhow::anyhow!(
                 "the streams application failed: {}",
                 app.error()
                     .unwrap_or_else(|| "no cause recorded".to_owned())
             );
         }
-        on_progress(&examples::group_progress(broker, APPLICATION_ID, sources).await?);
-        tokio::select! {
-            signal = &mut interrupt => {
-                signal.context("cannot listen for Ctrl-C")?;
-                return Ok(());
-            }
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        // Progress is for the eye: a failed question (a busy group coordinator) is only
+        // logged, the counting goes on.
+        match cluster.group_progress(application_id, sources).await {
+            Ok(progress) => on_progress(&progress),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the group's progress"),
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the start of the run:
+/// they end it cleanly (the application closes, committing what it has
+/// processed) rather than kill the process.
+struct Interrupts {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Returns at the first signal (at once for one that came before).
+    async fn recv(&mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")?;
+        Ok(())
     }
 }
