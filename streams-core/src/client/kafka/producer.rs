@@ -37,8 +37,8 @@ use super::convert::{offsets_list, partition_i32};
 use super::errors::{kind_of, wrap};
 use super::{KafkaClients, Role};
 
-/// How long `send` waits for a delivery report before it looks again at
-/// a full queue that none of its own records fill.
+/// How long `send` sleeps on a full queue that none of its own records
+/// fill (another send's do) before it tries again.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
