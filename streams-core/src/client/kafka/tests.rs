@@ -1,7 +1,8 @@
 //! The Kafka backend against the wire protocol server, in-process: offsets
 //! of a changelog with an open transaction, a restore consumer reaching
 //! the end past transaction markers, the producer's placement of keyed
-//! records, and the checks of client settings.
+//! records, a send larger than the producer's queue and a failed delivery,
+//! and the checks of client settings.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ use crate::client::{
     TopicPartition, Watermarks,
 };
 use crate::config::StreamsConfig;
-use crate::error::StreamsError;
+use crate::error::{ClientErrorKind, StreamsError};
+use crate::record::Header;
 
 use super::KafkaClients;
 
@@ -351,6 +353,99 @@ fn keyed_records_land_where_the_java_partitioner_puts_them() {
         assert_eq!(partition, partition_for_key(&key, 7), "key {key:?}");
         assert_eq!(timestamp, 1_000);
     }
+}
+
+#[test]
+fn a_send_larger_than_the_producers_queue_waits_for_room_and_tells_every_partition() {
+    let served = serve();
+    // Room for 20 records: the send below fills librdkafka's queue over
+    // and over, and goes on as its own records are delivered.
+    let clients = clients(
+        &served.addr,
+        &[
+            ("producer.queue.buffering.max.messages", "20"),
+            ("producer.linger.ms", "1"),
+        ],
+    );
+    let admin = clients.admin().unwrap();
+    assert!(served
+        .runtime
+        .block_on(admin.create_topic(NewTopic::new("pinned", 3)))
+        .unwrap());
+    let headers: Vec<Vec<Header>> = (0..3_000)
+        .map(|i| vec![Header::new("n", i.to_string().into_bytes())])
+        .collect();
+    let records: Vec<OutRecord<'_>> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, headers)| OutRecord {
+            topic: "pinned",
+            partition: Some(i as u32 % 3),
+            timestamp: 2_000 + i as i64,
+            key: None,
+            value: Some(b"v"),
+            headers,
+        })
+        .collect();
+    let settings = |id: &str| ProducerSettings {
+        client_id: id.to_owned(),
+        transactional_id: None,
+        transaction_timeout_ms: 10_000,
+    };
+    let producer = clients.producer(settings("pinner")).unwrap();
+    let mut written = served.runtime.block_on(producer.send(&records)).unwrap();
+    written.sort_by_key(|(tp, _)| tp.partition);
+    assert_eq!(
+        written,
+        (0..3)
+            .map(|p| (TopicPartition::new("pinned", p), 999))
+            .collect::<Vec<_>>()
+    );
+    let read = served.runtime.block_on(async {
+        let mut consumer = Consumer::new(
+            &served.broker,
+            ConsumerConfig {
+                auto_offset_reset: AutoOffsetReset::Earliest,
+                enable_auto_commit: false,
+                max_poll_records: 10_000,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign_topic("pinned").await.unwrap();
+        let mut read = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        while read.len() < records.len() && Instant::now() < deadline {
+            read.extend(consumer.poll(Duration::from_millis(100)).await.unwrap());
+        }
+        read
+    });
+    assert_eq!(read.len(), records.len());
+    for r in read {
+        let n = r.timestamp - 2_000;
+        assert_eq!(u64::try_from(n).unwrap() % 3, u64::from(r.partition));
+        assert_eq!(r.offset, u64::try_from(n / 3).unwrap());
+        assert_eq!(r.headers.len(), 1);
+        assert_eq!(r.headers[0].key, "n");
+        assert_eq!(
+            r.headers[0].value.as_deref(),
+            Some(n.to_string().as_bytes())
+        );
+    }
+
+    // A record for a partition the topic does not have fails the send,
+    // after the records before it settled.
+    let mut bad = records[..10].to_vec();
+    bad.push(OutRecord {
+        partition: Some(9),
+        ..records[0]
+    });
+    let producer = clients.producer(settings("stray")).unwrap();
+    let failed = served.runtime.block_on(producer.send(&bad)).unwrap_err();
+    assert_eq!(
+        failed.client_error_kind(),
+        Some(ClientErrorKind::Fatal),
+        "{failed}"
+    );
 }
 
 #[test]
