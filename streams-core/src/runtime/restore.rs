@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::client::{ClientSupplier, TopicPartition};
+use crate::client::{ClientSupplier, RestoreConsumer, TopicPartition};
 use crate::error::Result;
 use crate::exec::TaskId;
 
@@ -17,9 +17,15 @@ use super::task_manager::{guarded, lock, Core, Restoring};
 
 /// Restores the stores of the thread's new tasks from their changelogs,
 /// then initializes the tasks.
+///
+/// `restorer` holds the thread's restore consumer, made at the first call
+/// and kept: a restoration that waits for an open transaction is tried
+/// again at every loop, and a Kafka backend's consumer is a set of
+/// librdkafka clients.
 pub(super) async fn restore_tasks(
     core: &Arc<Mutex<Core>>,
     clients: &dyn ClientSupplier,
+    restorer: &mut Option<Box<dyn RestoreConsumer>>,
     index: usize,
     shared: &Shared,
 ) -> Result<()> {
@@ -36,7 +42,10 @@ pub(super) async fn restore_tasks(
         (pending, core.plan.clone())
     };
     let eos = plan.process_id.is_some();
-    let mut consumer = clients.restore_consumer(consumer_settings(&plan, index, false))?;
+    let consumer = match restorer {
+        Some(consumer) => consumer,
+        None => restorer.insert(clients.restore_consumer(consumer_settings(&plan, index, false))?),
+    };
     let mut watermarks = HashMap::new();
     for (_, stores) in &pending {
         for Restoring { changelog: tp, .. } in stores {

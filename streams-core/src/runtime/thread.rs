@@ -133,6 +133,7 @@ pub(super) async fn run(
     let interval = Duration::from_millis(plan.config.commit_interval_ms());
     let mut last_commit = Instant::now();
     let admin = clients.admin()?;
+    let mut restorer = None;
     let mut purger = Purger::new(Duration::from_millis(
         plan.clients.repartition_purge_interval_ms,
     ));
@@ -170,7 +171,7 @@ pub(super) async fn run(
             if restore
                 && (!eos || settle_assigned(&core, &mut consumer).await?)
             {
-                restore_tasks(&core, &*clients, index, &shared).await?;
+                restore_tasks(&core, &*clients, &mut restorer, index, &shared).await?;
             }
             let (outgoing, commit, producer) = {
                 let mut core = lock(&core);
