@@ -113,7 +113,9 @@ pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use error::{BoxError, ClientErrorKind, Result, StreamsError};
 pub use exec::{DroppedRecordsMetric, TaskId};
 pub use naming::NameGenerator;
-pub use processor::{processor_fn, stateless_fn, FnProcessor, Processor, ProcessorContext};
+pub use processor::{
+    processor_fn, stateless_fn, ConnectedStores, FnProcessor, Processor, ProcessorContext,
+};
 pub use punctuation::{Cancellable, PunctuationType};
 pub use record::{Header, Headers, Record, RecordMetadata};
 pub use runtime::{AppState, PausePoint, ReadOnlyKeyValueStore, StateListener, StreamsApp};

@@ -11,7 +11,8 @@ use state_store::CacheEntry;
 
 use crate::error::{Result, StreamsError};
 use crate::exec::{
-    forward_from, process_at, run_inline, Exec, PunctuatorFn, Schedule, TaskId, TypedInput,
+    forward_from, process_at, run_inline, Exec, PunctuatorFn, Schedule, TaskId, TaskPlan,
+    TaskState, TypedInput,
 };
 use crate::punctuation::{Cancellable, PunctuationType};
 use crate::record::RawRecord;
@@ -345,6 +346,18 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
             })
     }
 
+    /// The stores connected to this node, as a view that does not depend
+    /// on this context's output types: what a function shared by
+    /// processors of different output types (a table's value getter, say)
+    /// reads stores through.
+    pub fn stores(&mut self) -> ConnectedStores<'_> {
+        ConnectedStores {
+            plan: self.exec.plan,
+            state: &mut *self.exec.state,
+            node: self.node,
+        }
+    }
+
     /// A typed view of store `name`, which must be connected to this node
     /// and hold `K` to `V`.
     pub fn key_value_store<K: 'static, V: 'static>(
@@ -574,5 +587,42 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         });
         tracing::debug!(node = %self.node_name(), ?kind, interval, first, "scheduled punctuator");
         Ok(handle)
+    }
+}
+
+/// The stores connected to one processor node, apart from the node's
+/// output types ([`ProcessorContext::stores`]).
+pub struct ConnectedStores<'a> {
+    plan: &'a TaskPlan,
+    state: &'a mut TaskState,
+    node: usize,
+}
+
+impl fmt::Debug for ConnectedStores<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectedStores")
+            .field("node", &self.plan.nodes[self.node].name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectedStores<'_> {
+    /// A typed view of key-value store `name`, which must be connected to
+    /// this node and hold `K` to `V`.
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedKeyValueStore<'_, K, V>> {
+        let node = &self.plan.nodes[self.node];
+        let index = node
+            .stores
+            .iter()
+            .copied()
+            .find(|&s| self.state.stores[s].name == name)
+            .ok_or_else(|| StreamsError::StoreNotConnected {
+                processor: node.name.clone(),
+                store: name.to_owned(),
+            })?;
+        self.state.stores[index].typed()
     }
 }

@@ -15,6 +15,7 @@ use streams_core::{
 use crate::change::ValueAndTimestampSerde;
 use crate::kstream::KStream;
 use crate::ktable::KTable;
+use crate::old_values::OldValues;
 use crate::options::{Consumed, Materialized, Named, SerdeArc};
 use crate::processors::TableSource;
 
@@ -398,6 +399,8 @@ impl StreamsBuilder {
             Some(vs),
             Some(store),
         )
+        .with_store_getter()
+        .with_old_values(OldValues::source(materialized.name.is_some()))
     }
 
     /// Adds a store for [`KStream::process`] to connect to (Kafka's

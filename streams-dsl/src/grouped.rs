@@ -408,6 +408,6 @@ where
             t.add_state_store(store_builder, &[&name])?;
             Ok(())
         });
-        KTable::new(builder.clone(), name, Some(ks), Some(vs), Some(store))
+        KTable::new(builder.clone(), name, Some(ks), Some(vs), Some(store)).with_store_getter()
     }
 }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use streams_core::{stateless_fn, ProcessorContext, Record, Serdes};
 
 use crate::builder::{store_builder, Handle};
-use crate::change::{Change, ChangeSerde};
+use crate::change::{Change, ChangeSerde, ValueAndTimestamp};
 use crate::kstream::KStream;
+use crate::old_values::OldValues;
 use crate::options::{Grouped, Materialized, Named, SerdeArc};
 use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn, SubFn, TableAggregate};
 use crate::suppress::WindowEndFn;
+use crate::value_getter::ValueGetter;
 
 /// A table: the latest value per key (Kafka's `KTable`).
 ///
@@ -27,6 +29,12 @@ pub struct KTable<K, V> {
     /// The grace period of the windowed aggregation producing this table,
     /// and the window end of a key.
     window: Option<(i64, WindowEndFn<K>)>,
+    /// Whether the table's processors send old values downstream.
+    old_values: Arc<OldValues>,
+    /// How a downstream operation reads the table's row of a key; `None`
+    /// for tables that cannot be read by key yet (windowed and suppressed
+    /// ones).
+    getter: Option<ValueGetter<K, V>>,
 }
 
 impl<K, V> fmt::Debug for KTable<K, V> {
@@ -47,6 +55,8 @@ impl<K, V> Clone for KTable<K, V> {
             value_serde: self.value_serde.clone(),
             store: self.store.clone(),
             window: self.window.clone(),
+            old_values: self.old_values.clone(),
+            getter: self.getter.clone(),
         }
     }
 }
@@ -70,6 +80,53 @@ where
             value_serde,
             store,
             window: None,
+            old_values: OldValues::always(),
+            getter: None,
+        }
+    }
+
+    /// The table as read through the key-value store it is kept in (an
+    /// aggregation's or a source's).
+    pub(crate) fn with_store_getter(mut self) -> Self {
+        self.getter = self.store.as_deref().map(ValueGetter::store);
+        self
+    }
+
+    /// The table with `getter` as its value getter.
+    pub(crate) fn with_getter(mut self, getter: Option<ValueGetter<K, V>>) -> Self {
+        self.getter = getter;
+        self
+    }
+
+    /// The table with `old_values` as its `sendOldValues` flag.
+    pub(crate) fn with_old_values(mut self, old_values: Arc<OldValues>) -> Self {
+        self.old_values = old_values;
+        self
+    }
+
+    /// The table's `sendOldValues` flag.
+    pub(crate) fn old_values(&self) -> &Arc<OldValues> {
+        &self.old_values
+    }
+
+    /// The table's value getter, materializing a source table that a
+    /// downstream operation reads; `None` (with the builder's error
+    /// recorded) for a table that cannot be read by key, named by
+    /// `operation`.
+    pub(crate) fn value_getter(&self, operation: &str) -> Option<ValueGetter<K, V>> {
+        match &self.getter {
+            Some(getter) => {
+                self.old_values.materialize();
+                Some(getter.clone())
+            }
+            None => {
+                self.builder.fail(format!(
+                    "{operation}: table '{}' cannot be read by key (a windowed or suppressed table); \
+                     join its `to_stream()` re-read as a table instead",
+                    self.node
+                ));
+                None
+            }
         }
     }
 
@@ -111,10 +168,15 @@ where
     {
         let name = self.builder.ktable_name(named, "FILTER");
         let predicate = Arc::new(predicate);
+        let old_values = OldValues::filter(&self.old_values, false);
+        let send_old = old_values.clone();
+        let getter_predicate = predicate.clone();
         self.builder.add_processor(
             &name,
             move || {
                 let predicate = predicate.clone();
+                // Read when the task creates the processor: building is over.
+                let send_old = send_old.enabled();
                 stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, Change<V>>, r: Record<K, Change<V>>| {
                         let (Some(key), Some(change)) = (&r.key, &r.value) else {
@@ -125,9 +187,11 @@ where
                         };
                         let filtered = Change {
                             new: keep(&change.new),
-                            old: keep(&change.old),
+                            old: if send_old { keep(&change.old) } else { None },
                         };
-                        if filtered.new.is_none() && filtered.old.is_none() {
+                        // Without old values, a rejected row may have passed
+                        // before: its delete goes downstream.
+                        if send_old && filtered.new.is_none() && filtered.old.is_none() {
                             return Ok(());
                         }
                         ctx.forward(r.with_value(Some(filtered)))
@@ -136,6 +200,9 @@ where
             },
             &[&self.node],
         );
+        let getter = self.getter.as_ref().map(|g| {
+            g.map(move |key, row| (getter_predicate(key, &row.value) != negate).then_some(row))
+        });
         KTable::new(
             self.builder.clone(),
             name,
@@ -143,6 +210,8 @@ where
             self.value_serde.clone(),
             None,
         )
+        .with_old_values(old_values)
+        .with_getter(getter)
     }
 
     /// Keeps the rows that satisfy `predicate` (`KTABLE-FILTER`): a row
@@ -185,16 +254,20 @@ where
     {
         let name = self.builder.ktable_name(named, "MAPVALUES");
         let mapper = Arc::new(mapper);
+        let old_values = OldValues::derived(&self.old_values, false);
+        let send_old = old_values.clone();
+        let getter_mapper = mapper.clone();
         self.builder.add_processor(
             &name,
             move || {
                 let mapper = mapper.clone();
+                let send_old = send_old.enabled();
                 stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, Change<VR>>,
                           r: Record<K, Change<V>>| {
                         let mapped = r.value.as_ref().map(|c| Change {
                             new: c.new.as_ref().map(|v| mapper(v)),
-                            old: c.old.as_ref().map(|v| mapper(v)),
+                            old: c.old.as_ref().filter(|_| send_old).map(|v| mapper(v)),
                         });
                         ctx.forward(r.with_value(mapped))
                     },
@@ -202,6 +275,14 @@ where
             },
             &[&self.node],
         );
+        let getter = self.getter.as_ref().map(|g| {
+            g.map(move |_, row| {
+                Some(ValueAndTimestamp::make(
+                    getter_mapper(&row.value),
+                    row.timestamp,
+                ))
+            })
+        });
         KTable::new(
             self.builder.clone(),
             name,
@@ -209,6 +290,8 @@ where
             None,
             None,
         )
+        .with_old_values(old_values)
+        .with_getter(getter)
     }
 
     /// Maps each row's value (`KTABLE-MAPVALUES`).
@@ -280,6 +363,8 @@ where
         let name = self
             .builder
             .ktable_name(grouped.name.clone().map(Named::as_), "SELECT");
+        // The re-grouping subtracts old values: the table must send them.
+        self.old_values.enable(true);
         let selector = Arc::new(selector);
         self.builder.add_processor(
             &name,
@@ -576,6 +661,6 @@ where
             t.add_state_store(store_builder, &[&name])?;
             Ok(())
         });
-        KTable::new(builder.clone(), name, Some(ks), Some(vs), Some(store))
+        KTable::new(builder.clone(), name, Some(ks), Some(vs), Some(store)).with_store_getter()
     }
 }

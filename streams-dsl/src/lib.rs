@@ -48,11 +48,14 @@ mod change;
 mod grouped;
 mod kstream;
 mod ktable;
+mod ktable_join;
+mod old_values;
 mod options;
 mod processors;
 mod session_windows;
 mod sliding_windows;
 mod suppress;
+mod value_getter;
 mod windows;
 
 /// The guide, `docs/dsl.md`: its examples run as doctests.

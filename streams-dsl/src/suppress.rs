@@ -244,6 +244,8 @@ where
             Some(n) => format!("{n}-store"),
             None => builder.store_name("KTABLE-SUPPRESS-"),
         };
+        // As Kafka's suppression: the parent sends old values.
+        self.old_values().enable(true);
         let (key_serde, value_serde) = self.serdes();
         let due: Due<K> = match suppressed.mode {
             Mode::UntilWindowCloses => {

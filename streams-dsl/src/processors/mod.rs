@@ -16,6 +16,9 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
+pub(crate) mod table_join_merger;
+pub(crate) mod table_table_join;
+
 /// Adds a value to an aggregate (`None`: the group has none yet).
 pub(crate) type AddFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
 /// Removes a value from an aggregate.
@@ -160,14 +163,14 @@ pub(crate) fn listen_if_cached<K, V>(
 /// The timestamps of deletes waiting in a store's cache: a delete leaves
 /// no value to carry its timestamp, so it is kept here, by key bytes,
 /// until the cache flushes it.
-struct DeleteTimes<K> {
+pub(crate) struct DeleteTimes<K> {
     key_serde: SerdeArc<K>,
     store: String,
     times: HashMap<Bytes, i64>,
 }
 
 impl<K: 'static> DeleteTimes<K> {
-    fn new(key_serde: SerdeArc<K>, store: &str) -> Self {
+    pub(crate) fn new(key_serde: SerdeArc<K>, store: &str) -> Self {
         Self {
             key_serde,
             store: store.to_owned(),
@@ -175,14 +178,14 @@ impl<K: 'static> DeleteTimes<K> {
         }
     }
 
-    fn deleted(&mut self, key: &K, timestamp: i64) -> Result<()> {
+    pub(crate) fn deleted(&mut self, key: &K, timestamp: i64) -> Result<()> {
         let bytes = self.key_serde.serialize(&self.store, key)?;
         self.times.insert(bytes, timestamp);
         Ok(())
     }
 
     /// The timestamp of the delete `entry` carries, if it is one.
-    fn flushed(&mut self, entry: &CacheEntry) -> Option<i64> {
+    pub(crate) fn flushed(&mut self, entry: &CacheEntry) -> Option<i64> {
         let time = self.times.remove(&entry.key);
         entry.new_value.is_none().then_some(time).flatten()
     }
@@ -190,7 +193,7 @@ impl<K: 'static> DeleteTimes<K> {
 
 /// Forwards an update that left the cache of `store` as a [`Change`], with
 /// the new value's timestamp, or `delete_time` for a delete.
-fn forward_flushed<K, V>(
+pub(crate) fn forward_flushed<K, V>(
     ctx: &mut ProcessorContext<'_, K, Change<V>>,
     store: &str,
     entry: &CacheEntry,
