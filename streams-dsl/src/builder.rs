@@ -2,6 +2,7 @@
 //! that every stream and table of one builder writes to.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +54,10 @@ pub(crate) struct Inner {
     /// `<application.id>-` or empty.
     topic_prefix: String,
     metrics: DslMetrics,
+    /// The repartitions made for joins, by the repartitioned node and the
+    /// topic's base name: a stream joined twice under the same name is
+    /// repartitioned once, as Kafka reuses the topic.
+    join_repartitions: HashMap<(String, String), String>,
 }
 
 /// A handle on a builder's shared state.
@@ -239,6 +244,49 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// The source reading `parent` repartitioned through
+    /// `<base>-repartition` before a join (null keys filtered out), made
+    /// once per `parent` and `base`.
+    pub(crate) fn repartition_for_join<K, V>(
+        &self,
+        parent: &str,
+        base: &str,
+        key_serde: SerdeArc<K>,
+        value_serde: SerdeArc<V>,
+    ) -> String
+    where
+        K: Clone + Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        let id = (parent.to_owned(), base.to_owned());
+        let reused = self.0.borrow().join_repartitions.get(&id).cloned();
+        if let Some(source) = reused {
+            // Kafka burns the three names of a repartition even when it
+            // reuses one, so that later generated names stay the same.
+            let mut inner = self.0.borrow_mut();
+            for operation in ["SINK", "FILTER", "SOURCE"] {
+                inner.names.kstream(operation);
+            }
+            return source;
+        }
+        let source = self.add_repartition(
+            parent,
+            base,
+            key_serde.clone(),
+            value_serde.clone(),
+            key_serde,
+            value_serde,
+            true,
+        );
+        self.0
+            .borrow_mut()
+            .join_repartitions
+            .insert(id, source.clone());
+        source
+    }
+}
+
 /// `<base>-repartition`, unless `base` already ends so.
 fn repartition_name(base: &str) -> String {
     if base.ends_with("-repartition") {
@@ -309,6 +357,7 @@ impl StreamsBuilder {
                 error: None,
                 topic_prefix,
                 metrics: DslMetrics::default(),
+                join_repartitions: HashMap::new(),
             }))),
         }
     }

@@ -46,7 +46,9 @@
 mod builder;
 mod change;
 mod grouped;
+mod joined;
 mod kstream;
+mod kstream_table;
 mod ktable;
 mod ktable_join;
 mod old_values;
@@ -72,6 +74,7 @@ struct WindowingGuide;
 pub use builder::{DslMetrics, StreamsBuilder};
 pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde};
 pub use grouped::KGroupedStream;
+pub use joined::Joined;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::{KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};

@@ -12,7 +12,7 @@ use streams_core::{Serde, SharedTimestampExtractor, StoreBackend, TimestampExtra
 /// A shared, type-erased serde.
 pub(crate) type SerdeArc<T> = Arc<dyn Serde<T>>;
 
-fn serde_arc<T>(serde: impl Serde<T>) -> SerdeArc<T> {
+pub(crate) fn serde_arc<T>(serde: impl Serde<T>) -> SerdeArc<T> {
     Arc::new(serde)
 }
 

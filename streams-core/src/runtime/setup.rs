@@ -310,6 +310,25 @@ pub(crate) async fn prepare(
             })
             .collect()
     };
+    // A repartition topic read together with the user's topics (a join of
+    // a re-keyed stream with a table, say) is co-partitioned with them: as
+    // Kafka Streams, it takes their largest partition count, whatever
+    // wrote it.
+    let mut fixed: HashMap<String, u32> = HashMap::new();
+    for sub in &subs {
+        let sources = sub_sources(sub);
+        let external = sources
+            .iter()
+            .filter(|t| !physical.contains_key(*t))
+            .filter_map(|t| partitions.get(t).copied())
+            .max();
+        if let Some(count) = external {
+            for topic in sources.iter().filter(|t| physical.contains_key(*t)) {
+                fixed.insert(topic.clone(), count);
+            }
+        }
+    }
+    partitions.extend(fixed.iter().map(|(t, n)| (t.clone(), *n)));
     for _ in 0..=subs.len() {
         for sub in &subs {
             let count = sub_sources(sub)
@@ -318,7 +337,7 @@ pub(crate) async fn prepare(
                 .max();
             if let Some(count) = count {
                 for sink in sub_sinks(sub) {
-                    if physical.contains_key(&sink) {
+                    if physical.contains_key(&sink) && !fixed.contains_key(&sink) {
                         let entry = partitions.entry(sink).or_insert(count);
                         *entry = (*entry).max(count);
                     }

@@ -1,0 +1,91 @@
+//! [`Joined`]: the options of a stream–table join.
+
+use std::fmt;
+
+use streams_core::Serde;
+
+use crate::options::{serde_arc, SerdeArc};
+
+/// The options of a stream–table join (Kafka's `Joined`): the serdes of
+/// the stream's key and value (used when the stream is repartitioned
+/// before the join; by default the stream's own) and of the table's
+/// values, and the join's name.
+pub struct Joined<K, V, VT> {
+    pub(crate) key_serde: Option<SerdeArc<K>>,
+    pub(crate) value_serde: Option<SerdeArc<V>>,
+    pub(crate) other_value_serde: Option<SerdeArc<VT>>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V, VT> fmt::Debug for Joined<K, V, VT> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Joined")
+            .field("name", &self.name)
+            .field("key_serde", &self.key_serde.is_some())
+            .field("value_serde", &self.value_serde.is_some())
+            .field("other_value_serde", &self.other_value_serde.is_some())
+            .finish()
+    }
+}
+
+impl<K, V, VT> Default for Joined<K, V, VT> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            other_value_serde: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V, VT> Joined<K, V, VT> {
+    /// No serdes given: the stream's own are used.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The serdes of the stream's key and value and of the table's value.
+    pub fn with(
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        other_value_serde: impl Serde<VT>,
+    ) -> Self {
+        Self {
+            key_serde: Some(serde_arc(key_serde)),
+            value_serde: Some(serde_arc(value_serde)),
+            other_value_serde: Some(serde_arc(other_value_serde)),
+            name: None,
+        }
+    }
+
+    /// Options naming the join `name`: its processor, and the repartition
+    /// topic `<name>-repartition` if the stream is repartitioned first.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self::new().with_name(name)
+    }
+
+    /// These options with the join named `name`.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// These options with the stream's key serde.
+    pub fn with_key_serde(mut self, key_serde: impl Serde<K>) -> Self {
+        self.key_serde = Some(serde_arc(key_serde));
+        self
+    }
+
+    /// These options with the stream's value serde.
+    pub fn with_value_serde(mut self, value_serde: impl Serde<V>) -> Self {
+        self.value_serde = Some(serde_arc(value_serde));
+        self
+    }
+
+    /// These options with the table's value serde.
+    pub fn with_other_value_serde(mut self, other_value_serde: impl Serde<VT>) -> Self {
+        self.other_value_serde = Some(serde_arc(other_value_serde));
+        self
+    }
+}
