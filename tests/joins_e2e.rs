@@ -159,3 +159,88 @@ async fn a_stream_and_a_table_of_different_partition_counts_are_refused() {
         "{message}"
     );
 }
+
+/// A global table is read to its end before the stream is processed, then
+/// followed: orders placed before the app started join with every product
+/// written before it started, and later products join later orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_table_is_complete_before_processing_and_then_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    broker
+        .create_topic(NewTopic::new("sales", 3))
+        .await
+        .unwrap();
+    // More partitions than the stream: no co-partitioning needed.
+    broker
+        .create_topic(NewTopic::new("products", 5))
+        .await
+        .unwrap();
+    broker
+        .create_topic(NewTopic::new("priced", 1))
+        .await
+        .unwrap();
+    let producer = Producer::new(&broker);
+    let products: Vec<ProducerRecord> = (0..200)
+        .map(|i| ProducerRecord::new("products", format!("price{i}")).key(format!("p{i}")))
+        .collect();
+    producer.send_batch(products).await.unwrap();
+    // Sales waiting before the app starts: each must find its product.
+    let sales: Vec<ProducerRecord> = (0..200)
+        .map(|i| ProducerRecord::new("sales", format!("p{i}")).key(format!("s{i}")))
+        .collect();
+    producer.send_batch(sales).await.unwrap();
+
+    let app_id = "global-e2e";
+    let builder = StreamsBuilder::new();
+    let strings = || Consumed::with(Serdes::string(), Serdes::string());
+    let catalog = builder.global_table("products", strings(), Materialized::as_("catalog"));
+    builder
+        .stream("sales", strings())
+        .join_global(
+            &catalog,
+            |_, product: &String| Some(product.clone()),
+            |p, price| format!("{p}@{price}"),
+        )
+        .to("priced", Produced::with(Serdes::string(), Serdes::string()));
+    let topology = builder.build().unwrap();
+    let topics = physical_source_topics(&topology, app_id);
+    let mut app = StreamsApp::new(topology, config(app_id, dir.path()), broker.clone());
+    app.start().await.unwrap();
+    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
+        .await
+        .unwrap();
+    let priced = read_committed(&broker, "priced", DEADLINE).await.unwrap();
+    assert_eq!(priced.len(), 200, "every sale found its product");
+
+    // A product added while running is seen by a later sale.
+    producer
+        .send(ProducerRecord::new("products", "new-price").key("p-new"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        producer
+            .send(ProducerRecord::new("sales", "p-new").key("s-new"))
+            .await
+            .unwrap();
+        wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
+            .await
+            .unwrap();
+        let values: Vec<String> = read_committed(&broker, "priced", DEADLINE)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+            .collect();
+        if values.iter().any(|v| v == "p-new@new-price") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the global table never saw the new product"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.close().await.unwrap();
+}

@@ -18,6 +18,7 @@ use state_store::CacheEntry;
 
 use crate::config::DeserializationHandler;
 use crate::error::{Result, StreamsError};
+use crate::global::GlobalTables;
 use crate::output::Output;
 use crate::record::{Headers, Record, RecordMetadata};
 use crate::serdes::SerdeError;
@@ -331,6 +332,8 @@ pub(crate) struct TaskState {
     pub(crate) inline: Vec<bool>,
     /// Per node that runs inline, the node whose calls it runs in.
     pub(crate) host: Vec<Option<usize>>,
+    /// The instance's global tables, which every task reads.
+    pub(crate) globals: Arc<GlobalTables>,
 }
 
 impl TaskState {

@@ -93,6 +93,7 @@ mod client;
 mod config;
 mod error;
 mod exec;
+mod global;
 mod naming;
 mod node;
 mod output;
@@ -112,6 +113,7 @@ mod type_info;
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use error::{BoxError, ClientErrorKind, Result, StreamsError};
 pub use exec::{DroppedRecordsMetric, TaskId};
+pub use global::GlobalTableView;
 pub use naming::NameGenerator;
 pub use processor::{
     processor_fn, stateless_fn, ConnectedStores, FnProcessor, Processor, ProcessorContext,
@@ -138,7 +140,8 @@ pub use timestamp::{
     TimestampExtractor, UsePreviousOnInvalidTimestamp, WallClockTimestampExtractor,
 };
 pub use topology::{
-    NodeDescription, NodeKindDescription, SubtopologyDescription, Topology, TopologyDescription,
+    GlobalStoreDescription, NodeDescription, NodeKindDescription, SubtopologyDescription, Topology,
+    TopologyDescription,
 };
 
 /// The state-store crate's types that appear in this crate's API.

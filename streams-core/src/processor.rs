@@ -14,9 +14,11 @@ use crate::exec::{
     forward_from, process_at, run_inline, Exec, PunctuatorFn, Schedule, TaskId, TaskPlan,
     TaskState, TypedInput,
 };
+use crate::global::GlobalTableView;
 use crate::punctuation::{Cancellable, PunctuationType};
 use crate::record::RawRecord;
 use crate::record::{Headers, Record, RecordMetadata};
+use crate::serdes::Serde;
 use crate::store::{
     KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
     WindowStoreHandle,
@@ -607,6 +609,27 @@ impl fmt::Debug for ConnectedStores<'_> {
 }
 
 impl ConnectedStores<'_> {
+    /// A read-only view of global table `name` (added with
+    /// [`crate::Topology::add_global_table`]), decoding rows with
+    /// `key_serde` and `value_serde`; every processor may read every
+    /// global table.
+    pub fn global_table<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> Result<GlobalTableView<K, V>> {
+        let table = self
+            .state
+            .globals
+            .get(name)
+            .ok_or_else(|| StreamsError::UnknownStore {
+                processor: self.plan.nodes[self.node].name.clone(),
+                store: name.to_owned(),
+            })?;
+        Ok(GlobalTableView::new(table.clone(), key_serde, value_serde))
+    }
+
     /// A typed view of key-value store `name`, which must be connected to
     /// this node and hold `K` to `V`.
     pub fn key_value_store<K: 'static, V: 'static>(

@@ -28,6 +28,7 @@ use crate::timestamp::{extract, ConsumedRecord, Extracted, SharedTimestampExtrac
 use crate::topology::{SubTopology, Topology};
 
 use crate::exec::*;
+use crate::global::GlobalTables;
 use crate::record::RawRecord;
 
 /// What a task needs besides its sub-topology.
@@ -44,6 +45,8 @@ pub(crate) struct TaskOptions<'a> {
     pub(crate) wall_clock: i64,
     /// `default.timestamp.extractor`.
     pub(crate) timestamp_extractor: SharedTimestampExtractor,
+    /// The instance's global tables.
+    pub(crate) globals: Arc<GlobalTables>,
 }
 
 /// A sub-topology instantiated over one partition.
@@ -170,6 +173,7 @@ impl Task {
                 current_bytes: None,
                 inline: inline_nodes,
                 host: vec![None; node_count],
+                globals: options.globals.clone(),
             },
             group: PartitionGroup::default(),
         })

@@ -18,6 +18,7 @@ use crate::client::{InRecord, TopicPartition};
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::exec::DroppedRecordsMetric;
+use crate::global::{Applied, GlobalTableView, GlobalTables};
 use crate::record::Headers;
 use crate::record::RawRecord;
 use crate::serdes::{Serde, Windowed};
@@ -120,6 +121,8 @@ struct TopicLog {
 #[derive(Debug)]
 struct DriverInner {
     tasks: Vec<Task>,
+    /// The global tables, updated as soon as a record reaches their topic.
+    globals: Arc<GlobalTables>,
     task_of_topic: HashMap<String, usize>,
     topics: HashMap<String, TopicLog>,
     /// Records to process, in order: piped input and loop-backs.
@@ -158,7 +161,7 @@ impl DriverInner {
 
     fn pipe(&mut self, topic: &str, raw: RawRecord) -> Result<()> {
         self.check_open()?;
-        if !self.task_of_topic.contains_key(topic) {
+        if !self.task_of_topic.contains_key(topic) && self.globals.by_topic(topic).is_none() {
             return Err(StreamsError::UnknownTopic {
                 topic: topic.to_owned(),
             });
@@ -180,6 +183,19 @@ impl DriverInner {
 
     fn run_pending(&mut self) -> Result<()> {
         while let Some((topic, offset, raw)) = self.pending.pop_front() {
+            if let Some(table) = self.globals.by_topic(&topic) {
+                // As the global thread would, before any later record.
+                let applied = table.apply(
+                    (0, offset),
+                    raw.key.as_ref(),
+                    raw.value.as_ref(),
+                    raw.timestamp,
+                )?;
+                if applied == Applied::NullKey {
+                    tracing::warn!(table = %table.name(), topic = %topic, offset, "skipping global table record with a null key");
+                }
+                continue;
+            }
             let Some(&index) = self.task_of_topic.get(&*topic) else {
                 return Err(StreamsError::UnknownTopic {
                     topic: topic.to_string(),
@@ -239,7 +255,8 @@ impl DriverInner {
     fn capture(&mut self) {
         for index in 0..self.tasks.len() {
             for (topic, raw) in self.tasks[index].take_output().into_records() {
-                let loops_back = self.task_of_topic.contains_key(&*topic);
+                let loops_back = self.task_of_topic.contains_key(&*topic)
+                    || self.globals.by_topic(&topic).is_some();
                 let (log, offset) = self.append(&topic);
                 log.produced = true;
                 if loops_back {
@@ -413,6 +430,7 @@ impl TopologyTestDriver {
             )
         };
 
+        let globals = Arc::new(GlobalTables::new(topology.global_tables()));
         let mut tasks = Vec::with_capacity(subs.len());
         let mut task_of_topic = HashMap::new();
         for sub in &subs {
@@ -426,6 +444,7 @@ impl TopologyTestDriver {
                 dead_letter_topic: streams.dead_letter_topic(),
                 wall_clock: config.initial_wall_clock_ms,
                 timestamp_extractor: streams.default_timestamp_extractor(),
+                globals: globals.clone(),
             };
             let mut task = Task::new(&topology, sub, &options)?;
             let topics: Vec<String> = task.source_topics().map(str::to_owned).collect();
@@ -438,6 +457,7 @@ impl TopologyTestDriver {
 
         let mut inner = DriverInner {
             tasks,
+            globals,
             task_of_topic,
             topics: HashMap::new(),
             pending: VecDeque::new(),
@@ -530,6 +550,29 @@ impl TopologyTestDriver {
     /// The mock wall clock, epoch milliseconds.
     pub fn wall_clock_time(&self) -> i64 {
         self.inner.borrow().wall_clock
+    }
+
+    /// A read-only view of global table `name`, decoding its rows with
+    /// `key_serde` and `value_serde`.
+    pub fn get_global_table<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<GlobalTableView<K, V>> {
+        let inner = self.inner.borrow();
+        let table = inner
+            .globals
+            .get(name)
+            .ok_or_else(|| StreamsError::UnknownStore {
+                processor: "TopologyTestDriver".to_owned(),
+                store: name.to_owned(),
+            })?;
+        Ok(GlobalTableView::new(
+            table.clone(),
+            Arc::new(key_serde),
+            Arc::new(value_serde),
+        ))
     }
 
     /// Typed access to key-value store `name`. Writes go through the

@@ -462,6 +462,10 @@ impl StreamsBuilder {
         self
     }
 
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// The counters of this builder's processors.
     pub fn metrics(&self) -> DslMetrics {
         self.handle.metrics()

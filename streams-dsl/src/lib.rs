@@ -45,6 +45,7 @@
 
 mod builder;
 mod change;
+mod global_ktable;
 mod grouped;
 mod joined;
 mod kstream;
@@ -73,6 +74,7 @@ struct WindowingGuide;
 
 pub use builder::{DslMetrics, StreamsBuilder};
 pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde};
+pub use global_ktable::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use joined::Joined;
 pub use kstream::{BranchedKStream, KStream};

@@ -20,6 +20,7 @@ mod checkpoint;
 mod clients;
 mod commit;
 mod eos;
+mod global_thread;
 mod rebalance;
 mod restore;
 mod sender;
@@ -43,6 +44,7 @@ use crate::error::{Result, StreamsError};
 use crate::exec::TaskId;
 use crate::topology::Topology;
 
+use self::global_thread::GlobalThread;
 use self::state::{lock, Shared};
 pub use self::state::{AppState, PausePoint, StateListener};
 use self::thread::ThreadHandle;
@@ -70,6 +72,8 @@ pub struct StreamsApp {
     clients: Arc<dyn ClientSupplier>,
     shared: Arc<Shared>,
     threads: Vec<ThreadHandle>,
+    /// The global thread, when the topology has global tables.
+    global: Option<GlobalThread>,
 }
 
 impl fmt::Debug for StreamsApp {
@@ -91,6 +95,7 @@ impl StreamsApp {
             clients: Arc::new(EmbeddedClients::new(broker)),
             shared: Arc::new(Shared::new()),
             threads: Vec::new(),
+            global: None,
         }
     }
 
@@ -133,6 +138,7 @@ impl StreamsApp {
             clients: Arc::new(clients),
             shared: Arc::new(Shared::new()),
             threads: Vec::new(),
+            global: None,
         })
     }
 
@@ -214,6 +220,19 @@ impl StreamsApp {
         };
         let admin = self.clients.admin()?;
         let plan = Arc::new(setup::prepare(topology, self.config.clone(), &*admin).await?);
+        if !plan.globals.is_empty() {
+            // As Kafka Streams: the global tables are complete before any
+            // task processes a record.
+            self.global = Some(
+                global_thread::start(
+                    plan.clone(),
+                    self.clients.clone(),
+                    self.shared.clone(),
+                    plan.global_partitions.clone(),
+                )
+                .await?,
+            );
+        }
         let threads = usize::try_from(self.config.num_stream_threads())
             .unwrap_or(1)
             .max(1);
@@ -273,6 +292,13 @@ impl StreamsApp {
             }
         }
         self.threads.clear();
+        if let Some(mut global) = self.global.take() {
+            if !global.join() {
+                self.shared.fail(StreamsError::Internal(
+                    "the global thread panicked".to_owned(),
+                ));
+            }
+        }
         lock(&self.shared.cores).clear();
         let moved = self.shared.transition(AppState::NotRunning, |old| {
             matches!(old, AppState::PendingShutdown | AppState::Created)
@@ -303,6 +329,9 @@ impl StreamsApp {
             }
         }
         self.threads.clear();
+        if let Some(mut global) = self.global.take() {
+            global.join();
+        }
         lock(&self.shared.cores).clear();
         self.shared.transition(AppState::NotRunning, |_| true);
     }

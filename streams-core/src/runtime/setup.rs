@@ -8,9 +8,10 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::client::{Admin, NewTopic};
+use crate::client::{Admin, NewTopic, TopicPartition};
 use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
+use crate::global::GlobalTables;
 use crate::store::changelog_topic;
 use crate::topology::{SubTopology, Topology};
 
@@ -39,6 +40,10 @@ pub(crate) struct Plan {
     /// Under exactly-once: this instance's stable id, which names the
     /// transactional ids of its stream threads.
     pub(crate) process_id: Option<String>,
+    /// The instance's global tables, shared by every task.
+    pub(crate) globals: Arc<GlobalTables>,
+    /// Every partition of the global tables' topics.
+    pub(crate) global_partitions: Vec<TopicPartition>,
 }
 
 /// Client settings taken from `consumer.*`, `main.consumer.*` and
@@ -426,6 +431,16 @@ pub(crate) async fn prepare(
         ProcessingGuarantee::ExactlyOnceV2 => Some(process_id(&app_dir)?),
         ProcessingGuarantee::AtLeastOnce => None,
     };
+    let mut global_partitions = Vec::new();
+    for topic in topology.global_topics() {
+        let Some(n) = admin.partition_count(topic).await? else {
+            return Err(StreamsError::MissingSourceTopic {
+                topic: topic.to_owned(),
+            });
+        };
+        global_partitions.extend((0..n).map(|p| TopicPartition::new(topic, p)));
+    }
+    let globals = Arc::new(GlobalTables::new(topology.global_tables()));
     Ok(Plan {
         topology,
         config,
@@ -439,6 +454,8 @@ pub(crate) async fn prepare(
         cache_bytes_per_store,
         clients,
         process_id,
+        globals,
+        global_partitions,
     })
 }
 

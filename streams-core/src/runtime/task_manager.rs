@@ -355,6 +355,7 @@ impl Core {
             dead_letter_topic: plan.config.dead_letter_topic(),
             wall_clock: wall_clock_ms(),
             timestamp_extractor: plan.config.default_timestamp_extractor(),
+            globals: plan.globals.clone(),
         };
         let mut task = guarded(id, || Task::new(&plan.topology, sub, &options))?;
         let mut restoring = Vec::new();

@@ -63,6 +63,26 @@ pub struct SubtopologyDescription {
 pub struct TopologyDescription {
     /// The sub-topologies, by id.
     pub subtopologies: Vec<SubtopologyDescription>,
+    /// The global tables, each a sub-topology of its own that generates
+    /// no tasks, numbered after the others.
+    pub global_stores: Vec<GlobalStoreDescription>,
+}
+
+/// A global table's sub-topology: a source reading its topic and the
+/// processor updating its store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GlobalStoreDescription {
+    /// The sub-topology id.
+    pub id: u32,
+    /// The source node's name.
+    pub source: String,
+    /// The topic.
+    pub topic: String,
+    /// The processor node's name.
+    pub processor: String,
+    /// The store (the global table's name).
+    pub store: String,
 }
 
 pub(super) fn describe(topology: &Topology) -> TopologyDescription {
@@ -126,8 +146,45 @@ pub(super) fn describe(topology: &Topology) -> TopologyDescription {
                 .collect();
             SubtopologyDescription { id: sub.id, nodes }
         })
+        .collect::<Vec<SubtopologyDescription>>();
+    let first_global = subtopologies.iter().map(|s| s.id + 1).max().unwrap_or(0);
+    let global_stores = topology
+        .global_tables()
+        .iter()
+        .zip(first_global..)
+        .map(|(g, id)| GlobalStoreDescription {
+            id,
+            source: g.source_name.clone(),
+            topic: g.topic.clone(),
+            processor: g.processor_name.clone(),
+            store: g.name.clone(),
+        })
         .collect();
-    TopologyDescription { subtopologies }
+    TopologyDescription {
+        subtopologies,
+        global_stores,
+    }
+}
+
+impl fmt::Display for GlobalStoreDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Sub-topology: {} for global store (will not generate tasks)",
+            self.id
+        )?;
+        writeln!(
+            f,
+            "    Source: {} (topics: [{}])\n      --> {}",
+            self.source, self.topic, self.processor
+        )?;
+        writeln!(
+            f,
+            "    Processor: {} (stores: [{}])\n      --> none\n      <-- {}",
+            self.processor, self.store, self.source
+        )?;
+        writeln!(f)
+    }
 }
 
 fn node_names(names: &[String]) -> String {
@@ -182,6 +239,9 @@ impl fmt::Display for TopologyDescription {
         f.write_str("Topologies:\n ")?;
         for sub in &self.subtopologies {
             write!(f, "  {sub}")?;
+        }
+        for global in &self.global_stores {
+            write!(f, "  {global}")?;
         }
         Ok(())
     }

@@ -11,11 +11,13 @@ use std::sync::Arc;
 use state_store::{open_store, StoreBackend};
 
 pub use describe::{
-    NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
+    GlobalStoreDescription, NodeDescription, NodeKindDescription, SubtopologyDescription,
+    TopologyDescription,
 };
 
 use crate::error::{Result, StreamsError};
 use crate::exec::ErasedNode;
+use crate::global::GlobalTableSpec;
 use crate::node::{ProcessorNode, SinkNode, SourceNode};
 use crate::processor::Processor;
 use crate::serdes::Serde;
@@ -148,6 +150,8 @@ pub struct Topology {
     /// Topics written outside the sinks (dead-letter topics of late
     /// records), sorted.
     output_topics: Vec<String>,
+    /// The global tables, each a full copy of a topic on every instance.
+    global_tables: Vec<GlobalTableSpec>,
 }
 
 impl fmt::Debug for Topology {
@@ -171,7 +175,11 @@ impl Topology {
                 "node names must not be empty",
             ));
         }
-        if self.node_index.contains_key(name) {
+        let global = self
+            .global_tables
+            .iter()
+            .any(|g| g.source_name == name || g.processor_name == name);
+        if self.node_index.contains_key(name) || global {
             return Err(StreamsError::DuplicateName {
                 kind: "node",
                 name: name.to_owned(),
@@ -289,6 +297,12 @@ impl Topology {
                 .topic_index
                 .get(topic)
                 .map(|&n| self.nodes[n].name.clone())
+                .or_else(|| {
+                    self.global_tables
+                        .iter()
+                        .find(|g| g.topic == topic)
+                        .map(|g| g.source_name.clone())
+                })
                 .or_else(|| topics[..i].contains(&topic).then(|| name.to_owned()));
             if let Some(existing) = existing {
                 return Err(StreamsError::TopicAlreadySubscribed {
@@ -463,6 +477,74 @@ impl Topology {
             self.connect(node, index);
         }
         Ok(self)
+    }
+
+    /// Adds a global table named `name` (Kafka's global store behind a
+    /// `GlobalKTable`): a full copy of `topic`'s latest value per key on
+    /// every instance, read by every task through
+    /// [`crate::ConnectedStores::global_table`]. The topic is read from its
+    /// beginning to its end before processing starts, then followed; a
+    /// record's key and value must decode with `key_serde` and
+    /// `value_serde`. The topic is not a source of any task, needs no
+    /// co-partitioning, and is its own changelog.
+    ///
+    /// As Kafka's `addGlobalStore`, the table's source node `source_name`
+    /// reads the topic and its processor `processor_name` updates the
+    /// table; [`Topology::describe`] prints them as a sub-topology "for
+    /// global store" that generates no tasks.
+    pub fn add_global_table<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+        source_name: &str,
+        topic: &str,
+        processor_name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<&mut Self> {
+        self.check_new_name(source_name)?;
+        self.check_new_name(processor_name)?;
+        if source_name == processor_name {
+            return Err(StreamsError::DuplicateName {
+                kind: "node",
+                name: processor_name.to_owned(),
+            });
+        }
+        if self.store_index.contains_key(name) || self.global_tables.iter().any(|g| g.name == name)
+        {
+            return Err(StreamsError::DuplicateName {
+                kind: "state store",
+                name: name.to_owned(),
+            });
+        }
+        if self.topic_index.contains_key(topic)
+            || self.global_tables.iter().any(|g| g.topic == topic)
+        {
+            return Err(StreamsError::invalid_topology(format!(
+                "topic '{topic}' of global table '{name}' is already read by another source"
+            )));
+        }
+        open_store(StoreBackend::InMemory, Path::new(""), name)?;
+        self.global_tables.push(GlobalTableSpec::new(
+            name,
+            (source_name, processor_name),
+            topic,
+            Arc::new(key_serde) as Arc<dyn Serde<K>>,
+            Arc::new(value_serde) as Arc<dyn Serde<V>>,
+        ));
+        Ok(self)
+    }
+
+    /// The global tables.
+    pub(crate) fn global_tables(&self) -> &[GlobalTableSpec] {
+        &self.global_tables
+    }
+
+    /// The topics of the global tables.
+    pub fn global_topics(&self) -> Vec<&str> {
+        self.global_tables
+            .iter()
+            .map(|g| g.topic.as_str())
+            .collect()
     }
 
     /// Connects `processor` to stores already added (Kafka's
