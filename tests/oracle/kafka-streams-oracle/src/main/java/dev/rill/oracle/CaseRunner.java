@@ -4,9 +4,11 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Properties;
+import java.util.stream.Stream;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -19,6 +21,7 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.TopologyTestDriver;
 import org.apache.kafka.streams.TestInputTopic;
 import org.apache.kafka.streams.TestOutputTopic;
+import org.apache.kafka.streams.state.BuiltInDslStoreSuppliers;
 import org.apache.kafka.streams.test.TestRecord;
 
 /**
@@ -30,6 +33,14 @@ import org.apache.kafka.streams.test.TestRecord;
 final class CaseRunner implements AutoCloseable {
     /** The topic every case writes its results to. */
     static final String OUTPUT_TOPIC = "output";
+
+    /**
+     * The environment variable that chooses the DSL's stores: {@code rocksdb} for Kafka
+     * Streams' default (RocksDB), anything else for its in-memory stores, which answer the
+     * same some 20 times faster.
+     */
+    static final String STORES_ENV = "KAFKA_STREAMS_ORACLE_STORES";
+    private static final String ROCKSDB = "rocksdb";
 
     /** A state directory of this process, removed when it ends. */
     private final Path stateDir;
@@ -66,7 +77,10 @@ final class CaseRunner implements AutoCloseable {
         return result;
     }
 
-    /** The driver's configuration: default String serdes, no record cache. */
+    /**
+     * The driver's configuration: default String serdes, no record cache, in-memory stores
+     * unless {@link #STORES_ENV} asks for RocksDB.
+     */
     private Properties config(final int caseNumber) {
         final Properties props = new Properties();
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, "oracle-" + caseNumber);
@@ -75,6 +89,10 @@ final class CaseRunner implements AutoCloseable {
         props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
+        if (!ROCKSDB.equals(System.getenv(STORES_ENV))) {
+            props.put(StreamsConfig.DSL_STORE_SUPPLIERS_CLASS_CONFIG,
+                BuiltInDslStoreSuppliers.InMemoryDslStoreSuppliers.class);
+        }
         return props;
     }
 
@@ -95,8 +113,8 @@ final class CaseRunner implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        try (var paths = Files.walk(stateDir)) {
-            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        try (Stream<Path> paths = Files.walk(stateDir)) {
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         }
     }
 }
