@@ -64,9 +64,10 @@ fi
 
 echo "== Kafka's Java clients and tools (Maven Central, cached under the target dir)"
 bash scripts/kafka-java.sh >/dev/null
-echo "== Apache Kafka's broker and Kafka Streams' word count (Maven Central, cached under the target dir)"
+echo "== Apache Kafka's broker, Kafka Streams' word count and the Kafka Streams oracle (Maven Central, cached under the target dir)"
 bash scripts/kafka-broker.sh >/dev/null
 bash scripts/kafka-streams.sh >/dev/null
+bash scripts/kafka-streams-oracle.sh >/dev/null
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,0 +1,223 @@
+//! The other side of the oracle: each operation of the case format built with our DSL and run
+//! through `streams_core::TopologyTestDriver`, with the same serdes (String keys and values,
+//! counts as decimal strings, windowed keys as `"<key>@<start>/<end>"`) and the same user
+//! functions as the Java side (`Functions.java`).
+//!
+//! To add an operation: build it in [`build`] in place of its `unsupported` arm.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use bytes::Bytes;
+use streams_core::{
+    Serde, SerdeError, Serdes, StreamsConfig, TestDriverConfig, TestInputTopic, TestRecord,
+    TopologyTestDriver, Window, Windowed,
+};
+use streams_dsl::{
+    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced, SessionWindows,
+    SlidingWindows, StreamsBuilder, TimeWindows,
+};
+
+use super::oracle::{Case, Op, Output, WindowType, Windows, LEFT, OUTPUT};
+
+/// What our side made of a case.
+#[derive(Debug)]
+pub(crate) enum DslRun {
+    /// Every record written to `output`, in order.
+    Outputs(Vec<Output>),
+    /// Our DSL has no such operation yet.
+    Unsupported(&'static str),
+}
+
+/// Runs `case` through our DSL.
+pub(crate) fn run(case: &Case) -> anyhow::Result<DslRun> {
+    let builder = StreamsBuilder::new();
+    if let Some(op) = build(&builder, &case.topology)? {
+        return Ok(DslRun::Unsupported(op));
+    }
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "oracle"),
+        // As the Java side: no record cache, so that every update is forwarded.
+        ("statestore.cache.max.bytes", "0"),
+    ])?;
+    let driver = TopologyTestDriver::with_config(
+        builder.build()?,
+        TestDriverConfig::new().with_streams_config(config),
+    )?;
+    let mut inputs: HashMap<&str, TestInputTopic<String, String>> = HashMap::new();
+    for input in &case.inputs {
+        let topic = inputs.entry(&input.topic).or_insert_with(|| {
+            driver.create_input_topic(&input.topic, Serdes::string(), Serdes::string())
+        });
+        topic.pipe_record(TestRecord::from_parts(
+            input.key.clone(),
+            input.value.clone(),
+            input.timestamp,
+        ))?;
+    }
+    let output = driver.create_output_topic(OUTPUT, Serdes::string(), Serdes::string());
+    let outputs = output
+        .read_records_to_list()?
+        .into_iter()
+        .map(|r| Output {
+            key: r.key,
+            value: r.value,
+            timestamp: r.timestamp,
+        })
+        .collect();
+    Ok(DslRun::Outputs(outputs))
+}
+
+/// Adds `op`'s topology to `builder`; `Some(name)` if our DSL cannot build it yet.
+fn build(builder: &StreamsBuilder, op: &Op) -> anyhow::Result<Option<&'static str>> {
+    match op {
+        Op::TableFilter => table(builder, LEFT)
+            .filter(|_, v| even_length(v))
+            .to_stream()
+            .to(OUTPUT, strings()),
+        Op::TableFilterThenCount => decimal_output(
+            table(builder, LEFT)
+                .filter(|_, v| even_length(v))
+                .group_by(|_, v| (v.clone(), v.clone()), grouped())
+                .count(Materialized::new()),
+        ),
+        Op::TableMapValues => table(builder, LEFT)
+            .map_values(|v| format!("{v}!"))
+            .to_stream()
+            .to(OUTPUT, strings()),
+        Op::TableGroupByCount => decimal_output(
+            table(builder, LEFT)
+                .group_by(|k, v| (v.clone(), k.clone()), grouped())
+                .count(Materialized::new()),
+        ),
+        Op::TableGroupByAggregate => decimal_output(
+            table(builder, LEFT)
+                .group_by(|k, v| (v.clone(), k.clone()), grouped())
+                .aggregate(
+                    || 0i64,
+                    |key, _, agg| agg + java_length(key),
+                    |key, _, agg| agg - java_length(key),
+                    Materialized::new().with_value_serde(Serdes::i64()),
+                ),
+        ),
+        Op::StreamCount => decimal_output(grouped_stream(builder, LEFT).count(Materialized::new())),
+        Op::WindowedCount { windows } => {
+            let grouped = grouped_stream(builder, LEFT);
+            let counts = windowed_count(&grouped, windows)?;
+            counts
+                .to_stream()
+                .map_values(|count| count.to_string())
+                .to(OUTPUT, Produced::with(WindowedText, Serdes::string()));
+        }
+        op @ (Op::StreamStreamJoin { .. }
+        | Op::StreamTableJoin { .. }
+        | Op::TableTableJoin { .. }
+        | Op::StreamGlobalJoin { .. }
+        | Op::FkJoin { .. }
+        | Op::Cogroup { .. }) => return Ok(Some(op.name())),
+    }
+    Ok(None)
+}
+
+/// The windowed count of `grouped` in `windows`.
+fn windowed_count(
+    grouped: &KGroupedStream<String, String>,
+    windows: &Windows,
+) -> anyhow::Result<KTable<Windowed<String>, i64>> {
+    let ms = |name: &str, v: Option<i64>| {
+        v.and_then(|v| u64::try_from(v).ok())
+            .map(Duration::from_millis)
+            .ok_or_else(|| anyhow!("windows: {name} missing or negative"))
+    };
+    let grace = ms("grace_ms", Some(windows.grace_ms))?;
+    Ok(match windows.kind {
+        WindowType::Tumbling | WindowType::Hopping => {
+            let size = ms("size_ms", windows.size_ms)?;
+            let advance = ms("advance_ms", windows.advance_ms.or(windows.size_ms))?;
+            grouped
+                .windowed_by(TimeWindows::of_size_and_grace(size, grace).advance_by(advance))
+                .count(Materialized::new())
+        }
+        WindowType::Sliding => {
+            let difference = ms("size_ms", windows.size_ms)?;
+            grouped
+                .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
+                    difference, grace,
+                ))
+                .count(Materialized::new())
+        }
+        WindowType::Session => {
+            let gap = ms("gap_ms", windows.gap_ms)?;
+            grouped
+                .windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(gap, grace))
+                .count(Materialized::new())
+        }
+    })
+}
+
+/// A table of `topic`, String keys and values.
+fn table(builder: &StreamsBuilder, topic: &str) -> KTable<String, String> {
+    builder.table(
+        topic,
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::new(),
+    )
+}
+
+/// A stream of `topic` grouped by key, String keys and values.
+fn grouped_stream(builder: &StreamsBuilder, topic: &str) -> KGroupedStream<String, String> {
+    let stream: KStream<String, String> =
+        builder.stream(topic, Consumed::with(Serdes::string(), Serdes::string()));
+    stream.group_by_key(grouped())
+}
+
+fn grouped() -> Grouped<String, String> {
+    Grouped::with(Serdes::string(), Serdes::string())
+}
+
+fn strings() -> Produced<String, String> {
+    Produced::with(Serdes::string(), Serdes::string())
+}
+
+/// A table of counts or sums to `output`, the values as decimal strings.
+fn decimal_output(table: KTable<String, i64>) {
+    table
+        .to_stream()
+        .map_values(|n| n.to_string())
+        .to(OUTPUT, strings());
+}
+
+/// Java's `String.length()`: UTF-16 code units.
+fn java_length(s: &str) -> i64 {
+    i64::try_from(s.encode_utf16().count()).unwrap_or(i64::MAX)
+}
+
+/// The table filters' predicate: an even length (in Java's sense).
+fn even_length(v: &str) -> bool {
+    java_length(v) % 2 == 0
+}
+
+/// A windowed String key as the text `"<key>@<start>/<end>"`.
+#[derive(Debug, Clone, Copy)]
+struct WindowedText;
+
+impl Serde<Windowed<String>> for WindowedText {
+    fn serialize(&self, _topic: &str, value: &Windowed<String>) -> Result<Bytes, SerdeError> {
+        Ok(Bytes::from(format!(
+            "{}@{}/{}",
+            value.key, value.window.start, value.window.end
+        )))
+    }
+
+    fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<Windowed<String>, SerdeError> {
+        let error =
+            || SerdeError::deserialize::<Windowed<String>>(topic, "not <key>@<start>/<end>");
+        let text = std::str::from_utf8(bytes).map_err(|_| error())?;
+        let (key, window) = text.rsplit_once('@').ok_or_else(error)?;
+        let (start, end) = window.split_once('/').ok_or_else(error)?;
+        let start = start.parse().map_err(|_| error())?;
+        let end = end.parse().map_err(|_| error())?;
+        Ok(Windowed::new(key.to_owned(), Window::new(start, end)))
+    }
+}
