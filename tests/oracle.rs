@@ -304,14 +304,12 @@ fn join_kind(outer: bool) -> impl Strategy<Value = JoinKind> {
 // ---- the operations our DSL has ----
 
 #[test]
-#[ignore = "differs from Kafka Streams: the delete of a row that is not there is not forwarded (as in table_map_values), nor is a rejected row that was not there (our KTable filter always sends old values)"]
 fn table_filter_matches_kafka_streams() {
     differential(CASES, table_cases(Op::TableFilter));
 }
 
 /// `table_filter` without the deletes of absent rows: the filter's own difference.
 #[test]
-#[ignore = "differs from Kafka Streams: a rejected row that was not there is not forwarded, Kafka forwards a tombstone for it (our KTable filter always sends old values)"]
 fn table_filter_deleting_present_rows_matches_kafka_streams() {
     differential(CASES, table_cases_deleting_present_rows(Op::TableFilter));
 }
@@ -322,7 +320,6 @@ fn table_filter_then_count_matches_kafka_streams() {
 }
 
 #[test]
-#[ignore = "differs from Kafka Streams: the delete of a row that is not there is not forwarded, Kafka forwards a tombstone (its source table is not materialized)"]
 fn table_map_values_matches_kafka_streams() {
     differential(CASES, table_cases(Op::TableMapValues));
 }
@@ -419,7 +416,6 @@ fn stream_stream_join_matches_kafka_streams() {
 }
 
 #[test]
-#[ignore = "our DSL has no stream-table join yet (oracle_dsl::build)"]
 fn stream_table_join_matches_kafka_streams() {
     differential(
         CASES,
@@ -435,7 +431,6 @@ fn stream_table_join_matches_kafka_streams() {
 }
 
 #[test]
-#[ignore = "our DSL has no table-table join yet (oracle_dsl::build)"]
 fn table_table_join_matches_kafka_streams() {
     differential(
         CASES,
@@ -451,7 +446,6 @@ fn table_table_join_matches_kafka_streams() {
 }
 
 #[test]
-#[ignore = "our DSL has no global table join yet (oracle_dsl::build)"]
 fn stream_global_join_matches_kafka_streams() {
     // The global table's keys are the foreign keys of the values (`x`, `y`, ...).
     let global = (

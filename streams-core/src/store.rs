@@ -504,17 +504,20 @@ impl StoreSlot {
         } else {
             (base, None)
         };
-        let stack = if builder.caching {
+        // As Kafka's: a record cache of no bytes is no cache (every update
+        // goes through at once, deletes of absent rows included).
+        let caching = builder.caching && cache_max_bytes > 0;
+        let stack = if caching {
             StoreStack::Cached(CachingStore::new(base, cache_max_bytes))
         } else {
             StoreStack::Direct(base)
         };
-        tracing::debug!(store = %builder.name, %backend, caching = builder.caching, logging = builder.logging, "opened state store");
+        tracing::debug!(store = %builder.name, %backend, caching, logging = builder.logging, "opened state store");
         Ok(Self {
             name: builder.name.clone(),
             changelog_topic: changelog_topic(application_id, &builder.name).into(),
             stack,
-            caching: builder.caching,
+            caching,
             changelog,
             listeners: Vec::new(),
             persistent,

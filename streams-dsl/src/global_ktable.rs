@@ -168,9 +168,9 @@ where
     /// Left-joins each record of this stream with the row of `global`
     /// whose key is `key_mapper(key, value)` (Kafka's
     /// `KStream#leftJoin(GlobalKTable)`): `joiner(value, Some(row))`, or
-    /// `joiner(value, None)` when there is no such row. A record whose
-    /// mapper returns `None` is still dropped, unless its own key is null
-    /// (Kafka's KIP-962); one with a null value is dropped. Node:
+    /// `joiner(value, None)` when there is no such row, or when the mapper
+    /// returns `None` (as Kafka 4.1 does; older Kafka dropped such
+    /// records). A record with a null value is dropped. Node:
     /// `KSTREAM-LEFTJOIN-<n>`.
     pub fn left_join_global<KG, VG, VR, M, F>(
         &self,

@@ -15,11 +15,11 @@ use streams_core::{
     TopologyTestDriver, Window, Windowed,
 };
 use streams_dsl::{
-    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced, SessionWindows,
-    SlidingWindows, StreamsBuilder, TimeWindows,
+    Consumed, Grouped, Joined, KGroupedStream, KStream, KTable, Materialized, Produced,
+    SessionWindows, SlidingWindows, StreamsBuilder, TimeWindows,
 };
 
-use super::oracle::{Case, Op, Output, WindowType, Windows, LEFT, OUTPUT};
+use super::oracle::{Case, JoinKind, Op, Output, WindowType, Windows, LEFT, OUTPUT, RIGHT};
 
 /// What our side made of a case.
 #[derive(Debug)]
@@ -110,12 +110,50 @@ fn build(builder: &StreamsBuilder, op: &Op) -> anyhow::Result<Option<&'static st
                 .map_values(|count| count.to_string())
                 .to(OUTPUT, Produced::with(WindowedText, Serdes::string()));
         }
-        op @ (Op::StreamStreamJoin { .. }
-        | Op::StreamTableJoin { .. }
-        | Op::TableTableJoin { .. }
-        | Op::StreamGlobalJoin { .. }
-        | Op::FkJoin { .. }
-        | Op::Cogroup { .. }) => return Ok(Some(op.name())),
+        Op::StreamTableJoin { join } => {
+            let left = stream(builder, LEFT);
+            let right = table(builder, RIGHT);
+            let joined = match join {
+                JoinKind::Inner => {
+                    left.join_table(&right, |l, r| joiner(Some(l), Some(r)), Joined::new())
+                }
+                _ => left.left_join_table(&right, |l, r| joiner(Some(l), r), Joined::new()),
+            };
+            joined.to(OUTPUT, strings());
+        }
+        Op::TableTableJoin { join } => {
+            let left = table(builder, LEFT);
+            let right = table(builder, RIGHT);
+            let joined = match join {
+                JoinKind::Inner => {
+                    left.join(&right, |l, r| joiner(Some(l), Some(r)), Materialized::new())
+                }
+                JoinKind::Left => {
+                    left.left_join(&right, |l, r| joiner(Some(l), r), Materialized::new())
+                }
+                JoinKind::Outer => left.outer_join(&right, joiner, Materialized::new()),
+            };
+            joined.to_stream().to(OUTPUT, strings());
+        }
+        Op::StreamGlobalJoin { join } => {
+            let left = stream(builder, LEFT);
+            let right = builder.global_table(
+                RIGHT,
+                Consumed::with(Serdes::string(), Serdes::string()),
+                Materialized::new(),
+            );
+            let mapper = |_: Option<&String>, v: &String| foreign_key(v);
+            let joined = match join {
+                JoinKind::Inner => {
+                    left.join_global(&right, mapper, |l, r| joiner(Some(l), Some(r)))
+                }
+                _ => left.left_join_global(&right, mapper, |l, r| joiner(Some(l), r)),
+            };
+            joined.to(OUTPUT, strings());
+        }
+        op @ (Op::StreamStreamJoin { .. } | Op::FkJoin { .. } | Op::Cogroup { .. }) => {
+            return Ok(Some(op.name()))
+        }
     }
     Ok(None)
 }
@@ -154,6 +192,27 @@ fn windowed_count(
                 .count(Materialized::new())
         }
     })
+}
+
+/// Every join's joiner: `left + "+" + right`, a missing side printed as
+/// `null` (Java's string concatenation).
+fn joiner(left: Option<&String>, right: Option<&String>) -> String {
+    format!(
+        "{}+{}",
+        left.map_or("null", String::as_str),
+        right.map_or("null", String::as_str)
+    )
+}
+
+/// The foreign key of a value `"<fk>:<payload>"`: the text before its
+/// first `:`; `None` for a value without one.
+fn foreign_key(value: &str) -> Option<String> {
+    value.split_once(':').map(|(fk, _)| fk.to_owned())
+}
+
+/// A stream of `topic`, String keys and values.
+fn stream(builder: &StreamsBuilder, topic: &str) -> KStream<String, String> {
+    builder.stream(topic, Consumed::with(Serdes::string(), Serdes::string()))
 }
 
 /// A table of `topic`, String keys and values.

@@ -82,9 +82,9 @@ where
             return Ok(());
         };
         let mapped = (self.key_mapper)(record.key.as_ref(), value);
-        // A left join keeps a record with a null key (KIP-962), whatever
-        // its mapped key; otherwise no key to look up drops the record.
-        if mapped.is_none() && !(self.left && record.key.is_none()) {
+        // As Kafka 4.1's: a left join keeps a record that has no key to
+        // look up (it joins with nothing); an inner join drops it.
+        if mapped.is_none() && !self.left {
             tracing::warn!(processor = %ctx.node_name(), timestamp = record.timestamp, "skipping record due to a null join key");
             ctx.record_dropped();
             return Ok(());
