@@ -244,3 +244,87 @@ async fn a_global_table_is_complete_before_processing_and_then_followed() {
     }
     app.close().await.unwrap();
 }
+
+/// A foreign-key join needs no co-partitioning: orders (3 partitions)
+/// joined with products (2) by the order's product id, through its
+/// subscription and response topics, which the runtime creates with the
+/// partition counts of the tables that read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_key_join_runs_across_partition_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    broker
+        .create_topic(NewTopic::new("order-table", 3))
+        .await
+        .unwrap();
+    broker
+        .create_topic(NewTopic::new("product-table", 2))
+        .await
+        .unwrap();
+    broker
+        .create_topic(NewTopic::new("order-lines", 1))
+        .await
+        .unwrap();
+    let producer = Producer::new(&broker);
+    let products: Vec<ProducerRecord> = (0..10)
+        .map(|i| ProducerRecord::new("product-table", format!("Product {i}")).key(format!("p{i}")))
+        .collect();
+    producer.send_batch(products).await.unwrap();
+    let orders: Vec<ProducerRecord> = (0..60)
+        .map(|i| ProducerRecord::new("order-table", format!("p{}", i % 12)).key(format!("o{i}")))
+        .collect();
+    producer.send_batch(orders).await.unwrap();
+
+    let app_id = "fk-e2e";
+    let builder = StreamsBuilder::with_application_id(app_id);
+    let strings = || Consumed::with(Serdes::string(), Serdes::string());
+    let orders = builder.table("order-table", strings(), Materialized::new());
+    let products = builder.table("product-table", strings(), Materialized::new());
+    orders
+        .join_foreign_key(
+            &products,
+            |product: &String| Some(product.clone()),
+            |product, name| format!("{product}={name}"),
+            Materialized::new(),
+        )
+        .to_stream()
+        .to(
+            "order-lines",
+            Produced::with(Serdes::string(), Serdes::string()),
+        );
+    let topology = builder.build().unwrap();
+    let topics = physical_source_topics(&topology, app_id);
+    let mut app = StreamsApp::new(topology, config(app_id, dir.path()), broker.clone());
+    app.start().await.unwrap();
+    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
+        .await
+        .unwrap();
+    let registration =
+        format!("{app_id}-KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000006-topic");
+    assert_eq!(broker.partition_count(&registration).await.unwrap(), 2);
+    let mut latest = std::collections::BTreeMap::new();
+    for record in read_committed(&broker, "order-lines", DEADLINE)
+        .await
+        .unwrap()
+    {
+        let key = String::from_utf8(record.key.unwrap().to_vec()).unwrap();
+        latest.insert(
+            key,
+            record.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+        );
+    }
+    let joined: Vec<_> = latest
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let expected: Vec<(String, String)> = {
+        let mut rows: Vec<_> = (0..60)
+            .filter(|i| i % 12 < 10)
+            .map(|i| (format!("o{i}"), format!("p{0}=Product {0}", i % 12)))
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(joined, expected);
+    app.close().await.unwrap();
+}

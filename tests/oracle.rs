@@ -471,11 +471,12 @@ fn stream_global_join_matches_kafka_streams() {
 }
 
 #[test]
-#[ignore = "our DSL has no foreign-key join yet (oracle_dsl::build)"]
 fn fk_join_matches_kafka_streams() {
+    // Right values are never empty: Kafka's subscription response cannot
+    // tell a value serialized to no bytes from no value (docs/joins.md).
     let right = (
         prop::sample::select(vec!["x", "y", "z", "a"]),
-        prop::option::weighted(0.85, value()),
+        prop::option::weighted(0.85, value().prop_filter("non-empty", |v| !v.is_empty())),
         timestamp(),
     )
         .prop_map(|(key, value, timestamp)| Input {

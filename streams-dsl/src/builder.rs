@@ -107,6 +107,12 @@ impl Handle {
         format!("{}{}", self.0.borrow().topic_prefix, repartition_name(base))
     }
 
+    /// The internal topic `<application.id>-<name>` (a foreign-key join's
+    /// subscription and response topics).
+    pub(crate) fn internal_topic(&self, name: &str) -> String {
+        format!("{}{name}", self.0.borrow().topic_prefix)
+    }
+
     pub(crate) fn metrics(&self) -> DslMetrics {
         self.0.borrow().metrics.clone()
     }

@@ -5,8 +5,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use streams_core::Serde;
-
 use crate::builder::{Handle, StreamsBuilder};
 use crate::kstream::KStream;
 use crate::options::{Consumed, Materialized, Named, SerdeArc};
@@ -99,14 +97,7 @@ impl StreamsBuilder {
             .unwrap_or(consumed.value_serde);
         let (ks, vs) = (key_serde.clone(), value_serde.clone());
         handle.apply(|t| {
-            t.add_global_table(
-                &store,
-                &source,
-                topic,
-                &processor,
-                ArcSerde(ks.clone()),
-                ArcSerde(vs.clone()),
-            )?;
+            t.add_global_table(&store, &source, topic, &processor, ks.clone(), vs.clone())?;
             Ok(())
         });
         GlobalKTable {
@@ -116,23 +107,6 @@ impl StreamsBuilder {
             key_serde,
             value_serde,
         }
-    }
-}
-
-/// A shared serde, as the topology takes serdes by value.
-struct ArcSerde<T>(SerdeArc<T>);
-
-impl<T: 'static> Serde<T> for ArcSerde<T> {
-    fn serialize(&self, topic: &str, value: &T) -> Result<bytes::Bytes, streams_core::SerdeError> {
-        self.0.serialize(topic, value)
-    }
-
-    fn deserialize(
-        &self,
-        topic: &str,
-        bytes: &bytes::Bytes,
-    ) -> Result<T, streams_core::SerdeError> {
-        self.0.deserialize(topic, bytes)
     }
 }
 

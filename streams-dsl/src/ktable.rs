@@ -364,7 +364,12 @@ where
             .builder
             .ktable_name(grouped.name.clone().map(Named::as_), "SELECT");
         // The re-grouping subtracts old values: the table must send them.
-        self.old_values.enable(true);
+        if !self.old_values.enable(true) {
+            self.builder.fail(format!(
+                "group_by '{name}': table '{}' cannot send the old values a re-grouping subtracts; materialize it with Materialized::as_",
+                self.node
+            ));
+        }
         let selector = Arc::new(selector);
         self.builder.add_processor(
             &name,

@@ -148,11 +148,12 @@ where
         };
         // As Kafka's: the sides that may subtract a missing row read old
         // values from their parents.
-        if matches!(kind, Kind::Left | Kind::Outer) {
-            self.old_values().enable(true);
-        }
-        if kind == Kind::Outer {
-            other.old_values().enable(true);
+        let this_old = !matches!(kind, Kind::Left | Kind::Outer) || self.old_values().enable(true);
+        let other_old = kind != Kind::Outer || other.old_values().enable(true);
+        if !(this_old && other_old) {
+            builder.fail(format!(
+                "{operation}: a joined table cannot send old values; materialize it with Materialized::as_"
+            ));
         }
         let old_values = OldValues::join(self.old_values(), other.old_values());
         let (this_mode, other_mode) = match kind {

@@ -45,6 +45,7 @@
 
 mod builder;
 mod change;
+mod fk_join;
 mod global_ktable;
 mod grouped;
 mod joined;

@@ -33,6 +33,9 @@ enum Kind {
     Join { parents: [Arc<OldValues>; 2] },
     /// An aggregation: its store holds the old value; it always sends it.
     Always,
+    /// A result kept in no store that cannot know its old values (an
+    /// unmaterialized foreign-key join).
+    Never,
 }
 
 /// One table's `sendOldValues` flag and what it depends on.
@@ -101,6 +104,11 @@ impl OldValues {
         Self::make(Kind::Always, true)
     }
 
+    /// A table that can never send old values.
+    pub(crate) fn never() -> Arc<Self> {
+        Self::make(Kind::Never, false)
+    }
+
     /// Asks the table to send old values; `force` materializes a source
     /// that is not. Returns whether it now does.
     pub(crate) fn enable(&self, force: bool) -> bool {
@@ -124,6 +132,7 @@ impl OldValues {
                 true
             }
             Kind::Always => true,
+            Kind::Never => false,
         };
         if now {
             self.enabled.store(true, Ordering::Relaxed);

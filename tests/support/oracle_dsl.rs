@@ -151,9 +151,27 @@ fn build(builder: &StreamsBuilder, op: &Op) -> anyhow::Result<Option<&'static st
             };
             joined.to(OUTPUT, strings());
         }
-        op @ (Op::StreamStreamJoin { .. } | Op::FkJoin { .. } | Op::Cogroup { .. }) => {
-            return Ok(Some(op.name()))
+        Op::FkJoin { join } => {
+            let left = table(builder, LEFT);
+            let right = table(builder, RIGHT);
+            let extractor = |v: &String| foreign_key(v);
+            let joined = match join {
+                JoinKind::Inner => left.join_foreign_key(
+                    &right,
+                    extractor,
+                    |l, r| joiner(Some(l), Some(r)),
+                    Materialized::new(),
+                ),
+                _ => left.left_join_foreign_key(
+                    &right,
+                    extractor,
+                    |l, r| joiner(Some(l), r),
+                    Materialized::new(),
+                ),
+            };
+            joined.to_stream().to(OUTPUT, strings());
         }
+        op @ (Op::StreamStreamJoin { .. } | Op::Cogroup { .. }) => return Ok(Some(op.name())),
     }
     Ok(None)
 }

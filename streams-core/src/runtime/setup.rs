@@ -208,14 +208,28 @@ pub(crate) fn is_generated_name(name: &str) -> bool {
         && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether a topic written and read by the topology is one of its
+/// internal topics by name: `<name>-repartition`, or a foreign-key join's
+/// `<name>-subscription-registration-topic` and
+/// `<name>-subscription-response-topic` (generated:
+/// `KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-<n>-topic`,
+/// `KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-<n>-topic`).
+fn is_internal_topic_name(topic: &str) -> bool {
+    topic.ends_with("-repartition")
+        || topic.ends_with("-subscription-registration-topic")
+        || topic.ends_with("-subscription-response-topic")
+        || (topic.contains("KTABLE-FK-JOIN-SUBSCRIPTION-") && topic.ends_with("-topic"))
+}
+
 /// Topics of the topology that are written by a sink and read by a source
-/// and named `<name>-repartition`: the runtime creates them.
+/// and named as internal topics ([`is_internal_topic_name`]): the runtime
+/// creates them, prefixed with the application id, as repartition topics.
 fn repartition_topics(topology: &Topology) -> Vec<String> {
     let sinks: HashSet<&str> = topology.sink_topics().into_iter().collect();
     topology
         .source_topics()
         .into_iter()
-        .filter(|t| sinks.contains(t) && t.ends_with("-repartition"))
+        .filter(|t| sinks.contains(t) && is_internal_topic_name(t))
         .map(str::to_owned)
         .collect()
 }

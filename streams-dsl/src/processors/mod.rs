@@ -16,6 +16,7 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
+pub(crate) mod fk_join;
 pub(crate) mod stream_global_join;
 pub(crate) mod stream_table_join;
 pub(crate) mod table_join_merger;
