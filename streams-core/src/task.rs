@@ -170,6 +170,7 @@ impl Task {
                 current_bytes: None,
                 inline: inline_nodes,
                 host: vec![None; node_count],
+                shared: TaskShared::default(),
             },
             group: PartitionGroup::default(),
         })
