@@ -2,6 +2,7 @@
 //! that every stream and table of one builder writes to.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,9 @@ pub(crate) struct Inner {
     /// `<application.id>-` or empty.
     topic_prefix: String,
     metrics: DslMetrics,
+    /// The repartitions made for joins, by parent node and topic base:
+    /// the source node reading each back.
+    join_repartitions: HashMap<(String, String), String>,
 }
 
 /// A handle on a builder's shared state.
@@ -238,6 +242,78 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// Kafka's `repartitionForJoin`: writes `parent`'s records through
+    /// topic `<application.id>-<base>-repartition` with `key_serde` and
+    /// `value_serde` and reads them back; returns the reading source's
+    /// name. Between the parent and the sink is a filter that passes every
+    /// record, null keys included (as Kafka's since 3.7, KIP-962: a left
+    /// or outer join emits them). Names as
+    /// [`Handle::add_repartition`]'s: three indexes consumed, generated
+    /// node names for a generated `base`, `<base>-repartition-sink`,
+    /// `-filter` and `-source` for a user's.
+    ///
+    /// A second join of the same parent with the same `base` (a stream
+    /// with a generated name joined twice) reuses the first repartition,
+    /// as Kafka does; the three indexes are consumed all the same.
+    pub(crate) fn add_join_repartition<K, V>(
+        &self,
+        parent: &str,
+        base: &str,
+        key_serde: SerdeArc<K>,
+        value_serde: SerdeArc<V>,
+    ) -> String
+    where
+        K: Clone + Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        let topic_name = repartition_name(base);
+        let (gen_sink, gen_filter, gen_source) = {
+            let mut inner = self.0.borrow_mut();
+            (
+                inner.names.kstream("SINK"),
+                inner.names.kstream("FILTER"),
+                inner.names.kstream("SOURCE"),
+            )
+        };
+        let made = (parent.to_owned(), base.to_owned());
+        if let Some(source) = self.0.borrow().join_repartitions.get(&made) {
+            return source.clone();
+        }
+        let (sink, filter, source) = if is_generated(base) {
+            (gen_sink, gen_filter, gen_source)
+        } else {
+            (
+                format!("{topic_name}-sink"),
+                format!("{topic_name}-filter"),
+                format!("{topic_name}-source"),
+            )
+        };
+        let topic = self.repartition_topic(base);
+        self.add_processor(
+            &filter,
+            || stateless_fn(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| ctx.forward(r)),
+            &[parent],
+        );
+        self.apply(|t| {
+            t.add_sink(
+                &sink,
+                &topic,
+                key_serde.clone(),
+                value_serde.clone(),
+                &[&filter],
+            )?
+            .add_source(&source, key_serde.clone(), value_serde.clone(), &[&topic])?;
+            Ok(())
+        });
+        self.0
+            .borrow_mut()
+            .join_repartitions
+            .insert(made, source.clone());
+        source
+    }
+}
+
 /// `<base>-repartition`, unless `base` already ends so.
 fn repartition_name(base: &str) -> String {
     if base.ends_with("-repartition") {
@@ -308,6 +384,7 @@ impl StreamsBuilder {
                 error: None,
                 topic_prefix,
                 metrics: DslMetrics::default(),
+                join_repartitions: HashMap::new(),
             }))),
         }
     }

@@ -16,6 +16,11 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
+pub(crate) mod join_times;
+pub(crate) mod join_window;
+pub(crate) mod outer_join_buffer;
+pub(crate) mod stream_stream_join;
+
 /// Adds a value to an aggregate (`None`: the group has none yet).
 pub(crate) type AddFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
 /// Removes a value from an aggregate.
