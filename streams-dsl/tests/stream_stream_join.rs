@@ -10,6 +10,8 @@
 #![allow(clippy::result_large_err)]
 
 use std::fmt::Display;
+
+use proptest::prelude::*;
 use std::time::Duration;
 
 use streams_core::{
@@ -2007,4 +2009,369 @@ fn zero_sized_windows_join_records_of_the_same_timestamp() -> Result<()> {
     assert_eq!(j.take()?, [kvt(0, "A+a", 10), kvt(0, "B+b", 11)]);
     assert_eq!(j.metrics.dropped_records(), 0);
     Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Model check
+// ---------------------------------------------------------------------
+
+/// One input record of the model check.
+#[derive(Debug, Clone)]
+struct Event {
+    left: bool,
+    key: Option<i32>,
+    value: Option<String>,
+    timestamp: i64,
+}
+
+/// A record held by the model as unmatched.
+#[derive(Debug, Clone)]
+struct ModelHeld {
+    timestamp: i64,
+    left: bool,
+    key: i32,
+    value: String,
+    arrival: usize,
+}
+
+/// Kafka's stream–stream join rules, restated on plain vectors: every
+/// record kept in a list per side, filtered at lookup time; the held
+/// unmatched records in a list sorted at each flush.
+#[derive(Debug)]
+struct Model {
+    kind: Kind,
+    before: i64,
+    after: i64,
+    grace: i64,
+    /// The deprecated eager windows: no outer-join store.
+    eager: bool,
+    /// Per side (0 left, 1 right): `(key, timestamp, value)` in arrival
+    /// order.
+    stores: [Vec<(i32, i64, String)>; 2],
+    store_time: [Option<i64>; 2],
+    stream_time: Option<i64>,
+    min_time: Option<i64>,
+    held: Vec<ModelHeld>,
+    arrivals: usize,
+    out: Vec<Kvt>,
+    dropped: u64,
+}
+
+impl Model {
+    fn new(kind: Kind, before: i64, after: i64, grace: i64, eager: bool) -> Self {
+        Self {
+            kind,
+            before,
+            after,
+            grace,
+            eager,
+            stores: [Vec::new(), Vec::new()],
+            store_time: [None, None],
+            stream_time: None,
+            min_time: None,
+            held: Vec::new(),
+            arrivals: 0,
+            out: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// A record stays in its side's store while `ts ≥ store_time − (before
+    /// + after + grace)`.
+    fn kept(&self, timestamp: i64, store_time: i64) -> bool {
+        timestamp >= store_time - (self.before + self.after + self.grace)
+    }
+
+    fn outer(&self, left: bool) -> bool {
+        match self.kind {
+            Kind::Inner => false,
+            Kind::Left => left,
+            Kind::Outer => true,
+        }
+    }
+
+    fn buffered(&self) -> bool {
+        self.kind != Kind::Inner && !self.eager
+    }
+
+    fn show(left: bool, this: &str, other: Option<&str>) -> String {
+        let other = other.unwrap_or("null");
+        if left {
+            format!("{this}+{other}")
+        } else {
+            format!("{other}+{this}")
+        }
+    }
+
+    /// The record on its side: kept in the side's store, then joined.
+    fn step(&mut self, e: &Event) {
+        let side = usize::from(!e.left);
+        if let (Some(key), Some(value)) = (e.key, &e.value) {
+            let store_time = self.store_time[side].map_or(e.timestamp, |t| t.max(e.timestamp));
+            if self.kept(e.timestamp, store_time) {
+                self.stores[side].push((key, e.timestamp, value.clone()));
+                self.store_time[side] = Some(store_time);
+            } else {
+                self.dropped += 1;
+            }
+        }
+        self.join(e);
+    }
+
+    fn join(&mut self, e: &Event) {
+        let ts = e.timestamp;
+        let stream_time = self.stream_time.map_or(ts, |t| t.max(ts));
+        self.stream_time = Some(stream_time);
+        let outer = self.outer(e.left);
+        let (key, value) = match (e.key, &e.value) {
+            (None, Some(value)) if outer => {
+                self.out.push((None, Self::show(e.left, value, None), ts));
+                return;
+            }
+            (Some(key), Some(value)) => (key, value.clone()),
+            _ => {
+                self.dropped += 1;
+                return;
+            }
+        };
+        if ts == stream_time && self.buffered() {
+            self.flush(e.left);
+        }
+        let (before, after) = if e.left {
+            (self.before, self.after)
+        } else {
+            (self.after, self.before)
+        };
+        let (from, to) = ((ts - before).max(0), (ts + after).max(0));
+        let other = usize::from(e.left);
+        let other_time = self.store_time[other];
+        let mut partners: Vec<(i64, String)> = self.stores[other]
+            .iter()
+            .filter(|(k, t, _)| {
+                *k == key && (from..=to).contains(t) && other_time.is_none_or(|o| self.kept(*t, o))
+            })
+            .map(|(_, t, v)| (*t, v.clone()))
+            .collect();
+        partners.sort_by_key(|(t, _)| *t);
+        if partners.is_empty() {
+            if !outer {
+                return;
+            }
+            if !self.buffered() || to < stream_time {
+                self.out
+                    .push((Some(key), Self::show(e.left, &value, None), ts));
+            } else {
+                self.min_time = Some(self.min_time.map_or(ts, |m| m.min(ts)));
+                self.arrivals += 1;
+                self.held.push(ModelHeld {
+                    timestamp: ts,
+                    left: e.left,
+                    key,
+                    value,
+                    arrival: self.arrivals,
+                });
+            }
+            return;
+        }
+        for (t, other_value) in partners {
+            // A partner held as unmatched has matched now.
+            self.held
+                .retain(|h| !(h.timestamp == t && h.left != e.left && h.key == key));
+            self.out.push((
+                Some(key),
+                Self::show(e.left, &value, Some(&other_value)),
+                ts.max(t),
+            ));
+        }
+    }
+
+    /// Emits the held records whose window has closed, as Kafka's
+    /// `emitNonJoinedOuterRecords`.
+    fn flush(&mut self, left: bool) {
+        let Some(stream_time) = self.stream_time else {
+            return;
+        };
+        let this_after = if left { self.after } else { self.before };
+        if let Some(min) = self.min_time {
+            if min + this_after + self.grace >= stream_time {
+                return;
+            }
+        }
+        self.min_time = None;
+        // The store's order: timestamp, right before left, key, arrival.
+        self.held
+            .sort_by_key(|h| (h.timestamp, h.left, h.key, h.arrival));
+        let (mut left_open, mut right_open) = (false, false);
+        let mut emitted = Vec::new();
+        for h in &self.held {
+            self.min_time = Some(h.timestamp);
+            if left_open && right_open {
+                break;
+            }
+            let lookback = if h.left { self.after } else { self.before };
+            if h.timestamp + lookback + self.grace >= stream_time {
+                if h.left {
+                    left_open = true;
+                } else {
+                    right_open = true;
+                }
+                continue;
+            }
+            self.out
+                .push((Some(h.key), Self::show(h.left, &h.value, None), h.timestamp));
+            emitted.push((h.timestamp, h.left, h.key));
+        }
+        self.held
+            .retain(|h| !emitted.contains(&(h.timestamp, h.left, h.key)));
+    }
+}
+
+/// Random windows: `(before, after, grace, eager)`, `before + after ≥ 0`.
+fn windows() -> impl Strategy<Value = (i64, i64, i64, bool)> {
+    (
+        -5i64..25,
+        -5i64..25,
+        0i64..15,
+        proptest::bool::weighted(0.15),
+    )
+        .prop_filter("before + after must not be negative", |(b, a, _, _)| {
+            b + a >= 0
+        })
+}
+
+/// Random records: up to 4 keys (sometimes null), values sometimes null,
+/// timestamps drifting upwards with out-of-order ones.
+fn events() -> impl Strategy<Value = Vec<Event>> {
+    proptest::collection::vec(
+        (
+            any::<bool>(),
+            proptest::option::weighted(0.93, 0i32..4),
+            proptest::bool::weighted(0.95),
+            0i64..12,
+            -40i64..6,
+        ),
+        1..60,
+    )
+    .prop_map(|steps| {
+        let mut base = 0i64;
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (left, key, has_value, advance, jitter))| {
+                base += advance;
+                Event {
+                    left,
+                    key,
+                    value: has_value.then(|| format!("{}{i}", if left { 'L' } else { 'R' })),
+                    timestamp: (base + jitter).max(0),
+                }
+            })
+            .collect()
+    })
+}
+
+fn model_windows(before: i64, after: i64, grace: i64, eager: bool) -> JoinWindows {
+    #[allow(deprecated)]
+    let windows = if eager {
+        JoinWindows::of(ms(0)).grace(ms(grace as u64))
+    } else {
+        JoinWindows::of_time_difference_and_grace(ms(0), ms(grace as u64))
+    };
+    windows.with_before_ms(before).with_after_ms(after)
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![Just(Kind::Inner), Just(Kind::Left), Just(Kind::Outer)]
+}
+
+/// Runs `events` through the join of two topics and through the model.
+fn check_two_streams(
+    kind: Kind,
+    (before, after, grace, eager): (i64, i64, i64, bool),
+    events: &[Event],
+) -> std::result::Result<(), TestCaseError> {
+    let windows = model_windows(before, after, grace, eager);
+    let j = Join::new(kind, windows).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut model = Model::new(kind, before, after, grace, eager);
+    for e in events {
+        let record = TestRecord::from_parts(e.key, e.value.clone(), e.timestamp);
+        if e.left {
+            j.left.pipe_record(record)
+        } else {
+            j.right.pipe_record(record)
+        }
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        model.step(e);
+    }
+    prop_assert_eq!(
+        j.take().map_err(|e| TestCaseError::fail(e.to_string()))?,
+        model.out
+    );
+    prop_assert_eq!(j.metrics.dropped_records(), model.dropped);
+    Ok(())
+}
+
+/// Runs `events` (their side ignored) through a self-join and through the
+/// model, each record reaching the left side then the right.
+fn check_self_join(
+    kind: Kind,
+    (before, after, grace, eager): (i64, i64, i64, bool),
+    events: &[Event],
+) -> std::result::Result<(), TestCaseError> {
+    let fail = |e: StreamsError| TestCaseError::fail(e.to_string());
+    let builder = StreamsBuilder::new();
+    let stream =
+        builder.stream::<i32, String>(LEFT, Consumed::with(Serdes::i32(), Serdes::string()));
+    let windows = model_windows(before, after, grace, eager);
+    let joined = || StreamJoined::new();
+    let out = match kind {
+        Kind::Inner => stream.join(&stream, |l, r| format!("{l}+{r}"), windows, joined()),
+        Kind::Left => stream.left_join(
+            &stream,
+            |l, r| format!("{l}+{}", show(r)),
+            windows,
+            joined(),
+        ),
+        Kind::Outer => stream.outer_join(
+            &stream,
+            |l, r| format!("{}+{}", show(l), show(r)),
+            windows,
+            joined(),
+        ),
+    };
+    out.to(OUT, Produced::with(Serdes::i32(), Serdes::string()));
+    let driver = TopologyTestDriver::new(builder.build().map_err(fail)?).map_err(fail)?;
+    let input = driver.create_input_topic(LEFT, Serdes::i32(), Serdes::string());
+    let mut model = Model::new(kind, before, after, grace, eager);
+    for e in events {
+        input
+            .pipe_record(TestRecord::from_parts(e.key, e.value.clone(), e.timestamp))
+            .map_err(fail)?;
+        for left in [true, false] {
+            model.step(&Event { left, ..e.clone() });
+        }
+    }
+    let got: Vec<Kvt> = driver
+        .create_output_topic(OUT, Serdes::i32(), Serdes::string())
+        .read_records_to_list()
+        .map_err(fail)?
+        .into_iter()
+        .map(|r| (r.key, r.value.unwrap_or_default(), r.timestamp))
+        .collect();
+    prop_assert_eq!(got, model.out);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn joins_match_the_model_of_kafkas_rules(kind in kind(), windows in windows(), events in events()) {
+        check_two_streams(kind, windows, &events)?;
+    }
+
+    #[test]
+    fn self_joins_match_the_model_of_kafkas_rules(kind in kind(), windows in windows(), events in events()) {
+        check_self_join(kind, windows, &events)?;
+    }
 }
