@@ -3,8 +3,10 @@
 //! [`KGroupedTable`], windowed with [`TimeWindows`] into a
 //! [`TimeWindowedKStream`], with [`SessionWindows`] into a
 //! [`SessionWindowedKStream`] or with [`SlidingWindows`] into a
-//! [`SlidingWindowedKStream`], configured with [`Consumed`], [`Produced`],
-//! [`Grouped`], [`Materialized`], [`Named`], [`Branched`] and
+//! [`SlidingWindowedKStream`], streams joined within [`JoinWindows`]
+//! ([`KStream::join`], [`KStream::left_join`], [`KStream::outer_join`]),
+//! configured with [`Consumed`], [`Produced`], [`Grouped`],
+//! [`Materialized`], [`StreamJoined`], [`Named`], [`Branched`] and
 //! [`Repartitioned`]. [`StreamsBuilder::build`] yields a
 //! [`streams_core::Topology`].
 //!
@@ -69,6 +71,11 @@ struct DslGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/windowing.md")]
 struct WindowingGuide;
+
+/// The joins chapter, `docs/joins.md`: its examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/joins.md")]
+struct JoinsGuide;
 
 pub use builder::{DslMetrics, StreamsBuilder};
 pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde};
