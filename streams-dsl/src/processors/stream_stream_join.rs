@@ -288,9 +288,8 @@ where
             if !self.outer {
                 return Ok(());
             }
-            let current_stream_time = lock(times).stream_time.unwrap_or(timestamp);
             match &self.buffer {
-                Some(buffer) if time_to >= current_stream_time => {
+                Some(buffer) if time_to >= stream_time => {
                     lock(times).held(timestamp);
                     let held_key = TimestampedKeyAndJoinSide {
                         timestamp,
