@@ -296,6 +296,33 @@ pub(crate) struct SourcePlan {
     pub(crate) slot: usize,
 }
 
+/// Values that the processors of one task share, by name; see
+/// [`crate::ProcessorContext::task_shared`].
+#[derive(Default)]
+pub(crate) struct TaskShared(FxHashMap<String, Arc<dyn Any + Send + Sync>>);
+
+impl fmt::Debug for TaskShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl TaskShared {
+    /// The value under `name`, made by `init` if there is none yet; `None`
+    /// if the value there is not a `T`.
+    pub(crate) fn get_or_init<T: Any + Send + Sync>(
+        &mut self,
+        name: &str,
+        init: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
+        let value = self
+            .0
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(init()));
+        Arc::clone(value).downcast::<T>().ok()
+    }
+}
+
 /// The mutable state of a task, apart from its nodes.
 #[derive(Debug)]
 pub(crate) struct TaskState {
@@ -334,6 +361,8 @@ pub(crate) struct TaskState {
     pub(crate) host: Vec<Option<usize>>,
     /// The instance's global tables, which every task reads.
     pub(crate) globals: Arc<GlobalTables>,
+    /// Values the task's processors share.
+    pub(crate) shared: TaskShared,
 }
 
 impl TaskState {

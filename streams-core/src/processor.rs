@@ -330,6 +330,57 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         self.exec.state.wall_clock
     }
 
+    /// The value named `name` that the processors of this task share:
+    /// made by `init` for the first processor that asks, handed to every
+    /// later caller in this task. Processors of one task run on one
+    /// thread, one call at a time, so a `Mutex` or atomics inside `T` are
+    /// never contended. The value lives as long as the task: a task
+    /// closed and opened again (after a rebalance, a restart, a crash)
+    /// starts without it. For processors of one operation that must see
+    /// each other's state, as the two sides of a stream–stream join
+    /// share their stream time (Kafka's `TimeTracker` per task).
+    ///
+    /// A value of another type already under `name` is
+    /// [`StreamsError::InvalidTopology`].
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use streams_core::{Processor, ProcessorContext, Record, Result};
+    ///
+    /// /// Counts the records of every processor that shares `"seen"`.
+    /// struct SharedCount(Option<Arc<AtomicU64>>);
+    ///
+    /// impl Processor<String, String, String, u64> for SharedCount {
+    ///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, u64>) -> Result<()> {
+    ///         self.0 = Some(ctx.task_shared("seen", || AtomicU64::new(0))?);
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, u64>, r: Record<String, String>) -> Result<()> {
+    ///         let seen = self.0.as_ref().map_or(0, |c| c.fetch_add(1, Ordering::Relaxed) + 1);
+    ///         ctx.forward(r.with_value(Some(seen)))
+    ///     }
+    /// }
+    /// ```
+    pub fn task_shared<T: std::any::Any + Send + Sync>(
+        &mut self,
+        name: &str,
+        init: impl FnOnce() -> T,
+    ) -> Result<Arc<T>> {
+        self.exec
+            .state
+            .shared
+            .get_or_init(name, init)
+            .ok_or_else(|| StreamsError::InvalidTopology {
+                reason: format!(
+                    "processor '{}' asked for the task's shared value '{name}' as a {}, but another processor made it with another type",
+                    self.node_name(),
+                    std::any::type_name::<T>()
+                ),
+            })
+    }
+
     /// Asks for a commit as soon as possible (after the current record).
     pub fn commit(&mut self) {
         self.exec.state.commit_requested = true;

@@ -174,6 +174,7 @@ impl Task {
                 inline: inline_nodes,
                 host: vec![None; node_count],
                 globals: options.globals.clone(),
+                shared: TaskShared::default(),
             },
             group: PartitionGroup::default(),
         })

@@ -54,9 +54,8 @@ pub(crate) struct Inner {
     /// `<application.id>-` or empty.
     topic_prefix: String,
     metrics: DslMetrics,
-    /// The repartitions made for joins, by the repartitioned node and the
-    /// topic's base name: a stream joined twice under the same name is
-    /// repartitioned once, as Kafka reuses the topic.
+    /// The repartitions made for joins, by parent node and topic base:
+    /// the source node reading each back.
     join_repartitions: HashMap<(String, String), String>,
 }
 
@@ -251,10 +250,20 @@ impl Handle {
 }
 
 impl Handle {
-    /// The source reading `parent` repartitioned through
-    /// `<base>-repartition` before a join (null keys filtered out), made
-    /// once per `parent` and `base`.
-    pub(crate) fn repartition_for_join<K, V>(
+    /// Kafka's `repartitionForJoin`: writes `parent`'s records through
+    /// topic `<application.id>-<base>-repartition` with `key_serde` and
+    /// `value_serde` and reads them back; returns the reading source's
+    /// name. Between the parent and the sink is a filter that passes every
+    /// record, null keys included (as Kafka's since 3.7, KIP-962: a left
+    /// or outer join emits them). Names as
+    /// [`Handle::add_repartition`]'s: three indexes consumed, generated
+    /// node names for a generated `base`, `<base>-repartition-sink`,
+    /// `-filter` and `-source` for a user's.
+    ///
+    /// A second join of the same parent with the same `base` (a stream
+    /// with a generated name joined twice) reuses the first repartition,
+    /// as Kafka does; the three indexes are consumed all the same.
+    pub(crate) fn add_join_repartition<K, V>(
         &self,
         parent: &str,
         base: &str,
@@ -265,30 +274,49 @@ impl Handle {
         K: Clone + Send + 'static,
         V: Clone + Send + 'static,
     {
-        let id = (parent.to_owned(), base.to_owned());
-        let reused = self.0.borrow().join_repartitions.get(&id).cloned();
-        if let Some(source) = reused {
-            // Kafka burns the three names of a repartition even when it
-            // reuses one, so that later generated names stay the same.
+        let topic_name = repartition_name(base);
+        let (gen_sink, gen_filter, gen_source) = {
             let mut inner = self.0.borrow_mut();
-            for operation in ["SINK", "FILTER", "SOURCE"] {
-                inner.names.kstream(operation);
-            }
-            return source;
+            (
+                inner.names.kstream("SINK"),
+                inner.names.kstream("FILTER"),
+                inner.names.kstream("SOURCE"),
+            )
+        };
+        let made = (parent.to_owned(), base.to_owned());
+        if let Some(source) = self.0.borrow().join_repartitions.get(&made) {
+            return source.clone();
         }
-        let source = self.add_repartition(
-            parent,
-            base,
-            key_serde.clone(),
-            value_serde.clone(),
-            key_serde,
-            value_serde,
-            true,
+        let (sink, filter, source) = if is_generated(base) {
+            (gen_sink, gen_filter, gen_source)
+        } else {
+            (
+                format!("{topic_name}-sink"),
+                format!("{topic_name}-filter"),
+                format!("{topic_name}-source"),
+            )
+        };
+        let topic = self.repartition_topic(base);
+        self.add_processor(
+            &filter,
+            || stateless_fn(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| ctx.forward(r)),
+            &[parent],
         );
+        self.apply(|t| {
+            t.add_sink(
+                &sink,
+                &topic,
+                key_serde.clone(),
+                value_serde.clone(),
+                &[&filter],
+            )?
+            .add_source(&source, key_serde.clone(), value_serde.clone(), &[&topic])?;
+            Ok(())
+        });
         self.0
             .borrow_mut()
             .join_repartitions
-            .insert(id, source.clone());
+            .insert(made, source.clone());
         source
     }
 }

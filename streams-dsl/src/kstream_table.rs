@@ -102,7 +102,7 @@ where
                 ));
                 return KStream::new(builder, self.node.clone(), false, None, None);
             };
-            let source = builder.repartition_for_join(&self.node, &base, ks, vs);
+            let source = builder.add_join_repartition(&self.node, &base, ks, vs);
             KStream::new(
                 builder.clone(),
                 source,

@@ -3,8 +3,10 @@
 //! [`KGroupedTable`], windowed with [`TimeWindows`] into a
 //! [`TimeWindowedKStream`], with [`SessionWindows`] into a
 //! [`SessionWindowedKStream`] or with [`SlidingWindows`] into a
-//! [`SlidingWindowedKStream`], configured with [`Consumed`], [`Produced`],
-//! [`Grouped`], [`Materialized`], [`Named`], [`Branched`] and
+//! [`SlidingWindowedKStream`], streams joined within [`JoinWindows`]
+//! ([`KStream::join`], [`KStream::left_join`], [`KStream::outer_join`]),
+//! configured with [`Consumed`], [`Produced`], [`Grouped`],
+//! [`Materialized`], [`StreamJoined`], [`Named`], [`Branched`] and
 //! [`Repartitioned`]. [`StreamsBuilder::build`] yields a
 //! [`streams_core::Topology`].
 //!
@@ -48,8 +50,11 @@ mod change;
 mod fk_join;
 mod global_ktable;
 mod grouped;
+mod join_serdes;
+mod join_windows;
 mod joined;
 mod kstream;
+mod kstream_join;
 mod kstream_table;
 mod ktable;
 mod ktable_join;
@@ -58,6 +63,7 @@ mod options;
 mod processors;
 mod session_windows;
 mod sliding_windows;
+mod stream_joined;
 mod suppress;
 mod value_getter;
 mod windows;
@@ -73,15 +79,22 @@ struct DslGuide;
 #[doc = include_str!("../../docs/windowing.md")]
 struct WindowingGuide;
 
+/// The joins chapter, `docs/joins.md`: its examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/joins.md")]
+struct JoinsGuide;
+
 pub use builder::{DslMetrics, StreamsBuilder};
 pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde};
 pub use global_ktable::GlobalKTable;
 pub use grouped::KGroupedStream;
+pub use join_windows::JoinWindows;
 pub use joined::Joined;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::{KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
 pub use session_windows::{SessionWindowedKStream, SessionWindows};
 pub use sliding_windows::{SlidingWindowedKStream, SlidingWindows};
+pub use stream_joined::StreamJoined;
 pub use suppress::{BufferConfig, StrictBufferConfig, Suppressed};
 pub use windows::{LateRecords, TimeWindowedKStream, TimeWindows};

@@ -1477,3 +1477,119 @@ fn punctuators_and_forward_to_reach_children_that_run_inline() {
         "{values:?}"
     );
 }
+
+/// Forwards each record with the number of records every processor sharing
+/// `"seen"` in this task has processed, itself included.
+struct SharedCounter(Option<Arc<std::sync::atomic::AtomicU64>>);
+
+impl Processor<String, String, String, u64> for SharedCounter {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, u64>) -> Result<()> {
+        self.0 = Some(ctx.task_shared("seen", || std::sync::atomic::AtomicU64::new(0))?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, u64>,
+        record: Record<String, String>,
+    ) -> Result<()> {
+        let seen = self.0.as_ref().map_or(0, |c| {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+        });
+        ctx.forward(record.with_value(Some(seen)))
+    }
+}
+
+#[test]
+fn processors_of_a_task_share_values_by_name_and_tasks_do_not() -> Result<()> {
+    let mut topology = Topology::new();
+    topology
+        .add_source("a", Serdes::string(), Serdes::string(), &["in-a"])?
+        .add_source("b", Serdes::string(), Serdes::string(), &["in-b"])?
+        .add_processor("count-a", || SharedCounter(None), &["a"])?
+        .add_processor("count-b", || SharedCounter(None), &["b"])?
+        .add_processor(
+            "merge",
+            || {
+                stateless_fn(
+                    |ctx: &mut ProcessorContext<'_, String, u64>, r: Record<String, u64>| {
+                        ctx.forward(r)
+                    },
+                )
+            },
+            &["count-a", "count-b"],
+        )?
+        .add_sink("out", "out", Serdes::string(), Serdes::u64(), &["merge"])?
+        // A second sub-topology, hence a second task, with its own value.
+        .add_source("c", Serdes::string(), Serdes::string(), &["in-c"])?
+        .add_processor("count-c", || SharedCounter(None), &["c"])?
+        .add_sink(
+            "out-c",
+            "out-c",
+            Serdes::string(),
+            Serdes::u64(),
+            &["count-c"],
+        )?;
+    let driver = TopologyTestDriver::new(topology.clone())?;
+    let (a, b, c) = (
+        driver.create_input_topic("in-a", Serdes::string(), Serdes::string()),
+        driver.create_input_topic("in-b", Serdes::string(), Serdes::string()),
+        driver.create_input_topic("in-c", Serdes::string(), Serdes::string()),
+    );
+    a.pipe_input(s("k"), s("1"))?;
+    b.pipe_input(s("k"), s("2"))?;
+    a.pipe_input(s("k"), s("3"))?;
+    c.pipe_input(s("k"), s("4"))?;
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::u64());
+    assert_eq!(out.read_values_to_list()?, [Some(1), Some(2), Some(3)]);
+    let out_c = driver.create_output_topic("out-c", Serdes::string(), Serdes::u64());
+    assert_eq!(out_c.read_values_to_list()?, [Some(1)]);
+
+    // A driver on a clone of the topology starts from nothing.
+    let again = TopologyTestDriver::new(topology)?;
+    again
+        .create_input_topic("in-b", Serdes::string(), Serdes::string())
+        .pipe_input(s("k"), s("5"))?;
+    let out = again.create_output_topic("out", Serdes::string(), Serdes::u64());
+    assert_eq!(out.read_values_to_list()?, [Some(1)]);
+    Ok(())
+}
+
+#[test]
+fn a_shared_value_of_another_type_is_an_error() -> Result<()> {
+    let mut topology = Topology::new();
+    topology
+        .add_source("a", Serdes::string(), Serdes::string(), &["in-a"])?
+        .add_processor("count", || SharedCounter(None), &["a"])?
+        .add_processor(
+            "other",
+            || {
+                processor_fn(
+                    |_: &mut ProcessorContext<'_, String, u64>, _: Record<String, u64>| Ok(()),
+                )
+            },
+            &["count"],
+        )?;
+    // A processor asking for "seen" as a String.
+    struct Wrong;
+    impl Processor<String, String, String, String> for Wrong {
+        fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+            ctx.task_shared("seen", String::new)?;
+            Ok(())
+        }
+        fn process(
+            &mut self,
+            _: &mut ProcessorContext<'_, String, String>,
+            _: Record<String, String>,
+        ) -> Result<()> {
+            Ok(())
+        }
+    }
+    topology.add_processor("wrong", || Wrong, &["a"])?;
+    let err = TopologyTestDriver::new(topology).err();
+    assert!(
+        matches!(&err, Some(StreamsError::InvalidTopology { reason }) if reason.contains("'seen'")),
+        "{err:?}"
+    );
+    Ok(())
+}

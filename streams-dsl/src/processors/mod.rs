@@ -17,7 +17,11 @@ use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
 pub(crate) mod fk_join;
+pub(crate) mod join_times;
+pub(crate) mod join_window;
+pub(crate) mod outer_join_buffer;
 pub(crate) mod stream_global_join;
+pub(crate) mod stream_stream_join;
 pub(crate) mod stream_table_join;
 pub(crate) mod table_join_merger;
 pub(crate) mod table_table_join;
