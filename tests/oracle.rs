@@ -392,7 +392,6 @@ fn windowed_count_in_session_windows_matches_kafka_streams() {
 // ---- operations being added to our DSL: the interpreter answers "unsupported" ----
 
 #[test]
-#[ignore = "our DSL has no stream-stream join yet (oracle_dsl::build)"]
 fn stream_stream_join_matches_kafka_streams() {
     let op = (
         join_kind(true),

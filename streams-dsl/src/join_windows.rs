@@ -173,20 +173,13 @@ impl JoinWindows {
         self.wait_for_close
     }
 
-    /// The retention of the join's window stores, milliseconds: `before +
-    /// after + grace + 1`. A store keeps (and shows) a record while its
-    /// timestamp is more than `store_time − retention`, `store_time` being
-    /// the largest timestamp in the store: while `ts ≥ store_time −
-    /// (before + after + grace)`, so that the latest record of the other
-    /// side that could still join it (at `ts + before + after` on the
-    /// other side's clock, accepted until stream time passes its window
-    /// end plus grace) finds it. Kafka keeps `before + after + grace`,
-    /// which drops a record one millisecond earlier (and with zero-sized
-    /// windows and no grace, at once): see `docs/joins.md`.
+    /// The retention of the join's window stores, milliseconds, as Kafka's:
+    /// `before + after + grace`. A store keeps (and shows) a record while
+    /// its timestamp is more than `store_time − retention`, `store_time`
+    /// being the largest timestamp in the store. (So zero-sized windows
+    /// without grace keep nothing, as in Kafka.)
     pub(crate) fn retention_ms(&self) -> i64 {
-        self.size_ms()
-            .saturating_add(self.grace_ms)
-            .saturating_add(1)
+        self.size_ms().saturating_add(self.grace_ms)
     }
 
     /// Checks that `before + after` is not negative, that the grace is not

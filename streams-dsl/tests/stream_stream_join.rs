@@ -680,9 +680,8 @@ fn logging_can_be_disabled_or_configured_on_stream_joined() -> Result<()> {
     for store in enabled.state_stores() {
         assert!(store.logging_enabled());
         assert_eq!(store.log_config()["test"], "property");
-        // The window stores keep size + grace = 250 ms behind their
-        // latest record, both ends included.
-        assert_eq!(store.retention_ms(), Some(251));
+        // The window stores keep size + grace = 250 ms, as Kafka's.
+        assert_eq!(store.retention_ms(), Some(250));
         assert_eq!(store.window_size_ms(), Some(200));
         assert!(!store.caching_enabled());
     }
@@ -1977,26 +1976,26 @@ fn late_records_are_dropped_from_their_store_but_still_join() -> Result<()> {
     j.r(0, "old".to_owned(), 95)?;
     j.l(0, "new", 100)?;
     assert_eq!(j.take()?, [kvt(0, "new+old", 100)]);
-    // The left store keeps records down to 20 ms (size + grace) behind its
-    // latest (100): a left record at 79 is late for it.
-    j.l(0, "kept", 80)?;
+    // The left store keeps records less than 20 ms (size + grace) behind
+    // its latest (100), as Kafka's: a left record at 80 is late for it.
+    j.l(0, "kept", 81)?;
     assert_eq!(j.metrics.dropped_records(), 0);
     assert!(j.take()?.is_empty());
-    j.l(0, "late", 79)?;
+    j.l(0, "late", 80)?;
     assert_eq!(j.metrics.dropped_records(), 1);
     assert_eq!(j.driver.dropped_records(), 1);
-    // It was still looked up (the right record at 95 is outside 79 ± 10).
+    // It was still looked up (the right record at 95 is outside 80 ± 10).
     assert!(j.take()?.is_empty());
-    // It was not kept: a right record at 85 finds only the one at 80.
+    // It was not kept: a right record at 85 finds only the one at 81.
     j.r(0, "r85".to_owned(), 85)?;
     assert_eq!(j.take()?, [kvt(0, "kept+r85", 85)]);
     Ok(())
 }
 
 #[test]
-fn zero_sized_windows_join_records_of_the_same_timestamp() -> Result<()> {
-    // A deliberate difference: Kafka's stores (retention before + after +
-    // grace = 0) keep nothing, so such a join never matches there.
+fn zero_sized_windows_without_grace_keep_nothing_as_in_kafka() -> Result<()> {
+    // Kafka's stores (retention before + after + grace = 0) keep nothing,
+    // so such a join never matches; a left join emits each record alone.
     let j = Join::new(
         Kind::Left,
         JoinWindows::of_time_difference_without_grace(ms(0)),
@@ -2006,8 +2005,7 @@ fn zero_sized_windows_join_records_of_the_same_timestamp() -> Result<()> {
     j.r(0, "b".to_owned(), 11)?;
     j.l(0, "B", 11)?;
     j.l(1, "C", 12)?;
-    assert_eq!(j.take()?, [kvt(0, "A+a", 10), kvt(0, "B+b", 11)]);
-    assert_eq!(j.metrics.dropped_records(), 0);
+    assert_eq!(j.take()?, [kvt(0, "A+null", 10), kvt(0, "B+null", 11)]);
     Ok(())
 }
 
@@ -2076,10 +2074,10 @@ impl Model {
         }
     }
 
-    /// A record stays in its side's store while `ts ≥ store_time − (before
-    /// + after + grace)`.
+    /// A record stays in its side's store while `ts > store_time − (before
+    /// + after + grace)`, as in Kafka.
     fn kept(&self, timestamp: i64, store_time: i64) -> bool {
-        timestamp >= store_time - (self.before + self.after + self.grace)
+        timestamp > store_time - (self.before + self.after + self.grace)
     }
 
     fn outer(&self, left: bool) -> bool {
@@ -2103,17 +2101,19 @@ impl Model {
         }
     }
 
-    /// The record on its side: kept in the side's store, then joined.
+    /// The record on its side: kept in the side's store, then joined. As
+    /// in Kafka's window store, every keyed record moves the store's time,
+    /// one with a null value too (it is then not kept).
     fn step(&mut self, e: &Event) {
         let side = usize::from(!e.left);
-        if let (Some(key), Some(value)) = (e.key, &e.value) {
+        if let Some(key) = e.key {
             let store_time = self.store_time[side].map_or(e.timestamp, |t| t.max(e.timestamp));
-            if self.kept(e.timestamp, store_time) {
-                self.stores[side].push((key, e.timestamp, value.clone()));
-                self.store_time[side] = Some(store_time);
-            } else {
+            if !self.kept(e.timestamp, store_time) {
                 self.dropped += 1;
+            } else if let Some(value) = &e.value {
+                self.stores[side].push((key, e.timestamp, value.clone()));
             }
+            self.store_time[side] = Some(store_time);
         }
         self.join(e);
     }

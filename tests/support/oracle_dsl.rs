@@ -15,8 +15,8 @@ use streams_core::{
     TopologyTestDriver, Window, Windowed,
 };
 use streams_dsl::{
-    Consumed, Grouped, Joined, KGroupedStream, KStream, KTable, Materialized, Produced,
-    SessionWindows, SlidingWindows, StreamsBuilder, TimeWindows,
+    Consumed, Grouped, JoinWindows, Joined, KGroupedStream, KStream, KTable, Materialized,
+    Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, TimeWindows,
 };
 
 use super::oracle::{Case, JoinKind, Op, Output, WindowType, Windows, LEFT, OUTPUT, RIGHT};
@@ -171,7 +171,43 @@ fn build(builder: &StreamsBuilder, op: &Op) -> anyhow::Result<Option<&'static st
             };
             joined.to_stream().to(OUTPUT, strings());
         }
-        op @ (Op::StreamStreamJoin { .. } | Op::Cogroup { .. }) => return Ok(Some(op.name())),
+        Op::StreamStreamJoin {
+            join,
+            before_ms,
+            after_ms,
+            grace_ms,
+        } => {
+            let ms = |name: &str, v: i64| {
+                u64::try_from(v)
+                    .map(Duration::from_millis)
+                    .map_err(|_| anyhow!("stream_stream_join: {name} is negative"))
+            };
+            let (before, after) = (ms("before_ms", *before_ms)?, ms("after_ms", *after_ms)?);
+            let difference = before.max(after);
+            let windows = match grace_ms {
+                Some(grace) => {
+                    JoinWindows::of_time_difference_and_grace(difference, ms("grace_ms", *grace)?)
+                }
+                None => JoinWindows::of_time_difference_without_grace(difference),
+            }
+            .before(before)
+            .after(after);
+            let left = stream(builder, LEFT);
+            let right = stream(builder, RIGHT);
+            let joined =
+                || StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string());
+            let out = match join {
+                JoinKind::Inner => {
+                    left.join(&right, |l, r| joiner(Some(l), Some(r)), windows, joined())
+                }
+                JoinKind::Left => {
+                    left.left_join(&right, |l, r| joiner(Some(l), r), windows, joined())
+                }
+                JoinKind::Outer => left.outer_join(&right, joiner, windows, joined()),
+            };
+            out.to(OUTPUT, strings());
+        }
+        op @ Op::Cogroup { .. } => return Ok(Some(op.name())),
     }
     Ok(None)
 }

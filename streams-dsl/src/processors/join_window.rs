@@ -95,7 +95,7 @@ where
         ctx: &mut ProcessorContext<'_, K, V>,
         record: Record<K, V>,
     ) -> Result<()> {
-        if let (Some(key), Some(value)) = (&record.key, &record.value) {
+        if let Some(key) = &record.key {
             let timestamp = record.timestamp;
             let times = resolved(&self.times, &self.store)?;
             let store_time = lock(times)
@@ -112,15 +112,17 @@ where
                 );
                 self.metrics.record_dropped();
                 ctx.record_dropped();
-            } else if timestamp >= 0 {
+            } else if let (Some(value), true) = (&record.value, timestamp >= 0) {
                 ctx.window_store_of(resolved(&self.handle, &self.store)?)?
                     .update(key, timestamp, |list| {
                         let mut list = list.unwrap_or_default();
                         list.push(value.clone());
                         (Some(list), ())
                     })?;
-                lock(times).stored(self.side, timestamp);
             }
+            // As Kafka's window store, which a put of a null value moves
+            // in time as any put does (and then keeps nothing).
+            lock(times).stored(self.side, timestamp);
         }
         ctx.forward(record)
     }
