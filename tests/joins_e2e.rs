@@ -12,7 +12,7 @@ use std::time::Duration;
 use broker_embedded::{Broker, NewTopic, Producer, ProducerRecord};
 use examples::{physical_source_topics, read_committed, wait_until_idle};
 use streams_core::{AppState, Serdes, StreamsApp, StreamsConfig, StreamsError};
-use streams_dsl::{Consumed, Joined, Materialized, Produced, StreamsBuilder};
+use streams_dsl::{Consumed, Joined, Materialized, Produced, StreamsBuilder, TableJoined};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -276,7 +276,7 @@ async fn a_foreign_key_join_runs_across_partition_counts() {
     producer.send_batch(orders).await.unwrap();
 
     let app_id = "fk-e2e";
-    let builder = StreamsBuilder::with_application_id(app_id);
+    let builder = StreamsBuilder::new();
     let strings = || Consumed::with(Serdes::string(), Serdes::string());
     let orders = builder.table("order-table", strings(), Materialized::new());
     let products = builder.table("product-table", strings(), Materialized::new());
@@ -285,6 +285,7 @@ async fn a_foreign_key_join_runs_across_partition_counts() {
             &products,
             |product: &String| Some(product.clone()),
             |product, name| format!("{product}={name}"),
+            TableJoined::new(),
             Materialized::new(),
         )
         .to_stream()

@@ -26,6 +26,7 @@ pub mod apache_kafka;
 pub mod bench;
 pub mod cluster;
 mod embedded;
+pub mod enrichment;
 pub mod kafka_cluster;
 mod kafka_context;
 pub mod kafka_progress;
@@ -44,7 +45,7 @@ pub use progress::GroupProgress;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use streams_core::{NodeKindDescription, Serdes, StoreBackend, Topology};
+use streams_core::{Serdes, StoreBackend, Topology};
 use streams_dsl::{Consumed, Grouped, Materialized, Named, Produced, StreamsBuilder};
 
 /// The word count's input topic: one line of text per record.
@@ -408,36 +409,11 @@ pub fn bundled_text() -> Vec<String> {
 }
 
 /// The topics the application `application_id` reads on the broker: the
-/// topology's source topics, with repartition topics under their physical
-/// name `<application.id>-<name>-repartition`.
+/// topology's source topics, with internal topics (repartition topics, a
+/// foreign-key join's subscription and response topics) under their
+/// physical name `<application.id>-<name>` ([`Topology::physical_source_topics`]).
 pub fn physical_source_topics(topology: &Topology, application_id: &str) -> Vec<String> {
-    let sinks: Vec<String> = topology
-        .sink_topics()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let mut topics: Vec<String> = topology
-        .describe()
-        .subtopologies
-        .iter()
-        .flat_map(|sub| sub.nodes.iter())
-        .filter_map(|node| match &node.kind {
-            NodeKindDescription::Source { topics } => Some(topics.clone()),
-            _ => None,
-        })
-        .flatten()
-        .map(|topic| {
-            let internal = topic.ends_with("-repartition") && sinks.contains(&topic);
-            if internal && !topic.starts_with(&format!("{application_id}-")) {
-                format!("{application_id}-{topic}")
-            } else {
-                topic
-            }
-        })
-        .collect();
-    topics.sort();
-    topics.dedup();
-    topics
+    topology.physical_source_topics(application_id)
 }
 
 /// The CPU time each thread of the process has run so far, by thread id

@@ -16,6 +16,7 @@ use crate::processors::fk_join::subscription_receive::SubscriptionReceive;
 use crate::processors::fk_join::subscription_send::{ForeignKeyFn, SubscriptionSend};
 use crate::processors::fk_join::{ResponseWrapperSerde, SubscriptionWrapperSerde};
 use crate::processors::TableSource;
+use crate::table_joined::TableJoined;
 
 impl<K, V> KTable<K, V>
 where
@@ -37,10 +38,11 @@ where
     /// sized as `other`'s topic) and answers through
     /// `<name>-subscription-response-topic` (keyed as this table, sized as
     /// its topic); the subscriptions live in the changelogged store
-    /// `<name>-subscription-store`. `<name>` is
-    /// `KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-<n>` (and `-RESPONSE-` for
-    /// the response topic). Both tables' key and value serdes must be
-    /// known.
+    /// `<name>-subscription-store`, `<name>` being the [`TableJoined`]'s.
+    /// Unnamed, they are `KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-<n>-topic`,
+    /// `KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-<n>-topic` and
+    /// `KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-<n>`, as Kafka's. Both
+    /// tables' key and value serdes must be known.
     ///
     /// As Kafka's, an inner join may forward a tombstone for a row that
     /// never had a result (when the row is deleted or its foreign key
@@ -53,6 +55,7 @@ where
         other: &KTable<KO, VO>,
         foreign_key: E,
         joiner: F,
+        table_joined: TableJoined,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR>
     where
@@ -63,7 +66,14 @@ where
         F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
     {
         let joiner: FkJoinFn<V, VO, VR> = Arc::new(move |v, o| o.map(|o| joiner(v, o)));
-        self.foreign_key_join(other, Arc::new(foreign_key), joiner, false, materialized)
+        self.foreign_key_join(
+            other,
+            Arc::new(foreign_key),
+            joiner,
+            false,
+            table_joined,
+            materialized,
+        )
     }
 
     /// Left-joins each row of this table with the row of `other` whose key
@@ -77,6 +87,7 @@ where
         other: &KTable<KO, VO>,
         foreign_key: E,
         joiner: F,
+        table_joined: TableJoined,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR>
     where
@@ -87,7 +98,14 @@ where
         F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
     {
         let joiner: FkJoinFn<V, VO, VR> = Arc::new(move |v, o| Some(joiner(v, o)));
-        self.foreign_key_join(other, Arc::new(foreign_key), joiner, true, materialized)
+        self.foreign_key_join(
+            other,
+            Arc::new(foreign_key),
+            joiner,
+            true,
+            table_joined,
+            materialized,
+        )
     }
 
     #[allow(clippy::too_many_lines)]
@@ -97,6 +115,7 @@ where
         extractor: ForeignKeyFn<V, KO>,
         joiner: FkJoinFn<V, VO, VR>,
         left: bool,
+        table_joined: TableJoined,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR>
     where
@@ -105,7 +124,15 @@ where
         VR: Clone + Send + 'static,
     {
         let builder = self.handle().clone();
-        let registration = builder.ktable_name(None, "FK-JOIN-SUBSCRIPTION-REGISTRATION");
+        // Generated names as Kafka's; a TableJoined name names them all.
+        let named = |suffix: &str, operation: &str| match &table_joined.name {
+            Some(name) => format!("{name}-{suffix}"),
+            None => builder.ktable_name(None, operation),
+        };
+        let registration = named(
+            "subscription-registration",
+            "FK-JOIN-SUBSCRIPTION-REGISTRATION",
+        );
         let operation = format!("foreign-key join '{registration}'");
         if !builder.same_builder(other.handle()) {
             builder.fail(format!(
@@ -133,18 +160,26 @@ where
         }
 
         let registration_topic = builder.internal_topic(&format!("{registration}-topic"));
-        let registration_sink = builder.ktable_name(None, "SINK");
-        let registration_source = builder.ktable_name(None, "SOURCE");
-        let store = builder.store_name("KTABLE-FK-JOIN-SUBSCRIPTION-");
-        let receive = builder.ktable_name(None, "FK-JOIN-SUBSCRIPTION-PROCESSOR");
-        let foreign = builder.ktable_name(None, "FK-JOIN-SUBSCRIPTION-PROCESSOR");
-        let response = builder.ktable_name(None, "FK-JOIN-SUBSCRIPTION-RESPONSE");
+        let registration_sink = named("subscription-registration-sink", "SINK");
+        let registration_source = named("subscription-registration-source", "SOURCE");
+        let store = match &table_joined.name {
+            Some(name) => format!("{name}-subscription-store"),
+            None => builder.store_name("KTABLE-FK-JOIN-SUBSCRIPTION-"),
+        };
+        let receive = named("subscription-receive", "FK-JOIN-SUBSCRIPTION-PROCESSOR");
+        let foreign = named(
+            "subscription-join-foreign",
+            "FK-JOIN-SUBSCRIPTION-PROCESSOR",
+        );
+        let response = named("subscription-response", "FK-JOIN-SUBSCRIPTION-RESPONSE");
         let response_topic = builder.internal_topic(&format!("{response}-topic"));
-        let response_sink = builder.ktable_name(None, "SINK");
-        let response_source = builder.ktable_name(None, "SOURCE");
-        let resolver =
-            builder.ktable_name(None, "FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR");
-        let output = builder.ktable_name(None, "FK-JOIN-OUTPUT");
+        let response_sink = named("subscription-response-sink", "SINK");
+        let response_source = named("subscription-response-source", "SOURCE");
+        let resolver = named(
+            "subscription-response-resolver",
+            "FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR",
+        );
+        let output = named("output", "FK-JOIN-OUTPUT");
 
         // Left: subscribe each row to its foreign key.
         let (send_extractor, send_serdes, send_topic) = (

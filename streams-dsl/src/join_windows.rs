@@ -274,12 +274,12 @@ mod tests {
     }
 
     #[test]
-    fn retention_is_the_interval_plus_grace_both_ends_included() {
+    fn retention_is_the_interval_plus_grace_as_in_kafka() {
         let windows = JoinWindows::of_time_difference_and_grace(ms(50), ms(20)).after(ms(30));
-        assert_eq!(windows.retention_ms(), 50 + 30 + 20 + 1);
+        assert_eq!(windows.retention_ms(), 50 + 30 + 20);
         assert_eq!(
             JoinWindows::of_time_difference_without_grace(ms(0)).retention_ms(),
-            1
+            0
         );
     }
 }

@@ -65,6 +65,7 @@ mod session_windows;
 mod sliding_windows;
 mod stream_joined;
 mod suppress;
+mod table_joined;
 mod value_getter;
 mod windows;
 
@@ -97,4 +98,5 @@ pub use session_windows::{SessionWindowedKStream, SessionWindows};
 pub use sliding_windows::{SlidingWindowedKStream, SlidingWindows};
 pub use stream_joined::StreamJoined;
 pub use suppress::{BufferConfig, StrictBufferConfig, Suppressed};
+pub use table_joined::TableJoined;
 pub use windows::{LateRecords, TimeWindowedKStream, TimeWindows};

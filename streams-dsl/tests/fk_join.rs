@@ -8,7 +8,9 @@
 #![allow(clippy::result_large_err)]
 
 use streams_core::{Result, Serdes, TestInputTopic, TestRecord, TopologyTestDriver};
-use streams_dsl::{Consumed, Materialized, Produced, StreamsBuilder, ValueAndTimestamp};
+use streams_dsl::{
+    Consumed, Materialized, Produced, StreamsBuilder, TableJoined, ValueAndTimestamp,
+};
 
 /// Left values are `"<value>|<foreign key>"`.
 fn foreign_key(value: &str) -> Option<String> {
@@ -39,6 +41,7 @@ impl Fixture {
                 &right,
                 |v: &String| foreign_key(v),
                 |l, r| format!("({l},{})", r.map_or("null", String::as_str)),
+                TableJoined::new(),
                 store,
             )
         } else {
@@ -46,6 +49,7 @@ impl Fixture {
                 &right,
                 |v: &String| foreign_key(v),
                 |l, r| format!("({l},{r})"),
+                TableJoined::new(),
                 store,
             )
         };
@@ -261,6 +265,7 @@ fn the_join_reads_and_writes_its_internal_topics() -> Result<()> {
         &right,
         |v: &String| foreign_key(v),
         |l, r| format!("({l},{r})"),
+        TableJoined::new(),
         Materialized::new(),
     )
     .to_stream()

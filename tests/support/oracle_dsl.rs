@@ -16,7 +16,8 @@ use streams_core::{
 };
 use streams_dsl::{
     Consumed, Grouped, JoinWindows, Joined, KGroupedStream, KStream, KTable, Materialized,
-    Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, TimeWindows,
+    Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, TableJoined,
+    TimeWindows,
 };
 
 use super::oracle::{Case, JoinKind, Op, Output, WindowType, Windows, LEFT, OUTPUT, RIGHT};
@@ -160,12 +161,14 @@ fn build(builder: &StreamsBuilder, op: &Op) -> anyhow::Result<Option<&'static st
                     &right,
                     extractor,
                     |l, r| joiner(Some(l), Some(r)),
+                    TableJoined::new(),
                     Materialized::new(),
                 ),
                 _ => left.left_join_foreign_key(
                     &right,
                     extractor,
                     |l, r| joiner(Some(l), r),
+                    TableJoined::new(),
                     Materialized::new(),
                 ),
             };

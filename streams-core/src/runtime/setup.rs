@@ -13,6 +13,7 @@ use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::global::GlobalTables;
 use crate::store::changelog_topic;
+use crate::topology::is_internal_topic_name;
 use crate::topology::{SubTopology, Topology};
 
 use super::sender::Routing;
@@ -202,23 +203,11 @@ impl Plan {
 pub(crate) fn is_generated_name(name: &str) -> bool {
     let base = name.strip_suffix("-repartition").unwrap_or(name);
     let base = base.strip_suffix("-changelog").unwrap_or(base);
+    let base = base.strip_suffix("-topic").unwrap_or(base);
     let digits = base.rsplit('-').next().unwrap_or("");
     (base.starts_with("KSTREAM-") || base.starts_with("KTABLE-") || base.contains("-STATE-STORE-"))
         && digits.len() == 10
         && digits.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Whether a topic written and read by the topology is one of its
-/// internal topics by name: `<name>-repartition`, or a foreign-key join's
-/// `<name>-subscription-registration-topic` and
-/// `<name>-subscription-response-topic` (generated:
-/// `KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-<n>-topic`,
-/// `KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-<n>-topic`).
-fn is_internal_topic_name(topic: &str) -> bool {
-    topic.ends_with("-repartition")
-        || topic.ends_with("-subscription-registration-topic")
-        || topic.ends_with("-subscription-response-topic")
-        || (topic.contains("KTABLE-FK-JOIN-SUBSCRIPTION-") && topic.ends_with("-topic"))
 }
 
 /// Topics of the topology that are written by a sink and read by a source
@@ -234,8 +223,8 @@ fn repartition_topics(topology: &Topology) -> Vec<String> {
         .collect()
 }
 
-/// Logs a warning for each stateful processor, store and repartition topic
-/// left with a generated name.
+/// Logs a warning for each store and internal topic left with a generated
+/// name (whose name, and so whose data, a topology change would move).
 fn warn_generated_names(topology: &Topology, subs: &[SubTopology], repartition: &[String]) {
     for store in topology.state_stores() {
         if is_generated_name(store.name()) {
@@ -249,11 +238,12 @@ fn warn_generated_names(topology: &Topology, subs: &[SubTopology], repartition: 
     for sub in subs {
         for &node in &sub.nodes {
             let def = topology.node(node);
+            // A processor's name names no state (its stores and topics
+            // do), so this is no warning.
             if !def.stores.is_empty() && is_generated_name(&def.name) {
-                tracing::warn!(
+                tracing::debug!(
                     processor = %def.name,
-                    "stateful processor has a generated name; name it so that a topology change \
-                     does not rename it"
+                    "stateful processor has a generated name"
                 );
             }
         }
@@ -262,7 +252,7 @@ fn warn_generated_names(topology: &Topology, subs: &[SubTopology], repartition: 
         if is_generated_name(topic) {
             tracing::warn!(
                 %topic,
-                "repartition topic has a generated name; name the operation so that a topology \
+                "internal topic has a generated name; name the operation so that a topology \
                  change does not rename it"
             );
         }
@@ -521,6 +511,10 @@ mod tests {
         assert!(is_generated_name(
             "KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition"
         ));
+        assert!(is_generated_name(
+            "KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000006-topic"
+        ));
+        assert!(!is_generated_name("orders-subscription-registration-topic"));
         assert!(!is_generated_name("counts"));
         assert!(!is_generated_name("KSTREAM-AGGREGATE-12"));
     }

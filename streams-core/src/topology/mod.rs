@@ -539,6 +539,31 @@ impl Topology {
         &self.global_tables
     }
 
+    /// The topics the application's tasks read, as the runtime names them
+    /// for application `application_id`: the user's topics as they are,
+    /// internal topics (repartition topics, a foreign-key join's
+    /// subscription and response topics) prefixed with
+    /// `<application_id>-` unless they already are. Sorted, once each.
+    pub fn physical_source_topics(&self, application_id: &str) -> Vec<String> {
+        let sinks = self.sink_topics();
+        let prefix = format!("{application_id}-");
+        let mut topics: Vec<String> = self
+            .source_topics()
+            .into_iter()
+            .map(|topic| {
+                let internal = sinks.contains(&topic) && is_internal_topic_name(topic);
+                if internal && !topic.starts_with(&prefix) {
+                    format!("{prefix}{topic}")
+                } else {
+                    topic.to_owned()
+                }
+            })
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// The topics of the global tables.
     pub fn global_topics(&self) -> Vec<&str> {
         self.global_tables
@@ -734,3 +759,16 @@ impl UnionFind {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a topic written and read by a topology is one of its internal
+/// topics by name: `<name>-repartition`, or a foreign-key join's
+/// `<name>-subscription-registration-topic` and
+/// `<name>-subscription-response-topic` (generated:
+/// `KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-<n>-topic`,
+/// `KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-<n>-topic`).
+pub(crate) fn is_internal_topic_name(topic: &str) -> bool {
+    topic.ends_with("-repartition")
+        || topic.ends_with("-subscription-registration-topic")
+        || topic.ends_with("-subscription-response-topic")
+        || (topic.contains("KTABLE-FK-JOIN-SUBSCRIPTION-") && topic.ends_with("-topic"))
+}
