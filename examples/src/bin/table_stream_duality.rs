@@ -1,9 +1,11 @@
 //! The stream–table duality: a stream of account updates (account →
 //! balance, a null balance closing the account) is read as a table with
 //! `builder.table`, and the table's changes are read back as a stream with
-//! `to_stream`. Each update is sent on its own; the program waits for the
-//! change it causes and prints, side by side, the update, the table's state
-//! (queried from its store) and the change emitted. Exits after the last
+//! `to_stream`. The table is also joined with a table of account owners
+//! (a table–table join), whose result is a table too. Each update is sent
+//! on its own; the program waits for the changes it causes and prints,
+//! side by side, the update, the table's state (queried from its store),
+//! the change emitted and the joined table's change. Exits after the last
 //! update.
 //!
 //! ```text
@@ -32,6 +34,15 @@ use streams_dsl::{Consumed, Materialized, Produced, StreamsBuilder, ValueAndTime
 
 const UPDATES_TOPIC: &str = "account-updates";
 const CHANGES_TOPIC: &str = "balance-changes";
+/// Account → owner's name, a table loaded before the updates.
+const OWNERS_TOPIC: &str = "account-owners";
+/// The balances joined with their owners: the joined table's changes.
+const JOINED_TOPIC: &str = "balances-with-owner";
+const OWNERS: &[(&str, &str)] = &[
+    ("alice", "Alice A."),
+    ("bob", "Bob B."),
+    ("carol", "Carol C."),
+];
 const BALANCES_STORE: &str = "balances";
 const APPLICATION_ID: &str = "table-stream-duality";
 /// How long one update may take to come out as a change.
@@ -64,17 +75,31 @@ struct Args {
 
 fn topology() -> anyhow::Result<Topology> {
     let builder = StreamsBuilder::new();
-    builder
-        .table(
-            UPDATES_TOPIC,
-            Consumed::with(Serdes::string(), Serdes::i64()),
-            // Without a cache every update is a change downstream at once.
-            Materialized::as_(BALANCES_STORE).with_caching_disabled(),
+    let balances = builder.table(
+        UPDATES_TOPIC,
+        Consumed::with(Serdes::string(), Serdes::i64()),
+        // Without a cache every update is a change downstream at once.
+        Materialized::as_(BALANCES_STORE).with_caching_disabled(),
+    );
+    balances.to_stream().to(
+        CHANGES_TOPIC,
+        Produced::with(Serdes::string(), Serdes::i64()),
+    );
+    let owners = builder.table(
+        OWNERS_TOPIC,
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::as_("owners").with_caching_disabled(),
+    );
+    balances
+        .join(
+            &owners,
+            |balance, owner| format!("{owner} has {balance}"),
+            Materialized::new(),
         )
         .to_stream()
         .to(
-            CHANGES_TOPIC,
-            Produced::with(Serdes::string(), Serdes::i64()),
+            JOINED_TOPIC,
+            Produced::with(Serdes::string(), Serdes::string()),
         );
     Ok(builder.build()?)
 }
@@ -125,6 +150,22 @@ async fn duality(cluster: &Cluster, dir: &std::path::Path) -> anyhow::Result<()>
     // One partition: the changes come out in the order of the updates.
     cluster.ensure_topic(UPDATES_TOPIC, 1).await?;
     cluster.ensure_topic(CHANGES_TOPIC, 1).await?;
+    cluster.ensure_topic(OWNERS_TOPIC, 1).await?;
+    cluster.ensure_topic(JOINED_TOPIC, 1).await?;
+    // The owners are there before any update (and older): each update
+    // finds its owner.
+    let owners: Vec<ProducerRecord> = OWNERS
+        .iter()
+        .map(|(account, owner)| {
+            ProducerRecord::new(OWNERS_TOPIC, owner.as_bytes().to_vec())
+                .key(account.as_bytes().to_vec())
+                .timestamp(1_699_999_999_000)
+        })
+        .collect();
+    cluster
+        .load_input(OWNERS_TOPIC, owners.len(), |i| owners[i].clone())
+        .await
+        .context("cannot load the owners")?;
     let config = StreamsConfig::new(APPLICATION_ID)
         .with_commit_interval_ms(100)
         .with_state_dir(dir.join("state"));
@@ -146,7 +187,7 @@ async fn steps(app: &StreamsApp, cluster: &Cluster) -> anyhow::Result<()> {
         .wait_until_idle(
             app,
             APPLICATION_ID,
-            &[UPDATES_TOPIC.to_owned()],
+            &[UPDATES_TOPIC.to_owned(), OWNERS_TOPIC.to_owned()],
             Some(STEP_DEADLINE),
             |_| {},
         )
@@ -155,16 +196,21 @@ async fn steps(app: &StreamsApp, cluster: &Cluster) -> anyhow::Result<()> {
         .reader_from_end(CHANGES_TOPIC)
         .await
         .context("cannot read the changes topic")?;
+    let mut joined = cluster
+        .reader_from_end(JOINED_TOPIC)
+        .await
+        .context("cannot read the joined topic")?;
     let store = app
         .store::<String, ValueAndTimestamp<i64>>(BALANCES_STORE)
         .context("cannot query the balances store")?;
 
     outln!(
-        "{:<22} | {:<36} | change emitted",
+        "{:<22} | {:<36} | {:<20} | joined with the owners",
         "input update",
-        "table state"
+        "table state",
+        "change emitted"
     )?;
-    outln!("{:-<22}-+-{:-<36}-+-{:-<22}", "", "", "")?;
+    outln!("{:-<22}-+-{:-<36}-+-{:-<20}-+-{:-<24}", "", "", "", "")?;
     for (step, (account, balance)) in UPDATES.iter().enumerate() {
         let record = ProducerRecord::new(
             UPDATES_TOPIC,
@@ -206,6 +252,7 @@ async fn steps(app: &StreamsApp, cluster: &Cluster) -> anyhow::Result<()> {
                 break decode(&record)?;
             }
         };
+        let joined_change = next_change(app, &mut joined, account).await?;
         let table: BTreeMap<String, i64> = store
             .all()
             .context("cannot read the balances store")?
@@ -219,11 +266,42 @@ async fn steps(app: &StreamsApp, cluster: &Cluster) -> anyhow::Result<()> {
             .join(", ");
         let update = format!("{account} → {}", show_balance(*balance));
         let state = format!("{{{state}}}");
+        let emitted = format!("{} → {}", change.0, show_balance(change.1));
         outln!(
-            "{update:<22} | {state:<36} | {} → {}",
-            change.0,
-            show_balance(change.1)
+            "{update:<22} | {state:<36} | {emitted:<20} | {} → {}",
+            joined_change.0,
+            joined_change.1.as_deref().unwrap_or("null")
         )?;
     }
     Ok(())
+}
+
+/// The next record of the joined table's topic, which `account`'s update
+/// causes.
+async fn next_change(
+    app: &StreamsApp,
+    reader: &mut examples::cluster::TopicReader,
+    account: &str,
+) -> anyhow::Result<(String, Option<String>)> {
+    let deadline = Instant::now() + STEP_DEADLINE;
+    loop {
+        if app.state() == AppState::Error {
+            bail!(
+                "the streams application failed: {}",
+                app.error().unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("no joined change came out for an update of {account} within {STEP_DEADLINE:?}");
+        }
+        let polled = reader
+            .poll(Duration::from_millis(100))
+            .await
+            .context("cannot read the joined topic")?;
+        if let Some(record) = polled.into_iter().next() {
+            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            let key = text(record.key.as_deref()).context("a joined change without a key")?;
+            return Ok((key, text(record.value.as_deref())));
+        }
+    }
 }
