@@ -88,6 +88,7 @@ pub trait KeyValueStore: Send + fmt::Debug {
     ///
     /// The default, for stores that do not keep values in buffers of their
     /// own, rewrites nothing.
+    #[doc(hidden)]
     fn patch(&mut self, _key: &[u8], _patch: &mut dyn FnMut(&mut [u8]) -> bool) -> Result<bool> {
         Ok(false)
     }
@@ -119,6 +120,7 @@ pub trait KeyValueStore: Send + fmt::Debug {
     /// ascending start, read straight from the window store. `None` when
     /// the store cannot answer directly (the default): the caller then
     /// scans [`KeyValueStore::range`] and filters.
+    #[doc(hidden)]
     fn fetch_windows(
         &self,
         key: &[u8],

@@ -90,6 +90,7 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send + 'static {
         Ok(())
     }
 
+    #[doc(hidden)]
     /// Whether the task may run this processor inside its parent's call:
     /// its parent then hands it each record directly, as in a chain of
     /// operators run as one. Only for a processor that schedules no
@@ -189,6 +190,7 @@ where
         (self.f)(ctx, record)
     }
 
+    #[doc(hidden)]
     fn runs_inline(&self) -> bool {
         self.inline
     }
@@ -523,6 +525,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         self.exec.state.record_dropped(self.node);
     }
 
+    #[doc(hidden)]
     /// The key and value bytes of the input record being processed, as read
     /// from the task's input topic (a source topic or a repartition topic);
     /// `None` outside `process` or when no input record is being processed

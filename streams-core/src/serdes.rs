@@ -19,6 +19,7 @@
 //! A null key or value never reaches a serde: records carry `Option`s and
 //! `None` is written as a null ([`Serde::serialize_nullable`]).
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -291,6 +292,46 @@ impl Serdes {
     /// start (8 bytes each, big-endian), as Kafka's `SessionWindowedSerde`.
     pub fn session_windowed<S>(inner: S) -> SessionWindowedSerde<S> {
         SessionWindowedSerde { inner }
+    }
+
+    /// The built-in serde of `T`, if `T` has one: `String`, the integers,
+    /// `f32`, `f64`, `bool`, `Bytes` and `Vec<u8>` (Kafka's default serdes,
+    /// chosen by type rather than by configuration). The DSL falls back on
+    /// it where no serde is given, so that, for such types, giving one is
+    /// optional.
+    pub fn default_for<T: 'static>() -> Option<Arc<dyn Serde<T>>> {
+        fn typed<T: 'static, S: Serde<U>, U: 'static>(serde: S) -> Option<Arc<dyn Serde<T>>> {
+            let erased: Box<dyn Any> = Box::new(Arc::new(serde) as Arc<dyn Serde<U>>);
+            erased.downcast::<Arc<dyn Serde<T>>>().ok().map(|b| *b)
+        }
+        let id = TypeId::of::<T>();
+        if id == TypeId::of::<String>() {
+            typed::<T, _, String>(StringSerde)
+        } else if id == TypeId::of::<i64>() {
+            typed::<T, _, i64>(I64Serde)
+        } else if id == TypeId::of::<i32>() {
+            typed::<T, _, i32>(I32Serde)
+        } else if id == TypeId::of::<i16>() {
+            typed::<T, _, i16>(I16Serde)
+        } else if id == TypeId::of::<u64>() {
+            typed::<T, _, u64>(U64Serde)
+        } else if id == TypeId::of::<u32>() {
+            typed::<T, _, u32>(U32Serde)
+        } else if id == TypeId::of::<u16>() {
+            typed::<T, _, u16>(U16Serde)
+        } else if id == TypeId::of::<f64>() {
+            typed::<T, _, f64>(F64Serde)
+        } else if id == TypeId::of::<f32>() {
+            typed::<T, _, f32>(F32Serde)
+        } else if id == TypeId::of::<bool>() {
+            typed::<T, _, bool>(BoolSerde)
+        } else if id == TypeId::of::<Bytes>() {
+            typed::<T, _, Bytes>(BytesSerde)
+        } else if id == TypeId::of::<Vec<u8>>() {
+            typed::<T, _, Vec<u8>>(ByteVecSerde)
+        } else {
+            None
+        }
     }
 }
 
@@ -996,5 +1037,21 @@ mod tests {
         let huge = Bytes::from((1u64 << 62).to_le_bytes().to_vec());
         assert!(serde.deserialize(T, &huge).is_err());
         assert!(Serdes::bincode::<String>().deserialize(T, &huge).is_err());
+    }
+}
+
+#[cfg(test)]
+mod default_serde_tests {
+    use super::*;
+
+    #[test]
+    fn built_in_types_have_a_default_serde_and_others_none() {
+        let string = Serdes::default_for::<String>().unwrap();
+        let bytes = string.serialize("t", &"héllo".to_owned()).unwrap();
+        assert_eq!(string.deserialize("t", &bytes).unwrap(), "héllo");
+        let long = Serdes::default_for::<i64>().unwrap();
+        assert_eq!(long.serialize("t", &7).unwrap().as_ref(), 7i64.to_be_bytes());
+        assert!(Serdes::default_for::<u8>().is_none());
+        assert!(Serdes::default_for::<(String, i64)>().is_none());
     }
 }

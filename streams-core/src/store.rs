@@ -952,6 +952,7 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         Ok(self.parts.store.approximate_num_entries()?)
     }
 
+    #[doc(hidden)]
     /// [`TypedKeyValueStore::update`] of the key whose serialized form
     /// (with the store's key serde) is `key`: for a processor that has the
     /// key's bytes already (those of its input record, read from a topic
@@ -970,6 +971,7 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         )
     }
 
+    #[doc(hidden)]
     /// Rewrites the serialized value of the key whose serialized form is
     /// `key` in place, when the store holds a copy of its own (the record
     /// cache): see
@@ -986,6 +988,7 @@ impl<K: 'static, V: 'static> TypedKeyValueStore<'_, K, V> {
         Ok(self.parts.store.patch(key, patch)?)
     }
 
+    #[doc(hidden)]
     /// Reads a key from its serialized form, with the store's key serde.
     pub fn deserialize_key(&self, key: &[u8]) -> Result<K> {
         Ok(self

@@ -10,7 +10,7 @@ use streams_core::{Processor, Serdes};
 use crate::builder::{store_builder, DslMetrics, Handle};
 use crate::change::Change;
 use crate::ktable::KTable;
-use crate::options::{Materialized, Named, SerdeArc};
+use crate::options::{or_default, Materialized, Named, SerdeArc};
 use crate::processors::{
     count_adder, fold_adder, reduce_adder, AddFn, Presence, RawKeyCount, StreamAggregate,
 };
@@ -66,8 +66,8 @@ where
             builder,
             node,
             repartition_required,
-            key_serde,
-            value_serde,
+            key_serde: or_default(key_serde),
+            value_serde: or_default(value_serde),
             name,
         }
     }
@@ -389,7 +389,7 @@ where
             .key_serde
             .clone()
             .or_else(|| self.key_serde.clone());
-        let value_serde = materialized.value_serde.clone().or(default_value_serde);
+        let value_serde = or_default(materialized.value_serde.clone().or(default_value_serde));
         let (Some(ks), Some(vs)) = (key_serde, value_serde) else {
             builder.fail(format!(
                 "store '{store}' of '{name}': no key or value serde; give them with Materialized::with"

@@ -8,7 +8,7 @@ use streams_core::{stateless_fn, Processor, ProcessorContext, Record};
 
 use crate::builder::Handle;
 use crate::grouped::KGroupedStream;
-use crate::options::{Branched, Grouped, Named, Produced, Repartitioned, SerdeArc};
+use crate::options::{or_default, Branched, Grouped, Named, Produced, Repartitioned, SerdeArc};
 
 /// A predicate over a key (absent for a null key) and a value.
 type Predicate<K, V> = Arc<dyn Fn(Option<&K>, &V) -> bool + Send + Sync>;
@@ -68,8 +68,8 @@ where
             builder,
             node,
             repartition_required,
-            key_serde,
-            value_serde,
+            key_serde: or_default(key_serde),
+            value_serde: or_default(value_serde),
         }
     }
 
@@ -90,13 +90,17 @@ where
         repartition_required: bool,
         key_serde: Option<SerdeArc<K2>>,
         value_serde: Option<SerdeArc<V2>>,
-    ) -> KStream<K2, V2> {
+    ) -> KStream<K2, V2>
+    where
+        K2: 'static,
+        V2: 'static,
+    {
         KStream {
             builder: self.builder.clone(),
             node,
             repartition_required,
-            key_serde,
-            value_serde,
+            key_serde: or_default(key_serde),
+            value_serde: or_default(value_serde),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::builder::{store_builder, Handle};
 use crate::change::{Change, ChangeSerde, ValueAndTimestamp};
 use crate::kstream::KStream;
 use crate::old_values::OldValues;
-use crate::options::{Grouped, Materialized, Named, SerdeArc};
+use crate::options::{or_default, Grouped, Materialized, Named, SerdeArc};
 use crate::processors::{count_adder, fold_adder, reduce_adder, AddFn, SubFn, TableAggregate};
 use crate::suppress::WindowEndFn;
 use crate::value_getter::ValueGetter;
@@ -76,8 +76,8 @@ where
         Self {
             builder,
             node,
-            key_serde,
-            value_serde,
+            key_serde: or_default(key_serde),
+            value_serde: or_default(value_serde),
             store,
             window: None,
             old_values: OldValues::always(),
@@ -418,8 +418,8 @@ where
         KGroupedTable {
             builder: self.builder.clone(),
             node: name,
-            key_serde: grouped.key_serde,
-            value_serde: grouped.value_serde,
+            key_serde: or_default(grouped.key_serde),
+            value_serde: or_default(grouped.value_serde),
             name: grouped.name,
         }
     }
@@ -624,7 +624,7 @@ where
             .key_serde
             .clone()
             .or_else(|| self.key_serde.clone());
-        let value_serde = materialized.value_serde.clone().or(default_value_serde);
+        let value_serde = or_default(materialized.value_serde.clone().or(default_value_serde));
         let (Some(rks), Some(rvs), Some(ks), Some(vs)) = (
             self.key_serde.clone(),
             self.value_serde.clone(),

@@ -12,6 +12,13 @@ use streams_core::{Serde, SharedTimestampExtractor, StoreBackend, TimestampExtra
 /// A shared, type-erased serde.
 pub(crate) type SerdeArc<T> = Arc<dyn Serde<T>>;
 
+/// `serde`, or the built-in serde of `T` if `T` has one
+/// ([`streams_core::Serdes::default_for`]): where types allow, serdes are
+/// optional.
+pub(crate) fn or_default<T: 'static>(serde: Option<SerdeArc<T>>) -> Option<SerdeArc<T>> {
+    serde.or_else(streams_core::Serdes::default_for::<T>)
+}
+
 pub(crate) fn serde_arc<T>(serde: impl Serde<T>) -> SerdeArc<T> {
     Arc::new(serde)
 }
@@ -110,6 +117,11 @@ impl<K, V> Default for Produced<K, V> {
 }
 
 impl<K, V> Produced<K, V> {
+    /// No serdes given: the stream's (or the built-in ones of its types).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Writes keys with `key_serde` and values with `value_serde`.
     pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
         Self {
@@ -160,6 +172,11 @@ impl<K, V> Default for Grouped<K, V> {
 }
 
 impl<K, V> Grouped<K, V> {
+    /// No serdes given: the stream's (or the built-in ones of its types).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Groups with these serdes.
     pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
         Self {

@@ -562,11 +562,12 @@ fn a_count_run_inside_its_source_gets_its_evictions_and_flushes() -> Result<()> 
 
 #[test]
 fn aggregate_without_a_value_serde_is_an_error() {
+    // A type with no built-in serde: one must be given.
     let builder = StreamsBuilder::new();
     builder
         .stream::<String, String>("in", strings())
         .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
-        .aggregate(Vec::<u8>::new, |_, _, agg| agg, Materialized::as_("agg"));
+        .aggregate(Vec::<i32>::new, |_, _, agg| agg, Materialized::as_("agg"));
     let error = builder.build().err().map(|e| e.to_string());
     assert!(error.is_some_and(|e| e.contains("store 'agg'")));
 }
@@ -650,5 +651,25 @@ fn aggregations_can_be_named() -> Result<()> {
     );
     let lengths = driver.create_output_topic("lengths-out", Serdes::string(), Serdes::i64());
     assert_eq!(lengths.read_values_to_list()?, vec![Some(2), Some(3)]);
+    Ok(())
+}
+
+/// Where types have a built-in serde, giving serdes is optional, as Kafka's
+/// default serdes make them: a word count with no serde but the source's.
+#[test]
+fn built_in_types_need_no_serdes() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", strings())
+        .flat_map_values(|line| line.split(' ').map(str::to_owned).collect::<Vec<_>>())
+        .group_by(|_, word| word.clone(), Grouped::new())
+        .count(Materialized::new())
+        .to_stream()
+        .to("out", Produced::new());
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_value("a b a".to_owned())?;
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    assert_eq!(out.read_key_values_to_map()?.get("a"), Some(&Some(2)));
     Ok(())
 }
