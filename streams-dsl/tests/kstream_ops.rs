@@ -288,26 +288,42 @@ fn repartition_goes_through_a_topic() -> Result<()> {
 }
 
 #[test]
-fn repartition_after_a_key_change_needs_serdes() {
+fn repartition_after_a_key_change_needs_serdes_for_types_without_a_built_in_one() {
     let builder = StreamsBuilder::new();
     builder
         .stream::<String, String>("in", strings())
-        .select_key(|_, v| v.clone())
+        .select_key(|_, v| (v.clone(), v.len()))
         .repartition(Repartitioned::as_("by-value"))
+        .map(|k, v| (k.map(|k| k.0.clone()).unwrap_or_default(), v.clone()))
         .to("out", out());
     let error = builder.build().err().map(|e| e.to_string());
     assert!(error.is_some_and(|e| e.contains("no serdes known")));
 }
 
 #[test]
-fn to_without_serdes_is_an_error() {
+fn to_without_serdes_is_an_error_for_types_without_a_built_in_one() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", strings())
+        .map_values(|v| (v.len(), v.clone()))
+        .to("out", Produced::as_("sink"));
+    let error = builder.build().err().map(|e| e.to_string());
+    assert!(error.is_some_and(|e| e.contains("no serdes")));
+}
+
+#[test]
+fn built_in_types_are_written_without_serdes() -> Result<()> {
     let builder = StreamsBuilder::new();
     builder
         .stream::<String, String>("in", strings())
         .map_values(|v| v.len() as i64)
-        .to("out", Produced::as_("sink"));
-    let error = builder.build().err().map(|e| e.to_string());
-    assert!(error.is_some_and(|e| e.contains("no serdes")));
+        .to("out", Produced::new());
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_input("k".to_owned(), "four".to_owned())?;
+    let output = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    assert_eq!(output.read_value()?, Some(4));
+    Ok(())
 }
 
 #[test]

@@ -895,15 +895,16 @@ fn named_joins_repartition_through_left_repartition_topics() -> Result<()> {
 
 #[test]
 fn a_repartition_needs_serdes_and_says_so() {
+    // Values of a type without a built-in serde: one must be given.
     let builder = StreamsBuilder::new();
     let left = builder
         .stream::<String, String>("a", Consumed::with(Serdes::string(), Serdes::string()))
-        .map(|_, v| (v.clone(), v.clone()));
+        .map(|_, v| (v.clone(), (v.clone(), v.len())));
     let right =
         builder.stream::<String, String>("b", Consumed::with(Serdes::string(), Serdes::string()));
     left.join(
         &right,
-        |a, b| format!("{a}{b}"),
+        |a, b| format!("{a:?}{b}"),
         JoinWindows::of_time_difference_without_grace(ms(10)),
         StreamJoined::new(),
     );
