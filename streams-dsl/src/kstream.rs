@@ -526,10 +526,20 @@ where
 
     /// Splits the stream into branches by predicates (Kafka's `split`):
     /// each record goes to the first branch whose predicate it satisfies.
-    /// The split node is `named` or `KSTREAM-BRANCH-<index>`, and prefixes
-    /// the branch names.
-    pub fn split(&self, named: impl Into<Option<Named>>) -> BranchedKStream<K, V> {
-        let splitter = self.builder.kstream_name(named.into(), "BRANCH");
+    /// The split node is `KSTREAM-BRANCH-<index>`, and prefixes the branch
+    /// names.
+    pub fn split(&self) -> BranchedKStream<K, V> {
+        self.do_split(None)
+    }
+
+    /// [`KStream::split`] with the split node named `named` (which then
+    /// prefixes the branch names).
+    pub fn split_named(&self, named: Named) -> BranchedKStream<K, V> {
+        self.do_split(Some(named))
+    }
+
+    fn do_split(&self, named: Option<Named>) -> BranchedKStream<K, V> {
+        let splitter = self.builder.kstream_name(named, "BRANCH");
         BranchedKStream {
             stream: self.clone(),
             splitter,

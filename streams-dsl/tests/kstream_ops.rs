@@ -169,7 +169,7 @@ fn split_routes_to_the_first_matching_branch() -> Result<()> {
     let builder = StreamsBuilder::new();
     let branches: HashMap<String, KStream<String, String>> = builder
         .stream::<String, String>("in", strings())
-        .split(Named::as_("route-"))
+        .split_named(Named::as_("route-"))
         .branch(|_, v| v.starts_with('a'), Branched::as_("a"))
         .branch(
             |_, v| v.starts_with('a') || v.starts_with('b'),
@@ -204,7 +204,7 @@ fn split_without_names_or_default() -> Result<()> {
     let builder = StreamsBuilder::new();
     let stream = builder.stream::<String, String>("in", strings());
     let branches = stream
-        .split(None)
+        .split()
         .branch(|_, v| v.len() == 1, Branched::new())
         .no_default_branch();
     // Kafka's names: the split's name followed by the position.

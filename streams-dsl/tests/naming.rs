@@ -16,7 +16,7 @@ fn build() -> Result<Topology> {
     let branches = stream
         .filter(|_, v| !v.is_empty())
         .map_values(|v| v.to_lowercase())
-        .split(None)
+        .split()
         .branch(|_, v| v.starts_with('a'), Branched::new())
         .default_branch();
     let mut names: Vec<_> = branches.keys().cloned().collect();
