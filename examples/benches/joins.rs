@@ -34,7 +34,7 @@ use streams_dsl::{
     Consumed, Grouped, JoinWindows, Joined, Materialized, Produced, StreamJoined, StreamsBuilder,
 };
 
-const EVENTS: usize = 300_000;
+const EVENTS: usize = 2_000_000;
 const KEYS: usize = 10_000;
 /// Milliseconds between consecutive events of a topic.
 const STEP_MS: i64 = 10;
