@@ -25,7 +25,8 @@ use crate::processors::TableSource;
 ///
 /// `dropped_records` counts the records the DSL skips, as Kafka's
 /// `dropped-records` metric: null keys dropped by grouping and by table
-/// sources, null values ignored by `count`/`reduce`/`aggregate` and by
+/// sources, null values ignored by `count`/`reduce`/`aggregate` (except
+/// `count` in time and session windows, which counts them) and by
 /// `group_by`.
 #[derive(Debug, Clone, Default)]
 pub struct DslMetrics {

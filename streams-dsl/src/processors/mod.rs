@@ -16,10 +16,12 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
+pub(crate) mod observed_stream_time;
 pub(crate) mod stream_global_join;
 pub(crate) mod stream_table_join;
 pub(crate) mod table_join_merger;
 pub(crate) mod table_table_join;
+pub(crate) mod window_input;
 
 /// Adds a value to an aggregate (`None`: the group has none yet).
 pub(crate) type AddFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
