@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     /// topic's base name: a stream joined twice under the same name is
     /// repartitioned once, as Kafka reuses the topic.
     join_repartitions: HashMap<(String, String), String>,
+    /// The grouped streams made so far: the last one's id.
+    grouped_streams: u64,
 }
 
 /// A handle on a builder's shared state.
@@ -96,6 +98,22 @@ impl Handle {
             Some(named) => named.name,
             None => self.0.borrow_mut().names.ktable(operation),
         }
+    }
+
+    /// `name` if given, else a generated `<prefix><10-digit index>`; an
+    /// index is taken either way, as Kafka's `suffixWithOrElseGet` does for
+    /// the names a cogroup derives from its `Named`.
+    pub(crate) fn name_or_generate(&self, name: Option<String>, prefix: &str) -> String {
+        let generated = self.0.borrow_mut().names.with_prefix(prefix);
+        name.unwrap_or(generated)
+    }
+
+    /// A number that tells a grouped stream of this builder from the
+    /// others (Kafka tells them apart by object identity).
+    pub(crate) fn next_grouped_stream_id(&self) -> u64 {
+        let mut inner = self.0.borrow_mut();
+        inner.grouped_streams += 1;
+        inner.grouped_streams
     }
 
     /// `<prefix>STATE-STORE-<index>`.
@@ -246,6 +264,16 @@ impl Handle {
 }
 
 impl Handle {
+    /// Takes the three indexes of a repartition's names without making
+    /// one: Kafka burns them even when it reuses a repartition, so that
+    /// later generated names stay the same.
+    pub(crate) fn skip_repartition_names(&self) {
+        let mut inner = self.0.borrow_mut();
+        for operation in ["SINK", "FILTER", "SOURCE"] {
+            inner.names.kstream(operation);
+        }
+    }
+
     /// The source reading `parent` repartitioned through
     /// `<base>-repartition` before a join (null keys filtered out), made
     /// once per `parent` and `base`.
@@ -263,12 +291,7 @@ impl Handle {
         let id = (parent.to_owned(), base.to_owned());
         let reused = self.0.borrow().join_repartitions.get(&id).cloned();
         if let Some(source) = reused {
-            // Kafka burns the three names of a repartition even when it
-            // reuses one, so that later generated names stay the same.
-            let mut inner = self.0.borrow_mut();
-            for operation in ["SINK", "FILTER", "SOURCE"] {
-                inner.names.kstream(operation);
-            }
+            self.skip_repartition_names();
             return source;
         }
         let source = self.add_repartition(
@@ -359,6 +382,7 @@ impl StreamsBuilder {
                 topic_prefix,
                 metrics: DslMetrics::default(),
                 join_repartitions: HashMap::new(),
+                grouped_streams: 0,
             }))),
         }
     }

@@ -19,7 +19,7 @@ use crate::processors::observed_stream_time::ObservedStreamTime;
 use crate::processors::window_input::{
     count_null_adder, skip_null_value, windowed_input, Addition, NullAddFn,
 };
-use crate::processors::{count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn};
+use crate::processors::{cached_store, count_adder, fold_adder, reduce_adder, AddFn};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -256,18 +256,13 @@ where
             None => builder.store_name(store_prefix),
         };
         let name = builder.kstream_name(self.named.clone(), operation);
-        if let Err(reason) = windows.validate() {
-            builder.fail(format!("session-windowed aggregation '{name}': {reason}"));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
-        let min_retention = windows.gap_ms.saturating_add(windows.grace_ms);
-        let retention = materialized.retention.map_or(min_retention, millis);
-        if retention < min_retention {
-            builder.fail(format!(
-                "store '{store}' of '{name}': retention {retention} ms is less than inactivity gap plus grace ({min_retention} ms)"
-            ));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
+        let retention = match session_retention(windows, materialized.retention) {
+            Ok(retention) => retention,
+            Err(reason) => {
+                builder.fail(format!("store '{store}' of '{name}': {reason}"));
+                return KTable::new(builder.clone(), name, None, None, Some(store));
+            }
+        };
         let parent = self.grouped.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde
@@ -296,15 +291,7 @@ where
             },
             &[&parent],
         );
-        let store_builder = apply_materialized(
-            StoreBuilder::session(
-                &store,
-                ks.clone(),
-                vs.clone(),
-                Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
-            ),
-            &materialized,
-        );
+        let store_builder = session_store_builder(&store, &ks, &vs, retention, &materialized);
         builder.apply(|t| {
             t.add_state_store(store_builder, &[&name])?;
             Ok(())
@@ -323,6 +310,46 @@ where
     }
 }
 
+/// The retention of a session-windowed aggregation's store, milliseconds:
+/// `retention` if given, else the inactivity gap plus the grace period
+/// (Kafka's default). An error for an invalid gap or a retention shorter
+/// than that.
+pub(crate) fn session_retention(
+    windows: SessionWindows,
+    retention: Option<Duration>,
+) -> std::result::Result<i64, String> {
+    windows.validate()?;
+    let min_retention = windows.gap_ms.saturating_add(windows.grace_ms);
+    let retention = retention.map_or(min_retention, millis);
+    if retention < min_retention {
+        return Err(format!(
+            "retention {retention} ms is less than inactivity gap plus grace ({min_retention} ms)"
+        ));
+    }
+    Ok(retention)
+}
+
+/// The session store of a session-windowed aggregation: aggregates per key
+/// and session, kept `retention_ms` after the session end, as
+/// `materialized` asks.
+pub(crate) fn session_store_builder<K: 'static, V: 'static, M>(
+    store: &str,
+    key_serde: &SerdeArc<K>,
+    value_serde: &SerdeArc<V>,
+    retention_ms: i64,
+    materialized: &Materialized<M, V>,
+) -> StoreBuilder {
+    apply_materialized(
+        StoreBuilder::session(
+            store,
+            key_serde.clone(),
+            value_serde.clone(),
+            Duration::from_millis(u64::try_from(retention_ms).unwrap_or(u64::MAX)),
+        ),
+        materialized,
+    )
+}
+
 /// Aggregates a grouped stream per key and session (Kafka's
 /// `KStreamSessionWindowAggregate`).
 pub(crate) struct SessionAggregate<K, V, VA> {
@@ -339,6 +366,9 @@ pub(crate) struct SessionAggregate<K, V, VA> {
     /// Whether the store has a record cache: updates then go downstream
     /// when they leave it.
     cached: bool,
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache.
+    forwards_flushes: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -368,6 +398,7 @@ impl<K, V, VA> SessionAggregate<K, V, VA> {
             metrics,
             observed: ObservedStreamTime::default(),
             cached: false,
+            forwards_flushes: true,
             _types: PhantomData,
         }
     }
@@ -376,6 +407,13 @@ impl<K, V, VA> SessionAggregate<K, V, VA> {
     /// them.
     pub(crate) fn with_null_adder(mut self, add_null: Option<NullAddFn<K, VA>>) -> Self {
         self.add_null = add_null;
+        self
+    }
+
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache (the default); see [`cached_store`].
+    pub(crate) fn forwarding_flushes(mut self, forwards: bool) -> Self {
+        self.forwards_flushes = forwards;
         self
     }
 }
@@ -387,7 +425,7 @@ where
     VA: Clone + Send + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
-        self.cached = listen_if_cached(ctx, &self.store)?;
+        self.cached = cached_store(ctx, &self.store, self.forwards_flushes)?;
         Ok(())
     }
 

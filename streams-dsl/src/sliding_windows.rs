@@ -205,20 +205,13 @@ where
             None => builder.store_name(store_prefix),
         };
         let name = builder.kstream_name(self.named.clone(), operation);
-        let min_retention = windows
-            .difference_ms
-            .saturating_mul(2)
-            .saturating_add(windows.grace_ms);
-        // Kafka's default: the windows a record may read, no older. At
-        // least 1 ms, so that a window outlives its own start when the time
-        // difference and grace are 0 (windows Kafka cannot make at all).
-        let retention = materialized.retention.map_or(min_retention.max(1), millis);
-        if retention < min_retention {
-            builder.fail(format!(
-                "store '{store}' of '{name}': retention {retention} ms is less than twice the time difference plus grace ({min_retention} ms)"
-            ));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
+        let retention = match sliding_window_retention(windows, materialized.retention) {
+            Ok(retention) => retention,
+            Err(reason) => {
+                builder.fail(format!("store '{store}' of '{name}': {reason}"));
+                return KTable::new(builder.clone(), name, None, None, Some(store));
+            }
+        };
         let parent = self.grouped.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde
@@ -264,6 +257,29 @@ where
         )
         .with_window_grace(windows.grace_ms)
     }
+}
+
+/// The retention of a sliding-window aggregation's store, milliseconds:
+/// `retention` if given, else Kafka's default, twice the time difference
+/// plus the grace period (the windows a record may read, no older), at
+/// least 1 ms so that a window outlives its own start when both are 0
+/// (windows Kafka cannot make at all). An error for a retention shorter
+/// than that.
+pub(crate) fn sliding_window_retention(
+    windows: SlidingWindows,
+    retention: Option<Duration>,
+) -> std::result::Result<i64, String> {
+    let min_retention = windows
+        .difference_ms
+        .saturating_mul(2)
+        .saturating_add(windows.grace_ms);
+    let retention = retention.map_or(min_retention.max(1), millis);
+    if retention < min_retention {
+        return Err(format!(
+            "retention {retention} ms is less than twice the time difference plus grace ({min_retention} ms)"
+        ));
+    }
+    Ok(retention)
 }
 
 /// Aggregates a grouped stream per key and sliding window (Kafka's

@@ -22,8 +22,8 @@ use crate::processors::window_input::{
     count_null_adder, skip_null_value, windowed_input, Addition, NullAddFn,
 };
 use crate::processors::{
-    aggregate_step, change_record, count_adder, fold_adder, listen_if_cached, reduce_adder,
-    resolved, AddFn,
+    aggregate_step, cached_store, change_record, count_adder, fold_adder, reduce_adder, resolved,
+    AddFn,
 };
 
 fn millis(d: Duration) -> i64 {
@@ -342,19 +342,13 @@ where
             None => builder.store_name(store_prefix),
         };
         let name = builder.kstream_name(self.named.clone(), operation);
-        if let Err(reason) = windows.validate() {
-            builder.fail(format!("windowed aggregation '{name}': {reason}"));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
-        let min_retention = windows.size_ms.saturating_add(windows.grace_ms);
-        // Kafka's default: the windows that can still change, no older.
-        let retention = materialized.retention.map_or(min_retention, millis);
-        if retention < min_retention {
-            builder.fail(format!(
-                "store '{store}' of '{name}': retention {retention} ms is less than window size plus grace ({min_retention} ms)"
-            ));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
+        let retention = match time_window_retention(windows, materialized.retention) {
+            Ok(retention) => retention,
+            Err(reason) => {
+                builder.fail(format!("store '{store}' of '{name}': {reason}"));
+                return KTable::new(builder.clone(), name, None, None, Some(store));
+            }
+        };
         let parent = self.grouped.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde
@@ -404,6 +398,25 @@ where
     }
 }
 
+/// The retention of a time-windowed aggregation's store, milliseconds:
+/// `retention` if given, else Kafka's default, the window size plus the
+/// grace period (the windows that can still change, no older). An error
+/// for invalid windows or a retention shorter than that.
+pub(crate) fn time_window_retention(
+    windows: TimeWindows,
+    retention: Option<Duration>,
+) -> std::result::Result<i64, String> {
+    windows.validate()?;
+    let min_retention = windows.size_ms.saturating_add(windows.grace_ms);
+    let retention = retention.map_or(min_retention, millis);
+    if retention < min_retention {
+        return Err(format!(
+            "retention {retention} ms is less than window size plus grace ({min_retention} ms)"
+        ));
+    }
+    Ok(retention)
+}
+
 /// The window store of a windowed aggregation: timestamped aggregates per
 /// key and window start, windows of `size_ms` kept `retention_ms`, as
 /// `materialized` asks.
@@ -445,6 +458,9 @@ pub(crate) struct WindowedAggregate<K, V, VA> {
     /// Whether the store has a record cache: updates then go downstream
     /// when they leave it.
     cached: bool,
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache.
+    forwards_flushes: bool,
     /// The store, resolved at `init`.
     handle: Option<WindowStoreHandle<K, ValueAndTimestamp<VA>>>,
     _types: PhantomData<fn() -> (K, V)>,
@@ -475,6 +491,7 @@ impl<K, V, VA> WindowedAggregate<K, V, VA> {
             observed: ObservedStreamTime::default(),
             late_topic: None,
             cached: false,
+            forwards_flushes: true,
             handle: None,
             _types: PhantomData,
         }
@@ -491,6 +508,13 @@ impl<K, V, VA> WindowedAggregate<K, V, VA> {
         self.late_topic = topic;
         self
     }
+
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache (the default); see [`cached_store`].
+    pub(crate) fn forwarding_flushes(mut self, forwards: bool) -> Self {
+        self.forwards_flushes = forwards;
+        self
+    }
 }
 
 impl<K, V, VA> Processor<K, V, Windowed<K>, Change<VA>> for WindowedAggregate<K, V, VA>
@@ -500,7 +524,7 @@ where
     VA: Clone + Send + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
-        self.cached = listen_if_cached(ctx, &self.store)?;
+        self.cached = cached_store(ctx, &self.store, self.forwards_flushes)?;
         self.handle = Some(ctx.window_store_handle(&self.store)?);
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
+pub(crate) mod cogroup_merge;
 pub(crate) mod observed_stream_time;
 pub(crate) mod stream_global_join;
 pub(crate) mod stream_table_join;
@@ -162,6 +163,22 @@ pub(crate) fn listen_if_cached<K, V>(
         ctx.set_flush_listener(store)?;
     }
     Ok(cached)
+}
+
+/// Whether the store has a record cache, registering for its flushes if
+/// `listen` ([`listen_if_cached`]). Processors that share a store (the
+/// aggregators of a cogroup) leave its flushes to one of them, so that each
+/// update leaving the cache goes downstream once.
+pub(crate) fn cached_store<K, V>(
+    ctx: &mut ProcessorContext<'_, K, V>,
+    store: &str,
+    listen: bool,
+) -> Result<bool> {
+    if listen {
+        listen_if_cached(ctx, store)
+    } else {
+        ctx.caching_enabled(store)
+    }
 }
 
 /// The timestamps of deletes waiting in a store's cache: a delete leaves
@@ -326,6 +343,9 @@ pub(crate) struct StreamAggregate<K, V, VA> {
     handle: Option<KeyValueStoreHandle<K, ValueAndTimestamp<VA>>>,
     add: AddFn<K, V, VA>,
     cached: bool,
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache.
+    forwards_flushes: bool,
     metrics: DslMetrics,
 }
 
@@ -344,8 +364,16 @@ impl<K, V, VA> StreamAggregate<K, V, VA> {
             handle: None,
             add,
             cached: false,
+            forwards_flushes: true,
             metrics,
         }
+    }
+
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache (the default); see [`cached_store`].
+    pub(crate) fn forwarding_flushes(mut self, forwards: bool) -> Self {
+        self.forwards_flushes = forwards;
+        self
     }
 }
 
@@ -356,7 +384,7 @@ where
     VA: Clone + Send + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
-        self.cached = listen_if_cached(ctx, &self.store)?;
+        self.cached = cached_store(ctx, &self.store, self.forwards_flushes)?;
         self.handle = Some(ctx.key_value_store_handle(&self.store)?);
         Ok(())
     }
