@@ -490,17 +490,44 @@ fn fk_join_matches_kafka_streams() {
     );
 }
 
+/// Cogroups of `left` and `right`: unwindowed on any stream records, windowed on records
+/// whose values are never null (the difference below left out).
 #[test]
-#[ignore = "our DSL has no cogroup yet (oracle_dsl::build)"]
 fn cogroup_matches_kafka_streams() {
+    let unwindowed = two_sides(stream_record(LEFT), stream_record(RIGHT)).prop_map(|inputs| Case {
+        topology: Op::Cogroup { windows: None },
+        inputs,
+    });
+    let valued = |topic| {
+        stream_record_with(
+            topic,
+            prop::option::weighted(0.9, key()),
+            value().prop_map(Some),
+        )
+    };
+    let windowed =
+        (windows(), two_sides(valued(LEFT), valued(RIGHT))).prop_map(|(windows, inputs)| Case {
+            topology: Op::Cogroup {
+                windows: Some(windows),
+            },
+            inputs,
+        });
+    differential(2 * CASES, prop_oneof![unwindowed, windowed]);
+}
+
+#[test]
+#[ignore = "differs from Kafka Streams: in time and session windows Kafka hands a record with a null value to the cogroup's aggregators; ours never see a null value and skip the record (docs/windowing.md)"]
+fn cogroup_with_null_values_in_windows_matches_kafka_streams() {
     differential(
         CASES,
         (
-            prop::option::of(windows()),
+            windows(),
             two_sides(stream_record(LEFT), stream_record(RIGHT)),
         )
             .prop_map(|(windows, inputs)| Case {
-                topology: Op::Cogroup { windows },
+                topology: Op::Cogroup {
+                    windows: Some(windows),
+                },
                 inputs,
             }),
     );
