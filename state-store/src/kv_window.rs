@@ -53,7 +53,7 @@ impl<S: KeyValueStore> KvWindowStore<S> {
     /// An entry it cannot decode is [`StoreError::CorruptEntry`].
     pub fn new(backend: S, retention_ms: i64) -> Result<Self> {
         Ok(Self {
-            data: TimeIndexed::open(backend, retention_ms, false)?,
+            data: TimeIndexed::open(backend, retention_ms)?,
         })
     }
 

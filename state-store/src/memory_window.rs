@@ -80,12 +80,14 @@ type Segments = BTreeMap<i64, Segment>;
 /// A [`WindowStore`] held in memory, split into time segments.
 ///
 /// The store's stream time is the largest window start put so far. A
+/// window expires once its start is at or before `stream_time -
+/// retention`, as in Kafka Streams' window stores: reads no longer return
+/// it and a put of it is ignored. Memory is given back by segment: a
 /// window start `s` lies in segment `s / segment_interval` (floor), with
-/// `segment_interval = max(1, retention / segments)`. Every segment below
-/// the one holding `stream_time - retention + 1` is expired: it is dropped
-/// whole as stream time advances, and a put into it is ignored. A window
-/// therefore lives at least `retention` after its start, and at most one
-/// segment interval longer.
+/// `segment_interval = max(1, retention / segments)`, and every segment
+/// below the one holding `stream_time - retention + 1` is dropped whole as
+/// stream time advances, so an expired window is held at most one segment
+/// interval longer.
 #[derive(Debug)]
 pub struct InMemoryWindowStore {
     name: String,
@@ -131,6 +133,14 @@ impl InMemoryWindowStore {
         self.observed_stream_time
     }
 
+    /// The earliest window start not expired; `i64::MIN` before the first
+    /// put.
+    fn live_from(&self) -> i64 {
+        self.observed_stream_time.map_or(i64::MIN, |t| {
+            t.saturating_sub(self.retention).saturating_add(1)
+        })
+    }
+
     /// The segment holding window start `time`.
     pub fn segment_id(&self, time: i64) -> i64 {
         time.div_euclid(self.segment_interval)
@@ -155,6 +165,7 @@ impl InMemoryWindowStore {
 
     fn entries_in(&self, time_from: i64, time_to: i64) -> Result<Vec<(WindowedKey, Bytes)>> {
         let segments = self.segments()?;
+        let time_from = time_from.max(self.live_from());
         if time_from > time_to {
             return Ok(Vec::new());
         }
@@ -196,6 +207,7 @@ impl WindowStore for InMemoryWindowStore {
             .map_or(window_start, |t| t.max(window_start));
         self.observed_stream_time = Some(observed);
         let min_live = self.min_live_segment().unwrap_or(i64::MIN);
+        let live_from = self.live_from();
         let segment_id = self.segment_id(window_start);
         let Some(segments) = self.segments.as_mut() else {
             return Err(StoreError::closed(&self.name));
@@ -208,8 +220,8 @@ impl WindowStore for InMemoryWindowStore {
             let (id, _) = entry.remove_entry();
             tracing::trace!(store = %self.name, segment = id, min_live_segment = min_live, "dropped expired window segment");
         }
-        if segment_id < min_live {
-            tracing::debug!(store = %self.name, window_start, stream_time = observed, "skipping put into an expired window segment");
+        if window_start < live_from {
+            tracing::debug!(store = %self.name, window_start, stream_time = observed, "skipping put of an expired window");
             return Ok(());
         }
         match value {
@@ -250,6 +262,9 @@ impl WindowStore for InMemoryWindowStore {
 
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>> {
         let segments = self.segments()?;
+        if window_start < self.live_from() {
+            return Ok(None);
+        }
         let segment_id = self.segment_id(window_start);
         let Some(windows) = segments.get(&segment_id).and_then(|s| s.get(key)) else {
             return Ok(None);
@@ -263,6 +278,7 @@ impl WindowStore for InMemoryWindowStore {
     fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>> {
         let segments = self.segments()?;
         let mut out = Vec::new();
+        let time_from = time_from.max(self.live_from());
         if time_from <= time_to {
             let from = self.segment_id(time_from);
             let to = self.segment_id(time_to);
@@ -432,7 +448,8 @@ mod tests {
     use super::*;
 
     /// The brute-force model: every put kept, liveness decided at read time
-    /// from the same segment rule.
+    /// by Kafka's rule: expired once the start is at or before stream time
+    /// minus retention.
     #[derive(Debug, Default)]
     struct Model {
         map: BTreeMap<(Bytes, i64), Bytes>,
@@ -440,23 +457,16 @@ mod tests {
     }
 
     impl Model {
-        fn live(&self, retention: i64, interval: i64, start: i64) -> bool {
+        fn live(&self, retention: i64, start: i64) -> bool {
             match self.observed {
                 None => true,
-                Some(t) => start.div_euclid(interval) >= (t - retention + 1).div_euclid(interval),
+                Some(t) => start > t - retention,
             }
         }
 
-        fn put(
-            &mut self,
-            retention: i64,
-            interval: i64,
-            key: Bytes,
-            value: Option<Bytes>,
-            start: i64,
-        ) {
+        fn put(&mut self, retention: i64, key: Bytes, value: Option<Bytes>, start: i64) {
             self.observed = Some(self.observed.map_or(start, |t| t.max(start)));
-            if !self.live(retention, interval, start) {
+            if !self.live(retention, start) {
                 return;
             }
             match value {
@@ -469,16 +479,10 @@ mod tests {
             }
         }
 
-        fn fetch_all(
-            &self,
-            retention: i64,
-            interval: i64,
-            from: i64,
-            to: i64,
-        ) -> Vec<(Bytes, i64, Bytes)> {
+        fn fetch_all(&self, retention: i64, from: i64, to: i64) -> Vec<(Bytes, i64, Bytes)> {
             self.map
                 .iter()
-                .filter(|((_, s), _)| *s >= from && *s <= to && self.live(retention, interval, *s))
+                .filter(|((_, s), _)| *s >= from && *s <= to && self.live(retention, *s))
                 .map(|((k, s), v)| (k.clone(), *s, v.clone()))
                 .collect()
         }
@@ -514,20 +518,19 @@ mod tests {
             ops in proptest::collection::vec(op(), 1..200),
         ) {
             let mut store = InMemoryWindowStore::with_segments("w", retention, segments);
-            let interval = store.segment_interval();
             let mut model = Model::default();
             for op in ops {
                 match op {
                     Op::Put(k, s, v) => {
                         let v = v.map(|b| Bytes::from(vec![b]));
                         store.put(key(k), v.clone(), s).unwrap();
-                        model.put(retention, interval, key(k), v, s);
+                        model.put(retention, key(k), v, s);
                     }
                     Op::FetchKey(k, a, b) => {
                         let got: Vec<(i64, Bytes)> =
                             store.fetch_key_range(&key(k), a, b).unwrap().map(Result::unwrap).collect();
                         let want: Vec<(i64, Bytes)> = model
-                            .fetch_all(retention, interval, a, b)
+                            .fetch_all(retention, a, b)
                             .into_iter()
                             .filter(|(mk, _, _)| *mk == key(k))
                             .map(|(_, s, v)| (s, v))
@@ -541,11 +544,11 @@ mod tests {
                             .map(Result::unwrap)
                             .map(|(wk, v)| (wk.key, wk.window_start, v))
                             .collect();
-                        prop_assert_eq!(got, model.fetch_all(retention, interval, a, b));
+                        prop_assert_eq!(got, model.fetch_all(retention, a, b));
                     }
                     Op::Get(k, s) => {
                         let want = model
-                            .fetch_all(retention, interval, s, s)
+                            .fetch_all(retention, s, s)
                             .into_iter()
                             .find(|(mk, _, _)| *mk == key(k))
                             .map(|(_, _, v)| v);

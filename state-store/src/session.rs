@@ -59,12 +59,14 @@ pub type InMemorySessionStore = KvSessionStore<InMemoryStore>;
 /// Sessions are stored under their changelog key ([`encode_session_key`])
 /// with a time index by session end (the layout is drawn in
 /// `docs/state-stores.md`). The store's stream time is the largest session end
-/// put so far, kept in the backend. A session expires once its end is
-/// before `stream_time - retention`: it is deleted as stream time advances,
-/// and a put of an expired session is ignored. (A session aggregation
-/// with retention `gap + grace` thus keeps every session that is still
-/// open, `end >= stream_time - gap - grace`.) Session bounds are expected to be non-negative:
-/// range fetches rely on big-endian order.
+/// put so far, kept in the backend. A session expires once its end is at
+/// or before `stream_time - retention`, as in Kafka Streams' session
+/// stores: it is deleted as stream time advances, and a put of an expired
+/// session is ignored. (A session aggregation with retention `gap + grace`
+/// thus loses a session ending exactly at `stream_time - gap - grace`,
+/// though the aggregation still accepts it, as Kafka's does.) Session
+/// bounds are expected to be non-negative: range fetches rely on
+/// big-endian order.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -91,7 +93,7 @@ impl InMemorySessionStore {
     /// their end.
     pub fn in_memory(name: impl Into<String>, retention_ms: i64) -> Self {
         Self {
-            data: TimeIndexed::new_empty(InMemoryStore::new(name), retention_ms, true),
+            data: TimeIndexed::new_empty(InMemoryStore::new(name), retention_ms),
         }
     }
 }
@@ -102,7 +104,7 @@ impl<S: KeyValueStore> KvSessionStore<S> {
     /// [`StoreError::CorruptEntry`].
     pub fn new(backend: S, retention_ms: i64) -> Result<Self> {
         Ok(Self {
-            data: TimeIndexed::open(backend, retention_ms, true)?,
+            data: TimeIndexed::open(backend, retention_ms)?,
         })
     }
 
@@ -338,12 +340,12 @@ mod tests {
         let mut store = InMemorySessionStore::in_memory("s", 100);
         SessionStore::put(&mut store, session("a", 0, 9), Bytes::from("1")).unwrap();
         SessionStore::put(&mut store, session("a", 60, 110), Bytes::from("2")).unwrap();
-        // Stream time 110, retention 100: ends before 10 have expired.
+        // Stream time 110, retention 100: ends at 10 or before have expired.
         assert_eq!(found(&store, "a", 0, 1_000), [(60, 110)]);
-        SessionStore::put(&mut store, session("b", 5, 9), Bytes::from("3")).unwrap();
+        SessionStore::put(&mut store, session("b", 5, 10), Bytes::from("3")).unwrap();
         assert_eq!(found(&store, "b", 0, 1_000), []);
-        SessionStore::put(&mut store, session("b", 5, 10), Bytes::from("4")).unwrap();
-        assert_eq!(found(&store, "b", 0, 1_000), [(5, 10)]);
+        SessionStore::put(&mut store, session("b", 5, 11), Bytes::from("4")).unwrap();
+        assert_eq!(found(&store, "b", 0, 1_000), [(5, 11)]);
         assert_eq!(store.approximate_num_entries().unwrap(), 2);
     }
 
@@ -464,8 +466,8 @@ mod tests {
                         SessionStore::put(&mut store, SessionKey { key: key(k), start: s, end: e }, Bytes::from(vec![v])).unwrap();
                         observed = Some(observed.map_or(e, |t| t.max(e)));
                         let bound = observed.unwrap_or(i64::MIN) - retention;
-                        model.retain(|(_, _, end), _| *end >= bound);
-                        if e >= bound {
+                        model.retain(|(_, _, end), _| *end > bound);
+                        if e > bound {
                             model.insert((key(k), s, e), Bytes::from(vec![v]));
                         }
                     }

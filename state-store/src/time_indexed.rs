@@ -18,10 +18,9 @@
 //! The time of an entry is its window start (window stores) or its session
 //! end (session stores). Flipping the sign bit makes the index sort by
 //! time for negative times too. An entry expires once its time is at or
-//! before `stream_time - retention` (window stores), or before it (session
-//! stores, whose sessions stay open up to that bound): expired entries are
-//! deleted as stream time advances, and a put of an expired entry is
-//! ignored.
+//! before `stream_time - retention`, as in Kafka Streams' window and
+//! session stores: expired entries are deleted as stream time advances,
+//! and a put of an expired entry is ignored.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -69,14 +68,12 @@ fn key_of_index(index: &[u8]) -> Option<Bytes> {
 pub(crate) struct TimeIndexed<S> {
     backend: S,
     retention: i64,
-    /// Whether an entry exactly at `stream_time - retention` is kept.
-    keep_boundary: bool,
     observed: Option<i64>,
 }
 
 impl<S: KeyValueStore> TimeIndexed<S> {
     /// Opens the layout in `backend`, reading its stream time.
-    pub(crate) fn open(backend: S, retention: i64, keep_boundary: bool) -> Result<Self> {
+    pub(crate) fn open(backend: S, retention: i64) -> Result<Self> {
         let observed = match backend.get(META_KEY)? {
             None => None,
             Some(meta) => Some(decode_meta(backend.name(), &meta)?),
@@ -84,17 +81,15 @@ impl<S: KeyValueStore> TimeIndexed<S> {
         Ok(Self {
             backend,
             retention: retention.max(0),
-            keep_boundary,
             observed,
         })
     }
 
     /// The layout in a backend known to be empty.
-    pub(crate) fn new_empty(backend: S, retention: i64, keep_boundary: bool) -> Self {
+    pub(crate) fn new_empty(backend: S, retention: i64) -> Self {
         Self {
             backend,
             retention: retention.max(0),
-            keep_boundary,
             observed: None,
         }
     }
@@ -121,12 +116,7 @@ impl<S: KeyValueStore> TimeIndexed<S> {
 
     /// The largest expired time at stream time `observed`.
     fn cutoff(&self, observed: i64) -> i64 {
-        let bound = observed.saturating_sub(self.retention);
-        if self.keep_boundary {
-            bound.saturating_sub(1)
-        } else {
-            bound
-        }
+        observed.saturating_sub(self.retention)
     }
 
     /// Whether an entry of time `time` has expired.
@@ -283,7 +273,7 @@ mod tests {
 
     #[test]
     fn expiry_drops_data_and_index() {
-        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, false).unwrap();
+        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10).unwrap();
         t.advance(0).unwrap();
         t.put(b"a", 0, Bytes::from("1")).unwrap();
         t.put(b"b", 6, Bytes::from("2")).unwrap();
@@ -296,24 +286,12 @@ mod tests {
     }
 
     #[test]
-    fn keeping_the_boundary_keeps_one_more_millisecond() {
-        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, true).unwrap();
-        t.put(b"a", 4, Bytes::from("1")).unwrap();
-        t.put(b"b", 5, Bytes::from("2")).unwrap();
-        t.advance(15).unwrap();
-        assert_eq!(t.get(b"a").unwrap(), None);
-        assert_eq!(t.get(b"b").unwrap(), Some(Bytes::from("2")));
-        assert!(t.is_expired(4));
-        assert!(!t.is_expired(5));
-    }
-
-    #[test]
     fn bad_meta_is_a_typed_error() {
         let mut backend = InMemoryStore::new("t");
         backend
             .put(Bytes::from_static(META_KEY), Bytes::from_static(&[9, 0]))
             .unwrap();
-        let err = TimeIndexed::open(backend, 10, false).unwrap_err();
+        let err = TimeIndexed::open(backend, 10).unwrap_err();
         assert!(matches!(err, StoreError::CorruptEntry { .. }));
         assert!(err.requires_restore());
         let mut backend = InMemoryStore::new("t");
@@ -321,14 +299,14 @@ mod tests {
             .put(Bytes::from_static(META_KEY), Bytes::from_static(&[1, 0]))
             .unwrap();
         assert!(matches!(
-            TimeIndexed::open(backend, 10, false),
+            TimeIndexed::open(backend, 10),
             Err(StoreError::CorruptEntry { .. })
         ));
     }
 
     #[test]
     fn backend_layout_is_pinned() {
-        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, false).unwrap();
+        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10).unwrap();
         t.advance(-2).unwrap();
         t.put(b"k", 7, Bytes::from("v")).unwrap();
         let raw: Vec<(Bytes, Bytes)> = t.backend.all().unwrap().map(Result::unwrap).collect();
@@ -349,9 +327,9 @@ mod tests {
 
     #[test]
     fn stream_time_survives_reopen() {
-        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10, false).unwrap();
+        let mut t = TimeIndexed::open(InMemoryStore::new("t"), 10).unwrap();
         t.advance(42).unwrap();
-        let t = TimeIndexed::open(t.backend, 10, false).unwrap();
+        let t = TimeIndexed::open(t.backend, 10).unwrap();
         assert_eq!(t.observed(), Some(42));
     }
 }

@@ -1050,7 +1050,10 @@ mod default_serde_tests {
         let bytes = string.serialize("t", &"héllo".to_owned()).unwrap();
         assert_eq!(string.deserialize("t", &bytes).unwrap(), "héllo");
         let long = Serdes::default_for::<i64>().unwrap();
-        assert_eq!(long.serialize("t", &7).unwrap().as_ref(), 7i64.to_be_bytes());
+        assert_eq!(
+            long.serialize("t", &7).unwrap().as_ref(),
+            7i64.to_be_bytes()
+        );
         assert!(Serdes::default_for::<u8>().is_none());
         assert!(Serdes::default_for::<(String, i64)>().is_none());
     }

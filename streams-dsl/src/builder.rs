@@ -25,7 +25,8 @@ use crate::processors::TableSource;
 ///
 /// `dropped_records` counts the records the DSL skips, as Kafka's
 /// `dropped-records` metric: null keys dropped by grouping and by table
-/// sources, null values ignored by `count`/`reduce`/`aggregate` and by
+/// sources, null values ignored by `count`/`reduce`/`aggregate` (except
+/// `count` in time and session windows, which counts them) and by
 /// `group_by`.
 #[derive(Debug, Clone, Default)]
 pub struct DslMetrics {
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     /// The repartitions made for joins, by parent node and topic base:
     /// the source node reading each back.
     join_repartitions: HashMap<(String, String), String>,
+    /// The grouped streams made so far: the last one's id.
+    grouped_streams: u64,
 }
 
 /// A handle on a builder's shared state.
@@ -94,6 +97,22 @@ impl Handle {
             Some(named) => named.name,
             None => self.0.borrow_mut().names.ktable(operation),
         }
+    }
+
+    /// `name` if given, else a generated `<prefix><10-digit index>`; an
+    /// index is taken either way, as Kafka's `suffixWithOrElseGet` does for
+    /// the names a cogroup derives from its `Named`.
+    pub(crate) fn name_or_generate(&self, name: Option<String>, prefix: &str) -> String {
+        let generated = self.0.borrow_mut().names.with_prefix(prefix);
+        name.unwrap_or(generated)
+    }
+
+    /// A number that tells a grouped stream of this builder from the
+    /// others (Kafka tells them apart by object identity).
+    pub(crate) fn next_grouped_stream_id(&self) -> u64 {
+        let mut inner = self.0.borrow_mut();
+        inner.grouped_streams += 1;
+        inner.grouped_streams
     }
 
     /// `<prefix>STATE-STORE-<index>`.
@@ -250,6 +269,16 @@ impl Handle {
 }
 
 impl Handle {
+    /// Takes the three indexes of a repartition's names without making
+    /// one: Kafka burns them even when it reuses a repartition, so that
+    /// later generated names stay the same.
+    pub(crate) fn skip_repartition_names(&self) {
+        let mut inner = self.0.borrow_mut();
+        for operation in ["SINK", "FILTER", "SOURCE"] {
+            inner.names.kstream(operation);
+        }
+    }
+
     /// Kafka's `repartitionForJoin`: writes `parent`'s records through
     /// topic `<application.id>-<base>-repartition` with `key_serde` and
     /// `value_serde` and reads them back; returns the reading source's
@@ -392,6 +421,7 @@ impl StreamsBuilder {
                 topic_prefix,
                 metrics: DslMetrics::default(),
                 join_repartitions: HashMap::new(),
+                grouped_streams: 0,
             }))),
         }
     }

@@ -32,6 +32,8 @@ use crate::windows::{TimeWindowedKStream, TimeWindows};
 /// with a source: a second sub-topology.
 pub struct KGroupedStream<K, V> {
     builder: Handle,
+    /// Tells this grouped stream from the builder's others.
+    id: u64,
     node: String,
     repartition_required: bool,
     key_serde: Option<SerdeArc<K>>,
@@ -63,6 +65,7 @@ where
         name: Option<String>,
     ) -> Self {
         Self {
+            id: builder.next_grouped_stream_id(),
             builder,
             node,
             repartition_required,
@@ -255,9 +258,11 @@ where
         SlidingWindowedKStream::new(self.clone_parts(), windows)
     }
 
-    fn clone_parts(&self) -> Self {
+    /// Another handle on this grouped stream (the same stream and id).
+    pub(crate) fn clone_parts(&self) -> Self {
         Self {
             builder: self.builder.clone(),
+            id: self.id,
             node: self.node.clone(),
             repartition_required: self.repartition_required,
             key_serde: self.key_serde.clone(),
@@ -269,6 +274,21 @@ where
     /// The builder.
     pub(crate) fn handle(&self) -> &Handle {
         &self.builder
+    }
+
+    /// What tells this grouped stream from the builder's others.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The node the grouping was made at.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether an aggregation of this grouped stream repartitions it.
+    pub(crate) fn repartition_required(&self) -> bool {
+        self.repartition_required
     }
 
     /// The key serde of the grouping, if known.

@@ -1,6 +1,7 @@
 //! The fluent DSL of the stream processor, in the manner of Kafka Streams'
 //! `StreamsBuilder`: [`KStream`], [`KTable`], [`KGroupedStream`] and
-//! [`KGroupedTable`], windowed with [`TimeWindows`] into a
+//! [`KGroupedTable`], cogrouped into a [`CogroupedKStream`], windowed with
+//! [`TimeWindows`] into a
 //! [`TimeWindowedKStream`], with [`SessionWindows`] into a
 //! [`SessionWindowedKStream`] or with [`SlidingWindows`] into a
 //! [`SlidingWindowedKStream`], streams joined within [`JoinWindows`]
@@ -47,6 +48,8 @@
 
 mod builder;
 mod change;
+mod cogrouped;
+mod cogrouped_windowed;
 mod fk_join;
 mod global_ktable;
 mod grouped;
@@ -87,6 +90,10 @@ struct JoinsGuide;
 
 pub use builder::{DslMetrics, StreamsBuilder};
 pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde};
+pub use cogrouped::CogroupedKStream;
+pub use cogrouped_windowed::{
+    SessionWindowedCogroupedKStream, SlidingWindowedCogroupedKStream, TimeWindowedCogroupedKStream,
+};
 pub use global_ktable::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use join_windows::JoinWindows;

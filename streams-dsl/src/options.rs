@@ -323,8 +323,9 @@ impl<K, V> Materialized<K, V> {
 
     /// How long a window store keeps a window after its start (Kafka's
     /// `Materialized.withRetention`). Only windowed aggregations use it;
-    /// it must be at least the window size plus the grace period. The
-    /// default is one day, or size plus grace if that is larger.
+    /// it must be at least the window size plus the grace period (sliding
+    /// windows: twice the time difference plus the grace period; sessions:
+    /// the gap plus the grace period), which is the default, as in Kafka.
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
         self

@@ -15,9 +15,11 @@ use crate::change::Change;
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{
-    aggregation_input, count_adder, fold_adder, listen_if_cached, reduce_adder, AddFn,
+use crate::processors::observed_stream_time::ObservedStreamTime;
+use crate::processors::window_input::{
+    count_null_adder, skip_null_value, windowed_input, Addition, NullAddFn,
 };
+use crate::processors::{cached_store, count_adder, fold_adder, reduce_adder, AddFn};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -106,8 +108,12 @@ impl SessionWindows {
 /// closed (`end < stream_time - gap - grace`) is dropped: logged at debug
 /// ("skipping record for expired window") and counted in
 /// [`crate::DslMetrics::dropped_records`] and the task's `dropped-records`.
-/// Records with a null key or value, or a negative timestamp, are skipped
-/// and counted in the DSL metric.
+/// Stream time is the aggregation's own (Kafka's observed stream time):
+/// the largest timestamp of the records it has processed. Records with a
+/// null key or a negative timestamp are skipped and counted in the DSL
+/// metric; a record with a null value is counted by `count`, as in Kafka,
+/// and skipped by `reduce` and `aggregate`, whose functions never see a
+/// null value (see `docs/windowing.md`).
 ///
 /// The table's key serde is [`Serdes::session_windowed`] over the
 /// grouping's key serde. The store is a session store
@@ -157,7 +163,8 @@ where
         self.windows
     }
 
-    /// Counts the records per key and session (`KSTREAM-AGGREGATE`).
+    /// Counts the records per key and session (`KSTREAM-AGGREGATE`),
+    /// records with a null value included, as Kafka counts them.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
         let add = count_adder();
         let merge: MergeFn<K, i64> = Arc::new(|_, a, b| a.unwrap_or(0) + b);
@@ -166,7 +173,7 @@ where
             "AGGREGATE",
             materialized,
             Some(Arc::new(Serdes::i64())),
-            add,
+            (add, Some(count_null_adder())),
             merge,
         )
     }
@@ -191,7 +198,7 @@ where
             "REDUCE",
             materialized,
             value_serde,
-            add,
+            (add, None),
             merge,
         )
     }
@@ -225,7 +232,7 @@ where
             "AGGREGATE",
             materialized,
             None,
-            add,
+            (add, None),
             merge,
         )
     }
@@ -236,7 +243,7 @@ where
         operation: &str,
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeArc<VA>>,
-        add: AddFn<K, V, VA>,
+        (add, add_null): (AddFn<K, V, VA>, Option<NullAddFn<K, VA>>),
         merge: MergeFn<K, VA>,
     ) -> KTable<Windowed<K>, VA>
     where
@@ -249,18 +256,13 @@ where
             None => builder.store_name(store_prefix),
         };
         let name = builder.kstream_name(self.named.clone(), operation);
-        if let Err(reason) = windows.validate() {
-            builder.fail(format!("session-windowed aggregation '{name}': {reason}"));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
-        let min_retention = windows.gap_ms.saturating_add(windows.grace_ms);
-        let retention = materialized.retention.map_or(min_retention, millis);
-        if retention < min_retention {
-            builder.fail(format!(
-                "store '{store}' of '{name}': retention {retention} ms is less than inactivity gap plus grace ({min_retention} ms)"
-            ));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
+        let retention = match session_retention(windows, materialized.retention) {
+            Ok(retention) => retention,
+            Err(reason) => {
+                builder.fail(format!("store '{store}' of '{name}': {reason}"));
+                return KTable::new(builder.clone(), name, None, None, Some(store));
+            }
+        };
         let parent = self.grouped.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde
@@ -285,18 +287,11 @@ where
                     merge.clone(),
                     metrics.clone(),
                 )
+                .with_null_adder(add_null.clone())
             },
             &[&parent],
         );
-        let store_builder = apply_materialized(
-            StoreBuilder::session(
-                &store,
-                ks.clone(),
-                vs.clone(),
-                Duration::from_millis(u64::try_from(retention).unwrap_or(u64::MAX)),
-            ),
-            &materialized,
-        );
+        let store_builder = session_store_builder(&store, &ks, &vs, retention, &materialized);
         builder.apply(|t| {
             t.add_state_store(store_builder, &[&name])?;
             Ok(())
@@ -315,17 +310,65 @@ where
     }
 }
 
+/// The retention of a session-windowed aggregation's store, milliseconds:
+/// `retention` if given, else the inactivity gap plus the grace period
+/// (Kafka's default). An error for an invalid gap or a retention shorter
+/// than that.
+pub(crate) fn session_retention(
+    windows: SessionWindows,
+    retention: Option<Duration>,
+) -> std::result::Result<i64, String> {
+    windows.validate()?;
+    let min_retention = windows.gap_ms.saturating_add(windows.grace_ms);
+    let retention = retention.map_or(min_retention, millis);
+    if retention < min_retention {
+        return Err(format!(
+            "retention {retention} ms is less than inactivity gap plus grace ({min_retention} ms)"
+        ));
+    }
+    Ok(retention)
+}
+
+/// The session store of a session-windowed aggregation: aggregates per key
+/// and session, kept `retention_ms` after the session end, as
+/// `materialized` asks.
+pub(crate) fn session_store_builder<K: 'static, V: 'static, M>(
+    store: &str,
+    key_serde: &SerdeArc<K>,
+    value_serde: &SerdeArc<V>,
+    retention_ms: i64,
+    materialized: &Materialized<M, V>,
+) -> StoreBuilder {
+    apply_materialized(
+        StoreBuilder::session(
+            store,
+            key_serde.clone(),
+            value_serde.clone(),
+            Duration::from_millis(u64::try_from(retention_ms).unwrap_or(u64::MAX)),
+        ),
+        materialized,
+    )
+}
+
 /// Aggregates a grouped stream per key and session (Kafka's
 /// `KStreamSessionWindowAggregate`).
 pub(crate) struct SessionAggregate<K, V, VA> {
     store: String,
     windows: SessionWindows,
     add: AddFn<K, V, VA>,
+    /// What a record with a null value adds (`count`'s); without it such
+    /// records are skipped.
+    add_null: Option<NullAddFn<K, VA>>,
     merge: MergeFn<K, VA>,
     metrics: DslMetrics,
+    /// The largest timestamp this processor has seen.
+    observed: ObservedStreamTime,
     /// Whether the store has a record cache: updates then go downstream
     /// when they leave it.
     cached: bool,
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache.
+    forwards_flushes: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -350,11 +393,28 @@ impl<K, V, VA> SessionAggregate<K, V, VA> {
             store,
             windows,
             add,
+            add_null: None,
             merge,
             metrics,
+            observed: ObservedStreamTime::default(),
             cached: false,
+            forwards_flushes: true,
             _types: PhantomData,
         }
+    }
+
+    /// Adds records with a null value with `add_null` rather than skip
+    /// them.
+    pub(crate) fn with_null_adder(mut self, add_null: Option<NullAddFn<K, VA>>) -> Self {
+        self.add_null = add_null;
+        self
+    }
+
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache (the default); see [`cached_store`].
+    pub(crate) fn forwarding_flushes(mut self, forwards: bool) -> Self {
+        self.forwards_flushes = forwards;
+        self
     }
 }
 
@@ -365,7 +425,7 @@ where
     VA: Clone + Send + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
-        self.cached = listen_if_cached(ctx, &self.store)?;
+        self.cached = cached_store(ctx, &self.store, self.forwards_flushes)?;
         Ok(())
     }
 
@@ -374,7 +434,7 @@ where
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some((key, value)) = aggregation_input(ctx, &record, &self.metrics) else {
+        let Some((key, value)) = windowed_input(ctx, &record, &self.metrics) else {
             return Ok(());
         };
         let ts = record.timestamp;
@@ -383,8 +443,14 @@ where
             self.metrics.record_dropped();
             return Ok(());
         }
+        // A record with a null value moves stream time as in Kafka, which
+        // aggregates it, even when no adder takes it.
+        let stream_time = self.observed.advance(ts);
+        let Some(addition) = Addition::of(&self.add, self.add_null.as_ref(), value) else {
+            skip_null_value(ctx, ts, &self.metrics);
+            return Ok(());
+        };
         let gap = self.windows.gap_ms;
-        let stream_time = ctx.stream_time().map_or(ts, |t| t.max(ts));
         let close_time = stream_time
             .saturating_sub(gap)
             .saturating_sub(self.windows.grace_ms);
@@ -410,7 +476,7 @@ where
                         retracted.push((session, session_agg));
                     }
                 }
-                let new = (self.add)(key, value, agg);
+                let new = addition.apply(key, agg);
                 let merged = Windowed::new(key.clone(), window);
                 store.put(&merged, &new)?;
                 Ok((retracted, (merged, new)))

@@ -16,11 +16,9 @@ use crate::change::{Change, ValueAndTimestamp};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
+use crate::processors::observed_stream_time::ObservedStreamTime;
 use crate::processors::{aggregation_input, count_adder, fold_adder, reduce_adder, AddFn};
 use crate::windows::window_store_builder;
-
-/// Milliseconds of one day: the least default retention of the store.
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -92,15 +90,17 @@ impl SlidingWindows {
 /// of the window's records. Late records are logged at debug ("skipping
 /// record for expired window") and counted in
 /// [`crate::DslMetrics::dropped_records`] and the task's `dropped-records`,
-/// once per closed window they miss. Records with a null key or value, or
-/// a negative timestamp, are skipped and counted in the DSL metric.
+/// once per closed window they miss. Stream time is the aggregation's own
+/// (Kafka's observed stream time): the largest timestamp of the records it
+/// has processed. Records with a null key or value, or a negative
+/// timestamp, are skipped and counted in the DSL metric, as Kafka skips
+/// null keys and values here.
 ///
 /// The table's key serde is [`Serdes::time_windowed`] over the grouping's
 /// key serde with the time difference as window size. The store is a
 /// window store of [`ValueAndTimestamp`] per window start, kept for the
-/// retention of the [`Materialized`] (at least `2 * time_difference +
-/// grace`; by default that or one day, whichever is larger, as for
-/// [`crate::TimeWindows`]), on its backend (in memory unless
+/// retention of the [`Materialized`] (at least, and by default as in
+/// Kafka, `2 * time_difference + grace`), on its backend (in memory unless
 /// `Materialized::with_backend` says otherwise), without a record cache.
 pub struct SlidingWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
@@ -205,19 +205,13 @@ where
             None => builder.store_name(store_prefix),
         };
         let name = builder.kstream_name(self.named.clone(), operation);
-        let min_retention = windows
-            .difference_ms
-            .saturating_mul(2)
-            .saturating_add(windows.grace_ms);
-        let retention = materialized
-            .retention
-            .map_or(min_retention.max(DAY_MS), millis);
-        if retention < min_retention {
-            builder.fail(format!(
-                "store '{store}' of '{name}': retention {retention} ms is less than twice the time difference plus grace ({min_retention} ms)"
-            ));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
+        let retention = match sliding_window_retention(windows, materialized.retention) {
+            Ok(retention) => retention,
+            Err(reason) => {
+                builder.fail(format!("store '{store}' of '{name}': {reason}"));
+                return KTable::new(builder.clone(), name, None, None, Some(store));
+            }
+        };
         let parent = self.grouped.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde
@@ -265,6 +259,29 @@ where
     }
 }
 
+/// The retention of a sliding-window aggregation's store, milliseconds:
+/// `retention` if given, else Kafka's default, twice the time difference
+/// plus the grace period (the windows a record may read, no older), at
+/// least 1 ms so that a window outlives its own start when both are 0
+/// (windows Kafka cannot make at all). An error for a retention shorter
+/// than that.
+pub(crate) fn sliding_window_retention(
+    windows: SlidingWindows,
+    retention: Option<Duration>,
+) -> std::result::Result<i64, String> {
+    let min_retention = windows
+        .difference_ms
+        .saturating_mul(2)
+        .saturating_add(windows.grace_ms);
+    let retention = retention.map_or(min_retention.max(1), millis);
+    if retention < min_retention {
+        return Err(format!(
+            "retention {retention} ms is less than twice the time difference plus grace ({min_retention} ms)"
+        ));
+    }
+    Ok(retention)
+}
+
 /// Aggregates a grouped stream per key and sliding window (Kafka's
 /// `KStreamSlidingWindowAggregate`).
 pub(crate) struct SlidingAggregate<K, V, VA> {
@@ -272,6 +289,8 @@ pub(crate) struct SlidingAggregate<K, V, VA> {
     windows: SlidingWindows,
     add: AddFn<K, V, VA>,
     metrics: DslMetrics,
+    /// The largest timestamp this processor has seen.
+    observed: ObservedStreamTime,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -313,6 +332,7 @@ impl<K, V, VA> SlidingAggregate<K, V, VA> {
             windows,
             add,
             metrics,
+            observed: ObservedStreamTime::default(),
             _types: PhantomData,
         }
     }
@@ -359,7 +379,10 @@ where
     }
 
     /// A record at or after the time difference: its left window starts
-    /// at `ts - d >= 0`.
+    /// at `ts - d >= 0`. `windows` are the key's windows starting from
+    /// `ts - 2d` to `ts + 1`, by ascending start; they are visited from the
+    /// latest start down, as Kafka's aggregation does, so that updates go
+    /// out in its order.
     fn process_normal(
         &self,
         pass: &mut Pass<'_, K, V, VA>,
@@ -373,44 +396,42 @@ where
         let mut left_exists = false;
         let mut right_exists = false;
         let mut previous_ts: Option<i64> = None;
-        for (start, window) in windows {
+        for (start, window) in windows.into_iter().rev() {
             starts.insert(start);
             let end = start.saturating_add(d);
-            if end < ts {
-                // Ends before the record: the latest such window holds the
+            if start == ts.saturating_add(1) {
+                right_exists = true;
+            } else if end > ts {
+                // A window holding the record: the latest one holds the
+                // records a new right window starts from.
+                if right_agg.is_none() {
+                    right_agg = Some(window.clone());
+                }
+                self.update(pass, start, Some(window.value), window.timestamp, true);
+            } else if end == ts {
+                left_exists = true;
+                let latest = window.timestamp;
+                self.update(pass, start, Some(window.value), latest, true);
+                if latest >= ts {
+                    // A record at this time came before: every window this
+                    // one would create exists.
+                    return;
+                }
+                previous_ts = Some(latest);
+            } else {
+                // The latest window ending before the record holds the
                 // records a new left window starts from.
                 previous_ts = Some(window.timestamp);
                 left_agg = Some(window);
-            } else if end == ts {
-                left_exists = true;
-                if window.timestamp < ts {
-                    previous_ts = Some(window.timestamp);
-                }
-                self.update(pass, start, Some(window.value), window.timestamp, true);
-            } else if start <= ts {
-                self.update(
-                    pass,
-                    start,
-                    Some(window.value.clone()),
-                    window.timestamp,
-                    true,
-                );
-                right_agg = Some(window);
-            } else {
-                // start == ts + 1, the upper bound of the fetch.
-                right_exists = true;
+                break;
             }
         }
         // The previous record's right window, if it does not exist and
-        // reaches this record.
+        // reaches this record. When it starts at ts - d it is this record's
+        // left window too, which is then updated twice, as in Kafka.
         if let Some(previous) = previous_ts {
             let start = previous.saturating_add(1);
-            // When it starts at ts - d it is this record's left window,
-            // created below.
-            if !starts.contains(&start)
-                && start.saturating_add(d) >= ts
-                && start != ts.saturating_sub(d)
-            {
+            if !starts.contains(&start) && start.saturating_add(d) >= ts {
                 self.update(pass, start, None, ts, false);
             }
         }
@@ -517,7 +538,7 @@ where
             return Ok(());
         }
         let d = self.windows.difference_ms;
-        let stream_time = ctx.stream_time().map_or(ts, |t| t.max(ts));
+        let stream_time = self.observed.advance(ts);
         let close_time = stream_time.saturating_sub(self.windows.grace_ms);
         if ts.saturating_add(1).saturating_add(d) <= close_time {
             tracing::debug!(

@@ -17,13 +17,14 @@ use crate::change::{Change, ValueAndTimestamp, ValueAndTimestampSerde};
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
-use crate::processors::{
-    aggregate_step, aggregation_input, change_record, count_adder, fold_adder, listen_if_cached,
-    reduce_adder, resolved, AddFn,
+use crate::processors::observed_stream_time::ObservedStreamTime;
+use crate::processors::window_input::{
+    count_null_adder, skip_null_value, windowed_input, Addition, NullAddFn,
 };
-
-/// Milliseconds of one day: the least default retention of a window store.
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+use crate::processors::{
+    aggregate_step, cached_store, change_record, count_adder, fold_adder, reduce_adder, resolved,
+    AddFn,
+};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -199,8 +200,12 @@ impl LateRecords {
 /// debug ("skipping record for expired window") and counted in
 /// [`crate::DslMetrics::dropped_records`] and the task's `dropped-records`
 /// ([`streams_core::TopologyTestDriver::dropped_records`]), once per
-/// window. Records with a null key or value, or a negative timestamp, are
-/// skipped and counted in the DSL metric.
+/// window. Stream time is the aggregation's own (Kafka's observed stream
+/// time): the largest timestamp of the records it has processed. Records
+/// with a null key or a negative timestamp are skipped and counted in the
+/// DSL metric; a record with a null value is counted by `count`, as in
+/// Kafka, and skipped by `reduce` and `aggregate`, whose functions never
+/// see a null value (see `docs/windowing.md`).
 ///
 /// [`TimeWindowedKStream::with_late_records`] also routes late records to
 /// a dead-letter topic.
@@ -259,7 +264,8 @@ where
         self.windows
     }
 
-    /// Counts the records per key and window (`KSTREAM-AGGREGATE`).
+    /// Counts the records per key and window (`KSTREAM-AGGREGATE`),
+    /// records with a null value included, as Kafka counts them.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
         let add = count_adder();
         self.do_aggregate(
@@ -268,6 +274,7 @@ where
             materialized,
             Some(Arc::new(Serdes::i64())),
             add,
+            Some(count_null_adder()),
         )
     }
 
@@ -280,7 +287,14 @@ where
     {
         let add = reduce_adder(reducer);
         let value_serde = self.grouped.value_serde().cloned();
-        self.do_aggregate("KSTREAM-REDUCE-", "REDUCE", materialized, value_serde, add)
+        self.do_aggregate(
+            "KSTREAM-REDUCE-",
+            "REDUCE",
+            materialized,
+            value_serde,
+            add,
+            None,
+        )
     }
 
     /// Folds the values per key and window with
@@ -299,7 +313,14 @@ where
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
         let add = fold_adder(initializer, aggregator);
-        self.do_aggregate("KSTREAM-AGGREGATE-", "AGGREGATE", materialized, None, add)
+        self.do_aggregate(
+            "KSTREAM-AGGREGATE-",
+            "AGGREGATE",
+            materialized,
+            None,
+            add,
+            None,
+        )
     }
 
     fn do_aggregate<VA>(
@@ -309,6 +330,7 @@ where
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeArc<VA>>,
         add: AddFn<K, V, VA>,
+        add_null: Option<NullAddFn<K, VA>>,
     ) -> KTable<Windowed<K>, VA>
     where
         VA: Clone + Send + 'static,
@@ -320,21 +342,13 @@ where
             None => builder.store_name(store_prefix),
         };
         let name = builder.kstream_name(self.named.clone(), operation);
-        if let Err(reason) = windows.validate() {
-            builder.fail(format!("windowed aggregation '{name}': {reason}"));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
-        let min_retention = windows.size_ms.saturating_add(windows.grace_ms);
-        let retention = match materialized.retention {
-            Some(retention) => millis(retention),
-            None => min_retention.max(DAY_MS),
+        let retention = match time_window_retention(windows, materialized.retention) {
+            Ok(retention) => retention,
+            Err(reason) => {
+                builder.fail(format!("store '{store}' of '{name}': {reason}"));
+                return KTable::new(builder.clone(), name, None, None, Some(store));
+            }
         };
-        if retention < min_retention {
-            builder.fail(format!(
-                "store '{store}' of '{name}': retention {retention} ms is less than window size plus grace ({min_retention} ms)"
-            ));
-            return KTable::new(builder.clone(), name, None, None, Some(store));
-        }
         let parent = self.grouped.aggregation_parent(&store, &name);
         let key_serde = materialized
             .key_serde
@@ -360,6 +374,7 @@ where
             &name,
             move || {
                 WindowedAggregate::new(store_for.clone(), windows, add.clone(), metrics.clone())
+                    .with_null_adder(add_null.clone())
                     .with_late_topic(late_topic.clone())
             },
             &[&parent],
@@ -381,6 +396,25 @@ where
         )
         .with_window_grace(windows.grace_ms)
     }
+}
+
+/// The retention of a time-windowed aggregation's store, milliseconds:
+/// `retention` if given, else Kafka's default, the window size plus the
+/// grace period (the windows that can still change, no older). An error
+/// for invalid windows or a retention shorter than that.
+pub(crate) fn time_window_retention(
+    windows: TimeWindows,
+    retention: Option<Duration>,
+) -> std::result::Result<i64, String> {
+    windows.validate()?;
+    let min_retention = windows.size_ms.saturating_add(windows.grace_ms);
+    let retention = retention.map_or(min_retention, millis);
+    if retention < min_retention {
+        return Err(format!(
+            "retention {retention} ms is less than window size plus grace ({min_retention} ms)"
+        ));
+    }
+    Ok(retention)
 }
 
 /// The window store of a windowed aggregation: timestamped aggregates per
@@ -413,12 +447,20 @@ pub(crate) struct WindowedAggregate<K, V, VA> {
     store: String,
     windows: TimeWindows,
     add: AddFn<K, V, VA>,
+    /// What a record with a null value adds (`count`'s); without it such
+    /// records are skipped.
+    add_null: Option<NullAddFn<K, VA>>,
     metrics: DslMetrics,
+    /// The largest timestamp this processor has seen.
+    observed: ObservedStreamTime,
     /// The dead-letter topic of late records.
     late_topic: Option<Arc<str>>,
     /// Whether the store has a record cache: updates then go downstream
     /// when they leave it.
     cached: bool,
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache.
+    forwards_flushes: bool,
     /// The store, resolved at `init`.
     handle: Option<WindowStoreHandle<K, ValueAndTimestamp<VA>>>,
     _types: PhantomData<fn() -> (K, V)>,
@@ -444,16 +486,33 @@ impl<K, V, VA> WindowedAggregate<K, V, VA> {
             store,
             windows,
             add,
+            add_null: None,
             metrics,
+            observed: ObservedStreamTime::default(),
             late_topic: None,
             cached: false,
+            forwards_flushes: true,
             handle: None,
             _types: PhantomData,
         }
     }
 
+    /// Adds records with a null value with `add_null` rather than skip
+    /// them.
+    pub(crate) fn with_null_adder(mut self, add_null: Option<NullAddFn<K, VA>>) -> Self {
+        self.add_null = add_null;
+        self
+    }
+
     pub(crate) fn with_late_topic(mut self, topic: Option<Arc<str>>) -> Self {
         self.late_topic = topic;
+        self
+    }
+
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache (the default); see [`cached_store`].
+    pub(crate) fn forwarding_flushes(mut self, forwards: bool) -> Self {
+        self.forwards_flushes = forwards;
         self
     }
 }
@@ -465,7 +524,7 @@ where
     VA: Clone + Send + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
-        self.cached = listen_if_cached(ctx, &self.store)?;
+        self.cached = cached_store(ctx, &self.store, self.forwards_flushes)?;
         self.handle = Some(ctx.window_store_handle(&self.store)?);
         Ok(())
     }
@@ -475,7 +534,7 @@ where
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some((key, value)) = aggregation_input(ctx, &record, &self.metrics) else {
+        let Some((key, value)) = windowed_input(ctx, &record, &self.metrics) else {
             return Ok(());
         };
         if record.timestamp < 0 {
@@ -483,9 +542,13 @@ where
             self.metrics.record_dropped();
             return Ok(());
         }
-        let stream_time = ctx
-            .stream_time()
-            .map_or(record.timestamp, |t| t.max(record.timestamp));
+        // A record with a null value moves stream time as in Kafka, which
+        // aggregates it, even when no adder takes it.
+        let stream_time = self.observed.advance(record.timestamp);
+        let Some(addition) = Addition::of(&self.add, self.add_null.as_ref(), value) else {
+            skip_null_value(ctx, record.timestamp, &self.metrics);
+            return Ok(());
+        };
         let close_time = stream_time.saturating_sub(self.windows.grace_ms);
         for window in self.windows.windows_for(record.timestamp) {
             if window.end <= close_time {
@@ -527,7 +590,7 @@ where
             }
             let mut store = ctx.window_store_of(resolved(&self.handle, &self.store)?)?;
             let (old, new, timestamp) = store.update(key, window.start, |old| {
-                aggregate_step(old, record.timestamp, |old| (self.add)(key, value, old))
+                aggregate_step(old, record.timestamp, |old| addition.apply(key, old))
             })?;
             if self.cached {
                 continue;

@@ -254,6 +254,87 @@ fn reduce_and_aggregate_per_window() -> Result<()> {
     Ok(())
 }
 
+/// Kafka 4.1 aggregates a record with a null value in time windows: its
+/// `count` counts it (the case the oracle found: `a = null` at 0, tumbling
+/// 1 ms, gives `a@0/1 -> 1`). `reduce` and `aggregate` skip it, since no
+/// user function sees a null value, but it still moves their stream time.
+#[test]
+fn null_values_are_counted_in_time_windows_and_skipped_by_user_functions() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    let metrics = builder.metrics();
+    let windowed = builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(TimeWindows::of_size_with_no_grace(ms(10)));
+    let window_keys = || Serdes::time_windowed(Serdes::string(), 10);
+    windowed
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to("counts", Produced::with(window_keys(), Serdes::i64()));
+    windowed
+        .reduce(|a, b| format!("{a}{b}"), Materialized::as_("joined"))
+        .to_stream()
+        .to("joined", Produced::with(window_keys(), Serdes::string()));
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_record(streams_core::TestRecord::from_parts(Some(s("a")), None, 1))?;
+    input.pipe_input_with_timestamp(s("a"), s("x"), 2)?;
+    // A null value at 25 closes [10, 20) for the reduce too: x@12 is late.
+    input.pipe_record(streams_core::TestRecord::from_parts(Some(s("b")), None, 25))?;
+    input.pipe_input_with_timestamp(s("a"), s("y"), 12)?;
+    let counts = driver.create_output_topic("counts", window_keys(), Serdes::i64());
+    assert_eq!(
+        counts.read_key_values_to_list()?,
+        [
+            (Some(w("a", 0, 10)), Some(1)),
+            (Some(w("a", 0, 10)), Some(2)),
+            (Some(w("b", 20, 30)), Some(1)),
+        ]
+    );
+    let joined = driver.create_output_topic("joined", window_keys(), Serdes::string());
+    assert_eq!(
+        joined.read_key_values_to_list()?,
+        [(Some(w("a", 0, 10)), Some(s("x")))]
+    );
+    // Two null values skipped by the reduce, and y@12 late for both.
+    assert_eq!(metrics.dropped_records(), 4);
+    Ok(())
+}
+
+/// Each windowed aggregation keeps its own stream time, as Kafka's
+/// processors do: a record it skips (a null key) or never sees (filtered
+/// out upstream) does not close its windows. The oracle's minimal case:
+/// `null = ""` at 7, then `a = ""` at 0, tumbling 1 ms, no grace: Kafka
+/// counts the second record.
+#[test]
+fn a_windowed_aggregation_keeps_its_own_stream_time() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .filter(|_, v| v != "skip")
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(TimeWindows::of_size_with_no_grace(ms(1)))
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(Serdes::time_windowed(Serdes::string(), 1), Serdes::i64()),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+    input.pipe_record(streams_core::TestRecord::from_parts(None, Some(s("")), 7))?;
+    input.pipe_input_with_timestamp(s("b"), s("skip"), 9)?;
+    input.pipe_input_with_timestamp(s("a"), s(""), 0)?;
+    // The task's stream time is 9; the aggregation's is 0.
+    assert_eq!(driver.stream_time("in")?, Some(9));
+    input.pipe_input_with_timestamp(s("a"), s(""), 5)?;
+    input.pipe_input_with_timestamp(s("a"), s(""), 3)?;
+    let out = output(&driver, 1);
+    assert_eq!(read(&out)?, [(w("a", 0, 1), 1, 0), (w("a", 5, 6), 1, 5)]);
+    assert_eq!(driver.dropped_records(), 1);
+    Ok(())
+}
+
 #[test]
 fn window_store_is_changelogged_with_windowed_keys() -> Result<()> {
     let (driver, _) = counting(TimeWindows::of_size_with_no_grace(ms(10)))?;

@@ -210,16 +210,52 @@ fn build(builder: &StreamsBuilder, op: &Op) -> anyhow::Result<Option<&'static st
             };
             out.to(OUTPUT, strings());
         }
-        op @ Op::Cogroup { .. } => return Ok(Some(op.name())),
+        Op::Cogroup { windows } => {
+            let left = grouped_stream(builder, LEFT);
+            let right = grouped_stream(builder, RIGHT);
+            let cogrouped = left
+                .cogroup(|_, v, agg: String| format!("{agg}L{v}"))
+                .cogroup(&right, |_, v, agg| format!("{agg}R{v}"));
+            let materialized = || Materialized::new().with_value_serde(Serdes::string());
+            match windows {
+                None => cogrouped
+                    .aggregate(String::new, materialized())
+                    .to_stream()
+                    .to(OUTPUT, strings()),
+                Some(windows) => {
+                    let aggregates = match window_spec(windows)? {
+                        WindowSpec::Time(w) => cogrouped
+                            .windowed_by(w)
+                            .aggregate(String::new, materialized()),
+                        WindowSpec::Sliding(w) => cogrouped
+                            .windowed_by_sliding(w)
+                            .aggregate(String::new, materialized()),
+                        // Merged sessions are concatenated, the earlier first.
+                        WindowSpec::Session(w) => cogrouped.windowed_by_session(w).aggregate(
+                            String::new,
+                            |_, left, right| format!("{left}{right}"),
+                            materialized(),
+                        ),
+                    };
+                    aggregates
+                        .to_stream()
+                        .to(OUTPUT, Produced::with(WindowedText, Serdes::string()));
+                }
+            }
+        }
     }
     Ok(None)
 }
 
-/// The windowed count of `grouped` in `windows`.
-fn windowed_count(
-    grouped: &KGroupedStream<String, String>,
-    windows: &Windows,
-) -> anyhow::Result<KTable<Windowed<String>, i64>> {
+/// The windows a case's `"windows"` describes.
+enum WindowSpec {
+    Time(TimeWindows),
+    Sliding(SlidingWindows),
+    Session(SessionWindows),
+}
+
+/// `windows` as our DSL's windows, as the Java side makes them.
+fn window_spec(windows: &Windows) -> anyhow::Result<WindowSpec> {
     let ms = |name: &str, v: Option<i64>| {
         v.and_then(|v| u64::try_from(v).ok())
             .map(Duration::from_millis)
@@ -230,24 +266,30 @@ fn windowed_count(
         WindowType::Tumbling | WindowType::Hopping => {
             let size = ms("size_ms", windows.size_ms)?;
             let advance = ms("advance_ms", windows.advance_ms.or(windows.size_ms))?;
-            grouped
-                .windowed_by(TimeWindows::of_size_and_grace(size, grace).advance_by(advance))
-                .count(Materialized::new())
+            WindowSpec::Time(TimeWindows::of_size_and_grace(size, grace).advance_by(advance))
         }
         WindowType::Sliding => {
             let difference = ms("size_ms", windows.size_ms)?;
-            grouped
-                .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
-                    difference, grace,
-                ))
-                .count(Materialized::new())
+            WindowSpec::Sliding(SlidingWindows::of_time_difference_and_grace(
+                difference, grace,
+            ))
         }
         WindowType::Session => {
             let gap = ms("gap_ms", windows.gap_ms)?;
-            grouped
-                .windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(gap, grace))
-                .count(Materialized::new())
+            WindowSpec::Session(SessionWindows::with_inactivity_gap_and_grace(gap, grace))
         }
+    })
+}
+
+/// The windowed count of `grouped` in `windows`.
+fn windowed_count(
+    grouped: &KGroupedStream<String, String>,
+    windows: &Windows,
+) -> anyhow::Result<KTable<Windowed<String>, i64>> {
+    Ok(match window_spec(windows)? {
+        WindowSpec::Time(w) => grouped.windowed_by(w).count(Materialized::new()),
+        WindowSpec::Sliding(w) => grouped.windowed_by_sliding(w).count(Materialized::new()),
+        WindowSpec::Session(w) => grouped.windowed_by_session(w).count(Materialized::new()),
     })
 }
 

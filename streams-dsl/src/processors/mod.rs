@@ -16,15 +16,18 @@ use crate::builder::DslMetrics;
 use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
+pub(crate) mod cogroup_merge;
 pub(crate) mod fk_join;
 pub(crate) mod join_times;
 pub(crate) mod join_window;
+pub(crate) mod observed_stream_time;
 pub(crate) mod outer_join_buffer;
 pub(crate) mod stream_global_join;
 pub(crate) mod stream_stream_join;
 pub(crate) mod stream_table_join;
 pub(crate) mod table_join_merger;
 pub(crate) mod table_table_join;
+pub(crate) mod window_input;
 
 /// Adds a value to an aggregate (`None`: the group has none yet).
 pub(crate) type AddFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
@@ -165,6 +168,22 @@ pub(crate) fn listen_if_cached<K, V>(
         ctx.set_flush_listener(store)?;
     }
     Ok(cached)
+}
+
+/// Whether the store has a record cache, registering for its flushes if
+/// `listen` ([`listen_if_cached`]). Processors that share a store (the
+/// aggregators of a cogroup) leave its flushes to one of them, so that each
+/// update leaving the cache goes downstream once.
+pub(crate) fn cached_store<K, V>(
+    ctx: &mut ProcessorContext<'_, K, V>,
+    store: &str,
+    listen: bool,
+) -> Result<bool> {
+    if listen {
+        listen_if_cached(ctx, store)
+    } else {
+        ctx.caching_enabled(store)
+    }
 }
 
 /// The timestamps of deletes waiting in a store's cache: a delete leaves
@@ -329,6 +348,9 @@ pub(crate) struct StreamAggregate<K, V, VA> {
     handle: Option<KeyValueStoreHandle<K, ValueAndTimestamp<VA>>>,
     add: AddFn<K, V, VA>,
     cached: bool,
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache.
+    forwards_flushes: bool,
     metrics: DslMetrics,
 }
 
@@ -347,8 +369,16 @@ impl<K, V, VA> StreamAggregate<K, V, VA> {
             handle: None,
             add,
             cached: false,
+            forwards_flushes: true,
             metrics,
         }
+    }
+
+    /// Whether this processor forwards the updates leaving the store's
+    /// record cache (the default); see [`cached_store`].
+    pub(crate) fn forwarding_flushes(mut self, forwards: bool) -> Self {
+        self.forwards_flushes = forwards;
+        self
     }
 }
 
@@ -359,7 +389,7 @@ where
     VA: Clone + Send + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
-        self.cached = listen_if_cached(ctx, &self.store)?;
+        self.cached = cached_store(ctx, &self.store, self.forwards_flushes)?;
         self.handle = Some(ctx.key_value_store_handle(&self.store)?);
         Ok(())
     }
