@@ -329,3 +329,60 @@ async fn a_foreign_key_join_runs_across_partition_counts() {
     assert_eq!(joined, expected);
     app.close().await.unwrap();
 }
+
+/// A task does not process ahead of an input that is only behind (Kafka's
+/// KIP-695): with `max.task.idle.ms` at its default 0, a stream joined
+/// with a table loaded before it finds every row, however the consumer's
+/// fetches interleave the two topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_loaded_first_is_joined_in_full_by_a_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    broker.create_topic(NewTopic::new("rows", 3)).await.unwrap();
+    broker
+        .create_topic(NewTopic::new("events", 3))
+        .await
+        .unwrap();
+    broker
+        .create_topic(NewTopic::new("joined", 1))
+        .await
+        .unwrap();
+    let producer = Producer::new(&broker);
+    let rows: Vec<ProducerRecord> = (0..5_000)
+        .map(|k| {
+            ProducerRecord::new("rows", format!("row{k}"))
+                .key(format!("k{k}"))
+                .timestamp(1)
+        })
+        .collect();
+    producer.send_batch(rows).await.unwrap();
+    for chunk in 0..20 {
+        let events: Vec<ProducerRecord> = (0..5_000)
+            .map(|i| {
+                let n = chunk * 5_000 + i;
+                ProducerRecord::new("events", format!("e{n}"))
+                    .key(format!("k{}", (n * 7) % 5_000))
+                    .timestamp(10 + n as i64)
+            })
+            .collect();
+        producer.send_batch(events).await.unwrap();
+    }
+    let app_id = "backlog-join";
+    let builder = StreamsBuilder::new();
+    let strings = || Consumed::with(Serdes::string(), Serdes::string());
+    let rows = builder.table("rows", strings(), Materialized::as_("rows-store"));
+    builder
+        .stream::<String, String>("events", strings())
+        .join_table(&rows, |e, r| format!("{e}+{r}"), Joined::new())
+        .to("joined", Produced::with(Serdes::string(), Serdes::string()));
+    let topology = builder.build().unwrap();
+    let topics = physical_source_topics(&topology, app_id);
+    let mut app = StreamsApp::new(topology, config(app_id, dir.path()), broker.clone());
+    app.start().await.unwrap();
+    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
+        .await
+        .unwrap();
+    let joined = read_committed(&broker, "joined", DEADLINE).await.unwrap();
+    assert_eq!(joined.len(), 100_000, "every event found its row");
+    app.close().await.unwrap();
+}

@@ -816,6 +816,25 @@ impl Broker {
         decoded
     }
 
+    /// The offset up to which a consumer can read `topic`-`partition` now,
+    /// without waiting: the last stable offset with `read_committed`, the
+    /// log end offset without. (The in-process view a consumer uses to know
+    /// whether records wait past its position.)
+    pub fn readable_end_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        read_committed: bool,
+    ) -> Result<u64> {
+        let (t, p) = self.partition(topic, partition)?;
+        let log = t.partitions[p].lock()?;
+        Ok(if read_committed {
+            log.last_stable_offset()
+        } else {
+            log.log_end_offset()
+        })
+    }
+
     /// The last stable offset of a partition: the first offset of its earliest open
     /// transaction, or its log end offset if none is open. A `read_committed` consumer reads
     /// only below it.

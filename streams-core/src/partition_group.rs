@@ -133,7 +133,26 @@ impl PartitionGroup {
     /// partition: with `max_idle`, a task with data on some partitions and
     /// none on others waits up to that long before it processes the others
     /// (Kafka's enforced processing).
-    pub(crate) fn next_run(&mut self, max_idle: Option<Duration>) -> Option<NextRun> {
+    ///
+    /// A partition in `lagging` (the consumer knows it holds records past
+    /// what it has fetched) that has nothing buffered holds the task back
+    /// whatever `max_idle`, until its records arrive (Kafka's KIP-695: a
+    /// task does not process ahead of an input that is only behind, not
+    /// empty).
+    pub(crate) fn next_run(
+        &mut self,
+        max_idle: Option<Duration>,
+        lagging: &[TopicPartition],
+    ) -> Option<NextRun> {
+        if self.inputs.len() > 1
+            && self.inputs.values().any(|i| !i.queue.is_empty())
+            && self
+                .inputs
+                .iter()
+                .any(|(tp, i)| i.queue.is_empty() && lagging.contains(tp))
+        {
+            return None;
+        }
         if let (Some(limit), true) = (max_idle, self.inputs.len() > 1) {
             let empty = self.inputs.values().any(|i| i.queue.is_empty());
             let any = self.inputs.values().any(|i| !i.queue.is_empty());
@@ -225,7 +244,7 @@ mod tests {
     /// processing order.
     fn drain(group: &mut PartitionGroup, max_idle: Option<Duration>) -> Vec<(u32, u64)> {
         let mut order = Vec::new();
-        while let Some(run) = group.next_run(max_idle) {
+        while let Some(run) = group.next_run(max_idle, &[]) {
             let mut last = None;
             if let Some(mut records) = group.run_records(&run) {
                 while let Some(r) = records.pop() {
@@ -268,11 +287,33 @@ mod tests {
         group.add_partition(a.clone(), Some(0));
         group.add_partition(b.clone(), Some(1));
         group.add_records(&a, vec![record(0, 10)]);
-        assert!(group.next_run(Some(Duration::from_secs(60))).is_none());
+        assert!(group.next_run(Some(Duration::from_secs(60)), &[]).is_none());
         // Without the wait, or once it has passed, the record goes.
         assert_eq!(drain(&mut group, None), [(0, 0)]);
         group.add_records(&a, vec![record(1, 11)]);
         assert_eq!(drain(&mut group, Some(Duration::ZERO)), [(0, 1)]);
+    }
+
+    #[test]
+    fn an_empty_partition_that_lags_holds_the_others_back_whatever_max_task_idle() {
+        let mut group = PartitionGroup::default();
+        let a = TopicPartition::new("a", 0);
+        let b = TopicPartition::new("b", 0);
+        group.add_partition(a.clone(), Some(0));
+        group.add_partition(b.clone(), Some(1));
+        group.add_records(&a, vec![record(0, 10)]);
+        // b has records not fetched yet: a waits, without max.task.idle.ms.
+        assert!(group.next_run(None, std::slice::from_ref(&b)).is_none());
+        // Once b's records are here, both go, in timestamp order.
+        group.add_records(&b, vec![record(0, 5)]);
+        let first = group.next_run(None, std::slice::from_ref(&b)).unwrap();
+        assert_eq!(first.partition, b);
+        // A caught-up empty partition holds nothing back.
+        let mut group = PartitionGroup::default();
+        group.add_partition(a.clone(), Some(0));
+        group.add_partition(b.clone(), Some(1));
+        group.add_records(&a, vec![record(0, 10)]);
+        assert!(group.next_run(None, &[]).is_some());
     }
 
     #[test]

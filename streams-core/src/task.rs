@@ -308,9 +308,13 @@ impl Task {
     /// followed by the stream-time punctuators it makes due; with
     /// `max_idle`, waits for empty input partitions first (see
     /// [`PartitionGroup::next_run`]). Returns how many it processed.
-    pub(crate) fn process_buffered(&mut self, max_idle: Option<Duration>) -> Result<usize> {
+    pub(crate) fn process_buffered(
+        &mut self,
+        max_idle: Option<Duration>,
+        lagging: &[TopicPartition],
+    ) -> Result<usize> {
         let mut group = std::mem::take(&mut self.group);
-        let result = self.process_group(&mut group, max_idle);
+        let result = self.process_group(&mut group, max_idle, lagging);
         self.group = group;
         result
     }
@@ -319,9 +323,10 @@ impl Task {
         &mut self,
         group: &mut PartitionGroup,
         max_idle: Option<Duration>,
+        lagging: &[TopicPartition],
     ) -> Result<usize> {
         let mut processed = 0;
-        while let Some(run) = group.next_run(max_idle) {
+        while let Some(run) = group.next_run(max_idle, lagging) {
             let Some(slot) = run.slot else {
                 group.clear_partition(&run.partition);
                 continue;

@@ -213,7 +213,7 @@ impl DriverInner {
             };
             task.inputs_mut()
                 .add_records(&TopicPartition::new(topic.to_string(), 0), vec![record]);
-            task.process_buffered(None)?;
+            task.process_buffered(None, &[])?;
             self.last_record[index] = task.stream_time().map(|t| (self.wall_clock, t));
             match self.commit_mode {
                 CommitMode::EveryRecord => task.commit()?,

@@ -146,9 +146,11 @@ async fn enrich(cluster: &Cluster, dir: &std::path::Path, args: &Args) -> anyhow
         Guarantee::ExactlyOnceV2 => ProcessingGuarantee::ExactlyOnceV2,
     };
     // A task whose input partitions are read together (orders and payments)
-    // waits up to 1 s for an empty one before it processes the others, so
-    // that it joins in timestamp order rather than in arrival order (Kafka
-    // Streams' advice for joins over inputs loaded at different times).
+    // does not run ahead of one whose records are not fetched yet; on a
+    // Kafka cluster, where the runtime cannot see that, it waits up to 1 s
+    // for an empty input before it processes the others, so that it joins
+    // in timestamp order rather than in arrival order (Kafka Streams'
+    // advice for joins over inputs loaded at different times).
     let config = StreamsConfig::new(APPLICATION_ID)
         .with_processing_guarantee(guarantee)
         .with_commit_interval_ms(args.commit_interval_ms)

@@ -154,6 +154,7 @@ impl ClientSupplier for EmbeddedClients {
             consumer: Consumer::new(&self.broker, consumer_config(&settings)),
             broker: self.broker.clone(),
             group: settings.group_id,
+            read_committed: settings.isolation == Isolation::ReadCommitted,
         }))
     }
 
@@ -256,6 +257,8 @@ struct EmbeddedConsumer {
     consumer: Consumer,
     broker: Broker,
     group: Option<String>,
+    /// Whether it reads `read_committed` (up to the last stable offset).
+    read_committed: bool,
 }
 
 impl MainConsumer for EmbeddedConsumer {
@@ -296,6 +299,22 @@ impl MainConsumer for EmbeddedConsumer {
         self.consumer
             .assignment()
             .iter()
+            .map(from_broker_tp)
+            .collect()
+    }
+
+    fn lagging_partitions(&self) -> Vec<TopicPartition> {
+        self.consumer
+            .assignment()
+            .iter()
+            .filter(|tp| {
+                let Some(position) = self.consumer.position(tp) else {
+                    return false;
+                };
+                self.broker
+                    .readable_end_offset(&tp.topic, tp.partition, self.read_committed)
+                    .is_ok_and(|end| position < end)
+            })
             .map(from_broker_tp)
             .collect()
     }

@@ -246,6 +246,12 @@ pub(crate) trait MainConsumer: Send {
     fn poll(&mut self, timeout: Duration) -> BoxFuture<'_, Result<Vec<PolledRun>>>;
     /// The assigned partitions.
     fn assignment(&self) -> Vec<TopicPartition>;
+    /// The assigned partitions that the consumer knows to hold records
+    /// past its position (records a later poll returns), as far as it knows
+    /// without asking the broker: the runtime does not process a task ahead
+    /// of such an input (Kafka's KIP-695). Read committed, records of open
+    /// transactions are not counted.
+    fn lagging_partitions(&self) -> Vec<TopicPartition>;
     /// Reads `tp` from `offset` next.
     fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()>;
     /// The committed offsets of `partitions`.

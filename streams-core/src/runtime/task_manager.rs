@@ -429,19 +429,28 @@ impl Core {
     /// With `max.task.idle.ms > 0`, a task that has data on some input
     /// partitions and none on others waits up to that long for the empty
     /// ones before it processes the others (Kafka's enforced processing).
-    pub(super) fn process(&mut self) -> Result<usize> {
+    /// Unless it is -1, a task also waits for an empty partition that is
+    /// in `lagging` (records the consumer has not fetched yet), as
+    /// Kafka's KIP-695: it processes in timestamp order across its inputs
+    /// rather than ahead of one that is only behind.
+    pub(super) fn process(&mut self, lagging: &[TopicPartition]) -> Result<usize> {
         let mut processed = 0;
         let plan = self.plan.clone();
         let max_idle = u64::try_from(plan.config.max_task_idle_ms())
             .ok()
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
+        let lagging = if plan.config.max_task_idle_ms() < 0 {
+            &[]
+        } else {
+            lagging
+        };
         for (id, entry) in self.tasks.iter_mut() {
             if !entry.running() {
                 continue;
             }
             let task = &mut entry.task;
-            let count = guarded(*id, || task.process_buffered(max_idle))?;
+            let count = guarded(*id, || task.process_buffered(max_idle, lagging))?;
             if count > 0 {
                 processed += count;
                 entry.last_record = task.stream_time().map(|t| (Instant::now(), t));

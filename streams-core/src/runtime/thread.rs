@@ -173,12 +173,14 @@ pub(super) async fn run(
             {
                 restore_tasks(&core, &*clients, &mut restorer, index, &shared).await?;
             }
+            // Which inputs hold records not fetched yet: tasks wait for them.
+            let lagging = consumer.lagging_partitions();
             let (outgoing, commit, producer) = {
                 let mut core = lock(&core);
                 let rebalancing =
                     core.awaiting_assignment || !core.tasks.values().all(TaskEntry::running);
                 shared.set_thread_rebalancing(index, rebalancing);
-                core.process()?;
+                core.process(&lagging)?;
                 core.punctuate_wall_clock()?;
                 let commit = (last_commit.elapsed() >= interval || core.commit_requested())
                     .then(|| core.task_ids());
