@@ -17,6 +17,7 @@ use crate::change::{Change, ValueAndTimestamp};
 use crate::options::SerdeArc;
 
 pub(crate) mod fk_join;
+pub(crate) mod join_buffer;
 pub(crate) mod join_times;
 pub(crate) mod join_window;
 pub(crate) mod outer_join_buffer;
@@ -25,6 +26,7 @@ pub(crate) mod stream_stream_join;
 pub(crate) mod stream_table_join;
 pub(crate) mod table_join_merger;
 pub(crate) mod table_table_join;
+pub(crate) mod versioned_table_source;
 
 /// Adds a value to an aggregate (`None`: the group has none yet).
 pub(crate) type AddFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
@@ -135,10 +137,7 @@ pub(crate) fn change_record<K, VA>(
 ) -> Record<K, Change<VA>> {
     Record {
         key: Some(key),
-        value: Some(Change {
-            new: Some(new),
-            old,
-        }),
+        value: Some(Change::new(Some(new), old)),
         timestamp,
         headers,
     }
@@ -220,10 +219,10 @@ where
     };
     ctx.forward(Record::from_parts(
         Some(change.key),
-        Some(Change {
-            new: change.new_value.map(|v| v.value),
-            old: change.old_value.map(|v| v.value),
-        }),
+        Some(Change::new(
+            change.new_value.map(|v| v.value),
+            change.old_value.map(|v| v.value),
+        )),
         timestamp,
     ))
 }
@@ -300,10 +299,7 @@ where
         }
         ctx.forward(Record {
             key: Some(key),
-            value: Some(Change {
-                new: record.value,
-                old: old.map(|o| o.value),
-            }),
+            value: Some(Change::new(record.value, old.map(|o| o.value))),
             timestamp: record.timestamp,
             headers: record.headers,
         })
@@ -608,7 +604,7 @@ where
         }
         ctx.forward(Record {
             key: record.key,
-            value: Some(Change { new, old }),
+            value: Some(Change::new(new, old)),
             timestamp,
             headers: record.headers,
         })
