@@ -270,6 +270,24 @@ mod tests {
         assert_eq!(decode_entry(&plain), Some((Headers::new(), Bytes::new())));
     }
 
+    #[test]
+    fn entry_layout_is_pinned() {
+        let mut headers = Headers::new();
+        headers.add("k", Some(Bytes::from_static(b"v")));
+        headers.add("n", None);
+        let entry = encode_entry(&headers, b"x");
+        assert_eq!(
+            entry.as_ref(),
+            [
+                1, // version
+                0, 0, 0, 2, // headers
+                0, 0, 0, 1, b'k', 1, 0, 0, 0, 1, b'v', // k = v
+                0, 0, 0, 1, b'n', 0,    // n = null
+                b'x', // the value
+            ]
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn decoding_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
