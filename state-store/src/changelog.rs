@@ -16,6 +16,16 @@ pub trait ChangelogSink: Send {
     /// On failure, return [`StoreError::ChangelogSend`] with the record, so
     /// that the caller gets it back.
     fn send(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()>;
+
+    /// Sends one update whose record must carry `timestamp`: a versioned
+    /// store's, whose changelog records carry the version's timestamp
+    /// (restoration puts each at its record's timestamp). Sinks that write
+    /// a topic override it; the default, for sinks with nowhere to keep a
+    /// timestamp, is [`ChangelogSink::send`].
+    fn send_at(&mut self, key: Bytes, value: Option<Bytes>, timestamp: i64) -> Result<()> {
+        let _ = timestamp;
+        self.send(key, value)
+    }
 }
 
 /// A sink that collects the records in memory (tests, or buffering before a
@@ -31,11 +41,19 @@ impl<L: ChangelogSink + ?Sized> ChangelogSink for &mut L {
     fn send(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()> {
         (**self).send(key, value)
     }
+
+    fn send_at(&mut self, key: Bytes, value: Option<Bytes>, timestamp: i64) -> Result<()> {
+        (**self).send_at(key, value, timestamp)
+    }
 }
 
 impl<L: ChangelogSink + ?Sized> ChangelogSink for Box<L> {
     fn send(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()> {
         (**self).send(key, value)
+    }
+
+    fn send_at(&mut self, key: Bytes, value: Option<Bytes>, timestamp: i64) -> Result<()> {
+        (**self).send_at(key, value, timestamp)
     }
 }
 

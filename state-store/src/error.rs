@@ -112,6 +112,16 @@ pub enum StoreError {
         len: usize,
     },
 
+    /// A key given to a versioned store is longer than its layout can
+    /// hold (its length is kept in 4 bytes).
+    #[error("versioned store '{store}': a key of {len} bytes is longer than 4 GiB")]
+    KeyTooLong {
+        /// The store name.
+        store: String,
+        /// The length of the rejected key.
+        len: usize,
+    },
+
     /// A window or session store read an internal record it cannot decode
     /// (an unknown format version, a truncated entry). Its local data
     /// cannot be trusted: wipe it and restore it from its changelog.

@@ -27,6 +27,12 @@
 //!   key-value backend ([`KvSessionStore`], [`InMemorySessionStore`],
 //!   [`open_session_store`]); a [`KeyValueStore`] over Kafka's session key
 //!   layout, so it is changelogged and restored like any other store.
+//! - [`VersionedKeyValueStore`]: several timestamped versions per key, read
+//!   as of a time, with a history retention (Kafka's versioned stores,
+//!   KIP-889), on any key-value backend ([`KvVersionedStore`],
+//!   [`InMemoryVersionedStore`], [`open_versioned_store`]);
+//!   [`ChangeLoggingVersionedStore`] logs each version with its timestamp
+//!   as the record's, and restoring puts each record at its timestamp.
 //!
 //! The changelog is the source of truth: a local store that fails to open or
 //! fails a check is wiped and restored, never trusted.
@@ -59,6 +65,7 @@ mod changelog;
 mod checkpoint;
 mod error;
 mod fsutil;
+mod kv_versioned;
 mod kv_window;
 mod layout;
 mod memory;
@@ -70,6 +77,8 @@ mod shared;
 mod sled_store;
 mod store;
 mod time_indexed;
+mod versioned;
+mod versioned_changelog;
 mod windowed;
 
 /// The guide's code blocks, compiled and run as doctests.
@@ -81,12 +90,15 @@ mod guide {}
 mod model_tests;
 #[cfg(test)]
 mod persistent_tests;
+#[cfg(test)]
+mod versioned_tests;
 
 pub use backend::{open_or_wipe, open_store, LocalData, StoreBackend, UnknownBackend};
 pub use cache::{CacheEntry, CachingStore, CACHE_ENTRY_OVERHEAD_BYTES};
 pub use changelog::{ChangeLoggingStore, ChangelogSink};
 pub use checkpoint::{Checkpoint, CheckpointDecodeError, CHECKPOINT_FORMAT_VERSION};
 pub use error::{BoxError, Result, StoreError};
+pub use kv_versioned::{open_versioned_store, InMemoryVersionedStore, KvVersionedStore};
 pub use kv_window::{open_window_store, KvWindowStore};
 pub use layout::{store_dir, wipe};
 pub use memory::InMemoryStore;
@@ -103,6 +115,8 @@ pub use session::{
 pub use shared::shared_bytes;
 pub use sled_store::{SledOptions, SledStore};
 pub use store::{BatchWrite, KeyValueStore, KvIter, Update};
+pub use versioned::{PutOutcome, VersionedKeyValueStore, VersionedRecord, VersionedWrite};
+pub use versioned_changelog::ChangeLoggingVersionedStore;
 pub use windowed::{
     SessionIter, SessionKey, SessionStore, WindowIter, WindowStore, WindowedKey, WindowedKvIter,
 };

@@ -35,7 +35,7 @@ pub(crate) const META_VERSION: u8 = 1;
 const META_LEN: usize = 1 + 8;
 
 /// `t` with its sign bit flipped, big-endian: sorts like `t`.
-fn ordered_time(t: i64) -> [u8; 8] {
+pub(crate) fn ordered_time(t: i64) -> [u8; 8] {
     (u64::from_be_bytes(t.to_be_bytes()) ^ (1 << 63)).to_be_bytes()
 }
 

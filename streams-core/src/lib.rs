@@ -128,11 +128,12 @@ pub use serdes::{
 };
 pub use store::{
     Change, KeyValueIterator, KeyValueStoreHandle, StoreBuilder, TypedKeyValueStore,
-    TypedSessionStore, TypedWindowStore, WindowStoreHandle,
+    TypedSessionStore, TypedVersionedKeyValueStore, TypedWindowStore, WindowStoreHandle,
 };
 pub use test_driver::{
-    CommitMode, DriverKeyValueStore, DriverSessionStore, DriverWindowStore, TestDriverConfig,
-    TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver,
+    CommitMode, DriverKeyValueStore, DriverSessionStore, DriverVersionedKeyValueStore,
+    DriverWindowStore, TestDriverConfig, TestInputTopic, TestOutputTopic, TestRecord,
+    TopologyTestDriver,
 };
 pub use timestamp::{
     BuiltinTimestampExtractor, ConsumedRecord, FailOnInvalidTimestamp,
@@ -145,4 +146,4 @@ pub use topology::{
 };
 
 /// The state-store crate's types that appear in this crate's API.
-pub use state_store::{CacheEntry, StoreBackend};
+pub use state_store::{CacheEntry, PutOutcome, StoreBackend, VersionedRecord};

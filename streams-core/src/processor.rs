@@ -20,8 +20,8 @@ use crate::record::RawRecord;
 use crate::record::{Headers, Record, RecordMetadata};
 use crate::serdes::Serde;
 use crate::store::{
-    KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore, TypedWindowStore,
-    WindowStoreHandle,
+    KeyValueStoreHandle, StoreSlot, TypedKeyValueStore, TypedSessionStore,
+    TypedVersionedKeyValueStore, TypedWindowStore, WindowStoreHandle,
 };
 
 /// A node of a topology that processes records one at a time, as Kafka's
@@ -516,6 +516,17 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         self.exec.state.stores[index].typed_session()
     }
 
+    /// A typed view of versioned key-value store `name` (declared with
+    /// [`crate::StoreBuilder::versioned_key_value`]), which must be
+    /// connected to this node and hold `K` to `V`.
+    pub fn versioned_key_value_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedVersionedKeyValueStore<'_, K, V>> {
+        let index = self.store_index(name)?;
+        self.exec.state.stores[index].typed_versioned()
+    }
+
     /// Counts a record this processor dropped (a late record, say) in the
     /// task's `dropped-records` metric and this processor's share of it,
     /// which [`crate::TopologyTestDriver::dropped_records`],
@@ -684,22 +695,36 @@ impl ConnectedStores<'_> {
         Ok(GlobalTableView::new(table.clone(), key_serde, value_serde))
     }
 
-    /// A typed view of key-value store `name`, which must be connected to
-    /// this node and hold `K` to `V`.
-    pub fn key_value_store<K: 'static, V: 'static>(
-        &mut self,
-        name: &str,
-    ) -> Result<TypedKeyValueStore<'_, K, V>> {
+    /// The index of store `name`, which must be connected to this node.
+    fn store_index(&self, name: &str) -> Result<usize> {
         let node = &self.plan.nodes[self.node];
-        let index = node
-            .stores
+        node.stores
             .iter()
             .copied()
             .find(|&s| self.state.stores[s].name == name)
             .ok_or_else(|| StreamsError::StoreNotConnected {
                 processor: node.name.clone(),
                 store: name.to_owned(),
-            })?;
+            })
+    }
+
+    /// A typed view of key-value store `name`, which must be connected to
+    /// this node and hold `K` to `V`.
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedKeyValueStore<'_, K, V>> {
+        let index = self.store_index(name)?;
         self.state.stores[index].typed()
+    }
+
+    /// A typed view of versioned key-value store `name`, which must be
+    /// connected to this node and hold `K` to `V`.
+    pub fn versioned_key_value_store<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<TypedVersionedKeyValueStore<'_, K, V>> {
+        let index = self.store_index(name)?;
+        self.state.stores[index].typed_versioned()
     }
 }

@@ -14,9 +14,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use state_store::{
     decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
-    open_session_store, open_window_store, split_windowed_key, CacheEntry, CachingStore,
-    ChangeLoggingStore, ChangelogSink, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
-    KvIter, LocalData, StoreBackend, WindowedKvStore,
+    open_session_store, open_versioned_store, open_window_store, split_windowed_key, BatchWrite,
+    CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore, ChangelogSink,
+    InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore, KeyValueStore, KvIter,
+    LocalData, PutOutcome, StoreBackend, VersionedKeyValueStore, VersionedRecord, VersionedWrite,
+    WindowedKvStore,
 };
 
 use crate::error::{Result, StreamsError};
@@ -63,6 +65,8 @@ pub struct StoreBuilder {
     window: Option<WindowStoreSpec>,
     /// The retention of a session store, milliseconds.
     session: Option<i64>,
+    /// The history retention of a versioned key-value store, milliseconds.
+    versioned: Option<i64>,
     pub(crate) key_type: TypeInfo,
     pub(crate) value_type: TypeInfo,
     pub(crate) key_serde: ErasedSerde,
@@ -79,6 +83,7 @@ impl fmt::Debug for StoreBuilder {
             .field("log_config", &self.log_config)
             .field("window", &self.window)
             .field("session", &self.session)
+            .field("versioned", &self.versioned)
             .field("key_type", &self.key_type.name)
             .field("value_type", &self.value_type.name)
             .finish()
@@ -103,6 +108,7 @@ impl StoreBuilder {
             log_config: BTreeMap::new(),
             window: None,
             session: None,
+            versioned: None,
             key_type: TypeInfo::of::<K>(),
             value_type: TypeInfo::of::<V>(),
             key_serde: Arc::new(key_serde),
@@ -199,7 +205,70 @@ impl StoreBuilder {
         builder
     }
 
+    /// A versioned key-value store named `name` holding versions of `V`
+    /// per key `K`, as Kafka's
+    /// `Stores.versionedKeyValueStoreBuilder(Stores.persistentVersionedKeyValueStore(name, history_retention), ..)`:
+    /// each put adds a version valid from its timestamp, reads are of the
+    /// latest version or as of a time, and versions are kept for
+    /// `history_retention` of stream time (also the store's grace period:
+    /// older puts are refused). See
+    /// [`state_store::VersionedKeyValueStore`]. Access it with
+    /// [`crate::ProcessorContext::versioned_key_value_store`].
+    ///
+    /// It lives on the default backend ([`StoreBackend::default`]) unless
+    /// [`StoreBuilder::with_backend`] says otherwise, and is never cached
+    /// ([`StoreBuilder::with_caching_enabled`] does nothing, as Kafka's
+    /// versioned stores have no cache). Its changelog holds the record
+    /// keys and values, each record carrying its version's timestamp, and
+    /// gets `min.compaction.lag.ms` = history retention + 1 day, so that
+    /// compaction keeps the history a restoration needs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams_core::{Serdes, StoreBuilder};
+    ///
+    /// let prices = StoreBuilder::versioned_key_value(
+    ///     "prices",
+    ///     Serdes::string(),
+    ///     Serdes::i64(),
+    ///     Duration::from_secs(600),
+    /// )
+    /// .with_caching_enabled();
+    /// assert!(prices.is_versioned_store());
+    /// assert!(!prices.caching_enabled());
+    /// assert_eq!(prices.history_retention_ms(), Some(600_000));
+    /// assert_eq!(prices.log_config()["min.compaction.lag.ms"], "87000000");
+    /// ```
+    pub fn versioned_key_value<K: 'static, V: 'static>(
+        name: impl Into<String>,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        history_retention: Duration,
+    ) -> Self {
+        let mut builder = Self::key_value(name, key_serde, value_serde);
+        builder.versioned = Some(duration_ms(history_retention));
+        builder.add_window_log_defaults();
+        builder
+    }
+
+    /// The history retention of a versioned store, milliseconds; `None`
+    /// for other stores.
+    pub fn history_retention_ms(&self) -> Option<i64> {
+        self.versioned
+    }
+
+    /// Whether this declares a versioned key-value store.
+    pub fn is_versioned_store(&self) -> bool {
+        self.versioned.is_some()
+    }
+
     fn add_window_log_defaults(&mut self) {
+        if let Some(history_ms) = self.versioned {
+            // Kafka's `VersionedChangelogTopicConfig`.
+            self.log_config
+                .entry("min.compaction.lag.ms".to_owned())
+                .or_insert_with(|| history_ms.saturating_add(DAY_MS).to_string());
+        }
         if let Some(retention_ms) = self.retention_ms() {
             self.log_config
                 .entry("cleanup.policy".to_owned())
@@ -244,9 +313,10 @@ impl StoreBuilder {
     /// store: consecutive updates of a key between commits are
     /// deduplicated, and a processor registered with
     /// [`crate::ProcessorContext::set_flush_listener`] receives the
-    /// surviving updates when the cache is flushed or evicts.
+    /// surviving updates when the cache is flushed or evicts. A versioned
+    /// store has no cache: this does nothing to it.
     pub fn with_caching_enabled(mut self) -> Self {
-        self.caching = true;
+        self.caching = self.versioned.is_none();
         self
     }
 
@@ -340,8 +410,10 @@ struct ChangelogShared {
     pending: AtomicBool,
 }
 
-/// Changelog updates: a key and its new value (`None`: a tombstone).
-type ChangelogRecords = Vec<(Bytes, Option<Bytes>)>;
+/// Changelog updates: a key, its new value (`None`: a tombstone) and the
+/// record's timestamp when the store gives one (a versioned store's);
+/// otherwise the record takes the timestamp of the record being processed.
+type ChangelogRecords = Vec<(Bytes, Option<Bytes>, Option<i64>)>;
 
 impl ChangelogBuffer {
     /// Whether updates may be waiting: one load, checked after every record.
@@ -366,15 +438,31 @@ impl ChangelogBuffer {
     }
 }
 
-impl ChangelogSink for ChangelogBuffer {
-    fn send(&mut self, key: Bytes, value: Option<Bytes>) -> state_store::Result<()> {
+impl ChangelogBuffer {
+    fn push(&self, key: Bytes, value: Option<Bytes>, timestamp: Option<i64>) {
         let mut records = self
             .0
             .records
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        records.push((key, value));
+        records.push((key, value, timestamp));
         self.0.pending.store(true, Ordering::Release);
+    }
+}
+
+impl ChangelogSink for ChangelogBuffer {
+    fn send(&mut self, key: Bytes, value: Option<Bytes>) -> state_store::Result<()> {
+        self.push(key, value, None);
+        Ok(())
+    }
+
+    fn send_at(
+        &mut self,
+        key: Bytes,
+        value: Option<Bytes>,
+        timestamp: i64,
+    ) -> state_store::Result<()> {
+        self.push(key, value, Some(timestamp));
         Ok(())
     }
 }
@@ -385,20 +473,52 @@ impl ChangelogSink for ChangelogBuffer {
 pub(crate) enum StoreStack {
     Direct(Box<dyn KeyValueStore>),
     Cached(CachingStore<Box<dyn KeyValueStore>>),
+    /// A versioned store (never cached), changelogged or not.
+    Versioned(Box<dyn VersionedKeyValueStore>),
 }
 
 impl StoreStack {
-    pub(crate) fn as_dyn_mut(&mut self) -> &mut dyn KeyValueStore {
+    /// The key-value store, unless this is a versioned store.
+    pub(crate) fn kv_mut(&mut self) -> Option<&mut dyn KeyValueStore> {
         match self {
-            Self::Direct(store) => store.as_mut(),
-            Self::Cached(store) => store,
+            Self::Direct(store) => Some(store.as_mut()),
+            Self::Cached(store) => Some(store),
+            Self::Versioned(_) => None,
+        }
+    }
+
+    /// Writes the cache through and hands every write to the backend,
+    /// without waiting for durability.
+    pub(crate) fn flush_unsynced(&mut self) -> state_store::Result<()> {
+        match self {
+            Self::Direct(store) => store.flush_unsynced(),
+            Self::Cached(store) => store.flush_unsynced(),
+            Self::Versioned(store) => store.flush_unsynced(),
+        }
+    }
+
+    /// Makes every write durable.
+    pub(crate) fn flush(&mut self) -> state_store::Result<()> {
+        match self {
+            Self::Direct(store) => store.flush(),
+            Self::Cached(store) => store.flush(),
+            Self::Versioned(store) => store.flush(),
+        }
+    }
+
+    /// Flushes and closes the store.
+    pub(crate) fn close(&mut self) -> state_store::Result<()> {
+        match self {
+            Self::Direct(store) => store.close(),
+            Self::Cached(store) => store.close(),
+            Self::Versioned(store) => store.close(),
         }
     }
 
     /// Whether the cache evicted or flushed entries not taken yet.
     pub(crate) fn has_forwarded(&self) -> bool {
         match self {
-            Self::Direct(_) => false,
+            Self::Direct(_) | Self::Versioned(_) => false,
             Self::Cached(store) => store.has_forwarded(),
         }
     }
@@ -406,14 +526,14 @@ impl StoreStack {
     /// Entries the cache evicted or flushed since the last call.
     pub(crate) fn take_forwarded(&mut self) -> Vec<CacheEntry> {
         match self {
-            Self::Direct(_) => Vec::new(),
+            Self::Direct(_) | Self::Versioned(_) => Vec::new(),
             Self::Cached(store) => store.take_forwarded(),
         }
     }
 
     pub(crate) fn dirty_entries(&self) -> usize {
         match self {
-            Self::Direct(_) => 0,
+            Self::Direct(_) | Self::Versioned(_) => 0,
             Self::Cached(store) => store.dirty_entries(),
         }
     }
@@ -441,6 +561,8 @@ pub(crate) struct StoreSlot {
     window_size: Option<i64>,
     /// Whether this is a session store.
     session: bool,
+    /// Whether this is a versioned key-value store.
+    versioned: bool,
     key_type: TypeInfo,
     value_type: TypeInfo,
     key_serde: ErasedSerdeDebug,
@@ -473,44 +595,66 @@ impl StoreSlot {
     ) -> Result<Self> {
         let backend = backend.unwrap_or(builder.backend);
         let name = &builder.name;
-        let (base, local_data): (Box<dyn KeyValueStore>, LocalData) =
-            match (builder.window, builder.session) {
-                (Some(spec), _) if backend.is_persistent() => {
-                    let (store, local) =
-                        open_window_store(backend, state_dir, name, spec.retention_ms)?;
-                    (Box::new(store), local)
-                }
-                (Some(spec), _) => {
-                    let store = InMemoryWindowStore::new(name.clone(), spec.retention_ms);
-                    (Box::new(WindowedKvStore::new(store)), LocalData::Created)
-                }
-                (None, Some(retention_ms)) if backend.is_persistent() => {
-                    let (store, local) =
-                        open_session_store(backend, state_dir, name, retention_ms)?;
-                    (Box::new(store), local)
-                }
-                (None, Some(retention_ms)) => (
-                    Box::new(InMemorySessionStore::in_memory(name.clone(), retention_ms)),
-                    LocalData::Created,
-                ),
-                (None, None) => open_or_wipe(backend, state_dir, name)?,
-            };
         let persistent = backend.is_persistent();
-        let (base, changelog) = if builder.logging {
-            let buffer = ChangelogBuffer::default();
-            let logged: Box<dyn KeyValueStore> =
-                Box::new(ChangeLoggingStore::new(base, buffer.clone()));
-            (logged, Some(buffer))
+        let (stack, local_data, changelog, caching) = if let Some(history_ms) = builder.versioned {
+            let (base, local): (Box<dyn VersionedKeyValueStore>, LocalData) = if persistent {
+                let (store, local) = open_versioned_store(backend, state_dir, name, history_ms)?;
+                (Box::new(store), local)
+            } else {
+                (
+                    Box::new(InMemoryVersionedStore::in_memory(name.clone(), history_ms)),
+                    LocalData::Created,
+                )
+            };
+            let (base, changelog) = if builder.logging {
+                let buffer = ChangelogBuffer::default();
+                let logged: Box<dyn VersionedKeyValueStore> =
+                    Box::new(ChangeLoggingVersionedStore::new(base, buffer.clone()));
+                (logged, Some(buffer))
+            } else {
+                (base, None)
+            };
+            (StoreStack::Versioned(base), local, changelog, false)
         } else {
-            (base, None)
-        };
-        // As Kafka's: a record cache of no bytes is no cache (every update
-        // goes through at once, deletes of absent rows included).
-        let caching = builder.caching && cache_max_bytes > 0;
-        let stack = if caching {
-            StoreStack::Cached(CachingStore::new(base, cache_max_bytes))
-        } else {
-            StoreStack::Direct(base)
+            let (base, local_data): (Box<dyn KeyValueStore>, LocalData) =
+                match (builder.window, builder.session) {
+                    (Some(spec), _) if persistent => {
+                        let (store, local) =
+                            open_window_store(backend, state_dir, name, spec.retention_ms)?;
+                        (Box::new(store), local)
+                    }
+                    (Some(spec), _) => {
+                        let store = InMemoryWindowStore::new(name.clone(), spec.retention_ms);
+                        (Box::new(WindowedKvStore::new(store)), LocalData::Created)
+                    }
+                    (None, Some(retention_ms)) if persistent => {
+                        let (store, local) =
+                            open_session_store(backend, state_dir, name, retention_ms)?;
+                        (Box::new(store), local)
+                    }
+                    (None, Some(retention_ms)) => (
+                        Box::new(InMemorySessionStore::in_memory(name.clone(), retention_ms)),
+                        LocalData::Created,
+                    ),
+                    (None, None) => open_or_wipe(backend, state_dir, name)?,
+                };
+            let (base, changelog) = if builder.logging {
+                let buffer = ChangelogBuffer::default();
+                let logged: Box<dyn KeyValueStore> =
+                    Box::new(ChangeLoggingStore::new(base, buffer.clone()));
+                (logged, Some(buffer))
+            } else {
+                (base, None)
+            };
+            // As Kafka's: a record cache of no bytes is no cache (every update
+            // goes through at once, deletes of absent rows included).
+            let caching = builder.caching && cache_max_bytes > 0;
+            let stack = if caching {
+                StoreStack::Cached(CachingStore::new(base, cache_max_bytes))
+            } else {
+                StoreStack::Direct(base)
+            };
+            (stack, local_data, changelog, caching)
         };
         tracing::debug!(store = %builder.name, %backend, caching, logging = builder.logging, "opened state store");
         Ok(Self {
@@ -524,6 +668,7 @@ impl StoreSlot {
             local_data,
             window_size: builder.window.map(|w| w.window_size_ms),
             session: builder.session.is_some(),
+            versioned: builder.versioned.is_some(),
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             key_type: builder.key_type,
             value_type: builder.value_type,
@@ -532,13 +677,36 @@ impl StoreSlot {
         })
     }
 
-    /// The layers below the record cache, for restoration. Writes to it
+    /// Applies a batch of changelog records below the record cache
+    /// (restoration): `writes` in order, each at the timestamp of the same
+    /// index in `timestamps` (which only a versioned store reads). Writes
     /// still reach the changelog buffer: drop them with
     /// [`StoreSlot::discard_changelog`].
-    pub(crate) fn restore_target(&mut self) -> &mut dyn KeyValueStore {
+    pub(crate) fn restore_batch(
+        &mut self,
+        writes: &[BatchWrite],
+        timestamps: &[i64],
+    ) -> state_store::Result<()> {
         match &mut self.stack {
-            StoreStack::Direct(store) => store.as_mut(),
-            StoreStack::Cached(store) => store.inner_mut().as_mut(),
+            StoreStack::Direct(store) => store.write_batch(writes),
+            StoreStack::Cached(store) => store.inner_mut().write_batch(writes),
+            StoreStack::Versioned(store) => {
+                let batch: Vec<VersionedWrite> = writes
+                    .iter()
+                    .zip(timestamps)
+                    .map(|((key, value), ts)| (key.clone(), value.clone(), *ts))
+                    .collect();
+                store.restore_batch(&batch)
+            }
+        }
+    }
+
+    /// Makes the restored records durable.
+    pub(crate) fn flush_restored(&mut self) -> state_store::Result<()> {
+        match &mut self.stack {
+            StoreStack::Direct(store) => store.flush(),
+            StoreStack::Cached(store) => store.inner_mut().flush(),
+            StoreStack::Versioned(store) => store.flush(),
         }
     }
 
@@ -572,8 +740,16 @@ impl StoreSlot {
             .0
             .downcast_ref::<Arc<dyn Serde<V>>>()
             .ok_or_else(mismatch)?;
+        let store = self
+            .stack
+            .kv_mut()
+            .ok_or_else(|| StreamsError::StoreKindMismatch {
+                store: self.name.clone(),
+                actual: "versioned key-value",
+                requested: "key-value",
+            })?;
         Ok(SlotParts {
-            store: self.stack.as_dyn_mut(),
+            store,
             name: &self.name,
             topic: &self.changelog_topic,
             key_serde: key_serde.as_ref(),
@@ -619,7 +795,7 @@ impl StoreSlot {
             return None;
         }
         Some(SlotParts {
-            store: self.stack.as_dyn_mut(),
+            store: self.stack.kv_mut()?,
             name: &self.name,
             topic: &self.changelog_topic,
             key_serde: resolved.key_serde.as_ref(),
@@ -676,7 +852,7 @@ impl StoreSlot {
 
     /// A typed view, if `K` and `V` are the store's types.
     pub(crate) fn typed<K: 'static, V: 'static>(&mut self) -> Result<TypedKeyValueStore<'_, K, V>> {
-        if self.window_size.is_some() || self.session {
+        if self.window_size.is_some() || self.session || self.versioned {
             return Err(StreamsError::StoreKindMismatch {
                 store: self.name.clone(),
                 actual: self.kind(),
@@ -712,6 +888,8 @@ impl StoreSlot {
     fn kind(&self) -> &'static str {
         if self.session {
             "session"
+        } else if self.versioned {
+            "versioned key-value"
         } else if self.window_size.is_some() {
             "window"
         } else {
@@ -734,6 +912,140 @@ impl StoreSlot {
         Ok(TypedSessionStore {
             parts: self.parts()?,
         })
+    }
+}
+
+impl StoreSlot {
+    /// A typed versioned-store view, if this is a versioned key-value
+    /// store holding `K` to `V`.
+    pub(crate) fn typed_versioned<K: 'static, V: 'static>(
+        &mut self,
+    ) -> Result<TypedVersionedKeyValueStore<'_, K, V>> {
+        let kind = self.kind();
+        let StoreStack::Versioned(store) = &mut self.stack else {
+            return Err(StreamsError::StoreKindMismatch {
+                store: self.name.clone(),
+                actual: kind,
+                requested: "versioned key-value",
+            });
+        };
+        let mismatch = || StreamsError::StoreTypeMismatch {
+            store: self.name.clone(),
+            actual: format!("{}, {}", self.key_type.name, self.value_type.name),
+            requested: format!(
+                "{}, {}",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ),
+        };
+        let key_serde = self
+            .key_serde
+            .0
+            .downcast_ref::<Arc<dyn Serde<K>>>()
+            .ok_or_else(mismatch)?;
+        let value_serde = self
+            .value_serde
+            .0
+            .downcast_ref::<Arc<dyn Serde<V>>>()
+            .ok_or_else(mismatch)?;
+        Ok(TypedVersionedKeyValueStore {
+            store: store.as_mut(),
+            name: &self.name,
+            topic: &self.changelog_topic,
+            key_serde: key_serde.as_ref(),
+            value_serde: value_serde.as_ref(),
+        })
+    }
+}
+
+/// A typed view over a task's versioned key-value store, as Kafka's
+/// `VersionedKeyValueStore<K, V>`: several versions per key, each valid
+/// from the timestamp it was put at until the next version's, read as the
+/// latest or as of a time (see [`state_store::VersionedKeyValueStore`] for
+/// the rules of the history retention). Keys and values are written with
+/// the store's serdes.
+///
+/// Obtained from [`crate::ProcessorContext::versioned_key_value_store`]
+/// (or [`crate::ConnectedStores::versioned_key_value_store`]); it borrows
+/// the context, so drop it before forwarding.
+pub struct TypedVersionedKeyValueStore<'a, K, V> {
+    store: &'a mut dyn VersionedKeyValueStore,
+    name: &'a str,
+    topic: &'a str,
+    key_serde: &'a dyn Serde<K>,
+    value_serde: &'a dyn Serde<V>,
+}
+
+impl<K, V> fmt::Debug for TypedVersionedKeyValueStore<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedVersionedKeyValueStore")
+            .field("name", &self.name)
+            .field("key_type", &std::any::type_name::<K>())
+            .field("value_type", &std::any::type_name::<V>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V: 'static> TypedVersionedKeyValueStore<'_, K, V> {
+    /// The store name.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// The history retention (and grace period), milliseconds.
+    pub fn history_retention_ms(&self) -> i64 {
+        self.store.history_retention()
+    }
+
+    /// The largest timestamp put so far.
+    pub fn observed_stream_time(&self) -> Option<i64> {
+        self.store.observed_stream_time()
+    }
+
+    fn key_bytes(&self, key: &K) -> Result<Bytes> {
+        Ok(self.key_serde.serialize(self.topic, key)?)
+    }
+
+    fn record(&self, record: Option<VersionedRecord<Bytes>>) -> Result<Option<VersionedRecord<V>>> {
+        record
+            .map(|r| r.try_map(|bytes| self.value_serde.deserialize(self.topic, &bytes)))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Adds a version of `key` valid from `timestamp`: `Some(value)`, or
+    /// `None` for a delete (Kafka's `put(key, value, timestamp)` with a
+    /// null value). Says whether it became the latest version, went into
+    /// the history, or was not put (older than the history retention).
+    pub fn put(&mut self, key: &K, value: Option<&V>, timestamp: i64) -> Result<PutOutcome> {
+        let key = self.key_bytes(key)?;
+        let value = self.value_serde.serialize_nullable(self.topic, value)?;
+        Ok(self.store.put(key, value, timestamp)?)
+    }
+
+    /// Deletes `key` as of `timestamp`; returns the version that was valid
+    /// then. A delete older than the history retention does nothing and
+    /// returns `None`.
+    pub fn delete(&mut self, key: &K, timestamp: i64) -> Result<Option<VersionedRecord<V>>> {
+        let key = self.key_bytes(key)?;
+        let old = self.store.delete(key, timestamp)?;
+        self.record(old)
+    }
+
+    /// The latest version of `key`, unless it is a delete (Kafka's
+    /// `get(key)`).
+    pub fn get(&self, key: &K) -> Result<Option<VersionedRecord<V>>> {
+        let found = self.store.get(&self.key_bytes(key)?)?;
+        self.record(found)
+    }
+
+    /// The version of `key` valid at `as_of`: the latest one with a
+    /// timestamp not after it (Kafka's `get(key, asOfTimestamp)`); `None`
+    /// if that is a delete, if there is none, or if `as_of` is older than
+    /// the history retention and the latest version is not valid then.
+    pub fn get_as_of(&self, key: &K, as_of: i64) -> Result<Option<VersionedRecord<V>>> {
+        let found = self.store.get_as_of(&self.key_bytes(key)?, as_of)?;
+        self.record(found)
     }
 }
 
@@ -1563,6 +1875,16 @@ mod window_tests {
         StoreSlot::open(builder, "app", None, Path::new("unused"), 0).unwrap()
     }
 
+    /// Restores `changelog` into `slot` as the runtime does, each record at
+    /// its timestamp (`ts` where the store gave none).
+    fn restore(slot: &mut StoreSlot, changelog: ChangelogRecords, ts: i64) {
+        let timestamps: Vec<i64> = changelog.iter().map(|r| r.2.unwrap_or(ts)).collect();
+        let writes: Vec<BatchWrite> = changelog.into_iter().map(|(k, v, _)| (k, v)).collect();
+        slot.restore_batch(&writes, &timestamps).unwrap();
+        slot.flush_restored().unwrap();
+        slot.discard_changelog();
+    }
+
     #[test]
     fn window_store_is_changelogged_with_windowed_keys_and_restored() {
         let builder = window_builder();
@@ -1590,8 +1912,7 @@ mod window_tests {
 
         // A fresh store restored from the changelog holds the same windows.
         let mut restored = open(&builder);
-        restored.restore_target().write_batch(&changelog).unwrap();
-        restored.discard_changelog();
+        restore(&mut restored, changelog, 0);
         let store = restored.typed_window::<String, i64>().unwrap();
         let all = store.fetch_all(0, i64::MAX).unwrap();
         assert_eq!(
@@ -1653,8 +1974,7 @@ mod window_tests {
         assert_eq!(changelog[2].1, None);
 
         let mut restored = open(&builder);
-        restored.restore_target().write_batch(&changelog).unwrap();
-        restored.discard_changelog();
+        restore(&mut restored, changelog, 0);
         let store = restored.typed_session::<String, i64>().unwrap();
         assert_eq!(store.fetch_all().unwrap(), [(session(0, 20), 4)]);
         assert!(matches!(
@@ -1688,5 +2008,144 @@ mod window_tests {
             slot.typed_window::<String, i64>(),
             Err(StreamsError::StoreKindMismatch { .. })
         ));
+    }
+
+    fn versioned_builder() -> StoreBuilder {
+        StoreBuilder::versioned_key_value(
+            "v",
+            Serdes::string(),
+            Serdes::string(),
+            Duration::from_millis(100),
+        )
+        .with_backend(StoreBackend::InMemory)
+    }
+
+    #[test]
+    fn versioned_store_is_changelogged_with_version_timestamps_and_restored() {
+        let builder = versioned_builder().with_caching_enabled();
+        assert!(!builder.caching_enabled());
+        assert_eq!(builder.log_config()["min.compaction.lag.ms"], "86400100");
+        assert_eq!(builder.retention_ms(), None);
+        let mut slot = open(&builder);
+        let (a, b) = ("a".to_owned(), "b".to_owned());
+        {
+            let mut store = slot.typed_versioned::<String, String>().unwrap();
+            assert_eq!(store.history_retention_ms(), 100);
+            assert_eq!(
+                store.put(&a, Some(&"x".to_owned()), 20).unwrap(),
+                PutOutcome::Latest
+            );
+            assert_eq!(
+                store.put(&a, Some(&"w".to_owned()), 10).unwrap(),
+                PutOutcome::Older { valid_to: 20 }
+            );
+            store.put(&b, Some(&"y".to_owned()), 30).unwrap();
+            let deleted = store.delete(&b, 40).unwrap();
+            assert_eq!(
+                deleted,
+                Some(VersionedRecord {
+                    value: "y".to_owned(),
+                    timestamp: 30,
+                    valid_to: None
+                })
+            );
+            assert_eq!(store.get(&b).unwrap(), None);
+            assert_eq!(
+                store.get_as_of(&a, 15).unwrap(),
+                Some(VersionedRecord {
+                    value: "w".to_owned(),
+                    timestamp: 10,
+                    valid_to: Some(20)
+                })
+            );
+            // Older than the history retention: not put.
+            assert_eq!(
+                store.put(&a, Some(&"late".to_owned()), -61).unwrap(),
+                PutOutcome::NotPut
+            );
+        }
+        let changelog = slot.changelog.as_ref().unwrap().take();
+        let stamps: Vec<Option<i64>> = changelog.iter().map(|r| r.2).collect();
+        assert_eq!(stamps, [Some(20), Some(10), Some(30), Some(40), Some(-61)]);
+        assert_eq!(changelog[1].0.as_ref(), b"a");
+        assert_eq!(changelog[1].1.as_deref(), Some(&b"w"[..]));
+        assert_eq!(changelog[3].1, None);
+
+        let mut restored = open(&builder);
+        restore(&mut restored, changelog, 0);
+        let store = restored.typed_versioned::<String, String>().unwrap();
+        assert_eq!(store.observed_stream_time(), Some(40));
+        assert_eq!(
+            store.get(&a).unwrap().map(|r| r.value),
+            Some("x".to_owned())
+        );
+        assert_eq!(
+            store.get_as_of(&a, 19).unwrap().map(|r| r.value),
+            Some("w".to_owned())
+        );
+        assert_eq!(store.get(&b).unwrap(), None);
+        assert_eq!(
+            store.get_as_of(&b, 35).unwrap().map(|r| r.value),
+            Some("y".to_owned())
+        );
+    }
+
+    #[test]
+    fn versioned_store_kind_is_checked() {
+        let mut slot = open(&versioned_builder());
+        assert!(matches!(
+            slot.typed::<String, String>(),
+            Err(StreamsError::StoreKindMismatch {
+                actual: "versioned key-value",
+                requested: "key-value",
+                ..
+            })
+        ));
+        assert!(matches!(
+            slot.typed_versioned::<String, i64>(),
+            Err(StreamsError::StoreTypeMismatch { .. })
+        ));
+        let mut kv = open(
+            &StoreBuilder::key_value("kv", Serdes::string(), Serdes::string())
+                .with_backend(StoreBackend::InMemory),
+        );
+        assert!(matches!(
+            kv.typed_versioned::<String, String>(),
+            Err(StreamsError::StoreKindMismatch {
+                actual: "key-value",
+                requested: "versioned key-value",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn persistent_versioned_store_keeps_its_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = versioned_builder().with_backend(StoreBackend::Redb);
+        {
+            let mut slot = StoreSlot::open(&builder, "app", None, dir.path(), 0).unwrap();
+            assert!(slot.persistent);
+            assert_eq!(slot.local_data, LocalData::Created);
+            let mut store = slot.typed_versioned::<String, String>().unwrap();
+            store
+                .put(&"a".to_owned(), Some(&"1".to_owned()), 5)
+                .unwrap();
+            store
+                .put(&"a".to_owned(), Some(&"2".to_owned()), 9)
+                .unwrap();
+            slot.stack.close().unwrap();
+        }
+        let mut slot = StoreSlot::open(&builder, "app", None, dir.path(), 0).unwrap();
+        assert_eq!(slot.local_data, LocalData::Found);
+        let store = slot.typed_versioned::<String, String>().unwrap();
+        assert_eq!(
+            store
+                .get_as_of(&"a".to_owned(), 7)
+                .unwrap()
+                .map(|r| r.value),
+            Some("1".to_owned())
+        );
+        slot.stack.close().unwrap();
     }
 }

@@ -566,7 +566,7 @@ impl Task {
     fn flush_stores(&mut self) -> Result<()> {
         self.flush_caches()?;
         for slot in &mut self.state.stores {
-            slot.stack.as_dyn_mut().flush_unsynced()?;
+            slot.stack.flush_unsynced()?;
         }
         Ok(())
     }
@@ -582,7 +582,7 @@ impl Task {
                 0,
                 "sync_stores after a commit only"
             );
-            slot.stack.as_dyn_mut().flush()?;
+            slot.stack.flush()?;
         }
         Ok(())
     }
@@ -600,7 +600,7 @@ impl Task {
                 if slot.stack.dirty_entries() == 0 {
                     continue;
                 }
-                slot.stack.as_dyn_mut().flush_unsynced()?;
+                slot.stack.flush_unsynced()?;
                 let entries = slot.stack.take_forwarded();
                 flushed_any = true;
                 let mut exec = self.exec();
@@ -640,13 +640,15 @@ impl Task {
             .unwrap_or(*wall_clock);
         for slot in stores.iter() {
             if let Some(buffer) = &slot.changelog {
-                for (key, value) in buffer.take() {
+                for (key, value, at) in buffer.take() {
                     output.push_raw(
                         &slot.changelog_topic,
                         RawRecord {
                             key: Some(key),
                             value,
-                            timestamp,
+                            // A versioned store's record carries its
+                            // version's timestamp.
+                            timestamp: at.unwrap_or(timestamp),
                             headers: Headers::new(),
                         },
                     );
@@ -763,7 +765,7 @@ impl Task {
             }
         }
         for store in &mut self.state.stores {
-            if let Err(e) = store.stack.as_dyn_mut().close() {
+            if let Err(e) = store.stack.close() {
                 tracing::warn!(task = %self.plan.task_id, store = %store.name, error = %e, "store failed to close");
                 first.get_or_insert(e.into());
             }
@@ -779,7 +781,7 @@ impl Task {
     pub(crate) fn close_stores(&mut self) -> Result<()> {
         let mut first = None;
         for store in &mut self.state.stores {
-            if let Err(e) = store.stack.as_dyn_mut().close() {
+            if let Err(e) = store.stack.close() {
                 tracing::warn!(task = %self.plan.task_id, store = %store.name, error = %e, "store failed to close");
                 first.get_or_insert(e.into());
             }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_store::StoreBackend;
+use state_store::{PutOutcome, StoreBackend, VersionedRecord};
 
 use crate::client::{InRecord, TopicPartition};
 use crate::config::StreamsConfig;
@@ -638,6 +638,29 @@ impl TopologyTestDriver {
         })
     }
 
+    /// Typed access to versioned key-value store `name` (declared with
+    /// [`crate::StoreBuilder::versioned_key_value`]), as Kafka's
+    /// `getVersionedKeyValueStore`. Writes go through the store's changelog
+    /// like a processor's.
+    pub fn get_versioned_key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<DriverVersionedKeyValueStore<K, V>> {
+        let (task, store) = with_inner(&self.inner, |inner| {
+            let (task, store) = inner.find_store(name)?;
+            inner.tasks[task]
+                .with_store(store, |slot| slot.typed_versioned::<K, V>().map(|_| ()))?;
+            Ok((task, store))
+        })?;
+        Ok(DriverVersionedKeyValueStore {
+            inner: self.inner.clone(),
+            name: name.to_owned(),
+            task,
+            store,
+            _types: PhantomData,
+        })
+    }
+
     /// The stream time of the task reading `topic`: the largest timestamp
     /// it has seen; `None` before its first record.
     pub fn stream_time(&self, topic: &str) -> Result<Option<i64>> {
@@ -1142,6 +1165,65 @@ impl<K: 'static, V: 'static> DriverSessionStore<K, V> {
     /// Every session of every key.
     pub fn fetch_all(&self) -> Result<Vec<(Windowed<K>, V)>> {
         self.with(|s| s.fetch_all())
+    }
+}
+
+/// A versioned key-value store of a [`TopologyTestDriver`]'s task; see
+/// [`TopologyTestDriver::get_versioned_key_value_store`].
+pub struct DriverVersionedKeyValueStore<K, V> {
+    inner: Rc<RefCell<DriverInner>>,
+    name: String,
+    task: usize,
+    store: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> fmt::Debug for DriverVersionedKeyValueStore<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverVersionedKeyValueStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: 'static, V: 'static> DriverVersionedKeyValueStore<K, V> {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut crate::store::TypedVersionedKeyValueStore<'_, K, V>) -> Result<R>,
+    ) -> Result<R> {
+        with_inner(&self.inner, |inner| {
+            inner.check_open()?;
+            let result = inner.tasks[self.task]
+                .with_store(self.store, |slot| f(&mut slot.typed_versioned()?))?;
+            inner.capture();
+            inner.run()?;
+            Ok(result)
+        })
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The latest version of `key`, unless it is a delete.
+    pub fn get(&self, key: &K) -> Result<Option<VersionedRecord<V>>> {
+        self.with(|s| s.get(key))
+    }
+
+    /// The version of `key` valid at `as_of`.
+    pub fn get_as_of(&self, key: &K, as_of: i64) -> Result<Option<VersionedRecord<V>>> {
+        self.with(|s| s.get_as_of(key, as_of))
+    }
+
+    /// Adds a version of `key` valid from `timestamp` (`None`: a delete).
+    pub fn put(&self, key: &K, value: Option<&V>, timestamp: i64) -> Result<PutOutcome> {
+        self.with(|s| s.put(key, value, timestamp))
+    }
+
+    /// Deletes `key` as of `timestamp`; returns the version valid then.
+    pub fn delete(&self, key: &K, timestamp: i64) -> Result<Option<VersionedRecord<V>>> {
+        self.with(|s| s.delete(key, timestamp))
     }
 }
 

@@ -18,7 +18,9 @@ use crate::kstream::KStream;
 use crate::ktable::KTable;
 use crate::old_values::OldValues;
 use crate::options::{Consumed, Materialized, Named, SerdeArc};
+use crate::processors::versioned_table_source::VersionedTableSource;
 use crate::processors::TableSource;
+use crate::value_getter::ValueGetter;
 
 /// Counters shared by the processors of one topology (and every task that
 /// runs it).
@@ -155,6 +157,91 @@ impl Handle {
     /// Records an error found by the DSL itself.
     pub(crate) fn fail(&self, reason: String) {
         self.apply(|_| Err(StreamsError::InvalidTopology { reason }));
+    }
+
+    /// Records an error if `materialized` asks for a versioned store, which
+    /// `operation` cannot keep yet.
+    pub(crate) fn reject_versioned<K, V>(
+        &self,
+        materialized: &Materialized<K, V>,
+        operation: &str,
+    ) {
+        if materialized.versioned.is_some() {
+            self.fail(format!(
+                "{operation}: a versioned store (Materialized::as_versioned) is supported for \
+                 tables read from a topic (StreamsBuilder::table) and KStream::to_table only"
+            ));
+        }
+    }
+
+    /// Adds the processor `name`, child of `parent`, that keeps a table in
+    /// store `store` (Kafka's `KTableSource`): a timestamped key-value
+    /// store, or the versioned store `materialized` asks for. Returns the
+    /// table.
+    pub(crate) fn add_table_source<K, V>(
+        &self,
+        name: &str,
+        parent: &str,
+        store: &str,
+        (ks, vs): (SerdeArc<K>, SerdeArc<V>),
+        materialized: &Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        K: Clone + Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        let metrics = self.metrics();
+        let store_for = store.to_owned();
+        let (store_builder, getter) = match materialized.versioned {
+            Some(history) => {
+                self.add_processor(
+                    name,
+                    move || VersionedTableSource::<K, V>::new(store_for.clone(), metrics.clone()),
+                    &[parent],
+                );
+                let builder = apply_materialized(
+                    StoreBuilder::versioned_key_value(store, ks.clone(), vs.clone(), history),
+                    materialized,
+                );
+                let history_ms = builder.history_retention_ms().unwrap_or(0);
+                (builder, ValueGetter::versioned_store(store, history_ms))
+            }
+            None => {
+                let key_serde = ks.clone();
+                self.add_processor(
+                    name,
+                    move || {
+                        TableSource::<K, V>::new(
+                            store_for.clone(),
+                            key_serde.clone(),
+                            metrics.clone(),
+                        )
+                    },
+                    &[parent],
+                );
+                (
+                    store_builder(store, ks.clone(), vs.clone(), materialized),
+                    ValueGetter::store(store),
+                )
+            }
+        };
+        self.apply(|t| {
+            t.add_state_store(store_builder, &[name])?;
+            Ok(())
+        });
+        // A versioned store always has a name (Kafka's supplier's): the
+        // source is materialized.
+        let named = materialized.name.is_some() || materialized.versioned.is_some();
+        KTable::new(
+            self.clone(),
+            name.to_owned(),
+            Some(ks),
+            Some(vs),
+            Some(store.to_owned()),
+        )
+        .with_getter(Some(getter))
+        .with_old_values(OldValues::source(named))
+        .with_versioned(materialized.versioned.is_some())
     }
 
     /// Adds a processor node.
@@ -457,7 +544,13 @@ impl StreamsBuilder {
     ///
     /// The table is kept in a store named by `materialized` or
     /// `<topic>-STATE-STORE-<index>`, holding [`crate::ValueAndTimestamp`]
-    /// values. Nodes: `KSTREAM-SOURCE-<index>` then `KTABLE-SOURCE-<index>`.
+    /// values, or in a versioned store ([`Materialized::as_versioned`]):
+    /// then each update is kept as a version at its timestamp, an update
+    /// older than the key's latest goes downstream with
+    /// [`crate::Change::is_latest`] false (Kafka's versioned semantics,
+    /// see `docs/dsl.md`), and one older than the history retention is
+    /// dropped. Nodes: `KSTREAM-SOURCE-<index>` then
+    /// `KTABLE-SOURCE-<index>`.
     pub fn table<K, V>(
         &self,
         topic: &str,
@@ -492,28 +585,8 @@ impl StreamsBuilder {
             )?;
             Ok(())
         });
-        let metrics = self.handle.metrics();
-        let store_for = store.clone();
-        let key_serde = ks.clone();
-        self.handle.add_processor(
-            &table_source,
-            move || TableSource::<K, V>::new(store_for.clone(), key_serde.clone(), metrics.clone()),
-            &[&source],
-        );
-        let store_builder = store_builder(&store, ks.clone(), vs.clone(), &materialized);
-        self.handle.apply(|t| {
-            t.add_state_store(store_builder, &[&table_source])?;
-            Ok(())
-        });
-        KTable::new(
-            self.handle.clone(),
-            table_source,
-            Some(ks),
-            Some(vs),
-            Some(store),
-        )
-        .with_store_getter()
-        .with_old_values(OldValues::source(materialized.name.is_some()))
+        self.handle
+            .add_table_source(&table_source, &source, &store, (ks, vs), &materialized)
     }
 
     /// Adds a store for [`KStream::process`] to connect to (Kafka's

@@ -10,18 +10,36 @@ use streams_core::{Serde, SerdeError};
 /// An update of a table row as table processors forward it (Kafka's
 /// `Change<V>`): the row's new value and the value downstream saw before.
 /// `new: None` is a delete.
+///
+/// `is_latest` is false for an out-of-order update of a versioned table
+/// (older than the key's latest version): Kafka forwards those to
+/// `to_stream()`, filters and mappers, but table–table joins, re-groupings
+/// and foreign-key joins downstream of a versioned table skip them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Change<V> {
     /// The value now; `None`: the row is deleted.
     pub new: Option<V>,
     /// The previous value; `None`: the row did not exist.
     pub old: Option<V>,
+    /// Whether the update is the latest version of its key; only an
+    /// out-of-order update of a versioned table is not.
+    pub is_latest: bool,
 }
 
 impl<V> Change<V> {
-    /// An update from `old` to `new`.
+    /// An update from `old` to `new`, the latest of its key.
     pub fn new(new: Option<V>, old: Option<V>) -> Self {
-        Self { new, old }
+        Self {
+            new,
+            old,
+            is_latest: true,
+        }
+    }
+
+    /// The same update with `is_latest` set.
+    pub fn with_is_latest(mut self, is_latest: bool) -> Self {
+        self.is_latest = is_latest;
+        self
     }
 }
 
@@ -132,6 +150,9 @@ const HAS_OLD: u8 = 0b10;
 /// Layout: a version byte (1), a flags byte (bit 0: new value present,
 /// bit 1: old value present), the new value's length as a 4-byte
 /// big-endian integer, the new value's bytes, the old value's bytes.
+/// `is_latest` is not written and reads as true: a re-grouping downstream
+/// of a versioned table drops out-of-order updates before the topic, and
+/// every other update is the latest.
 pub struct ChangeSerde<V> {
     inner: Arc<dyn Serde<V>>,
 }
@@ -231,7 +252,7 @@ impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
         } else {
             None
         };
-        Ok(Change { new, old })
+        Ok(Change::new(new, old))
     }
 }
 

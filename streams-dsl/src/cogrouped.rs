@@ -374,6 +374,7 @@ where
         materialized: &Materialized<K, VOut>,
     ) -> Result<Built<K, VOut>, (String, String)> {
         let builder = &self.builder;
+        builder.reject_versioned(materialized, "a cogroup's aggregation");
         let store = match &materialized.name {
             Some(name) => name.clone(),
             None => builder.store_name(AGGREGATE_PREFIX),

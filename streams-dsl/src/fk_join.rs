@@ -134,6 +134,7 @@ where
             "FK-JOIN-SUBSCRIPTION-REGISTRATION",
         );
         let operation = format!("foreign-key join '{registration}'");
+        builder.reject_versioned(&materialized, &operation);
         if !builder.same_builder(other.handle()) {
             builder.fail(format!(
                 "{operation}: the other table comes from another StreamsBuilder"
@@ -187,6 +188,7 @@ where
             (kos.clone(), vs.clone()),
             registration_topic.clone(),
         );
+        let left_versioned = self.is_versioned();
         builder.add_processor(
             &registration,
             move || {
@@ -195,6 +197,7 @@ where
                     send_serdes.clone(),
                     send_topic.clone(),
                     left,
+                    left_versioned,
                 )
             },
             &[self.node_name()],
@@ -240,6 +243,7 @@ where
         );
         let (foreign_store, foreign_serde, foreign_topic) =
             (store.clone(), kos.clone(), registration_topic.clone());
+        let right_versioned = other.is_versioned();
         builder.add_processor(
             &foreign,
             move || {
@@ -247,6 +251,7 @@ where
                     foreign_store.clone(),
                     foreign_serde.clone(),
                     foreign_topic.clone(),
+                    right_versioned,
                 )
             },
             &[other.node_name()],
@@ -351,7 +356,7 @@ where
                         stateless_fn(
                             |ctx: &mut ProcessorContext<'_, K, Change<VR>>, r: Record<K, VR>| {
                                 let new = r.value.clone();
-                                ctx.forward(r.with_value(Some(Change { new, old: None })))
+                                ctx.forward(r.with_value(Some(Change::new(new, None))))
                             },
                         )
                     },

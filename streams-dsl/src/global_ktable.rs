@@ -84,6 +84,10 @@ impl StreamsBuilder {
         V: Clone + Send + 'static,
     {
         let handle = self.handle();
+        if materialized.versioned.is_some() {
+            // Kafka's `TopologyException`.
+            handle.fail("global tables cannot be versioned".to_owned());
+        }
         let store = match &materialized.name {
             Some(name) => name.clone(),
             None => handle.store_name(&format!("{topic}-")),

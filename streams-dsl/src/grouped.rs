@@ -405,6 +405,7 @@ where
         P: Processor<KIn, VIn, K, Change<VA>>,
     {
         let builder = &self.builder;
+        builder.reject_versioned(&materialized, &format!("aggregation '{name}'"));
         let key_serde = materialized
             .key_serde
             .clone()

@@ -1,6 +1,7 @@
 //! [`Joined`]: the options of a stream–table join.
 
 use std::fmt;
+use std::time::Duration;
 
 use streams_core::Serde;
 
@@ -8,13 +9,15 @@ use crate::options::{serde_arc, SerdeArc};
 
 /// The options of a stream–table join (Kafka's `Joined`): the serdes of
 /// the stream's key and value (used when the stream is repartitioned
-/// before the join; by default the stream's own) and of the table's
-/// values, and the join's name.
+/// before the join, or buffered for a grace period; by default the
+/// stream's own) and of the table's values, the join's name, and a grace
+/// period for a versioned table.
 pub struct Joined<K, V, VT> {
     pub(crate) key_serde: Option<SerdeArc<K>>,
     pub(crate) value_serde: Option<SerdeArc<V>>,
     pub(crate) other_value_serde: Option<SerdeArc<VT>>,
     pub(crate) name: Option<String>,
+    pub(crate) grace_period: Option<Duration>,
 }
 
 impl<K, V, VT> fmt::Debug for Joined<K, V, VT> {
@@ -24,6 +27,7 @@ impl<K, V, VT> fmt::Debug for Joined<K, V, VT> {
             .field("key_serde", &self.key_serde.is_some())
             .field("value_serde", &self.value_serde.is_some())
             .field("other_value_serde", &self.other_value_serde.is_some())
+            .field("grace_period", &self.grace_period)
             .finish()
     }
 }
@@ -35,6 +39,7 @@ impl<K, V, VT> Default for Joined<K, V, VT> {
             value_serde: None,
             other_value_serde: None,
             name: None,
+            grace_period: None,
         }
     }
 }
@@ -56,6 +61,7 @@ impl<K, V, VT> Joined<K, V, VT> {
             value_serde: Some(serde_arc(value_serde)),
             other_value_serde: Some(serde_arc(other_value_serde)),
             name: None,
+            grace_period: None,
         }
     }
 
@@ -87,5 +93,23 @@ impl<K, V, VT> Joined<K, V, VT> {
     pub fn with_other_value_serde(mut self, other_value_serde: impl Serde<VT>) -> Self {
         self.other_value_serde = Some(serde_arc(other_value_serde));
         self
+    }
+
+    /// These options with a grace period (Kafka's
+    /// `Joined.withGracePeriod`): each stream record waits in a
+    /// time-ordered buffer (the store `<join name>-Buffer`) until stream
+    /// time passes its timestamp plus `grace`, and is then joined with the
+    /// table's row as of its timestamp, so that table updates that arrive a
+    /// little late still meet the stream records they precede. The table
+    /// must be versioned with a history retention of at least `grace`;
+    /// otherwise building fails, as in Kafka.
+    pub fn with_grace_period(mut self, grace: Duration) -> Self {
+        self.grace_period = Some(grace);
+        self
+    }
+
+    /// The grace period, if given.
+    pub fn grace_period(&self) -> Option<Duration> {
+        self.grace_period
     }
 }

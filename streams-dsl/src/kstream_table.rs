@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::builder::store_builder;
+use streams_core::{Serdes, StoreBuilder};
+
 use crate::joined::Joined;
 use crate::kstream::KStream;
 use crate::ktable::KTable;
-use crate::old_values::OldValues;
 use crate::options::{Materialized, Named};
+use crate::processors::join_buffer::JoinBuffer;
 use crate::processors::stream_table_join::{StreamJoinFn, StreamTableJoin};
-use crate::processors::TableSource;
 
 impl<K, V> KStream<K, V>
 where
@@ -108,7 +108,7 @@ where
                 source,
                 false,
                 key_serde.clone(),
-                value_serde,
+                value_serde.clone(),
             )
         } else {
             self.clone()
@@ -117,15 +117,60 @@ where
         let Some(getter) = table.value_getter(&format!("stream-table join '{name}'")) else {
             return KStream::new(builder, name, false, None, None);
         };
+        // With a grace period, records wait in `<name>-Buffer` (Kafka's
+        // name), which only a versioned table can serve.
+        let buffer = match joined.grace_period {
+            None => None,
+            Some(grace) => {
+                let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+                match getter.history_retention_ms() {
+                    None => {
+                        builder.fail(format!(
+                            "stream-table join '{name}': the table must be versioned to use a grace period \
+                             in a stream-table join (Materialized::as_versioned)"
+                        ));
+                        return KStream::new(builder, name, false, None, None);
+                    }
+                    Some(history) if grace_ms > history => {
+                        builder.fail(format!(
+                            "stream-table join '{name}': the table's history retention ({history} ms) \
+                             must be at least the grace period ({grace_ms} ms)"
+                        ));
+                        return KStream::new(builder, name, false, None, None);
+                    }
+                    Some(_) => {}
+                }
+                let (Some(ks), Some(vs)) = (key_serde.clone(), value_serde.clone()) else {
+                    builder.fail(format!(
+                        "stream-table join '{name}': the stream's key or value serde is unknown, \
+                         and the grace period's buffer needs them; give them with Joined::with"
+                    ));
+                    return KStream::new(builder, name, false, None, None);
+                };
+                Some((format!("{name}-Buffer"), grace_ms, ks, vs))
+            }
+        };
         let stores: Vec<String> = getter.store_names().to_vec();
+        let processor_buffer = buffer.clone();
         builder.add_processor(
             &name,
-            move || StreamTableJoin::new(getter.clone(), joiner.clone(), left),
+            move || {
+                let buffer = processor_buffer
+                    .clone()
+                    .map(|(store, grace, ks, vs)| JoinBuffer::new(store, grace, ks, vs));
+                StreamTableJoin::new(getter.clone(), joiner.clone(), left, buffer)
+            },
             &[stream.node_name()],
         );
         builder.apply(|t| {
             let stores: Vec<&str> = stores.iter().map(String::as_str).collect();
             t.connect_processor_and_state_stores(&name, &stores)?;
+            if let Some((store, ..)) = &buffer {
+                t.add_state_store(
+                    StoreBuilder::key_value(store.as_str(), Serdes::bytes(), Serdes::bytes()),
+                    &[&name],
+                )?;
+            }
             Ok(())
         });
         KStream::new(builder, name, false, key_serde, None)
@@ -138,8 +183,9 @@ where
     /// `<name>-repartition`.
     ///
     /// The table is kept in the store `materialized` names, or
-    /// `KSTREAM-TOTABLE-STATE-STORE-<n>`; serdes not given there are the
-    /// stream's. Node: `KSTREAM-TOTABLE-<n>`.
+    /// `KSTREAM-TOTABLE-STATE-STORE-<n>`, or in a versioned store
+    /// ([`Materialized::as_versioned`], as [`crate::StreamsBuilder::table`]);
+    /// serdes not given there are the stream's. Node: `KSTREAM-TOTABLE-<n>`.
     pub fn to_table(&self, materialized: Materialized<K, V>) -> KTable<K, V> {
         let builder = self.builder.clone();
         let name = builder.kstream_name(None, "TOTABLE");
@@ -174,20 +220,6 @@ where
         } else {
             self.node.clone()
         };
-        let metrics = builder.metrics();
-        let (store_for, key_serde) = (store.clone(), ks.clone());
-        builder.add_processor(
-            &name,
-            move || TableSource::<K, V>::new(store_for.clone(), key_serde.clone(), metrics.clone()),
-            &[&parent],
-        );
-        let store_builder = store_builder(&store, ks.clone(), vs.clone(), &materialized);
-        builder.apply(|t| {
-            t.add_state_store(store_builder, &[&name])?;
-            Ok(())
-        });
-        KTable::new(builder, name, Some(ks), Some(vs), Some(store))
-            .with_store_getter()
-            .with_old_values(OldValues::source(materialized.name.is_some()))
+        builder.add_table_source(&name, &parent, &store, (ks, vs), &materialized)
     }
 }

@@ -35,6 +35,11 @@ pub struct KTable<K, V> {
     /// for tables that cannot be read by key yet (windowed and suppressed
     /// ones).
     getter: Option<ValueGetter<K, V>>,
+    /// Whether the table is versioned: kept in a versioned store, or
+    /// filtered or mapped from one without a store of its own (Kafka's
+    /// `isVersionedOrVersionedUpstream`). The operations downstream then
+    /// follow Kafka's versioned semantics.
+    versioned: bool,
 }
 
 impl<K, V> fmt::Debug for KTable<K, V> {
@@ -57,6 +62,7 @@ impl<K, V> Clone for KTable<K, V> {
             window: self.window.clone(),
             old_values: self.old_values.clone(),
             getter: self.getter.clone(),
+            versioned: self.versioned,
         }
     }
 }
@@ -82,7 +88,21 @@ where
             window: None,
             old_values: OldValues::always(),
             getter: None,
+            versioned: false,
         }
+    }
+
+    /// The table with `versioned` as its versioned flag.
+    pub(crate) fn with_versioned(mut self, versioned: bool) -> Self {
+        self.versioned = versioned;
+        self
+    }
+
+    /// Whether the table is versioned (or filtered or mapped from a
+    /// versioned table): downstream operations follow Kafka's versioned
+    /// semantics.
+    pub(crate) fn is_versioned(&self) -> bool {
+        self.versioned
     }
 
     /// The table as read through the key-value store it is kept in (an
@@ -171,6 +191,9 @@ where
         let old_values = OldValues::filter(&self.old_values, false);
         let send_old = old_values.clone();
         let getter_predicate = predicate.clone();
+        // Kafka's versioned semantics: a filter of a versioned table
+        // forwards even a (null, null) update.
+        let versioned = self.versioned;
         self.builder.add_processor(
             &name,
             move || {
@@ -185,13 +208,18 @@ where
                         let keep = |v: &Option<V>| {
                             v.as_ref().filter(|v| predicate(key, v) != negate).cloned()
                         };
-                        let filtered = Change {
-                            new: keep(&change.new),
-                            old: if send_old { keep(&change.old) } else { None },
-                        };
+                        let filtered = Change::new(
+                            keep(&change.new),
+                            if send_old { keep(&change.old) } else { None },
+                        )
+                        .with_is_latest(change.is_latest);
                         // Without old values, a rejected row may have passed
                         // before: its delete goes downstream.
-                        if send_old && filtered.new.is_none() && filtered.old.is_none() {
+                        if !versioned
+                            && send_old
+                            && filtered.new.is_none()
+                            && filtered.old.is_none()
+                        {
                             return Ok(());
                         }
                         ctx.forward(r.with_value(Some(filtered)))
@@ -212,10 +240,13 @@ where
         )
         .with_old_values(old_values)
         .with_getter(getter)
+        .with_versioned(self.versioned)
     }
 
     /// Keeps the rows that satisfy `predicate` (`KTABLE-FILTER`): a row
-    /// that stops satisfying it is deleted downstream.
+    /// that stops satisfying it is deleted downstream. Over a versioned
+    /// table, an update that neither passes now nor passed before still
+    /// goes downstream as a delete (Kafka's versioned semantics).
     pub fn filter<F>(&self, predicate: F) -> Self
     where
         F: Fn(&K, &V) -> bool + Send + Sync + 'static,
@@ -265,9 +296,12 @@ where
                 stateless_fn(
                     move |ctx: &mut ProcessorContext<'_, K, Change<VR>>,
                           r: Record<K, Change<V>>| {
-                        let mapped = r.value.as_ref().map(|c| Change {
-                            new: c.new.as_ref().map(|v| mapper(v)),
-                            old: c.old.as_ref().filter(|_| send_old).map(|v| mapper(v)),
+                        let mapped = r.value.as_ref().map(|c| {
+                            Change::new(
+                                c.new.as_ref().map(|v| mapper(v)),
+                                c.old.as_ref().filter(|_| send_old).map(|v| mapper(v)),
+                            )
+                            .with_is_latest(c.is_latest)
                         });
                         ctx.forward(r.with_value(mapped))
                     },
@@ -292,6 +326,7 @@ where
         )
         .with_old_values(old_values)
         .with_getter(getter)
+        .with_versioned(self.versioned)
     }
 
     /// Maps each row's value (`KTABLE-MAPVALUES`).
@@ -349,7 +384,9 @@ where
     /// Re-groups the rows by `selector(key, value) -> (new key, new value)`
     /// (`KTABLE-SELECT`, named by the [`Grouped`]'s name if given). An
     /// update goes to the old group as a subtraction and to the new group
-    /// as an addition, in one record when the group does not change.
+    /// as an addition, in one record when the group does not change. The
+    /// out-of-order updates of a versioned table are skipped (Kafka's
+    /// versioned semantics): the aggregate is of the latest rows.
     pub fn group_by<KR, VR, F>(
         &self,
         selector: F,
@@ -371,6 +408,7 @@ where
             ));
         }
         let selector = Arc::new(selector);
+        let versioned = self.versioned;
         self.builder.add_processor(
             &name,
             move || {
@@ -381,6 +419,12 @@ where
                         let (Some(key), Some(change)) = (&r.key, &r.value) else {
                             return Ok(());
                         };
+                        // Kafka's versioned semantics: the aggregate of a
+                        // versioned table takes its latest rows only.
+                        if versioned && !change.is_latest {
+                            tracing::debug!(processor = %ctx.node_name(), timestamp = r.timestamp, "skipping an out-of-order update of a versioned table in a re-grouping");
+                            return Ok(());
+                        }
                         let old = change.old.as_ref().map(|v| selector(key, v));
                         let new = change.new.as_ref().map(|v| selector(key, v));
                         let ts = r.timestamp;
@@ -612,6 +656,7 @@ where
         VA: Clone + Send + 'static,
     {
         let builder = &self.builder;
+        builder.reject_versioned(&materialized, "a grouped table's aggregation");
         let store = match &materialized.name {
             Some(name) => name.clone(),
             None => builder.store_name(store_prefix),

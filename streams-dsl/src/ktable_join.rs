@@ -35,7 +35,9 @@ where
     /// The result is kept in a store (and queryable) when `materialized`
     /// names one ([`Materialized::as_`]); `Materialized::new()` keeps none.
     /// Both tables must be co-partitioned: the runtime checks their
-    /// partition counts before it starts. Nodes: `KTABLE-JOINTHIS-<n>`,
+    /// partition counts before it starts. An out-of-order update of a
+    /// versioned table ([`Materialized::as_versioned`]) is skipped, as in
+    /// Kafka; the result is not versioned. Nodes: `KTABLE-JOINTHIS-<n>`,
     /// `KTABLE-JOINOTHER-<n>` and `KTABLE-MERGE-<n>`.
     pub fn join<VO, VR, F>(
         &self,
@@ -135,6 +137,7 @@ where
         let this_name = builder.ktable_name(None, "JOINTHIS");
         let other_name = builder.ktable_name(None, "JOINOTHER");
         let operation = format!("table-table join '{merge}'");
+        builder.reject_versioned(&materialized, &operation);
         if !builder.same_builder(other.handle()) {
             builder.fail(format!(
                 "{operation}: the other table comes from another StreamsBuilder"
@@ -165,6 +168,9 @@ where
         let getter_join = join_this.clone();
         let send_old = old_values.clone();
         let getter = other_getter.clone();
+        // Each side skips the out-of-order updates of its own table when it
+        // is versioned (Kafka's versioned semantics).
+        let this_versioned = self.is_versioned();
         builder.add_processor(
             &this_name,
             move || {
@@ -173,6 +179,7 @@ where
                     getter.clone(),
                     join_this.clone(),
                     send_old.enabled(),
+                    this_versioned,
                 )
             },
             &[self.node_name()],
@@ -180,6 +187,7 @@ where
         let send_old = old_values.clone();
         let getter = this_getter.clone();
         let reversed = join_other.clone();
+        let other_versioned = other.is_versioned();
         builder.add_processor(
             &other_name,
             move || {
@@ -188,6 +196,7 @@ where
                     getter.clone(),
                     reversed.clone(),
                     send_old.enabled(),
+                    other_versioned,
                 )
             },
             &[other.node_name()],

@@ -250,6 +250,7 @@ where
         VA: Clone + Send + 'static,
     {
         let builder = self.grouped.handle().clone();
+        builder.reject_versioned(&materialized, "a windowed aggregation");
         let windows = self.windows;
         let store = match &materialized.name {
             Some(name) => name.clone(),
@@ -508,10 +509,7 @@ where
             let end = session.window.end;
             ctx.forward(Record {
                 key: Some(session),
-                value: Some(Change {
-                    new: None,
-                    old: Some(old),
-                }),
+                value: Some(Change::new(None, Some(old))),
                 timestamp: end,
                 headers: record.headers.clone(),
             })?;
@@ -520,10 +518,7 @@ where
         let end = session.window.end;
         ctx.forward(Record {
             key: Some(session),
-            value: Some(Change {
-                new: Some(new),
-                old: None,
-            }),
+            value: Some(Change::new(Some(new), None)),
             timestamp: end,
             headers: record.headers.clone(),
         })
@@ -540,10 +535,7 @@ where
         let end = change.key.window.end;
         ctx.forward(Record::from_parts(
             Some(change.key),
-            Some(Change {
-                new: change.new_value,
-                old: change.old_value,
-            }),
+            Some(Change::new(change.new_value, change.old_value)),
             end,
         ))
     }

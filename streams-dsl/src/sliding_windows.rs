@@ -199,6 +199,7 @@ where
         VA: Clone + Send + 'static,
     {
         let builder = self.grouped.handle().clone();
+        builder.reject_versioned(&materialized, "a windowed aggregation");
         let windows = self.windows;
         let store = match &materialized.name {
             Some(name) => name.clone(),
@@ -589,10 +590,7 @@ where
             let window = Window::new(start, start.saturating_add(d));
             ctx.forward(Record {
                 key: Some(Windowed::new(key.clone(), window)),
-                value: Some(Change {
-                    new: Some(new),
-                    old,
-                }),
+                value: Some(Change::new(Some(new), old)),
                 timestamp,
                 headers: Headers::clone(&record.headers),
             })?;

@@ -233,7 +233,8 @@ where
     /// record (`task.idle.wall.clock.advance.ms`). A bounded buffer that
     /// fills either emits its oldest entries early or stops the
     /// application with [`StreamsError::SuppressionBufferFull`], as its
-    /// [`BufferConfig`] says.
+    /// [`BufferConfig`] says. A versioned table cannot be suppressed
+    /// (building fails), as in Kafka.
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
         let builder = self.handle().clone();
         let name = builder.ktable_name(
@@ -244,6 +245,13 @@ where
             Some(n) => format!("{n}-store"),
             None => builder.store_name("KTABLE-SUPPRESS-"),
         };
+        if self.is_versioned() {
+            // Kafka's `TopologyException`.
+            builder.fail(format!(
+                "suppress '{name}': suppress() is only supported for non-versioned tables \
+                 (versioned semantics may be inherited from upstream)"
+            ));
+        }
         // As Kafka's suppression: the parent sends old values.
         self.old_values().enable(true);
         let (key_serde, value_serde) = self.serdes();
@@ -524,10 +532,7 @@ where
         if let Some(buffered) = buffered {
             ctx.forward(Record::from_parts(
                 Some(key),
-                Some(Change {
-                    new: buffered.value,
-                    old: None,
-                }),
+                Some(Change::new(buffered.value, None)),
                 buffered.timestamp,
             ))?;
         }

@@ -336,6 +336,7 @@ where
         VA: Clone + Send + 'static,
     {
         let builder = self.grouped.handle().clone();
+        builder.reject_versioned(&materialized, "a windowed aggregation");
         let windows = self.windows;
         let store = match &materialized.name {
             Some(name) => name.clone(),
@@ -623,10 +624,10 @@ where
         };
         ctx.forward(Record::from_parts(
             Some(change.key),
-            Some(Change {
-                new: Some(new.value),
-                old: change.old_value.map(|v| v.value),
-            }),
+            Some(Change::new(
+                Some(new.value),
+                change.old_value.map(|v| v.value),
+            )),
             new.timestamp,
         ))
     }

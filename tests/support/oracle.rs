@@ -113,6 +113,46 @@ pub(crate) enum Op {
         /// inner or left.
         join: JoinKind,
     },
+    /// `table(left)` kept in a versioned store, `.toStream()`.
+    VersionedTableToStream {
+        /// The store's history retention.
+        history_ms: i64,
+    },
+    /// `table(left)` kept in a versioned store, `.filter(even length).toStream()`.
+    VersionedTableFilter {
+        /// The store's history retention.
+        history_ms: i64,
+    },
+    /// `table(left)` kept in a versioned store, filtered by even length, `.groupBy((k, v) ->
+    /// (v, v)).count()`.
+    VersionedTableFilterThenCount {
+        /// The store's history retention.
+        history_ms: i64,
+    },
+    /// `table(left)` kept in a versioned store, `.groupBy((k, v) -> (v, k)).count()`.
+    VersionedTableGroupByCount {
+        /// The store's history retention.
+        history_ms: i64,
+    },
+    /// `table(left)` joined with `table(right)`, one or both kept in versioned stores.
+    VersionedTableTableJoin {
+        /// inner, left or outer.
+        join: JoinKind,
+        /// The versioned stores' history retention.
+        history_ms: i64,
+        /// Which tables are versioned: `left`, `right` or `both`.
+        versioned: String,
+    },
+    /// `stream(left)` joined with `table(right)` kept in a versioned store, with a grace
+    /// period or not.
+    VersionedStreamTableJoin {
+        /// inner or left.
+        join: JoinKind,
+        /// The store's history retention.
+        history_ms: i64,
+        /// `None`: no grace period (no buffer).
+        grace_ms: Option<i64>,
+    },
     /// `stream(left)` and `stream(right)` grouped by key and cogrouped, maybe windowed.
     Cogroup {
         /// `None`: not windowed.
@@ -137,6 +177,12 @@ impl Op {
             Op::TableTableJoin { .. } => "table_table_join",
             Op::StreamGlobalJoin { .. } => "stream_global_join",
             Op::FkJoin { .. } => "fk_join",
+            Op::VersionedTableToStream { .. } => "versioned_table_to_stream",
+            Op::VersionedTableFilter { .. } => "versioned_table_filter",
+            Op::VersionedTableFilterThenCount { .. } => "versioned_table_filter_then_count",
+            Op::VersionedTableGroupByCount { .. } => "versioned_table_group_by_count",
+            Op::VersionedTableTableJoin { .. } => "versioned_table_table_join",
+            Op::VersionedStreamTableJoin { .. } => "versioned_stream_table_join",
             Op::Cogroup { .. } => "cogroup",
         }
     }

@@ -243,6 +243,67 @@ fn build(builder: &StreamsBuilder, op: &Op) -> anyhow::Result<Option<&'static st
                 }
             }
         }
+        Op::VersionedTableToStream { history_ms } => versioned_table(builder, LEFT, *history_ms)?
+            .to_stream()
+            .to(OUTPUT, strings()),
+        Op::VersionedTableFilter { history_ms } => versioned_table(builder, LEFT, *history_ms)?
+            .filter(|_, v| even_length(v))
+            .to_stream()
+            .to(OUTPUT, strings()),
+        Op::VersionedTableFilterThenCount { history_ms } => decimal_output(
+            versioned_table(builder, LEFT, *history_ms)?
+                .filter(|_, v| even_length(v))
+                .group_by(|_, v| (v.clone(), v.clone()), grouped())
+                .count(Materialized::new()),
+        ),
+        Op::VersionedTableGroupByCount { history_ms } => decimal_output(
+            versioned_table(builder, LEFT, *history_ms)?
+                .group_by(|k, v| (v.clone(), k.clone()), grouped())
+                .count(Materialized::new()),
+        ),
+        Op::VersionedTableTableJoin {
+            join,
+            history_ms,
+            versioned,
+        } => {
+            let side = |topic: &str| {
+                if versioned == "both" || versioned == topic {
+                    versioned_table(builder, topic, *history_ms)
+                } else {
+                    Ok(table(builder, topic))
+                }
+            };
+            let (left, right) = (side(LEFT)?, side(RIGHT)?);
+            let joined = match join {
+                JoinKind::Inner => {
+                    left.join(&right, |l, r| joiner(Some(l), Some(r)), Materialized::new())
+                }
+                JoinKind::Left => {
+                    left.left_join(&right, |l, r| joiner(Some(l), r), Materialized::new())
+                }
+                JoinKind::Outer => left.outer_join(&right, joiner, Materialized::new()),
+            };
+            joined.to_stream().to(OUTPUT, strings());
+        }
+        Op::VersionedStreamTableJoin {
+            join,
+            history_ms,
+            grace_ms,
+        } => {
+            let left = stream(builder, LEFT);
+            let right = versioned_table(builder, RIGHT, *history_ms)?;
+            let mut joined = Joined::with(Serdes::string(), Serdes::string(), Serdes::string());
+            if let Some(grace) = grace_ms {
+                let grace = u64::try_from(*grace)
+                    .map_err(|_| anyhow!("versioned_stream_table_join: grace_ms is negative"))?;
+                joined = joined.with_grace_period(Duration::from_millis(grace));
+            }
+            let out = match join {
+                JoinKind::Inner => left.join_table(&right, |l, r| joiner(Some(l), Some(r)), joined),
+                _ => left.left_join_table(&right, |l, r| joiner(Some(l), r), joined),
+            };
+            out.to(OUTPUT, strings());
+        }
     }
     Ok(None)
 }
@@ -321,6 +382,22 @@ fn table(builder: &StreamsBuilder, topic: &str) -> KTable<String, String> {
         Consumed::with(Serdes::string(), Serdes::string()),
         Materialized::new(),
     )
+}
+
+/// A table of `topic` kept in the versioned store `<topic>-versioned` with `history_ms` of
+/// history, String keys and values.
+fn versioned_table(
+    builder: &StreamsBuilder,
+    topic: &str,
+    history_ms: i64,
+) -> anyhow::Result<KTable<String, String>> {
+    let history =
+        u64::try_from(history_ms).map_err(|_| anyhow!("{topic}: history_ms is negative"))?;
+    Ok(builder.table(
+        topic,
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::as_versioned(format!("{topic}-versioned"), Duration::from_millis(history)),
+    ))
 }
 
 /// A stream of `topic` grouped by key, String keys and values.

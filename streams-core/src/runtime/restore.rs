@@ -131,8 +131,10 @@ pub(super) async fn restore_tasks(
                 continue;
             }
             let mut core = lock(core);
-            let mut batches: HashMap<TopicPartition, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
-                HashMap::new();
+            // Per changelog partition: the writes, and their records'
+            // timestamps (which a versioned store puts them at).
+            type Batch = (Vec<state_store::BatchWrite>, Vec<i64>);
+            let mut batches: HashMap<TopicPartition, Batch> = HashMap::new();
             for run in runs {
                 let tp = TopicPartition::new(run.topic.to_string(), run.partition);
                 let Some((_, _, end)) = targets.get(&tp) else {
@@ -145,11 +147,12 @@ pub(super) async fn restore_tasks(
                         continue;
                     }
                     if let Some(key) = record.key {
-                        batch.push((key, record.value));
+                        batch.0.push((key, record.value));
+                        batch.1.push(record.timestamp);
                     }
                 }
             }
-            for (tp, batch) in batches {
+            for (tp, (writes, timestamps)) in batches {
                 let Some((id, store, _)) = targets.get(&tp) else {
                     continue;
                 };
@@ -157,9 +160,9 @@ pub(super) async fn restore_tasks(
                     continue;
                 };
                 let slot = &mut entry.task.stores_mut()[*store];
-                slot.restore_target().write_batch(&batch)?;
+                slot.restore_batch(&writes, &timestamps)?;
                 slot.discard_changelog();
-                *restored.entry(tp).or_insert(0) += batch.len() as u64;
+                *restored.entry(tp).or_insert(0) += writes.len() as u64;
             }
         }
     }
@@ -167,7 +170,7 @@ pub(super) async fn restore_tasks(
     for (tp, (id, store, end)) in &targets {
         if let Some(entry) = core.tasks.get_mut(id) {
             let slot = &mut entry.task.stores_mut()[*store];
-            slot.restore_target().flush()?;
+            slot.flush_restored()?;
             slot.discard_changelog();
             entry.changelog_offsets.insert(tp.clone(), *end);
             let count = restored.get(tp).copied().unwrap_or(0);

@@ -1593,3 +1593,111 @@ fn a_shared_value_of_another_type_is_an_error() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn versioned_store_through_the_processor_api_and_the_driver() {
+    let mut topology = Topology::new();
+    topology
+        .add_source("in", Serdes::string(), Serdes::string(), &["prices"])
+        .unwrap()
+        .add_processor(
+            "put",
+            || {
+                processor_fn(
+                    |ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>| {
+                        let Some(key) = r.key.clone() else {
+                            return Ok(());
+                        };
+                        // The version is a second later than the record.
+                        let outcome = ctx
+                            .versioned_key_value_store::<String, String>("prices")?
+                            .put(&key, r.value.as_ref(), r.timestamp + 1000)?;
+                        ctx.forward(Record::new(key, format!("{outcome:?}"), r.timestamp))
+                    },
+                )
+            },
+            &["in"],
+        )
+        .unwrap()
+        .add_state_store(
+            StoreBuilder::versioned_key_value(
+                "prices",
+                Serdes::string(),
+                Serdes::string(),
+                Duration::from_millis(200),
+            ),
+            &["put"],
+        )
+        .unwrap()
+        .add_sink(
+            "out",
+            "outcomes",
+            Serdes::string(),
+            Serdes::string(),
+            &["put"],
+        )
+        .unwrap();
+    let driver = TopologyTestDriver::new(topology).unwrap();
+    let input = driver.create_input_topic("prices", Serdes::string(), Serdes::string());
+    input
+        .pipe_input_with_timestamp(s("pen"), s("3"), 300)
+        .unwrap();
+    input
+        .pipe_input_with_timestamp(s("pen"), s("1"), 100)
+        .unwrap();
+    input
+        .pipe_record(TestRecord::from_parts(Some(s("pen")), None, 400))
+        .unwrap();
+    // Older than stream time 1400 minus the history retention.
+    input
+        .pipe_input_with_timestamp(s("pen"), s("0"), 150)
+        .unwrap();
+    let outcomes = driver.create_output_topic("outcomes", Serdes::string(), Serdes::string());
+    assert_eq!(
+        outcomes.read_values_to_list().unwrap(),
+        [
+            Some(s("Latest")),
+            Some(s("Older { valid_to: 1300 }")),
+            Some(s("Latest")),
+            Some(s("NotPut")),
+        ]
+    );
+    // The changelog records carry the versions' timestamps.
+    let changelog = driver.create_output_topic(
+        "test-driver-prices-changelog",
+        Serdes::string(),
+        Serdes::string(),
+    );
+    let records: Vec<(Option<String>, i64)> = changelog
+        .read_records_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.value, r.timestamp))
+        .collect();
+    assert_eq!(
+        records,
+        [
+            (Some(s("3")), 1300),
+            (Some(s("1")), 1100),
+            (None, 1400),
+            (Some(s("0")), 1150)
+        ]
+    );
+    let store = driver
+        .get_versioned_key_value_store::<String, String>("prices")
+        .unwrap();
+    assert_eq!(store.get(&s("pen")).unwrap(), None);
+    let found = store.get_as_of(&s("pen"), 1200).unwrap().unwrap();
+    assert_eq!(
+        (found.value, found.timestamp, found.valid_to),
+        (s("1"), 1100, Some(1300))
+    );
+    assert_eq!(
+        store.put(&s("pen"), Some(&s("4")), 1500).unwrap(),
+        PutOutcome::Latest
+    );
+    assert!(matches!(
+        driver.get_key_value_store::<String, String>("prices"),
+        Err(StreamsError::StoreKindMismatch { .. })
+    ));
+}

@@ -18,6 +18,7 @@ use crate::options::SerdeArc;
 
 pub(crate) mod cogroup_merge;
 pub(crate) mod fk_join;
+pub(crate) mod join_buffer;
 pub(crate) mod join_times;
 pub(crate) mod join_window;
 pub(crate) mod observed_stream_time;
@@ -27,6 +28,7 @@ pub(crate) mod stream_stream_join;
 pub(crate) mod stream_table_join;
 pub(crate) mod table_join_merger;
 pub(crate) mod table_table_join;
+pub(crate) mod versioned_table_source;
 pub(crate) mod window_input;
 
 /// Adds a value to an aggregate (`None`: the group has none yet).
@@ -138,10 +140,7 @@ pub(crate) fn change_record<K, VA>(
 ) -> Record<K, Change<VA>> {
     Record {
         key: Some(key),
-        value: Some(Change {
-            new: Some(new),
-            old,
-        }),
+        value: Some(Change::new(Some(new), old)),
         timestamp,
         headers,
     }
@@ -239,10 +238,10 @@ where
     };
     ctx.forward(Record::from_parts(
         Some(change.key),
-        Some(Change {
-            new: change.new_value.map(|v| v.value),
-            old: change.old_value.map(|v| v.value),
-        }),
+        Some(Change::new(
+            change.new_value.map(|v| v.value),
+            change.old_value.map(|v| v.value),
+        )),
         timestamp,
     ))
 }
@@ -319,10 +318,7 @@ where
         }
         ctx.forward(Record {
             key: Some(key),
-            value: Some(Change {
-                new: record.value,
-                old: old.map(|o| o.value),
-            }),
+            value: Some(Change::new(record.value, old.map(|o| o.value))),
             timestamp: record.timestamp,
             headers: record.headers,
         })
@@ -638,7 +634,7 @@ where
         }
         ctx.forward(Record {
             key: record.key,
-            value: Some(Change { new, old }),
+            value: Some(Change::new(new, old)),
             timestamp,
             headers: record.headers,
         })

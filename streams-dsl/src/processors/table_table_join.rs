@@ -1,7 +1,8 @@
 //! One side of a table–table join on the primary key (Kafka's
 //! `KTableKTableInnerJoin`, `KTableKTableLeftJoin`, `KTableKTableRightJoin`
 //! and `KTableKTableOuterJoin`): an update of this side's table is joined
-//! with the other table's current row.
+//! with the other table's current row. An out-of-order update of a
+//! versioned table is skipped.
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub(crate) struct TableTableJoin<K, VThis, VOther, VR> {
     other: ValueGetter<K, VOther>,
     joiner: TableJoinFn<VThis, VOther, VR>,
     send_old: bool,
+    /// This side's table is versioned: its out-of-order updates are
+    /// skipped (Kafka's versioned semantics, KIP-914).
+    versioned: bool,
 }
 
 impl<K, VThis, VOther, VR> fmt::Debug for TableTableJoin<K, VThis, VOther, VR> {
@@ -44,6 +48,7 @@ impl<K, VThis, VOther, VR> fmt::Debug for TableTableJoin<K, VThis, VOther, VR> {
         f.debug_struct("TableTableJoin")
             .field("mode", &self.mode)
             .field("other", &self.other)
+            .field("versioned", &self.versioned)
             .finish_non_exhaustive()
     }
 }
@@ -54,12 +59,14 @@ impl<K, VThis, VOther, VR> TableTableJoin<K, VThis, VOther, VR> {
         other: ValueGetter<K, VOther>,
         joiner: TableJoinFn<VThis, VOther, VR>,
         send_old: bool,
+        versioned: bool,
     ) -> Self {
         Self {
             mode,
             other,
             joiner,
             send_old,
+            versioned,
         }
     }
 }
@@ -82,6 +89,11 @@ where
             ctx.record_dropped();
             return Ok(());
         };
+        if self.versioned && !change.is_latest {
+            tracing::debug!(processor = %ctx.node_name(), timestamp = record.timestamp, "skipping an out-of-order update of a versioned table in a table-table join");
+            ctx.record_dropped();
+            return Ok(());
+        }
         let other = self.other.get(&mut ctx.stores(), key)?;
         let timestamp = match (&other, self.mode) {
             (None, SideMode::Inner | SideMode::Right) => return Ok(()),
@@ -114,7 +126,7 @@ where
         };
         ctx.forward(Record {
             key: record.key,
-            value: Some(Change { new, old }),
+            value: Some(Change::new(new, old).with_is_latest(change.is_latest)),
             timestamp,
             headers: record.headers,
         })

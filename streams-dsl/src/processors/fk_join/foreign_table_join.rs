@@ -18,6 +18,8 @@ pub(crate) struct ForeignTableJoin<KO, K, VO> {
     foreign_key_serde: SerdeArc<KO>,
     /// The subscription topic, for the serde.
     topic: String,
+    /// The right table is versioned: its out-of-order updates are skipped.
+    versioned: bool,
     _types: std::marker::PhantomData<fn() -> (K, VO)>,
 }
 
@@ -30,11 +32,17 @@ impl<KO, K, VO> fmt::Debug for ForeignTableJoin<KO, K, VO> {
 }
 
 impl<KO, K, VO> ForeignTableJoin<KO, K, VO> {
-    pub(crate) fn new(store: String, foreign_key_serde: SerdeArc<KO>, topic: String) -> Self {
+    pub(crate) fn new(
+        store: String,
+        foreign_key_serde: SerdeArc<KO>,
+        topic: String,
+        versioned: bool,
+    ) -> Self {
         Self {
             store,
             foreign_key_serde,
             topic,
+            versioned,
             _types: std::marker::PhantomData,
         }
     }
@@ -69,6 +77,11 @@ where
             ctx.record_dropped();
             return Ok(());
         };
+        if self.versioned && !change.is_latest {
+            tracing::debug!(processor = %ctx.node_name(), timestamp = record.timestamp, "skipping an out-of-order update of a versioned table in a foreign-key join");
+            ctx.record_dropped();
+            return Ok(());
+        }
         let prefix = foreign_key_prefix(&self.foreign_key_serde.serialize(&self.topic, key)?);
         let subscribers: Vec<SubscriptionWrapper<K>> = {
             let store = ctx

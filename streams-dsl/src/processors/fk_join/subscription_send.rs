@@ -23,6 +23,8 @@ pub(crate) struct SubscriptionSend<K, V, KO> {
     /// The subscription topic, for the serdes.
     topic: String,
     left: bool,
+    /// The left table is versioned: its out-of-order updates are skipped.
+    versioned: bool,
     _key: std::marker::PhantomData<fn() -> K>,
 }
 
@@ -41,6 +43,7 @@ impl<K, V, KO> SubscriptionSend<K, V, KO> {
         (foreign_key_serde, value_serde): (SerdeArc<KO>, SerdeArc<V>),
         topic: String,
         left: bool,
+        versioned: bool,
     ) -> Self {
         Self {
             extractor,
@@ -48,6 +51,7 @@ impl<K, V, KO> SubscriptionSend<K, V, KO> {
             value_serde,
             topic,
             left,
+            versioned,
             _key: std::marker::PhantomData,
         }
     }
@@ -82,6 +86,11 @@ where
         let (Some(key), Some(change)) = (&record.key, &record.value) else {
             return Ok(());
         };
+        if self.versioned && !change.is_latest {
+            tracing::debug!(processor = %ctx.node_name(), timestamp = record.timestamp, "skipping an out-of-order update of a versioned table in a foreign-key join");
+            ctx.record_dropped();
+            return Ok(());
+        }
         let hash = change
             .new
             .as_ref()

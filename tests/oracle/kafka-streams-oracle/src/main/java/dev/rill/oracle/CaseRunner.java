@@ -73,8 +73,24 @@ final class CaseRunner implements AutoCloseable {
                 o.put("value", record.value());
                 o.put("timestamp", record.timestamp());
             }
+        } finally {
+            // A case's persistent stores (versioned stores are RocksDB whatever the DSL store
+            // suppliers) would otherwise stay on disk until the process ends.
+            delete(stateDir.resolve("oracle-" + cases));
         }
         return result;
+    }
+
+    /** Removes {@code path} and everything under it, if it exists. */
+    private static void delete(final Path path) {
+        if (!Files.exists(path)) {
+            return;
+        }
+        try (Stream<Path> paths = Files.walk(path)) {
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (final IOException e) {
+            System.err.println("could not remove " + path + ": " + e);
+        }
     }
 
     /**
@@ -113,8 +129,6 @@ final class CaseRunner implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        try (Stream<Path> paths = Files.walk(stateDir)) {
-            paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        }
+        delete(stateDir);
     }
 }

@@ -141,7 +141,9 @@ final class Topologies {
                 cogroup(builder, description);
                 break;
             default:
-                throw new IllegalArgumentException("unknown op \"" + op + "\"");
+                if (!Versioned.build(builder, op, description)) {
+                    throw new IllegalArgumentException("unknown op \"" + op + "\"");
+                }
         }
         return builder.build();
     }
@@ -155,7 +157,7 @@ final class Topologies {
     }
 
     /** {@code "join"}, which must be one of {@code allowed}. */
-    private static String joinKind(final JsonNode description, final String... allowed) {
+    static String joinKind(final JsonNode description, final String... allowed) {
         final String join = CaseRunner.field(description, "join").asText();
         for (final String kind : allowed) {
             if (kind.equals(join)) {
