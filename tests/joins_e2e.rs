@@ -26,6 +26,28 @@ fn config(app: &str, dir: &std::path::Path) -> StreamsConfig {
     config
 }
 
+/// An app of `topology` started on `broker`, and the topics its group
+/// reads.
+async fn start(
+    broker: &Broker,
+    topology: streams_core::Topology,
+    app_id: &str,
+    dir: &std::path::Path,
+) -> (StreamsApp, Vec<String>) {
+    let topics = physical_source_topics(&topology, app_id);
+    let mut app = StreamsApp::new(topology, config(app_id, dir), broker.clone());
+    app.start().await.unwrap();
+    (app, topics)
+}
+
+/// Waits until the app's group has processed and committed every record of
+/// `topics`.
+async fn settle(app: &StreamsApp, broker: &Broker, app_id: &str, topics: &[String]) {
+    wait_until_idle(app, broker, app_id, topics, Some(DEADLINE), |_| {})
+        .await
+        .unwrap();
+}
+
 /// Orders keyed by order id, re-keyed by customer, joined with customers.
 fn enrichment(app: &str) -> streams_core::Result<streams_core::Topology> {
     let builder = StreamsBuilder::with_application_id(app);
@@ -73,14 +95,10 @@ async fn a_rekeyed_stream_is_repartitioned_into_the_tables_partition_count() {
 
     let app_id = "joins-e2e";
     let topology = enrichment(app_id).unwrap();
-    let topics = physical_source_topics(&topology, app_id);
-    let mut app = StreamsApp::new(topology, config(app_id, dir.path()), broker.clone());
-    app.start().await.unwrap();
+    let (mut app, topics) = start(&broker, topology, app_id, dir.path()).await;
     // The table is read before the orders arrive: stream-table joins see
     // the rows present when each order is processed.
-    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
-        .await
-        .unwrap();
+    settle(&app, &broker, app_id, &topics).await;
     let mut orders = Vec::new();
     for i in 0..30 {
         let customer = ["c1", "c2", "c3", "c4"][i % 4];
@@ -91,9 +109,7 @@ async fn a_rekeyed_stream_is_repartitioned_into_the_tables_partition_count() {
         );
     }
     producer.send_batch(orders).await.unwrap();
-    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
-        .await
-        .unwrap();
+    settle(&app, &broker, app_id, &topics).await;
     assert_eq!(app.state(), AppState::Running);
 
     let repartition = format!("{app_id}-orders-by-customer-repartition");
@@ -204,12 +220,8 @@ async fn a_global_table_is_complete_before_processing_and_then_followed() {
         )
         .to("priced", Produced::with(Serdes::string(), Serdes::string()));
     let topology = builder.build().unwrap();
-    let topics = physical_source_topics(&topology, app_id);
-    let mut app = StreamsApp::new(topology, config(app_id, dir.path()), broker.clone());
-    app.start().await.unwrap();
-    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
-        .await
-        .unwrap();
+    let (mut app, topics) = start(&broker, topology, app_id, dir.path()).await;
+    settle(&app, &broker, app_id, &topics).await;
     let priced = read_committed(&broker, "priced", DEADLINE).await.unwrap();
     assert_eq!(priced.len(), 200, "every sale found its product");
 
@@ -224,9 +236,7 @@ async fn a_global_table_is_complete_before_processing_and_then_followed() {
             .send(ProducerRecord::new("sales", "p-new").key("s-new"))
             .await
             .unwrap();
-        wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
-            .await
-            .unwrap();
+        settle(&app, &broker, app_id, &topics).await;
         let values: Vec<String> = read_committed(&broker, "priced", DEADLINE)
             .await
             .unwrap()
@@ -294,12 +304,8 @@ async fn a_foreign_key_join_runs_across_partition_counts() {
             Produced::with(Serdes::string(), Serdes::string()),
         );
     let topology = builder.build().unwrap();
-    let topics = physical_source_topics(&topology, app_id);
-    let mut app = StreamsApp::new(topology, config(app_id, dir.path()), broker.clone());
-    app.start().await.unwrap();
-    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
-        .await
-        .unwrap();
+    let (mut app, topics) = start(&broker, topology, app_id, dir.path()).await;
+    settle(&app, &broker, app_id, &topics).await;
     let registration =
         format!("{app_id}-KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000006-topic");
     assert_eq!(broker.partition_count(&registration).await.unwrap(), 2);
@@ -376,12 +382,8 @@ async fn a_table_loaded_first_is_joined_in_full_by_a_backlog() {
         .join_table(&rows, |e, r| format!("{e}+{r}"), Joined::new())
         .to("joined", Produced::with(Serdes::string(), Serdes::string()));
     let topology = builder.build().unwrap();
-    let topics = physical_source_topics(&topology, app_id);
-    let mut app = StreamsApp::new(topology, config(app_id, dir.path()), broker.clone());
-    app.start().await.unwrap();
-    wait_until_idle(&app, &broker, app_id, &topics, Some(DEADLINE), |_| {})
-        .await
-        .unwrap();
+    let (mut app, topics) = start(&broker, topology, app_id, dir.path()).await;
+    settle(&app, &broker, app_id, &topics).await;
     let joined = read_committed(&broker, "joined", DEADLINE).await.unwrap();
     assert_eq!(joined.len(), 100_000, "every event found its row");
     app.close().await.unwrap();
