@@ -361,6 +361,9 @@ pub(crate) struct TaskState {
     pub(crate) host: Vec<Option<usize>>,
     /// The instance's global tables, which every task reads.
     pub(crate) globals: Arc<GlobalTables>,
+    /// The stream time the task resumed from its committed offsets' partition
+    /// times; `None` for a task that started afresh.
+    pub(crate) resumed_stream_time: Option<i64>,
     /// Values the task's processors share.
     pub(crate) shared: TaskShared,
 }

@@ -315,6 +315,16 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         self.exec.state.stream_time
     }
 
+    /// The stream time the task resumed from when it restarted: the largest
+    /// partition time committed with its input offsets (Kafka Streams'
+    /// offset metadata); `None` for a task that started without one. A
+    /// processor that keeps a stream time of its own (a windowed
+    /// aggregation) starts from it, so that after a restart it does not
+    /// take back records for windows it had closed.
+    pub fn resumed_stream_time(&self) -> Option<i64> {
+        self.exec.state.resumed_stream_time
+    }
+
     /// The task's stream time when its record caches were last flushed (at
     /// a commit, or before an idle-input advance of stream time): every
     /// update that the records up to this time made to a cached store has

@@ -174,6 +174,7 @@ impl Task {
                 inline: inline_nodes,
                 host: vec![None; node_count],
                 globals: options.globals.clone(),
+                resumed_stream_time: None,
                 shared: TaskShared::default(),
             },
             group: PartitionGroup::default(),
@@ -696,6 +697,8 @@ impl Task {
         if let Some(slot) = self.state.partition_time.get_mut(plan.slot) {
             *slot = Some(slot.map_or(time, |t| t.max(time)));
             self.state.advance_stream_time(time);
+            self.state.resumed_stream_time =
+                Some(self.state.resumed_stream_time.map_or(time, |t| t.max(time)));
         }
     }
 

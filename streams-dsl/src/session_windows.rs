@@ -446,7 +446,7 @@ where
         }
         // A record with a null value moves stream time as in Kafka, which
         // aggregates it, even when no adder takes it.
-        let stream_time = self.observed.advance(ts);
+        let stream_time = self.observed.advance_from(ctx.resumed_stream_time(), ts);
         let Some(addition) = Addition::of(&self.add, self.add_null.as_ref(), value) else {
             skip_null_value(ctx, ts, &self.metrics);
             return Ok(());

@@ -539,7 +539,7 @@ where
             return Ok(());
         }
         let d = self.windows.difference_ms;
-        let stream_time = self.observed.advance(ts);
+        let stream_time = self.observed.advance_from(ctx.resumed_stream_time(), ts);
         let close_time = stream_time.saturating_sub(self.windows.grace_ms);
         if ts.saturating_add(1).saturating_add(d) <= close_time {
             tracing::debug!(

@@ -545,7 +545,9 @@ where
         }
         // A record with a null value moves stream time as in Kafka, which
         // aggregates it, even when no adder takes it.
-        let stream_time = self.observed.advance(record.timestamp);
+        let stream_time = self
+            .observed
+            .advance_from(ctx.resumed_stream_time(), record.timestamp);
         let Some(addition) = Addition::of(&self.add, self.add_null.as_ref(), value) else {
             skip_null_value(ctx, record.timestamp, &self.metrics);
             return Ok(());

