@@ -95,8 +95,10 @@ fn final_results(
             Duration::from_millis(2),
             Duration::from_millis(grace_ms),
         ))
-        .named(Named::as_(format!("count-{store}")))
-        .count(Materialized::as_(store).with_caching_disabled());
+        .count_named(
+            Named::as_(format!("count-{store}")),
+            Materialized::as_(store).with_caching_disabled(),
+        );
     let windowed = || Produced::with(Serdes::time_windowed(Serdes::string(), 2), Serdes::i64());
     counts
         .suppress(
@@ -120,8 +122,10 @@ fn page_views(builder: &StreamsBuilder, input: &str, store: &str, finals: &str, 
             Duration::from_millis(examples::windowed::GRACE_MS as u64),
         ))
         .with_late_records(LateRecords::to_topic(late))
-        .named(Named::as_("count-views-per-minute"))
-        .count(Materialized::as_(store))
+        .count_named(
+            Named::as_("count-views-per-minute"),
+            Materialized::as_(store),
+        )
         .suppress(
             Suppressed::until_window_closes(StrictBufferConfig::unbounded())
                 .with_name("views-final"),
@@ -145,8 +149,7 @@ fn window_count(builder: &StreamsBuilder, input: &str, output: &str) {
         .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
             10,
         )))
-        .named(Named::as_("count-per-window"))
-        .count(Materialized::as_("windows"))
+        .count_named(Named::as_("count-per-window"), Materialized::as_("windows"))
         .to_stream()
         .to(
             output,

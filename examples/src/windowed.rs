@@ -67,8 +67,10 @@ pub fn pageviews_topology(hopping: bool) -> streams_core::Result<Topology> {
             grace,
         ))
         .with_late_records(LateRecords::to_topic(LATE_TOPIC))
-        .named(Named::as_("count-views-per-minute"))
-        .count(Materialized::as_(PER_MINUTE_STORE))
+        .count_named(
+            Named::as_("count-views-per-minute"),
+            Materialized::as_(PER_MINUTE_STORE),
+        )
         .suppress(
             Suppressed::until_window_closes(StrictBufferConfig::unbounded())
                 .with_name("pageviews-final"),
@@ -90,8 +92,10 @@ pub fn pageviews_topology(hopping: bool) -> streams_core::Result<Topology> {
                 )
                 .advance_by(Duration::from_millis(MINUTE_MS as u64)),
             )
-            .named(Named::as_("count-views-per-5-minutes"))
-            .count(Materialized::as_("pageviews-per-5-minutes"))
+            .count_named(
+                Named::as_("count-views-per-5-minutes"),
+                Materialized::as_("pageviews-per-5-minutes"),
+            )
             .to_stream()
             .to(
                 PER_FIVE_MINUTES_TOPIC,
@@ -120,8 +124,10 @@ pub fn count_topology(windowed: bool) -> streams_core::Result<Topology> {
             .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
                 MINUTE_MS as u64,
             )))
-            .named(Named::as_("count-per-window"))
-            .count(Materialized::as_("window-counts"))
+            .count_named(
+                Named::as_("count-per-window"),
+                Materialized::as_("window-counts"),
+            )
             .to_stream()
             .to(
                 "window-counts",

@@ -23,11 +23,7 @@ use crate::ktable::KTable;
 use crate::options::{Materialized, Named, SerdeArc};
 use crate::processors::cogroup_merge::CogroupMerge;
 use crate::processors::{fold_adder, AddFn, StreamAggregate};
-use crate::session_windows::{
-    session_retention, session_store_builder, MergeFn, SessionAggregate, SessionWindows,
-};
-use crate::sliding_windows::{sliding_window_retention, SlidingAggregate, SlidingWindows};
-use crate::windows::{time_window_retention, window_store_builder, TimeWindows, WindowedAggregate};
+use crate::windowed_aggregation::{AggregatorOptions, WindowedBy};
 
 /// The prefix of a cogroup's generated store and aggregate processor names.
 const AGGREGATE_PREFIX: &str = "COGROUPKSTREAM-AGGREGATE-";
@@ -39,23 +35,11 @@ pub(crate) type CogroupAggregator<K, V, VOut> = Arc<dyn Fn(&K, &V, VOut) -> VOut
 /// A cogroup's initializer: the aggregate a key or window starts from.
 pub(crate) type Initializer<VOut> = Arc<dyn Fn() -> VOut + Send + Sync>;
 
-/// What a cogroup aggregates over.
-pub(crate) enum CogroupWindows<K, VOut> {
-    /// Every record of a key (Kafka's `KStreamAggregate`).
-    Unwindowed,
-    /// Time windows (`KStreamWindowAggregate`).
-    Time(TimeWindows),
-    /// Sliding windows (`KStreamSlidingWindowAggregate`).
-    Sliding(SlidingWindows),
-    /// Session windows, merged with the merger
-    /// (`KStreamSessionWindowAggregate`).
-    Session(SessionWindows, MergeFn<K, VOut>),
-}
-
 /// The aggregation one input's processor runs: over what, from which
 /// initial aggregate, into which store.
 struct AggregateSpec<'a, K, VOut> {
-    windows: &'a CogroupWindows<K, VOut>,
+    /// The windows, if any.
+    windows: Option<&'a WindowedBy<K, VOut>>,
     initializer: &'a Initializer<VOut>,
     store: &'a str,
     /// Whether this processor forwards the updates leaving the store's
@@ -144,7 +128,7 @@ where
         let metrics = spec.metrics;
         let forwards = spec.forwards_flushes;
         match spec.windows {
-            CogroupWindows::Unwindowed => builder.add_processor(
+            None => builder.add_processor(
                 name,
                 move || {
                     StreamAggregate::new(store.clone(), add.clone(), metrics.clone())
@@ -152,37 +136,19 @@ where
                 },
                 &[parent],
             ),
-            &CogroupWindows::Time(windows) => builder.add_processor(
+            Some(by) => by.add_aggregator(
+                builder,
                 name,
-                move || {
-                    WindowedAggregate::new(store.clone(), windows, add.clone(), metrics.clone())
-                        .forwarding_flushes(forwards)
+                parent,
+                &store,
+                add,
+                AggregatorOptions {
+                    add_null: None,
+                    forwards_flushes: forwards,
+                    late_topic: None,
+                    metrics,
                 },
-                &[parent],
             ),
-            // The sliding windows' store has no record cache.
-            &CogroupWindows::Sliding(windows) => builder.add_processor(
-                name,
-                move || SlidingAggregate::new(store.clone(), windows, add.clone(), metrics.clone()),
-                &[parent],
-            ),
-            CogroupWindows::Session(windows, merge) => {
-                let (windows, merge) = (*windows, merge.clone());
-                builder.add_processor(
-                    name,
-                    move || {
-                        SessionAggregate::new(
-                            store.clone(),
-                            windows,
-                            add.clone(),
-                            merge.clone(),
-                            metrics.clone(),
-                        )
-                        .forwarding_flushes(forwards)
-                    },
-                    &[parent],
-                );
-            }
         }
     }
 }
@@ -322,12 +288,7 @@ where
         named: Option<Named>,
         materialized: Materialized<K, VOut>,
     ) -> KTable<K, VOut> {
-        let built = self.build(
-            CogroupWindows::Unwindowed,
-            initializer,
-            named,
-            &materialized,
-        );
+        let built = self.build(None, initializer, named, &materialized);
         match built {
             Ok(Built {
                 merge,
@@ -368,7 +329,7 @@ where
     /// node name and the store.
     pub(crate) fn build(
         &self,
-        windows: CogroupWindows<K, VOut>,
+        windows: Option<WindowedBy<K, VOut>>,
         initializer: Initializer<VOut>,
         named: Option<Named>,
         materialized: &Materialized<K, VOut>,
@@ -380,10 +341,8 @@ where
             None => builder.store_name(AGGREGATE_PREFIX),
         };
         let retention = match &windows {
-            CogroupWindows::Unwindowed => Ok(0),
-            CogroupWindows::Time(w) => time_window_retention(*w, materialized.retention),
-            CogroupWindows::Sliding(w) => sliding_window_retention(*w, materialized.retention),
-            CogroupWindows::Session(w, _) => session_retention(*w, materialized.retention),
+            None => Ok(0),
+            Some(by) => by.retention_ms(materialized.retention),
         };
         let retention = match retention {
             Ok(retention) => retention,
@@ -403,25 +362,8 @@ where
             return Err((store.clone(), store));
         };
         let store_builder = match &windows {
-            CogroupWindows::Unwindowed => {
-                store_builder(&store, ks.clone(), vs.clone(), materialized)
-            }
-            CogroupWindows::Time(w) => {
-                window_store_builder(&store, &ks, &vs, retention, w.size_ms(), materialized)
-            }
-            // No record cache, as for a grouped stream's sliding windows.
-            CogroupWindows::Sliding(w) => window_store_builder(
-                &store,
-                &ks,
-                &vs,
-                retention,
-                w.time_difference_ms(),
-                materialized,
-            )
-            .with_caching_disabled(),
-            CogroupWindows::Session(..) => {
-                session_store_builder(&store, &ks, &vs, retention, materialized)
-            }
+            None => store_builder(&store, ks.clone(), vs.clone(), materialized),
+            Some(by) => by.store_builder(&store, &ks, &vs, retention, materialized),
         };
         let parents: Vec<String> = self
             .inputs
@@ -442,7 +384,7 @@ where
                 &name,
                 parent,
                 AggregateSpec {
-                    windows: &windows,
+                    windows: windows.as_ref(),
                     initializer: &initializer,
                     store: &store,
                     forwards_flushes: i == 0,
@@ -461,10 +403,10 @@ where
             MERGE_PREFIX,
         );
         match &windows {
-            CogroupWindows::Unwindowed => {
-                builder.add_processor(&merge, CogroupMerge::<K, VOut>::new, &users);
+            None => builder.add_processor(&merge, CogroupMerge::<K, VOut>::new, &users),
+            Some(_) => {
+                builder.add_processor(&merge, CogroupMerge::<Windowed<K>, VOut>::new, &users)
             }
-            _ => builder.add_processor(&merge, CogroupMerge::<Windowed<K>, VOut>::new, &users),
         }
         Ok(Built {
             merge,

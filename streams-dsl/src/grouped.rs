@@ -14,9 +14,12 @@ use crate::options::{or_default, Materialized, Named, SerdeArc};
 use crate::processors::{
     count_adder, fold_adder, reduce_adder, AddFn, Presence, RawKeyCount, StreamAggregate,
 };
-use crate::session_windows::{SessionWindowedKStream, SessionWindows};
-use crate::sliding_windows::{SlidingWindowedKStream, SlidingWindows};
-use crate::windows::{TimeWindowedKStream, TimeWindows};
+use crate::session_windows::SessionWindows;
+use crate::sliding_windows::SlidingWindows;
+use crate::windowed_kstream::{
+    SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream, WindowedKStream,
+};
+use crate::windows::TimeWindows;
 
 /// A stream grouped by key (Kafka's `KGroupedStream`): `count`, `reduce`
 /// and `aggregate` turn it into a [`KTable`].
@@ -241,21 +244,21 @@ where
     /// `windowedBy(TimeWindows)`): tumbling or hopping windows, aggregated
     /// per key and window.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
-        TimeWindowedKStream::new(self.clone_parts(), windows)
+        WindowedKStream::new(self.clone_parts(), windows)
     }
 
     /// Windows the grouped stream by sessions of activity (Kafka's
     /// `windowedBy(SessionWindows)`): each key's records are aggregated per
     /// session, sessions merging when a record bridges them.
     pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
-        SessionWindowedKStream::new(self.clone_parts(), windows)
+        WindowedKStream::new(self.clone_parts(), windows)
     }
 
     /// Windows the grouped stream by sliding windows (Kafka's
     /// `windowedBy(SlidingWindows)`): windows defined by the records'
     /// timestamps, both bounds inclusive.
     pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
-        SlidingWindowedKStream::new(self.clone_parts(), windows)
+        WindowedKStream::new(self.clone_parts(), windows)
     }
 
     /// Another handle on this grouped stream (the same stream and id).

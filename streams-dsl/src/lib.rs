@@ -70,6 +70,8 @@ mod stream_joined;
 mod suppress;
 mod table_joined;
 mod value_getter;
+mod windowed_aggregation;
+mod windowed_kstream;
 mod windows;
 
 /// The guide, `docs/dsl.md`: its examples run as doctests.
@@ -93,6 +95,7 @@ pub use change::{Change, ChangeSerde, ValueAndTimestamp, ValueAndTimestampSerde}
 pub use cogrouped::CogroupedKStream;
 pub use cogrouped_windowed::{
     SessionWindowedCogroupedKStream, SlidingWindowedCogroupedKStream, TimeWindowedCogroupedKStream,
+    WindowedCogroupedKStream,
 };
 pub use global_ktable::GlobalKTable;
 pub use grouped::KGroupedStream;
@@ -101,9 +104,13 @@ pub use joined::Joined;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::{KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
-pub use session_windows::{SessionWindowedKStream, SessionWindows};
-pub use sliding_windows::{SlidingWindowedKStream, SlidingWindows};
+pub use session_windows::SessionWindows;
+pub use sliding_windows::SlidingWindows;
 pub use stream_joined::StreamJoined;
 pub use suppress::{BufferConfig, StrictBufferConfig, Suppressed};
 pub use table_joined::TableJoined;
-pub use windows::{LateRecords, TimeWindowedKStream, TimeWindows};
+pub use windowed_kstream::{
+    SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream, WindowSpec,
+    WindowedKStream,
+};
+pub use windows::{LateRecords, TimeWindows};

@@ -577,15 +577,18 @@ fn windowed_cogroups_are_named_after_named() -> Result<()> {
     grouped(&builder, "topic")
         .cogroup(adder)
         .windowed_by(TimeWindows::of_size_with_no_grace(ms(500)))
-        .named(Named::as_("foo"))
-        .aggregate(zero, string_store());
+        .aggregate_named(zero, Named::as_("foo"), string_store());
     assert_describes(builder, expected)?;
     let builder = StreamsBuilder::new();
     grouped(&builder, "topic")
         .cogroup(adder)
         .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(ms(1)))
-        .named(Named::as_("foo"))
-        .aggregate(zero, |_, a, b| format!("{a}+{b}"), string_store());
+        .aggregate_named(
+            zero,
+            |_, a, b| format!("{a}+{b}"),
+            Named::as_("foo"),
+            string_store(),
+        );
     assert_describes(builder, expected)?;
     let builder = StreamsBuilder::new();
     grouped(&builder, "topic")
@@ -594,8 +597,7 @@ fn windowed_cogroups_are_named_after_named() -> Result<()> {
             ms(500),
             ms(2000),
         ))
-        .named(Named::as_("foo"))
-        .aggregate(zero, string_store());
+        .aggregate_named(zero, Named::as_("foo"), string_store());
     assert_describes(builder, expected)
 }
 

@@ -530,16 +530,19 @@ fn windowed_aggregations_can_be_named() -> Result<()> {
     let minute = Duration::from_secs(60);
     grouped
         .windowed_by(TimeWindows::of_size_with_no_grace(minute))
-        .named(Named::as_("per-minute"))
-        .count(Materialized::as_("per-minute-store"));
+        .count_named(
+            Named::as_("per-minute"),
+            Materialized::as_("per-minute-store"),
+        );
     grouped
         .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(minute))
-        .named(Named::as_("per-session"))
-        .count(Materialized::as_("per-session-store"));
+        .count_named(
+            Named::as_("per-session"),
+            Materialized::as_("per-session-store"),
+        );
     grouped
         .windowed_by_sliding(SlidingWindows::of_time_difference_with_no_grace(minute))
-        .named(Named::as_("sliding"))
-        .count(Materialized::as_("sliding-store"));
+        .count_named(Named::as_("sliding"), Materialized::as_("sliding-store"));
     let text = builder.build()?.describe().to_string();
     for name in ["per-minute", "per-session", "sliding"] {
         assert!(

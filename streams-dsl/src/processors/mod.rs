@@ -24,6 +24,8 @@ pub(crate) mod join_window;
 pub(crate) mod observed_stream_time;
 pub(crate) mod outer_join_buffer;
 mod raw_key_count;
+pub(crate) mod session_window_aggregate;
+pub(crate) mod sliding_window_aggregate;
 mod stream_aggregate;
 pub(crate) mod stream_global_join;
 pub(crate) mod stream_stream_join;
@@ -32,6 +34,7 @@ mod table_aggregate;
 pub(crate) mod table_join_merger;
 mod table_source;
 pub(crate) mod table_table_join;
+pub(crate) mod time_window_aggregate;
 pub(crate) mod versioned_table_source;
 pub(crate) mod window_input;
 
