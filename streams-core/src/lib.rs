@@ -104,6 +104,7 @@ mod record;
 mod runtime;
 mod serdes;
 mod store;
+mod store_options;
 mod task;
 mod test_driver;
 pub mod timestamp;
@@ -130,6 +131,7 @@ pub use store::{
     Change, KeyValueIterator, KeyValueStoreHandle, StoreBuilder, TypedKeyValueStore,
     TypedSessionStore, TypedVersionedKeyValueStore, TypedWindowStore, WindowStoreHandle,
 };
+pub use store_options::StoreOptions;
 pub use test_driver::{
     CommitMode, DriverKeyValueStore, DriverSessionStore, DriverVersionedKeyValueStore,
     DriverWindowStore, TestDriverConfig, TestInputTopic, TestOutputTopic, TestRecord,

@@ -23,6 +23,7 @@ use state_store::{
 
 use crate::error::{Result, StreamsError};
 use crate::serdes::{Serde, SerdeError, Window, Windowed};
+use crate::store_options::StoreOptions;
 use crate::type_info::TypeInfo;
 
 /// The key and value serdes of a store.
@@ -58,10 +59,9 @@ pub(crate) type ErasedSerde = Arc<dyn Any + Send + Sync>;
 #[derive(Clone)]
 pub struct StoreBuilder {
     name: String,
-    backend: StoreBackend,
-    caching: bool,
-    logging: bool,
-    log_config: BTreeMap<String, String>,
+    /// The backend of this kind of store when the options name none.
+    default_backend: StoreBackend,
+    options: StoreOptions,
     window: Option<WindowStoreSpec>,
     /// The retention of a session store, milliseconds.
     session: Option<i64>,
@@ -77,10 +77,8 @@ impl fmt::Debug for StoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreBuilder")
             .field("name", &self.name)
-            .field("backend", &self.backend)
-            .field("caching", &self.caching)
-            .field("logging", &self.logging)
-            .field("log_config", &self.log_config)
+            .field("default_backend", &self.default_backend)
+            .field("options", &self.options)
             .field("window", &self.window)
             .field("session", &self.session)
             .field("versioned", &self.versioned)
@@ -102,10 +100,8 @@ impl StoreBuilder {
         let value_serde: Arc<dyn Serde<V>> = crate::serdes::shared(value_serde);
         Self {
             name: name.into(),
-            backend: StoreBackend::default(),
-            caching: false,
-            logging: true,
-            log_config: BTreeMap::new(),
+            default_backend: StoreBackend::default(),
+            options: StoreOptions::default(),
             window: None,
             session: None,
             versioned: None,
@@ -155,7 +151,7 @@ impl StoreBuilder {
         window_size: Duration,
     ) -> Self {
         let mut builder = Self::key_value(name, key_serde, value_serde);
-        builder.backend = StoreBackend::InMemory;
+        builder.default_backend = StoreBackend::InMemory;
         builder.window = Some(WindowStoreSpec {
             retention_ms: duration_ms(retention),
             window_size_ms: duration_ms(window_size),
@@ -199,7 +195,7 @@ impl StoreBuilder {
         retention: Duration,
     ) -> Self {
         let mut builder = Self::key_value(name, key_serde, value_serde);
-        builder.backend = StoreBackend::InMemory;
+        builder.default_backend = StoreBackend::InMemory;
         builder.session = Some(duration_ms(retention));
         builder.add_window_log_defaults();
         builder
@@ -265,15 +261,17 @@ impl StoreBuilder {
     fn add_window_log_defaults(&mut self) {
         if let Some(history_ms) = self.versioned {
             // Kafka's `VersionedChangelogTopicConfig`.
-            self.log_config
+            self.options
+                .log_config_mut()
                 .entry("min.compaction.lag.ms".to_owned())
                 .or_insert_with(|| history_ms.saturating_add(DAY_MS).to_string());
         }
         if let Some(retention_ms) = self.retention_ms() {
-            self.log_config
+            let config = self.options.log_config_mut();
+            config
                 .entry("cleanup.policy".to_owned())
                 .or_insert_with(|| "compact,delete".to_owned());
-            self.log_config
+            config
                 .entry("retention.ms".to_owned())
                 .or_insert_with(|| retention_ms.saturating_add(DAY_MS).to_string());
         }
@@ -305,7 +303,7 @@ impl StoreBuilder {
     /// [`StoreBackend::InMemory`], key-value stores to
     /// [`StoreBackend::default`].
     pub fn with_backend(mut self, backend: StoreBackend) -> Self {
-        self.backend = backend;
+        self.options = self.options.with_backend(backend);
         self
     }
 
@@ -316,13 +314,15 @@ impl StoreBuilder {
     /// surviving updates when the cache is flushed or evicts. A versioned
     /// store has no cache: this does nothing to it.
     pub fn with_caching_enabled(mut self) -> Self {
-        self.caching = self.versioned.is_none();
+        if self.versioned.is_none() {
+            self.options = self.options.with_caching_enabled();
+        }
         self
     }
 
     /// Writes go straight to the store (the default).
     pub fn with_caching_disabled(mut self) -> Self {
-        self.caching = false;
+        self.options = self.options.with_caching_disabled();
         self
     }
 
@@ -335,20 +335,35 @@ impl StoreBuilder {
         K: Into<String>,
         V: Into<String>,
     {
-        self.logging = true;
-        self.log_config = topic_config
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        self.options = self.options.with_logging_enabled(topic_config);
         self.add_window_log_defaults();
         self
     }
 
     /// No changelog: the store is not restored after a failure.
     pub fn with_logging_disabled(mut self) -> Self {
-        self.logging = false;
-        self.log_config.clear();
+        self.options = self.options.with_logging_disabled();
         self
+    }
+
+    /// Keeps the store as `options` say, in place of every option given
+    /// before: the DSL hands its `Materialized` options over this way. A
+    /// versioned store stays without a cache; a window or session store's
+    /// changelog keeps its retention defaults.
+    pub fn with_options(mut self, options: StoreOptions) -> Self {
+        self.options = options;
+        if self.versioned.is_some() {
+            self.options = std::mem::take(&mut self.options).with_caching_disabled();
+        }
+        if self.options.logging_enabled() {
+            self.add_window_log_defaults();
+        }
+        self
+    }
+
+    /// How the store is kept.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
     }
 
     /// The store name.
@@ -358,22 +373,22 @@ impl StoreBuilder {
 
     /// The storage engine.
     pub fn backend(&self) -> StoreBackend {
-        self.backend
+        self.options.backend().unwrap_or(self.default_backend)
     }
 
     /// Whether a record cache fronts the store.
     pub fn caching_enabled(&self) -> bool {
-        self.caching
+        self.options.caching_enabled()
     }
 
     /// Whether updates go to a changelog topic.
     pub fn logging_enabled(&self) -> bool {
-        self.logging
+        self.options.logging_enabled()
     }
 
     /// Extra configs of the changelog topic.
     pub fn log_config(&self) -> &BTreeMap<String, String> {
-        &self.log_config
+        self.options.log_config()
     }
 }
 
@@ -593,7 +608,7 @@ impl StoreSlot {
         state_dir: &Path,
         cache_max_bytes: usize,
     ) -> Result<Self> {
-        let backend = backend.unwrap_or(builder.backend);
+        let backend = backend.unwrap_or_else(|| builder.backend());
         let name = &builder.name;
         let persistent = backend.is_persistent();
         let (stack, local_data, changelog, caching) = if let Some(history_ms) = builder.versioned {
@@ -606,7 +621,7 @@ impl StoreSlot {
                     LocalData::Created,
                 )
             };
-            let (base, changelog) = if builder.logging {
+            let (base, changelog) = if builder.logging_enabled() {
                 let buffer = ChangelogBuffer::default();
                 let logged: Box<dyn VersionedKeyValueStore> =
                     Box::new(ChangeLoggingVersionedStore::new(base, buffer.clone()));
@@ -638,7 +653,7 @@ impl StoreSlot {
                     ),
                     (None, None) => open_or_wipe(backend, state_dir, name)?,
                 };
-            let (base, changelog) = if builder.logging {
+            let (base, changelog) = if builder.logging_enabled() {
                 let buffer = ChangelogBuffer::default();
                 let logged: Box<dyn KeyValueStore> =
                     Box::new(ChangeLoggingStore::new(base, buffer.clone()));
@@ -648,7 +663,7 @@ impl StoreSlot {
             };
             // As Kafka's: a record cache of no bytes is no cache (every update
             // goes through at once, deletes of absent rows included).
-            let caching = builder.caching && cache_max_bytes > 0;
+            let caching = builder.caching_enabled() && cache_max_bytes > 0;
             let stack = if caching {
                 StoreStack::Cached(CachingStore::new(base, cache_max_bytes))
             } else {
@@ -656,7 +671,7 @@ impl StoreSlot {
             };
             (stack, local_data, changelog, caching)
         };
-        tracing::debug!(store = %builder.name, %backend, caching, logging = builder.logging, "opened state store");
+        tracing::debug!(store = %builder.name, %backend, caching, logging = builder.logging_enabled(), "opened state store");
         Ok(Self {
             name: builder.name.clone(),
             changelog_topic: changelog_topic(application_id, &builder.name).into(),
@@ -2008,6 +2023,35 @@ mod window_tests {
             slot.typed_window::<String, i64>(),
             Err(StreamsError::StoreKindMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn options_replace_the_builders_and_keep_what_the_store_kind_needs() {
+        let options = StoreOptions::default()
+            .with_caching_enabled()
+            .with_logging_enabled([("segment.bytes", "1024")]);
+        let window = StoreBuilder::window(
+            "w",
+            Serdes::string(),
+            Serdes::i64(),
+            Duration::from_millis(1000),
+            Duration::from_millis(10),
+        )
+        .with_backend(StoreBackend::Sled)
+        .with_options(options.clone());
+        // No backend in the options: the window store's own default.
+        assert_eq!(window.backend(), StoreBackend::InMemory);
+        assert!(window.caching_enabled());
+        assert_eq!(window.log_config()["segment.bytes"], "1024");
+        assert_eq!(window.log_config()["cleanup.policy"], "compact,delete");
+        assert_eq!(window.log_config()["retention.ms"], "86401000");
+        let versioned = versioned_builder().with_options(options.with_backend(StoreBackend::Redb));
+        assert!(!versioned.caching_enabled());
+        assert_eq!(versioned.backend(), StoreBackend::Redb);
+        assert_eq!(versioned.log_config()["min.compaction.lag.ms"], "86400100");
+        let unlogged = versioned.with_options(StoreOptions::default().with_logging_disabled());
+        assert!(!unlogged.logging_enabled());
+        assert!(unlogged.log_config().is_empty());
     }
 
     fn versioned_builder() -> StoreBuilder {

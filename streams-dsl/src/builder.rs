@@ -634,22 +634,10 @@ pub(crate) fn store_builder<K: 'static, V: 'static, M>(
 /// `builder` with the backend, caching and logging that `materialized`
 /// asks for.
 pub(crate) fn apply_materialized<K, V>(
-    mut builder: StoreBuilder,
+    builder: StoreBuilder,
     materialized: &Materialized<K, V>,
 ) -> StoreBuilder {
-    if let Some(backend) = materialized.backend {
-        builder = builder.with_backend(backend);
-    }
-    builder = if materialized.caching {
-        builder.with_caching_enabled()
-    } else {
-        builder.with_caching_disabled()
-    };
-    if materialized.logging {
-        builder.with_logging_enabled(materialized.log_config.clone())
-    } else {
-        builder.with_logging_disabled()
-    }
+    builder.with_options(materialized.options.clone())
 }
 
 #[cfg(test)]

@@ -464,16 +464,8 @@ fn millis(ms: i64) -> Duration {
 
 /// `store` with the backend and changelogging `joined` asks for; never
 /// cached.
-fn join_store<K, V, VO>(mut store: StoreBuilder, joined: &StreamJoined<K, V, VO>) -> StoreBuilder {
-    if let Some(backend) = joined.backend {
-        store = store.with_backend(backend);
-    }
-    store = store.with_caching_disabled();
-    if joined.logging {
-        store.with_logging_enabled(joined.log_config.clone())
-    } else {
-        store.with_logging_disabled()
-    }
+fn join_store<K, V, VO>(store: StoreBuilder, joined: &StreamJoined<K, V, VO>) -> StoreBuilder {
+    store.with_options(joined.options.clone().with_caching_disabled())
 }
 
 /// Kafka's names: five indexes consumed (two `WINDOWED`, `JOINTHIS` or

@@ -2,12 +2,13 @@
 //! [`Produced`], [`Grouped`], [`Materialized`], [`Branched`] and
 //! [`Repartitioned`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use streams_core::{Serde, SharedTimestampExtractor, StoreBackend, TimestampExtractor};
+use streams_core::{
+    Serde, SharedTimestampExtractor, StoreBackend, StoreOptions, TimestampExtractor,
+};
 
 /// A shared, type-erased serde.
 pub(crate) type SerdeArc<T> = Arc<dyn Serde<T>>;
@@ -208,10 +209,8 @@ pub struct Materialized<K, V> {
     pub(crate) name: Option<String>,
     pub(crate) key_serde: Option<SerdeArc<K>>,
     pub(crate) value_serde: Option<SerdeArc<V>>,
-    pub(crate) backend: Option<StoreBackend>,
-    pub(crate) caching: bool,
-    pub(crate) logging: bool,
-    pub(crate) log_config: BTreeMap<String, String>,
+    /// Backend, record cache, changelog: handed to the store's builder.
+    pub(crate) options: StoreOptions,
     pub(crate) retention: Option<Duration>,
     /// The history retention of a versioned store.
     pub(crate) versioned: Option<Duration>,
@@ -223,10 +222,7 @@ impl<K, V> fmt::Debug for Materialized<K, V> {
             .field("name", &self.name)
             .field("key_serde", &self.key_serde.is_some())
             .field("value_serde", &self.value_serde.is_some())
-            .field("backend", &self.backend)
-            .field("caching", &self.caching)
-            .field("logging", &self.logging)
-            .field("log_config", &self.log_config)
+            .field("options", &self.options)
             .field("retention", &self.retention)
             .field("versioned", &self.versioned)
             .finish()
@@ -239,10 +235,7 @@ impl<K, V> Default for Materialized<K, V> {
             name: None,
             key_serde: None,
             value_serde: None,
-            backend: None,
-            caching: true,
-            logging: true,
-            log_config: BTreeMap::new(),
+            options: StoreOptions::default().with_caching_enabled(),
             retention: None,
             versioned: None,
         }
@@ -312,20 +305,20 @@ impl<K, V> Materialized<K, V> {
 
     /// Chooses the storage engine.
     pub fn with_backend(mut self, backend: StoreBackend) -> Self {
-        self.backend = Some(backend);
+        self.options = self.options.with_backend(backend);
         self
     }
 
     /// Puts a record cache in front of the store (the default): updates
     /// of a key between commits are deduplicated before going downstream.
     pub fn with_caching_enabled(mut self) -> Self {
-        self.caching = true;
+        self.options = self.options.with_caching_enabled();
         self
     }
 
     /// Every update goes downstream at once.
     pub fn with_caching_disabled(mut self) -> Self {
-        self.caching = false;
+        self.options = self.options.with_caching_disabled();
         self
     }
 
@@ -337,19 +330,20 @@ impl<K, V> Materialized<K, V> {
         CK: Into<String>,
         CV: Into<String>,
     {
-        self.logging = true;
-        self.log_config = topic_config
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        self.options = self.options.with_logging_enabled(topic_config);
         self
     }
 
     /// No changelog: the store is not restored after a failure.
     pub fn with_logging_disabled(mut self) -> Self {
-        self.logging = false;
-        self.log_config.clear();
+        self.options = self.options.with_logging_disabled();
         self
+    }
+
+    /// The store's options: backend, record cache and changelog, as
+    /// [`streams_core::StoreBuilder`] takes them.
+    pub fn store_options(&self) -> &StoreOptions {
+        &self.options
     }
 
     /// How long a window store keeps a window after its start (Kafka's

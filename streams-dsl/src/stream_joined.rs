@@ -1,10 +1,9 @@
 //! [`StreamJoined`]: the serdes, names and stores of a stream–stream join.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use streams_core::{Serde, StoreBackend};
+use streams_core::{Serde, StoreBackend, StoreOptions};
 
 use crate::options::SerdeArc;
 
@@ -55,9 +54,8 @@ pub struct StreamJoined<K, V, VO> {
     pub(crate) key_serde: Option<SerdeArc<K>>,
     pub(crate) value_serde: Option<SerdeArc<V>>,
     pub(crate) other_value_serde: Option<SerdeArc<VO>>,
-    pub(crate) backend: Option<StoreBackend>,
-    pub(crate) logging: bool,
-    pub(crate) log_config: BTreeMap<String, String>,
+    /// Backend and changelog of the join's stores.
+    pub(crate) options: StoreOptions,
 }
 
 impl<K, V, VO> fmt::Debug for StreamJoined<K, V, VO> {
@@ -68,9 +66,7 @@ impl<K, V, VO> fmt::Debug for StreamJoined<K, V, VO> {
             .field("key_serde", &self.key_serde.is_some())
             .field("value_serde", &self.value_serde.is_some())
             .field("other_value_serde", &self.other_value_serde.is_some())
-            .field("backend", &self.backend)
-            .field("logging", &self.logging)
-            .field("log_config", &self.log_config)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -83,9 +79,7 @@ impl<K, V, VO> Default for StreamJoined<K, V, VO> {
             key_serde: None,
             value_serde: None,
             other_value_serde: None,
-            backend: None,
-            logging: true,
-            log_config: BTreeMap::new(),
+            options: StoreOptions::default(),
         }
     }
 }
@@ -148,7 +142,7 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
     /// Chooses the storage engine of the join's stores (as
     /// [`crate::Materialized::with_backend`]).
     pub fn with_backend(mut self, backend: StoreBackend) -> Self {
-        self.backend = Some(backend);
+        self.options = self.options.with_backend(backend);
         self
     }
 
@@ -160,18 +154,13 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
         CK: Into<String>,
         CV: Into<String>,
     {
-        self.logging = true;
-        self.log_config = topic_config
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        self.options = self.options.with_logging_enabled(topic_config);
         self
     }
 
     /// No changelogs: the stores are not restored after a failure.
     pub fn with_logging_disabled(mut self) -> Self {
-        self.logging = false;
-        self.log_config.clear();
+        self.options = self.options.with_logging_disabled();
         self
     }
 
@@ -187,11 +176,17 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
 
     /// The backend, if chosen.
     pub fn backend(&self) -> Option<StoreBackend> {
-        self.backend
+        self.options.backend()
     }
 
     /// Whether the stores are changelogged.
     pub fn logging_enabled(&self) -> bool {
-        self.logging
+        self.options.logging_enabled()
+    }
+
+    /// The stores' options: backend and changelog (the join's window
+    /// stores are never cached).
+    pub fn store_options(&self) -> &StoreOptions {
+        &self.options
     }
 }
