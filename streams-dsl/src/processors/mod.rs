@@ -30,6 +30,7 @@ mod stream_aggregate;
 pub(crate) mod stream_global_join;
 pub(crate) mod stream_stream_join;
 pub(crate) mod stream_table_join;
+pub(crate) mod suppress;
 mod table_aggregate;
 pub(crate) mod table_join_merger;
 mod table_source;
