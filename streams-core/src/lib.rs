@@ -121,7 +121,9 @@ pub use processor::{
 };
 pub use punctuation::{Cancellable, PunctuationType};
 pub use record::{Header, Headers, Record, RecordMetadata};
-pub use runtime::{AppState, PausePoint, ReadOnlyKeyValueStore, StateListener, StreamsApp};
+pub use runtime::{
+    AppState, Backend, PausePoint, ReadOnlyKeyValueStore, StateListener, StreamsApp,
+};
 pub use serdes::{
     BincodeSerde, BoolSerde, ByteVecSerde, BytesSerde, F32Serde, F64Serde, I16Serde, I32Serde,
     I64Serde, JsonSerde, Serde, SerdeError, SerdeOperation, Serdes, SessionWindowedSerde,

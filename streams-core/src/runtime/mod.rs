@@ -16,6 +16,7 @@
 //! outputs, changelog records and the consumed offsets commit together or
 //! not at all. `docs/exactly-once.md` describes the protocol.
 
+mod backend;
 mod checkpoint;
 mod clients;
 mod commit;
@@ -34,9 +35,6 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use broker_embedded::Broker;
-
-use crate::client::embedded::EmbeddedClients;
 use crate::client::kafka::KafkaClients;
 use crate::client::ClientSupplier;
 use crate::config::StreamsConfig;
@@ -44,12 +42,13 @@ use crate::error::{Result, StreamsError};
 use crate::exec::TaskId;
 use crate::topology::Topology;
 
+pub use self::backend::Backend;
 use self::global_thread::GlobalThread;
 use self::state::{lock, Shared};
 pub use self::state::{AppState, PausePoint, StateListener};
 use self::thread::ThreadHandle;
 
-/// Runs a [`Topology`] against an embedded [`Broker`] ([`StreamsApp::new`])
+/// Runs a [`Topology`] against an embedded [`broker_embedded::Broker`] ([`StreamsApp::new`])
 /// or a Kafka cluster ([`StreamsApp::connect`]), as Kafka's `KafkaStreams`.
 ///
 /// ```no_run
@@ -87,12 +86,13 @@ impl fmt::Debug for StreamsApp {
 }
 
 impl StreamsApp {
-    /// An app that will run `topology` with `config` on `broker`.
-    pub fn new(topology: Topology, config: StreamsConfig, broker: Broker) -> Self {
+    /// An app that will run `topology` with `config` on `backend`: the
+    /// embedded [`broker_embedded::Broker`] (see [`Backend`]).
+    pub fn new(topology: Topology, config: StreamsConfig, backend: impl Backend) -> Self {
         Self {
             topology: Some(topology),
             config,
-            clients: Arc::new(EmbeddedClients::new(broker)),
+            clients: self::backend::clients_of(backend),
             shared: Arc::new(Shared::new()),
             threads: Vec::new(),
             global: None,
