@@ -1,0 +1,745 @@
+//! [`App`]: declares an app's topics, agents and tables, and runs them on
+//! the streams runtime.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use broker_embedded::{Broker, BrokerConfig, NewTopic, Producer, ProducerRecord};
+use bytes::Bytes;
+use futures::FutureExt as _;
+use streams_core::{
+    AppState, Serde, Serdes, StoreBackend, StoreBuilder, StreamsApp, StreamsConfig, Topology,
+};
+use tokio::runtime::Handle;
+
+use crate::driver::{AgentDriver, AgentFn};
+use crate::error::{AgentError, AgentResult, Result};
+use crate::stream::AgentStream;
+use crate::table::Table;
+use crate::topic::Topic;
+
+/// Faust's default partition count of the topics an app creates.
+pub const DEFAULT_TOPIC_PARTITIONS: u32 = 8;
+
+/// An agent as the app keeps it, its types erased.
+trait AgentDef: Send + Sync {
+    fn name(&self) -> &str;
+    fn topic(&self) -> &str;
+    fn description(&self) -> String;
+    /// Adds the agent's source (once per topic) and driver to `topology`.
+    fn add_to(
+        &self,
+        topology: &mut Topology,
+        sources: &mut BTreeMap<String, String>,
+        runtime: &Handle,
+    ) -> Result<()>;
+}
+
+struct AgentSpec<K, V> {
+    name: Arc<str>,
+    topic: Topic<K, V>,
+    make: AgentFn<K, V>,
+    description: Arc<Mutex<String>>,
+}
+
+impl<K, V> AgentDef for AgentSpec<K, V>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn topic(&self) -> &str {
+        &self.topic.name
+    }
+
+    fn description(&self) -> String {
+        self.description
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn add_to(
+        &self,
+        topology: &mut Topology,
+        sources: &mut BTreeMap<String, String>,
+        runtime: &Handle,
+    ) -> Result<()> {
+        let topic = self.topic.name.to_string();
+        let source = match sources.get(&topic) {
+            Some(source) => source.clone(),
+            None => {
+                let source = format!("{topic}-source");
+                topology.add_source(
+                    &source,
+                    self.topic.key_serde.clone(),
+                    self.topic.value_serde.clone(),
+                    &[&topic],
+                )?;
+                sources.insert(topic, source.clone());
+                source
+            }
+        };
+        let (name, topic, make, runtime) = (
+            self.name.clone(),
+            self.topic.name.clone(),
+            self.make.clone(),
+            runtime.clone(),
+        );
+        topology.add_processor(
+            &self.name,
+            move || AgentDriver::new(name.clone(), topic.clone(), make.clone(), runtime.clone()),
+            &[&source],
+        )?;
+        Ok(())
+    }
+}
+
+/// A topic as the app keeps it, its types erased.
+trait TopicDef: Send + Sync {
+    fn partitions(&self) -> u32;
+    /// The bytes of a record given as text: the text's UTF-8 bytes, checked
+    /// by reading them with the topic's serdes.
+    fn text_record(&self, key: Option<&str>, value: &str) -> Result<(Option<Bytes>, Bytes)>;
+}
+
+impl<K: Send + Sync + 'static, V: Send + Sync + 'static> TopicDef for Topic<K, V> {
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    fn text_record(&self, key: Option<&str>, value: &str) -> Result<(Option<Bytes>, Bytes)> {
+        let check = |what: &str, text: &str, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(AgentError::Usage(format!(
+                    "{what} {text:?} is not a valid {} for topic '{}'",
+                    if what == "key" {
+                        std::any::type_name::<K>()
+                    } else {
+                        std::any::type_name::<V>()
+                    },
+                    self.name
+                )))
+            }
+        };
+        let key = key
+            .map(|k| {
+                let bytes = Bytes::copy_from_slice(k.as_bytes());
+                check(
+                    "key",
+                    k,
+                    self.key_serde.deserialize(&self.name, &bytes).is_ok(),
+                )
+                .map(|()| bytes)
+            })
+            .transpose()?;
+        let bytes = Bytes::copy_from_slice(value.as_bytes());
+        check(
+            "value",
+            value,
+            self.value_serde.deserialize(&self.name, &bytes).is_ok(),
+        )?;
+        Ok((key, bytes))
+    }
+}
+
+/// A table as the app keeps it, its types erased.
+trait TableDef: Send + Sync {
+    fn name(&self) -> &str;
+    fn store_builder(&self) -> StoreBuilder;
+    fn set_partitions(&self, partitions: u32);
+    fn describe(&self) -> String;
+}
+
+impl<K, V> TableDef for Table<K, V>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn store_builder(&self) -> StoreBuilder {
+        Table::store_builder(self)
+    }
+
+    fn set_partitions(&self, partitions: u32) {
+        let _ = self.partitions.set(partitions);
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} -> {}",
+            std::any::type_name::<K>(),
+            std::any::type_name::<V>()
+        )
+    }
+}
+
+/// A handle on an agent of an [`App`]: its name and topic, and sending to
+/// it (Faust's `agent.send`).
+pub struct Agent<K, V> {
+    name: Arc<str>,
+    topic: Topic<K, V>,
+    description: Arc<Mutex<String>>,
+}
+
+impl<K, V> fmt::Debug for Agent<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.name)
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl<K, V> Agent<K, V>
+where
+    K: Send + 'static,
+    V: Send + 'static,
+{
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The topic it reads.
+    pub fn topic(&self) -> &Topic<K, V> {
+        &self.topic
+    }
+
+    /// Sets the description `myapp agents` prints (Faust prints the
+    /// agent's docstring).
+    pub fn describe(self, description: impl Into<String>) -> Self {
+        *self
+            .description
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = description.into();
+        self
+    }
+
+    /// Sends a record to the agent's topic from another agent's body
+    /// (Faust's `agent.send(key=.., value=..)`); see [`Topic::send`].
+    pub async fn send(&self, key: impl Into<Option<K>>, value: V) -> Result<()> {
+        self.topic.send(key, value).await
+    }
+}
+
+/// An app of agents and tables (Faust's `faust.App`), on the embedded
+/// broker.
+///
+/// Declare topics ([`App::topic`]), tables ([`App::table`]) and agents
+/// ([`App::agent`]), then [`App::run`] it (or [`App::main`], which gives
+/// the binary Faust's commands). The app runs on the streams runtime: each
+/// partition of an agent's topic is a task with its own instance of the
+/// agent, its events in offset order; tables are state stores with
+/// compacted changelogs; commits follow `processing.guarantee` (see
+/// `docs/agents.md`).
+///
+/// ```no_run
+/// use streams_agents::App;
+/// use streams_core::{Serdes, StreamsConfig};
+/// use futures::StreamExt;
+///
+/// # async fn example() -> streams_agents::Result<()> {
+/// let mut app = App::new(StreamsConfig::new("faust-stream"));
+/// let rides = app.topic::<String, String>("rides", Serdes::string(), Serdes::string())?;
+/// let counts = app.table::<String, i64>("vendor_rides")?.default(|| 0);
+/// app.agent("count", &rides, move |rides| {
+///     let counts = counts.clone();
+///     async move {
+///         let mut rides = rides;
+///         while let Some(ride) = rides.next().await {
+///             if let Some(vendor) = ride?.key {
+///                 counts.update(&vendor, |n| n + 1).await?;
+///             }
+///         }
+///         Ok(())
+///     }
+/// })?;
+/// app.run().await
+/// # }
+/// ```
+pub struct App {
+    config: StreamsConfig,
+    broker: Option<Broker>,
+    topic_partitions: u32,
+    topics: BTreeMap<String, Box<dyn TopicDef>>,
+    agents: Vec<Box<dyn AgentDef>>,
+    tables: Vec<Box<dyn TableDef>>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("application_id", &self.config.application_id())
+            .field("topics", &self.topics.keys().collect::<Vec<_>>())
+            .field(
+                "agents",
+                &self.agents.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            )
+            .field(
+                "tables",
+                &self.tables.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// An app with `config` (its `application.id` names the app, its
+    /// consumer group and its tables' changelogs). It runs on the embedded
+    /// broker given with [`App::with_broker`], else on one kept in
+    /// `<state.dir>/<application.id>-broker`.
+    pub fn new(config: StreamsConfig) -> Self {
+        Self {
+            config,
+            broker: None,
+            topic_partitions: DEFAULT_TOPIC_PARTITIONS,
+            topics: BTreeMap::new(),
+            agents: Vec::new(),
+            tables: Vec::new(),
+        }
+    }
+
+    /// Runs on `broker`.
+    pub fn with_broker(mut self, broker: Broker) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// How many partitions the topics declared from here on are created
+    /// with when they do not exist (default
+    /// [`DEFAULT_TOPIC_PARTITIONS`], Faust's `topic_partitions`).
+    pub fn with_topic_partitions(mut self, partitions: u32) -> Self {
+        self.topic_partitions = partitions.max(1);
+        self
+    }
+
+    /// The app's configuration.
+    pub fn config(&self) -> &StreamsConfig {
+        &self.config
+    }
+
+    /// Where the embedded broker lives when none is given.
+    fn broker_dir(&self) -> PathBuf {
+        self.config
+            .state_dir()
+            .join(format!("{}-broker", self.config.application_id()))
+    }
+
+    /// The broker the app runs on, opened if it was not given.
+    pub async fn broker(&mut self) -> Result<Broker> {
+        if let Some(broker) = &self.broker {
+            return Ok(broker.clone());
+        }
+        let broker = Broker::open(self.broker_dir(), BrokerConfig::default()).await?;
+        self.broker = Some(broker.clone());
+        Ok(broker)
+    }
+
+    /// Declares topic `name` with the serdes of its keys and values
+    /// (Faust's `app.topic(name, key_type=.., value_type=..)`); the app
+    /// creates it when it runs, if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Duplicate`] when the name is declared already.
+    pub fn topic<K: Send + Sync + 'static, V: Send + Sync + 'static>(
+        &mut self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<Topic<K, V>> {
+        if self.topics.contains_key(name) {
+            return Err(AgentError::Duplicate {
+                kind: "topic",
+                name: name.to_owned(),
+            });
+        }
+        let topic = Topic {
+            name: Arc::from(name),
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            partitions: self.topic_partitions,
+        };
+        self.topics.insert(name.to_owned(), Box::new(topic.clone()));
+        Ok(topic)
+    }
+
+    /// Declares table `name` of keys `K` and values `V` with their built-in
+    /// serdes ([`Serdes::default_for`]: strings, integers, floats, bools,
+    /// bytes); [`App::table_with`] takes serdes. Give it a default with
+    /// [`Table::default`].
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Duplicate`] when the name is declared already;
+    /// [`AgentError::Usage`] when `K` or `V` has no built-in serde.
+    pub fn table<K, V>(&mut self, name: &str) -> Result<Table<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let (Some(key_serde), Some(value_serde)) =
+            (Serdes::default_for::<K>(), Serdes::default_for::<V>())
+        else {
+            return Err(AgentError::Usage(format!(
+                "table '{name}': {} or {} has no built-in serde; declare it with App::table_with",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            )));
+        };
+        self.table_with(name, key_serde, value_serde)
+    }
+
+    /// Declares table `name` with the serdes of its keys and values (in its
+    /// store and its changelog).
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Duplicate`] when the name is declared already.
+    pub fn table_with<K, V>(
+        &mut self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<Table<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if self.tables.iter().any(|t| t.name() == name) {
+            return Err(AgentError::Duplicate {
+                kind: "table",
+                name: name.to_owned(),
+            });
+        }
+        let table = Table {
+            name: Arc::from(name),
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            default: None,
+            backend: None,
+            partitions: Arc::new(OnceLock::new()),
+        };
+        self.tables.push(Box::new(table.clone()));
+        Ok(table)
+    }
+
+    /// Declares table `name` on `backend` (in memory, sled or redb; the
+    /// default is [`StoreBackend::default`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`App::table`].
+    pub fn table_on<K, V>(&mut self, name: &str, backend: StoreBackend) -> Result<Table<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let mut table = self.table::<K, V>(name)?;
+        table.backend = Some(backend);
+        if let Some(def) = self.tables.last_mut() {
+            *def = Box::new(table.clone());
+        }
+        Ok(table)
+    }
+
+    /// Declares agent `name` over `topic` (Faust's `@app.agent(topic)`):
+    /// `agent` receives the events of one partition as an
+    /// [`AgentStream`] and returns the future that processes them. Each
+    /// partition has its own instance of the agent. An agent that returns
+    /// an error stops the app with the agent's name in the error.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Duplicate`] when the name is declared already.
+    pub fn agent<K, V, F, Fut>(
+        &mut self,
+        name: &str,
+        topic: &Topic<K, V>,
+        agent: F,
+    ) -> Result<Agent<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Fn(AgentStream<K, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = AgentResult> + Send + 'static,
+    {
+        if self.agents.iter().any(|a| a.name() == name) || self.topics.contains_key(name) {
+            return Err(AgentError::Duplicate {
+                kind: "agent",
+                name: name.to_owned(),
+            });
+        }
+        let make: AgentFn<K, V> = Arc::new(move |stream| agent(stream).boxed());
+        let description = Arc::new(Mutex::new(String::new()));
+        self.agents.push(Box::new(AgentSpec {
+            name: Arc::from(name),
+            topic: topic.clone(),
+            make,
+            description: description.clone(),
+        }));
+        Ok(Agent {
+            name: Arc::from(name),
+            topic: topic.clone(),
+            description,
+        })
+    }
+
+    /// The agents: (name, topic, description), in declaration order.
+    pub fn agents(&self) -> Vec<(String, String, String)> {
+        self.agents
+            .iter()
+            .map(|a| (a.name().to_owned(), a.topic().to_owned(), a.description()))
+            .collect()
+    }
+
+    /// The tables: (name, changelog topic, key and value types).
+    pub fn tables(&self) -> Vec<(String, String, String)> {
+        let app = self.config.application_id();
+        self.tables
+            .iter()
+            .map(|t| {
+                (
+                    t.name().to_owned(),
+                    format!("{app}-{}-changelog", t.name()),
+                    t.describe(),
+                )
+            })
+            .collect()
+    }
+
+    /// The topology the app runs: a source per topic read, a processor per
+    /// agent, a store per table connected to every agent.
+    fn topology(&self, runtime: &Handle) -> Result<Topology> {
+        let mut topology = Topology::new();
+        let mut sources = BTreeMap::new();
+        for agent in &self.agents {
+            agent.add_to(&mut topology, &mut sources, runtime)?;
+        }
+        let agents: Vec<&str> = self.agents.iter().map(|a| a.name()).collect();
+        for table in &self.tables {
+            topology.add_state_store(table.store_builder(), &agents)?;
+        }
+        for topic in self.topics.keys() {
+            if !sources.contains_key(topic) {
+                topology.add_output_topic(topic)?;
+            }
+        }
+        Ok(topology)
+    }
+
+    /// Creates the topics, then starts the agents; returns the running app.
+    ///
+    /// # Errors
+    ///
+    /// A broker error creating the topics; the runtime's error starting
+    /// (a co-partitioning error when tables are shared by agents whose
+    /// topics have different partition counts).
+    pub async fn start(mut self) -> Result<RunningApp> {
+        let broker = self.broker().await?;
+        for (name, topic) in &self.topics {
+            broker
+                .ensure_topic(NewTopic::new(name.clone(), topic.partitions()))
+                .await?;
+        }
+        if let Some(agent) = self.agents.first() {
+            let partitions = broker.partition_count(agent.topic()).await?;
+            for table in &self.tables {
+                table.set_partitions(partitions);
+            }
+        }
+        let topology = self.topology(&Handle::current())?;
+        let mut app = StreamsApp::new(topology, self.config.clone(), broker.clone());
+        app.start().await?;
+        tracing::info!(
+            app = %self.config.application_id(),
+            agents = self.agents.len(),
+            tables = self.tables.len(),
+            "agents started"
+        );
+        Ok(RunningApp { app, broker })
+    }
+
+    /// Runs the app until Ctrl-C, or until an agent fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`App::start`], and [`AgentError::Stopped`] with the runtime's
+    /// error (naming the agent) when an agent fails.
+    pub async fn run(self) -> Result<()> {
+        let mut running = self.start().await?;
+        let stopped = tokio::select! {
+            stopped = running.wait() => Some(stopped),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        match stopped {
+            Some(stopped) => stopped,
+            None => {
+                tracing::info!("interrupted; stopping");
+                running.stop().await
+            }
+        }
+    }
+
+    /// Sends a record given as text to topic `name` (`myapp send`).
+    pub(crate) async fn send_text(
+        &mut self,
+        name: &str,
+        key: Option<&str>,
+        value: &str,
+    ) -> Result<()> {
+        let Some(topic) = self.topics.get(name) else {
+            return Err(AgentError::Usage(format!(
+                "no topic '{name}' in this app; its topics: {}",
+                self.topics.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let (key, value) = topic.text_record(key, value)?;
+        let partitions = topic.partitions();
+        let broker = self.broker().await?;
+        broker
+            .ensure_topic(NewTopic::new(name.to_owned(), partitions))
+            .await?;
+        let mut record = ProducerRecord::new(name.to_owned(), value);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        Producer::new(&broker).send(record).await?;
+        Ok(())
+    }
+
+    /// Sends a record to `topic` from outside the agents (a loader, a
+    /// command line), through a producer of the broker.
+    ///
+    /// # Errors
+    ///
+    /// A serde or broker error.
+    pub async fn send<K: 'static, V: 'static>(
+        &mut self,
+        topic: &Topic<K, V>,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<()> {
+        let broker = self.broker().await?;
+        broker
+            .ensure_topic(NewTopic::new(topic.name().to_owned(), topic.partitions))
+            .await?;
+        send_bytes(&broker, topic, key, value).await
+    }
+}
+
+/// Sends one record to `topic` through a producer of `broker`.
+pub(crate) async fn send_bytes<K: 'static, V: 'static>(
+    broker: &Broker,
+    topic: &Topic<K, V>,
+    key: Option<&K>,
+    value: Option<&V>,
+) -> Result<()> {
+    let (key, value) = topic.encode(key, value)?;
+    let mut record = ProducerRecord::new(topic.name.clone(), value.unwrap_or_default());
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    Producer::new(broker).send(record).await?;
+    Ok(())
+}
+
+/// An app whose agents run; see [`App::start`].
+pub struct RunningApp {
+    app: StreamsApp,
+    broker: Broker,
+}
+
+impl fmt::Debug for RunningApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningApp")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningApp {
+    /// The broker it runs on.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The runtime's state.
+    pub fn state(&self) -> AppState {
+        self.app.state()
+    }
+
+    /// Waits until the app stops: `Ok` when it was stopped, the error
+    /// when an agent (or the runtime) failed.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Stopped`] with the runtime's error.
+    pub async fn wait(&mut self) -> Result<()> {
+        loop {
+            match self.app.state() {
+                AppState::Error => {
+                    let error = self
+                        .app
+                        .error()
+                        .unwrap_or_else(|| "unknown error".to_owned());
+                    let _ = self.app.close().await;
+                    return Err(AgentError::Stopped(error));
+                }
+                AppState::NotRunning => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// The entries of `table` in the partitions this app owns (read while
+    /// it runs, as Kafka's interactive queries).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub fn table_entries<K, V>(&self, table: &Table<K, V>) -> Result<Vec<(K, V)>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        Ok(self.app.store::<K, V>(table.name())?.all()?)
+    }
+
+    /// Sends a record to `topic` from outside the agents.
+    ///
+    /// # Errors
+    ///
+    /// A serde or broker error.
+    pub async fn send<K: 'static, V: 'static>(
+        &self,
+        topic: &Topic<K, V>,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<()> {
+        send_bytes(&self.broker, topic, key, value).await
+    }
+
+    /// Stops the agents, committing what they finished.
+    ///
+    /// # Errors
+    ///
+    /// The runtime's error closing.
+    pub async fn stop(mut self) -> Result<()> {
+        self.app.close().await?;
+        Ok(())
+    }
+}

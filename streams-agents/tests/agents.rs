@@ -1,0 +1,396 @@
+//! Agents over the embedded broker: order per partition, tables with
+//! defaults, restore after a restart, errors, partitioning, the commands.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use broker_embedded::{
+    AutoOffsetReset, Broker, BrokerConfig, Consumer, ConsumerConfig, IsolationLevel,
+};
+use futures::StreamExt;
+use streams_agents::{AgentError, App, RunningApp, Table};
+use streams_core::{ProcessingGuarantee, Serdes, StreamsConfig};
+
+type Shared<T> = Arc<Mutex<T>>;
+
+fn config(app: &str, state: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::new(app)
+        .with_state_dir(state)
+        .with_commit_interval_ms(50)
+}
+
+/// Waits (up to a minute) until `done` holds.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn table_map(running: &RunningApp, table: &Table<String, i64>) -> BTreeMap<String, i64> {
+    running
+        .table_entries(table)
+        .map(|entries| entries.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Every committed record of `topic` (all partitions, each in offset
+/// order) as a string key and an i64 count.
+async fn read_counts(broker: &Broker, topic: &str) -> Vec<(String, i64)> {
+    let mut consumer = Consumer::new(
+        broker,
+        ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            isolation_level: IsolationLevel::ReadCommitted,
+            enable_auto_commit: false,
+            ..ConsumerConfig::default()
+        },
+    );
+    consumer.assign_topic(topic).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let records = consumer
+            .poll_up_to(100_000, Duration::from_millis(50))
+            .await
+            .unwrap();
+        if records.is_empty() {
+            return out;
+        }
+        for r in records {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let value = i64::from_be_bytes(r.value.unwrap()[..8].try_into().unwrap());
+            out.push((key, value));
+        }
+    }
+}
+
+/// A word count app: lines in `lines`, counts in table `counts` and on
+/// topic `counts-out`.
+fn word_count(app: &mut App) -> Table<String, i64> {
+    let lines = app
+        .topic::<String, String>("lines", Serdes::string(), Serdes::string())
+        .unwrap();
+    let out = app
+        .topic::<String, i64>("counts-out", Serdes::string(), Serdes::i64())
+        .unwrap();
+    let words = app
+        .topic::<String, String>("words", Serdes::string(), Serdes::string())
+        .unwrap();
+    let counts = app.table::<String, i64>("counts").unwrap().default(|| 0);
+    let for_split = words.clone();
+    app.agent("split", &lines, move |lines| {
+        let words = for_split.clone();
+        async move {
+            let mut values = Box::pin(lines.values());
+            while let Some(line) = values.next().await {
+                for word in line?.split_whitespace() {
+                    words.send(word.to_owned(), word.to_owned()).await?;
+                }
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let table = counts.clone();
+    app.agent("count", &words, move |mut words| {
+        let (counts, out) = (table.clone(), out.clone());
+        async move {
+            while let Some(event) = words.next().await {
+                let Some(word) = event?.key else { continue };
+                let n = counts.update(&word, |n| n + 1).await?;
+                out.send(word, n).await?;
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn word_count_counts_in_a_table_and_continues_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default())
+        .await
+        .unwrap();
+    let state = dir.path().join("state");
+    let lines = ["the cat", "the dog and the cat", "a bird"];
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+
+    let mut app = App::new(config("wc", &state))
+        .with_broker(broker.clone())
+        .with_topic_partitions(3);
+    let counts = word_count(&mut app);
+    let running = app.start().await.unwrap();
+    let topic = App::new(config("probe", &state))
+        .topic::<String, String>("lines", Serdes::string(), Serdes::string())
+        .unwrap();
+    for line in lines {
+        running
+            .send(&topic, None, Some(&line.to_owned()))
+            .await
+            .unwrap();
+        for w in line.split_whitespace() {
+            *expected.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    wait_for("the first counts", || {
+        table_map(&running, &counts) == expected
+    })
+    .await;
+    running.stop().await.unwrap();
+
+    // A second instance over the same broker and state dir: the table is
+    // restored and the counts go on from where they were.
+    let mut app = App::new(config("wc", &state))
+        .with_broker(broker.clone())
+        .with_topic_partitions(3);
+    let counts = word_count(&mut app);
+    let running = app.start().await.unwrap();
+    for line in ["the end", "cat"] {
+        running
+            .send(&topic, None, Some(&line.to_owned()))
+            .await
+            .unwrap();
+        for w in line.split_whitespace() {
+            *expected.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    wait_for("the counts after the restart", || {
+        table_map(&running, &counts) == expected
+    })
+    .await;
+    running.stop().await.unwrap();
+
+    // Every count went out once, in order per word: 1, 2, ..., n.
+    let mut per_word: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (word, n) in read_counts(&broker, "counts-out").await {
+        per_word.entry(word).or_default().push(n);
+    }
+    for (word, n) in &expected {
+        assert_eq!(per_word[word], (1..=*n).collect::<Vec<_>>(), "{word}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_a_partition_arrive_in_offset_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("order", dir.path()))
+        .with_broker(broker)
+        .with_topic_partitions(4);
+    let numbers = app
+        .topic::<String, i64>("numbers", Serdes::string(), Serdes::i64())
+        .unwrap();
+    let seen: Shared<Vec<(u32, u64, String, i64)>> = Arc::default();
+    let for_agent = seen.clone();
+    app.agent("record", &numbers, move |mut events| {
+        let seen = for_agent.clone();
+        async move {
+            while let Some(event) = events.next().await {
+                let event = event?;
+                // A pause inside the agent: the partition waits for it.
+                tokio::time::sleep(Duration::from_micros(50)).await;
+                seen.lock().unwrap().push((
+                    event.partition,
+                    event.offset,
+                    event.key.unwrap_or_default(),
+                    event.value.unwrap_or_default(),
+                ));
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let running = app.start().await.unwrap();
+    let keys = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for i in 0..400i64 {
+        let key = keys[(i % 8) as usize].to_owned();
+        running.send(&numbers, Some(&key), Some(&i)).await.unwrap();
+    }
+    wait_for("all 400 events", || seen.lock().unwrap().len() == 400).await;
+    running.stop().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut last_offset: BTreeMap<u32, u64> = BTreeMap::new();
+    for (partition, offset, key, value) in seen {
+        if let Some(last) = last_offset.insert(partition, offset) {
+            assert!(
+                offset > last,
+                "partition {partition}: {offset} after {last}"
+            );
+        }
+        per_key.entry(key).or_default().push(value);
+    }
+    for (k, values) in per_key {
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        assert_eq!(values, sorted, "key {k}");
+        assert_eq!(values.len(), 50);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_error_stops_the_app_and_names_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("fails", dir.path())).with_broker(broker);
+    let input = app
+        .topic::<String, String>("input", Serdes::string(), Serdes::string())
+        .unwrap();
+    app.agent("picky", &input, |mut events| async move {
+        while let Some(event) = events.next().await {
+            if event?.value.as_deref() == Some("bad") {
+                return Err("a bad value".into());
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut running = app.start().await.unwrap();
+    running
+        .send(&input, None, Some(&"good".to_owned()))
+        .await
+        .unwrap();
+    running
+        .send(&input, None, Some(&"bad".to_owned()))
+        .await
+        .unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), running.wait())
+        .await
+        .expect("the app stops");
+    let Err(AgentError::Stopped(message)) = stopped else {
+        panic!("expected the agent's error, got {stopped:?}");
+    };
+    assert!(
+        message.contains("agent 'picky' failed: a bad value"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_key_of_another_partition_says_to_group_by_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("copart", dir.path()))
+        .with_broker(broker)
+        .with_topic_partitions(8);
+    let rides = app
+        .topic::<String, String>("rides", Serdes::string(), Serdes::string())
+        .unwrap();
+    let per_vendor = app
+        .table::<String, i64>("per_vendor")
+        .unwrap()
+        .default(|| 0);
+    app.agent("count", &rides, move |mut rides| {
+        let per_vendor = per_vendor.clone();
+        async move {
+            while let Some(ride) = rides.next().await {
+                // The vendor is in the value, not the key: wrong partition.
+                if let Some(vendor) = ride?.value {
+                    per_vendor.update(&vendor, |n| n + 1).await?;
+                }
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let mut running = app.start().await.unwrap();
+    for i in 0..50 {
+        running
+            .send(
+                &rides,
+                Some(&format!("ride-{i}")),
+                Some(&format!("vendor-{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(60), running.wait())
+        .await
+        .expect("the app stops");
+    let Err(AgentError::Stopped(message)) = stopped else {
+        panic!("expected the partitioning error, got {stopped:?}");
+    };
+    assert!(message.contains("table 'per_vendor'"), "{message}");
+    assert!(message.contains("group_by the stream"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_commits_table_and_outputs_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default())
+        .await
+        .unwrap();
+    let mut app = App::new(
+        config("wc-eos", &dir.path().join("state"))
+            .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2),
+    )
+    .with_broker(broker.clone())
+    .with_topic_partitions(2);
+    let counts = word_count(&mut app);
+    let running = app.start().await.unwrap();
+    let lines = App::new(config("probe2", dir.path()))
+        .topic::<String, String>("lines", Serdes::string(), Serdes::string())
+        .unwrap();
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..200 {
+        let line = format!("w{} w{} common", i % 7, i % 3);
+        for w in line.split_whitespace() {
+            *expected.entry(w.to_owned()).or_default() += 1;
+        }
+        running.send(&lines, None, Some(&line)).await.unwrap();
+    }
+    wait_for("the counts", || table_map(&running, &counts) == expected).await;
+    running.stop().await.unwrap();
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for (word, n) in read_counts(&broker, "counts-out").await {
+        let previous = last.insert(word.clone(), n).unwrap_or(0);
+        assert_eq!(n, previous + 1, "{word}");
+    }
+    assert_eq!(last, expected);
+}
+
+#[tokio::test]
+async fn the_commands_list_agents_and_tables_and_check_what_they_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = || {
+        let mut app = App::new(config("cli", dir.path()));
+        word_count(&mut app);
+        app
+    };
+    let app = make();
+    assert_eq!(
+        app.agents(),
+        [
+            ("split".to_owned(), "lines".to_owned(), String::new()),
+            ("count".to_owned(), "words".to_owned(), String::new()),
+        ]
+    );
+    assert_eq!(app.tables()[0].0, "counts");
+    assert_eq!(app.tables()[0].1, "cli-counts-changelog");
+    let usage = make()
+        .run_command(["myapp", "send", "nowhere", "x"])
+        .await
+        .unwrap_err();
+    assert!(usage.to_string().contains("no topic 'nowhere'"), "{usage}");
+    let usage = make()
+        .run_command(["myapp", "frobnicate"])
+        .await
+        .unwrap_err();
+    assert!(matches!(usage, AgentError::Usage(_)), "{usage}");
+    make()
+        .run_command(["myapp", "send", "lines", "hello world"])
+        .await
+        .unwrap();
+    let broker = Broker::open(dir.path().join("cli-broker"), BrokerConfig::default())
+        .await
+        .unwrap();
+    let mut sent = 0;
+    for p in 0..broker.partition_count("lines").await.unwrap() {
+        sent += broker.offsets("lines", p).await.unwrap().1;
+    }
+    assert_eq!(sent, 1);
+}
