@@ -16,9 +16,10 @@ use streams_core::{
 };
 use tokio::runtime::Handle;
 
-use crate::driver::{AgentDriver, AgentFn};
+use crate::driver::{AgentDriver, AgentFn, StartFn};
 use crate::error::{AgentError, AgentResult, Result};
-use crate::stream::AgentStream;
+use crate::group_by::{GroupDef, Probe};
+use crate::stream::{repartition_topic, AgentStream, StreamSetup};
 use crate::table::Table;
 use crate::topic::Topic;
 
@@ -30,13 +31,32 @@ trait AgentDef: Send + Sync {
     fn name(&self) -> &str;
     fn topic(&self) -> &str;
     fn description(&self) -> String;
-    /// Adds the agent's source (once per topic) and driver to `topology`.
+    /// Adds the agent's source (once per topic), its driver, and the
+    /// source and driver of its `group_by`'s repartition topic to
+    /// `topology`.
     fn add_to(
         &self,
         topology: &mut Topology,
         sources: &mut BTreeMap<String, String>,
         runtime: &Handle,
-    ) -> Result<()>;
+        setup: Setup<'_>,
+    ) -> Result<Added>;
+}
+
+/// What the app knows of an agent's topic when it builds the topology.
+#[derive(Clone, Copy)]
+struct Setup<'a> {
+    application_id: &'a str,
+    /// The partition count of the agent's topic.
+    partitions: u32,
+}
+
+/// What [`AgentDef::add_to`] added.
+struct Added {
+    /// The agent's drivers: the tables are connected to them.
+    drivers: Vec<String>,
+    /// The repartition topics of its `group_by`.
+    repartition_topics: Vec<String>,
 }
 
 struct AgentSpec<K, V> {
@@ -71,7 +91,13 @@ where
         topology: &mut Topology,
         sources: &mut BTreeMap<String, String>,
         runtime: &Handle,
-    ) -> Result<()> {
+        setup: Setup<'_>,
+    ) -> Result<Added> {
+        let setup = Arc::new(StreamSetup {
+            application_id: Arc::from(setup.application_id),
+            value_serde: self.topic.value_serde.clone(),
+            partitions: setup.partitions,
+        });
         let topic = self.topic.name.to_string();
         let source = match sources.get(&topic) {
             Some(source) => source.clone(),
@@ -87,18 +113,44 @@ where
                 source
             }
         };
-        let (name, topic, make, runtime) = (
-            self.name.clone(),
-            self.topic.name.clone(),
-            self.make.clone(),
-            runtime.clone(),
-        );
+        let (make, for_start) = (self.make.clone(), setup.clone());
+        let start: StartFn<K, V> =
+            Arc::new(move |mailbox| make(AgentStream::source(mailbox, for_start.clone())));
+        let (name, topic, for_driver) =
+            (self.name.clone(), self.topic.name.clone(), runtime.clone());
         topology.add_processor(
             &self.name,
-            move || AgentDriver::new(name.clone(), topic.clone(), make.clone(), runtime.clone()),
+            move || {
+                AgentDriver::new(
+                    name.clone(),
+                    topic.clone(),
+                    start.clone(),
+                    for_driver.clone(),
+                )
+            },
             &[&source],
         )?;
-        Ok(())
+        let mut added = Added {
+            drivers: vec![self.name.to_string()],
+            repartition_topics: Vec::new(),
+        };
+        let groups = self.probe(&setup, runtime);
+        if groups.len() > 1 {
+            return Err(AgentError::Usage(format!(
+                "agent '{}' calls group_by {} times; one group_by per agent",
+                self.name,
+                groups.len()
+            )));
+        }
+        for group in groups {
+            added
+                .drivers
+                .push(group.add_to(topology, &self.name, &self.make, &setup, runtime)?);
+            added
+                .repartition_topics
+                .push(repartition_topic(&setup.application_id, group.name()));
+        }
+        Ok(added)
     }
 }
 
@@ -149,6 +201,32 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> TopicDef for Topic<K, V
             self.value_serde.deserialize(&self.name, &bytes).is_ok(),
         )?;
         Ok((key, bytes))
+    }
+}
+
+impl<K, V> AgentSpec<K, V>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Calls the agent once with empty streams, polls it once, and returns
+    /// the `group_by` calls it made. Whatever else it does fails or waits
+    /// (a table or a send outside a running agent is an error) and is
+    /// dropped.
+    fn probe(&self, setup: &Arc<StreamSetup<V>>, runtime: &Handle) -> Vec<Box<dyn GroupDef<K, V>>> {
+        let probe = Arc::new(Probe::default());
+        let _runtime = runtime.enter();
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut future = (self.make)(AgentStream::probe(probe.clone(), setup.clone()));
+            let waker = futures::task::noop_waker();
+            let _ = future
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker));
+        }));
+        if polled.is_err() {
+            tracing::warn!(agent = %self.name, "the agent panicked when called with an empty stream to learn its group_by");
+        }
+        probe.take()
     }
 }
 
@@ -523,22 +601,35 @@ impl App {
 
     /// The topology the app runs: a source per topic read, a processor per
     /// agent, a store per table connected to every agent.
-    fn topology(&self, runtime: &Handle) -> Result<Topology> {
+    fn topology(
+        &self,
+        runtime: &Handle,
+        partitions: &BTreeMap<String, u32>,
+    ) -> Result<(Topology, Vec<(String, u32)>)> {
         let mut topology = Topology::new();
         let mut sources = BTreeMap::new();
+        let mut drivers = Vec::new();
+        let mut repartitions = Vec::new();
         for agent in &self.agents {
-            agent.add_to(&mut topology, &mut sources, runtime)?;
+            let count = partitions.get(agent.topic()).copied().unwrap_or(1);
+            let setup = Setup {
+                application_id: self.config.application_id(),
+                partitions: count,
+            };
+            let added = agent.add_to(&mut topology, &mut sources, runtime, setup)?;
+            drivers.extend(added.drivers);
+            repartitions.extend(added.repartition_topics.into_iter().map(|t| (t, count)));
         }
-        let agents: Vec<&str> = self.agents.iter().map(|a| a.name()).collect();
+        let drivers: Vec<&str> = drivers.iter().map(String::as_str).collect();
         for table in &self.tables {
-            topology.add_state_store(table.store_builder(), &agents)?;
+            topology.add_state_store(table.store_builder(), &drivers)?;
         }
         for topic in self.topics.keys() {
             if !sources.contains_key(topic) {
                 topology.add_output_topic(topic)?;
             }
         }
-        Ok(topology)
+        Ok((topology, repartitions))
     }
 
     /// Creates the topics, then starts the agents; returns the running app.
@@ -550,18 +641,23 @@ impl App {
     /// topics have different partition counts).
     pub async fn start(mut self) -> Result<RunningApp> {
         let broker = self.broker().await?;
+        let mut partitions = BTreeMap::new();
         for (name, topic) in &self.topics {
             broker
                 .ensure_topic(NewTopic::new(name.clone(), topic.partitions()))
                 .await?;
+            partitions.insert(name.clone(), broker.partition_count(name).await?);
         }
         if let Some(agent) = self.agents.first() {
-            let partitions = broker.partition_count(agent.topic()).await?;
+            let count = partitions.get(agent.topic()).copied().unwrap_or(1);
             for table in &self.tables {
-                table.set_partitions(partitions);
+                table.set_partitions(count);
             }
         }
-        let topology = self.topology(&Handle::current())?;
+        let (topology, repartitions) = self.topology(&Handle::current(), &partitions)?;
+        for (topic, count) in repartitions {
+            broker.ensure_topic(NewTopic::new(topic, count)).await?;
+        }
         let mut app = StreamsApp::new(topology, self.config.clone(), broker.clone());
         app.start().await?;
         tracing::info!(

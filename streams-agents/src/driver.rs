@@ -33,6 +33,11 @@ use crate::stream::{AgentStream, Mailbox};
 pub(crate) type AgentFn<K, V> =
     Arc<dyn Fn(AgentStream<K, V>) -> BoxFuture<'static, AgentResult> + Send + Sync>;
 
+/// Starts an agent's future over the mailbox of its driver: the agent's
+/// own topic's, or a repartition topic's (of another key type).
+pub(crate) type StartFn<K, V> =
+    Arc<dyn Fn(Arc<Mailbox<K, V>>) -> BoxFuture<'static, AgentResult> + Send + Sync>;
+
 /// How often an idle agent that was woken is polled.
 const WOKEN_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -61,7 +66,7 @@ struct Running<K, V> {
 /// Runs one agent over the records of one partition.
 pub(crate) struct AgentDriver<K, V> {
     topic: Arc<str>,
-    make: AgentFn<K, V>,
+    start: StartFn<K, V>,
     /// Shared with the punctuator that polls a woken agent.
     agent: Arc<Mutex<Agent<K, V>>>,
 }
@@ -85,12 +90,12 @@ impl<K, V> AgentDriver<K, V> {
     pub(crate) fn new(
         agent: Arc<str>,
         topic: Arc<str>,
-        make: AgentFn<K, V>,
+        start: StartFn<K, V>,
         runtime: Handle,
     ) -> Self {
         Self {
             topic,
-            make,
+            start,
             agent: Arc::new(Mutex::new(Agent {
                 name: agent,
                 runtime,
@@ -187,9 +192,7 @@ where
                 // Outside tokio's cooperative budget: that budget is the
                 // stream thread's own task's, which does not yield while
                 // the agent runs, so it would run out for good.
-                Box::pin(tokio::task::unconstrained((self.make)(AgentStream::new(
-                    mailbox.clone(),
-                ))))
+                Box::pin(tokio::task::unconstrained((self.start)(mailbox.clone())))
             };
             agent.running = Some(Running {
                 future,

@@ -51,6 +51,7 @@ mod current;
 mod driver;
 mod error;
 mod event;
+mod group_by;
 mod stream;
 mod table;
 mod topic;

@@ -1,15 +1,19 @@
 //! [`AgentStream`]: the events of an agent's partition, as a
 //! `futures::Stream`.
 
+use std::any::Any;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
-use futures::Stream;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt as _};
+use streams_core::{Serde, Serdes};
 
-use crate::error::Result;
+use crate::error::{AgentError, Result};
 use crate::event::Event;
+use crate::group_by::{Group, Probe};
 use crate::topic::Topic;
 
 /// The one-event hand-over between an agent's driver and its stream.
@@ -52,6 +56,39 @@ impl<K, V> Mailbox<K, V> {
     }
 }
 
+/// What an agent instance runs for.
+enum Phase<K, V> {
+    /// The agent's own topic: its events come through this mailbox.
+    Source(Arc<Mailbox<K, V>>),
+    /// The repartition topic of the agent's `group_by(.., name)`: the
+    /// events of the agent's own topic do not come here; `group_by` yields
+    /// the repartitioned events, from this mailbox (of the new key type).
+    Repartitioned {
+        name: Arc<str>,
+        mailbox: Arc<dyn Any + Send + Sync>,
+    },
+    /// The app learning the agent's `group_by` before it runs: every
+    /// stream is empty.
+    Probe(Arc<Probe<K, V>>),
+}
+
+/// What an agent's streams know of their app.
+pub(crate) struct StreamSetup<V> {
+    /// The application id: repartition topics are
+    /// `<application.id>-<name>-repartition`.
+    pub(crate) application_id: Arc<str>,
+    /// The serde of the values of the agent's topic.
+    pub(crate) value_serde: Arc<dyn Serde<V>>,
+    /// The partition count of the agent's topic, and so of its repartition
+    /// topics.
+    pub(crate) partitions: u32,
+}
+
+/// The repartition topic of `group_by(.., name)` in app `application_id`.
+pub(crate) fn repartition_topic(application_id: &str, name: &str) -> String {
+    format!("{application_id}-{name}-repartition")
+}
+
 /// The events of one partition of an agent's topic, in offset order, as a
 /// [`futures::Stream`]: every `StreamExt` combinator works on it
 /// (`filter`, `map`, `enumerate`, `chunks`, ...). An event is done with
@@ -60,7 +97,8 @@ impl<K, V> Mailbox<K, V> {
 /// The stream never ends while the app runs; it is dropped with the agent
 /// when its partition is revoked or the app stops.
 pub struct AgentStream<K, V> {
-    mailbox: Arc<Mailbox<K, V>>,
+    phase: Phase<K, V>,
+    setup: Arc<StreamSetup<V>>,
 }
 
 impl<K, V> fmt::Debug for AgentStream<K, V> {
@@ -70,8 +108,33 @@ impl<K, V> fmt::Debug for AgentStream<K, V> {
 }
 
 impl<K, V> AgentStream<K, V> {
-    pub(crate) fn new(mailbox: Arc<Mailbox<K, V>>) -> Self {
-        Self { mailbox }
+    /// The stream of the agent's own topic.
+    pub(crate) fn source(mailbox: Arc<Mailbox<K, V>>, setup: Arc<StreamSetup<V>>) -> Self {
+        Self {
+            phase: Phase::Source(mailbox),
+            setup,
+        }
+    }
+
+    /// The stream of an agent instance that runs for the repartition topic
+    /// of its `group_by(.., name)`.
+    pub(crate) fn repartitioned(
+        name: Arc<str>,
+        mailbox: Arc<dyn Any + Send + Sync>,
+        setup: Arc<StreamSetup<V>>,
+    ) -> Self {
+        Self {
+            phase: Phase::Repartitioned { name, mailbox },
+            setup,
+        }
+    }
+
+    /// The empty stream of an agent probed for its `group_by`.
+    pub(crate) fn probe(probe: Arc<Probe<K, V>>, setup: Arc<StreamSetup<V>>) -> Self {
+        Self {
+            phase: Phase::Probe(probe),
+            setup,
+        }
     }
 }
 
@@ -79,9 +142,21 @@ impl<K, V> Stream for AgentStream<K, V> {
     type Item = Result<Event<K, V>>;
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // No waker to keep: the driver polls the agent again when it puts
-        // the next event in.
-        let mut slot = self.mailbox.slot();
+        match &self.phase {
+            // No waker to keep: the driver polls the agent again when it
+            // puts the next event in.
+            Phase::Source(mailbox) => mailbox.poll_event(),
+            // This instance gets no event of the agent's own topic.
+            Phase::Repartitioned { .. } => Poll::Pending,
+            Phase::Probe(_) => Poll::Ready(None),
+        }
+    }
+}
+
+impl<K, V> Mailbox<K, V> {
+    /// The next event, or `Pending` with the agent marked as waiting.
+    fn poll_event(&self) -> Poll<Option<Result<Event<K, V>>>> {
+        let mut slot = self.slot();
         match slot.event.take() {
             Some(event) => Poll::Ready(Some(Ok(event))),
             None => {
@@ -92,11 +167,117 @@ impl<K, V> Stream for AgentStream<K, V> {
     }
 }
 
+/// The events of a mailbox, as a stream: a repartitioned agent's.
+struct MailboxStream<K, V>(Arc<Mailbox<K, V>>);
+
+impl<K, V> Stream for MailboxStream<K, V> {
+    type Item = Result<Event<K, V>>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_event()
+    }
+}
+
 impl<K, V> AgentStream<K, V>
 where
-    K: Send + 'static,
-    V: Send + 'static,
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
+    /// Repartitions the stream by a new key (Faust's
+    /// `stream.group_by(Ride.vendor_id, name=..)`): each event goes to the
+    /// topic `<application.id>-<name>-repartition` (as many partitions as
+    /// the agent's topic) under `key(&event)`, and the agent continues on
+    /// the events of that topic, in the task that owns the new key's
+    /// partition, where the tables' keys are the new keys. The new key's
+    /// serde is its built-in one ([`Serdes::default_for`]; see
+    /// [`AgentStream::group_by_with`]).
+    ///
+    /// Call it before the agent's first `await`: the app learns an agent's
+    /// `group_by` by calling the agent once with empty streams before it
+    /// runs. One `group_by` per agent.
+    pub fn group_by<KR, F>(self, key: F, name: &str) -> BoxStream<'static, Result<Event<KR, V>>>
+    where
+        KR: Clone + Send + Sync + 'static,
+        F: Fn(&Event<K, V>) -> KR + Send + 'static,
+    {
+        match Serdes::default_for::<KR>() {
+            Some(serde) => self.group_by_with(key, name, serde),
+            None => {
+                let error = AgentError::Usage(format!(
+                    "group_by '{name}': {} has no built-in serde; use group_by_with",
+                    std::any::type_name::<KR>()
+                ));
+                futures::stream::once(async move { Err(error) }).boxed()
+            }
+        }
+    }
+
+    /// [`AgentStream::group_by`] with the new key's serde.
+    pub fn group_by_with<KR, F>(
+        self,
+        key: F,
+        name: &str,
+        key_serde: impl Serde<KR>,
+    ) -> BoxStream<'static, Result<Event<KR, V>>>
+    where
+        KR: Clone + Send + Sync + 'static,
+        F: Fn(&Event<K, V>) -> KR + Send + 'static,
+    {
+        let key_serde: Arc<dyn Serde<KR>> = Arc::new(key_serde);
+        let name: Arc<str> = Arc::from(name);
+        match self.phase {
+            Phase::Probe(probe) => {
+                probe.push(Group::new(name, key_serde));
+                futures::stream::empty().boxed()
+            }
+            Phase::Repartitioned {
+                name: running,
+                mailbox,
+            } => {
+                if running != name {
+                    let error = AgentError::Usage(format!(
+                        "group_by '{name}' in an agent that repartitions by '{running}': one group_by per agent"
+                    ));
+                    return futures::stream::once(async move { Err(error) }).boxed();
+                }
+                match mailbox.downcast::<Mailbox<KR, V>>() {
+                    Ok(mailbox) => MailboxStream(mailbox).boxed(),
+                    Err(_) => {
+                        let error = AgentError::Usage(format!(
+                            "group_by '{name}': the key type {} is not the one the app learned when it started",
+                            std::any::type_name::<KR>()
+                        ));
+                        futures::stream::once(async move { Err(error) }).boxed()
+                    }
+                }
+            }
+            Phase::Source(_) => {
+                let setup = self.setup.clone();
+                let topic = Topic {
+                    name: Arc::from(repartition_topic(&setup.application_id, &name)),
+                    key_serde,
+                    value_serde: setup.value_serde.clone(),
+                    partitions: setup.partitions,
+                };
+                let mut events = self;
+                async_stream::stream! {
+                    // Every event goes to the repartition topic; none comes
+                    // out here: the agent continues where the new key is.
+                    while let Some(event) = events.next().await {
+                        let sent = match event {
+                            Ok(event) => topic.send_record(Some(key(&event)), event.value).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = sent {
+                            yield Err(e);
+                        }
+                    }
+                }
+                .boxed()
+            }
+        }
+    }
+
     /// The events' values, as Faust's `async for value in stream`; a
     /// record without a value (a tombstone) is passed over, logged at
     /// debug.
@@ -120,11 +301,7 @@ where
 
     /// Sends every event on to `topic` as it is (Faust's `stream.echo`),
     /// then yields it.
-    pub fn echo(self, topic: &Topic<K, V>) -> impl Stream<Item = Result<Event<K, V>>> + Send
-    where
-        K: Clone,
-        V: Clone,
-    {
+    pub fn echo(self, topic: &Topic<K, V>) -> impl Stream<Item = Result<Event<K, V>>> + Send {
         let topic = topic.clone();
         async_stream::stream! {
             let mut events = self;

@@ -394,3 +394,58 @@ async fn the_commands_list_agents_and_tables_and_check_what_they_send() {
     }
     assert_eq!(sent, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_repartitions_so_that_the_table_sees_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("taxi", dir.path()))
+        .with_broker(broker.clone())
+        .with_topic_partitions(4);
+    let rides = app
+        .topic::<String, String>("rides", Serdes::string(), Serdes::string())
+        .unwrap();
+    let per_vendor = app
+        .table::<String, i64>("vendor_rides")
+        .unwrap()
+        .default(|| 0);
+    let table = per_vendor.clone();
+    app.agent("process", &rides, move |rides| {
+        let per_vendor = table.clone();
+        async move {
+            let mut rides =
+                rides.group_by(|ride| ride.value.clone().unwrap_or_default(), "by-vendor");
+            while let Some(ride) = rides.next().await {
+                let ride = ride?;
+                let vendor = ride.key.expect("group_by sets the key");
+                assert_eq!(ride.value.as_ref(), Some(&vendor));
+                per_vendor.update(&vendor, |n| n + 1).await?;
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let running = app.start().await.unwrap();
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..300 {
+        let vendor = format!("vendor-{}", i % 7);
+        *expected.entry(vendor.clone()).or_default() += 1;
+        running
+            .send(&rides, Some(&format!("ride-{i}")), Some(&vendor))
+            .await
+            .unwrap();
+    }
+    wait_for("the counts per vendor", || {
+        table_map(&running, &per_vendor) == expected
+    })
+    .await;
+    assert_eq!(running.state(), streams_core::AppState::Running);
+    running.stop().await.unwrap();
+    assert_eq!(
+        broker
+            .partition_count("taxi-by-vendor-repartition")
+            .await
+            .unwrap(),
+        4
+    );
+}
