@@ -256,12 +256,27 @@ where
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{} -> {}",
-            std::any::type_name::<K>(),
-            std::any::type_name::<V>()
-        )
+        format!("{} -> {}", short_type_name::<K>(), short_type_name::<V>())
     }
+}
+
+/// The name of `T` without module paths: `Vec<String>`, not
+/// `alloc::vec::Vec<alloc::string::String>`.
+fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            out.push_str(segment.rsplit("::").next().unwrap_or(&segment));
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(segment.rsplit("::").next().unwrap_or(&segment));
+    out
 }
 
 /// A handle on an agent of an [`App`]: its name and topic, and sending to
@@ -655,8 +670,12 @@ impl App {
             }
         }
         let (topology, repartitions) = self.topology(&Handle::current(), &partitions)?;
+        let mut repartition_names = Vec::new();
         for (topic, count) in repartitions {
-            broker.ensure_topic(NewTopic::new(topic, count)).await?;
+            broker
+                .ensure_topic(NewTopic::new(topic.clone(), count))
+                .await?;
+            repartition_names.push(topic);
         }
         let mut app = StreamsApp::new(topology, self.config.clone(), broker.clone());
         app.start().await?;
@@ -666,7 +685,16 @@ impl App {
             tables = self.tables.len(),
             "agents started"
         );
-        Ok(RunningApp { app, broker })
+        let mut input_topics: Vec<String> =
+            self.agents.iter().map(|a| a.topic().to_owned()).collect();
+        input_topics.extend(repartition_names);
+        input_topics.sort();
+        input_topics.dedup();
+        Ok(RunningApp {
+            app,
+            broker,
+            input_topics,
+        })
     }
 
     /// Runs the app until Ctrl-C, or until an agent fails.
@@ -676,18 +704,16 @@ impl App {
     /// As [`App::start`], and [`AgentError::Stopped`] with the runtime's
     /// error (naming the agent) when an agent fails.
     pub async fn run(self) -> Result<()> {
-        let mut running = self.start().await?;
+        let running = self.start().await?;
         let stopped = tokio::select! {
-            stopped = running.wait() => Some(stopped),
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        match stopped {
-            Some(stopped) => stopped,
-            None => {
+            stopped = running.wait() => stopped,
+            _ = tokio::signal::ctrl_c() => {
                 tracing::info!("interrupted; stopping");
-                running.stop().await
+                Ok(())
             }
-        }
+        };
+        let closed = running.stop().await;
+        stopped.and(closed)
     }
 
     /// Sends a record given as text to topic `name` (`myapp send`).
@@ -757,6 +783,7 @@ pub(crate) async fn send_bytes<K: 'static, V: 'static>(
 pub struct RunningApp {
     app: StreamsApp,
     broker: Broker,
+    input_topics: Vec<String>,
 }
 
 impl fmt::Debug for RunningApp {
@@ -773,18 +800,31 @@ impl RunningApp {
         &self.broker
     }
 
+    /// The streams app the agents run in (its metrics, its state
+    /// listener, its stores).
+    pub fn streams_app(&self) -> &StreamsApp {
+        &self.app
+    }
+
+    /// The topics the agents read: their topics and the repartition topics
+    /// of their `group_by`, sorted.
+    pub fn input_topics(&self) -> &[String] {
+        &self.input_topics
+    }
+
     /// The runtime's state.
     pub fn state(&self) -> AppState {
         self.app.state()
     }
 
     /// Waits until the app stops: `Ok` when it was stopped, the error
-    /// when an agent (or the runtime) failed.
+    /// when an agent (or the runtime) failed (then [`RunningApp::stop`]
+    /// it).
     ///
     /// # Errors
     ///
     /// [`AgentError::Stopped`] with the runtime's error.
-    pub async fn wait(&mut self) -> Result<()> {
+    pub async fn wait(&self) -> Result<()> {
         loop {
             match self.app.state() {
                 AppState::Error => {
@@ -792,7 +832,6 @@ impl RunningApp {
                         .app
                         .error()
                         .unwrap_or_else(|| "unknown error".to_owned());
-                    let _ = self.app.close().await;
                     return Err(AgentError::Stopped(error));
                 }
                 AppState::NotRunning => return Ok(()),

@@ -249,7 +249,7 @@ async fn an_agent_error_stops_the_app_and_names_the_agent() {
         Ok(())
     })
     .unwrap();
-    let mut running = app.start().await.unwrap();
+    let running = app.start().await.unwrap();
     running
         .send(&input, None, Some(&"good".to_owned()))
         .await
@@ -297,7 +297,7 @@ async fn a_table_key_of_another_partition_says_to_group_by_first() {
         }
     })
     .unwrap();
-    let mut running = app.start().await.unwrap();
+    let running = app.start().await.unwrap();
     for i in 0..50 {
         running
             .send(
@@ -371,6 +371,7 @@ async fn the_commands_list_agents_and_tables_and_check_what_they_send() {
     );
     assert_eq!(app.tables()[0].0, "counts");
     assert_eq!(app.tables()[0].1, "cli-counts-changelog");
+    assert_eq!(app.tables()[0].2, "String -> i64");
     let usage = make()
         .run_command(["myapp", "send", "nowhere", "x"])
         .await
