@@ -22,6 +22,7 @@
 // `StreamsError` is streams-core's error; its size is that crate's choice.
 #![allow(clippy::result_large_err)]
 
+pub mod agents;
 pub mod apache_kafka;
 pub mod bench;
 pub mod cluster;

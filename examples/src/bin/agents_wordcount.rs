@@ -21,19 +21,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use broker_embedded::{Broker, ProducerRecord};
+use broker_embedded::ProducerRecord;
 use clap::{Parser, ValueEnum};
+use examples::agents::word_count_app;
 use examples::cluster::Cluster;
 use examples::{outln, words};
-use futures::StreamExt as _;
-use streams_agents::{App, Table};
-use streams_core::{ProcessingGuarantee, Serdes, StreamsConfig};
+use streams_core::{ProcessingGuarantee, StreamsConfig};
 
 const APPLICATION_ID: &str = "agents-wordcount";
-const TEXT_LINES_TOPIC: &str = "text-lines";
-const WORDS_TOPIC: &str = "words";
-const COUNTS_TOPIC: &str = "word-counts";
-const COUNTS_TABLE: &str = "word_counts";
+const TEXT_LINES_TOPIC: &str = examples::TEXT_LINES_TOPIC;
 const PARTITIONS: u32 = 3;
 
 /// `processing.guarantee`.
@@ -79,49 +75,6 @@ struct Args {
     command: Vec<String>,
 }
 
-/// The app: topics, the table, the two agents.
-fn app(config: StreamsConfig, broker: Broker) -> anyhow::Result<(App, Table<String, i64>)> {
-    let mut app = App::new(config)
-        .with_broker(broker)
-        .with_topic_partitions(PARTITIONS);
-    let lines =
-        app.topic::<String, String>(TEXT_LINES_TOPIC, Serdes::string(), Serdes::string())?;
-    let words_topic =
-        app.topic::<String, String>(WORDS_TOPIC, Serdes::string(), Serdes::string())?;
-    let counts_topic = app.topic::<String, i64>(COUNTS_TOPIC, Serdes::string(), Serdes::i64())?;
-    let counts = app.table::<String, i64>(COUNTS_TABLE)?.default(|| 0);
-
-    let to_words = words_topic.clone();
-    app.agent("split", &lines, move |lines| {
-        let words_topic = to_words.clone();
-        async move {
-            let mut lines = Box::pin(lines.values());
-            while let Some(line) = lines.next().await {
-                for word in words(&line?) {
-                    words_topic.send(word.clone(), word).await?;
-                }
-            }
-            Ok(())
-        }
-    })?
-    .describe("splits lines into words");
-
-    let table = counts.clone();
-    app.agent("count", &words_topic, move |mut words| {
-        let (counts, out) = (table.clone(), counts_topic.clone());
-        async move {
-            while let Some(word) = words.next().await {
-                let Some(word) = word?.key else { continue };
-                let count = counts.update(&word, |n| n + 1).await?;
-                out.send(word, count).await?;
-            }
-            Ok(())
-        }
-    })?
-    .describe("counts words in the table word_counts");
-    Ok((app, counts))
-}
-
 fn config(args: &Args, data_dir: &Path) -> StreamsConfig {
     let guarantee = match args.guarantee {
         Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,
@@ -149,7 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let Cluster::Embedded(broker) = &cluster else {
         bail!("agents run on the embedded broker");
     };
-    let (app, counts) = app(config(&args, &data_dir), broker.clone())?;
+    let (app, counts) = word_count_app(config(&args, &data_dir), broker.clone(), PARTITIONS, None)?;
     if !args.command.is_empty() {
         let command = std::iter::once("agents_wordcount".to_owned()).chain(args.command.clone());
         let result = app.run_command(command).await;
