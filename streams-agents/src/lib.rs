@@ -45,6 +45,11 @@
 // every processor of the DSL does.
 #![allow(clippy::result_large_err)]
 
+/// The guide, `docs/agents.md`: its examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/agents.md")]
+struct AgentsGuide;
+
 mod app;
 mod cli;
 mod current;
