@@ -59,11 +59,12 @@ mod event;
 mod group_by;
 mod stream;
 mod table;
+mod take;
 mod topic;
 
 pub use app::{Agent, App, RunningApp, DEFAULT_TOPIC_PARTITIONS};
 pub use error::{AgentError, AgentResult, Result};
 pub use event::Event;
-pub use stream::AgentStream;
+pub use stream::{AgentStream, GroupedStream};
 pub use table::Table;
 pub use topic::Topic;

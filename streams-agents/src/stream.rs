@@ -6,6 +6,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt as _};
@@ -167,6 +168,43 @@ impl<K, V> Mailbox<K, V> {
     }
 }
 
+/// The events of an agent's stream after `group_by`, under their new key
+/// ([`AgentStream::group_by`]): a [`futures::Stream`], with `take` too.
+pub struct GroupedStream<K, V> {
+    inner: BoxStream<'static, Result<Event<K, V>>>,
+}
+
+impl<K, V> fmt::Debug for GroupedStream<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupedStream").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Stream for GroupedStream<K, V> {
+    type Item = Result<Event<K, V>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl<K: Send + 'static, V: Send + 'static> GroupedStream<K, V> {
+    fn new(inner: BoxStream<'static, Result<Event<K, V>>>) -> Self {
+        Self { inner }
+    }
+
+    /// The events in batches of up to `max`, or fewer once `within` has
+    /// passed since a batch's first event (Faust's `take`); see
+    /// [`AgentStream::take`].
+    pub fn take(
+        self,
+        max: usize,
+        within: Duration,
+    ) -> BoxStream<'static, Result<Vec<Event<K, V>>>> {
+        crate::take::take(self, max, within)
+    }
+}
+
 /// The events of a mailbox, as a stream: a repartitioned agent's.
 struct MailboxStream<K, V>(Arc<Mailbox<K, V>>);
 
@@ -195,7 +233,7 @@ where
     /// Call it before the agent's first `await`: the app learns an agent's
     /// `group_by` by calling the agent once with empty streams before it
     /// runs. One `group_by` per agent.
-    pub fn group_by<KR, F>(self, key: F, name: &str) -> BoxStream<'static, Result<Event<KR, V>>>
+    pub fn group_by<KR, F>(self, key: F, name: &str) -> GroupedStream<KR, V>
     where
         KR: Clone + Send + Sync + 'static,
         F: Fn(&Event<K, V>) -> KR + Send + 'static,
@@ -207,7 +245,7 @@ where
                     "group_by '{name}': {} has no built-in serde; use group_by_with",
                     std::any::type_name::<KR>()
                 ));
-                futures::stream::once(async move { Err(error) }).boxed()
+                GroupedStream::new(futures::stream::once(async move { Err(error) }).boxed())
             }
         }
     }
@@ -218,7 +256,7 @@ where
         key: F,
         name: &str,
         key_serde: impl Serde<KR>,
-    ) -> BoxStream<'static, Result<Event<KR, V>>>
+    ) -> GroupedStream<KR, V>
     where
         KR: Clone + Send + Sync + 'static,
         F: Fn(&Event<K, V>) -> KR + Send + 'static,
@@ -228,7 +266,7 @@ where
         match self.phase {
             Phase::Probe(probe) => {
                 probe.push(Group::new(name, key_serde));
-                futures::stream::empty().boxed()
+                GroupedStream::new(futures::stream::empty().boxed())
             }
             Phase::Repartitioned {
                 name: running,
@@ -238,16 +276,18 @@ where
                     let error = AgentError::Usage(format!(
                         "group_by '{name}' in an agent that repartitions by '{running}': one group_by per agent"
                     ));
-                    return futures::stream::once(async move { Err(error) }).boxed();
+                    return GroupedStream::new(
+                        futures::stream::once(async move { Err(error) }).boxed(),
+                    );
                 }
                 match mailbox.downcast::<Mailbox<KR, V>>() {
-                    Ok(mailbox) => MailboxStream(mailbox).boxed(),
+                    Ok(mailbox) => GroupedStream::new(MailboxStream(mailbox).boxed()),
                     Err(_) => {
                         let error = AgentError::Usage(format!(
                             "group_by '{name}': the key type {} is not the one the app learned when it started",
                             std::any::type_name::<KR>()
                         ));
-                        futures::stream::once(async move { Err(error) }).boxed()
+                        GroupedStream::new(futures::stream::once(async move { Err(error) }).boxed())
                     }
                 }
             }
@@ -260,7 +300,7 @@ where
                     partitions: setup.partitions,
                 };
                 let mut events = self;
-                async_stream::stream! {
+                let forwarded = async_stream::stream! {
                     // Every event goes to the repartition topic; none comes
                     // out here: the agent continues where the new key is.
                     while let Some(event) = events.next().await {
@@ -273,9 +313,24 @@ where
                         }
                     }
                 }
-                .boxed()
+                .boxed();
+                GroupedStream::new(forwarded)
             }
         }
+    }
+
+    /// The events in batches of up to `max`, or fewer once `within` has
+    /// passed since a batch's first event (Faust's `stream.take(max_,
+    /// within=..)`). A batch's events are committed only once the agent
+    /// asks for the next batch: until then the batch holds its partition's
+    /// commits at its first event, so a crash before the batch is
+    /// processed reads its events again.
+    pub fn take(
+        self,
+        max: usize,
+        within: Duration,
+    ) -> BoxStream<'static, Result<Vec<Event<K, V>>>> {
+        crate::take::take(self, max, within)
     }
 
     /// The events' values, as Faust's `async for value in stream`; a

@@ -450,3 +450,117 @@ async fn group_by_repartitions_so_that_the_table_sees_the_new_key() {
         4
     );
 }
+
+/// An app whose agent takes batches of `max` or what came `within`, and
+/// records each batch's values.
+fn batching_app(
+    dir: &std::path::Path,
+    broker: &Broker,
+    max: usize,
+    within: Duration,
+    batches: Shared<Vec<Vec<i64>>>,
+) -> (App, streams_agents::Topic<String, i64>) {
+    let mut app = App::new(config("batches", dir))
+        .with_broker(broker.clone())
+        .with_topic_partitions(1);
+    let numbers = app
+        .topic::<String, i64>("numbers", Serdes::string(), Serdes::i64())
+        .unwrap();
+    app.agent("batch", &numbers, move |events| {
+        let batches = batches.clone();
+        async move {
+            let mut batched = events.take(max, within);
+            while let Some(batch) = batched.next().await {
+                let values = batch?.into_iter().filter_map(|e| e.value).collect();
+                batches.lock().unwrap().push(values);
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    (app, numbers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn take_makes_batches_by_size_and_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let batches: Shared<Vec<Vec<i64>>> = Arc::default();
+    let (app, numbers) = batching_app(
+        dir.path(),
+        &broker,
+        4,
+        Duration::from_millis(300),
+        batches.clone(),
+    );
+    let running = app.start().await.unwrap();
+    for i in 0..10i64 {
+        running.send(&numbers, None, Some(&i)).await.unwrap();
+    }
+    wait_for("ten events in batches", || {
+        batches.lock().unwrap().iter().map(Vec::len).sum::<usize>() == 10
+    })
+    .await;
+    // Two full batches; the last two came out when `within` had passed.
+    let got = batches.lock().unwrap().clone();
+    let all: Vec<i64> = got.concat();
+    assert_eq!(all, (0..10).collect::<Vec<_>>());
+    assert!(got.iter().all(|b| b.len() <= 4), "{got:?}");
+    assert_eq!(got.last().map(Vec::len), Some(2), "{got:?}");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_not_yet_processed_is_not_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let batches: Shared<Vec<Vec<i64>>> = Arc::default();
+    // A batch that never fills and whose time never comes.
+    let (app, numbers) = batching_app(
+        dir.path(),
+        &broker,
+        100,
+        Duration::from_secs(3600),
+        batches.clone(),
+    );
+    let running = app.start().await.unwrap();
+    for i in 0..5i64 {
+        running.send(&numbers, None, Some(&i)).await.unwrap();
+    }
+    // Let the task read and commit what it would.
+    let group_committed = || async {
+        broker
+            .describe_group("batches")
+            .await
+            .ok()
+            .and_then(|g| g.partitions.into_iter().find_map(|p| p.committed_offset))
+    };
+    // The task reads the events and commits: no further than the batch's
+    // first event, which it holds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while group_committed().await.is_none() {
+        assert!(Instant::now() < deadline, "no commit came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.stop().await.unwrap();
+    assert!(batches.lock().unwrap().is_empty());
+    assert_eq!(group_committed().await, Some(0));
+
+    // The next run reads the five events again and batches them.
+    let again: Shared<Vec<Vec<i64>>> = Arc::default();
+    let (app, _) = batching_app(
+        dir.path(),
+        &broker,
+        5,
+        Duration::from_millis(100),
+        again.clone(),
+    );
+    let running = app.start().await.unwrap();
+    wait_for("the five events again", || {
+        again.lock().unwrap().concat() == vec![0, 1, 2, 3, 4]
+    })
+    .await;
+    running.stop().await.unwrap();
+    assert_eq!(group_committed().await, Some(5));
+}

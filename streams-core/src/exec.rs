@@ -366,6 +366,9 @@ pub(crate) struct TaskState {
     pub(crate) resumed_stream_time: Option<i64>,
     /// Values the task's processors share.
     pub(crate) shared: TaskShared,
+    /// Per input topic and partition, the offset its commits may not pass
+    /// ([`crate::ProcessorContext::hold_commit`]).
+    pub(crate) commit_holds: std::collections::BTreeMap<(String, u32), u64>,
 }
 
 impl TaskState {

@@ -583,6 +583,25 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         );
     }
 
+    /// Holds the commits of input `topic`-`partition` at `offset`: until the
+    /// hold is released (`None`), the task commits that partition's offset
+    /// no further than `offset`, whatever it processed after it; records
+    /// from `offset` on are read again after a crash or a rebalance. For a
+    /// processor that keeps records it has not processed yet (a batch), so
+    /// that a commit never covers them. The hold is the task's, not the
+    /// node's: one holder per partition.
+    pub fn hold_commit(&mut self, topic: &str, partition: u32, offset: Option<u64>) {
+        let key = (topic.to_owned(), partition);
+        match offset {
+            Some(offset) => {
+                self.exec.state.commit_holds.insert(key, offset);
+            }
+            None => {
+                self.exec.state.commit_holds.remove(&key);
+            }
+        }
+    }
+
     /// Whether store `name` (connected to this node) has a record cache.
     pub fn caching_enabled(&self, name: &str) -> Result<bool> {
         let index = self.store_index(name)?;

@@ -176,6 +176,7 @@ impl Task {
                 globals: options.globals.clone(),
                 resumed_stream_time: None,
                 shared: TaskShared::default(),
+                commit_holds: std::collections::BTreeMap::new(),
             },
             group: PartitionGroup::default(),
         })
@@ -680,6 +681,15 @@ impl Task {
     /// The partition time of input `topic` (its largest extracted
     /// timestamp), committed with the offsets so that a restart resumes
     /// stream time where it was.
+    /// The offset the commits of input `topic`-`partition` may not pass,
+    /// if a processor holds them ([`crate::ProcessorContext::hold_commit`]).
+    pub(crate) fn commit_hold(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.state
+            .commit_holds
+            .get(&(topic.to_owned(), partition))
+            .copied()
+    }
+
     pub(crate) fn partition_time(&self, topic: &str) -> Option<i64> {
         let plan = &self.plan.sources[self.source_slot(topic)?];
         self.state.partition_time.get(plan.slot).copied().flatten()

@@ -586,13 +586,13 @@ impl Core {
                         .get(&tp.topic)
                         .and_then(|(_, logical)| entry.task.partition_time(logical));
                     let metadata = time.map(encode_partition_time).unwrap_or_default();
-                    offsets.insert(
-                        tp.clone(),
-                        OffsetAndMetadata {
-                            offset: *offset,
-                            metadata,
-                        },
-                    );
+                    // A processor that still holds records of the partition
+                    // (a batch it has not processed) holds its commit.
+                    let offset = match entry.task.commit_hold(&tp.topic, tp.partition) {
+                        Some(hold) => (*offset).min(hold),
+                        None => *offset,
+                    };
+                    offsets.insert(tp.clone(), OffsetAndMetadata { offset, metadata });
                 }
                 topics.extend(entry.changelog_offsets.keys().map(|tp| tp.topic.clone()));
             }
