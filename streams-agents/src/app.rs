@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use broker_embedded::{Broker, BrokerConfig, NewTopic, Producer, ProducerRecord};
+use broker_embedded::{Broker, BrokerConfig, NewTopic, Producer};
 use bytes::Bytes;
 use futures::FutureExt as _;
 use streams_core::{
@@ -21,7 +21,8 @@ use crate::error::{AgentError, AgentResult, Result};
 use crate::group_by::{GroupDef, Probe};
 use crate::stream::{repartition_topic, AgentStream, StreamSetup};
 use crate::table::Table;
-use crate::topic::Topic;
+use crate::timer::{Schedule, TimerFn, TimerSpec};
+use crate::topic::{producer_record, Topic};
 
 /// Faust's default partition count of the topics an app creates.
 pub const DEFAULT_TOPIC_PARTITIONS: u32 = 8;
@@ -366,6 +367,9 @@ where
 pub struct App {
     config: StreamsConfig,
     broker: Option<Broker>,
+    /// The broker once the app has one, shared with its topics.
+    broker_cell: Arc<OnceLock<Broker>>,
+    timers: Vec<TimerSpec>,
     topic_partitions: u32,
     topics: BTreeMap<String, Box<dyn TopicDef>>,
     agents: Vec<Box<dyn AgentDef>>,
@@ -398,6 +402,8 @@ impl App {
         Self {
             config,
             broker: None,
+            broker_cell: Arc::new(OnceLock::new()),
+            timers: Vec::new(),
             topic_partitions: DEFAULT_TOPIC_PARTITIONS,
             topics: BTreeMap::new(),
             agents: Vec::new(),
@@ -433,11 +439,15 @@ impl App {
 
     /// The broker the app runs on, opened if it was not given.
     pub async fn broker(&mut self) -> Result<Broker> {
-        if let Some(broker) = &self.broker {
-            return Ok(broker.clone());
-        }
-        let broker = Broker::open(self.broker_dir(), BrokerConfig::default()).await?;
-        self.broker = Some(broker.clone());
+        let broker = match &self.broker {
+            Some(broker) => broker.clone(),
+            None => {
+                let broker = Broker::open(self.broker_dir(), BrokerConfig::default()).await?;
+                self.broker = Some(broker.clone());
+                broker
+            }
+        };
+        let _ = self.broker_cell.set(broker.clone());
         Ok(broker)
     }
 
@@ -465,6 +475,7 @@ impl App {
             key_serde: Arc::new(key_serde),
             value_serde: Arc::new(value_serde),
             partitions: self.topic_partitions,
+            broker: self.broker_cell.clone(),
         };
         self.topics.insert(name.to_owned(), Box::new(topic.clone()));
         Ok(topic)
@@ -591,6 +602,83 @@ impl App {
         })
     }
 
+    /// Declares timer `name` (Faust's `@app.timer(interval)`): `run` is
+    /// called every `interval` on each running instance of the app, the
+    /// first time one interval after it starts. A topic's `send` from a
+    /// timer goes through a producer of the broker, at least once. A timer
+    /// that returns an error stops the app, with its name in the error.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Duplicate`] when the name is declared already;
+    /// [`AgentError::Usage`] for a zero interval.
+    pub fn timer<F, Fut>(&mut self, name: &str, interval: Duration, run: F) -> Result<()>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = AgentResult> + Send + 'static,
+    {
+        if interval.is_zero() {
+            return Err(AgentError::Usage(format!(
+                "timer '{name}': the interval must be more than zero"
+            )));
+        }
+        self.add_timer(
+            name,
+            Schedule::Every(interval),
+            Arc::new(move || run().boxed()),
+        )
+    }
+
+    /// Declares timer `name` run at each time the cron expression matches,
+    /// in UTC (Faust's `@app.crontab("0 * * * *")`): five fields (minute,
+    /// hour, day of month, month, day of week) or six (seconds first); see
+    /// [`App::crontab_in`] for another time zone.
+    ///
+    /// # Errors
+    ///
+    /// As [`App::timer`]; [`AgentError::Usage`] naming the expression when
+    /// it does not parse.
+    pub fn crontab<F, Fut>(&mut self, name: &str, cron: &str, run: F) -> Result<()>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = AgentResult> + Send + 'static,
+    {
+        self.crontab_in(name, cron, chrono::Utc, run)
+    }
+
+    /// [`App::crontab`] in time zone `zone` (`chrono::Local`, a
+    /// `chrono::FixedOffset`, or any `chrono::TimeZone`).
+    ///
+    /// # Errors
+    ///
+    /// As [`App::crontab`].
+    pub fn crontab_in<Tz, F, Fut>(&mut self, name: &str, cron: &str, zone: Tz, run: F) -> Result<()>
+    where
+        Tz: chrono::TimeZone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = AgentResult> + Send + 'static,
+    {
+        let schedule = Schedule::cron(cron, zone)?;
+        self.add_timer(name, schedule, Arc::new(move || run().boxed()))
+    }
+
+    fn add_timer(&mut self, name: &str, schedule: Schedule, run: TimerFn) -> Result<()> {
+        if self.timers.iter().any(|t| t.name == name)
+            || self.agents.iter().any(|a| a.name() == name)
+        {
+            return Err(AgentError::Duplicate {
+                kind: "timer",
+                name: name.to_owned(),
+            });
+        }
+        self.timers.push(TimerSpec {
+            name: name.to_owned(),
+            schedule,
+            run,
+        });
+        Ok(())
+    }
+
     /// The agents: (name, topic, description), in declaration order.
     pub fn agents(&self) -> Vec<(String, String, String)> {
         self.agents
@@ -690,10 +778,18 @@ impl App {
         input_topics.extend(repartition_names);
         input_topics.sort();
         input_topics.dedup();
+        let timer_failed = Arc::new(Mutex::new(None));
+        let timers = self
+            .timers
+            .iter()
+            .map(|timer| crate::timer::spawn(timer, timer_failed.clone()))
+            .collect();
         Ok(RunningApp {
             app,
             broker,
             input_topics,
+            timers,
+            timer_failed,
         })
     }
 
@@ -735,10 +831,7 @@ impl App {
         broker
             .ensure_topic(NewTopic::new(name.to_owned(), partitions))
             .await?;
-        let mut record = ProducerRecord::new(name.to_owned(), value);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
+        let record = producer_record(&Arc::from(name), key, Some(value));
         Producer::new(&broker).send(record).await?;
         Ok(())
     }
@@ -759,24 +852,12 @@ impl App {
         broker
             .ensure_topic(NewTopic::new(topic.name().to_owned(), topic.partitions))
             .await?;
-        send_bytes(&broker, topic, key, value).await
+        let (key, value) = topic.encode(key, value)?;
+        Producer::new(&broker)
+            .send(producer_record(&topic.name, key, value))
+            .await?;
+        Ok(())
     }
-}
-
-/// Sends one record to `topic` through a producer of `broker`.
-pub(crate) async fn send_bytes<K: 'static, V: 'static>(
-    broker: &Broker,
-    topic: &Topic<K, V>,
-    key: Option<&K>,
-    value: Option<&V>,
-) -> Result<()> {
-    let (key, value) = topic.encode(key, value)?;
-    let mut record = ProducerRecord::new(topic.name.clone(), value.unwrap_or_default());
-    if let Some(key) = key {
-        record = record.key(key);
-    }
-    Producer::new(broker).send(record).await?;
-    Ok(())
 }
 
 /// An app whose agents run; see [`App::start`].
@@ -784,6 +865,9 @@ pub struct RunningApp {
     app: StreamsApp,
     broker: Broker,
     input_topics: Vec<String>,
+    timers: Vec<tokio::task::JoinHandle<()>>,
+    /// The error of the first timer that failed.
+    timer_failed: Arc<Mutex<Option<String>>>,
 }
 
 impl fmt::Debug for RunningApp {
@@ -826,6 +910,14 @@ impl RunningApp {
     /// [`AgentError::Stopped`] with the runtime's error.
     pub async fn wait(&self) -> Result<()> {
         loop {
+            let timer_failed = self
+                .timer_failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(error) = timer_failed {
+                return Err(AgentError::Stopped(error));
+            }
             match self.app.state() {
                 AppState::Error => {
                     let error = self
@@ -865,7 +957,11 @@ impl RunningApp {
         key: Option<&K>,
         value: Option<&V>,
     ) -> Result<()> {
-        send_bytes(&self.broker, topic, key, value).await
+        let (key, value) = topic.encode(key, value)?;
+        Producer::new(&self.broker)
+            .send(producer_record(&topic.name, key, value))
+            .await?;
+        Ok(())
     }
 
     /// Stops the agents, committing what they finished.
@@ -874,6 +970,9 @@ impl RunningApp {
     ///
     /// The runtime's error closing.
     pub async fn stop(mut self) -> Result<()> {
+        for timer in &self.timers {
+            timer.abort();
+        }
         self.app.close().await?;
         Ok(())
     }

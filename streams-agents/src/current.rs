@@ -73,6 +73,11 @@ impl Drop for Polling {
     }
 }
 
+/// Whether an agent is being polled on this thread.
+pub(crate) fn polling() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
 /// The agent being polled on this thread, or an error naming `what`.
 pub(crate) fn current(what: impl FnOnce() -> String) -> Result<Current> {
     CURRENT

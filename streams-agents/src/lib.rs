@@ -60,6 +60,7 @@ mod group_by;
 mod stream;
 mod table;
 mod take;
+mod timer;
 mod topic;
 
 pub use app::{Agent, App, RunningApp, DEFAULT_TOPIC_PARTITIONS};

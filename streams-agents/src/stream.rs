@@ -298,6 +298,8 @@ where
                     key_serde,
                     value_serde: setup.value_serde.clone(),
                     partitions: setup.partitions,
+                    // Sent from the agent's body only.
+                    broker: Arc::default(),
                 };
                 let mut events = self;
                 let forwarded = async_stream::stream! {

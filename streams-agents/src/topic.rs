@@ -1,11 +1,13 @@
 //! [`Topic`]: a typed topic of an app, and sending to it from an agent.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use broker_embedded::{Broker, Producer, ProducerRecord};
 
 use streams_core::{Headers, Serde, StreamsError};
 
-use crate::current::request;
+use crate::current::{polling, request};
 use crate::error::Result;
 
 /// A topic of an [`crate::App`], with the serdes of its keys and values
@@ -17,6 +19,9 @@ pub struct Topic<K, V> {
     pub(crate) key_serde: Arc<dyn Serde<K>>,
     pub(crate) value_serde: Arc<dyn Serde<V>>,
     pub(crate) partitions: u32,
+    /// The app's broker, once it has one: sends from outside an agent
+    /// (a timer, a loader) go through one of its producers.
+    pub(crate) broker: Arc<OnceLock<Broker>>,
 }
 
 impl<K, V> Clone for Topic<K, V> {
@@ -26,6 +31,7 @@ impl<K, V> Clone for Topic<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
             partitions: self.partitions,
+            broker: self.broker.clone(),
         }
     }
 }
@@ -37,6 +43,23 @@ impl<K, V> fmt::Debug for Topic<K, V> {
             .field("partitions", &self.partitions)
             .finish_non_exhaustive()
     }
+}
+
+/// A record for a producer of the embedded broker; no value is a
+/// tombstone.
+pub(crate) fn producer_record(
+    topic: &Arc<str>,
+    key: Option<bytes::Bytes>,
+    value: Option<bytes::Bytes>,
+) -> ProducerRecord {
+    let mut record = match value {
+        Some(value) => ProducerRecord::new(topic.clone(), value),
+        None => ProducerRecord::new(topic.clone(), bytes::Bytes::new()).tombstone(),
+    };
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    record
 }
 
 impl<K: 'static, V: 'static> Topic<K, V> {
@@ -71,17 +94,20 @@ where
     K: Send + 'static,
     V: Send + 'static,
 {
-    /// Sends a record to this topic from an agent's body (Faust's
-    /// `topic.send(key=.., value=..)`): it goes out with the task's other
-    /// output when the agent asks for its next event, partitioned by its
-    /// key, with the timestamp of the event being processed; under
-    /// `exactly_once_v2` it is part of the task's transaction. `key` is a
-    /// key or `None`.
+    /// Sends a record to this topic (Faust's `topic.send(key=..,
+    /// value=..)`), partitioned by its key (`None`: no key).
+    ///
+    /// From an agent's body it goes out with the task's other output when
+    /// the agent asks for its next event, with the timestamp of the event
+    /// being processed; under `exactly_once_v2` it is part of the task's
+    /// transaction. From anywhere else (a timer, a loader) it goes through
+    /// a producer of the app's broker, at least once, once the app has
+    /// started.
     ///
     /// # Errors
     ///
-    /// [`crate::AgentError::OutsideAgent`] when called outside an agent's
-    /// own body; a serde error.
+    /// [`crate::AgentError::OutsideAgent`] outside an agent before the app
+    /// has a broker; a serde or broker error.
     pub async fn send(&self, key: impl Into<Option<K>>, value: V) -> Result<()> {
         self.send_record(key.into(), Some(value)).await
     }
@@ -89,6 +115,20 @@ where
     /// [`Topic::send`] of a record that may have no value (a tombstone).
     pub async fn send_record(&self, key: Option<K>, value: Option<V>) -> Result<()> {
         let (key, value) = self.encode(key.as_ref(), value.as_ref())?;
+        if !polling() {
+            let Some(broker) = self.broker.get() else {
+                return Err(crate::AgentError::OutsideAgent {
+                    what: format!(
+                        "sending to topic '{}' before the app has started",
+                        self.name
+                    ),
+                });
+            };
+            Producer::new(broker)
+                .send(producer_record(&self.name, key, value))
+                .await?;
+            return Ok(());
+        }
         let topic = self.name.clone();
         let what = || format!("sending to topic '{}'", self.name);
         request(what, move |_, ctx| {

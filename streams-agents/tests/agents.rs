@@ -564,3 +564,68 @@ async fn a_batch_not_yet_processed_is_not_committed() {
     running.stop().await.unwrap();
     assert_eq!(group_committed().await, Some(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_sends_on_schedule_and_its_error_stops_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("ticks", dir.path()))
+        .with_broker(broker.clone())
+        .with_topic_partitions(1);
+    let ticks = app
+        .topic::<String, i64>("ticks", Serdes::string(), Serdes::i64())
+        .unwrap();
+    let counts = app
+        .table::<String, i64>("tick_counts")
+        .unwrap()
+        .default(|| 0);
+    let table = counts.clone();
+    app.agent("count_ticks", &ticks, move |mut ticks| {
+        let counts = table.clone();
+        async move {
+            while let Some(tick) = ticks.next().await {
+                if let Some(key) = tick?.key {
+                    counts.update(&key, |n| n + 1).await?;
+                }
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let sent = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let for_timer = (ticks.clone(), sent.clone());
+    app.timer("tick", Duration::from_millis(30), move || {
+        let (ticks, sent) = for_timer.clone();
+        async move {
+            let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n > 5 {
+                return Err(format!("tick {n} is one too many").into());
+            }
+            ticks.send("tick".to_owned(), n).await?;
+            Ok(())
+        }
+    })
+    .unwrap();
+    assert!(matches!(
+        app.crontab("bad", "every hour", || async { Ok(()) }),
+        Err(AgentError::Usage(_))
+    ));
+    app.crontab("hourly", "0 * * * *", || async { Ok(()) })
+        .unwrap();
+    let running = app.start().await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), running.wait())
+        .await
+        .expect("the app stops");
+    let Err(AgentError::Stopped(message)) = stopped else {
+        panic!("expected the timer's error, got {stopped:?}");
+    };
+    assert!(
+        message.contains("'tick' failed: tick 6 is one too many"),
+        "{message}"
+    );
+    wait_for("the five ticks counted", || {
+        table_map(&running, &counts).get("tick") == Some(&5)
+    })
+    .await;
+    running.stop().await.unwrap();
+}
