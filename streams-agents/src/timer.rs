@@ -27,10 +27,7 @@ pub(crate) enum Schedule {
     /// Every interval, the first time one interval after the start.
     Every(Duration),
     /// At each time the cron expression matches, in a time zone.
-    Cron {
-        cron: Arc<Cron>,
-        next: NextFn,
-    },
+    Cron { cron: Arc<Cron>, next: NextFn },
 }
 
 impl fmt::Debug for Schedule {

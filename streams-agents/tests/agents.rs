@@ -629,3 +629,68 @@ async fn a_timer_sends_on_schedule_and_its_error_stops_the_app() {
     .await;
     running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_move_with_their_partitions_between_two_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let instance = |name: &str| {
+        let mut app = App::new(
+            config("moving", &dir.path().join(name))
+                .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2),
+        )
+        .with_broker(broker.clone())
+        .with_topic_partitions(4);
+        let counts = word_count(&mut app);
+        (app, counts)
+    };
+    let lines = App::new(config("loader", dir.path()))
+        .topic::<String, String>("lines", Serdes::string(), Serdes::string())
+        .unwrap();
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let send_lines = |range: std::ops::Range<usize>, expected: &mut BTreeMap<String, i64>| {
+        let mut batch = Vec::new();
+        for i in range {
+            let line = format!("w{} w{} shared", i % 11, i % 5);
+            for w in line.split_whitespace() {
+                *expected.entry(w.to_owned()).or_default() += 1;
+            }
+            batch.push(line);
+        }
+        batch
+    };
+
+    let (first, first_counts) = instance("a");
+    let first = first.start().await.unwrap();
+    for line in send_lines(0..100, &mut expected) {
+        first.send(&lines, None, Some(&line)).await.unwrap();
+    }
+    let so_far = expected.clone();
+    wait_for("the first instance's counts", || {
+        table_map(&first, &first_counts) == so_far
+    })
+    .await;
+
+    // A second instance joins: the partitions are shared, then all move to
+    // it when the first leaves, each restored from its changelog.
+    let (second, second_counts) = instance("b");
+    let second = second.start().await.unwrap();
+    for line in send_lines(100..200, &mut expected) {
+        second.send(&lines, None, Some(&line)).await.unwrap();
+    }
+    first.stop().await.unwrap();
+    for line in send_lines(200..300, &mut expected) {
+        second.send(&lines, None, Some(&line)).await.unwrap();
+    }
+    wait_for("every count on the second instance", || {
+        table_map(&second, &second_counts) == expected
+    })
+    .await;
+    second.stop().await.unwrap();
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for (word, n) in read_counts(&broker, "counts-out").await {
+        let previous = last.insert(word.clone(), n).unwrap_or(0);
+        assert_eq!(n, previous + 1, "{word}: a count lost or repeated");
+    }
+    assert_eq!(last, expected);
+}
