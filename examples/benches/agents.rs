@@ -56,7 +56,9 @@ async fn child(side: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(&base)?;
     let dir = tempfile::tempdir_in(&base)?;
     let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default()).await?;
-    ensure_topic(&broker, examples::TEXT_LINES_TOPIC, PARTITIONS).await?;
+    for topic in [examples::TEXT_LINES_TOPIC, examples::WORD_COUNTS_TOPIC] {
+        ensure_topic(&broker, topic, PARTITIONS).await?;
+    }
     let lines = examples::corpus(LINES, 0x00a9_e275);
     let total_words: usize = lines.iter().map(|l| words(l).len()).sum();
     let producer = Producer::new(&broker);
