@@ -19,7 +19,7 @@ use tokio::runtime::Handle;
 use crate::driver::{AgentDriver, AgentFn, StartFn};
 use crate::error::{AgentError, AgentResult, Result};
 use crate::group_by::{GroupDef, Probe};
-use crate::stream::{repartition_topic, AgentStream, StreamSetup};
+use crate::stream::{AgentStream, StreamSetup};
 use crate::table::Table;
 use crate::timer::{Schedule, TimerFn, TimerSpec};
 use crate::topic::{producer_record, Topic};
@@ -138,7 +138,7 @@ where
         let groups = self.probe(&setup, runtime);
         if groups.len() > 1 {
             return Err(AgentError::Usage(format!(
-                "agent '{}' calls group_by {} times; one group_by per agent",
+                "agent '{}' calls group_by or through {} times; one per agent",
                 self.name,
                 groups.len()
             )));
@@ -146,10 +146,8 @@ where
         for group in groups {
             added
                 .drivers
-                .push(group.add_to(topology, &self.name, &self.make, &setup, runtime)?);
-            added
-                .repartition_topics
-                .push(repartition_topic(&setup.application_id, group.name()));
+                .push(group.add_to(topology, sources, &self.name, &self.make, &setup, runtime)?);
+            added.repartition_topics.push(group.topic().to_owned());
         }
         Ok(added)
     }

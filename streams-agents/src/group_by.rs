@@ -2,6 +2,7 @@
 //! repartition topic's source and driver it adds for it.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt as _;
@@ -10,7 +11,7 @@ use tokio::runtime::Handle;
 
 use crate::driver::{AgentDriver, AgentFn, StartFn};
 use crate::error::Result;
-use crate::stream::{repartition_topic, AgentStream, StreamSetup};
+use crate::stream::{AgentStream, StreamSetup};
 
 /// The `group_by` calls of an agent of keys `K` and values `V`, as the app
 /// learns them before it runs (each agent is called once with empty
@@ -41,16 +42,18 @@ impl<K, V> Probe<K, V> {
     }
 }
 
-/// A `group_by` of an agent, its new key type erased.
+/// A `group_by` or `through` of an agent, its new key type erased.
 pub(crate) trait GroupDef<K, V>: Send {
-    /// The name given to `group_by`.
-    fn name(&self) -> &str;
+    /// The topic the agent continues on.
+    fn topic(&self) -> &str;
 
-    /// Adds the source of the repartition topic and the driver of the
-    /// agent instances that run for it; returns the driver's name.
+    /// Adds the source of the topic (unless `sources` has one) and the
+    /// driver of the agent instances that run for it; returns the driver's
+    /// name.
     fn add_to(
         &self,
         topology: &mut Topology,
+        sources: &mut BTreeMap<String, String>,
         agent: &Arc<str>,
         make: &AgentFn<K, V>,
         setup: &Arc<StreamSetup<V>>,
@@ -58,15 +61,15 @@ pub(crate) trait GroupDef<K, V>: Send {
     ) -> Result<String>;
 }
 
-/// A `group_by` to keys `KR`.
+/// A `group_by` or `through` to topic `topic`, keys `KR`.
 pub(crate) struct Group<KR> {
-    name: Arc<str>,
+    topic: Arc<str>,
     key_serde: Arc<dyn Serde<KR>>,
 }
 
 impl<KR> Group<KR> {
-    pub(crate) fn new(name: Arc<str>, key_serde: Arc<dyn Serde<KR>>) -> Self {
-        Self { name, key_serde }
+    pub(crate) fn new(topic: Arc<str>, key_serde: Arc<dyn Serde<KR>>) -> Self {
+        Self { topic, key_serde }
     }
 }
 
@@ -76,28 +79,36 @@ where
     V: Clone + Send + Sync + 'static,
     KR: Clone + Send + Sync + 'static,
 {
-    fn name(&self) -> &str {
-        &self.name
+    fn topic(&self) -> &str {
+        &self.topic
     }
 
     fn add_to(
         &self,
         topology: &mut Topology,
+        sources: &mut BTreeMap<String, String>,
         agent: &Arc<str>,
         make: &AgentFn<K, V>,
         setup: &Arc<StreamSetup<V>>,
         runtime: &Handle,
     ) -> Result<String> {
-        let topic = repartition_topic(&setup.application_id, &self.name);
-        let source = format!("{topic}-source");
-        topology.add_source(
-            &source,
-            self.key_serde.clone(),
-            setup.value_serde.clone(),
-            &[&topic],
-        )?;
-        let driver = format!("{agent}-{}", self.name);
-        let (make, setup, name) = (make.clone(), setup.clone(), self.name.clone());
+        let topic = self.topic.to_string();
+        let source = match sources.get(&topic) {
+            Some(source) => source.clone(),
+            None => {
+                let source = format!("{topic}-source");
+                topology.add_source(
+                    &source,
+                    self.key_serde.clone(),
+                    setup.value_serde.clone(),
+                    &[&topic],
+                )?;
+                sources.insert(topic.clone(), source.clone());
+                source
+            }
+        };
+        let driver = format!("{agent}-{topic}");
+        let (make, setup, name) = (make.clone(), setup.clone(), self.topic.clone());
         let start: StartFn<KR, V> = Arc::new(move |mailbox| {
             let mailbox: Arc<dyn Any + Send + Sync> = mailbox;
             make(AgentStream::repartitioned(

@@ -261,40 +261,68 @@ where
         KR: Clone + Send + Sync + 'static,
         F: Fn(&Event<K, V>) -> KR + Send + 'static,
     {
-        let key_serde: Arc<dyn Serde<KR>> = Arc::new(key_serde);
-        let name: Arc<str> = Arc::from(name);
+        let topic = repartition_topic(&self.setup.application_id, name);
+        let what = format!("group_by '{name}'");
+        self.redirect(what, Arc::from(topic), Arc::new(key_serde), move |event| {
+            Some(key(event))
+        })
+    }
+
+    /// Sends every event on to `topic`, one of the app's topics, and
+    /// continues on the events of that topic (Faust's `stream.through`), in
+    /// the task that owns each one's partition there. Like `group_by`, call
+    /// it before the agent's first `await`, once per agent (`through` and
+    /// `group_by` together count as two).
+    pub fn through(self, topic: &Topic<K, V>) -> GroupedStream<K, V> {
+        let what = format!("through '{}'", topic.name);
+        let name = topic.name.clone();
+        self.redirect(what, name, topic.key_serde.clone(), |event| {
+            event.key.clone()
+        })
+    }
+
+    /// Sends every event to `topic` under `key(event)` and continues on the
+    /// events of that topic (see [`AgentStream::group_by`]).
+    fn redirect<KR, F>(
+        self,
+        what: String,
+        topic: Arc<str>,
+        key_serde: Arc<dyn Serde<KR>>,
+        key: F,
+    ) -> GroupedStream<KR, V>
+    where
+        KR: Clone + Send + Sync + 'static,
+        F: Fn(&Event<K, V>) -> Option<KR> + Send + 'static,
+    {
+        let failed = |error: AgentError| {
+            GroupedStream::new(futures::stream::once(async move { Err(error) }).boxed())
+        };
         match self.phase {
             Phase::Probe(probe) => {
-                probe.push(Group::new(name, key_serde));
+                probe.push(Group::new(topic, key_serde));
                 GroupedStream::new(futures::stream::empty().boxed())
             }
             Phase::Repartitioned {
                 name: running,
                 mailbox,
             } => {
-                if running != name {
-                    let error = AgentError::Usage(format!(
-                        "group_by '{name}' in an agent that repartitions by '{running}': one group_by per agent"
-                    ));
-                    return GroupedStream::new(
-                        futures::stream::once(async move { Err(error) }).boxed(),
-                    );
+                if running != topic {
+                    return failed(AgentError::Usage(format!(
+                        "{what} in an agent that continues on '{running}': one group_by or through per agent"
+                    )));
                 }
                 match mailbox.downcast::<Mailbox<KR, V>>() {
                     Ok(mailbox) => GroupedStream::new(MailboxStream(mailbox).boxed()),
-                    Err(_) => {
-                        let error = AgentError::Usage(format!(
-                            "group_by '{name}': the key type {} is not the one the app learned when it started",
-                            std::any::type_name::<KR>()
-                        ));
-                        GroupedStream::new(futures::stream::once(async move { Err(error) }).boxed())
-                    }
+                    Err(_) => failed(AgentError::Usage(format!(
+                        "{what}: the key type {} is not the one the app learned when it started",
+                        std::any::type_name::<KR>()
+                    ))),
                 }
             }
             Phase::Source(_) => {
                 let setup = self.setup.clone();
                 let topic = Topic {
-                    name: Arc::from(repartition_topic(&setup.application_id, &name)),
+                    name: topic,
                     key_serde,
                     value_serde: setup.value_serde.clone(),
                     partitions: setup.partitions,
@@ -303,11 +331,11 @@ where
                 };
                 let mut events = self;
                 let forwarded = async_stream::stream! {
-                    // Every event goes to the repartition topic; none comes
-                    // out here: the agent continues where the new key is.
+                    // Every event goes to the topic; none comes out here:
+                    // the agent continues where its partition is there.
                     while let Some(event) = events.next().await {
                         let sent = match event {
-                            Ok(event) => topic.send_record(Some(key(&event)), event.value).await,
+                            Ok(event) => topic.send_record(key(&event), event.value).await,
                             Err(e) => Err(e),
                         };
                         if let Err(e) = sent {

@@ -694,3 +694,59 @@ async fn tables_move_with_their_partitions_between_two_instances() {
     }
     assert_eq!(last, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_continues_on_the_events_of_another_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("relay", dir.path()))
+        .with_broker(broker.clone())
+        .with_topic_partitions(3);
+    let raw = app
+        .topic::<String, i64>("raw", Serdes::string(), Serdes::i64())
+        .unwrap();
+    let relayed = app
+        .topic::<String, i64>("relayed", Serdes::string(), Serdes::i64())
+        .unwrap();
+    let seen: Shared<Vec<(String, String, i64)>> = Arc::default();
+    let for_agent = (seen.clone(), relayed.clone());
+    app.agent("relay", &raw, move |events| {
+        let (seen, relayed) = for_agent.clone();
+        async move {
+            let mut events = events.through(&relayed);
+            while let Some(event) = events.next().await {
+                let event = event?;
+                seen.lock().unwrap().push((
+                    event.topic.to_string(),
+                    event.key.unwrap_or_default(),
+                    event.value.unwrap_or_default(),
+                ));
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let running = app.start().await.unwrap();
+    for i in 0..20i64 {
+        running
+            .send(&raw, Some(&format!("k{}", i % 4)), Some(&i))
+            .await
+            .unwrap();
+    }
+    wait_for("the twenty relayed events", || {
+        seen.lock().unwrap().len() == 20
+    })
+    .await;
+    running.stop().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|(topic, _, _)| topic == "relayed"),
+        "{seen:?}"
+    );
+    let mut values: Vec<i64> = seen.iter().map(|(_, _, v)| *v).collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..20).collect::<Vec<_>>());
+    assert!(seen
+        .iter()
+        .all(|(_, key, value)| key == &format!("k{}", value % 4)));
+}
