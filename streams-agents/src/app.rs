@@ -534,6 +534,7 @@ impl App {
             default: None,
             backend: None,
             partitions: Arc::new(OnceLock::new()),
+            windows: Arc::new(OnceLock::new()),
         };
         self.tables.push(Box::new(table.clone()));
         Ok(table)

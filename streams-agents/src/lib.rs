@@ -62,6 +62,7 @@ mod table;
 mod take;
 mod timer;
 mod topic;
+mod windowed_table;
 
 pub use app::{Agent, App, RunningApp, DEFAULT_TOPIC_PARTITIONS};
 pub use error::{AgentError, AgentResult, Result};
@@ -69,3 +70,4 @@ pub use event::Event;
 pub use stream::{AgentStream, GroupedStream};
 pub use table::Table;
 pub use topic::Topic;
+pub use windowed_table::WindowedTable;

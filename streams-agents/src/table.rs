@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use broker_embedded::partitioner::partition_for_key;
 use streams_core::{ProcessorContext, Serde, StoreBackend, StoreBuilder};
@@ -38,6 +39,38 @@ pub struct Table<K, V> {
     pub(crate) backend: Option<StoreBackend>,
     /// The partition count of the agents' input, known when the app runs.
     pub(crate) partitions: Arc<OnceLock<u32>>,
+    /// The windows, once the table is made windowed: shared with the app,
+    /// which then declares a window store.
+    pub(crate) windows: Arc<OnceLock<Windows>>,
+}
+
+/// The windows of a windowed table, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Windows {
+    pub(crate) size: i64,
+    pub(crate) step: i64,
+    pub(crate) expires: i64,
+}
+
+impl Windows {
+    /// The starts of the windows holding time `t`, ascending: every
+    /// multiple `s >= 0` of the step with `s <= t < s + size`.
+    pub(crate) fn starts(&self, t: i64) -> Vec<i64> {
+        if t < 0 || self.step <= 0 || self.size <= 0 {
+            return Vec::new();
+        }
+        let lowest = (t - self.size + 1).max(0);
+        let mut start = lowest.div_euclid(self.step) * self.step;
+        if start < lowest {
+            start += self.step;
+        }
+        let mut out = Vec::new();
+        while start <= t {
+            out.push(start);
+            start += self.step;
+        }
+        out
+    }
 }
 
 impl<K, V> Clone for Table<K, V> {
@@ -49,6 +82,7 @@ impl<K, V> Clone for Table<K, V> {
             default: self.default.clone(),
             backend: self.backend,
             partitions: self.partitions.clone(),
+            windows: self.windows.clone(),
         }
     }
 }
@@ -84,11 +118,20 @@ where
 
     /// The store declaration of this table.
     pub(crate) fn store_builder(&self) -> StoreBuilder {
-        let builder = StoreBuilder::key_value(
-            self.name.to_string(),
-            self.key_serde.clone(),
-            self.value_serde.clone(),
-        );
+        let builder = match self.windows.get() {
+            Some(w) => StoreBuilder::window(
+                self.name.to_string(),
+                self.key_serde.clone(),
+                self.value_serde.clone(),
+                Duration::from_millis(u64::try_from(w.expires).unwrap_or(0)),
+                Duration::from_millis(u64::try_from(w.size).unwrap_or(0)),
+            ),
+            None => StoreBuilder::key_value(
+                self.name.to_string(),
+                self.key_serde.clone(),
+                self.value_serde.clone(),
+            ),
+        };
         match self.backend {
             Some(backend) => builder.with_backend(backend),
             None => builder,
@@ -96,7 +139,7 @@ where
     }
 
     /// Checks that `key` belongs to the partition being processed.
-    fn check_partition(&self, current: &Current, key: &K) -> Result<()> {
+    pub(crate) fn check_partition(&self, current: &Current, key: &K) -> Result<()> {
         let Some(&partitions) = self.partitions.get() else {
             return Ok(());
         };
@@ -158,7 +201,7 @@ where
         }
     }
 
-    fn default_value(&self) -> Result<V> {
+    pub(crate) fn default_value(&self) -> Result<V> {
         match &self.default {
             Some(default) => Ok(default()),
             None => Err(AgentError::NoDefault {

@@ -750,3 +750,80 @@ async fn through_continues_on_the_events_of_another_topic() {
         .iter()
         .all(|(_, key, value)| key == &format!("k{}", value % 4)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_tables_count_per_window_of_the_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("windows", dir.path()))
+        .with_broker(broker.clone())
+        .with_topic_partitions(1);
+    let clicks = app
+        .topic::<String, String>("clicks", Serdes::string(), Serdes::string())
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    let tumbling = app
+        .table::<String, i64>("per_10s")
+        .unwrap()
+        .default(|| 0)
+        .tumbling(Duration::from_secs(10), hour)
+        .unwrap();
+    let hopping = app
+        .table::<String, i64>("per_10s_every_5s")
+        .unwrap()
+        .default(|| 0)
+        .hopping(Duration::from_secs(10), Duration::from_secs(5), hour)
+        .unwrap();
+    assert!(app
+        .table::<String, i64>("bad")
+        .unwrap()
+        .tumbling(Duration::from_secs(10), Duration::from_secs(1))
+        .is_err());
+    let seen: Shared<Vec<(i64, i64, i64, i64)>> = Arc::default();
+    let for_agent = (seen.clone(), tumbling.clone(), hopping.clone());
+    app.agent("count_clicks", &clicks, move |mut clicks| {
+        let (seen, tumbling, hopping) = for_agent.clone();
+        async move {
+            while let Some(click) = clicks.next().await {
+                let click = click?;
+                let key = click.key.clone().unwrap_or_default();
+                let in_window = tumbling.update(&key, |n| n + 1).await?;
+                let ten_seconds_before = tumbling.delta(&key, Duration::from_secs(10)).await?;
+                let hop = hopping.update(&key, |n| n + 1).await?;
+                assert_eq!(hopping.current(&key).await?, hop);
+                seen.lock()
+                    .unwrap()
+                    .push((click.timestamp, in_window, ten_seconds_before, hop));
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let running = app.start().await.unwrap();
+    let producer = broker_embedded::Producer::new(&broker);
+    for ts in [1_000i64, 7_000, 12_000, 13_000, 14_000] {
+        producer
+            .send(
+                broker_embedded::ProducerRecord::new("clicks", "x")
+                    .key("page")
+                    .timestamp(ts),
+            )
+            .await
+            .unwrap();
+    }
+    wait_for("the five clicks", || seen.lock().unwrap().len() == 5).await;
+    running.stop().await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            // [0, 10 s): 1, then 2; 10 s before is before the epoch: 0.
+            (1_000, 1, 0, 1),
+            (7_000, 2, 0, 1),
+            // [10 s, 20 s): 1, 2, 3; 10 s before falls in [0, 10 s): 2.
+            // Hopping: the latest window holding the time, [10 s, 20 s).
+            (12_000, 1, 2, 1),
+            (13_000, 2, 2, 2),
+            (14_000, 3, 2, 3),
+        ]
+    );
+}
