@@ -78,7 +78,8 @@ async fn child(side: &str) -> anyhow::Result<()> {
     ])?;
     let cpu_before = examples::thread_cpu_times();
     let start = Instant::now();
-    let elapsed = match side {
+    // CPU time is read before the app closes: its stream threads end then.
+    let (elapsed, cpu_after) = match side {
         "dsl" => {
             let topology = examples::word_count_topology(Some(StoreBackend::InMemory))?;
             let sources = topology.physical_source_topics(&application_id);
@@ -94,8 +95,9 @@ async fn child(side: &str) -> anyhow::Result<()> {
             )
             .await?;
             let elapsed = start.elapsed();
+            let cpu_after = examples::thread_cpu_times();
             app.close().await?;
-            elapsed
+            (elapsed, cpu_after)
         }
         "agents" => {
             let (app, _) = examples::agents::word_count_app(
@@ -116,12 +118,13 @@ async fn child(side: &str) -> anyhow::Result<()> {
             )
             .await?;
             let elapsed = start.elapsed();
+            let cpu_after = examples::thread_cpu_times();
             running.stop().await?;
-            elapsed
+            (elapsed, cpu_after)
         }
         other => bail!("unknown side {other}"),
     };
-    let (cpu, _) = examples::cpu_between(&cpu_before, &examples::thread_cpu_times());
+    let (cpu, _) = examples::cpu_between(&cpu_before, &cpu_after);
     let mut written = 0;
     for partition in 0..broker.partition_count(examples::WORD_COUNTS_TOPIC).await? {
         written += broker

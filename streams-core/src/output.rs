@@ -78,7 +78,14 @@ impl Output {
     #[inline]
     fn topic_index(&mut self, topic: &Arc<str>) -> u32 {
         // A task writes to a handful of topics, most often the last one.
-        if let Some(i) = self.topics.iter().rposition(|t| Arc::ptr_eq(t, topic)) {
+        // The same name may come in another `Arc` (`send_bytes` makes one
+        // per call): a topic is one entry whatever its `Arc`, or the list
+        // would grow with every record and each search with it.
+        if let Some(i) = self
+            .topics
+            .iter()
+            .rposition(|t| Arc::ptr_eq(t, topic) || **t == **topic)
+        {
             return i as u32;
         }
         self.topics.push(topic.clone());
@@ -260,6 +267,17 @@ mod tests {
             out.extend_from_slice(text.as_bytes());
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_topic_named_again_in_a_new_arc_is_one_topic() {
+        let mut out = Output::with_room(4, 16);
+        for i in 0..1_000 {
+            let topic: Arc<str> = Arc::from(if i % 2 == 0 { "a" } else { "b" });
+            out.push_raw(&topic, raw(Some("k"), Some("v"), i));
+        }
+        assert_eq!(out.len(), 1_000);
+        assert_eq!(out.topics().len(), 2);
     }
 
     #[test]
