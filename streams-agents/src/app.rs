@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 
 use crate::driver::{AgentDriver, AgentFn, StartFn};
 use crate::error::{AgentError, AgentResult, Result};
+use crate::global_table::GlobalTable;
 use crate::group_by::{GroupDef, Probe};
 use crate::stream::{AgentStream, StreamSetup};
 use crate::table::Table;
@@ -278,6 +279,44 @@ fn short_type_name<T>() -> String {
     out
 }
 
+/// A global table as the app keeps it, its types erased.
+trait GlobalDef: Send + Sync {
+    fn name(&self) -> &str;
+    fn topic(&self) -> &str;
+    fn partitions(&self) -> u32;
+    fn add_to(&self, topology: &mut Topology) -> Result<()>;
+}
+
+impl<K, V> GlobalDef for GlobalTable<K, V>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn topic(&self) -> &str {
+        self.topic.name()
+    }
+
+    fn partitions(&self) -> u32 {
+        self.topic.partitions
+    }
+
+    fn add_to(&self, topology: &mut Topology) -> Result<()> {
+        topology.add_global_table(
+            &self.name,
+            &format!("{}-global-source", self.name),
+            self.topic.name(),
+            &format!("{}-global", self.name),
+            self.topic.key_serde.clone(),
+            self.topic.value_serde.clone(),
+        )?;
+        Ok(())
+    }
+}
+
 /// A handle on an agent of an [`App`]: its name and topic, and sending to
 /// it (Faust's `agent.send`).
 pub struct Agent<K, V> {
@@ -372,6 +411,7 @@ pub struct App {
     topics: BTreeMap<String, Box<dyn TopicDef>>,
     agents: Vec<Box<dyn AgentDef>>,
     tables: Vec<Box<dyn TableDef>>,
+    globals: Vec<Box<dyn GlobalDef>>,
 }
 
 impl fmt::Debug for App {
@@ -406,6 +446,7 @@ impl App {
             topics: BTreeMap::new(),
             agents: Vec::new(),
             tables: Vec::new(),
+            globals: Vec::new(),
         }
     }
 
@@ -559,6 +600,70 @@ impl App {
         Ok(table)
     }
 
+    /// Declares global table `name` of keys `K` and values `V` with their
+    /// built-in serdes (Faust's `app.GlobalTable(name)`): the latest value
+    /// per key of the compacted topic `<application.id>-<name>-changelog`,
+    /// held whole by every instance; see [`GlobalTable`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::table`].
+    pub fn global_table<K, V>(&mut self, name: &str) -> Result<GlobalTable<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let (Some(key_serde), Some(value_serde)) =
+            (Serdes::default_for::<K>(), Serdes::default_for::<V>())
+        else {
+            return Err(AgentError::Usage(format!(
+                "global table '{name}': {} or {} has no built-in serde; declare it with App::global_table_with",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            )));
+        };
+        self.global_table_with(name, key_serde, value_serde)
+    }
+
+    /// [`App::global_table`] with the serdes of its keys and values.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Duplicate`] when the name is declared already.
+    pub fn global_table_with<K, V>(
+        &mut self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<GlobalTable<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if self.globals.iter().any(|g| g.name() == name)
+            || self.tables.iter().any(|t| t.name() == name)
+        {
+            return Err(AgentError::Duplicate {
+                kind: "table",
+                name: name.to_owned(),
+            });
+        }
+        let topic = Topic {
+            name: Arc::from(format!("{}-{name}-changelog", self.config.application_id())),
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            partitions: self.topic_partitions,
+            broker: self.broker_cell.clone(),
+        };
+        let table = GlobalTable {
+            name: Arc::from(name),
+            topic,
+            default: None,
+        };
+        self.globals.push(Box::new(table.clone()));
+        Ok(table)
+    }
+
     /// Declares agent `name` over `topic` (Faust's `@app.agent(topic)`):
     /// `agent` receives the events of one partition as an
     /// [`AgentStream`] and returns the future that processes them. Each
@@ -686,10 +791,12 @@ impl App {
             .collect()
     }
 
-    /// The tables: (name, changelog topic, key and value types).
+    /// The tables: (name, changelog topic, key and value types); global
+    /// tables last, their types marked `(global)`.
     pub fn tables(&self) -> Vec<(String, String, String)> {
         let app = self.config.application_id();
-        self.tables
+        let mut tables: Vec<_> = self
+            .tables
             .iter()
             .map(|t| {
                 (
@@ -698,7 +805,15 @@ impl App {
                     t.describe(),
                 )
             })
-            .collect()
+            .collect();
+        tables.extend(self.globals.iter().map(|g| {
+            (
+                g.name().to_owned(),
+                g.topic().to_owned(),
+                "(global)".to_owned(),
+            )
+        }));
+        tables
     }
 
     /// The topology the app runs: a source per topic read, a processor per
@@ -726,6 +841,9 @@ impl App {
         for table in &self.tables {
             topology.add_state_store(table.store_builder(), &drivers)?;
         }
+        for global in &self.globals {
+            global.add_to(&mut topology)?;
+        }
         for topic in self.topics.keys() {
             if !sources.contains_key(topic) {
                 topology.add_output_topic(topic)?;
@@ -749,6 +867,14 @@ impl App {
                 .ensure_topic(NewTopic::new(name.clone(), topic.partitions()))
                 .await?;
             partitions.insert(name.clone(), broker.partition_count(name).await?);
+        }
+        for global in &self.globals {
+            broker
+                .ensure_topic(
+                    NewTopic::new(global.topic().to_owned(), global.partitions())
+                        .config("cleanup.policy", "compact"),
+                )
+                .await?;
         }
         if let Some(agent) = self.agents.first() {
             let count = partitions.get(agent.topic()).copied().unwrap_or(1);

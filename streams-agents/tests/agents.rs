@@ -827,3 +827,99 @@ async fn windowed_tables_count_per_window_of_the_event_time() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_table_is_read_whole_by_every_partition_and_written_through_its_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    // Rows written before the app starts are there for the first event.
+    broker
+        .ensure_topic(broker_embedded::NewTopic::new("global-names-changelog", 2))
+        .await
+        .unwrap();
+    broker_embedded::Producer::new(&broker)
+        .send(broker_embedded::ProducerRecord::new("global-names-changelog", "Acme").key("v1"))
+        .await
+        .unwrap();
+    let mut app = App::new(config("global", dir.path()))
+        .with_broker(broker.clone())
+        .with_topic_partitions(4);
+    let rides = app
+        .topic::<String, String>("rides", Serdes::string(), Serdes::string())
+        .unwrap();
+    let renames = app
+        .topic::<String, String>("renames", Serdes::string(), Serdes::string())
+        .unwrap();
+    let names = app
+        .global_table::<String, String>("names")
+        .unwrap()
+        .default(|| "unknown".to_owned());
+    assert_eq!(names.topic().name(), "global-names-changelog");
+    let seen: Shared<Vec<(u32, String)>> = Arc::default();
+    let for_rides = (seen.clone(), names.clone());
+    app.agent("enrich", &rides, move |mut rides| {
+        let (seen, names) = for_rides.clone();
+        async move {
+            while let Some(ride) = rides.next().await {
+                let ride = ride?;
+                let vendor = ride.value.unwrap_or_default();
+                let name = names.value(&vendor).await?;
+                seen.lock().unwrap().push((ride.partition, name));
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let for_renames = names.clone();
+    app.agent("rename", &renames, move |mut renames| {
+        let names = for_renames.clone();
+        async move {
+            while let Some(rename) = renames.next().await {
+                let rename = rename?;
+                if let (Some(vendor), Some(name)) = (rename.key, rename.value) {
+                    names.insert(vendor, name).await?;
+                }
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let running = app.start().await.unwrap();
+    for i in 0..8 {
+        running
+            .send(&rides, Some(&format!("ride-{i}")), Some(&"v1".to_owned()))
+            .await
+            .unwrap();
+    }
+    wait_for("eight rides", || seen.lock().unwrap().len() == 8).await;
+    {
+        let seen = seen.lock().unwrap();
+        assert!(seen.iter().all(|(_, name)| name == "Acme"), "{seen:?}");
+        let partitions: std::collections::BTreeSet<u32> = seen.iter().map(|(p, _)| *p).collect();
+        assert!(
+            partitions.len() > 1,
+            "rides of one partition only: {seen:?}"
+        );
+    }
+    running
+        .send(
+            &renames,
+            Some(&"v1".to_owned()),
+            Some(&"Acme Inc".to_owned()),
+        )
+        .await
+        .unwrap();
+    // The write reaches every copy when the global thread reads it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut i = 8;
+    while !seen.lock().unwrap().iter().any(|(_, n)| n == "Acme Inc") {
+        assert!(Instant::now() < deadline, "the new name never came");
+        i += 1;
+        running
+            .send(&rides, Some(&format!("ride-{i}")), Some(&"v1".to_owned()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop().await.unwrap();
+}
