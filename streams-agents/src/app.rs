@@ -16,6 +16,7 @@ use streams_core::{
 };
 use tokio::runtime::Handle;
 
+use crate::ask::{read_replies, Replies};
 use crate::driver::{AgentDriver, AgentFn, StartFn};
 use crate::error::{AgentError, AgentResult, Result};
 use crate::global_table::GlobalTable;
@@ -323,6 +324,10 @@ pub struct Agent<K, V> {
     name: Arc<str>,
     topic: Topic<K, V>,
     description: Arc<Mutex<String>>,
+    /// The app's replies to asks, once it runs.
+    replies: Arc<OnceLock<Arc<Replies>>>,
+    /// The app's reply topic.
+    reply_topic: Arc<str>,
 }
 
 impl<K, V> fmt::Debug for Agent<K, V> {
@@ -363,6 +368,75 @@ where
     /// (Faust's `agent.send(key=.., value=..)`); see [`Topic::send`].
     pub async fn send(&self, key: impl Into<Option<K>>, value: V) -> Result<()> {
         self.topic.send(key, value).await
+    }
+
+    /// Sends `value` to the agent as a request and waits up to `timeout`
+    /// for its answer (Faust's `agent.ask`): the record carries the app's
+    /// reply topic and a correlation id in its headers
+    /// ([`crate::ask::REPLY_TO_HEADER`], [`crate::ask::CORRELATION_ID_HEADER`]),
+    /// the agent answers with [`crate::Event::reply`], and the answer is
+    /// read with `reply_serde`. Ask from outside the agents (a timer, a
+    /// handler, `main`): an agent that asked would hold its partitions
+    /// while it waits.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::AskTimedOut`] when no answer came in time;
+    /// [`AgentError::Usage`] from an agent's body;
+    /// [`AgentError::OutsideAgent`] before the app has started; a serde or
+    /// broker error.
+    pub async fn ask<R: 'static>(
+        &self,
+        key: impl Into<Option<K>>,
+        value: V,
+        reply_serde: &dyn Serde<R>,
+        timeout: Duration,
+    ) -> Result<R> {
+        if crate::current::polling() {
+            return Err(AgentError::Usage(format!(
+                "agent '{}' asked from an agent's body: the asking agent would hold its partitions while it waits; ask from outside the agents",
+                self.name
+            )));
+        }
+        let (Some(replies), Some(broker)) = (self.replies.get(), self.topic.broker.get()) else {
+            return Err(crate::ask::not_running(&self.name));
+        };
+        let key = key.into();
+        let (key, value) = self.topic.encode(key.as_ref(), Some(&value))?;
+        let correlation = crate::ask::correlation_id();
+        let answer = replies.wait_for(&correlation);
+        let record = producer_record(&self.topic.name, key, value)
+            .header(
+                crate::ask::REPLY_TO_HEADER,
+                self.reply_topic.as_bytes().to_vec(),
+            )
+            .header(
+                crate::ask::CORRELATION_ID_HEADER,
+                correlation.clone().into_bytes(),
+            );
+        if let Err(e) = Producer::new(broker).send(record).await {
+            replies.forget(&correlation);
+            return Err(e.into());
+        }
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(Some(bytes))) => Ok(reply_serde
+                .deserialize(&self.reply_topic, &bytes)
+                .map_err(streams_core::StreamsError::from)?),
+            Ok(Ok(None)) => Err(AgentError::Usage(format!(
+                "agent '{}' answered with no value",
+                self.name
+            ))),
+            Ok(Err(_)) => Err(AgentError::TaskClosed {
+                what: format!("asking agent '{}'", self.name),
+            }),
+            Err(_) => {
+                replies.forget(&correlation);
+                Err(AgentError::AskTimedOut {
+                    agent: self.name.to_string(),
+                    timeout,
+                })
+            }
+        }
     }
 }
 
@@ -406,6 +480,8 @@ pub struct App {
     broker: Option<Broker>,
     /// The broker once the app has one, shared with its topics.
     broker_cell: Arc<OnceLock<Broker>>,
+    /// The replies to asks once the app runs, shared with its agents.
+    replies: Arc<OnceLock<Arc<Replies>>>,
     timers: Vec<TimerSpec>,
     topic_partitions: u32,
     topics: BTreeMap<String, Box<dyn TopicDef>>,
@@ -441,6 +517,7 @@ impl App {
             config,
             broker: None,
             broker_cell: Arc::new(OnceLock::new()),
+            replies: Arc::new(OnceLock::new()),
             timers: Vec::new(),
             topic_partitions: DEFAULT_TOPIC_PARTITIONS,
             topics: BTreeMap::new(),
@@ -467,6 +544,11 @@ impl App {
     /// The app's configuration.
     pub fn config(&self) -> &StreamsConfig {
         &self.config
+    }
+
+    /// The topic the answers to asks go to: `<application.id>-replies`.
+    fn reply_topic(&self) -> String {
+        format!("{}-replies", self.config.application_id())
     }
 
     /// Where the embedded broker lives when none is given.
@@ -703,6 +785,8 @@ impl App {
             name: Arc::from(name),
             topic: topic.clone(),
             description,
+            replies: self.replies.clone(),
+            reply_topic: Arc::from(self.reply_topic()),
         })
     }
 
@@ -849,6 +933,7 @@ impl App {
                 topology.add_output_topic(topic)?;
             }
         }
+        topology.add_output_topic(&self.reply_topic())?;
         Ok((topology, repartitions))
     }
 
@@ -883,6 +968,13 @@ impl App {
             }
         }
         let (topology, repartitions) = self.topology(&Handle::current(), &partitions)?;
+        let reply_topic = self.reply_topic();
+        broker
+            .ensure_topic(NewTopic::new(reply_topic.clone(), 1))
+            .await?;
+        let replies = Arc::new(Replies::default());
+        let reply_reader = read_replies(broker.clone(), reply_topic, replies.clone()).await?;
+        let _ = self.replies.set(replies);
         let mut repartition_names = Vec::new();
         for (topic, count) in repartitions {
             broker
@@ -904,11 +996,12 @@ impl App {
         input_topics.sort();
         input_topics.dedup();
         let timer_failed = Arc::new(Mutex::new(None));
-        let timers = self
+        let mut timers: Vec<_> = self
             .timers
             .iter()
             .map(|timer| crate::timer::spawn(timer, timer_failed.clone()))
             .collect();
+        timers.push(reply_reader);
         Ok(RunningApp {
             app,
             broker,

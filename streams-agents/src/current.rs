@@ -85,6 +85,18 @@ pub(crate) fn current(what: impl FnOnce() -> String) -> Result<Current> {
         .ok_or_else(|| AgentError::OutsideAgent { what: what() })
 }
 
+/// Queues `run` for the agent's driver, which runs it before the agent
+/// gets its next event, and does not wait for it: for what has no answer
+/// (a send).
+pub(crate) fn submit<F>(what: impl FnOnce() -> String, run: F) -> Result<()>
+where
+    F: for<'a> FnOnce(&mut ProcessorContext<'a, (), ()>) + Send + 'static,
+{
+    let current = current(what)?;
+    current.requests.push(Box::new(run));
+    Ok(())
+}
+
 /// Queues `run` for the agent's driver and waits for its answer.
 pub(crate) async fn request<T, F>(what: impl Fn() -> String, run: F) -> Result<T>
 where

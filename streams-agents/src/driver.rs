@@ -133,15 +133,19 @@ impl<K, V> Agent<K, V> {
         }
         let waker = futures::task::waker(running.waker.clone());
         let mut cx = Context::from_waker(&waker);
+        // The agent's runtime and its task's requests, for every poll
+        // below (requests served in between never poll an agent).
+        let _runtime = self.runtime.enter();
+        let _polling = Polling::start(running.current.clone());
         loop {
             running.waker.woken.store(false, Ordering::Release);
-            let poll = {
-                let _runtime = self.runtime.enter();
-                let _polling = Polling::start(running.current.clone());
-                running.future.as_mut().poll(&mut cx)
-            };
+            let poll = running.future.as_mut().poll(&mut cx);
             match poll {
                 Poll::Ready(Ok(())) => {
+                    // What it sent before it returned still goes out.
+                    for request in running.requests.take_all() {
+                        request(ctx);
+                    }
                     tracing::info!(agent = %self.name, task = %ctx.task_id(), "agent returned; its remaining events are passed over");
                     self.running = None;
                     return Ok(());

@@ -69,6 +69,15 @@ pub enum AgentError {
         what: String,
     },
 
+    /// An agent did not answer an [`crate::Agent::ask`] in time.
+    #[error("agent '{agent}' did not answer within {timeout:?}")]
+    AskTimedOut {
+        /// The agent asked.
+        agent: String,
+        /// How long the asker waited.
+        timeout: std::time::Duration,
+    },
+
     /// The app stopped with an error of the runtime (which names the agent
     /// when an agent failed).
     #[error("the app stopped: {0}")]

@@ -51,6 +51,7 @@
 struct AgentsGuide;
 
 mod app;
+pub mod ask;
 mod cli;
 mod current;
 mod driver;

@@ -7,7 +7,7 @@ use broker_embedded::{Broker, Producer, ProducerRecord};
 
 use streams_core::{Headers, Serde, StreamsError};
 
-use crate::current::{polling, request};
+use crate::current::{polling, submit};
 use crate::error::Result;
 
 /// A topic of an [`crate::App`], with the serdes of its keys and values
@@ -130,14 +130,16 @@ where
             return Ok(());
         }
         let topic = self.name.clone();
-        let what = || format!("sending to topic '{}'", self.name);
-        request(what, move |_, ctx| {
-            let timestamp = ctx
-                .record_metadata()
-                .map_or_else(|| ctx.wall_clock_time(), |m| m.timestamp);
-            ctx.send_bytes(&topic, key, value, timestamp, Headers::default());
-            Ok(())
-        })
-        .await
+        // No answer to wait for: the driver sends it with the task's output
+        // before the agent's next event.
+        submit(
+            || format!("sending to topic '{}'", self.name),
+            move |ctx| {
+                let timestamp = ctx
+                    .record_metadata()
+                    .map_or_else(|| ctx.wall_clock_time(), |m| m.timestamp);
+                ctx.send_bytes(&topic, key, value, timestamp, Headers::default());
+            },
+        )
     }
 }

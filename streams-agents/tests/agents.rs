@@ -923,3 +923,55 @@ async fn a_global_table_is_read_whole_by_every_partition_and_written_through_its
     }
     running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_sends_a_request_and_waits_for_the_agents_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::in_memory().await.unwrap();
+    let mut app = App::new(config("asks", dir.path()))
+        .with_broker(broker.clone())
+        .with_topic_partitions(3);
+    let numbers = app
+        .topic::<String, i64>("numbers", Serdes::string(), Serdes::i64())
+        .unwrap();
+    let silent = app
+        .topic::<String, i64>("silent", Serdes::string(), Serdes::i64())
+        .unwrap();
+    let double = app
+        .agent("double", &numbers, |mut numbers| async move {
+            while let Some(n) = numbers.next().await {
+                let n = n?;
+                let value = n.value.unwrap_or_default();
+                n.reply(&(value * 2), &Serdes::i64()).await?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let ignore = app
+        .agent("ignore", &silent, |mut events| async move {
+            while events.next().await.is_some() {}
+            Ok(())
+        })
+        .unwrap();
+    let early = double
+        .ask(None, 1, &Serdes::i64(), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(early, AgentError::OutsideAgent { .. }), "{early}");
+    let running = app.start().await.unwrap();
+    let longs = Serdes::i64();
+    let (a, b) = tokio::join!(
+        double.ask(Some("a".to_owned()), 21, &longs, Duration::from_secs(60)),
+        double.ask(Some("b".to_owned()), 50, &longs, Duration::from_secs(60)),
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (42, 100));
+    let timed_out = ignore
+        .ask(None, 1, &Serdes::i64(), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(timed_out, AgentError::AskTimedOut { .. }),
+        "{timed_out}"
+    );
+    running.stop().await.unwrap();
+}
