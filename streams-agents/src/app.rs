@@ -541,6 +541,15 @@ impl App {
         self
     }
 
+    /// Runs the agents on `n` stream threads (Faust's `concurrency`, for
+    /// the whole app): each partition, and so each agent instance, belongs
+    /// to one of them, so `n` partitions are processed at once. The
+    /// default is `num.stream.threads` of the configuration (1).
+    pub fn with_concurrency(mut self, n: u32) -> Self {
+        self.config = self.config.with_num_stream_threads(n.max(1));
+        self
+    }
+
     /// The app's configuration.
     pub fn config(&self) -> &StreamsConfig {
         &self.config

@@ -146,7 +146,8 @@ async fn word_count_counts_in_a_table_and_continues_after_a_restart() {
     // restored and the counts go on from where they were.
     let mut app = App::new(config("wc", &state))
         .with_broker(broker.clone())
-        .with_topic_partitions(3);
+        .with_topic_partitions(3)
+        .with_concurrency(2);
     let counts = word_count(&mut app);
     let running = app.start().await.unwrap();
     for line in ["the end", "cat"] {
