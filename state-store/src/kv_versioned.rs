@@ -22,7 +22,12 @@
 //! (`valid_to`, the next version's timestamp), as Kafka's segments keep
 //! them: the version valid at `t` is the first one of the key with
 //! `valid_to > t`, if it started at or before `t`; before the oldest
-//! version kept there is nothing. Every older version has an entry in the
+//! version kept there is nothing. A latest delete that a value follows
+//! stays as an older version that starts and ends at its own timestamp (as
+//! Kafka's "degenerate" segment row): no read finds it, but an older put
+//! before it is valid until it, and it does not last until the value (so
+//! a put between the two, once the value is deleted at its own timestamp,
+//! is the latest version again). Every older version has an entry in the
 //! expiry index, and a latest delete one at its own timestamp: once
 //! `valid_to <= observed stream time - history retention` no read or put
 //! can reach the version any more, and it is dropped with its index entry
@@ -333,18 +338,44 @@ impl<S: KeyValueStore> KvVersionedStore<S> {
         let latest = self.latest(key)?;
         let outcome = match latest {
             Some(l) if timestamp >= l.timestamp => {
-                if l.timestamp < timestamp {
-                    // The version it replaces as the latest becomes older.
-                    self.put_older(&mut batch, key, l.timestamp, timestamp, l.value.as_deref())?;
-                    self.put_latest(&mut batch, key, &Latest { timestamp, value })?;
-                } else if l.value.is_some() && value.is_none() {
+                match (&l.value, &value) {
+                    // A value, or a delete, that a later record follows:
+                    // it becomes older, valid until that record.
+                    (Some(_), _) | (None, None) if l.timestamp < timestamp => {
+                        self.put_older(
+                            &mut batch,
+                            key,
+                            l.timestamp,
+                            timestamp,
+                            l.value.as_deref(),
+                        )?;
+                        self.put_latest(&mut batch, key, &Latest { timestamp, value })?;
+                    }
                     // As Kafka's store: a delete at the very timestamp of
                     // the latest value removes it and keeps no delete, so
                     // that an older put later becomes the latest version
-                    // unless an older version outlasts it.
-                    batch.push((latest_key(key), None));
-                } else {
-                    self.put_latest(&mut batch, key, &Latest { timestamp, value })?;
+                    // unless an older version ends at that timestamp.
+                    (Some(_), None) => batch.push((latest_key(key), None)),
+                    // As Kafka's store: a latest delete that a value at or
+                    // after it follows stays a delete at its own timestamp
+                    // only (a version that starts and ends there), not one
+                    // valid until the value. A delete at the value's
+                    // timestamp later leaves the key deleted from there,
+                    // and an older put after the delete's timestamp becomes
+                    // the latest version.
+                    (None, Some(_)) => {
+                        let history_key = self.history_key(key, l.timestamp)?;
+                        if self.backend.get(&history_key)?.is_none() {
+                            self.put_older(&mut batch, key, l.timestamp, l.timestamp, None)?;
+                        }
+                        self.put_latest(&mut batch, key, &Latest { timestamp, value })?;
+                    }
+                    (Some(_), Some(_)) => {
+                        self.put_latest(&mut batch, key, &Latest { timestamp, value })?;
+                    }
+                    // A delete at the latest delete's timestamp: nothing
+                    // changes.
+                    (None, None) => {}
                 }
                 PutOutcome::Latest
             }

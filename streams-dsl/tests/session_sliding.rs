@@ -6,7 +6,7 @@
 // The tests return streams-core's error, whose size is that crate's choice.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -579,6 +579,76 @@ fn sessionize(records: &[(u8, i64)], gap: i64) -> BTreeMap<(String, i64, i64), i
     out
 }
 
+/// Kafka's sliding windows over in-order records `(key, timestamp)` with
+/// time difference `d` (at least 1) and no grace, brute force: `(key,
+/// start, end) -> count` of every window the aggregation writes.
+///
+/// A record at `t` has its left window `[t - d, t]` (`[0, d]` for `t <
+/// d`); a record's right window `[t + 1, t + 1 + d]` exists once the next
+/// later record of its key lies within it; a window counts the records of
+/// its key within its inclusive bounds. Kafka's window store (retention
+/// `2d + grace`) hides every window that starts at or before its observed
+/// stream time `S` (the largest window start put, all keys) minus the
+/// retention, and that bites in one case: a record at `t >= 2d` when `S ==
+/// t` already (another key's record at `t` put the right window of its
+/// record at `t - 1`), whose key's latest earlier record is at exactly `t -
+/// d`, and no record in `[t - 2d, t]` but there. The only window holding that
+/// earlier record, `[t - 2d, t - d]`, is hidden: the record starts its key
+/// over, its left window counts it alone, the earlier record gets no right
+/// window, and the key's later windows count records from it on.
+///
+/// Checked against Kafka Streams 4.1.1 (`tests/oracle.rs`'s Java program,
+/// in-memory and RocksDB stores) on 18 000 random inputs of this test's
+/// shape and 2 000 more where the expiry bites.
+fn kafka_sliding(records: &[(u8, i64)], d: i64) -> BTreeMap<(String, i64, i64), i64> {
+    // The window store's observed stream time (Kafka's starts at -1).
+    let mut store_time = -1;
+    // Each key's records since it last started over, and the runs before.
+    let mut runs: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+    let mut done: Vec<(u8, Vec<i64>)> = Vec::new();
+    for &(k, t) in records {
+        let run = runs.entry(k).or_default();
+        let mut previous = run.iter().copied().filter(|&x| x < t).max();
+        let starts_over = t >= 2 * d
+            && store_time == t
+            && previous == Some(t - d)
+            && !run
+                .iter()
+                .any(|&x| x == t || (t - 2 * d..t - d).contains(&x));
+        if starts_over {
+            done.push((k, std::mem::take(run)));
+            previous = None;
+        }
+        run.push(t);
+        // The windows this record puts: its left window (or [0, d]) and
+        // those containing it, the latest being the previous record's
+        // right window when it is within reach.
+        let mut put = (t - d).max(0);
+        if let Some(p) = previous.filter(|&p| p >= t - d - 1) {
+            put = put.max(p + 1);
+        }
+        store_time = store_time.max(put);
+    }
+    let mut out = BTreeMap::new();
+    for (k, run) in done.into_iter().chain(runs) {
+        let mut starts: BTreeSet<i64> = run.iter().map(|&t| (t - d).max(0)).collect();
+        let distinct: BTreeSet<i64> = run.iter().copied().collect();
+        for (q, next) in distinct.iter().zip(distinct.iter().skip(1)) {
+            if *next <= q + 1 + d {
+                starts.insert(q + 1);
+            }
+        }
+        for start in starts {
+            let count = run
+                .iter()
+                .filter(|&&t| (start..=start + d).contains(&t))
+                .count();
+            out.insert((format!("k{k}"), start, start + d), count as i64);
+        }
+    }
+    out
+}
+
 /// The table a stream of updates leaves: the latest value per key,
 /// tombstones deleting.
 fn table(rows: Vec<Row>) -> BTreeMap<(String, i64, i64), i64> {
@@ -633,8 +703,10 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "the brute-force model counts records whose windows Kafka's store had already expired (sliding retention 2d + grace): for k0 at 3 and 6 with d = 3 after other keys moved stream time to 6, Kafka Streams 4.1.1 counts 1 in [3, 6], as we do, the model 2; tests/oracle.rs compares sliding counts with Kafka itself"]
-    fn sliding_counts_match_brute_force(records in timestamps(), d in 0i64..12) {
+    fn sliding_counts_match_brute_force(records in timestamps(), d in 1i64..12) {
+        // A time difference of 0 is left out: Kafka 4.1 accepts it, then
+        // fails on the first record (a window's end must be after its
+        // start).
         let (driver, metrics) = sliding_counting(
             SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(d as u64)),
         ).unwrap();
@@ -643,21 +715,7 @@ proptest! {
             input.pipe_input_with_timestamp(format!("k{k}"), s("x"), *t).unwrap();
         }
         let got = table(read(&sliding_output(&driver, d)).unwrap());
-        // Every window holds exactly the records within its inclusive bounds.
-        for ((key, start, end), count) in &got {
-            prop_assert_eq!(*end, start + d);
-            let want = records
-                .iter()
-                .filter(|(k, t)| format!("k{k}") == *key && (*start..=*end).contains(t))
-                .count() as i64;
-            prop_assert_eq!(*count, want, "window {}@[{}, {}]", key, start, end);
-        }
-        // Every record has its left window ([0, d] for early records).
-        for (k, t) in &records {
-            let start = (t - d).max(0);
-            let key = format!("k{k}");
-            prop_assert!(got.contains_key(&(key, start, start + d)));
-        }
+        prop_assert_eq!(got, kafka_sliding(&records, d));
         prop_assert_eq!(metrics.dropped_records(), 0);
     }
 }
