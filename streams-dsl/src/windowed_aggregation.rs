@@ -238,19 +238,25 @@ fn time_window_retention(
 
 /// The retention of a sliding-window aggregation's store, milliseconds:
 /// `retention` if given, else Kafka's default, twice the time difference
-/// plus the grace period (the windows a record may read, no older), at
-/// least 1 ms so that a window outlives its own start when both are 0
-/// (windows Kafka cannot make at all). An error for a retention shorter
-/// than that.
+/// plus the grace period (the windows a record may read, no older). An
+/// error for a time difference of 0 or a retention shorter than that.
 fn sliding_window_retention(
     windows: SlidingWindows,
     retention: Option<Duration>,
 ) -> std::result::Result<i64, String> {
+    if windows.time_difference_ms() <= 0 {
+        // Kafka 4.1 builds it, then fails on the first record (a window's
+        // end must be after its start): refused here before any record.
+        return Err(format!(
+            "sliding windows need a time difference of at least 1 ms, got {} ms",
+            windows.time_difference_ms()
+        ));
+    }
     let min_retention = windows
         .time_difference_ms()
         .saturating_mul(2)
         .saturating_add(windows.grace_ms());
-    let retention = retention.map_or(min_retention.max(1), millis);
+    let retention = retention.map_or(min_retention, millis);
     if retention < min_retention {
         return Err(format!(
             "retention {retention} ms is less than twice the time difference plus grace ({min_retention} ms)"

@@ -536,6 +536,21 @@ fn a_sled_sliding_store_gives_the_same_output_as_an_in_memory_one() -> Result<()
 }
 
 #[test]
+fn a_sliding_time_difference_of_zero_is_refused_when_building() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_sliding(SlidingWindows::of_time_difference_with_no_grace(ms(0)))
+        .count(Materialized::as_("sliding"));
+    let error = builder.build().unwrap_err().to_string();
+    assert!(
+        error.contains("sliding windows need a time difference of at least 1 ms"),
+        "{error}"
+    );
+}
+
+#[test]
 fn windowed_stores_follow_the_materialized_backend() -> Result<()> {
     let builder = StreamsBuilder::new();
     builder
@@ -737,9 +752,10 @@ proptest! {
     #[test]
     fn out_of_order_sliding_counts_within_grace_match_brute_force(
         records in proptest::collection::vec((0u8..2, 0i64..60), 1..30),
-        d in 0i64..12,
+        d in 1i64..12,
     ) {
-        // A grace longer than the whole input: nothing is late.
+        // A grace longer than the whole input: nothing is late. (A time
+        // difference of 0 is refused when the topology is built.)
         let (driver, metrics) = sliding_counting(SlidingWindows::of_time_difference_and_grace(
             Duration::from_millis(d as u64),
             Duration::from_millis(1_000),
