@@ -14,6 +14,7 @@ use crate::processors::session_window_aggregate::MergeFn;
 use crate::session_windows::SessionWindows;
 use crate::sliding_windows::SlidingWindows;
 use crate::windowed_aggregation::WindowedBy;
+use crate::windowed_kstream::sealed::Fixed;
 use crate::windowed_kstream::WindowSpec;
 use crate::windows::TimeWindows;
 
@@ -135,14 +136,15 @@ where
     }
 }
 
-impl<K, VOut> WindowedCogroupedKStream<K, VOut, TimeWindows>
+impl<K, VOut, W> WindowedCogroupedKStream<K, VOut, W>
 where
     K: Clone + Send + 'static,
     VOut: Clone + Send + 'static,
+    W: WindowSpec + Fixed,
 {
-    /// Aggregates every input per key and window, each window starting
-    /// from `initializer()`. The store's value serde must be given in
-    /// `materialized`.
+    /// Aggregates every input per key and window (time or sliding), each
+    /// window starting from `initializer()`. The store's value serde must
+    /// be given in `materialized`.
     pub fn aggregate<I>(
         &self,
         initializer: I,
@@ -151,12 +153,12 @@ where
     where
         I: Fn() -> VOut + Send + Sync + 'static,
     {
-        let by = WindowedBy::Time(self.windows);
+        let by = self.windows.fixed();
         self.build(by, Arc::new(initializer), None, &materialized)
     }
 
-    /// [`TimeWindowedCogroupedKStream::aggregate`] with the processors
-    /// named after `named`.
+    /// [`WindowedCogroupedKStream::aggregate`] with the processors named
+    /// after `named`.
     pub fn aggregate_named<I>(
         &self,
         initializer: I,
@@ -166,43 +168,7 @@ where
     where
         I: Fn() -> VOut + Send + Sync + 'static,
     {
-        let by = WindowedBy::Time(self.windows);
-        self.build(by, Arc::new(initializer), Some(named), &materialized)
-    }
-}
-
-impl<K, VOut> WindowedCogroupedKStream<K, VOut, SlidingWindows>
-where
-    K: Clone + Send + 'static,
-    VOut: Clone + Send + 'static,
-{
-    /// Aggregates every input per key and sliding window, each window
-    /// starting from `initializer()`. The store's value serde must be
-    /// given in `materialized`.
-    pub fn aggregate<I>(
-        &self,
-        initializer: I,
-        materialized: Materialized<K, VOut>,
-    ) -> KTable<Windowed<K>, VOut>
-    where
-        I: Fn() -> VOut + Send + Sync + 'static,
-    {
-        let by = WindowedBy::Sliding(self.windows);
-        self.build(by, Arc::new(initializer), None, &materialized)
-    }
-
-    /// [`SlidingWindowedCogroupedKStream::aggregate`] with the processors
-    /// named after `named`.
-    pub fn aggregate_named<I>(
-        &self,
-        initializer: I,
-        named: Named,
-        materialized: Materialized<K, VOut>,
-    ) -> KTable<Windowed<K>, VOut>
-    where
-        I: Fn() -> VOut + Send + Sync + 'static,
-    {
-        let by = WindowedBy::Sliding(self.windows);
+        let by = self.windows.fixed();
         self.build(by, Arc::new(initializer), Some(named), &materialized)
     }
 }

@@ -15,7 +15,7 @@ use crate::processors::suppress::{BufferedSerde, Due, Suppress};
 pub(crate) enum WhenFull {
     /// Emit the oldest buffered updates early, until it fits again.
     EmitEarly,
-    /// Stop the application with [`StreamsError::SuppressionBufferFull`].
+    /// Stop the application with [`streams_core::StreamsError::SuppressionBufferFull`].
     ShutDown,
 }
 
@@ -75,7 +75,7 @@ impl BufferConfig {
     }
 
     /// When full, stop the application with
-    /// [`StreamsError::SuppressionBufferFull`] rather than emit anything
+    /// [`streams_core::StreamsError::SuppressionBufferFull`] rather than emit anything
     /// early (Kafka's `shutDownWhenFull`).
     pub fn shut_down_when_full(self) -> StrictBufferConfig {
         StrictBufferConfig {
@@ -97,7 +97,7 @@ impl From<StrictBufferConfig> for BufferConfig {
 
 /// A buffer that never emits early (Kafka's `StrictBufferConfig`): either
 /// unbounded, or bounded and stopping the application with
-/// [`StreamsError::SuppressionBufferFull`] when an update would exceed a
+/// [`streams_core::StreamsError::SuppressionBufferFull`] when an update would exceed a
 /// bound (Kafka's `shutDownWhenFull`). `until_window_closes` takes only
 /// strict buffers, since a final result emitted early would not be final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +225,7 @@ where
     /// advances stream time, and also when stream time advances with no
     /// record (`task.idle.wall.clock.advance.ms`). A bounded buffer that
     /// fills either emits its oldest entries early or stops the
-    /// application with [`StreamsError::SuppressionBufferFull`], as its
+    /// application with [`streams_core::StreamsError::SuppressionBufferFull`], as its
     /// [`BufferConfig`] says. A versioned table cannot be suppressed
     /// (building fails), as in Kafka.
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {

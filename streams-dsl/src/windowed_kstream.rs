@@ -18,7 +18,7 @@ use crate::sliding_windows::SlidingWindows;
 use crate::windowed_aggregation::{AggregatorOptions, WindowedBy};
 use crate::windows::{LateRecords, TimeWindows};
 
-mod sealed {
+pub(crate) mod sealed {
     use crate::processors::session_window_aggregate::MergeFn;
     use crate::windowed_aggregation::WindowedBy;
 
@@ -29,6 +29,25 @@ mod sealed {
         /// The windows to aggregate over; sessions merge their aggregates
         /// with `merge`, which other windows never call.
         fn windowed_by<K, VA>(self, merge: MergeFn<K, VA>) -> WindowedBy<K, VA>;
+    }
+
+    /// Windows whose aggregates never merge (time and sliding windows):
+    /// their `aggregate` takes no merger.
+    pub trait Fixed: Windowing {
+        /// The windows to aggregate over.
+        fn fixed<K, VA>(self) -> WindowedBy<K, VA>;
+    }
+
+    impl Fixed for crate::windows::TimeWindows {
+        fn fixed<K, VA>(self) -> WindowedBy<K, VA> {
+            WindowedBy::Time(self)
+        }
+    }
+
+    impl Fixed for crate::sliding_windows::SlidingWindows {
+        fn fixed<K, VA>(self) -> WindowedBy<K, VA> {
+            WindowedBy::Sliding(self)
+        }
     }
 }
 
@@ -349,54 +368,19 @@ where
         self.late = late;
         self
     }
-
-    /// Folds the values per key and window with
-    /// `aggregator(key, value, aggregate)`, each window starting from
-    /// `initializer()` (`KSTREAM-AGGREGATE`). The store's value serde must
-    /// be given in `materialized`.
-    pub fn aggregate<VA, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
-        materialized: Materialized<K, VA>,
-    ) -> KTable<Windowed<K>, VA>
-    where
-        VA: Clone + Send + 'static,
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
-    {
-        let by = WindowedBy::Time(self.windows);
-        self.fold(initializer, aggregator, None, materialized, by)
-    }
-
-    /// [`TimeWindowedKStream::aggregate`] with the processor named
-    /// `named`.
-    pub fn aggregate_named<VA, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
-        named: Named,
-        materialized: Materialized<K, VA>,
-    ) -> KTable<Windowed<K>, VA>
-    where
-        VA: Clone + Send + 'static,
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
-    {
-        let by = WindowedBy::Time(self.windows);
-        self.fold(initializer, aggregator, Some(named), materialized, by)
-    }
 }
 
-impl<K, V> WindowedKStream<K, V, SlidingWindows>
+impl<K, V, W> WindowedKStream<K, V, W>
 where
     K: Clone + Send + 'static,
     V: Clone + Send + 'static,
+    W: WindowSpec + sealed::Fixed,
 {
-    /// Folds the values per key and sliding window with
+    /// Folds the values per key and window with
     /// `aggregator(key, value, aggregate)`, each window starting from
-    /// `initializer()` (`KSTREAM-AGGREGATE`). The store's value serde must
-    /// be given in `materialized`.
+    /// `initializer()` (`KSTREAM-AGGREGATE`), for time and sliding windows
+    /// (sessions take a merger too). The store's value serde must be given
+    /// in `materialized`.
     pub fn aggregate<VA, I, A>(
         &self,
         initializer: I,
@@ -408,12 +392,11 @@ where
         I: Fn() -> VA + Send + Sync + 'static,
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
-        let by = WindowedBy::Sliding(self.windows);
+        let by = self.windows.fixed();
         self.fold(initializer, aggregator, None, materialized, by)
     }
 
-    /// [`SlidingWindowedKStream::aggregate`] with the processor named
-    /// `named`.
+    /// [`WindowedKStream::aggregate`] with the processor named `named`.
     pub fn aggregate_named<VA, I, A>(
         &self,
         initializer: I,
@@ -426,7 +409,7 @@ where
         I: Fn() -> VA + Send + Sync + 'static,
         A: Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
     {
-        let by = WindowedBy::Sliding(self.windows);
+        let by = self.windows.fixed();
         self.fold(initializer, aggregator, Some(named), materialized, by)
     }
 }

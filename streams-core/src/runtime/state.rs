@@ -11,7 +11,7 @@ use crate::error::StreamsError;
 
 use super::task_manager::Core;
 
-/// The lifecycle of a [`StreamsApp`], as Kafka's `KafkaStreams.State`.
+/// The lifecycle of a [`crate::StreamsApp`], as Kafka's `KafkaStreams.State`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AppState {
@@ -25,7 +25,7 @@ pub enum AppState {
     PendingShutdown,
     /// Closed cleanly.
     NotRunning,
-    /// A stream thread failed; see [`StreamsApp::error`].
+    /// A stream thread failed; see [`crate::StreamsApp::error`].
     Error,
 }
 
