@@ -27,11 +27,7 @@ use tokio::runtime::Handle;
 use crate::current::{Current, Polling, Requests};
 use crate::error::{AgentError, AgentResult};
 use crate::event::Event;
-use crate::stream::{AgentStream, Mailbox};
-
-/// Makes an agent's future from its stream.
-pub(crate) type AgentFn<K, V> =
-    Arc<dyn Fn(AgentStream<K, V>) -> BoxFuture<'static, AgentResult> + Send + Sync>;
+use crate::mailbox::Mailbox;
 
 /// Starts an agent's future over the mailbox of its driver: the agent's
 /// own topic's, or a repartition topic's (of another key type).

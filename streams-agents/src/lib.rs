@@ -50,15 +50,18 @@
 #[doc = include_str!("../../docs/agents.md")]
 struct AgentsGuide;
 
+mod agent;
 mod app;
 pub mod ask;
 mod cli;
 mod current;
+mod definitions;
 mod driver;
 mod error;
 mod event;
 mod global_table;
-mod group_by;
+mod mailbox;
+mod running;
 mod stream;
 mod table;
 mod take;
@@ -66,10 +69,12 @@ mod timer;
 mod topic;
 mod windowed_table;
 
-pub use app::{Agent, App, RunningApp, DEFAULT_TOPIC_PARTITIONS};
+pub use agent::Agent;
+pub use app::{App, DEFAULT_TOPIC_PARTITIONS};
 pub use error::{AgentError, AgentResult, Result};
 pub use event::Event;
 pub use global_table::GlobalTable;
+pub use running::RunningApp;
 pub use stream::{AgentStream, GroupedStream};
 pub use table::Table;
 pub use topic::Topic;

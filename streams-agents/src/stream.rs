@@ -2,60 +2,28 @@
 //! `futures::Stream`.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt as _};
-use streams_core::{Serde, Serdes};
+use futures::{FutureExt as _, Stream, StreamExt as _};
+use streams_core::{Serde, Serdes, Topology};
+use tokio::runtime::Handle;
 
-use crate::error::{AgentError, Result};
+use crate::driver::{AgentDriver, StartFn};
+use crate::error::{AgentError, AgentResult, Result};
 use crate::event::Event;
-use crate::group_by::{Group, Probe};
+use crate::mailbox::Mailbox;
 use crate::topic::Topic;
 
-/// The one-event hand-over between an agent's driver and its stream.
-pub(crate) struct Mailbox<K, V> {
-    slot: Mutex<Slot<K, V>>,
-}
-
-struct Slot<K, V> {
-    event: Option<Event<K, V>>,
-    /// The stream was polled with no event in the slot since the last
-    /// event was put in: the agent is done with every event so far.
-    waiting: bool,
-}
-
-impl<K, V> Mailbox<K, V> {
-    pub(crate) fn new() -> Self {
-        Self {
-            slot: Mutex::new(Slot {
-                event: None,
-                waiting: false,
-            }),
-        }
-    }
-
-    fn slot(&self) -> MutexGuard<'_, Slot<K, V>> {
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Hands `event` over to the stream.
-    pub(crate) fn put(&self, event: Event<K, V>) {
-        let mut slot = self.slot();
-        slot.event = Some(event);
-        slot.waiting = false;
-    }
-
-    /// Whether the agent has taken every event and asked for the next.
-    pub(crate) fn waiting(&self) -> bool {
-        let slot = self.slot();
-        slot.waiting && slot.event.is_none()
-    }
-}
+/// Makes an agent's future from its stream.
+pub(crate) type AgentFn<K, V> =
+    Arc<dyn Fn(AgentStream<K, V>) -> BoxFuture<'static, AgentResult> + Send + Sync>;
 
 /// What an agent instance runs for.
 enum Phase<K, V> {
@@ -150,20 +118,6 @@ impl<K, V> Stream for AgentStream<K, V> {
             // This instance gets no event of the agent's own topic.
             Phase::Repartitioned { .. } => Poll::Pending,
             Phase::Probe(_) => Poll::Ready(None),
-        }
-    }
-}
-
-impl<K, V> Mailbox<K, V> {
-    /// The next event, or `Pending` with the agent marked as waiting.
-    fn poll_event(&self) -> Poll<Option<Result<Event<K, V>>>> {
-        let mut slot = self.slot();
-        match slot.event.take() {
-            Some(event) => Poll::Ready(Some(Ok(event))),
-            None => {
-                slot.waiting = true;
-                Poll::Pending
-            }
         }
     }
 }
@@ -402,5 +356,120 @@ where
                 }
             }
         }
+    }
+}
+
+/// The `group_by` calls of an agent of keys `K` and values `V`, as the app
+/// learns them before it runs (each agent is called once with empty
+/// streams).
+pub(crate) struct Probe<K, V> {
+    groups: Mutex<Vec<Box<dyn GroupDef<K, V>>>>,
+}
+
+impl<K, V> Default for Probe<K, V> {
+    fn default() -> Self {
+        Self {
+            groups: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<K, V> Probe<K, V> {
+    pub(crate) fn push(&self, group: impl GroupDef<K, V> + 'static) {
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(group));
+    }
+
+    /// The `group_by` calls seen.
+    pub(crate) fn take(&self) -> Vec<Box<dyn GroupDef<K, V>>> {
+        std::mem::take(&mut *self.groups.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// A `group_by` or `through` of an agent, its new key type erased.
+pub(crate) trait GroupDef<K, V>: Send {
+    /// The topic the agent continues on.
+    fn topic(&self) -> &str;
+
+    /// Adds the source of the topic (unless `sources` has one) and the
+    /// driver of the agent instances that run for it; returns the driver's
+    /// name.
+    fn add_to(
+        &self,
+        topology: &mut Topology,
+        sources: &mut BTreeMap<String, String>,
+        agent: &Arc<str>,
+        make: &AgentFn<K, V>,
+        setup: &Arc<StreamSetup<V>>,
+        runtime: &Handle,
+    ) -> Result<String>;
+}
+
+/// A `group_by` or `through` to topic `topic`, keys `KR`.
+pub(crate) struct Group<KR> {
+    topic: Arc<str>,
+    key_serde: Arc<dyn Serde<KR>>,
+}
+
+impl<KR> Group<KR> {
+    pub(crate) fn new(topic: Arc<str>, key_serde: Arc<dyn Serde<KR>>) -> Self {
+        Self { topic, key_serde }
+    }
+}
+
+impl<K, V, KR> GroupDef<K, V> for Group<KR>
+where
+    K: Send + 'static,
+    V: Clone + Send + Sync + 'static,
+    KR: Clone + Send + Sync + 'static,
+{
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn add_to(
+        &self,
+        topology: &mut Topology,
+        sources: &mut BTreeMap<String, String>,
+        agent: &Arc<str>,
+        make: &AgentFn<K, V>,
+        setup: &Arc<StreamSetup<V>>,
+        runtime: &Handle,
+    ) -> Result<String> {
+        let topic = self.topic.to_string();
+        let source = match sources.get(&topic) {
+            Some(source) => source.clone(),
+            None => {
+                let source = format!("{topic}-source");
+                topology.add_source(
+                    &source,
+                    self.key_serde.clone(),
+                    setup.value_serde.clone(),
+                    &[&topic],
+                )?;
+                sources.insert(topic.clone(), source.clone());
+                source
+            }
+        };
+        let driver = format!("{agent}-{topic}");
+        let (make, setup, name) = (make.clone(), setup.clone(), self.topic.clone());
+        let start: StartFn<KR, V> = Arc::new(move |mailbox| {
+            let mailbox: Arc<dyn Any + Send + Sync> = mailbox;
+            make(AgentStream::repartitioned(
+                name.clone(),
+                mailbox,
+                setup.clone(),
+            ))
+            .boxed()
+        });
+        let (agent, topic, runtime) = (agent.clone(), Arc::<str>::from(topic), runtime.clone());
+        topology.add_processor(
+            &driver,
+            move || AgentDriver::new(agent.clone(), topic.clone(), start.clone(), runtime.clone()),
+            &[&source],
+        )?;
+        Ok(driver)
     }
 }
