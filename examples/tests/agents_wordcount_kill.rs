@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use broker_embedded::{Broker, BrokerConfig};
 
-/// Enough lines for kills to land mid-work in a debug build.
-const LINES: usize = 4_000;
+/// Enough lines for kills to land mid-work in a debug build (a whole run
+/// of them takes several seconds there).
+const LINES: usize = 20_000;
 const KILLS: usize = 5;
 const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -56,12 +57,12 @@ fn run_with_kills(guarantee: &str) -> BTreeMap<String, Vec<i64>> {
     let mut killed_mid_work = 0;
     for kill in 0..KILLS {
         let mut child = spawn(dir.path(), kill, guarantee);
-        // From 0.4 s (mid-load) to 3.4 s (mid-processing).
-        let delay = 400
+        // From 0.3 s (mid-load) to 2.3 s (mid-processing).
+        let delay = 300
             + (seed
                 .wrapping_mul(kill as u64 + 1)
                 .wrapping_mul(2_654_435_761)
-                % 3_000);
+                % 2_000);
         std::thread::sleep(Duration::from_millis(delay));
         if let Some(status) = child.try_wait().unwrap() {
             assert!(
