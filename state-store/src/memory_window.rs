@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
 use crate::error::{Result, StoreError};
@@ -65,7 +66,62 @@ pub fn split_windowed_key(bytes: &[u8]) -> Option<(&[u8], i64)> {
 /// lookup and a binary search among the key's few windows; a key's windows
 /// in a time range (sliding windows, fetches) are a slice of them; scans
 /// over all keys collect and sort.
-type Segment = HashMap<Bytes, Vec<(i64, Bytes)>>;
+type Segment = HashMap<Bytes, KeyWindows>;
+
+/// The windows of one key in one segment, sorted by start. Most keys have
+/// a single window in a segment (a stream–stream join's record, a tumbling
+/// window's aggregate): it is kept in place, so that putting it allocates
+/// nothing and dropping the segment frees nothing for it.
+#[derive(Debug)]
+enum KeyWindows {
+    One([(i64, Bytes); 1]),
+    Many(Vec<(i64, Bytes)>),
+}
+
+impl KeyWindows {
+    fn as_slice(&self) -> &[(i64, Bytes)] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(many) => many,
+        }
+    }
+
+    /// Sets the value of the window starting at `start`.
+    fn put(&mut self, start: i64, value: Bytes) {
+        match self {
+            Self::One([(s, v)]) if *s == start => *v = value,
+            Self::One([(s, v)]) => {
+                let held = (*s, std::mem::take(v));
+                // As a vector grows at its first push.
+                let mut many = Vec::with_capacity(4);
+                if held.0 < start {
+                    many.extend([held, (start, value)]);
+                } else {
+                    many.extend([(start, value), held]);
+                }
+                *self = Self::Many(many);
+            }
+            Self::Many(many) => match many.binary_search_by_key(&start, |(s, _)| *s) {
+                Ok(i) => many[i].1 = value,
+                Err(i) => many.insert(i, (start, value)),
+            },
+        }
+    }
+
+    /// Removes the window starting at `start`, if held; returns whether no
+    /// window is left.
+    fn remove(&mut self, start: i64) -> bool {
+        match self {
+            Self::One([(s, _)]) => *s == start,
+            Self::Many(many) => {
+                if let Ok(i) = many.binary_search_by_key(&start, |(s, _)| *s) {
+                    many.remove(i);
+                }
+                many.is_empty()
+            }
+        }
+    }
+}
 
 /// The part of `windows` (sorted by start) starting in `from..=to`.
 fn in_time_range(windows: &[(i64, Bytes)], from: i64, to: i64) -> &[(i64, Bytes)] {
@@ -175,7 +231,7 @@ impl InMemoryWindowStore {
             .range(from..=to)
             .flat_map(|(_, segment)| segment.iter())
             .flat_map(|(key, windows)| {
-                in_time_range(windows, time_from, time_to)
+                in_time_range(windows.as_slice(), time_from, time_to)
                     .iter()
                     .map(|(start, value)| {
                         (
@@ -229,25 +285,20 @@ impl WindowStore for InMemoryWindowStore {
                 // A new segment starts with room for as many keys as the
                 // latest one holds: it would grow to about that anyway.
                 let room = segments.last_key_value().map_or(0, |(_, s)| s.len());
-                let windows = segments
+                let segment = segments
                     .entry(segment_id)
-                    .or_insert_with(|| Segment::with_capacity(room))
-                    .entry(key)
-                    .or_default();
-                match windows.binary_search_by_key(&window_start, |(start, _)| *start) {
-                    Ok(i) => windows[i].1 = value,
-                    Err(i) => windows.insert(i, (window_start, value)),
+                    .or_insert_with(|| Segment::with_capacity(room));
+                match segment.entry(key) {
+                    Entry::Occupied(windows) => windows.into_mut().put(window_start, value),
+                    Entry::Vacant(slot) => {
+                        slot.insert(KeyWindows::One([(window_start, value)]));
+                    }
                 }
             }
             None => {
                 if let Some(segment) = segments.get_mut(&segment_id) {
                     if let Some(windows) = segment.get_mut(&key[..]) {
-                        if let Ok(i) =
-                            windows.binary_search_by_key(&window_start, |(start, _)| *start)
-                        {
-                            windows.remove(i);
-                        }
-                        if windows.is_empty() {
+                        if windows.remove(window_start) {
                             segment.remove(&key[..]);
                         }
                     }
@@ -269,6 +320,7 @@ impl WindowStore for InMemoryWindowStore {
         let Some(windows) = segments.get(&segment_id).and_then(|s| s.get(key)) else {
             return Ok(None);
         };
+        let windows = windows.as_slice();
         Ok(windows
             .binary_search_by_key(&window_start, |(start, _)| *start)
             .ok()
@@ -284,7 +336,11 @@ impl WindowStore for InMemoryWindowStore {
             let to = self.segment_id(time_to);
             for segment in segments.range(from..=to).map(|(_, s)| s) {
                 if let Some(windows) = segment.get(key) {
-                    out.extend(in_time_range(windows, time_from, time_to).iter().cloned());
+                    out.extend(
+                        in_time_range(windows.as_slice(), time_from, time_to)
+                            .iter()
+                            .cloned(),
+                    );
                 }
             }
         }
