@@ -197,6 +197,16 @@ impl<S: KeyValueStore, L: ChangelogSink> KeyValueStore for ChangeLoggingStore<S,
         self.inner.fetch_windows(key, time_from, time_to)
     }
 
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        self.inner.visit_windows(key, time_from, time_to, visit)
+    }
+
     fn approximate_num_entries(&self) -> Result<u64> {
         self.inner.approximate_num_entries()
     }

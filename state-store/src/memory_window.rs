@@ -328,23 +328,34 @@ impl WindowStore for InMemoryWindowStore {
     }
 
     fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>> {
-        let segments = self.segments()?;
         let mut out = Vec::new();
+        self.visit_key_range(key, time_from, time_to, &mut |start, value| {
+            out.push((start, value.clone()));
+        })?;
+        Ok(Box::new(out.into_iter().map(Ok)))
+    }
+
+    fn visit_key_range(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<()> {
+        let segments = self.segments()?;
         let time_from = time_from.max(self.live_from());
         if time_from <= time_to {
             let from = self.segment_id(time_from);
             let to = self.segment_id(time_to);
             for segment in segments.range(from..=to).map(|(_, s)| s) {
                 if let Some(windows) = segment.get(key) {
-                    out.extend(
-                        in_time_range(windows.as_slice(), time_from, time_to)
-                            .iter()
-                            .cloned(),
-                    );
+                    for (start, value) in in_time_range(windows.as_slice(), time_from, time_to) {
+                        visit(*start, value);
+                    }
                 }
             }
         }
-        Ok(Box::new(out.into_iter().map(Ok)))
+        Ok(())
     }
 
     fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedKvIter<'_>> {
@@ -478,6 +489,18 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
         Ok(Some(windows.collect::<Result<_>>()?))
     }
 
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        self.inner
+            .visit_key_range(key, time_from, time_to, visit)
+            .map(|()| true)
+    }
+
     fn approximate_num_entries(&self) -> Result<u64> {
         Ok(self.inner.fetch_all(i64::MIN, i64::MAX)?.count() as u64)
     }
@@ -591,6 +614,11 @@ mod tests {
                             .filter(|(mk, _, _)| *mk == key(k))
                             .map(|(_, s, v)| (s, v))
                             .collect();
+                        let mut visited = Vec::new();
+                        store
+                            .visit_key_range(&key(k), a, b, &mut |s, v| visited.push((s, v.clone())))
+                            .unwrap();
+                        prop_assert_eq!(&visited, &want);
                         prop_assert_eq!(got, want);
                     }
                     Op::FetchAll(a, b) => {

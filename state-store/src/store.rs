@@ -131,6 +131,27 @@ pub trait KeyValueStore: Send + fmt::Debug {
         Ok(None)
     }
 
+    /// [`KeyValueStore::fetch_windows`] handing each window to `visit`, by
+    /// ascending start, instead of collecting them. Returns `false`, having
+    /// visited nothing, when the store cannot answer directly. The default
+    /// visits what [`KeyValueStore::fetch_windows`] returns.
+    #[doc(hidden)]
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        let Some(windows) = self.fetch_windows(key, time_from, time_to)? else {
+            return Ok(false);
+        };
+        for (start, value) in &windows {
+            visit(*start, value);
+        }
+        Ok(true)
+    }
+
     /// An estimate of the number of entries (exact for the built-in
     /// backends, approximate for the caching layer).
     fn approximate_num_entries(&self) -> Result<u64>;
@@ -199,6 +220,15 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
         time_to: i64,
     ) -> Result<Option<Vec<(i64, Bytes)>>> {
         (**self).fetch_windows(key, time_from, time_to)
+    }
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        (**self).visit_windows(key, time_from, time_to, visit)
     }
     fn approximate_num_entries(&self) -> Result<u64> {
         (**self).approximate_num_entries()

@@ -49,6 +49,25 @@ pub trait WindowStore: Send + fmt::Debug {
     /// start.
     fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>>;
 
+    /// [`WindowStore::fetch_key_range`] handing each window to `visit`, by
+    /// ascending start, instead of collecting them: for a reader that
+    /// decodes each value at once (a stream–stream join's partners), with
+    /// nothing allocated in between.
+    #[doc(hidden)]
+    fn visit_key_range(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<()> {
+        for item in self.fetch_key_range(key, time_from, time_to)? {
+            let (start, value) = item?;
+            visit(start, &value);
+        }
+        Ok(())
+    }
+
     /// Every window of every key with `time_from <= start <= time_to`, by
     /// key then start.
     fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedKvIter<'_>>;
