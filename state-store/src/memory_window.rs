@@ -143,7 +143,8 @@ type Segments = BTreeMap<i64, Segment>;
 /// `segment_interval = max(1, retention / segments)`, and every segment
 /// below the one holding `stream_time - retention + 1` is dropped whole as
 /// stream time advances, so an expired window is held at most one segment
-/// interval longer.
+/// interval longer. The table of the last segment dropped is emptied and
+/// kept for the next segment, which would grow to about its size.
 #[derive(Debug)]
 pub struct InMemoryWindowStore {
     name: String,
@@ -151,6 +152,8 @@ pub struct InMemoryWindowStore {
     segment_interval: i64,
     observed_stream_time: Option<i64>,
     segments: Option<Segments>,
+    /// An empty segment, with the room of one that expired.
+    spare: Option<Segment>,
 }
 
 impl InMemoryWindowStore {
@@ -171,6 +174,7 @@ impl InMemoryWindowStore {
             segment_interval,
             observed_stream_time: None,
             segments: Some(BTreeMap::new()),
+            spare: None,
         }
     }
 
@@ -273,7 +277,9 @@ impl WindowStore for InMemoryWindowStore {
             if *entry.key() >= min_live {
                 break;
             }
-            let (id, _) = entry.remove_entry();
+            let (id, mut expired) = entry.remove_entry();
+            expired.clear();
+            self.spare = Some(expired);
             tracing::trace!(store = %self.name, segment = id, min_live_segment = min_live, "dropped expired window segment");
         }
         if window_start < live_from {
@@ -285,9 +291,12 @@ impl WindowStore for InMemoryWindowStore {
                 // A new segment starts with room for as many keys as the
                 // latest one holds: it would grow to about that anyway.
                 let room = segments.last_key_value().map_or(0, |(_, s)| s.len());
-                let segment = segments
-                    .entry(segment_id)
-                    .or_insert_with(|| Segment::with_capacity(room));
+                let spare = &mut self.spare;
+                let segment = segments.entry(segment_id).or_insert_with(|| {
+                    let mut segment = spare.take().unwrap_or_default();
+                    segment.reserve(room);
+                    segment
+                });
                 match segment.entry(key) {
                     Entry::Occupied(windows) => windows.into_mut().put(window_start, value),
                     Entry::Vacant(slot) => {
@@ -368,6 +377,7 @@ impl WindowStore for InMemoryWindowStore {
     }
 
     fn close(&mut self) -> Result<()> {
+        self.spare = None;
         if self.segments.take().is_some() {
             tracing::debug!(store = %self.name, "closed in-memory window store");
         }
