@@ -422,6 +422,28 @@ impl ChangelogBuffer {
         self.0.pending.load(Ordering::Acquire)
     }
 
+    /// Hands the updates logged since the last call to `each`, in order.
+    /// The buffer keeps its room for the next ones (a store without a
+    /// cache logs one update per record, taken after each record).
+    pub(crate) fn drain(&self, mut each: impl FnMut(Bytes, Option<Bytes>, Option<i64>)) {
+        if !self.0.pending.load(Ordering::Acquire) || !self.0.pending.swap(false, Ordering::Acquire)
+        {
+            return;
+        }
+        let mut records = self
+            .0
+            .records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (key, value, timestamp) in records.drain(..) {
+            each(key, value, timestamp);
+        }
+        // Room far beyond the usual (a flush of a large cache) is given back.
+        if records.capacity() > 1024 {
+            *records = Vec::new();
+        }
+    }
+
     pub(crate) fn take(&self) -> ChangelogRecords {
         // A plain load first: the common case (nothing logged) stays a read.
         if !self.0.pending.load(Ordering::Acquire) || !self.0.pending.swap(false, Ordering::Acquire)

@@ -641,7 +641,7 @@ impl Task {
             .unwrap_or(*wall_clock);
         for slot in stores.iter() {
             if let Some(buffer) = &slot.changelog {
-                for (key, value, at) in buffer.take() {
+                buffer.drain(|key, value, at| {
                     output.push_raw(
                         &slot.changelog_topic,
                         RawRecord {
@@ -653,7 +653,7 @@ impl Task {
                             headers: Headers::new(),
                         },
                     );
-                }
+                });
             }
         }
     }
