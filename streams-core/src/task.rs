@@ -22,7 +22,7 @@ use crate::error::{Result, StreamsError};
 use crate::output::Output;
 use crate::partition_group::PartitionGroup;
 use crate::punctuation::{next_slot, PunctuationType};
-use crate::record::{Headers, RecordMetadata};
+use crate::record::RecordMetadata;
 use crate::store::{ChangelogBuffer, StoreSlot};
 use crate::timestamp::{extract, ConsumedRecord, Extracted, SharedTimestampExtractor};
 use crate::topology::{SubTopology, Topology};
@@ -642,17 +642,9 @@ impl Task {
         for slot in stores.iter() {
             if let Some(buffer) = &slot.changelog {
                 buffer.drain(|key, value, at| {
-                    output.push_raw(
-                        &slot.changelog_topic,
-                        RawRecord {
-                            key: Some(key),
-                            value,
-                            // A versioned store's record carries its
-                            // version's timestamp.
-                            timestamp: at.unwrap_or(timestamp),
-                            headers: Headers::new(),
-                        },
-                    );
+                    // A versioned store's record carries its version's
+                    // timestamp.
+                    output.push_logged(&slot.changelog_topic, key, value, at.unwrap_or(timestamp));
                 });
             }
         }
