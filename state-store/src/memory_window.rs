@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-use hashbrown::hash_map::Entry;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
 
 use crate::error::{Result, StoreError};
@@ -66,7 +65,69 @@ pub fn split_windowed_key(bytes: &[u8]) -> Option<(&[u8], i64)> {
 /// lookup and a binary search among the key's few windows; a key's windows
 /// in a time range (sliding windows, fetches) are a slice of them; scans
 /// over all keys collect and sort.
-type Segment = HashMap<Bytes, KeyWindows>;
+///
+/// The bytes of a window put for the first time, and of its key when the
+/// key is new to the segment, are copied into the segment's [`Arena`]:
+/// the bytes a store keeps for each record of a stream–stream join then
+/// come in a few large allocations that go with the segment, rather than
+/// one per record that dropping the segment visits and frees. A window's
+/// value replaced later keeps the bytes it was given, so the arena holds at
+/// most one stale value per window.
+#[derive(Debug, Default)]
+struct Segment {
+    windows: HashMap<Bytes, KeyWindows>,
+    arena: Arena,
+}
+
+impl Segment {
+    /// Sets the value of `key`'s window starting at `start`.
+    fn put(&mut self, key: Bytes, start: i64, value: Bytes) {
+        if let Some(windows) = self.windows.get_mut(&key[..]) {
+            windows.put(start, value, &mut self.arena);
+            return;
+        }
+        let key = self.arena.copy(&key);
+        let value = self.arena.copy(&value);
+        self.windows.insert(key, KeyWindows::One([(start, value)]));
+    }
+
+    /// Empties the segment, keeping the room of its table.
+    fn clear(&mut self) {
+        self.windows.clear();
+        self.arena = Arena::default();
+    }
+}
+
+/// The first chunk of an [`Arena`], bytes.
+const ARENA_FIRST_CHUNK: usize = 512;
+/// The largest chunk of an [`Arena`], bytes: each chunk is twice the last
+/// up to this.
+const ARENA_LARGEST_CHUNK: usize = 16 * 1024;
+
+/// Copies small byte strings into shared chunks: each copy is a slice of a
+/// chunk, which is freed once the last of its slices is dropped. Strings
+/// over a quarter of the largest chunk get an allocation of their own.
+#[derive(Debug, Default)]
+struct Arena {
+    /// What is left of the current chunk.
+    chunk: BytesMut,
+    /// The size of the last chunk allocated.
+    last_chunk: usize,
+}
+
+impl Arena {
+    fn copy(&mut self, data: &[u8]) -> Bytes {
+        if data.len() > ARENA_LARGEST_CHUNK / 4 {
+            return Bytes::copy_from_slice(data);
+        }
+        if self.chunk.capacity() < data.len() {
+            self.last_chunk = (self.last_chunk * 2).clamp(ARENA_FIRST_CHUNK, ARENA_LARGEST_CHUNK);
+            self.chunk = BytesMut::with_capacity(self.last_chunk);
+        }
+        self.chunk.extend_from_slice(data);
+        self.chunk.split().freeze()
+    }
+}
 
 /// The windows of one key in one segment, sorted by start. Most keys have
 /// a single window in a segment (a stream–stream join's record, a tumbling
@@ -86,24 +147,26 @@ impl KeyWindows {
         }
     }
 
-    /// Sets the value of the window starting at `start`.
-    fn put(&mut self, start: i64, value: Bytes) {
+    /// Sets the value of the window starting at `start`: a new window's
+    /// value is copied into `arena`, a replaced one's kept as given.
+    fn put(&mut self, start: i64, value: Bytes, arena: &mut Arena) {
         match self {
             Self::One([(s, v)]) if *s == start => *v = value,
             Self::One([(s, v)]) => {
                 let held = (*s, std::mem::take(v));
+                let new = (start, arena.copy(&value));
                 // As a vector grows at its first push.
                 let mut many = Vec::with_capacity(4);
                 if held.0 < start {
-                    many.extend([held, (start, value)]);
+                    many.extend([held, new]);
                 } else {
-                    many.extend([(start, value), held]);
+                    many.extend([new, held]);
                 }
                 *self = Self::Many(many);
             }
             Self::Many(many) => match many.binary_search_by_key(&start, |(s, _)| *s) {
                 Ok(i) => many[i].1 = value,
-                Err(i) => many.insert(i, (start, value)),
+                Err(i) => many.insert(i, (start, arena.copy(&value))),
             },
         }
     }
@@ -233,7 +296,7 @@ impl InMemoryWindowStore {
         let to = self.segment_id(time_to);
         let mut out: Vec<(WindowedKey, Bytes)> = segments
             .range(from..=to)
-            .flat_map(|(_, segment)| segment.iter())
+            .flat_map(|(_, segment)| segment.windows.iter())
             .flat_map(|(key, windows)| {
                 in_time_range(windows.as_slice(), time_from, time_to)
                     .iter()
@@ -290,28 +353,27 @@ impl WindowStore for InMemoryWindowStore {
             Some(value) => {
                 // A new segment starts with room for as many keys as the
                 // latest one holds: it would grow to about that anyway.
-                let room = segments.last_key_value().map_or(0, |(_, s)| s.len());
+                let room = segments
+                    .last_key_value()
+                    .map_or(0, |(_, s)| s.windows.len());
                 let spare = &mut self.spare;
-                let segment = segments.entry(segment_id).or_insert_with(|| {
-                    let mut segment = spare.take().unwrap_or_default();
-                    segment.reserve(room);
-                    segment
-                });
-                match segment.entry(key) {
-                    Entry::Occupied(windows) => windows.into_mut().put(window_start, value),
-                    Entry::Vacant(slot) => {
-                        slot.insert(KeyWindows::One([(window_start, value)]));
-                    }
-                }
+                segments
+                    .entry(segment_id)
+                    .or_insert_with(|| {
+                        let mut segment = spare.take().unwrap_or_default();
+                        segment.windows.reserve(room);
+                        segment
+                    })
+                    .put(key, window_start, value);
             }
             None => {
                 if let Some(segment) = segments.get_mut(&segment_id) {
-                    if let Some(windows) = segment.get_mut(&key[..]) {
+                    if let Some(windows) = segment.windows.get_mut(&key[..]) {
                         if windows.remove(window_start) {
-                            segment.remove(&key[..]);
+                            segment.windows.remove(&key[..]);
                         }
                     }
-                    if segment.is_empty() {
+                    if segment.windows.is_empty() {
                         segments.remove(&segment_id);
                     }
                 }
@@ -326,7 +388,7 @@ impl WindowStore for InMemoryWindowStore {
             return Ok(None);
         }
         let segment_id = self.segment_id(window_start);
-        let Some(windows) = segments.get(&segment_id).and_then(|s| s.get(key)) else {
+        let Some(windows) = segments.get(&segment_id).and_then(|s| s.windows.get(key)) else {
             return Ok(None);
         };
         let windows = windows.as_slice();
@@ -357,7 +419,7 @@ impl WindowStore for InMemoryWindowStore {
             let from = self.segment_id(time_from);
             let to = self.segment_id(time_to);
             for segment in segments.range(from..=to).map(|(_, s)| s) {
-                if let Some(windows) = segment.get(key) {
+                if let Some(windows) = segment.windows.get(key) {
                     for (start, value) in in_time_range(windows.as_slice(), time_from, time_to) {
                         visit(*start, value);
                     }
@@ -654,6 +716,22 @@ mod tests {
                     let max = store.segment_id(store.observed_stream_time().unwrap());
                     prop_assert!(store.segment_count() as i64 <= max - min + 1);
                 }
+            }
+        }
+
+        #[test]
+        fn arena_copies_are_the_bytes_given(
+            sizes in proptest::collection::vec(0usize..6_000, 1..60),
+        ) {
+            let mut arena = Arena::default();
+            let mut copies = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let data: Vec<u8> = (0..*size).map(|j| (i + j) as u8).collect();
+                copies.push((arena.copy(&data), data));
+            }
+            // Later copies leave the earlier ones as they were.
+            for (copy, data) in &copies {
+                prop_assert_eq!(&copy[..], &data[..]);
             }
         }
 
