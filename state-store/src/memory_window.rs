@@ -81,13 +81,13 @@ struct Segment {
 
 impl Segment {
     /// Sets the value of `key`'s window starting at `start`.
-    fn put(&mut self, key: Bytes, start: i64, value: Bytes) {
-        if let Some(windows) = self.windows.get_mut(&key[..]) {
+    fn put(&mut self, key: Given<'_>, start: i64, value: Given<'_>) {
+        if let Some(windows) = self.windows.get_mut(key.as_slice()) {
             windows.put(start, value, &mut self.arena);
             return;
         }
-        let key = self.arena.copy(&key);
-        let value = self.arena.copy(&value);
+        let key = self.arena.copy(key.as_slice());
+        let value = self.arena.copy(value.as_slice());
         self.windows.insert(key, KeyWindows::One([(start, value)]));
     }
 
@@ -95,6 +95,31 @@ impl Segment {
     fn clear(&mut self) {
         self.windows.clear();
         self.arena = Arena::default();
+    }
+}
+
+/// A key or value handed to a put: its own bytes, or bytes borrowed from
+/// the caller, copied where they are kept.
+#[derive(Debug)]
+enum Given<'a> {
+    Owned(Bytes),
+    Borrowed(&'a [u8]),
+}
+
+impl Given<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Owned(bytes) => bytes,
+            Self::Borrowed(slice) => slice,
+        }
+    }
+
+    /// The bytes, to keep as they are (a replaced window's value).
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Owned(bytes) => bytes,
+            Self::Borrowed(slice) => Bytes::copy_from_slice(slice),
+        }
     }
 }
 
@@ -149,12 +174,12 @@ impl KeyWindows {
 
     /// Sets the value of the window starting at `start`: a new window's
     /// value is copied into `arena`, a replaced one's kept as given.
-    fn put(&mut self, start: i64, value: Bytes, arena: &mut Arena) {
+    fn put(&mut self, start: i64, value: Given<'_>, arena: &mut Arena) {
         match self {
-            Self::One([(s, v)]) if *s == start => *v = value,
+            Self::One([(s, v)]) if *s == start => *v = value.into_bytes(),
             Self::One([(s, v)]) => {
                 let held = (*s, std::mem::take(v));
-                let new = (start, arena.copy(&value));
+                let new = (start, arena.copy(value.as_slice()));
                 // As a vector grows at its first push.
                 let mut many = Vec::with_capacity(4);
                 if held.0 < start {
@@ -165,8 +190,8 @@ impl KeyWindows {
                 *self = Self::Many(many);
             }
             Self::Many(many) => match many.binary_search_by_key(&start, |(s, _)| *s) {
-                Ok(i) => many[i].1 = value,
-                Err(i) => many.insert(i, (start, arena.copy(&value))),
+                Ok(i) => many[i].1 = value.into_bytes(),
+                Err(i) => many.insert(i, (start, arena.copy(value.as_slice()))),
             },
         }
     }
@@ -314,14 +339,10 @@ impl InMemoryWindowStore {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
-}
 
-impl WindowStore for InMemoryWindowStore {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn put(&mut self, key: Bytes, value: Option<Bytes>, window_start: i64) -> Result<()> {
+    /// Puts `value` (`None`: deletes) in `key`'s window starting at
+    /// `window_start`.
+    fn write(&mut self, key: Given<'_>, value: Option<Given<'_>>, window_start: i64) -> Result<()> {
         if self.segments.is_none() {
             return Err(StoreError::closed(&self.name));
         }
@@ -368,9 +389,10 @@ impl WindowStore for InMemoryWindowStore {
             }
             None => {
                 if let Some(segment) = segments.get_mut(&segment_id) {
-                    if let Some(windows) = segment.windows.get_mut(&key[..]) {
+                    let key = key.as_slice();
+                    if let Some(windows) = segment.windows.get_mut(key) {
                         if windows.remove(window_start) {
-                            segment.windows.remove(&key[..]);
+                            segment.windows.remove(key);
                         }
                     }
                     if segment.windows.is_empty() {
@@ -380,6 +402,24 @@ impl WindowStore for InMemoryWindowStore {
             }
         }
         Ok(())
+    }
+}
+
+impl WindowStore for InMemoryWindowStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn put(&mut self, key: Bytes, value: Option<Bytes>, window_start: i64) -> Result<()> {
+        self.write(Given::Owned(key), value.map(Given::Owned), window_start)
+    }
+
+    fn put_slices(&mut self, key: &[u8], value: &[u8], window_start: i64) -> Result<()> {
+        self.write(
+            Given::Borrowed(key),
+            Some(Given::Borrowed(value)),
+            window_start,
+        )
     }
 
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>> {
@@ -516,6 +556,11 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
         let (key, start) = self.decode(&key)?;
         self.inner.put(key, Some(value), start)
+    }
+
+    fn put_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let (key, start) = split_windowed_key(key).ok_or_else(|| self.invalid(key))?;
+        self.inner.put_slices(key, value, start)
     }
 
     fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>> {
@@ -758,6 +803,27 @@ mod tests {
             .unwrap();
         assert_eq!(store.fetch(b"a", 10).unwrap(), None);
         assert_eq!(store.segment_count(), 1);
+    }
+
+    #[test]
+    fn kv_view_puts_slices_as_it_puts_bytes() {
+        let mut kv = WindowedKvStore::new(InMemoryWindowStore::new("w", 1_000));
+        let key = encode_windowed_key(b"k", 5);
+        kv.put_slices(&key, b"one").unwrap();
+        assert_eq!(kv.get(&key).unwrap(), Some(Bytes::from("one")));
+        // A second window of the key, then the first replaced.
+        kv.put_slices(&encode_windowed_key(b"k", 9), b"two")
+            .unwrap();
+        kv.put_slices(&key, b"three").unwrap();
+        let mut visited = Vec::new();
+        assert!(kv
+            .visit_windows(b"k", 0, 10, &mut |s, v| visited.push((s, v.clone())))
+            .unwrap());
+        assert_eq!(
+            visited,
+            [(5, Bytes::from("three")), (9, Bytes::from("two"))]
+        );
+        assert!(kv.put_slices(b"short", b"x").is_err());
     }
 
     #[test]

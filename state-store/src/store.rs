@@ -48,6 +48,15 @@ pub trait KeyValueStore: Send + fmt::Debug {
     /// Sets `key` to `value`.
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<()>;
 
+    /// [`KeyValueStore::put`] from borrowed bytes, for a caller that has
+    /// the key and value in a buffer of its own: a store that copies what
+    /// it keeps, and a changelog that copies what it sends, copy them once,
+    /// with no allocation of their own. By default, a put of copies.
+    #[doc(hidden)]
+    fn put_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value))
+    }
+
     /// Sets `key` to `value` only if `key` has no value; returns the existing
     /// value when there is one (and then writes nothing).
     fn put_if_absent(&mut self, key: Bytes, value: Bytes) -> Result<Option<Bytes>> {
@@ -187,6 +196,9 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
     }
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
         (**self).put(key, value)
+    }
+    fn put_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        (**self).put_slices(key, value)
     }
     fn put_if_absent(&mut self, key: Bytes, value: Bytes) -> Result<Option<Bytes>> {
         (**self).put_if_absent(key, value)

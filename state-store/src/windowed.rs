@@ -41,6 +41,18 @@ pub trait WindowStore: Send + fmt::Debug {
     /// ignored.
     fn put(&mut self, key: Bytes, value: Option<Bytes>, window_start: i64) -> Result<()>;
 
+    /// [`WindowStore::put`] of a value, from borrowed bytes: a store that
+    /// copies what it keeps (the in-memory store's segments) copies them
+    /// once. By default, a put of copies.
+    #[doc(hidden)]
+    fn put_slices(&mut self, key: &[u8], value: &[u8], window_start: i64) -> Result<()> {
+        self.put(
+            Bytes::copy_from_slice(key),
+            Some(Bytes::copy_from_slice(value)),
+            window_start,
+        )
+    }
+
     /// The value of `key` in the window starting at `window_start`.
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>>;
 

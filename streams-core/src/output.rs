@@ -147,6 +147,20 @@ impl Output {
         self.push_fields(topic, key, value, timestamp, Headers::new());
     }
 
+    /// Appends a store's changelog put whose key and value are borrowed:
+    /// both are copied into the buffer.
+    pub(crate) fn push_logged_slices(
+        &mut self,
+        topic: &Arc<str>,
+        key: &[u8],
+        value: &[u8],
+        timestamp: i64,
+    ) {
+        let key = self.push_slice(key);
+        let value = self.push_slice(value);
+        self.push_fields(topic, key, value, timestamp, Headers::new());
+    }
+
     /// Serializes a key or a value into the buffer with `write`. On an
     /// error, the buffer is as it was.
     pub(crate) fn write_field(

@@ -7,20 +7,21 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use state_store::{
     decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
     open_session_store, open_versioned_store, open_window_store, split_windowed_key, BatchWrite,
-    CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore, ChangelogSink,
+    CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore,
     InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore, KeyValueStore, KvIter,
     LocalData, PutOutcome, StoreBackend, VersionedKeyValueStore, VersionedRecord, VersionedWrite,
     WindowedKvStore,
 };
 
+use crate::changelog_buffer::ChangelogBuffer;
 use crate::error::{Result, StreamsError};
 use crate::serdes::{Serde, SerdeError, Window, Windowed};
 use crate::type_info::TypeInfo;
@@ -395,98 +396,6 @@ struct WindowStoreSpec {
 /// The changelog topic of store `store` in application `application_id`.
 pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
     format!("{application_id}-{store}-changelog")
-}
-
-/// A changelog sink that buffers updates until the task hands them to its
-/// owner (the test driver, or the runtime's producer).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ChangelogBuffer(Arc<ChangelogShared>);
-
-#[derive(Debug, Default)]
-struct ChangelogShared {
-    records: Mutex<ChangelogRecords>,
-    /// Whether `records` may be non-empty: a task looks after every record,
-    /// and most of the time (a cached store) there is nothing to take.
-    pending: AtomicBool,
-}
-
-/// Changelog updates: a key, its new value (`None`: a tombstone) and the
-/// record's timestamp when the store gives one (a versioned store's);
-/// otherwise the record takes the timestamp of the record being processed.
-type ChangelogRecords = Vec<(Bytes, Option<Bytes>, Option<i64>)>;
-
-impl ChangelogBuffer {
-    /// Whether updates may be waiting: one load, checked after every record.
-    #[inline]
-    pub(crate) fn pending(&self) -> bool {
-        self.0.pending.load(Ordering::Acquire)
-    }
-
-    /// Hands the updates logged since the last call to `each`, in order.
-    /// The buffer keeps its room for the next ones (a store without a
-    /// cache logs one update per record, taken after each record).
-    pub(crate) fn drain(&self, mut each: impl FnMut(Bytes, Option<Bytes>, Option<i64>)) {
-        if !self.0.pending.load(Ordering::Acquire) || !self.0.pending.swap(false, Ordering::Acquire)
-        {
-            return;
-        }
-        let mut records = self
-            .0
-            .records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (key, value, timestamp) in records.drain(..) {
-            each(key, value, timestamp);
-        }
-        // Room far beyond the usual (a flush of a large cache) is given back.
-        if records.capacity() > 1024 {
-            *records = Vec::new();
-        }
-    }
-
-    pub(crate) fn take(&self) -> ChangelogRecords {
-        // A plain load first: the common case (nothing logged) stays a read.
-        if !self.0.pending.load(Ordering::Acquire) || !self.0.pending.swap(false, Ordering::Acquire)
-        {
-            return Vec::new();
-        }
-        std::mem::take(
-            &mut *self
-                .0
-                .records
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-    }
-}
-
-impl ChangelogBuffer {
-    fn push(&self, key: Bytes, value: Option<Bytes>, timestamp: Option<i64>) {
-        let mut records = self
-            .0
-            .records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        records.push((key, value, timestamp));
-        self.0.pending.store(true, Ordering::Release);
-    }
-}
-
-impl ChangelogSink for ChangelogBuffer {
-    fn send(&mut self, key: Bytes, value: Option<Bytes>) -> state_store::Result<()> {
-        self.push(key, value, None);
-        Ok(())
-    }
-
-    fn send_at(
-        &mut self,
-        key: Bytes,
-        value: Option<Bytes>,
-        timestamp: i64,
-    ) -> state_store::Result<()> {
-        self.push(key, value, Some(timestamp));
-        Ok(())
-    }
 }
 
 /// The layers of one store: the backend, optionally wrapped by the
@@ -1547,9 +1456,11 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     /// over the serialized value: `write` gets the bytes of the value held,
     /// if any, and appends the bytes of the new value (as the store's
     /// value serde writes them) to `out`. The windowed key and the new
-    /// value are written into one allocation, which the store and its
-    /// changelog share: for a store that keeps every record it is given (a
-    /// stream–stream join's), whose entries all live as long.
+    /// value are handed on borrowed from the thread's buffer
+    /// ([`state_store::KeyValueStore::put_slices`]): the in-memory window
+    /// store and the changelog copy them where they keep them, so that a
+    /// store that keeps every record it is given (a stream–stream join's)
+    /// allocates nothing per record for it.
     pub fn update_serialized(
         &mut self,
         key: &K,
@@ -1564,11 +1475,8 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
             let key_len = buffer.len();
             let old = self.parts.store.get(buffer)?;
             write(old.as_deref(), buffer)?;
-            let entry = state_store::shared_bytes(buffer);
-            let key = entry.slice(..key_len);
-            let value = entry.slice(key_len..);
-            drop(entry);
-            Ok(self.parts.store.put(key, value)?)
+            let (key, value) = buffer.split_at(key_len);
+            Ok(self.parts.store.put_slices(key, value)?)
         })
     }
 
@@ -1950,6 +1858,7 @@ mod window_tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::changelog_buffer::ChangelogRecords;
     use crate::serdes::Serdes;
 
     fn window_builder() -> StoreBuilder {

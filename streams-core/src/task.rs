@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use state_store::StoreBackend;
 
+use crate::changelog_buffer::{ChangelogBuffer, Logged};
 use crate::client::TopicPartition;
 use crate::config::DeserializationHandler;
 use crate::error::{Result, StreamsError};
@@ -23,7 +24,7 @@ use crate::output::Output;
 use crate::partition_group::PartitionGroup;
 use crate::punctuation::{next_slot, PunctuationType};
 use crate::record::RecordMetadata;
-use crate::store::{ChangelogBuffer, StoreSlot};
+use crate::store::StoreSlot;
 use crate::timestamp::{extract, ConsumedRecord, Extracted, SharedTimestampExtractor};
 use crate::topology::{SubTopology, Topology};
 
@@ -641,10 +642,18 @@ impl Task {
             .unwrap_or(*wall_clock);
         for slot in stores.iter() {
             if let Some(buffer) = &slot.changelog {
-                buffer.drain(|key, value, at| {
+                buffer.drain(|update| match update {
                     // A versioned store's record carries its version's
                     // timestamp.
-                    output.push_logged(&slot.changelog_topic, key, value, at.unwrap_or(timestamp));
+                    Logged::Owned(key, value, at) => output.push_logged(
+                        &slot.changelog_topic,
+                        key,
+                        value,
+                        at.unwrap_or(timestamp),
+                    ),
+                    Logged::Copied(key, value) => {
+                        output.push_logged_slices(&slot.changelog_topic, key, value, timestamp)
+                    }
                 });
             }
         }
