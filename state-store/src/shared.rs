@@ -9,8 +9,8 @@
 
 use bytes::Bytes;
 
-/// A copy of `data` whose clones cost a reference-count increment: up to
-/// 128 bytes in one allocation with the count; longer ones as
+/// A copy of `data` whose clones cost a reference-count increment: up to 64
+/// bytes in one allocation with the count; longer ones as
 /// `Bytes::copy_from_slice`.
 pub fn shared_bytes(data: &[u8]) -> Bytes {
     match data.len() {
@@ -18,7 +18,6 @@ pub fn shared_bytes(data: &[u8]) -> Bytes {
         1..=16 => Bytes::from_owner(Inline::<16>::new(data)),
         17..=32 => Bytes::from_owner(Inline::<32>::new(data)),
         33..=64 => Bytes::from_owner(Inline::<64>::new(data)),
-        65..=128 => Bytes::from_owner(Inline::<128>::new(data)),
         _ => Bytes::copy_from_slice(data),
     }
 }
