@@ -26,6 +26,17 @@ pub trait ChangelogSink: Send {
         let _ = timestamp;
         self.send(key, value)
     }
+
+    /// [`ChangelogSink::send`] of a put from borrowed bytes, for a sink
+    /// that copies what it sends into a buffer of its own. By default, a
+    /// send of copies.
+    #[doc(hidden)]
+    fn send_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.send(
+            Bytes::copy_from_slice(key),
+            Some(Bytes::copy_from_slice(value)),
+        )
+    }
 }
 
 /// A sink that collects the records in memory (tests, or buffering before a
@@ -45,6 +56,10 @@ impl<L: ChangelogSink + ?Sized> ChangelogSink for &mut L {
     fn send_at(&mut self, key: Bytes, value: Option<Bytes>, timestamp: i64) -> Result<()> {
         (**self).send_at(key, value, timestamp)
     }
+
+    fn send_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        (**self).send_slices(key, value)
+    }
 }
 
 impl<L: ChangelogSink + ?Sized> ChangelogSink for Box<L> {
@@ -54,6 +69,10 @@ impl<L: ChangelogSink + ?Sized> ChangelogSink for Box<L> {
 
     fn send_at(&mut self, key: Bytes, value: Option<Bytes>, timestamp: i64) -> Result<()> {
         (**self).send_at(key, value, timestamp)
+    }
+
+    fn send_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        (**self).send_slices(key, value)
     }
 }
 
@@ -129,7 +148,13 @@ impl<S: KeyValueStore, L: ChangelogSink> ChangeLoggingStore<S, L> {
     }
 
     fn log(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()> {
-        self.sink.send(key, value).inspect_err(|e| {
+        let sent = self.sink.send(key, value);
+        self.poison_on_failure(sent)
+    }
+
+    /// Poisons the store if a send failed.
+    fn poison_on_failure(&mut self, sent: Result<()>) -> Result<()> {
+        sent.inspect_err(|e| {
             tracing::error!(store = %self.inner.name(), error = %e, "changelog send failed; store poisoned");
             self.poisoned = Some(format!("changelog send failed: {e}"));
         })
@@ -153,6 +178,13 @@ impl<S: KeyValueStore, L: ChangelogSink> KeyValueStore for ChangeLoggingStore<S,
         self.check()?;
         self.inner.put(key.clone(), value.clone())?;
         self.log(key, Some(value))
+    }
+
+    fn put_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check()?;
+        self.inner.put_slices(key, value)?;
+        let sent = self.sink.send_slices(key, value);
+        self.poison_on_failure(sent)
     }
 
     fn put_if_absent(&mut self, key: Bytes, value: Bytes) -> Result<Option<Bytes>> {
@@ -197,6 +229,16 @@ impl<S: KeyValueStore, L: ChangelogSink> KeyValueStore for ChangeLoggingStore<S,
         self.inner.fetch_windows(key, time_from, time_to)
     }
 
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        self.inner.visit_windows(key, time_from, time_to, visit)
+    }
+
     fn approximate_num_entries(&self) -> Result<u64> {
         self.inner.approximate_num_entries()
     }
@@ -227,6 +269,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Put(Vec<u8>, Vec<u8>),
+        PutSlices(Vec<u8>, Vec<u8>),
         PutIfAbsent(Vec<u8>, Vec<u8>),
         Delete(Vec<u8>),
         Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
@@ -239,6 +282,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (key(), key()).prop_map(|(k, v)| Op::Put(k, v)),
+            (key(), key()).prop_map(|(k, v)| Op::PutSlices(k, v)),
             (key(), key()).prop_map(|(k, v)| Op::PutIfAbsent(k, v)),
             key().prop_map(Op::Delete),
             prop::collection::vec((key(), prop::option::of(key())), 0..4).prop_map(Op::Batch),
@@ -255,6 +299,10 @@ mod tests {
                 match op {
                     Op::Put(k, v) => {
                         store.put(k.clone().into(), v.clone().into()).unwrap();
+                        expected.push((k.into(), Some(v.into())));
+                    }
+                    Op::PutSlices(k, v) => {
+                        store.put_slices(&k, &v).unwrap();
                         expected.push((k.into(), Some(v.into())));
                     }
                     Op::PutIfAbsent(k, v) => {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
 
 use crate::error::{Result, StoreError};
@@ -65,7 +65,151 @@ pub fn split_windowed_key(bytes: &[u8]) -> Option<(&[u8], i64)> {
 /// lookup and a binary search among the key's few windows; a key's windows
 /// in a time range (sliding windows, fetches) are a slice of them; scans
 /// over all keys collect and sort.
-type Segment = HashMap<Bytes, Vec<(i64, Bytes)>>;
+///
+/// The bytes of a window put for the first time, and of its key when the
+/// key is new to the segment, are copied into the segment's [`Arena`]:
+/// the bytes a store keeps for each record of a stream–stream join then
+/// come in a few large allocations that go with the segment, rather than
+/// one per record that dropping the segment visits and frees. A window's
+/// value replaced later keeps the bytes it was given, so the arena holds at
+/// most one stale value per window.
+#[derive(Debug, Default)]
+struct Segment {
+    windows: HashMap<Bytes, KeyWindows>,
+    arena: Arena,
+}
+
+impl Segment {
+    /// Sets the value of `key`'s window starting at `start`.
+    fn put(&mut self, key: Given<'_>, start: i64, value: Given<'_>) {
+        if let Some(windows) = self.windows.get_mut(key.as_slice()) {
+            windows.put(start, value, &mut self.arena);
+            return;
+        }
+        let key = self.arena.copy(key.as_slice());
+        let value = self.arena.copy(value.as_slice());
+        self.windows.insert(key, KeyWindows::One([(start, value)]));
+    }
+
+    /// Empties the segment, keeping the room of its table.
+    fn clear(&mut self) {
+        self.windows.clear();
+        self.arena = Arena::default();
+    }
+}
+
+/// A key or value handed to a put: its own bytes, or bytes borrowed from
+/// the caller, copied where they are kept.
+#[derive(Debug)]
+enum Given<'a> {
+    Owned(Bytes),
+    Borrowed(&'a [u8]),
+}
+
+impl Given<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Owned(bytes) => bytes,
+            Self::Borrowed(slice) => slice,
+        }
+    }
+
+    /// The bytes, to keep as they are (a replaced window's value).
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Owned(bytes) => bytes,
+            Self::Borrowed(slice) => Bytes::copy_from_slice(slice),
+        }
+    }
+}
+
+/// The first chunk of an [`Arena`], bytes.
+const ARENA_FIRST_CHUNK: usize = 512;
+/// The largest chunk of an [`Arena`], bytes: each chunk is twice the last
+/// up to this.
+const ARENA_LARGEST_CHUNK: usize = 16 * 1024;
+
+/// Copies small byte strings into shared chunks: each copy is a slice of a
+/// chunk, which is freed once the last of its slices is dropped. Strings
+/// over a quarter of the largest chunk get an allocation of their own.
+#[derive(Debug, Default)]
+struct Arena {
+    /// What is left of the current chunk.
+    chunk: BytesMut,
+    /// The size of the last chunk allocated.
+    last_chunk: usize,
+}
+
+impl Arena {
+    fn copy(&mut self, data: &[u8]) -> Bytes {
+        if data.len() > ARENA_LARGEST_CHUNK / 4 {
+            return Bytes::copy_from_slice(data);
+        }
+        if self.chunk.capacity() < data.len() {
+            self.last_chunk = (self.last_chunk * 2).clamp(ARENA_FIRST_CHUNK, ARENA_LARGEST_CHUNK);
+            self.chunk = BytesMut::with_capacity(self.last_chunk);
+        }
+        self.chunk.extend_from_slice(data);
+        self.chunk.split().freeze()
+    }
+}
+
+/// The windows of one key in one segment, sorted by start. Most keys have
+/// a single window in a segment (a stream–stream join's record, a tumbling
+/// window's aggregate): it is kept in place, so that putting it allocates
+/// nothing and dropping the segment frees nothing for it.
+#[derive(Debug)]
+enum KeyWindows {
+    One([(i64, Bytes); 1]),
+    Many(Vec<(i64, Bytes)>),
+}
+
+impl KeyWindows {
+    fn as_slice(&self) -> &[(i64, Bytes)] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(many) => many,
+        }
+    }
+
+    /// Sets the value of the window starting at `start`: a new window's
+    /// value is copied into `arena`, a replaced one's kept as given.
+    fn put(&mut self, start: i64, value: Given<'_>, arena: &mut Arena) {
+        match self {
+            Self::One([(s, v)]) if *s == start => *v = value.into_bytes(),
+            Self::One([(s, v)]) => {
+                let held = (*s, std::mem::take(v));
+                let new = (start, arena.copy(value.as_slice()));
+                // As a vector grows at its first push.
+                let mut many = Vec::with_capacity(4);
+                if held.0 < start {
+                    many.extend([held, new]);
+                } else {
+                    many.extend([new, held]);
+                }
+                *self = Self::Many(many);
+            }
+            Self::Many(many) => match many.binary_search_by_key(&start, |(s, _)| *s) {
+                Ok(i) => many[i].1 = value.into_bytes(),
+                Err(i) => many.insert(i, (start, arena.copy(value.as_slice()))),
+            },
+        }
+    }
+
+    /// Removes the window starting at `start`, if held; returns whether no
+    /// window is left.
+    fn remove(&mut self, start: i64) -> bool {
+        match self {
+            Self::One([(s, _)]) => *s == start,
+            Self::Many(many) => {
+                if let Ok(i) = many.binary_search_by_key(&start, |(s, _)| *s) {
+                    many.remove(i);
+                }
+                many.is_empty()
+            }
+        }
+    }
+}
 
 /// The part of `windows` (sorted by start) starting in `from..=to`.
 fn in_time_range(windows: &[(i64, Bytes)], from: i64, to: i64) -> &[(i64, Bytes)] {
@@ -87,7 +231,8 @@ type Segments = BTreeMap<i64, Segment>;
 /// `segment_interval = max(1, retention / segments)`, and every segment
 /// below the one holding `stream_time - retention + 1` is dropped whole as
 /// stream time advances, so an expired window is held at most one segment
-/// interval longer.
+/// interval longer. The table of the last segment dropped is emptied and
+/// kept for the next segment, which would grow to about its size.
 #[derive(Debug)]
 pub struct InMemoryWindowStore {
     name: String,
@@ -95,6 +240,8 @@ pub struct InMemoryWindowStore {
     segment_interval: i64,
     observed_stream_time: Option<i64>,
     segments: Option<Segments>,
+    /// An empty segment, with the room of one that expired.
+    spare: Option<Segment>,
 }
 
 impl InMemoryWindowStore {
@@ -115,6 +262,7 @@ impl InMemoryWindowStore {
             segment_interval,
             observed_stream_time: None,
             segments: Some(BTreeMap::new()),
+            spare: None,
         }
     }
 
@@ -173,9 +321,9 @@ impl InMemoryWindowStore {
         let to = self.segment_id(time_to);
         let mut out: Vec<(WindowedKey, Bytes)> = segments
             .range(from..=to)
-            .flat_map(|(_, segment)| segment.iter())
+            .flat_map(|(_, segment)| segment.windows.iter())
             .flat_map(|(key, windows)| {
-                in_time_range(windows, time_from, time_to)
+                in_time_range(windows.as_slice(), time_from, time_to)
                     .iter()
                     .map(|(start, value)| {
                         (
@@ -191,14 +339,10 @@ impl InMemoryWindowStore {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
-}
 
-impl WindowStore for InMemoryWindowStore {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn put(&mut self, key: Bytes, value: Option<Bytes>, window_start: i64) -> Result<()> {
+    /// Puts `value` (`None`: deletes) in `key`'s window starting at
+    /// `window_start`.
+    fn write(&mut self, key: Given<'_>, value: Option<Given<'_>>, window_start: i64) -> Result<()> {
         if self.segments.is_none() {
             return Err(StoreError::closed(&self.name));
         }
@@ -217,7 +361,9 @@ impl WindowStore for InMemoryWindowStore {
             if *entry.key() >= min_live {
                 break;
             }
-            let (id, _) = entry.remove_entry();
+            let (id, mut expired) = entry.remove_entry();
+            expired.clear();
+            self.spare = Some(expired);
             tracing::trace!(store = %self.name, segment = id, min_live_segment = min_live, "dropped expired window segment");
         }
         if window_start < live_from {
@@ -228,36 +374,52 @@ impl WindowStore for InMemoryWindowStore {
             Some(value) => {
                 // A new segment starts with room for as many keys as the
                 // latest one holds: it would grow to about that anyway.
-                let room = segments.last_key_value().map_or(0, |(_, s)| s.len());
-                let windows = segments
+                let room = segments
+                    .last_key_value()
+                    .map_or(0, |(_, s)| s.windows.len());
+                let spare = &mut self.spare;
+                segments
                     .entry(segment_id)
-                    .or_insert_with(|| Segment::with_capacity(room))
-                    .entry(key)
-                    .or_default();
-                match windows.binary_search_by_key(&window_start, |(start, _)| *start) {
-                    Ok(i) => windows[i].1 = value,
-                    Err(i) => windows.insert(i, (window_start, value)),
-                }
+                    .or_insert_with(|| {
+                        let mut segment = spare.take().unwrap_or_default();
+                        segment.windows.reserve(room);
+                        segment
+                    })
+                    .put(key, window_start, value);
             }
             None => {
                 if let Some(segment) = segments.get_mut(&segment_id) {
-                    if let Some(windows) = segment.get_mut(&key[..]) {
-                        if let Ok(i) =
-                            windows.binary_search_by_key(&window_start, |(start, _)| *start)
-                        {
-                            windows.remove(i);
-                        }
-                        if windows.is_empty() {
-                            segment.remove(&key[..]);
+                    let key = key.as_slice();
+                    if let Some(windows) = segment.windows.get_mut(key) {
+                        if windows.remove(window_start) {
+                            segment.windows.remove(key);
                         }
                     }
-                    if segment.is_empty() {
+                    if segment.windows.is_empty() {
                         segments.remove(&segment_id);
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl WindowStore for InMemoryWindowStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn put(&mut self, key: Bytes, value: Option<Bytes>, window_start: i64) -> Result<()> {
+        self.write(Given::Owned(key), value.map(Given::Owned), window_start)
+    }
+
+    fn put_slices(&mut self, key: &[u8], value: &[u8], window_start: i64) -> Result<()> {
+        self.write(
+            Given::Borrowed(key),
+            Some(Given::Borrowed(value)),
+            window_start,
+        )
     }
 
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>> {
@@ -266,9 +428,10 @@ impl WindowStore for InMemoryWindowStore {
             return Ok(None);
         }
         let segment_id = self.segment_id(window_start);
-        let Some(windows) = segments.get(&segment_id).and_then(|s| s.get(key)) else {
+        let Some(windows) = segments.get(&segment_id).and_then(|s| s.windows.get(key)) else {
             return Ok(None);
         };
+        let windows = windows.as_slice();
         Ok(windows
             .binary_search_by_key(&window_start, |(start, _)| *start)
             .ok()
@@ -276,19 +439,34 @@ impl WindowStore for InMemoryWindowStore {
     }
 
     fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>> {
-        let segments = self.segments()?;
         let mut out = Vec::new();
+        self.visit_key_range(key, time_from, time_to, &mut |start, value| {
+            out.push((start, value.clone()));
+        })?;
+        Ok(Box::new(out.into_iter().map(Ok)))
+    }
+
+    fn visit_key_range(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<()> {
+        let segments = self.segments()?;
         let time_from = time_from.max(self.live_from());
         if time_from <= time_to {
             let from = self.segment_id(time_from);
             let to = self.segment_id(time_to);
             for segment in segments.range(from..=to).map(|(_, s)| s) {
-                if let Some(windows) = segment.get(key) {
-                    out.extend(in_time_range(windows, time_from, time_to).iter().cloned());
+                if let Some(windows) = segment.windows.get(key) {
+                    for (start, value) in in_time_range(windows.as_slice(), time_from, time_to) {
+                        visit(*start, value);
+                    }
                 }
             }
         }
-        Ok(Box::new(out.into_iter().map(Ok)))
+        Ok(())
     }
 
     fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedKvIter<'_>> {
@@ -301,6 +479,7 @@ impl WindowStore for InMemoryWindowStore {
     }
 
     fn close(&mut self) -> Result<()> {
+        self.spare = None;
         if self.segments.take().is_some() {
             tracing::debug!(store = %self.name, "closed in-memory window store");
         }
@@ -379,6 +558,11 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
         self.inner.put(key, Some(value), start)
     }
 
+    fn put_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let (key, start) = split_windowed_key(key).ok_or_else(|| self.invalid(key))?;
+        self.inner.put_slices(key, value, start)
+    }
+
     fn delete(&mut self, key: Bytes) -> Result<Option<Bytes>> {
         let (key, start) = self.decode(&key)?;
         let old = self.inner.fetch(&key, start)?;
@@ -420,6 +604,18 @@ impl<W: WindowStore> KeyValueStore for WindowedKvStore<W> {
     ) -> Result<Option<Vec<(i64, Bytes)>>> {
         let windows = self.inner.fetch_key_range(key, time_from, time_to)?;
         Ok(Some(windows.collect::<Result<_>>()?))
+    }
+
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        self.inner
+            .visit_key_range(key, time_from, time_to, visit)
+            .map(|()| true)
     }
 
     fn approximate_num_entries(&self) -> Result<u64> {
@@ -535,6 +731,11 @@ mod tests {
                             .filter(|(mk, _, _)| *mk == key(k))
                             .map(|(_, s, v)| (s, v))
                             .collect();
+                        let mut visited = Vec::new();
+                        store
+                            .visit_key_range(&key(k), a, b, &mut |s, v| visited.push((s, v.clone())))
+                            .unwrap();
+                        prop_assert_eq!(&visited, &want);
                         prop_assert_eq!(got, want);
                     }
                     Op::FetchAll(a, b) => {
@@ -564,6 +765,22 @@ mod tests {
         }
 
         #[test]
+        fn arena_copies_are_the_bytes_given(
+            sizes in proptest::collection::vec(0usize..6_000, 1..60),
+        ) {
+            let mut arena = Arena::default();
+            let mut copies = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let data: Vec<u8> = (0..*size).map(|j| (i + j) as u8).collect();
+                copies.push((arena.copy(&data), data));
+            }
+            // Later copies leave the earlier ones as they were.
+            for (copy, data) in &copies {
+                prop_assert_eq!(&copy[..], &data[..]);
+            }
+        }
+
+        #[test]
         fn windowed_key_round_trips(k in proptest::collection::vec(any::<u8>(), 0..20), start in any::<i64>()) {
             let encoded = encode_windowed_key(&k, start);
             prop_assert_eq!(encoded.len(), k.len() + WINDOWED_KEY_SUFFIX_LEN);
@@ -586,6 +803,27 @@ mod tests {
             .unwrap();
         assert_eq!(store.fetch(b"a", 10).unwrap(), None);
         assert_eq!(store.segment_count(), 1);
+    }
+
+    #[test]
+    fn kv_view_puts_slices_as_it_puts_bytes() {
+        let mut kv = WindowedKvStore::new(InMemoryWindowStore::new("w", 1_000));
+        let key = encode_windowed_key(b"k", 5);
+        kv.put_slices(&key, b"one").unwrap();
+        assert_eq!(kv.get(&key).unwrap(), Some(Bytes::from("one")));
+        // A second window of the key, then the first replaced.
+        kv.put_slices(&encode_windowed_key(b"k", 9), b"two")
+            .unwrap();
+        kv.put_slices(&key, b"three").unwrap();
+        let mut visited = Vec::new();
+        assert!(kv
+            .visit_windows(b"k", 0, 10, &mut |s, v| visited.push((s, v.clone())))
+            .unwrap());
+        assert_eq!(
+            visited,
+            [(5, Bytes::from("three")), (9, Bytes::from("two"))]
+        );
+        assert!(kv.put_slices(b"short", b"x").is_err());
     }
 
     #[test]

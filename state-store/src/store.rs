@@ -48,6 +48,15 @@ pub trait KeyValueStore: Send + fmt::Debug {
     /// Sets `key` to `value`.
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<()>;
 
+    /// [`KeyValueStore::put`] from borrowed bytes, for a caller that has
+    /// the key and value in a buffer of its own: a store that copies what
+    /// it keeps, and a changelog that copies what it sends, copy them once,
+    /// with no allocation of their own. By default, a put of copies.
+    #[doc(hidden)]
+    fn put_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value))
+    }
+
     /// Sets `key` to `value` only if `key` has no value; returns the existing
     /// value when there is one (and then writes nothing).
     fn put_if_absent(&mut self, key: Bytes, value: Bytes) -> Result<Option<Bytes>> {
@@ -131,6 +140,27 @@ pub trait KeyValueStore: Send + fmt::Debug {
         Ok(None)
     }
 
+    /// [`KeyValueStore::fetch_windows`] handing each window to `visit`, by
+    /// ascending start, instead of collecting them. Returns `false`, having
+    /// visited nothing, when the store cannot answer directly. The default
+    /// visits what [`KeyValueStore::fetch_windows`] returns.
+    #[doc(hidden)]
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        let Some(windows) = self.fetch_windows(key, time_from, time_to)? else {
+            return Ok(false);
+        };
+        for (start, value) in &windows {
+            visit(*start, value);
+        }
+        Ok(true)
+    }
+
     /// An estimate of the number of entries (exact for the built-in
     /// backends, approximate for the caching layer).
     fn approximate_num_entries(&self) -> Result<u64>;
@@ -167,6 +197,9 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<()> {
         (**self).put(key, value)
     }
+    fn put_slices(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        (**self).put_slices(key, value)
+    }
     fn put_if_absent(&mut self, key: Bytes, value: Bytes) -> Result<Option<Bytes>> {
         (**self).put_if_absent(key, value)
     }
@@ -199,6 +232,15 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Box<S> {
         time_to: i64,
     ) -> Result<Option<Vec<(i64, Bytes)>>> {
         (**self).fetch_windows(key, time_from, time_to)
+    }
+    fn visit_windows(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<bool> {
+        (**self).visit_windows(key, time_from, time_to, visit)
     }
     fn approximate_num_entries(&self) -> Result<u64> {
         (**self).approximate_num_entries()

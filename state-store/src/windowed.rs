@@ -41,6 +41,18 @@ pub trait WindowStore: Send + fmt::Debug {
     /// ignored.
     fn put(&mut self, key: Bytes, value: Option<Bytes>, window_start: i64) -> Result<()>;
 
+    /// [`WindowStore::put`] of a value, from borrowed bytes: a store that
+    /// copies what it keeps (the in-memory store's segments) copies them
+    /// once. By default, a put of copies.
+    #[doc(hidden)]
+    fn put_slices(&mut self, key: &[u8], value: &[u8], window_start: i64) -> Result<()> {
+        self.put(
+            Bytes::copy_from_slice(key),
+            Some(Bytes::copy_from_slice(value)),
+            window_start,
+        )
+    }
+
     /// The value of `key` in the window starting at `window_start`.
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>>;
 
@@ -48,6 +60,25 @@ pub trait WindowStore: Send + fmt::Debug {
     /// inclusive, as Kafka's `fetch(key, timeFrom, timeTo)`), by ascending
     /// start.
     fn fetch_key_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>>;
+
+    /// [`WindowStore::fetch_key_range`] handing each window to `visit`, by
+    /// ascending start, instead of collecting them: for a reader that
+    /// decodes each value at once (a stream–stream join's partners), with
+    /// nothing allocated in between.
+    #[doc(hidden)]
+    fn visit_key_range(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        visit: &mut dyn FnMut(i64, &Bytes),
+    ) -> Result<()> {
+        for item in self.fetch_key_range(key, time_from, time_to)? {
+            let (start, value) = item?;
+            visit(start, &value);
+        }
+        Ok(())
+    }
 
     /// Every window of every key with `time_from <= start <= time_to`, by
     /// key then start.

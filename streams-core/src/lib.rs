@@ -89,6 +89,7 @@
 //! # Ok::<(), streams_core::StreamsError>(())
 //! ```
 
+mod changelog_buffer;
 mod client;
 mod config;
 mod error;

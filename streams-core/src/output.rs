@@ -18,6 +18,10 @@ use crate::record::Headers;
 use crate::record::RawRecord;
 use crate::serdes::SerdeError;
 
+/// The largest changelog update (key and value bytes) that
+/// [`Output::push_logged`] copies rather than shares.
+const COPIED_UPDATE_BYTES: usize = 512;
+
 /// Where a key or a value of an output record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
@@ -114,6 +118,54 @@ impl Output {
             timestamp: raw.timestamp,
             headers: raw.headers,
         });
+    }
+
+    /// Appends a store's changelog update. A key and value of up to
+    /// [`COPIED_UPDATE_BYTES`] together are copied into the buffer and
+    /// their own bytes released here: a store keeps the same bytes (a
+    /// stream–stream join's window store, a record cache's value), and the
+    /// sender's thread releasing them later would take the cache line of
+    /// their reference count (and of the bytes beside it) to its core while
+    /// the stream thread reads and releases them too. Larger ones are
+    /// shared, as [`Output::push_raw`] does.
+    pub(crate) fn push_logged(
+        &mut self,
+        topic: &Arc<str>,
+        key: Bytes,
+        value: Option<Bytes>,
+        timestamp: i64,
+    ) {
+        if key.len() + value.as_ref().map_or(0, Bytes::len) > COPIED_UPDATE_BYTES {
+            return self.push_raw(
+                topic,
+                RawRecord {
+                    key: Some(key),
+                    value,
+                    timestamp,
+                    headers: Headers::new(),
+                },
+            );
+        }
+        let key = self.push_slice(&key);
+        let value = match &value {
+            Some(value) => self.push_slice(value),
+            None => Field::Null,
+        };
+        self.push_fields(topic, key, value, timestamp, Headers::new());
+    }
+
+    /// Appends a store's changelog put whose key and value are borrowed:
+    /// both are copied into the buffer.
+    pub(crate) fn push_logged_slices(
+        &mut self,
+        topic: &Arc<str>,
+        key: &[u8],
+        value: &[u8],
+        timestamp: i64,
+    ) {
+        let key = self.push_slice(key);
+        let value = self.push_slice(value);
+        self.push_fields(topic, key, value, timestamp, Headers::new());
     }
 
     /// Serializes a key or a value into the buffer with `write`. On an
@@ -323,6 +375,32 @@ mod tests {
         assert_eq!(records.len(), expected.len());
         for ((topic, record), (want_topic, want)) in records.iter().zip(expected) {
             assert_eq!(&**topic, want_topic);
+            assert_eq!(record, &want);
+        }
+    }
+
+    #[test]
+    fn logged_updates_are_copied_unless_large_and_come_back_the_same() {
+        let topic: Arc<str> = Arc::from("changelog");
+        let mut out = Output::with_room(4, 16);
+        let large = "x".repeat(COPIED_UPDATE_BYTES);
+        let updates = [
+            raw(Some("k"), Some("v"), 1),
+            raw(Some("k"), None, 2),
+            raw(Some("big"), Some(&large), 3),
+        ];
+        for update in updates.clone() {
+            let key = update.key.unwrap();
+            out.push_logged(&topic, key, update.value, update.timestamp);
+        }
+        // The small ones went into the buffer ("k", "v", "k"); the large
+        // one kept its bytes.
+        assert_eq!(out.bytes_len(), 3);
+        assert_eq!(out.shared.len(), 2);
+        let records: Vec<_> = out.into_records().collect();
+        assert_eq!(records.len(), updates.len());
+        for ((t, record), want) in records.iter().zip(updates) {
+            assert_eq!(t, &topic);
             assert_eq!(record, &want);
         }
     }

@@ -7,20 +7,21 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use state_store::{
     decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
     open_session_store, open_versioned_store, open_window_store, split_windowed_key, BatchWrite,
-    CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore, ChangelogSink,
+    CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore,
     InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore, KeyValueStore, KvIter,
     LocalData, PutOutcome, StoreBackend, VersionedKeyValueStore, VersionedRecord, VersionedWrite,
     WindowedKvStore,
 };
 
+use crate::changelog_buffer::ChangelogBuffer;
 use crate::error::{Result, StreamsError};
 use crate::serdes::{Serde, SerdeError, Window, Windowed};
 use crate::store_options::StoreOptions;
@@ -410,76 +411,6 @@ struct WindowStoreSpec {
 /// The changelog topic of store `store` in application `application_id`.
 pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
     format!("{application_id}-{store}-changelog")
-}
-
-/// A changelog sink that buffers updates until the task hands them to its
-/// owner (the test driver, or the runtime's producer).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ChangelogBuffer(Arc<ChangelogShared>);
-
-#[derive(Debug, Default)]
-struct ChangelogShared {
-    records: Mutex<ChangelogRecords>,
-    /// Whether `records` may be non-empty: a task looks after every record,
-    /// and most of the time (a cached store) there is nothing to take.
-    pending: AtomicBool,
-}
-
-/// Changelog updates: a key, its new value (`None`: a tombstone) and the
-/// record's timestamp when the store gives one (a versioned store's);
-/// otherwise the record takes the timestamp of the record being processed.
-type ChangelogRecords = Vec<(Bytes, Option<Bytes>, Option<i64>)>;
-
-impl ChangelogBuffer {
-    /// Whether updates may be waiting: one load, checked after every record.
-    #[inline]
-    pub(crate) fn pending(&self) -> bool {
-        self.0.pending.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn take(&self) -> ChangelogRecords {
-        // A plain load first: the common case (nothing logged) stays a read.
-        if !self.0.pending.load(Ordering::Acquire) || !self.0.pending.swap(false, Ordering::Acquire)
-        {
-            return Vec::new();
-        }
-        std::mem::take(
-            &mut *self
-                .0
-                .records
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-    }
-}
-
-impl ChangelogBuffer {
-    fn push(&self, key: Bytes, value: Option<Bytes>, timestamp: Option<i64>) {
-        let mut records = self
-            .0
-            .records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        records.push((key, value, timestamp));
-        self.0.pending.store(true, Ordering::Release);
-    }
-}
-
-impl ChangelogSink for ChangelogBuffer {
-    fn send(&mut self, key: Bytes, value: Option<Bytes>) -> state_store::Result<()> {
-        self.push(key, value, None);
-        Ok(())
-    }
-
-    fn send_at(
-        &mut self,
-        key: Bytes,
-        value: Option<Bytes>,
-        timestamp: i64,
-    ) -> state_store::Result<()> {
-        self.push(key, value, Some(timestamp));
-        Ok(())
-    }
 }
 
 /// The layers of one store: the backend, optionally wrapped by the
@@ -1457,47 +1388,111 @@ impl<K: 'static, V: 'static> TypedWindowStore<'_, K, V> {
     /// inclusive), by ascending start. Negative starts are never found:
     /// window starts are non-negative.
     pub fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
-        let key = self.key_bytes(key)?;
+        let mut out = Vec::new();
+        self.fetch_range_with(key, time_from, time_to, |start, value| {
+            out.push((start, value));
+        })?;
+        Ok(out)
+    }
+
+    #[doc(hidden)]
+    /// [`TypedWindowStore::fetch_range`] handing each window's start and
+    /// value to `visit`, by ascending start, instead of collecting them:
+    /// for a processor that looks at every window of a key at each record
+    /// (a stream–stream join), with no allocation but the values' own.
+    pub fn fetch_range_with(
+        &self,
+        key: &K,
+        time_from: i64,
+        time_to: i64,
+        mut visit: impl FnMut(i64, V),
+    ) -> Result<()> {
         let time_from = time_from.max(0);
         if time_to < time_from {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        if let Some(windows) = self.parts.store.fetch_windows(&key, time_from, time_to)? {
-            return windows
-                .into_iter()
-                .map(|(start, value)| {
-                    Ok((
-                        start,
-                        self.parts
-                            .value_serde
-                            .deserialize(self.parts.topic, &value)?,
-                    ))
-                })
-                .collect();
-        }
-        // Non-negative big-endian starts sort numerically, so this key's
-        // windows in range lie between these bounds; longer keys sharing
-        // the prefix may too, and are filtered out.
-        let from = encode_windowed_key(&key, time_from);
-        let mut to = encode_windowed_key(&key, time_to).to_vec();
-        to.push(0);
-        let mut out = Vec::new();
-        for item in self.parts.store.range(&from, &to)? {
-            let (windowed, value) = item?;
-            match decode_windowed_key(&windowed) {
-                Some((k, start)) if k == key && (time_from..=time_to).contains(&start) => {
-                    out.push((
-                        start,
-                        self.parts
-                            .value_serde
-                            .deserialize(self.parts.topic, &value)?,
-                    ));
-                }
-                _ => {}
+        with_key_buffer(|key_bytes| {
+            self.parts
+                .key_serde
+                .serialize_into(self.parts.topic, key, key_bytes)?;
+            let mut failed = None;
+            let direct = self.parts.store.visit_windows(
+                key_bytes,
+                time_from,
+                time_to,
+                &mut |start, value| {
+                    if failed.is_none() {
+                        match self.parts.value_serde.deserialize(self.parts.topic, value) {
+                            Ok(value) => visit(start, value),
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                },
+            )?;
+            if let Some(e) = failed {
+                return Err(e.into());
             }
-        }
-        out.sort_by_key(|(start, _)| *start);
-        Ok(out)
+            if direct {
+                return Ok(());
+            }
+            // Non-negative big-endian starts sort numerically, so this
+            // key's windows in range lie between these bounds; longer keys
+            // sharing the prefix may too, and are filtered out.
+            let from = encode_windowed_key(key_bytes, time_from);
+            let mut to = encode_windowed_key(key_bytes, time_to).to_vec();
+            to.push(0);
+            let mut out = Vec::new();
+            for item in self.parts.store.range(&from, &to)? {
+                let (windowed, value) = item?;
+                match split_windowed_key(&windowed) {
+                    Some((k, start))
+                        if k == &key_bytes[..] && (time_from..=time_to).contains(&start) =>
+                    {
+                        out.push((start, value));
+                    }
+                    _ => {}
+                }
+            }
+            out.sort_by_key(|(start, _)| *start);
+            for (start, value) in out {
+                visit(
+                    start,
+                    self.parts
+                        .value_serde
+                        .deserialize(self.parts.topic, &value)?,
+                );
+            }
+            Ok(())
+        })
+    }
+
+    #[doc(hidden)]
+    /// A read-modify-write of `key`'s window starting at `window_start`
+    /// over the serialized value: `write` gets the bytes of the value held,
+    /// if any, and appends the bytes of the new value (as the store's
+    /// value serde writes them) to `out`. The windowed key and the new
+    /// value are handed on borrowed from the thread's buffer
+    /// ([`state_store::KeyValueStore::put_slices`]): the in-memory window
+    /// store and the changelog copy them where they keep them, so that a
+    /// store that keeps every record it is given (a stream–stream join's)
+    /// allocates nothing per record for it.
+    pub fn update_serialized(
+        &mut self,
+        key: &K,
+        window_start: i64,
+        write: impl FnOnce(Option<&[u8]>, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        with_key_buffer(|buffer| {
+            self.parts
+                .key_serde
+                .serialize_into(self.parts.topic, key, buffer)?;
+            state_store::put_windowed_key_suffix(buffer, window_start);
+            let key_len = buffer.len();
+            let old = self.parts.store.get(buffer)?;
+            write(old.as_deref(), buffer)?;
+            let (key, value) = buffer.split_at(key_len);
+            Ok(self.parts.store.put_slices(key, value)?)
+        })
     }
 
     /// Every window of every key with `time_from <= start <= time_to`, by
@@ -1593,7 +1588,11 @@ fn with_key_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let mut buffer = KEY_BUFFER.take();
     buffer.clear();
     let out = f(&mut buffer);
-    KEY_BUFFER.set(buffer);
+    // A buffer grown far beyond a key (by a value written after it) is not
+    // kept around.
+    if buffer.capacity() <= 64 * 1024 {
+        KEY_BUFFER.set(buffer);
+    }
     out
 }
 
@@ -1874,6 +1873,7 @@ mod window_tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::changelog_buffer::ChangelogRecords;
     use crate::serdes::Serdes;
 
     fn window_builder() -> StoreBuilder {
@@ -1954,6 +1954,93 @@ mod window_tests {
             .fetch_range(&"a".to_owned(), 10, 0)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn fetch_range_with_visits_what_fetch_range_returns_on_every_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        for backend in StoreBackend::ALL {
+            for caching in [false, true] {
+                let mut builder = window_builder().with_backend(backend);
+                if caching {
+                    builder = builder.with_caching_enabled();
+                }
+                let state_dir = dir.path().join(format!("{backend}-{caching}"));
+                let mut slot = StoreSlot::open(&builder, "app", None, &state_dir, 1 << 20).unwrap();
+                let mut store = slot.typed_window::<String, i64>().unwrap();
+                let mut longer = "a".to_owned();
+                longer.push_str("\0\0\0\0\0\0\0\u{3}\0\0\0\0");
+                store.put(&longer, 0, Some(&9)).unwrap();
+                for (start, value) in [(300, 3), (5, 1), (200, 2), (600, 6)] {
+                    store.put(&"a".to_owned(), start, Some(&value)).unwrap();
+                }
+                store.put(&"a".to_owned(), 600, None).unwrap();
+                for (from, to) in [(0, 1_000), (5, 200), (6, 199), (-5, 5), (300, 0)] {
+                    let mut visited = Vec::new();
+                    store
+                        .fetch_range_with(&"a".to_owned(), from, to, |start, value| {
+                            visited.push((start, value));
+                        })
+                        .unwrap();
+                    let fetched = store.fetch_range(&"a".to_owned(), from, to).unwrap();
+                    assert_eq!(
+                        visited, fetched,
+                        "{backend} caching={caching} {from}..={to}"
+                    );
+                }
+                assert_eq!(
+                    store.fetch_range(&"a".to_owned(), 0, 1_000).unwrap(),
+                    [(5, 1), (200, 2), (300, 3)],
+                    "{backend} caching={caching}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn update_serialized_writes_after_the_windowed_key_and_logs_the_same_bytes() {
+        let mut slot = open(&window_builder());
+        {
+            let mut store = slot.typed_window::<String, i64>().unwrap();
+            let add = |n: i64| {
+                move |old: Option<&[u8]>, out: &mut Vec<u8>| -> Result<()> {
+                    let old = old.map_or(0, |b| i64::from_be_bytes(b.try_into().unwrap()));
+                    out.extend_from_slice(&(old + n).to_be_bytes());
+                    Ok(())
+                }
+            };
+            store
+                .update_serialized(&"a".to_owned(), 100, add(5))
+                .unwrap();
+            store
+                .update_serialized(&"a".to_owned(), 100, add(2))
+                .unwrap();
+            store
+                .update_serialized(&"b".to_owned(), 100, add(1))
+                .unwrap();
+            assert_eq!(store.fetch(&"a".to_owned(), 100).unwrap(), Some(7));
+            assert_eq!(store.fetch(&"b".to_owned(), 100).unwrap(), Some(1));
+            // A failed write writes nothing.
+            let failed = store.update_serialized(&"c".to_owned(), 100, |_, out| {
+                out.push(1);
+                Err(StreamsError::Internal("no".to_owned()))
+            });
+            assert!(failed.is_err());
+            assert_eq!(store.fetch(&"c".to_owned(), 100).unwrap(), None);
+        }
+        let changelog = slot.changelog.as_ref().unwrap().take();
+        let logged: Vec<(Bytes, Option<Bytes>)> =
+            changelog.into_iter().map(|(k, v, _)| (k, v)).collect();
+        let key = |k: &str| encode_windowed_key(k.as_bytes(), 100);
+        let value = |n: i64| Some(Bytes::copy_from_slice(&n.to_be_bytes()));
+        assert_eq!(
+            logged,
+            [
+                (key("a"), value(5)),
+                (key("a"), value(7)),
+                (key("b"), value(1))
+            ]
+        );
     }
 
     #[test]

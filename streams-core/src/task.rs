@@ -16,14 +16,15 @@ use std::time::Duration;
 
 use state_store::StoreBackend;
 
+use crate::changelog_buffer::{ChangelogBuffer, Logged};
 use crate::client::TopicPartition;
 use crate::config::DeserializationHandler;
 use crate::error::{Result, StreamsError};
 use crate::output::Output;
 use crate::partition_group::PartitionGroup;
 use crate::punctuation::{next_slot, PunctuationType};
-use crate::record::{Headers, RecordMetadata};
-use crate::store::{ChangelogBuffer, StoreSlot};
+use crate::record::RecordMetadata;
+use crate::store::StoreSlot;
 use crate::timestamp::{extract, ConsumedRecord, Extracted, SharedTimestampExtractor};
 use crate::topology::{SubTopology, Topology};
 
@@ -642,19 +643,19 @@ impl Task {
             .unwrap_or(*wall_clock);
         for slot in stores.iter() {
             if let Some(buffer) = &slot.changelog {
-                for (key, value, at) in buffer.take() {
-                    output.push_raw(
+                buffer.drain(|update| match update {
+                    // A versioned store's record carries its version's
+                    // timestamp.
+                    Logged::Owned(key, value, at) => output.push_logged(
                         &slot.changelog_topic,
-                        RawRecord {
-                            key: Some(key),
-                            value,
-                            // A versioned store's record carries its
-                            // version's timestamp.
-                            timestamp: at.unwrap_or(timestamp),
-                            headers: Headers::new(),
-                        },
-                    );
-                }
+                        key,
+                        value,
+                        at.unwrap_or(timestamp),
+                    ),
+                    Logged::Copied(key, value) => {
+                        output.push_logged_slices(&slot.changelog_topic, key, value, timestamp)
+                    }
+                });
             }
         }
     }

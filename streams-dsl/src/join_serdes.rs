@@ -42,37 +42,16 @@ fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes(field))
 }
 
-impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
-    fn serialize(&self, topic: &str, value: &Vec<V>) -> Result<Bytes, SerdeError> {
-        let mut out = Vec::new();
-        self.serialize_into(topic, value, &mut out)?;
-        Ok(Bytes::from(out))
-    }
-
-    fn serialize_into(
+impl<V: 'static> ListSerde<V> {
+    /// Checks that `bytes` is a list in this layout and hands the range of
+    /// each entry's bytes to `entry`, in order; returns the number of
+    /// entries.
+    fn walk(
         &self,
         topic: &str,
-        value: &Vec<V>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), SerdeError> {
-        let too_long = |what: &str, n: usize| {
-            SerdeError::serialize::<Vec<V>>(topic, format!("{what} of {n} does not fit in an i32"))
-        };
-        let count = i32::try_from(value.len()).map_err(|_| too_long("a list", value.len()))?;
-        out.push(LIST_VARIABLE_SIZE);
-        out.extend_from_slice(&count.to_be_bytes());
-        for entry in value {
-            let at = out.len();
-            out.extend_from_slice(&[0; 4]);
-            self.inner.serialize_into(topic, entry, out)?;
-            let written = out.len() - at - 4;
-            let len = i32::try_from(written).map_err(|_| too_long("an entry", written))?;
-            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-        }
-        Ok(())
-    }
-
-    fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<Vec<V>, SerdeError> {
+        bytes: &[u8],
+        mut entry: impl FnMut(std::ops::Range<usize>) -> Result<(), SerdeError>,
+    ) -> Result<usize, SerdeError> {
         let error = |reason: String| SerdeError::deserialize::<Vec<V>>(topic, reason);
         match bytes.first() {
             Some(&LIST_VARIABLE_SIZE) => {}
@@ -88,8 +67,6 @@ impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
         let count =
             usize::try_from(count).map_err(|_| error(format!("a negative list length {count}")))?;
         let mut at = 5;
-        // Each entry takes at least its 4-byte length.
-        let mut out = Vec::with_capacity(count.min(bytes.len() / 4));
         for index in 0..count {
             let len = read_i32(bytes, at).ok_or_else(|| {
                 error(format!("entry {index} of {count}: no length at byte {at}"))
@@ -109,7 +86,7 @@ impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
                         bytes.len()
                     ))
                 })?;
-            out.push(self.inner.deserialize(topic, &bytes.slice(start..end))?);
+            entry(start..end)?;
             at = end;
         }
         if at != bytes.len() {
@@ -118,6 +95,81 @@ impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
                 bytes.len() - at
             )));
         }
+        Ok(count)
+    }
+
+    /// Appends `entry`, its length first, to `out`.
+    fn write_entry(&self, topic: &str, entry: &V, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        self.inner.serialize_into(topic, entry, out)?;
+        let written = out.len() - at - 4;
+        let len = i32::try_from(written).map_err(|_| too_long::<V>(topic, "an entry", written))?;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// Appends to `out` the list `old` (the bytes of a list in this
+    /// layout, or `None` for an empty list) with `value` added at its end:
+    /// the bytes [`Serde::serialize_into`] writes for the list decoded from
+    /// `old` with `value` pushed, the entries of `old` copied as they are.
+    pub(crate) fn write_appended(
+        &self,
+        topic: &str,
+        old: Option<&[u8]>,
+        value: &V,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerdeError> {
+        let (count, entries) = match old {
+            Some(old) => (self.walk(topic, old, |_| Ok(()))?, &old[5..]),
+            None => (0, &[][..]),
+        };
+        let count = count + 1;
+        let count = i32::try_from(count).map_err(|_| too_long::<V>(topic, "a list", count))?;
+        out.push(LIST_VARIABLE_SIZE);
+        out.extend_from_slice(&count.to_be_bytes());
+        out.extend_from_slice(entries);
+        self.write_entry(topic, value, out)
+    }
+}
+
+/// The error for a list or an entry of `n` that an i32 cannot count.
+fn too_long<V>(topic: &str, what: &str, n: usize) -> SerdeError {
+    SerdeError::serialize::<Vec<V>>(topic, format!("{what} of {n} does not fit in an i32"))
+}
+
+impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
+    fn serialize(&self, topic: &str, value: &Vec<V>) -> Result<Bytes, SerdeError> {
+        let mut out = Vec::new();
+        self.serialize_into(topic, value, &mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    fn serialize_into(
+        &self,
+        topic: &str,
+        value: &Vec<V>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerdeError> {
+        let count =
+            i32::try_from(value.len()).map_err(|_| too_long::<V>(topic, "a list", value.len()))?;
+        out.push(LIST_VARIABLE_SIZE);
+        out.extend_from_slice(&count.to_be_bytes());
+        for entry in value {
+            self.write_entry(topic, entry, out)?;
+        }
+        Ok(())
+    }
+
+    fn deserialize(&self, topic: &str, bytes: &Bytes) -> Result<Vec<V>, SerdeError> {
+        // Each entry takes at least its 4-byte length.
+        let mut out = Vec::with_capacity(read_i32(bytes, 1).map_or(0, |count| {
+            usize::try_from(count).unwrap_or(0).min(bytes.len() / 4)
+        }));
+        self.walk(topic, bytes, |range| {
+            out.push(self.inner.deserialize(topic, &bytes.slice(range))?);
+            Ok(())
+        })?;
         Ok(out)
     }
 }
@@ -329,6 +381,26 @@ mod tests {
     }
 
     #[test]
+    fn appending_to_a_damaged_list_is_an_error_and_writes_nothing() {
+        for bad in [
+            &[][..],
+            &[0, 0, 0, 0, 0],
+            &[1, 0, 0, 0, 1],
+            &[1, 0, 0, 0, 1, 0, 0, 0, 5, b'a'],
+            &[1, 0, 0, 0, 0, 7],
+        ] {
+            let mut out = Vec::new();
+            assert!(
+                list()
+                    .write_appended("t", Some(bad), &"x".to_owned(), &mut out)
+                    .is_err(),
+                "{bad:?}"
+            );
+            assert!(out.is_empty(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn outer_keys_sort_by_time_then_right_before_left_then_key() {
         let serde = TimestampedKeyAndJoinSideSerde::new(Arc::new(Serdes::string()));
         let key = |timestamp, left, key: &str| {
@@ -372,6 +444,22 @@ mod tests {
         fn lists_round_trip(values in proptest::collection::vec(".{0,8}", 0..6)) {
             let bytes = list().serialize("t", &values).unwrap();
             prop_assert_eq!(list().deserialize("t", &bytes).unwrap(), values);
+        }
+
+        #[test]
+        fn appending_writes_the_list_with_the_value_pushed(
+            values in proptest::collection::vec(".{0,8}", 0..6),
+            value in ".{0,8}",
+            prefix in proptest::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let old = (!values.is_empty()).then(|| list().serialize("t", &values).unwrap());
+            let mut out = prefix.clone();
+            list().write_appended("t", old.as_deref(), &value, &mut out).unwrap();
+            let mut pushed = values.clone();
+            pushed.push(value);
+            let mut want = prefix;
+            want.extend_from_slice(&list().serialize("t", &pushed).unwrap());
+            prop_assert_eq!(out, want);
         }
 
         #[test]

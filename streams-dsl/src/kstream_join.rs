@@ -316,10 +316,11 @@ where
         let metrics = builder.metrics();
 
         {
-            let (store, times, metrics) = (
+            let (store, times, metrics, serde) = (
                 names.this_store.clone(),
                 times_name.clone(),
                 metrics.clone(),
+                vs.clone(),
             );
             builder.add_processor(
                 &names.this_windowed,
@@ -330,16 +331,18 @@ where
                         retention,
                         times.clone(),
                         metrics.clone(),
+                        ListSerde::new(serde.clone()),
                     )
                 },
                 &[&this.node],
             );
         }
         {
-            let (store, times, metrics) = (
+            let (store, times, metrics, serde) = (
                 names.other_store.clone(),
                 times_name.clone(),
                 metrics.clone(),
+                ovs.clone(),
             );
             builder.add_processor(
                 &names.other_windowed,
@@ -350,6 +353,7 @@ where
                         retention,
                         times.clone(),
                         metrics.clone(),
+                        ListSerde::new(serde.clone()),
                     )
                 },
                 &[&that.node],

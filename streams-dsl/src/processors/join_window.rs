@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use streams_core::{Processor, ProcessorContext, Record, Result, WindowStoreHandle};
 
 use crate::builder::DslMetrics;
+use crate::join_serdes::ListSerde;
 use crate::processors::join_times::{live_in_store, lock, shared_times, JoinTimes, Side};
 use crate::processors::resolved;
 
@@ -24,12 +25,17 @@ use crate::processors::resolved;
 /// other side that are in its window, as in Kafka. A record with a
 /// negative timestamp is not stored: no window of the other side reaches
 /// below zero.
+///
+/// A record is added to its list as bytes: the list held is not decoded,
+/// its entries are copied and the record's value is written after them
+/// with the store's list serde (`list`).
 pub(crate) struct JoinWindowWriter<K, V> {
     store: String,
     side: Side,
     retention: i64,
     times_name: String,
     metrics: DslMetrics,
+    list: ListSerde<V>,
     handle: Option<WindowStoreHandle<K, Vec<V>>>,
     times: Option<Arc<Mutex<JoinTimes>>>,
 }
@@ -45,14 +51,16 @@ impl<K, V> fmt::Debug for JoinWindowWriter<K, V> {
 }
 
 impl<K, V> JoinWindowWriter<K, V> {
-    /// Writes `side`'s records into `store`, which keeps them `retention`
-    /// ms; the join's times are shared under `times_name`.
+    /// Writes `side`'s records into `store`, whose values are lists written
+    /// with `list`, and which keeps them `retention` ms; the join's times
+    /// are shared under `times_name`.
     pub(crate) fn new(
         store: String,
         side: Side,
         retention: i64,
         times_name: String,
         metrics: DslMetrics,
+        list: ListSerde<V>,
     ) -> Self {
         Self {
             store,
@@ -60,6 +68,7 @@ impl<K, V> JoinWindowWriter<K, V> {
             retention,
             times_name,
             metrics,
+            list,
             handle: None,
             times: None,
         }
@@ -113,11 +122,10 @@ where
                 self.metrics.record_dropped();
                 ctx.record_dropped();
             } else if let (Some(value), true) = (&record.value, timestamp >= 0) {
-                ctx.window_store_of(resolved(&self.handle, &self.store)?)?
-                    .update(key, timestamp, |list| {
-                        let mut list = list.unwrap_or_default();
-                        list.push(value.clone());
-                        (Some(list), ())
+                let (list, store) = (&self.list, &self.store);
+                ctx.window_store_of(resolved(&self.handle, store)?)?
+                    .update_serialized(key, timestamp, |old, out| {
+                        Ok(list.write_appended(store, old, value, out)?)
                     })?;
             }
             // As Kafka's window store, which a put of a null value moves

@@ -128,6 +128,9 @@ pub(crate) struct StreamStreamJoin<K, VL, VR, VOut, S: JoinSide<VL, VR>> {
     metrics: DslMetrics,
     other_handle: Option<WindowStoreHandle<K, Vec<S::Other>>>,
     times: Option<Arc<Mutex<JoinTimes>>>,
+    /// The partners of the record being processed, by window: kept between
+    /// records (empty) for its room.
+    partners: Vec<(i64, Vec<S::Other>)>,
     _side: PhantomData<fn() -> S>,
 }
 
@@ -173,6 +176,7 @@ where
             metrics,
             other_handle: None,
             times: None,
+            partners: Vec::new(),
             _side: PhantomData,
         }
     }
@@ -275,16 +279,20 @@ where
         let time_from = timestamp.saturating_sub(self.windows.before).max(0);
         let time_to = timestamp.saturating_add(self.windows.after).max(0);
         let other_store_time = lock(times).store_time(S::SIDE.other());
-        let partners: Vec<(i64, Vec<S::Other>)> = {
+        let mut partners = std::mem::take(&mut self.partners);
+        partners.clear();
+        {
+            let retention = self.windows.retention;
             let store = ctx.window_store_of(resolved(&self.other_handle, &self.other_store)?)?;
-            store
-                .fetch_range(&key, time_from, time_to)?
-                .into_iter()
-                .filter(|(t, _)| live_in_store(*t, other_store_time, self.windows.retention))
-                .collect()
-        };
+            store.fetch_range_with(&key, time_from, time_to, |t, others| {
+                if live_in_store(t, other_store_time, retention) {
+                    partners.push((t, others));
+                }
+            })?;
+        }
 
         if partners.is_empty() {
+            self.partners = partners;
             if !self.outer {
                 return Ok(());
             }
@@ -312,27 +320,39 @@ where
                 }
             }
         } else {
-            for (other_time, others) in partners {
+            // The last result takes the key and headers; the others get
+            // copies.
+            let last_window = partners.len() - 1;
+            let (mut key, mut headers) = (Some(key), Some(headers));
+            for (window, (other_time, others)) in partners.drain(..).enumerate() {
+                let Some(this_key) = &key else { break };
                 if let Some(buffer) = &self.buffer {
                     let held_key = TimestampedKeyAndJoinSide {
                         timestamp: other_time,
                         left: S::SIDE != Side::Left,
-                        key: key.clone(),
+                        key: this_key.clone(),
                     };
                     buffer.forget(ctx, &held_key)?;
                 }
-                for other in &others {
+                let last_value = others.len().wrapping_sub(1);
+                for (index, other) in others.iter().enumerate() {
                     let (left, right) = S::pair(Some(&value), Some(other));
                     if let Some(joined) = (self.joiner)(left, right) {
+                        let (key, headers) = if window == last_window && index == last_value {
+                            (key.take(), headers.take().unwrap_or_default())
+                        } else {
+                            (key.clone(), headers.clone().unwrap_or_default())
+                        };
                         ctx.forward(Record {
-                            key: Some(key.clone()),
+                            key,
                             value: Some(joined),
                             timestamp: timestamp.max(other_time),
-                            headers: headers.clone(),
+                            headers,
                         })?;
                     }
                 }
             }
+            self.partners = partners;
             Ok(())
         }
     }
