@@ -198,6 +198,19 @@ impl App {
         Ok(topic)
     }
 
+    /// Refuses a table name that a table or a global table has already.
+    fn check_new_table(&self, name: &str) -> Result<()> {
+        if self.tables.iter().any(|t| t.name() == name)
+            || self.globals.iter().any(|g| g.name() == name)
+        {
+            return Err(AgentError::Duplicate {
+                kind: "table",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Declares table `name` of keys `K` and values `V` with their built-in
     /// serdes ([`Serdes::default_for`]: strings, integers, floats, bools,
     /// bytes); [`App::table_with`] takes serdes. Give it a default with
@@ -212,15 +225,7 @@ impl App {
         K: Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let (Some(key_serde), Some(value_serde)) =
-            (Serdes::default_for::<K>(), Serdes::default_for::<V>())
-        else {
-            return Err(AgentError::Usage(format!(
-                "table '{name}': {} or {} has no built-in serde; declare it with App::table_with",
-                std::any::type_name::<K>(),
-                std::any::type_name::<V>()
-            )));
-        };
+        let (key_serde, value_serde) = built_in_serdes::<K, V>("table", name, "App::table_with")?;
         self.table_with(name, key_serde, value_serde)
     }
 
@@ -240,12 +245,7 @@ impl App {
         K: Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        if self.tables.iter().any(|t| t.name() == name) {
-            return Err(AgentError::Duplicate {
-                kind: "table",
-                name: name.to_owned(),
-            });
-        }
+        self.check_new_table(name)?;
         let table = Table {
             name: Arc::from(name),
             key_serde: Arc::new(key_serde),
@@ -291,15 +291,8 @@ impl App {
         K: Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let (Some(key_serde), Some(value_serde)) =
-            (Serdes::default_for::<K>(), Serdes::default_for::<V>())
-        else {
-            return Err(AgentError::Usage(format!(
-                "global table '{name}': {} or {} has no built-in serde; declare it with App::global_table_with",
-                std::any::type_name::<K>(),
-                std::any::type_name::<V>()
-            )));
-        };
+        let (key_serde, value_serde) =
+            built_in_serdes::<K, V>("global table", name, "App::global_table_with")?;
         self.global_table_with(name, key_serde, value_serde)
     }
 
@@ -318,14 +311,7 @@ impl App {
         K: Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        if self.globals.iter().any(|g| g.name() == name)
-            || self.tables.iter().any(|t| t.name() == name)
-        {
-            return Err(AgentError::Duplicate {
-                kind: "table",
-                name: name.to_owned(),
-            });
-        }
+        self.check_new_table(name)?;
         let topic = Topic {
             name: Arc::from(format!("{}-{name}-changelog", self.config.application_id())),
             key_serde: Arc::new(key_serde),
@@ -671,5 +657,25 @@ impl App {
             .send(producer_record(&topic.name, key, value))
             .await?;
         Ok(())
+    }
+}
+
+/// The serdes of a table's keys and values.
+type SerdePair<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
+
+/// The built-in serdes of `K` and `V` ([`Serdes::default_for`]) for the
+/// `kind` named `name`; without one, an error that points to `instead`.
+fn built_in_serdes<K: 'static, V: 'static>(
+    kind: &str,
+    name: &str,
+    instead: &str,
+) -> Result<SerdePair<K, V>> {
+    match (Serdes::default_for::<K>(), Serdes::default_for::<V>()) {
+        (Some(key_serde), Some(value_serde)) => Ok((key_serde, value_serde)),
+        _ => Err(AgentError::Usage(format!(
+            "{kind} '{name}': {} or {} has no built-in serde; declare it with {instead}",
+            std::any::type_name::<K>(),
+            std::any::type_name::<V>()
+        ))),
     }
 }
