@@ -32,6 +32,7 @@ pub mod kafka_cluster;
 mod kafka_context;
 pub mod kafka_progress;
 pub mod kafka_streams;
+pub mod kill_loop;
 mod load;
 pub mod process;
 mod progress;

@@ -7,10 +7,8 @@
 //! the input's.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use broker_embedded::{Broker, BrokerConfig};
 
@@ -20,89 +18,30 @@ const LINES: usize = 20_000;
 const KILLS: usize = 5;
 const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn spawn(dir: &Path, index: usize, guarantee: &str) -> Child {
-    let log = File::create(dir.join(format!("run-{index}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_agents_wordcount"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--lines",
-            &LINES.to_string(),
-            "--guarantee",
-            guarantee,
-            "--commit-interval-ms",
-            "100",
-            "--exit-when-idle",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn log_tail(dir: &Path, index: usize) -> String {
-    let log = std::fs::read_to_string(dir.join(format!("run-{index}.log"))).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(20).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-}
-
 /// Kills the binary `KILLS` times at seeded delays, then lets it finish;
 /// returns the committed counts per word, in order.
 fn run_with_kills(guarantee: &str) -> BTreeMap<String, Vec<i64>> {
     let dir = tempfile::tempdir().unwrap();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(7, |d| d.subsec_nanos() as u64);
-    println!("kill seed {seed}");
-    let mut killed_mid_work = 0;
-    for kill in 0..KILLS {
-        let mut child = spawn(dir.path(), kill, guarantee);
-        // From 0.3 s (mid-load) to 2.3 s (mid-processing).
-        let delay = 300
-            + (seed
-                .wrapping_mul(kill as u64 + 1)
-                .wrapping_mul(2_654_435_761)
-                % 2_000);
-        std::thread::sleep(Duration::from_millis(delay));
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "run {kill} failed:\n{}",
-                log_tail(dir.path(), kill)
-            );
-            println!("run {kill} finished before its kill");
-            continue;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        killed_mid_work += 1;
-        println!("killed run {kill} after {delay} ms");
-    }
-    let mut child = spawn(dir.path(), KILLS, guarantee);
-    let deadline = Instant::now() + FINISH_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!(
-                "the last run did not finish:\n{}",
-                log_tail(dir.path(), KILLS)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        status.success(),
-        "the last run failed:\n{}",
-        log_tail(dir.path(), KILLS)
-    );
-    assert!(
-        killed_mid_work > 0,
-        "no kill landed while the binary was working"
-    );
+    let data = dir.path().join("data");
+    // Kills from 0.3 s (mid-load) to 2.3 s (mid-processing).
+    examples::kill_loop::kill_then_finish(dir.path(), KILLS, (300, 2_000), FINISH_TIMEOUT, |log| {
+        Command::new(env!("CARGO_BIN_EXE_agents_wordcount"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "--lines",
+                &LINES.to_string(),
+                "--guarantee",
+                guarantee,
+                "--commit-interval-ms",
+                "100",
+                "--exit-when-idle",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+    })
+    .unwrap();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

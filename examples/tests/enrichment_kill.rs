@@ -6,10 +6,9 @@
 //! foreign-key join's final table), as the model of the input says.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use broker_embedded::{Broker, BrokerConfig};
 use examples::enrichment::{Dataset, BY_CUSTOMER_TOPIC, ENRICHED_TOPIC, PAID_TOPIC};
@@ -19,32 +18,6 @@ use examples::enrichment::{Dataset, BY_CUSTOMER_TOPIC, ENRICHED_TOPIC, PAID_TOPI
 const ORDERS: usize = 20_000;
 const KILLS: usize = 6;
 const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn spawn(dir: &Path, index: usize) -> Child {
-    let log = File::create(dir.join(format!("run-{index}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_enrichment"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--orders",
-            &ORDERS.to_string(),
-            "--guarantee",
-            "exactly_once_v2",
-            "--commit-interval-ms",
-            "100",
-            "--quiet",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn log_tail(dir: &Path, index: usize) -> String {
-    let log = std::fs::read_to_string(dir.join(format!("run-{index}.log"))).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(20).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-}
 
 /// Every committed record of `topic`, as (key, value) text.
 fn committed(
@@ -80,59 +53,25 @@ fn every_join_result_exactly_once_after_sigkills() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(7, |d| d.subsec_nanos() as u64);
-    println!("kill seed {seed}");
-    let mut killed_mid_work = 0;
-    for kill in 0..KILLS {
-        let mut child = spawn(dir.path(), kill);
-        // From half a second (mid-load) to three seconds (mid-processing).
-        let delay = 500
-            + (seed
-                .wrapping_mul(kill as u64 + 1)
-                .wrapping_mul(2_654_435_761)
-                % 2_500);
-        std::thread::sleep(Duration::from_millis(delay));
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "run {kill} failed:\n{}",
-                log_tail(dir.path(), kill)
-            );
-            println!("run {kill} finished before its kill");
-            continue;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        killed_mid_work += 1;
-        println!("killed run {kill} after {delay} ms");
-    }
-    let mut child = spawn(dir.path(), KILLS);
-    let deadline = Instant::now() + FINISH_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!(
-                "the last run did not finish:\n{}",
-                log_tail(dir.path(), KILLS)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        status.success(),
-        "the last run failed:\n{}",
-        log_tail(dir.path(), KILLS)
-    );
-    assert!(
-        killed_mid_work > 0,
-        "no kill landed while the binary was working"
-    );
+    let data = dir.path().join("data");
+    examples::kill_loop::kill_then_finish(dir.path(), KILLS, (500, 2_500), FINISH_TIMEOUT, |log| {
+        Command::new(env!("CARGO_BIN_EXE_enrichment"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "--orders",
+                &ORDERS.to_string(),
+                "--guarantee",
+                "exactly_once_v2",
+                "--commit-interval-ms",
+                "100",
+                "--quiet",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+    })
+    .unwrap();
 
     let expected = Dataset::new(ORDERS).expected();
     let sorted = |mut rows: Vec<(String, Option<String>)>| {
