@@ -416,6 +416,9 @@ struct Assigned {
     in_flight: Option<u64>,
     /// The last read-ahead failed: none until a fetch in the polling task succeeds.
     read_ahead_failed: bool,
+    /// Paused by [`Consumer::pause`]: polls neither fetch nor return its records (those
+    /// already fetched are kept for after [`Consumer::resume`]).
+    paused: bool,
 }
 
 /// The consumer's side of its group membership.
@@ -537,6 +540,7 @@ impl Consumer {
                 fetch_offset: 0,
                 in_flight: None,
                 read_ahead_failed: false,
+                paused: false,
             });
             self.index.insert(tp, self.assigned.len());
             self.assigned.push(a);
@@ -709,6 +713,39 @@ impl Consumer {
         a.buffer.clear();
         a.in_flight = None;
         a.read_ahead_failed = false;
+        Ok(())
+    }
+
+    /// Stops fetching from `partitions` (Kafka's `pause`): later polls return none of their
+    /// records, and fetch nothing more of them, until [`Consumer::resume`]; group membership
+    /// goes on (heartbeats, rebalances). Records already fetched are kept. A partition that
+    /// leaves the assignment is no longer paused when it comes back. Refused with
+    /// [`BrokerError::InvalidConfig`] for a partition not assigned.
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.set_paused(partitions, true)
+    }
+
+    /// Fetches from `partitions` again after [`Consumer::pause`] (Kafka's `resume`).
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.set_paused(partitions, false)
+    }
+
+    /// The assigned partitions that are paused.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.assigned
+            .iter()
+            .filter(|a| a.paused)
+            .map(|a| a.tp.clone())
+            .collect()
+    }
+
+    fn set_paused(&mut self, partitions: &[TopicPartition], paused: bool) -> Result<()> {
+        for tp in partitions {
+            self.slot(tp)?;
+        }
+        for tp in partitions {
+            self.slot(tp)?.paused = paused;
+        }
         Ok(())
     }
 
@@ -1306,6 +1343,9 @@ impl Consumer {
                 break;
             }
             let i = (self.next + step) % n;
+            if self.assigned[i].paused {
+                continue;
+            }
             self.resolve_position(i).await?;
             // A partition whose next fetch is under way waits for it. With the read-ahead,
             // an empty partition asks it for the next fetch and waits too; the polling task
@@ -1357,6 +1397,7 @@ impl Consumer {
         // than a poll returns, so that memory stays bounded by a fetch and a poll per
         // partition however far the log runs ahead of the caller.
         if a.in_flight.is_some()
+            || a.paused
             || a.read_ahead_failed
             || a.position.is_none()
             || a.buffer.len >= self.config.max_poll_records.max(1)
@@ -1566,6 +1607,57 @@ mod tests {
         // grows by a fetch per poll.
         assert!(most < 10 + 200, "{most} records buffered");
         assert!(next >= 60, "{next}");
+    }
+
+    /// A paused partition gives no records and is not fetched while its neighbours go on;
+    /// resumed, it goes on from where it stopped, losing and repeating nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paused_partition_waits_and_resumes_where_it_stopped() {
+        let broker = broker_with_chunks(2, &[50, 50, 50, 50]).await;
+        let mut consumer = Consumer::new(
+            &broker,
+            ConsumerConfig {
+                auto_offset_reset: AutoOffsetReset::Earliest,
+                background_fetch: true,
+                max_poll_records: 10,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign_topic("t").await.unwrap();
+        let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let mut next = [0u64; 2];
+        let mut take = |records: Vec<ConsumerRecord>, next: &mut [u64; 2]| {
+            for r in records {
+                let p = usize::try_from(r.partition).unwrap();
+                assert_eq!(r.offset, next[p], "partition {p}");
+                next[p] += 1;
+            }
+        };
+        take(consumer.poll(Duration::from_secs(5)).await.unwrap(), &mut next);
+        consumer.pause(std::slice::from_ref(&p0)).unwrap();
+        assert_eq!(consumer.paused(), vec![p0.clone()]);
+        let paused_at = next[0];
+        while next[1] < 100 {
+            take(consumer.poll(Duration::from_secs(5)).await.unwrap(), &mut next);
+            assert_eq!(next[0], paused_at, "a paused partition gave records");
+        }
+        // Nothing left but the paused partition: polls come back empty.
+        assert!(consumer
+            .poll(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty());
+        consumer.resume(std::slice::from_ref(&p0)).unwrap();
+        assert!(consumer.paused().is_empty());
+        while next[0] < 100 {
+            take(consumer.poll(Duration::from_secs(5)).await.unwrap(), &mut next);
+        }
+        assert_eq!(next, [100, 100]);
+        // Pausing a partition not assigned names it.
+        let err = consumer
+            .pause(&[TopicPartition::new("other", 0)])
+            .unwrap_err();
+        assert!(err.to_string().contains("other"), "{err}");
     }
 
     /// `poll_runs` hands out the records `poll` does, in the same order and with the same

@@ -404,6 +404,41 @@ pub fn corpus_with_line_words(
         .collect()
 }
 
+/// Lines `first..first + count` of a text in which every word is distinct:
+/// line `n` holds the words `n * words_per_line ..`, each the 8 lowercase
+/// hex digits of a bijective scramble of its index (so that words are
+/// distinct for up to 2^32 of them and do not arrive in key order). For
+/// measuring what a store costs per key.
+pub fn distinct_word_lines(first: u64, count: u64, words_per_line: u64) -> Vec<String> {
+    (first..first + count)
+        .map(|line| {
+            let mut text = String::with_capacity((words_per_line * 9) as usize);
+            for i in 0..words_per_line {
+                if i > 0 {
+                    text.push(' ');
+                }
+                let index = line * words_per_line + i;
+                // Truncation to 32 bits is the point: the scramble is a
+                // bijection of u32.
+                let word = scramble(index as u32);
+                text.push_str(&format!("{word:08x}"));
+            }
+            text
+        })
+        .collect()
+}
+
+/// A bijection of `u32` (odd multiplications and xor-shifts are each
+/// invertible) that spreads consecutive indexes over the whole range.
+fn scramble(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
 /// The text the `wordcount` binary runs on when no `--input` is given:
 /// [`corpus`] of 100,000 lines (about 5 MB).
 pub fn bundled_text() -> Vec<String> {

@@ -75,6 +75,7 @@ mod restore;
 mod session;
 mod shared;
 mod sled_store;
+mod small_bytes;
 mod store;
 mod time_indexed;
 mod versioned;

@@ -165,6 +165,7 @@ pub struct StreamsConfig {
     deserialization_handler: DeserializationHandler,
     dead_letter_topic: Option<String>,
     max_task_idle_ms: i64,
+    buffered_records_per_partition: u64,
     task_idle_wall_clock_advance_ms: Option<u64>,
     timestamp_extractor: ExtractorSetting,
     extra: BTreeMap<String, String>,
@@ -199,6 +200,11 @@ impl StreamsConfig {
     pub const DEAD_LETTER_QUEUE_TOPIC_NAME: &'static str = "errors.dead.letter.queue.topic.name";
     /// `max.task.idle.ms` (default 0; -1 never waits for empty partitions).
     pub const MAX_TASK_IDLE_MS: &'static str = "max.task.idle.ms";
+    /// `buffered.records.per.partition` (default 1000): a stream thread
+    /// stops fetching an input partition (pauses it) while its task holds
+    /// more records of it than this, not yet processed, and fetches again
+    /// once the task has processed them; see `docs/operations.md`.
+    pub const BUFFERED_RECORDS_PER_PARTITION: &'static str = "buffered.records.per.partition";
 
     /// `default.timestamp.extractor`: `record-timestamp` (default),
     /// `fail-on-invalid`, `log-and-skip-on-invalid`,
@@ -217,6 +223,8 @@ impl StreamsConfig {
     pub const DEFAULT_EOS_COMMIT_INTERVAL_MS: u64 = 100;
     /// The default `cache.max.bytes.buffering`: 10 MiB.
     pub const DEFAULT_CACHE_MAX_BYTES: u64 = 10 * 1024 * 1024;
+    /// The default `buffered.records.per.partition`: 1000.
+    pub const DEFAULT_BUFFERED_RECORDS_PER_PARTITION: u64 = 1_000;
 
     /// The defaults, with `application_id`.
     ///
@@ -234,6 +242,7 @@ impl StreamsConfig {
             deserialization_handler: DeserializationHandler::Fail,
             dead_letter_topic: None,
             max_task_idle_ms: 0,
+            buffered_records_per_partition: Self::DEFAULT_BUFFERED_RECORDS_PER_PARTITION,
             task_idle_wall_clock_advance_ms: None,
             timestamp_extractor: ExtractorSetting::Builtin(BuiltinTimestampExtractor::default()),
             extra: BTreeMap::new(),
@@ -313,6 +322,17 @@ impl StreamsConfig {
                     ));
                 }
                 self.max_task_idle_ms = ms;
+            }
+            Self::BUFFERED_RECORDS_PER_PARTITION => {
+                let n: u64 = parse_number(key, value, "an integer >= 1")?;
+                if n == 0 {
+                    return Err(StreamsError::invalid_config(
+                        key,
+                        value,
+                        "expected an integer >= 1",
+                    ));
+                }
+                self.buffered_records_per_partition = n;
             }
             Self::TASK_IDLE_WALL_CLOCK_ADVANCE_MS => {
                 self.task_idle_wall_clock_advance_ms = if value.is_empty() || value == "-1" {
@@ -446,6 +466,12 @@ impl StreamsConfig {
         self
     }
 
+    /// Sets `buffered.records.per.partition` (at least 1).
+    pub fn with_buffered_records_per_partition(mut self, records: u64) -> Self {
+        self.buffered_records_per_partition = records.max(1);
+        self
+    }
+
     /// Sets `task.idle.wall.clock.advance.ms`; `None` turns it off.
     pub fn with_task_idle_wall_clock_advance_ms(mut self, ms: Option<u64>) -> Self {
         self.task_idle_wall_clock_advance_ms = ms;
@@ -538,6 +564,11 @@ impl StreamsConfig {
         self.max_task_idle_ms
     }
 
+    /// `buffered.records.per.partition`.
+    pub fn buffered_records_per_partition(&self) -> u64 {
+        self.buffered_records_per_partition
+    }
+
     /// Keys this type does not interpret (client settings such as
     /// `producer.linger.ms`), as given. The runtime reads these of them:
     /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
@@ -569,6 +600,7 @@ mod tests {
         assert_eq!(c.cache_max_bytes_buffering(), 10 * 1024 * 1024);
         assert_eq!(c.deserialization_handler(), DeserializationHandler::Fail);
         assert_eq!(c.max_task_idle_ms(), 0);
+        assert_eq!(c.buffered_records_per_partition(), 1_000);
         assert_eq!(c.task_idle_wall_clock_advance_ms(), None);
         assert_eq!(c.default_timestamp_extractor().name(), "record-timestamp");
         assert_eq!(c.bootstrap_servers(), None);
@@ -605,6 +637,7 @@ mod tests {
             ),
             ("errors.dead.letter.queue.topic.name", "dlq"),
             ("max.task.idle.ms", "-1"),
+            ("buffered.records.per.partition", "50"),
             ("default.timestamp.extractor", "use-previous-on-invalid"),
             ("task.idle.wall.clock.advance.ms", "2000"),
             ("producer.linger.ms", "5"),
@@ -620,6 +653,7 @@ mod tests {
         );
         assert_eq!(c.dead_letter_topic(), Some("dlq"));
         assert_eq!(c.max_task_idle_ms(), -1);
+        assert_eq!(c.buffered_records_per_partition(), 50);
         assert_eq!(
             c.default_timestamp_extractor().name(),
             "use-previous-on-invalid"
@@ -655,7 +689,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let cases: [(&[(&str, &str)], &str); 9] = [
+        let cases: [(&[(&str, &str)], &str); 10] = [
             (
                 &[
                     ("application.id", "a"),
@@ -684,6 +718,13 @@ mod tests {
             (
                 &[("application.id", "a"), ("max.task.idle.ms", "-2")],
                 "max.task.idle.ms",
+            ),
+            (
+                &[
+                    ("application.id", "a"),
+                    ("buffered.records.per.partition", "0"),
+                ],
+                "buffered.records.per.partition",
             ),
             (
                 &[

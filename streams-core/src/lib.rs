@@ -123,7 +123,8 @@ pub use processor::{
 pub use punctuation::{Cancellable, PunctuationType};
 pub use record::{Header, Headers, Record, RecordMetadata};
 pub use runtime::{
-    AppState, Backend, PausePoint, ReadOnlyKeyValueStore, StateListener, StreamsApp,
+    AppState, Backend, PartitionMetadata, PausePoint, ReadOnlyKeyValueStore, StateListener,
+    StreamsApp, TaskMetadata, ThreadMetadata,
 };
 pub use serdes::{
     BincodeSerde, BoolSerde, ByteVecSerde, BytesSerde, F32Serde, F64Serde, I16Serde, I32Serde,

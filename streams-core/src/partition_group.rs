@@ -47,6 +47,10 @@ impl RecordQueue {
         self.runs.is_empty()
     }
 
+    fn len(&self) -> usize {
+        self.runs.iter().map(ExactSizeIterator::len).sum()
+    }
+
     fn clear(&mut self) {
         self.runs.clear();
     }
@@ -114,6 +118,13 @@ impl PartitionGroup {
         if let Some(input) = self.inputs.get_mut(tp) {
             input.queue.clear();
         }
+    }
+
+    /// Each input partition with the number of its records buffered.
+    pub(crate) fn buffered(&self) -> impl Iterator<Item = (&TopicPartition, usize)> {
+        self.inputs
+            .iter()
+            .map(|(tp, input)| (tp, input.queue.len()))
     }
 
     /// Whether no partition has a buffered record.

@@ -325,6 +325,18 @@ impl MainConsumer for EmbeddedConsumer {
             .map_err(wrap("seek"))
     }
 
+    fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let tps: Vec<_> = partitions.iter().map(to_broker_tp).collect();
+        self.consumer.pause(&tps).map_err(wrap("pause partitions"))
+    }
+
+    fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let tps: Vec<_> = partitions.iter().map(to_broker_tp).collect();
+        self.consumer
+            .resume(&tps)
+            .map_err(wrap("resume partitions"))
+    }
+
     fn committed(&mut self, partitions: &[TopicPartition]) -> BoxFuture<'_, Result<Offsets>> {
         let tps: Vec<_> = partitions.iter().map(to_broker_tp).collect();
         Box::pin(async move {

@@ -254,6 +254,12 @@ pub(crate) trait MainConsumer: Send {
     fn lagging_partitions(&self) -> Vec<TopicPartition>;
     /// Reads `tp` from `offset` next.
     fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()>;
+    /// Stops fetching from `partitions` (assigned ones) until
+    /// [`MainConsumer::resume`]; the group membership goes on. Pausing a
+    /// paused partition does nothing.
+    fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()>;
+    /// Fetches from `partitions` again after [`MainConsumer::pause`].
+    fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()>;
     /// The committed offsets of `partitions`.
     fn committed(&mut self, partitions: &[TopicPartition]) -> BoxFuture<'_, Result<Offsets>>;
     /// Commits `offsets` (at-least-once).

@@ -21,6 +21,7 @@ mod checkpoint;
 mod clients;
 mod commit;
 mod eos;
+mod flow_control;
 mod global_thread;
 mod rebalance;
 mod restore;
@@ -29,6 +30,7 @@ mod setup;
 mod state;
 mod task_manager;
 mod thread;
+mod thread_metadata;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -47,6 +49,7 @@ use self::global_thread::GlobalThread;
 use self::state::{lock, Shared};
 pub use self::state::{AppState, PausePoint, StateListener};
 use self::thread::ThreadHandle;
+pub use self::thread_metadata::{PartitionMetadata, TaskMetadata, ThreadMetadata};
 
 /// Runs a [`Topology`] against an embedded [`broker_embedded::Broker`] ([`StreamsApp::new`])
 /// or a Kafka cluster ([`StreamsApp::connect`]), as Kafka's `KafkaStreams`.

@@ -34,6 +34,7 @@ use super::commit::Purger;
 use super::eos::{
     commit_transaction, recover_from_failed_transaction, reinit_producer, settle_assigned,
 };
+use super::flow_control::FlowControl;
 use super::rebalance::Listener;
 use super::restore::restore_tasks;
 use super::task_manager::{lock, Core, TaskEntry};
@@ -137,6 +138,7 @@ pub(super) async fn run(
     let mut purger = Purger::new(Duration::from_millis(
         plan.clients.repartition_purge_interval_ms,
     ));
+    let mut flow = FlowControl::new(plan.config.buffered_records_per_partition());
     let result: Result<()> = async {
         while !shared.shutting_down() {
             let runs = consumer
@@ -175,13 +177,14 @@ pub(super) async fn run(
             }
             // Which inputs hold records not fetched yet: tasks wait for them.
             let lagging = consumer.lagging_partitions();
-            let (outgoing, commit, producer) = {
+            let (outgoing, commit, producer, hold_back) = {
                 let mut core = lock(&core);
                 let rebalancing =
                     core.awaiting_assignment || !core.tasks.values().all(TaskEntry::running);
                 shared.set_thread_rebalancing(index, rebalancing);
                 core.process(&lagging)?;
                 core.punctuate_wall_clock()?;
+                let hold_back = flow.wanted(&core);
                 let commit = (last_commit.elapsed() >= interval || core.commit_requested())
                     .then(|| core.task_ids());
                 if let Some(ids) = &commit {
@@ -194,8 +197,14 @@ pub(super) async fn run(
                 } else {
                     core.begin_if_needed()
                 };
-                (begun.map(|()| outgoing), commit, core.producer.clone())
+                (
+                    begun.map(|()| outgoing),
+                    commit,
+                    core.producer.clone(),
+                    hold_back,
+                )
             };
+            flow.apply(hold_back, &mut *consumer)?;
             // Sent on the sender thread while the next records are
             // processed; a commit waits for everything handed over.
             let sent = outgoing.and_then(|outgoing| {

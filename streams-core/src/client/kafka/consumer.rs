@@ -403,6 +403,24 @@ impl MainConsumer for KafkaConsumer {
         seek(&self.consumer, tp, offset, self.api_timeout)
     }
 
+    fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        self.consumer
+            .pause(&partition_list(partitions)?)
+            .map_err(wrap("pause partitions"))
+    }
+
+    fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        self.consumer
+            .resume(&partition_list(partitions)?)
+            .map_err(wrap("resume partitions"))
+    }
+
     fn committed(&mut self, partitions: &[TopicPartition]) -> BoxFuture<'_, Result<Offsets>> {
         let partitions = partitions.to_vec();
         Box::pin(async move {
