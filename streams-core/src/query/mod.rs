@@ -84,6 +84,25 @@ pub struct LocalStoreTask {
     pub approximate_entries: Option<u64>,
 }
 
+/// What a store is, whatever the instance: its kind and its serdes'
+/// layouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSchema {
+    /// The store name.
+    pub name: String,
+    /// Its kind.
+    pub kind: StoreKind,
+    /// The layout of its keys (of the record keys, for window and session
+    /// stores).
+    pub key_format: SerdeFormat,
+    /// The layout of its values.
+    pub value_format: SerdeFormat,
+    /// The window size of a window store, milliseconds.
+    pub window_size_ms: Option<i64>,
+    /// How many partitions (tasks) the store has across every instance.
+    pub partitions: u32,
+}
+
 /// A state store of the app as this instance sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreInfo {

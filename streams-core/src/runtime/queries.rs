@@ -22,7 +22,7 @@ use crate::exec::TaskId;
 use crate::query::codec::ErasedCodec;
 use crate::query::{
     HostInfo, KeyQueryMetadata, LocalStoreTask, Page, PageCursor, Queried, RangeQuery, RawEntry,
-    RawWindow, RestoreProgress, StoreInfo, StoreKind, StreamsMetadata,
+    RawWindow, RestoreProgress, StoreInfo, StoreKind, StoreSchema, StreamsMetadata,
 };
 use crate::store::{StoreSlot, StoreStack};
 
@@ -185,6 +185,21 @@ impl InteractiveQueries {
             window_size_ms: store.window_size_ms,
             partitions: plan.subs.get(&store.sub).map_or(1, |s| s.partitions),
             tasks,
+        })
+    }
+
+    /// What store `name` is: its kind and its serdes' layouts (without
+    /// reading its data).
+    pub fn store_schema(&self, name: &str) -> Result<StoreSchema> {
+        let plan = self.plan()?;
+        let store = store_plan(&plan, name)?;
+        Ok(StoreSchema {
+            name: name.to_owned(),
+            kind: store.kind,
+            key_format: store.key_codec.format(),
+            value_format: store.value_codec.format(),
+            window_size_ms: store.window_size_ms,
+            partitions: plan.subs.get(&store.sub).map_or(1, |s| s.partitions),
         })
     }
 
