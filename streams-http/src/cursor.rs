@@ -29,7 +29,9 @@ pub(crate) fn decode(text: &str) -> Result<PageCursor, String> {
         .map_err(|_| "the cursor is not one this endpoint gave".to_owned())?;
     match bytes.split_first() {
         Some((&VERSION, rest)) if rest.len() >= 8 => {
-            let word = |at: usize| u32::from_be_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
+            let word = |at: usize| {
+                u32::from_be_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]])
+            };
             Ok(PageCursor {
                 task: TaskId {
                     subtopology: word(0),

@@ -61,7 +61,12 @@ impl Forwarder {
         let request = request
             .header(FORWARDED_HEADER, from)
             .body(Empty::<Bytes>::new())
-            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("cannot forward to {owner}: {e}")))?;
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("cannot forward to {owner}: {e}"),
+                )
+            })?;
         let unreachable = |reason: String| {
             ApiError::new(
                 StatusCode::BAD_GATEWAY,

@@ -59,7 +59,8 @@ fn fixed<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
 }
 
 fn float(value: f64) -> Value {
-    serde_json::Number::from_f64(value).map_or_else(|| Value::String(value.to_string()), Value::Number)
+    serde_json::Number::from_f64(value)
+        .map_or_else(|| Value::String(value.to_string()), Value::Number)
 }
 
 fn plain(format: &SerdeFormat, bytes: &[u8]) -> Value {
@@ -116,7 +117,9 @@ pub(crate) fn parse_key(format: &SerdeFormat, text: &str) -> Result<Vec<u8>, Str
             serde_json::to_vec(&value).map_err(|e| format!("cannot write {text:?} as JSON: {e}"))?
         }
         SerdeFormat::Timestamped(_) => {
-            return Err("the store's keys are timestamped values, which a URL cannot name".to_owned())
+            return Err(
+                "the store's keys are timestamped values, which a URL cannot name".to_owned(),
+            )
         }
         _ => STANDARD
             .decode(text)
@@ -133,17 +136,32 @@ mod tests {
     #[test]
     fn values_render_by_format() {
         assert_eq!(to_json(&SerdeFormat::String, b"hi").0, Value::from("hi"));
-        assert_eq!(to_json(&SerdeFormat::I64, &7i64.to_be_bytes()).0, Value::from(7));
-        assert_eq!(to_json(&SerdeFormat::U16, &9u16.to_be_bytes()).0, Value::from(9));
-        assert_eq!(to_json(&SerdeFormat::F64, &f64::NAN.to_be_bytes()).0, Value::from("NaN"));
+        assert_eq!(
+            to_json(&SerdeFormat::I64, &7i64.to_be_bytes()).0,
+            Value::from(7)
+        );
+        assert_eq!(
+            to_json(&SerdeFormat::U16, &9u16.to_be_bytes()).0,
+            Value::from(9)
+        );
+        assert_eq!(
+            to_json(&SerdeFormat::F64, &f64::NAN.to_be_bytes()).0,
+            Value::from("NaN")
+        );
         assert_eq!(to_json(&SerdeFormat::Bool, &[1]).0, Value::Bool(true));
         assert_eq!(
             to_json(&SerdeFormat::Json, br#"{"a":[1,2]}"#).0,
             serde_json::json!({"a": [1, 2]})
         );
-        assert_eq!(to_json(&SerdeFormat::Bytes, &[0, 255]).0, Value::from("AP8="));
+        assert_eq!(
+            to_json(&SerdeFormat::Bytes, &[0, 255]).0,
+            Value::from("AP8=")
+        );
         // Bytes that do not read in their format fall back to base64.
-        assert_eq!(to_json(&SerdeFormat::String, &[0xff]).0, Value::from("/w=="));
+        assert_eq!(
+            to_json(&SerdeFormat::String, &[0xff]).0,
+            Value::from("/w==")
+        );
         assert_eq!(to_json(&SerdeFormat::I64, &[1]).0, Value::from("AQ=="));
         let mut stamped = 1_700_000_000_000i64.to_be_bytes().to_vec();
         stamped.extend_from_slice(&3i64.to_be_bytes());
@@ -157,8 +175,14 @@ mod tests {
 
     #[test]
     fn keys_parse_by_format() {
-        assert_eq!(parse_key(&SerdeFormat::String, "é").unwrap(), "é".as_bytes());
-        assert_eq!(parse_key(&SerdeFormat::I32, "-2").unwrap(), (-2i32).to_be_bytes());
+        assert_eq!(
+            parse_key(&SerdeFormat::String, "é").unwrap(),
+            "é".as_bytes()
+        );
+        assert_eq!(
+            parse_key(&SerdeFormat::I32, "-2").unwrap(),
+            (-2i32).to_be_bytes()
+        );
         assert!(parse_key(&SerdeFormat::I64, "abc").is_err());
         assert!(parse_key(&SerdeFormat::U16, "70000").is_err());
         assert_eq!(parse_key(&SerdeFormat::Json, "word").unwrap(), br#""word""#);

@@ -31,7 +31,10 @@ pub(crate) fn router(state: Arc<HttpState>, request_timeout: Duration) -> Router
         .route("/stores/{store}/instances", get(stores::store_instances))
         .route("/stores/{store}/keys/{key}", get(stores::get_key))
         .route("/stores/{store}/keys/{key}/windows", get(stores::windows))
-        .route("/stores/{store}/keys/{key}/metadata", get(stores::key_metadata))
+        .route(
+            "/stores/{store}/keys/{key}/metadata",
+            get(stores::key_metadata),
+        )
         .route("/instances", get(stores::instances))
         .fallback(not_found)
         .layer(TimeoutLayer::with_status_code(
@@ -43,7 +46,11 @@ pub(crate) fn router(state: Arc<HttpState>, request_timeout: Duration) -> Router
 }
 
 async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
 }
 
 /// Whether `given` equals `expected`, in time that does not depend on
@@ -57,10 +64,39 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-/// Refuses request targets that are too long (414) and, with a token,
-/// requests without it (401), before any route runs.
+/// Whether `target` is UTF-8 once its `%XX` escapes are decoded (a `%`
+/// not followed by two hex digits is taken as it is, as the router does).
+fn decodes_to_utf8(target: &str) -> bool {
+    let bytes = target.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                decoded.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
+/// Refuses request targets that are too long (414) or not UTF-8 (400)
+/// and, with a token, requests without it (401), before any route runs.
 async fn guard(State(state): State<Arc<HttpState>>, request: Request, next: Next) -> Response {
-    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
@@ -68,15 +104,21 @@ async fn guard(State(state): State<Arc<HttpState>>, request: Request, next: Next
         )
         .into_response();
     }
+    if !decodes_to_utf8(request.uri().path_and_query().map_or("", |p| p.as_str())) {
+        return ApiError::bad_request("the request target is not UTF-8 once percent-decoded")
+            .into_response();
+    }
     if let Some(token) = &state.token {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
         if !given.is_some_and(|g| same_token(g, token.as_bytes())) {
-            let mut response =
-                ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer <http.auth.token>)")
-                    .into_response();
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (Authorization: Bearer <http.auth.token>)",
+            )
+            .into_response();
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"rill\""),
@@ -90,6 +132,14 @@ async fn guard(State(state): State<Arc<HttpState>>, request: Request, next: Next
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_must_decode_to_utf8() {
+        assert!(decodes_to_utf8("/stores/w/keys/caf%C3%A9?from=a%20b"));
+        assert!(decodes_to_utf8("/stores/100%"));
+        assert!(!decodes_to_utf8("/stores/w/keys/%FF%FE"));
+        assert!(!decodes_to_utf8("/stores/w?from=%C3%28"));
+    }
 
     #[test]
     fn tokens_compare_whole() {
