@@ -293,7 +293,14 @@ mod tests {
             published_ms: 1_700_000_000_000,
         };
         let bytes = record.encode();
-        assert_eq!(bytes.len(), 1 + 8 + 4 + 16);
+        // The layout of docs/format.md, byte by byte.
+        assert_eq!(
+            bytes.as_ref(),
+            [
+                1, 0, 0, 1, 0x8b, 0xcf, 0xe5, 0x68, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+                1, 0, 0, 0, 0
+            ]
+        );
         assert_eq!(InstanceRecord::decode(&bytes), Ok(record));
         assert!(InstanceRecord::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(InstanceRecord::decode(&[]).is_err());
