@@ -9,12 +9,9 @@
 //!
 //! A clean close publishes a tombstone. An instance that died leaves its
 //! last record; the instance that takes its tasks over publishes a newer
-//! claim, and the newest claim of a task wins.
-//!
-//! Record value layout (version 1): `u8 version | i64 published_ms (BE) |
-//! u32 task count (BE) | per task: u32 sub-topology, u32 partition (BE)`.
+//! claim, and the newest claim of a task wins. The record layout is in
+//! `directory.rs` (and `docs/format.md`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,11 +24,9 @@ use crate::client::{
 use crate::error::{Result, StreamsError};
 use crate::exec::TaskId;
 
+use super::directory::InstanceRecord;
 use super::state::{lock, Shared};
 use super::task_manager::wall_clock_ms;
-
-/// The version byte of an instance record.
-const RECORD_VERSION: u8 = 1;
 
 /// How long one poll of the instances topic waits.
 const POLL_TIMEOUT: Duration = Duration::from_millis(50);
@@ -56,58 +51,6 @@ pub(crate) async fn create_topic(
         tracing::info!(topic, "created the instances topic");
     }
     Ok(())
-}
-
-/// What an instance last published.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InstanceRecord {
-    /// Its tasks, sorted.
-    pub(crate) tasks: Vec<TaskId>,
-    /// When it published them (wall clock, epoch ms).
-    pub(crate) published_ms: i64,
-}
-
-impl InstanceRecord {
-    fn encode(&self) -> Bytes {
-        let mut out = Vec::with_capacity(13 + 8 * self.tasks.len());
-        out.push(RECORD_VERSION);
-        out.extend_from_slice(&self.published_ms.to_be_bytes());
-        let count = u32::try_from(self.tasks.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&count.to_be_bytes());
-        for task in self.tasks.iter().take(count as usize) {
-            out.extend_from_slice(&task.subtopology.to_be_bytes());
-            out.extend_from_slice(&task.partition.to_be_bytes());
-        }
-        Bytes::from(out)
-    }
-
-    fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let (&version, rest) = bytes.split_first().ok_or("an empty record")?;
-        if version != RECORD_VERSION {
-            return Err(format!("unknown version {version}"));
-        }
-        let take = |at: usize, n: usize| rest.get(at..at + n).ok_or("a truncated record");
-        let published_ms = i64::from_be_bytes(take(0, 8)?.try_into().map_err(|_| "bad length")?);
-        let count = u32::from_be_bytes(take(8, 4)?.try_into().map_err(|_| "bad length")?);
-        let expected = 12usize.saturating_add((count as usize).saturating_mul(8));
-        if rest.len() != expected {
-            return Err(format!(
-                "{} bytes after the version for {count} tasks, expected {expected}",
-                rest.len()
-            ));
-        }
-        let tasks = rest[12..]
-            .chunks_exact(8)
-            .map(|c| TaskId {
-                subtopology: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-                partition: u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
-            })
-            .collect();
-        Ok(Self {
-            tasks,
-            published_ms,
-        })
-    }
 }
 
 /// The running exchange thread.
@@ -268,47 +211,4 @@ async fn run(
         publish(None).await?;
     }
     Ok(())
-}
-
-/// The other instances' records by `application.server`.
-pub(crate) type Instances = BTreeMap<String, InstanceRecord>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip_and_bad_ones_are_refused() {
-        let record = InstanceRecord {
-            tasks: vec![
-                TaskId {
-                    subtopology: 0,
-                    partition: 2,
-                },
-                TaskId {
-                    subtopology: 1,
-                    partition: 0,
-                },
-            ],
-            published_ms: 1_700_000_000_000,
-        };
-        let bytes = record.encode();
-        // The layout of docs/format.md, byte by byte.
-        assert_eq!(
-            bytes.as_ref(),
-            [
-                1, 0, 0, 1, 0x8b, 0xcf, 0xe5, 0x68, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
-                1, 0, 0, 0, 0
-            ]
-        );
-        assert_eq!(InstanceRecord::decode(&bytes), Ok(record));
-        assert!(InstanceRecord::decode(&bytes[..bytes.len() - 1]).is_err());
-        assert!(InstanceRecord::decode(&[]).is_err());
-        let mut other = bytes.to_vec();
-        other[0] = 9;
-        assert!(InstanceRecord::decode(&other).is_err());
-        let mut huge = bytes[..9].to_vec();
-        huge.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert!(InstanceRecord::decode(&huge).is_err());
-    }
 }

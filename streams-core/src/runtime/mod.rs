@@ -20,6 +20,7 @@ mod backend;
 mod checkpoint;
 mod clients;
 mod commit;
+mod directory;
 mod eos;
 mod global_thread;
 mod instances;
@@ -29,6 +30,7 @@ mod restore;
 mod sender;
 mod setup;
 mod state;
+mod store_scan;
 mod task_manager;
 mod thread;
 

@@ -11,8 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use crate::error::StreamsError;
 use crate::exec::TaskId;
 
-use super::instances::Instances;
-use super::queries::QueryPlan;
+use super::directory::{Instances, QueryPlan};
 use super::task_manager::Core;
 
 /// The lifecycle of a [`crate::StreamsApp`], as Kafka's `KafkaStreams.State`.
