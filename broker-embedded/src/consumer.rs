@@ -1633,12 +1633,18 @@ mod tests {
                 next[p] += 1;
             }
         };
-        take(consumer.poll(Duration::from_secs(5)).await.unwrap(), &mut next);
+        take(
+            consumer.poll(Duration::from_secs(5)).await.unwrap(),
+            &mut next,
+        );
         consumer.pause(std::slice::from_ref(&p0)).unwrap();
         assert_eq!(consumer.paused(), vec![p0.clone()]);
         let paused_at = next[0];
         while next[1] < 100 {
-            take(consumer.poll(Duration::from_secs(5)).await.unwrap(), &mut next);
+            take(
+                consumer.poll(Duration::from_secs(5)).await.unwrap(),
+                &mut next,
+            );
             assert_eq!(next[0], paused_at, "a paused partition gave records");
         }
         // Nothing left but the paused partition: polls come back empty.
@@ -1650,7 +1656,10 @@ mod tests {
         consumer.resume(std::slice::from_ref(&p0)).unwrap();
         assert!(consumer.paused().is_empty());
         while next[0] < 100 {
-            take(consumer.poll(Duration::from_secs(5)).await.unwrap(), &mut next);
+            take(
+                consumer.poll(Duration::from_secs(5)).await.unwrap(),
+                &mut next,
+            );
         }
         assert_eq!(next, [100, 100]);
         // Pausing a partition not assigned names it.

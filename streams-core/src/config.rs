@@ -168,7 +168,19 @@ pub struct StreamsConfig {
     buffered_records_per_partition: u64,
     task_idle_wall_clock_advance_ms: Option<u64>,
     timestamp_extractor: ExtractorSetting,
+    application_server: Option<String>,
+    http_auth_token: Option<Secret>,
     extra: BTreeMap<String, String>,
+}
+
+/// A setting that is never printed (`http.auth.token`).
+#[derive(Clone, PartialEq, Eq)]
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
 }
 
 impl StreamsConfig {
@@ -216,6 +228,15 @@ impl StreamsConfig {
     /// time advances with the wall clock, so that windows close and
     /// `suppress` emits on a quiet topic. See `docs/windowing.md`.
     pub const TASK_IDLE_WALL_CLOCK_ADVANCE_MS: &'static str = "task.idle.wall.clock.advance.ms";
+    /// `application.server`: `host:port` where this instance serves
+    /// interactive queries (Kafka's name). Every instance of the app learns
+    /// every other's, so that a query for a key held elsewhere can be sent
+    /// to its owner; `streams-http` serves HTTP there. Unset by default.
+    pub const APPLICATION_SERVER: &'static str = "application.server";
+    /// `http.auth.token`: a bearer token that every request to the HTTP
+    /// endpoint must carry (`Authorization: Bearer <token>`). Unset by
+    /// default: the endpoint has no authentication.
+    pub const HTTP_AUTH_TOKEN: &'static str = "http.auth.token";
 
     /// The default `commit.interval.ms` under at-least-once.
     pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 30_000;
@@ -245,6 +266,8 @@ impl StreamsConfig {
             buffered_records_per_partition: Self::DEFAULT_BUFFERED_RECORDS_PER_PARTITION,
             task_idle_wall_clock_advance_ms: None,
             timestamp_extractor: ExtractorSetting::Builtin(BuiltinTimestampExtractor::default()),
+            application_server: None,
+            http_auth_token: None,
             extra: BTreeMap::new(),
         }
     }
@@ -344,6 +367,25 @@ impl StreamsConfig {
             Self::DEFAULT_TIMESTAMP_EXTRACTOR => {
                 self.timestamp_extractor = ExtractorSetting::Builtin(value.parse()?)
             }
+            Self::APPLICATION_SERVER => {
+                self.application_server = if value.is_empty() {
+                    None
+                } else {
+                    parse_host_port(value)
+                        .map_err(|reason| StreamsError::invalid_config(key, value, reason))?;
+                    Some(value.to_owned())
+                };
+            }
+            Self::HTTP_AUTH_TOKEN => {
+                if value.chars().any(|c| !c.is_ascii_graphic()) {
+                    return Err(StreamsError::invalid_config(
+                        key,
+                        "<redacted>",
+                        "expected printable ASCII characters without spaces",
+                    ));
+                }
+                self.http_auth_token = (!value.is_empty()).then(|| Secret(value.to_owned()));
+            }
             other => {
                 const CLIENT_PREFIXES: [&str; 5] = [
                     "producer.",
@@ -401,6 +443,20 @@ impl StreamsConfig {
                 self.deserialization_handler.as_str(),
                 format!("requires {} to be set", Self::DEAD_LETTER_QUEUE_TOPIC_NAME),
             ));
+        }
+        if let Some(server) = &self.application_server {
+            parse_host_port(server).map_err(|reason| {
+                StreamsError::invalid_config(Self::APPLICATION_SERVER, server, reason)
+            })?;
+        }
+        if let Some(token) = &self.http_auth_token {
+            if token.0.is_empty() || token.0.chars().any(|c| !c.is_ascii_graphic()) {
+                return Err(StreamsError::invalid_config(
+                    Self::HTTP_AUTH_TOKEN,
+                    "<redacted>",
+                    "expected printable ASCII characters without spaces",
+                ));
+            }
         }
         Ok(())
     }
@@ -476,6 +532,29 @@ impl StreamsConfig {
     pub fn with_task_idle_wall_clock_advance_ms(mut self, ms: Option<u64>) -> Self {
         self.task_idle_wall_clock_advance_ms = ms;
         self
+    }
+
+    /// Sets `application.server` (`host:port`); the value is checked by
+    /// [`StreamsConfig::validate`].
+    pub fn with_application_server(mut self, server: impl Into<String>) -> Self {
+        self.application_server = Some(server.into());
+        self
+    }
+
+    /// Sets `http.auth.token`.
+    pub fn with_http_auth_token(mut self, token: impl Into<String>) -> Self {
+        self.http_auth_token = Some(Secret(token.into()));
+        self
+    }
+
+    /// `application.server`, if set: `host:port` as given.
+    pub fn application_server(&self) -> Option<&str> {
+        self.application_server.as_deref()
+    }
+
+    /// `http.auth.token`, if set.
+    pub fn http_auth_token(&self) -> Option<&str> {
+        self.http_auth_token.as_ref().map(|s| s.0.as_str())
     }
 
     /// Sets `default.timestamp.extractor` to a built-in.
@@ -580,6 +659,36 @@ impl StreamsConfig {
     }
 }
 
+/// Splits `host:port` (an IPv6 host in brackets, `[::1]:8080`) into its
+/// host and port, or says what is wrong with it.
+pub(crate) fn parse_host_port(value: &str) -> std::result::Result<(String, u16), String> {
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err("expected host:port".to_owned());
+    };
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner
+            .strip_suffix(']')
+            .ok_or_else(|| "an IPv6 host needs its closing ']'".to_owned())?,
+        None if host.contains(':') => {
+            return Err("put an IPv6 host in brackets: [::1]:8080".to_owned())
+        }
+        None => host,
+    };
+    if host.is_empty() {
+        return Err("expected host:port, the host is empty".to_owned());
+    }
+    if host
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')))
+    {
+        return Err(format!("{host:?} is not a host name or an IP address"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("port {port:?} is not a number from 0 to 65535"))?;
+    Ok((host.to_owned(), port))
+}
+
 fn parse_number<T: FromStr>(key: &str, value: &str, expected: &str) -> Result<T> {
     value
         .parse()
@@ -677,6 +786,48 @@ mod tests {
             c.deserialization_handler(),
             DeserializationHandler::LogAndContinue
         );
+    }
+
+    #[test]
+    fn application_server_and_token() {
+        let c = StreamsConfig::from_pairs([
+            ("application.id", "a"),
+            ("application.server", "127.0.0.1:8080"),
+            ("http.auth.token", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.application_server(), Some("127.0.0.1:8080"));
+        assert_eq!(c.http_auth_token(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let c = StreamsConfig::from_pairs([("application.id", "a")]).unwrap();
+        assert_eq!(c.application_server(), None);
+        assert_eq!(c.http_auth_token(), None);
+        assert_eq!(parse_host_port("[::1]:9000"), Ok(("::1".to_owned(), 9000)));
+        assert_eq!(
+            parse_host_port("app-1.example:80"),
+            Ok(("app-1.example".to_owned(), 80))
+        );
+        for bad in [
+            "localhost",
+            ":80",
+            "host:http",
+            "host:70000",
+            "::1:80",
+            "a b:1",
+        ] {
+            let err =
+                StreamsConfig::from_pairs([("application.id", "a"), ("application.server", bad)])
+                    .unwrap_err();
+            assert_eq!(key_of(err), "application.server", "{bad}");
+        }
+        let err = StreamsConfig::from_pairs([("application.id", "a"), ("http.auth.token", "a b")])
+            .unwrap_err();
+        assert!(!err.to_string().contains("a b"), "{err}");
+        let err = StreamsConfig::new("a")
+            .with_application_server("nope")
+            .validate()
+            .unwrap_err();
+        assert_eq!(key_of(err), "application.server");
     }
 
     fn key_of(err: StreamsError) -> String {

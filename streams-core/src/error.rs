@@ -255,6 +255,18 @@ pub enum StreamsError {
         store: String,
     },
 
+    /// An interactive query that the store's kind does not answer (a range
+    /// of a versioned store, the windows of a key-value store).
+    #[error("state store '{store}' is a {kind} store: {query} is not supported on it")]
+    UnsupportedQuery {
+        /// The store.
+        store: String,
+        /// The store's kind.
+        kind: &'static str,
+        /// The query.
+        query: &'static str,
+    },
+
     /// `forward_to` named a node that is not a child of the forwarding node.
     #[error("node '{node}' has no child named '{child}'")]
     UnknownChild {

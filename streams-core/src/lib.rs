@@ -101,6 +101,7 @@ mod output;
 mod partition_group;
 mod processor;
 pub mod punctuation;
+pub mod query;
 mod record;
 mod runtime;
 mod serdes;
@@ -123,13 +124,14 @@ pub use processor::{
 pub use punctuation::{Cancellable, PunctuationType};
 pub use record::{Header, Headers, Record, RecordMetadata};
 pub use runtime::{
-    AppState, Backend, PartitionMetadata, PausePoint, ReadOnlyKeyValueStore, StateListener,
-    StreamsApp, TaskMetadata, ThreadMetadata,
+    AppState, Backend, InteractiveQueries, PartitionMetadata, PausePoint, ReadOnlyKeyValueStore,
+    StateListener, StreamsApp, TaskMetadata, ThreadMetadata,
 };
 pub use serdes::{
     BincodeSerde, BoolSerde, ByteVecSerde, BytesSerde, F32Serde, F64Serde, I16Serde, I32Serde,
-    I64Serde, JsonSerde, Serde, SerdeError, SerdeOperation, Serdes, SessionWindowedSerde,
-    StringSerde, TimeWindowedSerde, U16Serde, U32Serde, U64Serde, Window, Windowed,
+    I64Serde, JsonSerde, Serde, SerdeError, SerdeFormat, SerdeOperation, Serdes,
+    SessionWindowedSerde, StringSerde, TimeWindowedSerde, U16Serde, U32Serde, U64Serde, Window,
+    Windowed,
 };
 pub use store::{
     Change, KeyValueIterator, KeyValueStoreHandle, StoreBuilder, TypedKeyValueStore,

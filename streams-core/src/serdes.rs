@@ -141,6 +141,51 @@ pub trait Serde<T>: Send + Sync + 'static {
     ) -> Result<Option<T>, SerdeError> {
         bytes.map(|b| self.deserialize(topic, b)).transpose()
     }
+
+    /// How this serde lays out its bytes, for tools that show stored data
+    /// to people (the interactive queries of `streams-http` render keys and
+    /// values as JSON with it). By default [`SerdeFormat::Opaque`]: the
+    /// bytes are shown as base64. The built-in serdes say what they write.
+    fn serde_format(&self) -> SerdeFormat {
+        SerdeFormat::Opaque
+    }
+}
+
+/// How a [`Serde`] lays out its bytes ([`Serde::serde_format`]), so that
+/// a tool can show them as JSON and read a key typed by a person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SerdeFormat {
+    /// Unknown to tools: shown as base64.
+    Opaque,
+    /// Raw bytes ([`Serdes::bytes`], [`Serdes::byte_vec`]): base64.
+    Bytes,
+    /// UTF-8 text ([`Serdes::string`]).
+    String,
+    /// A big-endian `i16`.
+    I16,
+    /// A big-endian `i32`.
+    I32,
+    /// A big-endian `i64`.
+    I64,
+    /// A big-endian `u16`.
+    U16,
+    /// A big-endian `u32`.
+    U32,
+    /// A big-endian `u64`.
+    U64,
+    /// A big-endian IEEE 754 `f32`.
+    F32,
+    /// A big-endian IEEE 754 `f64`.
+    F64,
+    /// One byte, 0 or 1.
+    Bool,
+    /// JSON text ([`Serdes::json`]).
+    Json,
+    /// Kafka's `ValueAndTimestamp` layout, which the DSL's stores hold: an
+    /// 8-byte big-endian timestamp (epoch milliseconds), then the value's
+    /// bytes in the inner format.
+    Timestamped(Box<SerdeFormat>),
 }
 
 /// `serde` as a shared trait object, without wrapping it again when it is
@@ -156,6 +201,9 @@ pub(crate) fn shared<T: 'static, S: Serde<T>>(serde: S) -> Arc<dyn Serde<T>> {
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
     fn bytes_of<'v>(&self, value: &'v T) -> Option<&'v [u8]> {
         (**self).bytes_of(value)
+    }
+    fn serde_format(&self) -> SerdeFormat {
+        (**self).serde_format()
     }
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
@@ -177,6 +225,9 @@ impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Box<S> {
     fn bytes_of<'v>(&self, value: &'v T) -> Option<&'v [u8]> {
         (**self).bytes_of(value)
+    }
+    fn serde_format(&self) -> SerdeFormat {
+        (**self).serde_format()
     }
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         (**self).serialize(topic, value)
@@ -340,6 +391,9 @@ impl Serdes {
 pub struct BytesSerde;
 
 impl Serde<Bytes> for BytesSerde {
+    fn serde_format(&self) -> SerdeFormat {
+        SerdeFormat::Bytes
+    }
     fn bytes_of<'v>(&self, value: &'v Bytes) -> Option<&'v [u8]> {
         Some(value)
     }
@@ -359,6 +413,9 @@ impl Serde<Bytes> for BytesSerde {
 pub struct ByteVecSerde;
 
 impl Serde<Vec<u8>> for ByteVecSerde {
+    fn serde_format(&self) -> SerdeFormat {
+        SerdeFormat::Bytes
+    }
     fn bytes_of<'v>(&self, value: &'v Vec<u8>) -> Option<&'v [u8]> {
         Some(value)
     }
@@ -390,6 +447,9 @@ impl Serde<Vec<u8>> for ByteVecSerde {
 pub struct StringSerde;
 
 impl Serde<String> for StringSerde {
+    fn serde_format(&self) -> SerdeFormat {
+        SerdeFormat::String
+    }
     fn bytes_of<'v>(&self, value: &'v String) -> Option<&'v [u8]> {
         Some(value.as_bytes())
     }
@@ -419,7 +479,7 @@ impl Serde<String> for StringSerde {
 }
 
 macro_rules! fixed_width_serde {
-    ($(#[$doc:meta] $name:ident, $ty:ty;)*) => {$(
+    ($(#[$doc:meta] $name:ident, $ty:ty, $format:ident;)*) => {$(
         #[$doc]
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
@@ -445,27 +505,30 @@ macro_rules! fixed_width_serde {
                 })?;
                 Ok(<$ty>::from_be_bytes(array))
             }
+            fn serde_format(&self) -> SerdeFormat {
+                SerdeFormat::$format
+            }
         }
     )*};
 }
 
 fixed_width_serde! {
     /// See [`Serdes::i16`].
-    I16Serde, i16;
+    I16Serde, i16, I16;
     /// See [`Serdes::i32`].
-    I32Serde, i32;
+    I32Serde, i32, I32;
     /// See [`Serdes::i64`].
-    I64Serde, i64;
+    I64Serde, i64, I64;
     /// See [`Serdes::u16`].
-    U16Serde, u16;
+    U16Serde, u16, U16;
     /// See [`Serdes::u32`].
-    U32Serde, u32;
+    U32Serde, u32, U32;
     /// See [`Serdes::u64`].
-    U64Serde, u64;
+    U64Serde, u64, U64;
     /// See [`Serdes::f32`].
-    F32Serde, f32;
+    F32Serde, f32, F32;
     /// See [`Serdes::f64`].
-    F64Serde, f64;
+    F64Serde, f64, F64;
 }
 
 /// See [`Serdes::bool`].
@@ -473,6 +536,9 @@ fixed_width_serde! {
 pub struct BoolSerde;
 
 impl Serde<bool> for BoolSerde {
+    fn serde_format(&self) -> SerdeFormat {
+        SerdeFormat::Bool
+    }
     fn serialize(&self, _topic: &str, value: &bool) -> Result<Bytes, SerdeError> {
         Ok(Bytes::from_static(if *value { &[1] } else { &[0] }))
     }
@@ -511,6 +577,9 @@ impl<T> Serde<T> for JsonSerde<T>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
+    fn serde_format(&self) -> SerdeFormat {
+        SerdeFormat::Json
+    }
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
         serde_json::to_vec(value)
             .map(Bytes::from)

@@ -23,6 +23,7 @@ use state_store::{
 
 use crate::changelog_buffer::ChangelogBuffer;
 use crate::error::{Result, StreamsError};
+use crate::query::codec::{codec_of, ErasedCodec};
 use crate::serdes::{Serde, SerdeError, Window, Windowed};
 use crate::store_options::StoreOptions;
 use crate::type_info::TypeInfo;
@@ -72,6 +73,9 @@ pub struct StoreBuilder {
     pub(crate) value_type: TypeInfo,
     pub(crate) key_serde: ErasedSerde,
     pub(crate) value_serde: ErasedSerde,
+    /// The serdes again, for interactive queries over bytes.
+    pub(crate) key_codec: Arc<dyn ErasedCodec>,
+    pub(crate) value_codec: Arc<dyn ErasedCodec>,
 }
 
 impl fmt::Debug for StoreBuilder {
@@ -108,6 +112,8 @@ impl StoreBuilder {
             versioned: None,
             key_type: TypeInfo::of::<K>(),
             value_type: TypeInfo::of::<V>(),
+            key_codec: codec_of(&key_serde),
+            value_codec: codec_of(&value_serde),
             key_serde: Arc::new(key_serde),
             value_serde: Arc::new(value_serde),
         }

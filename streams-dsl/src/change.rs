@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use streams_core::{Serde, SerdeError};
+use streams_core::{Serde, SerdeError, SerdeFormat};
 
 /// An update of a table row as table processors forward it (Kafka's
 /// `Change<V>`): the row's new value and the value downstream saw before.
@@ -92,6 +92,10 @@ impl<V> ValueAndTimestampSerde<V> {
 }
 
 impl<V: 'static> Serde<ValueAndTimestamp<V>> for ValueAndTimestampSerde<V> {
+    fn serde_format(&self) -> SerdeFormat {
+        SerdeFormat::Timestamped(Box::new(self.inner.serde_format()))
+    }
+
     fn serialize(&self, topic: &str, value: &ValueAndTimestamp<V>) -> Result<Bytes, SerdeError> {
         // Exactly the size of a fixed-width value after its timestamp, so
         // that the buffer becomes `Bytes` without another allocation.

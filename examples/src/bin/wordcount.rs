@@ -7,6 +7,7 @@
 //! cargo run --release -p examples --bin wordcount
 //! cargo run --release -p examples --bin wordcount -- --input book.txt --threads 2 --exit-when-idle
 //! cargo run --release -p examples --bin wordcount -- --bootstrap-server localhost:9092
+//! cargo run --release -p examples --bin wordcount -- --http 127.0.0.1:8080
 //! ```
 //!
 //! With no `--data-dir` the broker and the state stores live in a temporary
@@ -28,6 +29,11 @@
 //! the data dir. Several processes, each with its own `--data-dir`, form
 //! one group (the application id) and share the work: one loads the input,
 //! the others take `--no-load`.
+//!
+//! With `--http HOST:PORT` it serves interactive queries over HTTP there
+//! ([`streams_http::HttpServer`], the app's `application.server`): `curl
+//! http://127.0.0.1:8080/stores/word-counts/keys/the`. Several processes,
+//! each with its own `--http`, answer every key through any of them.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -47,6 +53,7 @@ use examples::{
 use indicatif::{ProgressBar, ProgressStyle};
 use streams_core::{AppState, StoreBackend, StreamsApp, StreamsConfig, StreamsError};
 use streams_dsl::ValueAndTimestamp;
+use streams_http::HttpServer;
 
 /// The application id, hence the consumer group and the prefix of the
 /// internal topics (unless `--config application.id=...` says otherwise).
@@ -149,6 +156,20 @@ struct Args {
     /// --bootstrap-server and --data-dir.
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
     configs: Vec<(String, String)>,
+    /// Serve interactive queries over HTTP on HOST:PORT (the app's
+    /// `application.server`), e.g. `127.0.0.1:8080`: `GET /stores`,
+    /// `GET /stores/word-counts/keys/the`, ... (see docs/operations.md).
+    /// Without --data-dir the run then stays up after the input is counted,
+    /// until Ctrl-C, unless --exit-when-idle is given.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_http_address)]
+    http: Option<String>,
+}
+
+/// Checks an `--http HOST:PORT`.
+fn parse_http_address(s: &str) -> Result<String, String> {
+    streams_core::query::HostInfo::parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses a `--config KEY=VALUE`.
@@ -274,7 +295,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     else {
         bail!("no data dir");
     };
-    let exit_when_idle = args.exit_when_idle || temp.is_some();
+    // A temporary run stops once the input is counted, unless it serves
+    // queries.
+    let exit_when_idle = args.exit_when_idle || (temp.is_some() && args.http.is_none());
 
     let lines = match (&args.input, args.no_load) {
         (_, true) => None,
@@ -365,9 +388,14 @@ async fn count(
         ("commit.interval.ms", commit_interval.as_str()),
         ("state.dir", &*state_dir_text),
     ];
+    let http = args
+        .http
+        .as_deref()
+        .map(|address| ("application.server", address));
     let config = StreamsConfig::from_pairs(
         flags
             .into_iter()
+            .chain(http)
             .chain(args.configs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     )
     .context("invalid configuration")?;
@@ -386,6 +414,19 @@ async fn count(
         ),
         Err(e) => return Err(e).context("cannot start the streams application"),
     }
+    let http = match &args.http {
+        Some(_) => {
+            let server = HttpServer::start(&app)
+                .await
+                .context("cannot serve interactive queries over HTTP")?;
+            eprintln!(
+                "serving interactive queries on http://{}/stores (e.g. /stores/{WORD_COUNTS_STORE}/keys/the)",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
 
     let total_in_topic = already
         + cluster
@@ -418,6 +459,9 @@ async fn count(
     };
     let elapsed = started.elapsed();
     progress.finish();
+    if let Some(http) = http {
+        http.shutdown().await;
+    }
     if let Err(e) = outcome {
         // `close` reports the same failure; the first cause is the clearer.
         drop(app.close().await);

@@ -20,14 +20,18 @@ mod backend;
 mod checkpoint;
 mod clients;
 mod commit;
+mod directory;
 mod eos;
 mod flow_control;
 mod global_thread;
+mod instances;
+mod queries;
 mod rebalance;
 mod restore;
 mod sender;
 mod setup;
 mod state;
+mod store_scan;
 mod task_manager;
 mod thread;
 mod thread_metadata;
@@ -42,10 +46,14 @@ use crate::client::ClientSupplier;
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::exec::TaskId;
+use crate::query::{KeyQueryMetadata, StreamsMetadata};
+use crate::serdes::Serde;
 use crate::topology::Topology;
 
 pub use self::backend::Backend;
 use self::global_thread::GlobalThread;
+use self::instances::InstancesThread;
+pub use self::queries::InteractiveQueries;
 use self::state::{lock, Shared};
 pub use self::state::{AppState, PausePoint, StateListener};
 use self::thread::ThreadHandle;
@@ -76,6 +84,8 @@ pub struct StreamsApp {
     threads: Vec<ThreadHandle>,
     /// The global thread, when the topology has global tables.
     global: Option<GlobalThread>,
+    /// The instances exchange, when `application.server` is set.
+    instances: Option<InstancesThread>,
 }
 
 impl fmt::Debug for StreamsApp {
@@ -99,6 +109,7 @@ impl StreamsApp {
             shared: Arc::new(Shared::new()),
             threads: Vec::new(),
             global: None,
+            instances: None,
         }
     }
 
@@ -142,6 +153,7 @@ impl StreamsApp {
             shared: Arc::new(Shared::new()),
             threads: Vec::new(),
             global: None,
+            instances: None,
         })
     }
 
@@ -223,6 +235,17 @@ impl StreamsApp {
         };
         let admin = self.clients.admin()?;
         let plan = Arc::new(setup::prepare(topology, self.config.clone(), &*admin).await?);
+        let query_plan = queries::build_plan(&plan, &*admin).await?;
+        *lock(&self.shared.query_plan) = Some(Arc::new(query_plan));
+        if let Some(server) = self.config.application_server() {
+            instances::create_topic(&*admin, self.config.application_id()).await?;
+            self.instances = Some(instances::start(
+                self.config.application_id(),
+                server.to_owned(),
+                self.clients.clone(),
+                self.shared.clone(),
+            )?);
+        }
         if !plan.globals.is_empty() {
             // As Kafka Streams: the global tables are complete before any
             // task processes a record.
@@ -295,6 +318,9 @@ impl StreamsApp {
             }
         }
         self.threads.clear();
+        if let Some(mut instances) = self.instances.take() {
+            instances.join();
+        }
         if let Some(mut global) = self.global.take() {
             if !global.join() {
                 self.shared.fail(StreamsError::Internal(
@@ -332,6 +358,9 @@ impl StreamsApp {
             }
         }
         self.threads.clear();
+        if let Some(mut instances) = self.instances.take() {
+            instances.join();
+        }
         if let Some(mut global) = self.global.take() {
             global.join();
         }
@@ -353,6 +382,80 @@ impl StreamsApp {
     pub fn resume_for_tests(&self) {
         *lock(&self.shared.paused) = None;
         self.shared.resumed.notify_all();
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StreamsConfig {
+        &self.config
+    }
+
+    /// The stores of this app over bytes, and the instances that own
+    /// their keys, for tools that do not know the stores' Rust types (the
+    /// HTTP endpoint of `streams-http`): see [`InteractiveQueries`]. Its
+    /// calls fail until [`StreamsApp::start`].
+    pub fn interactive_queries(&self) -> InteractiveQueries {
+        InteractiveQueries {
+            shared: self.shared.clone(),
+            config: Arc::new(self.config.clone()),
+        }
+    }
+
+    /// Which instance owns `key` of store `name`, and its partition, as
+    /// Kafka's `KafkaStreams#queryMetadataForKey`: the key is written with
+    /// the store's key serde and partitioned by murmur2 as Kafka's default
+    /// partitioner. The instances are known by their `application.server`
+    /// (each publishes its tasks to the topic
+    /// `<application.id>-instances`); without it, only this instance is.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::NoSuchStore`], [`StreamsError::StoreTypeMismatch`]
+    /// when `K` is not the store's key type, and
+    /// [`StreamsError::IllegalState`] before [`StreamsApp::start`].
+    pub fn query_metadata_for_key<K: 'static>(
+        &self,
+        name: &str,
+        key: &K,
+    ) -> Result<KeyQueryMetadata> {
+        let builder = self
+            .topology
+            .as_ref()
+            .and_then(|t| t.state_stores().find(|s| s.name() == name))
+            .ok_or_else(|| StreamsError::NoSuchStore {
+                store: name.to_owned(),
+            })?;
+        let serde = builder
+            .key_serde
+            .downcast_ref::<Arc<dyn Serde<K>>>()
+            .ok_or_else(|| StreamsError::StoreTypeMismatch {
+                store: name.to_owned(),
+                actual: builder.key_type.name.to_owned(),
+                requested: std::any::type_name::<K>().to_owned(),
+            })?;
+        let topic = crate::store::changelog_topic(self.config.application_id(), name);
+        let bytes = serde.serialize(&topic, key)?;
+        self.interactive_queries()
+            .query_metadata_for_key_bytes(name, &bytes)
+    }
+
+    /// The instances that host store `name` (this one first, if it does),
+    /// as Kafka's `KafkaStreams#streamsMetadataForStore`.
+    pub fn all_metadata_for_store(&self, name: &str) -> Result<Vec<StreamsMetadata>> {
+        self.interactive_queries().all_metadata_for_store(name)
+    }
+
+    /// Every known instance of the app (this one first), as Kafka's
+    /// `KafkaStreams#metadataForAllStreamsClients`.
+    pub fn all_metadata(&self) -> Result<Vec<StreamsMetadata>> {
+        self.interactive_queries().all_metadata()
+    }
+
+    /// Holds (or releases) the restoration of state stores: a task with
+    /// stores to restore reads its changelogs' end offsets, then waits,
+    /// until released (for tests of queries while a store restores).
+    #[doc(hidden)]
+    pub fn hold_restoration_for_tests(&self, hold: bool) {
+        self.shared.hold_restoration.store(hold, Ordering::Release);
     }
 
     /// Read-only access to key-value store `name` across the tasks this

@@ -111,6 +111,10 @@ pub(super) async fn restore_tasks(
             }
         }
     }
+    shared.note_restore_targets(core, &targets, &starts);
+    if shared.restoration_held() {
+        return Ok(());
+    }
     let mut restored: HashMap<TopicPartition, u64> = HashMap::new();
     if !targets.is_empty() {
         consumer.assign(starts).await?;
@@ -162,6 +166,7 @@ pub(super) async fn restore_tasks(
                 let slot = &mut entry.task.stores_mut()[*store];
                 slot.restore_batch(&writes, &timestamps)?;
                 slot.discard_changelog();
+                shared.note_restored(*id, &slot.name, writes.len() as u64);
                 *restored.entry(tp).or_insert(0) += writes.len() as u64;
             }
         }
@@ -187,6 +192,7 @@ pub(super) async fn restore_tasks(
             guarded(id, || task.init())?;
             entry.restoring = None;
         }
+        shared.forget_restore_progress(id);
     }
     Ok(())
 }

@@ -3,12 +3,15 @@
 //! test pause points, the first error, and the threads' cores for
 //! interactive queries and metrics.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::StreamsError;
+use crate::exec::TaskId;
 
+use super::directory::{Instances, QueryPlan};
 use super::task_manager::Core;
 
 /// The lifecycle of a [`crate::StreamsApp`], as Kafka's `KafkaStreams.State`.
@@ -81,6 +84,16 @@ pub(crate) struct Shared {
     pub(super) dirty_closes: Arc<AtomicU64>,
     pub(super) rebalancing: Mutex<Vec<bool>>,
     pub(super) cores: Mutex<Vec<Arc<Mutex<Core>>>>,
+    /// Interactive queries: the restoration progress of each store of each
+    /// task restoring now, `(restored, total)` records.
+    pub(super) restore_progress: Mutex<HashMap<(TaskId, String), (u64, u64)>>,
+    /// Set by [`crate::StreamsApp::hold_restoration_for_tests`]: restoring
+    /// tasks read their changelogs' ends, then wait.
+    pub(super) hold_restoration: AtomicBool,
+    /// What interactive queries need, set at start.
+    pub(super) query_plan: Mutex<Option<Arc<QueryPlan>>>,
+    /// The other instances' tasks, from the instances topic.
+    pub(super) instances: Mutex<Instances>,
 }
 
 impl fmt::Debug for Shared {
@@ -106,6 +119,10 @@ impl Shared {
             dirty_closes: Arc::new(AtomicU64::new(0)),
             rebalancing: Mutex::new(Vec::new()),
             cores: Mutex::new(Vec::new()),
+            restore_progress: Mutex::new(HashMap::new()),
+            hold_restoration: AtomicBool::new(false),
+            query_plan: Mutex::new(None),
+            instances: Mutex::new(Instances::new()),
         }
     }
 
@@ -151,6 +168,50 @@ impl Shared {
                 .wait(paused)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Whether restoration is held (for tests of queries while restoring).
+    pub(crate) fn restoration_held(&self) -> bool {
+        self.hold_restoration.load(Ordering::Acquire)
+    }
+
+    /// Notes the changelog partitions about to be restored: per target
+    /// (task, store index, end offset) and its start offset.
+    pub(crate) fn note_restore_targets(
+        &self,
+        core: &Mutex<Core>,
+        targets: &HashMap<crate::client::TopicPartition, (TaskId, usize, u64)>,
+        starts: &[(crate::client::TopicPartition, u64)],
+    ) {
+        let mut core = lock(core);
+        let mut progress = lock(&self.restore_progress);
+        for (tp, start) in starts {
+            let Some((id, store, end)) = targets.get(tp) else {
+                continue;
+            };
+            let Some(name) = core
+                .tasks
+                .get_mut(id)
+                .and_then(|e| e.task.stores_mut().get(*store).map(|s| s.name.clone()))
+            else {
+                continue;
+            };
+            // Each call either restores everything or nothing (held, or
+            // waiting for a transaction): the count starts again.
+            progress.insert((*id, name), (0, end.saturating_sub(*start)));
+        }
+    }
+
+    /// `records` more changelog records of `store` of `task` restored.
+    pub(crate) fn note_restored(&self, task: TaskId, store: &str, records: u64) {
+        if let Some((done, _)) = lock(&self.restore_progress).get_mut(&(task, store.to_owned())) {
+            *done = done.saturating_add(records);
+        }
+    }
+
+    /// `task` finished restoring.
+    pub(crate) fn forget_restore_progress(&self, task: TaskId) {
+        lock(&self.restore_progress).retain(|(id, _), _| *id != task);
     }
 
     pub(crate) fn add_restored(&self, records: u64) {
