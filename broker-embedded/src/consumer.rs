@@ -1624,9 +1624,9 @@ mod tests {
             },
         );
         consumer.assign_topic("t").await.unwrap();
-        let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let p0 = TopicPartition::new("t", 0);
         let mut next = [0u64; 2];
-        let mut take = |records: Vec<ConsumerRecord>, next: &mut [u64; 2]| {
+        let take = |records: Vec<ConsumerRecord>, next: &mut [u64; 2]| {
             for r in records {
                 let p = usize::try_from(r.partition).unwrap();
                 assert_eq!(r.offset, next[p], "partition {p}");
