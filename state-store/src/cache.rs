@@ -10,15 +10,20 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use hashlink::LinkedHashMap;
 
+use crate::cache_budget::CacheBudget;
 use crate::error::Result;
 use crate::memory_window::{encode_windowed_key, split_windowed_key};
 use crate::shared::shared_bytes;
 use crate::store::{empty_iter, KeyValueStore, KvIter, Update};
 
-/// Bytes counted per cache entry on top of its key and value, for the map
-/// nodes and bookkeeping. An entry costs
-/// `key.len() + value.len() + CACHE_ENTRY_OVERHEAD_BYTES`.
-pub const CACHE_ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Bytes counted per cache entry on top of its key and value: its node in
+/// the linked hash map (112 bytes as allocated), its share of the hash
+/// table (about 27 bytes), and the allocations that hold a key and a value
+/// with their reference counts (about 48 bytes each, less what the key and
+/// value themselves count), as measured on a heap profile of a word count.
+/// An entry costs `key.len() + value.len() + CACHE_ENTRY_OVERHEAD_BYTES`,
+/// so that the bytes counted are about the bytes the cache holds.
+pub const CACHE_ENTRY_OVERHEAD_BYTES: usize = 200;
 
 /// An update that leaves the cache for the inner store, to be forwarded
 /// downstream: the key, its new value and the value the inner store held
@@ -111,7 +116,9 @@ fn entry_size(key: &[u8], value: &Value) -> usize {
 /// the cache.
 #[derive(Debug)]
 struct Cache {
-    max_bytes: usize,
+    /// Shared with the other caches of the same budget.
+    budget: CacheBudget,
+    /// This cache's own bytes, counted in `budget` too.
     bytes: usize,
     entries: LinkedHashMap<Bytes, Slot>,
     /// The number of dirty entries: the last ones of `entries`.
@@ -161,9 +168,9 @@ fn emit(entry: CacheEntry, forward: &mut impl FnMut(CacheEntry)) {
 }
 
 impl Cache {
-    fn new(max_bytes: usize) -> Self {
+    fn new(budget: CacheBudget) -> Self {
         Self {
-            max_bytes,
+            budget,
             bytes: 0,
             entries: LinkedHashMap::new(),
             dirty_count: 0,
@@ -173,19 +180,31 @@ impl Cache {
         }
     }
 
+    fn grow(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        self.budget.add(bytes);
+    }
+
+    fn shrink(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.budget.sub(bytes);
+    }
+
     /// Caches `value` for `key`, dirty. `inner_absent`: the inner store is
     /// known to hold nothing for `key` (used if the key is not cached yet).
     fn insert_dirty(&mut self, key: Bytes, value: Option<Bytes>, inner_absent: bool) {
         let value = Value::from_option(value);
-        self.bytes += entry_size(&key, &value);
+        self.grow(entry_size(&key, &value));
         match self.entries.to_back(&key[..]) {
             Some(slot) => {
-                self.bytes -= entry_size(&key, &slot.value);
+                let replaced = entry_size(&key, &slot.value);
                 slot.value = value;
                 if !slot.dirty {
                     slot.dirty = true;
                     self.dirty_count += 1;
                 }
+                self.shrink(replaced);
             }
             None => {
                 if let Some(sorted) = self.sorted.get_mut() {
@@ -224,13 +243,15 @@ impl Cache {
         };
         entry.to_back();
         let (key, slot) = entry.into_key_value();
-        self.bytes += entry_size(key, &new);
-        self.bytes -= entry_size(key, &slot.value);
+        let (added, replaced) = (entry_size(key, &new), entry_size(key, &slot.value));
         slot.value = new;
-        if !slot.dirty {
-            slot.dirty = true;
+        let newly_dirty = !slot.dirty;
+        slot.dirty = true;
+        if newly_dirty {
             self.dirty_count += 1;
         }
+        self.grow(added);
+        self.shrink(replaced);
         Some(())
     }
 
@@ -312,7 +333,7 @@ impl Cache {
         inner: &mut S,
         forward: &mut impl FnMut(CacheEntry),
     ) -> Result<()> {
-        if self.bytes > self.max_bytes && !self.spread {
+        if self.budget.over() && !self.spread {
             // From the first eviction on, the cache evicts one entry per new
             // one. In a hash table filled close to its limit, removals leave
             // deleted slots that use up its spare room, and each time that
@@ -322,7 +343,7 @@ impl Cache {
             self.spread = true;
             self.entries.reserve(self.entries.len());
         }
-        while self.bytes > self.max_bytes {
+        while self.budget.over() {
             let mut front = self.entries.cursor_front_mut();
             let Some((key, slot)) = front.current() else {
                 break;
@@ -343,7 +364,7 @@ impl Cache {
             if let Some(sorted) = self.sorted.get_mut() {
                 sorted.remove(&key[..]);
             }
-            self.bytes -= entry_size(&key, &slot.value);
+            self.shrink(entry_size(&key, &slot.value));
             self.evictions += 1;
             if let Some(entry) = entry {
                 tracing::trace!(store = %inner.name(), key_len = key.len(), "evicted dirty cache entry");
@@ -405,7 +426,14 @@ impl Cache {
         self.entries.clear();
         self.dirty_count = 0;
         self.sorted = OnceLock::new();
-        self.bytes = 0;
+        self.shrink(self.bytes);
+    }
+}
+
+impl Drop for Cache {
+    /// Gives the cache's bytes back to its budget.
+    fn drop(&mut self) {
+        self.budget.sub(self.bytes);
     }
 }
 
@@ -440,11 +468,18 @@ pub struct CachingStore<S> {
 }
 
 impl<S: KeyValueStore> CachingStore<S> {
-    /// Wraps `inner` with a cache of at most `max_bytes`.
+    /// Wraps `inner` with a cache of at most `max_bytes` of its own.
     pub fn new(inner: S, max_bytes: usize) -> Self {
+        Self::with_budget(inner, CacheBudget::new(max_bytes))
+    }
+
+    /// Wraps `inner` with a cache that shares `budget` with the other
+    /// caches made with clones of it: a write that takes them together
+    /// over the bound evicts from this cache.
+    pub fn with_budget(inner: S, budget: CacheBudget) -> Self {
         Self {
             inner,
-            cache: Cache::new(max_bytes),
+            cache: Cache::new(budget),
             forwarded: Vec::new(),
         }
     }
@@ -510,7 +545,7 @@ impl<S: KeyValueStore> CachingStore<S> {
 
     /// The byte bound.
     pub fn max_bytes(&self) -> usize {
-        self.cache.max_bytes
+        self.cache.budget.max_bytes()
     }
 
     /// The bytes currently accounted to cached entries.
@@ -762,6 +797,38 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// Caches made with one budget hold no more than it together: a write
+    /// that takes them over it evicts from the cache written to, and a
+    /// cache closed or dropped gives its bytes back.
+    #[test]
+    fn caches_sharing_a_budget_hold_no_more_than_it_together() {
+        let entry = 2 + 2 + CACHE_ENTRY_OVERHEAD_BYTES;
+        let budget = CacheBudget::new(10 * entry);
+        let logged = |name: &str| ChangeLoggingStore::new(InMemoryStore::new(name), Vec::new());
+        let mut first = CachingStore::with_budget(logged("a"), budget.clone());
+        let mut second = CachingStore::with_budget(logged("b"), budget.clone());
+        for i in 0..8 {
+            first.put(b(&format!("{i:02}")), b("v1")).unwrap();
+        }
+        assert_eq!(first.cached_entries(), 8);
+        assert_eq!(budget.used_bytes(), 8 * entry);
+        // Two fit beside the first cache's eight; each one more evicts one
+        // of the second's own, the least recently written first.
+        for i in 0..6 {
+            second.put(b(&format!("{i:02}")), b("v2")).unwrap();
+            assert!(budget.used_bytes() <= budget.max_bytes());
+        }
+        assert_eq!(first.cached_entries(), 8);
+        assert_eq!(second.cached_entries(), 2);
+        assert_eq!(second.get(b"05").unwrap(), Some(b("v2")));
+        // Evicted entries were written through, not lost.
+        assert_eq!(second.inner().inner().get(b"00").unwrap(), Some(b("v2")));
+        second.close().unwrap();
+        assert_eq!(budget.used_bytes(), 8 * entry);
+        drop(first);
+        assert_eq!(budget.used_bytes(), 0);
     }
 
     fn store(max_bytes: usize) -> CachingStore<Logged> {

@@ -61,6 +61,7 @@
 
 mod backend;
 mod cache;
+mod cache_budget;
 mod changelog;
 mod checkpoint;
 mod error;
@@ -96,6 +97,7 @@ mod versioned_tests;
 
 pub use backend::{open_or_wipe, open_store, LocalData, StoreBackend, UnknownBackend};
 pub use cache::{CacheEntry, CachingStore, CACHE_ENTRY_OVERHEAD_BYTES};
+pub use cache_budget::CacheBudget;
 pub use changelog::{ChangeLoggingStore, ChangelogSink};
 pub use checkpoint::{Checkpoint, CheckpointDecodeError, CHECKPOINT_FORMAT_VERSION};
 pub use error::{BoxError, Result, StoreError};

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use state_store::{
     decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
     open_session_store, open_versioned_store, open_window_store, split_windowed_key, BatchWrite,
-    CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore,
+    CacheBudget, CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore,
     InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore, KeyValueStore, KvIter,
     LocalData, PutOutcome, StoreBackend, VersionedKeyValueStore, VersionedRecord, VersionedWrite,
     WindowedKvStore,
@@ -543,7 +543,7 @@ impl StoreSlot {
         application_id: &str,
         backend: Option<StoreBackend>,
         state_dir: &Path,
-        cache_max_bytes: usize,
+        cache: &CacheBudget,
     ) -> Result<Self> {
         let backend = backend.unwrap_or_else(|| builder.backend());
         let name = &builder.name;
@@ -600,9 +600,9 @@ impl StoreSlot {
             };
             // As Kafka's: a record cache of no bytes is no cache (every update
             // goes through at once, deletes of absent rows included).
-            let caching = builder.caching_enabled() && cache_max_bytes > 0;
+            let caching = builder.caching_enabled() && cache.max_bytes() > 0;
             let stack = if caching {
-                StoreStack::Cached(CachingStore::new(base, cache_max_bytes))
+                StoreStack::Cached(CachingStore::with_budget(base, cache.clone()))
             } else {
                 StoreStack::Direct(base)
             };
@@ -1893,7 +1893,14 @@ mod window_tests {
     }
 
     fn open(builder: &StoreBuilder) -> StoreSlot {
-        StoreSlot::open(builder, "app", None, Path::new("unused"), 0).unwrap()
+        StoreSlot::open(
+            builder,
+            "app",
+            None,
+            Path::new("unused"),
+            &CacheBudget::new(0),
+        )
+        .unwrap()
     }
 
     /// Restores `changelog` into `slot` as the runtime does, each record at
@@ -1972,7 +1979,14 @@ mod window_tests {
                     builder = builder.with_caching_enabled();
                 }
                 let state_dir = dir.path().join(format!("{backend}-{caching}"));
-                let mut slot = StoreSlot::open(&builder, "app", None, &state_dir, 1 << 20).unwrap();
+                let mut slot = StoreSlot::open(
+                    &builder,
+                    "app",
+                    None,
+                    &state_dir,
+                    &CacheBudget::new(1 << 20),
+                )
+                .unwrap();
                 let mut store = slot.typed_window::<String, i64>().unwrap();
                 let mut longer = "a".to_owned();
                 longer.push_str("\0\0\0\0\0\0\0\u{3}\0\0\0\0");
@@ -2261,7 +2275,8 @@ mod window_tests {
         let dir = tempfile::tempdir().unwrap();
         let builder = versioned_builder().with_backend(StoreBackend::Redb);
         {
-            let mut slot = StoreSlot::open(&builder, "app", None, dir.path(), 0).unwrap();
+            let mut slot =
+                StoreSlot::open(&builder, "app", None, dir.path(), &CacheBudget::new(0)).unwrap();
             assert!(slot.persistent);
             assert_eq!(slot.local_data, LocalData::Created);
             let mut store = slot.typed_versioned::<String, String>().unwrap();
@@ -2273,7 +2288,8 @@ mod window_tests {
                 .unwrap();
             slot.stack.close().unwrap();
         }
-        let mut slot = StoreSlot::open(&builder, "app", None, dir.path(), 0).unwrap();
+        let mut slot =
+            StoreSlot::open(&builder, "app", None, dir.path(), &CacheBudget::new(0)).unwrap();
         assert_eq!(slot.local_data, LocalData::Found);
         let store = slot.typed_versioned::<String, String>().unwrap();
         assert_eq!(

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_store::StoreBackend;
+use state_store::{CacheBudget, StoreBackend};
 
 use crate::changelog_buffer::{ChangelogBuffer, Logged};
 use crate::client::TopicPartition;
@@ -40,7 +40,9 @@ pub(crate) struct TaskOptions<'a> {
     /// Overrides every store's backend (the test driver's in-memory mode).
     pub(crate) backend: Option<StoreBackend>,
     pub(crate) state_dir: &'a Path,
-    pub(crate) cache_bytes_per_store: usize,
+    /// The record caches' bound, shared by every task of a stream thread
+    /// (`cache.max.bytes.buffering` over the number of threads).
+    pub(crate) cache: CacheBudget,
     pub(crate) handler: DeserializationHandler,
     pub(crate) dead_letter_topic: Option<&'a str>,
     pub(crate) wall_clock: i64,
@@ -136,7 +138,7 @@ impl Task {
                 options.application_id,
                 options.backend,
                 &task_dir,
-                options.cache_bytes_per_store,
+                &options.cache,
             )?);
         }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_store::{PutOutcome, StoreBackend, VersionedRecord};
+use state_store::{CacheBudget, PutOutcome, StoreBackend, VersionedRecord};
 
 use crate::client::{InRecord, TopicPartition};
 use crate::config::StreamsConfig;
@@ -406,13 +406,11 @@ impl TopologyTestDriver {
         let streams = &config.streams;
         streams.validate()?;
         let subs = topology.sub_topologies();
-        let cached_stores = topology
-            .state_stores()
-            .filter(|s| s.caching_enabled())
-            .count();
-        let cache_bytes_per_store = usize::try_from(streams.cache_max_bytes_buffering())
-            .unwrap_or(usize::MAX)
-            / cached_stores.max(1);
+        // One bound for every store's cache, as Kafka's driver's one
+        // thread cache.
+        let cache = CacheBudget::new(
+            usize::try_from(streams.cache_max_bytes_buffering()).unwrap_or(usize::MAX),
+        );
 
         let (backend, state_dir, created_dir) = if config.declared_backends {
             let dir = streams.state_dir().join(format!(
@@ -439,7 +437,7 @@ impl TopologyTestDriver {
                 partition: 0,
                 backend,
                 state_dir: &state_dir,
-                cache_bytes_per_store,
+                cache: cache.clone(),
                 handler: streams.deserialization_handler(),
                 dead_letter_topic: streams.dead_letter_topic(),
                 wall_clock: config.initial_wall_clock_ms,

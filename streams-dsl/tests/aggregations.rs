@@ -542,9 +542,10 @@ fn a_count_run_inside_its_source_gets_its_evictions_and_flushes() -> Result<()> 
         }
         last
     };
-    // Room for about three of the eight words: words are evicted while
-    // the records are processed, and come back.
-    let evicting = run(300, Materialized::as_("counts"))?;
+    // Room for about three of the eight words (an entry counts its key,
+    // its value and 200 bytes of overhead): words are evicted while the
+    // records are processed, and come back.
+    let evicting = run(700, Materialized::as_("counts"))?;
     let uncached = run(0, Materialized::as_("counts").with_caching_disabled())?;
     let cached = run(10 * 1024 * 1024, Materialized::as_("counts"))?;
     assert_eq!(uncached.len(), 240, "every update without a cache");

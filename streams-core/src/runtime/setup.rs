@@ -34,8 +34,9 @@ pub(crate) struct Plan {
     pub(crate) routing: Arc<Routing>,
     /// `<state.dir>/<application.id>`.
     pub(crate) app_dir: PathBuf,
-    /// The record cache of each cached store, in bytes.
-    pub(crate) cache_bytes_per_store: usize,
+    /// The record caches of each stream thread's tasks together, in bytes
+    /// (`cache.max.bytes.buffering` over `num.stream.threads`, as Kafka).
+    pub(crate) cache_bytes_per_thread: usize,
     /// The settings of the clients each stream thread creates.
     pub(crate) clients: ClientSettings,
     /// Under exactly-once: this instance's stable id, which names the
@@ -423,12 +424,11 @@ pub(crate) async fn prepare(
             source_of.insert(name, (sub.id, Arc::<str>::from(topic.as_str())));
         }
     }
-    let cached = topology
-        .state_stores()
-        .filter(|s| s.caching_enabled())
-        .count();
-    let cache_bytes_per_store =
-        usize::try_from(config.cache_max_bytes_buffering()).unwrap_or(usize::MAX) / cached.max(1);
+    let threads = usize::try_from(config.num_stream_threads())
+        .unwrap_or(1)
+        .max(1);
+    let cache_bytes_per_thread =
+        usize::try_from(config.cache_max_bytes_buffering()).unwrap_or(usize::MAX) / threads;
     let app_dir = config.state_dir().join(&app);
     let clients = ClientSettings::from_config(&config)?;
     let process_id = match config.processing_guarantee() {
@@ -455,7 +455,7 @@ pub(crate) async fn prepare(
             changelogs,
         }),
         app_dir,
-        cache_bytes_per_store,
+        cache_bytes_per_thread,
         clients,
         process_id,
         globals,

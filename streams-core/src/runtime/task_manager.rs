@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use state_store::{Checkpoint, LocalData};
+use state_store::{CacheBudget, Checkpoint, LocalData};
 
 use crate::client::{
     ClientSupplier, OffsetAndMetadata, Offsets, PolledRun, StreamProducer, TopicPartition,
@@ -162,6 +162,8 @@ pub(crate) struct Core {
     pub(super) awaiting_assignment: bool,
     /// Counts [`Core::close_all_dirty`] calls, for the app.
     pub(super) dirty_closes: Arc<AtomicU64>,
+    /// The bound the record caches of all this thread's tasks share.
+    pub(super) cache: CacheBudget,
 }
 
 pub(super) fn wall_clock_ms() -> i64 {
@@ -190,6 +192,7 @@ impl Core {
             index + 1
         ))?;
         let routing = plan.routing.clone();
+        let cache = CacheBudget::new(plan.cache_bytes_per_thread);
         Ok(Self {
             index,
             plan,
@@ -206,6 +209,7 @@ impl Core {
             fatal: None,
             awaiting_assignment: true,
             dirty_closes,
+            cache,
         })
     }
 
@@ -350,7 +354,7 @@ impl Core {
             partition: id.partition,
             backend: None,
             state_dir: &plan.app_dir,
-            cache_bytes_per_store: plan.cache_bytes_per_store,
+            cache: self.cache.clone(),
             handler: plan.config.deserialization_handler(),
             dead_letter_topic: plan.config.dead_letter_topic(),
             wall_clock: wall_clock_ms(),
