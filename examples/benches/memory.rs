@@ -169,12 +169,26 @@ async fn app_child(name: &str, backend: StoreBackend, words: u64) -> anyhow::Res
     let topology = word_count_topology(Some(backend))?;
     let sources = physical_source_topics(&topology, &application_id);
     let state_dir = dir.path().join("state");
-    let config = StreamsConfig::from_pairs([
+    let mut pairs: Vec<(String, String)> = [
         ("application.id", application_id.as_str()),
         ("num.stream.threads", "1"),
         ("commit.interval.ms", COMMIT_INTERVAL_MS),
         ("state.dir", &*state_dir.to_string_lossy()),
-    ])?;
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    // `MEMORY_BENCH_CONFIG=key=value,key=value` adds settings (to try a
+    // budget).
+    if let Ok(extra) = std::env::var("MEMORY_BENCH_CONFIG") {
+        for pair in extra.split(',').filter(|p| !p.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .with_context(|| format!("bad MEMORY_BENCH_CONFIG entry {pair}"))?;
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    let config = StreamsConfig::from_pairs(pairs)?;
     let mut app = StreamsApp::new(topology, config, broker.clone());
     let start = Instant::now();
     app.start().await?;

@@ -4,11 +4,12 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::layout::validate_name;
 use crate::memory::InMemoryStore;
-use crate::redb_store::RedbStore;
-use crate::sled_store::SledStore;
+use crate::redb_store::{RedbOptions, RedbStore};
+use crate::sled_store::{SledOptions, SledStore};
 use crate::store::KeyValueStore;
 
 /// The storage engine behind a key-value store.
@@ -86,30 +87,37 @@ impl FromStr for StoreBackend {
 /// the in-memory backend. [`open_or_wipe`] also says whether the store's
 /// files were there.
 pub fn open_store(
-    backend: StoreBackend,
+    backend: impl Into<Engine>,
     state_dir: &Path,
     name: &str,
 ) -> Result<Box<dyn KeyValueStore>> {
-    open_reporting(backend, state_dir, name).map(|(store, _)| store)
+    open_reporting(&backend.into(), state_dir, name).map(|(store, _)| store)
 }
 
 /// [`open_store`], and whether the open created the store (found no files
 /// of it; always so in memory).
 fn open_reporting(
-    backend: StoreBackend,
+    engine: &Engine,
     state_dir: &Path,
     name: &str,
 ) -> Result<(Box<dyn KeyValueStore>, bool)> {
     validate_name(name)?;
-    Ok(match backend {
+    Ok(match engine.backend {
         StoreBackend::InMemory => (Box::new(InMemoryStore::new(name)), true),
         StoreBackend::Sled => {
-            let store = SledStore::open(state_dir, name)?;
+            let options = SledOptions {
+                cache_capacity_bytes: engine.options.sled_cache_bytes,
+            };
+            let store = SledStore::open_with(state_dir, name, &options)?;
             let created = store.created();
             (Box::new(store), created)
         }
         StoreBackend::Redb => {
-            let store = RedbStore::open(state_dir, name)?;
+            let options = RedbOptions {
+                cache_size_bytes: engine.options.redb_cache_bytes,
+                ..RedbOptions::default()
+            };
+            let store = RedbStore::open_with(state_dir, name, &options)?;
             let created = store.created();
             (Box::new(store), created)
         }
@@ -151,17 +159,18 @@ impl LocalData {
 /// they were [`LocalData::Found`], restore it from the start of its
 /// changelog and ignore its checkpoint.
 pub fn open_or_wipe(
-    backend: StoreBackend,
+    backend: impl Into<Engine>,
     state_dir: &Path,
     name: &str,
 ) -> Result<(Box<dyn KeyValueStore>, LocalData)> {
-    match open_reporting(backend, state_dir, name) {
+    let engine = backend.into();
+    match open_reporting(&engine, state_dir, name) {
         Ok((store, false)) => Ok((store, LocalData::Found)),
         Ok((store, true)) => Ok((store, LocalData::Created)),
         Err(e @ StoreError::Corrupt { .. }) => {
             tracing::warn!(store = name, error = %e, "wiping state store that failed to open");
             crate::wipe(state_dir, name)?;
-            Ok((open_store(backend, state_dir, name)?, LocalData::Wiped))
+            Ok((open_store(engine, state_dir, name)?, LocalData::Wiped))
         }
         Err(e) => Err(e),
     }

@@ -38,7 +38,6 @@ use std::path::Path;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::backend::StoreBackend;
 use crate::error::{Result, StoreError};
 use crate::memory::InMemoryStore;
 use crate::store::{BatchWrite, KeyValueStore};
@@ -577,18 +576,19 @@ fn decode_meta(store: &str, meta: &[u8]) -> Result<i64> {
 /// were [`crate::LocalData::Found`], restore it from the start of its
 /// changelog and ignore its checkpoint.
 pub fn open_versioned_store(
-    backend: StoreBackend,
+    backend: impl Into<crate::Engine>,
     state_dir: &Path,
     name: &str,
     history_retention_ms: i64,
 ) -> Result<(KvVersionedStore<Box<dyn KeyValueStore>>, crate::LocalData)> {
-    let (base, local) = crate::backend::open_or_wipe(backend, state_dir, name)?;
+    let engine = backend.into();
+    let (base, local) = crate::backend::open_or_wipe(engine.clone(), state_dir, name)?;
     match KvVersionedStore::new(base, history_retention_ms) {
         Ok(store) => Ok((store, local)),
         Err(e @ StoreError::CorruptEntry { .. }) => {
             tracing::warn!(store = name, error = %e, "wiping versioned store with undecodable metadata");
             crate::wipe(state_dir, name)?;
-            let base = crate::backend::open_store(backend, state_dir, name)?;
+            let base = crate::backend::open_store(engine, state_dir, name)?;
             Ok((
                 KvVersionedStore::new(base, history_retention_ms)?,
                 crate::LocalData::Wiped,

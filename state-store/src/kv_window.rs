@@ -8,7 +8,6 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::backend::StoreBackend;
 use crate::error::{Result, StoreError};
 use crate::memory_window::{decode_windowed_key, encode_windowed_key};
 use crate::store::{KeyValueStore, KvIter};
@@ -217,18 +216,19 @@ impl<S: KeyValueStore> KeyValueStore for KvWindowStore<S> {
 /// they were [`crate::LocalData::Found`], restore it from the start of its
 /// changelog and ignore its checkpoint.
 pub fn open_window_store(
-    backend: StoreBackend,
+    backend: impl Into<crate::Engine>,
     state_dir: &Path,
     name: &str,
     retention_ms: i64,
 ) -> Result<(KvWindowStore<Box<dyn KeyValueStore>>, crate::LocalData)> {
-    let (base, local) = crate::backend::open_or_wipe(backend, state_dir, name)?;
+    let engine = backend.into();
+    let (base, local) = crate::backend::open_or_wipe(engine.clone(), state_dir, name)?;
     match KvWindowStore::new(base, retention_ms) {
         Ok(store) => Ok((store, local)),
         Err(e @ StoreError::CorruptEntry { .. }) => {
             tracing::warn!(store = name, error = %e, "wiping window store with an undecodable entry");
             crate::wipe(state_dir, name)?;
-            let base = crate::backend::open_store(backend, state_dir, name)?;
+            let base = crate::backend::open_store(engine, state_dir, name)?;
             Ok((
                 KvWindowStore::new(base, retention_ms)?,
                 crate::LocalData::Wiped,
@@ -247,6 +247,7 @@ mod tests {
     use super::*;
     use crate::changelog::ChangeLoggingStore;
     use crate::memory::InMemoryStore;
+    use crate::StoreBackend;
 
     fn starts(store: &impl WindowStore, key: &[u8], from: i64, to: i64) -> Vec<i64> {
         store

@@ -24,7 +24,7 @@ const SCAN_CHUNK: usize = 512;
 /// Options for [`RedbStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct RedbOptions {
-    /// redb's page cache size in bytes. Default 64 MiB.
+    /// redb's page cache size in bytes. Default 16 MiB ([`crate::DEFAULT_REDB_CACHE_BYTES`]).
     pub cache_size_bytes: usize,
     /// Verify the checksum of every page on every open, not only after an
     /// unclean shutdown (redb does that by itself). Default `true`: a file
@@ -37,7 +37,7 @@ pub struct RedbOptions {
 impl Default for RedbOptions {
     fn default() -> Self {
         Self {
-            cache_size_bytes: 64 * 1024 * 1024,
+            cache_size_bytes: crate::DEFAULT_REDB_CACHE_BYTES,
             check_integrity_on_open: true,
         }
     }

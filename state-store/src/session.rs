@@ -8,7 +8,6 @@ use std::path::Path;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::backend::StoreBackend;
 use crate::error::{Result, StoreError};
 use crate::memory::InMemoryStore;
 use crate::store::{KeyValueStore, KvIter};
@@ -267,18 +266,19 @@ impl<S: KeyValueStore> KeyValueStore for KvSessionStore<S> {
 /// were [`crate::LocalData::Found`], restore it from the start of its
 /// changelog and ignore its checkpoint.
 pub fn open_session_store(
-    backend: StoreBackend,
+    backend: impl Into<crate::Engine>,
     state_dir: &Path,
     name: &str,
     retention_ms: i64,
 ) -> Result<(KvSessionStore<Box<dyn KeyValueStore>>, crate::LocalData)> {
-    let (base, local) = crate::backend::open_or_wipe(backend, state_dir, name)?;
+    let engine = backend.into();
+    let (base, local) = crate::backend::open_or_wipe(engine.clone(), state_dir, name)?;
     match KvSessionStore::new(base, retention_ms) {
         Ok(store) => Ok((store, local)),
         Err(e @ StoreError::CorruptEntry { .. }) => {
             tracing::warn!(store = name, error = %e, "wiping session store with an undecodable entry");
             crate::wipe(state_dir, name)?;
-            let base = crate::backend::open_store(backend, state_dir, name)?;
+            let base = crate::backend::open_store(engine, state_dir, name)?;
             Ok((
                 KvSessionStore::new(base, retention_ms)?,
                 crate::LocalData::Wiped,
@@ -296,6 +296,7 @@ mod tests {
 
     use super::*;
     use crate::changelog::ChangeLoggingStore;
+    use crate::StoreBackend;
 
     fn session(key: &str, start: i64, end: i64) -> SessionKey {
         SessionKey {

@@ -19,14 +19,14 @@ const BACKEND: DiskBackend = DiskBackend::Sled;
 /// Options for [`SledStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct SledOptions {
-    /// sled's page cache capacity in bytes. Default 64 MiB.
+    /// sled's page cache capacity in bytes. Default 16 MiB ([`crate::DEFAULT_SLED_CACHE_BYTES`]).
     pub cache_capacity_bytes: u64,
 }
 
 impl Default for SledOptions {
     fn default() -> Self {
         Self {
-            cache_capacity_bytes: 64 * 1024 * 1024,
+            cache_capacity_bytes: crate::DEFAULT_SLED_CACHE_BYTES,
         }
     }
 }

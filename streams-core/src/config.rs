@@ -166,6 +166,8 @@ pub struct StreamsConfig {
     dead_letter_topic: Option<String>,
     max_task_idle_ms: i64,
     buffered_records_per_partition: u64,
+    redb_cache_max_bytes: u64,
+    sled_cache_max_bytes: u64,
     task_idle_wall_clock_advance_ms: Option<u64>,
     timestamp_extractor: ExtractorSetting,
     application_server: Option<String>,
@@ -217,6 +219,12 @@ impl StreamsConfig {
     /// more records of it than this, not yet processed, and fetches again
     /// once the task has processed them; see `docs/operations.md`.
     pub const BUFFERED_RECORDS_PER_PARTITION: &'static str = "buffered.records.per.partition";
+    /// `statestore.redb.cache.max.bytes` (default 16 MiB): the page cache
+    /// and write buffer of each redb store (one per store per task).
+    pub const REDB_CACHE_MAX_BYTES: &'static str = "statestore.redb.cache.max.bytes";
+    /// `statestore.sled.cache.max.bytes` (default 16 MiB): the page cache
+    /// of each sled store (one per store per task).
+    pub const SLED_CACHE_MAX_BYTES: &'static str = "statestore.sled.cache.max.bytes";
 
     /// `default.timestamp.extractor`: `record-timestamp` (default),
     /// `fail-on-invalid`, `log-and-skip-on-invalid`,
@@ -264,6 +272,8 @@ impl StreamsConfig {
             dead_letter_topic: None,
             max_task_idle_ms: 0,
             buffered_records_per_partition: Self::DEFAULT_BUFFERED_RECORDS_PER_PARTITION,
+            redb_cache_max_bytes: state_store::DEFAULT_REDB_CACHE_BYTES as u64,
+            sled_cache_max_bytes: state_store::DEFAULT_SLED_CACHE_BYTES,
             task_idle_wall_clock_advance_ms: None,
             timestamp_extractor: ExtractorSetting::Builtin(BuiltinTimestampExtractor::default()),
             application_server: None,
@@ -356,6 +366,12 @@ impl StreamsConfig {
                     ));
                 }
                 self.buffered_records_per_partition = n;
+            }
+            Self::REDB_CACHE_MAX_BYTES => {
+                self.redb_cache_max_bytes = parse_number(key, value, "an integer >= 0")?
+            }
+            Self::SLED_CACHE_MAX_BYTES => {
+                self.sled_cache_max_bytes = parse_number(key, value, "an integer >= 0")?
             }
             Self::TASK_IDLE_WALL_CLOCK_ADVANCE_MS => {
                 self.task_idle_wall_clock_advance_ms = if value.is_empty() || value == "-1" {
@@ -648,6 +664,24 @@ impl StreamsConfig {
         self.buffered_records_per_partition
     }
 
+    /// `statestore.redb.cache.max.bytes`.
+    pub fn redb_cache_max_bytes(&self) -> u64 {
+        self.redb_cache_max_bytes
+    }
+
+    /// `statestore.sled.cache.max.bytes`.
+    pub fn sled_cache_max_bytes(&self) -> u64 {
+        self.sled_cache_max_bytes
+    }
+
+    /// The storage engines' settings these give.
+    pub(crate) fn engine_options(&self) -> state_store::EngineOptions {
+        state_store::EngineOptions {
+            redb_cache_bytes: usize::try_from(self.redb_cache_max_bytes).unwrap_or(usize::MAX),
+            sled_cache_bytes: self.sled_cache_max_bytes,
+        }
+    }
+
     /// Keys this type does not interpret (client settings such as
     /// `producer.linger.ms`), as given. The runtime reads these of them:
     /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
@@ -747,6 +781,8 @@ mod tests {
             ("errors.dead.letter.queue.topic.name", "dlq"),
             ("max.task.idle.ms", "-1"),
             ("buffered.records.per.partition", "50"),
+            ("statestore.redb.cache.max.bytes", "1048576"),
+            ("statestore.sled.cache.max.bytes", "2097152"),
             ("default.timestamp.extractor", "use-previous-on-invalid"),
             ("task.idle.wall.clock.advance.ms", "2000"),
             ("producer.linger.ms", "5"),
@@ -763,6 +799,8 @@ mod tests {
         assert_eq!(c.dead_letter_topic(), Some("dlq"));
         assert_eq!(c.max_task_idle_ms(), -1);
         assert_eq!(c.buffered_records_per_partition(), 50);
+        assert_eq!(c.redb_cache_max_bytes(), 1 << 20);
+        assert_eq!(c.sled_cache_max_bytes(), 2 << 20);
         assert_eq!(
             c.default_timestamp_extractor().name(),
             "use-previous-on-invalid"

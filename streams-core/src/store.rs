@@ -15,10 +15,10 @@ use bytes::Bytes;
 use state_store::{
     decode_session_key, decode_windowed_key, encode_session_key, encode_windowed_key, open_or_wipe,
     open_session_store, open_versioned_store, open_window_store, split_windowed_key, BatchWrite,
-    CacheBudget, CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore,
-    InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore, KeyValueStore, KvIter,
-    LocalData, PutOutcome, StoreBackend, VersionedKeyValueStore, VersionedRecord, VersionedWrite,
-    WindowedKvStore,
+    CacheBudget, CacheEntry, CachingStore, ChangeLoggingStore, ChangeLoggingVersionedStore, Engine,
+    EngineOptions, InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore,
+    KeyValueStore, KvIter, LocalData, PutOutcome, StoreBackend, VersionedKeyValueStore,
+    VersionedRecord, VersionedWrite, WindowedKvStore,
 };
 
 use crate::changelog_buffer::ChangelogBuffer;
@@ -544,13 +544,19 @@ impl StoreSlot {
         backend: Option<StoreBackend>,
         state_dir: &Path,
         cache: &CacheBudget,
+        engine: &EngineOptions,
     ) -> Result<Self> {
         let backend = backend.unwrap_or_else(|| builder.backend());
         let name = &builder.name;
         let persistent = backend.is_persistent();
         let (stack, local_data, changelog, caching) = if let Some(history_ms) = builder.versioned {
             let (base, local): (Box<dyn VersionedKeyValueStore>, LocalData) = if persistent {
-                let (store, local) = open_versioned_store(backend, state_dir, name, history_ms)?;
+                let (store, local) = open_versioned_store(
+                    Engine::new(backend, engine.clone()),
+                    state_dir,
+                    name,
+                    history_ms,
+                )?;
                 (Box::new(store), local)
             } else {
                 (
@@ -571,8 +577,12 @@ impl StoreSlot {
             let (base, local_data): (Box<dyn KeyValueStore>, LocalData) =
                 match (builder.window, builder.session) {
                     (Some(spec), _) if persistent => {
-                        let (store, local) =
-                            open_window_store(backend, state_dir, name, spec.retention_ms)?;
+                        let (store, local) = open_window_store(
+                            Engine::new(backend, engine.clone()),
+                            state_dir,
+                            name,
+                            spec.retention_ms,
+                        )?;
                         (Box::new(store), local)
                     }
                     (Some(spec), _) => {
@@ -580,15 +590,21 @@ impl StoreSlot {
                         (Box::new(WindowedKvStore::new(store)), LocalData::Created)
                     }
                     (None, Some(retention_ms)) if persistent => {
-                        let (store, local) =
-                            open_session_store(backend, state_dir, name, retention_ms)?;
+                        let (store, local) = open_session_store(
+                            Engine::new(backend, engine.clone()),
+                            state_dir,
+                            name,
+                            retention_ms,
+                        )?;
                         (Box::new(store), local)
                     }
                     (None, Some(retention_ms)) => (
                         Box::new(InMemorySessionStore::in_memory(name.clone(), retention_ms)),
                         LocalData::Created,
                     ),
-                    (None, None) => open_or_wipe(backend, state_dir, name)?,
+                    (None, None) => {
+                        open_or_wipe(Engine::new(backend, engine.clone()), state_dir, name)?
+                    }
                 };
             let (base, changelog) = if builder.logging_enabled() {
                 let buffer = ChangelogBuffer::default();
@@ -1899,6 +1915,7 @@ mod window_tests {
             None,
             Path::new("unused"),
             &CacheBudget::new(0),
+            &EngineOptions::default(),
         )
         .unwrap()
     }
@@ -1985,6 +2002,7 @@ mod window_tests {
                     None,
                     &state_dir,
                     &CacheBudget::new(1 << 20),
+                    &EngineOptions::default(),
                 )
                 .unwrap();
                 let mut store = slot.typed_window::<String, i64>().unwrap();
@@ -2275,8 +2293,15 @@ mod window_tests {
         let dir = tempfile::tempdir().unwrap();
         let builder = versioned_builder().with_backend(StoreBackend::Redb);
         {
-            let mut slot =
-                StoreSlot::open(&builder, "app", None, dir.path(), &CacheBudget::new(0)).unwrap();
+            let mut slot = StoreSlot::open(
+                &builder,
+                "app",
+                None,
+                dir.path(),
+                &CacheBudget::new(0),
+                &EngineOptions::default(),
+            )
+            .unwrap();
             assert!(slot.persistent);
             assert_eq!(slot.local_data, LocalData::Created);
             let mut store = slot.typed_versioned::<String, String>().unwrap();
@@ -2288,8 +2313,15 @@ mod window_tests {
                 .unwrap();
             slot.stack.close().unwrap();
         }
-        let mut slot =
-            StoreSlot::open(&builder, "app", None, dir.path(), &CacheBudget::new(0)).unwrap();
+        let mut slot = StoreSlot::open(
+            &builder,
+            "app",
+            None,
+            dir.path(),
+            &CacheBudget::new(0),
+            &EngineOptions::default(),
+        )
+        .unwrap();
         assert_eq!(slot.local_data, LocalData::Found);
         let store = slot.typed_versioned::<String, String>().unwrap();
         assert_eq!(

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_store::{CacheBudget, StoreBackend};
+use state_store::{CacheBudget, EngineOptions, StoreBackend};
 
 use crate::changelog_buffer::{ChangelogBuffer, Logged};
 use crate::client::TopicPartition;
@@ -43,6 +43,8 @@ pub(crate) struct TaskOptions<'a> {
     /// The record caches' bound, shared by every task of a stream thread
     /// (`cache.max.bytes.buffering` over the number of threads).
     pub(crate) cache: CacheBudget,
+    /// The persistent stores' engine settings.
+    pub(crate) engine: EngineOptions,
     pub(crate) handler: DeserializationHandler,
     pub(crate) dead_letter_topic: Option<&'a str>,
     pub(crate) wall_clock: i64,
@@ -139,6 +141,7 @@ impl Task {
                 options.backend,
                 &task_dir,
                 &options.cache,
+                &options.engine,
             )?);
         }
 

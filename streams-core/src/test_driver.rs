@@ -438,6 +438,7 @@ impl TopologyTestDriver {
                 backend,
                 state_dir: &state_dir,
                 cache: cache.clone(),
+                engine: streams.engine_options(),
                 handler: streams.deserialization_handler(),
                 dead_letter_topic: streams.dead_letter_topic(),
                 wall_clock: config.initial_wall_clock_ms,

@@ -355,6 +355,7 @@ impl Core {
             backend: None,
             state_dir: &plan.app_dir,
             cache: self.cache.clone(),
+            engine: plan.config.engine_options(),
             handler: plan.config.deserialization_handler(),
             dead_letter_topic: plan.config.dead_letter_topic(),
             wall_clock: wall_clock_ms(),
