@@ -138,6 +138,7 @@ fn consumer_config(settings: &ConsumerSettings) -> ConsumerConfig {
         session_timeout_ms: settings.session_timeout_ms,
         heartbeat_interval_ms: settings.heartbeat_interval_ms,
         max_poll_records: settings.max_poll_records,
+        max_partition_fetch_bytes: settings.max_partition_fetch_bytes.max(1),
         isolation_level: match settings.isolation {
             Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
             Isolation::ReadUncommitted => IsolationLevel::ReadUncommitted,

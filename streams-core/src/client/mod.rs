@@ -135,6 +135,8 @@ pub(crate) struct ConsumerSettings {
     pub(crate) session_timeout_ms: u64,
     pub(crate) heartbeat_interval_ms: u64,
     pub(crate) max_poll_records: usize,
+    /// The most one fetch of a partition reads.
+    pub(crate) max_partition_fetch_bytes: usize,
     /// Decode the next fetches while the caller processes (the main
     /// consumer), rather than only inside a poll (the restore consumer).
     pub(crate) background_fetch: bool,

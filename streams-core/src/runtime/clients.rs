@@ -60,6 +60,8 @@ pub(super) fn consumer_settings(plan: &Plan, index: usize, group: bool) -> Consu
         } else {
             Isolation::ReadUncommitted
         },
+        max_partition_fetch_bytes: usize::try_from(plan.clients.max_partition_fetch_bytes)
+            .unwrap_or(usize::MAX),
         // The stream thread's consumer decodes its next fetches on a thread of its own
         // while the thread processes; the restore consumer reads in bulk as it goes.
         background_fetch: group,

@@ -112,6 +112,8 @@ async fn run(
         session_timeout_ms: plan.clients.session_timeout_ms,
         heartbeat_interval_ms: plan.clients.heartbeat_interval_ms,
         max_poll_records: 5_000,
+        max_partition_fetch_bytes: usize::try_from(plan.clients.max_partition_fetch_bytes)
+            .unwrap_or(usize::MAX),
         background_fetch: false,
     })?;
     let mut ends = HashMap::new();

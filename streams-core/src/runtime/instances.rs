@@ -132,6 +132,7 @@ async fn run(
         session_timeout_ms: 45_000,
         heartbeat_interval_ms: 3_000,
         max_poll_records: 1_000,
+        max_partition_fetch_bytes: 1024 * 1024,
         background_fetch: false,
     })?;
     let tp = TopicPartition::new(topic, 0);

@@ -60,6 +60,10 @@ pub(crate) struct ClientSettings {
     pub(crate) transaction_timeout_ms: u64,
     /// `max.poll.records` of the main consumer.
     pub(crate) max_poll_records: u64,
+    /// `max.partition.fetch.bytes` of the consumers: the most one fetch of
+    /// a partition reads (each assigned partition has at most one fetch
+    /// read ahead).
+    pub(crate) max_partition_fetch_bytes: u64,
     /// `repartition.purge.interval.ms`: how often records of repartition
     /// topics that were committed are deleted.
     pub(crate) repartition_purge_interval_ms: u64,
@@ -73,6 +77,8 @@ impl ClientSettings {
     const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 3_000;
     const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
     const DEFAULT_MAX_POLL_RECORDS: u64 = 1_000;
+    /// Kafka's consumer default: 1 MiB.
+    const DEFAULT_MAX_PARTITION_FETCH_BYTES: u64 = 1024 * 1024;
     const DEFAULT_REPARTITION_PURGE_INTERVAL_MS: u64 = 30_000;
 
     fn from_config(config: &StreamsConfig) -> Result<Self> {
@@ -118,6 +124,13 @@ impl ClientSettings {
             ],
             Self::DEFAULT_MAX_POLL_RECORDS,
         )?;
+        let max_partition_fetch_bytes = setting(
+            &[
+                "main.consumer.max.partition.fetch.bytes",
+                "consumer.max.partition.fetch.bytes",
+            ],
+            Self::DEFAULT_MAX_PARTITION_FETCH_BYTES,
+        )?;
         let repartition_purge_interval_ms = setting(
             &["repartition.purge.interval.ms"],
             Self::DEFAULT_REPARTITION_PURGE_INTERVAL_MS,
@@ -128,6 +141,7 @@ impl ClientSettings {
             heartbeat_interval_ms,
             transaction_timeout_ms,
             max_poll_records,
+            max_partition_fetch_bytes,
         })
     }
 }

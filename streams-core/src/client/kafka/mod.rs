@@ -256,6 +256,7 @@ impl KafkaClients {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 3_000,
             max_poll_records: 1,
+            max_partition_fetch_bytes: 1024 * 1024,
             background_fetch: true,
         };
         consumer::config(&clients, &settings)?;

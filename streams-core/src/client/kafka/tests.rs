@@ -79,6 +79,7 @@ fn restore_settings(isolation: Isolation) -> ConsumerSettings {
         session_timeout_ms: 10_000,
         heartbeat_interval_ms: 1_000,
         max_poll_records: 100,
+        max_partition_fetch_bytes: 1024 * 1024,
         background_fetch: false,
     }
 }
