@@ -169,3 +169,72 @@ async fn a_waiting_task_holds_a_bounded_buffer_and_loses_nothing() {
     assert_eq!(indexes, (0..RECORDS).collect::<Vec<_>>());
     broker.close().await.unwrap();
 }
+
+/// With a `producer.buffer.memory` so small that one task's output fills a
+/// processing round, the tasks take turns round after round: none is
+/// starved, and every record comes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_take_turns_when_the_output_bound_stops_a_round() {
+    const PARTITIONS: u32 = 4;
+    const PER_PARTITION: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path().join("broker"), Default::default())
+        .await
+        .unwrap();
+    ensure_topic(&broker, FAST, PARTITIONS).await.unwrap();
+    ensure_topic(&broker, OUT, PARTITIONS).await.unwrap();
+    let producer = Producer::new(&broker);
+    for partition in 0..PARTITIONS {
+        let batch = (0..PER_PARTITION)
+            .map(|i| {
+                ProducerRecord::new(FAST, format!("{partition}-{i}").into_bytes())
+                    .partition(partition)
+                    .timestamp(i as i64)
+            })
+            .collect();
+        producer.send_batch(batch).await.unwrap();
+    }
+    producer.flush(&[FAST]).await.unwrap();
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>(FAST, Consumed::with(Serdes::string(), Serdes::string()))
+        .to(OUT, Produced::with(Serdes::string(), Serdes::string()));
+    let topology = builder.build().unwrap();
+    let sources = physical_source_topics(&topology, APPLICATION_ID);
+    let state_dir = dir.path().join("state");
+    let config = StreamsConfig::from_pairs([
+        ("application.id", APPLICATION_ID),
+        ("commit.interval.ms", "100"),
+        ("state.dir", &*state_dir.to_string_lossy()),
+        // A third of it, one byte, is the most output a round makes before
+        // the other tasks wait for the next round.
+        ("producer.buffer.memory", "3"),
+        ("consumer.max.poll.records", "50"),
+    ])
+    .unwrap();
+    let mut app = StreamsApp::new(topology, config, broker.clone());
+    app.start().await.unwrap();
+    wait_until_idle(
+        &app,
+        &broker,
+        APPLICATION_ID,
+        &sources,
+        Some(DEADLINE),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    app.close().await.unwrap();
+    let out = read_committed(&broker, OUT, DEADLINE).await.unwrap();
+    let mut values: Vec<String> = out
+        .iter()
+        .map(|r| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
+        .collect();
+    values.sort();
+    let mut expected: Vec<String> = (0..PARTITIONS)
+        .flat_map(|p| (0..PER_PARTITION).map(move |i| format!("{p}-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(values, expected);
+    broker.close().await.unwrap();
+}

@@ -665,6 +665,13 @@ impl Task {
         }
     }
 
+    /// About the bytes of the records written since the last
+    /// [`Task::take_output`]: their keys and values, and a slot each.
+    pub(crate) fn output_bytes(&self) -> usize {
+        const PER_RECORD: usize = 48;
+        self.state.output.bytes_len() + self.state.output.len() * PER_RECORD
+    }
+
     /// Takes the records written since the last call.
     pub(crate) fn take_output(&mut self) -> Output {
         // Start the next round with room for the largest one so far: a

@@ -64,12 +64,25 @@ pub(crate) struct ClientSettings {
     /// a partition reads (each assigned partition has at most one fetch
     /// read ahead).
     pub(crate) max_partition_fetch_bytes: u64,
+    /// `buffer.memory` of the producers: the output a stream thread holds
+    /// before it waits for its sender.
+    pub(crate) buffer_memory: u64,
     /// `repartition.purge.interval.ms`: how often records of repartition
     /// topics that were committed are deleted.
     pub(crate) repartition_purge_interval_ms: u64,
 }
 
 impl ClientSettings {
+    /// The output one processing round of a stream thread may make before
+    /// the rest of its tasks wait for the next round: a third of
+    /// `buffer.memory`, since the sender holds up to two rounds handed over
+    /// while the thread makes the third.
+    pub(crate) fn output_bytes_per_loop(&self) -> usize {
+        usize::try_from(self.buffer_memory / 3)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
     /// Kafka Streams' defaults: the consumer's 45 s session and 3 s
     /// heartbeat, 1000 records per poll (Kafka Streams' override of the
     /// consumer's 500), and a 10 s transaction timeout.
@@ -79,6 +92,8 @@ impl ClientSettings {
     const DEFAULT_MAX_POLL_RECORDS: u64 = 1_000;
     /// Kafka's consumer default: 1 MiB.
     const DEFAULT_MAX_PARTITION_FETCH_BYTES: u64 = 1024 * 1024;
+    /// Kafka's producer default: 32 MiB.
+    const DEFAULT_BUFFER_MEMORY: u64 = 32 * 1024 * 1024;
     const DEFAULT_REPARTITION_PURGE_INTERVAL_MS: u64 = 30_000;
 
     fn from_config(config: &StreamsConfig) -> Result<Self> {
@@ -131,6 +146,7 @@ impl ClientSettings {
             ],
             Self::DEFAULT_MAX_PARTITION_FETCH_BYTES,
         )?;
+        let buffer_memory = setting(&["producer.buffer.memory"], Self::DEFAULT_BUFFER_MEMORY)?;
         let repartition_purge_interval_ms = setting(
             &["repartition.purge.interval.ms"],
             Self::DEFAULT_REPARTITION_PURGE_INTERVAL_MS,
@@ -142,6 +158,7 @@ impl ClientSettings {
             transaction_timeout_ms,
             max_poll_records,
             max_partition_fetch_bytes,
+            buffer_memory,
         })
     }
 }

@@ -164,6 +164,9 @@ pub(crate) struct Core {
     pub(super) dirty_closes: Arc<AtomicU64>,
     /// The bound the record caches of all this thread's tasks share.
     pub(super) cache: CacheBudget,
+    /// The task the next [`Core::process`] starts with, when the last one
+    /// stopped at the output's bound.
+    pub(super) resume_processing_at: Option<TaskId>,
 }
 
 pub(super) fn wall_clock_ms() -> i64 {
@@ -210,6 +213,7 @@ impl Core {
             awaiting_assignment: true,
             dirty_closes,
             cache,
+            resume_processing_at: None,
         })
     }
 
@@ -438,8 +442,19 @@ impl Core {
     /// in `lagging` (records the consumer has not fetched yet), as
     /// Kafka's KIP-695: it processes in timestamp order across its inputs
     /// rather than ahead of one that is only behind.
+    ///
+    /// Once the output of the tasks processed in this call reaches the
+    /// thread's share of `producer.buffer.memory` (see
+    /// [`ClientSettings::output_bytes_per_loop`]), the rest wait for the
+    /// next call, which starts with them: the output waits to be sent, and
+    /// the records not processed stay in their task's buffer (and past
+    /// `buffered.records.per.partition`, in the log).
+    ///
+    /// [`ClientSettings::output_bytes_per_loop`]: super::setup::ClientSettings::output_bytes_per_loop
     pub(super) fn process(&mut self, lagging: &[TopicPartition]) -> Result<usize> {
         let mut processed = 0;
+        let budget = self.plan.clients.output_bytes_per_loop();
+        let mut output = 0usize;
         let plan = self.plan.clone();
         let max_idle = u64::try_from(plan.config.max_task_idle_ms())
             .ok()
@@ -450,16 +465,35 @@ impl Core {
         } else {
             lagging
         };
-        for (id, entry) in self.tasks.iter_mut() {
+        // The tasks from where the last call stopped, then the others.
+        let start = self.resume_processing_at.take();
+        let order: Vec<TaskId> = match start {
+            Some(start) => self
+                .tasks
+                .range(start..)
+                .chain(self.tasks.range(..start))
+                .map(|(id, _)| *id)
+                .collect(),
+            None => self.tasks.keys().copied().collect(),
+        };
+        for id in order {
+            if output >= budget {
+                self.resume_processing_at = Some(id);
+                break;
+            }
+            let Some(entry) = self.tasks.get_mut(&id) else {
+                continue;
+            };
             if !entry.running() {
                 continue;
             }
             let task = &mut entry.task;
-            let count = guarded(*id, || task.process_buffered(max_idle, lagging))?;
+            let count = guarded(id, || task.process_buffered(max_idle, lagging))?;
             if count > 0 {
                 processed += count;
                 entry.last_record = task.stream_time().map(|t| (Instant::now(), t));
             }
+            output += task.output_bytes();
         }
         Ok(processed)
     }

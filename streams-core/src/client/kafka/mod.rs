@@ -94,7 +94,7 @@ impl Role {
                 "heartbeat.interval.ms",
                 "max.poll.records",
             ],
-            Self::Producer => &["transaction.timeout.ms"],
+            Self::Producer => &["transaction.timeout.ms", "buffer.memory"],
             Self::Admin => &[],
         }
     }
