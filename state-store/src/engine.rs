@@ -2,8 +2,8 @@
 
 use crate::backend::StoreBackend;
 
-/// The default of [`EngineOptions::redb_cache_bytes`]: 16 MiB per store.
-pub const DEFAULT_REDB_CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// The default of [`EngineOptions::redb_cache_bytes`]: 32 MiB per store.
+pub const DEFAULT_REDB_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// The default of [`EngineOptions::sled_cache_bytes`]: 16 MiB per store.
 pub const DEFAULT_SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 

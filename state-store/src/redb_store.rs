@@ -24,7 +24,7 @@ const SCAN_CHUNK: usize = 512;
 /// Options for [`RedbStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct RedbOptions {
-    /// redb's page cache size in bytes. Default 16 MiB ([`crate::DEFAULT_REDB_CACHE_BYTES`]).
+    /// redb's page cache size in bytes. Default 32 MiB ([`crate::DEFAULT_REDB_CACHE_BYTES`]).
     pub cache_size_bytes: usize,
     /// Verify the checksum of every page on every open, not only after an
     /// unclean shutdown (redb does that by itself). Default `true`: a file

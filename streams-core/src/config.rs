@@ -219,7 +219,7 @@ impl StreamsConfig {
     /// more records of it than this, not yet processed, and fetches again
     /// once the task has processed them; see `docs/operations.md`.
     pub const BUFFERED_RECORDS_PER_PARTITION: &'static str = "buffered.records.per.partition";
-    /// `statestore.redb.cache.max.bytes` (default 16 MiB): the page cache
+    /// `statestore.redb.cache.max.bytes` (default 32 MiB): the page cache
     /// and write buffer of each redb store (one per store per task).
     pub const REDB_CACHE_MAX_BYTES: &'static str = "statestore.redb.cache.max.bytes";
     /// `statestore.sled.cache.max.bytes` (default 16 MiB): the page cache

@@ -47,8 +47,8 @@ use examples::cluster::Cluster;
 use examples::kafka_cluster::parse_bootstrap_servers;
 use examples::outln;
 use examples::{
-    physical_source_topics, word_count_topology, words, GroupProgress, InputLoad, TEXT_LINES_TOPIC,
-    WORD_COUNTS_STORE, WORD_COUNTS_TOPIC,
+    peak_memory_kib, physical_source_topics, word_count_topology, words, GroupProgress, InputLoad,
+    TEXT_LINES_TOPIC, WORD_COUNTS_STORE, WORD_COUNTS_TOPIC,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use streams_core::{AppState, StoreBackend, StreamsApp, StreamsConfig, StreamsError};
@@ -310,7 +310,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &args,
         &cluster,
         &data_dir,
-        lines.as_deref(),
+        lines,
         exit_when_idle,
         &mut interrupts,
     )
@@ -356,7 +356,7 @@ async fn count(
     args: &Args,
     cluster: &Cluster,
     data_dir: &Path,
-    lines: Option<&[String]>,
+    lines: Option<Vec<String>>,
     exit_when_idle: bool,
     interrupts: &mut Interrupts,
 ) -> anyhow::Result<()> {
@@ -365,13 +365,18 @@ async fn count(
     if let Cluster::Kafka(kafka) = cluster {
         outln!("running on the Kafka cluster at {}", kafka.servers())?;
     }
-    let loaded = match lines {
-        Some(lines) => Some(load(cluster, lines, partitions).await?),
+    // The input is dropped once loaded: the run holds none of it.
+    let (loaded, input_words) = match lines {
+        Some(lines) => {
+            let load = load(cluster, &lines, partitions).await?;
+            let words: u64 = lines.iter().map(|l| words(l).len() as u64).sum();
+            (Some(load), Some(words))
+        }
         None => {
             outln!(
                 "loading no input (--no-load): counting what {TEXT_LINES_TOPIC} holds and gets"
             )?;
-            None
+            (None, None)
         }
     };
 
@@ -477,12 +482,21 @@ async fn count(
     let store = app
         .store::<String, ValueAndTimestamp<i64>>(WORD_COUNTS_STORE)
         .context("cannot query the word-counts store")?;
-    let mut counts: Vec<(String, i64)> = store
-        .all()
-        .context("cannot read the word-counts store")?
-        .into_iter()
-        .map(|(word, count)| (word, count.value))
-        .collect();
+    // The top ten, kept as the store is read: a count of millions of
+    // distinct words is never held whole here.
+    let mut distinct = 0u64;
+    let mut top: Vec<(String, i64)> = Vec::with_capacity(11);
+    store
+        .for_each(|word, count| {
+            distinct += 1;
+            let entry = (word, count.value);
+            let rank = top.partition_point(|t| by_count(t, &entry).is_lt());
+            if rank < 10 {
+                top.insert(rank, entry);
+                top.truncate(10);
+            }
+        })
+        .context("cannot read the word-counts store")?;
     app.close()
         .await
         .context("the streams application did not close cleanly")?;
@@ -493,14 +507,13 @@ async fn count(
         // Other processes of the group may have taken part.
         Cluster::Kafka(_) => format!(" (the group {application_id})"),
     };
-    let words_per_second = match (lines, loaded) {
+    let words_per_second = match (input_words, loaded) {
         // When this run loaded the whole input and the group had processed
         // none of it before: the words of that input. Otherwise lines/s is
         // the only figure.
-        (Some(lines), Some(load)) if load.held == 0 && already == 0 => format!(
-            ", {:.0} words/s",
-            lines.iter().map(|l| words(l).len() as u64).sum::<u64>() as f64 / seconds
-        ),
+        (Some(input_words), Some(load)) if load.held == 0 && already == 0 => {
+            format!(", {:.0} words/s", input_words as f64 / seconds)
+        }
         _ => String::new(),
     };
     outln!(
@@ -508,12 +521,19 @@ async fn count(
         args.threads,
         processed as f64 / seconds,
     )?;
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    outln!("{} distinct words; top 10:", counts.len())?;
-    for (rank, (word, count)) in counts.iter().take(10).enumerate() {
+    outln!("{distinct} distinct words; top 10:")?;
+    for (rank, (word, count)) in top.iter().enumerate() {
         outln!("{:>3}. {word:<16} {count:>9}", rank + 1)?;
     }
+    if let Some(kib) = peak_memory_kib() {
+        outln!("peak resident memory: {:.1} MiB", kib as f64 / 1024.0)?;
+    }
     Ok(())
+}
+
+/// The top ten's order: higher counts first, then words in order.
+fn by_count(a: &(String, i64), b: &(String, i64)) -> std::cmp::Ordering {
+    b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
 }
 
 /// Reports the group's progress while the application runs; returns the

@@ -560,6 +560,19 @@ impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> {
         Ok(out)
     }
 
+    /// Hands every entry to `visit`, task by task, each task's in key
+    /// order, without collecting them: for a store larger than what the
+    /// caller wants to hold at once (a top ten of a large count).
+    pub fn for_each(&self, mut visit: impl FnMut(K, V)) -> Result<()> {
+        self.each(|store| {
+            for item in store.all()? {
+                let (key, value) = item?;
+                visit(key, value);
+            }
+            Ok(false)
+        })
+    }
+
     /// Every entry, task by task, each task's in key order.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         let mut out = Vec::new();
