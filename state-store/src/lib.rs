@@ -64,7 +64,6 @@ mod cache;
 mod cache_budget;
 mod changelog;
 mod checkpoint;
-mod engine;
 mod error;
 mod fsutil;
 mod kv_versioned;
@@ -96,12 +95,14 @@ mod persistent_tests;
 #[cfg(test)]
 mod versioned_tests;
 
-pub use backend::{open_or_wipe, open_store, LocalData, StoreBackend, UnknownBackend};
+pub use backend::{
+    open_or_wipe, open_store, Engine, EngineOptions, LocalData, StoreBackend, UnknownBackend,
+    DEFAULT_REDB_CACHE_BYTES, DEFAULT_SLED_CACHE_BYTES,
+};
 pub use cache::{CacheEntry, CachingStore, CACHE_ENTRY_OVERHEAD_BYTES};
 pub use cache_budget::CacheBudget;
 pub use changelog::{ChangeLoggingStore, ChangelogSink};
 pub use checkpoint::{Checkpoint, CheckpointDecodeError, CHECKPOINT_FORMAT_VERSION};
-pub use engine::{Engine, EngineOptions, DEFAULT_REDB_CACHE_BYTES, DEFAULT_SLED_CACHE_BYTES};
 pub use error::{BoxError, Result, StoreError};
 pub use kv_versioned::{open_versioned_store, InMemoryVersionedStore, KvVersionedStore};
 pub use kv_window::{open_window_store, KvWindowStore};
