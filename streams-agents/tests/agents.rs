@@ -976,3 +976,119 @@ async fn ask_sends_a_request_and_waits_for_the_agents_answer() {
     );
     running.stop().await.unwrap();
 }
+
+/// The resident memory of this process in KiB (`VmRSS`).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A slow agent over 1,000,000 waiting events (about 120 MiB in the log):
+/// the process holds a bounded number of them, not the backlog, however
+/// long the agent takes. An agent runs on its stream thread and takes one
+/// event at a time, so a slow agent slows that thread's polls; past
+/// `buffered.records.per.partition` a task's partitions would be paused
+/// besides (`tests/backpressure.rs` shows that rule on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_agent_back_pressures_the_consumer() {
+    const EVENTS: usize = 1_000_000;
+    const PARTITIONS: u32 = 2;
+    const MAX_BUFFERED: u64 = 500;
+    const MAX_POLL: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default())
+        .await
+        .unwrap();
+    let producer = broker_embedded::Producer::new(&broker);
+    broker
+        .ensure_topic(broker_embedded::NewTopic::new("events", PARTITIONS))
+        .await
+        .unwrap();
+    let value = "x".repeat(100);
+    for start in (0..EVENTS).step_by(10_000) {
+        let batch = (start..start + 10_000)
+            .map(|i| {
+                broker_embedded::ProducerRecord::new("events", value.clone().into_bytes())
+                    .key(format!("k{i}").into_bytes())
+                    .partition(i as u32 % PARTITIONS)
+            })
+            .collect();
+        producer.send_batch(batch).await.unwrap();
+    }
+    producer.flush(&["events"]).await.unwrap();
+    let state_dir = dir.path().join("state");
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "slow-agent"),
+        ("state.dir", &*state_dir.to_string_lossy()),
+        ("commit.interval.ms", "50"),
+        ("consumer.max.poll.records", &MAX_POLL.to_string()),
+        ("buffered.records.per.partition", &MAX_BUFFERED.to_string()),
+    ])
+    .unwrap();
+    let mut app = App::new(config)
+        .with_broker(broker.clone())
+        .with_topic_partitions(PARTITIONS);
+    let events = app
+        .topic::<String, String>("events", Serdes::string(), Serdes::string())
+        .unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let for_agent = seen.clone();
+    app.agent("slow", &events, move |mut events| {
+        let seen = for_agent.clone();
+        async move {
+            while let Some(event) = events.next().await {
+                event?;
+                // Slow: a pause every 100 events.
+                if seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    let rss_before = rss_kib();
+    let running = app.start().await.unwrap();
+    let seen_now = || seen.load(std::sync::atomic::Ordering::Relaxed);
+    // While the agent works through the first 20,000 events, the tasks
+    // never hold more than the bound and one poll, and the process does
+    // not take in the backlog.
+    let mut most_buffered = 0;
+    let mut most_rss = rss_before;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen_now() < 20_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent saw only {} events",
+            seen_now()
+        );
+        for thread in running.streams_app().metadata_for_local_threads() {
+            for task in thread.tasks {
+                for partition in task.partitions {
+                    most_buffered = most_buffered.max(partition.buffered_records);
+                }
+            }
+        }
+        most_rss = most_rss.max(rss_kib());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop().await.unwrap();
+    assert!(
+        most_buffered <= MAX_BUFFERED + MAX_POLL,
+        "a task buffered {most_buffered} events"
+    );
+    let grown_mib = most_rss.saturating_sub(rss_before) / 1024;
+    assert!(
+        grown_mib < 40,
+        "the process grew by {grown_mib} MiB with {EVENTS} events waiting"
+    );
+    assert!(
+        seen_now() < EVENTS,
+        "the agent was not slow enough to test anything"
+    );
+    broker.close().await.unwrap();
+}
