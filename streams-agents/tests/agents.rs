@@ -1043,7 +1043,10 @@ async fn a_slow_agent_back_pressures_the_consumer() {
             while let Some(event) = events.next().await {
                 event?;
                 // Slow: a pause every 100 events.
-                if seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100 == 0 {
+                if seen
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .is_multiple_of(100)
+                {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
