@@ -54,12 +54,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use broker_embedded::{Broker, BrokerConfig};
 use examples::apache_kafka::{ApacheKafka, KafkaOptions};
+use examples::bench::run_until_idle;
 use examples::kafka_progress::{repartition_topics, GroupWatch};
 use examples::kafka_streams::{Guarantee, KafkaStreamsApp, KafkaStreamsOptions};
 use examples::process::{cpu_seconds, peak_rss_kib};
 use examples::{
-    corpus, count_words, ensure_topic, physical_source_topics, produce_values, wait_until_idle,
-    word_count_topology, words, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
+    corpus, count_words, ensure_topic, physical_source_topics, produce_values, word_count_topology,
+    words, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::ClientConfig;
@@ -147,18 +148,9 @@ async fn embedded_child() -> anyhow::Result<()> {
     let mut app = StreamsApp::new(topology, config, broker.clone());
     let me = std::process::id();
     let cpu_before = cpu_seconds(me)?;
-    let start = Instant::now();
-    app.start().await?;
-    wait_until_idle(
-        &app,
-        &broker,
-        &application_id,
-        &sources,
-        Some(DEADLINE),
-        |_| {},
-    )
-    .await?;
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = run_until_idle(&mut app, &broker, &application_id, &sources, DEADLINE)
+        .await?
+        .as_secs_f64();
     let cpu = cpu_seconds(me)? - cpu_before;
     let rss = peak_rss_kib(me)?;
     app.close().await?;

@@ -13,14 +13,15 @@
 //! cargo bench -p examples --bench eos
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 use broker_embedded::{Broker, BrokerConfig};
 use examples::bench::alternate;
+use examples::bench::run_until_idle;
 use examples::{
-    corpus, ensure_topic, physical_source_topics, produce_values, wait_until_idle,
-    word_count_topology, words, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
+    corpus, ensure_topic, physical_source_topics, produce_values, word_count_topology, words,
+    TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
 };
 use streams_core::{StoreBackend, StreamsApp, StreamsConfig};
 
@@ -90,18 +91,7 @@ async fn child(guarantee: &str) -> anyhow::Result<()> {
         ("state.dir", &*state_dir.to_string_lossy()),
     ])?;
     let mut app = StreamsApp::new(topology, config, broker.clone());
-    let start = Instant::now();
-    app.start().await?;
-    wait_until_idle(
-        &app,
-        &broker,
-        &application_id,
-        &sources,
-        Some(DEADLINE),
-        |_| {},
-    )
-    .await?;
-    let elapsed = start.elapsed();
+    let elapsed = run_until_idle(&mut app, &broker, &application_id, &sources, DEADLINE).await?;
     app.close().await?;
     broker.close().await?;
 

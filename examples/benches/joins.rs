@@ -23,12 +23,13 @@
 //! cargo bench -p examples --bench joins
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 use broker_embedded::{Broker, BrokerConfig, Producer, ProducerRecord};
 use examples::bench::alternate;
-use examples::{ensure_topic, peak_memory_kib, physical_source_topics, wait_until_idle};
+use examples::bench::run_until_idle;
+use examples::{ensure_topic, peak_memory_kib, physical_source_topics};
 use streams_core::{Serdes, StoreBackend, StreamsApp, StreamsConfig, Topology};
 use streams_dsl::{
     Consumed, Grouped, JoinWindows, Joined, Materialized, Produced, StreamJoined, StreamsBuilder,
@@ -186,18 +187,7 @@ async fn child(side: &str) -> anyhow::Result<()> {
         ("state.dir", &*state_dir.to_string_lossy()),
     ])?;
     let mut app = StreamsApp::new(topology, config, broker.clone());
-    let start = Instant::now();
-    app.start().await?;
-    wait_until_idle(
-        &app,
-        &broker,
-        &application_id,
-        &sources,
-        Some(DEADLINE),
-        |_| {},
-    )
-    .await?;
-    let elapsed = start.elapsed();
+    let elapsed = run_until_idle(&mut app, &broker, &application_id, &sources, DEADLINE).await?;
     app.close().await?;
     let mut written = 0;
     for partition in 0..PARTITIONS {

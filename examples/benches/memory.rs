@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use broker_embedded::{Broker, BrokerConfig};
-use examples::bench::run_child;
+use examples::bench::{run_child, run_until_idle};
 use examples::{
     distinct_word_lines, ensure_topic, peak_memory_kib, physical_source_topics, produce_values,
-    wait_until_idle, word_count_topology, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
+    word_count_topology, TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
 };
 use streams_core::{StoreBackend, StreamsApp, StreamsConfig};
 
@@ -190,18 +190,9 @@ async fn app_child(name: &str, backend: StoreBackend, words: u64) -> anyhow::Res
     }
     let config = StreamsConfig::from_pairs(pairs)?;
     let mut app = StreamsApp::new(topology, config, broker.clone());
-    let start = Instant::now();
-    app.start().await?;
-    wait_until_idle(
-        &app,
-        &broker,
-        &application_id,
-        &sources,
-        Some(DEADLINE),
-        |_| {},
-    )
-    .await?;
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = run_until_idle(&mut app, &broker, &application_id, &sources, DEADLINE)
+        .await?
+        .as_secs_f64();
     let state_bytes = dir_size(&state_dir);
     app.close().await?;
     broker.close().await?;

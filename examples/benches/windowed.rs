@@ -15,13 +15,14 @@
 //! cargo bench -p examples --bench windowed
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 use broker_embedded::{Broker, BrokerConfig};
 use examples::bench::alternate;
+use examples::bench::run_until_idle;
 use examples::windowed::{count_topology, produce_pageviews, PageView, PAGEVIEWS_TOPIC};
-use examples::{ensure_topic, physical_source_topics, wait_until_idle};
+use examples::{ensure_topic, physical_source_topics};
 use streams_core::{StreamsApp, StreamsConfig};
 
 const EVENTS: usize = 300_000;
@@ -105,18 +106,7 @@ async fn child(side: &str) -> anyhow::Result<()> {
         ("state.dir", &*state_dir.to_string_lossy()),
     ])?;
     let mut app = StreamsApp::new(topology, config, broker.clone());
-    let start = Instant::now();
-    app.start().await?;
-    wait_until_idle(
-        &app,
-        &broker,
-        &application_id,
-        &sources,
-        Some(DEADLINE),
-        |_| {},
-    )
-    .await?;
-    let elapsed = start.elapsed();
+    let elapsed = run_until_idle(&mut app, &broker, &application_id, &sources, DEADLINE).await?;
     app.close().await?;
     let (_, written) = broker.offsets(output, 0).await?;
     broker.close().await?;

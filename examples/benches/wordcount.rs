@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use broker_embedded::{Broker, BrokerConfig};
-use examples::bench::run_child;
+use examples::bench::{run_child, run_until_idle};
 use examples::{
     corpus, count_words, cpu_between, ensure_topic, peak_memory_kib, physical_source_topics,
-    produce_values, thread_cpu_times, wait_until_idle, word_count_topology, words,
-    TEXT_LINES_TOPIC, WORD_COUNTS_TOPIC,
+    produce_values, thread_cpu_times, word_count_topology, words, TEXT_LINES_TOPIC,
+    WORD_COUNTS_TOPIC,
 };
 use streams_core::{StoreBackend, StreamsApp, StreamsConfig};
 
@@ -220,18 +220,7 @@ async fn child(backend: StoreBackend) -> anyhow::Result<()> {
     ])?;
     let mut app = StreamsApp::new(topology, config, broker.clone());
     let cpu_before = thread_cpu_times();
-    let start = Instant::now();
-    app.start().await?;
-    wait_until_idle(
-        &app,
-        &broker,
-        &application_id,
-        &sources,
-        Some(DEADLINE),
-        |_| {},
-    )
-    .await?;
-    let elapsed = start.elapsed();
+    let elapsed = run_until_idle(&mut app, &broker, &application_id, &sources, DEADLINE).await?;
     let (cpu, busiest) = cpu_between(&cpu_before, &thread_cpu_times());
     let close_start = Instant::now();
     app.close().await?;

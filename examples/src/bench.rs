@@ -56,6 +56,22 @@ pub fn alternate(
     Ok([median(first), median(second)])
 }
 
+/// Starts `app` and waits until its group `group` has committed every
+/// record of `topics` on `broker` (see [`crate::wait_until_idle`]); returns
+/// the time from just before the start. Fails after `deadline`.
+pub async fn run_until_idle(
+    app: &mut streams_core::StreamsApp,
+    broker: &broker_embedded::Broker,
+    group: &str,
+    topics: &[String],
+    deadline: std::time::Duration,
+) -> anyhow::Result<std::time::Duration> {
+    let start = std::time::Instant::now();
+    app.start().await?;
+    crate::wait_until_idle(app, broker, group, topics, Some(deadline), |_| {}).await?;
+    Ok(start.elapsed())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
