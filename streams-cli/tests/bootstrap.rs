@@ -351,8 +351,10 @@ fn produce_and_consume_over_the_wire_match_the_data_dir() {
         "--print-offset",
         "--value-format",
         "json",
+        // Idle time from the start (no group): room for librdkafka's connection and first
+        // fetch on a loaded machine.
         "--timeout-ms",
-        "1000",
+        "5000",
     ];
     let mut read = consume(wire, &all);
     let one = [
@@ -367,7 +369,7 @@ fn produce_and_consume_over_the_wire_match_the_data_dir() {
         "--value-format",
         "hex",
         "--timeout-ms",
-        "500",
+        "5000",
     ];
     let read_one = consume(wire, &one);
     let committed = consume(
